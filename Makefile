@@ -1,0 +1,51 @@
+# Chima build. `make run` starts the bot on the local shell; `make test` is what CI runs.
+GO        ?= go
+BIN       := bin
+PLUGINS   := deploy cistatus backup
+EXAMPLES  := hello
+PYTHON    ?= /usr/bin/python3
+PROTO     := sdk/proto/chima/plugin/v1/plugin.proto
+MODULE    := github.com/chimaops/chima
+CONFIG    ?= examples/config/chima.yaml
+
+.PHONY: all build plugins run test test-short bench proto lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/chima ./cmd/chima
+	@for p in $(wildcard $(addprefix plugins/,$(PLUGINS))); do \
+		echo "$(GO) build -o $(BIN)/plugins/$$(basename $$p) ./$$p"; \
+		$(GO) build -o $(BIN)/plugins/$$(basename $$p) ./$$p || exit 1; done
+	@for e in $(EXAMPLES); do \
+		echo "$(GO) build -o $(BIN)/plugins/$$e ./examples/$$e"; \
+		$(GO) build -o $(BIN)/plugins/$$e ./examples/$$e || exit 1; done
+
+run: build
+	$(BIN)/chima run --config $(CONFIG)
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 15m ./...
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./core/... | tee $(BIN)/bench.txt
+
+lint:
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+
+proto:
+	$(GO) build -o $(BIN)/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o $(BIN)/tools/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	protoc -I sdk/proto \
+		--plugin=protoc-gen-go=$(BIN)/tools/protoc-gen-go \
+		--plugin=protoc-gen-go-grpc=$(BIN)/tools/protoc-gen-go-grpc \
+		--go_out=. --go_opt=module=$(MODULE) \
+		--go-grpc_out=. --go-grpc_opt=module=$(MODULE) \
+		$(PROTO)
+	$(PYTHON) -m grpc_tools.protoc -I sdk/proto \
+		--python_out=examples/pyplugin --grpc_python_out=examples/pyplugin $(PROTO)
+
+clean:
+	rm -rf $(BIN)

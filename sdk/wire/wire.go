@@ -1,0 +1,89 @@
+// Package wire is the go-plugin glue shared by the Chima host and the Go SDK:
+// the handshake, the protocol version and the go-plugin Plugin type that
+// carries the chima.plugin.v1 gRPC services. Plugin authors do not use it
+// directly; sdk.Serve does.
+package wire
+
+import (
+	"context"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// ProtocolVersion is the major version of the plugin protocol, negotiated in
+// go-plugin's handshake. A plugin speaking another major is refused at start.
+const ProtocolVersion = 1
+
+// ProtocolMinor is the minor version of the protocol, exchanged in Describe
+// for logs. Minors only ever add things.
+const ProtocolMinor = 1
+
+// PluginName is the key of the Chima service in go-plugin's plugin set.
+const PluginName = "chima"
+
+// CapabilityMultiplex is the manifest capability that says the plugin serves
+// the Multiplex stream.
+const CapabilityMultiplex = "multiplex"
+
+// MaxMessageBytes bounds every gRPC message in both directions.
+const MaxMessageBytes = 16 << 20
+
+// Handshake is shared by host and plugins. The magic cookie is a usability
+// check, so that a plugin binary run by hand explains itself instead of
+// hanging; it is not a security measure.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "CHIMA_PLUGIN_MAGIC_COOKIE",
+	MagicCookieValue: "7f3c2a1e-chima-plugin-protocol",
+}
+
+// Conn is what the host gets after dispensing a plugin: the Plugin client and
+// the broker on which it serves the Host service back to the plugin.
+type Conn struct {
+	Plugin pluginv1.PluginClient
+	Broker *plugin.GRPCBroker
+}
+
+// GRPCPlugin implements plugin.GRPCPlugin for the chima.plugin.v1 services.
+// On the plugin side Server is set; on the host side it is nil.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	// Server builds the plugin's service once the broker is known.
+	Server func(broker *plugin.GRPCBroker) pluginv1.PluginServer
+}
+
+// GRPCServer registers the plugin's service (plugin side).
+func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginv1.RegisterPluginServer(s, p.Server(broker))
+	return nil
+}
+
+// GRPCClient returns a *Conn (host side).
+func (p *GRPCPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &Conn{Plugin: pluginv1.NewPluginClient(c), Broker: broker}, nil
+}
+
+// PluginSets returns the versioned plugin sets for go-plugin's
+// VersionedPlugins, on either side.
+func PluginSets(p *GRPCPlugin) map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{ProtocolVersion: {PluginName: p}}
+}
+
+// GRPCOptions are the server options both sides use: explicit message limits.
+func GRPCOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(MaxMessageBytes),
+		grpc.MaxSendMsgSize(MaxMessageBytes),
+	}
+}
+
+// DialOptions are the client options both sides use.
+func DialOptions() []grpc.DialOption {
+	return []grpc.DialOption{grpc.WithDefaultCallOptions(
+		grpc.MaxCallRecvMsgSize(MaxMessageBytes),
+		grpc.MaxCallSendMsgSize(MaxMessageBytes),
+	)}
+}

@@ -48,16 +48,16 @@ type Conn struct {
 }
 
 // GRPCPlugin implements plugin.GRPCPlugin for the chima.plugin.v1 services.
-// On the plugin side Server is set; on the host side it is nil.
+// On the plugin side Impl is set; on the host side it is nil.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	// Server builds the plugin's service once the broker is known.
-	Server func(broker *plugin.GRPCBroker) pluginv1.PluginServer
+	// Impl builds the plugin's service once the broker is known.
+	Impl func(broker *plugin.GRPCBroker) pluginv1.PluginServer
 }
 
 // GRPCServer registers the plugin's service (plugin side).
 func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginv1.RegisterPluginServer(s, p.Server(broker))
+	pluginv1.RegisterPluginServer(s, p.Impl(broker))
 	return nil
 }
 

@@ -1,0 +1,302 @@
+package sdk
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// MessageRef identifies a chat message: where to reply, what to edit.
+type MessageRef = pluginv1.MessageRef
+
+// Output is a chat-neutral message; each chat service renders it its own way.
+type Output = pluginv1.Output
+
+// Field is a short labelled value of an Output.
+type Field = pluginv1.Field
+
+// Button offers a command to click.
+type Button = pluginv1.Button
+
+// User is the person who sent a command.
+type User = pluginv1.User
+
+// Event is a verified webhook event handed to an EventHandler.
+type Event = pluginv1.WebhookEvent
+
+// Job is the durable job handed to a JobHandler.
+type Job = pluginv1.JobRequest
+
+// Context is what a handler gets: the request, and the ways to answer it and
+// to use the host's services. It is a context.Context that ends when the
+// request is cancelled or times out.
+type Context struct {
+	context.Context
+
+	// Command is the command that matched; nil for events and jobs.
+	Command *pluginv1.CommandRequest
+	// Event is the webhook event; nil for commands and jobs.
+	Event *Event
+	// Job is the job being run; nil for commands and events.
+	Job *Job
+
+	requestID string
+	reply     *MessageRef // where replies go
+	emit      func(*pluginv1.Event) error
+	host      *hostClient
+	settings  map[string]string
+	logger    *slog.Logger
+}
+
+// RequestID is the host's id of the request being handled.
+func (c *Context) RequestID() string { return c.requestID }
+
+// Arg returns the value of a command argument, or "" when absent.
+func (c *Context) Arg(name string) string {
+	if c.Command == nil {
+		return ""
+	}
+	return c.Command.Args[name]
+}
+
+// Int returns an Int argument; the host has already validated it.
+func (c *Context) Int(name string) int64 {
+	n, _ := strconv.ParseInt(c.Arg(name), 10, 64)
+	return n
+}
+
+// Bool returns a Bool argument; the host has already normalised it.
+func (c *Context) Bool(name string) bool { return c.Arg(name) == "true" }
+
+// Duration returns a Duration argument; the host has already validated it.
+func (c *Context) Duration(name string) time.Duration {
+	d, _ := time.ParseDuration(c.Arg(name))
+	return d
+}
+
+// User returns the person who sent the command (nil for events and jobs).
+func (c *Context) User() *User {
+	if c.Command == nil {
+		return nil
+	}
+	return c.Command.GetUser()
+}
+
+// Source is the message the request answers: the command's message, or the
+// job's notify target. Replies go there.
+func (c *Context) Source() *MessageRef { return c.reply }
+
+// Setting returns one of the plugin's settings from chima.yaml.
+func (c *Context) Setting(name string) string { return c.settings[name] }
+
+// Logger returns a structured logger whose records reach the host's log.
+func (c *Context) Logger() *slog.Logger { return c.logger }
+
+// Reply answers in the room the request came from.
+func (c *Context) Reply(format string, args ...any) error {
+	return c.ReplyOutput(&Output{Text: sprintf(format, args...)})
+}
+
+// ReplyOutput answers with a rich output in the room the request came from.
+func (c *Context) ReplyOutput(o *Output) error {
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: o}}})
+}
+
+// ReplyInThread answers in the thread of the request, starting one if needed.
+func (c *Context) ReplyInThread(o *Output) error {
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: o, InThread: true}}})
+}
+
+// Progress reports the state of long work. Calls with the same key update one
+// message where the chat service allows edits.
+func (c *Context) Progress(key string, o *Output) error {
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Progress{Progress: &pluginv1.Progress{Key: key, Output: o}}})
+}
+
+// Post sends a message to any room or thread and returns its reference.
+func (c *Context) Post(to *MessageRef, o *Output) (*MessageRef, error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.Post(c, &pluginv1.PostRequest{Target: to, Output: o, RequestId: c.requestID})
+	if err != nil {
+		return nil, fmt.Errorf("post to %s: %w", to.GetRoom(), err)
+	}
+	return resp.GetMessage(), nil
+}
+
+// Update replaces the content of a message posted earlier.
+func (c *Context) Update(ref *MessageRef, o *Output) error {
+	h, err := c.host.get(c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.Update(c, &pluginv1.UpdateRequest{Message: ref, Output: o}); err != nil {
+		return fmt.Errorf("update message %s: %w", ref.GetMessageId(), err)
+	}
+	return nil
+}
+
+// EnqueueOptions tune a durable job.
+type EnqueueOptions struct {
+	// QueueKey serialises jobs: those sharing a key run one at a time, in
+	// order (one deploy per app and environment, say).
+	QueueKey string
+	// Notify is where the job reports; by default the request's room/thread.
+	Notify *MessageRef
+	// Delay postpones the job.
+	Delay time.Duration
+}
+
+// Enqueue adds a durable job of one of this plugin's job kinds. It survives
+// restarts; the host runs it with the plugin's JobHandler for that kind.
+func (c *Context) Enqueue(kind string, payload []byte, o EnqueueOptions) (int64, error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return 0, err
+	}
+	notify := o.Notify
+	if notify == nil {
+		notify = c.Source()
+	}
+	resp, err := h.Enqueue(c, &pluginv1.EnqueueRequest{
+		Kind: kind, Payload: payload, QueueKey: o.QueueKey, Notify: notify,
+		OriginRequestId: c.origin(), DelaySeconds: int64(o.Delay / time.Second),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("enqueue %s job: %w", kind, err)
+	}
+	return resp.GetJobId(), nil
+}
+
+// origin is the request that jobs enqueued now should be traced back to.
+func (c *Context) origin() string {
+	if c.Job != nil && c.Job.OriginRequestId != "" {
+		return c.Job.OriginRequestId
+	}
+	return c.requestID
+}
+
+// LockOptions describe a lock to take.
+type LockOptions struct {
+	Owner  string
+	Reason string
+	// TTL makes the lock expire; zero holds it until released.
+	TTL time.Duration
+	// JobID ties the lock to a job: it is released when the job ends.
+	JobID int64
+}
+
+// LockInfo describes a held lock.
+type LockInfo = pluginv1.LockInfo
+
+// Lock takes a named lock. When someone else holds it, acquired is false and
+// holder says who, why and since when.
+func (c *Context) Lock(name string, o LockOptions) (acquired bool, holder *LockInfo, err error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return false, nil, err
+	}
+	resp, err := h.Lock(c, &pluginv1.LockRequest{
+		Name: name, Owner: o.Owner, Reason: o.Reason,
+		TtlSeconds: int64(o.TTL / time.Second), JobId: o.JobID,
+	})
+	if err != nil {
+		return false, nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	return resp.GetAcquired(), resp.GetHolder(), nil
+}
+
+// Unlock releases a named lock held by owner, or by anyone when force is set.
+func (c *Context) Unlock(name, owner string, force bool) (released bool, holder *LockInfo, err error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return false, nil, err
+	}
+	resp, err := h.Unlock(c, &pluginv1.UnlockRequest{Name: name, Owner: owner, Force: force})
+	if err != nil {
+		return false, nil, fmt.Errorf("unlock %s: %w", name, err)
+	}
+	return resp.GetReleased(), resp.GetHolder(), nil
+}
+
+// Locks lists the held locks whose names start with prefix.
+func (c *Context) Locks(prefix string) ([]*LockInfo, error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.Locks(c, &pluginv1.LocksRequest{Prefix: prefix})
+	if err != nil {
+		return nil, fmt.Errorf("list locks %s*: %w", prefix, err)
+	}
+	return resp.GetLocks(), nil
+}
+
+// KV is the plugin's own small key-value state, kept by the host.
+func (c *Context) KV() KV { return KV{c: c} }
+
+// KV reads and writes the plugin's key-value state.
+type KV struct{ c *Context }
+
+// Get returns the value of key and whether it exists.
+func (kv KV) Get(key string) ([]byte, bool, error) {
+	h, err := kv.c.host.get(kv.c)
+	if err != nil {
+		return nil, false, err
+	}
+	resp, err := h.KVGet(kv.c, &pluginv1.KVGetRequest{Key: key})
+	if err != nil {
+		return nil, false, fmt.Errorf("kv get %s: %w", key, err)
+	}
+	return resp.GetValue(), resp.GetFound(), nil
+}
+
+// Set stores value under key.
+func (kv KV) Set(key string, value []byte) error {
+	h, err := kv.c.host.get(kv.c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.KVSet(kv.c, &pluginv1.KVSetRequest{Key: key, Value: value}); err != nil {
+		return fmt.Errorf("kv set %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete removes key.
+func (kv KV) Delete(key string) error {
+	h, err := kv.c.host.get(kv.c)
+	if err != nil {
+		return err
+	}
+	if _, err := h.KVDelete(kv.c, &pluginv1.KVDeleteRequest{Key: key}); err != nil {
+		return fmt.Errorf("kv delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns the keys that start with prefix, sorted.
+func (kv KV) List(prefix string) ([]string, error) {
+	h, err := kv.c.host.get(kv.c)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.KVList(kv.c, &pluginv1.KVListRequest{Prefix: prefix})
+	if err != nil {
+		return nil, fmt.Errorf("kv list %s: %w", prefix, err)
+	}
+	return resp.GetKeys(), nil
+}
+
+func sprintf(format string, args ...any) string {
+	if len(args) == 0 {
+		return format
+	}
+	return fmt.Sprintf(format, args...)
+}

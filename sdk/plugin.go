@@ -1,0 +1,151 @@
+package sdk
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// Plugin declares everything a plugin offers. Serve publishes it to the host.
+type Plugin struct {
+	// Name is the plugin's name, for logs and help. The host may know the
+	// plugin under another name from its config; that one wins.
+	Name string
+	// Version is the plugin's own version.
+	Version string
+	// Description is one line for help.
+	Description string
+	// Commands are the chat commands the plugin answers.
+	Commands []Command
+	// Events are the webhook events the plugin handles.
+	Events []EventHandler
+	// Jobs are the durable job kinds the plugin runs.
+	Jobs []JobHandler
+	// Configure, when set, receives the plugin's settings from chima.yaml
+	// before the first call. An error stops the plugin from starting and is
+	// shown to the operator.
+	Configure func(settings map[string]string) error
+}
+
+// Command declares one chat command.
+type Command struct {
+	// Name is the keyword that starts the command: "hello", "deploy:lock".
+	Name string
+	// Aliases are other keywords for it.
+	Aliases []string
+	// Usage is shown when the command is used wrongly: "hello <name>".
+	Usage string
+	// Help says what the command does.
+	Help string
+	// Args are the typed arguments; the host validates them.
+	Args []Arg
+	// Permission is what a user needs to run the command; empty for anyone.
+	Permission string
+	// Pattern is an optional RE2 pattern for grammars positional arguments
+	// can't express; its named groups fill Args of the same name.
+	Pattern string
+	// Examples are shown in help.
+	Examples []string
+	// Run handles the command.
+	Run func(c *Context) error
+}
+
+// ArgType is the type of an argument, checked by the host.
+type ArgType int
+
+// Argument types.
+const (
+	String ArgType = iota
+	Int
+	Bool
+	Enum
+	Duration
+)
+
+// Arg declares one typed argument of a command.
+type Arg struct {
+	Name     string
+	Type     ArgType
+	Required bool
+	// Default is used when the argument is absent.
+	Default string
+	// Enum lists the allowed values of an Enum argument.
+	Enum []string
+	// Secret arguments are never logged, audited or echoed.
+	Secret bool
+	// Rest makes the last positional argument take the rest of the line.
+	Rest bool
+	Help string
+	// Pattern is an optional RE2 pattern the value must match in full.
+	Pattern string
+}
+
+// EventHandler handles one webhook event type such as "github:deployment".
+type EventHandler struct {
+	Type string
+	Run  func(c *Context) error
+}
+
+// JobHandler runs one kind of durable job. Returning nil ends the job as
+// succeeded; an error ends it as failed with the error as detail.
+type JobHandler struct {
+	Kind string
+	Run  func(c *Context) error
+}
+
+// UserError is a failure meant for the person in chat: bad input, a refused
+// action. It is shown as it is; other errors are shown as the plugin failing.
+type UserError struct {
+	Summary  string
+	Detail   string
+	Argument string
+}
+
+func (e *UserError) Error() string {
+	if e.Detail == "" {
+		return e.Summary
+	}
+	return e.Summary + ": " + e.Detail
+}
+
+// Errorf returns a *UserError whose summary is formatted.
+func Errorf(format string, args ...any) error {
+	return &UserError{Summary: fmt.Sprintf(format, args...)}
+}
+
+// ErrNoHost is returned by host calls when the plugin runs without a host
+// service (for example in explain-only mode).
+var ErrNoHost = errors.New("no host service available")
+
+// manifest converts the declaration to the protocol's manifest.
+func (p *Plugin) manifest() *pluginv1.Manifest {
+	m := &pluginv1.Manifest{
+		Name:          p.Name,
+		Version:       p.Version,
+		Description:   p.Description,
+		Capabilities:  []string{capabilityMultiplex},
+		ProtocolMinor: protocolMinor,
+	}
+	for _, c := range p.Commands {
+		spec := &pluginv1.CommandSpec{
+			Name: c.Name, Aliases: c.Aliases, Usage: c.Usage, Help: c.Help,
+			Permission: c.Permission, Pattern: c.Pattern, Examples: c.Examples,
+		}
+		for _, a := range c.Args {
+			spec.Args = append(spec.Args, &pluginv1.ArgSpec{
+				Name: a.Name, Type: pluginv1.ArgType(a.Type), Required: a.Required,
+				Default: a.Default, Enum: a.Enum, Secret: a.Secret, Rest: a.Rest,
+				Help: a.Help, Pattern: a.Pattern,
+			})
+		}
+		m.Commands = append(m.Commands, spec)
+	}
+	for _, e := range p.Events {
+		m.Events = append(m.Events, e.Type)
+	}
+	for _, j := range p.Jobs {
+		m.JobKinds = append(m.JobKinds, j.Kind)
+	}
+	return m
+}

@@ -1,0 +1,182 @@
+package sdktest
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// FakeHost is an in-memory Host service: it records posts and enqueued jobs
+// and keeps locks and key-value state in maps.
+type FakeHost struct {
+	pluginv1.UnimplementedHostServer
+
+	mu      sync.Mutex
+	posts   []*pluginv1.PostRequest
+	updates []*pluginv1.UpdateRequest
+	jobs    []*pluginv1.EnqueueRequest
+	locks   map[string]*pluginv1.LockInfo
+	kv      map[string][]byte
+	nextID  int64
+}
+
+// NewFakeHost returns an empty FakeHost.
+func NewFakeHost() *FakeHost {
+	return &FakeHost{locks: map[string]*pluginv1.LockInfo{}, kv: map[string][]byte{}}
+}
+
+// Posts returns the messages the plugin posted with Post.
+func (f *FakeHost) Posts() []*pluginv1.PostRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pluginv1.PostRequest(nil), f.posts...)
+}
+
+// Updates returns the message updates the plugin made.
+func (f *FakeHost) Updates() []*pluginv1.UpdateRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pluginv1.UpdateRequest(nil), f.updates...)
+}
+
+// Jobs returns the jobs enqueued and not yet taken.
+func (f *FakeHost) Jobs() []*pluginv1.EnqueueRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pluginv1.EnqueueRequest(nil), f.jobs...)
+}
+
+// TakeJobs returns the enqueued jobs and forgets them.
+func (f *FakeHost) TakeJobs() []*pluginv1.EnqueueRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.jobs
+	f.jobs = nil
+	return j
+}
+
+// KVValue returns a stored value, for assertions.
+func (f *FakeHost) KVValue(key string) ([]byte, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.kv[key]
+	return v, ok
+}
+
+func (f *FakeHost) id() int64 { f.nextID++; return f.nextID }
+
+// Post records the message and returns a reference to it.
+func (f *FakeHost) Post(_ context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.posts = append(f.posts, r)
+	ref := &pluginv1.MessageRef{
+		Adapter: r.GetTarget().GetAdapter(), Room: r.GetTarget().GetRoom(),
+		ThreadId: r.GetTarget().GetThreadId(), MessageId: "p" + itoa(int(f.id())),
+	}
+	return &pluginv1.PostResponse{Message: ref}, nil
+}
+
+// Update records the update.
+func (f *FakeHost) Update(_ context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.updates = append(f.updates, r)
+	return &pluginv1.UpdateResponse{}, nil
+}
+
+// Enqueue records the job.
+func (f *FakeHost) Enqueue(_ context.Context, r *pluginv1.EnqueueRequest) (*pluginv1.EnqueueResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.jobs = append(f.jobs, r)
+	return &pluginv1.EnqueueResponse{JobId: f.id()}, nil
+}
+
+// Lock takes a lock unless another owner holds an unexpired one.
+func (f *FakeHost) Lock(_ context.Context, r *pluginv1.LockRequest) (*pluginv1.LockResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	if l, ok := f.locks[r.GetName()]; ok && l.GetOwner() != r.GetOwner() &&
+		(l.GetExpiresUnix() == 0 || l.GetExpiresUnix() > now.Unix()) {
+		return &pluginv1.LockResponse{Acquired: false, Holder: l}, nil
+	}
+	l := &pluginv1.LockInfo{Name: r.GetName(), Owner: r.GetOwner(), Reason: r.GetReason(), AcquiredUnix: now.Unix(), JobId: r.GetJobId()}
+	if r.GetTtlSeconds() > 0 {
+		l.ExpiresUnix = now.Unix() + r.GetTtlSeconds()
+	}
+	f.locks[r.GetName()] = l
+	return &pluginv1.LockResponse{Acquired: true, Holder: l}, nil
+}
+
+// Unlock releases a lock held by the owner, or by anyone with force.
+func (f *FakeHost) Unlock(_ context.Context, r *pluginv1.UnlockRequest) (*pluginv1.UnlockResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, ok := f.locks[r.GetName()]
+	if !ok {
+		return &pluginv1.UnlockResponse{}, nil
+	}
+	if l.GetOwner() != r.GetOwner() && !r.GetForce() {
+		return &pluginv1.UnlockResponse{Released: false, Holder: l}, nil
+	}
+	delete(f.locks, r.GetName())
+	return &pluginv1.UnlockResponse{Released: true, Holder: l}, nil
+}
+
+// Locks lists locks by prefix.
+func (f *FakeHost) Locks(_ context.Context, r *pluginv1.LocksRequest) (*pluginv1.LocksResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*pluginv1.LockInfo
+	for name, l := range f.locks {
+		if strings.HasPrefix(name, r.GetPrefix()) {
+			out = append(out, l)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].GetName() < out[j].GetName() })
+	return &pluginv1.LocksResponse{Locks: out}, nil
+}
+
+// KVGet reads a key.
+func (f *FakeHost) KVGet(_ context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v, ok := f.kv[r.GetKey()]
+	return &pluginv1.KVGetResponse{Value: v, Found: ok}, nil
+}
+
+// KVSet writes a key.
+func (f *FakeHost) KVSet(_ context.Context, r *pluginv1.KVSetRequest) (*pluginv1.KVSetResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.kv[r.GetKey()] = append([]byte(nil), r.GetValue()...)
+	return &pluginv1.KVSetResponse{}, nil
+}
+
+// KVDelete removes a key.
+func (f *FakeHost) KVDelete(_ context.Context, r *pluginv1.KVDeleteRequest) (*pluginv1.KVDeleteResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.kv, r.GetKey())
+	return &pluginv1.KVDeleteResponse{}, nil
+}
+
+// KVList lists keys by prefix, sorted.
+func (f *FakeHost) KVList(_ context.Context, r *pluginv1.KVListRequest) (*pluginv1.KVListResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var keys []string
+	for k := range f.kv {
+		if strings.HasPrefix(k, r.GetPrefix()) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return &pluginv1.KVListResponse{Keys: keys}, nil
+}

@@ -1,0 +1,218 @@
+// Package sdktest runs a Chima plugin in-process through the real gRPC glue
+// (go-plugin's test connection, the generated protocol code and the SDK's
+// server), with an in-memory Host service, so a plugin author can test a
+// plugin without a bot:
+//
+//	func TestHello(t *testing.T) {
+//		h := sdktest.New(t, plugin())
+//		res := h.Command("hello", sdktest.Args{"name": "world"})
+//		if res.Text() != "Hello, world!" { t.Fatal(res.Text()) }
+//	}
+//
+// Arguments are passed already parsed, the way the host hands them over;
+// parsing chat text is the host's job and is tested there.
+package sdktest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
+)
+
+// Args are a command's parsed arguments by name.
+type Args map[string]string
+
+// Harness is one plugin running in-process.
+type Harness struct {
+	t        testing.TB
+	conn     *wire.Conn
+	Host     *FakeHost
+	Manifest *pluginv1.Manifest
+	// User is the sender of commands; change it to test permissions logic.
+	User *pluginv1.User
+	// Room is where commands come from.
+	Room  string
+	seq   int
+	close func()
+}
+
+// New starts p behind go-plugin's in-process gRPC connection, serves a
+// FakeHost back to it through the broker, and calls Describe with settings.
+// Everything is closed when the test ends.
+func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
+	t.Helper()
+	client, srv := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{
+		wire.PluginName: &wire.GRPCPlugin{Impl: func(b *plugin.GRPCBroker) pluginv1.PluginServer {
+			return sdk.NewServer(p, b, nil)
+		}},
+	})
+	raw, err := client.Dispense(wire.PluginName)
+	if err != nil {
+		t.Fatalf("dispense plugin: %v", err)
+	}
+	conn := raw.(*wire.Conn)
+	host := NewFakeHost()
+	id := conn.Broker.NextId()
+	go conn.Broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(opts...)
+		pluginv1.RegisterHostServer(s, host)
+		return s
+	})
+	h := &Harness{
+		t: t, conn: conn, Host: host,
+		User: &pluginv1.User{Id: "tester", Name: "Tester"}, Room: "test",
+		close: func() { client.Close(); srv.Stop() },
+	}
+	t.Cleanup(h.close)
+	var s map[string]string
+	if len(settings) > 0 {
+		s = settings[0]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	m, err := conn.Plugin.Describe(ctx, &pluginv1.DescribeRequest{HostServiceId: id, Settings: s, ProtocolMinor: wire.ProtocolMinor})
+	if err != nil {
+		t.Fatalf("describe plugin: %v", err)
+	}
+	h.Manifest = m
+	return h
+}
+
+// Result is everything a call said, in order.
+type Result struct {
+	Events []*pluginv1.Event
+	// Replies are the outputs of Reply events.
+	Replies []*pluginv1.Output
+	// Progress are the outputs of Progress events.
+	Progress []*pluginv1.Progress
+	// Errors are the user-facing errors.
+	Errors []*pluginv1.UserError
+	// Done is the final event.
+	Done *pluginv1.Done
+}
+
+// Text joins the text of every reply with newlines.
+func (r Result) Text() string {
+	parts := make([]string, 0, len(r.Replies))
+	for _, o := range r.Replies {
+		parts = append(parts, o.GetText())
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Command runs command with args as the harness's User in its Room.
+func (h *Harness) Command(command string, args Args) Result {
+	h.t.Helper()
+	h.seq++
+	req := &pluginv1.CommandRequest{
+		RequestId: h.requestID(),
+		Command:   command,
+		Args:      args,
+		User:      h.User,
+		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
+	}
+	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
+	return h.collect(stream, err)
+}
+
+// Event delivers a webhook event of type typ.
+func (h *Harness) Event(typ string, payload []byte) Result {
+	h.t.Helper()
+	h.seq++
+	stream, err := h.conn.Plugin.HandleEvent(h.ctx(), &pluginv1.WebhookEvent{
+		RequestId: h.requestID(), Type: typ, DeliveryId: h.requestID(), Payload: payload,
+	})
+	return h.collect(stream, err)
+}
+
+// Job runs a job of kind with payload, notifying the harness's Room.
+func (h *Harness) Job(kind string, payload []byte) Result {
+	h.t.Helper()
+	h.seq++
+	stream, err := h.conn.Plugin.RunJob(h.ctx(), &pluginv1.JobRequest{
+		RequestId: h.requestID(), JobId: int64(h.seq), Kind: kind, Payload: payload, Attempt: 1,
+		Notify: &pluginv1.MessageRef{Adapter: "test", Room: h.Room},
+	})
+	return h.collect(stream, err)
+}
+
+// RunEnqueued runs every job the plugin has enqueued so far, oldest first,
+// and returns their results.
+func (h *Harness) RunEnqueued() []Result {
+	h.t.Helper()
+	var out []Result
+	for _, j := range h.Host.TakeJobs() {
+		out = append(out, h.Job(j.GetKind(), j.GetPayload()))
+	}
+	return out
+}
+
+func (h *Harness) requestID() string { return "req-" + itoa(h.seq) }
+
+func (h *Harness) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	h.t.Cleanup(cancel)
+	return ctx
+}
+
+type eventStream interface {
+	Recv() (*pluginv1.Event, error)
+}
+
+func (h *Harness) collect(stream eventStream, err error) Result {
+	h.t.Helper()
+	var r Result
+	if err != nil {
+		h.t.Fatalf("call plugin: %v", err)
+		return r
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			h.t.Fatalf("receive from plugin: %v", err)
+			return r
+		}
+		r.Events = append(r.Events, ev)
+		switch k := ev.GetKind().(type) {
+		case *pluginv1.Event_Reply:
+			r.Replies = append(r.Replies, k.Reply.GetOutput())
+		case *pluginv1.Event_Progress:
+			r.Progress = append(r.Progress, k.Progress)
+		case *pluginv1.Event_Error:
+			r.Errors = append(r.Errors, k.Error)
+		case *pluginv1.Event_Done:
+			r.Done = k.Done
+		}
+	}
+	if r.Done == nil {
+		h.t.Fatalf("plugin ended the call without Done; events: %v", r.Events)
+	}
+	return r
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

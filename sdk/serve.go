@@ -1,0 +1,66 @@
+package sdk
+
+import (
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
+)
+
+// Serve runs the plugin until the host stops it. It must be the last call
+// of main, and nothing may be printed to stdout before it: stdout carries
+// go-plugin's handshake.
+func Serve(p *Plugin) {
+	logger := NewLogger(os.Stderr)
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: wire.Handshake,
+		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{
+			Impl: func(b *plugin.GRPCBroker) pluginv1.PluginServer { return NewServer(p, b, logger) },
+		}),
+		GRPCServer: grpcServer,
+		// go-plugin's own messages go to stderr in the same JSON shape.
+		Logger: hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Info}),
+	})
+}
+
+// NewLogger returns a slog logger that writes JSON records in the shape
+// go-plugin forwards into the host's log (@level, @message, @timestamp).
+func NewLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) > 0 {
+				return a
+			}
+			switch a.Key {
+			case slog.TimeKey:
+				a.Key = "@timestamp"
+			case slog.LevelKey:
+				a.Key = "@level"
+				if l, ok := a.Value.Any().(slog.Level); ok {
+					a.Value = slog.StringValue(levelName(l))
+				}
+			case slog.MessageKey:
+				a.Key = "@message"
+			}
+			return a
+		},
+	}))
+}
+
+func levelName(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "error"
+	case l >= slog.LevelWarn:
+		return "warn"
+	case l >= slog.LevelInfo:
+		return "info"
+	default:
+		return "debug"
+	}
+}

@@ -1,0 +1,260 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
+)
+
+const (
+	capabilityMultiplex = wire.CapabilityMultiplex
+	protocolMinor       = wire.ProtocolMinor
+)
+
+// server implements the Plugin gRPC service on top of a *Plugin.
+type server struct {
+	pluginv1.UnimplementedPluginServer
+
+	p        *Plugin
+	commands map[string]*Command
+	events   map[string]*EventHandler
+	jobs     map[string]*JobHandler
+	host     *hostClient
+	logger   *slog.Logger
+
+	mu       sync.RWMutex
+	settings map[string]string
+}
+
+// NewServer returns the gRPC Plugin service for p. Serve uses it; so does
+// sdktest, to run a plugin in-process through the real gRPC glue. broker may
+// be nil when no host service is available.
+func NewServer(p *Plugin, broker *plugin.GRPCBroker, logger *slog.Logger) pluginv1.PluginServer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{
+		p:        p,
+		commands: map[string]*Command{},
+		events:   map[string]*EventHandler{},
+		jobs:     map[string]*JobHandler{},
+		host:     &hostClient{broker: broker},
+		logger:   logger,
+	}
+	for i := range p.Commands {
+		s.commands[p.Commands[i].Name] = &p.Commands[i]
+	}
+	for i := range p.Events {
+		s.events[p.Events[i].Type] = &p.Events[i]
+	}
+	for i := range p.Jobs {
+		s.jobs[p.Jobs[i].Kind] = &p.Jobs[i]
+	}
+	return s
+}
+
+// Describe configures the plugin and returns its manifest.
+func (s *server) Describe(_ context.Context, req *pluginv1.DescribeRequest) (*pluginv1.Manifest, error) {
+	s.host.setID(req.GetHostServiceId())
+	s.mu.Lock()
+	s.settings = req.GetSettings()
+	s.mu.Unlock()
+	if s.p.Configure != nil {
+		if err := s.p.Configure(req.GetSettings()); err != nil {
+			return nil, fmt.Errorf("configure %s: %w", s.p.Name, err)
+		}
+	}
+	return s.p.manifest(), nil
+}
+
+// Handle runs one command, streaming its events.
+func (s *server) Handle(req *pluginv1.CommandRequest, stream pluginv1.Plugin_HandleServer) error {
+	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Command{Command: req}}, stream.Send)
+}
+
+// HandleEvent runs one webhook event handler, streaming its events.
+func (s *server) HandleEvent(req *pluginv1.WebhookEvent, stream pluginv1.Plugin_HandleEventServer) error {
+	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: req}}, stream.Send)
+}
+
+// RunJob runs one job, streaming its events.
+func (s *server) RunJob(req *pluginv1.JobRequest, stream pluginv1.Plugin_RunJobServer) error {
+	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Job{Job: req}}, stream.Send)
+}
+
+// Multiplex serves many calls over one stream. Each call runs in its own
+// goroutine; sends are serialised because a gRPC stream allows one sender.
+func (s *server) Multiplex(stream pluginv1.Plugin_MultiplexServer) error {
+	ctx := stream.Context()
+	var (
+		sendMu  sync.Mutex
+		mu      sync.Mutex
+		cancels = map[uint64]context.CancelFunc{}
+		wg      sync.WaitGroup
+	)
+	defer func() {
+		mu.Lock()
+		for _, cancel := range cancels {
+			cancel()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	for {
+		call, err := stream.Recv()
+		if err != nil {
+			// The host closed the stream or went away: stop every call.
+			return nil
+		}
+		id := call.GetId()
+		if _, ok := call.GetKind().(*pluginv1.Call_Cancel); ok {
+			mu.Lock()
+			if cancel := cancels[id]; cancel != nil {
+				cancel()
+			}
+			mu.Unlock()
+			continue
+		}
+		callCtx, cancel := context.WithCancel(ctx)
+		mu.Lock()
+		cancels[id] = cancel
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				mu.Lock()
+				delete(cancels, id)
+				mu.Unlock()
+				cancel()
+			}()
+			emit := func(ev *pluginv1.Event) error {
+				sendMu.Lock()
+				defer sendMu.Unlock()
+				return stream.Send(&pluginv1.CallEvent{Id: id, Event: ev})
+			}
+			if err := s.run(callCtx, call, emit); err != nil {
+				s.logger.Error("call failed", "id", id, "error", err)
+			}
+		}()
+	}
+}
+
+// run dispatches one call to its handler and always ends it with Done.
+func (s *server) run(ctx context.Context, call *pluginv1.Call, emit func(*pluginv1.Event) error) error {
+	c := &Context{Context: ctx, emit: emit, host: s.host, logger: s.logger}
+	s.mu.RLock()
+	c.settings = s.settings
+	s.mu.RUnlock()
+
+	var handler func(*Context) error
+	switch k := call.GetKind().(type) {
+	case *pluginv1.Call_Command:
+		c.Command, c.requestID, c.reply = k.Command, k.Command.GetRequestId(), k.Command.GetMessage()
+		if cmd := s.commands[k.Command.GetCommand()]; cmd != nil {
+			handler = cmd.Run
+		}
+	case *pluginv1.Call_Event:
+		c.Event, c.requestID = k.Event, k.Event.GetRequestId()
+		if h := s.events[k.Event.GetType()]; h != nil {
+			handler = h.Run
+		}
+	case *pluginv1.Call_Job:
+		c.Job, c.requestID, c.reply = k.Job, k.Job.GetRequestId(), k.Job.GetNotify()
+		if h := s.jobs[k.Job.GetKind()]; h != nil {
+			handler = h.Run
+		}
+	}
+	if handler == nil {
+		err := fmt.Errorf("%s has no handler for this call", s.p.Name)
+		return emitDone(emit, "error", err.Error())
+	}
+	if err := safeRun(handler, c); err != nil {
+		var ue *UserError
+		if errors.As(err, &ue) {
+			if e := emit(&pluginv1.Event{Kind: &pluginv1.Event_Error{Error: &pluginv1.UserError{
+				Summary: ue.Summary, Detail: ue.Detail, Argument: ue.Argument,
+			}}}); e != nil {
+				return e
+			}
+			return emitDone(emit, "failure", ue.Error())
+		}
+		outcome := "failure"
+		if c.Job == nil {
+			outcome = "error" // a command that fails with a Go error: the plugin broke
+		}
+		if ctx.Err() != nil {
+			outcome = "cancelled"
+		}
+		return emitDone(emit, outcome, err.Error())
+	}
+	outcome := ""
+	if c.Job != nil {
+		outcome = "success"
+	}
+	return emitDone(emit, outcome, "")
+}
+
+// safeRun turns a handler panic into an error, so one bad call does not take
+// every other call of the plugin down with it.
+func safeRun(h func(*Context) error, c *Context) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger.Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return h(c)
+}
+
+func emitDone(emit func(*pluginv1.Event) error, outcome, detail string) error {
+	return emit(&pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: outcome, Detail: detail}}})
+}
+
+// hostClient dials the host's service through the broker on first use.
+type hostClient struct {
+	broker *plugin.GRPCBroker
+
+	mu     sync.Mutex
+	id     uint32
+	client pluginv1.HostClient
+}
+
+func (h *hostClient) setID(id uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if id != h.id {
+		h.id, h.client = id, nil
+	}
+}
+
+func (h *hostClient) get(context.Context) (pluginv1.HostClient, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.client != nil {
+		return h.client, nil
+	}
+	if h.id == 0 || h.broker == nil {
+		return nil, ErrNoHost
+	}
+	conn, err := h.broker.DialWithOptions(h.id, wire.DialOptions()...)
+	if err != nil {
+		return nil, fmt.Errorf("dial host service: %w", err)
+	}
+	h.client = pluginv1.NewHostClient(conn)
+	return h.client, nil
+}
+
+// grpcServer builds the plugin's gRPC server with the protocol's limits.
+func grpcServer(opts []grpc.ServerOption) *grpc.Server {
+	return grpc.NewServer(append(opts, wire.GRPCOptions()...)...)
+}

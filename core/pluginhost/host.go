@@ -1,0 +1,640 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
+)
+
+// Errors a Call can end with. They are wrapped with the plugin's name.
+var (
+	// ErrCrashed means the plugin process died while handling the call. The
+	// call is not retried; the plugin is being restarted.
+	ErrCrashed = errors.New("plugin crashed")
+	// ErrUnavailable means the plugin is not running (failed, or still
+	// restarting when the call gave up waiting).
+	ErrUnavailable = errors.New("plugin unavailable")
+	// ErrUnknownPlugin means no plugin of that name is configured.
+	ErrUnknownPlugin = errors.New("unknown plugin")
+)
+
+// State is where a plugin is in its life.
+type State string
+
+// Plugin states.
+const (
+	StateStarting   State = "starting"
+	StateRunning    State = "running"
+	StateRestarting State = "restarting"
+	StateFailed     State = "failed"
+	StateStopped    State = "stopped"
+)
+
+// Spec says how to start one plugin. The CLI builds it from chima.yaml.
+type Spec struct {
+	Name string
+	Path string
+	Args []string
+	// Env is the plugin's whole environment: it inherits nothing else.
+	Env []string
+	// Secrets are values to redact from the plugin's logs.
+	Secrets []string
+	// SHA256 pins the binary (hex); empty skips the check.
+	SHA256   string
+	AutoMTLS bool
+	Settings map[string]string
+	// MaxRestarts crashes within RestartWindow mark the plugin failed.
+	MaxRestarts   int
+	RestartWindow time.Duration
+}
+
+// Options configure a Host.
+type Options struct {
+	Logger *slog.Logger
+	// HostService returns the Host gRPC service a plugin gets through the
+	// broker; nil serves none (explain-only mode).
+	HostService func(plugin string) pluginv1.HostServer
+	// OnChange is called when a plugin's state or manifest changes, so the
+	// router can follow. It must not block.
+	OnChange func(plugin string, m *pluginv1.Manifest, s State)
+	// OnRestart is called after each restart (metrics).
+	OnRestart func(plugin string)
+	// Version is the host's version, sent in Describe.
+	Version string
+	// StartTimeout bounds one start (handshake and Describe). Default 10s.
+	StartTimeout time.Duration
+	// ReadyWait bounds how long a call waits for a restarting plugin.
+	// Default 5s.
+	ReadyWait time.Duration
+}
+
+// Status describes one plugin for `chima plugins` and /plugins.
+type Status struct {
+	Name            string        `json:"name"`
+	Version         string        `json:"version"`
+	ProtocolVersion int           `json:"protocol_version"`
+	ProtocolMinor   uint32        `json:"protocol_minor"`
+	State           State         `json:"state"`
+	Commands        []string      `json:"commands"`
+	Restarts        int           `json:"restarts"`
+	LastError       string        `json:"last_error,omitempty"`
+	PID             int           `json:"pid,omitempty"`
+	StartTime       time.Duration `json:"start_time_ns"`
+	Multiplexed     bool          `json:"multiplexed"`
+}
+
+// Host runs and supervises plugin processes.
+type Host struct {
+	opts    Options
+	log     *slog.Logger
+	mu      sync.RWMutex
+	plugins map[string]*managed
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// New returns a Host with no plugins.
+func New(o Options) *Host {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = 10 * time.Second
+	}
+	if o.ReadyWait == 0 {
+		o.ReadyWait = 5 * time.Second
+	}
+	return &Host{opts: o, log: o.Logger, plugins: map[string]*managed{}}
+}
+
+// Start starts every plugin concurrently and returns one error per plugin
+// that could not start (not executable, failed handshake, other protocol
+// version, checksum mismatch, Describe error). Those plugins are marked
+// failed; the others run.
+func (h *Host) Start(ctx context.Context, specs []Spec) []error {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for _, spec := range specs {
+		m := &managed{host: h, spec: spec, state: StateStarting, ready: make(chan struct{})}
+		h.mu.Lock()
+		h.plugins[spec.Name] = m
+		h.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.start(ctx); err != nil {
+				m.setFailed(err)
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("plugin %s: %w", spec.Name, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errs
+}
+
+// Call runs one call (a command, webhook event or job) on plugin and feeds
+// each event it streams to fn, in order, until Done. fn runs on the caller's
+// goroutine.
+func (h *Host) Call(ctx context.Context, plugin string, call *pluginv1.Call, fn func(*pluginv1.Event)) error {
+	h.mu.RLock()
+	m := h.plugins[plugin]
+	h.mu.RUnlock()
+	if m == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownPlugin, plugin)
+	}
+	inst, err := m.waitReady(ctx)
+	if err != nil {
+		return err
+	}
+	if err := inst.call(ctx, call, fn); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("plugin %s: %w", plugin, ctx.Err())
+		}
+		// A transport error: did the process die under us?
+		if inst.waitExit(2 * time.Second) {
+			m.crashed(inst)
+			return fmt.Errorf("plugin %s: %w", plugin, ErrCrashed)
+		}
+		return fmt.Errorf("plugin %s: %w", plugin, err)
+	}
+	return nil
+}
+
+// Manifest returns the manifest of a running plugin, or nil.
+func (h *Host) Manifest(plugin string) *pluginv1.Manifest {
+	h.mu.RLock()
+	m := h.plugins[plugin]
+	h.mu.RUnlock()
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inst == nil {
+		return nil
+	}
+	return m.inst.manifest
+}
+
+// State returns a plugin's state, or "" for an unknown plugin.
+func (h *Host) State(plugin string) State {
+	h.mu.RLock()
+	m := h.plugins[plugin]
+	h.mu.RUnlock()
+	if m == nil {
+		return ""
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.state
+}
+
+// Status describes every plugin, sorted by name.
+func (h *Host) Status() []Status {
+	h.mu.RLock()
+	ms := make([]*managed, 0, len(h.plugins))
+	for _, m := range h.plugins {
+		ms = append(ms, m)
+	}
+	h.mu.RUnlock()
+	out := make([]Status, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.status())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Plugins returns the names of the plugins that declare a job kind or a
+// webhook event type, for routing jobs and events.
+func (h *Host) Plugins() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	names := make([]string, 0, len(h.plugins))
+	for n := range h.plugins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Stop kills every plugin process and waits for the supervisors. Calls in
+// flight fail.
+func (h *Host) Stop() {
+	if !h.closed.CompareAndSwap(false, true) {
+		return
+	}
+	h.mu.RLock()
+	ms := make([]*managed, 0, len(h.plugins))
+	for _, m := range h.plugins {
+		ms = append(ms, m)
+	}
+	h.mu.RUnlock()
+	var wg sync.WaitGroup
+	for _, m := range ms {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.stop() }()
+	}
+	wg.Wait()
+	h.wg.Wait()
+}
+
+// managed is one configured plugin across its restarts.
+type managed struct {
+	host *Host
+	spec Spec
+
+	mu       sync.Mutex
+	state    State
+	inst     *instance
+	ready    chan struct{} // closed when state leaves starting/restarting
+	crashes  []time.Time
+	restarts int
+	lastErr  string
+}
+
+func (m *managed) status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := Status{Name: m.spec.Name, State: m.state, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion}
+	if m.inst != nil {
+		s.Version = m.inst.manifest.GetVersion()
+		s.ProtocolMinor = m.inst.manifest.GetProtocolMinor()
+		s.PID = m.inst.pid
+		s.StartTime = m.inst.startTime
+		s.Multiplexed = m.inst.mux != nil
+		for _, c := range m.inst.manifest.GetCommands() {
+			s.Commands = append(s.Commands, c.GetName())
+		}
+	}
+	return s
+}
+
+// waitReady returns the running instance, waiting a bounded time for a
+// plugin that is starting or restarting.
+func (m *managed) waitReady(ctx context.Context) (*instance, error) {
+	m.mu.Lock()
+	state, inst, ready := m.state, m.inst, m.ready
+	m.mu.Unlock()
+	if state == StateRunning && inst != nil {
+		return inst, nil
+	}
+	if state == StateFailed || state == StateStopped {
+		return nil, fmt.Errorf("plugin %s is %s: %w", m.spec.Name, state, ErrUnavailable)
+	}
+	t := time.NewTimer(m.host.opts.ReadyWait)
+	defer t.Stop()
+	select {
+	case <-ready:
+		return m.waitReady(ctx)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("plugin %s is %s: %w", m.spec.Name, state, ctx.Err())
+	case <-t.C:
+		return nil, fmt.Errorf("plugin %s is still %s: %w", m.spec.Name, state, ErrUnavailable)
+	}
+}
+
+func (m *managed) setState(s State, inst *instance, err error) {
+	m.mu.Lock()
+	prev := m.state
+	m.state, m.inst = s, inst
+	if err != nil {
+		m.lastErr = err.Error()
+	}
+	if (prev == StateStarting || prev == StateRestarting) && s != StateStarting && s != StateRestarting {
+		close(m.ready)
+	}
+	if (s == StateStarting || s == StateRestarting) && prev != StateStarting && prev != StateRestarting {
+		m.ready = make(chan struct{})
+	}
+	m.mu.Unlock()
+	if m.host.opts.OnChange != nil {
+		var man *pluginv1.Manifest
+		if inst != nil {
+			man = inst.manifest
+		}
+		m.host.opts.OnChange(m.spec.Name, man, s)
+	}
+}
+
+func (m *managed) setFailed(err error) {
+	m.host.log.Error("plugin failed", "plugin", m.spec.Name, "error", err)
+	m.setState(StateFailed, nil, err)
+}
+
+// start launches one instance and, on success, makes it the running one.
+func (m *managed) start(ctx context.Context) error {
+	inst, err := launch(ctx, m.host, m.spec)
+	if err != nil {
+		return err
+	}
+	if m.host.closed.Load() {
+		inst.kill()
+		return errors.New("host stopped")
+	}
+	m.setState(StateRunning, inst, nil)
+	m.host.log.Info("plugin started", "plugin", m.spec.Name, "version", inst.manifest.GetVersion(),
+		"pid", inst.pid, "multiplex", inst.mux != nil, "start_time", inst.startTime)
+	m.host.wg.Add(1)
+	go m.watch(inst)
+	return nil
+}
+
+// watch notices an idle plugin dying (a busy one is noticed by its calls).
+func (m *managed) watch(inst *instance) {
+	defer m.host.wg.Done()
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-inst.stopped:
+			return
+		case <-inst.kick:
+		case <-t.C:
+		}
+		if inst.client.Exited() {
+			m.crashed(inst)
+			return
+		}
+	}
+}
+
+// crashed handles the death of inst, once: restart with backoff, or mark the
+// plugin failed after too many crashes in the window.
+func (m *managed) crashed(inst *instance) {
+	if !inst.dead.CompareAndSwap(false, true) {
+		return
+	}
+	inst.kill()
+	if m.host.closed.Load() {
+		return
+	}
+	now := time.Now()
+	m.mu.Lock()
+	if m.inst != inst {
+		m.mu.Unlock()
+		return
+	}
+	window := m.spec.RestartWindow
+	if window <= 0 {
+		window = time.Minute
+	}
+	kept := m.crashes[:0]
+	for _, c := range m.crashes {
+		if now.Sub(c) < window {
+			kept = append(kept, c)
+		}
+	}
+	m.crashes = append(kept, now)
+	n := len(m.crashes)
+	m.mu.Unlock()
+
+	max := m.spec.MaxRestarts
+	if max <= 0 {
+		max = 5
+	}
+	if n > max {
+		m.setFailed(fmt.Errorf("crashed %d times within %s; not restarting", n, window))
+		return
+	}
+	m.host.log.Warn("plugin crashed; restarting", "plugin", m.spec.Name, "crashes_in_window", n)
+	m.setState(StateRestarting, nil, errors.New("crashed"))
+	m.host.wg.Add(1)
+	go m.restart(n)
+}
+
+func (m *managed) restart(attempt int) {
+	defer m.host.wg.Done()
+	// 50ms, 100ms, 200ms, … up to 30s: the first restart is quick so the
+	// next command works within a second.
+	backoff := min(50*time.Millisecond<<(attempt-1), 30*time.Second)
+	for {
+		time.Sleep(backoff)
+		if m.host.closed.Load() {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
+		err := m.start(ctx)
+		cancel()
+		if err == nil {
+			m.mu.Lock()
+			m.restarts++
+			m.mu.Unlock()
+			if m.host.opts.OnRestart != nil {
+				m.host.opts.OnRestart(m.spec.Name)
+			}
+			return
+		}
+		m.host.log.Error("plugin restart failed", "plugin", m.spec.Name, "error", err)
+		m.mu.Lock()
+		m.lastErr = err.Error()
+		m.crashes = append(m.crashes, time.Now())
+		n := len(m.crashes)
+		m.mu.Unlock()
+		if n > max(m.spec.MaxRestarts, 1)*2 {
+			m.setFailed(fmt.Errorf("restart failed: %w", err))
+			return
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+func (m *managed) stop() {
+	m.mu.Lock()
+	inst := m.inst
+	m.mu.Unlock()
+	if inst != nil {
+		inst.dead.Store(true)
+		inst.kill()
+	}
+	m.setState(StateStopped, nil, nil)
+}
+
+// instance is one running plugin process.
+type instance struct {
+	client    *plugin.Client
+	conn      *wire.Conn
+	manifest  *pluginv1.Manifest
+	mux       *muxClient
+	pid       int
+	startTime time.Duration
+	kick      chan struct{}
+	stopped   chan struct{}
+	stopOnce  sync.Once
+	dead      atomic.Bool
+}
+
+func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
+	begin := time.Now()
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = slices.Clone(spec.Env)
+	detach(cmd)
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         spec.AutoMTLS,
+		SkipHostEnv:      true,
+		Logger:           hclogFor(h.log, spec.Name, spec.Secrets),
+		GRPCDialOptions:  wire.DialOptions(),
+		StartTimeout:     h.opts.StartTimeout,
+		Stderr:           io.Discard,
+		SyncStdout:       io.Discard,
+		SyncStderr:       io.Discard,
+	}
+	if spec.SHA256 != "" {
+		sum, err := hex.DecodeString(spec.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("sha256 pin: %w", err)
+		}
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cfg)
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+	}
+	raw, err := rpc.Dispense(wire.PluginName)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("dispense: %w", err)
+	}
+	conn := raw.(*wire.Conn)
+	inst := &instance{client: client, conn: conn, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
+	if rc := client.ReattachConfig(); rc != nil {
+		inst.pid = rc.Pid
+	}
+
+	var hostID uint32
+	if h.opts.HostService != nil {
+		hostID = conn.Broker.NextId()
+		svc := h.opts.HostService(spec.Name)
+		go conn.Broker.AcceptAndServe(hostID, func(opts []grpc.ServerOption) *grpc.Server {
+			s := grpc.NewServer(append(opts, wire.GRPCOptions()...)...)
+			pluginv1.RegisterHostServer(s, svc)
+			return s
+		})
+	}
+	dctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
+	defer cancel()
+	man, err := conn.Plugin.Describe(dctx, &pluginv1.DescribeRequest{
+		HostServiceId: hostID, Settings: spec.Settings,
+		HostVersion: h.opts.Version, ProtocolMinor: wire.ProtocolMinor,
+	})
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("describe: %w", err)
+	}
+	inst.manifest = man
+	if slices.Contains(man.GetCapabilities(), wire.CapabilityMultiplex) {
+		mux, err := newMux(context.Background(), conn.Plugin)
+		if err != nil {
+			client.Kill()
+			return nil, err
+		}
+		inst.mux = mux
+	}
+	inst.startTime = time.Since(begin)
+	return inst, nil
+}
+
+// call runs one call over the multiplexed stream, or over a unary-started
+// server stream for plugins without the multiplex capability.
+func (i *instance) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv1.Event)) error {
+	if i.mux != nil {
+		err := i.mux.call(ctx, c, fn)
+		if err != nil {
+			i.poke()
+		}
+		return err
+	}
+	var (
+		stream interface {
+			Recv() (*pluginv1.Event, error)
+		}
+		err error
+	)
+	switch k := c.GetKind().(type) {
+	case *pluginv1.Call_Command:
+		stream, err = i.conn.Plugin.Handle(ctx, k.Command)
+	case *pluginv1.Call_Event:
+		stream, err = i.conn.Plugin.HandleEvent(ctx, k.Event)
+	case *pluginv1.Call_Job:
+		stream, err = i.conn.Plugin.RunJob(ctx, k.Job)
+	default:
+		return fmt.Errorf("unsupported call %T", k)
+	}
+	if err != nil {
+		i.poke()
+		return err
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			i.poke()
+			return err
+		}
+		fn(ev)
+		if _, end := ev.GetKind().(*pluginv1.Event_Done); end {
+			return nil
+		}
+	}
+}
+
+func (i *instance) poke() {
+	select {
+	case i.kick <- struct{}{}:
+	default:
+	}
+}
+
+// waitExit reports whether the process has exited, waiting up to d: a broken
+// stream is noticed a little before the process is reaped.
+func (i *instance) waitExit(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if i.client.Exited() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (i *instance) kill() {
+	i.stopOnce.Do(func() {
+		close(i.stopped)
+		if i.mux != nil {
+			i.mux.cancel()
+		}
+		i.client.Kill()
+	})
+}

@@ -317,6 +317,14 @@ func (m *managed) waitReady(ctx context.Context) (*instance, error) {
 
 func (m *managed) setState(s State, inst *instance, err error) {
 	m.mu.Lock()
+	notify := m.setStateLocked(s, inst, err)
+	m.mu.Unlock()
+	notify()
+}
+
+// setStateLocked changes state with m.mu held and returns the OnChange
+// notification to run once the lock is released.
+func (m *managed) setStateLocked(s State, inst *instance, err error) func() {
 	prev := m.state
 	m.state, m.inst = s, inst
 	if err != nil {
@@ -328,13 +336,14 @@ func (m *managed) setState(s State, inst *instance, err error) {
 	if (s == StateStarting || s == StateRestarting) && prev != StateStarting && prev != StateRestarting {
 		m.ready = make(chan struct{})
 	}
-	m.mu.Unlock()
-	if m.host.opts.OnChange != nil {
-		var man *pluginv1.Manifest
-		if inst != nil {
-			man = inst.manifest
+	return func() {
+		if m.host.opts.OnChange != nil {
+			var man *pluginv1.Manifest
+			if inst != nil {
+				man = inst.manifest
+			}
+			m.host.opts.OnChange(m.spec.Name, man, s)
 		}
-		m.host.opts.OnChange(m.spec.Name, man, s)
 	}
 }
 
@@ -381,21 +390,21 @@ func (m *managed) watch(inst *instance) {
 }
 
 // crashed handles the death of inst, once: restart with backoff, or mark the
-// plugin failed after too many crashes in the window.
+// plugin failed after too many crashes in the window. The state leaves
+// running in the same critical section that retires inst, so no call can
+// pick up the dead instance afterwards.
 func (m *managed) crashed(inst *instance) {
-	if !inst.dead.CompareAndSwap(false, true) {
-		return
-	}
-	inst.kill()
 	if m.host.closed.Load() {
+		inst.kill()
 		return
 	}
 	now := time.Now()
 	m.mu.Lock()
-	if m.inst != inst {
+	if m.inst != inst || inst.dead.Load() {
 		m.mu.Unlock()
 		return
 	}
+	inst.dead.Store(true)
 	window := m.spec.RestartWindow
 	if window <= 0 {
 		window = time.Minute
@@ -408,20 +417,27 @@ func (m *managed) crashed(inst *instance) {
 	}
 	m.crashes = append(kept, now)
 	n := len(m.crashes)
+	limit := m.spec.MaxRestarts
+	if limit <= 0 {
+		limit = 5
+	}
+	var notify func()
+	failed := n > limit
+	if failed {
+		err := fmt.Errorf("crashed %d times within %s; not restarting", n, window)
+		m.host.log.Error("plugin failed", "plugin", m.spec.Name, "error", err)
+		notify = m.setStateLocked(StateFailed, nil, err)
+	} else {
+		m.host.log.Warn("plugin crashed; restarting", "plugin", m.spec.Name, "crashes_in_window", n)
+		notify = m.setStateLocked(StateRestarting, nil, errors.New("crashed"))
+	}
 	m.mu.Unlock()
-
-	max := m.spec.MaxRestarts
-	if max <= 0 {
-		max = 5
+	notify()
+	inst.kill()
+	if !failed {
+		m.host.wg.Add(1)
+		go m.restart(n)
 	}
-	if n > max {
-		m.setFailed(fmt.Errorf("crashed %d times within %s; not restarting", n, window))
-		return
-	}
-	m.host.log.Warn("plugin crashed; restarting", "plugin", m.spec.Name, "crashes_in_window", n)
-	m.setState(StateRestarting, nil, errors.New("crashed"))
-	m.host.wg.Add(1)
-	go m.restart(n)
 }
 
 func (m *managed) restart(attempt int) {

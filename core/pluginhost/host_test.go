@@ -221,7 +221,9 @@ func TestCancelledCallStopsHandlerAndPluginKeepsServing(t *testing.T) {
 	h, _ := newHost(t, spec("crashy"))
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- h.Call(ctx, "crashy", command("sleep", map[string]string{"d": "1h"}), func(*pluginv1.Event) {}) }()
+	go func() {
+		errc <- h.Call(ctx, "crashy", command("sleep", map[string]string{"d": "1h"}), func(*pluginv1.Event) {})
+	}()
 	time.Sleep(50 * time.Millisecond)
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {

@@ -59,7 +59,8 @@ type Spec struct {
 	SHA256   string
 	AutoMTLS bool
 	Settings map[string]string
-	// MaxRestarts crashes within RestartWindow mark the plugin failed.
+	// MaxRestarts crashes within RestartWindow mark the plugin failed; 0
+	// means 5, a negative number means the plugin is never restarted.
 	MaxRestarts   int
 	RestartWindow time.Duration
 }
@@ -418,8 +419,11 @@ func (m *managed) crashed(inst *instance) {
 	m.crashes = append(kept, now)
 	n := len(m.crashes)
 	limit := m.spec.MaxRestarts
-	if limit <= 0 {
+	switch {
+	case limit == 0:
 		limit = 5
+	case limit < 0:
+		limit = 0 // never restart
 	}
 	var notify func()
 	failed := n > limit

@@ -1,0 +1,188 @@
+package shell_test
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/chat/chattest"
+)
+
+// TestMain fails the run when a goroutine of the adapter or of readline
+// outlives the tests: every Run must have returned and cleaned up.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaks := leakedGoroutines(); leaks != "" {
+			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n\n%s\n", leaks)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to chattest.Guard for the adapter's and
+// readline's goroutines to end and returns the stacks of those that did not.
+func leakedGoroutines() string {
+	deadline := time.Now().Add(chattest.Guard)
+	for {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var leaks []string
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			if strings.Contains(g, "chimaops/chima/adapters/shell.") || strings.Contains(g, "github.com/chzyer/readline") {
+				leaks = append(leaks, g)
+			}
+		}
+		if len(leaks) == 0 || time.Now().After(deadline) {
+			return strings.Join(leaks, "\n\n")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Run("plain input", func(t *testing.T) {
+		chattest.RunConformance(t, pipeHarness(false))
+	})
+	t.Run("interactive input", func(t *testing.T) {
+		chattest.RunConformance(t, pipeHarness(true))
+	})
+}
+
+// pipeHarness runs the adapter against a pipePeer: a person at a console.
+func pipeHarness(interactive bool) chattest.Harness {
+	return chattest.Harness{New: func(t *testing.T) (chat.Adapter, chattest.Peer) {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		a := shell.New(shell.Options{In: inR, Out: outW, Interactive: interactive})
+		p := &pipePeer{
+			in:    inW,
+			bot:   a.Self().Name,
+			room:  "general",
+			user:  "you",
+			posts: make(chan chattest.PeerMessage, 1024),
+			edits: make(chan chattest.PeerMessage, 1024),
+			done:  make(chan struct{}),
+		}
+		go p.read(outR)
+		t.Cleanup(func() {
+			inW.Close()
+			outR.Close()
+			<-p.done
+		})
+		return a, p
+	}}
+}
+
+// pipePeer is a person typing into the console's input pipe and reading its
+// output pipe. Each write of the adapter to its output arrives as one read of
+// the pipe (io.Pipe copies a write straight into reads, one write at a time),
+// so one read holds one post, one notice or one piece of readline's redrawing.
+type pipePeer struct {
+	in  *io.PipeWriter
+	bot string
+
+	// The console's state as the peer set it; only Say touches it.
+	room, user, thread string
+
+	posts, edits chan chattest.PeerMessage
+	done         chan struct{}
+}
+
+// Say types the console commands that put the console in room, as user, in
+// thread, then the text.
+func (p *pipePeer) Say(t *testing.T, room, user, thread, text string) {
+	t.Helper()
+	var b strings.Builder
+	if room != p.room {
+		fmt.Fprintf(&b, "/room %s\n", room)
+		p.room, p.thread = room, ""
+	}
+	if user != p.user {
+		fmt.Fprintf(&b, "/user %s\n", user)
+		p.user = user
+	}
+	if thread != p.thread {
+		fmt.Fprintf(&b, "/thread %s\n", thread)
+		p.thread = thread
+	}
+	if strings.HasPrefix(text, "/") {
+		text = "/" + text
+	}
+	b.WriteString(text + "\n")
+	if _, err := io.WriteString(p.in, b.String()); err != nil {
+		t.Fatalf("typing %q: %v", b.String(), err)
+	}
+}
+
+func (p *pipePeer) Said(t *testing.T) chattest.PeerMessage {
+	t.Helper()
+	return wait(t, p.posts, "post")
+}
+
+func (p *pipePeer) Edited(t *testing.T) chattest.PeerMessage {
+	t.Helper()
+	return wait(t, p.edits, "edit")
+}
+
+func wait(t *testing.T, c chan chattest.PeerMessage, what string) chattest.PeerMessage {
+	t.Helper()
+	select {
+	case m := <-c:
+		return m
+	case <-time.After(chattest.Guard):
+		t.Fatalf("no %s of the bot on the console within %s", what, chattest.Guard)
+		return chattest.PeerMessage{}
+	}
+}
+
+var (
+	ansiSeq = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]|[\r\x08]`)
+	header  = regexp.MustCompile(`^\[([^\]]+?)(?: ↳ ([^\]]+))?\] (\S+)(?: \(edit (\S+)\))?:(?: (.*))?$`)
+)
+
+// read parses the console's output until it is closed.
+func (p *pipePeer) read(out io.Reader) {
+	defer close(p.done)
+	buf := make([]byte, 1<<20)
+	n := 0 // bot posts seen: the console numbers them b1, b2, …
+	for {
+		k, err := out.Read(buf)
+		if m, edit, ok := parsePost(string(buf[:k]), p.bot); ok {
+			if edit {
+				p.edits <- m
+			} else {
+				n++
+				m.ID = fmt.Sprintf("b%d", n)
+				p.posts <- m
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// parsePost parses one write of the console as a bot post or edit.
+func parsePost(s, bot string) (m chattest.PeerMessage, edit bool, ok bool) {
+	s = ansiSeq.ReplaceAllString(s, "")
+	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+	h := header.FindStringSubmatch(lines[0])
+	if h == nil || h[3] != bot {
+		return m, false, false
+	}
+	text := []string{h[5]}
+	for _, l := range lines[1:] {
+		text = append(text, strings.TrimSpace(l))
+	}
+	m = chattest.PeerMessage{Room: h[1], Thread: h[2], ID: h[4], Text: strings.TrimSpace(strings.Join(text, "\n"))}
+	return m, h[4] != "", true
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/chimaops/chima/core/bot"
+	"github.com/chimaops/chima/core/config"
+	"github.com/chimaops/chima/core/pluginhost"
+	"github.com/chimaops/chima/core/policy"
+	"github.com/chimaops/chima/core/router"
+	"github.com/chimaops/chima/core/store"
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// app is the bot's parts wired from one config file.
+type app struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	store   *store.Store
+	host    *pluginhost.Host
+	router  *router.Router
+	policy  *policy.Policy
+	bot     *bot.Bot
+	metrics *bot.Metrics
+	// startErrs are the plugins that could not start; the bot runs without.
+	startErrs []error
+}
+
+type appOptions struct {
+	// withBot opens the store and builds the bot; without it only the
+	// plugins, router and policy are built (explain, plugins).
+	withBot  bool
+	logLevel string
+	logOut   io.Writer
+}
+
+func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// loadConfig loads and validates chima.yaml, reporting every problem.
+func loadConfig(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	if o.logOut == nil {
+		o.logOut = os.Stderr
+	}
+	log, err := newLogger(o.logLevel, o.logOut)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics()}
+	a.router = router.New(router.Options{Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes})
+	a.policy = policy.New(cfg.Roles, cfg.Policies)
+
+	if o.withBot {
+		if cfg.Store.Driver != "" && cfg.Store.Driver != "sqlite" {
+			return nil, fmt.Errorf("store driver %q is not available in this build; use sqlite", cfg.Store.Driver)
+		}
+		a.store, err = store.Open(ctx, "sqlite", cfg.Store.Path)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	}
+
+	var hostService func(string) pluginv1.HostServer
+	if o.withBot {
+		// The bot is built after the host it calls; the host only asks for
+		// the service once a plugin starts, by which time b is set.
+		var b *bot.Bot
+		hostService = func(name string) pluginv1.HostServer { return b.HostService(name) }
+		a.host = pluginhost.New(a.hostOptions(hostService))
+		b = bot.New(bot.Options{
+			Router: a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
+			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
+			CommandTimeout: cfg.Bot.CommandTimeout, MaxConcurrency: cfg.Bot.MaxConcurrency,
+		})
+		a.bot = b
+	} else {
+		a.host = pluginhost.New(a.hostOptions(nil))
+	}
+
+	specs, err := pluginSpecs(cfg)
+	if err != nil {
+		a.close()
+		return nil, err
+	}
+	a.startErrs = a.host.Start(ctx, specs)
+	for _, err := range a.startErrs {
+		log.Error("plugin did not start", "error", err)
+	}
+	return a, nil
+}
+
+func (a *app) hostOptions(hostService func(string) pluginv1.HostServer) pluginhost.Options {
+	return pluginhost.Options{
+		Logger:      a.log.With("component", "plugins"),
+		HostService: hostService,
+		Version:     version,
+		OnChange: func(name string, m *pluginv1.Manifest, s pluginhost.State) {
+			if s == pluginhost.StateRunning && m != nil {
+				if err := a.router.SetPlugin(name, m); err != nil {
+					a.log.Error("plugin commands refused", "plugin", name, "error", err)
+				}
+			}
+		},
+		OnRestart: func(name string) { a.metrics.PluginRestarts.WithLabelValues(name).Inc() },
+	}
+}
+
+// pluginSpecs turns the config's plugins into start specs with their clean
+// environments. A missing secret stops start-up: nothing runs half-configured.
+func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
+	var specs []pluginhost.Spec
+	var problems []string
+	for _, p := range cfg.Plugins {
+		if p.Disabled {
+			continue
+		}
+		env, secrets, err := p.Environ(os.LookupEnv)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("plugin %s: %v", p.Name, err))
+			continue
+		}
+		maxRestarts := p.MaxRestarts
+		if maxRestarts == 0 {
+			maxRestarts = -1 // 0 in config means never restart
+		}
+		specs = append(specs, pluginhost.Spec{
+			Name: p.Name, Path: p.Path, Args: p.Args, Env: env, Secrets: secrets,
+			SHA256: p.SHA256, AutoMTLS: p.UseAutoMTLS(), Settings: p.Settings,
+			MaxRestarts: maxRestarts, RestartWindow: p.RestartWindow,
+		})
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "\n"))
+	}
+	return specs, nil
+}
+
+// close stops the plugins and closes the store.
+func (a *app) close() {
+	if a.host != nil {
+		a.host.Stop()
+	}
+	if a.store != nil {
+		if err := a.store.Close(); err != nil {
+			a.log.Error("close store", "error", err)
+		}
+	}
+}

@@ -1,0 +1,57 @@
+// Command chima is the Chima ChatOps bot and its operator tools: run the bot,
+// send it one message from a script, explain how a message is understood,
+// list plugins and validate configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// exitError carries a process exit code out of a command.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		var ee exitError
+		if errors.As(err, &ee) {
+			os.Exit(ee.code)
+		}
+		fmt.Fprintln(os.Stderr, "chima:", err)
+		os.Exit(1)
+	}
+}
+
+type globalFlags struct {
+	config   string
+	logLevel string
+}
+
+func newRootCmd() *cobra.Command {
+	g := &globalFlags{}
+	root := &cobra.Command{
+		Use:           "chima",
+		Short:         "Chima is a ChatOps bot: deploys, CI status and backups from chat",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVarP(&g.config, "config", "c", "chima.yaml", "path to chima.yaml")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: warn for the console, info otherwise)")
+	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g))
+	return root
+}

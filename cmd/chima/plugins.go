@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chimaops/chima/core/config"
+	"github.com/chimaops/chima/core/pluginhost"
+)
+
+func newPluginsCmd(g *globalFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "plugins",
+		Short: "List the plugins: version, protocol, commands and state",
+		Long: `List each configured plugin with its version, protocol version, commands and
+state (running, restarting, failed). When a bot with this config is running and
+serves HTTP, its live view is shown; otherwise the plugins are started to ask them.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g.config)
+			if err != nil {
+				return err
+			}
+			status, source := liveStatus(cmd.Context(), cfg)
+			if status == nil {
+				level := g.logLevel
+				if level == "" {
+					level = "error"
+				}
+				a, err := newApp(cmd.Context(), g.config, appOptions{logLevel: level})
+				if err != nil {
+					return err
+				}
+				defer a.close()
+				status, source = a.host.Status(), "started for this listing"
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(status)
+			}
+			printPlugins(os.Stdout, status, source)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+// liveStatus asks a running bot for its plugins, if one answers.
+func liveStatus(ctx context.Context, cfg *config.Config) ([]pluginhost.Status, string) {
+	if cfg.HTTP.Addr == "" {
+		return nil, ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	url := strings.TrimSuffix(cfg.HTTP.BaseURL, "/") + "/plugins"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, ""
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, ""
+	}
+	var st []pluginhost.Status
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return nil, ""
+	}
+	return st, "live, from the bot at " + cfg.HTTP.BaseURL
+}
+
+func printPlugins(w io.Writer, status []pluginhost.Status, source string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tSTATE\tCOMMANDS")
+	for _, s := range status {
+		version := s.Version
+		if version == "" {
+			version = "-"
+		}
+		state := string(s.State)
+		if s.Restarts > 0 {
+			state += fmt.Sprintf(" (%d restarts)", s.Restarts)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d.%d\t%s\t%s\n", s.Name, version, s.ProtocolVersion, s.ProtocolMinor, state, strings.Join(s.Commands, ", "))
+	}
+	tw.Flush()
+	for _, s := range status {
+		if s.LastError != "" && s.State != pluginhost.StateRunning {
+			fmt.Fprintf(w, "%s: %s\n", s.Name, s.LastError)
+		}
+	}
+	fmt.Fprintf(w, "(%s)\n", source)
+}

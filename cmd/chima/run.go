@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/chzyer/readline"
+	"github.com/spf13/cobra"
+
+	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/httpapi"
+)
+
+func newRunCmd(g *globalFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the bot with the adapters and plugins in the config",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBot(cmd.Context(), g)
+		},
+	}
+}
+
+func runBot(ctx context.Context, g *globalFlags) error {
+	cfg, err := loadConfig(g.config)
+	if err != nil {
+		return err
+	}
+	console := cfg.Adapters.Shell != nil && cfg.Adapters.Shell.Enabled
+	interactive := console && readline.IsTerminal(int(os.Stdin.Fd()))
+	level := g.logLevel
+	if level == "" {
+		level = "info"
+		if console {
+			level = "warn" // keep the console readable; plugin failures still show
+		}
+	}
+	a, err := newApp(ctx, g.config, appOptions{withBot: true, logLevel: level})
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	for _, err := range a.startErrs {
+		fmt.Fprintln(os.Stderr, "chima: warning:", err)
+	}
+
+	if console {
+		sh := cfg.Adapters.Shell
+		a.bot.AddAdapter(shell.New(shell.Options{
+			Room: sh.Room, User: sh.User, BotName: cfg.Bot.Name, Interactive: interactive,
+		}))
+		if interactive {
+			fmt.Printf("Chima %s on the local console, as %s in #%s. Type `%s help`, or /help for console commands; Ctrl-D quits.\n",
+				version, sh.User, sh.Room, cfg.Bot.Name)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var httpErr error
+	if cfg.HTTP.Addr != "" {
+		srv := httpapi.New(httpapi.Options{
+			Addr: cfg.HTTP.Addr, Registry: a.metrics.Registry, Logger: a.log,
+			Plugins: func() any { return a.host.Status() },
+		})
+		if err := srv.Listen(); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx); err != nil {
+				httpErr = err
+				cancel()
+			}
+		}()
+	}
+	err = a.bot.Run(ctx)
+	cancel()
+	wg.Wait()
+	if err == nil {
+		err = httpErr
+	}
+	return err
+}

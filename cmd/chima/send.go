@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/chat"
+)
+
+func newSendCmd(g *globalFlags) *cobra.Command {
+	var room, user string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   `send [--room R] [--user U] "chima hello world"`,
+		Short: "Send the bot one message as if typed on the console, and print every reply",
+		Long: `Send one message to the bot without a terminal, print the replies it causes
+(including those of background jobs the command started, such as a deploy's
+progress and final status) and exit. The exit status is 0 when the command
+succeeded, 1 when it failed or was refused, 2 on a usage error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return send(cmd.Context(), g, room, user, timeout, args[0])
+		},
+	}
+	cmd.Flags().StringVar(&room, "room", "", "room to send from (default: the shell adapter's room)")
+	cmd.Flags().StringVar(&user, "user", "", "user id to send as (default: the shell adapter's user)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the command and the jobs it started")
+	return cmd
+}
+
+func send(ctx context.Context, g *globalFlags, room, user string, timeout time.Duration, text string) error {
+	level := g.logLevel
+	if level == "" {
+		level = "error"
+	}
+	a, err := newApp(ctx, g.config, appOptions{withBot: true, logLevel: level})
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	for _, err := range a.startErrs {
+		fmt.Fprintln(os.Stderr, "chima: warning:", err)
+	}
+	if sh := a.cfg.Adapters.Shell; sh != nil {
+		room = firstNonEmpty(room, sh.Room)
+		user = firstNonEmpty(user, sh.User)
+	}
+	room, user = firstNonEmpty(room, "general"), firstNonEmpty(user, "you")
+	a.bot.AddAdapter(shell.New(shell.Options{In: strings.NewReader(""), Out: os.Stdout, Room: room, User: user, BotName: a.cfg.Bot.Name}))
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	stopJobs := a.bot.StartJobs(ctx)
+	defer stopJobs()
+
+	msg := chat.Message{
+		Ref:  chat.MessageRef{Adapter: shell.Name, Room: room, MessageID: "m1"},
+		User: chat.User{ID: user, Name: user},
+		Text: text,
+		Time: time.Now(),
+	}
+	res, ok := a.bot.Process(ctx, msg)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "chima: %q is not addressed to the bot; start it with %q\n", text, a.cfg.Bot.Name+" ")
+		return exitError{2}
+	}
+	if err := a.bot.WaitJobs(ctx, res.RequestID); err != nil {
+		return fmt.Errorf("waiting for jobs of %s: %w", res.RequestID, err)
+	}
+	if res.Outcome != "ok" {
+		return exitError{1}
+	}
+	return nil
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

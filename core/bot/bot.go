@@ -1,0 +1,396 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/jobs"
+	"github.com/chimaops/chima/core/pluginhost"
+	"github.com/chimaops/chima/core/policy"
+	"github.com/chimaops/chima/core/router"
+	"github.com/chimaops/chima/core/store"
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// Plugins is what the bot needs of the plugin host.
+type Plugins interface {
+	Call(ctx context.Context, plugin string, call *pluginv1.Call, fn func(*pluginv1.Event)) error
+	State(plugin string) pluginhost.State
+	Manifest(plugin string) *pluginv1.Manifest
+	Plugins() []string
+}
+
+// Options configure a Bot.
+type Options struct {
+	Router   *router.Router
+	Policy   *policy.Policy
+	Plugins  Plugins
+	Store    *store.Store
+	Adapters []chat.Adapter
+	Logger   *slog.Logger
+	Metrics  *Metrics
+	// CommandTimeout bounds one command; default 30s.
+	CommandTimeout time.Duration
+	// MaxConcurrency bounds commands in flight; default 64.
+	MaxConcurrency int
+	// Workers is the number of durable jobs run at once; default 4.
+	Workers int
+	// Name is the bot's name, used in messages.
+	Name string
+}
+
+// Bot is the engine. Create it with New, start it with Run.
+type Bot struct {
+	o        Options
+	log      *slog.Logger
+	adapters map[string]chat.Adapter
+	caps     map[string]chat.Capabilities
+	sem      chan struct{}
+	audit    *auditWriter
+	jobs     *jobs.Runner
+	inflight sync.WaitGroup
+
+	reqPrefix string
+	reqSeq    atomic.Uint64
+
+	// jobWaiters are woken whenever a job ends (chima send waits on them).
+	jobMu      sync.Mutex
+	jobWaiters []chan struct{}
+
+	running atomic.Bool
+}
+
+// New builds a Bot; nothing runs until Run.
+func New(o Options) *Bot {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = 30 * time.Second
+	}
+	if o.MaxConcurrency <= 0 {
+		o.MaxConcurrency = 64
+	}
+	if o.Name == "" {
+		o.Name = "chima"
+	}
+	b := &Bot{
+		o:         o,
+		log:       o.Logger,
+		adapters:  map[string]chat.Adapter{},
+		caps:      map[string]chat.Capabilities{},
+		sem:       make(chan struct{}, o.MaxConcurrency),
+		reqPrefix: strconv.FormatInt(time.Now().UnixNano()%(1<<40), 36) + "-",
+	}
+	for _, a := range o.Adapters {
+		b.AddAdapter(a)
+	}
+	b.audit = newAuditWriter(o.Store, o.Logger)
+	b.jobs = jobs.New(jobs.Options{
+		Store:    o.Store,
+		Executor: b,
+		Plugins:  b.jobPlugins,
+		Workers:  o.Workers,
+		Logger:   o.Logger.With("component", "jobs"),
+		OnFinish: b.jobFinished,
+	})
+	return b
+}
+
+// AddAdapter registers an adapter to send through. Adapters passed in
+// Options are registered already; Run runs every registered adapter.
+func (b *Bot) AddAdapter(a chat.Adapter) {
+	b.adapters[a.Name()] = a
+	b.caps[a.Name()] = chat.CapabilitiesOf(a)
+}
+
+// Jobs returns the job runner (to cancel jobs).
+func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
+
+// StartJobs recovers jobs interrupted by a previous process and starts the
+// job workers. The returned function stops them (jobs still running end as
+// interrupted) and flushes the audit log. Run calls it; `chima send` uses it
+// without adapters.
+func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
+	b.RecoverInterruptedJobs(ctx)
+	jobsDone := make(chan struct{})
+	jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { b.jobs.Run(jctx); close(jobsDone) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.inflight.Wait()
+			cancel()
+			<-jobsDone
+			b.audit.close()
+		})
+	}
+}
+
+// Run starts the job workers and every adapter, and blocks until ctx ends or
+// every adapter has stopped (the console reached end of input). Then it
+// stops taking messages, lets commands in flight finish (each is bounded by
+// its timeout), stops the jobs and flushes the audit log.
+func (b *Bot) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("bot already running")
+	}
+	stopJobs := b.StartJobs(ctx)
+	defer stopJobs()
+
+	errc := make(chan error, len(b.adapters))
+	var wg sync.WaitGroup
+	for _, a := range b.adapters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Run(ctx, b); err != nil && ctx.Err() == nil {
+				b.log.Error("adapter stopped", "adapter", a.Name(), "error", err)
+				errc <- fmt.Errorf("adapter %s: %w", a.Name(), err)
+			}
+		}()
+	}
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	case <-allDone:
+	}
+	<-allDone
+	return err
+}
+
+// RecoverInterruptedJobs marks jobs that were running when the process died
+// as interrupted, releases their locks and tells their rooms. Run calls it;
+// it is exported for tools that open the store without running the bot.
+func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
+	if b.o.Store == nil {
+		return
+	}
+	interrupted, err := b.o.Store.InterruptRunningJobs(ctx)
+	if err != nil {
+		b.log.Error("recover interrupted jobs", "error", err)
+		return
+	}
+	for _, j := range interrupted {
+		b.log.Warn("job interrupted by restart", "job", j.ID, "plugin", j.Plugin, "kind", j.Kind)
+		b.notifyJobEnd(ctx, j, store.JobInterrupted, "interrupted by restart")
+	}
+}
+
+// HandleMessage implements chat.Handler. Messages not addressed to the bot
+// are ignored. It blocks while MaxConcurrency commands are in flight, which
+// slows the adapter's reading instead of queueing without bound.
+func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
+	text, ok := b.o.Router.Addressed(m)
+	if !ok {
+		return
+	}
+	select {
+	case b.sem <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	b.inflight.Add(1)
+	go func() {
+		defer func() { <-b.sem; b.inflight.Done() }()
+		b.process(context.WithoutCancel(ctx), m, text, b.newRequestID())
+	}()
+}
+
+// Result says how one processed message ended.
+type Result struct {
+	// RequestID identifies the command; WaitJobs takes it.
+	RequestID string
+	// Outcome is the audit outcome: ok, rejected, denied, refused, error,
+	// crashed, unavailable, timeout.
+	Outcome string
+}
+
+// Process handles one message synchronously. handled is false when the
+// message is not addressed to the bot. Used by `chima send` and tests.
+func (b *Bot) Process(ctx context.Context, m chat.Message) (res Result, handled bool) {
+	text, ok := b.o.Router.Addressed(m)
+	if !ok {
+		return Result{}, false
+	}
+	b.inflight.Add(1)
+	defer b.inflight.Done()
+	id := b.newRequestID()
+	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id)}, true
+}
+
+func (b *Bot) newRequestID() string {
+	return b.reqPrefix + strconv.FormatUint(b.reqSeq.Add(1), 10)
+}
+
+// process routes, authorises, runs and audits one command, and returns its
+// outcome.
+func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string) string {
+	start := time.Now()
+	b.o.Metrics.InFlight.Inc()
+	defer b.o.Metrics.InFlight.Dec()
+	out := b.newReplier(m)
+	entry := store.AuditEntry{
+		Time: start, RequestID: requestID, Adapter: m.Ref.Adapter, Room: m.Ref.Room,
+		UserID: m.User.ID, UserName: m.User.Name, Text: text,
+	}
+	res := b.o.Router.Parse(text)
+	switch res.Kind {
+	case router.Matched:
+		entry.Plugin, entry.Command = res.Plugin, res.Command.GetName()
+		entry.Text = redactArgs(text, res)
+		entry.Outcome, entry.Detail = b.run(ctx, m, text, res, requestID, out)
+	case router.Help:
+		entry.Command, entry.Outcome = "help", "ok"
+		out.send(ctx, b.o.Router.Help(res.Topic, b.stateNote), false)
+	default:
+		entry.Outcome, entry.Detail = "rejected", res.Kind.String()+": "+res.Problem
+		out.send(ctx, res.Reply(), false)
+	}
+	entry.Duration = time.Since(start)
+	plugin := entry.Plugin
+	if plugin == "" {
+		plugin = "core"
+	}
+	b.o.Metrics.Commands.WithLabelValues(plugin, entry.Outcome).Inc()
+	b.o.Metrics.Dispatch.WithLabelValues(plugin).Observe(entry.Duration.Seconds())
+	b.audit.record(entry)
+	return entry.Outcome
+}
+
+// stateNote feeds help: plugins that are not running are flagged.
+func (b *Bot) stateNote(plugin string) string {
+	return string(b.o.Plugins.State(plugin))
+}
+
+// run checks policy and calls the plugin; it returns the audit outcome.
+func (b *Bot) run(ctx context.Context, m chat.Message, text string, res router.Result, requestID string, out *replier) (string, string) {
+	cmd := res.Command
+	shown := redactArgs(text, res)
+	dec := b.o.Policy.Check(policy.Request{
+		Adapter: m.Ref.Adapter, Room: m.Ref.Room, UserID: m.User.ID,
+		Plugin: res.Plugin, Command: cmd.GetName(), Permission: cmd.GetPermission(), Direct: m.Direct,
+	})
+	if !dec.Allowed {
+		out.send(ctx, chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"}, false)
+		return "denied", dec.Reason
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
+	defer cancel()
+	call := &pluginv1.Call{Kind: &pluginv1.Call_Command{Command: &pluginv1.CommandRequest{
+		RequestId: requestID,
+		Command:   cmd.GetName(),
+		Args:      res.Args,
+		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles},
+		Message:   refToProto(m.Ref),
+		Text:      text,
+		Direct:    m.Direct,
+	}}}
+	var done *pluginv1.Done
+	userErr := false
+	err := b.o.Plugins.Call(ctx, res.Plugin, call, func(ev *pluginv1.Event) {
+		switch k := ev.GetKind().(type) {
+		case *pluginv1.Event_Done:
+			done = k.Done
+		case *pluginv1.Event_Error:
+			userErr = true
+		}
+		out.event(ctx, ev)
+	})
+	switch {
+	case err == nil && done.GetOutcome() == "error":
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling `%s`: %s", res.Plugin, shown, done.GetDetail()), Status: "danger"}, false)
+		return "error", done.GetDetail()
+	case err == nil && userErr:
+		return "refused", done.GetDetail()
+	case err == nil:
+		return "ok", ""
+	case errors.Is(err, pluginhost.ErrCrashed):
+		msg := fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`; it was restarted. Your command was not retried.", res.Plugin, shown)
+		if b.o.Plugins.State(res.Plugin) == pluginhost.StateFailed {
+			msg = fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`, and has crashed too often to restart. Ask an operator to look at its logs.", res.Plugin, shown)
+		}
+		out.send(ctx, chat.Output{Text: msg, Status: "danger"}, false)
+		return "crashed", err.Error()
+	case errors.Is(err, pluginhost.ErrUnavailable):
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin is not available right now (%s). Try again later, or ask an operator.", res.Plugin, b.o.Plugins.State(res.Plugin)), Status: "danger"}, false)
+		return "unavailable", err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ `%s` timed out after %s.", shown, b.o.CommandTimeout), Status: "danger"}, false)
+		return "timeout", err.Error()
+	default:
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling `%s`.", res.Plugin, shown), Status: "danger"}, false)
+		b.log.Error("plugin call failed", "plugin", res.Plugin, "request", requestID, "error", err)
+		return "error", err.Error()
+	}
+}
+
+// redactArgs masks the values of secret arguments in command text, for the
+// audit log and chat echoes.
+func redactArgs(s string, res router.Result) string {
+	if res.Command == nil {
+		return s
+	}
+	var secrets []string
+	for _, a := range res.Command.GetArgs() {
+		if a.GetSecret() && res.Args[a.GetName()] != "" {
+			secrets = append(secrets, res.Args[a.GetName()])
+		}
+	}
+	return pluginhost.Redact(s, secrets)
+}
+
+func refToProto(r chat.MessageRef) *pluginv1.MessageRef {
+	return &pluginv1.MessageRef{Adapter: r.Adapter, Room: r.Room, MessageId: r.MessageID, ThreadId: r.ThreadID}
+}
+
+func refFromProto(r *pluginv1.MessageRef) chat.MessageRef {
+	return chat.MessageRef{Adapter: r.GetAdapter(), Room: r.GetRoom(), MessageID: r.GetMessageId(), ThreadID: r.GetThreadId()}
+}
+
+// WaitJobs waits until every job enqueued on behalf of requestID (and the
+// jobs those enqueued) has ended, or ctx ends.
+func (b *Bot) WaitJobs(ctx context.Context, requestID string) error {
+	for {
+		ch := make(chan struct{})
+		b.jobMu.Lock()
+		b.jobWaiters = append(b.jobWaiters, ch)
+		b.jobMu.Unlock()
+		n, err := b.o.Store.OpenJobs(ctx, requestID)
+		if err != nil {
+			return fmt.Errorf("count open jobs: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (b *Bot) wakeJobWaiters() {
+	b.jobMu.Lock()
+	ws := b.jobWaiters
+	b.jobWaiters = nil
+	b.jobMu.Unlock()
+	for _, ch := range ws {
+		close(ch)
+	}
+}

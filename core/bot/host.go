@@ -1,0 +1,257 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/store"
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// HostService returns the Host gRPC service for one plugin: posting to chat,
+// durable jobs, locks and key-value state, each scoped to that plugin. The
+// plugin host serves it to the plugin through go-plugin's broker.
+func (b *Bot) HostService(plugin string) pluginv1.HostServer {
+	return &hostService{b: b, plugin: plugin}
+}
+
+type hostService struct {
+	pluginv1.UnimplementedHostServer
+	b      *Bot
+	plugin string
+}
+
+func (h *hostService) adapter(ref *pluginv1.MessageRef) (chat.Adapter, error) {
+	a := h.b.adapters[ref.GetAdapter()]
+	if a == nil {
+		return nil, status.Errorf(codes.NotFound, "no chat adapter %q", ref.GetAdapter())
+	}
+	return a, nil
+}
+
+// Post sends a message for the plugin.
+func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
+	a, err := h.adapter(r.GetTarget())
+	if err != nil {
+		return nil, err
+	}
+	to := refFromProto(r.GetTarget())
+	to.MessageID = ""
+	ref, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], to, outputFromProto(r.GetOutput()))
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "post to %s: %v", to.Room, err)
+	}
+	return &pluginv1.PostResponse{Message: refToProto(ref)}, nil
+}
+
+// Update edits a message for the plugin, or posts anew where edits are not
+// possible.
+func (h *hostService) Update(ctx context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
+	a, err := h.adapter(r.GetMessage())
+	if err != nil {
+		return nil, err
+	}
+	ref := refFromProto(r.GetMessage())
+	out := outputFromProto(r.GetOutput())
+	if h.b.caps[a.Name()].Edits {
+		if err := h.b.update(ctx, a, ref, out); err != nil {
+			return nil, status.Errorf(codes.Unavailable, "update message: %v", err)
+		}
+		return &pluginv1.UpdateResponse{}, nil
+	}
+	ref.MessageID = ""
+	if _, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], ref, out); err != nil {
+		return nil, status.Errorf(codes.Unavailable, "post update: %v", err)
+	}
+	return &pluginv1.UpdateResponse{}, nil
+}
+
+// Enqueue stores a durable job of one of the plugin's declared kinds.
+func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (*pluginv1.EnqueueResponse, error) {
+	if m := h.b.o.Plugins.Manifest(h.plugin); m == nil || !slices.Contains(m.GetJobKinds(), r.GetKind()) {
+		return nil, status.Errorf(codes.InvalidArgument, "plugin %s did not declare job kind %q", h.plugin, r.GetKind())
+	}
+	now := time.Now()
+	id, err := h.b.o.Store.EnqueueJob(ctx, store.Job{
+		Plugin: h.plugin, Kind: r.GetKind(), Payload: r.GetPayload(),
+		QueueKey:        h.plugin + "/" + r.GetQueueKey(),
+		Notify:          refFromProto(r.GetNotify()),
+		OriginRequestID: r.GetOriginRequestId(),
+		CreatedAt:       now,
+		RunAfter:        now.Add(time.Duration(r.GetDelaySeconds()) * time.Second),
+	})
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "enqueue: %v", err)
+	}
+	h.b.jobs.Wake()
+	return &pluginv1.EnqueueResponse{JobId: id}, nil
+}
+
+// lockName namespaces lock names per plugin.
+func (h *hostService) lockName(name string) string { return h.plugin + "/" + name }
+
+func (h *hostService) lockInfo(l store.Lock) *pluginv1.LockInfo {
+	if l.Name == "" {
+		return nil
+	}
+	info := &pluginv1.LockInfo{
+		Name: strings.TrimPrefix(l.Name, h.plugin+"/"), Owner: l.Owner, Reason: l.Reason,
+		AcquiredUnix: l.AcquiredAt.Unix(), JobId: l.JobID,
+	}
+	if !l.ExpiresAt.IsZero() {
+		info.ExpiresUnix = l.ExpiresAt.Unix()
+	}
+	return info
+}
+
+// Lock takes a named lock for the plugin.
+func (h *hostService) Lock(ctx context.Context, r *pluginv1.LockRequest) (*pluginv1.LockResponse, error) {
+	if r.GetName() == "" || r.GetOwner() == "" {
+		return nil, status.Error(codes.InvalidArgument, "lock needs a name and an owner")
+	}
+	now := time.Now()
+	l := store.Lock{Name: h.lockName(r.GetName()), Owner: r.GetOwner(), Reason: r.GetReason(), AcquiredAt: now, JobID: r.GetJobId()}
+	if r.GetTtlSeconds() > 0 {
+		l.ExpiresAt = now.Add(time.Duration(r.GetTtlSeconds()) * time.Second)
+	}
+	holder, ok, err := h.b.o.Store.AcquireLock(ctx, l)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "lock: %v", err)
+	}
+	return &pluginv1.LockResponse{Acquired: ok, Holder: h.lockInfo(holder)}, nil
+}
+
+// Unlock releases a named lock of the plugin.
+func (h *hostService) Unlock(ctx context.Context, r *pluginv1.UnlockRequest) (*pluginv1.UnlockResponse, error) {
+	released, holder, err := h.b.o.Store.ReleaseLock(ctx, h.lockName(r.GetName()), r.GetOwner(), r.GetForce())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "unlock: %v", err)
+	}
+	return &pluginv1.UnlockResponse{Released: released, Holder: h.lockInfo(holder)}, nil
+}
+
+// Locks lists the plugin's locks by prefix.
+func (h *hostService) Locks(ctx context.Context, r *pluginv1.LocksRequest) (*pluginv1.LocksResponse, error) {
+	ls, err := h.b.o.Store.Locks(ctx, h.lockName(r.GetPrefix()))
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "locks: %v", err)
+	}
+	resp := &pluginv1.LocksResponse{}
+	for _, l := range ls {
+		resp.Locks = append(resp.Locks, h.lockInfo(l))
+	}
+	return resp, nil
+}
+
+// KVGet reads the plugin's state.
+func (h *hostService) KVGet(ctx context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	v, ok, err := h.b.o.Store.KVGet(ctx, h.plugin, r.GetKey())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "kv get: %v", err)
+	}
+	return &pluginv1.KVGetResponse{Value: v, Found: ok}, nil
+}
+
+// KVSet writes the plugin's state.
+func (h *hostService) KVSet(ctx context.Context, r *pluginv1.KVSetRequest) (*pluginv1.KVSetResponse, error) {
+	if err := h.b.o.Store.KVSet(ctx, h.plugin, r.GetKey(), r.GetValue()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "kv set: %v", err)
+	}
+	return &pluginv1.KVSetResponse{}, nil
+}
+
+// KVDelete removes a key of the plugin's state.
+func (h *hostService) KVDelete(ctx context.Context, r *pluginv1.KVDeleteRequest) (*pluginv1.KVDeleteResponse, error) {
+	if err := h.b.o.Store.KVDelete(ctx, h.plugin, r.GetKey()); err != nil {
+		return nil, status.Errorf(codes.Internal, "kv delete: %v", err)
+	}
+	return &pluginv1.KVDeleteResponse{}, nil
+}
+
+// KVList lists keys of the plugin's state.
+func (h *hostService) KVList(ctx context.Context, r *pluginv1.KVListRequest) (*pluginv1.KVListResponse, error) {
+	keys, err := h.b.o.Store.KVList(ctx, h.plugin, r.GetPrefix())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "kv list: %v", err)
+	}
+	return &pluginv1.KVListResponse{Keys: keys}, nil
+}
+
+// RunJob implements jobs.Executor: it runs a claimed job on its plugin and
+// streams what the plugin says into the job's notify room/thread.
+func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) {
+	out := b.replierTo(j.Notify, j.Notify)
+	var done *pluginv1.Done
+	err := b.o.Plugins.Call(ctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Job{Job: &pluginv1.JobRequest{
+		RequestId: b.newRequestID(), JobId: j.ID, Kind: j.Kind, Payload: j.Payload,
+		Attempt: uint32(j.Attempt), Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
+	}}}, func(ev *pluginv1.Event) {
+		if d, ok := ev.GetKind().(*pluginv1.Event_Done); ok {
+			done = d.Done
+		}
+		out.event(ctx, ev)
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return store.JobCancelled, "cancelled"
+		}
+		return store.JobError, err.Error()
+	}
+	switch done.GetOutcome() {
+	case "success", "":
+		return store.JobSucceeded, done.GetDetail()
+	case "cancelled":
+		return store.JobCancelled, done.GetDetail()
+	case "error":
+		return store.JobError, done.GetDetail()
+	default:
+		return store.JobFailed, done.GetDetail()
+	}
+}
+
+// jobPlugins lists the running plugins, whose jobs may be claimed.
+func (b *Bot) jobPlugins() []string {
+	var out []string
+	for _, p := range b.o.Plugins.Plugins() {
+		if b.o.Plugins.State(p) == "running" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// jobFinished is called by the runner for every job that ended.
+func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
+	b.o.Metrics.Jobs.WithLabelValues(j.Plugin, j.Kind, string(state)).Inc()
+	switch state {
+	case store.JobInterrupted, store.JobError, store.JobCancelled:
+		b.notifyJobEnd(context.Background(), j, state, detail)
+	}
+	b.wakeJobWaiters()
+}
+
+// notifyJobEnd tells a job's room about an end the plugin could not report
+// itself: a crash, a cancel, a restart.
+func (b *Bot) notifyJobEnd(ctx context.Context, j store.Job, state store.JobState, detail string) {
+	a := b.adapters[j.Notify.Adapter]
+	if a == nil || j.Notify.Room == "" {
+		return
+	}
+	var text string
+	switch state {
+	case store.JobInterrupted:
+		text = fmt.Sprintf("⚠ Job #%d (%s %s) was %s. Its locks were released; it was not re-run — ask again to retry.", j.ID, j.Plugin, j.Kind, detail)
+	case store.JobCancelled:
+		text = fmt.Sprintf("Job #%d (%s %s) was cancelled.", j.ID, j.Plugin, j.Kind)
+	default:
+		text = fmt.Sprintf("⚠ Job #%d (%s %s) ended with an error: %s", j.ID, j.Plugin, j.Kind, detail)
+	}
+	_, _ = b.deliver(ctx, a, b.caps[a.Name()], j.Notify, chat.Output{Text: text, Status: "danger"})
+}

@@ -1,0 +1,150 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+// replier turns what a plugin streams for one request into chat messages in
+// the request's room or thread. It is used by one goroutine at a time.
+type replier struct {
+	b       *Bot
+	adapter chat.Adapter
+	caps    chat.Capabilities
+	// to is the room (and thread, if the request came from one) replies go.
+	to chat.MessageRef
+	// origin is the message that asked, for starting a thread.
+	origin   chat.MessageRef
+	progress map[string]chat.MessageRef
+}
+
+func (b *Bot) newReplier(m chat.Message) *replier {
+	return b.replierTo(m.Ref, chat.MessageRef{Adapter: m.Ref.Adapter, Room: m.Ref.Room, ThreadID: m.Ref.ThreadID})
+}
+
+func (b *Bot) replierTo(origin, to chat.MessageRef) *replier {
+	return &replier{b: b, adapter: b.adapters[to.Adapter], caps: b.caps[to.Adapter], to: to, origin: origin}
+}
+
+// event renders one plugin event.
+func (r *replier) event(ctx context.Context, ev *pluginv1.Event) {
+	switch k := ev.GetKind().(type) {
+	case *pluginv1.Event_Reply:
+		r.send(ctx, outputFromProto(k.Reply.GetOutput()), k.Reply.GetInThread())
+	case *pluginv1.Event_Progress:
+		r.progressUpdate(ctx, k.Progress.GetKey(), outputFromProto(k.Progress.GetOutput()))
+	case *pluginv1.Event_Error:
+		e := k.Error
+		text := "⚠ " + e.GetSummary()
+		if e.GetDetail() != "" {
+			text += "\n" + e.GetDetail()
+		}
+		r.send(ctx, chat.Output{Text: text, Status: "warning"}, false)
+	}
+}
+
+// send posts out to the request's room, or its thread when inThread.
+func (r *replier) send(ctx context.Context, out chat.Output, inThread bool) (chat.MessageRef, error) {
+	to := r.to
+	if inThread && to.ThreadID == "" {
+		to.ThreadID = r.origin.MessageID
+	}
+	return r.b.deliver(ctx, r.adapter, r.caps, to, out)
+}
+
+// progressUpdate edits the progress message of key where the adapter can
+// edit, and posts a new message where it cannot. Progress goes into the
+// request's thread.
+func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Output) {
+	if ref, ok := r.progress[key]; ok && r.caps.Edits {
+		if err := r.b.update(ctx, r.adapter, ref, out); err == nil {
+			return
+		}
+	}
+	ref, err := r.send(ctx, out, true)
+	if err != nil {
+		return
+	}
+	if r.progress == nil {
+		r.progress = map[string]chat.MessageRef{}
+	}
+	r.progress[key] = ref
+}
+
+// deliver sends out through adapter a, degrading what a cannot show and
+// honouring its rate limits.
+func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilities, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
+	if a == nil {
+		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
+		return chat.MessageRef{}, chat.ErrUnknownRoom
+	}
+	if !caps.Threads {
+		to.ThreadID = ""
+	}
+	if !caps.Buttons && len(out.Buttons) > 0 {
+		out = degradeButtons(out)
+	}
+	for attempt := 0; ; attempt++ {
+		ref, err := a.Send(ctx, to, out)
+		var rl *chat.RetryAfterError
+		if errors.As(err, &rl) && attempt < 3 {
+			select {
+			case <-time.After(rl.After):
+				continue
+			case <-ctx.Done():
+				return chat.MessageRef{}, ctx.Err()
+			}
+		}
+		if err != nil {
+			b.log.Error("send to chat failed", "adapter", to.Adapter, "room", to.Room, "error", err)
+		}
+		return ref, err
+	}
+}
+
+func (b *Bot) update(ctx context.Context, a chat.Adapter, ref chat.MessageRef, out chat.Output) error {
+	ed, ok := a.(chat.Editor)
+	if !ok {
+		return errors.New("adapter cannot edit messages")
+	}
+	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
+		out = degradeButtons(out)
+	}
+	err := ed.Update(ctx, ref, out)
+	if err != nil {
+		b.log.Error("update chat message failed", "adapter", ref.Adapter, "room", ref.Room, "error", err)
+	}
+	return err
+}
+
+// degradeButtons turns buttons into "type: <command>" lines for adapters
+// that cannot show buttons.
+func degradeButtons(out chat.Output) chat.Output {
+	text := out.Text
+	for _, btn := range out.Buttons {
+		if text != "" {
+			text += "\n"
+		}
+		text += "[" + btn.Label + "] type: " + btn.Command
+	}
+	out.Text, out.Buttons, out.Fallback = text, nil, ""
+	return out
+}
+
+func outputFromProto(o *pluginv1.Output) chat.Output {
+	out := chat.Output{
+		Title: o.GetTitle(), Text: o.GetText(), Code: o.GetCode(),
+		Fallback: o.GetFallback(), Status: o.GetStatus(),
+	}
+	for _, f := range o.GetFields() {
+		out.Fields = append(out.Fields, chat.Field{Title: f.GetTitle(), Value: f.GetValue(), Short: f.GetShort()})
+	}
+	for _, btn := range o.GetButtons() {
+		out.Buttons = append(out.Buttons, chat.Button{Label: btn.GetLabel(), Command: btn.GetCommand(), Style: btn.GetStyle()})
+	}
+	return out
+}

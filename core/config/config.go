@@ -1,0 +1,200 @@
+// Package config loads and validates chima.yaml, the one file that says what a
+// Chima bot is: its name, the chat adapters it listens on, where it keeps its
+// state, its HTTP server, the plugins it runs and who may do what where.
+//
+// Loading is all or nothing: Load and Parse either return a Config that has
+// passed every check, or a *ValidationError listing every problem found, each
+// with file, line and key path:
+//
+//	chima.yaml:4: bot.nmae: unknown key (did you mean "name"?)
+//	chima.yaml:12: plugins[1].path: file not found: bin/plugins/nope
+//
+// Relative paths (a plugin's path, the SQLite file) are resolved against the
+// directory of the config file, so a config works whatever the working
+// directory of the process. Secrets are never in the file: the file names the
+// environment variables that hold them (PluginConfig.Secrets, StoreConfig.DSNEnv).
+package config
+
+import "time"
+
+// Defaults applied by Load and Parse to keys that are absent (or null) in the file.
+const (
+	// DefaultCommandTimeout is bot.command_timeout's default.
+	DefaultCommandTimeout = 30 * time.Second
+	// DefaultMaxConcurrency is bot.max_concurrency's default.
+	DefaultMaxConcurrency = 64
+	// DefaultMaxMessageBytes is bot.max_message_bytes's default.
+	DefaultMaxMessageBytes = 4000
+	// DefaultShellRoom is adapters.shell.room's default.
+	DefaultShellRoom = "general"
+	// DefaultShellUser is adapters.shell.user's default when $USER is not set either.
+	DefaultShellUser = "you"
+	// DefaultStoreDriver is store.driver's default.
+	DefaultStoreDriver = DriverSQLite
+	// DefaultStorePath is store.path's default for sqlite, beside the config file.
+	DefaultStorePath = "chima.db"
+	// DefaultMaxRestarts is plugins[].max_restarts's default.
+	DefaultMaxRestarts = 5
+	// DefaultRestartWindow is plugins[].restart_window's default.
+	DefaultRestartWindow = time.Minute
+)
+
+// Store drivers accepted in store.driver.
+const (
+	// DriverSQLite is the embedded SQLite store, the default.
+	DriverSQLite = "sqlite"
+	// DriverPostgres is PostgreSQL, for several replicas sharing the work.
+	DriverPostgres = "postgres"
+)
+
+// adapterNames are the chat adapter names Chima knows, including the ones not
+// configurable yet. Role users ("slack:U024BE7LH") and adapter-qualified rooms
+// ("slack:C123") must use one of these names.
+var adapterNames = map[string]bool{"shell": true, "slack": true, "mattermost": true, "webhook": true}
+
+// Config is the whole of chima.yaml. The zero value is not valid; get one from
+// Load or Parse, which apply defaults, resolve relative paths and validate.
+type Config struct {
+	// Bot is the bot's identity and its limits.
+	Bot BotConfig `yaml:"bot"`
+	// Adapters configures the chat services the bot listens on.
+	Adapters AdaptersConfig `yaml:"adapters"`
+	// Store says where durable state (jobs, locks, audit, deployments) lives.
+	Store StoreConfig `yaml:"store"`
+	// HTTP configures the server for webhooks, health and metrics.
+	HTTP HTTPConfig `yaml:"http"`
+	// Plugins are the plugin processes the bot runs, in start order.
+	Plugins []PluginConfig `yaml:"plugins"`
+	// Roles maps a role name to its members and permissions.
+	Roles map[string]Role `yaml:"roles"`
+	// Policies restrict where commands may run and which permission they need.
+	Policies []Policy `yaml:"policies"`
+
+	// meta remembers where each key was in the file, for error messages.
+	meta *meta
+}
+
+// BotConfig is the bot's identity and its limits.
+type BotConfig struct {
+	// Name is how people address the bot: "chima …", "@chima …", "chima: …".
+	// Required; lowercase letters, digits, '-' and '_'.
+	Name string `yaml:"name"`
+	// Prefix is an optional short prefix that addresses the bot too ("!deploy …"):
+	// one to three characters, none of them a letter, digit or space.
+	Prefix string `yaml:"prefix"`
+	// CommandTimeout bounds how long one command may run (default 30s).
+	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// MaxConcurrency is the number of commands in flight at once (default 64).
+	MaxConcurrency int `yaml:"max_concurrency"`
+	// MaxMessageBytes is the size above which an incoming message is refused
+	// (default 4000).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// AdaptersConfig configures the chat adapters. It has one field per adapter;
+// an adapter whose field is nil or not enabled does not run. Adapter names
+// that are not fields here are errors in the file.
+type AdaptersConfig struct {
+	// Shell is the local console adapter.
+	Shell *ShellConfig `yaml:"shell"`
+}
+
+// ShellConfig configures the local console adapter.
+type ShellConfig struct {
+	// Enabled turns the adapter on.
+	Enabled bool `yaml:"enabled"`
+	// Room is the room the console starts in (default "general").
+	Room string `yaml:"room"`
+	// User is the user id the console starts as (default $USER, or "you").
+	User string `yaml:"user"`
+}
+
+// StoreConfig says where durable state lives.
+type StoreConfig struct {
+	// Driver is "sqlite" (the default) or "postgres".
+	Driver string `yaml:"driver"`
+	// Path is the SQLite database file (default "chima.db"). After loading it
+	// is resolved against the config file's directory. Only for sqlite.
+	Path string `yaml:"path"`
+	// DSNEnv names the environment variable that holds the PostgreSQL DSN.
+	// Required for postgres, not allowed for sqlite.
+	DSNEnv string `yaml:"dsn_env"`
+}
+
+// HTTPConfig configures the HTTP server (webhooks, health, metrics, logs).
+type HTTPConfig struct {
+	// Addr is the host:port to listen on; empty disables the server.
+	Addr string `yaml:"addr"`
+	// BaseURL is the public URL of the server, used for links posted in chat
+	// (deploy logs). Defaults to http://Addr ("localhost" when Addr's host is
+	// empty or a wildcard address). Normalised without a trailing slash.
+	BaseURL string `yaml:"base_url"`
+}
+
+// PluginConfig configures one plugin process.
+type PluginConfig struct {
+	// Name identifies the plugin in config, policies ("plugin/command") and
+	// logs. Required, unique; lowercase letters, digits, '-' and '_'.
+	Name string `yaml:"name"`
+	// Path is the plugin executable. Required. After loading it is resolved
+	// against the config file's directory; Load checks it exists and is
+	// executable (unless the plugin is disabled).
+	Path string `yaml:"path"`
+	// Args are passed to the executable.
+	Args []string `yaml:"args"`
+	// SHA256 optionally pins the executable: 64 hex digits, lowercased on load.
+	// Load refuses a binary that does not match.
+	SHA256 string `yaml:"sha256"`
+	// AutoMTLS secures the connection to the plugin with a per-start TLS
+	// certificate. Defaults to true; use UseAutoMTLS to read it.
+	AutoMTLS *bool `yaml:"auto_mtls"`
+	// Env is literal, non-secret environment for the plugin process.
+	Env map[string]string `yaml:"env"`
+	// PassEnv names host environment variables passed through unchanged.
+	PassEnv []string `yaml:"pass_env"`
+	// Secrets maps a variable name in the plugin's environment to the name of
+	// the host environment variable holding the value. Values are read when
+	// the plugin starts (see Environ) and never logged.
+	Secrets map[string]string `yaml:"secrets"`
+	// Settings are free-form, non-secret settings handed to the plugin when
+	// it describes itself.
+	Settings map[string]string `yaml:"settings"`
+	// Disabled keeps the plugin configured but not started.
+	Disabled bool `yaml:"disabled"`
+	// MaxRestarts is the number of crashes within RestartWindow after which
+	// the plugin is marked failed instead of restarted again (default 5;
+	// 0 means it is never restarted).
+	MaxRestarts int `yaml:"max_restarts"`
+	// RestartWindow is the window MaxRestarts counts crashes in (default 1m).
+	RestartWindow time.Duration `yaml:"restart_window"`
+}
+
+// UseAutoMTLS reports whether the connection to the plugin uses automatic
+// mutual TLS: AutoMTLS, true when unset.
+func (p PluginConfig) UseAutoMTLS() bool {
+	return p.AutoMTLS == nil || *p.AutoMTLS
+}
+
+// Role is a named set of users and the permissions they hold.
+type Role struct {
+	// Users are members in "adapter:userid" form ("shell:alice", "slack:U024BE7LH").
+	Users []string `yaml:"users"`
+	// Permissions the members hold: a name ("deploy"), a prefix wildcard
+	// ("deploy:*" matches "deploy:lock" but not "deploy") or "*" (everything).
+	Permissions []string `yaml:"permissions"`
+}
+
+// Policy restricts one command, the commands of every plugin, or all commands.
+type Policy struct {
+	// Command is "command", "plugin/command" or "*" (every command). The most
+	// specific matching policy applies: "plugin/command", then "command", then "*".
+	Command string `yaml:"command"`
+	// AllowedRooms lists where the command may run: "room" (that room name on
+	// any adapter; a leading '#' is ignored) or "adapter:room". Empty means anywhere.
+	AllowedRooms []string `yaml:"allowed_rooms"`
+	// Permission, when set, replaces the permission the plugin declares for
+	// the command. Beware on "*": it replaces the declared permission of every
+	// command that has no more specific policy, which can loosen as well as
+	// tighten access.
+	Permission string `yaml:"permission"`
+}

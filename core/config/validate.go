@@ -1,0 +1,378 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+)
+
+// Validate checks the Config as a whole: required keys, names, forms,
+// ranges, uniqueness and cross references (a policy naming an unknown
+// plugin). It does not look at the file system (Load does). It returns nil
+// or a *ValidationError listing every problem; for a Config that came from
+// Parse or Load, problems carry the file's line numbers.
+func (c *Config) Validate() error {
+	v := &validator{m: c.meta}
+	c.validateBot(v)
+	c.validateAdapters(v)
+	c.validateStore(v)
+	c.validateHTTP(v)
+	c.validatePlugins(v)
+	c.validateRoles(v)
+	c.validatePolicies(v)
+	return newValidationError(v.problems)
+}
+
+type validator struct {
+	m        *meta
+	problems []Problem
+}
+
+// add records a problem with key, unless decoding already reported one for
+// key or a key above it (one mistake, one problem).
+func (v *validator) add(key, format string, args ...any) {
+	if v.m.isBad(key) {
+		return
+	}
+	v.problems = append(v.problems, Problem{File: v.m.fileName(), Line: v.m.line(key), Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// firstAt describes where key was, for "duplicate … (first at …)" messages.
+func (v *validator) firstAt(key string) string {
+	if l := v.m.line(key); l > 0 {
+		return "line " + strconv.Itoa(l)
+	}
+	return key
+}
+
+func (c *Config) validateBot(v *validator) {
+	b := c.Bot
+	switch {
+	case b.Name == "":
+		v.add("bot.name", "required: the name people address the bot by, like chima")
+	case !isName(b.Name):
+		v.add("bot.name", "%q: use lowercase letters, digits, '-' and '_' only", b.Name)
+	}
+	if v.m != nil && v.m.null["bot.prefix"] {
+		v.add("bot.prefix", `is empty; a bare ! starts a YAML tag, so quote it: prefix: "!"`)
+	} else if b.Prefix != "" {
+		n := 0
+		for _, r := range b.Prefix {
+			n++
+			if unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+				v.add("bot.prefix", "%q: a prefix is made of symbols like ! or . (no letters, digits or spaces)", b.Prefix)
+				n = 0
+				break
+			}
+		}
+		if n > 3 {
+			v.add("bot.prefix", "%q: at most 3 characters", b.Prefix)
+		}
+	}
+	if b.CommandTimeout <= 0 {
+		v.add("bot.command_timeout", "must be more than 0, got %s", b.CommandTimeout)
+	}
+	if b.MaxConcurrency < 1 {
+		v.add("bot.max_concurrency", "must be at least 1, got %d", b.MaxConcurrency)
+	}
+	if b.MaxMessageBytes < 1 {
+		v.add("bot.max_message_bytes", "must be at least 1, got %d", b.MaxMessageBytes)
+	}
+}
+
+func (c *Config) validateAdapters(v *validator) {
+	enabled := 0
+	if s := c.Adapters.Shell; s != nil && s.Enabled {
+		enabled++
+		if strings.TrimSpace(s.Room) == "" {
+			v.add("adapters.shell.room", "required")
+		}
+		if strings.TrimSpace(s.User) == "" || strings.ContainsFunc(s.User, unicode.IsSpace) {
+			v.add("adapters.shell.user", "%q: a user id without spaces is required", s.User)
+		}
+	}
+	if enabled == 0 {
+		v.add("adapters", "no chat adapter is enabled; enable one, e.g. adapters: {shell: {enabled: true}}")
+	}
+}
+
+func (c *Config) validateStore(v *validator) {
+	s := c.Store
+	switch s.Driver {
+	case DriverSQLite:
+		if s.Path == "" {
+			v.add("store.path", "required for driver sqlite")
+		}
+		if s.DSNEnv != "" {
+			v.add("store.dsn_env", "only used with driver postgres")
+		}
+	case DriverPostgres:
+		switch {
+		case s.DSNEnv == "":
+			v.add("store.dsn_env", "required for driver postgres: the name of the environment variable holding the DSN")
+		case !isHostEnvName(s.DSNEnv):
+			// Not quoted back: it may be a DSN with a password in it.
+			v.add("store.dsn_env", "is not an upper-case environment variable name; name the variable holding the DSN (like CHIMA_DSN), the DSN itself never goes in the file")
+		}
+		if v.m.isSet("store.path") {
+			v.add("store.path", "only used with driver sqlite")
+		}
+	default:
+		v.add("store.driver", "%q: must be sqlite or postgres", s.Driver)
+	}
+}
+
+func (c *Config) validateHTTP(v *validator) {
+	h := c.HTTP
+	if h.Addr != "" {
+		_, port, err := net.SplitHostPort(h.Addr)
+		if err != nil {
+			v.add("http.addr", "%q: must be host:port, like 127.0.0.1:8080 or :8080", h.Addr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			v.add("http.addr", "%q: port must be a number from 0 to 65535", h.Addr)
+		}
+	}
+	if h.BaseURL != "" {
+		u, err := url.Parse(h.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add("http.base_url", "%q: must be an http:// or https:// URL", h.BaseURL)
+		}
+	}
+}
+
+func (c *Config) validatePlugins(v *validator) {
+	names := map[string]string{} // name → key of the plugin that has it
+	for i, p := range c.Plugins {
+		key := indexKey("plugins", i)
+		switch {
+		case p.Name == "":
+			v.add(key+".name", "required")
+		case !isName(p.Name):
+			v.add(key+".name", "%q: use lowercase letters, digits, '-' and '_' only", p.Name)
+		default:
+			if first, dup := names[p.Name]; dup {
+				v.add(key+".name", "duplicate plugin name %q (first used at %s)", p.Name, v.firstAt(first))
+			} else {
+				names[p.Name] = key + ".name"
+			}
+		}
+		if p.Path == "" {
+			v.add(key+".path", "required: the plugin executable")
+		}
+		if p.SHA256 != "" && !isHex64(p.SHA256) {
+			v.add(key+".sha256", "must be 64 hex digits (the output of sha256sum)")
+		}
+		if p.MaxRestarts < 0 {
+			v.add(key+".max_restarts", "must be 0 or more, got %d", p.MaxRestarts)
+		}
+		if p.RestartWindow <= 0 {
+			v.add(key+".restart_window", "must be more than 0, got %s", p.RestartWindow)
+		}
+		// A variable may come from one place only.
+		defined := map[string]string{}
+		define := func(k, name string) {
+			switch {
+			case !isEnvName(name):
+				v.add(k, "%q is not an environment variable name", name)
+			case isReservedEnv(name):
+				v.add(k, "%s is reserved for the plugin handshake", name)
+			default:
+				if first, dup := defined[name]; dup {
+					v.add(k, "%s is already set by %s", name, first)
+				}
+				defined[name] = k
+			}
+		}
+		for _, name := range sortedKeys(p.Env) {
+			define(joinKey(key+".env", name), name)
+		}
+		for j, name := range p.PassEnv {
+			define(indexKey(key+".pass_env", j), name)
+		}
+		for _, name := range sortedKeys(p.Secrets) {
+			k := joinKey(key+".secrets", name)
+			define(k, name)
+			if host := p.Secrets[name]; !isHostEnvName(host) {
+				// Not quoted back: it may be the secret itself.
+				v.add(k, "is not an upper-case environment variable name; name the host variable holding the secret (like CHIMA_%s), the secret itself never goes in the file", strings.ToUpper(name))
+			}
+		}
+		for name := range p.Settings {
+			if strings.TrimSpace(name) == "" {
+				v.add(key+".settings", "setting names must not be empty")
+			}
+		}
+	}
+}
+
+func (c *Config) validateRoles(v *validator) {
+	for _, role := range sortedKeys(c.Roles) {
+		key := joinKey("roles", role)
+		if !isName(role) {
+			v.add(key, "role name %q: use lowercase letters, digits, '-' and '_' only", role)
+		}
+		r := c.Roles[role]
+		for i, u := range r.Users {
+			adapter, id, ok := strings.Cut(u, ":")
+			switch {
+			case !ok || adapter == "" || id == "":
+				v.add(indexKey(key+".users", i), "%q: users are written adapter:userid, like shell:alice or slack:U024BE7LH", u)
+			case !adapterNames[adapter]:
+				v.add(indexKey(key+".users", i), "%q: unknown adapter %q (one of %s)", u, adapter, adapterList())
+			case strings.ContainsFunc(id, unicode.IsSpace):
+				v.add(indexKey(key+".users", i), "%q: user ids have no spaces", u)
+			}
+		}
+		for i, p := range r.Permissions {
+			if !isPermissionPattern(p) {
+				v.add(indexKey(key+".permissions", i), `%q: a permission is a name like deploy or deploy:lock, a wildcard like deploy:*, or "*"`, p)
+			}
+		}
+	}
+}
+
+func (c *Config) validatePolicies(v *validator) {
+	plugins := map[string]bool{}
+	for _, p := range c.Plugins {
+		plugins[p.Name] = true
+	}
+	seen := map[string]string{}
+	for i, p := range c.Policies {
+		key := indexKey("policies", i)
+		switch plugin, cmd, qualified := strings.Cut(p.Command, "/"); {
+		case p.Command == "":
+			v.add(key+".command", `required: a command, plugin/command, or "*"`)
+		case p.Command == "*":
+		case qualified && (!isName(plugin) || !isCommand(cmd)):
+			v.add(key+".command", "%q: expected command, plugin/command or *", p.Command)
+		case qualified && !plugins[plugin]:
+			v.add(key+".command", "%q: no plugin named %q is configured", p.Command, plugin)
+		case !qualified && !isCommand(p.Command):
+			v.add(key+".command", "%q: expected command, plugin/command or *", p.Command)
+		}
+		if p.Command != "" {
+			if first, dup := seen[p.Command]; dup {
+				v.add(key+".command", "another policy for %q is at %s; merge them", p.Command, v.firstAt(first))
+			} else {
+				seen[p.Command] = key + ".command"
+			}
+		}
+		for j, room := range p.AllowedRooms {
+			k := indexKey(key+".allowed_rooms", j)
+			adapter, name, qualified := strings.Cut(room, ":")
+			if !qualified {
+				name = room
+			}
+			name = strings.TrimPrefix(name, "#")
+			switch {
+			case qualified && !adapterNames[adapter]:
+				v.add(k, "%q: unknown adapter %q (write room or adapter:room; adapters are %s)", room, adapter, adapterList())
+			case name == "" || strings.ContainsFunc(name, unicode.IsSpace):
+				v.add(k, "%q: expected a room name, or adapter:room", room)
+			}
+		}
+		if p.Permission != "" && (!isPermissionPattern(p.Permission) || strings.Contains(p.Permission, "*")) {
+			v.add(key+".permission", "%q: a permission is a name like deploy or deploy:lock (no wildcards here)", p.Permission)
+		}
+	}
+}
+
+// isName reports whether s is a non-empty [a-z0-9_-]+ name.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// isCommand reports whether s is a command name: a name, dots allowed.
+func isCommand(s string) bool {
+	return s != "" && isName(strings.ReplaceAll(s, ".", "_"))
+}
+
+// isPermissionPattern reports whether s is "*", or names joined by ':' with
+// an optional final "*" segment ("deploy", "deploy:lock", "deploy:*").
+func isPermissionPattern(s string) bool {
+	if s == "*" {
+		return true
+	}
+	segs := strings.Split(s, ":")
+	for i, seg := range segs {
+		if seg == "*" && i == len(segs)-1 && i > 0 {
+			continue
+		}
+		if !isCommand(seg) {
+			return false
+		}
+	}
+	return true
+}
+
+// isEnvName reports whether s is a portable environment variable name.
+func isEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b == '_' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || i > 0 && b >= '0' && b <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// isHostEnvName reports whether s is an upper-case environment variable
+// name, as the host variables holding secrets must be: stricter than
+// isEnvName so that a secret pasted where its variable's name goes is refused.
+func isHostEnvName(s string) bool {
+	return isEnvName(s) && strings.ToUpper(s) == s
+}
+
+// isReservedEnv reports whether the plugin host sets the variable itself for
+// the go-plugin handshake (PLUGIN_PROTOCOL_VERSIONS, PLUGIN_MIN_PORT, …, and
+// Chima's magic cookie CHIMA_PLUGIN_MAGIC_COOKIE).
+func isReservedEnv(s string) bool {
+	return strings.HasPrefix(s, "PLUGIN_") || strings.HasPrefix(s, "CHIMA_PLUGIN_")
+}
+
+func isHex64(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		b := s[i]
+		if !(b >= '0' && b <= '9' || b >= 'a' && b <= 'f' || b >= 'A' && b <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func adapterList() string {
+	names := make([]string, 0, len(adapterNames))
+	for n := range adapterNames {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

@@ -1,0 +1,320 @@
+// Package policy decides whether a user may run a command in a room, from the
+// roles and policies of chima.yaml.
+//
+// A command is checked in two steps. First the room: the most specific policy
+// that matches the command ("plugin/command", then "command", then "*") may
+// restrict it to some rooms. Then the permission: the policy's permission if
+// it sets one, else the one the plugin's manifest declares; a command that
+// needs none is allowed to anyone who passed the room check, otherwise the
+// user must hold a role granting the permission ("deploy", or a wildcard
+// "deploy:*" / "*").
+//
+// New precomputes everything; Check does map lookups only and does not
+// allocate when it allows (it is on the dispatch path of every command).
+package policy
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/chimaops/chima/core/config"
+)
+
+// Request is one command to decide on.
+type Request struct {
+	// Adapter, Room and UserID say where the command was typed and by whom,
+	// as the adapter names them ("slack", "C123", "U024BE7LH").
+	Adapter, Room, UserID string
+	// Plugin and Command name the command ("deploy", "deploy").
+	Plugin, Command string
+	// Permission is what the plugin's manifest requires for the command
+	// ("" = none).
+	Permission string
+	// Direct is true for a direct message to the bot rather than a room.
+	Direct bool
+}
+
+// Decision is the outcome of Check.
+type Decision struct {
+	// Allowed is true when the command may run.
+	Allowed bool
+	// Reason says why not, for the person in chat ("deploy is only allowed in
+	// #deployment", "you need the deploy permission (roles that have it:
+	// deployer, admin)"). Empty when allowed.
+	Reason string
+	// Permission is the permission the command needed (policy or manifest),
+	// "" for none.
+	Permission string
+	// Roles are the user's roles, sorted: for the audit log. The slice is
+	// shared by every decision for that user; do not modify it.
+	Roles []string
+}
+
+// Policy decides on requests. It is immutable after New and safe for
+// concurrent use.
+type Policy struct {
+	users     map[string]map[string]*grants // adapter → user id → what they hold
+	qualified map[commandKey]*rule          // "plugin/command" policies
+	commands  map[string]*rule              // "command" policies
+	star      *rule                         // the "*" policy, or nil
+	roles     []namedRole                   // every role, sorted by name
+}
+
+type commandKey struct{ plugin, command string }
+
+type roomKey struct{ adapter, room string }
+
+// rule is a compiled config.Policy.
+type rule struct {
+	restricted bool                // allowed_rooms was not empty
+	anyRooms   map[string]struct{} // "room": that room on any adapter
+	rooms      map[roomKey]struct{}
+	entries    []roomKey // every allowed room in config order (adapter "" = any), for reasons
+	permission string
+}
+
+// grants is a permission set: the union of one user's roles, or one role's.
+type grants struct {
+	roles    []string // the user's role names, sorted (nil for a role's own grants)
+	all      bool     // "*"
+	exact    map[string]struct{}
+	prefixes []string // "deploy:" for "deploy:*"
+}
+
+type namedRole struct {
+	name string
+	g    *grants
+}
+
+// New compiles roles and policies, as validated by config, into a Policy.
+// Malformed entries (which config validation rejects) are ignored.
+func New(roles map[string]config.Role, policies []config.Policy) *Policy {
+	p := &Policy{
+		users:     map[string]map[string]*grants{},
+		qualified: map[commandKey]*rule{},
+		commands:  map[string]*rule{},
+	}
+	names := make([]string, 0, len(roles))
+	for name := range roles {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		role := roles[name]
+		rg := &grants{exact: map[string]struct{}{}}
+		rg.add(role.Permissions)
+		p.roles = append(p.roles, namedRole{name: name, g: rg})
+		for _, u := range role.Users {
+			adapter, id, ok := strings.Cut(u, ":")
+			if !ok || adapter == "" || id == "" {
+				continue
+			}
+			byID := p.users[adapter]
+			if byID == nil {
+				byID = map[string]*grants{}
+				p.users[adapter] = byID
+			}
+			g := byID[id]
+			if g == nil {
+				g = &grants{exact: map[string]struct{}{}}
+				byID[id] = g
+			}
+			if !slices.Contains(g.roles, name) { // names are visited sorted
+				g.roles = append(g.roles, name)
+			}
+			g.add(role.Permissions)
+		}
+	}
+	for _, byID := range p.users {
+		for _, g := range byID {
+			g.roles = slices.Clip(g.roles)
+		}
+	}
+	for _, pol := range policies {
+		r := &rule{
+			restricted: len(pol.AllowedRooms) > 0,
+			anyRooms:   map[string]struct{}{},
+			rooms:      map[roomKey]struct{}{},
+			permission: pol.Permission,
+		}
+		for _, entry := range pol.AllowedRooms {
+			adapter, room, qualified := strings.Cut(entry, ":")
+			if !qualified {
+				adapter, room = "", entry
+			}
+			room = strings.TrimPrefix(room, "#")
+			if room == "" {
+				continue
+			}
+			if adapter == "" {
+				r.anyRooms[room] = struct{}{}
+			} else {
+				r.rooms[roomKey{adapter, room}] = struct{}{}
+			}
+			r.entries = append(r.entries, roomKey{adapter, room})
+		}
+		cmd := strings.ToLower(pol.Command)
+		switch plugin, command, qualified := strings.Cut(cmd, "/"); {
+		case cmd == "*":
+			p.star = r
+		case qualified:
+			p.qualified[commandKey{plugin, command}] = r
+		case cmd != "":
+			p.commands[cmd] = r
+		}
+	}
+	return p
+}
+
+// add grants the permission patterns perms.
+func (g *grants) add(perms []string) {
+	for _, perm := range perms {
+		switch {
+		case perm == "*":
+			g.all = true
+		case strings.HasSuffix(perm, ":*"):
+			prefix := strings.TrimSuffix(perm, "*")
+			if !slices.Contains(g.prefixes, prefix) {
+				g.prefixes = append(g.prefixes, prefix)
+			}
+		case perm != "":
+			g.exact[perm] = struct{}{}
+		}
+	}
+}
+
+// match reports how g grants perm: 0 not at all, 1 by name, 2 by a prefix
+// wildcard, 3 by "*".
+func (g *grants) match(perm string) int {
+	if g == nil {
+		return 0
+	}
+	if _, ok := g.exact[perm]; ok {
+		return 1
+	}
+	for _, prefix := range g.prefixes {
+		if strings.HasPrefix(perm, prefix) {
+			return 2
+		}
+	}
+	if g.all {
+		return 3
+	}
+	return 0
+}
+
+// Roles returns the sorted role names of the user (nil when they have none).
+func (p *Policy) Roles(adapter, userID string) []string {
+	if g := p.users[adapter][userID]; g != nil {
+		return slices.Clone(g.roles)
+	}
+	return nil
+}
+
+// Check decides whether r may run.
+func (p *Policy) Check(r Request) Decision {
+	command := strings.ToLower(r.Command) // no allocation when already lower case
+	rl := p.ruleFor(strings.ToLower(r.Plugin), command)
+	g := p.users[r.Adapter][r.UserID]
+	d := Decision{Permission: r.Permission}
+	if g != nil {
+		d.Roles = g.roles
+	}
+	if rl != nil {
+		if rl.permission != "" {
+			d.Permission = rl.permission
+		}
+		if rl.restricted && !rl.allows(r.Adapter, r.Room) {
+			d.Reason = rl.roomReason(r)
+			return d
+		}
+	}
+	if d.Permission == "" || g.match(d.Permission) > 0 {
+		d.Allowed = true
+		return d
+	}
+	d.Reason = p.permissionReason(d.Permission)
+	return d
+}
+
+func (p *Policy) ruleFor(plugin, command string) *rule {
+	if plugin != "" {
+		if rl := p.qualified[commandKey{plugin, command}]; rl != nil {
+			return rl
+		}
+	}
+	if rl := p.commands[command]; rl != nil {
+		return rl
+	}
+	return p.star
+}
+
+func (rl *rule) allows(adapter, room string) bool {
+	room = strings.TrimPrefix(room, "#")
+	if _, ok := rl.anyRooms[room]; ok {
+		return true
+	}
+	_, ok := rl.rooms[roomKey{adapter, room}]
+	return ok
+}
+
+// roomReason explains a room refusal with the rooms usable from the
+// requester's adapter, or, when there are none, every allowed room.
+func (rl *rule) roomReason(r Request) string {
+	var here, all []string
+	for _, e := range rl.entries {
+		if e.adapter == "" || e.adapter == r.Adapter {
+			here = append(here, "#"+e.room)
+		}
+		if e.adapter == "" {
+			all = append(all, "#"+e.room)
+		} else {
+			all = append(all, e.adapter+":"+e.room)
+		}
+	}
+	name := r.Command
+	if len(here) == 0 {
+		if len(all) == 0 {
+			return name + " is not allowed in any room"
+		}
+		return name + " cannot be run from " + r.Adapter + "; it is only allowed in " + orList(all)
+	}
+	s := name + " is only allowed in " + orList(here)
+	if r.Direct {
+		s += ", not in a direct message"
+	}
+	return s
+}
+
+// permissionReason tells the user what they lack and which roles have it:
+// roles granting it by name first, then by wildcard, then "*".
+func (p *Policy) permissionReason(perm string) string {
+	type ranked struct {
+		name string
+		rank int
+	}
+	var have []ranked
+	for _, nr := range p.roles {
+		if m := nr.g.match(perm); m > 0 {
+			have = append(have, ranked{nr.name, m})
+		}
+	}
+	if len(have) == 0 {
+		return "you need the " + perm + " permission, and no role has it yet (an admin can grant it to a role in chima.yaml)"
+	}
+	slices.SortStableFunc(have, func(a, b ranked) int { return a.rank - b.rank })
+	names := make([]string, len(have))
+	for i, h := range have {
+		names[i] = h.name
+	}
+	return "you need the " + perm + " permission (roles that have it: " + strings.Join(names, ", ") + ")"
+}
+
+// orList renders ["#a"] as "#a", ["#a", "#b"] as "#a or #b" and longer lists
+// as "#a, #b or #c".
+func orList(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}

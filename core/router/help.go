@@ -1,0 +1,313 @@
+package router
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/agnivade/levenshtein"
+
+	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
+
+const helpUsage = "help [topic]"
+
+const helpHelp = "Shows what I can do, or how to use one command or plugin. Also answers to \"commands\"."
+
+// Help renders help about topic, as asked with "help [topic]".
+//
+//   - "" lists every command grouped by plugin (usage — first line of its
+//     help), with a note for each plugin whose state, as told by stateOf,
+//     is neither "running" nor "" (unknown). stateOf may be nil.
+//   - a command name or alias shows its usage, help text, arguments (type,
+//     required or default, enum values), the permission it needs, aliases
+//     and examples.
+//   - a plugin name lists that plugin's commands.
+//   - anything else is answered with a problem and, when one is close, a
+//     suggestion.
+//
+// Topics are matched ignoring case; only the first word counts. A command
+// wins over a plugin of the same name.
+func (r *Router) Help(topic string, stateOf func(plugin string) string) chat.Output {
+	t := r.tab.Load()
+	topic, _, _ = nextToken(topic, skipSpace(topic, 0))
+	topic = strings.ToLower(topic)
+	note := func(plugin string) string {
+		if stateOf == nil {
+			return ""
+		}
+		switch s := stateOf(plugin); s {
+		case "", "running":
+			return ""
+		default:
+			return s
+		}
+	}
+
+	switch {
+	case topic == "":
+		return t.helpAll(note)
+	case isBuiltin(topic):
+		return chat.Output{Title: helpUsage, Text: helpHelp}
+	}
+	for _, k := range []string{topic, strings.TrimRight(topic, "!")} {
+		if c := t.byKey[k]; c != nil {
+			return t.helpCommand(c, note(c.plugin))
+		}
+	}
+	if p := t.plugin(topic); p != nil {
+		return helpPlugin(p, note(p.name))
+	}
+	return t.helpUnknown(topic)
+}
+
+func (t *table) helpAll(note func(string) string) chat.Output {
+	plugins := slices.Clone(t.plugins)
+	slices.SortFunc(plugins, func(a, b *plugin) int { return cmp.Compare(a.name, b.name) })
+	var b strings.Builder
+	for _, p := range plugins {
+		b.WriteString(p.name)
+		if p.description != "" {
+			b.WriteString(" — ")
+			b.WriteString(firstLine(p.description))
+		}
+		if n := note(p.name); n != "" {
+			b.WriteString(" (not running: ")
+			b.WriteString(n)
+			b.WriteString(")")
+		}
+		b.WriteByte('\n')
+		writeCommandLines(&b, p)
+		b.WriteByte('\n')
+	}
+	b.WriteString("built in\n")
+	writeLine(&b, helpUsage, firstLine(helpHelp))
+	b.WriteString("\nSay \"help <command>\" for the details of one command.")
+	return chat.Output{Title: "What I can do", Text: b.String()}
+}
+
+func writeCommandLines(b *strings.Builder, p *plugin) {
+	if len(p.commands) == 0 {
+		b.WriteString("  (no commands)\n")
+	}
+	for _, c := range p.commands {
+		writeLine(b, c.usage, firstLine(c.spec.GetHelp()))
+	}
+}
+
+func writeLine(b *strings.Builder, usage, help string) {
+	b.WriteString("  ")
+	b.WriteString(usage)
+	if help != "" {
+		b.WriteString(" — ")
+		b.WriteString(help)
+	}
+	b.WriteByte('\n')
+}
+
+func (t *table) helpCommand(c *command, note string) chat.Output {
+	s := c.spec
+	var b strings.Builder
+	b.WriteString(strings.TrimSpace(s.GetHelp()))
+	if note != "" {
+		para(&b)
+		b.WriteString("Plugin " + c.plugin + " is not running right now (" + note + ").")
+	}
+	if len(c.args) > 0 {
+		para(&b)
+		b.WriteString("Arguments:")
+		for _, a := range c.args {
+			b.WriteString("\n  ")
+			b.WriteString(a.name)
+			b.WriteString(" — ")
+			b.WriteString(describeArg(&a, s.GetArgs()))
+		}
+	}
+	if ex := s.GetExamples(); len(ex) > 0 {
+		para(&b)
+		b.WriteString("Examples:")
+		for _, e := range ex {
+			b.WriteString("\n  ")
+			b.WriteString(e)
+		}
+	}
+	perm := s.GetPermission()
+	if perm == "" {
+		perm = "none, anyone may run it"
+	}
+	plugin := c.plugin
+	if p := t.plugin(c.plugin); p != nil && len(p.commands) > 1 {
+		var others []string
+		for _, o := range p.commands {
+			if o != c {
+				others = append(others, o.name)
+			}
+		}
+		plugin += " (also " + strings.Join(others, ", ") + ")"
+	}
+	fields := []chat.Field{
+		{Title: "Plugin", Value: plugin, Short: true},
+		{Title: "Permission", Value: perm, Short: true},
+	}
+	if al := s.GetAliases(); len(al) > 0 {
+		fields = append(fields, chat.Field{Title: "Aliases", Value: strings.Join(al, ", "), Short: true})
+	}
+	return chat.Output{Title: c.usage, Text: b.String(), Fields: fields}
+}
+
+// describeArg says in words what argument a accepts.
+func describeArg(a *arg, specs []*pluginv1.ArgSpec) string {
+	var parts []string
+	switch a.typ {
+	case pluginv1.ArgType_ARG_TYPE_INT:
+		parts = append(parts, "a whole number")
+	case pluginv1.ArgType_ARG_TYPE_BOOL:
+		parts = append(parts, "yes or no")
+	case pluginv1.ArgType_ARG_TYPE_ENUM:
+		parts = append(parts, "one of "+strings.Join(a.enum, ", "))
+	case pluginv1.ArgType_ARG_TYPE_DURATION:
+		parts = append(parts, "a duration such as 90s or 5m")
+	default:
+		parts = append(parts, "text")
+	}
+	if a.rest {
+		parts[0] += ", the rest of the line"
+	}
+	if a.re != nil {
+		for _, s := range specs {
+			if s.GetName() == a.name {
+				parts = append(parts, "matching "+s.GetPattern())
+			}
+		}
+	}
+	switch {
+	case a.required:
+		parts = append(parts, "required")
+	case a.hasDef && !a.secret:
+		parts = append(parts, "default "+a.def)
+	default:
+		parts = append(parts, "optional")
+	}
+	if a.secret {
+		parts = append(parts, "secret")
+	}
+	for _, s := range specs {
+		if s.GetName() == a.name && s.GetHelp() != "" {
+			return strings.Join(parts, ", ") + ". " + sentence(s.GetHelp())
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func helpPlugin(p *plugin, note string) chat.Output {
+	title := "The " + p.name + " plugin"
+	if p.version != "" {
+		title += " (" + p.version + ")"
+	}
+	var b strings.Builder
+	if p.description != "" {
+		b.WriteString(strings.TrimSpace(p.description))
+		b.WriteByte('\n')
+	}
+	if note != "" {
+		b.WriteString("It is not running right now (" + note + ").\n")
+	}
+	writeCommandLines(&b, p)
+	return chat.Output{Title: title, Text: strings.TrimRight(b.String(), "\n")}
+}
+
+func (t *table) helpUnknown(topic string) chat.Output {
+	text := "I have no help about " + quote(topic) + "."
+	var fields []chat.Field
+	c := t.closest(topic)
+	best := 0
+	if c != nil {
+		best = distanceToCommand(topic, c)
+	}
+	var plugin string
+	for _, p := range t.plugins {
+		if d, ok := nearness(topic, p.name); ok && ((c == nil && plugin == "") || d < best) {
+			plugin, best = p.name, d
+		}
+	}
+	switch {
+	case plugin != "":
+		text += " Did you mean the " + quote(plugin) + " plugin?"
+	case c != nil:
+		text += " Did you mean " + quote(c.name) + "?"
+		fields = append(fields, chat.Field{Title: "Usage", Value: c.usage})
+	}
+	text += " Say \"help\" to list everything I can do."
+	return chat.Output{Text: text, Fields: fields, Status: "warning"}
+}
+
+// Reply renders the answer the bot gives by itself for a result no plugin
+// handles: Unknown (with the suggestion and its usage), Malformed (the
+// problem and the usage), Empty and TooLong. For Matched and Help it returns
+// the zero Output; render Help with Router.Help.
+func (res Result) Reply() chat.Output {
+	switch res.Kind {
+	case Unknown:
+		text := sentence(res.Problem)
+		var fields []chat.Field
+		if res.Suggestion != "" {
+			text += " Did you mean " + quote(res.Suggestion) + "?"
+			fields = append(fields, chat.Field{Title: "Usage", Value: res.Usage})
+		} else {
+			text += " Say \"help\" to list everything I can do."
+		}
+		return chat.Output{Text: text, Fields: fields, Status: "warning"}
+	case Malformed:
+		text := sentence(res.Problem)
+		if name := res.Command.GetName(); name != "" {
+			text += " Say \"help " + name + "\" for details."
+		}
+		return chat.Output{Text: text, Fields: []chat.Field{{Title: "Usage", Value: res.Usage}}, Status: "warning"}
+	case Empty:
+		return chat.Output{Text: "Yes? Say \"help\" to see what I can do."}
+	case TooLong:
+		return chat.Output{Text: sentence(res.Problem), Status: "warning"}
+	}
+	return chat.Output{}
+}
+
+// sentence capitalises s and ends it with a full stop if it has no final
+// punctuation.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return s
+	}
+	r, size := utf8.DecodeRuneInString(s)
+	s = string(unicode.ToUpper(r)) + s[size:]
+	if last, _ := utf8.DecodeLastRuneInString(s); !strings.ContainsRune(".!?…", last) {
+		s += "."
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	line, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(line)
+}
+
+func para(b *strings.Builder) {
+	if b.Len() > 0 {
+		b.WriteString("\n\n")
+	}
+}
+
+// distanceToCommand is the smallest edit distance between q and c's keys.
+func distanceToCommand(q string, c *command) int {
+	best := -1
+	for _, k := range c.keys {
+		if d := levenshtein.ComputeDistance(q, k); best < 0 || d < best {
+			best = d
+		}
+	}
+	return best
+}

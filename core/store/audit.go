@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// defaultLimit is the number of rows returned when a caller asks for 0.
+const defaultLimit = 50
+
+// AuditEntry is one line of the audit log: who asked for what, where, and how
+// it ended.
+type AuditEntry struct {
+	ID        int64
+	Time      time.Time // filled with the current time when zero
+	RequestID string
+	Adapter   string
+	Room      string
+	UserID    string
+	UserName  string
+	Text      string
+	Plugin    string
+	Command   string
+	Outcome   string
+	Detail    string
+	Duration  time.Duration
+}
+
+// RecordAudit appends e to the audit log (e.ID is ignored) and returns the new
+// entry's id.
+func (s *Store) RecordAudit(ctx context.Context, e AuditEntry) (int64, error) {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	var id int64
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO audit_log
+		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`),
+		e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
+		e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration),
+	).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("record audit: %w", err)
+	}
+	return id, nil
+}
+
+// Audit returns up to limit audit entries, newest first (by time, then by
+// id). A limit <= 0 means 50.
+func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT
+		id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns
+		FROM audit_log ORDER BY at DESC, id DESC LIMIT ?`), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at, dur int64
+		if err := rows.Scan(&e.ID, &at, &e.RequestID, &e.Adapter, &e.Room, &e.UserID, &e.UserName,
+			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		e.Time = fromMillis(sql.NullInt64{Int64: at, Valid: true})
+		e.Duration = time.Duration(dur)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+func BenchmarkEnqueueClaimFinish(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newStore(b)
+	s.now = time.Now
+	payload := []byte(`{"ref":"main","env":"edge"}`)
+	for b.Loop() {
+		id, err := s.EnqueueJob(ctx, Job{Plugin: "deploy", Kind: "deploy", QueueKey: "deploy:x", Payload: payload})
+		if err != nil {
+			b.Fatal(err)
+		}
+		j, err := s.ClaimJob(ctx, "w", time.Now(), nil)
+		if err != nil || j == nil || j.ID != id {
+			b.Fatalf("ClaimJob = %v, %v; want job %d", j, err, id)
+		}
+		if err := s.FinishJob(ctx, id, JobSucceeded, "ok"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRecordAudit(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newStore(b)
+	s.now = time.Now
+	e := AuditEntry{
+		RequestID: "req", Adapter: "slack", Room: "C1", UserID: "U1", UserName: "ada",
+		Text: "chima deploy project-x to edge", Plugin: "deploy", Command: "deploy",
+		Outcome: "ok", Duration: time.Millisecond,
+	}
+	for b.Loop() {
+		if _, err := s.RecordAudit(ctx, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkKVSetGet(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newStore(b)
+	s.now = time.Now
+	value := make([]byte, 256)
+	i := 0
+	for b.Loop() {
+		key := fmt.Sprintf("key-%d", i%1000)
+		i++
+		if err := s.KVSet(ctx, "bench", key, value); err != nil {
+			b.Fatal(err)
+		}
+		if _, ok, err := s.KVGet(ctx, "bench", key); err != nil || !ok {
+			b.Fatalf("KVGet = %v, %v", ok, err)
+		}
+	}
+}

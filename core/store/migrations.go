@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migration is one step of the schema. Versions are applied in order, each
+// in its own transaction, and recorded in schema_migrations. Never edit a
+// released migration: append a new one.
+type migration struct {
+	version int
+	name    string
+	stmts   []string // may use the {{ID}} / {{BLOB}} macros, see dialect.ddl
+}
+
+var migrations = []migration{
+	{
+		version: 1,
+		name:    "initial schema",
+		stmts: []string{
+			`CREATE TABLE audit_log (
+				id {{ID}},
+				at BIGINT NOT NULL,
+				request_id TEXT NOT NULL DEFAULT '',
+				adapter TEXT NOT NULL DEFAULT '',
+				room TEXT NOT NULL DEFAULT '',
+				user_id TEXT NOT NULL DEFAULT '',
+				user_name TEXT NOT NULL DEFAULT '',
+				text TEXT NOT NULL DEFAULT '',
+				plugin TEXT NOT NULL DEFAULT '',
+				command TEXT NOT NULL DEFAULT '',
+				outcome TEXT NOT NULL DEFAULT '',
+				detail TEXT NOT NULL DEFAULT '',
+				duration_ns BIGINT NOT NULL DEFAULT 0
+			)`,
+			`CREATE INDEX audit_log_at ON audit_log (at)`,
+
+			`CREATE TABLE kv (
+				ns TEXT NOT NULL,
+				key TEXT NOT NULL,
+				value {{BLOB}} NOT NULL,
+				updated_at BIGINT NOT NULL,
+				PRIMARY KEY (ns, key)
+			)`,
+
+			`CREATE TABLE locks (
+				name TEXT NOT NULL PRIMARY KEY,
+				owner TEXT NOT NULL,
+				reason TEXT NOT NULL DEFAULT '',
+				acquired_at BIGINT NOT NULL,
+				expires_at BIGINT,
+				job_id BIGINT NOT NULL DEFAULT 0
+			)`,
+			`CREATE INDEX locks_job ON locks (job_id)`,
+
+			`CREATE TABLE jobs (
+				id {{ID}},
+				plugin TEXT NOT NULL,
+				kind TEXT NOT NULL,
+				payload {{BLOB}},
+				queue_key TEXT NOT NULL DEFAULT '',
+				notify_adapter TEXT NOT NULL DEFAULT '',
+				notify_room TEXT NOT NULL DEFAULT '',
+				notify_message_id TEXT NOT NULL DEFAULT '',
+				notify_thread_id TEXT NOT NULL DEFAULT '',
+				origin_request_id TEXT NOT NULL DEFAULT '',
+				state TEXT NOT NULL,
+				attempt INTEGER NOT NULL DEFAULT 0,
+				worker TEXT NOT NULL DEFAULT '',
+				detail TEXT NOT NULL DEFAULT '',
+				created_at BIGINT NOT NULL,
+				run_after BIGINT NOT NULL,
+				started_at BIGINT,
+				finished_at BIGINT
+			)`,
+			// The claim query filters on state and queue_key and
+			// orders by id.
+			`CREATE INDEX jobs_claim ON jobs (state, queue_key, id)`,
+			`CREATE INDEX jobs_origin ON jobs (origin_request_id, state)`,
+			// The database itself guarantees at most one running job
+			// per non-empty queue key, whatever the claim query does
+			// under a future multi-writer engine. Partial indexes work
+			// on SQLite and PostgreSQL alike.
+			`CREATE UNIQUE INDEX jobs_running_key ON jobs (queue_key)
+				WHERE state = 'running' AND queue_key <> ''`,
+		},
+	},
+}
+
+// migrate creates schema_migrations if needed and applies every migration not
+// yet recorded there. It refuses a database whose schema is newer than this
+// binary knows.
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER NOT NULL PRIMARY KEY,
+		applied_at BIGINT NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	latest := 0
+	for i, m := range migrations {
+		if m.version <= latest || (i > 0 && m.version != migrations[i-1].version+1) {
+			return fmt.Errorf("migrate: migration %d (%s) is out of order", m.version, m.name)
+		}
+		latest = m.version
+	}
+	var current sql.NullInt64
+	if err := s.db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read schema version: %w", err)
+	}
+	if current.Int64 > int64(latest) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this binary supports (%d)", current.Int64, latest)
+	}
+	for _, m := range migrations {
+		if err := s.withTx(ctx, func(tx *sql.Tx) error { return s.apply(ctx, tx, m) }); err != nil {
+			return fmt.Errorf("migrate: version %d (%s): %w", m.version, m.name, err)
+		}
+	}
+	return nil
+}
+
+// apply runs one migration inside tx unless it is already recorded. The check
+// is repeated inside the transaction so that two processes opening the same
+// database at once do not both apply it.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, m migration) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
+		return fmt.Errorf("check applied: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	for _, stmt := range m.stmts {
+		if _, err := tx.ExecContext(ctx, s.d.ddl(stmt)); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`),
+		m.version, s.now().UnixMilli()); err != nil {
+		return fmt.Errorf("record version: %w", err)
+	}
+	return nil
+}

@@ -288,7 +288,9 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text string, res router.R
 		out.send(ctx, chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"}, false)
 		return "denied", dec.Reason
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
+	// The command's own deadline; replies about how it ended use ctx, which
+	// outlives it.
+	callCtx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
 	defer cancel()
 	call := &pluginv1.Call{Kind: &pluginv1.Call_Command{Command: &pluginv1.CommandRequest{
 		RequestId: requestID,
@@ -301,7 +303,7 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text string, res router.R
 	}}}
 	var done *pluginv1.Done
 	userErr := false
-	err := b.o.Plugins.Call(ctx, res.Plugin, call, func(ev *pluginv1.Event) {
+	err := b.o.Plugins.Call(callCtx, res.Plugin, call, func(ev *pluginv1.Event) {
 		switch k := ev.GetKind().(type) {
 		case *pluginv1.Event_Done:
 			done = k.Done

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimaops/chima/core/internal/testplugins"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -25,21 +25,15 @@ import (
 var bins = map[string]string{}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "chima-pluginhost-")
-	if err != nil {
-		panic(err)
-	}
 	for _, name := range []string{"crashy", "v2"} {
-		out := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-o", out, "./internal/fixtures/"+name)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			panic(fmt.Sprintf("build fixture %s: %v", name, err))
+		p, err := testplugins.Build(name)
+		if err != nil {
+			panic(err)
 		}
-		bins[name] = out
+		bins[name] = p
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testplugins.Cleanup()
 	os.Exit(code)
 }
 

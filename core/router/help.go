@@ -33,8 +33,7 @@ const helpHelp = "Shows what I can do, or how to use one command or plugin. Also
 // wins over a plugin of the same name.
 func (r *Router) Help(topic string, stateOf func(plugin string) string) chat.Output {
 	t := r.tab.Load()
-	topic, _, _ = nextToken(topic, skipSpace(topic, 0))
-	topic = strings.ToLower(topic)
+	topic = strings.ToLower(firstWord(topic))
 	note := func(plugin string) string {
 		if stateOf == nil {
 			return ""

@@ -46,7 +46,8 @@ type Result struct {
 	Kind Kind
 
 	// Plugin and Command identify the command: set for Matched, and for
-	// Malformed when the text named a command.
+	// Malformed when the text named a command. Command is shared with the
+	// router; callers must not modify it.
 	Plugin  string
 	Command *pluginv1.CommandSpec
 	// Args holds the validated, normalised arguments by name (Matched only;
@@ -87,8 +88,7 @@ func (r *Router) Parse(text string) Result {
 	end := indexSpace(text, 0)
 	kw := text[:end]
 	if isBuiltin(kw) {
-		topic, _, _ := nextToken(text, skipSpace(text, end))
-		return Result{Kind: Help, Topic: strings.ToLower(topic)}
+		return Result{Kind: Help, Topic: strings.ToLower(firstWord(text[end:]))}
 	}
 
 	t := r.tab.Load()
@@ -335,6 +335,12 @@ func nextToken(text string, pos int) (tok string, next int, problem string) {
 }
 
 func isQuote(c rune) bool { return c == '"' || c == '“' || c == '”' }
+
+// firstWord returns the first white-space separated word of s.
+func firstWord(s string) string {
+	start := skipSpace(s, 0)
+	return s[start:indexSpace(s, start)]
+}
 
 // indexSpace returns the index of the first space in text at or after pos,
 // or len(text).

@@ -34,8 +34,8 @@ var builtins = []string{"help", "commands"}
 
 // Options configure a Router.
 type Options struct {
-	// Name is the bot's name as people type it, such as "chima". Matching
-	// is case-insensitive. Empty means the bot is addressed only through
+	// Name is the bot's name as people type it, such as "chima" (a leading
+	// "@" is ignored). Matching is case-insensitive. Empty means the bot is addressed only through
 	// Prefix, direct messages and native mentions.
 	Name string
 	// Prefix is an optional command prefix such as "!": "!deploy x" is
@@ -59,7 +59,7 @@ type Router struct {
 
 // New returns a Router with no plugins.
 func New(o Options) *Router {
-	r := &Router{name: strings.TrimSpace(o.Name), prefix: o.Prefix, max: o.MaxMessageBytes}
+	r := &Router{name: strings.TrimPrefix(strings.TrimSpace(o.Name), "@"), prefix: o.Prefix, max: o.MaxMessageBytes}
 	if r.max <= 0 {
 		r.max = DefaultMaxMessageBytes
 	}

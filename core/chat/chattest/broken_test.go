@@ -21,8 +21,9 @@ type (
 	threadDropper struct{ *chattest.Memory }
 	// buttonDropper renders no buttons and does not show them as text.
 	buttonDropper struct{ *chattest.Memory }
-	// lossy drops the 50th message it receives.
-	lossy struct{ *chattest.Memory }
+	// stuttering delivers the 50th message it receives twice. (A lossy
+	// adapter fails the same sub-test, only after the suite's guard.)
+	stuttering struct{ *chattest.Memory }
 )
 
 func (impostor) Self() chat.User { return chat.User{ID: "impostor"} }
@@ -37,10 +38,11 @@ func (a buttonDropper) Send(ctx context.Context, to chat.MessageRef, out chat.Ou
 	return a.Memory.Send(ctx, to, out)
 }
 
-func (a lossy) Run(ctx context.Context, h chat.Handler) error {
+func (a stuttering) Run(ctx context.Context, h chat.Handler) error {
 	var n atomic.Int64
 	return a.Memory.Run(ctx, chat.HandlerFunc(func(ctx context.Context, m chat.Message) {
-		if n.Add(1) != 50 {
+		h.HandleMessage(ctx, m)
+		if n.Add(1) == 50 {
 			h.HandleMessage(ctx, m)
 		}
 	}))
@@ -60,7 +62,7 @@ func TestBrokenAdapter(t *testing.T) {
 			"impostor":      impostor{m},
 			"threadDropper": threadDropper{m},
 			"buttonDropper": buttonDropper{m},
-			"lossy":         lossy{m},
+			"stuttering":    stuttering{m},
 		}
 		return adapters[kind], memoryPeer{m}
 	}})
@@ -74,7 +76,7 @@ func TestConformanceCatchesBrokenAdapters(t *testing.T) {
 		{"impostor", "does_not_deliver_the_bot's_own_messages_back"},
 		{"threadDropper", "replies_in_a_thread_when_threads_are_supported_and_in_the_room_otherwise"},
 		{"buttonDropper", "renders_title,_text,_fields,_code_and_buttons_so_every_piece_reaches_the_service"},
-		{"lossy", "handles_100_messages_in_a_burst_without_loss_and_in_order_per_room"},
+		{"stuttering", "handles_100_messages_in_a_burst_without_loss_and_in_order_per_room"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.kind, func(t *testing.T) {

@@ -89,7 +89,8 @@ type session struct {
 	caps   chat.Capabilities
 	inbox  *inbox
 	cancel context.CancelFunc
-	done   chan error // receives Run's result
+	ended  chan struct{} // closed when Run has returned
+	runErr error         // what Run returned, set before ended is closed
 }
 
 // start runs a in the background and makes sure, at clean-up, that Run
@@ -97,8 +98,11 @@ type session struct {
 func start(t *testing.T, a chat.Adapter, p Peer) *session {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{a: a, p: p, caps: chat.CapabilitiesOf(a), inbox: newInbox(), cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- a.Run(ctx, s.inbox) }()
+	s := &session{a: a, p: p, caps: chat.CapabilitiesOf(a), inbox: newInbox(), cancel: cancel, ended: make(chan struct{})}
+	go func() {
+		s.runErr = a.Run(ctx, s.inbox)
+		close(s.ended)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := s.wait(); err != nil {
@@ -108,21 +112,39 @@ func start(t *testing.T, a chat.Adapter, p Peer) *session {
 	return s
 }
 
-// wait waits for Run to return after its ctx was cancelled. It may be called
-// more than once.
+// wait waits for Run to return after its ctx was cancelled.
 func (s *session) wait() error {
 	select {
-	case err, ok := <-s.done:
-		if !ok {
-			return nil
-		}
-		close(s.done)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("the adapter's Run returned %v after its ctx was cancelled, want nil or context.Canceled", err)
+	case <-s.ended:
+		if s.runErr != nil && !errors.Is(s.runErr, context.Canceled) {
+			return fmt.Errorf("the adapter's Run returned %v after its ctx was cancelled, want nil or context.Canceled", s.runErr)
 		}
 		return nil
 	case <-time.After(Guard):
 		return fmt.Errorf("the adapter's Run did not return within %s after its ctx was cancelled", Guard)
+	}
+}
+
+// next returns the next message the handler got, failing when none comes or
+// when Run ends first.
+func (s *session) next(t *testing.T) chat.Message {
+	t.Helper()
+	timeout := time.NewTimer(Guard)
+	defer timeout.Stop()
+	for {
+		if m, ok := s.inbox.take(); ok {
+			return m
+		}
+		select {
+		case <-s.inbox.wake:
+		case <-s.ended:
+			if m, ok := s.inbox.take(); ok {
+				return m
+			}
+			t.Fatalf("the adapter's Run returned %v while the suite waited for a message", s.runErr)
+		case <-timeout.C:
+			t.Fatalf("the handler got no message within %s", Guard)
+		}
 	}
 }
 
@@ -157,7 +179,7 @@ func (s *session) to(r string) chat.MessageRef {
 func (s *session) roundTrip(t *testing.T, r, text string) chat.Message {
 	t.Helper()
 	s.p.Say(t, r, user, "", text)
-	m := s.inbox.next(t)
+	m := s.next(t)
 	if m.Text != text {
 		t.Fatalf("handler got %q, want %q", m.Text, text)
 	}
@@ -166,7 +188,7 @@ func (s *session) roundTrip(t *testing.T, r, text string) chat.Message {
 
 func testDelivers(t *testing.T, s *session) {
 	s.p.Say(t, room, user, "", "hello there")
-	m := s.inbox.next(t)
+	m := s.next(t)
 	checkMessage(t, m, s.a.Name(), room, user, "hello there")
 	if m.Ref.ThreadID != "" {
 		t.Errorf("message outside a thread has ThreadID %q", m.Ref.ThreadID)
@@ -209,7 +231,7 @@ func testOwnMessages(t *testing.T, s *session) {
 	s.p.Said(t)
 	s.p.Say(t, room, s.a.Self().ID, "", "said as the bot")
 	s.p.Say(t, room, user, "", "marker")
-	if m := s.inbox.next(t); m.Text != "marker" {
+	if m := s.next(t); m.Text != "marker" {
 		t.Errorf("handler got %q from %q before the marker: the bot's own messages came back", m.Text, m.User.ID)
 	}
 }
@@ -254,7 +276,7 @@ func testThreads(t *testing.T, s *session) {
 	}
 
 	s.p.Say(t, room, user, root.Ref.MessageID, "answer in the thread")
-	m := s.inbox.next(t)
+	m := s.next(t)
 	checkMessage(t, m, s.a.Name(), room, user, "answer in the thread")
 	if m.Ref.ThreadID != root.Ref.MessageID {
 		t.Errorf("thread message has ThreadID %q, want %q", m.Ref.ThreadID, root.Ref.MessageID)
@@ -358,7 +380,7 @@ func testBurstIn(t *testing.T, s *session) {
 	last := map[string]int{room: -1, otherRoom: -1}
 	ids := make(map[string]bool, n)
 	for range n {
-		m := s.inbox.next(t)
+		m := s.next(t)
 		var i int
 		if _, err := fmt.Sscanf(m.Text, "burst %d", &i); err != nil {
 			t.Fatalf("unexpected message %q", m.Text)
@@ -412,23 +434,14 @@ func (b *inbox) HandleMessage(_ context.Context, m chat.Message) {
 	}
 }
 
-func (b *inbox) next(t *testing.T) chat.Message {
-	t.Helper()
-	timeout := time.NewTimer(Guard)
-	defer timeout.Stop()
-	for {
-		b.mu.Lock()
-		if len(b.msgs) > 0 {
-			m := b.msgs[0]
-			b.msgs = b.msgs[1:]
-			b.mu.Unlock()
-			return m
-		}
-		b.mu.Unlock()
-		select {
-		case <-b.wake:
-		case <-timeout.C:
-			t.Fatalf("the handler got no message within %s", Guard)
-		}
+// take removes and returns the oldest message, if any.
+func (b *inbox) take() (chat.Message, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.msgs) == 0 {
+		return chat.Message{}, false
 	}
+	m := b.msgs[0]
+	b.msgs = b.msgs[1:]
+	return m, true
 }

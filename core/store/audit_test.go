@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -96,5 +97,24 @@ func TestAuditFillsTimeAndListsNewestFirst(t *testing.T) {
 	got, _ := s.Audit(ctx, 1)
 	if !got[0].Time.Equal(base.Add(4 * time.Second)) {
 		t.Errorf("zero Time recorded as %v, want the store clock %v", got[0].Time, base.Add(4*time.Second))
+	}
+}
+
+func TestRecordAuditsWritesEveryEntryOfALargeBatchInOrder(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	var batch []AuditEntry
+	for i := range 150 { // more than one multi-row INSERT
+		batch = append(batch, AuditEntry{Time: time.UnixMilli(int64(1000 + i)), RequestID: fmt.Sprintf("r%d", i), Command: "hello", Outcome: "ok"})
+	}
+	if err := s.RecordAudits(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Audit(ctx, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 150 || got[0].RequestID != "r149" || got[149].RequestID != "r0" {
+		t.Fatalf("got %d entries, first %q last %q", len(got), got[0].RequestID, got[len(got)-1].RequestID)
 	}
 }

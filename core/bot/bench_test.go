@@ -1,0 +1,144 @@
+package bot_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/chat/chattest"
+	"github.com/chimaops/chima/core/internal/testplugins"
+	"github.com/chimaops/chima/core/pluginhost"
+)
+
+// BenchmarkDispatch measures the whole dispatch path: a message enters the
+// in-memory adapter, is routed and authorised, goes to the hello plugin
+// process over go-plugin gRPC (one multiplexed stream), and the reply reaches
+// the adapter. It reports messages/s and latency percentiles, with 1 and with
+// 8 messages in flight, plus the host's and the plugin's resident memory.
+func BenchmarkDispatch(b *testing.B) {
+	for _, inflight := range []int{1, 8} {
+		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) {
+			tb := startBot(b, botOptions{plugins: []string{"examples/hello"}})
+			rooms := make([]chan struct{}, inflight)
+			for i := range rooms {
+				rooms[i] = make(chan struct{}, 1)
+			}
+			tb.chat.Subscribe(func(s chattest.Sent) {
+				i, err := strconv.Atoi(strings.TrimPrefix(s.Ref.Room, "r"))
+				if err != nil || !strings.HasPrefix(s.Out.Text, "Hello") {
+					b.Errorf("unexpected reply %q in %q", s.Out.Text, s.Ref.Room)
+					return
+				}
+				rooms[i] <- struct{}{}
+			})
+			// Warm up: connections, the plugin's goroutines, the store.
+			for i := range inflight {
+				tb.sayAs("alice", "r"+strconv.Itoa(i), "chima hello warm")
+				<-rooms[i]
+			}
+			tb.chat.Reset()
+
+			lat := make([][]time.Duration, inflight)
+			b.ResetTimer()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for w := range inflight {
+				n := b.N / inflight
+				if w < b.N%inflight {
+					n++
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					room := "r" + strconv.Itoa(w)
+					l := make([]time.Duration, 0, n)
+					for range n {
+						t0 := time.Now()
+						tb.chat.Inject(chat.Message{Ref: chat.MessageRef{Room: room}, User: chat.User{ID: "alice"}, Text: "chima hello bench"})
+						<-rooms[w]
+						l = append(l, time.Since(t0))
+					}
+					lat[w] = l
+				}()
+			}
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			all := slices.Concat(lat...)
+			slices.Sort(all)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+			b.ReportMetric(float64(percentile(all, 50).Nanoseconds())/1e3, "p50-µs")
+			b.ReportMetric(float64(percentile(all, 99).Nanoseconds())/1e3, "p99-µs")
+			b.ReportMetric(rssMiB(os.Getpid()), "host-RSS-MiB")
+			b.ReportMetric(rssMiB(tb.host.Status()[0].PID), "plugin-RSS-MiB")
+			tb.chat.Reset()
+		})
+	}
+}
+
+// BenchmarkPluginStart measures start-to-ready of the plugins `make run`
+// starts: process start, handshake, AutoMTLS, Describe and the multiplexed
+// stream, all plugins concurrently.
+func BenchmarkPluginStart(b *testing.B) {
+	var specs []pluginhost.Spec
+	for _, name := range shippedPlugins() {
+		path, err := testplugins.Build(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true})
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		h := pluginhost.New(pluginhost.Options{})
+		if errs := h.Start(context.Background(), specs); len(errs) > 0 {
+			b.Fatal(errs)
+		}
+		b.StopTimer()
+		h.Stop()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(len(specs)), "plugins")
+}
+
+// shippedPlugins lists the plugin packages the example config runs.
+func shippedPlugins() []string {
+	var out []string
+	for _, p := range []string{"examples/hello", "plugins/deploy", "plugins/cistatus", "plugins/backup"} {
+		if _, err := os.Stat(filepath.Join("..", "..", p, "main.go")); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+// rssMiB reads a process's resident set size from /proc.
+func rssMiB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

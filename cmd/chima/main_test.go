@@ -1,0 +1,352 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds chima and the plugins, built once for these tests.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "chima-cli-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	for out, pkg := range map[string]string{
+		"chima":          ".",
+		"plugins/hello":  "../../examples/hello",
+		"plugins/crashy": "../../core/internal/testplugins/crashy",
+	} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			panic(fmt.Sprintf("build %s: %v", pkg, err))
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// writeConfig writes a chima.yaml using the built plugins and returns its path.
+func writeConfig(t testing.TB, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`bot:
+  name: chima
+  prefix: "!"
+adapters:
+  shell: {enabled: true, room: general, user: alice}
+store:
+  path: %s
+plugins:
+  - name: hello
+    path: %s
+  - name: crashy
+    path: %s
+    max_restarts: 3
+roles:
+  admin: {users: ["shell:alice"], permissions: ["*"]}
+policies:
+  - command: echo
+    allowed_rooms: [ops]
+%s`, filepath.Join(dir, "chima.db"), filepath.Join(binDir, "plugins/hello"), filepath.Join(binDir, "plugins/crashy"), extra)
+	path := filepath.Join(dir, "chima.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// chima runs the CLI and returns stdout, stderr and the exit code.
+func chima(t testing.TB, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "chima"), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func TestSendPrintsRepliesAndExitStatus(t *testing.T) {
+	cfg := writeConfig(t, "")
+	cases := []struct {
+		name, room, text, want string
+		code                   int
+	}{
+		{"command answered by a plugin", "", "chima hello world", "[general] chima: Hello, world!", 0},
+		{"unknown command suggests", "", "chima helo", `Did you mean "hello"?`, 1},
+		{"refused by room policy", "", "chima echo hi", "Sorry,", 1},
+		{"allowed in its room", "ops", "chima echo hi", "[ops] chima: hi", 0},
+		{"jobs the command started are waited for", "", "chima job now", "job said now", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"send", "--config", cfg, c.text}
+			if c.room != "" {
+				args = append(args, "--room", c.room)
+			}
+			out, stderr, code := chima(t, args...)
+			if !strings.Contains(out, c.want) || code != c.code {
+				t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s\nwant exit %d and %q", code, out, stderr, c.code, c.want)
+			}
+		})
+	}
+}
+
+func TestSendRefusesTextNotAddressedToTheBot(t *testing.T) {
+	_, stderr, code := chima(t, "send", "--config", writeConfig(t, ""), "hello world")
+	if code != 2 || !strings.Contains(stderr, "not addressed") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestExplainShowsParsedArgumentsAndPolicyDecision(t *testing.T) {
+	cfg := writeConfig(t, "")
+	out, stderr, code := chima(t, "explain", "--config", cfg, "--user", "bob", "chima echo hi there")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var ex map[string]any
+	if err := json.Unmarshal([]byte(out), &ex); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	args, _ := ex["args"].(map[string]any)
+	if ex["plugin"] != "crashy" || ex["command"] != "echo" || args["text"] != "hi there" || ex["allowed"] != false || ex["reason"] == "" {
+		t.Fatalf("explain = %s", out)
+	}
+}
+
+func TestPluginsListsVersionsCommandsAndState(t *testing.T) {
+	out, stderr, code := chima(t, "plugins", "--config", writeConfig(t, ""))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"NAME", "hello", "1.0.0", "crashy", "running", "echo"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plugins output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestConfigValidateListsEveryProblemAndFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chima.yaml")
+	bad := "bot:\n  nmae: chima\n  command_timeout: soon\nplugins:\n  - name: x\n    path: /nonexistent/plugin\n"
+	if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := chima(t, "config", "validate", "--config", path)
+	if code == 0 {
+		t.Fatal("invalid config validated")
+	}
+	for _, want := range []string{"chima.yaml:2", "nmae", "chima.yaml:3", "command_timeout", "/nonexistent/plugin"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("problems lack %q:\n%s", want, stderr)
+		}
+	}
+	out, _, code := chima(t, "config", "validate", "--config", writeConfig(t, ""))
+	if code != 0 || !strings.Contains(out, "is valid") {
+		t.Fatalf("valid config: exit %d %s", code, out)
+	}
+}
+
+func TestBotStartsWithOtherPluginsWhenOneCannotStart(t *testing.T) {
+	notExec := filepath.Join(t.TempDir(), "broken")
+	if err := os.WriteFile(notExec, []byte("#!/bin/false\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "")
+	b, _ := os.ReadFile(cfg)
+	cfgText := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: broken\n    path: %s\nroles:", notExec), 1)
+	if err := os.WriteFile(cfg, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := chima(t, "send", "--config", cfg, "chima hello world")
+	if code != 0 || !strings.Contains(out, "Hello, world!") || !strings.Contains(stderr, "plugin broken:") {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
+	}
+}
+
+// console runs `chima run` on a pipe, like `make run` without a terminal.
+type console struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+func startConsole(t *testing.T, cfg string) *console {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "chima"), "run", "--config", cfg)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return &console{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+}
+
+func (c *console) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(c.in, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expect reads output lines until one contains want (a failure guard of
+// 10s applies; it asserts no duration).
+func (c *console) expect(t *testing.T, want string) string {
+	t.Helper()
+	found := make(chan string, 1)
+	go func() {
+		for c.out.Scan() {
+			if strings.Contains(c.out.Text(), want) {
+				found <- c.out.Text()
+				return
+			}
+		}
+		close(found)
+	}()
+	select {
+	case line, ok := <-found:
+		if !ok {
+			t.Fatalf("output ended without %q", want)
+		}
+		return line
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no output line with %q", want)
+	}
+	return ""
+}
+
+// childPIDs lists the direct children of pid, whichever of its threads
+// started them.
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	files, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		for _, field := range strings.Fields(string(b)) {
+			n, _ := strconv.Atoi(field)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	return len(f) > 2 && f[2] != "Z"
+}
+
+func waitGone(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("plugin process %d still running", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+func TestConsoleRunsCommandsAndSwitchesRoomAndUser(t *testing.T) {
+	c := startConsole(t, writeConfig(t, ""))
+	c.say(t, "chima hello world")
+	c.expect(t, "Hello, world!")
+	c.say(t, "chima echo hi")
+	c.expect(t, "Sorry,")
+	c.say(t, "/room ops")
+	c.say(t, "chima echo in ops")
+	c.expect(t, "[ops] chima: in ops")
+}
+
+func TestPluginKilledByHandFailsTheCommandInFlightAndIsBackForTheNext(t *testing.T) {
+	c := startConsole(t, writeConfig(t, ""))
+	c.say(t, "chima hello warm")
+	c.expect(t, "Hello, warm!")
+	c.say(t, "/room ops")
+	c.say(t, "chima sleep 1h")
+	time.Sleep(200 * time.Millisecond) // let the command reach the plugin
+	var crashy int
+	for _, pid := range childPIDs(t, c.cmd.Process.Pid) {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); strings.Contains(string(b), "crashy") {
+			crashy = pid
+		}
+	}
+	if crashy == 0 {
+		t.Fatal("crashy plugin process not found")
+	}
+	if err := syscall.Kill(crashy, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "crashed while handling `sleep 1h`; it was restarted")
+	c.say(t, "chima echo back")
+	c.expect(t, "[ops] chima: back")
+}
+
+func TestSIGTERMStopsTheBotAndLeavesNoPluginProcess(t *testing.T) {
+	c := startConsole(t, writeConfig(t, ""))
+	c.say(t, "chima hello world")
+	c.expect(t, "Hello, world!")
+	plugins := childPIDs(t, c.cmd.Process.Pid)
+	if len(plugins) != 2 {
+		t.Fatalf("want 2 plugin processes, got %v", plugins)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("chima run after SIGTERM: %v", err)
+	}
+	waitGone(t, plugins)
+}
+
+func TestKilledBotLeavesNoPluginProcess(t *testing.T) {
+	c := startConsole(t, writeConfig(t, ""))
+	c.say(t, "chima hello world")
+	c.expect(t, "Hello, world!")
+	plugins := childPIDs(t, c.cmd.Process.Pid)
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	waitGone(t, plugins)
+}

@@ -14,8 +14,8 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/chima ./cmd/chima
-	@for p in $(wildcard $(addprefix plugins/,$(PLUGINS))); do \
-		echo "$(GO) build -o $(BIN)/plugins/$$(basename $$p) ./$$p"; \
+	@for p in $(dir $(wildcard $(addsuffix /main.go,$(addprefix plugins/,$(PLUGINS))))); do \
+		p=$${p%/}; echo "$(GO) build -o $(BIN)/plugins/$$(basename $$p) ./$$p"; \
 		$(GO) build -o $(BIN)/plugins/$$(basename $$p) ./$$p || exit 1; done
 	@for e in $(EXAMPLES); do \
 		echo "$(GO) build -o $(BIN)/plugins/$$e ./examples/$$e"; \
@@ -26,6 +26,7 @@ run: build
 
 test:
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
 bench: build

@@ -144,9 +144,3 @@ func (m *muxClient) recvLoop() {
 		}
 	}
 }
-
-// close ends the stream; calls in flight fail with errStreamBroken.
-func (m *muxClient) close() {
-	m.cancel()
-	<-m.done
-}

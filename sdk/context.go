@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
@@ -299,4 +301,83 @@ func sprintf(format string, args ...any) string {
 		return format
 	}
 	return fmt.Sprintf(format, args...)
+}
+
+// JobInfo describes one of the plugin's durable jobs.
+type JobInfo = pluginv1.JobInfo
+
+// CancelJob stops one of the plugin's jobs: a queued job is cancelled, a
+// running one has its context cancelled. cancelled is false for a job that
+// had already ended.
+func (c *Context) CancelJob(id int64) (cancelled bool, job *JobInfo, err error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return false, nil, err
+	}
+	resp, err := h.CancelJob(c, &pluginv1.CancelJobRequest{JobId: id})
+	if err != nil {
+		return false, nil, fmt.Errorf("cancel job %d: %w", id, err)
+	}
+	return resp.GetCancelled(), resp.GetJob(), nil
+}
+
+// JobFilter selects jobs for Jobs; zero fields match everything.
+type JobFilter struct {
+	Kind     string
+	QueueKey string
+	States   []string
+	Limit    int
+}
+
+// Jobs lists the plugin's jobs, newest first.
+func (c *Context) Jobs(f JobFilter) ([]*JobInfo, error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := h.Jobs(c, &pluginv1.JobsRequest{Kind: f.Kind, QueueKey: f.QueueKey, States: f.States, Limit: int32(f.Limit)})
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	return resp.GetJobs(), nil
+}
+
+// AppendLog appends data to the plugin's log called name, kept by the host
+// (a deploy's output, say). It returns the log's new size.
+func (c *Context) AppendLog(name string, data []byte) (int64, error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := h.AppendLog(c, &pluginv1.AppendLogRequest{Name: name, Data: data})
+	if err != nil {
+		return 0, fmt.Errorf("append to log %s: %w", name, err)
+	}
+	return resp.GetSize(), nil
+}
+
+// ReadLog reads the plugin's log called name from offset; limit <= 0 reads
+// to the end. found is false for a log never written.
+func (c *Context) ReadLog(name string, offset, limit int64) (data []byte, size int64, found bool, err error) {
+	h, err := c.host.get(c)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	resp, err := h.ReadLog(c, &pluginv1.ReadLogRequest{Name: name, Offset: offset, Limit: limit})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("read log %s: %w", name, err)
+	}
+	return resp.GetData(), resp.GetSize(), resp.GetFound(), nil
+}
+
+// InterruptedJob decodes the job of an EventJobInterrupted event.
+func (c *Context) InterruptedJob() (*Job, error) {
+	if c.Event == nil || c.Event.GetType() != EventJobInterrupted {
+		return nil, fmt.Errorf("not a %s event", EventJobInterrupted)
+	}
+	j := &Job{}
+	if err := proto.Unmarshal(c.Event.GetPayload(), j); err != nil {
+		return nil, fmt.Errorf("decode interrupted job: %w", err)
+	}
+	return j, nil
 }

@@ -3,8 +3,10 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // Plugin declares everything a plugin offers. Serve publishes it to the host.
@@ -22,6 +24,9 @@ type Plugin struct {
 	Events []EventHandler
 	// Jobs are the durable job kinds the plugin runs.
 	Jobs []JobHandler
+	// Pages serve read-only HTTP pages (a deploy's log) on the host's HTTP
+	// server, under their path prefixes.
+	Pages []Page
 	// Configure, when set, receives the plugin's settings from chima.yaml
 	// before the first call. An error stops the plugin from starting and is
 	// shown to the operator.
@@ -94,6 +99,18 @@ type JobHandler struct {
 	Run  func(c *Context) error
 }
 
+// Page serves GET requests under Prefix ("/deployments/") with an ordinary
+// http.Handler. The host forwards the request; the response is buffered.
+type Page struct {
+	Prefix  string
+	Handler http.Handler
+}
+
+// EventJobInterrupted is the event type a plugin lists in Events to hear of
+// its jobs that were running when the host died; Context.InterruptedJob
+// decodes the job. The job is not re-run: the handler reports and cleans up.
+const EventJobInterrupted = wire.EventJobInterrupted
+
 // UserError is a failure meant for the person in chat: bad input, a refused
 // action. It is shown as it is; other errors are shown as the plugin failing.
 type UserError struct {
@@ -146,6 +163,12 @@ func (p *Plugin) manifest() *pluginv1.Manifest {
 	}
 	for _, j := range p.Jobs {
 		m.JobKinds = append(m.JobKinds, j.Kind)
+	}
+	for _, pg := range p.Pages {
+		m.HttpPaths = append(m.HttpPaths, pg.Prefix)
+	}
+	if len(p.Pages) > 0 {
+		m.Capabilities = append(m.Capabilities, wire.CapabilityHTTP)
 	}
 	return m
 }

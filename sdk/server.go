@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-plugin"
@@ -89,6 +93,42 @@ func (s *server) HandleEvent(req *pluginv1.WebhookEvent, stream pluginv1.Plugin_
 // RunJob runs one job, streaming its events.
 func (s *server) RunJob(req *pluginv1.JobRequest, stream pluginv1.Plugin_RunJobServer) error {
 	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Job{Job: req}}, stream.Send)
+}
+
+// maxPageBytes bounds one page's response: it travels in one gRPC message.
+const maxPageBytes = 8 << 20
+
+// HandleHTTP serves a GET for one of the plugin's pages.
+func (s *server) HandleHTTP(ctx context.Context, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error) {
+	var page *Page
+	for i := range s.p.Pages {
+		if strings.HasPrefix(req.GetPath(), s.p.Pages[i].Prefix) {
+			page = &s.p.Pages[i]
+		}
+	}
+	if page == nil {
+		return &pluginv1.HTTPResponse{Status: http.StatusNotFound, Body: []byte("not found\n")}, nil
+	}
+	u := &url.URL{Path: req.GetPath(), RawQuery: req.GetQuery()}
+	hr, err := http.NewRequestWithContext(ctx, req.GetMethod(), u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("build request: %w", err)
+	}
+	for k, v := range req.GetHeaders() {
+		hr.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	page.Handler.ServeHTTP(rec, hr)
+	resp := &pluginv1.HTTPResponse{Status: int32(rec.Code), Headers: map[string]string{}}
+	for k := range rec.Header() {
+		resp.Headers[k] = rec.Header().Get(k)
+	}
+	body := rec.Body.Bytes()
+	if len(body) > maxPageBytes {
+		body = body[len(body)-maxPageBytes:]
+	}
+	resp.Body = body
+	return resp, nil
 }
 
 // Multiplex serves many calls over one stream. Each call runs in its own

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chimaops/chima/adapters/shell"
 	"github.com/chimaops/chima/core/httpapi"
+	"github.com/chimaops/chima/core/webhook"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
@@ -67,6 +68,16 @@ func runBot(ctx context.Context, g *globalFlags) error {
 			Addr: cfg.HTTP.Addr, Registry: a.metrics.Registry, Logger: a.log,
 			Plugins: func() any { return a.host.Status() },
 		})
+		if gh := cfg.Webhooks.GitHub; gh != nil {
+			secret := os.Getenv(gh.SecretEnv)
+			if secret == "" {
+				return fmt.Errorf("webhooks.github: environment variable %s is empty; it must hold the hook's secret", gh.SecretEnv)
+			}
+			srv.Handle("POST /webhooks/github", &webhook.GitHub{
+				Secret: []byte(secret), Deliveries: a.store, Dispatch: a.bot, Logger: a.log.With("component", "webhooks"),
+			})
+		}
+		srv.Handle("GET /", a.bot.Pages())
 		if err := srv.Listen(); err != nil {
 			return err
 		}

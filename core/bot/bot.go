@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,8 @@ import (
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
+	"google.golang.org/protobuf/proto"
 )
 
 // Plugins is what the bot needs of the plugin host.
@@ -25,6 +28,7 @@ type Plugins interface {
 	State(plugin string) pluginhost.State
 	Manifest(plugin string) *pluginv1.Manifest
 	Plugins() []string
+	HTTP(ctx context.Context, plugin string, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error)
 }
 
 // Options configure a Bot.
@@ -187,6 +191,35 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 	for _, j := range interrupted {
 		b.log.Warn("job interrupted by restart", "job", j.ID, "plugin", j.Plugin, "kind", j.Kind)
 		b.notifyJobEnd(ctx, j, store.JobInterrupted, "interrupted by restart")
+		b.tellPluginInterrupted(ctx, j)
+	}
+}
+
+// tellPluginInterrupted lets the job's plugin clean up after a job that was
+// running when the process died (report the deployment as errored, say), if
+// it asked to hear of such jobs.
+func (b *Bot) tellPluginInterrupted(ctx context.Context, j store.Job) {
+	m := b.o.Plugins.Manifest(j.Plugin)
+	if m == nil || !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
+		return
+	}
+	payload, err := proto.Marshal(&pluginv1.JobRequest{
+		JobId: j.ID, Kind: j.Kind, Payload: j.Payload, Attempt: uint32(j.Attempt),
+		Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
+	})
+	if err != nil {
+		b.log.Error("encode interrupted job", "job", j.ID, "error", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
+	defer cancel()
+	out := b.replierTo(j.Notify, j.Notify)
+	err = b.o.Plugins.Call(ctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
+		RequestId: b.newRequestID(), Type: wire.EventJobInterrupted,
+		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
+	}}}, func(ev *pluginv1.Event) { out.event(ctx, ev) })
+	if err != nil {
+		b.log.Error("tell plugin of interrupted job", "job", j.ID, "plugin", j.Plugin, "error", err)
 	}
 }
 

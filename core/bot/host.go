@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -92,6 +93,78 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 	}
 	h.b.jobs.Wake()
 	return &pluginv1.EnqueueResponse{JobId: id}, nil
+}
+
+// CancelJob stops one of the plugin's jobs.
+func (h *hostService) CancelJob(ctx context.Context, r *pluginv1.CancelJobRequest) (*pluginv1.CancelJobResponse, error) {
+	j, err := h.b.o.Store.GetJob(ctx, r.GetJobId())
+	if errors.Is(err, store.ErrNotFound) || (err == nil && j.Plugin != h.plugin) {
+		return &pluginv1.CancelJobResponse{}, nil
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "get job: %v", err)
+	}
+	ok, err := h.b.jobs.Cancel(ctx, j.ID)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "cancel job: %v", err)
+	}
+	if j2, err := h.b.o.Store.GetJob(ctx, j.ID); err == nil {
+		j = j2
+	}
+	return &pluginv1.CancelJobResponse{Cancelled: ok, Job: h.jobInfo(j)}, nil
+}
+
+// Jobs lists the plugin's jobs.
+func (h *hostService) Jobs(ctx context.Context, r *pluginv1.JobsRequest) (*pluginv1.JobsResponse, error) {
+	f := store.JobFilter{Plugin: h.plugin, Kind: r.GetKind(), Limit: int(r.GetLimit()), NewestFirst: true}
+	if r.GetQueueKey() != "" {
+		f.QueueKey = h.plugin + "/" + r.GetQueueKey()
+	}
+	for _, st := range r.GetStates() {
+		f.States = append(f.States, store.JobState(st))
+	}
+	jobs, err := h.b.o.Store.ListJobs(ctx, f)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "list jobs: %v", err)
+	}
+	resp := &pluginv1.JobsResponse{}
+	for _, j := range jobs {
+		resp.Jobs = append(resp.Jobs, h.jobInfo(j))
+	}
+	return resp, nil
+}
+
+func (h *hostService) jobInfo(j store.Job) *pluginv1.JobInfo {
+	unix := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.Unix()
+	}
+	return &pluginv1.JobInfo{
+		Id: j.ID, Kind: j.Kind, QueueKey: strings.TrimPrefix(j.QueueKey, h.plugin+"/"), State: string(j.State),
+		Payload: j.Payload, Detail: j.Detail, Attempt: uint32(j.Attempt),
+		CreatedUnix: unix(j.CreatedAt), StartedUnix: unix(j.StartedAt), FinishedUnix: unix(j.FinishedAt),
+		Notify: refToProto(j.Notify),
+	}
+}
+
+// AppendLog appends to one of the plugin's logs.
+func (h *hostService) AppendLog(ctx context.Context, r *pluginv1.AppendLogRequest) (*pluginv1.AppendLogResponse, error) {
+	size, err := h.b.o.Store.AppendLog(ctx, h.plugin, r.GetName(), r.GetData())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "append log: %v", err)
+	}
+	return &pluginv1.AppendLogResponse{Size: size}, nil
+}
+
+// ReadLog reads one of the plugin's logs.
+func (h *hostService) ReadLog(ctx context.Context, r *pluginv1.ReadLogRequest) (*pluginv1.ReadLogResponse, error) {
+	data, size, found, err := h.b.o.Store.ReadLog(ctx, h.plugin, r.GetName(), r.GetOffset(), r.GetLimit())
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "read log: %v", err)
+	}
+	return &pluginv1.ReadLogResponse{Data: data, Size: size, Found: found}, nil
 }
 
 // lockName namespaces lock names per plugin.

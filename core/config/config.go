@@ -63,6 +63,8 @@ type Config struct {
 	Store StoreConfig `yaml:"store"`
 	// HTTP configures the server for webhooks, health and metrics.
 	HTTP HTTPConfig `yaml:"http"`
+	// Webhooks configures the webhook receivers on the HTTP server.
+	Webhooks WebhooksConfig `yaml:"webhooks"`
 	// Plugins are the plugin processes the bot runs, in start order.
 	Plugins []PluginConfig `yaml:"plugins"`
 	// Roles maps a role name to its members and permissions.
@@ -129,6 +131,19 @@ type HTTPConfig struct {
 	// (deploy logs). Defaults to http://Addr ("localhost" when Addr's host is
 	// empty or a wildcard address). Normalised without a trailing slash.
 	BaseURL string `yaml:"base_url"`
+}
+
+// WebhooksConfig configures the webhook receivers.
+type WebhooksConfig struct {
+	// GitHub receives GitHub webhooks at POST /webhooks/github.
+	GitHub *GitHubWebhookConfig `yaml:"github"`
+}
+
+// GitHubWebhookConfig configures the GitHub webhook receiver.
+type GitHubWebhookConfig struct {
+	// SecretEnv names the environment variable holding the hook's secret,
+	// which every delivery's X-Hub-Signature-256 is checked against.
+	SecretEnv string `yaml:"secret_env"`
 }
 
 // PluginConfig configures one plugin process.

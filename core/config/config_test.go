@@ -548,3 +548,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestGitHubWebhookNeedsASecretVariableAndHTTP(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"no secret_env", "webhooks:\n  github: {}\n", "webhooks.github.secret_env: required"},
+		{"a secret pasted in", "webhooks:\n  github: {secret_env: \"s3cret-value\"}\n", "is not an upper-case environment variable name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := strings.Join(problems(t, valid+c.yaml), "\n")
+			if !strings.Contains(got, c.want) || strings.Contains(got, "s3cret-value") {
+				t.Fatalf("problems:\n%s\nwant %q, without the pasted value", got, c.want)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ func (c *Config) Validate() error {
 	c.validateAdapters(v)
 	c.validateStore(v)
 	c.validateHTTP(v)
+	c.validateWebhooks(v)
 	c.validatePlugins(v)
 	c.validateRoles(v)
 	c.validatePolicies(v)
@@ -123,6 +124,20 @@ func (c *Config) validateStore(v *validator) {
 		}
 	default:
 		v.add("store.driver", "%q: must be sqlite or postgres", s.Driver)
+	}
+}
+
+func (c *Config) validateWebhooks(v *validator) {
+	if gh := c.Webhooks.GitHub; gh != nil {
+		switch {
+		case gh.SecretEnv == "":
+			v.add("webhooks.github.secret_env", "required: the name of the environment variable holding the hook's secret")
+		case !isHostEnvName(gh.SecretEnv):
+			v.add("webhooks.github.secret_env", "is not an upper-case environment variable name; name the variable holding the secret (like CHIMA_GITHUB_WEBHOOK_SECRET), the secret itself never goes in the file")
+		}
+		if c.HTTP.Addr == "" {
+			v.add("webhooks.github", "needs http.addr: webhooks arrive over HTTP")
+		}
 	}
 }
 

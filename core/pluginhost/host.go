@@ -182,6 +182,26 @@ func (h *Host) Call(ctx context.Context, plugin string, call *pluginv1.Call, fn 
 	return nil
 }
 
+// HTTP forwards a page request to a plugin that serves pages.
+func (h *Host) HTTP(ctx context.Context, plugin string, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error) {
+	h.mu.RLock()
+	m := h.plugins[plugin]
+	h.mu.RUnlock()
+	if m == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownPlugin, plugin)
+	}
+	inst, err := m.waitReady(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := inst.conn.Plugin.HandleHTTP(ctx, req)
+	if err != nil {
+		inst.poke()
+		return nil, fmt.Errorf("plugin %s: %w", plugin, err)
+	}
+	return resp, nil
+}
+
 // Manifest returns the manifest of a running plugin, or nil.
 func (h *Host) Manifest(plugin string) *pluginv1.Manifest {
 	h.mu.RLock()

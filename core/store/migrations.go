@@ -87,6 +87,29 @@ var migrations = []migration{
 				WHERE state = 'running' AND queue_key <> ''`,
 		},
 	},
+	{
+		version: 2,
+		name:    "plugin logs and webhook deliveries",
+		stmts: []string{
+			// A log is a sequence of chunks keyed by their byte offset, so
+			// an append is one INSERT, never a rewrite of the whole log.
+			`CREATE TABLE plugin_logs (
+				ns TEXT NOT NULL,
+				name TEXT NOT NULL,
+				off BIGINT NOT NULL,
+				data {{BLOB}} NOT NULL,
+				created_at BIGINT NOT NULL,
+				PRIMARY KEY (ns, name, off)
+			)`,
+			// Webhook deliveries already handled, to drop redeliveries.
+			`CREATE TABLE webhook_deliveries (
+				source TEXT NOT NULL,
+				delivery_id TEXT NOT NULL,
+				received_at BIGINT NOT NULL,
+				PRIMARY KEY (source, delivery_id)
+			)`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

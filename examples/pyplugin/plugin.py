@@ -55,6 +55,9 @@ GO_PLUGIN_SERVICE_NAME = "plugin"  # go-plugin's health check service name
 PYCOUNT_MAX = 100
 PYCOUNT_STEP_SECONDS = 0.1
 
+# Do not litter the source tree with __pycache__ when run from a checkout.
+sys.dont_write_bytecode = True
+
 # The generated modules import themselves as chima.plugin.v1; make the
 # directory of this script importable however the script is started.
 HERE = os.path.dirname(os.path.realpath(__file__))
@@ -343,7 +346,12 @@ def manifest():
 COMMANDS = {"pyhello": cmd_pyhello, "pycount": cmd_pycount}
 
 
-class PyHello:
+# Subclassing the generated servicer answers UNIMPLEMENTED for RPCs this
+# plugin does not define, including ones later protocol minors add.
+_Servicer = pb_grpc.PluginServicer if IMPORT_ERROR is None else object
+
+
+class PyHello(_Servicer):
     """The chima.plugin.v1.Plugin service. Every call ends with a Done event,
     as the Go SDK's calls do: a UserError event then Done("failure") for a
     user error, Done("error") when the plugin itself broke."""

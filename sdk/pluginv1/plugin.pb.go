@@ -178,7 +178,10 @@ type Manifest struct {
 	// Protocol minor version the plugin was built against.
 	ProtocolMinor uint32 `protobuf:"varint,7,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
 	// One-line description for help.
-	Description   string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	// URL path prefixes ("/deployments/") whose GET requests the host passes
+	// to HandleHTTP.
+	HttpPaths     []string `protobuf:"bytes,9,rep,name=http_paths,json=httpPaths,proto3" json:"http_paths,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -267,6 +270,13 @@ func (x *Manifest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *Manifest) GetHttpPaths() []string {
+	if x != nil {
+		return x.HttpPaths
+	}
+	return nil
 }
 
 // CommandSpec declares one chat command.
@@ -2327,6 +2337,687 @@ func (x *UnlockResponse) GetHolder() *LockInfo {
 	return nil
 }
 
+type CancelJobRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	JobId         int64                  `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobRequest) Reset() {
+	*x = CancelJobRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobRequest) ProtoMessage() {}
+
+func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
+func (*CancelJobRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CancelJobRequest) GetJobId() int64 {
+	if x != nil {
+		return x.JobId
+	}
+	return 0
+}
+
+type CancelJobResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the job was queued or running and is being stopped.
+	Cancelled     bool     `protobuf:"varint,1,opt,name=cancelled,proto3" json:"cancelled,omitempty"`
+	Job           *JobInfo `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelJobResponse) Reset() {
+	*x = CancelJobResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelJobResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelJobResponse) ProtoMessage() {}
+
+func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
+func (*CancelJobResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *CancelJobResponse) GetCancelled() bool {
+	if x != nil {
+		return x.Cancelled
+	}
+	return false
+}
+
+func (x *CancelJobResponse) GetJob() *JobInfo {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+type JobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Exact queue key as given to Enqueue; empty for any.
+	QueueKey string `protobuf:"bytes,2,opt,name=queue_key,json=queueKey,proto3" json:"queue_key,omitempty"`
+	// "queued", "running", "succeeded", "failed", "error", "cancelled",
+	// "interrupted"; empty for any.
+	States        []string `protobuf:"bytes,3,rep,name=states,proto3" json:"states,omitempty"`
+	Limit         int32    `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobsRequest) Reset() {
+	*x = JobsRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobsRequest) ProtoMessage() {}
+
+func (x *JobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobsRequest.ProtoReflect.Descriptor instead.
+func (*JobsRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *JobsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *JobsRequest) GetQueueKey() string {
+	if x != nil {
+		return x.QueueKey
+	}
+	return ""
+}
+
+func (x *JobsRequest) GetStates() []string {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *JobsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type JobsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Jobs          []*JobInfo             `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobsResponse) Reset() {
+	*x = JobsResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobsResponse) ProtoMessage() {}
+
+func (x *JobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobsResponse.ProtoReflect.Descriptor instead.
+func (*JobsResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *JobsResponse) GetJobs() []*JobInfo {
+	if x != nil {
+		return x.Jobs
+	}
+	return nil
+}
+
+type JobInfo struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	QueueKey      string                 `protobuf:"bytes,3,opt,name=queue_key,json=queueKey,proto3" json:"queue_key,omitempty"`
+	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	Detail        string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Attempt       uint32                 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,8,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	StartedUnix   int64                  `protobuf:"varint,9,opt,name=started_unix,json=startedUnix,proto3" json:"started_unix,omitempty"`
+	FinishedUnix  int64                  `protobuf:"varint,10,opt,name=finished_unix,json=finishedUnix,proto3" json:"finished_unix,omitempty"`
+	Notify        *MessageRef            `protobuf:"bytes,11,opt,name=notify,proto3" json:"notify,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobInfo) Reset() {
+	*x = JobInfo{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobInfo) ProtoMessage() {}
+
+func (x *JobInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
+func (*JobInfo) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *JobInfo) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *JobInfo) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *JobInfo) GetQueueKey() string {
+	if x != nil {
+		return x.QueueKey
+	}
+	return ""
+}
+
+func (x *JobInfo) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *JobInfo) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *JobInfo) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *JobInfo) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *JobInfo) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *JobInfo) GetStartedUnix() int64 {
+	if x != nil {
+		return x.StartedUnix
+	}
+	return 0
+}
+
+func (x *JobInfo) GetFinishedUnix() int64 {
+	if x != nil {
+		return x.FinishedUnix
+	}
+	return 0
+}
+
+func (x *JobInfo) GetNotify() *MessageRef {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
+type AppendLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendLogRequest) Reset() {
+	*x = AppendLogRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendLogRequest) ProtoMessage() {}
+
+func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendLogRequest.ProtoReflect.Descriptor instead.
+func (*AppendLogRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *AppendLogRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AppendLogRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type AppendLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Size          int64                  `protobuf:"varint,1,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendLogResponse) Reset() {
+	*x = AppendLogResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendLogResponse) ProtoMessage() {}
+
+func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendLogResponse.ProtoReflect.Descriptor instead.
+func (*AppendLogResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *AppendLogResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type ReadLogRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Limit         int64                  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogRequest) Reset() {
+	*x = ReadLogRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogRequest) ProtoMessage() {}
+
+func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
+func (*ReadLogRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReadLogRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReadLogRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *ReadLogRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ReadLogResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	Found         bool                   `protobuf:"varint,3,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadLogResponse) Reset() {
+	*x = ReadLogResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadLogResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadLogResponse) ProtoMessage() {}
+
+func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
+func (*ReadLogResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ReadLogResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ReadLogResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ReadLogResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+type HTTPRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Method string                 `protobuf:"bytes,1,opt,name=method,proto3" json:"method,omitempty"`
+	// Path including the matched prefix, e.g. "/deployments/42/log".
+	Path          string            `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	Query         string            `protobuf:"bytes,3,opt,name=query,proto3" json:"query,omitempty"`
+	Headers       map[string]string `protobuf:"bytes,4,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPRequest) Reset() {
+	*x = HTTPRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPRequest) ProtoMessage() {}
+
+func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
+func (*HTTPRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *HTTPRequest) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *HTTPRequest) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+type HTTPResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        int32                  `protobuf:"varint,1,opt,name=status,proto3" json:"status,omitempty"`
+	Headers       map[string]string      `protobuf:"bytes,2,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Body          []byte                 `protobuf:"bytes,3,opt,name=body,proto3" json:"body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPResponse) Reset() {
+	*x = HTTPResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPResponse) ProtoMessage() {}
+
+func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
+func (*HTTPResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *HTTPResponse) GetStatus() int32 {
+	if x != nil {
+		return x.Status
+	}
+	return 0
+}
+
+func (x *HTTPResponse) GetHeaders() map[string]string {
+	if x != nil {
+		return x.Headers
+	}
+	return nil
+}
+
+func (x *HTTPResponse) GetBody() []byte {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
 type LocksRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Prefix        string                 `protobuf:"bytes,1,opt,name=prefix,proto3" json:"prefix,omitempty"`
@@ -2336,7 +3027,7 @@ type LocksRequest struct {
 
 func (x *LocksRequest) Reset() {
 	*x = LocksRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2348,7 +3039,7 @@ func (x *LocksRequest) String() string {
 func (*LocksRequest) ProtoMessage() {}
 
 func (x *LocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2361,7 +3052,7 @@ func (x *LocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksRequest.ProtoReflect.Descriptor instead.
 func (*LocksRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *LocksRequest) GetPrefix() string {
@@ -2380,7 +3071,7 @@ type LocksResponse struct {
 
 func (x *LocksResponse) Reset() {
 	*x = LocksResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +3083,7 @@ func (x *LocksResponse) String() string {
 func (*LocksResponse) ProtoMessage() {}
 
 func (x *LocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +3096,7 @@ func (x *LocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksResponse.ProtoReflect.Descriptor instead.
 func (*LocksResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *LocksResponse) GetLocks() []*LockInfo {
@@ -2424,7 +3115,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +3127,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +3140,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *KVGetRequest) GetKey() string {
@@ -2469,7 +3160,7 @@ type KVGetResponse struct {
 
 func (x *KVGetResponse) Reset() {
 	*x = KVGetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +3172,7 @@ func (x *KVGetResponse) String() string {
 func (*KVGetResponse) ProtoMessage() {}
 
 func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +3185,7 @@ func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetResponse.ProtoReflect.Descriptor instead.
 func (*KVGetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *KVGetResponse) GetValue() []byte {
@@ -2521,7 +3212,7 @@ type KVSetRequest struct {
 
 func (x *KVSetRequest) Reset() {
 	*x = KVSetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +3224,7 @@ func (x *KVSetRequest) String() string {
 func (*KVSetRequest) ProtoMessage() {}
 
 func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +3237,7 @@ func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetRequest.ProtoReflect.Descriptor instead.
 func (*KVSetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *KVSetRequest) GetKey() string {
@@ -2571,7 +3262,7 @@ type KVSetResponse struct {
 
 func (x *KVSetResponse) Reset() {
 	*x = KVSetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2583,7 +3274,7 @@ func (x *KVSetResponse) String() string {
 func (*KVSetResponse) ProtoMessage() {}
 
 func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2596,7 +3287,7 @@ func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetResponse.ProtoReflect.Descriptor instead.
 func (*KVSetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 type KVDeleteRequest struct {
@@ -2608,7 +3299,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +3311,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +3324,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KVDeleteRequest) GetKey() string {
@@ -2651,7 +3342,7 @@ type KVDeleteResponse struct {
 
 func (x *KVDeleteResponse) Reset() {
 	*x = KVDeleteResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2663,7 +3354,7 @@ func (x *KVDeleteResponse) String() string {
 func (*KVDeleteResponse) ProtoMessage() {}
 
 func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2676,7 +3367,7 @@ func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 type KVListRequest struct {
@@ -2688,7 +3379,7 @@ type KVListRequest struct {
 
 func (x *KVListRequest) Reset() {
 	*x = KVListRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +3391,7 @@ func (x *KVListRequest) String() string {
 func (*KVListRequest) ProtoMessage() {}
 
 func (x *KVListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +3404,7 @@ func (x *KVListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListRequest.ProtoReflect.Descriptor instead.
 func (*KVListRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KVListRequest) GetPrefix() string {
@@ -2732,7 +3423,7 @@ type KVListResponse struct {
 
 func (x *KVListResponse) Reset() {
 	*x = KVListResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +3435,7 @@ func (x *KVListResponse) String() string {
 func (*KVListResponse) ProtoMessage() {}
 
 func (x *KVListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +3448,7 @@ func (x *KVListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListResponse.ProtoReflect.Descriptor instead.
 func (*KVListResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *KVListResponse) GetKeys() []string {
@@ -2779,7 +3470,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0eprotocol_minor\x18\x04 \x01(\rR\rprotocolMinor\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x94\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x02\n" +
 	"\bManifest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -2788,7 +3479,9 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\tjob_kinds\x18\x05 \x03(\tR\bjobKinds\x12\"\n" +
 	"\fcapabilities\x18\x06 \x03(\tR\fcapabilities\x12%\n" +
 	"\x0eprotocol_minor\x18\a \x01(\rR\rprotocolMinor\x12 \n" +
-	"\vdescription\x18\b \x01(\tR\vdescription\"\xe9\x01\n" +
+	"\vdescription\x18\b \x01(\tR\vdescription\x12\x1d\n" +
+	"\n" +
+	"http_paths\x18\t \x03(\tR\thttpPaths\"\xe9\x01\n" +
 	"\vCommandSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x14\n" +
@@ -2944,7 +3637,60 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05force\x18\x03 \x01(\bR\x05force\"_\n" +
 	"\x0eUnlockResponse\x12\x1a\n" +
 	"\breleased\x18\x01 \x01(\bR\breleased\x121\n" +
-	"\x06holder\x18\x02 \x01(\v2\x19.chima.plugin.v1.LockInfoR\x06holder\"&\n" +
+	"\x06holder\x18\x02 \x01(\v2\x19.chima.plugin.v1.LockInfoR\x06holder\")\n" +
+	"\x10CancelJobRequest\x12\x15\n" +
+	"\x06job_id\x18\x01 \x01(\x03R\x05jobId\"]\n" +
+	"\x11CancelJobResponse\x12\x1c\n" +
+	"\tcancelled\x18\x01 \x01(\bR\tcancelled\x12*\n" +
+	"\x03job\x18\x02 \x01(\v2\x18.chima.plugin.v1.JobInfoR\x03job\"l\n" +
+	"\vJobsRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tqueue_key\x18\x02 \x01(\tR\bqueueKey\x12\x16\n" +
+	"\x06states\x18\x03 \x03(\tR\x06states\x12\x14\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"<\n" +
+	"\fJobsResponse\x12,\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x18.chima.plugin.v1.JobInfoR\x04jobs\"\xcc\x02\n" +
+	"\aJobInfo\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
+	"\tqueue_key\x18\x03 \x01(\tR\bqueueKey\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\fR\apayload\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\x12\x18\n" +
+	"\aattempt\x18\a \x01(\rR\aattempt\x12!\n" +
+	"\fcreated_unix\x18\b \x01(\x03R\vcreatedUnix\x12!\n" +
+	"\fstarted_unix\x18\t \x01(\x03R\vstartedUnix\x12#\n" +
+	"\rfinished_unix\x18\n" +
+	" \x01(\x03R\ffinishedUnix\x123\n" +
+	"\x06notify\x18\v \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x06notify\":\n" +
+	"\x10AppendLogRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"'\n" +
+	"\x11AppendLogResponse\x12\x12\n" +
+	"\x04size\x18\x01 \x01(\x03R\x04size\"R\n" +
+	"\x0eReadLogRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\"O\n" +
+	"\x0fReadLogResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\x12\x14\n" +
+	"\x05found\x18\x03 \x01(\bR\x05found\"\xd0\x01\n" +
+	"\vHTTPRequest\x12\x16\n" +
+	"\x06method\x18\x01 \x01(\tR\x06method\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x14\n" +
+	"\x05query\x18\x03 \x01(\tR\x05query\x12C\n" +
+	"\aheaders\x18\x04 \x03(\v2).chima.plugin.v1.HTTPRequest.HeadersEntryR\aheaders\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbc\x01\n" +
+	"\fHTTPResponse\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\x05R\x06status\x12D\n" +
+	"\aheaders\x18\x02 \x03(\v2*.chima.plugin.v1.HTTPResponse.HeadersEntryR\aheaders\x12\x12\n" +
+	"\x04body\x18\x03 \x01(\fR\x04body\x1a:\n" +
+	"\fHeadersEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"&\n" +
 	"\fLocksRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"@\n" +
 	"\rLocksResponse\x12/\n" +
@@ -2970,20 +3716,26 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fARG_TYPE_INT\x10\x01\x12\x11\n" +
 	"\rARG_TYPE_BOOL\x10\x02\x12\x11\n" +
 	"\rARG_TYPE_ENUM\x10\x03\x12\x15\n" +
-	"\x11ARG_TYPE_DURATION\x10\x042\xe3\x02\n" +
+	"\x11ARG_TYPE_DURATION\x10\x042\xae\x03\n" +
 	"\x06Plugin\x12G\n" +
 	"\bDescribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12C\n" +
 	"\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12F\n" +
 	"\vHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n" +
-	"\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12B\n" +
-	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x012\xe8\x05\n" +
+	"\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n" +
+	"\n" +
+	"HandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12B\n" +
+	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x012\xa3\b\n" +
 	"\x04Host\x12C\n" +
 	"\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n" +
 	"\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n" +
 	"\aEnqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12C\n" +
 	"\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n" +
 	"\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12F\n" +
-	"\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12F\n" +
+	"\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n" +
+	"\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12C\n" +
+	"\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n" +
+	"\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n" +
+	"\aReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12F\n" +
 	"\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12F\n" +
 	"\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n" +
 	"\bKVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n" +
@@ -3002,65 +3754,78 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
-	(ArgType)(0),             // 0: chima.plugin.v1.ArgType
-	(*DescribeRequest)(nil),  // 1: chima.plugin.v1.DescribeRequest
-	(*Manifest)(nil),         // 2: chima.plugin.v1.Manifest
-	(*CommandSpec)(nil),      // 3: chima.plugin.v1.CommandSpec
-	(*ArgSpec)(nil),          // 4: chima.plugin.v1.ArgSpec
-	(*MessageRef)(nil),       // 5: chima.plugin.v1.MessageRef
-	(*User)(nil),             // 6: chima.plugin.v1.User
-	(*Output)(nil),           // 7: chima.plugin.v1.Output
-	(*Field)(nil),            // 8: chima.plugin.v1.Field
-	(*Button)(nil),           // 9: chima.plugin.v1.Button
-	(*CommandRequest)(nil),   // 10: chima.plugin.v1.CommandRequest
-	(*WebhookEvent)(nil),     // 11: chima.plugin.v1.WebhookEvent
-	(*JobRequest)(nil),       // 12: chima.plugin.v1.JobRequest
-	(*Event)(nil),            // 13: chima.plugin.v1.Event
-	(*Reply)(nil),            // 14: chima.plugin.v1.Reply
-	(*Progress)(nil),         // 15: chima.plugin.v1.Progress
-	(*UserError)(nil),        // 16: chima.plugin.v1.UserError
-	(*Done)(nil),             // 17: chima.plugin.v1.Done
-	(*Call)(nil),             // 18: chima.plugin.v1.Call
-	(*CancelCall)(nil),       // 19: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),        // 20: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),      // 21: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),     // 22: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),    // 23: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),   // 24: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),   // 25: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),  // 26: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),      // 27: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),     // 28: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),         // 29: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),    // 30: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),   // 31: chima.plugin.v1.UnlockResponse
-	(*LocksRequest)(nil),     // 32: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),    // 33: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),     // 34: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),    // 35: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),     // 36: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),    // 37: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),  // 38: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil), // 39: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),    // 40: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),   // 41: chima.plugin.v1.KVListResponse
-	nil,                      // 42: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                      // 43: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                      // 44: chima.plugin.v1.WebhookEvent.HeadersEntry
+	(ArgType)(0),              // 0: chima.plugin.v1.ArgType
+	(*DescribeRequest)(nil),   // 1: chima.plugin.v1.DescribeRequest
+	(*Manifest)(nil),          // 2: chima.plugin.v1.Manifest
+	(*CommandSpec)(nil),       // 3: chima.plugin.v1.CommandSpec
+	(*ArgSpec)(nil),           // 4: chima.plugin.v1.ArgSpec
+	(*MessageRef)(nil),        // 5: chima.plugin.v1.MessageRef
+	(*User)(nil),              // 6: chima.plugin.v1.User
+	(*Output)(nil),            // 7: chima.plugin.v1.Output
+	(*Field)(nil),             // 8: chima.plugin.v1.Field
+	(*Button)(nil),            // 9: chima.plugin.v1.Button
+	(*CommandRequest)(nil),    // 10: chima.plugin.v1.CommandRequest
+	(*WebhookEvent)(nil),      // 11: chima.plugin.v1.WebhookEvent
+	(*JobRequest)(nil),        // 12: chima.plugin.v1.JobRequest
+	(*Event)(nil),             // 13: chima.plugin.v1.Event
+	(*Reply)(nil),             // 14: chima.plugin.v1.Reply
+	(*Progress)(nil),          // 15: chima.plugin.v1.Progress
+	(*UserError)(nil),         // 16: chima.plugin.v1.UserError
+	(*Done)(nil),              // 17: chima.plugin.v1.Done
+	(*Call)(nil),              // 18: chima.plugin.v1.Call
+	(*CancelCall)(nil),        // 19: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),         // 20: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),       // 21: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),      // 22: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),     // 23: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),    // 24: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),    // 25: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),   // 26: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),       // 27: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),      // 28: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),          // 29: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),     // 30: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),    // 31: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),  // 32: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil), // 33: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),       // 34: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),      // 35: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),           // 36: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),  // 37: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil), // 38: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),    // 39: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),   // 40: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),       // 41: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),      // 42: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),      // 43: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),     // 44: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),      // 45: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),     // 46: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),      // 47: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),     // 48: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),   // 49: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),  // 50: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),     // 51: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),    // 52: chima.plugin.v1.KVListResponse
+	nil,                       // 53: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                       // 54: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                       // 55: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                       // 56: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                       // 57: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	42, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	53, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
 	3,  // 1: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
 	4,  // 2: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
 	0,  // 3: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
 	8,  // 4: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
 	9,  // 5: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
-	43, // 6: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	54, // 6: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
 	6,  // 7: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
 	5,  // 8: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
-	44, // 9: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	55, // 9: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
 	5,  // 10: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
 	14, // 11: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
 	15, // 12: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
@@ -3081,42 +3846,57 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	5,  // 27: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
 	29, // 28: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
 	29, // 29: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	29, // 30: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	1,  // 31: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	10, // 32: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	11, // 33: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	12, // 34: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	18, // 35: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	21, // 36: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	23, // 37: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	25, // 38: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	27, // 39: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	30, // 40: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	32, // 41: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	34, // 42: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	36, // 43: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	38, // 44: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	40, // 45: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	2,  // 46: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	13, // 47: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	13, // 48: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	13, // 49: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	20, // 50: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	22, // 51: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	24, // 52: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	26, // 53: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	28, // 54: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	31, // 55: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	33, // 56: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	35, // 57: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	37, // 58: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	39, // 59: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	41, // 60: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	46, // [46:61] is the sub-list for method output_type
-	31, // [31:46] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	36, // 30: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
+	36, // 31: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
+	5,  // 32: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
+	56, // 33: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	57, // 34: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	29, // 35: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
+	1,  // 36: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	10, // 37: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	11, // 38: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	12, // 39: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	41, // 40: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	18, // 41: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	21, // 42: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	23, // 43: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	25, // 44: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	27, // 45: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	30, // 46: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	43, // 47: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	32, // 48: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	34, // 49: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	37, // 50: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	39, // 51: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	45, // 52: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	47, // 53: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	49, // 54: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	51, // 55: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	2,  // 56: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	13, // 57: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	13, // 58: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	13, // 59: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	42, // 60: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	20, // 61: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	22, // 62: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	24, // 63: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	26, // 64: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	28, // 65: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	31, // 66: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	44, // 67: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	33, // 68: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	35, // 69: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	38, // 70: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	40, // 71: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	46, // 72: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	48, // 73: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	50, // 74: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	52, // 75: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	56, // [56:76] is the sub-list for method output_type
+	36, // [36:56] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -3142,7 +3922,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   44,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -34,6 +34,7 @@ const (
 	Plugin_Handle_FullMethodName      = "/chima.plugin.v1.Plugin/Handle"
 	Plugin_HandleEvent_FullMethodName = "/chima.plugin.v1.Plugin/HandleEvent"
 	Plugin_RunJob_FullMethodName      = "/chima.plugin.v1.Plugin/RunJob"
+	Plugin_HandleHTTP_FullMethodName  = "/chima.plugin.v1.Plugin/HandleHTTP"
 	Plugin_Multiplex_FullMethodName   = "/chima.plugin.v1.Plugin/Multiplex"
 )
 
@@ -52,6 +53,9 @@ type PluginClient interface {
 	HandleEvent(ctx context.Context, in *WebhookEvent, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// RunJob runs one durable job of a kind the plugin declared.
 	RunJob(ctx context.Context, in *JobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// HandleHTTP answers a GET under one of the manifest's http_paths, for
+	// read-only pages such as a deploy's log. Optional (capability "http").
+	HandleHTTP(ctx context.Context, in *HTTPRequest, opts ...grpc.CallOption) (*HTTPResponse, error)
 	// Multiplex carries many Handle/HandleEvent/RunJob calls over one
 	// long-lived stream. Optional: the host uses it only when the manifest lists
 	// the "multiplex" capability. It exists for speed: one stream per plugin
@@ -134,6 +138,16 @@ func (c *pluginClient) RunJob(ctx context.Context, in *JobRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_RunJobClient = grpc.ServerStreamingClient[Event]
 
+func (c *pluginClient) HandleHTTP(ctx context.Context, in *HTTPRequest, opts ...grpc.CallOption) (*HTTPResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HTTPResponse)
+	err := c.cc.Invoke(ctx, Plugin_HandleHTTP_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pluginClient) Multiplex(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Call, CallEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[3], Plugin_Multiplex_FullMethodName, cOpts...)
@@ -162,6 +176,9 @@ type PluginServer interface {
 	HandleEvent(*WebhookEvent, grpc.ServerStreamingServer[Event]) error
 	// RunJob runs one durable job of a kind the plugin declared.
 	RunJob(*JobRequest, grpc.ServerStreamingServer[Event]) error
+	// HandleHTTP answers a GET under one of the manifest's http_paths, for
+	// read-only pages such as a deploy's log. Optional (capability "http").
+	HandleHTTP(context.Context, *HTTPRequest) (*HTTPResponse, error)
 	// Multiplex carries many Handle/HandleEvent/RunJob calls over one
 	// long-lived stream. Optional: the host uses it only when the manifest lists
 	// the "multiplex" capability. It exists for speed: one stream per plugin
@@ -188,6 +205,9 @@ func (UnimplementedPluginServer) HandleEvent(*WebhookEvent, grpc.ServerStreaming
 }
 func (UnimplementedPluginServer) RunJob(*JobRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Errorf(codes.Unimplemented, "method RunJob not implemented")
+}
+func (UnimplementedPluginServer) HandleHTTP(context.Context, *HTTPRequest) (*HTTPResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method HandleHTTP not implemented")
 }
 func (UnimplementedPluginServer) Multiplex(grpc.BidiStreamingServer[Call, CallEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method Multiplex not implemented")
@@ -264,6 +284,24 @@ func _Plugin_RunJob_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_RunJobServer = grpc.ServerStreamingServer[Event]
 
+func _Plugin_HandleHTTP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HTTPRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).HandleHTTP(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_HandleHTTP_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).HandleHTTP(ctx, req.(*HTTPRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Plugin_Multiplex_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(PluginServer).Multiplex(&grpc.GenericServerStream[Call, CallEvent]{ServerStream: stream})
 }
@@ -281,6 +319,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Describe",
 			Handler:    _Plugin_Describe_Handler,
+		},
+		{
+			MethodName: "HandleHTTP",
+			Handler:    _Plugin_HandleHTTP_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -310,16 +352,20 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Host_Post_FullMethodName     = "/chima.plugin.v1.Host/Post"
-	Host_Update_FullMethodName   = "/chima.plugin.v1.Host/Update"
-	Host_Enqueue_FullMethodName  = "/chima.plugin.v1.Host/Enqueue"
-	Host_Lock_FullMethodName     = "/chima.plugin.v1.Host/Lock"
-	Host_Unlock_FullMethodName   = "/chima.plugin.v1.Host/Unlock"
-	Host_Locks_FullMethodName    = "/chima.plugin.v1.Host/Locks"
-	Host_KVGet_FullMethodName    = "/chima.plugin.v1.Host/KVGet"
-	Host_KVSet_FullMethodName    = "/chima.plugin.v1.Host/KVSet"
-	Host_KVDelete_FullMethodName = "/chima.plugin.v1.Host/KVDelete"
-	Host_KVList_FullMethodName   = "/chima.plugin.v1.Host/KVList"
+	Host_Post_FullMethodName      = "/chima.plugin.v1.Host/Post"
+	Host_Update_FullMethodName    = "/chima.plugin.v1.Host/Update"
+	Host_Enqueue_FullMethodName   = "/chima.plugin.v1.Host/Enqueue"
+	Host_Lock_FullMethodName      = "/chima.plugin.v1.Host/Lock"
+	Host_Unlock_FullMethodName    = "/chima.plugin.v1.Host/Unlock"
+	Host_Locks_FullMethodName     = "/chima.plugin.v1.Host/Locks"
+	Host_CancelJob_FullMethodName = "/chima.plugin.v1.Host/CancelJob"
+	Host_Jobs_FullMethodName      = "/chima.plugin.v1.Host/Jobs"
+	Host_AppendLog_FullMethodName = "/chima.plugin.v1.Host/AppendLog"
+	Host_ReadLog_FullMethodName   = "/chima.plugin.v1.Host/ReadLog"
+	Host_KVGet_FullMethodName     = "/chima.plugin.v1.Host/KVGet"
+	Host_KVSet_FullMethodName     = "/chima.plugin.v1.Host/KVSet"
+	Host_KVDelete_FullMethodName  = "/chima.plugin.v1.Host/KVDelete"
+	Host_KVList_FullMethodName    = "/chima.plugin.v1.Host/KVList"
 )
 
 // HostClient is the client API for Host service.
@@ -341,6 +387,15 @@ type HostClient interface {
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
 	// Locks lists the locks whose names start with a prefix.
 	Locks(ctx context.Context, in *LocksRequest, opts ...grpc.CallOption) (*LocksResponse, error)
+	// CancelJob stops one of the plugin's jobs: a queued one is cancelled, a
+	// running one has its RunJob call cancelled.
+	CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error)
+	// Jobs lists the plugin's jobs, newest first.
+	Jobs(ctx context.Context, in *JobsRequest, opts ...grpc.CallOption) (*JobsResponse, error)
+	// AppendLog appends to a named log of the plugin (a deploy's output).
+	AppendLog(ctx context.Context, in *AppendLogRequest, opts ...grpc.CallOption) (*AppendLogResponse, error)
+	// ReadLog reads a named log of the plugin from an offset.
+	ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error)
 	// KVGet reads one key of the plugin's own key-value state.
 	KVGet(ctx context.Context, in *KVGetRequest, opts ...grpc.CallOption) (*KVGetResponse, error)
 	// KVSet writes one key of the plugin's own key-value state.
@@ -419,6 +474,46 @@ func (c *hostClient) Locks(ctx context.Context, in *LocksRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *hostClient) CancelJob(ctx context.Context, in *CancelJobRequest, opts ...grpc.CallOption) (*CancelJobResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CancelJobResponse)
+	err := c.cc.Invoke(ctx, Host_CancelJob_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) Jobs(ctx context.Context, in *JobsRequest, opts ...grpc.CallOption) (*JobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JobsResponse)
+	err := c.cc.Invoke(ctx, Host_Jobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) AppendLog(ctx context.Context, in *AppendLogRequest, opts ...grpc.CallOption) (*AppendLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AppendLogResponse)
+	err := c.cc.Invoke(ctx, Host_AppendLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) ReadLog(ctx context.Context, in *ReadLogRequest, opts ...grpc.CallOption) (*ReadLogResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadLogResponse)
+	err := c.cc.Invoke(ctx, Host_ReadLog_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *hostClient) KVGet(ctx context.Context, in *KVGetRequest, opts ...grpc.CallOption) (*KVGetResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(KVGetResponse)
@@ -478,6 +573,15 @@ type HostServer interface {
 	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
 	// Locks lists the locks whose names start with a prefix.
 	Locks(context.Context, *LocksRequest) (*LocksResponse, error)
+	// CancelJob stops one of the plugin's jobs: a queued one is cancelled, a
+	// running one has its RunJob call cancelled.
+	CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error)
+	// Jobs lists the plugin's jobs, newest first.
+	Jobs(context.Context, *JobsRequest) (*JobsResponse, error)
+	// AppendLog appends to a named log of the plugin (a deploy's output).
+	AppendLog(context.Context, *AppendLogRequest) (*AppendLogResponse, error)
+	// ReadLog reads a named log of the plugin from an offset.
+	ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error)
 	// KVGet reads one key of the plugin's own key-value state.
 	KVGet(context.Context, *KVGetRequest) (*KVGetResponse, error)
 	// KVSet writes one key of the plugin's own key-value state.
@@ -513,6 +617,18 @@ func (UnimplementedHostServer) Unlock(context.Context, *UnlockRequest) (*UnlockR
 }
 func (UnimplementedHostServer) Locks(context.Context, *LocksRequest) (*LocksResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Locks not implemented")
+}
+func (UnimplementedHostServer) CancelJob(context.Context, *CancelJobRequest) (*CancelJobResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CancelJob not implemented")
+}
+func (UnimplementedHostServer) Jobs(context.Context, *JobsRequest) (*JobsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Jobs not implemented")
+}
+func (UnimplementedHostServer) AppendLog(context.Context, *AppendLogRequest) (*AppendLogResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AppendLog not implemented")
+}
+func (UnimplementedHostServer) ReadLog(context.Context, *ReadLogRequest) (*ReadLogResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReadLog not implemented")
 }
 func (UnimplementedHostServer) KVGet(context.Context, *KVGetRequest) (*KVGetResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KVGet not implemented")
@@ -655,6 +771,78 @@ func _Host_Locks_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_CancelJob_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelJobRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).CancelJob(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_CancelJob_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).CancelJob(ctx, req.(*CancelJobRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_Jobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Jobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Jobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Jobs(ctx, req.(*JobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_AppendLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AppendLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).AppendLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_AppendLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).AppendLog(ctx, req.(*AppendLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_ReadLog_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadLogRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).ReadLog(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_ReadLog_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).ReadLog(ctx, req.(*ReadLogRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Host_KVGet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(KVGetRequest)
 	if err := dec(in); err != nil {
@@ -757,6 +945,22 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Locks",
 			Handler:    _Host_Locks_Handler,
+		},
+		{
+			MethodName: "CancelJob",
+			Handler:    _Host_CancelJob_Handler,
+		},
+		{
+			MethodName: "Jobs",
+			Handler:    _Host_Jobs_Handler,
+		},
+		{
+			MethodName: "AppendLog",
+			Handler:    _Host_AppendLog_Handler,
+		},
+		{
+			MethodName: "ReadLog",
+			Handler:    _Host_ReadLog_Handler,
 		},
 		{
 			MethodName: "KVGet",

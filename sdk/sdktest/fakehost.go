@@ -2,6 +2,7 @@ package sdktest
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,15 +19,21 @@ type FakeHost struct {
 	mu      sync.Mutex
 	posts   []*pluginv1.PostRequest
 	updates []*pluginv1.UpdateRequest
-	jobs    []*pluginv1.EnqueueRequest
+	jobs    []*fakeJob
 	locks   map[string]*pluginv1.LockInfo
 	kv      map[string][]byte
+	logs    map[string][]byte
 	nextID  int64
+}
+
+type fakeJob struct {
+	info *pluginv1.JobInfo
+	req  *pluginv1.EnqueueRequest
 }
 
 // NewFakeHost returns an empty FakeHost.
 func NewFakeHost() *FakeHost {
-	return &FakeHost{locks: map[string]*pluginv1.LockInfo{}, kv: map[string][]byte{}}
+	return &FakeHost{locks: map[string]*pluginv1.LockInfo{}, kv: map[string][]byte{}, logs: map[string][]byte{}}
 }
 
 // Posts returns the messages the plugin posted with Post.
@@ -43,20 +50,46 @@ func (f *FakeHost) Updates() []*pluginv1.UpdateRequest {
 	return append([]*pluginv1.UpdateRequest(nil), f.updates...)
 }
 
-// Jobs returns the jobs enqueued and not yet taken.
-func (f *FakeHost) Jobs() []*pluginv1.EnqueueRequest {
+// Enqueued returns every job enqueued so far.
+func (f *FakeHost) Enqueued() []*pluginv1.EnqueueRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*pluginv1.EnqueueRequest(nil), f.jobs...)
+	out := make([]*pluginv1.EnqueueRequest, 0, len(f.jobs))
+	for _, j := range f.jobs {
+		out = append(out, j.req)
+	}
+	return out
 }
 
-// TakeJobs returns the enqueued jobs and forgets them.
-func (f *FakeHost) TakeJobs() []*pluginv1.EnqueueRequest {
+// takeQueued marks the queued jobs running and returns them, oldest first.
+func (f *FakeHost) takeQueued() []*pluginv1.JobInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	j := f.jobs
-	f.jobs = nil
-	return j
+	var out []*pluginv1.JobInfo
+	for _, j := range f.jobs {
+		if j.info.State == "queued" {
+			j.info.State = "running"
+			out = append(out, j.info)
+		}
+	}
+	return out
+}
+
+func (f *FakeHost) finish(id int64, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.info.Id == id {
+			j.info.State = state
+		}
+	}
+}
+
+// Log returns a named log the plugin wrote with AppendLog.
+func (f *FakeHost) Log(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return string(f.logs[name])
 }
 
 // KVValue returns a stored value, for assertions.
@@ -89,12 +122,76 @@ func (f *FakeHost) Update(_ context.Context, r *pluginv1.UpdateRequest) (*plugin
 	return &pluginv1.UpdateResponse{}, nil
 }
 
-// Enqueue records the job.
+// Enqueue records the job as queued.
 func (f *FakeHost) Enqueue(_ context.Context, r *pluginv1.EnqueueRequest) (*pluginv1.EnqueueResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.jobs = append(f.jobs, r)
-	return &pluginv1.EnqueueResponse{JobId: f.id()}, nil
+	id := f.id()
+	f.jobs = append(f.jobs, &fakeJob{req: r, info: &pluginv1.JobInfo{
+		Id: id, Kind: r.GetKind(), QueueKey: r.GetQueueKey(), State: "queued",
+		Payload: r.GetPayload(), CreatedUnix: time.Now().Unix(), Notify: r.GetNotify(),
+	}})
+	return &pluginv1.EnqueueResponse{JobId: id}, nil
+}
+
+// CancelJob cancels a queued job.
+func (f *FakeHost) CancelJob(_ context.Context, r *pluginv1.CancelJobRequest) (*pluginv1.CancelJobResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.info.Id == r.GetJobId() {
+			ok := j.info.State == "queued"
+			if ok {
+				j.info.State = "cancelled"
+			}
+			return &pluginv1.CancelJobResponse{Cancelled: ok, Job: j.info}, nil
+		}
+	}
+	return &pluginv1.CancelJobResponse{}, nil
+}
+
+// Jobs lists jobs newest first, filtered like the real host.
+func (f *FakeHost) Jobs(_ context.Context, r *pluginv1.JobsRequest) (*pluginv1.JobsResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp := &pluginv1.JobsResponse{}
+	for i := len(f.jobs) - 1; i >= 0; i-- {
+		j := f.jobs[i].info
+		if (r.GetKind() != "" && j.Kind != r.GetKind()) || (r.GetQueueKey() != "" && j.QueueKey != r.GetQueueKey()) {
+			continue
+		}
+		if len(r.GetStates()) > 0 && !slices.Contains(r.GetStates(), j.State) {
+			continue
+		}
+		resp.Jobs = append(resp.Jobs, j)
+		if r.GetLimit() > 0 && len(resp.Jobs) >= int(r.GetLimit()) {
+			break
+		}
+	}
+	return resp, nil
+}
+
+// AppendLog appends to a named log.
+func (f *FakeHost) AppendLog(_ context.Context, r *pluginv1.AppendLogRequest) (*pluginv1.AppendLogResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.logs[r.GetName()] = append(f.logs[r.GetName()], r.GetData()...)
+	return &pluginv1.AppendLogResponse{Size: int64(len(f.logs[r.GetName()]))}, nil
+}
+
+// ReadLog reads a named log from an offset.
+func (f *FakeHost) ReadLog(_ context.Context, r *pluginv1.ReadLogRequest) (*pluginv1.ReadLogResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	data, ok := f.logs[r.GetName()]
+	resp := &pluginv1.ReadLogResponse{Size: int64(len(data)), Found: ok}
+	off := min(max(r.GetOffset(), 0), int64(len(data)))
+	end := int64(len(data))
+	if r.GetLimit() > 0 {
+		end = min(end, off+r.GetLimit())
+	}
+	resp.Data = append([]byte(nil), data[off:end]...)
+	return resp, nil
 }
 
 // Lock takes a lock unless another owner holds an unexpired one.

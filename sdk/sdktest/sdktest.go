@@ -146,15 +146,39 @@ func (h *Harness) Job(kind string, payload []byte) Result {
 	return h.collect(stream, err)
 }
 
-// RunEnqueued runs every job the plugin has enqueued so far, oldest first,
-// and returns their results.
+// RunEnqueued runs every queued job the plugin has enqueued so far, oldest
+// first, as the host's workers would, and returns their results.
 func (h *Harness) RunEnqueued() []Result {
 	h.t.Helper()
 	var out []Result
-	for _, j := range h.Host.TakeJobs() {
-		out = append(out, h.Job(j.GetKind(), j.GetPayload()))
+	for _, j := range h.Host.takeQueued() {
+		stream, err := h.conn.Plugin.RunJob(h.ctx(), &pluginv1.JobRequest{
+			RequestId: h.requestID(), JobId: j.GetId(), Kind: j.GetKind(), Payload: j.GetPayload(),
+			Attempt: 1, Notify: j.GetNotify(),
+		})
+		res := h.collect(stream, err)
+		state := "succeeded"
+		switch res.Done.GetOutcome() {
+		case "failure":
+			state = "failed"
+		case "error", "cancelled":
+			state = res.Done.GetOutcome()
+		}
+		h.Host.finish(j.GetId(), state)
+		out = append(out, res)
 	}
 	return out
+}
+
+// HTTP performs a GET of path on the plugin's pages.
+func (h *Harness) HTTP(path string) *pluginv1.HTTPResponse {
+	h.t.Helper()
+	p, q, _ := strings.Cut(path, "?")
+	resp, err := h.conn.Plugin.HandleHTTP(h.ctx(), &pluginv1.HTTPRequest{Method: "GET", Path: p, Query: q})
+	if err != nil {
+		h.t.Fatalf("http %s: %v", path, err)
+	}
+	return resp
 }
 
 func (h *Harness) requestID() string { return "req-" + itoa(h.seq) }

@@ -19,7 +19,7 @@ const ProtocolVersion = 1
 
 // ProtocolMinor is the minor version of the protocol, exchanged in Describe
 // for logs. Minors only ever add things.
-const ProtocolMinor = 1
+const ProtocolMinor = 2
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"
@@ -27,6 +27,14 @@ const PluginName = "chima"
 // CapabilityMultiplex is the manifest capability that says the plugin serves
 // the Multiplex stream.
 const CapabilityMultiplex = "multiplex"
+
+// CapabilityHTTP is the manifest capability that says the plugin serves
+// HandleHTTP for its http_paths.
+const CapabilityHTTP = "http"
+
+// EventJobInterrupted is the event type the host sends for a plugin's job
+// that was running when the host died.
+const EventJobInterrupted = "chima:job_interrupted"
 
 // MaxMessageBytes bounds every gRPC message in both directions.
 const MaxMessageBytes = 16 << 20

@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='chima/plugin/v1/plugin.proto',
   package='chima.plugin.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xbf\x01\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"7\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\"\x8c\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xd9\x01\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x42\x06\n\x04kind\"\x0c\n\nCancelCall\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xa1\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xe3\x02\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x32\xe8\x05\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
+  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd3\x01\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"7\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\"\x8c\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xd9\x01\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x42\x06\n\x04kind\"\x0c\n\nCancelCall\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xa1\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xae\x03\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x32\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
 )
 
 _ARGTYPE = _descriptor.EnumDescriptor(
@@ -52,8 +52,8 @@ _ARGTYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=3859,
-  serialized_end=3968,
+  serialized_start=4896,
+  serialized_end=5005,
 )
 _sym_db.RegisterEnumDescriptor(_ARGTYPE)
 
@@ -218,6 +218,13 @@ _MANIFEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='http_paths', full_name='chima.plugin.v1.Manifest.http_paths', index=8,
+      number=9, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -231,7 +238,7 @@ _MANIFEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=256,
-  serialized_end=447,
+  serialized_end=467,
 )
 
 
@@ -310,8 +317,8 @@ _COMMANDSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=450,
-  serialized_end=618,
+  serialized_start=470,
+  serialized_end=638,
 )
 
 
@@ -397,8 +404,8 @@ _ARGSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=621,
-  serialized_end=794,
+  serialized_start=641,
+  serialized_end=814,
 )
 
 
@@ -449,8 +456,8 @@ _MESSAGEREF = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=796,
-  serialized_end=878,
+  serialized_start=816,
+  serialized_end=898,
 )
 
 
@@ -494,8 +501,8 @@ _USER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=880,
-  serialized_end=927,
+  serialized_start=900,
+  serialized_end=947,
 )
 
 
@@ -567,8 +574,8 @@ _OUTPUT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=930,
-  serialized_end=1097,
+  serialized_start=950,
+  serialized_end=1117,
 )
 
 
@@ -612,8 +619,8 @@ _FIELD = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1099,
-  serialized_end=1151,
+  serialized_start=1119,
+  serialized_end=1171,
 )
 
 
@@ -657,8 +664,8 @@ _BUTTON = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1153,
-  serialized_end=1208,
+  serialized_start=1173,
+  serialized_end=1228,
 )
 
 
@@ -695,8 +702,8 @@ _COMMANDREQUEST_ARGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1436,
-  serialized_end=1479,
+  serialized_start=1456,
+  serialized_end=1499,
 )
 
 _COMMANDREQUEST = _descriptor.Descriptor(
@@ -767,8 +774,8 @@ _COMMANDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1211,
-  serialized_end=1479,
+  serialized_start=1231,
+  serialized_end=1499,
 )
 
 
@@ -805,8 +812,8 @@ _WEBHOOKEVENT_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1631,
-  serialized_end=1677,
+  serialized_start=1651,
+  serialized_end=1697,
 )
 
 _WEBHOOKEVENT = _descriptor.Descriptor(
@@ -863,8 +870,8 @@ _WEBHOOKEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1482,
-  serialized_end=1677,
+  serialized_start=1502,
+  serialized_end=1697,
 )
 
 
@@ -936,8 +943,8 @@ _JOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1680,
-  serialized_end=1848,
+  serialized_start=1700,
+  serialized_end=1868,
 )
 
 
@@ -991,8 +998,8 @@ _EVENT = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Event.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1851,
-  serialized_end=2038,
+  serialized_start=1871,
+  serialized_end=2058,
 )
 
 
@@ -1029,8 +1036,8 @@ _REPLY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2040,
-  serialized_end=2107,
+  serialized_start=2060,
+  serialized_end=2127,
 )
 
 
@@ -1067,8 +1074,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2109,
-  serialized_end=2173,
+  serialized_start=2129,
+  serialized_end=2193,
 )
 
 
@@ -1112,8 +1119,8 @@ _USERERROR = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2175,
-  serialized_end=2237,
+  serialized_start=2195,
+  serialized_end=2257,
 )
 
 
@@ -1150,8 +1157,8 @@ _DONE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2239,
-  serialized_end=2278,
+  serialized_start=2259,
+  serialized_end=2298,
 )
 
 
@@ -1212,8 +1219,8 @@ _CALL = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Call.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2281,
-  serialized_end=2498,
+  serialized_start=2301,
+  serialized_end=2518,
 )
 
 
@@ -1236,8 +1243,8 @@ _CANCELCALL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2500,
-  serialized_end=2512,
+  serialized_start=2520,
+  serialized_end=2532,
 )
 
 
@@ -1274,8 +1281,8 @@ _CALLEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2514,
-  serialized_end=2576,
+  serialized_start=2534,
+  serialized_end=2596,
 )
 
 
@@ -1319,8 +1326,8 @@ _POSTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2578,
-  serialized_end=2697,
+  serialized_start=2598,
+  serialized_end=2717,
 )
 
 
@@ -1350,8 +1357,8 @@ _POSTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2699,
-  serialized_end=2759,
+  serialized_start=2719,
+  serialized_end=2779,
 )
 
 
@@ -1388,8 +1395,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2761,
-  serialized_end=2863,
+  serialized_start=2781,
+  serialized_end=2883,
 )
 
 
@@ -1412,8 +1419,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2865,
-  serialized_end=2881,
+  serialized_start=2885,
+  serialized_end=2901,
 )
 
 
@@ -1478,8 +1485,8 @@ _ENQUEUEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2884,
-  serialized_end=3045,
+  serialized_start=2904,
+  serialized_end=3065,
 )
 
 
@@ -1509,8 +1516,8 @@ _ENQUEUERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3047,
-  serialized_end=3080,
+  serialized_start=3067,
+  serialized_end=3100,
 )
 
 
@@ -1568,8 +1575,8 @@ _LOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3082,
-  serialized_end=3177,
+  serialized_start=3102,
+  serialized_end=3197,
 )
 
 
@@ -1606,8 +1613,8 @@ _LOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3179,
-  serialized_end=3254,
+  serialized_start=3199,
+  serialized_end=3274,
 )
 
 
@@ -1672,8 +1679,8 @@ _LOCKINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3256,
-  serialized_end=3372,
+  serialized_start=3276,
+  serialized_end=3392,
 )
 
 
@@ -1717,8 +1724,8 @@ _UNLOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3374,
-  serialized_end=3433,
+  serialized_start=3394,
+  serialized_end=3453,
 )
 
 
@@ -1755,8 +1762,591 @@ _UNLOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3435,
-  serialized_end=3512,
+  serialized_start=3455,
+  serialized_end=3532,
+)
+
+
+_CANCELJOBREQUEST = _descriptor.Descriptor(
+  name='CancelJobRequest',
+  full_name='chima.plugin.v1.CancelJobRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='job_id', full_name='chima.plugin.v1.CancelJobRequest.job_id', index=0,
+      number=1, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3534,
+  serialized_end=3568,
+)
+
+
+_CANCELJOBRESPONSE = _descriptor.Descriptor(
+  name='CancelJobResponse',
+  full_name='chima.plugin.v1.CancelJobResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='cancelled', full_name='chima.plugin.v1.CancelJobResponse.cancelled', index=0,
+      number=1, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='job', full_name='chima.plugin.v1.CancelJobResponse.job', index=1,
+      number=2, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3570,
+  serialized_end=3647,
+)
+
+
+_JOBSREQUEST = _descriptor.Descriptor(
+  name='JobsRequest',
+  full_name='chima.plugin.v1.JobsRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='kind', full_name='chima.plugin.v1.JobsRequest.kind', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='queue_key', full_name='chima.plugin.v1.JobsRequest.queue_key', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='states', full_name='chima.plugin.v1.JobsRequest.states', index=2,
+      number=3, type=9, cpp_type=9, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='limit', full_name='chima.plugin.v1.JobsRequest.limit', index=3,
+      number=4, type=5, cpp_type=1, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3649,
+  serialized_end=3726,
+)
+
+
+_JOBSRESPONSE = _descriptor.Descriptor(
+  name='JobsResponse',
+  full_name='chima.plugin.v1.JobsResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='jobs', full_name='chima.plugin.v1.JobsResponse.jobs', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3728,
+  serialized_end=3782,
+)
+
+
+_JOBINFO = _descriptor.Descriptor(
+  name='JobInfo',
+  full_name='chima.plugin.v1.JobInfo',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='id', full_name='chima.plugin.v1.JobInfo.id', index=0,
+      number=1, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='kind', full_name='chima.plugin.v1.JobInfo.kind', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='queue_key', full_name='chima.plugin.v1.JobInfo.queue_key', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='state', full_name='chima.plugin.v1.JobInfo.state', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='payload', full_name='chima.plugin.v1.JobInfo.payload', index=4,
+      number=5, type=12, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b(""),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='detail', full_name='chima.plugin.v1.JobInfo.detail', index=5,
+      number=6, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='attempt', full_name='chima.plugin.v1.JobInfo.attempt', index=6,
+      number=7, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='created_unix', full_name='chima.plugin.v1.JobInfo.created_unix', index=7,
+      number=8, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='started_unix', full_name='chima.plugin.v1.JobInfo.started_unix', index=8,
+      number=9, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='finished_unix', full_name='chima.plugin.v1.JobInfo.finished_unix', index=9,
+      number=10, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='notify', full_name='chima.plugin.v1.JobInfo.notify', index=10,
+      number=11, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=3785,
+  serialized_end=4016,
+)
+
+
+_APPENDLOGREQUEST = _descriptor.Descriptor(
+  name='AppendLogRequest',
+  full_name='chima.plugin.v1.AppendLogRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='chima.plugin.v1.AppendLogRequest.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='data', full_name='chima.plugin.v1.AppendLogRequest.data', index=1,
+      number=2, type=12, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b(""),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=4018,
+  serialized_end=4064,
+)
+
+
+_APPENDLOGRESPONSE = _descriptor.Descriptor(
+  name='AppendLogResponse',
+  full_name='chima.plugin.v1.AppendLogResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='size', full_name='chima.plugin.v1.AppendLogResponse.size', index=0,
+      number=1, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=4066,
+  serialized_end=4099,
+)
+
+
+_READLOGREQUEST = _descriptor.Descriptor(
+  name='ReadLogRequest',
+  full_name='chima.plugin.v1.ReadLogRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='chima.plugin.v1.ReadLogRequest.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='offset', full_name='chima.plugin.v1.ReadLogRequest.offset', index=1,
+      number=2, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='limit', full_name='chima.plugin.v1.ReadLogRequest.limit', index=2,
+      number=3, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=4101,
+  serialized_end=4162,
+)
+
+
+_READLOGRESPONSE = _descriptor.Descriptor(
+  name='ReadLogResponse',
+  full_name='chima.plugin.v1.ReadLogResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='data', full_name='chima.plugin.v1.ReadLogResponse.data', index=0,
+      number=1, type=12, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b(""),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='size', full_name='chima.plugin.v1.ReadLogResponse.size', index=1,
+      number=2, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='found', full_name='chima.plugin.v1.ReadLogResponse.found', index=2,
+      number=3, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=4164,
+  serialized_end=4224,
+)
+
+
+_HTTPREQUEST_HEADERSENTRY = _descriptor.Descriptor(
+  name='HeadersEntry',
+  full_name='chima.plugin.v1.HTTPRequest.HeadersEntry',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='key', full_name='chima.plugin.v1.HTTPRequest.HeadersEntry.key', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='value', full_name='chima.plugin.v1.HTTPRequest.HeadersEntry.value', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=_descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001')),
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1651,
+  serialized_end=1697,
+)
+
+_HTTPREQUEST = _descriptor.Descriptor(
+  name='HTTPRequest',
+  full_name='chima.plugin.v1.HTTPRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='method', full_name='chima.plugin.v1.HTTPRequest.method', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='path', full_name='chima.plugin.v1.HTTPRequest.path', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='query', full_name='chima.plugin.v1.HTTPRequest.query', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='headers', full_name='chima.plugin.v1.HTTPRequest.headers', index=3,
+      number=4, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[_HTTPREQUEST_HEADERSENTRY, ],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=4227,
+  serialized_end=4393,
+)
+
+
+_HTTPRESPONSE_HEADERSENTRY = _descriptor.Descriptor(
+  name='HeadersEntry',
+  full_name='chima.plugin.v1.HTTPResponse.HeadersEntry',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='key', full_name='chima.plugin.v1.HTTPResponse.HeadersEntry.key', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='value', full_name='chima.plugin.v1.HTTPResponse.HeadersEntry.value', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=_descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001')),
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1651,
+  serialized_end=1697,
+)
+
+_HTTPRESPONSE = _descriptor.Descriptor(
+  name='HTTPResponse',
+  full_name='chima.plugin.v1.HTTPResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='status', full_name='chima.plugin.v1.HTTPResponse.status', index=0,
+      number=1, type=5, cpp_type=1, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='headers', full_name='chima.plugin.v1.HTTPResponse.headers', index=1,
+      number=2, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='body', full_name='chima.plugin.v1.HTTPResponse.body', index=2,
+      number=3, type=12, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b(""),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[_HTTPRESPONSE_HEADERSENTRY, ],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=4396,
+  serialized_end=4549,
 )
 
 
@@ -1786,8 +2376,8 @@ _LOCKSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3514,
-  serialized_end=3544,
+  serialized_start=4551,
+  serialized_end=4581,
 )
 
 
@@ -1817,8 +2407,8 @@ _LOCKSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3546,
-  serialized_end=3603,
+  serialized_start=4583,
+  serialized_end=4640,
 )
 
 
@@ -1848,8 +2438,8 @@ _KVGETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3605,
-  serialized_end=3632,
+  serialized_start=4642,
+  serialized_end=4669,
 )
 
 
@@ -1886,8 +2476,8 @@ _KVGETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3634,
-  serialized_end=3679,
+  serialized_start=4671,
+  serialized_end=4716,
 )
 
 
@@ -1924,8 +2514,8 @@ _KVSETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3681,
-  serialized_end=3723,
+  serialized_start=4718,
+  serialized_end=4760,
 )
 
 
@@ -1948,8 +2538,8 @@ _KVSETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3725,
-  serialized_end=3740,
+  serialized_start=4762,
+  serialized_end=4777,
 )
 
 
@@ -1979,8 +2569,8 @@ _KVDELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3742,
-  serialized_end=3772,
+  serialized_start=4779,
+  serialized_end=4809,
 )
 
 
@@ -2003,8 +2593,8 @@ _KVDELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3774,
-  serialized_end=3792,
+  serialized_start=4811,
+  serialized_end=4829,
 )
 
 
@@ -2034,8 +2624,8 @@ _KVLISTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3794,
-  serialized_end=3825,
+  serialized_start=4831,
+  serialized_end=4862,
 )
 
 
@@ -2065,8 +2655,8 @@ _KVLISTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3827,
-  serialized_end=3857,
+  serialized_start=4864,
+  serialized_end=4894,
 )
 
 _DESCRIBEREQUEST_SETTINGSENTRY.containing_type = _DESCRIBEREQUEST
@@ -2126,6 +2716,13 @@ _UPDATEREQUEST.fields_by_name['output'].message_type = _OUTPUT
 _ENQUEUEREQUEST.fields_by_name['notify'].message_type = _MESSAGEREF
 _LOCKRESPONSE.fields_by_name['holder'].message_type = _LOCKINFO
 _UNLOCKRESPONSE.fields_by_name['holder'].message_type = _LOCKINFO
+_CANCELJOBRESPONSE.fields_by_name['job'].message_type = _JOBINFO
+_JOBSRESPONSE.fields_by_name['jobs'].message_type = _JOBINFO
+_JOBINFO.fields_by_name['notify'].message_type = _MESSAGEREF
+_HTTPREQUEST_HEADERSENTRY.containing_type = _HTTPREQUEST
+_HTTPREQUEST.fields_by_name['headers'].message_type = _HTTPREQUEST_HEADERSENTRY
+_HTTPRESPONSE_HEADERSENTRY.containing_type = _HTTPRESPONSE
+_HTTPRESPONSE.fields_by_name['headers'].message_type = _HTTPRESPONSE_HEADERSENTRY
 _LOCKSRESPONSE.fields_by_name['locks'].message_type = _LOCKINFO
 DESCRIPTOR.message_types_by_name['DescribeRequest'] = _DESCRIBEREQUEST
 DESCRIPTOR.message_types_by_name['Manifest'] = _MANIFEST
@@ -2158,6 +2755,17 @@ DESCRIPTOR.message_types_by_name['LockResponse'] = _LOCKRESPONSE
 DESCRIPTOR.message_types_by_name['LockInfo'] = _LOCKINFO
 DESCRIPTOR.message_types_by_name['UnlockRequest'] = _UNLOCKREQUEST
 DESCRIPTOR.message_types_by_name['UnlockResponse'] = _UNLOCKRESPONSE
+DESCRIPTOR.message_types_by_name['CancelJobRequest'] = _CANCELJOBREQUEST
+DESCRIPTOR.message_types_by_name['CancelJobResponse'] = _CANCELJOBRESPONSE
+DESCRIPTOR.message_types_by_name['JobsRequest'] = _JOBSREQUEST
+DESCRIPTOR.message_types_by_name['JobsResponse'] = _JOBSRESPONSE
+DESCRIPTOR.message_types_by_name['JobInfo'] = _JOBINFO
+DESCRIPTOR.message_types_by_name['AppendLogRequest'] = _APPENDLOGREQUEST
+DESCRIPTOR.message_types_by_name['AppendLogResponse'] = _APPENDLOGRESPONSE
+DESCRIPTOR.message_types_by_name['ReadLogRequest'] = _READLOGREQUEST
+DESCRIPTOR.message_types_by_name['ReadLogResponse'] = _READLOGRESPONSE
+DESCRIPTOR.message_types_by_name['HTTPRequest'] = _HTTPREQUEST
+DESCRIPTOR.message_types_by_name['HTTPResponse'] = _HTTPRESPONSE
 DESCRIPTOR.message_types_by_name['LocksRequest'] = _LOCKSREQUEST
 DESCRIPTOR.message_types_by_name['LocksResponse'] = _LOCKSRESPONSE
 DESCRIPTOR.message_types_by_name['KVGetRequest'] = _KVGETREQUEST
@@ -2412,6 +3020,99 @@ UnlockResponse = _reflection.GeneratedProtocolMessageType('UnlockResponse', (_me
   ))
 _sym_db.RegisterMessage(UnlockResponse)
 
+CancelJobRequest = _reflection.GeneratedProtocolMessageType('CancelJobRequest', (_message.Message,), dict(
+  DESCRIPTOR = _CANCELJOBREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.CancelJobRequest)
+  ))
+_sym_db.RegisterMessage(CancelJobRequest)
+
+CancelJobResponse = _reflection.GeneratedProtocolMessageType('CancelJobResponse', (_message.Message,), dict(
+  DESCRIPTOR = _CANCELJOBRESPONSE,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.CancelJobResponse)
+  ))
+_sym_db.RegisterMessage(CancelJobResponse)
+
+JobsRequest = _reflection.GeneratedProtocolMessageType('JobsRequest', (_message.Message,), dict(
+  DESCRIPTOR = _JOBSREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.JobsRequest)
+  ))
+_sym_db.RegisterMessage(JobsRequest)
+
+JobsResponse = _reflection.GeneratedProtocolMessageType('JobsResponse', (_message.Message,), dict(
+  DESCRIPTOR = _JOBSRESPONSE,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.JobsResponse)
+  ))
+_sym_db.RegisterMessage(JobsResponse)
+
+JobInfo = _reflection.GeneratedProtocolMessageType('JobInfo', (_message.Message,), dict(
+  DESCRIPTOR = _JOBINFO,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.JobInfo)
+  ))
+_sym_db.RegisterMessage(JobInfo)
+
+AppendLogRequest = _reflection.GeneratedProtocolMessageType('AppendLogRequest', (_message.Message,), dict(
+  DESCRIPTOR = _APPENDLOGREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.AppendLogRequest)
+  ))
+_sym_db.RegisterMessage(AppendLogRequest)
+
+AppendLogResponse = _reflection.GeneratedProtocolMessageType('AppendLogResponse', (_message.Message,), dict(
+  DESCRIPTOR = _APPENDLOGRESPONSE,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.AppendLogResponse)
+  ))
+_sym_db.RegisterMessage(AppendLogResponse)
+
+ReadLogRequest = _reflection.GeneratedProtocolMessageType('ReadLogRequest', (_message.Message,), dict(
+  DESCRIPTOR = _READLOGREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.ReadLogRequest)
+  ))
+_sym_db.RegisterMessage(ReadLogRequest)
+
+ReadLogResponse = _reflection.GeneratedProtocolMessageType('ReadLogResponse', (_message.Message,), dict(
+  DESCRIPTOR = _READLOGRESPONSE,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.ReadLogResponse)
+  ))
+_sym_db.RegisterMessage(ReadLogResponse)
+
+HTTPRequest = _reflection.GeneratedProtocolMessageType('HTTPRequest', (_message.Message,), dict(
+
+  HeadersEntry = _reflection.GeneratedProtocolMessageType('HeadersEntry', (_message.Message,), dict(
+    DESCRIPTOR = _HTTPREQUEST_HEADERSENTRY,
+    __module__ = 'chima.plugin.v1.plugin_pb2'
+    # @@protoc_insertion_point(class_scope:chima.plugin.v1.HTTPRequest.HeadersEntry)
+    ))
+  ,
+  DESCRIPTOR = _HTTPREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.HTTPRequest)
+  ))
+_sym_db.RegisterMessage(HTTPRequest)
+_sym_db.RegisterMessage(HTTPRequest.HeadersEntry)
+
+HTTPResponse = _reflection.GeneratedProtocolMessageType('HTTPResponse', (_message.Message,), dict(
+
+  HeadersEntry = _reflection.GeneratedProtocolMessageType('HeadersEntry', (_message.Message,), dict(
+    DESCRIPTOR = _HTTPRESPONSE_HEADERSENTRY,
+    __module__ = 'chima.plugin.v1.plugin_pb2'
+    # @@protoc_insertion_point(class_scope:chima.plugin.v1.HTTPResponse.HeadersEntry)
+    ))
+  ,
+  DESCRIPTOR = _HTTPRESPONSE,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.HTTPResponse)
+  ))
+_sym_db.RegisterMessage(HTTPResponse)
+_sym_db.RegisterMessage(HTTPResponse.HeadersEntry)
+
 LocksRequest = _reflection.GeneratedProtocolMessageType('LocksRequest', (_message.Message,), dict(
   DESCRIPTOR = _LOCKSREQUEST,
   __module__ = 'chima.plugin.v1.plugin_pb2'
@@ -2491,6 +3192,10 @@ _COMMANDREQUEST_ARGSENTRY.has_options = True
 _COMMANDREQUEST_ARGSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
 _WEBHOOKEVENT_HEADERSENTRY.has_options = True
 _WEBHOOKEVENT_HEADERSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
+_HTTPREQUEST_HEADERSENTRY.has_options = True
+_HTTPREQUEST_HEADERSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
+_HTTPRESPONSE_HEADERSENTRY.has_options = True
+_HTTPRESPONSE_HEADERSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
 
 _PLUGIN = _descriptor.ServiceDescriptor(
   name='Plugin',
@@ -2498,8 +3203,8 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=3971,
-  serialized_end=4326,
+  serialized_start=5008,
+  serialized_end=5438,
   methods=[
   _descriptor.MethodDescriptor(
     name='Describe',
@@ -2538,9 +3243,18 @@ _PLUGIN = _descriptor.ServiceDescriptor(
     options=None,
   ),
   _descriptor.MethodDescriptor(
+    name='HandleHTTP',
+    full_name='chima.plugin.v1.Plugin.HandleHTTP',
+    index=4,
+    containing_service=None,
+    input_type=_HTTPREQUEST,
+    output_type=_HTTPRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
     name='Multiplex',
     full_name='chima.plugin.v1.Plugin.Multiplex',
-    index=4,
+    index=5,
     containing_service=None,
     input_type=_CALL,
     output_type=_CALLEVENT,
@@ -2558,8 +3272,8 @@ _HOST = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=1,
   options=None,
-  serialized_start=4329,
-  serialized_end=5073,
+  serialized_start=5441,
+  serialized_end=6500,
   methods=[
   _descriptor.MethodDescriptor(
     name='Post',
@@ -2616,9 +3330,45 @@ _HOST = _descriptor.ServiceDescriptor(
     options=None,
   ),
   _descriptor.MethodDescriptor(
+    name='CancelJob',
+    full_name='chima.plugin.v1.Host.CancelJob',
+    index=6,
+    containing_service=None,
+    input_type=_CANCELJOBREQUEST,
+    output_type=_CANCELJOBRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='Jobs',
+    full_name='chima.plugin.v1.Host.Jobs',
+    index=7,
+    containing_service=None,
+    input_type=_JOBSREQUEST,
+    output_type=_JOBSRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='AppendLog',
+    full_name='chima.plugin.v1.Host.AppendLog',
+    index=8,
+    containing_service=None,
+    input_type=_APPENDLOGREQUEST,
+    output_type=_APPENDLOGRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
+    name='ReadLog',
+    full_name='chima.plugin.v1.Host.ReadLog',
+    index=9,
+    containing_service=None,
+    input_type=_READLOGREQUEST,
+    output_type=_READLOGRESPONSE,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
     name='KVGet',
     full_name='chima.plugin.v1.Host.KVGet',
-    index=6,
+    index=10,
     containing_service=None,
     input_type=_KVGETREQUEST,
     output_type=_KVGETRESPONSE,
@@ -2627,7 +3377,7 @@ _HOST = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='KVSet',
     full_name='chima.plugin.v1.Host.KVSet',
-    index=7,
+    index=11,
     containing_service=None,
     input_type=_KVSETREQUEST,
     output_type=_KVSETRESPONSE,
@@ -2636,7 +3386,7 @@ _HOST = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='KVDelete',
     full_name='chima.plugin.v1.Host.KVDelete',
-    index=8,
+    index=12,
     containing_service=None,
     input_type=_KVDELETEREQUEST,
     output_type=_KVDELETERESPONSE,
@@ -2645,7 +3395,7 @@ _HOST = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='KVList',
     full_name='chima.plugin.v1.Host.KVList',
-    index=9,
+    index=13,
     containing_service=None,
     input_type=_KVLISTREQUEST,
     output_type=_KVLISTRESPONSE,

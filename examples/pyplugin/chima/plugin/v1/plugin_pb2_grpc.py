@@ -34,6 +34,11 @@ class PluginStub(object):
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobRequest.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.FromString,
         )
+    self.HandleHTTP = channel.unary_unary(
+        '/chima.plugin.v1.Plugin/HandleHTTP',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.HTTPRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.HTTPResponse.FromString,
+        )
     self.Multiplex = channel.stream_stream(
         '/chima.plugin.v1.Plugin/Multiplex',
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Call.SerializeToString,
@@ -74,6 +79,14 @@ class PluginServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def HandleHTTP(self, request, context):
+    """HandleHTTP answers a GET under one of the manifest's http_paths, for
+    read-only pages such as a deploy's log. Optional (capability "http").
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def Multiplex(self, request_iterator, context):
     """Multiplex carries many Handle/HandleEvent/RunJob calls over one
     long-lived stream. Optional: the host uses it only when the manifest lists
@@ -106,6 +119,11 @@ def add_PluginServicer_to_server(servicer, server):
           servicer.RunJob,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobRequest.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.SerializeToString,
+      ),
+      'HandleHTTP': grpc.unary_unary_rpc_method_handler(
+          servicer.HandleHTTP,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.HTTPRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.HTTPResponse.SerializeToString,
       ),
       'Multiplex': grpc.stream_stream_rpc_method_handler(
           servicer.Multiplex,
@@ -158,6 +176,26 @@ class HostStub(object):
         '/chima.plugin.v1.Host/Locks',
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.LocksRequest.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.LocksResponse.FromString,
+        )
+    self.CancelJob = channel.unary_unary(
+        '/chima.plugin.v1.Host/CancelJob',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.CancelJobRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.CancelJobResponse.FromString,
+        )
+    self.Jobs = channel.unary_unary(
+        '/chima.plugin.v1.Host/Jobs',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobsRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobsResponse.FromString,
+        )
+    self.AppendLog = channel.unary_unary(
+        '/chima.plugin.v1.Host/AppendLog',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.AppendLogRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.AppendLogResponse.FromString,
+        )
+    self.ReadLog = channel.unary_unary(
+        '/chima.plugin.v1.Host/ReadLog',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ReadLogRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ReadLogResponse.FromString,
         )
     self.KVGet = channel.unary_unary(
         '/chima.plugin.v1.Host/KVGet',
@@ -228,6 +266,35 @@ class HostServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def CancelJob(self, request, context):
+    """CancelJob stops one of the plugin's jobs: a queued one is cancelled, a
+    running one has its RunJob call cancelled.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def Jobs(self, request, context):
+    """Jobs lists the plugin's jobs, newest first.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def AppendLog(self, request, context):
+    """AppendLog appends to a named log of the plugin (a deploy's output).
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def ReadLog(self, request, context):
+    """ReadLog reads a named log of the plugin from an offset.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def KVGet(self, request, context):
     """KVGet reads one key of the plugin's own key-value state.
     """
@@ -288,6 +355,26 @@ def add_HostServicer_to_server(servicer, server):
           servicer.Locks,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.LocksRequest.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.LocksResponse.SerializeToString,
+      ),
+      'CancelJob': grpc.unary_unary_rpc_method_handler(
+          servicer.CancelJob,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.CancelJobRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.CancelJobResponse.SerializeToString,
+      ),
+      'Jobs': grpc.unary_unary_rpc_method_handler(
+          servicer.Jobs,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobsRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobsResponse.SerializeToString,
+      ),
+      'AppendLog': grpc.unary_unary_rpc_method_handler(
+          servicer.AppendLog,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.AppendLogRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.AppendLogResponse.SerializeToString,
+      ),
+      'ReadLog': grpc.unary_unary_rpc_method_handler(
+          servicer.ReadLog,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ReadLogRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ReadLogResponse.SerializeToString,
       ),
       'KVGet': grpc.unary_unary_rpc_method_handler(
           servicer.KVGet,

@@ -98,6 +98,15 @@ func (s *server) RunJob(req *pluginv1.JobRequest, stream pluginv1.Plugin_RunJobS
 // maxPageBytes bounds one page's response: it travels in one gRPC message.
 const maxPageBytes = 8 << 20
 
+type pageKey struct{}
+
+// PageContext returns the Context of a page request, through which a page
+// handler uses the host (ReadLog, KV, Jobs). Replies go nowhere.
+func PageContext(r *http.Request) *Context {
+	c, _ := r.Context().Value(pageKey{}).(*Context)
+	return c
+}
+
 // HandleHTTP serves a GET for one of the plugin's pages.
 func (s *server) HandleHTTP(ctx context.Context, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error) {
 	var page *Page
@@ -117,6 +126,12 @@ func (s *server) HandleHTTP(ctx context.Context, req *pluginv1.HTTPRequest) (*pl
 	for k, v := range req.GetHeaders() {
 		hr.Header.Set(k, v)
 	}
+	c := &Context{Context: ctx, emit: func(*pluginv1.Event) error { return nil }, host: s.host, logger: s.logger}
+	s.mu.RLock()
+	c.settings = s.settings
+	s.mu.RUnlock()
+	hr = hr.WithContext(context.WithValue(ctx, pageKey{}, c))
+	// A recorder buffers the handler's answer: it travels back in one message.
 	rec := httptest.NewRecorder()
 	page.Handler.ServeHTTP(rec, hr)
 	resp := &pluginv1.HTTPResponse{Status: int32(rec.Code), Headers: map[string]string{}}

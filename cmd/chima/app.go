@@ -146,9 +146,17 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		if maxRestarts == 0 {
 			maxRestarts = -1 // 0 in config means never restart
 		}
+		settings := map[string]string{}
+		for k, v := range p.Settings {
+			settings[k] = v
+		}
+		// What every plugin may want to know of the bot it serves.
+		settings["chima_config_dir"] = cfg.Dir()
+		settings["chima_base_url"] = cfg.HTTP.BaseURL
+		settings["chima_bot_name"] = cfg.Bot.Name
 		specs = append(specs, pluginhost.Spec{
 			Name: p.Name, Path: p.Path, Args: p.Args, Env: env, Secrets: secrets,
-			SHA256: p.SHA256, AutoMTLS: p.UseAutoMTLS(), Settings: p.Settings,
+			SHA256: p.SHA256, AutoMTLS: p.UseAutoMTLS(), Settings: settings,
 			MaxRestarts: maxRestarts, RestartWindow: p.RestartWindow,
 		})
 	}

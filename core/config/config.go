@@ -74,6 +74,8 @@ type Config struct {
 
 	// meta remembers where each key was in the file, for error messages.
 	meta *meta
+	// dir is the base directory of relative paths.
+	dir string
 }
 
 // BotConfig is the bot's identity and its limits.

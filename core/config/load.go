@@ -58,6 +58,7 @@ func ParseWithOptions(data []byte, file string, baseDir string, opts ParseOption
 		problems = append(problems, c.checkFiles(baseDir)...)
 	}
 	c.resolvePaths(baseDir)
+	c.dir = baseDir
 	if err := c.Validate(); err != nil {
 		problems = append(problems, err.(*ValidationError).Problems...)
 	}
@@ -66,6 +67,11 @@ func ParseWithOptions(data []byte, file string, baseDir string, opts ParseOption
 	}
 	return c, nil
 }
+
+// Dir is the directory relative paths in the config are resolved against:
+// the config file's, for a Config from Load. Plugins get it to resolve their
+// own settings' paths the same way.
+func (c *Config) Dir() string { return c.dir }
 
 // applyDefaults fills in keys the file left out (or null). Keys set
 // explicitly keep their value, even zero, and are validated as given.

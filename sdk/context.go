@@ -54,6 +54,16 @@ type Context struct {
 	logger    *slog.Logger
 }
 
+// Detached returns a copy of c that is not cancelled when c is: for the
+// bookkeeping a handler does after its request was cancelled or timed out
+// (record the outcome, tell the room with Post). Replies streamed after the
+// cancel may not reach chat; use Post.
+func (c *Context) Detached() *Context {
+	cc := *c
+	cc.Context = context.WithoutCancel(c.Context)
+	return &cc
+}
+
 // RequestID is the host's id of the request being handled.
 func (c *Context) RequestID() string { return c.requestID }
 

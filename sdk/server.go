@@ -205,7 +205,15 @@ func (s *server) Multiplex(stream pluginv1.Plugin_MultiplexServer) error {
 }
 
 // run dispatches one call to its handler and always ends it with Done.
-func (s *server) run(ctx context.Context, call *pluginv1.Call, emit func(*pluginv1.Event) error) error {
+func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*pluginv1.Event) error) error {
+	// A handler may report from several goroutines (progress from a ticker
+	// while it works); a gRPC stream takes one sender at a time.
+	var mu sync.Mutex
+	emit := func(ev *pluginv1.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return send(ev)
+	}
 	c := &Context{Context: ctx, emit: emit, host: s.host, logger: s.logger}
 	s.mu.RLock()
 	c.settings = s.settings

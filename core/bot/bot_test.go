@@ -374,11 +374,21 @@ func TestCancellingARunningJobStopsIt(t *testing.T) {
 	tb := startBot(t, botOptions{plugins: []string{"crashy"}})
 	tb.say("chima job hang")
 	tb.expectAll("queued job 1", "working on hang")
-	if ok, err := tb.bot.Jobs().Cancel(context.Background(), 1); err != nil || !ok {
-		t.Fatalf("cancel: %v %v", ok, err)
+	// A second job waits behind the first in the same queue.
+	tb.say("chima job second")
+	tb.expect("queued job 2")
+	if ok, err := tb.bot.Jobs().Cancel(context.Background(), 2); err != nil || !ok {
+		t.Fatalf("cancel queued: %v %v", ok, err)
 	}
-	tb.expect("Job #1 (crashy say) was cancelled")
+	// The plugin never ran it, so the core says so.
+	tb.expect("Job #2 (crashy say) was cancelled")
+	if ok, err := tb.bot.Jobs().Cancel(context.Background(), 1); err != nil || !ok {
+		t.Fatalf("cancel running: %v %v", ok, err)
+	}
 	if j := waitJob(t, tb.store, 1); j.State != store.JobCancelled {
-		t.Fatalf("job state = %s", j.State)
+		t.Fatalf("job 1 state = %s", j.State)
+	}
+	if j := waitJob(t, tb.store, 2); j.State != store.JobCancelled || !j.StartedAt.IsZero() {
+		t.Fatalf("job 2 = %s, started %v", j.State, j.StartedAt)
 	}
 }

@@ -261,6 +261,9 @@ func (h *hostService) KVList(ctx context.Context, r *pluginv1.KVListRequest) (*p
 // streams what the plugin says into the job's notify room/thread.
 func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) {
 	out := b.replierTo(j.Notify, j.Notify)
+	// What the plugin says while a cancelled job winds down still reaches
+	// the room.
+	rctx := context.WithoutCancel(ctx)
 	var done *pluginv1.Done
 	err := b.o.Plugins.Call(ctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Job{Job: &pluginv1.JobRequest{
 		RequestId: b.newRequestID(), JobId: j.ID, Kind: j.Kind, Payload: j.Payload,
@@ -269,7 +272,7 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 		if d, ok := ev.GetKind().(*pluginv1.Event_Done); ok {
 			done = d.Done
 		}
-		out.event(ctx, ev)
+		out.event(rctx, ev)
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -303,8 +306,11 @@ func (b *Bot) jobPlugins() []string {
 // jobFinished is called by the runner for every job that ended.
 func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
 	b.o.Metrics.Jobs.WithLabelValues(j.Plugin, j.Kind, string(state)).Inc()
-	switch state {
-	case store.JobInterrupted, store.JobError, store.JobCancelled:
+	switch {
+	case state == store.JobInterrupted, state == store.JobError,
+		// A job cancelled before it started never ran its plugin, which
+		// reports a cancel itself when it did.
+		state == store.JobCancelled && j.StartedAt.IsZero():
 		b.notifyJobEnd(context.Background(), j, state, detail)
 	}
 	b.wakeJobWaiters()

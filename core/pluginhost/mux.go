@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
@@ -89,12 +90,40 @@ func (m *muxClient) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv
 				return nil
 			}
 		case <-ctx.Done():
-			m.forget(id)
-			close(p.gone) // p is not reused
 			m.sendMu.Lock()
 			_ = m.stream.Send(&pluginv1.Call{Id: id, Kind: &pluginv1.Call_Cancel{Cancel: &pluginv1.CancelCall{}}})
 			m.sendMu.Unlock()
+			m.drain(id, p, fn)
 			return ctx.Err()
+		}
+	}
+}
+
+// CancelGrace is how long a cancelled call may take to wind down (stop its
+// processes, report) before the host stops listening to it. Waiting matters:
+// the next job of the same queue must not start while this one still runs.
+var CancelGrace = 15 * time.Second
+
+// drain delivers the events of a cancelled call until its Done, the stream
+// breaking or CancelGrace.
+func (m *muxClient) drain(id uint64, p *pending, fn func(*pluginv1.Event)) {
+	t := time.NewTimer(CancelGrace)
+	defer t.Stop()
+	for {
+		select {
+		case ev, ok := <-p.ch:
+			if !ok {
+				return
+			}
+			fn(ev)
+			if _, end := ev.GetKind().(*pluginv1.Event_Done); end {
+				pendings.Put(p)
+				return
+			}
+		case <-t.C:
+			m.forget(id)
+			close(p.gone) // p is not reused
+			return
 		}
 	}
 }

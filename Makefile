@@ -8,7 +8,7 @@ PROTO     := sdk/proto/chima/plugin/v1/plugin.proto
 MODULE    := github.com/chimaops/chima
 CONFIG    ?= examples/config/chima.yaml
 
-.PHONY: all build plugins run test test-short bench proto lint clean
+.PHONY: all build plugins run example test bench proto lint clean
 
 all: build
 
@@ -21,8 +21,12 @@ build:
 		echo "$(GO) build -o $(BIN)/plugins/$$e ./examples/$$e"; \
 		$(GO) build -o $(BIN)/plugins/$$e ./examples/$$e || exit 1; done
 
-run: build
+run: build example
 	$(BIN)/chima run --config $(CONFIG)
+
+# The example app's local repository, which the deploy plugin deploys.
+example:
+	@examples/local/setup.sh $(BIN)/demo-repo
 
 test:
 	$(GO) vet ./...

@@ -1,0 +1,587 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/plugins/deploy/internal/apps"
+	"github.com/chimaops/chima/plugins/deploy/internal/validate"
+	"github.com/chimaops/chima/plugins/deploy/internal/workspace"
+	"github.com/chimaops/chima/sdk"
+)
+
+// deployer holds the plugin's configuration and state.
+type deployer struct {
+	mu       sync.RWMutex
+	apps     *apps.Set
+	cache    *workspace.Cache
+	instance string
+	baseURL  string
+	// gh is set in GitHub mode (a GITHUB_TOKEN is configured).
+	gh       *github.Client
+	cloneURL string // template with {owner} and {name}
+	token    string
+	records  records
+	// now is the clock, replaced in tests.
+	now func() time.Time
+}
+
+// configure loads the apps file and sets up the workspace and GitHub mode.
+func (d *deployer) configure(s map[string]string) error {
+	dir := s["chima_config_dir"]
+	resolve := func(p string) string {
+		if p == "" || filepath.IsAbs(p) || dir == "" {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	if s["apps_file"] == "" {
+		return errors.New("setting apps_file is required: the path of the apps file")
+	}
+	set, err := apps.Load(resolve(s["apps_file"]))
+	if err != nil {
+		return err
+	}
+	ws := s["workspace_dir"]
+	if ws == "" {
+		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))
+	}
+	token := os.Getenv("GITHUB_TOKEN")
+	var opts workspace.Options
+	if token != "" {
+		// Private repositories: git authenticates with the token through an
+		// extra header, never a URL with the token in it.
+		opts.Env = githubGitAuth(token)
+	}
+	cache, err := workspace.New(resolve(ws), opts)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.apps, d.cache, d.token = set, cache, token
+	d.instance = firstNonEmpty(s["instance"], s["chima_bot_name"], "chima")
+	d.baseURL = strings.TrimSuffix(s["chima_base_url"], "/")
+	d.cloneURL = firstNonEmpty(s["github_clone_url"], "https://github.com/{owner}/{name}.git")
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.gh = nil
+	if token != "" {
+		// A client of its own: WithAuthToken changes the http.Client it
+		// is given.
+		gh := github.NewClient(&http.Client{Timeout: 30 * time.Second}).WithAuthToken(token)
+		if api := s["github_api_url"]; api != "" {
+			if gh, err = gh.WithEnterpriseURLs(api, api); err != nil {
+				return fmt.Errorf("github_api_url: %w", err)
+			}
+			gh.BaseURL, _ = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
+		}
+		d.gh = gh
+	}
+	return nil
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// app looks an app up, as a message for the user when unknown.
+func (d *deployer) app(name string) (*apps.App, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	a, err := d.apps.Lookup(strings.ToLower(name))
+	if err != nil {
+		return nil, sdk.Errorf("%s", err.Error())
+	}
+	return a, nil
+}
+
+// repoURL is what the workspace clones for app.
+func (d *deployer) repoURL(a *apps.App) string {
+	if owner, name, ok := a.GitHubRepo(); ok {
+		return strings.NewReplacer("{owner}", owner, "{name}", name).Replace(d.cloneURL)
+	}
+	return a.CloneURL()
+}
+
+func (d *deployer) logURL(id int64) string {
+	if d.baseURL == "" {
+		return ""
+	}
+	return fmt.Sprintf("%s/deployments/%d/log", d.baseURL, id)
+}
+
+// lockName is the key of an environment's lock.
+func lockName(app, env string) string { return "env/" + app + "/" + env }
+
+// notifyTarget is the thread a command's deployment reports to: the
+// command's thread, or a new one under the command.
+func notifyTarget(src *sdk.MessageRef) Target {
+	thread := src.GetThreadId()
+	if thread == "" {
+		thread = src.GetMessageId()
+	}
+	return Target{Adapter: src.GetAdapter(), Room: src.GetRoom(), Thread: thread}
+}
+
+func (t Target) ref() *sdk.MessageRef {
+	return &sdk.MessageRef{Adapter: t.Adapter, Room: t.Room, ThreadId: t.Thread}
+}
+
+// lockedBy explains who holds an environment's lock, or "" when it is free
+// or held by user.
+func lockedBy(l *sdk.LockInfo, user string, now time.Time) string {
+	if l == nil || l.GetOwner() == user {
+		return ""
+	}
+	since := time.Unix(l.GetAcquiredUnix(), 0)
+	msg := fmt.Sprintf("locked by %s since %s (%s ago)", l.GetOwner(), since.UTC().Format("2006-01-02 15:04 MST"), now.Sub(since).Round(time.Second))
+	if l.GetReason() != "" {
+		msg += ": " + l.GetReason()
+	}
+	return msg
+}
+
+// envLock returns the holder of app/env's lock, if any.
+func envLock(c *sdk.Context, app, env string) (*sdk.LockInfo, error) {
+	locks, err := c.Locks(lockName(app, env))
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range locks {
+		if l.GetName() == lockName(app, env) {
+			return l, nil
+		}
+	}
+	return nil, nil
+}
+
+// cmdDeploy handles `deploy[:task][!] <app>[/<ref>] [to <env>[/<hosts>]]`.
+func (d *deployer) cmdDeploy(c *sdk.Context) error {
+	a, err := d.app(c.Arg("app"))
+	if err != nil {
+		return err
+	}
+	src := c.Source()
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+		return sdk.Errorf("%s", err.Error())
+	}
+	env, err := a.ResolveEnv(c.Arg("env"))
+	if err != nil {
+		return sdk.Errorf("%s", err.Error())
+	}
+	task := strings.ToLower(c.Arg("task"))
+	if err := validate.Task(task); err != nil {
+		return &sdk.UserError{Summary: err.Error(), Argument: "task"}
+	}
+	if _, err := validate.Hosts(c.Arg("hosts")); err != nil {
+		return &sdk.UserError{Summary: err.Error(), Argument: "hosts"}
+	}
+	ref := c.Arg("ref")
+	if ref == "" && a.DefaultRef == "" && d.gh == nil {
+		// The repository's own default branch, from the mirror.
+		if def, err := d.cache.DefaultBranch(c, d.repoURL(a)); err == nil {
+			ref = def
+		}
+	}
+	if ref, err = a.ResolveRef(ref, ""); err != nil {
+		return &sdk.UserError{Summary: err.Error(), Argument: "ref"}
+	}
+	if a.Protected(env) {
+		return sdk.Errorf("%s is a protected environment of %s: deploys to it need an approval, and approvals are not available yet", env, a.Name)
+	}
+	user := c.User()
+	l, err := envLock(c, a.Name, env)
+	if err != nil {
+		return err
+	}
+	if who := lockedBy(l, user.GetId(), d.now()); who != "" {
+		return sdk.Errorf("%s in %s is %s. Ask them, or wait for deploy:unlock.", a.Name, env, who)
+	}
+	dep := &Deployment{
+		App: a.Name, Env: env, Ref: ref, Task: task, Hosts: c.Arg("hosts"), Force: c.Bool("force"),
+		User: user.GetId(), UserName: user.GetName(), State: StateQueued,
+		Notify: notifyTarget(src), CreatedAt: d.now(),
+	}
+	return d.start(c, a, dep)
+}
+
+// start creates the deployment: on GitHub (whose webhook then queues the
+// job) or locally (queued at once).
+func (d *deployer) start(c *sdk.Context, a *apps.App, dep *Deployment) error {
+	if d.gh != nil {
+		if _, _, ok := a.GitHubRepo(); ok {
+			return d.createOnGitHub(c, a, dep)
+		}
+	}
+	if err := d.records.create(c, dep); err != nil {
+		return err
+	}
+	return d.enqueue(c, dep)
+}
+
+// enqueue queues the deployment's job behind the others of its app and
+// environment, and says so in the room.
+func (d *deployer) enqueue(c *sdk.Context, dep *Deployment) error {
+	msg, err := d.queue(c, dep)
+	if err != nil {
+		return err
+	}
+	return c.Reply("%s", msg)
+}
+
+// enqueueQuiet queues the job of a deployment GitHub confirmed and says so
+// in the deployment's thread.
+func (d *deployer) enqueueQuiet(c *sdk.Context, dep *Deployment) error {
+	msg, err := d.queue(c, dep)
+	if err != nil {
+		return err
+	}
+	d.notify(c, dep, &sdk.Output{Text: msg}, false)
+	return nil
+}
+
+func (d *deployer) queue(c *sdk.Context, dep *Deployment) (string, error) {
+	ahead, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []string{"queued", "running"}})
+	if err != nil {
+		return "", err
+	}
+	payload := []byte(strconv.FormatInt(dep.ID, 10))
+	jobID, err := c.Enqueue(jobDeploy, payload, sdk.EnqueueOptions{QueueKey: queueKey(dep), Notify: dep.Notify.ref()})
+	if err != nil {
+		return "", err
+	}
+	if _, err := d.records.update(c, dep.ID, func(x *Deployment) { x.JobID = jobID }); err != nil {
+		return "", err
+	}
+	msg := fmt.Sprintf("Deployment #%d: %s/%s to %s queued", dep.ID, dep.App, dep.Ref, dep.Env)
+	if dep.Task != "deploy" {
+		msg += " (task " + dep.Task + ")"
+	}
+	if len(ahead) > 0 {
+		msg += fmt.Sprintf(", behind %d other deployment(s) of %s in %s", len(ahead), dep.App, dep.Env)
+	}
+	return msg + ".", nil
+}
+
+func queueKey(dep *Deployment) string { return dep.App + "/" + dep.Env }
+
+// cmdDeploys lists recent deployments.
+func (d *deployer) cmdDeploys(c *sdk.Context) error {
+	a, err := d.app(c.Arg("app"))
+	if err != nil {
+		return err
+	}
+	env := ""
+	if c.Arg("env") != "" {
+		if env, err = a.ResolveEnv(c.Arg("env")); err != nil {
+			return sdk.Errorf("%s", err.Error())
+		}
+	}
+	deps, err := d.records.list(c, a.Name, env, 50)
+	if err != nil {
+		return err
+	}
+	var lines []string
+	for _, dep := range deps {
+		if ref := c.Arg("ref"); ref != "" && dep.Ref != ref && !strings.HasPrefix(dep.SHA, ref) {
+			continue
+		}
+		lines = append(lines, d.describe(dep))
+		if len(lines) == 10 {
+			break
+		}
+	}
+	if len(lines) == 0 {
+		return c.Reply("No deployments of %s yet.", a.Name)
+	}
+	return c.ReplyOutput(&sdk.Output{Title: "Recent deployments of " + a.Name, Text: strings.Join(lines, "\n")})
+}
+
+// describe is one line about a deployment: who, what, when, state, duration.
+func (d *deployer) describe(dep *Deployment) string {
+	now := d.now()
+	s := fmt.Sprintf("#%d %s %s to %s by %s, %s ago: %s", dep.ID, dep.Task, dep.What(), dep.Env, dep.User,
+		now.Sub(dep.CreatedAt).Round(time.Second), dep.State)
+	if !dep.StartedAt.IsZero() {
+		s += " in " + dep.Duration(now).String()
+	}
+	if dep.Detail != "" && dep.State != StateSuccess {
+		s += " (" + firstLine(dep.Detail) + ")"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
+// cmdWhere lists environments with their locks and what runs there.
+func (d *deployer) cmdWhere(c *sdk.Context) error {
+	a, err := d.app(c.Arg("app"))
+	if err != nil {
+		return err
+	}
+	var fields []*sdk.Field
+	for _, env := range a.Environments {
+		var parts []string
+		deps, err := d.records.list(c, a.Name, env, 30)
+		if err != nil {
+			return err
+		}
+		for _, dep := range deps {
+			if dep.State == StateRunning {
+				parts = append(parts, fmt.Sprintf("deploying %s now (#%d, %s)", dep.What(), dep.ID, dep.User))
+				break
+			}
+		}
+		current := "nothing deployed by Chima yet"
+		for _, dep := range deps {
+			if dep.State == StateSuccess {
+				current = fmt.Sprintf("%s deployed by %s %s ago (#%d)", dep.What(), dep.User, d.now().Sub(dep.FinishedAt).Round(time.Second), dep.ID)
+				break
+			}
+		}
+		parts = append(parts, current)
+		l, err := envLock(c, a.Name, env)
+		if err != nil {
+			return err
+		}
+		if l != nil {
+			parts = append(parts, lockedBy(l, "", d.now()))
+		}
+		if u := a.EnvURL(env); u != "" {
+			parts = append(parts, u)
+		}
+		fields = append(fields, &sdk.Field{Title: env, Value: strings.Join(parts, "; ")})
+	}
+	return c.ReplyOutput(&sdk.Output{Title: "You can deploy " + a.Name + " to:", Fields: fields})
+}
+
+// cmdLock locks an environment.
+func (d *deployer) cmdLock(c *sdk.Context) error {
+	a, env, err := d.appEnv(c)
+	if err != nil {
+		return err
+	}
+	user := c.User().GetId()
+	ok, holder, err := c.Lock(lockName(a.Name, env), sdk.LockOptions{Owner: user, Reason: c.Arg("reason")})
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return sdk.Errorf("%s in %s is already %s.", a.Name, env, lockedBy(holder, "", d.now()))
+	}
+	msg := fmt.Sprintf("Locked %s in %s", a.Name, env)
+	if c.Arg("reason") != "" {
+		msg += ": " + c.Arg("reason")
+	}
+	return c.Reply("%s. Others' deploys are refused until `deploy:unlock %s in %s`.", msg, a.Name, env)
+}
+
+// cmdUnlock unlocks an environment; admins may unlock others' locks.
+func (d *deployer) cmdUnlock(c *sdk.Context) error {
+	a, env, err := d.appEnv(c)
+	if err != nil {
+		return err
+	}
+	user := c.User()
+	force := false
+	for _, r := range user.GetRoles() {
+		force = force || r == "admin"
+	}
+	released, holder, err := c.Unlock(lockName(a.Name, env), user.GetId(), force)
+	if err != nil {
+		return err
+	}
+	switch {
+	case released && holder.GetOwner() != user.GetId():
+		return c.Reply("Unlocked %s in %s (it was %s).", a.Name, env, lockedBy(holder, "", d.now()))
+	case released:
+		return c.Reply("Unlocked %s in %s.", a.Name, env)
+	case holder == nil:
+		return c.Reply("%s in %s was not locked.", a.Name, env)
+	default:
+		return sdk.Errorf("%s in %s is %s; only they (or an admin) can unlock it.", a.Name, env, lockedBy(holder, "", d.now()))
+	}
+}
+
+func (d *deployer) appEnv(c *sdk.Context) (*apps.App, string, error) {
+	a, err := d.app(c.Arg("app"))
+	if err != nil {
+		return nil, "", err
+	}
+	env, err := a.ResolveEnv(c.Arg("env"))
+	if err != nil {
+		return nil, "", sdk.Errorf("%s", err.Error())
+	}
+	return a, env, nil
+}
+
+// cmdCancel stops a queued or running deployment.
+func (d *deployer) cmdCancel(c *sdk.Context) error {
+	dep, err := d.records.get(c, c.Int("id"))
+	if errors.Is(err, ErrNoDeployment) {
+		return sdk.Errorf("There is no deployment #%d.", c.Int("id"))
+	}
+	if err != nil {
+		return err
+	}
+	if dep.Ended() {
+		return sdk.Errorf("Deployment #%d already ended: %s.", dep.ID, dep.State)
+	}
+	if dep.JobID == 0 {
+		// Created on GitHub, not queued here yet.
+		if _, err := d.records.update(c, dep.ID, func(x *Deployment) {
+			x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().GetId(), d.now()
+		}); err != nil {
+			return err
+		}
+		return c.Reply("Deployment #%d cancelled before it was queued.", dep.ID)
+	}
+	wasQueued := dep.State == StateQueued
+	ok, _, err := c.CancelJob(dep.JobID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return sdk.Errorf("Deployment #%d could not be cancelled: it is ending.", dep.ID)
+	}
+	if wasQueued {
+		if _, err := d.records.update(c, dep.ID, func(x *Deployment) {
+			if !x.Ended() && x.State == StateQueued {
+				x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().GetId()+" before it started", d.now()
+			}
+		}); err != nil {
+			return err
+		}
+		if err := d.githubStatus(c, dep, StateCancelled); err != nil {
+			c.Logger().Warn("github status", "error", err)
+		}
+		return c.Reply("Deployment #%d (%s to %s) cancelled before it started.", dep.ID, dep.What(), dep.Env)
+	}
+	return c.Reply("Cancelling deployment #%d (%s to %s): its provider is being stopped.", dep.ID, dep.What(), dep.Env)
+}
+
+// cmdRollback redeploys the previous successful commit of an environment.
+func (d *deployer) cmdRollback(c *sdk.Context) error {
+	a, env, err := d.appEnv(c)
+	if err != nil {
+		return err
+	}
+	src := c.Source()
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+		return sdk.Errorf("%s", err.Error())
+	}
+	deps, err := d.records.list(c, a.Name, env, 200)
+	if err != nil {
+		return err
+	}
+	var current, previous *Deployment
+	for _, dep := range deps {
+		if dep.State != StateSuccess {
+			continue
+		}
+		if current == nil {
+			current = dep
+		} else if dep.SHA != current.SHA {
+			previous = dep
+			break
+		}
+	}
+	if previous == nil {
+		return sdk.Errorf("Nothing to roll back to: %s in %s has no earlier successful deployment of another commit.", a.Name, env)
+	}
+	user := c.User()
+	l, err := envLock(c, a.Name, env)
+	if err != nil {
+		return err
+	}
+	if who := lockedBy(l, user.GetId(), d.now()); who != "" {
+		return sdk.Errorf("%s in %s is %s.", a.Name, env, who)
+	}
+	dep := &Deployment{
+		App: a.Name, Env: env, Ref: previous.SHA, Task: previous.Task, Hosts: previous.Hosts, Force: true,
+		User: user.GetId(), UserName: user.GetName(), State: StateQueued, RollbackOf: current.ID,
+		Notify: notifyTarget(src), CreatedAt: d.now(),
+	}
+	if err := c.Reply("Rolling %s in %s back from %s (#%d) to %s (#%d).", a.Name, env, current.What(), current.ID, previous.What(), previous.ID); err != nil {
+		return err
+	}
+	return d.start(c, a, dep)
+}
+
+// cmdStatus shows one deployment with the end of its log.
+func (d *deployer) cmdStatus(c *sdk.Context) error {
+	dep, err := d.records.get(c, c.Int("id"))
+	if errors.Is(err, ErrNoDeployment) {
+		return sdk.Errorf("There is no deployment #%d.", c.Int("id"))
+	}
+	if err != nil {
+		return err
+	}
+	tail, err := d.logTail(c, dep.ID, 15)
+	if err != nil {
+		return err
+	}
+	out := &sdk.Output{Title: fmt.Sprintf("Deployment #%d", dep.ID), Text: d.describe(dep), Code: tail}
+	if u := d.logURL(dep.ID); u != "" {
+		out.Fields = append(out.Fields, &sdk.Field{Title: "Log", Value: u})
+	}
+	return c.ReplyOutput(out)
+}
+
+func logName(id int64) string { return "deployments/" + strconv.FormatInt(id, 10) }
+
+// logTail returns the last n lines of a deployment's log.
+func (d *deployer) logTail(c *sdk.Context, id int64, n int) (string, error) {
+	const window = 16 << 10
+	_, size, found, err := c.ReadLog(logName(id), 0, 1)
+	if err != nil || !found {
+		return "", err
+	}
+	data, _, _, err := c.ReadLog(logName(id), max(size-window, 0), window)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// onInterrupted marks a deployment whose job a restart interrupted.
+func (d *deployer) onInterrupted(c *sdk.Context) error {
+	j, err := c.InterruptedJob()
+	if err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(string(j.GetPayload()), 10, 64)
+	if err != nil {
+		return fmt.Errorf("interrupted job %d has no deployment id: %w", j.GetJobId(), err)
+	}
+	dep, err := d.records.update(c, id, func(x *Deployment) {
+		x.State, x.Detail, x.FinishedAt = StateError, "interrupted by restart", d.now()
+	})
+	if err != nil {
+		return err
+	}
+	return d.githubStatus(c, dep, StateError)
+}

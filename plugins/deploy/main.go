@@ -1,0 +1,23 @@
+// Command deploy is Chima's deploy plugin: `chima deploy project-x/main to
+// edge` creates a deployment (on GitHub when a token is configured, in the
+// store otherwise), runs it as a durable job with the app's provider (a
+// shell script, Fabric, Capistrano, Ansible or Heroku) in a clean checkout of
+// the exact commit, streams progress into the thread and reports the end to
+// the room. Its grammar is hubot-deploy's.
+//
+// Settings (chima.yaml plugins[].settings):
+//
+//	apps_file       the apps file (hubot-deploy's app.json shape); required
+//	workspace_dir   where repository mirrors and checkouts live
+//	github_api_url  GitHub's REST API (default https://api.github.com/)
+//	github_clone_url  clone URL template for GitHub repositories
+//	                (default https://github.com/{owner}/{name}.git)
+//	instance        this bot's name in deployment payloads (default: the bot's)
+//
+// Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN turns on GitHub mode;
+// a Heroku app's token variable (HEROKU_API_KEY by default).
+package main
+
+import "github.com/chimaops/chima/sdk"
+
+func main() { sdk.Serve(newPlugin(&deployer{}).spec()) }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+// Deployment states. A deployment is queued until its job starts; the end
+// states mirror GitHub's deployment statuses.
+const (
+	StateQueued    = "queued"
+	StateRunning   = "running"
+	StateSuccess   = "success"
+	StateFailure   = "failure"
+	StateError     = "error"
+	StateCancelled = "cancelled"
+)
+
+// Deployment is one deployment, kept in the plugin's key-value state. ID is
+// Chima's own number for it, the one people type (deploy:status 12);
+// GitHubID is set in GitHub mode.
+type Deployment struct {
+	ID         int64  `json:"id"`
+	GitHubID   int64  `json:"github_id,omitempty"`
+	App        string `json:"app"`
+	Env        string `json:"env"`
+	Ref        string `json:"ref"`
+	SHA        string `json:"sha,omitempty"`
+	Task       string `json:"task"`
+	Hosts      string `json:"hosts,omitempty"`
+	Force      bool   `json:"force,omitempty"`
+	User       string `json:"user"`
+	UserName   string `json:"user_name,omitempty"`
+	State      string `json:"state"`
+	Detail     string `json:"detail,omitempty"`
+	JobID      int64  `json:"job_id,omitempty"`
+	RollbackOf int64  `json:"rollback_of,omitempty"`
+	// Notify is where the deployment reports: the command's room and thread.
+	Notify     Target    `json:"notify"`
+	CreatedAt  time.Time `json:"created_at"`
+	StartedAt  time.Time `json:"started_at,omitzero"`
+	FinishedAt time.Time `json:"finished_at,omitzero"`
+}
+
+// Target is a room (and thread) to report to.
+type Target struct {
+	Adapter string `json:"adapter"`
+	Room    string `json:"room"`
+	Thread  string `json:"thread,omitempty"`
+}
+
+// Ended reports whether the deployment reached an end state.
+func (d *Deployment) Ended() bool {
+	switch d.State {
+	case StateSuccess, StateFailure, StateError, StateCancelled:
+		return true
+	}
+	return false
+}
+
+// Duration is how long the deployment ran, or has been running.
+func (d *Deployment) Duration(now time.Time) time.Duration {
+	if d.StartedAt.IsZero() {
+		return 0
+	}
+	end := d.FinishedAt
+	if end.IsZero() {
+		end = now
+	}
+	return end.Sub(d.StartedAt).Round(100 * time.Millisecond)
+}
+
+// What is "ref@short-sha" for messages.
+func (d *Deployment) What() string {
+	if d.SHA == "" {
+		return d.Ref
+	}
+	return d.Ref + "@" + short(d.SHA)
+}
+
+func short(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
+}
+
+// records keeps deployments in the plugin's KV state:
+//
+//	seq                     last id given out
+//	dep/<id>                the record (JSON)
+//	env/<app>/<env>/<id>    index by environment, newest last
+//	gh/<github id>          GitHub deployment id → id
+//
+// Ids are zero-padded so that key order is id order. One plugin process
+// serves the bot, so a mutex makes the counter safe.
+type records struct {
+	mu sync.Mutex
+}
+
+// ErrNoDeployment is returned for an unknown deployment id.
+var ErrNoDeployment = errors.New("no such deployment")
+
+func depKey(id int64) string { return fmt.Sprintf("dep/%012d", id) }
+
+func envKey(app, env string, id int64) string {
+	return fmt.Sprintf("env/%s/%s/%012d", app, env, id)
+}
+
+// create gives d a new id and stores it.
+func (r *records) create(c *sdk.Context, d *Deployment) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	raw, _, err := c.KV().Get("seq")
+	if err != nil {
+		return err
+	}
+	n, _ := strconv.ParseInt(string(raw), 10, 64)
+	d.ID = n + 1
+	if err := c.KV().Set("seq", []byte(strconv.FormatInt(d.ID, 10))); err != nil {
+		return err
+	}
+	if err := r.putLocked(c, d); err != nil {
+		return err
+	}
+	if err := c.KV().Set(envKey(d.App, d.Env, d.ID), nil); err != nil {
+		return err
+	}
+	if d.GitHubID != 0 {
+		return c.KV().Set("gh/"+strconv.FormatInt(d.GitHubID, 10), []byte(strconv.FormatInt(d.ID, 10)))
+	}
+	return nil
+}
+
+func (r *records) putLocked(c *sdk.Context, d *Deployment) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return c.KV().Set(depKey(d.ID), b)
+}
+
+// get loads deployment id.
+func (r *records) get(c *sdk.Context, id int64) (*Deployment, error) {
+	raw, ok, err := c.KV().Get(depKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: #%d", ErrNoDeployment, id)
+	}
+	d := &Deployment{}
+	if err := json.Unmarshal(raw, d); err != nil {
+		return nil, fmt.Errorf("decode deployment #%d: %w", id, err)
+	}
+	return d, nil
+}
+
+// byGitHubID finds the deployment created for a GitHub deployment.
+func (r *records) byGitHubID(c *sdk.Context, ghID int64) (*Deployment, error) {
+	raw, ok, err := c.KV().Get("gh/" + strconv.FormatInt(ghID, 10))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: GitHub deployment %d", ErrNoDeployment, ghID)
+	}
+	id, _ := strconv.ParseInt(string(raw), 10, 64)
+	return r.get(c, id)
+}
+
+// linkGitHub indexes d by its GitHub deployment id.
+func (r *records) linkGitHub(c *sdk.Context, d *Deployment) error {
+	return c.KV().Set("gh/"+strconv.FormatInt(d.GitHubID, 10), []byte(strconv.FormatInt(d.ID, 10)))
+}
+
+// update loads id, applies f and stores the result.
+func (r *records) update(c *sdk.Context, id int64, f func(*Deployment)) (*Deployment, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, err := r.get(c, id)
+	if err != nil {
+		return nil, err
+	}
+	f(d)
+	return d, r.putLocked(c, d)
+}
+
+// list returns the deployments of app (in env, when given), newest first,
+// at most limit.
+func (r *records) list(c *sdk.Context, app, env string, limit int) ([]*Deployment, error) {
+	prefix := "env/" + app + "/"
+	if env != "" {
+		prefix += env + "/"
+	}
+	keys, err := c.KV().List(prefix)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		id, err := strconv.ParseInt(k[strings.LastIndexByte(k, '/')+1:], 10, 64)
+		if err == nil {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] > ids[j] })
+	var out []*Deployment
+	for _, id := range ids {
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+		d, err := r.get(c, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

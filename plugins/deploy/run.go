@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+// runDeploy is the deploy job (Heaven's job): a clean checkout of the exact
+// commit, the provider run with exec in its own process group, the output
+// kept in the log and shown as progress, and the end reported to the room,
+// the thread, the app's notify rooms and GitHub.
+func (d *deployer) runDeploy(c *sdk.Context) error {
+	id, err := strconv.ParseInt(string(c.Job.GetPayload()), 10, 64)
+	if err != nil {
+		return fmt.Errorf("deploy job %d: bad payload: %w", c.Job.GetJobId(), err)
+	}
+	dep, err := d.records.get(c, id)
+	if err != nil {
+		return err
+	}
+	if dep.Ended() {
+		return nil // cancelled while it waited
+	}
+	a, err := d.app(dep.App)
+	if err != nil {
+		return d.finish(c, dep, StateError, err.Error(), "")
+	}
+	// Someone may have locked the environment while the deploy waited.
+	l, err := envLock(c, dep.App, dep.Env)
+	if err != nil {
+		return err
+	}
+	if who := lockedBy(l, dep.User, d.now()); who != "" {
+		return d.finish(c, dep, StateFailure, fmt.Sprintf("%s in %s is %s", dep.App, dep.Env, who), "")
+	}
+	dep, err = d.records.update(c, id, func(x *Deployment) {
+		x.State, x.StartedAt, x.JobID = StateRunning, d.now(), c.Job.GetJobId()
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.githubStatus(c, dep, StateRunning); err != nil {
+		c.Logger().Warn("github status", "error", err)
+	}
+	d.notify(c, dep, &sdk.Output{Text: fmt.Sprintf("%s is deploying %s/%s to %s (#%d).", dep.User, dep.App, dep.Ref, dep.Env, dep.ID)}, true)
+
+	ctx, cancel := context.WithTimeout(c, a.Timeout)
+	defer cancel()
+	log := newLogStream(c, dep.ID)
+	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.Ref, dep.Env, dep.Task, dep.User)
+	co, err := d.cache.Prepare(ctx, d.repoURL(a), dep.Ref)
+	if err != nil {
+		fmt.Fprintf(log, "chima: %v\n", err)
+		log.Close()
+		return d.finish(c, dep, d.endState(c, ctx, StateError), "preparing the checkout: "+err.Error(), log.Tail(20))
+	}
+	defer co.Cleanup()
+	dep, err = d.records.update(c, id, func(x *Deployment) { x.SHA = co.SHA })
+	if err != nil {
+		log.Close()
+		return err
+	}
+	fmt.Fprintf(log, "chima: checked out %s at %s; running the %s provider\n", dep.Ref, co.SHA, a.Provider)
+	runErr := d.runProvider(ctx, a, dep, co.Dir, log)
+	if runErr != nil {
+		fmt.Fprintf(log, "chima: %v\n", runErr)
+	}
+	log.Close()
+	if runErr != nil {
+		return d.finish(c, dep, d.endState(c, ctx, StateFailure), runErr.Error(), log.Tail(20))
+	}
+	return d.finish(c, dep, StateSuccess, "", "")
+}
+
+// endState tells a cancel or a timeout from a plain failure.
+func (d *deployer) endState(c *sdk.Context, ctx context.Context, failed string) string {
+	switch {
+	case c.Err() != nil:
+		return StateCancelled
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return StateError
+	}
+	return failed
+}
+
+// finish records the end of a deployment, reports it, and returns what the
+// job ends with: nil for a success, an error otherwise. It works on a
+// detached context: a cancelled deployment is still recorded and reported.
+func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail string) error {
+	bc := c.Detached()
+	dep, err := d.records.update(bc, dep.ID, func(x *Deployment) {
+		x.State, x.Detail, x.FinishedAt = state, detail, d.now()
+	})
+	if err != nil {
+		return err
+	}
+	if err := d.githubStatus(bc, dep, state); err != nil {
+		bc.Logger().Warn("github status", "error", err)
+	}
+	a, _ := d.app(dep.App)
+	var out *sdk.Output
+	what := fmt.Sprintf("%s/%s (%s) to %s", dep.App, dep.Ref, short(dep.SHA), dep.Env)
+	switch state {
+	case StateSuccess:
+		out = &sdk.Output{Status: "good", Text: fmt.Sprintf("Deployed %s in %s (#%d).", what, dep.Duration(d.now()), dep.ID)}
+		if a != nil && a.EnvURL(dep.Env) != "" {
+			out.Text += " " + a.EnvURL(dep.Env)
+		}
+	case StateCancelled:
+		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
+	default:
+		out = &sdk.Output{Status: "danger", Text: fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail)), Code: tail}
+		if u := d.logURL(dep.ID); u != "" {
+			out.Fields = []*sdk.Field{{Title: "Full log", Value: u}}
+		}
+	}
+	d.notify(bc, dep, out, true)
+	switch state {
+	case StateSuccess:
+		return nil
+	case StateCancelled:
+		return c.Err()
+	}
+	return errors.New(firstNonEmpty(firstLine(detail), state))
+}
+
+// notify posts to the deployment's thread and, when loud, the app's notify
+// rooms too.
+func (d *deployer) notify(c *sdk.Context, dep *Deployment, out *sdk.Output, loud bool) {
+	if dep.Notify.Room != "" {
+		if _, err := c.Post(dep.Notify.ref(), out); err != nil {
+			c.Logger().Warn("notify thread", "deployment", dep.ID, "error", err)
+		}
+	}
+	if !loud {
+		return
+	}
+	a, err := d.app(dep.App)
+	if err != nil {
+		return
+	}
+	for _, r := range a.NotifyTargets() {
+		adapter := firstNonEmpty(r.Adapter, dep.Notify.Adapter)
+		if adapter == dep.Notify.Adapter && strings.EqualFold(r.Name, dep.Notify.Room) {
+			continue // that room hears it already
+		}
+		if _, err := c.Post(&sdk.MessageRef{Adapter: adapter, Room: r.Name}, out); err != nil {
+			c.Logger().Warn("notify room", "room", r.String(), "deployment", dep.ID, "error", err)
+		}
+	}
+}
+
+// logStream keeps a deployment's output: it appends to the host-kept log in
+// batches, remembers the last lines, and shows them as progress in the
+// thread at most every progressEvery, so a chatty provider cannot flood
+// the chat service.
+type logStream struct {
+	c    *sdk.Context
+	name string
+
+	mu      sync.Mutex
+	pending []byte
+	partial string
+	tail    []string
+	changed bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+const (
+	logFlushEvery = 500 * time.Millisecond
+	progressEvery = 2 * time.Second
+	logFlushBytes = 32 << 10
+	tailKeep      = 40
+	progressLines = 8
+)
+
+func newLogStream(c *sdk.Context, id int64) *logStream {
+	l := &logStream{c: c, name: logName(id), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.loop()
+	return l
+}
+
+// Write takes provider output.
+func (l *logStream) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.pending = append(l.pending, p...)
+	text := l.partial + string(p)
+	lines := strings.Split(text, "\n")
+	l.partial = lines[len(lines)-1]
+	for _, line := range lines[:len(lines)-1] {
+		l.tail = append(l.tail, strings.TrimRight(line, "\r"))
+	}
+	if len(l.tail) > tailKeep {
+		l.tail = append(l.tail[:0:0], l.tail[len(l.tail)-tailKeep:]...)
+	}
+	l.changed = true
+	flush := len(l.pending) >= logFlushBytes
+	l.mu.Unlock()
+	if flush {
+		l.flush()
+	}
+	return len(p), nil
+}
+
+func (l *logStream) flush() {
+	l.mu.Lock()
+	data := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	if len(data) == 0 {
+		return
+	}
+	if _, err := l.c.AppendLog(l.name, data); err != nil {
+		l.c.Logger().Error("append deploy log", "log", l.name, "error", err)
+	}
+}
+
+func (l *logStream) loop() {
+	defer close(l.done)
+	flushT := time.NewTicker(logFlushEvery)
+	defer flushT.Stop()
+	last := time.Time{}
+	for {
+		select {
+		case <-l.stop:
+			l.flush()
+			return
+		case <-flushT.C:
+			l.flush()
+			if time.Since(last) < progressEvery {
+				continue
+			}
+			l.mu.Lock()
+			changed := l.changed
+			l.changed = false
+			lines := l.tailLocked(progressLines)
+			l.mu.Unlock()
+			if changed && lines != "" {
+				last = time.Now()
+				_ = l.c.Progress("log", &sdk.Output{Title: "Deploying…", Code: lines})
+			}
+		}
+	}
+}
+
+// Tail returns the last n lines of output.
+func (l *logStream) Tail(n int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tailLocked(n)
+}
+
+func (l *logStream) tailLocked(n int) string {
+	lines := l.tail
+	if l.partial != "" {
+		lines = append(lines[:len(lines):len(lines)], l.partial)
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Close flushes what is left and stops the ticker; it waits for both.
+func (l *logStream) Close() {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+	}
+	<-l.done
+}

@@ -313,6 +313,9 @@ func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
 		state == store.JobCancelled && j.StartedAt.IsZero():
 		b.notifyJobEnd(context.Background(), j, state, detail)
 	}
+	if state == store.JobInterrupted {
+		b.tellPluginInterrupted(context.Background(), j)
+	}
 	b.wakeJobWaiters()
 }
 

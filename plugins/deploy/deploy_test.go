@@ -317,7 +317,7 @@ func TestInterruptedDeploymentIsMarkedErrored(t *testing.T) {
 		t.Fatalf("event failed: %v", res.Done)
 	}
 	text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
-	if !strings.Contains(text, "error") || !strings.Contains(text, "interrupted by restart") {
+	if !strings.Contains(text, "error") || !strings.Contains(text, "interrupted: Chima stopped while it ran") {
 		t.Fatalf("deploys = %q", text)
 	}
 }

@@ -577,8 +577,12 @@ func (d *deployer) onInterrupted(c *sdk.Context) error {
 	if err != nil {
 		return fmt.Errorf("interrupted job %d has no deployment id: %w", j.GetJobId(), err)
 	}
-	dep, err := d.records.update(c, id, func(x *Deployment) {
-		x.State, x.Detail, x.FinishedAt = StateError, "interrupted by restart", d.now()
+	dep, err := d.records.get(c, id)
+	if err != nil || dep.Ended() {
+		return err // it reported its own end before the process stopped
+	}
+	dep, err = d.records.update(c, id, func(x *Deployment) {
+		x.State, x.Detail, x.FinishedAt = StateError, "interrupted: Chima stopped while it ran", d.now()
 	})
 	if err != nil {
 		return err

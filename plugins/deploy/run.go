@@ -16,11 +16,25 @@ import (
 // commit, the provider run with exec in its own process group, the output
 // kept in the log and shown as progress, and the end reported to the room,
 // the thread, the app's notify rooms and GitHub.
-func (d *deployer) runDeploy(c *sdk.Context) error {
+func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	id, err := strconv.ParseInt(string(c.Job.GetPayload()), 10, 64)
 	if err != nil {
 		return fmt.Errorf("deploy job %d: bad payload: %w", c.Job.GetJobId(), err)
 	}
+	// Whatever stops the job early (a cancel, a host call failing), the
+	// deployment must not stay queued or running forever.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if dep, gerr := d.records.get(c.Detached(), id); gerr == nil && !dep.Ended() {
+			state := StateError
+			if c.Err() != nil {
+				state = StateCancelled
+			}
+			_ = d.finish(c, dep, state, err.Error(), "")
+		}
+	}()
 	dep, err := d.records.get(c, id)
 	if err != nil {
 		return err

@@ -33,8 +33,13 @@ test:
 	$(GO) tool staticcheck ./...
 	$(GO) test -count=1 -timeout 15m ./...
 
+# Benchmarks of the dispatch path, plugin start, the deploy path and the
+# pieces on them; BENCHMARKS.md records the figures and how to read them.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./core/... | tee $(BIN)/bench.txt
+	@mkdir -p $(BIN)
+	$(GO) test -run '^$$' -bench 'Dispatch|PluginStart' -benchtime 3s -count 1 ./core/bot/ | tee $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'DeployCommand' -benchtime 30x -count 1 ./core/bot/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./core/router/ ./core/policy/ ./core/store/ | tee -a $(BIN)/bench.txt
 
 lint:
 	$(GO) vet ./...

@@ -44,6 +44,7 @@ type botOptions struct {
 	timeout  time.Duration
 	dbPath   string
 	before   func(*store.Store) // runs on the store before the bot starts
+	settings map[string]map[string]string // plugin → settings
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -81,7 +82,8 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: 3})
+		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: 3,
+			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 {
 		t.Fatal(errs)

@@ -30,6 +30,7 @@ func TestMain(m *testing.M) {
 		"chima":          ".",
 		"plugins/hello":  "../../examples/hello",
 		"plugins/crashy": "../../core/internal/testplugins/crashy",
+		"plugins/deploy": "../../plugins/deploy",
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
 		cmd.Stderr = os.Stderr
@@ -225,10 +226,16 @@ func (c *console) say(t *testing.T, line string) {
 // expect reads output lines until one contains want (a failure guard of
 // 10s applies; it asserts no duration).
 func (c *console) expect(t *testing.T, want string) string {
+	if os.Getenv("CHIMA_TEST_ECHO") != "" {
+		defer func() { t.Logf("matched %q", want) }()
+	}
 	t.Helper()
 	found := make(chan string, 1)
 	go func() {
 		for c.out.Scan() {
+			if os.Getenv("CHIMA_TEST_ECHO") != "" {
+				fmt.Println("OUT:", c.out.Text())
+			}
 			if strings.Contains(c.out.Text(), want) {
 				found <- c.out.Text()
 				return

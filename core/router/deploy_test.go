@@ -1,6 +1,10 @@
 package router
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+)
 
 // TestParseDeployGrammar checks hubot-deploy's grammar as a pattern command
 // living next to positional "deploy:*" commands of the same plugin.
@@ -51,5 +55,25 @@ func TestParseDeployGrammar(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			checkResult(t, tt.text, r.Parse(tt.text), tt.want)
 		})
+	}
+}
+
+func TestKeywordOfAPatternCommandWinsOverAnotherPatternThatMatches(t *testing.T) {
+	r := New(Options{Name: "chima"})
+	err := r.SetPlugin("deploy", &pluginv1.Manifest{Commands: []*pluginv1.CommandSpec{
+		{Name: "deploy", Pattern: deployPattern, Args: []*pluginv1.ArgSpec{
+			{Name: "task", Default: "deploy"}, {Name: "force", Type: tBool, Default: "false"},
+			{Name: "app", Required: true}, {Name: "ref"}, {Name: "env"}, {Name: "hosts"},
+		}},
+		{Name: "deploy:unlock", Pattern: `deploy:unlock\s+(?P<app>[-_.0-9a-z]+)\s+in\s+(?P<env>[-_.0-9a-z]+)`, Args: []*pluginv1.ArgSpec{
+			{Name: "app", Required: true}, {Name: "env", Required: true},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := r.Parse("deploy:unlock project-x in live")
+	if res.Kind != Matched || res.Command.GetName() != "deploy:unlock" {
+		t.Fatalf("deploy:unlock parsed as %v %q %v", res.Kind, res.Command.GetName(), res.Args)
 	}
 }

@@ -92,8 +92,17 @@ func (r *Router) Parse(text string) Result {
 	}
 
 	t := r.tab.Load()
-	if c := t.lookup(kw); c != nil && c.re == nil {
-		return c.parsePositional(text, end)
+	named := t.lookup(kw)
+	if named != nil && named.re == nil {
+		return named.parsePositional(text, end)
+	}
+	// A command named by the keyword comes before every other pattern:
+	// "deploy:unlock x in y" is deploy:unlock, though deploy's own pattern
+	// (deploy[:task]) would take it too.
+	if named != nil {
+		if res, ok := named.parsePattern(text); ok {
+			return res
+		}
 	}
 	for _, c := range t.patterns {
 		if res, ok := c.parsePattern(text); ok {

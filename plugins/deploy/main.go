@@ -8,7 +8,9 @@
 // Settings (chima.yaml plugins[].settings):
 //
 //	apps_file       the apps file (hubot-deploy's app.json shape); required
-//	workspace_dir   where repository mirrors and checkouts live
+//	workspace_dir   where repository mirrors live
+//	checkout_dir    where each deployment's checkout is made (default: a
+//	                tmpfs, /dev/shm, when there is one)
 //	github_api_url  GitHub's REST API (default https://api.github.com/)
 //	github_clone_url  clone URL template for GitHub repositories
 //	                (default https://github.com/{owner}/{name}.git)

@@ -402,7 +402,7 @@ type fileApp struct {
 // MarshalJSON writes the app in the apps file's shape (without its name),
 // with defaults applied and only the active provider's settings. It holds no
 // secrets, so it can go into a GitHub deployment payload.
-func (a *App) MarshalJSON() ([]byte, error) {
+func (a App) MarshalJSON() ([]byte, error) {
 	f := fileApp{
 		Provider: a.Provider, AutoMerge: a.AutoMerge, Repository: a.Repository,
 		Environments: a.Environments, AllowedRooms: a.AllowedRooms,
@@ -414,6 +414,7 @@ func (a *App) MarshalJSON() ([]byte, error) {
 		rc := a.RequiredContexts
 		f.RequiredContexts = &rc
 	}
+	fabric, capistrano, ansible, heroku := a.Fabric, a.Capistrano, a.Ansible, a.Heroku
 	if a.Timeout > 0 {
 		f.Timeout = a.Timeout.String()
 	}
@@ -421,13 +422,32 @@ func (a *App) MarshalJSON() ([]byte, error) {
 	case "shell":
 		f.Script = a.Script
 	case "fabric":
-		f.Fabric = &a.Fabric
+		f.Fabric = &fabric
 	case "capistrano":
-		f.Capistrano = &a.Capistrano
+		f.Capistrano = &capistrano
 	case "ansible":
-		f.Ansible = &a.Ansible
+		f.Ansible = &ansible
 	case "heroku":
-		f.Heroku = &a.Heroku
+		f.Heroku = &heroku
 	}
 	return json.Marshal(f)
+}
+
+// UnmarshalJSON reads one app in the apps file's shape (as MarshalJSON
+// writes it, e.g. from a deployment payload) with the checks of Load. The
+// app keeps its Name; a relative local repository is taken from the
+// working directory. An invalid app is a *LoadError.
+func (a *App) UnmarshalJSON(data []byte) error {
+	name := a.Name
+	if name == "" {
+		name = "app"
+	}
+	p := &parser{}
+	got := p.app(name, data)
+	if len(p.problems) > 0 {
+		return &LoadError{File: "JSON", Problems: p.problems}
+	}
+	got.Name = a.Name
+	*a = *got
+	return nil
 }

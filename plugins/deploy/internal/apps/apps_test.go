@@ -615,6 +615,36 @@ func TestMarshalJSONRoundTrips(t *testing.T) {
 	}
 }
 
+func TestUnmarshalJSONReadsWhatMarshalJSONWrites(t *testing.T) {
+	a := mustApp(t, mustParse(t, fullFile), "project-x")
+	data, err := json.Marshal(struct {
+		Config *App   `json:"config"`
+		Value  App    `json:"value"`
+		Other  string `json:"other"`
+	}{a, *a, "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Config *App   `json:"config"`
+		Value  App    `json:"value"`
+		Other  string `json:"other"`
+	}
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("Unmarshal: %v\n%s", err, data)
+	}
+	if back.Config == nil || back.Config.Timeout != 45*time.Minute || back.Config.Ansible.Playbook != "ops/site.yml" ||
+		!reflect.DeepEqual(back.Config.RequiredContexts, a.RequiredContexts) || back.Value.Provider != "ansible" || back.Other != "x" {
+		t.Errorf("round trip: %+v", back)
+	}
+	var bad App
+	err = json.Unmarshal([]byte(`{"provider": "shell", "repository": "o/r", "enironments": ["x"]}`), &bad)
+	var le *LoadError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), `unknown key "enironments"`) {
+		t.Errorf("Unmarshal of a bad app = %v", err)
+	}
+}
+
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)

@@ -361,10 +361,7 @@ func (c *Cache) DefaultBranch(ctx context.Context, repoURL string) (string, erro
 	if err := c.ensure(ctx, r); err != nil {
 		return "", err
 	}
-	if err := r.acquire(ctx); err != nil {
-		return "", err
-	}
-	defer r.release()
+	// Ask the remote (network, outside the lock), then record the answer.
 	if out, err := c.git(ctx, r.dir, "ls-remote", "--symref", "origin", "HEAD"); err == nil {
 		for _, line := range strings.Split(out, "\n") {
 			target, ok := strings.CutPrefix(line, "ref: ")
@@ -373,7 +370,12 @@ func (c *Cache) DefaultBranch(ctx context.Context, repoURL string) (string, erro
 			}
 			target, _, _ = strings.Cut(target, "\t")
 			if branch, ok := strings.CutPrefix(target, "refs/heads/"); ok && validate.Ref(branch) == nil {
-				if _, err := c.git(ctx, r.dir, "symbolic-ref", "HEAD", target); err != nil {
+				if err := r.acquire(ctx); err != nil {
+					return "", err
+				}
+				_, err := c.git(ctx, r.dir, "symbolic-ref", "HEAD", target)
+				r.release()
+				if err != nil {
 					return "", fmt.Errorf("workspace: %w", err)
 				}
 				return branch, nil

@@ -43,7 +43,7 @@ type botOptions struct {
 	policies []config.Policy
 	timeout  time.Duration
 	dbPath   string
-	before   func(*store.Store) // runs on the store before the bot starts
+	before   func(*store.Store)           // runs on the store before the bot starts
 	settings map[string]map[string]string // plugin → settings
 }
 

@@ -91,11 +91,16 @@ func explain(r *router.Router, p *policy.Policy, m chat.Message) explanation {
 		ex.Topic = res.Topic
 		ex.Allowed = ptr(true)
 	case router.Matched:
-		ex.Plugin, ex.Name, ex.Args = res.Plugin, res.Command.GetName(), res.Args
+		ex.Plugin, ex.Name = res.Plugin, res.Command.GetName()
+		// Every declared argument is shown, "" for one that is absent, so
+		// the JSON says what the command could have been given too.
+		ex.Args = map[string]string{}
 		for _, a := range res.Command.GetArgs() {
-			if a.GetSecret() && ex.Args[a.GetName()] != "" {
-				ex.Args[a.GetName()] = "[secret]"
+			v := res.Args[a.GetName()]
+			if a.GetSecret() && v != "" {
+				v = "[secret]"
 			}
+			ex.Args[a.GetName()] = v
 		}
 		dec := p.Check(policy.Request{
 			Adapter: m.Ref.Adapter, Room: m.Ref.Room, UserID: m.User.ID,

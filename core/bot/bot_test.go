@@ -284,11 +284,10 @@ func TestOversizedMessageIsRefused(t *testing.T) {
 func TestJobsEnqueuedByACommandRunAndReportToItsThread(t *testing.T) {
 	tb := startBot(t, botOptions{plugins: []string{"crashy"}})
 	ref := tb.say("chima job first")
-	progress := tb.expectAll("queued job 1", "working on first")["working on first"]
+	progress := tb.expectAll("queued job 1", "working on first", "job said first")["working on first"]
 	if progress.Ref.ThreadID != ref.MessageID {
 		t.Errorf("progress thread = %q, want the command's message %q", progress.Ref.ThreadID, ref.MessageID)
 	}
-	tb.expect("job said first")
 	tb.say("chima job fail")
 	tb.expectAll("queued job 2", "working on fail")
 	j := waitJob(t, tb.store, 2)

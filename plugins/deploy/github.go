@@ -199,7 +199,18 @@ func (d *deployer) onGitHubDeployment(c *sdk.Context) error {
 		c.Logger().Info("deployment of a repository without an app ignored", "repo", repo)
 		return nil
 	}
-	dep, err := d.records.byGitHubID(c, gd.GetID())
+	var dep *Deployment
+	var err error
+	if p.Chima.Instance == d.instance && p.Chima.ID != 0 {
+		// Ours: found by our own id, since the webhook may arrive before
+		// the API's answer to the command has been recorded.
+		dep, err = d.records.update(c, p.Chima.ID, func(x *Deployment) { x.GitHubID = gd.GetID() })
+		if err == nil {
+			err = d.records.linkGitHub(c, dep)
+		}
+	} else {
+		dep, err = d.records.byGitHubID(c, gd.GetID())
+	}
 	if errors.Is(err, ErrNoDeployment) {
 		// Made outside chat: report to the app's notify rooms.
 		dep = &Deployment{

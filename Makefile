@@ -37,7 +37,9 @@ test:
 # pieces on them; BENCHMARKS.md records the figures and how to read them.
 bench: build
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench 'Dispatch|PluginStart' -benchtime 3s -count 1 ./core/bot/ | tee $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'Dispatch' -benchtime 3s -count 1 ./core/bot/ | tee $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'PluginStart' -benchtime 30x -count 1 ./core/bot/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'ConsoleMemory' -benchtime 20000x -count 1 ./cmd/chima/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'DeployCommand' -benchtime 30x -count 1 ./core/bot/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./core/router/ ./core/policy/ ./core/store/ | tee -a $(BIN)/bench.txt
 

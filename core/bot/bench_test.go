@@ -96,7 +96,12 @@ func BenchmarkPluginStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true})
+		spec := pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, Env: []string{"PATH=" + os.Getenv("PATH")}}
+		if spec.Name == "deploy" {
+			apps, _ := filepath.Abs("../../examples/config/apps.json")
+			spec.Settings = map[string]string{"apps_file": apps, "workspace_dir": b.TempDir()}
+		}
+		specs = append(specs, spec)
 	}
 	b.ResetTimer()
 	for b.Loop() {

@@ -76,4 +76,10 @@ func TestKeywordOfAPatternCommandWinsOverAnotherPatternThatMatches(t *testing.T)
 	if res.Kind != Matched || res.Command.GetName() != "deploy:unlock" {
 		t.Fatalf("deploy:unlock parsed as %v %q %v", res.Kind, res.Command.GetName(), res.Args)
 	}
+	// Its keyword still owns a text its pattern refuses: never a deploy
+	// with task "unlock".
+	res = r.Parse("deploy:unlock project-x")
+	if res.Kind != Malformed || res.Command.GetName() != "deploy:unlock" {
+		t.Fatalf("deploy:unlock project-x parsed as %v %q %v", res.Kind, res.Command.GetName(), res.Args)
+	}
 }

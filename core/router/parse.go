@@ -96,13 +96,15 @@ func (r *Router) Parse(text string) Result {
 	if named != nil && named.re == nil {
 		return named.parsePositional(text, end)
 	}
-	// A command named by the keyword comes before every other pattern:
-	// "deploy:unlock x in y" is deploy:unlock, though deploy's own pattern
-	// (deploy[:task]) would take it too.
+	// A command named by the keyword owns the text: "deploy:unlock x in y"
+	// is deploy:unlock though deploy's pattern (deploy[:task]) matches it
+	// too, and "deploy:lock x" is a malformed deploy:lock — never a deploy
+	// with task "lock".
 	if named != nil {
 		if res, ok := named.parsePattern(text); ok {
 			return res
 		}
+		return named.malformed("I didn't understand "+quote(text), "")
 	}
 	for _, c := range t.patterns {
 		if res, ok := c.parsePattern(text); ok {

@@ -188,6 +188,9 @@ func TestBotStartsWithOtherPluginsWhenOneCannotStart(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "Hello, world!") || !strings.Contains(stderr, "plugin broken:") {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, stderr)
 	}
+	if out, _, _ := chima(t, "send", "--config", cfg, "chima help"); !strings.Contains(out, "Not available now: broken (failed)") {
+		t.Fatalf("help does not say the broken plugin is down:\n%s", out)
+	}
 }
 
 // console runs `chima run` on a pipe, like `make run` without a terminal.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -288,7 +289,11 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 		entry.Outcome, entry.Detail = b.run(ctx, m, text, res, requestID, out)
 	case router.Help:
 		entry.Command, entry.Outcome = "help", "ok"
-		out.send(ctx, b.o.Router.Help(res.Topic, b.stateNote), false)
+		help := b.o.Router.Help(res.Topic, b.stateNote)
+		if res.Topic == "" {
+			help = b.noteDownPlugins(help)
+		}
+		out.send(ctx, help, false)
 	default:
 		entry.Outcome, entry.Detail = "rejected", res.Kind.String()+": "+res.Problem
 		out.send(ctx, res.Reply(), false)
@@ -302,6 +307,23 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	b.o.Metrics.Dispatch.WithLabelValues(plugin).Observe(entry.Duration.Seconds())
 	b.audit.record(entry)
 	return entry.Outcome
+}
+
+// noteDownPlugins adds to the full help the plugins that are not running,
+// whose commands the router may not know at all (one that never started
+// never described its commands).
+func (b *Bot) noteDownPlugins(help chat.Output) chat.Output {
+	var down []string
+	for _, p := range b.o.Plugins.Plugins() {
+		if st := b.o.Plugins.State(p); st != pluginhost.StateRunning {
+			down = append(down, fmt.Sprintf("%s (%s)", p, st))
+		}
+	}
+	if len(down) > 0 {
+		help.Text += "\n\nNot available now: " + strings.Join(down, ", ") + ". Ask an operator to look at the bot's log."
+		help.Fallback = ""
+	}
+	return help
 }
 
 // stateNote feeds help: plugins that are not running are flagged.

@@ -178,7 +178,7 @@ func (c *Context) Enqueue(kind string, payload []byte, o EnqueueOptions) (int64,
 	}
 	resp, err := h.Enqueue(c, &pluginv1.EnqueueRequest{
 		Kind: kind, Payload: payload, QueueKey: o.QueueKey, Notify: notify,
-		OriginRequestId: c.origin(), DelaySeconds: int64(o.Delay / time.Second),
+		OriginRequestId: c.origin(), DelaySeconds: ceilSeconds(o.Delay),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s job: %w", kind, err)
@@ -216,7 +216,7 @@ func (c *Context) Lock(name string, o LockOptions) (acquired bool, holder *LockI
 	}
 	resp, err := h.Lock(c, &pluginv1.LockRequest{
 		Name: name, Owner: o.Owner, Reason: o.Reason,
-		TtlSeconds: int64(o.TTL / time.Second), JobId: o.JobID,
+		TtlSeconds: ceilSeconds(o.TTL), JobId: o.JobID,
 	})
 	if err != nil {
 		return false, nil, fmt.Errorf("lock %s: %w", name, err)
@@ -304,6 +304,15 @@ func (kv KV) List(prefix string) ([]string, error) {
 		return nil, fmt.Errorf("kv list %s: %w", prefix, err)
 	}
 	return resp.GetKeys(), nil
+}
+
+// ceilSeconds rounds d up to whole seconds, the protocol's unit: a TTL of
+// half a second must not become 0, which means "never expires".
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 func sprintf(format string, args ...any) string {

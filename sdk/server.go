@@ -109,10 +109,11 @@ func PageContext(r *http.Request) *Context {
 
 // HandleHTTP serves a GET for one of the plugin's pages.
 func (s *server) HandleHTTP(ctx context.Context, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error) {
-	var page *Page
+	var page *Page // the longest matching prefix, as the host chooses
 	for i := range s.p.Pages {
-		if strings.HasPrefix(req.GetPath(), s.p.Pages[i].Prefix) {
-			page = &s.p.Pages[i]
+		pg := &s.p.Pages[i]
+		if strings.HasPrefix(req.GetPath(), pg.Prefix) && (page == nil || len(pg.Prefix) > len(page.Prefix)) {
+			page = pg
 		}
 	}
 	if page == nil {
@@ -133,7 +134,9 @@ func (s *server) HandleHTTP(ctx context.Context, req *pluginv1.HTTPRequest) (*pl
 	hr = hr.WithContext(context.WithValue(ctx, pageKey{}, c))
 	// A recorder buffers the handler's answer: it travels back in one message.
 	rec := httptest.NewRecorder()
-	page.Handler.ServeHTTP(rec, hr)
+	if err := safeServe(page.Handler, rec, hr, s.logger); err != nil {
+		return &pluginv1.HTTPResponse{Status: http.StatusInternalServerError, Body: []byte("the page failed\n")}, nil
+	}
 	resp := &pluginv1.HTTPResponse{Status: int32(rec.Code), Headers: map[string]string{}}
 	for k := range rec.Header() {
 		resp.Headers[k] = rec.Header().Get(k)
@@ -252,8 +255,10 @@ func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*plugin
 			return emitDone(emit, "failure", ue.Error())
 		}
 		outcome := "failure"
-		if c.Job == nil {
-			outcome = "error" // a command that fails with a Go error: the plugin broke
+		if c.Job == nil || errors.Is(err, errPanic) {
+			// A command failing with a Go error, or any call panicking:
+			// the plugin broke, and the host says so.
+			outcome = "error"
 		}
 		if ctx.Err() != nil {
 			outcome = "cancelled"
@@ -267,13 +272,30 @@ func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*plugin
 	return emitDone(emit, outcome, "")
 }
 
+// errPanic marks a handler that panicked: the plugin broke, whatever kind
+// of call it was.
+var errPanic = errors.New("panic")
+
+// safeServe runs a page handler, turning a panic into an error so that one
+// bad page does not take the plugin and its calls down.
+func safeServe(h http.Handler, w http.ResponseWriter, r *http.Request, logger *slog.Logger) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			logger.Error("page handler panicked", "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%w: %v", errPanic, p)
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return nil
+}
+
 // safeRun turns a handler panic into an error, so one bad call does not take
 // every other call of the plugin down with it.
 func safeRun(h func(*Context) error, c *Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			c.logger.Error("handler panicked", "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("panic: %v", r)
+			err = fmt.Errorf("%w: %v", errPanic, r)
 		}
 	}()
 	return h(c)

@@ -85,6 +85,18 @@ func (f *FakeHost) finish(id int64, state string) {
 	}
 }
 
+// origin is the request that enqueued job id.
+func (f *FakeHost) origin(id int64) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.info.Id == id {
+			return j.req.GetOriginRequestId()
+		}
+	}
+	return ""
+}
+
 // Log returns a named log the plugin wrote with AppendLog.
 func (f *FakeHost) Log(name string) string {
 	f.mu.Lock()

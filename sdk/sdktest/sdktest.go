@@ -71,7 +71,9 @@ func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
 	h := &Harness{
 		t: t, conn: conn, Host: host,
 		User: &pluginv1.User{Id: "tester", Name: "Tester"}, Room: "test",
-		close: func() { client.Close(); srv.Stop() },
+		// Stop the server before closing the client: Close asks go-plugin's
+		// controller to stop the server too, and both at once race.
+		close: func() { srv.Stop(); client.Close() },
 	}
 	t.Cleanup(h.close)
 	var s map[string]string
@@ -152,9 +154,10 @@ func (h *Harness) RunEnqueued() []Result {
 	h.t.Helper()
 	var out []Result
 	for _, j := range h.Host.takeQueued() {
+		h.seq++
 		stream, err := h.conn.Plugin.RunJob(h.ctx(), &pluginv1.JobRequest{
 			RequestId: h.requestID(), JobId: j.GetId(), Kind: j.GetKind(), Payload: j.GetPayload(),
-			Attempt: 1, Notify: j.GetNotify(),
+			Attempt: 1, Notify: j.GetNotify(), OriginRequestId: h.Host.origin(j.GetId()),
 		})
 		res := h.collect(stream, err)
 		state := "succeeded"

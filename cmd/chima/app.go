@@ -166,6 +166,29 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 	return specs, nil
 }
 
+// openTool builds the app for a one-shot command (send, explain, plugins):
+// logs only errors unless --log-level says otherwise, and warns on stderr of
+// plugins that did not start.
+func openTool(ctx context.Context, g *globalFlags, withBot bool) (*app, error) {
+	a, err := newApp(ctx, g.config, appOptions{withBot: withBot, logLevel: firstNonEmpty(g.logLevel, "error")})
+	if err != nil {
+		return nil, err
+	}
+	for _, err := range a.startErrs {
+		fmt.Fprintln(os.Stderr, "chima: warning:", err)
+	}
+	return a, nil
+}
+
+// console returns the room and user the shell adapter would use, with
+// flags taking precedence.
+func (a *app) console(room, user string) (string, string) {
+	if sh := a.cfg.Adapters.Shell; sh != nil {
+		room, user = firstNonEmpty(room, sh.Room), firstNonEmpty(user, sh.User)
+	}
+	return firstNonEmpty(room, "general"), firstNonEmpty(user, "you")
+}
+
 // close stops the plugins and closes the store.
 func (a *app) close() {
 	if a.host != nil {

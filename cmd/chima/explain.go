@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -43,22 +42,12 @@ func newExplainCmd(g *globalFlags) *cobra.Command {
 		Short: "Print, as JSON, how the bot understands a message and whether it would be allowed, without running it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			level := g.logLevel
-			if level == "" {
-				level = "error"
-			}
-			a, err := newApp(cmd.Context(), g.config, appOptions{logLevel: level})
+			a, err := openTool(cmd.Context(), g, false)
 			if err != nil {
 				return err
 			}
 			defer a.close()
-			for _, err := range a.startErrs {
-				fmt.Fprintln(os.Stderr, "chima: warning:", err)
-			}
-			if sh := a.cfg.Adapters.Shell; sh != nil {
-				room, user = firstNonEmpty(room, sh.Room), firstNonEmpty(user, sh.User)
-			}
-			room, user = firstNonEmpty(room, "general"), firstNonEmpty(user, "you")
+			room, user := a.console(room, user)
 			ex := explain(a.router, a.policy, chat.Message{
 				Ref:    chat.MessageRef{Adapter: "shell", Room: room, MessageID: "m1"},
 				User:   chat.User{ID: user, Name: user},

@@ -33,11 +33,7 @@ serves HTTP, its live view is shown; otherwise the plugins are started to ask th
 			}
 			status, source := liveStatus(cmd.Context(), cfg)
 			if status == nil {
-				level := g.logLevel
-				if level == "" {
-					level = "error"
-				}
-				a, err := newApp(cmd.Context(), g.config, appOptions{logLevel: level})
+				a, err := openTool(cmd.Context(), g, false)
 				if err != nil {
 					return err
 				}

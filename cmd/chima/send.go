@@ -35,23 +35,12 @@ succeeded, 1 when it failed or was refused, 2 on a usage error.`,
 }
 
 func send(ctx context.Context, g *globalFlags, room, user string, timeout time.Duration, text string) error {
-	level := g.logLevel
-	if level == "" {
-		level = "error"
-	}
-	a, err := newApp(ctx, g.config, appOptions{withBot: true, logLevel: level})
+	a, err := openTool(ctx, g, true)
 	if err != nil {
 		return err
 	}
 	defer a.close()
-	for _, err := range a.startErrs {
-		fmt.Fprintln(os.Stderr, "chima: warning:", err)
-	}
-	if sh := a.cfg.Adapters.Shell; sh != nil {
-		room = firstNonEmpty(room, sh.Room)
-		user = firstNonEmpty(user, sh.User)
-	}
-	room, user = firstNonEmpty(room, "general"), firstNonEmpty(user, "you")
+	room, user = a.console(room, user)
 	a.bot.AddAdapter(shell.New(shell.Options{In: strings.NewReader(""), Out: os.Stdout, Room: room, User: user, BotName: a.cfg.Bot.Name}))
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)

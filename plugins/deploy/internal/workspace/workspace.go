@@ -437,8 +437,18 @@ func (c *Cache) Checkout(ctx context.Context, repoURL, sha string) (*Checkout, e
 	if err := r.acquire(ctx); err != nil {
 		return fail(err)
 	}
-	_, err = c.git(ctx, r.dir, "worktree", "add", "--no-checkout", "--detach", "--quiet", dir, sha)
+	// Never killed half-way: an interrupted `worktree add` leaves its entry
+	// locked ("initializing"), which prune skips and every later fetch of
+	// the mirror then fails on ("bad object worktrees/…/HEAD"). It is
+	// quick (no files are written), so it runs to its end even when ctx is
+	// cancelled; ctx is checked right after.
+	addCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	_, err = c.git(addCtx, r.dir, "worktree", "add", "--no-checkout", "--detach", "--quiet", dir, sha)
+	cancel()
 	r.release()
+	if err == nil {
+		err = ctx.Err()
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -480,9 +490,13 @@ func (c *Cache) Prepare(ctx context.Context, repoURL, ref string) (*Checkout, er
 func (co *Checkout) Cleanup() error {
 	co.once.Do(func() {
 		c := co.cache
-		errRemove := removeAll(co.Dir)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
+		// remove -f -f also drops an entry left locked by an earlier,
+		// interrupted add; failing is fine (no entry), removeAll and prune
+		// follow.
+		_ = c.removeWorktree(ctx, co.repo, co.Dir)
+		errRemove := removeAll(co.Dir)
 		errPrune := c.prune(ctx, co.repo)
 		c.mu.Lock()
 		delete(c.active, co.Dir)
@@ -531,6 +545,17 @@ func (c *Cache) prune(ctx context.Context, r *repo) error {
 	}
 	defer r.release()
 	_, err := c.git(ctx, r.dir, "worktree", "prune")
+	return err
+}
+
+// removeWorktree unregisters the worktree at dir from the mirror, locked
+// or not.
+func (c *Cache) removeWorktree(ctx context.Context, r *repo, dir string) error {
+	if err := r.acquire(ctx); err != nil {
+		return err
+	}
+	defer r.release()
+	_, err := c.git(ctx, r.dir, "worktree", "remove", "--force", "--force", dir)
 	return err
 }
 

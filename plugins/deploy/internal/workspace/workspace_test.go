@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 )
@@ -661,4 +662,47 @@ func countFiles(tb testing.TB, dir string) int {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// TestCancelledCheckoutLeavesTheMirrorUsable cancels checkouts at every
+// moment of their life; the mirror must keep fetching and checking out.
+func TestCancelledCheckoutLeavesTheMirrorUsable(t *testing.T) {
+	requireGit(t)
+	repo := newRepo(t, map[string]string{"a.txt": "a\n"})
+	c := newCache(t)
+	sha, err := c.Resolve(context.Background(), repo, "main")
+	if err != nil {
+		if err := c.Fetch(context.Background(), repo); err != nil {
+			t.Fatal(err)
+		}
+		if sha, err = c.Resolve(context.Background(), repo, "main"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 30 {
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			time.Sleep(time.Duration(i) * time.Millisecond)
+			cancel()
+		}()
+		if co, err := c.Checkout(ctx, repo, sha); err == nil {
+			if err := co.Cleanup(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancel()
+		if err := c.Fetch(context.Background(), repo); err != nil {
+			t.Fatalf("after a checkout cancelled at %dms, fetch fails: %v", i, err)
+		}
+	}
+	co, err := c.Prepare(context.Background(), repo, "main")
+	if err != nil {
+		t.Fatalf("after cancelled checkouts: %v", err)
+	}
+	if err := co.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if wt := worktrees(t, c, repo); len(wt) != 0 {
+		t.Fatalf("worktree entries left: %v", wt)
+	}
 }

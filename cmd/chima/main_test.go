@@ -117,6 +117,21 @@ func TestSendPrintsRepliesAndExitStatus(t *testing.T) {
 	}
 }
 
+func TestAuditShowsWhoAskedForWhatAndHowItEnded(t *testing.T) {
+	cfg := writeConfig(t, "")
+	chima(t, "send", "--config", cfg, "chima hello auditor")
+	chima(t, "send", "--config", cfg, "--user", "mallory", "--room", "general", "chima echo sneaky")
+	out, stderr, code := chima(t, "audit", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[1], "mallory") || !strings.Contains(lines[1], "crashy/echo") ||
+		!strings.Contains(lines[1], "denied") || !strings.Contains(lines[2], "hello/hello") || !strings.Contains(lines[2], "ok") {
+		t.Fatalf("audit:\n%s", out)
+	}
+}
+
 func TestSendRefusesTextNotAddressedToTheBot(t *testing.T) {
 	_, stderr, code := chima(t, "send", "--config", writeConfig(t, ""), "hello world")
 	if code != 2 || !strings.Contains(stderr, "not addressed") {

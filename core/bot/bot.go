@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/pluginhost"
@@ -20,7 +22,6 @@ import (
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/wire"
-	"google.golang.org/protobuf/proto"
 )
 
 // Plugins is what the bot needs of the plugin host.
@@ -113,7 +114,8 @@ func New(o Options) *Bot {
 }
 
 // AddAdapter registers an adapter to send through. Adapters passed in
-// Options are registered already; Run runs every registered adapter.
+// Options are registered already; Run runs every registered adapter. Call
+// it before Run or StartJobs: the adapter table is read without a lock.
 func (b *Bot) AddAdapter(a chat.Adapter) {
 	b.adapters[a.Name()] = a
 	b.caps[a.Name()] = chat.CapabilitiesOf(a)

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
@@ -82,7 +83,7 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 	now := time.Now()
 	id, err := h.b.o.Store.EnqueueJob(ctx, store.Job{
 		Plugin: h.plugin, Kind: r.GetKind(), Payload: r.GetPayload(),
-		QueueKey:        h.plugin + "/" + r.GetQueueKey(),
+		QueueKey:        h.queueKey(r.GetQueueKey()),
 		Notify:          refFromProto(r.GetNotify()),
 		OriginRequestID: r.GetOriginRequestId(),
 		CreatedAt:       now,
@@ -117,9 +118,7 @@ func (h *hostService) CancelJob(ctx context.Context, r *pluginv1.CancelJobReques
 // Jobs lists the plugin's jobs.
 func (h *hostService) Jobs(ctx context.Context, r *pluginv1.JobsRequest) (*pluginv1.JobsResponse, error) {
 	f := store.JobFilter{Plugin: h.plugin, Kind: r.GetKind(), Limit: int(r.GetLimit()), NewestFirst: true}
-	if r.GetQueueKey() != "" {
-		f.QueueKey = h.plugin + "/" + r.GetQueueKey()
-	}
+	f.QueueKey = h.queueKey(r.GetQueueKey())
 	for _, st := range r.GetStates() {
 		f.States = append(f.States, store.JobState(st))
 	}
@@ -165,6 +164,15 @@ func (h *hostService) ReadLog(ctx context.Context, r *pluginv1.ReadLogRequest) (
 		return nil, status.Errorf(codes.Internal, "read log: %v", err)
 	}
 	return &pluginv1.ReadLogResponse{Data: data, Size: size, Found: found}, nil
+}
+
+// queueKey namespaces a job queue key per plugin; an empty key stays empty
+// (no queue: such jobs run in parallel).
+func (h *hostService) queueKey(key string) string {
+	if key == "" {
+		return ""
+	}
+	return h.plugin + "/" + key
 }
 
 // lockName namespaces lock names per plugin.
@@ -277,6 +285,12 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 	if err != nil {
 		if ctx.Err() != nil {
 			return store.JobCancelled, "cancelled"
+		}
+		if errors.Is(err, pluginhost.ErrCrashed) {
+			// The plugin died under the job; its restarted process hears of
+			// the job as interrupted and reports it (a deploy's record,
+			// GitHub's status) before the next job of the queue starts.
+			b.tellPluginInterrupted(context.WithoutCancel(ctx), j)
 		}
 		return store.JobError, err.Error()
 	}

@@ -172,8 +172,11 @@ func (h *Host) Call(ctx context.Context, plugin string, call *pluginv1.Call, fn 
 		if ctx.Err() != nil {
 			return fmt.Errorf("plugin %s: %w", plugin, ctx.Err())
 		}
-		// A transport error: did the process die under us?
-		if inst.waitExit(2 * time.Second) {
+		// A broken multiplexed stream is as good as dead even if the
+		// process lives on (an oversized message ends the stream on both
+		// sides): every later call would fail. Kill and restart it.
+		// Otherwise a transport error: did the process die under us?
+		if errors.Is(err, errStreamBroken) || inst.waitExit(2*time.Second) {
 			m.crashed(inst)
 			return fmt.Errorf("plugin %s: %w", plugin, ErrCrashed)
 		}
@@ -379,14 +382,20 @@ func (m *managed) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if m.host.closed.Load() {
+	// Checked and installed in one critical section with Stop's: a plugin
+	// started while the host stops is killed here, never left behind.
+	m.mu.Lock()
+	if m.host.closed.Load() || m.state == StateStopped {
+		m.mu.Unlock()
 		inst.kill()
 		return errors.New("host stopped")
 	}
-	m.setState(StateRunning, inst, nil)
+	notify := m.setStateLocked(StateRunning, inst, nil)
+	m.host.wg.Add(1)
+	m.mu.Unlock()
+	notify()
 	m.host.log.Info("plugin started", "plugin", m.spec.Name, "version", inst.manifest.GetVersion(),
 		"pid", inst.pid, "multiplex", inst.mux != nil, "start_time", inst.startTime)
-	m.host.wg.Add(1)
 	go m.watch(inst)
 	return nil
 }
@@ -396,9 +405,18 @@ func (m *managed) watch(inst *instance) {
 	defer m.host.wg.Done()
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	var streamDone <-chan struct{}
+	if inst.mux != nil {
+		streamDone = inst.mux.done
+	}
 	for {
 		select {
 		case <-inst.stopped:
+			return
+		case <-streamDone:
+			// The multiplexed stream ended though nobody stopped the
+			// plugin: it cannot serve calls any more.
+			m.crashed(inst)
 			return
 		case <-inst.kick:
 		case <-t.C:

@@ -182,6 +182,23 @@ func TestPluginKilledByHandWhileIdleIsRestarted(t *testing.T) {
 	}
 }
 
+func TestOversizedMessageBreakingTheStreamRestartsThePlugin(t *testing.T) {
+	h, _ := newHost(t, spec("crashy"))
+	oldPID := h.Status()[0].PID
+	if _, _, err := run(t, h, "crashy", "big", nil); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("err = %v, want ErrCrashed", err)
+	}
+	// The process lived on with a dead stream; it was replaced.
+	replies, _, err := run(t, h, "crashy", "echo", map[string]string{"text": "served"})
+	if err != nil || len(replies) != 1 || replies[0] != "served" {
+		t.Fatalf("after the broken stream: %v %v", replies, err)
+	}
+	if st := h.Status()[0]; st.PID == oldPID || st.Restarts != 1 {
+		t.Fatalf("status = %+v (old pid %d)", st, oldPID)
+	}
+	waitFor(t, func() bool { return !alive(oldPID) })
+}
+
 func TestHandlerPanicIsAnErrorNotACrash(t *testing.T) {
 	h, _ := newHost(t, spec("crashy"))
 	_, done, err := run(t, h, "crashy", "panic", nil)

@@ -96,3 +96,12 @@ func (s *Store) SeenDelivery(ctx context.Context, source, id string) (bool, erro
 	}
 	return n == 0, nil
 }
+
+// ForgetDelivery removes a recorded webhook delivery id whose handling
+// failed, so that its redelivery is handled.
+func (s *Store) ForgetDelivery(ctx context.Context, source, id string) error {
+	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM webhook_deliveries WHERE source = ? AND delivery_id = ?`), source, id); err != nil {
+		return fmt.Errorf("forget delivery %s/%s: %w", source, id, err)
+	}
+	return nil
+}

@@ -63,4 +63,10 @@ func TestSeenDeliveryReportsRedeliveries(t *testing.T) {
 	if seen, _ := s.SeenDelivery(ctx, "github", "another"); seen {
 		t.Fatal("a new delivery id was reported seen")
 	}
+	if err := s.ForgetDelivery(ctx, "github", "another"); err != nil {
+		t.Fatal(err)
+	}
+	if seen, _ := s.SeenDelivery(ctx, "github", "another"); seen {
+		t.Fatal("a forgotten delivery id was still seen")
+	}
 }

@@ -34,6 +34,9 @@ type Dispatcher interface {
 // Deliveries remembers delivery ids, to drop redeliveries.
 type Deliveries interface {
 	SeenDelivery(ctx context.Context, source, id string) (bool, error)
+	// ForgetDelivery drops a recorded id whose handling failed, so that a
+	// redelivery is handled.
+	ForgetDelivery(ctx context.Context, source, id string) error
 }
 
 // GitHub receives GitHub webhooks at one URL (POST /webhooks/github).
@@ -142,6 +145,12 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		log.Error("github webhook dispatch failed", "error", err)
+		if g.Deliveries != nil {
+			// Not handled: GitHub's redelivery (or a person's) must be.
+			if ferr := g.Deliveries.ForgetDelivery(context.WithoutCancel(ctx), "github", delivery); ferr != nil {
+				log.Error("forget failed webhook delivery", "error", ferr)
+			}
+		}
 		http.Error(w, "handling failed", http.StatusInternalServerError)
 		return
 	}

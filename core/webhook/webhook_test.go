@@ -3,6 +3,7 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,13 +20,25 @@ type recorder struct {
 	mu     sync.Mutex
 	events []*pluginv1.WebhookEvent
 	seen   map[string]bool
+	fail   int // dispatches to fail before succeeding
 }
 
 func (r *recorder) DispatchEvent(_ context.Context, ev *pluginv1.WebhookEvent) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, ev)
+	if r.fail > 0 {
+		r.fail--
+		return 0, errors.New("plugin restarting")
+	}
 	return 1, nil
+}
+
+func (r *recorder) ForgetDelivery(_ context.Context, source, id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.seen, source+"/"+id)
+	return nil
 }
 
 func (r *recorder) SeenDelivery(_ context.Context, source, id string) (bool, error) {
@@ -121,6 +134,21 @@ func TestRedeliveryIsAcknowledgedAndDroppedOnce(t *testing.T) {
 	}
 	if len(rec.events) != 1 {
 		t.Fatalf("dispatched %d times", len(rec.events))
+	}
+}
+
+func TestDeliveryWhoseHandlingFailedIsHandledWhenRedelivered(t *testing.T) {
+	secret, ds := deliveries(t)
+	rec := &recorder{fail: 1}
+	g := &GitHub{Secret: []byte(secret), Deliveries: rec, Dispatch: rec}
+	if resp := send(t, g, ds[0]); resp.Code != http.StatusInternalServerError {
+		t.Fatalf("failed handling answered %d", resp.Code)
+	}
+	if resp := send(t, g, ds[0]); resp.Code != http.StatusAccepted {
+		t.Fatalf("redelivery answered %d %s", resp.Code, resp.Body)
+	}
+	if len(rec.events) != 2 {
+		t.Fatalf("dispatched %d times, want 2", len(rec.events))
 	}
 }
 

@@ -132,6 +132,18 @@ func TestAuditShowsWhoAskedForWhatAndHowItEnded(t *testing.T) {
 	}
 }
 
+func TestSendRefusesToShareTheStoreOfARunningBot(t *testing.T) {
+	addr := freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\n", addr))
+	c := startConsole(t, cfg)
+	c.say(t, "chima hello world")
+	c.expect(t, "Hello, world!")
+	_, stderr, code := chima(t, "send", "--config", cfg, "chima hello again")
+	if code == 0 || !strings.Contains(stderr, "a bot is running with") {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
 func TestSendRefusesTextNotAddressedToTheBot(t *testing.T) {
 	_, stderr, code := chima(t, "send", "--config", writeConfig(t, ""), "hello world")
 	if code != 2 || !strings.Contains(stderr, "not addressed") {

@@ -53,6 +53,27 @@ serves HTTP, its live view is shown; otherwise the plugins are started to ask th
 	return cmd
 }
 
+// liveBot reports whether a bot with this config is running: its HTTP
+// server answers /healthz.
+func liveBot(ctx context.Context, cfg *config.Config) (string, bool) {
+	if cfg.HTTP.Addr == "" {
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	url := strings.TrimSuffix(cfg.HTTP.BaseURL, "/")
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/healthz", nil)
+	if err != nil {
+		return "", false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", false
+	}
+	resp.Body.Close()
+	return url, resp.StatusCode == http.StatusOK
+}
+
 // liveStatus asks a running bot for its plugins, if one answers.
 func liveStatus(ctx context.Context, cfg *config.Config) ([]pluginhost.Status, string) {
 	if cfg.HTTP.Addr == "" {

@@ -21,7 +21,9 @@ func newSendCmd(g *globalFlags) *cobra.Command {
 		Short: "Send the bot one message as if typed on the console, and print every reply",
 		Long: `Send one message to the bot without a terminal, print the replies it causes
 (including those of background jobs the command started, such as a deploy's
-progress and final status) and exit. The exit status is 0 when the command
+progress and final status) and exit. The jobs run in this process: when
+--timeout passes first, they are interrupted. It refuses to run while a bot
+with the same config is running, since both would share one store. The exit status is 0 when the command
 succeeded, 1 when it failed or was refused, 2 on a usage error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -30,11 +32,21 @@ succeeded, 1 when it failed or was refused, 2 on a usage error.`,
 	}
 	cmd.Flags().StringVar(&room, "room", "", "room to send from (default: the shell adapter's room)")
 	cmd.Flags().StringVar(&user, "user", "", "user id to send as (default: the shell adapter's user)")
-	cmd.Flags().DurationVar(&timeout, "timeout", 2*time.Minute, "how long to wait for the command and the jobs it started")
+	cmd.Flags().DurationVar(&timeout, "timeout", 35*time.Minute, "how long to wait for the command and the jobs it started; jobs still running then are interrupted")
 	return cmd
 }
 
 func send(ctx context.Context, g *globalFlags, room, user string, timeout time.Duration, text string) error {
+	cfg, err := loadConfig(g.config)
+	if err != nil {
+		return err
+	}
+	// One process owns a store's jobs. With a bot running on this config,
+	// send's workers would take the bot's queued jobs and end them when
+	// send exits.
+	if url, ok := liveBot(ctx, cfg); ok {
+		return fmt.Errorf("a bot is running with %s (it answers at %s): chima send would share its store and take its jobs; talk to that bot in chat, or stop it first", g.config, url)
+	}
 	a, err := openTool(ctx, g, true)
 	if err != nil {
 		return err

@@ -124,12 +124,10 @@ func (b *Bot) AddAdapter(a chat.Adapter) {
 // Jobs returns the job runner (to cancel jobs).
 func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
 
-// StartJobs recovers jobs interrupted by a previous process and starts the
-// job workers. The returned function stops them (jobs still running end as
-// interrupted) and flushes the audit log. Run calls it; `chima send` uses it
-// without adapters.
+// StartJobs starts the job workers. The returned function stops them (jobs
+// still running end as interrupted) and flushes the audit log. Run calls it
+// after RecoverInterruptedJobs; `chima send` uses it without adapters.
 func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
-	b.RecoverInterruptedJobs(ctx)
 	jobsDone := make(chan struct{})
 	jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { b.jobs.Run(jctx); close(jobsDone) }()
@@ -152,6 +150,7 @@ func (b *Bot) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bot already running")
 	}
+	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
 
@@ -180,8 +179,9 @@ func (b *Bot) Run(ctx context.Context) error {
 }
 
 // RecoverInterruptedJobs marks jobs that were running when the process died
-// as interrupted, releases their locks and tells their rooms. Run calls it;
-// it is exported for tools that open the store without running the bot.
+// as interrupted, releases their locks and tells their rooms and plugins.
+// Run calls it at start. Only the process that owns the store may: it takes
+// every running job for its own.
 func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 	if b.o.Store == nil {
 		return

@@ -2,6 +2,7 @@ package sdk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -62,6 +63,12 @@ func (c *Context) Detached() *Context {
 	cc := *c
 	cc.Context = context.WithoutCancel(c.Context)
 	return &cc
+}
+
+// ShuttingDown reports whether c was cancelled because Chima is stopping,
+// as opposed to a person's cancel or a timeout.
+func (c *Context) ShuttingDown() bool {
+	return errors.Is(context.Cause(c.Context), ErrShutdown)
 }
 
 // RequestID is the host's id of the request being handled.

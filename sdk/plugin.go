@@ -111,6 +111,12 @@ type Page struct {
 // decodes the job. The job is not re-run: the handler reports and cleans up.
 const EventJobInterrupted = wire.EventJobInterrupted
 
+// ErrShutdown is the cause (context.Cause) of a handler's context when the
+// host stopped it because Chima is shutting down, rather than a person
+// cancelling it or a timeout: a job should then report itself interrupted.
+// Context.ShuttingDown tests for it.
+var ErrShutdown = wire.ErrShutdown
+
 // UserError is a failure meant for the person in chat: bad input, a refused
 // action. It is shown as it is; other errors are shown as the plugin failing.
 type UserError struct {

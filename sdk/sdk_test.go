@@ -1457,3 +1457,44 @@ func TestMultiplexRunsCallsConcurrentlyAndCancelsOne(t *testing.T) {
 		t.Errorf("wait after close events = %q, want %q", got, want)
 	}
 }
+
+func TestCancelForShutdownIsToldApartFromAPersonsCancel(t *testing.T) {
+	cl := dialPlugin(t, &sdk.Plugin{Name: "mux", Commands: []sdk.Command{
+		{Name: "wait", Run: func(c *sdk.Context) error {
+			<-c.Done()
+			return c.Detached().Reply("shutting down: %v", c.ShuttingDown())
+		}},
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stream, err := cl.Multiplex(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		id     uint64
+		reason string
+		want   string
+	}{
+		{1, "", "shutting down: false"},
+		{2, wire.CancelReasonShutdown, "shutting down: true"},
+	} {
+		call := &pluginv1.Call{Id: c.id, Kind: &pluginv1.Call_Command{Command: &pluginv1.CommandRequest{RequestId: "r", Command: "wait"}}}
+		if err := stream.Send(call); err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&pluginv1.Call{Id: c.id, Kind: &pluginv1.Call_Cancel{Cancel: &pluginv1.CancelCall{Reason: c.reason}}}); err != nil {
+			t.Fatal(err)
+		}
+		ce, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ce.GetEvent().GetReply().GetOutput().GetText(); got != c.want {
+			t.Errorf("cancel with reason %q: handler saw %q, want %q", c.reason, got, c.want)
+		}
+		if _, err := stream.Recv(); err != nil { // Done
+			t.Fatal(err)
+		}
+	}
+}

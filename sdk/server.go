@@ -156,13 +156,13 @@ func (s *server) Multiplex(stream pluginv1.Plugin_MultiplexServer) error {
 	var (
 		sendMu  sync.Mutex
 		mu      sync.Mutex
-		cancels = map[uint64]context.CancelFunc{}
+		cancels = map[uint64]context.CancelCauseFunc{}
 		wg      sync.WaitGroup
 	)
 	defer func() {
 		mu.Lock()
 		for _, cancel := range cancels {
-			cancel()
+			cancel(context.Canceled)
 		}
 		mu.Unlock()
 		wg.Wait()
@@ -174,15 +174,19 @@ func (s *server) Multiplex(stream pluginv1.Plugin_MultiplexServer) error {
 			return nil
 		}
 		id := call.GetId()
-		if _, ok := call.GetKind().(*pluginv1.Call_Cancel); ok {
+		if k, ok := call.GetKind().(*pluginv1.Call_Cancel); ok {
+			cause := context.Canceled
+			if k.Cancel.GetReason() == wire.CancelReasonShutdown {
+				cause = ErrShutdown
+			}
 			mu.Lock()
 			if cancel := cancels[id]; cancel != nil {
-				cancel()
+				cancel(cause)
 			}
 			mu.Unlock()
 			continue
 		}
-		callCtx, cancel := context.WithCancel(ctx)
+		callCtx, cancel := context.WithCancelCause(ctx)
 		mu.Lock()
 		cancels[id] = cancel
 		mu.Unlock()
@@ -193,7 +197,7 @@ func (s *server) Multiplex(stream pluginv1.Plugin_MultiplexServer) error {
 				mu.Lock()
 				delete(cancels, id)
 				mu.Unlock()
-				cancel()
+				cancel(context.Canceled)
 			}()
 			emit := func(ev *pluginv1.Event) error {
 				sendMu.Lock()

@@ -129,13 +129,13 @@ func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
 // after RecoverInterruptedJobs; `chima send` uses it without adapters.
 func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 	jobsDone := make(chan struct{})
-	jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	jctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	go func() { b.jobs.Run(jctx); close(jobsDone) }()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			b.inflight.Wait()
-			cancel()
+			cancel(wire.ErrShutdown) // plugins hear "shutdown", not "cancelled"
 			<-jobsDone
 			b.audit.close()
 		})

@@ -174,7 +174,7 @@ func (r *Runner) runOne(ctx context.Context, worker string) bool {
 	r.mu.Lock()
 	delete(r.running, job.ID)
 	r.mu.Unlock()
-	if ctx.Err() != nil && !cancelled {
+	if ctx.Err() != nil && !cancelled && state != store.JobSucceeded {
 		// Shutting down: the job did not finish by itself.
 		state, detail = store.JobInterrupted, "interrupted by shutdown"
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // errStreamBroken means the Multiplex stream ended under a call.
@@ -90,8 +91,12 @@ func (m *muxClient) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv
 				return nil
 			}
 		case <-ctx.Done():
+			reason := ""
+			if errors.Is(context.Cause(ctx), wire.ErrShutdown) {
+				reason = wire.CancelReasonShutdown
+			}
 			m.sendMu.Lock()
-			_ = m.stream.Send(&pluginv1.Call{Id: id, Kind: &pluginv1.Call_Cancel{Cancel: &pluginv1.CancelCall{}}})
+			_ = m.stream.Send(&pluginv1.Call{Id: id, Kind: &pluginv1.Call_Cancel{Cancel: &pluginv1.CancelCall{Reason: reason}}})
 			m.sendMu.Unlock()
 			m.drain(id, p, fn)
 			return ctx.Err()

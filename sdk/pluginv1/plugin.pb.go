@@ -1595,7 +1595,10 @@ func (*Call_Cancel) isCall_Kind() {}
 
 // CancelCall asks the plugin to stop a call in progress.
 type CancelCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why: "" for a person's cancel or a timeout, "shutdown" when the host is
+	// stopping (the plugin reports an interrupted job, not a cancelled one).
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1628,6 +1631,13 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
 	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CancelCall) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
 }
 
 // CallEvent is one event of call id on the Multiplex stream. The last event of
@@ -3588,9 +3598,10 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05event\x18\x03 \x01(\v2\x1d.chima.plugin.v1.WebhookEventH\x00R\x05event\x12/\n" +
 	"\x03job\x18\x04 \x01(\v2\x1b.chima.plugin.v1.JobRequestH\x00R\x03job\x125\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x1b.chima.plugin.v1.CancelCallH\x00R\x06cancelB\x06\n" +
-	"\x04kind\"\f\n" +
+	"\x04kind\"$\n" +
 	"\n" +
-	"CancelCall\"I\n" +
+	"CancelCall\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"I\n" +
 	"\tCallEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12,\n" +
 	"\x05event\x18\x02 \x01(\v2\x16.chima.plugin.v1.EventR\x05event\"\x92\x01\n" +

@@ -6,6 +6,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -35,6 +36,14 @@ const CapabilityHTTP = "http"
 // EventJobInterrupted is the event type the host sends for a plugin's job
 // that was running when the host died.
 const EventJobInterrupted = "chima:job_interrupted"
+
+// CancelReasonShutdown is the CancelCall reason sent when the host stops.
+const CancelReasonShutdown = "shutdown"
+
+// ErrShutdown is the cause of contexts cancelled because the host is
+// stopping; the host turns it into CancelReasonShutdown on the wire and the
+// SDK back into it.
+var ErrShutdown = errors.New("chima is shutting down")
 
 // MaxMessageBytes bounds every gRPC message in both directions.
 const MaxMessageBytes = 16 << 20

@@ -20,7 +20,7 @@ const ProtocolVersion = 1
 
 // ProtocolMinor is the minor version of the protocol, exchanged in Describe
 // for logs. Minors only ever add things.
-const ProtocolMinor = 2
+const ProtocolMinor = 3
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +96,9 @@ func newGitHubAPI(t *testing.T, sha, secret string) *githubAPI {
 		_ = json.NewEncoder(w).Encode(dep)
 		// GitHub then tells every hook of the repository.
 		go g.deliver(dep)
+	})
+	mux.HandleFunc("GET /repos/oursky/demo", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(github.Repository{FullName: github.String("oursky/demo"), DefaultBranch: github.String("main")})
 	})
 	mux.HandleFunc("POST /repos/oursky/demo/deployments/4242/statuses", func(w http.ResponseWriter, r *http.Request) {
 		var req github.DeploymentStatusRequest
@@ -283,4 +287,48 @@ roles:
 	c.expect(t, "Unlocked demo in production")
 	c.say(t, "chima deploy demo to staging; rm -rf /")
 	c.expect(t, "I didn't understand")
+}
+
+func TestDeployRunningWhenTheBotStopsIsRecordedAsInterrupted(t *testing.T) {
+	repo, marks, _ := gitRepo(t)
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "")
+	b, _ := os.ReadFile(cfg)
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := startConsole(t, cfg)
+	c.say(t, "chima deploy demo/slow")
+	c.expect(t, "is deploying demo/slow to staging (#1)")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(marks, "1")); err == nil {
+			break // the script runs (and sleeps)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deploy script never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "interrupted: Chima stopped while it ran")
+	if err := c.cmd.Wait(); err != nil {
+		t.Fatalf("chima run after SIGTERM: %v", err)
+	}
+	// The next bot knows how the deployment ended and can deploy again.
+	c = startConsole(t, cfg)
+	c.say(t, "chima deploys demo")
+	c.expect(t, "#1 deploy slow@")
+	c.say(t, "chima deploy:status 1")
+	c.expect(t, "error")
+	c.say(t, "chima deploy demo/main")
+	c.expect(t, "Deployed demo/main")
 }

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -96,6 +100,12 @@ func (f *fixture) mark(t *testing.T, id int) string {
 
 func (f *fixture) harness(t *testing.T, extra ...string) *sdktest.Harness {
 	t.Helper()
+	return sdktest.New(t, newPlugin(&deployer{}).spec(), f.settings(extra...))
+}
+
+// settings are the plugin's settings for the fixture, plus extra name/value
+// pairs.
+func (f *fixture) settings(extra ...string) map[string]string {
 	settings := map[string]string{
 		"apps_file": f.appsFile, "workspace_dir": f.workspace,
 		"chima_base_url": "http://chima.test", "chima_bot_name": "chima",
@@ -103,7 +113,79 @@ func (f *fixture) harness(t *testing.T, extra ...string) *sdktest.Harness {
 	for i := 0; i+1 < len(extra); i += 2 {
 		settings[extra[i]] = extra[i+1]
 	}
-	return sdktest.New(t, newPlugin(&deployer{}).spec(), settings)
+	return settings
+}
+
+// probe is a harness whose plugin, d, also has a test:probe command that
+// runs a test's function with a real Context (the FakeHost behind it): for
+// what chat can't reach, such as a context that ends half-way.
+type probe struct {
+	*sdktest.Harness
+	d *deployer
+
+	mu   sync.Mutex
+	fn   func(c *sdk.Context)
+	done chan struct{}
+}
+
+func (f *fixture) probe(t *testing.T, d *deployer, extra ...string) *probe {
+	t.Helper()
+	p := &probe{d: d, done: make(chan struct{}, 1)}
+	spec := newPlugin(d).spec()
+	spec.Commands = append(spec.Commands, sdk.Command{Name: "test:probe", Run: func(c *sdk.Context) error {
+		p.mu.Lock()
+		fn := p.fn
+		p.mu.Unlock()
+		fn(c)
+		p.done <- struct{}{}
+		return nil
+	}})
+	p.Harness = sdktest.New(t, spec, f.settings(extra...))
+	return p
+}
+
+// run runs fn in the plugin, with the Context of a command, and returns
+// when it has. fn runs on another goroutine: it reports with t.Error, not
+// t.Fatal.
+func (p *probe) run(t *testing.T, fn func(c *sdk.Context)) {
+	t.Helper()
+	p.mu.Lock()
+	p.fn = fn
+	p.mu.Unlock()
+	if res := p.Command("test:probe", nil); res.Done.GetOutcome() == "error" {
+		t.Fatalf("probe: %v", res.Done)
+	}
+	<-p.done
+}
+
+// cancelled returns a copy of c whose context is cancelled when cancel is
+// called, the way a job's is by deploy:cancel or a command's by its timeout.
+func cancelled(c *sdk.Context) (cc *sdk.Context, cancel context.CancelFunc) {
+	copied := *c
+	ctx, cancel := context.WithCancel(c.Context)
+	copied.Context = ctx
+	return &copied, cancel
+}
+
+// logLink is the log page of deployment id as deploy:status links it: the
+// path and query, to fetch with h.HTTP.
+func logLink(t *testing.T, h *sdktest.Harness, id int) string {
+	t.Helper()
+	res := h.Command("deploy:status", sdktest.Args{"id": fmt.Sprint(id)})
+	if len(res.Replies) != 1 {
+		t.Fatalf("deploy:status %d = %v %v", id, res.Replies, res.Errors)
+	}
+	for _, f := range res.Replies[0].GetFields() {
+		if f.GetTitle() == "Log" {
+			path, ok := strings.CutPrefix(f.GetValue(), "http://chima.test")
+			if !ok {
+				t.Fatalf("log link %q is not under the base URL", f.GetValue())
+			}
+			return path
+		}
+	}
+	t.Fatalf("deploy:status %d has no log link: %v", id, res.Replies[0])
+	return ""
 }
 
 // deployArgs are the parsed arguments of a deploy command, as the host's
@@ -158,7 +240,8 @@ func TestDeployRunsTheAppsScriptOnTheExactCommitAndReportsSuccess(t *testing.T) 
 	if log := h.Host.Log("deployments/1"); !strings.Contains(log, "deploying main ("+f.main+") to staging") {
 		t.Errorf("log = %q", log)
 	}
-	if page := h.HTTP("/deployments/1/log"); page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "done") {
+	if page := h.HTTP(logLink(t, h, 1)); page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "done") ||
+		strings.Contains(string(page.GetBody()), "omitted") {
 		t.Errorf("log page = %d %q", page.GetStatus(), page.GetBody())
 	}
 	if page := h.HTTP("/deployments/99/log"); page.GetStatus() != 404 {
@@ -260,7 +343,7 @@ func TestFailedDeployReportsTheLogTailAndLink(t *testing.T) {
 		t.Fatalf("outcome = %q", res[0].Done.GetOutcome())
 	}
 	out := posted(h)
-	for _, want := range []string{"Deployment #1 of demo/broken", "failed after", "something broke", "Full log: http://chima.test/deployments/1/log"} {
+	for _, want := range []string{"Deployment #1 of demo/broken", "failed after", "something broke", "Full log: http://chima.test/deployments/1/log?token="} {
 		if !strings.Contains(out, want) {
 			t.Errorf("posts lack %q:\n%s", want, out)
 		}
@@ -329,4 +412,164 @@ func mustMarshalJob(t *testing.T, j *pluginv1.JobRequest) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {
+	f := newFixture(t, "")
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	h.Command("deploy", deployArgs("demo", "feature-1", "staging"))
+	h.RunEnqueued()
+	link1, link2 := logLink(t, h, 1), logLink(t, h, 2)
+	if again := logLink(t, h, 1); again != link1 {
+		t.Fatalf("the link changed: %q, then %q", link1, again)
+	}
+	raw, ok := h.Host.KVValue("page-secret")
+	secret, err := hex.DecodeString(string(raw))
+	if !ok || err != nil || len(secret) != 32 {
+		t.Fatalf("page-secret = %q (%v), want 32 hex-encoded bytes", raw, err)
+	}
+	token := func(id int64) string { return hex.EncodeToString(logToken(secret, id)) }
+	_, token2, _ := strings.Cut(link2, "?token=")
+	tests := []struct {
+		name   string
+		path   string
+		status int32
+	}{
+		{"the link deploy:status gives", link1, 200},
+		{"no token", "/deployments/1/log", 404},
+		{"an empty token", "/deployments/1/log?token=", 404},
+		{"another deployment's token", "/deployments/1/log?token=" + token2, 404},
+		{"a made-up token", "/deployments/1/log?token=" + strings.Repeat("ab", 32), 404},
+		{"a token that is not hex", "/deployments/1/log?token=not-hex", 404},
+		{"a valid token for a deployment that does not exist", "/deployments/99/log?token=" + token(99), 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			page := h.HTTP(tt.path)
+			if page.GetStatus() != tt.status {
+				t.Fatalf("GET %s = %d %q, want %d", tt.path, page.GetStatus(), page.GetBody(), tt.status)
+			}
+			if tt.status == 200 && !strings.Contains(string(page.GetBody()), "deploying main ("+f.main+")") {
+				t.Fatalf("GET %s = %q, want deployment 1's log", tt.path, page.GetBody())
+			}
+		})
+	}
+}
+
+func TestLogPageShowsTheEndOfALongLog(t *testing.T) {
+	var long strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&long, "line %03d\n", i) // 9 bytes a line
+	}
+	tests := []struct {
+		name     string
+		log      string
+		wantHead string // the first line of the page
+		want     string // the rest of the page
+	}{
+		{"a log within the window is served whole", long.String()[:9*10], "line 000", long.String()[:9*10]},
+		// The last 100 bytes start in line 088 (at byte 800): the page
+		// starts at line 089, byte 801.
+		{"a longer log shows its end, from the start of a line, after a line saying what is omitted", long.String(),
+			"chima: the first 801 bytes of this log are omitted; its last 99 bytes follow.", long.String()[801:]},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, "")
+			p := f.probe(t, &deployer{pageWindow: 100})
+			id := int64(i + 1)
+			var link string
+			p.run(t, func(c *sdk.Context) {
+				if _, err := c.AppendLog(logName(id), []byte(tt.log)); err != nil {
+					t.Error(err)
+				}
+				link = strings.TrimPrefix(p.d.logURL(c, id), "http://chima.test")
+			})
+			page := p.HTTP(link)
+			body := string(page.GetBody())
+			head, _, _ := strings.Cut(body, "\n")
+			if page.GetStatus() != 200 || head != tt.wantHead {
+				t.Fatalf("GET %s = %d, first line %q; want 200, %q", link, page.GetStatus(), head, tt.wantHead)
+			}
+			if strings.HasPrefix(tt.wantHead, "chima:") {
+				body = strings.TrimPrefix(body, head+"\n")
+			}
+			if body != tt.want {
+				t.Fatalf("page body = %q, want %q", body, tt.want)
+			}
+		})
+	}
+}
+
+func TestLogStreamKeepsTheEndOfACancelledDeploymentsOutput(t *testing.T) {
+	// The host cancels a running job's context on deploy:cancel (sdktest's
+	// FakeHost can only cancel queued jobs), so the stream is given a job
+	// context that is cancelled half-way, as runDeploy's is.
+	f := newFixture(t, "")
+	p := f.probe(t, &deployer{})
+	p.run(t, func(c *sdk.Context) {
+		job, cancel := cancelled(c)
+		defer cancel()
+		log := newLogStream(job, 7)
+		fmt.Fprintln(log, "step 1 of 2")
+		cancel()
+		fmt.Fprintln(log, "chima: deploy stopped: context canceled")
+		log.Close()
+	})
+	got := p.Host.Log("deployments/7")
+	if want := "step 1 of 2\nchima: deploy stopped: context canceled\n"; got != want {
+		t.Fatalf("log = %q, want %q", got, want)
+	}
+}
+
+func TestDeployWithoutARefDeploysTheRepositorysDefaultBranch(t *testing.T) {
+	const localApp = `{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`
+	tests := []struct {
+		name    string
+		apps    string
+		setup   func(t *testing.T, f *fixture)
+		queued  string // the reply, or
+		refusal string // the refusal
+	}{
+		{"the repository's default branch", localApp,
+			func(t *testing.T, f *fixture) { git(t, f.repo, "symbolic-ref", "HEAD", "refs/heads/feature-1") },
+			"Deployment #1: demo/feature-1 to staging queued", ""},
+		{"a repository with no default branch: apps.FallbackRef", localApp,
+			func(t *testing.T, f *fixture) {
+				// A detached HEAD at a commit of no branch: the mirror's
+				// HEAD is detached too.
+				git(t, f.repo, "checkout", "-q", "--detach")
+				git(t, f.repo, "commit", "-q", "--allow-empty", "-m", "detached")
+			},
+			"Deployment #1: demo/main to staging queued", ""},
+		{"a repository that can't be read: refused with the reason, not main",
+			`{"demo": {"provider": "shell", "repository": "/nonexistent/repo", "environments": ["staging"]}}`, nil,
+			"", "Could not find the default branch of demo's repository"},
+		{"default_ref: the repository is not asked",
+			`{"demo": {"provider": "shell", "repository": "/nonexistent/repo", "environments": ["staging"], "default_ref": "feature-1"}}`, nil,
+			"Deployment #1: demo/feature-1 to staging queued", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.apps)
+			if tt.setup != nil {
+				tt.setup(t, f)
+			}
+			h := f.harness(t)
+			res := h.Command("deploy", deployArgs("demo", "", "staging"))
+			if tt.refusal != "" {
+				if msg := userError(res); !strings.Contains(msg, tt.refusal) {
+					t.Fatalf("refusal = %q, want it to contain %q", msg, tt.refusal)
+				}
+				if n := len(h.Host.Enqueued()); n != 0 {
+					t.Fatalf("a refused deploy queued %d jobs", n)
+				}
+				return
+			}
+			if !strings.Contains(res.Text(), tt.queued) {
+				t.Fatalf("reply = %q %v, want %q", res.Text(), res.Errors, tt.queued)
+			}
+		})
+	}
 }

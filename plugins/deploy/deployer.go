@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +35,9 @@ type deployer struct {
 	records  records
 	// now is the clock, replaced in tests.
 	now func() time.Time
+	// pageWindow is how much of a log its page shows; logPageWindow when
+	// 0. Tests make it small.
+	pageWindow int64
 }
 
 // configure loads the apps file and sets up the workspace and GitHub mode.
@@ -135,11 +139,33 @@ func (d *deployer) repoURL(a *apps.App) string {
 	return a.CloneURL()
 }
 
-func (d *deployer) logURL(id int64) string {
+// logURL is the link to a deployment's log page, with the token that opens
+// it (see logToken), or "" when the bot has no base URL or the token's
+// secret can't be had.
+func (d *deployer) logURL(c *sdk.Context, id int64) string {
 	if d.baseURL == "" {
 		return ""
 	}
-	return fmt.Sprintf("%s/deployments/%d/log", d.baseURL, id)
+	secret, err := d.records.pageSecret(c, true)
+	if err != nil {
+		c.Logger().Warn("no log page link", "deployment", id, "error", err)
+		return ""
+	}
+	return fmt.Sprintf("%s/deployments/%d/log?token=%s", d.baseURL, id, hex.EncodeToString(logToken(secret, id)))
+}
+
+// envRefusal says why an environment of a takes no deploys from Chima: one
+// the app doesn't have (a GitHub deployment made outside chat may name
+// anything), or a protected one, whose approvals are not available yet. It
+// is nil when the environment can be deployed to.
+func envRefusal(a *apps.App, env string) error {
+	if !a.HasEnv(env) {
+		return sdk.Errorf("%s", (&apps.UnknownEnvError{App: a.Name, Env: env, Environments: a.Environments}).Error())
+	}
+	if a.Protected(env) {
+		return sdk.Errorf("%s is a protected environment of %s: deploys to it need an approval, and approvals are not available yet", env, a.Name)
+	}
+	return nil
 }
 
 // lockName is the key of an environment's lock.
@@ -201,6 +227,9 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
+	if err := envRefusal(a, env); err != nil {
+		return err
+	}
 	task := strings.ToLower(c.Arg("task"))
 	if err := validate.Task(task); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "task"}
@@ -209,17 +238,14 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 		return &sdk.UserError{Summary: err.Error(), Argument: "hosts"}
 	}
 	ref := c.Arg("ref")
-	if ref == "" && a.DefaultRef == "" && d.gh == nil {
-		// The repository's own default branch, from the mirror.
-		if def, err := d.cache.DefaultBranch(c, d.repoURL(a)); err == nil {
-			ref = def
+	repoDefault := ""
+	if ref == "" && a.DefaultRef == "" {
+		if repoDefault, err = d.defaultBranch(c, a); err != nil {
+			return err
 		}
 	}
-	if ref, err = a.ResolveRef(ref, ""); err != nil {
+	if ref, err = a.ResolveRef(ref, repoDefault); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "ref"}
-	}
-	if a.Protected(env) {
-		return sdk.Errorf("%s is a protected environment of %s: deploys to it need an approval, and approvals are not available yet", env, a.Name)
 	}
 	user := c.User()
 	l, err := envLock(c, a.Name, env)
@@ -237,28 +263,92 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	return d.start(c, a, dep)
 }
 
-// start creates the deployment: on GitHub (whose webhook then queues the
-// job) or locally (queued at once).
-func (d *deployer) start(c *sdk.Context, a *apps.App, dep *Deployment) error {
-	if d.gh != nil {
-		if _, _, ok := a.GitHubRepo(); ok {
-			return d.createOnGitHub(c, a, dep)
+// githubMode reports whether a's deployments are made on GitHub.
+func (d *deployer) githubMode(a *apps.App) bool {
+	_, _, ok := a.GitHubRepo()
+	return ok && d.gh != nil
+}
+
+// defaultBranch is the default branch of a's repository, for a deploy that
+// names no ref: GitHub's answer in GitHub mode, the mirror's otherwise. It
+// is "" (apps.FallbackRef then) only for a repository that has no default
+// branch; a lookup that fails otherwise refuses the deploy, rather than
+// deploy a branch nobody asked for.
+func (d *deployer) defaultBranch(c *sdk.Context, a *apps.App) (string, error) {
+	if d.githubMode(a) {
+		owner, name, _ := a.GitHubRepo()
+		repo, resp, err := d.gh.Repositories.Get(c, owner, name)
+		if err != nil {
+			return "", sdk.Errorf("Could not ask GitHub for the default branch of %s/%s: %s Name the ref to deploy: %s/<ref>.",
+				owner, name, githubLookupError(resp, err), a.Name)
 		}
+		return repo.GetDefaultBranch(), nil
 	}
+	branch, err := d.cache.DefaultBranch(c, d.repoURL(a))
+	if errors.Is(err, workspace.ErrNoDefaultBranch) {
+		return "", nil
+	}
+	if err != nil {
+		return "", sdk.Errorf("Could not find the default branch of %s's repository: %v. Name the ref to deploy: %s/<ref>.", a.Name, err, a.Name)
+	}
+	return branch, nil
+}
+
+// start records the deployment and creates it: on GitHub (whose webhook
+// then queues the job) or locally (queued at once). A deployment that
+// could not be created is recorded as an error (see failUnstarted); one
+// that was is not undone when only the reply fails.
+func (d *deployer) start(c *sdk.Context, a *apps.App, dep *Deployment) error {
 	if err := d.records.create(c, dep); err != nil {
 		return err
 	}
-	return d.enqueue(c, dep)
-}
-
-// enqueue queues the deployment's job behind the others of its app and
-// environment, and says so in the room.
-func (d *deployer) enqueue(c *sdk.Context, dep *Deployment) error {
-	msg, err := d.queue(c, dep)
+	var msg string
+	var err error
+	if d.githubMode(a) {
+		msg, err = d.createOnGitHub(c, a, dep)
+	} else {
+		msg, err = d.queue(c, dep)
+	}
 	if err != nil {
 		return err
 	}
 	return c.Reply("%s", msg)
+}
+
+// failUnstarted is deferred by what creates a recorded deployment (queue,
+// createOnGitHub) with its returned error: when there is one, the
+// deployment is marked error with the reason, so that it does not stay
+// queued with no job to run it. It works on a detached context, since the
+// command's own context ending may be the error. A deployment already
+// handed to a job, or ended, is left alone.
+func (d *deployer) failUnstarted(c *sdk.Context, dep *Deployment, errp *error) {
+	if *errp == nil {
+		return
+	}
+	bc := c.Detached()
+	reason := (*errp).Error()
+	marked := false
+	upd, err := d.records.update(bc, dep.ID, func(x *Deployment) {
+		if x.Ended() || x.JobID != 0 {
+			return
+		}
+		if x.GitHubID == 0 {
+			x.GitHubID = dep.GitHubID
+		}
+		x.State, x.Detail, x.FinishedAt = StateError, reason, d.now()
+		marked = true
+	})
+	if err != nil {
+		bc.Logger().Error("could not record a deployment that failed to start", "deployment", dep.ID, "reason", reason, "error", err)
+		return
+	}
+	if !marked {
+		return
+	}
+	// Created on GitHub before the failure: it must not stay pending there.
+	if err := d.githubStatus(bc, upd, StateError); err != nil {
+		bc.Logger().Warn("github status", "error", err)
+	}
 }
 
 // enqueueQuiet queues the job of a deployment GitHub confirmed and says so
@@ -272,7 +362,11 @@ func (d *deployer) enqueueQuiet(c *sdk.Context, dep *Deployment) error {
 	return nil
 }
 
-func (d *deployer) queue(c *sdk.Context, dep *Deployment) (string, error) {
+// queue queues the deployment's job behind the others of its app and
+// environment, and returns the message saying so. A deployment that could
+// not be queued is recorded as an error.
+func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) {
+	defer d.failUnstarted(c, dep, &err)
 	ahead, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []string{"queued", "running"}})
 	if err != nil {
 		return "", err
@@ -505,6 +599,9 @@ func (d *deployer) cmdRollback(c *sdk.Context) error {
 	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
+	if err := envRefusal(a, env); err != nil {
+		return err
+	}
 	deps, err := d.records.list(c, a.Name, env, 200)
 	if err != nil {
 		return err
@@ -557,7 +654,7 @@ func (d *deployer) cmdStatus(c *sdk.Context) error {
 		return err
 	}
 	out := &sdk.Output{Title: fmt.Sprintf("Deployment #%d", dep.ID), Text: d.describe(dep), Code: tail}
-	if u := d.logURL(dep.ID); u != "" {
+	if u := d.logURL(c, dep.ID); u != "" {
 		out.Fields = append(out.Fields, &sdk.Field{Title: "Log", Value: u})
 	}
 	return c.ReplyOutput(out)

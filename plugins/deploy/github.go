@@ -45,14 +45,13 @@ func githubGitAuth(token string) []string {
 	}
 }
 
-// createOnGitHub creates the GitHub Deployment; GitHub's deployment webhook
-// then queues the job (onGitHubDeployment). Each API answer becomes a clear
-// chat message.
-func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) error {
+// createOnGitHub creates the GitHub Deployment of the recorded dep and
+// returns the message saying so; GitHub's deployment webhook then queues the
+// job (onGitHubDeployment). Each API answer becomes a clear chat message. A
+// deployment that could not be created is recorded as an error.
+func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) (_ string, err error) {
+	defer d.failUnstarted(c, dep, &err)
 	owner, name, _ := a.GitHubRepo()
-	if err := d.records.create(c, dep); err != nil {
-		return err
-	}
 	var p payload
 	p.Chima.Instance, p.Chima.ID, p.Chima.Notify = d.instance, dep.ID, dep.Notify
 	p.Chima.User, p.Chima.UserName, p.Chima.Hosts, p.Chima.Rollback = dep.User, dep.UserName, dep.Hosts, dep.RollbackOf
@@ -74,30 +73,46 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		req.RequiredContexts = &a.RequiredContexts
 	}
 	ghDep, resp, err := d.gh.Repositories.CreateDeployment(c, owner, name, req)
-	fail := func(msg string) error {
-		_, _ = d.records.update(c, dep.ID, func(x *Deployment) {
-			x.State, x.Detail, x.FinishedAt = StateError, msg, d.now()
-		})
-		return sdk.Errorf("%s", msg)
-	}
 	var accepted *github.AcceptedError
 	if errors.As(err, &accepted) || (err == nil && (resp.StatusCode == http.StatusAccepted || ghDep.GetID() == 0)) {
 		// 202: GitHub merged the default branch into the ref first.
-		return fail(fmt.Sprintf("GitHub auto-merged %s's default branch into %s first (%s). Run the deploy again to deploy the merged result.",
-			owner+"/"+name, dep.Ref, mergeMessage(accepted)))
+		return "", sdk.Errorf("GitHub auto-merged %s's default branch into %s first (%s). Run the deploy again to deploy the merged result.",
+			owner+"/"+name, dep.Ref, mergeMessage(accepted))
 	}
 	if err != nil {
-		return fail(githubError(owner+"/"+name, dep, resp, err))
+		return "", sdk.Errorf("%s", githubError(owner+"/"+name, dep, resp, err))
 	}
-	dep, err = d.records.update(c, dep.ID, func(x *Deployment) { x.GitHubID = ghDep.GetID(); x.SHA = ghDep.GetSHA() })
+	// From here on a failure is also reported to GitHub (failUnstarted).
+	dep.GitHubID = ghDep.GetID()
+	upd, err := d.records.update(c, dep.ID, func(x *Deployment) { x.GitHubID = ghDep.GetID(); x.SHA = ghDep.GetSHA() })
 	if err != nil {
-		return err
+		return "", err
 	}
-	if err := d.records.linkGitHub(c, dep); err != nil {
-		return err
+	if err := d.records.linkGitHub(c, upd); err != nil {
+		return "", err
 	}
-	return c.Reply("Deployment #%d: created GitHub deployment %d of %s/%s to %s; it starts when GitHub confirms it.",
-		dep.ID, ghDep.GetID(), dep.App, dep.Ref, dep.Env)
+	return fmt.Sprintf("Deployment #%d: created GitHub deployment %d of %s/%s to %s; it starts when GitHub confirms it.",
+		upd.ID, ghDep.GetID(), upd.App, upd.Ref, upd.Env), nil
+}
+
+// githubLookupError says why a GitHub API read failed, for chat.
+func githubLookupError(resp *github.Response, err error) string {
+	var ge *github.ErrorResponse
+	msg := err.Error()
+	if errors.As(err, &ge) {
+		msg = ge.Message
+	}
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	switch status {
+	case 0:
+		return fmt.Sprintf("GitHub could not be reached (%v).", err)
+	case http.StatusNotFound, http.StatusUnauthorized, http.StatusForbidden:
+		return fmt.Sprintf("GitHub answered %d: the token cannot see the repository (%s).", status, msg)
+	}
+	return fmt.Sprintf("GitHub answered %d (%s).", status, msg)
 }
 
 // mergeMessage reads the message of GitHub's 202 answer.
@@ -203,8 +218,19 @@ func (d *deployer) onGitHubDeployment(c *sdk.Context) error {
 	var err error
 	if p.Chima.Instance == d.instance && p.Chima.ID != 0 {
 		// Ours: found by our own id, since the webhook may arrive before
-		// the API's answer to the command has been recorded.
-		dep, err = d.records.update(c, p.Chima.ID, func(x *Deployment) { x.GitHubID = gd.GetID() })
+		// the API's answer to the command has been recorded. The job
+		// deploys the commit GitHub approved, not what the ref points to
+		// when it runs.
+		dep, err = d.records.get(c, p.Chima.ID)
+		if err == nil && (dep.App != a.Name || (dep.GitHubID != 0 && dep.GitHubID != gd.GetID())) {
+			c.Logger().Warn("deployment event naming another deployment ignored", "github_id", gd.GetID(), "deployment", dep.ID)
+			return nil
+		}
+		if err == nil {
+			dep, err = d.records.update(c, p.Chima.ID, func(x *Deployment) {
+				x.GitHubID, x.SHA = gd.GetID(), firstNonEmpty(gd.GetSHA(), x.SHA)
+			})
+		}
 		if err == nil {
 			err = d.records.linkGitHub(c, dep)
 		}
@@ -230,9 +256,8 @@ func (d *deployer) onGitHubDeployment(c *sdk.Context) error {
 	if dep.JobID != 0 || dep.Ended() {
 		return nil // already queued: a redelivery that got past de-duplication
 	}
-	if _, err := d.records.update(c, dep.ID, func(x *Deployment) { x.SHA = firstNonEmpty(gd.GetSHA(), x.SHA) }); err != nil {
-		return err
-	}
+	// The environment is checked when the job runs (runDeploy), for this
+	// path and every other.
 	return d.enqueueQuiet(c, dep)
 }
 
@@ -274,7 +299,7 @@ func (d *deployer) githubStatus(c *sdk.Context, dep *Deployment, state string) e
 		Description: github.String(truncate(fmt.Sprintf("Chima #%d: %s", dep.ID, firstNonEmpty(firstLine(dep.Detail), state)), 140)),
 		Environment: github.String(dep.Env),
 	}
-	if u := d.logURL(dep.ID); u != "" {
+	if u := d.logURL(c, dep.ID); u != "" {
 		req.LogURL = github.String(u)
 	}
 	if u := a.EnvURL(dep.Env); u != "" {

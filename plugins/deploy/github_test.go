@@ -3,15 +3,19 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-github/v57/github"
 
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -29,11 +33,18 @@ type fakeGitHub struct {
 	statuses map[int64][]github.DeploymentStatusRequest
 	nextID   int64
 	shas     map[string]string // ref → sha
+	// repoAnswer is the status of GET /repos/{owner}/{repo}; 0 = 200 with
+	// DefaultBranch "master". repoGets counts those requests.
+	repoAnswer int
+	repoGets   int
+	// onCreate, when set, runs as a deployment request arrives.
+	onCreate func(r *http.Request)
 }
 
 func newFakeGitHub(t *testing.T, shas map[string]string) *fakeGitHub {
 	g := &fakeGitHub{t: t, statuses: map[int64][]github.DeploymentStatusRequest{}, nextID: 1000, shas: shas}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /repos/{owner}/{repo}", g.getRepository)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", g.createDeployment)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", g.createStatus)
 	g.srv = httptest.NewServer(mux)
@@ -50,9 +61,35 @@ func (g *fakeGitHub) auth(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
+func (g *fakeGitHub) getRepository(w http.ResponseWriter, r *http.Request) {
+	if !g.auth(w, r) {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.repoGets++
+	w.Header().Set("Content-Type", "application/json")
+	if g.repoAnswer != 0 {
+		w.WriteHeader(g.repoAnswer)
+		fmt.Fprint(w, `{"message":"Not Found","documentation_url":"https://docs.github.com/rest/repos/repos#get-a-repository"}`)
+		return
+	}
+	owner, name := r.PathValue("owner"), r.PathValue("repo")
+	_ = json.NewEncoder(w).Encode(github.Repository{
+		ID: github.Int64(1296269), Name: github.String(name), FullName: github.String(owner + "/" + name),
+		Owner: &github.User{Login: github.String(owner)}, DefaultBranch: github.String("master"),
+	})
+}
+
 func (g *fakeGitHub) createDeployment(w http.ResponseWriter, r *http.Request) {
 	if !g.auth(w, r) {
 		return
+	}
+	g.mu.Lock()
+	onCreate := g.onCreate
+	g.mu.Unlock()
+	if onCreate != nil {
+		onCreate(r)
 	}
 	var req github.DeploymentRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -145,14 +182,54 @@ func (g *fakeGitHub) deploymentEvent(t *testing.T, index int) []byte {
 	return out
 }
 
+// externalDeploymentEvent is GitHub's deployment webhook payload for a
+// deployment made outside chat (GitHub's UI, another tool): its payload
+// names no bot.
+func externalDeploymentEvent(t *testing.T, id int64, ref, sha, env string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../../core/webhook/testdata/github/deployment.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev github.DeploymentEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Deployment.ID, ev.Deployment.Ref, ev.Deployment.SHA = github.Int64(id), github.String(ref), github.String(sha)
+	ev.Deployment.Environment, ev.Deployment.Task = github.String(env), github.String("deploy")
+	ev.Deployment.Payload = json.RawMessage(`{}`)
+	ev.Repo.FullName = github.String("oursky/demo")
+	out, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+const githubApp = `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging", "production"],
+	"default_environment": "staging", "required_contexts": ["ci/build"], "auto_merge": true,
+	"environment_urls": {"staging": "https://staging.example.com"}}}`
+
 func githubFixture(t *testing.T) (*fixture, *fakeGitHub, *sdktest.Harness) {
-	f := newFixture(t, `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging", "production"],
-		"default_environment": "staging", "required_contexts": ["ci/build"], "auto_merge": true,
-		"environment_urls": {"staging": "https://staging.example.com"}}}`)
-	gh := newFakeGitHub(t, map[string]string{"main": f.main, "feature-1": f.feature})
+	return githubFixtureWith(t, githubApp)
+}
+
+// githubFixtureWith is githubFixture with another apps file.
+func githubFixtureWith(t *testing.T, appJSON string) (*fixture, *fakeGitHub, *sdktest.Harness) {
+	f, gh := githubFake(t, appJSON)
+	return f, gh, f.harness(t, f.githubSettings(gh)...)
+}
+
+// githubFake makes the fixture and fake GitHub of a GitHub-mode test.
+func githubFake(t *testing.T, appJSON string) (*fixture, *fakeGitHub) {
+	f := newFixture(t, appJSON)
+	gh := newFakeGitHub(t, map[string]string{"main": f.main, "feature-1": f.feature, "master": f.main})
 	t.Setenv("GITHUB_TOKEN", "test-token") // the harness runs the plugin in-process
-	h := f.harness(t, "github_api_url", gh.srv.URL+"/", "github_clone_url", f.repo)
-	return f, gh, h
+	return f, gh
+}
+
+func (f *fixture) githubSettings(gh *fakeGitHub) []string {
+	return []string{"github_api_url", gh.srv.URL + "/", "github_clone_url", f.repo}
 }
 
 func TestGitHubModeCreatesTheDeploymentThenRunsItOnTheWebhook(t *testing.T) {
@@ -188,8 +265,13 @@ func TestGitHubModeCreatesTheDeploymentThenRunsItOnTheWebhook(t *testing.T) {
 		t.Fatalf("statuses = %s", got)
 	}
 	st := gh.statuses[1001][1]
-	if st.GetLogURL() != "http://chima.test/deployments/1/log" || st.GetEnvironmentURL() != "https://staging.example.com" {
+	if !strings.HasPrefix(st.GetLogURL(), "http://chima.test/deployments/1/log?token=") || st.GetEnvironmentURL() != "https://staging.example.com" {
 		t.Fatalf("status urls = %q %q", st.GetLogURL(), st.GetEnvironmentURL())
+	}
+	// The link GitHub shows opens the log.
+	page := h.HTTP(strings.TrimPrefix(st.GetLogURL(), "http://chima.test"))
+	if page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "deploying main ("+f.main+")") {
+		t.Fatalf("log page from the status = %d %q", page.GetStatus(), page.GetBody())
 	}
 	// A redelivered webhook does not deploy twice.
 	h.Event("github:deployment", gh.deploymentEvent(t, 0))
@@ -265,4 +347,247 @@ func reinstance(t *testing.T, raw []byte, instance string) []byte {
 	ev.Deployment.Payload, _ = json.Marshal(p)
 	out, _ := json.Marshal(ev)
 	return out
+}
+
+func TestGitHubModeDeploysTheCommitGitHubApprovedNotTheBranchTip(t *testing.T) {
+	tests := []struct {
+		name string
+		// deploy makes the GitHub deployment of main (at f.main) and
+		// returns its webhook, to deliver after main moved on.
+		deploy func(t *testing.T, f *fixture, gh *fakeGitHub, h *sdktest.Harness) []byte
+	}{
+		{"created from chat", func(t *testing.T, f *fixture, gh *fakeGitHub, h *sdktest.Harness) []byte {
+			if res := h.Command("deploy", deployArgs("demo", "main", "staging")); len(res.Errors) != 0 {
+				t.Fatalf("deploy: %v", res.Errors)
+			}
+			return gh.deploymentEvent(t, 0)
+		}},
+		{"made outside chat", func(t *testing.T, f *fixture, gh *fakeGitHub, h *sdktest.Harness) []byte {
+			return externalDeploymentEvent(t, 555, "main", f.main, "staging")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, gh, h := githubFixture(t)
+			ev := tt.deploy(t, f, gh, h)
+			// main moves on between GitHub's approval and the job.
+			write(t, filepath.Join(f.repo, "README"), "v3\n", 0o644)
+			git(t, f.repo, "commit", "-q", "-am", "v3")
+			tip := git(t, f.repo, "rev-parse", "HEAD")
+			if res := h.Event("github:deployment", ev); res.Done.GetOutcome() == "error" {
+				t.Fatalf("webhook: %v", res.Done)
+			}
+			if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() != "success" {
+				t.Fatalf("job = %+v", runs)
+			}
+			mark := f.mark(t, 1)
+			if !strings.Contains(mark, "DEPLOY_SHA="+f.main) || !strings.Contains(mark, "DEPLOY_REF=main") {
+				t.Fatalf("the script was not given GitHub's commit %s of main (the tip is %s):\n%s", f.main, tip, mark)
+			}
+			text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+			if !strings.Contains(text, "#1 deploy main@"+f.main[:7]+" to staging") || !strings.Contains(text, "success") {
+				t.Fatalf("deploys = %q, want main@%s deployed", text, f.main[:7])
+			}
+		})
+	}
+}
+
+func TestEnvironmentsChimaMustNotDeployToAreRefusedOnEveryPath(t *testing.T) {
+	const app = `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging", "production"],
+		"default_environment": "staging", "protected_environments": ["production"]}}`
+	const protected = "production is a protected environment of demo: deploys to it need an approval"
+	tests := []struct {
+		name string
+		// rollback: the command is refused; otherwise a GitHub deployment
+		// made outside chat to env is delivered and its job must refuse.
+		rollback bool
+		env      string
+		want     string
+	}{
+		{"deploy in chat to a protected environment", false, "", protected},
+		{"rollback in a protected environment", true, "production", protected},
+		{"GitHub deployment made outside chat to a protected environment", false, "production", protected},
+		{"GitHub deployment made outside chat to an environment the app doesn't have", false, "edge", `demo has no environment "edge"; its environments: staging, production`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, gh, h := githubFixtureWith(t, app)
+			switch {
+			case tt.env == "":
+				if msg := userError(h.Command("deploy", deployArgs("demo", "main", "production"))); !strings.Contains(msg, tt.want) {
+					t.Fatalf("refusal = %q, want %q", msg, tt.want)
+				}
+			case tt.rollback:
+				if msg := userError(h.Command("rollback", sdktest.Args{"app": "demo", "env": tt.env})); !strings.Contains(msg, tt.want) {
+					t.Fatalf("refusal = %q, want %q", msg, tt.want)
+				}
+			default:
+				h.Event("github:deployment", externalDeploymentEvent(t, 777, "main", f.main, tt.env))
+				if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() == "success" {
+					t.Fatalf("job = %+v, want it to fail", runs)
+				}
+				if _, err := os.Stat(filepath.Join(f.marks, "1")); err == nil {
+					t.Fatal("the script ran")
+				}
+				if got := gh.states(777); got != "error" {
+					t.Fatalf("GitHub statuses = %q, want error", got)
+				}
+				text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+				if !strings.Contains(text, ": error (") || !strings.Contains(text, tt.want) {
+					t.Fatalf("deploys = %q, want an error saying %q", text, tt.want)
+				}
+			}
+			if n := len(gh.created); n != 0 {
+				t.Fatalf("%d GitHub deployments created", n)
+			}
+		})
+	}
+}
+
+// newDeployment is a deployment of demo as cmdDeploy makes it.
+func newDeployment(ref, env string) *Deployment {
+	return &Deployment{App: "demo", Env: env, Ref: ref, Task: "deploy", User: "tester", State: StateQueued,
+		Notify: Target{Adapter: "test", Room: "test"}, CreatedAt: time.Now()}
+}
+
+func TestDeploymentsThatCannotStartAreRecordedAsErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		github bool
+		start  func(t *testing.T, d *deployer, gh *fakeGitHub, c *sdk.Context) error
+		want   string
+	}{
+		{"queueing fails: the command's context ended after the deployment was recorded", false,
+			func(t *testing.T, d *deployer, gh *fakeGitHub, c *sdk.Context) error {
+				dep := newDeployment("main", "staging")
+				if err := d.records.create(c, dep); err != nil {
+					t.Error(err)
+				}
+				cc, cancel := cancelled(c)
+				cancel()
+				_, err := d.queue(cc, dep)
+				return err
+			}, "context canceled"},
+		{"the GitHub call fails: the command's context ended while it waited", true,
+			func(t *testing.T, d *deployer, gh *fakeGitHub, c *sdk.Context) error {
+				cc, cancel := cancelled(c)
+				defer cancel()
+				gh.mu.Lock()
+				gh.onCreate = func(r *http.Request) {
+					cancel()
+					// Answer only once the client gave up (the server
+					// notices a closed connection once the body is read).
+					_, _ = io.Copy(io.Discard, r.Body)
+					select {
+					case <-r.Context().Done():
+					case <-time.After(10 * time.Second):
+					}
+				}
+				gh.mu.Unlock()
+				a, _ := d.app("demo")
+				return d.start(cc, a, newDeployment("main", "staging"))
+			}, "Could not reach GitHub to deploy oursky/demo"},
+		{"GitHub refuses it", true,
+			func(t *testing.T, d *deployer, gh *fakeGitHub, c *sdk.Context) error {
+				gh.mu.Lock()
+				gh.answer, gh.body = http.StatusNotFound, `{"message":"Not Found"}`
+				gh.mu.Unlock()
+				a, _ := d.app("demo")
+				return d.start(c, a, newDeployment("main", "staging"))
+			}, "GitHub answered 404"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var f *fixture
+			var gh *fakeGitHub
+			var p *probe
+			if tt.github {
+				f, gh = githubFake(t, githubApp)
+				p = f.probe(t, &deployer{}, f.githubSettings(gh)...)
+			} else {
+				f = newFixture(t, "")
+				p = f.probe(t, &deployer{})
+			}
+			var err error
+			p.run(t, func(c *sdk.Context) { err = tt.start(t, p.d, gh, c) })
+			if err == nil {
+				t.Fatal("the deployment started")
+			}
+			text := p.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+			if !strings.Contains(text, "#1 deploy main to staging by tester") || !strings.Contains(text, ": error (") || !strings.Contains(text, tt.want) {
+				t.Fatalf("deploys = %q, want #1 recorded as an error saying %q (the start failed with %v)", text, tt.want, err)
+			}
+			if n := len(p.Host.Enqueued()); n != 0 {
+				t.Fatalf("%d jobs queued", n)
+			}
+		})
+	}
+}
+
+func TestGitHubModeWithoutARefDeploysTheRepositorysDefaultBranch(t *testing.T) {
+	tests := []struct {
+		name       string
+		apps       string
+		repoAnswer int
+		want       string // the ref of the GitHub deployment, or
+		refusal    string // the refusal
+		asked      int    // GET /repos/oursky/demo requests
+	}{
+		{"GitHub's default branch, not main", githubApp, 0, "master", "", 1},
+		{"default_ref: GitHub is not asked", strings.Replace(githubApp, `"auto_merge": true`, `"auto_merge": true, "default_ref": "feature-1"`, 1), 0, "feature-1", "", 0},
+		{"GitHub can't say: refused, not main", githubApp, http.StatusNotFound, "", "Could not ask GitHub for the default branch of oursky/demo: GitHub answered 404", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, gh, h := githubFixtureWith(t, tt.apps)
+			gh.mu.Lock()
+			gh.repoAnswer = tt.repoAnswer
+			gh.mu.Unlock()
+			res := h.Command("deploy", deployArgs("demo", "", "staging"))
+			gh.mu.Lock()
+			created, asked := gh.created, gh.repoGets
+			gh.mu.Unlock()
+			if asked != tt.asked {
+				t.Errorf("GitHub was asked for the repository %d times, want %d", asked, tt.asked)
+			}
+			if tt.refusal != "" {
+				if msg := userError(res); !strings.Contains(msg, tt.refusal) || len(created) != 0 {
+					t.Fatalf("refusal = %q with %d deployments created, want %q and none", msg, len(created), tt.refusal)
+				}
+				return
+			}
+			if len(created) != 1 || created[0].GetRef() != tt.want {
+				t.Fatalf("GitHub deployments = %+v, want one of %s", created, tt.want)
+			}
+			if want := "created GitHub deployment 1001 of demo/" + tt.want + " to staging"; !strings.Contains(res.Text(), want) {
+				t.Fatalf("reply = %q %v, want %q", res.Text(), res.Errors, want)
+			}
+		})
+	}
+}
+
+func TestGitHubDeploymentEventNamingAnotherDeploymentIsIgnored(t *testing.T) {
+	// A payload copied from one of Chima's deployments into another GitHub
+	// deployment must not redirect the first: not its commit (what runs),
+	// nor its statuses.
+	f, gh, h := githubFixture(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	h.Event("github:deployment", gh.deploymentEvent(t, 0))
+	var ev github.DeploymentEvent
+	if err := json.Unmarshal(gh.deploymentEvent(t, 0), &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Deployment.ID, ev.Deployment.SHA = github.Int64(2002), github.String(f.feature)
+	raw, _ := json.Marshal(ev)
+	h.Event("github:deployment", raw)
+	if n := len(h.Host.Enqueued()); n != 1 {
+		t.Fatalf("%d jobs queued, want the first deployment's only", n)
+	}
+	h.RunEnqueued()
+	if mark := f.mark(t, 1); !strings.Contains(mark, "DEPLOY_SHA="+f.main) {
+		t.Fatalf("deployment #1 ran another commit:\n%s", mark)
+	}
+	if got, other := gh.states(1001), gh.states(2002); got != "in_progress,success" || other != "" {
+		t.Fatalf("statuses: %q on GitHub deployment 1001, %q on 2002; want them all on 1001", got, other)
+	}
 }

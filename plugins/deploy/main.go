@@ -5,6 +5,11 @@
 // the exact commit, streams progress into the thread and reports the end to
 // the room. Its grammar is hubot-deploy's.
 //
+// A deployment's log is served at /deployments/<id>/log?token=<token>; the
+// token is an HMAC of the id under a per-installation secret (kept in the
+// plugin's state as page-secret), so only the links Chima gives out
+// (deploy:status, failure reports, GitHub deployment statuses) open it.
+//
 // Settings (chima.yaml plugins[].settings):
 //
 //	apps_file       the apps file (hubot-deploy's app.json shape); required

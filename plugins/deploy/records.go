@@ -1,6 +1,10 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,11 +103,60 @@ func short(sha string) string {
 //	dep/<id>                the record (JSON)
 //	env/<app>/<env>/<id>    index by environment, newest last
 //	gh/<github id>          GitHub deployment id → id
+//	page-secret             the key of log page tokens (hex)
 //
 // Ids are zero-padded so that key order is id order. One plugin process
 // serves the bot, so a mutex makes the counter safe.
 type records struct {
 	mu sync.Mutex
+	// secret is page-secret once loaded or made; guarded by mu.
+	secret []byte
+}
+
+const pageSecretKey = "page-secret"
+
+// pageSecret returns this installation's key for log page tokens: 32 random
+// bytes, made on first use (when create is set) and kept in KV, so links
+// stay valid across restarts. It is nil, with no error, when there is none
+// yet and create is not set.
+func (r *records) pageSecret(c *sdk.Context, create bool) ([]byte, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.secret != nil {
+		return r.secret, nil
+	}
+	raw, ok, err := c.KV().Get(pageSecretKey)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		secret, err := hex.DecodeString(string(raw))
+		if err != nil || len(secret) < 32 {
+			return nil, fmt.Errorf("the stored %s is not 32 hex-encoded bytes", pageSecretKey)
+		}
+		r.secret = secret
+		return secret, nil
+	}
+	if !create {
+		return nil, nil
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	if err := c.KV().Set(pageSecretKey, []byte(hex.EncodeToString(secret))); err != nil {
+		return nil, err
+	}
+	r.secret = secret
+	return secret, nil
+}
+
+// logToken is what opens deployment id's log page: HMAC-SHA256 of the id
+// under the page secret. Ids are sequential; the token is not guessable.
+func logToken(secret []byte, id int64) []byte {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(strconv.FormatInt(id, 10)))
+	return mac.Sum(nil)
 }
 
 // ErrNoDeployment is returned for an unknown deployment id.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -29,7 +30,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 		}
 		if dep, gerr := d.records.get(c.Detached(), id); gerr == nil && !dep.Ended() {
 			state := StateError
-			if c.Err() != nil {
+			if c.Err() != nil && !c.ShuttingDown() {
 				state = StateCancelled
 			}
 			_ = d.finish(c, dep, state, err.Error(), "")
@@ -44,6 +45,12 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	}
 	a, err := d.app(dep.App)
 	if err != nil {
+		return d.finish(c, dep, StateError, err.Error(), "")
+	}
+	// Every way a deployment gets here (chat, rollback, a GitHub deployment
+	// made outside chat, whose environment is anything GitHub was told)
+	// meets the same checks: an environment of the app, not protected.
+	if err := envRefusal(a, dep.Env); err != nil {
 		return d.finish(c, dep, StateError, err.Error(), "")
 	}
 	// Someone may have locked the environment while the deploy waited.
@@ -69,7 +76,13 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	defer cancel()
 	log := newLogStream(c, dep.ID)
 	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.Ref, dep.Env, dep.Task, dep.User)
-	co, err := d.cache.Prepare(ctx, d.repoURL(a), dep.Ref)
+	// The exact commit when it is known (GitHub approved it, or a rollback
+	// names it), else what the ref points to now. dep.Ref stays for display.
+	target := dep.Ref
+	if validate.IsFullSHA(dep.SHA) {
+		target = dep.SHA
+	}
+	co, err := d.cache.Prepare(ctx, d.repoURL(a), target)
 	if err != nil {
 		fmt.Fprintf(log, "chima: %v\n", err)
 		log.Close()
@@ -96,6 +109,8 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 // endState tells a cancel or a timeout from a plain failure.
 func (d *deployer) endState(c *sdk.Context, ctx context.Context, failed string) string {
 	switch {
+	case c.ShuttingDown():
+		return StateError // interrupted by a restart, not cancelled by anyone
 	case c.Err() != nil:
 		return StateCancelled
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -108,6 +123,9 @@ func (d *deployer) endState(c *sdk.Context, ctx context.Context, failed string) 
 // job ends with: nil for a success, an error otherwise. It works on a
 // detached context: a cancelled deployment is still recorded and reported.
 func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail string) error {
+	if state == StateError && c.ShuttingDown() {
+		detail = "interrupted: Chima stopped while it ran"
+	}
 	bc := c.Detached()
 	dep, err := d.records.update(bc, dep.ID, func(x *Deployment) {
 		x.State, x.Detail, x.FinishedAt = state, detail, d.now()
@@ -131,7 +149,7 @@ func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail s
 		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
 	default:
 		out = &sdk.Output{Status: "danger", Text: fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail)), Code: tail}
-		if u := d.logURL(dep.ID); u != "" {
+		if u := d.logURL(bc, dep.ID); u != "" {
 			out.Fields = []*sdk.Field{{Title: "Full log", Value: u}}
 		}
 	}
@@ -174,7 +192,9 @@ func (d *deployer) notify(c *sdk.Context, dep *Deployment, out *sdk.Output, loud
 // logStream keeps a deployment's output: it appends to the host-kept log in
 // batches, remembers the last lines, and shows them as progress in the
 // thread at most every progressEvery, so a chatty provider cannot flood
-// the chat service.
+// the chat service. It works on a detached context: the end of a cancelled
+// or timed-out deployment's output (and Chima's own last words about it)
+// must still reach the log.
 type logStream struct {
 	c    *sdk.Context
 	name string
@@ -198,7 +218,7 @@ const (
 )
 
 func newLogStream(c *sdk.Context, id int64) *logStream {
-	l := &logStream{c: c, name: logName(id), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &logStream{c: c.Detached(), name: logName(id), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.loop()
 	return l
 }

@@ -13,6 +13,10 @@
 // group gets SIGTERM, then SIGKILL after a grace period; when the command
 // exits, whatever it left running in its group is ended the same way, so no
 // deploy process outlives its deployment (one that calls setsid escapes).
+// On Linux the command is also started with a parent-death signal
+// (SIGKILL), so it does not outlive a plugin process that dies while it runs
+// and overlap the next deploy; that covers the command itself, not the
+// processes it started (those are reparented and keep running).
 //
 // The bot's own environment is not passed on: commands get Options.Env (by
 // default MinimalEnv, which holds no secrets) plus the deploy variables

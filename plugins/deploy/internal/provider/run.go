@@ -82,7 +82,9 @@ const drainTimeout = 2 * time.Second
 
 // Run runs spec in its own process group, writing its stdout and stderr,
 // combined, line by line to out (each Write is one line ending in "\n").
-// Stdin is /dev/null.
+// Stdin is /dev/null. On Linux the command also gets SIGKILL when the
+// process that called Run dies (a crashed or killed plugin); what the
+// command itself started is not covered by that (see sysProcAttr).
 //
 // When ctx ends, the group gets SIGTERM and, if anything is left after
 // spec.Grace, SIGKILL; Run then returns an error wrapping the context's
@@ -119,7 +121,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 		Dir:         spec.Dir,
 		Stdout:      w,
 		Stderr:      w,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: sysProcAttr(),
 	}
 	if err := cmd.Start(); err != nil {
 		r.Close()

@@ -350,9 +350,17 @@ func (c *Cache) resolve(ctx context.Context, r *repo, ref string) (string, error
 	return sha, nil
 }
 
+// ErrNoDefaultBranch is returned by DefaultBranch when the repository has
+// no default branch: neither the remote nor the mirror has a HEAD that names
+// a branch (a detached HEAD, say). Other failures, such as a repository that
+// can't be cloned, are not this error.
+var ErrNoDefaultBranch = errors.New("no default branch")
+
 // DefaultBranch returns the repository's default branch ("main"), asking
 // the remote which branch its HEAD points to and recording it in the mirror.
 // When the remote can't say, the mirror's HEAD (from the clone) is used.
+// A repository with no default branch is an error wrapping
+// ErrNoDefaultBranch.
 func (c *Cache) DefaultBranch(ctx context.Context, repoURL string) (string, error) {
 	r, err := c.repo(repoURL)
 	if err != nil {
@@ -384,11 +392,17 @@ func (c *Cache) DefaultBranch(ctx context.Context, repoURL string) (string, erro
 	}
 	out, err := c.git(ctx, r.dir, "symbolic-ref", "--quiet", "HEAD")
 	if err != nil {
-		return "", fmt.Errorf("workspace: %s has no default branch: %w", r.name, err)
+		// Exit status 1 is git's "HEAD is not a symbolic ref" (detached);
+		// anything else (a cancel, git failing) is not an answer.
+		var ge *GitError
+		if errors.As(err, &ge) && ge.ExitCode == 1 && ctx.Err() == nil {
+			return "", fmt.Errorf("workspace: %s: %w (its HEAD is detached)", r.name, ErrNoDefaultBranch)
+		}
+		return "", fmt.Errorf("workspace: reading the default branch of %s: %w", r.name, err)
 	}
 	branch, ok := strings.CutPrefix(strings.TrimSpace(out), "refs/heads/")
 	if !ok || branch == "" {
-		return "", fmt.Errorf("workspace: %s has no default branch", r.name)
+		return "", fmt.Errorf("workspace: %s: %w (its HEAD is %s)", r.name, ErrNoDefaultBranch, strings.TrimSpace(out))
 	}
 	return branch, nil
 }

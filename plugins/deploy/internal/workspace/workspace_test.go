@@ -446,6 +446,41 @@ func TestDefaultBranch(t *testing.T) {
 	}
 }
 
+func TestDefaultBranchTellsANoDefaultBranchFromOtherFailures(t *testing.T) {
+	tests := []struct {
+		name   string
+		repo   func(t *testing.T, c *Cache) string
+		noneIs bool // the error wraps ErrNoDefaultBranch
+	}{
+		{"a detached HEAD is no default branch", func(t *testing.T, c *Cache) string {
+			src := newRepo(t, map[string]string{"a": "1"})
+			if err := c.Fetch(ctx, src); err != nil {
+				t.Fatal(err)
+			}
+			sha := run(t, src, "rev-parse", "HEAD")
+			run(t, src, "checkout", "--quiet", "--detach")
+			mirror, _ := c.MirrorDir(src)
+			run(t, mirror, "update-ref", "--no-deref", "HEAD", sha)
+			return src
+		}, true},
+		{"a repository that can't be cloned is another failure", func(t *testing.T, c *Cache) string {
+			return filepath.Join(t.TempDir(), "missing")
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCache(t)
+			got, err := c.DefaultBranch(ctx, tt.repo(t, c))
+			if err == nil {
+				t.Fatalf("DefaultBranch = %q, want an error", got)
+			}
+			if errors.Is(err, ErrNoDefaultBranch) != tt.noneIs {
+				t.Fatalf("DefaultBranch error %q: errors.Is(ErrNoDefaultBranch) = %v, want %v", err, !tt.noneIs, tt.noneIs)
+			}
+		})
+	}
+}
+
 func TestCancelledContextStopsGit(t *testing.T) {
 	src := newRepo(t, map[string]string{"a": "1"})
 	c := newCache(t)

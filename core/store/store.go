@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
@@ -36,6 +37,11 @@ type Store struct {
 	// (audit time, job creation and finish, lock acquisition and expiry
 	// checks). Tests replace it to avoid depending on the wall clock.
 	now func() time.Time
+
+	// auditStmts caches the prepared multi-row audit INSERT of each row
+	// count: parsing it again for every batch cost as much as running it.
+	auditMu    sync.Mutex
+	auditStmts map[int]*sql.Stmt
 }
 
 // sqliteParams are appended to the file path to form the SQLite DSN:
@@ -127,6 +133,12 @@ func sqliteURI(path string) (string, error) {
 
 // Close closes the underlying database.
 func (s *Store) Close() error {
+	s.auditMu.Lock()
+	for _, st := range s.auditStmts {
+		st.Close()
+	}
+	s.auditStmts = nil
+	s.auditMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

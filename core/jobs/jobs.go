@@ -100,21 +100,36 @@ func (r *Runner) Run(ctx context.Context) {
 // has its context cancelled (its process group is ended by the plugin). It
 // reports whether the job was found queued or running.
 func (r *Runner) Cancel(ctx context.Context, id int64) (bool, error) {
-	r.mu.Lock()
-	cancel := r.running[id]
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		return true, nil
+	for attempt := 0; ; attempt++ {
+		r.mu.Lock()
+		cancel := r.running[id]
+		r.mu.Unlock()
+		if cancel != nil {
+			cancel()
+			return true, nil
+		}
+		job, cancelled, err := r.o.Store.CancelQueuedJob(ctx, id)
+		if err != nil {
+			return false, fmt.Errorf("cancel job %d: %w", id, err)
+		}
+		if cancelled {
+			if r.o.OnFinish != nil {
+				r.o.OnFinish(job, store.JobCancelled, "cancelled before it started")
+			}
+			return true, nil
+		}
+		// Running in the store but not here yet: a worker claimed it an
+		// instant ago and is about to register it. Another process's job
+		// (or a stale one) stays running; give up after a short while.
+		if job.State != store.JobRunning || attempt >= 50 {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	job, cancelled, err := r.o.Store.CancelQueuedJob(ctx, id)
-	if err != nil {
-		return false, fmt.Errorf("cancel job %d: %w", id, err)
-	}
-	if cancelled && r.o.OnFinish != nil {
-		r.o.OnFinish(job, store.JobCancelled, "cancelled before it started")
-	}
-	return cancelled, nil
 }
 
 func (r *Runner) work(ctx context.Context, worker string) {

@@ -565,15 +565,16 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 		}
 		return c.Reply("Deployment #%d cancelled before it was queued.", dep.ID)
 	}
-	wasQueued := dep.State == StateQueued
-	ok, _, err := c.CancelJob(dep.JobID)
+	ok, job, err := c.CancelJob(dep.JobID)
 	if err != nil {
 		return err
 	}
 	if !ok {
 		return sdk.Errorf("Deployment #%d could not be cancelled: it is ending.", dep.ID)
 	}
-	if wasQueued {
+	// The job's own state says whether it had started: the record read
+	// above may be a moment old.
+	if job.GetState() == "cancelled" && job.GetStartedUnix() == 0 {
 		if _, err := d.records.update(c, dep.ID, func(x *Deployment) {
 			if !x.Ended() && x.State == StateQueued {
 				x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().GetId()+" before it started", d.now()

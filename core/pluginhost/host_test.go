@@ -199,6 +199,26 @@ func TestOversizedMessageBreakingTheStreamRestartsThePlugin(t *testing.T) {
 	waitFor(t, func() bool { return !alive(oldPID) })
 }
 
+func TestASlowConsumerDoesNotHoldUpThePluginsOtherCalls(t *testing.T) {
+	h, _ := newHost(t, spec("crashy"))
+	release := make(chan struct{})
+	slowDone := make(chan error, 1)
+	go func() {
+		// A consumer stuck on its chat service (rate limited) while the
+		// plugin streams far more than any buffer holds.
+		slowDone <- h.Call(context.Background(), "crashy", command("spam", map[string]string{"n": "500"}), func(*pluginv1.Event) { <-release })
+	}()
+	time.Sleep(100 * time.Millisecond) // let the spam fill whatever it fills
+	replies, _, err := run(t, h, "crashy", "echo", map[string]string{"text": "not held up"})
+	close(release)
+	if err != nil || len(replies) != 1 || replies[0] != "not held up" {
+		t.Fatalf("a call behind the slow one: %v %v", replies, err)
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatalf("slow call: %v", err)
+	}
+}
+
 func TestHandlerPanicIsAnErrorNotACrash(t *testing.T) {
 	h, _ := newHost(t, spec("crashy"))
 	_, done, err := run(t, h, "crashy", "panic", nil)

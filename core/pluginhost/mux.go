@@ -42,17 +42,64 @@ func newMux(ctx context.Context, client pluginv1.PluginClient) (*muxClient, erro
 	return m, nil
 }
 
-// pending is one call in flight. gone is closed when the caller abandons the
-// call, so that recvLoop never blocks on a channel nobody reads.
+// pending is one call in flight: a mailbox that recvLoop appends to and
+// the caller drains. recvLoop never blocks on it, so a caller slowed down by
+// its chat service (rate limits) never holds up the plugin's other calls.
 type pending struct {
-	ch   chan *pluginv1.Event
-	gone chan struct{}
+	mu     sync.Mutex
+	queue  []*pluginv1.Event
+	broken bool
+	wake   chan struct{} // holds a token while the queue may be non-empty
 }
 
 // pendings are reused: most calls are short and end with Done.
-var pendings = sync.Pool{New: func() any {
-	return &pending{ch: make(chan *pluginv1.Event, 16), gone: make(chan struct{})}
-}}
+var pendings = sync.Pool{New: func() any { return &pending{wake: make(chan struct{}, 1)} }}
+
+func (p *pending) push(ev *pluginv1.Event) {
+	p.mu.Lock()
+	p.queue = append(p.queue, ev)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// fail tells the caller the stream ended.
+func (p *pending) fail() {
+	p.mu.Lock()
+	p.broken = true
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pop takes the next event; ok is false when there is none, broken then
+// says whether none will come.
+func (p *pending) pop() (ev *pluginv1.Event, ok, broken bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.queue) > 0 {
+		ev = p.queue[0]
+		p.queue[0] = nil
+		p.queue = p.queue[1:]
+		return ev, true, false
+	}
+	return nil, false, p.broken
+}
+
+// recycle returns p to the pool once its call ended with Done (recvLoop
+// forgot it before delivering Done, so nobody else holds it).
+func (p *pending) recycle() {
+	p.queue, p.broken = p.queue[:0], false
+	select {
+	case <-p.wake:
+	default:
+	}
+	pendings.Put(p)
+}
 
 // call sends c and feeds its events to fn until Done, the stream breaks or
 // ctx ends (then the plugin is told to cancel the call).
@@ -73,23 +120,24 @@ func (m *muxClient) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv
 	err := m.stream.Send(c)
 	m.sendMu.Unlock()
 	if err != nil {
-		m.forget(id)
-		close(p.gone) // p is not reused
+		m.forget(id) // p is not reused: recvLoop may still hold it
 		return fmt.Errorf("%w: send: %v", errStreamBroken, err)
 	}
 	for {
-		select {
-		case ev, ok := <-p.ch:
-			if !ok {
-				return m.brokenErr()
-			}
+		ev, ok, broken := p.pop()
+		switch {
+		case ok:
 			fn(ev)
 			if _, end := ev.GetKind().(*pluginv1.Event_Done); end {
-				// recvLoop forgot the call before delivering Done, so the
-				// channel is ours alone again.
-				pendings.Put(p)
+				p.recycle()
 				return nil
 			}
+			continue
+		case broken:
+			return m.brokenErr()
+		}
+		select {
+		case <-p.wake:
 		case <-ctx.Done():
 			reason := ""
 			if errors.Is(context.Cause(ctx), wire.ErrShutdown) {
@@ -115,19 +163,22 @@ func (m *muxClient) drain(id uint64, p *pending, fn func(*pluginv1.Event)) {
 	t := time.NewTimer(CancelGrace)
 	defer t.Stop()
 	for {
-		select {
-		case ev, ok := <-p.ch:
-			if !ok {
-				return
-			}
+		ev, ok, broken := p.pop()
+		switch {
+		case ok:
 			fn(ev)
 			if _, end := ev.GetKind().(*pluginv1.Event_Done); end {
-				pendings.Put(p)
+				p.recycle()
 				return
 			}
+			continue
+		case broken:
+			return
+		}
+		select {
+		case <-p.wake:
 		case <-t.C:
-			m.forget(id)
-			close(p.gone) // p is not reused
+			m.forget(id) // p is not reused: recvLoop may still hold it
 			return
 		}
 	}
@@ -156,7 +207,7 @@ func (m *muxClient) recvLoop() {
 			m.mu.Lock()
 			m.broken = fmt.Errorf("%w: %v", errStreamBroken, err)
 			for id, p := range m.calls {
-				close(p.ch) // p is not reused
+				p.fail()
 				delete(m.calls, id)
 			}
 			m.mu.Unlock()
@@ -171,10 +222,7 @@ func (m *muxClient) recvLoop() {
 		}
 		m.mu.Unlock()
 		if p != nil {
-			select {
-			case p.ch <- ev:
-			case <-p.gone:
-			}
+			p.push(ev)
 		}
 	}
 }

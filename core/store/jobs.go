@@ -96,19 +96,6 @@ func scanJob(sc scanner) (Job, error) {
 	return j, nil
 }
 
-func scanJobs(rows *sql.Rows) ([]Job, error) {
-	defer rows.Close()
-	var out []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
-}
-
 // EnqueueJob adds j to the queue and returns its id. The job starts queued
 // with attempt 0; CreatedAt defaults to now and RunAfter to CreatedAt. ID,
 // State, Attempt, Worker, Detail, StartedAt and FinishedAt are ignored.
@@ -307,7 +294,7 @@ func (s *Store) InterruptRunningJobs(ctx context.Context) ([]Job, error) {
 		if err != nil {
 			return err
 		}
-		if jobs, err = scanJobs(rows); err != nil {
+		if jobs, err = scanAll(rows, scanJob); err != nil {
 			return err
 		}
 		for _, j := range jobs {
@@ -385,7 +372,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	jobs, err := scanJobs(rows)
+	jobs, err := scanAll(rows, scanJob)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}

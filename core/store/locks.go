@@ -43,19 +43,6 @@ func scanLock(sc scanner) (Lock, error) {
 	return l, nil
 }
 
-func scanLocks(rows *sql.Rows) ([]Lock, error) {
-	defer rows.Close()
-	var out []Lock
-	for rows.Next() {
-		l, err := scanLock(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
-}
-
 // AcquireLock takes the lock l.Name for l.Owner with l's reason, expiry and
 // job.
 //
@@ -162,7 +149,7 @@ func (s *Store) Locks(ctx context.Context, prefix string) ([]Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
-	locks, err := scanLocks(rows)
+	locks, err := scanAll(rows, scanLock)
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
@@ -197,7 +184,7 @@ func (s *Store) releaseJobLocksTx(ctx context.Context, tx *sql.Tx, jobID int64) 
 	if err != nil {
 		return nil, err
 	}
-	locks, err := scanLocks(rows)
+	locks, err := scanAll(rows, scanLock)
 	if err != nil {
 		return nil, err
 	}

@@ -37,7 +37,6 @@ type appOptions struct {
 	// plugins, router and policy are built (explain, plugins).
 	withBot  bool
 	logLevel string
-	logOut   io.Writer
 }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
@@ -62,10 +61,7 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.logOut == nil {
-		o.logOut = os.Stderr
-	}
-	log, err := newLogger(o.logLevel, o.logOut)
+	log, err := newLogger(o.logLevel, os.Stderr)
 	if err != nil {
 		return nil, err
 	}

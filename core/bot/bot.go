@@ -288,7 +288,7 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	case router.Matched:
 		entry.Plugin, entry.Command = res.Plugin, res.Command.GetName()
 		entry.Text = redactArgs(text, res)
-		entry.Outcome, entry.Detail = b.run(ctx, m, text, res, requestID, out)
+		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out)
 	case router.Help:
 		entry.Command, entry.Outcome = "help", "ok"
 		help := b.o.Router.Help(res.Topic, b.stateNote)
@@ -334,9 +334,10 @@ func (b *Bot) stateNote(plugin string) string {
 }
 
 // run checks policy and calls the plugin; it returns the audit outcome.
-func (b *Bot) run(ctx context.Context, m chat.Message, text string, res router.Result, requestID string, out *replier) (string, string) {
+// text is the command as typed (for the plugin); shown is it with secret
+// arguments masked (for chat).
+func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res router.Result, requestID string, out *replier) (string, string) {
 	cmd := res.Command
-	shown := redactArgs(text, res)
 	dec := b.o.Policy.Check(policy.Request{
 		Adapter: m.Ref.Adapter, Room: m.Ref.Room, UserID: m.User.ID,
 		Plugin: res.Plugin, Command: cmd.GetName(), Permission: cmd.GetPermission(), Direct: m.Direct,

@@ -129,7 +129,7 @@ func degradeButtons(out chat.Output) chat.Output {
 		if text != "" {
 			text += "\n"
 		}
-		text += "[" + btn.Label + "] type: " + btn.Command
+		text += btn.AsText()
 	}
 	out.Text, out.Buttons, out.Fallback = text, nil, ""
 	return out

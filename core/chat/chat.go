@@ -95,6 +95,10 @@ type Button struct {
 	Style   string `json:"style,omitempty"`
 }
 
+// AsText is the button for a service that shows no buttons: the command to
+// type instead of clicking.
+func (b Button) AsText() string { return "[" + b.Label + "] type: " + b.Command }
+
 // Text returns an Output with just text.
 func Text(format string, args ...any) Output {
 	if len(args) == 0 {
@@ -128,7 +132,7 @@ func (o Output) PlainText() string {
 		line("```\n" + strings.TrimRight(o.Code, "\n") + "\n```")
 	}
 	for _, btn := range o.Buttons {
-		line("[" + btn.Label + "] type: " + btn.Command)
+		line(btn.AsText())
 	}
 	return b.String()
 }

@@ -250,8 +250,8 @@ func (h *Host) Status() []Status {
 	return out
 }
 
-// Plugins returns the names of the plugins that declare a job kind or a
-// webhook event type, for routing jobs and events.
+// Plugins returns the names of every configured plugin, sorted, whatever
+// its state; callers route jobs, events and pages by their manifests.
 func (h *Host) Plugins() []string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -573,3 +573,16 @@ func TestDeployWithoutARefDeploysTheRepositorysDefaultBranch(t *testing.T) {
 		})
 	}
 }
+
+func TestStartingThePluginRemovesCheckoutsACrashedProcessLeft(t *testing.T) {
+	f := newFixture(t, "")
+	checkouts := filepath.Join(t.TempDir(), "checkouts")
+	leftover := filepath.Join(checkouts, "repo-0123456789ab-42")
+	if err := os.MkdirAll(filepath.Join(leftover, "src"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.harness(t, "checkout_dir", checkouts)
+	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
+		t.Fatalf("left-over checkout still there after start: %v", err)
+	}
+}

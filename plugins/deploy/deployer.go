@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -74,6 +75,13 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// Checkouts a crashed process left behind (on tmpfs they hold memory)
+	// go before any deploy can start; a failure to sweep stops nothing.
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	if err := cache.Sweep(sctx); err != nil {
+		sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
+	}
+	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.apps, d.cache, d.token = set, cache, token

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,6 +142,40 @@ func TestSendRefusesToShareTheStoreOfARunningBot(t *testing.T) {
 	_, stderr, code := chima(t, "send", "--config", cfg, "chima hello again")
 	if code == 0 || !strings.Contains(stderr, "a bot is running with") {
 		t.Fatalf("exit %d: %s", code, stderr)
+	}
+}
+
+func TestRunningBotServesHealthMetricsAndItsLivePluginList(t *testing.T) {
+	addr := freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\n", addr))
+	c := startConsole(t, cfg)
+	c.say(t, "chima hello world")
+	c.expect(t, "Hello, world!")
+	get := func(path string) string {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if body := get("/healthz"); body != "ok\n" {
+		t.Fatalf("healthz = %q", body)
+	}
+	metrics := get("/metrics")
+	for _, want := range []string{`chima_commands_total{outcome="ok",plugin="hello"} 1`, "chima_dispatch_duration_seconds_bucket", "process_resident_memory_bytes"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	out, stderr, code := chima(t, "plugins", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "live, from the bot at") || !strings.Contains(out, "running") {
+		t.Fatalf("plugins (exit %d):\n%s%s", code, out, stderr)
 	}
 }
 

@@ -1498,3 +1498,22 @@ func TestCancelForShutdownIsToldApartFromAPersonsCancel(t *testing.T) {
 		}
 	}
 }
+
+// go-plugin's broker forgets the connection info of a service that nobody
+// dialled within 5 s. A plugin whose first host call comes later (a command
+// after the bot sat idle) must still reach the host.
+func TestHostCallsWorkAfterThePluginSatIdlePastTheBrokersTimeout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits 6 s to reproduce an idle plugin")
+	}
+	pr, h := newProbe(t, nil)
+	time.Sleep(6 * time.Second) // past the broker's 5-s hold on connection info
+	pr.do(t, h, func(c *sdk.Context) error { return c.KV().Set("after-idle", []byte("yes")) })
+	pr.do(t, h, func(c *sdk.Context) error {
+		v, ok, err := c.KV().Get("after-idle")
+		if err != nil || !ok || string(v) != "yes" {
+			return fmt.Errorf("KV after idle = %q, %v, %v; want the value just set", v, ok, err)
+		}
+		return nil
+	})
+}

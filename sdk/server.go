@@ -66,9 +66,14 @@ func NewServer(p *Plugin, broker *plugin.GRPCBroker, logger *slog.Logger) plugin
 	return s
 }
 
-// Describe configures the plugin and returns its manifest.
-func (s *server) Describe(_ context.Context, req *pluginv1.DescribeRequest) (*pluginv1.Manifest, error) {
-	s.host.setID(req.GetHostServiceId())
+// Describe configures the plugin and returns its manifest. It connects to
+// the Host service before it answers: go-plugin's broker keeps the
+// connection info of a service nobody dialled for only 5 s, so a plugin that
+// dialled on first use (a command after 10 s idle) could never reach it.
+func (s *server) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (*pluginv1.Manifest, error) {
+	if err := s.host.connect(ctx, req.GetHostServiceId()); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.p.Name, err)
+	}
 	s.mu.Lock()
 	s.settings = req.GetSettings()
 	s.mu.Unlock()
@@ -309,37 +314,48 @@ func emitDone(emit func(*pluginv1.Event) error, outcome, detail string) error {
 	return emit(&pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: outcome, Detail: detail}}})
 }
 
-// hostClient dials the host's service through the broker on first use.
+// hostClient is the plugin's connection to the host's Host service. It is
+// dialled once per Describe, while the broker still holds the connection
+// info; the gRPC connection then redials the same socket by itself.
 type hostClient struct {
 	broker *plugin.GRPCBroker
 
 	mu     sync.Mutex
 	id     uint32
 	client pluginv1.HostClient
+	conn   *grpc.ClientConn
 }
 
-func (h *hostClient) setID(id uint32) {
+// connect dials the Host service served on broker id, unless it is already
+// connected to it. id 0 means the host serves none (explain-only mode).
+func (h *hostClient) connect(_ context.Context, id uint32) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if id != h.id {
-		h.id, h.client = id, nil
+	if id == h.id && h.client != nil {
+		return nil
 	}
+	if h.conn != nil {
+		_ = h.conn.Close()
+	}
+	h.id, h.client, h.conn = id, nil, nil
+	if id == 0 || h.broker == nil {
+		return nil
+	}
+	conn, err := h.broker.DialWithOptions(id, wire.DialOptions()...)
+	if err != nil {
+		return fmt.Errorf("dial host service %d: %w", id, err)
+	}
+	h.client, h.conn = pluginv1.NewHostClient(conn), conn
+	return nil
 }
 
+// get returns the Host client, or ErrNoHost when the host serves none.
 func (h *hostClient) get(context.Context) (pluginv1.HostClient, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.client != nil {
-		return h.client, nil
-	}
-	if h.id == 0 || h.broker == nil {
+	if h.client == nil {
 		return nil, ErrNoHost
 	}
-	conn, err := h.broker.DialWithOptions(h.id, wire.DialOptions()...)
-	if err != nil {
-		return nil, fmt.Errorf("dial host service: %w", err)
-	}
-	h.client = pluginv1.NewHostClient(conn)
 	return h.client, nil
 }
 

@@ -92,7 +92,10 @@ func (ArgType) EnumDescriptor() ([]byte, []int) {
 type DescribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Broker id on which the Host service is served. 0 when the host serves none
-	// (for example in explain-only mode).
+	// (for example in explain-only mode). A plugin that uses the Host service
+	// dials this id before it answers Describe, and keeps that connection:
+	// go-plugin's broker drops connection info that nobody dialled within 5 s,
+	// so a plugin that dialled on first use would fail after being idle.
 	HostServiceId uint32 `protobuf:"varint,1,opt,name=host_service_id,json=hostServiceId,proto3" json:"host_service_id,omitempty"`
 	// Plugin settings from chima.yaml (plugins[].settings). Never secrets:
 	// those arrive in the process environment.

@@ -341,7 +341,11 @@ func (h *hostClient) connect(_ context.Context, id uint32) error {
 	if id == 0 || h.broker == nil {
 		return nil
 	}
-	conn, err := h.broker.DialWithOptions(id, wire.DialOptions()...)
+	// Never idle the connection: an idle channel redials on its next call,
+	// a path that only an hour of quiet would exercise. One local socket
+	// held open costs nothing.
+	opts := append(wire.DialOptions(), grpc.WithIdleTimeout(0))
+	conn, err := h.broker.DialWithOptions(id, opts...)
 	if err != nil {
 		return fmt.Errorf("dial host service %d: %w", id, err)
 	}

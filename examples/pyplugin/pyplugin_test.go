@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
 	"github.com/chimaops/chima/sdk/wire"
 )
 
@@ -50,7 +51,7 @@ var (
 func requirePython(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(python); err != nil {
-		t.Skipf("%s is not installed, so the Python plugin cannot run: %v", python, err)
+		sdktest.Missing(t, "%s is not installed, so the Python plugin cannot run: %v", python, err)
 	}
 }
 
@@ -65,7 +66,7 @@ func requirePythonGRPC(t *testing.T) {
 		}
 	})
 	if grpcErr != nil {
-		t.Skipf("%s cannot import grpc (install Debian's python3-grpcio and python3-protobuf): %v", python, grpcErr)
+		sdktest.Missing(t, "%s cannot import grpc (install Debian's python3-grpcio and python3-protobuf): %v", python, grpcErr)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/apps"
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // file is one file of a test repository.
@@ -24,9 +25,7 @@ type file struct {
 // its directory and HEAD. Git runs without the developer's config.
 func repo(t *testing.T, files map[string]file) (dir, sha string) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	sdktest.NeedTool(t, "git")
 	dir = filepath.Join(t.TempDir(), "checkout")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -99,9 +98,7 @@ func testEnv(t *testing.T, extra ...string) []string {
 
 func requireTool(t *testing.T, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed; skipping the real %s run (CI installs it from Debian)", name, name)
-	}
+	sdktest.NeedTool(t, name)
 }
 
 // lines is an io.Writer that records each Write.

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/chimaops/chima/sdk/sdktest"
 	"unicode"
 	"unicode/utf8"
 )
@@ -82,10 +84,7 @@ func TestRef(t *testing.T) {
 // TestRefAgreesWithGit checks that every ref Ref accepts is also accepted by
 // `git check-ref-format` as a branch, and that refs git refuses are refused.
 func TestRefAgreesWithGit(t *testing.T) {
-	git, err := exec.LookPath("git")
-	if err != nil {
-		t.Skip("git not installed")
-	}
+	git := sdktest.NeedTool(t, "git")
 	refs := []string{
 		"main", "feature/x", "v1.0", "refs/heads/main", "a.b/c-d_e", "café", "user@feature",
 		"a..b", "a/.b", ".a", "a.lock", "a/", "/a", "a//b", "a.", "@", "a@{1}", "a b",

@@ -99,6 +99,7 @@ func TestDeployPluginServesCommandsAfterSittingIdle(t *testing.T) {
 	if testing.Short() {
 		t.Skip("idles 20 s")
 	}
+	t.Parallel() // it mostly waits; let the other end-to-end tests run meanwhile
 	b := startIdleBot(t)
 
 	t.Run("after idling from start", func(t *testing.T) {

@@ -44,9 +44,7 @@ func runBot(ctx context.Context, g *globalFlags) error {
 		return err
 	}
 	defer a.close()
-	for _, err := range a.startErrs {
-		fmt.Fprintln(os.Stderr, "chima: warning:", err)
-	}
+	a.warnStartErrs()
 
 	if console {
 		sh := cfg.Adapters.Shell

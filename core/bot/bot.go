@@ -18,6 +18,7 @@ import (
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
+	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -50,6 +51,10 @@ type Options struct {
 	Workers int
 	// Name is the bot's name, used in messages.
 	Name string
+	// Redactor masks configured secret values in everything the bot
+	// writes: chat messages, the audit log, lock reasons, KV text and logs
+	// kept in the store. Nil masks nothing.
+	Redactor *redact.Redactor
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -101,7 +106,7 @@ func New(o Options) *Bot {
 	for _, a := range o.Adapters {
 		b.AddAdapter(a)
 	}
-	b.audit = newAuditWriter(o.Store, o.Logger)
+	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor)
 	b.jobs = jobs.New(jobs.Options{
 		Store:    o.Store,
 		Executor: b,

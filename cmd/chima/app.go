@@ -137,6 +137,10 @@ func (a *app) hostOptions(hostService func(string) pluginv1.HostServer) pluginho
 		HostService: hostService,
 		Version:     version,
 		OnChange: func(name string, m *pluginv1.Manifest, s pluginhost.State) {
+			if a.bot != nil {
+				a.bot.PluginChanged(name, m, s)
+				return
+			}
 			if s == pluginhost.StateRunning && m != nil {
 				if err := a.router.SetPlugin(name, m); err != nil {
 					a.log.Error("plugin commands refused", "plugin", name, "error", err)

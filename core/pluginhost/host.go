@@ -316,7 +316,11 @@ func (s Status) Why(now time.Time) string {
 		why = string(s.State)
 	}
 	if !s.NextRetry.IsZero() {
-		why += "; next restart in " + max(s.NextRetry.Sub(now), 0).Round(time.Second).String()
+		next := "; next restart in "
+		if s.FailedToStart {
+			next = "; next try in "
+		}
+		why += next + max(s.NextRetry.Sub(now), 0).Round(time.Second).String()
 	}
 	return why
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/chimaops/chima/core/config"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
+	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -28,6 +29,9 @@ type app struct {
 	policy  *policy.Policy
 	bot     *bot.Bot
 	metrics *bot.Metrics
+	// redact masks the configured secret values in logs, chat, the audit
+	// log and stored text.
+	redact *redact.Redactor
 	// startErrs are the plugins that could not start; the bot runs without.
 	startErrs []error
 }
@@ -39,12 +43,30 @@ type appOptions struct {
 	logLevel string
 }
 
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
+// newLogger returns the bot's logger: text lines on w at level, with every
+// secret value masked.
+func newLogger(level string, w io.Writer, red *redact.Redactor) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+	return slog.New(red.Handler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))), nil
+}
+
+// secretValues lists the values of every secret the config names: the
+// plugins' secrets, the GitHub webhook secret and the store's DSN.
+func secretValues(cfg *config.Config, specs []pluginhost.Spec) []string {
+	var out []string
+	for _, s := range specs {
+		out = append(out, s.Secrets...)
+	}
+	if gh := cfg.Webhooks.GitHub; gh != nil && gh.SecretEnv != "" {
+		out = append(out, os.Getenv(gh.SecretEnv))
+	}
+	if cfg.Store.DSNEnv != "" {
+		out = append(out, os.Getenv(cfg.Store.DSNEnv))
+	}
+	return out
 }
 
 // loadConfig loads and validates chima.yaml, reporting every problem.
@@ -61,11 +83,16 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	log, err := newLogger(o.logLevel, os.Stderr)
+	specs, err := pluginSpecs(cfg)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics()}
+	red := redact.New(secretValues(cfg, specs)...)
+	log, err := newLogger(o.logLevel, os.Stderr, red)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics(), redact: red}
 	a.router = router.New(router.Options{Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes})
 	a.policy = policy.New(cfg.Roles, cfg.Policies)
 
@@ -90,17 +117,13 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			Router: a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
 			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
 			CommandTimeout: cfg.Bot.CommandTimeout, MaxConcurrency: cfg.Bot.MaxConcurrency,
+			Redactor: red,
 		})
 		a.bot = b
 	} else {
 		a.host = pluginhost.New(a.hostOptions(nil))
 	}
 
-	specs, err := pluginSpecs(cfg)
-	if err != nil {
-		a.close()
-		return nil, err
-	}
 	a.startErrs = a.host.Start(ctx, specs)
 	for _, err := range a.startErrs {
 		log.Error("plugin did not start", "error", err)
@@ -114,6 +137,10 @@ func (a *app) hostOptions(hostService func(string) pluginv1.HostServer) pluginho
 		HostService: hostService,
 		Version:     version,
 		OnChange: func(name string, m *pluginv1.Manifest, s pluginhost.State) {
+			if a.bot != nil {
+				a.bot.PluginChanged(name, m, s)
+				return
+			}
 			if s == pluginhost.StateRunning && m != nil {
 				if err := a.router.SetPlugin(name, m); err != nil {
 					a.log.Error("plugin commands refused", "plugin", name, "error", err)
@@ -170,10 +197,15 @@ func openTool(ctx context.Context, g *globalFlags, withBot bool) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, err := range a.startErrs {
-		fmt.Fprintln(os.Stderr, "chima: warning:", err)
-	}
+	a.warnStartErrs()
 	return a, nil
+}
+
+// warnStartErrs says on stderr which plugins did not start, and why.
+func (a *app) warnStartErrs() {
+	for _, err := range a.startErrs {
+		fmt.Fprintln(os.Stderr, "chima: warning:", a.redact.String(err.Error()))
+	}
 }
 
 // console returns the room and user the shell adapter would use, with

@@ -54,7 +54,7 @@ serves HTTP, its live view is shown; otherwise the plugins are started to ask th
 }
 
 // liveBot reports whether a bot with this config is running: its HTTP
-// server answers /healthz.
+// server answers /healthz, healthy (200) or not (503, a plugin is failed).
 func liveBot(ctx context.Context, cfg *config.Config) (string, bool) {
 	if cfg.HTTP.Addr == "" {
 		return "", false
@@ -71,7 +71,7 @@ func liveBot(ctx context.Context, cfg *config.Config) (string, bool) {
 		return "", false
 	}
 	resp.Body.Close()
-	return url, resp.StatusCode == http.StatusOK
+	return url, resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusServiceUnavailable
 }
 
 // liveStatus asks a running bot for its plugins, if one answers.
@@ -110,8 +110,15 @@ func printPlugins(w io.Writer, status []pluginhost.Status, source string) {
 			version = "-"
 		}
 		state := string(s.State)
+		var notes []string
 		if s.Restarts > 0 {
-			state += fmt.Sprintf(" (%d restarts)", s.Restarts)
+			notes = append(notes, fmt.Sprintf("%d restarts", s.Restarts))
+		}
+		if !s.NextRetry.IsZero() {
+			notes = append(notes, "next try in "+max(time.Until(s.NextRetry), 0).Round(time.Second).String())
+		}
+		if len(notes) > 0 {
+			state += " (" + strings.Join(notes, ", ") + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d.%d\t%s\t%s\n", s.Name, version, s.ProtocolVersion, s.ProtocolMinor, state, strings.Join(s.Commands, ", "))
 	}

@@ -44,9 +44,7 @@ func runBot(ctx context.Context, g *globalFlags) error {
 		return err
 	}
 	defer a.close()
-	for _, err := range a.startErrs {
-		fmt.Fprintln(os.Stderr, "chima: warning:", err)
-	}
+	a.warnStartErrs()
 
 	if console {
 		sh := cfg.Adapters.Shell
@@ -67,6 +65,8 @@ func runBot(ctx context.Context, g *globalFlags) error {
 		srv := httpapi.New(httpapi.Options{
 			Addr: cfg.HTTP.Addr, Registry: a.metrics.Registry, Logger: a.log,
 			Plugins: func() any { return a.host.Status() },
+			// Unhealthy while a plugin is failed, naming it and why.
+			Health: func(context.Context) error { return a.host.Health() },
 		})
 		if gh := cfg.Webhooks.GitHub; gh != nil {
 			secret := os.Getenv(gh.SecretEnv)

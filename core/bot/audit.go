@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/store"
 )
 
@@ -15,18 +16,25 @@ import (
 type auditWriter struct {
 	st   *store.Store
 	log  *slog.Logger
+	red  *redact.Redactor
 	ch   chan store.AuditEntry
 	done chan struct{}
 	once sync.Once
 }
 
-func newAuditWriter(st *store.Store, log *slog.Logger) *auditWriter {
-	w := &auditWriter{st: st, log: log, ch: make(chan store.AuditEntry, 4096), done: make(chan struct{})}
+func newAuditWriter(st *store.Store, log *slog.Logger, red *redact.Redactor) *auditWriter {
+	w := &auditWriter{st: st, log: log, red: red, ch: make(chan store.AuditEntry, 4096), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
 
-func (w *auditWriter) record(e store.AuditEntry) { w.ch <- e }
+// record queues e with every secret value masked in its text: what was
+// typed, the detail of how it ended and who typed it.
+func (w *auditWriter) record(e store.AuditEntry) {
+	e.Text, e.Detail = w.red.String(e.Text), w.red.String(e.Detail)
+	e.UserName = w.red.String(e.UserName)
+	w.ch <- e
+}
 
 // auditLinger is how long the writer gathers entries before a write: group
 // commit. A write costs about the same for 1 entry as for 100, and nobody

@@ -18,6 +18,7 @@ import (
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
+	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -28,6 +29,7 @@ import (
 type Plugins interface {
 	Call(ctx context.Context, plugin string, call *pluginv1.Call, fn func(*pluginv1.Event)) error
 	State(plugin string) pluginhost.State
+	PluginStatus(plugin string) (pluginhost.Status, bool)
 	Manifest(plugin string) *pluginv1.Manifest
 	Plugins() []string
 	HTTP(ctx context.Context, plugin string, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error)
@@ -50,6 +52,10 @@ type Options struct {
 	Workers int
 	// Name is the bot's name, used in messages.
 	Name string
+	// Redactor masks configured secret values in everything the bot
+	// writes: chat messages, the audit log, lock reasons, KV text and logs
+	// kept in the store. Nil masks nothing.
+	Redactor *redact.Redactor
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -101,7 +107,7 @@ func New(o Options) *Bot {
 	for _, a := range o.Adapters {
 		b.AddAdapter(a)
 	}
-	b.audit = newAuditWriter(o.Store, o.Logger)
+	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor)
 	b.jobs = jobs.New(jobs.Options{
 		Store:    o.Store,
 		Executor: b,
@@ -297,6 +303,14 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 		}
 		out.send(ctx, help, false)
 	default:
+		if p := b.downPluginFor(text); p != "" && res.Kind == router.Unknown {
+			// The command of a plugin that is not running, and whose
+			// commands the router does not know: say why, not "I don't
+			// know the command".
+			entry.Plugin, entry.Outcome, entry.Detail = p, "unavailable", "plugin "+string(b.o.Plugins.State(p))
+			out.send(ctx, chat.Output{Text: b.downMessage(p), Status: "danger"}, false)
+			break
+		}
 		entry.Outcome, entry.Detail = "rejected", res.Kind.String()+": "+res.Problem
 		out.send(ctx, res.Reply(), false)
 	}
@@ -379,14 +393,10 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 	case err == nil:
 		return "ok", ""
 	case errors.Is(err, pluginhost.ErrCrashed):
-		msg := fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`; it was restarted. Your command was not retried.", res.Plugin, shown)
-		if b.o.Plugins.State(res.Plugin) == pluginhost.StateFailed {
-			msg = fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`, and has crashed too often to restart. Ask an operator to look at its logs.", res.Plugin, shown)
-		}
-		out.send(ctx, chat.Output{Text: msg, Status: "danger"}, false)
+		out.send(ctx, chat.Output{Text: b.crashMessage(ctx, res.Plugin, shown), Status: "danger"}, false)
 		return "crashed", err.Error()
 	case errors.Is(err, pluginhost.ErrUnavailable):
-		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin is not available right now (%s). Try again later, or ask an operator.", res.Plugin, b.o.Plugins.State(res.Plugin)), Status: "danger"}, false)
+		out.send(ctx, chat.Output{Text: b.downMessage(res.Plugin), Status: "danger"}, false)
 		return "unavailable", err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ `%s` timed out after %s.", shown, b.o.CommandTimeout), Status: "danger"}, false)

@@ -15,6 +15,7 @@ import (
 	"github.com/chimaops/chima/core/internal/testplugins"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
+	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -45,6 +46,9 @@ type botOptions struct {
 	dbPath   string
 	before   func(*store.Store)           // runs on the store before the bot starts
 	settings map[string]map[string]string // plugin → settings
+	redactor *redact.Redactor
+	// startErrsOK lets plugins fail to start; the bot runs without them.
+	startErrsOK bool
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -69,12 +73,13 @@ func startBot(t testing.TB, o botOptions) *testBot {
 					t.Errorf("set plugin %s: %v", name, err)
 				}
 			}
+			b.PluginChanged(name, m, s) // remembers manifests
 		},
 	})
 	mem := chattest.NewMemory("mem")
 	b = bot.New(bot.Options{
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
-		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout,
+		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor,
 	})
 	var specs []pluginhost.Spec
 	for _, name := range o.plugins {
@@ -85,7 +90,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: 3,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
-	if errs := host.Start(context.Background(), specs); len(errs) > 0 {
+	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {
 		t.Fatal(errs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -150,7 +150,7 @@ func (h *hostService) jobInfo(j store.Job) *pluginv1.JobInfo {
 
 // AppendLog appends to one of the plugin's logs.
 func (h *hostService) AppendLog(ctx context.Context, r *pluginv1.AppendLogRequest) (*pluginv1.AppendLogResponse, error) {
-	size, err := h.b.o.Store.AppendLog(ctx, h.plugin, r.GetName(), r.GetData())
+	size, err := h.b.o.Store.AppendLog(ctx, h.plugin, r.GetName(), h.b.o.Redactor.Bytes(r.GetData()))
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "append log: %v", err)
 	}
@@ -198,7 +198,9 @@ func (h *hostService) Lock(ctx context.Context, r *pluginv1.LockRequest) (*plugi
 		return nil, status.Error(codes.InvalidArgument, "lock needs a name and an owner")
 	}
 	now := time.Now()
-	l := store.Lock{Name: h.lockName(r.GetName()), Owner: r.GetOwner(), Reason: r.GetReason(), AcquiredAt: now, JobID: r.GetJobId()}
+	// The reason is typed in chat ("because …"): it is stored and shown
+	// with secret values masked. The owner is left as is: it identifies.
+	l := store.Lock{Name: h.lockName(r.GetName()), Owner: r.GetOwner(), Reason: h.b.o.Redactor.String(r.GetReason()), AcquiredAt: now, JobID: r.GetJobId()}
 	if r.GetTtlSeconds() > 0 {
 		l.ExpiresAt = now.Add(time.Duration(r.GetTtlSeconds()) * time.Second)
 	}
@@ -242,7 +244,9 @@ func (h *hostService) KVGet(ctx context.Context, r *pluginv1.KVGetRequest) (*plu
 
 // KVSet writes the plugin's state.
 func (h *hostService) KVSet(ctx context.Context, r *pluginv1.KVSetRequest) (*pluginv1.KVSetResponse, error) {
-	if err := h.b.o.Store.KVSet(ctx, h.plugin, r.GetKey(), r.GetValue()); err != nil {
+	// Text values (JSON, plain text) are stored with secret values masked;
+	// binary ones are left whole, masking would corrupt them.
+	if err := h.b.o.Store.KVSet(ctx, h.plugin, r.GetKey(), h.b.o.Redactor.Text(r.GetValue())); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "kv set: %v", err)
 	}
 	return &pluginv1.KVSetResponse{}, nil
@@ -292,17 +296,18 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 			// GitHub's status) before the next job of the queue starts.
 			b.tellPluginInterrupted(context.WithoutCancel(ctx), j)
 		}
-		return store.JobError, err.Error()
+		return store.JobError, b.o.Redactor.String(err.Error())
 	}
+	detail := b.o.Redactor.String(done.GetDetail()) // stored with the job
 	switch done.GetOutcome() {
 	case "success", "":
-		return store.JobSucceeded, done.GetDetail()
+		return store.JobSucceeded, detail
 	case "cancelled":
-		return store.JobCancelled, done.GetDetail()
+		return store.JobCancelled, detail
 	case "error":
-		return store.JobError, done.GetDetail()
+		return store.JobError, detail
 	default:
-		return store.JobFailed, done.GetDetail()
+		return store.JobFailed, detail
 	}
 }
 

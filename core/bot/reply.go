@@ -85,6 +85,7 @@ func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilitie
 	if !caps.Threads {
 		to.ThreadID = ""
 	}
+	out = b.redactOutput(out)
 	if !caps.Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
@@ -114,11 +115,39 @@ func (b *Bot) update(ctx context.Context, a chat.Adapter, ref chat.MessageRef, o
 	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
+	out = b.redactOutput(out)
 	err := ed.Update(ctx, ref, out)
 	if err != nil {
 		b.log.Error("update chat message failed", "adapter", ref.Adapter, "room", ref.Room, "error", err)
 	}
 	return err
+}
+
+// redactOutput masks every configured secret value in out. Every message
+// the bot sends or edits passes here: replies, plugin posts, job endings.
+func (b *Bot) redactOutput(out chat.Output) chat.Output {
+	r := b.o.Redactor
+	if r == nil {
+		return out
+	}
+	out.Title, out.Text, out.Code, out.Fallback = r.String(out.Title), r.String(out.Text), r.String(out.Code), r.String(out.Fallback)
+	if len(out.Fields) > 0 {
+		fields := make([]chat.Field, len(out.Fields))
+		for i, f := range out.Fields {
+			f.Title, f.Value = r.String(f.Title), r.String(f.Value)
+			fields[i] = f
+		}
+		out.Fields = fields
+	}
+	if len(out.Buttons) > 0 {
+		buttons := make([]chat.Button, len(out.Buttons))
+		for i, btn := range out.Buttons {
+			btn.Label, btn.Command = r.String(btn.Label), r.String(btn.Command)
+			buttons[i] = btn
+		}
+		out.Buttons = buttons
+	}
+	return out
 }
 
 // degradeButtons turns buttons into "type: <command>" lines for adapters

@@ -17,6 +17,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/wire"
@@ -83,6 +85,12 @@ type Options struct {
 	// ReadyWait bounds how long a call waits for a restarting plugin.
 	// Default 5s.
 	ReadyWait time.Duration
+	// RetryBackoff is how long a failed plugin (one that crashed more than
+	// its MaxRestarts, or could not start) waits before it is started
+	// again; each failure in a row doubles it, up to MaxRetryBackoff.
+	// Defaults 5s and 5m.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
 }
 
 // Status describes one plugin for `chima plugins` and /plugins.
@@ -98,6 +106,15 @@ type Status struct {
 	PID             int           `json:"pid,omitempty"`
 	StartTime       time.Duration `json:"start_time_ns"`
 	Multiplexed     bool          `json:"multiplexed"`
+	// Crashes is how many times the plugin crashed within its restart
+	// window when it was marked failed for crashing.
+	Crashes int `json:"crashes,omitempty"`
+	// FailedToStart says a failed plugin failed because it could not
+	// start (bad settings, a missing binary), not because it crashed.
+	FailedToStart bool `json:"failed_to_start,omitempty"`
+	// NextRetry is when a failed plugin is started again; zero when it is
+	// not failed or will not be retried.
+	NextRetry time.Time `json:"next_retry,omitzero"`
 }
 
 // Host runs and supervises plugin processes.
@@ -107,6 +124,7 @@ type Host struct {
 	mu      sync.RWMutex
 	plugins map[string]*managed
 	closed  atomic.Bool
+	done    chan struct{} // closed by Stop: supervisors stop waiting
 	wg      sync.WaitGroup
 }
 
@@ -121,7 +139,13 @@ func New(o Options) *Host {
 	if o.ReadyWait == 0 {
 		o.ReadyWait = 5 * time.Second
 	}
-	return &Host{opts: o, log: o.Logger, plugins: map[string]*managed{}}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 5 * time.Second
+	}
+	if o.MaxRetryBackoff <= 0 {
+		o.MaxRetryBackoff = 5 * time.Minute
+	}
+	return &Host{opts: o, log: o.Logger, plugins: map[string]*managed{}, done: make(chan struct{})}
 }
 
 // Start starts every plugin concurrently and returns one error per plugin
@@ -143,7 +167,7 @@ func (h *Host) Start(ctx context.Context, specs []Spec) []error {
 		go func() {
 			defer wg.Done()
 			if err := m.start(ctx); err != nil {
-				m.setFailed(err)
+				m.fail(err, true)
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("plugin %s: %w", spec.Name, err))
 				mu.Unlock()
@@ -164,13 +188,31 @@ func (h *Host) Call(ctx context.Context, plugin string, call *pluginv1.Call, fn 
 	if m == nil {
 		return fmt.Errorf("%w: %s", ErrUnknownPlugin, plugin)
 	}
-	inst, err := m.waitReady(ctx)
-	if err != nil {
-		return err
-	}
-	if err := inst.call(ctx, call, fn); err != nil {
+	for attempt := 0; ; attempt++ {
+		inst, err := m.waitReady(ctx)
+		if err != nil {
+			return err
+		}
+		if beforeCall != nil {
+			beforeCall(inst)
+		}
+		err = inst.call(ctx, call, fn)
+		if err == nil {
+			return nil
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("plugin %s: %w", plugin, ctx.Err())
+		}
+		// The instance was dead before the call reached it (it died after
+		// waitReady handed it out, before its death was noticed): the
+		// plugin never saw the call, so it goes to the restarted one. It
+		// did not crash while handling it.
+		if errors.Is(err, errNotSent) {
+			m.crashed(inst)
+			if attempt < 2 {
+				continue
+			}
+			return fmt.Errorf("plugin %s: %w", plugin, ErrUnavailable)
 		}
 		// A broken multiplexed stream is as good as dead even if the
 		// process lives on (an oversized message ends the stream on both
@@ -182,8 +224,11 @@ func (h *Host) Call(ctx context.Context, plugin string, call *pluginv1.Call, fn 
 		}
 		return fmt.Errorf("plugin %s: %w", plugin, err)
 	}
-	return nil
 }
+
+// beforeCall, when set (by tests), runs between picking the instance for a
+// call and sending the call to it.
+var beforeCall func(*instance)
 
 // HTTP forwards a page request to a plugin that serves pages.
 func (h *Host) HTTP(ctx context.Context, plugin string, req *pluginv1.HTTPRequest) (*pluginv1.HTTPResponse, error) {
@@ -234,6 +279,52 @@ func (h *Host) State(plugin string) State {
 	return m.state
 }
 
+// PluginStatus describes one plugin; ok is false for an unknown plugin.
+func (h *Host) PluginStatus(plugin string) (s Status, ok bool) {
+	h.mu.RLock()
+	m := h.plugins[plugin]
+	h.mu.RUnlock()
+	if m == nil {
+		return Status{}, false
+	}
+	return m.status(), true
+}
+
+// Health returns an error naming every failed plugin, with why it failed
+// and when it is tried again; nil when no plugin is failed.
+func (h *Host) Health() error {
+	var errs []error
+	for _, s := range h.Status() {
+		if s.State == StateFailed {
+			errs = append(errs, fmt.Errorf("plugin %s is failed: %s", s.Name, s.Why(time.Now())))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Why says in words why a plugin is not running and when it is tried
+// again, for health checks and chat: "it crashed 4 times within 1m0s; next
+// restart in 40s".
+func (s Status) Why(now time.Time) string {
+	var why string
+	switch {
+	case s.State == StateFailed && !s.FailedToStart && s.LastError != "":
+		why = "it " + s.LastError
+	case s.LastError != "":
+		why = s.LastError
+	default:
+		why = string(s.State)
+	}
+	if !s.NextRetry.IsZero() {
+		next := "; next restart in "
+		if s.FailedToStart {
+			next = "; next try in "
+		}
+		why += next + max(s.NextRetry.Sub(now), 0).Round(time.Second).String()
+	}
+	return why
+}
+
 // Status describes every plugin, sorted by name.
 func (h *Host) Status() []Status {
 	h.mu.RLock()
@@ -269,6 +360,7 @@ func (h *Host) Stop() {
 	if !h.closed.CompareAndSwap(false, true) {
 		return
 	}
+	close(h.done)
 	h.mu.RLock()
 	ms := make([]*managed, 0, len(h.plugins))
 	for _, m := range h.plugins {
@@ -296,12 +388,22 @@ type managed struct {
 	crashes  []time.Time
 	restarts int
 	lastErr  string
+	// Set while failed: why, and when the next try is.
+	failCrashes int
+	startFailed bool
+	nextRetry   time.Time
+	// retries counts failures in a row; it sets the retry backoff and is
+	// reset once a plugin has run for a whole restart window.
+	retries int
 }
 
 func (m *managed) status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := Status{Name: m.spec.Name, State: m.state, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion}
+	if m.state == StateFailed {
+		s.Crashes, s.FailedToStart, s.NextRetry = m.failCrashes, m.startFailed, m.nextRetry
+	}
 	if m.inst != nil {
 		s.Version = m.inst.manifest.GetVersion()
 		s.ProtocolMinor = m.inst.manifest.GetProtocolMinor()
@@ -371,9 +473,84 @@ func (m *managed) setStateLocked(s State, inst *instance, err error) func() {
 	}
 }
 
-func (m *managed) setFailed(err error) {
-	m.host.log.Error("plugin failed", "plugin", m.spec.Name, "error", err)
-	m.setState(StateFailed, nil, err)
+// fail marks the plugin failed: it could not start (startFailed) or
+// crashed too often.
+func (m *managed) fail(err error, startFailed bool) {
+	m.mu.Lock()
+	notify := m.failLocked(err, startFailed, 0)
+	m.mu.Unlock()
+	notify()
+}
+
+// failLocked marks the plugin failed with m.mu held, schedules the next try
+// unless the plugin is never to be restarted, and returns the OnChange
+// notification to run once the lock is released.
+func (m *managed) failLocked(err error, startFailed bool, crashes int) func() {
+	if m.state == StateStopped {
+		return func() {}
+	}
+	m.startFailed, m.failCrashes, m.nextRetry = startFailed, crashes, time.Time{}
+	retry := m.spec.MaxRestarts >= 0 && !m.host.closed.Load()
+	if retry {
+		delay := retryDelay(m.retries, m.host.opts.RetryBackoff, m.host.opts.MaxRetryBackoff)
+		m.retries++
+		m.nextRetry = time.Now().Add(delay)
+		m.host.wg.Add(1)
+		go m.retryAfter(delay)
+		m.host.log.Error("plugin failed", "plugin", m.spec.Name, "error", err, "next_retry_in", delay)
+	} else {
+		m.host.log.Error("plugin failed", "plugin", m.spec.Name, "error", err)
+	}
+	return m.setStateLocked(StateFailed, nil, err)
+}
+
+// retryDelay is the wait before the try after failures failures in a row:
+// base, doubled each time, at most limit.
+func retryDelay(failures int, base, limit time.Duration) time.Duration {
+	d := base
+	for range failures {
+		if d >= limit/2 {
+			return limit
+		}
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// retryAfter starts a failed plugin again after d, with a fresh allowance
+// of crashes. Another failure schedules the next try, later.
+func (m *managed) retryAfter(d time.Duration) {
+	defer m.host.wg.Done()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-m.host.done:
+		return
+	}
+	m.mu.Lock()
+	if m.state != StateFailed || m.host.closed.Load() {
+		m.mu.Unlock()
+		return
+	}
+	m.crashes, m.nextRetry = nil, time.Time{}
+	notify := m.setStateLocked(StateRestarting, nil, nil)
+	m.mu.Unlock()
+	notify()
+	m.host.log.Info("starting failed plugin again", "plugin", m.spec.Name)
+	ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
+	err := m.start(ctx)
+	cancel()
+	if err != nil {
+		m.fail(err, true)
+		return
+	}
+	m.mu.Lock()
+	m.restarts++
+	m.mu.Unlock()
+	if m.host.opts.OnRestart != nil {
+		m.host.opts.OnRestart(m.spec.Name)
+	}
 }
 
 // start launches one instance and, on success, makes it the running one.
@@ -390,6 +567,7 @@ func (m *managed) start(ctx context.Context) error {
 		inst.kill()
 		return errors.New("host stopped")
 	}
+	inst.since = time.Now()
 	notify := m.setStateLocked(StateRunning, inst, nil)
 	m.host.wg.Add(1)
 	m.mu.Unlock()
@@ -448,6 +626,9 @@ func (m *managed) crashed(inst *instance) {
 	if window <= 0 {
 		window = time.Minute
 	}
+	if now.Sub(inst.since) >= window {
+		m.retries = 0 // it ran well for a whole window: failures start over
+	}
 	kept := m.crashes[:0]
 	for _, c := range m.crashes {
 		if now.Sub(c) < window {
@@ -466,9 +647,7 @@ func (m *managed) crashed(inst *instance) {
 	var notify func()
 	failed := n > limit
 	if failed {
-		err := fmt.Errorf("crashed %d times within %s; not restarting", n, window)
-		m.host.log.Error("plugin failed", "plugin", m.spec.Name, "error", err)
-		notify = m.setStateLocked(StateFailed, nil, err)
+		notify = m.failLocked(fmt.Errorf("crashed %d times within %s", n, window), false, n)
 	} else {
 		m.host.log.Warn("plugin crashed; restarting", "plugin", m.spec.Name, "crashes_in_window", n)
 		notify = m.setStateLocked(StateRestarting, nil, errors.New("crashed"))
@@ -488,8 +667,9 @@ func (m *managed) restart(attempt int) {
 	// next command works within a second.
 	backoff := min(50*time.Millisecond<<(attempt-1), 30*time.Second)
 	for {
-		time.Sleep(backoff)
-		if m.host.closed.Load() {
+		select {
+		case <-time.After(backoff):
+		case <-m.host.done:
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
@@ -511,7 +691,7 @@ func (m *managed) restart(attempt int) {
 		n := len(m.crashes)
 		m.mu.Unlock()
 		if n > max(m.spec.MaxRestarts, 1)*2 {
-			m.setFailed(fmt.Errorf("restart failed: %w", err))
+			m.fail(fmt.Errorf("restart failed: %w", err), true)
 			return
 		}
 		backoff = min(backoff*2, 30*time.Second)
@@ -537,6 +717,7 @@ type instance struct {
 	mux       *muxClient
 	pid       int
 	startTime time.Duration
+	since     time.Time // when it became the running instance
 	kick      chan struct{}
 	stopped   chan struct{}
 	stopOnce  sync.Once
@@ -604,6 +785,11 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	})
 	if err != nil {
 		client.Kill()
+		if st, ok := status.FromError(err); ok && st.Code() == codes.Unknown {
+			// The plugin refused to start (its Configure failed): its own
+			// words, without gRPC's wrapping, are what an operator needs.
+			return nil, errors.New(st.Message())
+		}
 		return nil, fmt.Errorf("describe: %w", err)
 	}
 	inst.manifest = man
@@ -628,6 +814,9 @@ func (i *instance) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv1
 			i.poke()
 		}
 		return err
+	}
+	if i.dead.Load() || i.client.Exited() {
+		return errNotSent
 	}
 	var (
 		stream interface {

@@ -12,8 +12,13 @@ import (
 	"github.com/chimaops/chima/sdk/wire"
 )
 
-// errStreamBroken means the Multiplex stream ended under a call.
-var errStreamBroken = errors.New("plugin stream broken")
+var (
+	// errStreamBroken means the Multiplex stream ended under a call.
+	errStreamBroken = errors.New("plugin stream broken")
+	// errNotSent means a call never reached the plugin: its stream (or
+	// process) had ended before the call was sent.
+	errNotSent = errors.New("plugin gone before the call was sent")
+)
 
 // muxClient multiplexes many calls over one long-lived Multiplex stream, so a
 // chat message costs one message each way instead of a new HTTP/2 stream.
@@ -108,9 +113,10 @@ func (m *muxClient) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv
 	p := pendings.Get().(*pending)
 	m.mu.Lock()
 	if m.broken != nil {
+		err := m.broken
 		m.mu.Unlock()
 		pendings.Put(p)
-		return m.broken
+		return fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	m.calls[id] = p
 	m.mu.Unlock()
@@ -121,7 +127,7 @@ func (m *muxClient) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv
 	m.sendMu.Unlock()
 	if err != nil {
 		m.forget(id) // p is not reused: recvLoop may still hold it
-		return fmt.Errorf("%w: send: %v", errStreamBroken, err)
+		return fmt.Errorf("%w: %w: send: %v", errNotSent, errStreamBroken, err)
 	}
 	for {
 		ev, ok, broken := p.pop()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,19 +42,75 @@ type deployer struct {
 	pageWindow int64
 }
 
-// configure loads the apps file and sets up the workspace and GitHub mode.
-func (d *deployer) configure(s map[string]string) error {
+// resolver makes the paths of settings relative to chima.yaml's directory.
+func resolver(s map[string]string) func(string) string {
 	dir := s["chima_config_dir"]
-	resolve := func(p string) string {
+	return func(p string) string {
 		if p == "" || filepath.IsAbs(p) || dir == "" {
 			return p
 		}
 		return filepath.Join(dir, p)
 	}
+}
+
+// checkSettings reads the settings and the apps file without acting on
+// them, and returns the apps, or a *sdk.SettingsError naming every problem
+// with its file, line and key.
+func checkSettings(s map[string]string) (*apps.Set, error) {
+	var problems []sdk.Problem
+	var set *apps.Set
 	if s["apps_file"] == "" {
-		return errors.New("setting apps_file is required: the path of the apps file")
+		problems = append(problems, sdk.Problem{Key: "apps_file", Message: "is required: the path of the apps file"})
+	} else {
+		var err error
+		set, err = apps.Load(resolver(s)(s["apps_file"]))
+		var le *apps.LoadError
+		switch {
+		case errors.As(err, &le):
+			problems = append(problems, appsProblems(le)...)
+		case err != nil:
+			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+		}
 	}
-	set, err := apps.Load(resolve(s["apps_file"]))
+	if v := s["github_api_url"]; v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, sdk.Problem{Key: "github_api_url", Message: fmt.Sprintf("%q is not an http(s) URL", v)})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &sdk.SettingsError{Problems: problems}
+	}
+	return set, nil
+}
+
+// appsProblems turns the apps file's problems into the SDK's, keyed by
+// "app.key" paths, without the key repeated at the start of the message.
+func appsProblems(le *apps.LoadError) []sdk.Problem {
+	out := make([]sdk.Problem, 0, len(le.Problems))
+	for _, p := range le.Problems {
+		key := p.App
+		if p.Key != "" {
+			key += "." + p.Key
+		}
+		msg := p.Message
+		if head, rest, ok := strings.Cut(msg, ": "); ok && p.Key != "" && (head == p.Key || strings.HasPrefix(p.Key, head+".")) {
+			msg = rest
+		}
+		out = append(out, sdk.Problem{File: le.File, Line: p.Line, Key: key, Message: msg})
+	}
+	return out
+}
+
+// validate is the plugin's Validate: checkSettings, keeping nothing.
+func (d *deployer) validate(s map[string]string) error {
+	_, err := checkSettings(s)
+	return err
+}
+
+// configure loads the apps file and sets up the workspace and GitHub mode.
+func (d *deployer) configure(s map[string]string) error {
+	resolve := resolver(s)
+	set, err := checkSettings(s)
 	if err != nil {
 		return err
 	}

@@ -295,7 +295,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if err := envRefusal(a, env); err != nil {
 		return err
 	}
-	task := strings.ToLower(c.Arg("task"))
+	task := githubTask(strings.ToLower(c.Arg("task")))
 	if err := validate.Task(task); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "task"}
 	}
@@ -312,6 +312,9 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if ref, err = a.ResolveRef(ref, repoDefault); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "ref"}
 	}
+	if err := d.checkRef(c, a, ref); err != nil {
+		return err
+	}
 	user := c.User()
 	l, err := envLock(c, a.Name, env)
 	if err != nil {
@@ -326,6 +329,49 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
 	return d.start(c, a, dep)
+}
+
+// githubTask is the task of a deployment, as hubot-deploy sends it to GitHub
+// and GitHub's documentation names tasks: "deploy" for a plain deploy, and
+// "deploy:migrate" for `deploy:migrate`, whose grammar gives "migrate".
+// Providers map it to their own names (Fabric runs deploy_migrate).
+func githubTask(task string) string {
+	switch {
+	case task == "":
+		return apps.DefaultTask
+	case task == apps.DefaultTask, strings.HasPrefix(task, apps.DefaultTask+":"):
+		return task
+	}
+	return apps.DefaultTask + ":" + task
+}
+
+// checkRef refuses a deploy of a ref that names nothing in a's repository,
+// before anything is recorded or announced. GitHub checks the ref itself
+// when it creates the deployment; otherwise the mirror is asked, and
+// fetched first only when it doesn't know the ref yet. When the repository
+// can't be reached the deploy goes ahead, and its job reports why it
+// failed.
+func (d *deployer) checkRef(c *sdk.Context, a *apps.App, ref string) error {
+	if d.githubMode(a) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c, time.Minute)
+	defer cancel()
+	repo := d.repoURL(a)
+	_, err := d.cache.Resolve(ctx, repo, ref)
+	var unknown *workspace.UnknownRefError
+	if errors.As(err, &unknown) {
+		if err = d.cache.Fetch(ctx, repo); err == nil {
+			_, err = d.cache.Resolve(ctx, repo, ref)
+		}
+	}
+	switch {
+	case errors.As(err, &unknown):
+		return &sdk.UserError{Summary: fmt.Sprintf("%s has no branch, tag or commit %q. Say `deploys %s` to see what was deployed, or name another ref.", a.Name, ref, a.Name), Argument: "ref"}
+	case err != nil:
+		c.Logger().Warn("could not check the ref before the deploy", "app", a.Name, "ref", ref, "error", err)
+	}
+	return nil
 }
 
 // githubMode reports whether a's deployments are made on GitHub.
@@ -444,7 +490,7 @@ func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) 
 	if _, err := d.records.update(c, dep.ID, func(x *Deployment) { x.JobID = jobID }); err != nil {
 		return "", err
 	}
-	msg := fmt.Sprintf("Deployment #%d: %s/%s to %s queued", dep.ID, dep.App, dep.Ref, dep.Env)
+	msg := fmt.Sprintf("Deployment #%d: %s/%s to %s queued", dep.ID, dep.App, dep.RefName(), dep.Env)
 	if dep.Task != "deploy" {
 		msg += " (task " + dep.Task + ")"
 	}
@@ -494,7 +540,14 @@ func (d *deployer) describe(dep *Deployment) string {
 	s := fmt.Sprintf("#%d %s %s to %s by %s, %s ago: %s", dep.ID, dep.Task, dep.What(), dep.Env, dep.User,
 		now.Sub(dep.CreatedAt).Round(time.Second), dep.State)
 	if !dep.StartedAt.IsZero() {
-		s += " in " + dep.Duration(now).String()
+		switch dep.State {
+		case StateRunning:
+			s += " for " + dep.Duration(now).String()
+		case StateSuccess:
+			s += " in " + dep.Duration(now).String()
+		default:
+			s += " after " + dep.Duration(now).String()
+		}
 	}
 	if dep.Detail != "" && dep.State != StateSuccess {
 		s += " (" + firstLine(dep.Detail) + ")"

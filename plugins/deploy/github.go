@@ -63,7 +63,7 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		Environment:           github.String(dep.Env),
 		AutoMerge:             github.Bool(autoMerge),
 		Payload:               p,
-		Description:           github.String(fmt.Sprintf("%s deploying %s to %s via Chima (#%d)", dep.User, dep.Ref, dep.Env, dep.ID)),
+		Description:           github.String(fmt.Sprintf("%s deploying %s to %s via Chima (#%d)", dep.User, dep.RefName(), dep.Env, dep.ID)),
 		ProductionEnvironment: github.Bool(strings.HasPrefix(dep.Env, "prod")),
 	}
 	switch {
@@ -92,7 +92,7 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		return "", err
 	}
 	return fmt.Sprintf("Deployment #%d: created GitHub deployment %d of %s/%s to %s; it starts when GitHub confirms it.",
-		upd.ID, ghDep.GetID(), upd.App, upd.Ref, upd.Env), nil
+		upd.ID, ghDep.GetID(), upd.App, upd.RefName(), upd.Env), nil
 }
 
 // githubLookupError says why a GitHub API read failed, for chat.

@@ -101,7 +101,9 @@ func (d *Deployment) RefName() string {
 	return d.Ref
 }
 
-func (d *Deployment) refIsSHA() bool { return validate.IsFullSHA(d.Ref) && strings.EqualFold(d.Ref, d.SHA) }
+func (d *Deployment) refIsSHA() bool {
+	return validate.IsFullSHA(d.Ref) && strings.EqualFold(d.Ref, d.SHA)
+}
 
 // Summary is "app/ref (short-sha) to env" for the end of a deployment; the
 // SHA is left out while unknown, and when the ref is that commit.

@@ -31,7 +31,9 @@ type deployer struct {
 	instance string
 	baseURL  string
 	// gh is set in GitHub mode (a GITHUB_TOKEN is configured).
-	gh       *github.Client
+	gh *github.Client
+	// ghByAPI are the clients of apps' own github_api URLs.
+	ghByAPI  map[string]*github.Client
 	cloneURL string // template with {owner} and {name}
 	token    string
 	records  records
@@ -126,7 +128,7 @@ func (d *deployer) configure(s map[string]string) error {
 	if token != "" {
 		// Private repositories: git authenticates with the token through an
 		// extra header, never a URL with the token in it.
-		opts.Env = githubGitAuth(token)
+		opts.Env = githubGitAuth(token, githubHosts(set)...)
 	}
 	cache, err := workspace.New(resolve(ws), opts)
 	if err != nil {
@@ -148,20 +150,54 @@ func (d *deployer) configure(s map[string]string) error {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	d.gh = nil
+	d.gh, d.ghByAPI = nil, nil
 	if token != "" {
-		// A client of its own: WithAuthToken changes the http.Client it
-		// is given.
-		gh := github.NewClient(&http.Client{Timeout: 30 * time.Second}).WithAuthToken(token)
-		if api := s["github_api_url"]; api != "" {
-			if gh, err = gh.WithEnterpriseURLs(api, api); err != nil {
-				return fmt.Errorf("github_api_url: %w", err)
-			}
-			gh.BaseURL, _ = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
+		if d.gh, err = newGitHubClient(token, s["github_api_url"]); err != nil {
+			return fmt.Errorf("github_api_url: %w", err)
 		}
-		d.gh = gh
+		// Apps on a GitHub Enterprise Server of their own (github_api).
+		for _, name := range set.Names() {
+			a, _ := set.Lookup(name)
+			if a.GitHubAPI == "" || d.ghByAPI[a.GitHubAPI] != nil {
+				continue
+			}
+			gh, err := newGitHubClient(token, a.GitHubAPI)
+			if err != nil {
+				return fmt.Errorf("%s: github_api: %w", name, err)
+			}
+			if d.ghByAPI == nil {
+				d.ghByAPI = map[string]*github.Client{}
+			}
+			d.ghByAPI[a.GitHubAPI] = gh
+		}
 	}
 	return nil
+}
+
+// newGitHubClient is a client of the REST API at api (GitHub's own when
+// ""), authenticated with token. It has an http.Client of its own:
+// WithAuthToken changes the one it is given.
+func newGitHubClient(token, api string) (*github.Client, error) {
+	gh := github.NewClient(&http.Client{Timeout: 30 * time.Second}).WithAuthToken(token)
+	if api == "" {
+		return gh, nil
+	}
+	gh, err := gh.WithEnterpriseURLs(api, api)
+	if err != nil {
+		return nil, err
+	}
+	// Exactly the URL given: WithEnterpriseURLs would add /api/v3/.
+	gh.BaseURL, err = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
+	return gh, err
+}
+
+// github is the client a's deployments are made with: that of its
+// github_api, else the plugin's; nil when there is no GitHub token.
+func (d *deployer) github(a *apps.App) *github.Client {
+	if a.GitHubAPI != "" {
+		return d.ghByAPI[a.GitHubAPI]
+	}
+	return d.gh
 }
 
 // defaultCheckoutDir puts checkouts on tmpfs where there is one: a checkout
@@ -199,7 +235,11 @@ func (d *deployer) app(name string) (*apps.App, error) {
 // repoURL is what the workspace clones for app.
 func (d *deployer) repoURL(a *apps.App) string {
 	if owner, name, ok := a.GitHubRepo(); ok {
-		return strings.NewReplacer("{owner}", owner, "{name}", name).Replace(d.cloneURL)
+		tmpl := d.cloneURL
+		if a.GitHubAPI != "" {
+			tmpl = enterpriseCloneURL(a.GitHubAPI)
+		}
+		return strings.NewReplacer("{owner}", owner, "{name}", name).Replace(tmpl)
 	}
 	return a.CloneURL()
 }
@@ -377,7 +417,7 @@ func (d *deployer) checkRef(c *sdk.Context, a *apps.App, ref string) error {
 // githubMode reports whether a's deployments are made on GitHub.
 func (d *deployer) githubMode(a *apps.App) bool {
 	_, _, ok := a.GitHubRepo()
-	return ok && d.gh != nil
+	return ok && d.github(a) != nil
 }
 
 // defaultBranch is the default branch of a's repository, for a deploy that
@@ -388,7 +428,7 @@ func (d *deployer) githubMode(a *apps.App) bool {
 func (d *deployer) defaultBranch(c *sdk.Context, a *apps.App) (string, error) {
 	if d.githubMode(a) {
 		owner, name, _ := a.GitHubRepo()
-		repo, resp, err := d.gh.Repositories.Get(c, owner, name)
+		repo, resp, err := d.github(a).Repositories.Get(c, owner, name)
 		if err != nil {
 			return "", sdk.Errorf("Could not ask GitHub for the default branch of %s/%s: %s Name the ref to deploy: %s/<ref>.",
 				owner, name, githubLookupError(resp, err), a.Name)

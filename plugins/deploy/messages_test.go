@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimaops/chima/plugins/deploy/internal/apps"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -133,5 +134,25 @@ func TestDescribeSaysHowLongADeploymentRuns(t *testing.T) {
 		if got := d.describe(dep); !strings.Contains(got, tt.want) {
 			t.Errorf("describe(%s) = %q, want it to contain %q", tt.state, got, tt.want)
 		}
+	}
+}
+
+func TestAnAppsGitHubAPIIsWhereItsDeploymentsAreMade(t *testing.T) {
+	f, dotcom := githubFake(t, "")
+	ghe := newFakeGitHub(t, map[string]string{"main": f.main})
+	write(t, f.appsFile, `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging"],
+		"github_api": "`+ghe.srv.URL+`/"}}`, 0o644)
+	h := f.harness(t, f.githubSettings(dotcom)...)
+	res := h.Command("deploy", deployArgs("demo", "main", "staging"))
+	if !strings.Contains(res.Text(), "created GitHub deployment 1001 of demo/main to staging") {
+		t.Fatalf("reply = %q %v", res.Text(), res.Errors)
+	}
+	if len(ghe.created) != 1 || len(dotcom.created) != 0 {
+		t.Errorf("deployments made on the app's GitHub: %d, on the plugin's: %d; want 1 and 0", len(ghe.created), len(dotcom.created))
+	}
+	d := &deployer{cloneURL: "https://github.com/{owner}/{name}.git"}
+	a := &apps.App{Name: "x", Repository: "acme/x", GitHubAPI: "https://ghe.acme.example/api/v3"}
+	if got := d.repoURL(a); got != "https://ghe.acme.example/acme/x.git" {
+		t.Errorf("clone URL of an Enterprise app = %q", got)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/wire"
@@ -29,8 +31,68 @@ type Plugin struct {
 	Pages []Page
 	// Configure, when set, receives the plugin's settings from chima.yaml
 	// before the first call. An error stops the plugin from starting and is
-	// shown to the operator.
+	// shown to the operator; return a *SettingsError to say which settings,
+	// files, lines and keys are wrong.
 	Configure func(settings map[string]string) error
+	// Validate, when set, checks settings as Configure would receive them,
+	// and the files they name, without acting on them: it writes nothing,
+	// starts nothing and keeps nothing. `chima config validate` calls it in a
+	// process started only for that. It returns nil when the settings are
+	// valid, a *SettingsError listing the problems, or another error, which
+	// is reported as one problem. A plugin without it is reported as not
+	// validated.
+	Validate func(settings map[string]string) error
+}
+
+// Problem is one thing wrong with a plugin's settings, or with a file they
+// name.
+type Problem struct {
+	// File is the file the problem is in, such as an apps file, or "" for
+	// the settings themselves.
+	File string
+	// Line is the 1-based line in File, or 0 when unknown.
+	Line int
+	// Key is the key at fault: a settings key ("apps_file") when File is "",
+	// else a dotted key path in File ("project-x.heroku.apps"); "" for the
+	// whole file.
+	Key string
+	// Message says what is wrong, for a person, without repeating File,
+	// Line or Key.
+	Message string
+}
+
+// String renders the problem as "file:line: key: message", leaving out the
+// parts that are unknown.
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.File != "" {
+		b.WriteString(p.File)
+		if p.Line > 0 {
+			b.WriteString(":" + strconv.Itoa(p.Line))
+		}
+		b.WriteString(": ")
+	}
+	if p.Key != "" {
+		b.WriteString(p.Key + ": ")
+	}
+	b.WriteString(p.Message)
+	return b.String()
+}
+
+// SettingsError says that a plugin's settings are wrong, listing every
+// problem found. Configure and Validate return it.
+type SettingsError struct {
+	// Problems are in the order found; never empty.
+	Problems []Problem
+}
+
+// Error lists the problems, one a line.
+func (e *SettingsError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Command declares one chat command.

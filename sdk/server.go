@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/wire"
@@ -83,6 +85,30 @@ func (s *server) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (*
 		}
 	}
 	return s.p.manifest(), nil
+}
+
+// Validate checks settings with the plugin's Validate func, without
+// configuring anything. A plugin without one answers Unimplemented, as a
+// plugin built before protocol minor 4 does.
+func (s *server) Validate(_ context.Context, req *pluginv1.ValidateRequest) (*pluginv1.ValidateResponse, error) {
+	if s.p.Validate == nil {
+		return nil, status.Errorf(codes.Unimplemented, "%s does not validate its settings", s.p.Name)
+	}
+	err := s.p.Validate(req.GetSettings())
+	if err == nil {
+		return &pluginv1.ValidateResponse{}, nil
+	}
+	var se *SettingsError
+	if !errors.As(err, &se) {
+		return &pluginv1.ValidateResponse{Problems: []*pluginv1.SettingsProblem{{Message: err.Error()}}}, nil
+	}
+	resp := &pluginv1.ValidateResponse{}
+	for _, p := range se.Problems {
+		resp.Problems = append(resp.Problems, &pluginv1.SettingsProblem{
+			File: p.File, Line: uint32(max(p.Line, 0)), Key: p.Key, Message: p.Message,
+		})
+	}
+	return resp, nil
 }
 
 // Handle runs one command, streaming its events.

@@ -1,31 +1,127 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/chimaops/chima/core/pluginhost"
 )
 
 func newConfigCmd(g *globalFlags) *cobra.Command {
 	cfg := &cobra.Command{Use: "config", Short: "Work with chima.yaml"}
 	cfg.AddCommand(&cobra.Command{
 		Use:   "validate",
-		Short: "Check chima.yaml and list every problem with its file, line and key",
-		Args:  cobra.NoArgs,
+		Short: "Check chima.yaml and every plugin's settings, and list each problem with its file, line and key",
+		Long: `Checks chima.yaml, then starts each enabled plugin just to have it check its
+own settings and the files they name (the deploy plugin's apps file), and
+stops it again. Every problem is listed with its file, line and key. A plugin
+built before protocol minor 4 cannot check its settings; it is reported as
+not validated, which is not an error.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := loadConfig(g.config)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return exitError{1}
 			}
-			if _, err := pluginSpecs(c); err != nil {
+			specs, err := pluginSpecs(c)
+			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				return exitError{1}
 			}
-			fmt.Printf("%s is valid: %d plugins, %d roles, %d policies\n", g.config, len(c.Plugins), len(c.Roles), len(c.Policies))
+			log, err := newLogger(firstNonEmpty(g.logLevel, "error"), os.Stderr)
+			if err != nil {
+				return err
+			}
+			host := pluginhost.New(pluginhost.Options{Logger: log.With("component", "plugins"), Version: version})
+			report := validatePlugins(cmd.Context(), host, specs)
+			if report.write(os.Stderr) {
+				return exitError{1}
+			}
+			fmt.Printf("%s is valid: %d plugins, %d roles, %d policies%s\n", g.config, len(c.Plugins), len(c.Roles), len(c.Policies), report.summary())
 			return nil
 		},
 	})
 	return cfg
+}
+
+// pluginCheck is what one plugin said of its settings.
+type pluginCheck struct {
+	name     string
+	problems []pluginhost.Problem
+	err      error // ErrNotValidated, or why it could not be asked
+}
+
+type validationReport []pluginCheck
+
+// validatePlugins asks every plugin, at once, to check its settings.
+func validatePlugins(ctx context.Context, host *pluginhost.Host, specs []pluginhost.Spec) validationReport {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	report := make(validationReport, len(specs))
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			problems, err := host.Validate(ctx, spec)
+			report[i] = pluginCheck{name: spec.Name, problems: problems, err: err}
+		}()
+	}
+	wg.Wait()
+	return report
+}
+
+// write prints every problem, and every plugin that could not be asked or
+// was not validated, in config order; it reports whether any was a
+// problem.
+func (r validationReport) write(w io.Writer) (failed bool) {
+	for _, c := range r {
+		switch {
+		case errors.Is(c.err, pluginhost.ErrNotValidated):
+			fmt.Fprintf(w, "plugin %s: not validated: it does not check its settings (built before protocol minor 4)\n", c.name)
+		case c.err != nil:
+			fmt.Fprintf(w, "%v\n", c.err)
+			failed = true
+		}
+		for _, p := range c.problems {
+			fmt.Fprintf(w, "plugin %s: %s\n", c.name, p)
+			failed = true
+		}
+	}
+	return failed
+}
+
+// summary says which plugins checked their settings, for the closing line.
+func (r validationReport) summary() string {
+	var checked, unchecked []string
+	for _, c := range r {
+		if c.err == nil {
+			checked = append(checked, c.name)
+		} else {
+			unchecked = append(unchecked, c.name)
+		}
+	}
+	var parts []string
+	if len(checked) > 0 {
+		parts = append(parts, "settings valid: "+strings.Join(checked, ", "))
+	}
+	if len(unchecked) > 0 {
+		parts = append(parts, "not validated: "+strings.Join(unchecked, ", "))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }

@@ -273,7 +273,7 @@ roles:
 
 	c.say(t, "chima rollback demo in staging")
 	c.expect(t, "Rolling demo in staging back from v2@")
-	c.expect(t, "Deployed demo/"+sha+" ("+sha[:7]+") to staging")
+	c.expect(t, "Deployed demo/"+sha[:7]+" to staging in") // a rollback names its commit once, short
 
 	c.say(t, "chima deploy:lock demo in production release freeze")
 	c.expect(t, "Locked demo in production: release freeze")

@@ -726,42 +726,10 @@ type instance struct {
 
 func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	begin := time.Now()
-	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Env = slices.Clone(spec.Env)
-	detach(cmd)
-	cfg := &plugin.ClientConfig{
-		HandshakeConfig:  wire.Handshake,
-		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
-		Cmd:              cmd,
-		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         spec.AutoMTLS,
-		SkipHostEnv:      true,
-		Logger:           hclogFor(h.log, spec.Name, spec.Secrets),
-		GRPCDialOptions:  wire.DialOptions(),
-		StartTimeout:     h.opts.StartTimeout,
-		Stderr:           io.Discard,
-		SyncStdout:       io.Discard,
-		SyncStderr:       io.Discard,
-	}
-	if spec.SHA256 != "" {
-		sum, err := hex.DecodeString(spec.SHA256)
-		if err != nil {
-			return nil, fmt.Errorf("sha256 pin: %w", err)
-		}
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
-	}
-	client := plugin.NewClient(cfg)
-	rpc, err := client.Client()
+	client, conn, err := startProcess(h, spec)
 	if err != nil {
-		client.Kill()
-		return nil, fmt.Errorf("start %s: %w", spec.Path, err)
+		return nil, err
 	}
-	raw, err := rpc.Dispense(wire.PluginName)
-	if err != nil {
-		client.Kill()
-		return nil, fmt.Errorf("dispense: %w", err)
-	}
-	conn := raw.(*wire.Conn)
 	inst := &instance{client: client, conn: conn, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
 	if rc := client.ReattachConfig(); rc != nil {
 		inst.pid = rc.Pid
@@ -803,6 +771,48 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	}
 	inst.startTime = time.Since(begin)
 	return inst, nil
+}
+
+// startProcess starts spec's binary with its clean environment, does the
+// go-plugin handshake and dispenses the Chima service. The caller kills the
+// client when done.
+func startProcess(h *Host, spec Spec) (*plugin.Client, *wire.Conn, error) {
+	cmd := exec.Command(spec.Path, spec.Args...)
+	cmd.Env = slices.Clone(spec.Env)
+	detach(cmd)
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  wire.Handshake,
+		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         spec.AutoMTLS,
+		SkipHostEnv:      true,
+		Logger:           hclogFor(h.log, spec.Name, spec.Secrets),
+		GRPCDialOptions:  wire.DialOptions(),
+		StartTimeout:     h.opts.StartTimeout,
+		Stderr:           io.Discard,
+		SyncStdout:       io.Discard,
+		SyncStderr:       io.Discard,
+	}
+	if spec.SHA256 != "" {
+		sum, err := hex.DecodeString(spec.SHA256)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sha256 pin: %w", err)
+		}
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cfg)
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, nil, fmt.Errorf("start %s: %w", spec.Path, err)
+	}
+	raw, err := rpc.Dispense(wire.PluginName)
+	if err != nil {
+		client.Kill()
+		return nil, nil, fmt.Errorf("dispense: %w", err)
+	}
+	return client, raw.(*wire.Conn), nil
 }
 
 // call runs one call over the multiplexed stream, or over a unary-started

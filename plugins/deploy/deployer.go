@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,9 @@ type deployer struct {
 	instance string
 	baseURL  string
 	// gh is set in GitHub mode (a GITHUB_TOKEN is configured).
-	gh       *github.Client
+	gh *github.Client
+	// ghByAPI are the clients of apps' own github_api URLs.
+	ghByAPI  map[string]*github.Client
 	cloneURL string // template with {owner} and {name}
 	token    string
 	records  records
@@ -41,19 +44,75 @@ type deployer struct {
 	pageWindow int64
 }
 
-// configure loads the apps file and sets up the workspace and GitHub mode.
-func (d *deployer) configure(s map[string]string) error {
+// resolver makes the paths of settings relative to chima.yaml's directory.
+func resolver(s map[string]string) func(string) string {
 	dir := s["chima_config_dir"]
-	resolve := func(p string) string {
+	return func(p string) string {
 		if p == "" || filepath.IsAbs(p) || dir == "" {
 			return p
 		}
 		return filepath.Join(dir, p)
 	}
+}
+
+// checkSettings reads the settings and the apps file without acting on
+// them, and returns the apps, or a *sdk.SettingsError naming every problem
+// with its file, line and key.
+func checkSettings(s map[string]string) (*apps.Set, error) {
+	var problems []sdk.Problem
+	var set *apps.Set
 	if s["apps_file"] == "" {
-		return errors.New("setting apps_file is required: the path of the apps file")
+		problems = append(problems, sdk.Problem{Key: "apps_file", Message: "is required: the path of the apps file"})
+	} else {
+		var err error
+		set, err = apps.Load(resolver(s)(s["apps_file"]))
+		var le *apps.LoadError
+		switch {
+		case errors.As(err, &le):
+			problems = append(problems, appsProblems(le)...)
+		case err != nil:
+			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+		}
 	}
-	set, err := apps.Load(resolve(s["apps_file"]))
+	if v := s["github_api_url"]; v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, sdk.Problem{Key: "github_api_url", Message: fmt.Sprintf("%q is not an http(s) URL", v)})
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &sdk.SettingsError{Problems: problems}
+	}
+	return set, nil
+}
+
+// appsProblems turns the apps file's problems into the SDK's, keyed by
+// "app.key" paths, without the key repeated at the start of the message.
+func appsProblems(le *apps.LoadError) []sdk.Problem {
+	out := make([]sdk.Problem, 0, len(le.Problems))
+	for _, p := range le.Problems {
+		key := p.App
+		if p.Key != "" {
+			key += "." + p.Key
+		}
+		msg := p.Message
+		if head, rest, ok := strings.Cut(msg, ": "); ok && p.Key != "" && (head == p.Key || strings.HasPrefix(p.Key, head+".")) {
+			msg = rest
+		}
+		out = append(out, sdk.Problem{File: le.File, Line: p.Line, Key: key, Message: msg})
+	}
+	return out
+}
+
+// validate is the plugin's Validate: checkSettings, keeping nothing.
+func (d *deployer) validate(s map[string]string) error {
+	_, err := checkSettings(s)
+	return err
+}
+
+// configure loads the apps file and sets up the workspace and GitHub mode.
+func (d *deployer) configure(s map[string]string) error {
+	resolve := resolver(s)
+	set, err := checkSettings(s)
 	if err != nil {
 		return err
 	}
@@ -69,7 +128,7 @@ func (d *deployer) configure(s map[string]string) error {
 	if token != "" {
 		// Private repositories: git authenticates with the token through an
 		// extra header, never a URL with the token in it.
-		opts.Env = githubGitAuth(token)
+		opts.Env = githubGitAuth(token, githubHosts(set)...)
 	}
 	cache, err := workspace.New(resolve(ws), opts)
 	if err != nil {
@@ -91,20 +150,54 @@ func (d *deployer) configure(s map[string]string) error {
 	if d.now == nil {
 		d.now = time.Now
 	}
-	d.gh = nil
+	d.gh, d.ghByAPI = nil, nil
 	if token != "" {
-		// A client of its own: WithAuthToken changes the http.Client it
-		// is given.
-		gh := github.NewClient(&http.Client{Timeout: 30 * time.Second}).WithAuthToken(token)
-		if api := s["github_api_url"]; api != "" {
-			if gh, err = gh.WithEnterpriseURLs(api, api); err != nil {
-				return fmt.Errorf("github_api_url: %w", err)
-			}
-			gh.BaseURL, _ = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
+		if d.gh, err = newGitHubClient(token, s["github_api_url"]); err != nil {
+			return fmt.Errorf("github_api_url: %w", err)
 		}
-		d.gh = gh
+		// Apps on a GitHub Enterprise Server of their own (github_api).
+		for _, name := range set.Names() {
+			a, _ := set.Lookup(name)
+			if a.GitHubAPI == "" || d.ghByAPI[a.GitHubAPI] != nil {
+				continue
+			}
+			gh, err := newGitHubClient(token, a.GitHubAPI)
+			if err != nil {
+				return fmt.Errorf("%s: github_api: %w", name, err)
+			}
+			if d.ghByAPI == nil {
+				d.ghByAPI = map[string]*github.Client{}
+			}
+			d.ghByAPI[a.GitHubAPI] = gh
+		}
 	}
 	return nil
+}
+
+// newGitHubClient is a client of the REST API at api (GitHub's own when
+// ""), authenticated with token. It has an http.Client of its own:
+// WithAuthToken changes the one it is given.
+func newGitHubClient(token, api string) (*github.Client, error) {
+	gh := github.NewClient(&http.Client{Timeout: 30 * time.Second}).WithAuthToken(token)
+	if api == "" {
+		return gh, nil
+	}
+	gh, err := gh.WithEnterpriseURLs(api, api)
+	if err != nil {
+		return nil, err
+	}
+	// Exactly the URL given: WithEnterpriseURLs would add /api/v3/.
+	gh.BaseURL, err = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
+	return gh, err
+}
+
+// github is the client a's deployments are made with: that of its
+// github_api, else the plugin's; nil when there is no GitHub token.
+func (d *deployer) github(a *apps.App) *github.Client {
+	if a.GitHubAPI != "" {
+		return d.ghByAPI[a.GitHubAPI]
+	}
+	return d.gh
 }
 
 // defaultCheckoutDir puts checkouts on tmpfs where there is one: a checkout
@@ -142,7 +235,11 @@ func (d *deployer) app(name string) (*apps.App, error) {
 // repoURL is what the workspace clones for app.
 func (d *deployer) repoURL(a *apps.App) string {
 	if owner, name, ok := a.GitHubRepo(); ok {
-		return strings.NewReplacer("{owner}", owner, "{name}", name).Replace(d.cloneURL)
+		tmpl := d.cloneURL
+		if a.GitHubAPI != "" {
+			tmpl = enterpriseCloneURL(a.GitHubAPI)
+		}
+		return strings.NewReplacer("{owner}", owner, "{name}", name).Replace(tmpl)
 	}
 	return a.CloneURL()
 }
@@ -238,7 +335,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if err := envRefusal(a, env); err != nil {
 		return err
 	}
-	task := strings.ToLower(c.Arg("task"))
+	task := githubTask(strings.ToLower(c.Arg("task")))
 	if err := validate.Task(task); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "task"}
 	}
@@ -254,6 +351,9 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	}
 	if ref, err = a.ResolveRef(ref, repoDefault); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "ref"}
+	}
+	if err := d.checkRef(c, a, ref); err != nil {
+		return err
 	}
 	user := c.User()
 	l, err := envLock(c, a.Name, env)
@@ -271,10 +371,53 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	return d.start(c, a, dep)
 }
 
+// githubTask is the task of a deployment, as hubot-deploy sends it to GitHub
+// and GitHub's documentation names tasks: "deploy" for a plain deploy, and
+// "deploy:migrate" for `deploy:migrate`, whose grammar gives "migrate".
+// Providers map it to their own names (Fabric runs deploy_migrate).
+func githubTask(task string) string {
+	switch {
+	case task == "":
+		return apps.DefaultTask
+	case task == apps.DefaultTask, strings.HasPrefix(task, apps.DefaultTask+":"):
+		return task
+	}
+	return apps.DefaultTask + ":" + task
+}
+
+// checkRef refuses a deploy of a ref that names nothing in a's repository,
+// before anything is recorded or announced. GitHub checks the ref itself
+// when it creates the deployment; otherwise the mirror is asked, and
+// fetched first only when it doesn't know the ref yet. When the repository
+// can't be reached the deploy goes ahead, and its job reports why it
+// failed.
+func (d *deployer) checkRef(c *sdk.Context, a *apps.App, ref string) error {
+	if d.githubMode(a) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c, time.Minute)
+	defer cancel()
+	repo := d.repoURL(a)
+	_, err := d.cache.Resolve(ctx, repo, ref)
+	var unknown *workspace.UnknownRefError
+	if errors.As(err, &unknown) {
+		if err = d.cache.Fetch(ctx, repo); err == nil {
+			_, err = d.cache.Resolve(ctx, repo, ref)
+		}
+	}
+	switch {
+	case errors.As(err, &unknown):
+		return &sdk.UserError{Summary: fmt.Sprintf("%s has no branch, tag or commit %q. Say `deploys %s` to see what was deployed, or name another ref.", a.Name, ref, a.Name), Argument: "ref"}
+	case err != nil:
+		c.Logger().Warn("could not check the ref before the deploy", "app", a.Name, "ref", ref, "error", err)
+	}
+	return nil
+}
+
 // githubMode reports whether a's deployments are made on GitHub.
 func (d *deployer) githubMode(a *apps.App) bool {
 	_, _, ok := a.GitHubRepo()
-	return ok && d.gh != nil
+	return ok && d.github(a) != nil
 }
 
 // defaultBranch is the default branch of a's repository, for a deploy that
@@ -285,7 +428,7 @@ func (d *deployer) githubMode(a *apps.App) bool {
 func (d *deployer) defaultBranch(c *sdk.Context, a *apps.App) (string, error) {
 	if d.githubMode(a) {
 		owner, name, _ := a.GitHubRepo()
-		repo, resp, err := d.gh.Repositories.Get(c, owner, name)
+		repo, resp, err := d.github(a).Repositories.Get(c, owner, name)
 		if err != nil {
 			return "", sdk.Errorf("Could not ask GitHub for the default branch of %s/%s: %s Name the ref to deploy: %s/<ref>.",
 				owner, name, githubLookupError(resp, err), a.Name)
@@ -387,7 +530,7 @@ func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) 
 	if _, err := d.records.update(c, dep.ID, func(x *Deployment) { x.JobID = jobID }); err != nil {
 		return "", err
 	}
-	msg := fmt.Sprintf("Deployment #%d: %s/%s to %s queued", dep.ID, dep.App, dep.Ref, dep.Env)
+	msg := fmt.Sprintf("Deployment #%d: %s/%s to %s queued", dep.ID, dep.App, dep.RefName(), dep.Env)
 	if dep.Task != "deploy" {
 		msg += " (task " + dep.Task + ")"
 	}
@@ -437,7 +580,14 @@ func (d *deployer) describe(dep *Deployment) string {
 	s := fmt.Sprintf("#%d %s %s to %s by %s, %s ago: %s", dep.ID, dep.Task, dep.What(), dep.Env, dep.User,
 		now.Sub(dep.CreatedAt).Round(time.Second), dep.State)
 	if !dep.StartedAt.IsZero() {
-		s += " in " + dep.Duration(now).String()
+		switch dep.State {
+		case StateRunning:
+			s += " for " + dep.Duration(now).String()
+		case StateSuccess:
+			s += " in " + dep.Duration(now).String()
+		default:
+			s += " after " + dep.Duration(now).String()
+		}
 	}
 	if dep.Detail != "" && dep.State != StateSuccess {
 		s += " (" + firstLine(dep.Detail) + ")"

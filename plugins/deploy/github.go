@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-github/v57/github"
@@ -34,15 +36,55 @@ type payload struct {
 }
 
 // githubGitAuth is the git environment that authenticates https requests to
-// github.com with token, as an extra header (the token never appears in a
-// URL, a command line or a log).
-func githubGitAuth(token string) []string {
+// github.com, and to the other hosts given (GitHub Enterprise Servers), with
+// token, as an extra header (the token never appears in a URL, a command
+// line or a log).
+func githubGitAuth(token string, hosts ...string) []string {
 	basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
-	return []string{
-		"GIT_CONFIG_COUNT=1",
-		"GIT_CONFIG_KEY_0=http.https://github.com/.extraheader",
-		"GIT_CONFIG_VALUE_0=AUTHORIZATION: basic " + basic,
+	hosts = append([]string{"github.com"}, hosts...)
+	env := []string{"GIT_CONFIG_COUNT=" + strconv.Itoa(len(hosts))}
+	for i, h := range hosts {
+		n := strconv.Itoa(i)
+		env = append(env, "GIT_CONFIG_KEY_"+n+"=http.https://"+h+"/.extraheader",
+			"GIT_CONFIG_VALUE_"+n+"=AUTHORIZATION: basic "+basic)
 	}
+	return env
+}
+
+// githubHosts are the hosts of the apps' own github_api URLs, sorted, once
+// each.
+func githubHosts(set *apps.Set) []string {
+	seen := map[string]bool{}
+	var hosts []string
+	for _, name := range set.Names() {
+		a, _ := set.Lookup(name)
+		if u, err := url.Parse(a.GitHubAPI); err == nil && a.GitHubAPI != "" && !seen[webHost(u)] {
+			seen[webHost(u)] = true
+			hosts = append(hosts, webHost(u))
+		}
+	}
+	sort.Strings(hosts)
+	return hosts
+}
+
+// webHost is the host that serves the repositories of a GitHub API:
+// github.com for api.github.com, the server itself for an Enterprise
+// Server's https://ghe.example.com/api/v3.
+func webHost(api *url.URL) string {
+	if api.Host == "api.github.com" {
+		return "github.com"
+	}
+	return api.Host
+}
+
+// enterpriseCloneURL is the clone URL template of the repositories served
+// with the GitHub API api.
+func enterpriseCloneURL(api string) string {
+	u, err := url.Parse(api)
+	if err != nil {
+		return api
+	}
+	return u.Scheme + "://" + webHost(u) + "/{owner}/{name}.git"
 }
 
 // createOnGitHub creates the GitHub Deployment of the recorded dep and
@@ -63,7 +105,7 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		Environment:           github.String(dep.Env),
 		AutoMerge:             github.Bool(autoMerge),
 		Payload:               p,
-		Description:           github.String(fmt.Sprintf("%s deploying %s to %s via Chima (#%d)", dep.User, dep.Ref, dep.Env, dep.ID)),
+		Description:           github.String(fmt.Sprintf("%s deploying %s to %s via Chima (#%d)", dep.User, dep.RefName(), dep.Env, dep.ID)),
 		ProductionEnvironment: github.Bool(strings.HasPrefix(dep.Env, "prod")),
 	}
 	switch {
@@ -72,7 +114,7 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 	case a.RequiredContexts != nil:
 		req.RequiredContexts = &a.RequiredContexts
 	}
-	ghDep, resp, err := d.gh.Repositories.CreateDeployment(c, owner, name, req)
+	ghDep, resp, err := d.github(a).Repositories.CreateDeployment(c, owner, name, req)
 	var accepted *github.AcceptedError
 	if errors.As(err, &accepted) || (err == nil && (resp.StatusCode == http.StatusAccepted || ghDep.GetID() == 0)) {
 		// 202: GitHub merged the default branch into the ref first.
@@ -92,7 +134,7 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		return "", err
 	}
 	return fmt.Sprintf("Deployment #%d: created GitHub deployment %d of %s/%s to %s; it starts when GitHub confirms it.",
-		upd.ID, ghDep.GetID(), upd.App, upd.Ref, upd.Env), nil
+		upd.ID, ghDep.GetID(), upd.App, upd.RefName(), upd.Env), nil
 }
 
 // githubLookupError says why a GitHub API read failed, for chat.
@@ -276,12 +318,16 @@ func (d *deployer) appForRepo(fullName string) *apps.App {
 
 // githubStatus posts a deployment status for a GitHub deployment.
 func (d *deployer) githubStatus(c *sdk.Context, dep *Deployment, state string) error {
-	if d.gh == nil || dep.GitHubID == 0 {
+	if dep.GitHubID == 0 {
 		return nil
 	}
 	a, err := d.app(dep.App)
 	if err != nil {
 		return err
+	}
+	gh := d.github(a)
+	if gh == nil {
+		return nil
 	}
 	owner, name, ok := a.GitHubRepo()
 	if !ok {
@@ -305,7 +351,7 @@ func (d *deployer) githubStatus(c *sdk.Context, dep *Deployment, state string) e
 	if u := a.EnvURL(dep.Env); u != "" {
 		req.EnvironmentURL = github.String(u)
 	}
-	if _, _, err := d.gh.Repositories.CreateDeploymentStatus(c, owner, name, dep.GitHubID, req); err != nil {
+	if _, _, err := gh.Repositories.CreateDeploymentStatus(c, owner, name, dep.GitHubID, req); err != nil {
 		return fmt.Errorf("post %s status of GitHub deployment %d: %w", ghState, dep.GitHubID, err)
 	}
 	return nil

@@ -21,6 +21,10 @@
 //	                (default https://github.com/{owner}/{name}.git)
 //	instance        this bot's name in deployment payloads (default: the bot's)
 //
+// `chima config validate` checks these settings and the apps file (the
+// plugin implements Validate), naming the file, line and key of each
+// problem.
+//
 // Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN turns on GitHub mode;
 // a Heroku app's token variable (HEROKU_API_KEY by default).
 package main

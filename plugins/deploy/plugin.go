@@ -41,6 +41,7 @@ func (p pluginSpec) spec() *sdk.Plugin {
 		Version:     "1.0.0",
 		Description: "Deploys apps to their environments, with locks, queues and rollbacks.",
 		Configure:   d.configure,
+		Validate:    d.validate,
 		Commands: []sdk.Command{
 			{
 				Name:    "deploy",

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -82,12 +83,36 @@ func (d *Deployment) Duration(now time.Time) time.Duration {
 	return end.Sub(d.StartedAt).Round(100 * time.Millisecond)
 }
 
-// What is "ref@short-sha" for messages.
+// What is "ref@short-sha" for messages, or the short SHA alone when the
+// ref is that commit (a rollback's).
 func (d *Deployment) What() string {
-	if d.SHA == "" {
-		return d.Ref
+	if d.SHA == "" || d.refIsSHA() {
+		return d.RefName()
 	}
 	return d.Ref + "@" + short(d.SHA)
+}
+
+// RefName is the ref for messages: a full SHA (a rollback deploys one) is
+// shortened.
+func (d *Deployment) RefName() string {
+	if validate.IsFullSHA(d.Ref) {
+		return short(d.Ref)
+	}
+	return d.Ref
+}
+
+func (d *Deployment) refIsSHA() bool {
+	return validate.IsFullSHA(d.Ref) && strings.EqualFold(d.Ref, d.SHA)
+}
+
+// Summary is "app/ref (short-sha) to env" for the end of a deployment; the
+// SHA is left out while unknown, and when the ref is that commit.
+func (d *Deployment) Summary() string {
+	what := d.App + "/" + d.RefName()
+	if d.SHA != "" && !d.refIsSHA() {
+		what += " (" + short(d.SHA) + ")"
+	}
+	return what + " to " + d.Env
 }
 
 func short(sha string) string {

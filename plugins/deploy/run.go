@@ -70,7 +70,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	if err := d.githubStatus(c, dep, StateRunning); err != nil {
 		c.Logger().Warn("github status", "error", err)
 	}
-	d.notify(c, dep, &sdk.Output{Text: fmt.Sprintf("%s is deploying %s/%s to %s (#%d).", dep.User, dep.App, dep.Ref, dep.Env, dep.ID)}, true)
+	d.notify(c, dep, &sdk.Output{Text: fmt.Sprintf("%s is deploying %s/%s to %s (#%d).", dep.User, dep.App, dep.RefName(), dep.Env, dep.ID)}, true)
 
 	ctx, cancel := context.WithTimeout(c, a.Timeout)
 	defer cancel()
@@ -138,7 +138,7 @@ func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail s
 	}
 	a, _ := d.app(dep.App)
 	var out *sdk.Output
-	what := fmt.Sprintf("%s/%s (%s) to %s", dep.App, dep.Ref, short(dep.SHA), dep.Env)
+	what := dep.Summary()
 	switch state {
 	case StateSuccess:
 		out = &sdk.Output{Status: "good", Text: fmt.Sprintf("Deployed %s in %s (#%d).", what, dep.Duration(d.now()), dep.ID)}

@@ -166,6 +166,194 @@ func (x *DescribeRequest) GetProtocolMinor() uint32 {
 	return 0
 }
 
+// ValidateRequest asks a plugin to check its settings (protocol minor 4).
+type ValidateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings Describe would receive.
+	Settings map[string]string `protobuf:"bytes,1,rep,name=settings,proto3" json:"settings,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The host's version, for logs.
+	HostVersion string `protobuf:"bytes,2,opt,name=host_version,json=hostVersion,proto3" json:"host_version,omitempty"`
+	// Protocol minor version spoken by the host.
+	ProtocolMinor uint32 `protobuf:"varint,3,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateRequest) Reset() {
+	*x = ValidateRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateRequest) ProtoMessage() {}
+
+func (x *ValidateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateRequest.ProtoReflect.Descriptor instead.
+func (*ValidateRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ValidateRequest) GetSettings() map[string]string {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+func (x *ValidateRequest) GetHostVersion() string {
+	if x != nil {
+		return x.HostVersion
+	}
+	return ""
+}
+
+func (x *ValidateRequest) GetProtocolMinor() uint32 {
+	if x != nil {
+		return x.ProtocolMinor
+	}
+	return 0
+}
+
+// ValidateResponse lists what is wrong with the settings.
+type ValidateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every problem found, in the order found; empty when the settings are
+	// valid.
+	Problems      []*SettingsProblem `protobuf:"bytes,1,rep,name=problems,proto3" json:"problems,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateResponse) Reset() {
+	*x = ValidateResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateResponse) ProtoMessage() {}
+
+func (x *ValidateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateResponse.ProtoReflect.Descriptor instead.
+func (*ValidateResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ValidateResponse) GetProblems() []*SettingsProblem {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+// SettingsProblem is one thing wrong with a plugin's settings, or with a
+// file they name.
+type SettingsProblem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The file the problem is in, as the plugin opened it (an apps file), or
+	// "" for the settings themselves.
+	File string `protobuf:"bytes,1,opt,name=file,proto3" json:"file,omitempty"`
+	// The 1-based line of the key in file; 0 when unknown or when file is "".
+	Line uint32 `protobuf:"varint,2,opt,name=line,proto3" json:"line,omitempty"`
+	// The key at fault: a settings key ("apps_file") when file is "", else a
+	// dotted key path in file ("project-x.heroku.apps"); "" for the whole
+	// file.
+	Key string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// What is wrong, for a person; it does not repeat file, line or key.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SettingsProblem) Reset() {
+	*x = SettingsProblem{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SettingsProblem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SettingsProblem) ProtoMessage() {}
+
+func (x *SettingsProblem) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SettingsProblem.ProtoReflect.Descriptor instead.
+func (*SettingsProblem) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SettingsProblem) GetFile() string {
+	if x != nil {
+		return x.File
+	}
+	return ""
+}
+
+func (x *SettingsProblem) GetLine() uint32 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *SettingsProblem) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SettingsProblem) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 // Manifest says what a plugin offers.
 type Manifest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -191,7 +379,7 @@ type Manifest struct {
 
 func (x *Manifest) Reset() {
 	*x = Manifest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[1]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +391,7 @@ func (x *Manifest) String() string {
 func (*Manifest) ProtoMessage() {}
 
 func (x *Manifest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[1]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +404,7 @@ func (x *Manifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Manifest.ProtoReflect.Descriptor instead.
 func (*Manifest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Manifest) GetName() string {
@@ -311,7 +499,7 @@ type CommandSpec struct {
 
 func (x *CommandSpec) Reset() {
 	*x = CommandSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[2]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +511,7 @@ func (x *CommandSpec) String() string {
 func (*CommandSpec) ProtoMessage() {}
 
 func (x *CommandSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[2]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +524,7 @@ func (x *CommandSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandSpec.ProtoReflect.Descriptor instead.
 func (*CommandSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CommandSpec) GetName() string {
@@ -419,7 +607,7 @@ type ArgSpec struct {
 
 func (x *ArgSpec) Reset() {
 	*x = ArgSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +619,7 @@ func (x *ArgSpec) String() string {
 func (*ArgSpec) ProtoMessage() {}
 
 func (x *ArgSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[3]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +632,7 @@ func (x *ArgSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArgSpec.ProtoReflect.Descriptor instead.
 func (*ArgSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ArgSpec) GetName() string {
@@ -524,7 +712,7 @@ type MessageRef struct {
 
 func (x *MessageRef) Reset() {
 	*x = MessageRef{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +724,7 @@ func (x *MessageRef) String() string {
 func (*MessageRef) ProtoMessage() {}
 
 func (x *MessageRef) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[4]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +737,7 @@ func (x *MessageRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageRef.ProtoReflect.Descriptor instead.
 func (*MessageRef) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *MessageRef) GetAdapter() string {
@@ -592,7 +780,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +792,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +805,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *User) GetId() string {
@@ -661,7 +849,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -673,7 +861,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -686,7 +874,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Output) GetTitle() string {
@@ -750,7 +938,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +950,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +963,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Field) GetTitle() string {
@@ -811,7 +999,7 @@ type Button struct {
 
 func (x *Button) Reset() {
 	*x = Button{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1011,7 @@ func (x *Button) String() string {
 func (*Button) ProtoMessage() {}
 
 func (x *Button) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1024,7 @@ func (x *Button) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Button.ProtoReflect.Descriptor instead.
 func (*Button) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Button) GetLabel() string {
@@ -882,7 +1070,7 @@ type CommandRequest struct {
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1082,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1095,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CommandRequest) GetRequestId() string {
@@ -975,7 +1163,7 @@ type WebhookEvent struct {
 
 func (x *WebhookEvent) Reset() {
 	*x = WebhookEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1175,7 @@ func (x *WebhookEvent) String() string {
 func (*WebhookEvent) ProtoMessage() {}
 
 func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1188,7 @@ func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEvent.ProtoReflect.Descriptor instead.
 func (*WebhookEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WebhookEvent) GetRequestId() string {
@@ -1056,7 +1244,7 @@ type JobRequest struct {
 
 func (x *JobRequest) Reset() {
 	*x = JobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1256,7 @@ func (x *JobRequest) String() string {
 func (*JobRequest) ProtoMessage() {}
 
 func (x *JobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1269,7 @@ func (x *JobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRequest.ProtoReflect.Descriptor instead.
 func (*JobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *JobRequest) GetRequestId() string {
@@ -1149,7 +1337,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1349,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1362,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -1260,7 +1448,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1460,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1473,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Reply) GetOutput() *Output {
@@ -1314,7 +1502,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1326,7 +1514,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1339,7 +1527,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Progress) GetKey() string {
@@ -1369,7 +1557,7 @@ type UserError struct {
 
 func (x *UserError) Reset() {
 	*x = UserError{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1569,7 @@ func (x *UserError) String() string {
 func (*UserError) ProtoMessage() {}
 
 func (x *UserError) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1582,7 @@ func (x *UserError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserError.ProtoReflect.Descriptor instead.
 func (*UserError) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *UserError) GetSummary() string {
@@ -1430,7 +1618,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1630,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1643,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Done) GetOutcome() string {
@@ -1489,7 +1677,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1689,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1702,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Call) GetId() uint64 {
@@ -1608,7 +1796,7 @@ type CancelCall struct {
 
 func (x *CancelCall) Reset() {
 	*x = CancelCall{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1808,7 @@ func (x *CancelCall) String() string {
 func (*CancelCall) ProtoMessage() {}
 
 func (x *CancelCall) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1821,7 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelCall) GetReason() string {
@@ -1655,7 +1843,7 @@ type CallEvent struct {
 
 func (x *CallEvent) Reset() {
 	*x = CallEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1667,7 +1855,7 @@ func (x *CallEvent) String() string {
 func (*CallEvent) ProtoMessage() {}
 
 func (x *CallEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1680,7 +1868,7 @@ func (x *CallEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallEvent.ProtoReflect.Descriptor instead.
 func (*CallEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CallEvent) GetId() uint64 {
@@ -1710,7 +1898,7 @@ type PostRequest struct {
 
 func (x *PostRequest) Reset() {
 	*x = PostRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1910,7 @@ func (x *PostRequest) String() string {
 func (*PostRequest) ProtoMessage() {}
 
 func (x *PostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1923,7 @@ func (x *PostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostRequest.ProtoReflect.Descriptor instead.
 func (*PostRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PostRequest) GetTarget() *MessageRef {
@@ -1768,7 +1956,7 @@ type PostResponse struct {
 
 func (x *PostResponse) Reset() {
 	*x = PostResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1780,7 +1968,7 @@ func (x *PostResponse) String() string {
 func (*PostResponse) ProtoMessage() {}
 
 func (x *PostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1793,7 +1981,7 @@ func (x *PostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostResponse.ProtoReflect.Descriptor instead.
 func (*PostResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PostResponse) GetMessage() *MessageRef {
@@ -1813,7 +2001,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2013,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2026,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateRequest) GetMessage() *MessageRef {
@@ -1863,7 +2051,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1875,7 +2063,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1888,7 +2076,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 type EnqueueRequest struct {
@@ -1908,7 +2096,7 @@ type EnqueueRequest struct {
 
 func (x *EnqueueRequest) Reset() {
 	*x = EnqueueRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1920,7 +2108,7 @@ func (x *EnqueueRequest) String() string {
 func (*EnqueueRequest) ProtoMessage() {}
 
 func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1933,7 +2121,7 @@ func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *EnqueueRequest) GetKind() string {
@@ -1987,7 +2175,7 @@ type EnqueueResponse struct {
 
 func (x *EnqueueResponse) Reset() {
 	*x = EnqueueResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2187,7 @@ func (x *EnqueueResponse) String() string {
 func (*EnqueueResponse) ProtoMessage() {}
 
 func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2200,7 @@ func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueResponse.ProtoReflect.Descriptor instead.
 func (*EnqueueResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *EnqueueResponse) GetJobId() int64 {
@@ -2037,7 +2225,7 @@ type LockRequest struct {
 
 func (x *LockRequest) Reset() {
 	*x = LockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2049,7 +2237,7 @@ func (x *LockRequest) String() string {
 func (*LockRequest) ProtoMessage() {}
 
 func (x *LockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2062,7 +2250,7 @@ func (x *LockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
 func (*LockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *LockRequest) GetName() string {
@@ -2111,7 +2299,7 @@ type LockResponse struct {
 
 func (x *LockResponse) Reset() {
 	*x = LockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2311,7 @@ func (x *LockResponse) String() string {
 func (*LockResponse) ProtoMessage() {}
 
 func (x *LockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2324,7 @@ func (x *LockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockResponse.ProtoReflect.Descriptor instead.
 func (*LockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LockResponse) GetAcquired() bool {
@@ -2167,7 +2355,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2179,7 +2367,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2192,7 +2380,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LockInfo) GetName() string {
@@ -2249,7 +2437,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2261,7 +2449,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2274,7 +2462,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UnlockRequest) GetName() string {
@@ -2308,7 +2496,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2320,7 +2508,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2333,7 +2521,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UnlockResponse) GetReleased() bool {
@@ -2359,7 +2547,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2371,7 +2559,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2384,7 +2572,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CancelJobRequest) GetJobId() int64 {
@@ -2405,7 +2593,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2417,7 +2605,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2430,7 +2618,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CancelJobResponse) GetCancelled() bool {
@@ -2462,7 +2650,7 @@ type JobsRequest struct {
 
 func (x *JobsRequest) Reset() {
 	*x = JobsRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2662,7 @@ func (x *JobsRequest) String() string {
 func (*JobsRequest) ProtoMessage() {}
 
 func (x *JobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2675,7 @@ func (x *JobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsRequest.ProtoReflect.Descriptor instead.
 func (*JobsRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *JobsRequest) GetKind() string {
@@ -2527,7 +2715,7 @@ type JobsResponse struct {
 
 func (x *JobsResponse) Reset() {
 	*x = JobsResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2727,7 @@ func (x *JobsResponse) String() string {
 func (*JobsResponse) ProtoMessage() {}
 
 func (x *JobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2740,7 @@ func (x *JobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsResponse.ProtoReflect.Descriptor instead.
 func (*JobsResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *JobsResponse) GetJobs() []*JobInfo {
@@ -2581,7 +2769,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2781,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2794,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *JobInfo) GetId() int64 {
@@ -2696,7 +2884,7 @@ type AppendLogRequest struct {
 
 func (x *AppendLogRequest) Reset() {
 	*x = AppendLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +2896,7 @@ func (x *AppendLogRequest) String() string {
 func (*AppendLogRequest) ProtoMessage() {}
 
 func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +2909,7 @@ func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogRequest.ProtoReflect.Descriptor instead.
 func (*AppendLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *AppendLogRequest) GetName() string {
@@ -2747,7 +2935,7 @@ type AppendLogResponse struct {
 
 func (x *AppendLogResponse) Reset() {
 	*x = AppendLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2759,7 +2947,7 @@ func (x *AppendLogResponse) String() string {
 func (*AppendLogResponse) ProtoMessage() {}
 
 func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2772,7 +2960,7 @@ func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogResponse.ProtoReflect.Descriptor instead.
 func (*AppendLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *AppendLogResponse) GetSize() int64 {
@@ -2793,7 +2981,7 @@ type ReadLogRequest struct {
 
 func (x *ReadLogRequest) Reset() {
 	*x = ReadLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2805,7 +2993,7 @@ func (x *ReadLogRequest) String() string {
 func (*ReadLogRequest) ProtoMessage() {}
 
 func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2818,7 +3006,7 @@ func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
 func (*ReadLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReadLogRequest) GetName() string {
@@ -2853,7 +3041,7 @@ type ReadLogResponse struct {
 
 func (x *ReadLogResponse) Reset() {
 	*x = ReadLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +3053,7 @@ func (x *ReadLogResponse) String() string {
 func (*ReadLogResponse) ProtoMessage() {}
 
 func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +3066,7 @@ func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
 func (*ReadLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ReadLogResponse) GetData() []byte {
@@ -2915,7 +3103,7 @@ type HTTPRequest struct {
 
 func (x *HTTPRequest) Reset() {
 	*x = HTTPRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2927,7 +3115,7 @@ func (x *HTTPRequest) String() string {
 func (*HTTPRequest) ProtoMessage() {}
 
 func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2940,7 +3128,7 @@ func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
 func (*HTTPRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *HTTPRequest) GetMethod() string {
@@ -2982,7 +3170,7 @@ type HTTPResponse struct {
 
 func (x *HTTPResponse) Reset() {
 	*x = HTTPResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3182,7 @@ func (x *HTTPResponse) String() string {
 func (*HTTPResponse) ProtoMessage() {}
 
 func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3195,7 @@ func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
 func (*HTTPResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *HTTPResponse) GetStatus() int32 {
@@ -3040,7 +3228,7 @@ type LocksRequest struct {
 
 func (x *LocksRequest) Reset() {
 	*x = LocksRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3052,7 +3240,7 @@ func (x *LocksRequest) String() string {
 func (*LocksRequest) ProtoMessage() {}
 
 func (x *LocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3065,7 +3253,7 @@ func (x *LocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksRequest.ProtoReflect.Descriptor instead.
 func (*LocksRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LocksRequest) GetPrefix() string {
@@ -3084,7 +3272,7 @@ type LocksResponse struct {
 
 func (x *LocksResponse) Reset() {
 	*x = LocksResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3284,7 @@ func (x *LocksResponse) String() string {
 func (*LocksResponse) ProtoMessage() {}
 
 func (x *LocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3297,7 @@ func (x *LocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksResponse.ProtoReflect.Descriptor instead.
 func (*LocksResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *LocksResponse) GetLocks() []*LockInfo {
@@ -3128,7 +3316,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3328,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3341,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *KVGetRequest) GetKey() string {
@@ -3173,7 +3361,7 @@ type KVGetResponse struct {
 
 func (x *KVGetResponse) Reset() {
 	*x = KVGetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3185,7 +3373,7 @@ func (x *KVGetResponse) String() string {
 func (*KVGetResponse) ProtoMessage() {}
 
 func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3198,7 +3386,7 @@ func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetResponse.ProtoReflect.Descriptor instead.
 func (*KVGetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *KVGetResponse) GetValue() []byte {
@@ -3225,7 +3413,7 @@ type KVSetRequest struct {
 
 func (x *KVSetRequest) Reset() {
 	*x = KVSetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3237,7 +3425,7 @@ func (x *KVSetRequest) String() string {
 func (*KVSetRequest) ProtoMessage() {}
 
 func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3250,7 +3438,7 @@ func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetRequest.ProtoReflect.Descriptor instead.
 func (*KVSetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *KVSetRequest) GetKey() string {
@@ -3275,7 +3463,7 @@ type KVSetResponse struct {
 
 func (x *KVSetResponse) Reset() {
 	*x = KVSetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3475,7 @@ func (x *KVSetResponse) String() string {
 func (*KVSetResponse) ProtoMessage() {}
 
 func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3488,7 @@ func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetResponse.ProtoReflect.Descriptor instead.
 func (*KVSetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 type KVDeleteRequest struct {
@@ -3312,7 +3500,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3512,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3337,7 +3525,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *KVDeleteRequest) GetKey() string {
@@ -3355,7 +3543,7 @@ type KVDeleteResponse struct {
 
 func (x *KVDeleteResponse) Reset() {
 	*x = KVDeleteResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3555,7 @@ func (x *KVDeleteResponse) String() string {
 func (*KVDeleteResponse) ProtoMessage() {}
 
 func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3380,7 +3568,7 @@ func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
 }
 
 type KVListRequest struct {
@@ -3392,7 +3580,7 @@ type KVListRequest struct {
 
 func (x *KVListRequest) Reset() {
 	*x = KVListRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3404,7 +3592,7 @@ func (x *KVListRequest) String() string {
 func (*KVListRequest) ProtoMessage() {}
 
 func (x *KVListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3417,7 +3605,7 @@ func (x *KVListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListRequest.ProtoReflect.Descriptor instead.
 func (*KVListRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *KVListRequest) GetPrefix() string {
@@ -3436,7 +3624,7 @@ type KVListResponse struct {
 
 func (x *KVListResponse) Reset() {
 	*x = KVListResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3636,7 @@ func (x *KVListResponse) String() string {
 func (*KVListResponse) ProtoMessage() {}
 
 func (x *KVListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3649,7 @@ func (x *KVListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListResponse.ProtoReflect.Descriptor instead.
 func (*KVListResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *KVListResponse) GetKeys() []string {
@@ -3483,7 +3671,21 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0eprotocol_minor\x18\x04 \x01(\rR\rprotocolMinor\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
+	"\x0fValidateRequest\x12J\n" +
+	"\bsettings\x18\x01 \x03(\v2..chima.plugin.v1.ValidateRequest.SettingsEntryR\bsettings\x12!\n" +
+	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\x12%\n" +
+	"\x0eprotocol_minor\x18\x03 \x01(\rR\rprotocolMinor\x1a;\n" +
+	"\rSettingsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
+	"\x10ValidateResponse\x12<\n" +
+	"\bproblems\x18\x01 \x03(\v2 .chima.plugin.v1.SettingsProblemR\bproblems\"e\n" +
+	"\x0fSettingsProblem\x12\x12\n" +
+	"\x04file\x18\x01 \x01(\tR\x04file\x12\x12\n" +
+	"\x04line\x18\x02 \x01(\rR\x04line\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xb3\x02\n" +
 	"\bManifest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -3730,7 +3932,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fARG_TYPE_INT\x10\x01\x12\x11\n" +
 	"\rARG_TYPE_BOOL\x10\x02\x12\x11\n" +
 	"\rARG_TYPE_ENUM\x10\x03\x12\x15\n" +
-	"\x11ARG_TYPE_DURATION\x10\x042\xae\x03\n" +
+	"\x11ARG_TYPE_DURATION\x10\x042\xff\x03\n" +
 	"\x06Plugin\x12G\n" +
 	"\bDescribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12C\n" +
 	"\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12F\n" +
@@ -3738,7 +3940,8 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n" +
 	"\n" +
 	"HandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12B\n" +
-	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x012\xa3\b\n" +
+	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x01\x12O\n" +
+	"\bValidate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\b\n" +
 	"\x04Host\x12C\n" +
 	"\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n" +
 	"\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n" +
@@ -3768,149 +3971,157 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
 	(ArgType)(0),              // 0: chima.plugin.v1.ArgType
 	(*DescribeRequest)(nil),   // 1: chima.plugin.v1.DescribeRequest
-	(*Manifest)(nil),          // 2: chima.plugin.v1.Manifest
-	(*CommandSpec)(nil),       // 3: chima.plugin.v1.CommandSpec
-	(*ArgSpec)(nil),           // 4: chima.plugin.v1.ArgSpec
-	(*MessageRef)(nil),        // 5: chima.plugin.v1.MessageRef
-	(*User)(nil),              // 6: chima.plugin.v1.User
-	(*Output)(nil),            // 7: chima.plugin.v1.Output
-	(*Field)(nil),             // 8: chima.plugin.v1.Field
-	(*Button)(nil),            // 9: chima.plugin.v1.Button
-	(*CommandRequest)(nil),    // 10: chima.plugin.v1.CommandRequest
-	(*WebhookEvent)(nil),      // 11: chima.plugin.v1.WebhookEvent
-	(*JobRequest)(nil),        // 12: chima.plugin.v1.JobRequest
-	(*Event)(nil),             // 13: chima.plugin.v1.Event
-	(*Reply)(nil),             // 14: chima.plugin.v1.Reply
-	(*Progress)(nil),          // 15: chima.plugin.v1.Progress
-	(*UserError)(nil),         // 16: chima.plugin.v1.UserError
-	(*Done)(nil),              // 17: chima.plugin.v1.Done
-	(*Call)(nil),              // 18: chima.plugin.v1.Call
-	(*CancelCall)(nil),        // 19: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),         // 20: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),       // 21: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),      // 22: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),     // 23: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),    // 24: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),    // 25: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),   // 26: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),       // 27: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),      // 28: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),          // 29: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),     // 30: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),    // 31: chima.plugin.v1.UnlockResponse
-	(*CancelJobRequest)(nil),  // 32: chima.plugin.v1.CancelJobRequest
-	(*CancelJobResponse)(nil), // 33: chima.plugin.v1.CancelJobResponse
-	(*JobsRequest)(nil),       // 34: chima.plugin.v1.JobsRequest
-	(*JobsResponse)(nil),      // 35: chima.plugin.v1.JobsResponse
-	(*JobInfo)(nil),           // 36: chima.plugin.v1.JobInfo
-	(*AppendLogRequest)(nil),  // 37: chima.plugin.v1.AppendLogRequest
-	(*AppendLogResponse)(nil), // 38: chima.plugin.v1.AppendLogResponse
-	(*ReadLogRequest)(nil),    // 39: chima.plugin.v1.ReadLogRequest
-	(*ReadLogResponse)(nil),   // 40: chima.plugin.v1.ReadLogResponse
-	(*HTTPRequest)(nil),       // 41: chima.plugin.v1.HTTPRequest
-	(*HTTPResponse)(nil),      // 42: chima.plugin.v1.HTTPResponse
-	(*LocksRequest)(nil),      // 43: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),     // 44: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),      // 45: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),     // 46: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),      // 47: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),     // 48: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),   // 49: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil),  // 50: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),     // 51: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),    // 52: chima.plugin.v1.KVListResponse
-	nil,                       // 53: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                       // 54: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                       // 55: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                       // 56: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                       // 57: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(*ValidateRequest)(nil),   // 2: chima.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil),  // 3: chima.plugin.v1.ValidateResponse
+	(*SettingsProblem)(nil),   // 4: chima.plugin.v1.SettingsProblem
+	(*Manifest)(nil),          // 5: chima.plugin.v1.Manifest
+	(*CommandSpec)(nil),       // 6: chima.plugin.v1.CommandSpec
+	(*ArgSpec)(nil),           // 7: chima.plugin.v1.ArgSpec
+	(*MessageRef)(nil),        // 8: chima.plugin.v1.MessageRef
+	(*User)(nil),              // 9: chima.plugin.v1.User
+	(*Output)(nil),            // 10: chima.plugin.v1.Output
+	(*Field)(nil),             // 11: chima.plugin.v1.Field
+	(*Button)(nil),            // 12: chima.plugin.v1.Button
+	(*CommandRequest)(nil),    // 13: chima.plugin.v1.CommandRequest
+	(*WebhookEvent)(nil),      // 14: chima.plugin.v1.WebhookEvent
+	(*JobRequest)(nil),        // 15: chima.plugin.v1.JobRequest
+	(*Event)(nil),             // 16: chima.plugin.v1.Event
+	(*Reply)(nil),             // 17: chima.plugin.v1.Reply
+	(*Progress)(nil),          // 18: chima.plugin.v1.Progress
+	(*UserError)(nil),         // 19: chima.plugin.v1.UserError
+	(*Done)(nil),              // 20: chima.plugin.v1.Done
+	(*Call)(nil),              // 21: chima.plugin.v1.Call
+	(*CancelCall)(nil),        // 22: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),         // 23: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),       // 24: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),      // 25: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),     // 26: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),    // 27: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),    // 28: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),   // 29: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),       // 30: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),      // 31: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),          // 32: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),     // 33: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),    // 34: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),  // 35: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil), // 36: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),       // 37: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),      // 38: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),           // 39: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),  // 40: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil), // 41: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),    // 42: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),   // 43: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),       // 44: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),      // 45: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),      // 46: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),     // 47: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),      // 48: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),     // 49: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),      // 50: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),     // 51: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),   // 52: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),  // 53: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),     // 54: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),    // 55: chima.plugin.v1.KVListResponse
+	nil,                       // 56: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                       // 57: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                       // 58: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                       // 59: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                       // 60: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                       // 61: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	53, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	3,  // 1: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
-	4,  // 2: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
-	0,  // 3: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
-	8,  // 4: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
-	9,  // 5: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
-	54, // 6: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
-	6,  // 7: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
-	5,  // 8: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
-	55, // 9: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
-	5,  // 10: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	14, // 11: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
-	15, // 12: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
-	16, // 13: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
-	17, // 14: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
-	7,  // 15: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
-	7,  // 16: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
-	10, // 17: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
-	11, // 18: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
-	12, // 19: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
-	19, // 20: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
-	13, // 21: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
-	5,  // 22: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
-	7,  // 23: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
-	5,  // 24: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
-	5,  // 25: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
-	7,  // 26: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
-	5,  // 27: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	29, // 28: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	29, // 29: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	36, // 30: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
-	36, // 31: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
-	5,  // 32: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
-	56, // 33: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	57, // 34: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
-	29, // 35: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	1,  // 36: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	10, // 37: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	11, // 38: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	12, // 39: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	41, // 40: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
-	18, // 41: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	21, // 42: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	23, // 43: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	25, // 44: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	27, // 45: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	30, // 46: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	43, // 47: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	32, // 48: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
-	34, // 49: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
-	37, // 50: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
-	39, // 51: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
-	45, // 52: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	47, // 53: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	49, // 54: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	51, // 55: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	2,  // 56: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	13, // 57: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	13, // 58: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	13, // 59: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	42, // 60: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	20, // 61: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	22, // 62: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	24, // 63: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	26, // 64: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	28, // 65: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	31, // 66: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	44, // 67: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	33, // 68: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	35, // 69: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	38, // 70: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	40, // 71: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	46, // 72: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	48, // 73: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	50, // 74: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	52, // 75: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	56, // [56:76] is the sub-list for method output_type
-	36, // [36:56] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	56, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	57, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	4,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
+	6,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
+	7,  // 4: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
+	0,  // 5: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
+	11, // 6: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
+	12, // 7: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
+	58, // 8: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	9,  // 9: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
+	8,  // 10: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
+	59, // 11: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	8,  // 12: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	17, // 13: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
+	18, // 14: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
+	19, // 15: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
+	20, // 16: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
+	10, // 17: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
+	10, // 18: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
+	13, // 19: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
+	14, // 20: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
+	15, // 21: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
+	22, // 22: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
+	16, // 23: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
+	8,  // 24: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
+	10, // 25: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
+	8,  // 26: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
+	8,  // 27: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
+	10, // 28: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
+	8,  // 29: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	32, // 30: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	32, // 31: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	39, // 32: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
+	39, // 33: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
+	8,  // 34: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
+	60, // 35: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	61, // 36: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	32, // 37: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
+	1,  // 38: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	13, // 39: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	14, // 40: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	15, // 41: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	44, // 42: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	21, // 43: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	2,  // 44: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
+	24, // 45: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	26, // 46: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	28, // 47: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	30, // 48: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	33, // 49: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	46, // 50: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	35, // 51: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	37, // 52: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	40, // 53: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	42, // 54: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	48, // 55: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	50, // 56: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	52, // 57: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	54, // 58: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	5,  // 59: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	16, // 60: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	16, // 61: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	16, // 62: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	45, // 63: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	23, // 64: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	3,  // 65: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	25, // 66: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	27, // 67: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	29, // 68: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	31, // 69: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	34, // 70: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	47, // 71: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	36, // 72: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	38, // 73: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	41, // 74: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	43, // 75: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	49, // 76: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	51, // 77: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	53, // 78: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	55, // 79: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	59, // [59:80] is the sub-list for method output_type
+	38, // [38:59] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -3918,13 +4129,13 @@ func file_chima_plugin_v1_plugin_proto_init() {
 	if File_chima_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[12].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[15].OneofWrappers = []any{
 		(*Event_Reply)(nil),
 		(*Event_Progress)(nil),
 		(*Event_Error)(nil),
 		(*Event_Done)(nil),
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[17].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[20].OneofWrappers = []any{
 		(*Call_Command)(nil),
 		(*Call_Event)(nil),
 		(*Call_Job)(nil),
@@ -3936,7 +4147,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   57,
+			NumMessages:   61,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -36,6 +36,7 @@ const (
 	Plugin_RunJob_FullMethodName      = "/chima.plugin.v1.Plugin/RunJob"
 	Plugin_HandleHTTP_FullMethodName  = "/chima.plugin.v1.Plugin/HandleHTTP"
 	Plugin_Multiplex_FullMethodName   = "/chima.plugin.v1.Plugin/Multiplex"
+	Plugin_Validate_FullMethodName    = "/chima.plugin.v1.Plugin/Validate"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -61,6 +62,14 @@ type PluginClient interface {
 	// the "multiplex" capability. It exists for speed: one stream per plugin
 	// avoids a new HTTP/2 stream per chat message.
 	Multiplex(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Call, CallEvent], error)
+	// Validate checks settings as Describe would receive them, and the files
+	// they name (the deploy plugin's apps file), without acting on them: it
+	// configures nothing, writes nothing and starts nothing. The host calls it
+	// for `chima config validate`, on a process started only for that and
+	// stopped after it; Describe is not called first, and no Host service is
+	// served. Optional, since protocol minor 4: a plugin without it answers
+	// UNIMPLEMENTED and the host reports its settings as not validated.
+	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
 }
 
 type pluginClient struct {
@@ -161,6 +170,16 @@ func (c *pluginClient) Multiplex(ctx context.Context, opts ...grpc.CallOption) (
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_MultiplexClient = grpc.BidiStreamingClient[Call, CallEvent]
 
+func (c *pluginClient) Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateResponse)
+	err := c.cc.Invoke(ctx, Plugin_Validate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -184,6 +203,14 @@ type PluginServer interface {
 	// the "multiplex" capability. It exists for speed: one stream per plugin
 	// avoids a new HTTP/2 stream per chat message.
 	Multiplex(grpc.BidiStreamingServer[Call, CallEvent]) error
+	// Validate checks settings as Describe would receive them, and the files
+	// they name (the deploy plugin's apps file), without acting on them: it
+	// configures nothing, writes nothing and starts nothing. The host calls it
+	// for `chima config validate`, on a process started only for that and
+	// stopped after it; Describe is not called first, and no Host service is
+	// served. Optional, since protocol minor 4: a plugin without it answers
+	// UNIMPLEMENTED and the host reports its settings as not validated.
+	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -211,6 +238,9 @@ func (UnimplementedPluginServer) HandleHTTP(context.Context, *HTTPRequest) (*HTT
 }
 func (UnimplementedPluginServer) Multiplex(grpc.BidiStreamingServer[Call, CallEvent]) error {
 	return status.Errorf(codes.Unimplemented, "method Multiplex not implemented")
+}
+func (UnimplementedPluginServer) Validate(context.Context, *ValidateRequest) (*ValidateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Validate not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -309,6 +339,24 @@ func _Plugin_Multiplex_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_MultiplexServer = grpc.BidiStreamingServer[Call, CallEvent]
 
+func _Plugin_Validate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PluginServer).Validate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Plugin_Validate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PluginServer).Validate(ctx, req.(*ValidateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -323,6 +371,10 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "HandleHTTP",
 			Handler:    _Plugin_HandleHTTP_Handler,
+		},
+		{
+			MethodName: "Validate",
+			Handler:    _Plugin_Validate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

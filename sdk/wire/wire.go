@@ -19,8 +19,15 @@ import (
 const ProtocolVersion = 1
 
 // ProtocolMinor is the minor version of the protocol, exchanged in Describe
-// for logs. Minors only ever add things.
-const ProtocolMinor = 3
+// for logs. Minors only ever add things:
+//
+//   - 1: commands, events, jobs, the Host service, multiplexing.
+//   - 2: job listing and cancel, plugin logs, pages (HandleHTTP),
+//     interrupted-job events.
+//   - 3: a cancel says whether Chima is shutting down.
+//   - 4: Validate, for `chima config validate`: a plugin checks its
+//     settings without serving. Older plugins answer Unimplemented.
+const ProtocolMinor = 4
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

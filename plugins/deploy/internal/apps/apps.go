@@ -68,6 +68,10 @@ type App struct {
 	// ProtectedEnvironments need an approval before a deploy (the approval
 	// flow is not built yet; the setting is kept).
 	ProtectedEnvironments []string
+	// GitHubAPI is the GitHub REST API this app's deployments are made on
+	// (hubot-deploy's github_api, for a GitHub Enterprise Server), or "" for
+	// the plugin's github_api_url.
+	GitHubAPI string
 
 	// Script is the shell provider's script path inside the checkout.
 	Script string
@@ -94,6 +98,9 @@ type FabricSettings struct {
 type CapistranoSettings struct {
 	// Task is the cap task of a plain deploy; DefaultTask when unset.
 	Task string `json:"task,omitempty"`
+	// Script is the executable inside the checkout that runs Capistrano, such
+	// as a "bin/cap" binstub (Heaven's deploy_script); "" runs cap from PATH.
+	Script string `json:"script,omitempty"`
 }
 
 // AnsibleSettings configures the ansible provider.
@@ -392,6 +399,7 @@ type fileApp struct {
 	Timeout               string              `json:"timeout,omitempty"`
 	NotifyRooms           []string            `json:"notify_rooms,omitempty"`
 	ProtectedEnvironments []string            `json:"protected_environments,omitempty"`
+	GitHubAPI             string              `json:"github_api,omitempty"`
 	Script                string              `json:"script,omitempty"`
 	Fabric                *FabricSettings     `json:"fabric,omitempty"`
 	Capistrano            *CapistranoSettings `json:"capistrano,omitempty"`
@@ -408,7 +416,7 @@ func (a App) MarshalJSON() ([]byte, error) {
 		Environments: a.Environments, AllowedRooms: a.AllowedRooms,
 		DefaultEnvironment: a.DefaultEnvironment, DefaultRef: a.DefaultRef,
 		EnvironmentURLs: a.EnvironmentURLs, NotifyRooms: a.NotifyRooms,
-		ProtectedEnvironments: a.ProtectedEnvironments,
+		ProtectedEnvironments: a.ProtectedEnvironments, GitHubAPI: a.GitHubAPI,
 	}
 	if a.RequiredContexts != nil {
 		rc := a.RequiredContexts
@@ -442,8 +450,8 @@ func (a *App) UnmarshalJSON(data []byte) error {
 	if name == "" {
 		name = "app"
 	}
-	p := &parser{}
-	got := p.app(name, data)
+	p := &parser{data: data}
+	got := p.app(name, data, 0)
 	if len(p.problems) > 0 {
 		return &LoadError{File: "JSON", Problems: p.problems}
 	}

@@ -150,7 +150,7 @@ func TestLoadNamesTheFileInEveryProblem(t *testing.T) {
 		t.Fatalf("want *LoadError, got %v", err)
 	}
 	for _, line := range strings.Split(err.Error(), "\n") {
-		if !strings.HasPrefix(line, path+": project-x: ") {
+		if !strings.HasPrefix(line, path+":1: project-x: ") {
 			t.Errorf("line %q does not start with the file and app", line)
 		}
 	}
@@ -322,7 +322,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			"a syntax error gives its line and column",
 			"{\n  \"a\": {\"provider\": \"shell\",}\n}",
-			[]string{`apps.json: line 2, column 29: invalid character '}' looking for beginning of object key string`},
+			[]string{`apps.json: column 29: invalid character '}' looking for beginning of object key string`},
 		},
 	}
 	for _, tt := range tests {
@@ -332,7 +332,11 @@ func TestParseProblems(t *testing.T) {
 			if !errors.As(err, &le) {
 				t.Fatalf("want *LoadError, got %v", err)
 			}
-			got := strings.Split(err.Error(), "\n")
+			// Lines are tested in TestProblemsGiveTheirLine.
+			var got []string
+			for _, p := range le.Problems {
+				got = append(got, "apps.json: "+p.String())
+			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("problems:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
 			}
@@ -367,7 +371,7 @@ func TestHubotHerokuNameKeysFillHerokuApps(t *testing.T) {
 		t.Errorf("Heroku.Apps = %v, want %v", a.Heroku.Apps, want)
 	}
 	_, err := Parse("apps.json", []byte(`{"a": {"provider": "heroku", "repository": "o/r", "environments": ["edge"], "heroku_live_name": "x-live", "heroku_edge_name": "x-edge"}}`), "")
-	if err == nil || !strings.Contains(err.Error(), `heroku.apps: "live" is not one of the environments (edge)`) {
+	if err == nil || !strings.Contains(err.Error(), `a: heroku_live_name: "live" is not one of the environments (edge)`) {
 		t.Errorf("an env-named key for an unknown environment must be refused, got %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package apps
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -12,6 +13,9 @@ type Problem struct {
 	// Key is the key the problem is about ("environments", "heroku.apps"),
 	// or "" for the app as a whole.
 	Key string
+	// Line is the 1-based line of the key in the file (of the nearest key
+	// that is in the file, for a missing one), or 0 when unknown.
+	Line int
 	// Message says what is wrong. It already names Key where it helps:
 	// `unknown key "enironments" (did you mean "environments"?)`.
 	Message string
@@ -33,11 +37,16 @@ type LoadError struct {
 	Problems []Problem
 }
 
-// Error returns one line per problem, each "file: app: message".
+// Error returns one line per problem, each "file:line: app: message" (no
+// line when unknown).
 func (e *LoadError) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {
-		lines[i] = e.File + ": " + p.String()
+		at := e.File
+		if p.Line > 0 {
+			at += ":" + strconv.Itoa(p.Line)
+		}
+		lines[i] = at + ": " + p.String()
 	}
 	return strings.Join(lines, "\n")
 }

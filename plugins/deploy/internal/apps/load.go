@@ -41,7 +41,7 @@ func Load(path string) (*Set, error) {
 // Parse checks an apps file's content. name is used in messages; baseDir is
 // where relative local repository paths start.
 func Parse(name string, data []byte, baseDir string) (*Set, error) {
-	p := &parser{baseDir: baseDir}
+	p := &parser{baseDir: baseDir, data: data}
 	set := &Set{path: name, apps: map[string]*App{}}
 	for _, a := range p.file(data) {
 		set.apps[a.Name] = a
@@ -72,38 +72,88 @@ func (s *Set) Lookup(name string) (*App, error) {
 	return nil, &UnknownAppError{Name: name, Known: s.Names()}
 }
 
-// appKeys are the keys an app object may have, in documentation order.
+// appKeys are the keys an app object may have, in documentation order:
+// Chima's own, then those of hubot-deploy and Heaven files that Chima reads
+// (besides the patterns heroku_<env>_name and <env>_url).
 var appKeys = []string{
 	"provider", "auto_merge", "repository", "environments", "allowed_rooms",
 	"required_contexts", "default_environment", "default_ref", "environment_urls",
 	"timeout", "notify_rooms", "protected_environments",
 	"script", "fabric", "capistrano", "ansible", "heroku",
+	"heroku_name", "deploy_script", "github_api",
 }
 
 var (
 	herokuNameKeyRE = regexp.MustCompile(`^heroku_(.+)_name$`)
+	envURLKeyRE     = regexp.MustCompile(`^(.+)_url$`)
 	varNameRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	envVarRE        = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 	herokuAppRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 )
 
 type parser struct {
-	baseDir  string
+	baseDir string
+	// data is the whole text parsed, for line numbers.
+	data []byte
+	// lines maps "app\x00key" to the line the key is on; key "" is the
+	// app's own line.
+	lines    map[string]int
 	problems []Problem
 }
 
+// add records a problem about key of app, on the line of the key or, when
+// the key is not in the file, of its nearest parent that is.
 func (p *parser) add(app, key, format string, args ...any) {
-	p.problems = append(p.problems, Problem{App: app, Key: key, Message: fmt.Sprintf(format, args...)})
+	p.problems = append(p.problems, Problem{App: app, Key: key, Line: p.line(app, key), Message: fmt.Sprintf(format, args...)})
+}
+
+// mark remembers that key of app is at byte offset off of the file.
+func (p *parser) mark(app, key string, off int) {
+	if p.lines == nil {
+		p.lines = map[string]int{}
+	}
+	p.lines[app+"\x00"+key] = lineAt(p.data, off)
+}
+
+// line returns the line of key of app, of its nearest parent key in the
+// file ("heroku" for "heroku.apps"), of the app, or 0.
+func (p *parser) line(app, key string) int {
+	if app == "" {
+		return 0
+	}
+	for k := key; ; {
+		if l, ok := p.lines[app+"\x00"+k]; ok {
+			return l
+		}
+		if k == "" {
+			return 0
+		}
+		i := strings.LastIndexByte(k, '.')
+		if i < 0 {
+			i = 0
+		}
+		k = k[:i]
+	}
+}
+
+// lineAt is the 1-based line of byte offset off in data.
+func lineAt(data []byte, off int) int {
+	off = min(max(off, 0), len(data))
+	return bytes.Count(data[:off], []byte("\n")) + 1
 }
 
 type member struct {
 	key   string
 	value json.RawMessage
+	// keyOff and valueOff are the byte offsets of the key's end and the
+	// value's start in the parser's data.
+	keyOff, valueOff int
 }
 
 // members returns an object's members in order, duplicates included. The
-// input must be a syntactically valid JSON object.
-func members(raw []byte) []member {
+// input must be a syntactically valid JSON object; base is its offset in
+// the parser's data.
+func members(raw []byte, base int) []member {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if _, err := dec.Token(); err != nil { // {
 		return nil
@@ -114,11 +164,15 @@ func members(raw []byte) []member {
 		if err != nil {
 			return out
 		}
+		keyOff := base + int(dec.InputOffset())
 		var v json.RawMessage
 		if err := dec.Decode(&v); err != nil {
 			return out
 		}
-		out = append(out, member{key: tok.(string), value: v})
+		// The raw value holds no surrounding space, and the decoder stops
+		// right after it.
+		valueOff := base + int(dec.InputOffset()) - len(v)
+		out = append(out, member{key: tok.(string), value: v, keyOff: keyOff, valueOff: valueOff})
 	}
 	return out
 }
@@ -146,18 +200,13 @@ func kind(raw json.RawMessage) string {
 
 func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
 
-// position turns a byte offset into "line L, column C".
-func position(data []byte, offset int64) string {
-	if offset > int64(len(data)) {
-		offset = int64(len(data))
-	}
+// column turns a byte offset into "column C" (the line is the problem's
+// Line).
+func column(data []byte, offset int64) string {
+	offset = min(max(offset, 0), int64(len(data)))
 	before := data[:offset]
-	line := bytes.Count(before, []byte("\n")) + 1
 	col := int(offset) - (bytes.LastIndexByte(before, '\n') + 1)
-	if col < 1 {
-		col = 1
-	}
-	return fmt.Sprintf("line %d, column %d", line, col)
+	return fmt.Sprintf("column %d", max(col, 1))
 }
 
 // file parses the whole file and returns the valid apps.
@@ -170,7 +219,8 @@ func (p *parser) file(data []byte) []*App {
 	if err := json.Unmarshal(data, &top); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			p.add("", "", "%s: %s", position(data, se.Offset), se.Error())
+			p.add("", "", "%s: %s", column(data, se.Offset), se.Error())
+			p.problems[len(p.problems)-1].Line = lineAt(data, int(se.Offset))
 		} else {
 			p.add("", "", "%s", err.Error())
 		}
@@ -182,7 +232,8 @@ func (p *parser) file(data []byte) []*App {
 	}
 	var out []*App
 	seen := map[string]bool{}
-	for _, m := range members(data) {
+	for _, m := range members(data, 0) {
+		p.mark(m.key, "", m.keyOff)
 		if seen[m.key] {
 			p.add(m.key, "", "the app is defined twice")
 			continue
@@ -194,7 +245,7 @@ func (p *parser) file(data []byte) []*App {
 			nameOK = false
 		}
 		before := len(p.problems)
-		a := p.app(m.key, m.value)
+		a := p.app(m.key, m.value, m.valueOff)
 		if a != nil && nameOK && len(p.problems) == before {
 			out = append(out, a)
 		}
@@ -210,8 +261,19 @@ func reason(err error) string {
 	return err.Error()
 }
 
-// app decodes and checks one app object.
-func (p *parser) app(name string, raw json.RawMessage) *App {
+// compat holds what an app's hubot-deploy and Heaven keys said, for the
+// checks that need the whole app: which key named each environment's Heroku
+// app and URL (to name it in problems), and deploy_script, whose meaning
+// depends on the provider.
+type compat struct {
+	herokuKey    map[string]string // env → "heroku.apps", "heroku_<env>_name" or "heroku_name"
+	urlKey       map[string]string // env → "environment_urls" or "<env>_url"
+	deployScript *string
+}
+
+// app decodes and checks one app object, which starts at byte off of the
+// parser's data.
+func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 	if kind(raw) != "an object" {
 		p.add(name, "", "the app's settings must be an object, not %s", kind(raw))
 		return nil
@@ -219,8 +281,11 @@ func (p *parser) app(name string, raw json.RawMessage) *App {
 	a := &App{Name: name, baseDir: p.baseDir}
 	seen := map[string]bool{} // keys present
 	has := map[string]bool{}  // keys present and not null
-	var herokuCompat []member
-	for _, m := range members(raw) {
+	var herokuCompat, urlCompat []member
+	var herokuName string
+	src := compat{herokuKey: map[string]string{}, urlKey: map[string]string{}}
+	for _, m := range members(raw, off) {
+		p.mark(name, m.key, m.keyOff)
 		if seen[m.key] {
 			p.add(name, m.key, "key %q appears twice", m.key)
 			continue
@@ -261,56 +326,108 @@ func (p *parser) app(name string, raw json.RawMessage) *App {
 		case "script":
 			p.str(name, k, v, &a.Script)
 		case "fabric":
-			p.object(name, k, v, map[string]func(string, json.RawMessage){
+			p.object(name, k, v, m.valueOff, map[string]func(string, json.RawMessage){
 				"task": func(k string, v json.RawMessage) { p.str(name, k, v, &a.Fabric.Task) },
 			})
 		case "capistrano":
-			p.object(name, k, v, map[string]func(string, json.RawMessage){
-				"task": func(k string, v json.RawMessage) { p.str(name, k, v, &a.Capistrano.Task) },
+			p.object(name, k, v, m.valueOff, map[string]func(string, json.RawMessage){
+				"task":   func(k string, v json.RawMessage) { p.str(name, k, v, &a.Capistrano.Task) },
+				"script": func(k string, v json.RawMessage) { p.str(name, k, v, &a.Capistrano.Script) },
 			})
 		case "ansible":
-			p.object(name, k, v, map[string]func(string, json.RawMessage){
+			p.object(name, k, v, m.valueOff, map[string]func(string, json.RawMessage){
 				"playbook":   func(k string, v json.RawMessage) { p.str(name, k, v, &a.Ansible.Playbook) },
 				"inventory":  func(k string, v json.RawMessage) { p.str(name, k, v, &a.Ansible.Inventory) },
 				"extra_vars": func(k string, v json.RawMessage) { p.anyMap(name, k, v, &a.Ansible.ExtraVars) },
 			})
 		case "heroku":
-			p.object(name, k, v, map[string]func(string, json.RawMessage){
+			p.object(name, k, v, m.valueOff, map[string]func(string, json.RawMessage){
 				"apps":      func(k string, v json.RawMessage) { p.strMap(name, k, v, &a.Heroku.Apps) },
 				"api_url":   func(k string, v json.RawMessage) { p.str(name, k, v, &a.Heroku.APIURL) },
 				"token_env": func(k string, v json.RawMessage) { p.str(name, k, v, &a.Heroku.TokenEnv) },
 			})
-		default:
-			if herokuNameKeyRE.MatchString(k) {
-				herokuCompat = append(herokuCompat, m)
-				continue
+		// hubot-deploy's and Heaven's keys.
+		case "heroku_name":
+			p.str(name, k, v, &herokuName)
+		case "deploy_script":
+			var s string
+			if p.str(name, k, v, &s) {
+				src.deployScript = &s
 			}
-			p.add(name, k, "unknown key %q%s", k, didYouMean(k, appKeys))
+		case "github_api":
+			p.str(name, k, v, &a.GitHubAPI)
+		case "github_token":
+			p.add(name, k, "github_token: a token does not belong in the apps file; give the plugin a GITHUB_TOKEN secret in chima.yaml instead")
+		default:
+			switch {
+			case herokuNameKeyRE.MatchString(k):
+				herokuCompat = append(herokuCompat, m)
+			case envURLKeyRE.MatchString(k):
+				urlCompat = append(urlCompat, m)
+			default:
+				p.add(name, k, "unknown key %q%s", k, didYouMean(k, appKeys))
+			}
 		}
 	}
-	// hubot-deploy's heroku_<env>_name keys.
+	for env := range a.Heroku.Apps {
+		src.herokuKey[env] = "heroku.apps"
+	}
+	for env := range a.EnvironmentURLs {
+		src.urlKey[env] = "environment_urls"
+	}
+	// hubot-deploy's and Heaven's heroku_<env>_name keys.
 	for _, m := range herokuCompat {
 		env := herokuNameKeyRE.FindStringSubmatch(m.key)[1]
 		var app string
 		if !p.str(name, m.key, m.value, &app) {
 			continue
 		}
-		if a.Heroku.Apps[env] != "" {
-			p.add(name, m.key, "%s: heroku.apps already names the Heroku app of %q", m.key, env)
+		if prev, ok := src.herokuKey[env]; ok {
+			p.add(name, m.key, "%s: %s already names the Heroku app of %q", m.key, prev, env)
 			continue
 		}
 		if a.Heroku.Apps == nil {
 			a.Heroku.Apps = map[string]string{}
 		}
-		a.Heroku.Apps[env] = app
+		a.Heroku.Apps[env], src.herokuKey[env] = app, m.key
 	}
-	p.check(a, has)
+	// heroku_name: the Heroku app of every environment not named otherwise,
+	// as Heaven reads it.
+	if herokuName != "" {
+		for _, env := range a.Environments {
+			if _, ok := src.herokuKey[env]; ok {
+				continue
+			}
+			if a.Heroku.Apps == nil {
+				a.Heroku.Apps = map[string]string{}
+			}
+			a.Heroku.Apps[env], src.herokuKey[env] = herokuName, "heroku_name"
+		}
+	}
+	// Heaven's <env>_url keys: the environment's URL.
+	for _, m := range urlCompat {
+		env := envURLKeyRE.FindStringSubmatch(m.key)[1]
+		var u string
+		if !p.str(name, m.key, m.value, &u) {
+			continue
+		}
+		if prev, ok := src.urlKey[env]; ok {
+			p.add(name, m.key, "%s: %s already gives the URL of %q", m.key, prev, env)
+			continue
+		}
+		if a.EnvironmentURLs == nil {
+			a.EnvironmentURLs = map[string]string{}
+		}
+		a.EnvironmentURLs[env], src.urlKey[env] = u, m.key
+	}
+	p.check(a, has, src)
 	a.ApplyDefaults()
 	return a
 }
 
-// object decodes a nested settings object, reporting unknown keys.
-func (p *parser) object(app, key string, raw json.RawMessage, fields map[string]func(string, json.RawMessage)) {
+// object decodes a nested settings object, which starts at byte off of the
+// parser's data, reporting unknown keys.
+func (p *parser) object(app, key string, raw json.RawMessage, off int, fields map[string]func(string, json.RawMessage)) {
 	if kind(raw) != "an object" {
 		p.add(app, key, "%s: want an object, got %s", key, kind(raw))
 		return
@@ -321,8 +438,9 @@ func (p *parser) object(app, key string, raw json.RawMessage, fields map[string]
 	}
 	sort.Strings(known)
 	seen := map[string]bool{}
-	for _, m := range members(raw) {
+	for _, m := range members(raw, off) {
 		full := key + "." + m.key
+		p.mark(app, full, m.keyOff)
 		if seen[m.key] {
 			p.add(app, full, "%s: key %q appears twice", key, m.key)
 			continue
@@ -408,7 +526,7 @@ func (p *parser) duration(app, key string, raw json.RawMessage, dst *time.Durati
 }
 
 // check applies the cross-key rules to a decoded app.
-func (p *parser) check(a *App, has map[string]bool) {
+func (p *parser) check(a *App, has map[string]bool, src compat) {
 	name := a.Name
 	envs := strings.Join(a.Environments, ", ")
 	notEnv := func(key, env string) {
@@ -492,11 +610,35 @@ func (p *parser) check(a *App, has map[string]bool) {
 		}
 	}
 	for _, env := range sortedKeys(a.EnvironmentURLs) {
+		key := firstKey(src.urlKey[env], "environment_urls")
 		if envOK && !a.HasEnv(env) {
-			notEnv("environment_urls", env)
+			notEnv(key, env)
 		}
 		if err := checkURL(a.EnvironmentURLs[env]); err != nil {
-			p.add(name, "environment_urls", "environment_urls: %s: %v", env, err)
+			if key == "environment_urls" {
+				p.add(name, key, "environment_urls: %s: %v", env, err)
+			} else {
+				p.add(name, key, "%s: %v", key, err)
+			}
+		}
+	}
+	if a.GitHubAPI != "" {
+		if err := checkURL(a.GitHubAPI); err != nil {
+			p.add(name, "github_api", "github_api: %v", err)
+		}
+	}
+	if ds := src.deployScript; ds != nil && !p.failed(name, "provider") {
+		switch {
+		case a.Provider == "shell" && has["script"]:
+			p.add(name, "deploy_script", "deploy_script: script already names the shell provider's script; keep one of them")
+		case a.Provider == "shell":
+			a.Script = *ds
+		case a.Provider == "capistrano" && a.Capistrano.Script != "":
+			p.add(name, "deploy_script", "deploy_script: capistrano.script already names the script that runs Capistrano; keep one of them")
+		case a.Provider == "capistrano":
+			a.Capistrano.Script = *ds
+		case slices.Contains(Providers, a.Provider):
+			p.add(name, "deploy_script", "deploy_script: the %s provider runs no deploy script; deploy_script is for the shell and capistrano providers", a.Provider)
 		}
 	}
 	for _, env := range a.ProtectedEnvironments {
@@ -506,7 +648,18 @@ func (p *parser) check(a *App, has map[string]bool) {
 	}
 
 	if a.Script != "" && !isLocalPath(a.Script) {
-		p.add(name, "script", "script: %q must be a relative path inside the repository", a.Script)
+		key := "script"
+		if !has["script"] {
+			key = "deploy_script"
+		}
+		p.add(name, key, "%s: %q must be a relative path inside the repository", key, a.Script)
+	}
+	if s := a.Capistrano.Script; s != "" && !isLocalPath(s) {
+		key := "capistrano.script"
+		if src.deployScript != nil && *src.deployScript == s {
+			key = "deploy_script"
+		}
+		p.add(name, key, "%s: %q must be a relative path inside the repository", key, s)
 	}
 	if a.Fabric.Task != "" {
 		if err := validate.Task(a.Fabric.Task); err != nil {
@@ -532,12 +685,15 @@ func (p *parser) check(a *App, has map[string]bool) {
 			p.add(name, "ansible.extra_vars", "ansible.extra_vars: %q is set by the deploy itself", k)
 		}
 	}
+	badHerokuName := false
 	for _, env := range sortedKeys(a.Heroku.Apps) {
+		key := firstKey(src.herokuKey[env], "heroku.apps")
 		if envOK && !a.HasEnv(env) {
-			notEnv("heroku.apps", env)
+			notEnv(key, env)
 		}
-		if app := a.Heroku.Apps[env]; !herokuAppRE.MatchString(app) {
-			p.add(name, "heroku.apps", "heroku.apps: %q is not a Heroku app name (lowercase letters, digits and dashes)", app)
+		if app := a.Heroku.Apps[env]; !herokuAppRE.MatchString(app) && !(key == "heroku_name" && badHerokuName) {
+			p.add(name, key, "%s: %q is not a Heroku app name (lowercase letters, digits and dashes)", key, app)
+			badHerokuName = badHerokuName || key == "heroku_name"
 		}
 	}
 	if a.Heroku.APIURL != "" {
@@ -555,6 +711,15 @@ func (p *parser) check(a *App, has map[string]bool) {
 			}
 		}
 	}
+}
+
+func firstKey(keys ...string) string {
+	for _, k := range keys {
+		if k != "" {
+			return k
+		}
+	}
+	return ""
 }
 
 // isLocalPath reports whether p is a relative path that stays inside its

@@ -44,18 +44,9 @@ func (p *Shell) Command(d Deployment) (Spec, error) {
 	if script == "" {
 		script = apps.DefaultScript
 	}
-	path, err := inside(d.Dir, script, "script")
+	path, err := checkoutExecutable(d.Dir, script)
 	if err != nil {
 		return Spec{}, err
-	}
-	st, err := os.Stat(path)
-	switch {
-	case err != nil:
-		return Spec{}, err
-	case !st.Mode().IsRegular():
-		return Spec{}, fmt.Errorf("script %s is not a regular file", script)
-	case st.Mode().Perm()&0o111 == 0:
-		return Spec{}, fmt.Errorf("script %s is not executable; run `git update-index --chmod=+x %s` and commit", script, script)
 	}
 	return Spec{
 		Path:  path,
@@ -64,6 +55,26 @@ func (p *Shell) Command(d Deployment) (Spec, error) {
 		Name:  script,
 		Grace: p.opts.grace(),
 	}, nil
+}
+
+// checkoutExecutable resolves script, a path from the apps file, in the checkout
+// dir: an executable regular file inside it (a symlink leading out of it is
+// refused).
+func checkoutExecutable(dir, script string) (string, error) {
+	path, err := inside(dir, script, "script")
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return "", err
+	case !st.Mode().IsRegular():
+		return "", fmt.Errorf("script %s is not a regular file", script)
+	case st.Mode().Perm()&0o111 == 0:
+		return "", fmt.Errorf("script %s is not executable; run `git update-index --chmod=+x %s` and commit", script, script)
+	}
+	return path, nil
 }
 
 // Fabric runs a Fabric 2 task; see the package documentation for the
@@ -124,7 +135,9 @@ func (p *Capistrano) Deploy(ctx context.Context, d Deployment, out io.Writer) er
 
 // Command returns `cap <env> <task>` with BRANCH=<ref>, HOSTS=<hosts> when
 // hosts were given, and the deploy variables. The checkout must have a
-// Capfile and config/deploy/<env>.rb.
+// Capfile and config/deploy/<env>.rb. With capistrano.script (Heaven's
+// deploy_script) set, that executable in the checkout, such as a bin/cap
+// binstub, runs instead of cap from PATH.
 func (p *Capistrano) Command(d Deployment) (Spec, error) {
 	if err := d.Validate(); err != nil {
 		return Spec{}, err
@@ -139,8 +152,15 @@ func (p *Capistrano) Command(d Deployment) (Spec, error) {
 	if d.Hosts != "" {
 		extra = append(extra, "HOSTS="+d.Hosts)
 	}
+	cap := "cap"
+	if s := d.Settings.Capistrano.Script; s != "" {
+		var err error
+		if cap, err = checkoutExecutable(d.Dir, s); err != nil {
+			return Spec{}, err
+		}
+	}
 	return Spec{
-		Path:  "cap",
+		Path:  cap,
 		Args:  []string{d.Env, d.task(d.Settings.Capistrano.Task)},
 		Env:   join(p.opts.env(), d.Environ(), extra),
 		Dir:   d.Dir,

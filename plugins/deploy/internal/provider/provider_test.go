@@ -367,6 +367,22 @@ func TestCapistranoCommand(t *testing.T) {
 			t.Errorf("Command = %v", err)
 		}
 	})
+	t.Run("deploy_script runs Capistrano through the repository's binstub", func(t *testing.T) {
+		dir, sha := repo(t, map[string]file{"Capfile": {content: "#"}, "config/deploy/edge.rb": {content: "#"},
+			"bin/cap": {content: "#!/bin/sh\n", mode: 0o755}, "bin/plain": {content: "#"}})
+		d := deployment(dir, sha, &apps.App{Provider: "capistrano", Capistrano: apps.CapistranoSettings{Script: "bin/cap"}})
+		spec, err := (&Capistrano{}).Command(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if spec.Path != filepath.Join(dir, "bin/cap") || !reflect.DeepEqual(spec.Args, []string{"edge", "deploy"}) {
+			t.Errorf("spec = %s, want %s/bin/cap edge deploy", spec, dir)
+		}
+		d.Settings.Capistrano.Script = "bin/plain"
+		if _, err := (&Capistrano{}).Command(d); err == nil || !strings.Contains(err.Error(), "script bin/plain is not executable") {
+			t.Errorf("a script that is not executable: Command = %v", err)
+		}
+	})
 	t.Run("a missing Capfile is named", func(t *testing.T) {
 		dir, sha := repo(t, map[string]file{"README": {content: "x"}})
 		_, err := (&Capistrano{}).Command(deployment(dir, sha, &apps.App{Provider: "capistrano"}))

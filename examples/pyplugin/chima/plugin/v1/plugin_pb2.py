@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='chima/plugin/v1/plugin.proto',
   package='chima.plugin.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xd3\x01\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"7\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\"\x8c\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xd9\x01\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xa1\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xae\x03\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x32\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
+  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd3\x01\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"7\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\"\x8c\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xd9\x01\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xa1\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xff\x03\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
 )
 
 _ARGTYPE = _descriptor.EnumDescriptor(
@@ -52,8 +52,8 @@ _ARGTYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=4912,
-  serialized_end=5021,
+  serialized_start=5242,
+  serialized_end=5351,
 )
 _sym_db.RegisterEnumDescriptor(_ARGTYPE)
 
@@ -155,6 +155,171 @@ _DESCRIBEREQUEST = _descriptor.Descriptor(
 )
 
 
+_VALIDATEREQUEST_SETTINGSENTRY = _descriptor.Descriptor(
+  name='SettingsEntry',
+  full_name='chima.plugin.v1.ValidateRequest.SettingsEntry',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='key', full_name='chima.plugin.v1.ValidateRequest.SettingsEntry.key', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='value', full_name='chima.plugin.v1.ValidateRequest.SettingsEntry.value', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=_descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001')),
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=206,
+  serialized_end=253,
+)
+
+_VALIDATEREQUEST = _descriptor.Descriptor(
+  name='ValidateRequest',
+  full_name='chima.plugin.v1.ValidateRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='settings', full_name='chima.plugin.v1.ValidateRequest.settings', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='host_version', full_name='chima.plugin.v1.ValidateRequest.host_version', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='protocol_minor', full_name='chima.plugin.v1.ValidateRequest.protocol_minor', index=2,
+      number=3, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[_VALIDATEREQUEST_SETTINGSENTRY, ],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=256,
+  serialized_end=434,
+)
+
+
+_VALIDATERESPONSE = _descriptor.Descriptor(
+  name='ValidateResponse',
+  full_name='chima.plugin.v1.ValidateResponse',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='problems', full_name='chima.plugin.v1.ValidateResponse.problems', index=0,
+      number=1, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=436,
+  serialized_end=506,
+)
+
+
+_SETTINGSPROBLEM = _descriptor.Descriptor(
+  name='SettingsProblem',
+  full_name='chima.plugin.v1.SettingsProblem',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='file', full_name='chima.plugin.v1.SettingsProblem.file', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='line', full_name='chima.plugin.v1.SettingsProblem.line', index=1,
+      number=2, type=13, cpp_type=3, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='key', full_name='chima.plugin.v1.SettingsProblem.key', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='message', full_name='chima.plugin.v1.SettingsProblem.message', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=508,
+  serialized_end=583,
+)
+
+
 _MANIFEST = _descriptor.Descriptor(
   name='Manifest',
   full_name='chima.plugin.v1.Manifest',
@@ -237,8 +402,8 @@ _MANIFEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=256,
-  serialized_end=467,
+  serialized_start=586,
+  serialized_end=797,
 )
 
 
@@ -317,8 +482,8 @@ _COMMANDSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=470,
-  serialized_end=638,
+  serialized_start=800,
+  serialized_end=968,
 )
 
 
@@ -404,8 +569,8 @@ _ARGSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=641,
-  serialized_end=814,
+  serialized_start=971,
+  serialized_end=1144,
 )
 
 
@@ -456,8 +621,8 @@ _MESSAGEREF = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=816,
-  serialized_end=898,
+  serialized_start=1146,
+  serialized_end=1228,
 )
 
 
@@ -501,8 +666,8 @@ _USER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=900,
-  serialized_end=947,
+  serialized_start=1230,
+  serialized_end=1277,
 )
 
 
@@ -574,8 +739,8 @@ _OUTPUT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=950,
-  serialized_end=1117,
+  serialized_start=1280,
+  serialized_end=1447,
 )
 
 
@@ -619,8 +784,8 @@ _FIELD = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1119,
-  serialized_end=1171,
+  serialized_start=1449,
+  serialized_end=1501,
 )
 
 
@@ -664,8 +829,8 @@ _BUTTON = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1173,
-  serialized_end=1228,
+  serialized_start=1503,
+  serialized_end=1558,
 )
 
 
@@ -702,8 +867,8 @@ _COMMANDREQUEST_ARGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1456,
-  serialized_end=1499,
+  serialized_start=1786,
+  serialized_end=1829,
 )
 
 _COMMANDREQUEST = _descriptor.Descriptor(
@@ -774,8 +939,8 @@ _COMMANDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1231,
-  serialized_end=1499,
+  serialized_start=1561,
+  serialized_end=1829,
 )
 
 
@@ -812,8 +977,8 @@ _WEBHOOKEVENT_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1651,
-  serialized_end=1697,
+  serialized_start=1981,
+  serialized_end=2027,
 )
 
 _WEBHOOKEVENT = _descriptor.Descriptor(
@@ -870,8 +1035,8 @@ _WEBHOOKEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1502,
-  serialized_end=1697,
+  serialized_start=1832,
+  serialized_end=2027,
 )
 
 
@@ -943,8 +1108,8 @@ _JOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1700,
-  serialized_end=1868,
+  serialized_start=2030,
+  serialized_end=2198,
 )
 
 
@@ -998,8 +1163,8 @@ _EVENT = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Event.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=1871,
-  serialized_end=2058,
+  serialized_start=2201,
+  serialized_end=2388,
 )
 
 
@@ -1036,8 +1201,8 @@ _REPLY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2060,
-  serialized_end=2127,
+  serialized_start=2390,
+  serialized_end=2457,
 )
 
 
@@ -1074,8 +1239,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2129,
-  serialized_end=2193,
+  serialized_start=2459,
+  serialized_end=2523,
 )
 
 
@@ -1119,8 +1284,8 @@ _USERERROR = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2195,
-  serialized_end=2257,
+  serialized_start=2525,
+  serialized_end=2587,
 )
 
 
@@ -1157,8 +1322,8 @@ _DONE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2259,
-  serialized_end=2298,
+  serialized_start=2589,
+  serialized_end=2628,
 )
 
 
@@ -1219,8 +1384,8 @@ _CALL = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Call.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2301,
-  serialized_end=2518,
+  serialized_start=2631,
+  serialized_end=2848,
 )
 
 
@@ -1250,8 +1415,8 @@ _CANCELCALL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2520,
-  serialized_end=2548,
+  serialized_start=2850,
+  serialized_end=2878,
 )
 
 
@@ -1288,8 +1453,8 @@ _CALLEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2550,
-  serialized_end=2612,
+  serialized_start=2880,
+  serialized_end=2942,
 )
 
 
@@ -1333,8 +1498,8 @@ _POSTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2614,
-  serialized_end=2733,
+  serialized_start=2944,
+  serialized_end=3063,
 )
 
 
@@ -1364,8 +1529,8 @@ _POSTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2735,
-  serialized_end=2795,
+  serialized_start=3065,
+  serialized_end=3125,
 )
 
 
@@ -1402,8 +1567,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2797,
-  serialized_end=2899,
+  serialized_start=3127,
+  serialized_end=3229,
 )
 
 
@@ -1426,8 +1591,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2901,
-  serialized_end=2917,
+  serialized_start=3231,
+  serialized_end=3247,
 )
 
 
@@ -1492,8 +1657,8 @@ _ENQUEUEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2920,
-  serialized_end=3081,
+  serialized_start=3250,
+  serialized_end=3411,
 )
 
 
@@ -1523,8 +1688,8 @@ _ENQUEUERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3083,
-  serialized_end=3116,
+  serialized_start=3413,
+  serialized_end=3446,
 )
 
 
@@ -1582,8 +1747,8 @@ _LOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3118,
-  serialized_end=3213,
+  serialized_start=3448,
+  serialized_end=3543,
 )
 
 
@@ -1620,8 +1785,8 @@ _LOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3215,
-  serialized_end=3290,
+  serialized_start=3545,
+  serialized_end=3620,
 )
 
 
@@ -1686,8 +1851,8 @@ _LOCKINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3292,
-  serialized_end=3408,
+  serialized_start=3622,
+  serialized_end=3738,
 )
 
 
@@ -1731,8 +1896,8 @@ _UNLOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3410,
-  serialized_end=3469,
+  serialized_start=3740,
+  serialized_end=3799,
 )
 
 
@@ -1769,8 +1934,8 @@ _UNLOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3471,
-  serialized_end=3548,
+  serialized_start=3801,
+  serialized_end=3878,
 )
 
 
@@ -1800,8 +1965,8 @@ _CANCELJOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3550,
-  serialized_end=3584,
+  serialized_start=3880,
+  serialized_end=3914,
 )
 
 
@@ -1838,8 +2003,8 @@ _CANCELJOBRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3586,
-  serialized_end=3663,
+  serialized_start=3916,
+  serialized_end=3993,
 )
 
 
@@ -1890,8 +2055,8 @@ _JOBSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3665,
-  serialized_end=3742,
+  serialized_start=3995,
+  serialized_end=4072,
 )
 
 
@@ -1921,8 +2086,8 @@ _JOBSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3744,
-  serialized_end=3798,
+  serialized_start=4074,
+  serialized_end=4128,
 )
 
 
@@ -2022,8 +2187,8 @@ _JOBINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3801,
-  serialized_end=4032,
+  serialized_start=4131,
+  serialized_end=4362,
 )
 
 
@@ -2060,8 +2225,8 @@ _APPENDLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4034,
-  serialized_end=4080,
+  serialized_start=4364,
+  serialized_end=4410,
 )
 
 
@@ -2091,8 +2256,8 @@ _APPENDLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4082,
-  serialized_end=4115,
+  serialized_start=4412,
+  serialized_end=4445,
 )
 
 
@@ -2136,8 +2301,8 @@ _READLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4117,
-  serialized_end=4178,
+  serialized_start=4447,
+  serialized_end=4508,
 )
 
 
@@ -2181,8 +2346,8 @@ _READLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4180,
-  serialized_end=4240,
+  serialized_start=4510,
+  serialized_end=4570,
 )
 
 
@@ -2219,8 +2384,8 @@ _HTTPREQUEST_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1651,
-  serialized_end=1697,
+  serialized_start=1981,
+  serialized_end=2027,
 )
 
 _HTTPREQUEST = _descriptor.Descriptor(
@@ -2270,8 +2435,8 @@ _HTTPREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4243,
-  serialized_end=4409,
+  serialized_start=4573,
+  serialized_end=4739,
 )
 
 
@@ -2308,8 +2473,8 @@ _HTTPRESPONSE_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1651,
-  serialized_end=1697,
+  serialized_start=1981,
+  serialized_end=2027,
 )
 
 _HTTPRESPONSE = _descriptor.Descriptor(
@@ -2352,8 +2517,8 @@ _HTTPRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4412,
-  serialized_end=4565,
+  serialized_start=4742,
+  serialized_end=4895,
 )
 
 
@@ -2383,8 +2548,8 @@ _LOCKSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4567,
-  serialized_end=4597,
+  serialized_start=4897,
+  serialized_end=4927,
 )
 
 
@@ -2414,8 +2579,8 @@ _LOCKSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4599,
-  serialized_end=4656,
+  serialized_start=4929,
+  serialized_end=4986,
 )
 
 
@@ -2445,8 +2610,8 @@ _KVGETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4658,
-  serialized_end=4685,
+  serialized_start=4988,
+  serialized_end=5015,
 )
 
 
@@ -2483,8 +2648,8 @@ _KVGETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4687,
-  serialized_end=4732,
+  serialized_start=5017,
+  serialized_end=5062,
 )
 
 
@@ -2521,8 +2686,8 @@ _KVSETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4734,
-  serialized_end=4776,
+  serialized_start=5064,
+  serialized_end=5106,
 )
 
 
@@ -2545,8 +2710,8 @@ _KVSETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4778,
-  serialized_end=4793,
+  serialized_start=5108,
+  serialized_end=5123,
 )
 
 
@@ -2576,8 +2741,8 @@ _KVDELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4795,
-  serialized_end=4825,
+  serialized_start=5125,
+  serialized_end=5155,
 )
 
 
@@ -2600,8 +2765,8 @@ _KVDELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4827,
-  serialized_end=4845,
+  serialized_start=5157,
+  serialized_end=5175,
 )
 
 
@@ -2631,8 +2796,8 @@ _KVLISTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4847,
-  serialized_end=4878,
+  serialized_start=5177,
+  serialized_end=5208,
 )
 
 
@@ -2662,12 +2827,15 @@ _KVLISTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4880,
-  serialized_end=4910,
+  serialized_start=5210,
+  serialized_end=5240,
 )
 
 _DESCRIBEREQUEST_SETTINGSENTRY.containing_type = _DESCRIBEREQUEST
 _DESCRIBEREQUEST.fields_by_name['settings'].message_type = _DESCRIBEREQUEST_SETTINGSENTRY
+_VALIDATEREQUEST_SETTINGSENTRY.containing_type = _VALIDATEREQUEST
+_VALIDATEREQUEST.fields_by_name['settings'].message_type = _VALIDATEREQUEST_SETTINGSENTRY
+_VALIDATERESPONSE.fields_by_name['problems'].message_type = _SETTINGSPROBLEM
 _MANIFEST.fields_by_name['commands'].message_type = _COMMANDSPEC
 _COMMANDSPEC.fields_by_name['args'].message_type = _ARGSPEC
 _ARGSPEC.fields_by_name['type'].enum_type = _ARGTYPE
@@ -2732,6 +2900,9 @@ _HTTPRESPONSE_HEADERSENTRY.containing_type = _HTTPRESPONSE
 _HTTPRESPONSE.fields_by_name['headers'].message_type = _HTTPRESPONSE_HEADERSENTRY
 _LOCKSRESPONSE.fields_by_name['locks'].message_type = _LOCKINFO
 DESCRIPTOR.message_types_by_name['DescribeRequest'] = _DESCRIBEREQUEST
+DESCRIPTOR.message_types_by_name['ValidateRequest'] = _VALIDATEREQUEST
+DESCRIPTOR.message_types_by_name['ValidateResponse'] = _VALIDATERESPONSE
+DESCRIPTOR.message_types_by_name['SettingsProblem'] = _SETTINGSPROBLEM
 DESCRIPTOR.message_types_by_name['Manifest'] = _MANIFEST
 DESCRIPTOR.message_types_by_name['CommandSpec'] = _COMMANDSPEC
 DESCRIPTOR.message_types_by_name['ArgSpec'] = _ARGSPEC
@@ -2800,6 +2971,35 @@ DescribeRequest = _reflection.GeneratedProtocolMessageType('DescribeRequest', (_
   ))
 _sym_db.RegisterMessage(DescribeRequest)
 _sym_db.RegisterMessage(DescribeRequest.SettingsEntry)
+
+ValidateRequest = _reflection.GeneratedProtocolMessageType('ValidateRequest', (_message.Message,), dict(
+
+  SettingsEntry = _reflection.GeneratedProtocolMessageType('SettingsEntry', (_message.Message,), dict(
+    DESCRIPTOR = _VALIDATEREQUEST_SETTINGSENTRY,
+    __module__ = 'chima.plugin.v1.plugin_pb2'
+    # @@protoc_insertion_point(class_scope:chima.plugin.v1.ValidateRequest.SettingsEntry)
+    ))
+  ,
+  DESCRIPTOR = _VALIDATEREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.ValidateRequest)
+  ))
+_sym_db.RegisterMessage(ValidateRequest)
+_sym_db.RegisterMessage(ValidateRequest.SettingsEntry)
+
+ValidateResponse = _reflection.GeneratedProtocolMessageType('ValidateResponse', (_message.Message,), dict(
+  DESCRIPTOR = _VALIDATERESPONSE,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.ValidateResponse)
+  ))
+_sym_db.RegisterMessage(ValidateResponse)
+
+SettingsProblem = _reflection.GeneratedProtocolMessageType('SettingsProblem', (_message.Message,), dict(
+  DESCRIPTOR = _SETTINGSPROBLEM,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.SettingsProblem)
+  ))
+_sym_db.RegisterMessage(SettingsProblem)
 
 Manifest = _reflection.GeneratedProtocolMessageType('Manifest', (_message.Message,), dict(
   DESCRIPTOR = _MANIFEST,
@@ -3195,6 +3395,8 @@ DESCRIPTOR.has_options = True
 DESCRIPTOR._options = _descriptor._ParseOptions(descriptor_pb2.FileOptions(), _b('Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1'))
 _DESCRIBEREQUEST_SETTINGSENTRY.has_options = True
 _DESCRIBEREQUEST_SETTINGSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
+_VALIDATEREQUEST_SETTINGSENTRY.has_options = True
+_VALIDATEREQUEST_SETTINGSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
 _COMMANDREQUEST_ARGSENTRY.has_options = True
 _COMMANDREQUEST_ARGSENTRY._options = _descriptor._ParseOptions(descriptor_pb2.MessageOptions(), _b('8\001'))
 _WEBHOOKEVENT_HEADERSENTRY.has_options = True
@@ -3210,8 +3412,8 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=5024,
-  serialized_end=5454,
+  serialized_start=5354,
+  serialized_end=5865,
   methods=[
   _descriptor.MethodDescriptor(
     name='Describe',
@@ -3267,6 +3469,15 @@ _PLUGIN = _descriptor.ServiceDescriptor(
     output_type=_CALLEVENT,
     options=None,
   ),
+  _descriptor.MethodDescriptor(
+    name='Validate',
+    full_name='chima.plugin.v1.Plugin.Validate',
+    index=6,
+    containing_service=None,
+    input_type=_VALIDATEREQUEST,
+    output_type=_VALIDATERESPONSE,
+    options=None,
+  ),
 ])
 _sym_db.RegisterServiceDescriptor(_PLUGIN)
 
@@ -3279,8 +3490,8 @@ _HOST = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=1,
   options=None,
-  serialized_start=5457,
-  serialized_end=6516,
+  serialized_start=5868,
+  serialized_end=6927,
   methods=[
   _descriptor.MethodDescriptor(
     name='Post',

@@ -44,6 +44,11 @@ class PluginStub(object):
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Call.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.CallEvent.FromString,
         )
+    self.Validate = channel.unary_unary(
+        '/chima.plugin.v1.Plugin/Validate',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateResponse.FromString,
+        )
 
 
 class PluginServicer(object):
@@ -97,6 +102,19 @@ class PluginServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def Validate(self, request, context):
+    """Validate checks settings as Describe would receive them, and the files
+    they name (the deploy plugin's apps file), without acting on them: it
+    configures nothing, writes nothing and starts nothing. The host calls it
+    for `chima config validate`, on a process started only for that and
+    stopped after it; Describe is not called first, and no Host service is
+    served. Optional, since protocol minor 4: a plugin without it answers
+    UNIMPLEMENTED and the host reports its settings as not validated.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_PluginServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -129,6 +147,11 @@ def add_PluginServicer_to_server(servicer, server):
           servicer.Multiplex,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Call.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.CallEvent.SerializeToString,
+      ),
+      'Validate': grpc.unary_unary_rpc_method_handler(
+          servicer.Validate,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// configWithDeploy writes a chima.yaml (writeConfig's, plus the deploy
+// plugin) and, beside it, apps.json holding appsJSON; it returns the
+// config's path and the apps file's.
+func configWithDeploy(t *testing.T, appsJSON string) (cfg, appsFile string) {
+	t.Helper()
+	cfg = writeConfig(t, "")
+	dir := filepath.Dir(cfg)
+	appsFile = filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(appsJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deploy := fmt.Sprintf("  - name: deploy\n    path: %s\n    settings:\n      apps_file: apps.json\n      workspace_dir: %s\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), filepath.Join(dir, "ws"))
+	text := strings.Replace(string(b), "roles:", deploy, 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, appsFile
+}
+
+func TestConfigValidateShowsTheAppsFilesProblemsWithFileLineAndKey(t *testing.T) {
+	cfg, appsFile := configWithDeploy(t, `{
+  "demo": {
+    "provider": "shell",
+    "repository": "acme/demo",
+    "environments": ["staging"],
+    "deploy_scrpt": "script/ship"
+  }
+}
+`)
+	out, stderr, code := chima(t, "config", "validate", "--config", cfg)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	want := "plugin deploy: " + appsFile + `:6: demo.deploy_scrpt: unknown key "deploy_scrpt" (did you mean "deploy_script"?)`
+	if !strings.Contains(stderr, want+"\n") {
+		t.Errorf("stderr lacks\n  %s\ngot:\n%s", want, stderr)
+	}
+	// Plugins built without Validate are said to be unchecked, not wrong.
+	for _, name := range []string{"hello", "crashy"} {
+		if !strings.Contains(stderr, "plugin "+name+": not validated") {
+			t.Errorf("stderr does not say %s was not validated:\n%s", name, stderr)
+		}
+	}
+	if strings.Contains(out, "is valid") {
+		t.Errorf("an invalid apps file was called valid:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(cfg), "ws")); !os.IsNotExist(err) {
+		t.Errorf("validating configured the deploy plugin: its workspace exists (%v)", err)
+	}
+}
+
+func TestConfigValidateAcceptsAHeavenAppsFile(t *testing.T) {
+	cfg, _ := configWithDeploy(t, `{
+  "api": {
+    "provider": "heroku",
+    "repository": "acme/api",
+    "environments": ["production", "staging"],
+    "heroku_name": "acme-api",
+    "heroku_staging_name": "acme-api-staging",
+    "production_url": "https://api.acme.example",
+    "staging_url": "https://api-staging.acme.example"
+  },
+  "shop": {
+    "provider": "shell",
+    "repository": "acme/shop",
+    "environments": ["production"],
+    "deploy_script": "script/ship",
+    "github_api": "https://ghe.acme.example/api/v3"
+  }
+}
+`)
+	out, stderr, code := chima(t, "config", "validate", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stdout:\n%s\nstderr:\n%s", code, out, stderr)
+	}
+	if !strings.Contains(out, "is valid") || !strings.Contains(out, "settings valid: deploy") || !strings.Contains(out, "not validated: hello, crashy") {
+		t.Errorf("stdout does not say which plugins checked their settings:\n%s", out)
+	}
+}

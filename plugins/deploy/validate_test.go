@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+func TestValidateReportsTheAppsFilesProblemsWithFileLineAndKey(t *testing.T) {
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	write(t, appsFile, `{
+  "demo": {
+    "provider": "shell",
+    "repository": "acme/demo",
+    "environments": ["staging"],
+    "deploy_scrpt": "script/ship",
+    "qa_url": "https://qa.example"
+  }
+}
+`, 0o644)
+	ws := filepath.Join(dir, "ws")
+	tests := []struct {
+		name     string
+		settings map[string]string
+		want     []sdk.Problem
+	}{
+		{"a bad key and an unknown environment's URL, each at its line",
+			map[string]string{"apps_file": "apps.json", "chima_config_dir": dir, "workspace_dir": ws},
+			[]sdk.Problem{
+				{File: appsFile, Line: 6, Key: "demo.deploy_scrpt", Message: `unknown key "deploy_scrpt" (did you mean "deploy_script"?)`},
+				{File: appsFile, Line: 7, Key: "demo.qa_url", Message: `"qa" is not one of the environments (staging)`},
+			}},
+		{"no apps file", map[string]string{"workspace_dir": ws},
+			[]sdk.Problem{{Key: "apps_file", Message: "is required: the path of the apps file"}}},
+		{"a missing apps file and a bad GitHub API URL",
+			map[string]string{"apps_file": filepath.Join(dir, "nope.json"), "github_api_url": "ghe.example", "workspace_dir": ws},
+			[]sdk.Problem{
+				{Key: "apps_file", Message: "apps file: open " + filepath.Join(dir, "nope.json") + ": no such file or directory"},
+				{Key: "github_api_url", Message: `"ghe.example" is not an http(s) URL`},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := newPlugin(&deployer{}).spec().Validate(tt.settings)
+			var se *sdk.SettingsError
+			if !errors.As(err, &se) {
+				t.Fatalf("Validate = %v, want a *sdk.SettingsError", err)
+			}
+			if !reflect.DeepEqual(se.Problems, tt.want) {
+				t.Errorf("problems:\n  %+v\nwant:\n  %+v", se.Problems, tt.want)
+			}
+		})
+	}
+	if _, err := os.Stat(ws); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Validate made the workspace %s (%v); it must act on nothing", ws, err)
+	}
+}
+
+func TestValidateAcceptsAHeavenAppsFile(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "apps.json"), `{"api": {"provider": "heroku", "repository": "acme/api",
+		"environments": ["production", "staging"], "heroku_name": "acme-api", "production_url": "https://api.example"}}`, 0o644)
+	ws := filepath.Join(dir, "ws")
+	if err := newPlugin(&deployer{}).spec().Validate(map[string]string{"apps_file": "apps.json", "chima_config_dir": dir, "workspace_dir": ws}); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	if _, err := os.Stat(ws); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Validate made the workspace %s (%v)", ws, err)
+	}
+}

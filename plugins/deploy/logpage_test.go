@@ -266,25 +266,26 @@ func TestLogPageAndItsPollOpenOnlyWithTheToken(t *testing.T) {
 		name   string
 		suffix string
 		accept string
+		typ    string // the Content-Type with the token
 	}{
-		{"the HTML page", "", browserAccept},
-		{"the poll", "&since=0", "application/json"},
-		{"the text", "", "*/*"},
+		{"the HTML page", "", browserAccept, "text/html; charset=utf-8"},
+		{"the poll", "&since=0", "application/json", "application/json"},
+		{"the text", "", "*/*", "text/plain; charset=utf-8"},
 	}
 	for _, r := range requests {
 		for _, tok := range tokens {
 			t.Run(r.name+" with "+tok.name, func(t *testing.T) {
 				path := "/deployments/1/log?" + tok.query + r.suffix
 				resp := lp.HTTPWithHeaders(path, map[string]string{"Accept": r.accept})
-				if resp.GetStatus() != 404 || strings.Contains(string(resp.GetBody()), "secret output") {
-					t.Fatalf("GET %s = %d %q, want 404", path, resp.GetStatus(), resp.GetBody())
+				if leaked := strings.Contains(string(resp.GetBody()), "secret output"); resp.GetStatus() != 404 || leaked {
+					t.Fatalf("GET %s = %d (the log in it: %v), want 404", path, resp.GetStatus(), leaked)
 				}
 			})
 		}
 		t.Run(r.name+" with its token", func(t *testing.T) {
 			resp := lp.HTTPWithHeaders(lp.link+r.suffix, map[string]string{"Accept": r.accept})
-			if resp.GetStatus() != 200 || !strings.Contains(string(resp.GetBody()), "secret output") {
-				t.Fatalf("GET %s = %d %q, want 200 with the log", lp.link+r.suffix, resp.GetStatus(), resp.GetBody())
+			if resp.GetStatus() != 200 || resp.GetHeaders()["Content-Type"] != r.typ || !strings.Contains(string(resp.GetBody()), "secret output") {
+				t.Fatalf("GET %s = %d %v %q, want 200 %s with the log", lp.link+r.suffix, resp.GetStatus(), resp.GetHeaders(), resp.GetBody(), r.typ)
 			}
 		})
 	}

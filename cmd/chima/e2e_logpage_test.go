@@ -182,9 +182,29 @@ func TestLogPageInABrowserFollowsARunningDeployUntilItEnds(t *testing.T) {
 
 	// The browser goes through a proxy that opens the gate once the page
 	// polls: every line after that reaches the page by its polling only.
+	// It also counts the polls made after one that said the deploy ended.
 	target, _ := url.Parse("http://" + addr)
-	var once sync.Once
+	var (
+		once             sync.Once
+		mu               sync.Mutex
+		endSeen          bool
+		pollsAfterTheEnd int
+	)
 	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !resp.Request.URL.Query().Has("since") {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), `"ended":true`) && !strings.Contains(string(body), `"more":true`) {
+			mu.Lock()
+			endSeen = true
+			mu.Unlock()
+		}
+		return err
+	}
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("since") {
 			once.Do(func() {
@@ -192,6 +212,11 @@ func TestLogPageInABrowserFollowsARunningDeployUntilItEnds(t *testing.T) {
 					t.Error(err)
 				}
 			})
+			mu.Lock()
+			if endSeen {
+				pollsAfterTheEnd++
+			}
+			mu.Unlock()
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -202,6 +227,11 @@ func TestLogPageInABrowserFollowsARunningDeployUntilItEnds(t *testing.T) {
 		t.Fatalf("the page never polled:\n%s", dom)
 	}
 	logPageCheckFinal(t, dom, sha)
+	mu.Lock()
+	if !endSeen || pollsAfterTheEnd != 0 {
+		t.Errorf("the page saw the end: %v, and polled %d times after it; want it to stop", endSeen, pollsAfterTheEnd)
+	}
+	mu.Unlock()
 	c.expect(t, "Deployed demo/main ("+sha[:7]+") to staging in")
 
 	// Opened afresh after the end, the page shows the same.

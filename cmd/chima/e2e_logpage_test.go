@@ -141,8 +141,11 @@ func TestLogPageInABrowserFollowsARunningDeployUntilItEnds(t *testing.T) {
 	addr := freePort(t)
 	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\n", addr))
 	b, _ := os.ReadFile(cfg)
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+	// A checkout_dir of its own: the default one in /dev/shm is shared by
+	// every deploy plugin of this user, and each one's start-up sweep
+	// removes the others' checkouts.
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,9 @@ const (
 	lineMarkup = 80
 )
 
+// plainRanges are the media ranges that cover text/plain, by specificity.
+var plainRanges = map[string]int{"text/plain": 2, "text/*": 1, "*/*": 0}
+
 // wantsHTML reports whether a request for a log page asked for HTML: it
 // names text/html (a browser does) and does not prefer text/plain to it.
 // curl's */* and no Accept at all get the text, as before; so does
@@ -78,8 +81,7 @@ func wantsHTML(r *http.Request) bool {
 			html = max(html, q)
 		}
 		// The most specific range that covers text/plain sets its quality.
-		specificity := map[string]int{"text/plain": 2, "text/*": 1, "*/*": 0}
-		if s, ok := specificity[typ]; ok && s > plainSpecificity {
+		if s, ok := plainRanges[typ]; ok && s > plainSpecificity {
 			plain, plainSpecificity = q, s
 		}
 	}
@@ -120,8 +122,8 @@ var ansiCSI = regexp.MustCompile("\x1b\\[[0-9;?]*[ -/]*[@-~]")
 // splitLines cuts log data into lines. While the deployment runs, or when
 // data is a full read with more after it, only complete lines are taken,
 // so that a line is never shown in two pieces; a line longer than a whole
-// read (full) is taken as it is, cut at a character boundary. It returns the lines, as they are in the log, and
-// how many bytes of data they used.
+// read (full) is taken as it is, cut at a character boundary. It returns
+// the lines, as they are in the log, and how many bytes of data they used.
 func splitLines(data []byte, ended, full bool) ([]string, int) {
 	used := len(data)
 	if !ended || full {

@@ -55,8 +55,11 @@ func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent) (int
 // them.
 var reservedPaths = []string{"/healthz", "/metrics", "/plugins", "/webhooks/"}
 
-// safeHeaders are the response headers a plugin page may set.
-var safeHeaders = []string{"Content-Type", "Cache-Control", "Content-Disposition", "Last-Modified", "ETag"}
+// safeHeaders are the response headers a plugin page may set. The last
+// three only narrow what a browser does with the page (a page's own
+// Content-Security-Policy, say), so a plugin may set them too.
+var safeHeaders = []string{"Content-Type", "Cache-Control", "Content-Disposition", "Last-Modified", "ETag",
+	"Vary", "Content-Security-Policy", "Referrer-Policy"}
 
 // Pages returns the HTTP handler for plugins' read-only pages: a GET under a
 // prefix a running plugin declared in its manifest's http_paths is passed to

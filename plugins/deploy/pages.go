@@ -17,11 +17,16 @@ import (
 // travels to the host in one message, which is bounded.
 const logPageWindow = 4 << 20
 
-// pages serves /deployments/<id>/log?token=<token>: a deployment's log, as
-// plain text, its last logPageWindow bytes when it is longer. Ids are
+// pages serves /deployments/<id>/log?token=<token>: a deployment's log.
+// A browser (Accept: text/html) gets a page with a title block and line
+// numbers that follows a running deployment (see serveHTML); anything else
+// (curl, Accept: text/plain, ?format=text) gets the plain text, its last
+// logPageWindow bytes when it is longer. With &since=<offset> it answers
+// the page's poll (see servePoll). Ids are
 // sequential and the link is posted to GitHub, so the page answers only
 // with the token of logURL; without it, it is 404, as for an unknown id,
-// so that it does not confirm which deployments exist.
+// so that it does not confirm which deployments exist; the poll is checked
+// the same way.
 func (d *deployer) pages() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest := strings.TrimPrefix(r.URL.Path, "/deployments/")
@@ -47,6 +52,24 @@ func (d *deployer) pages() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		q := r.URL.Query()
+		if q.Has("since") || wantsHTML(r) {
+			dep, err := d.records.get(c, id)
+			if errors.Is(err, ErrNoDeployment) {
+				http.NotFound(w, r)
+				return
+			} else if err != nil {
+				c.Logger().Error("log page", "deployment", id, "error", err)
+				http.Error(w, "could not read the deployment", http.StatusInternalServerError)
+				return
+			}
+			if q.Has("since") {
+				d.servePoll(w, c, dep, q.Get("since"))
+			} else {
+				d.serveHTML(w, c, dep, hex.EncodeToString(token))
+			}
+			return
+		}
 		body, found, err := d.logPage(c, id)
 		if err != nil {
 			http.Error(w, "could not read the log", http.StatusInternalServerError)
@@ -63,6 +86,7 @@ func (d *deployer) pages() http.Handler {
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Vary", "Accept")
 		_, _ = w.Write(body)
 	})
 }

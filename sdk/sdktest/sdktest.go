@@ -176,8 +176,15 @@ func (h *Harness) RunEnqueued() []Result {
 // HTTP performs a GET of path on the plugin's pages.
 func (h *Harness) HTTP(path string) *pluginv1.HTTPResponse {
 	h.t.Helper()
+	return h.HTTPWithHeaders(path, nil)
+}
+
+// HTTPWithHeaders performs a GET of path on the plugin's pages with request
+// headers, as the host passes them on (Accept, User-Agent).
+func (h *Harness) HTTPWithHeaders(path string, headers map[string]string) *pluginv1.HTTPResponse {
+	h.t.Helper()
 	p, q, _ := strings.Cut(path, "?")
-	resp, err := h.conn.Plugin.HandleHTTP(h.ctx(), &pluginv1.HTTPRequest{Method: "GET", Path: p, Query: q})
+	resp, err := h.conn.Plugin.HandleHTTP(h.ctx(), &pluginv1.HTTPRequest{Method: "GET", Path: p, Query: q, Headers: headers})
 	if err != nil {
 		h.t.Fatalf("http %s: %v", path, err)
 	}

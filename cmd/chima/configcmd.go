@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chimaops/chima/core/pluginhost"
+	"github.com/chimaops/chima/core/redact"
 )
 
 func newConfigCmd(g *globalFlags) *cobra.Command {
@@ -37,7 +38,7 @@ not validated, which is not an error.`,
 				fmt.Fprintln(os.Stderr, err)
 				return exitError{1}
 			}
-			log, err := newLogger(firstNonEmpty(g.logLevel, "error"), os.Stderr)
+			log, err := newLogger(firstNonEmpty(g.logLevel, "error"), os.Stderr, redact.New(secretValues(c, specs)...))
 			if err != nil {
 				return err
 			}

@@ -167,10 +167,21 @@ func TestRunningBotServesHealthMetricsAndItsLivePluginList(t *testing.T) {
 	if body := get("/healthz"); body != "ok\n" {
 		t.Fatalf("healthz = %q", body)
 	}
-	metrics := get("/metrics")
-	for _, want := range []string{`chima_commands_total{outcome="ok",plugin="hello"} 1`, "chima_dispatch_duration_seconds_bucket", "process_resident_memory_bytes"} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("metrics lack %s", want)
+	// The reply reaches chat a moment before the command is counted: poll.
+	wants := []string{`chima_commands_total{outcome="ok",plugin="hello"} 1`, "chima_dispatch_duration_seconds_bucket", "process_resident_memory_bytes"}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		metrics := get("/metrics")
+		var missing []string
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics lack %s", strings.Join(missing, ", "))
 		}
 	}
 	out, stderr, code := chima(t, "plugins", "--config", cfg)

@@ -55,8 +55,8 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
-		Use:           "chima",
-		Short:         "Chima is a ChatOps bot: deploy from chat, with plugins you can write in any language",
+		Use:   "chima",
+		Short: "Chima is a ChatOps bot: deploy from chat, with plugins you can write in any language",
 		Long: `Chima is a ChatOps bot: deploy from chat, with plugins you can write in any language.
 
 What ships today:

@@ -10,7 +10,7 @@
 //	/dm          toggle direct messages to the bot, in room "@user"
 //	/thread ID   post in the thread of message ID; /thread alone leaves it
 //	/help        list the commands
-//	/quit        end Run (Ctrl-D or the end of the input too)
+//	/quit        end Run (Ctrl-D, the end of the input, or Ctrl-C twice too)
 //	//text       send "/text" to the bot
 //
 // Every other line is a chat.Message with ids "m1", "m2", …; bot posts are
@@ -25,6 +25,8 @@
 // In interactive mode lines are edited with github.com/chzyer/readline
 // (history in memory, prompt "room user> "), and output goes through
 // readline so the prompt and the line being typed are redrawn under it.
+// Ctrl-C works as in node's REPL: the first clears the line and says how to
+// quit, a second one within Options.QuitWindow (3 s) ends Run.
 // Otherwise lines are read with a bufio.Scanner, for pipes and tests.
 //
 // Run honours ctx even while blocked on input: In is read by a goroutine of

@@ -93,7 +93,8 @@ func (c *cancelReader) Close() error {
 // lineReader is where the console's lines come from.
 type lineReader interface {
 	// ReadLine returns the next line without its end of line; io.EOF when
-	// the input ended or the reader was stopped.
+	// the input ended or the reader was stopped; errInterrupt when the
+	// person pressed Ctrl-C (the line being typed is dropped).
 	ReadLine() (string, error)
 	// SetPrompt changes the prompt shown before the next line.
 	SetPrompt(prompt string)
@@ -131,9 +132,12 @@ func (l *scanLines) SetPrompt(string)  {}
 func (l *scanLines) Writer() io.Writer { return l.out }
 func (l *scanLines) Close()            {}
 
+// errInterrupt is what ReadLine returns for a Ctrl-C.
+var errInterrupt = errors.New("interrupted by Ctrl-C")
+
 // editLines reads lines with readline: line editing, history in memory,
-// completion of console commands. Ctrl-C clears the line, Ctrl-D on an empty
-// line ends the input.
+// completion of console commands. Ctrl-C drops the line (ReadLine returns
+// errInterrupt), Ctrl-D on an empty line ends the input.
 type editLines struct {
 	rl *readline.Instance
 }
@@ -190,13 +194,11 @@ func isTerminal(f any) bool {
 }
 
 func (l *editLines) ReadLine() (string, error) {
-	for {
-		line, err := l.rl.Readline()
-		if errors.Is(err, readline.ErrInterrupt) {
-			continue // Ctrl-C: the line is dropped, start a new one
-		}
-		return line, err
+	line, err := l.rl.Readline()
+	if errors.Is(err, readline.ErrInterrupt) {
+		return "", errInterrupt
 	}
+	return line, err
 }
 
 func (l *editLines) SetPrompt(prompt string) { l.rl.SetPrompt(prompt) }

@@ -226,3 +226,53 @@ func TestInteractivePostsShowAboveThePrompt(t *testing.T) {
 		t.Errorf("handler got %q, want the line typed around the posts", m.Text)
 	}
 }
+
+// shownCount waits until the screen shows s n times, and fails if it shows it
+// more often.
+func (c *console) shownCount(t *testing.T, s string, n int) {
+	t.Helper()
+	timeout := time.After(guard)
+	for {
+		c.mu.Lock()
+		got := strings.Count(c.screen.String(), s)
+		screen := c.screen.String()
+		c.mu.Unlock()
+		if got > n {
+			t.Fatalf("the screen shows %q %d times, want %d:\n%s", s, got, n, screen)
+		}
+		if got == n {
+			return
+		}
+		select {
+		case <-c.shown:
+		case <-timeout:
+			t.Fatalf("the screen shows %q %d times, want %d:\n%s", s, got, n, screen)
+		}
+	}
+}
+
+func TestInteractiveCtrlCSaysHowToQuitAndASecondOneEndsRun(t *testing.T) {
+	c := startConsole(t, Options{QuitWindow: time.Hour})
+	c.typeIn(t, "chima deploy everything\x03")
+	c.shownCount(t, quitHint, 1)
+	// Still reading: a line after one Ctrl-C is handled, and starts over.
+	c.typeIn(t, "chima status\n")
+	if m := c.next(t); m.Text != "chima status" {
+		t.Errorf("handler got %q, want %q", m.Text, "chima status")
+	}
+	c.typeIn(t, "\x03")
+	c.shownCount(t, quitHint, 2)
+	c.typeIn(t, "\x03")
+	c.wait(t)
+	c.shownCount(t, quitHint, 2)
+}
+
+func TestInteractiveCtrlCsFurtherApartThanTheQuitWindowDoNotQuit(t *testing.T) {
+	c := startConsole(t, Options{QuitWindow: time.Nanosecond})
+	c.typeIn(t, "\x03\x03\x03")
+	c.shownCount(t, quitHint, 3)
+	c.typeIn(t, "chima status\n")
+	if m := c.next(t); m.Text != "chima status" {
+		t.Errorf("handler got %q, want %q", m.Text, "chima status")
+	}
+}

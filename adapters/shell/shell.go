@@ -35,15 +35,26 @@ type Options struct {
 	// BotName is the bot's name and user id (default "chima").
 	BotName string
 	// Interactive edits lines with readline: history in memory, a prompt,
-	// completion of console commands, Ctrl-C to clear the line and Ctrl-D
-	// to leave. Leave it false for pipes and tests: lines are then read
-	// plainly and no prompt is shown.
+	// completion of console commands, Ctrl-D to leave, and Ctrl-C as in
+	// node's REPL: it clears the line and says how to quit, and a second
+	// Ctrl-C within QuitWindow leaves. Leave it false for pipes and tests:
+	// lines are then read plainly and no prompt is shown.
 	Interactive bool
 	// Prompt renders the interactive prompt for the current room and user
 	// (default "room user> "). In a thread, room reads "general ↳ m3"; in
 	// direct-message mode it is "@user".
 	Prompt func(room, user string) string
+	// QuitWindow is how soon after a Ctrl-C a second one leaves, in
+	// interactive mode (default DefaultQuitWindow). A line entered in
+	// between starts over.
+	QuitWindow time.Duration
 }
+
+// DefaultQuitWindow is Options.QuitWindow's default.
+const DefaultQuitWindow = 3 * time.Second
+
+// quitHint is what the console says on a first Ctrl-C.
+const quitHint = "(To quit, press Ctrl-C again, Ctrl-D, or type /quit)"
 
 // Adapter is the local console adapter. It implements chat.Adapter,
 // chat.Editor and chat.Threader; it renders no buttons, so the core shows
@@ -95,6 +106,9 @@ func New(o Options) *Adapter {
 	if o.Prompt == nil {
 		o.Prompt = func(room, user string) string { return room + " " + user + "> " }
 	}
+	if o.QuitWindow <= 0 {
+		o.QuitWindow = DefaultQuitWindow
+	}
 	return &Adapter{
 		opts: o,
 		self: chat.User{ID: o.BotName, Name: o.BotName},
@@ -115,8 +129,9 @@ func (a *Adapter) Self() chat.User { return a.self }
 func (a *Adapter) SupportsThreads() bool { return true }
 
 // Run reads the console line by line and hands each message to h until ctx
-// ends, the input ends (Ctrl-D, end of file) or the person types /quit; then
-// it returns nil. Console commands (/help lists them) are handled here and
+// ends, the input ends (Ctrl-D, end of file), the person types /quit or, in
+// interactive mode, presses Ctrl-C twice within Options.QuitWindow; then it
+// returns nil. The bot stops when its adapters have, as on SIGTERM. Console commands (/help lists them) are handled here and
 // never reach h. Run can be called once.
 //
 // Run returns promptly when ctx ends even while a read of In is blocked: In is
@@ -157,12 +172,24 @@ func (a *Adapter) Run(ctx context.Context, h chat.Handler) error {
 	stop := make(chan struct{})
 	readErr := make(chan error, 1)
 	go func() {
+		var interrupted time.Time // the last Ctrl-C not followed by a line
 		for {
 			line, err := a.lines.ReadLine()
+			if errors.Is(err, errInterrupt) {
+				now := time.Now()
+				if !interrupted.IsZero() && now.Sub(interrupted) < a.opts.QuitWindow {
+					readErr <- errQuit
+					return
+				}
+				interrupted = now
+				a.notice("%s", quitHint)
+				continue
+			}
 			if err != nil {
 				readErr <- err
 				return
 			}
+			interrupted = time.Time{}
 			select {
 			case lines <- line:
 				select {
@@ -204,11 +231,15 @@ loop:
 	a.w = a.opts.Out
 	a.mu.Unlock()
 	a.lines.Close()
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) {
 		return fmt.Errorf("shell: read the console: %w", err)
 	}
 	return nil
 }
+
+// errQuit ends the reading of the console when the person pressed Ctrl-C
+// twice; Run then returns nil, as for /quit.
+var errQuit = errors.New("quit with Ctrl-C")
 
 // stopInput ends the reading of In: at once for the line reader, and for the
 // goroutine blocked on In as soon as In is closed.
@@ -256,7 +287,7 @@ const help = `console commands:
   /dm          toggle direct messages to the bot (room "@user")
   /thread ID   post in the thread of message ID; /thread alone leaves it
   /help        show this list
-  /quit        leave (Ctrl-D too)
+  /quit        leave (Ctrl-D, or Ctrl-C twice, too)
   //text       send "/text" to the bot`
 
 // command runs a console command and reports whether it was /quit.

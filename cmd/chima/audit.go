@@ -34,9 +34,13 @@ func newAuditCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			if asJSON {
+				out := make([]auditJSON, len(entries))
+				for i, e := range entries {
+					out[i] = toAuditJSON(e)
+				}
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tUSER\tWHERE\tCOMMAND\tOUTCOME\tDURATION\tTEXT")
@@ -52,6 +56,34 @@ func newAuditCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many entries, newest first")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array, newest first; keys are snake_case and durations say their unit (duration_ms)")
 	return cmd
+}
+
+// auditJSON is one audit entry as `chima audit --json` prints it: snake_case
+// keys, as the bot's /plugins endpoint uses, and the unit of a duration in
+// its name. Empty strings are kept, so every entry has every key.
+type auditJSON struct {
+	ID         int64   `json:"id"`
+	Time       string  `json:"time"` // RFC 3339, UTC, milliseconds
+	RequestID  string  `json:"request_id"`
+	Adapter    string  `json:"adapter"`
+	Room       string  `json:"room"`
+	UserID     string  `json:"user_id"`
+	UserName   string  `json:"user_name"`
+	Text       string  `json:"text"`
+	Plugin     string  `json:"plugin"`
+	Command    string  `json:"command"`
+	Outcome    string  `json:"outcome"`
+	Detail     string  `json:"detail"`
+	DurationMS float64 `json:"duration_ms"` // to the microsecond
+}
+
+func toAuditJSON(e store.AuditEntry) auditJSON {
+	return auditJSON{
+		ID: e.ID, Time: e.Time.UTC().Format("2006-01-02T15:04:05.000Z07:00"), RequestID: e.RequestID,
+		Adapter: e.Adapter, Room: e.Room, UserID: e.UserID, UserName: e.UserName, Text: e.Text,
+		Plugin: e.Plugin, Command: e.Command, Outcome: e.Outcome, Detail: e.Detail,
+		DurationMS: float64(e.Duration.Round(time.Microsecond)) / float64(time.Millisecond),
+	}
 }

@@ -34,6 +34,10 @@ func main() {
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
+		if ue, ok := asUsageError(err); ok {
+			ue.print(os.Stderr)
+			os.Exit(exitUsage)
+		}
 		var ee exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
@@ -51,8 +55,20 @@ type globalFlags struct {
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
-		Use:           "chima",
-		Short:         "Chima is a ChatOps bot: deploys, CI status and backups from chat",
+		Use:   "chima",
+		Short: "Chima is a ChatOps bot: deploy from chat, with plugins you can write in any language",
+		Long: `Chima is a ChatOps bot: deploy from chat, with plugins you can write in any language.
+
+What ships today:
+  adapters  shell: the local console (chima run in a terminal, or fed by a pipe)
+  plugins   deploy: deploy, rollback, lock and list deployments, locally or
+            through GitHub deployments; examples/hello and examples/pyplugin
+            show how to write your own (Go, Python)
+  HTTP      /healthz, /metrics, /plugins, deploy log pages, and GitHub
+            webhooks at /webhooks/github (when http.addr is set)
+
+Start with chima config validate, then chima run; chima send runs one command
+from a script.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -60,5 +76,6 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", "chima.yaml", "path to chima.yaml")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: warn for the console, info otherwise)")
 	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g), newAuditCmd(g))
+	markUsageErrors(root)
 	return root
 }

@@ -52,7 +52,7 @@ func runBot(ctx context.Context, g *globalFlags) error {
 			Room: sh.Room, User: sh.User, BotName: cfg.Bot.Name, Interactive: interactive,
 		}))
 		if interactive {
-			fmt.Printf("Chima %s on the local console, as %s in #%s. Type `%s help`, or /help for console commands; Ctrl-D quits.\n",
+			fmt.Printf("Chima %s on the local console, as %s in #%s. Type `%s help`, or /help for console commands; Ctrl-C twice, Ctrl-D or /quit quits.\n",
 				version, sh.User, sh.Room, cfg.Bot.Name)
 		}
 	}

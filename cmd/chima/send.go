@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -23,9 +24,22 @@ func newSendCmd(g *globalFlags) *cobra.Command {
 (including those of background jobs the command started, such as a deploy's
 progress and final status) and exit. The jobs run in this process: when
 --timeout passes first, they are interrupted. It refuses to run while a bot
-with the same config is running, since both would share one store. The exit status is 0 when the command
-succeeded, 1 when it failed or was refused, 2 on a usage error.`,
-		Args: cobra.ExactArgs(1),
+with the same config is running, since both would share one store.
+
+The exit status is 0 when the command succeeded; 1 when it failed or was
+refused, or the bot could not start; 2 on a usage error: no message, more
+than one argument (quote the message), an unknown flag, or a message not
+addressed to the bot.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			switch len(args) {
+			case 1:
+				return nil
+			case 0:
+				return errors.New(`no message to send: give it as one argument, e.g. chima send "chima help"`)
+			default:
+				return fmt.Errorf("the message must be one argument: quote it, as in chima send %q", strings.Join(args, " "))
+			}
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return send(cmd.Context(), g, room, user, timeout, args[0])
 		},

@@ -46,8 +46,12 @@ type Options struct {
 	Metrics  *Metrics
 	// CommandTimeout bounds one command; default 30s.
 	CommandTimeout time.Duration
-	// MaxConcurrency bounds commands in flight; default 64.
+	// MaxConcurrency bounds commands in flight, counting those waiting for
+	// their turn; default 64.
 	MaxConcurrency int
+	// TurnLimit is how long one person's command in one room may hold up
+	// their next one there (see turns); default DefaultTurnLimit.
+	TurnLimit time.Duration
 	// Workers is the number of durable jobs run at once; default 4.
 	Workers int
 	// Name is the bot's name, used in messages.
@@ -65,6 +69,7 @@ type Bot struct {
 	adapters map[string]chat.Adapter
 	caps     map[string]chat.Capabilities
 	sem      chan struct{}
+	turns    turns
 	audit    *auditWriter
 	jobs     *jobs.Runner
 	inflight sync.WaitGroup
@@ -92,6 +97,9 @@ func New(o Options) *Bot {
 	}
 	if o.MaxConcurrency <= 0 {
 		o.MaxConcurrency = 64
+	}
+	if o.TurnLimit <= 0 {
+		o.TurnLimit = DefaultTurnLimit
 	}
 	if o.Name == "" {
 		o.Name = "chima"
@@ -233,8 +241,11 @@ func (b *Bot) tellPluginInterrupted(ctx context.Context, j store.Job) {
 }
 
 // HandleMessage implements chat.Handler. Messages not addressed to the bot
-// are ignored. It blocks while MaxConcurrency commands are in flight, which
-// slows the adapter's reading instead of queueing without bound.
+// are ignored. One person's commands in one room are handled in the order
+// HandleMessage was called with them (see turns); other people's and other
+// rooms' run concurrently. It blocks while MaxConcurrency commands are in
+// flight or waiting for their turn, which slows the adapter's reading instead
+// of queueing without bound.
 func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 	text, ok := b.o.Router.Addressed(m)
 	if !ok {
@@ -245,10 +256,16 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 	case <-ctx.Done():
 		return
 	}
+	conv := conversationOf(m)
+	t := b.turns.take(conv)
+	id := b.newRequestID()
 	b.inflight.Add(1)
 	go func() {
-		defer func() { <-b.sem; b.inflight.Done() }()
-		b.process(context.WithoutCancel(ctx), m, text, b.newRequestID())
+		defer func() { b.turns.finish(conv, t); <-b.sem; b.inflight.Done() }()
+		t.wait()
+		limit := time.AfterFunc(b.o.TurnLimit, t.end)
+		defer limit.Stop()
+		b.process(context.WithoutCancel(ctx), m, text, id)
 	}()
 }
 

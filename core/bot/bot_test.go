@@ -43,6 +43,7 @@ type botOptions struct {
 	roles    map[string]config.Role
 	policies []config.Policy
 	timeout  time.Duration
+	turn     time.Duration // bot.Options.TurnLimit
 	dbPath   string
 	before   func(*store.Store)           // runs on the store before the bot starts
 	settings map[string]map[string]string // plugin → settings
@@ -79,7 +80,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	mem := chattest.NewMemory("mem")
 	b = bot.New(bot.Options{
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
-		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor,
+		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 	})
 	var specs []pluginhost.Spec
 	for _, name := range o.plugins {

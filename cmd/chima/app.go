@@ -119,6 +119,9 @@ func (a *app) hostOptions(hostService func(string) pluginv1.HostServer) pluginho
 					a.log.Error("plugin commands refused", "plugin", name, "error", err)
 				}
 			}
+			if a.bot != nil {
+				a.bot.PluginChanged(name, s)
+			}
 		},
 		OnRestart: func(name string) { a.metrics.PluginRestarts.WithLabelValues(name).Inc() },
 	}

@@ -578,6 +578,15 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 		return err
 	}
 	if !ok {
+		if st := job.GetState(); st != "" && st != "queued" && st != "running" {
+			// The job ended, but the record never heard (this plugin died
+			// under it and has not been told yet): say how it ended.
+			detail := firstNonEmpty(job.GetDetail(), "its job ended "+st)
+			if err := d.report(c, dep, StateError, detail, ""); err != nil {
+				return err
+			}
+			return sdk.Errorf("Deployment #%d already ended: %s (%s).", dep.ID, StateError, detail)
+		}
 		return sdk.Errorf("Deployment #%d could not be cancelled: it is ending.", dep.ID)
 	}
 	// The job's own state says whether it had started: the record read
@@ -689,7 +698,11 @@ func (d *deployer) logTail(c *sdk.Context, id int64, n int) (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-// onInterrupted marks a deployment whose job a restart interrupted.
+// onInterrupted ends a deployment whose job was interrupted: Chima stopped
+// or restarted, or this plugin died, while it ran. The record, GitHub and
+// the people who follow it (the thread, the app's notify rooms) all hear
+// that it ended; the job is not re-run. A deployment that reported its own
+// end before the process stopped is left alone.
 func (d *deployer) onInterrupted(c *sdk.Context) error {
 	j, err := c.InterruptedJob()
 	if err != nil {
@@ -701,13 +714,27 @@ func (d *deployer) onInterrupted(c *sdk.Context) error {
 	}
 	dep, err := d.records.get(c, id)
 	if err != nil || dep.Ended() {
-		return err // it reported its own end before the process stopped
-	}
-	dep, err = d.records.update(c, id, func(x *Deployment) {
-		x.State, x.Detail, x.FinishedAt = StateError, "interrupted: Chima stopped while it ran", d.now()
-	})
-	if err != nil {
 		return err
 	}
-	return d.githubStatus(c, dep, StateError)
+	reason := d.interruptedReason(c, dep, j.GetJobId())
+	tail, err := d.logTail(c, dep.ID, 20)
+	if err != nil {
+		c.Logger().Warn("read the log of an interrupted deployment", "deployment", dep.ID, "error", err)
+	}
+	return d.report(c, dep, StateError, reason, tail)
+}
+
+// interruptedReason is why the host says job jobID of dep was interrupted
+// ("interrupted because the deploy plugin crashed"), or a general reason
+// when it cannot be found.
+func (d *deployer) interruptedReason(c *sdk.Context, dep *Deployment, jobID int64) string {
+	jobs, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []string{"interrupted"}, Limit: 50})
+	if err == nil {
+		for _, j := range jobs {
+			if j.GetId() == jobID && strings.HasPrefix(j.GetDetail(), "interrupted") {
+				return j.GetDetail()
+			}
+		}
+	}
+	return "interrupted: Chima stopped while it ran"
 }

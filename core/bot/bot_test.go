@@ -45,6 +45,8 @@ type botOptions struct {
 	dbPath   string
 	before   func(*store.Store)           // runs on the store before the bot starts
 	settings map[string]map[string]string // plugin → settings
+	// maxRestarts is every plugin's max_restarts; 0 means 3.
+	maxRestarts int
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -69,6 +71,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 					t.Errorf("set plugin %s: %v", name, err)
 				}
 			}
+			b.PluginChanged(name, s)
 		},
 	})
 	mem := chattest.NewMemory("mem")
@@ -76,13 +79,16 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout,
 	})
+	if o.maxRestarts == 0 {
+		o.maxRestarts = 3
+	}
 	var specs []pluginhost.Spec
 	for _, name := range o.plugins {
 		path, err := testplugins.Build(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: 3,
+		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 {

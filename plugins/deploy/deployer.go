@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/apps"
+	"github.com/chimaops/chima/plugins/deploy/internal/provider"
 	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 	"github.com/chimaops/chima/plugins/deploy/internal/workspace"
 	"github.com/chimaops/chima/sdk"
@@ -34,6 +36,9 @@ type deployer struct {
 	cloneURL string // template with {owner} and {name}
 	token    string
 	records  records
+	// tags is the prefix of this installation's process tags (see
+	// processTags).
+	tags string
 	// now is the clock, replaced in tests.
 	now func() time.Time
 	// pageWindow is how much of a log its page shows; logPageWindow when
@@ -75,6 +80,15 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// Processes of deploys a dead plugin left behind (its reaper was
+	// killed too) end before any deploy can start, so that none overlaps
+	// the next deploy of its app and environment.
+	tags := processTags(resolve(ws))
+	if n, err := provider.Sweep(tags + "/"); err != nil {
+		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
+	} else if n > 0 {
+		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	}
 	// Checkouts a crashed process left behind (on tmpfs they hold memory)
 	// go before any deploy can start; a failure to sweep stops nothing.
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -84,7 +98,7 @@ func (d *deployer) configure(s map[string]string) error {
 	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.apps, d.cache, d.token = set, cache, token
+	d.apps, d.cache, d.token, d.tags = set, cache, token, tags
 	d.instance = firstNonEmpty(s["instance"], s["chima_bot_name"], "chima")
 	d.baseURL = strings.TrimSuffix(s["chima_base_url"], "/")
 	d.cloneURL = firstNonEmpty(s["github_clone_url"], "https://github.com/{owner}/{name}.git")
@@ -105,6 +119,18 @@ func (d *deployer) configure(s map[string]string) error {
 		d.gh = gh
 	}
 	return nil
+}
+
+// processTags is the prefix of the tags (provider.TagEnv) of this
+// installation's deploy processes: a hash of its workspace, so that the
+// sweep at start ends what this bot's deploys left behind and nothing of
+// another bot's on the same machine.
+func processTags(workspace string) string {
+	if abs, err := filepath.Abs(workspace); err == nil {
+		workspace = abs
+	}
+	sum := sha256.Sum256([]byte(workspace))
+	return "chima-" + hex.EncodeToString(sum[:6])
 }
 
 // defaultCheckoutDir puts checkouts on tmpfs where there is one: a checkout

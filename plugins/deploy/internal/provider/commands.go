@@ -63,6 +63,7 @@ func (p *Shell) Command(d Deployment) (Spec, error) {
 		Dir:   d.Dir,
 		Name:  script,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }
 
@@ -108,6 +109,7 @@ func (p *Fabric) Command(d Deployment) (Spec, error) {
 		Env:   join(p.opts.env(), d.Environ(), []string{"PYTHONUNBUFFERED=1"}),
 		Dir:   d.Dir,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }
 
@@ -145,6 +147,7 @@ func (p *Capistrano) Command(d Deployment) (Spec, error) {
 		Env:   join(p.opts.env(), d.Environ(), extra),
 		Dir:   d.Dir,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }
 
@@ -230,5 +233,6 @@ func (p *Ansible) Command(d Deployment) (Spec, error) {
 		}),
 		Dir:   d.Dir,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }

@@ -19,3 +19,10 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
+
+// reaperProcAttr starts the reaper in its own process group, with SIGTERM
+// as its parent-death signal: when the plugin dies, even by SIGKILL, the
+// reaper hears of it and ends the command's tree.
+func reaperProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}

@@ -588,6 +588,9 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 		return err
 	}
 	if dep.Ended() {
+		if dep.Detail != "" && dep.State != StateSuccess {
+			return sdk.Errorf("Deployment #%d already ended: %s (%s).", dep.ID, dep.State, firstLine(dep.Detail))
+		}
 		return sdk.Errorf("Deployment #%d already ended: %s.", dep.ID, dep.State)
 	}
 	if dep.JobID == 0 {

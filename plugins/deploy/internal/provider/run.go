@@ -86,17 +86,21 @@ const drainTimeout = 2 * time.Second
 
 // Run runs spec in its own process group, writing its stdout and stderr,
 // combined, line by line to out (each Write is one line ending in "\n").
-// Stdin is /dev/null. On Linux the command also gets SIGKILL when the
-// process that called Run dies (a crashed or killed plugin); what the
-// command itself started is not covered by that (see sysProcAttr).
+// Stdin is /dev/null.
 //
-// When ctx ends, the group gets SIGTERM and, if anything is left after
-// spec.Grace, SIGKILL; Run then returns an error wrapping the context's
-// error. When the command exits by itself, anything it left running in its
-// group is ended the same way before Run returns. A nonzero exit is an
+// When ctx ends, the command's processes get SIGTERM and, if anything is
+// left after spec.Grace, SIGKILL; Run then returns an error wrapping the
+// context's error. When the command exits by itself, anything it left
+// running is ended the same way before Run returns. A nonzero exit is an
 // *ExitError. If writing to out fails, the rest of the output is dropped
 // (the command is not blocked) and the error is returned when the command
 // itself succeeded.
+//
+// On Linux, in a program that called ServeReaper, "the command's processes"
+// is its whole tree, including processes that left its group or session,
+// and the tree is ended too when the process that called Run dies, even by
+// SIGKILL (see ServeReaper). Elsewhere it is the command's process group,
+// and on Linux the command itself gets SIGKILL when the caller dies.
 func Run(ctx context.Context, spec Spec, out io.Writer) error {
 	name := spec.name()
 	env := spec.Env

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/jobs"
@@ -82,6 +79,9 @@ type Bot struct {
 	jobWaiters []chan struct{}
 
 	running atomic.Bool
+	// telling holds the ids of interrupted jobs whose plugin is being told
+	// of them now.
+	telling sync.Map
 }
 
 // New builds a Bot; nothing runs until Run.
@@ -207,37 +207,11 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 	}
 	for _, j := range interrupted {
 		b.log.Warn("job interrupted by restart", "job", j.ID, "plugin", j.Plugin, "kind", j.Kind)
-		b.notifyJobEnd(ctx, j, store.JobInterrupted, "interrupted by restart")
-		b.tellPluginInterrupted(ctx, j)
+		b.jobInterrupted(ctx, j, j.Detail)
 	}
-}
-
-// tellPluginInterrupted lets the job's plugin clean up after a job that was
-// running when the process died (report the deployment as errored, say), if
-// it asked to hear of such jobs.
-func (b *Bot) tellPluginInterrupted(ctx context.Context, j store.Job) {
-	m := b.o.Plugins.Manifest(j.Plugin)
-	if m == nil || !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
-		return
-	}
-	payload, err := proto.Marshal(&pluginv1.JobRequest{
-		JobId: j.ID, Kind: j.Kind, Payload: j.Payload, Attempt: uint32(j.Attempt),
-		Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
-	})
-	if err != nil {
-		b.log.Error("encode interrupted job", "job", j.ID, "error", err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
-	defer cancel()
-	out := b.replierTo(j.Notify, j.Notify)
-	err = b.o.Plugins.Call(ctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
-		RequestId: b.newRequestID(), Type: wire.EventJobInterrupted,
-		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
-	}}}, func(ev *pluginv1.Event) { out.event(ctx, ev) })
-	if err != nil {
-		b.log.Error("tell plugin of interrupted job", "job", j.ID, "plugin", j.Plugin, "error", err)
-	}
+	// Jobs interrupted under an earlier process whose plugin was down
+	// then, and never heard of them.
+	b.tellPending(ctx, "")
 }
 
 // HandleMessage implements chat.Handler. Messages not addressed to the bot

@@ -50,6 +50,8 @@ type botOptions struct {
 	redactor *redact.Redactor
 	// startErrsOK lets plugins fail to start; the bot runs without them.
 	startErrsOK bool
+	// maxRestarts is every plugin's max_restarts; 0 means 3.
+	maxRestarts int
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -74,7 +76,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 					t.Errorf("set plugin %s: %v", name, err)
 				}
 			}
-			b.PluginChanged(name, m, s) // remembers manifests
+			b.PluginChanged(name, m, s) // remembers manifests, tells of interrupted jobs
 		},
 	})
 	mem := chattest.NewMemory("mem")
@@ -82,13 +84,16 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 	})
+	if o.maxRestarts == 0 {
+		o.maxRestarts = 3
+	}
 	var specs []pluginhost.Spec
 	for _, name := range o.plugins {
 		path, err := testplugins.Build(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: 3,
+		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {

@@ -291,10 +291,9 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 			return store.JobCancelled, "cancelled"
 		}
 		if errors.Is(err, pluginhost.ErrCrashed) {
-			// The plugin died under the job; its restarted process hears of
-			// the job as interrupted and reports it (a deploy's record,
-			// GitHub's status) before the next job of the queue starts.
-			b.tellPluginInterrupted(context.WithoutCancel(ctx), j)
+			// The plugin died under the job: it ends interrupted, and the
+			// restarted plugin hears of it (jobFinished).
+			return store.JobInterrupted, crashDetail(j.Plugin)
 		}
 		return store.JobError, b.o.Redactor.String(err.Error())
 	}
@@ -326,14 +325,14 @@ func (b *Bot) jobPlugins() []string {
 func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
 	b.o.Metrics.Jobs.WithLabelValues(j.Plugin, j.Kind, string(state)).Inc()
 	switch {
-	case state == store.JobInterrupted, state == store.JobError,
+	case state == store.JobInterrupted:
+		j.State, j.Detail = state, detail
+		b.jobInterrupted(context.Background(), j, detail)
+	case state == store.JobError,
 		// A job cancelled before it started never ran its plugin, which
 		// reports a cancel itself when it did.
 		state == store.JobCancelled && j.StartedAt.IsZero():
 		b.notifyJobEnd(context.Background(), j, state, detail)
-	}
-	if state == store.JobInterrupted {
-		b.tellPluginInterrupted(context.Background(), j)
 	}
 	b.wakeJobWaiters()
 }

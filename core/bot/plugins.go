@@ -27,8 +27,10 @@ const operatorHint = "An operator can see why with `chima plugins` and the bot's
 // store; a plugin that failed without ever running in this process has the
 // commands of its remembered manifest registered, so that those commands are
 // answered with why the plugin is down instead of "I don't know". The plugin
-// host's OnChange calls it; it must not block for long.
+// host's OnChange calls it; it must not block for long. A plugin running
+// again also hears of the jobs interrupted while it was down.
 func (b *Bot) PluginChanged(plugin string, m *pluginv1.Manifest, s pluginhost.State) {
+	defer b.pluginBack(plugin, s)
 	switch {
 	case s == pluginhost.StateRunning && m != nil:
 		if err := b.o.Router.SetPlugin(plugin, m); err != nil {

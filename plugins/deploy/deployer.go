@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/apps"
+	"github.com/chimaops/chima/plugins/deploy/internal/provider"
 	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 	"github.com/chimaops/chima/plugins/deploy/internal/workspace"
 	"github.com/chimaops/chima/sdk"
@@ -37,6 +39,9 @@ type deployer struct {
 	cloneURL string // template with {owner} and {name}
 	token    string
 	records  records
+	// tags is the prefix of this installation's process tags (see
+	// processTags).
+	tags string
 	// now is the clock, replaced in tests.
 	now func() time.Time
 	// pageWindow is how much of a log its page shows; logPageWindow when
@@ -120,10 +125,11 @@ func (d *deployer) configure(s map[string]string) error {
 	if ws == "" {
 		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))
 	}
+	tags := processTags(resolve(ws))
 	token := os.Getenv("GITHUB_TOKEN")
 	opts := workspace.Options{CheckoutDir: resolve(s["checkout_dir"])}
 	if opts.CheckoutDir == "" {
-		opts.CheckoutDir = defaultCheckoutDir()
+		opts.CheckoutDir = defaultCheckoutDir(tags)
 	}
 	if token != "" {
 		// Private repositories: git authenticates with the token through an
@@ -134,6 +140,14 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// Processes of deploys a dead plugin left behind (its reaper was
+	// killed too) end before any deploy can start, so that none overlaps
+	// the next deploy of its app and environment.
+	if n, err := provider.Sweep(tags + "/"); err != nil {
+		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
+	} else if n > 0 {
+		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	}
 	// Checkouts a crashed process left behind (on tmpfs they hold memory)
 	// go before any deploy can start; a failure to sweep stops nothing.
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -143,7 +157,7 @@ func (d *deployer) configure(s map[string]string) error {
 	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.apps, d.cache, d.token = set, cache, token
+	d.apps, d.cache, d.token, d.tags = set, cache, token, tags
 	d.instance = firstNonEmpty(s["instance"], s["chima_bot_name"], "chima")
 	d.baseURL = strings.TrimSuffix(s["chima_base_url"], "/")
 	d.cloneURL = firstNonEmpty(s["github_clone_url"], "https://github.com/{owner}/{name}.git")
@@ -200,14 +214,29 @@ func (d *deployer) github(a *apps.App) *github.Client {
 	return d.gh
 }
 
+// processTags is the prefix of the tags (provider.TagEnv) of this
+// installation's deploy processes: a hash of its workspace, so that the
+// sweep at start ends what this bot's deploys left behind and nothing of
+// another bot's on the same machine.
+func processTags(workspace string) string {
+	if abs, err := filepath.Abs(workspace); err == nil {
+		workspace = abs
+	}
+	sum := sha256.Sum256([]byte(workspace))
+	return "chima-" + hex.EncodeToString(sum[:6])
+}
+
 // defaultCheckoutDir puts checkouts on tmpfs where there is one: a checkout
 // is written, run and deleted within one deploy, and on disk the creation
 // and removal of thousands of files dominates the time to start a deploy
 // (1.8s against 0.1s for 5,000 files, see BENCHMARKS.md). "" leaves them
-// beside the mirrors.
-func defaultCheckoutDir() string {
+// beside the mirrors. Each installation (tags: its workspace) has a folder of
+// its own there, because the sweep at start removes every checkout in it
+// that the plugin is not using: two bots on one machine must not remove
+// each other's.
+func defaultCheckoutDir(tags string) string {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && unix.Access("/dev/shm", unix.W_OK) == nil {
-		return filepath.Join("/dev/shm", "chima-deploy-"+strconv.Itoa(os.Getuid()))
+		return filepath.Join("/dev/shm", "chima-deploy-"+strconv.Itoa(os.Getuid()), tags)
 	}
 	return ""
 }
@@ -712,6 +741,9 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 		return err
 	}
 	if dep.Ended() {
+		if dep.Detail != "" && dep.State != StateSuccess {
+			return sdk.Errorf("Deployment #%d already ended: %s (%s).", dep.ID, dep.State, firstLine(dep.Detail))
+		}
 		return sdk.Errorf("Deployment #%d already ended: %s.", dep.ID, dep.State)
 	}
 	if dep.JobID == 0 {
@@ -728,6 +760,15 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 		return err
 	}
 	if !ok {
+		if st := job.GetState(); st != "" && st != "queued" && st != "running" {
+			// The job ended, but the record never heard (this plugin died
+			// under it and has not been told yet): say how it ended.
+			detail := firstNonEmpty(job.GetDetail(), "its job ended "+st)
+			if err := d.report(c, dep, StateError, detail, ""); err != nil {
+				return err
+			}
+			return sdk.Errorf("Deployment #%d already ended: %s (%s).", dep.ID, StateError, detail)
+		}
 		return sdk.Errorf("Deployment #%d could not be cancelled: it is ending.", dep.ID)
 	}
 	// The job's own state says whether it had started: the record read
@@ -839,7 +880,11 @@ func (d *deployer) logTail(c *sdk.Context, id int64, n int) (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-// onInterrupted marks a deployment whose job a restart interrupted.
+// onInterrupted ends a deployment whose job was interrupted: Chima stopped
+// or restarted, or this plugin died, while it ran. The record, GitHub and
+// the people who follow it (the thread, the app's notify rooms) all hear
+// that it ended; the job is not re-run. A deployment that reported its own
+// end before the process stopped is left alone.
 func (d *deployer) onInterrupted(c *sdk.Context) error {
 	j, err := c.InterruptedJob()
 	if err != nil {
@@ -851,13 +896,27 @@ func (d *deployer) onInterrupted(c *sdk.Context) error {
 	}
 	dep, err := d.records.get(c, id)
 	if err != nil || dep.Ended() {
-		return err // it reported its own end before the process stopped
-	}
-	dep, err = d.records.update(c, id, func(x *Deployment) {
-		x.State, x.Detail, x.FinishedAt = StateError, "interrupted: Chima stopped while it ran", d.now()
-	})
-	if err != nil {
 		return err
 	}
-	return d.githubStatus(c, dep, StateError)
+	reason := d.interruptedReason(c, dep, j.GetJobId())
+	tail, err := d.logTail(c, dep.ID, 20)
+	if err != nil {
+		c.Logger().Warn("read the log of an interrupted deployment", "deployment", dep.ID, "error", err)
+	}
+	return d.report(c, dep, StateError, reason, tail)
+}
+
+// interruptedReason is why the host says job jobID of dep was interrupted
+// ("interrupted because the deploy plugin crashed"), or a general reason
+// when it cannot be found.
+func (d *deployer) interruptedReason(c *sdk.Context, dep *Deployment, jobID int64) string {
+	jobs, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []string{"interrupted"}, Limit: 50})
+	if err == nil {
+		for _, j := range jobs {
+			if j.GetId() == jobID && strings.HasPrefix(j.GetDetail(), "interrupted") {
+				return j.GetDetail()
+			}
+		}
+	}
+	return "interrupted: Chima stopped while it ran"
 }

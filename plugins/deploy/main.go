@@ -25,10 +25,26 @@
 // plugin implements Validate), naming the file, line and key of each
 // problem.
 //
+// No process of a deploy outlives it: each provider command runs under a
+// reaper (this binary, re-executed) that ends its whole process tree on
+// success, failure, cancel and timeout, and when the plugin dies, even by
+// SIGKILL. Every process of a deploy carries CHIMA_DEPLOY_TAG in its
+// environment, and the plugin ends whatever still carries its tag when it
+// starts, before it runs anything: two deploys of one app and environment
+// never overlap, even across a crash.
+//
 // Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN turns on GitHub mode;
 // a Heroku app's token variable (HEROKU_API_KEY by default).
 package main
 
-import "github.com/chimaops/chima/sdk"
+import (
+	"github.com/chimaops/chima/plugins/deploy/internal/provider"
+	"github.com/chimaops/chima/sdk"
+)
 
-func main() { sdk.Serve(newPlugin(&deployer{}).spec()) }
+func main() {
+	// First: this binary is also the reaper of every deploy command it
+	// starts, which ends the command's whole process tree.
+	provider.ServeReaper()
+	sdk.Serve(newPlugin(&deployer{}).spec())
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/apps"
 	"github.com/chimaops/chima/plugins/deploy/internal/provider"
@@ -11,9 +12,14 @@ import (
 
 // runProvider runs the app's provider for dep in the checkout dir, writing
 // its output to out. Providers exec their tools directly (never through a
-// shell), in their own process group, which is ended when ctx ends.
+// shell), under a reaper that ends their whole process tree when they end
+// or ctx does; every process is tagged with the deployment for the sweep
+// at start.
 func (d *deployer) runProvider(ctx context.Context, a *apps.App, dep *Deployment, dir string, out io.Writer) error {
-	p, err := provider.New(a.Provider, provider.Options{})
+	d.mu.RLock()
+	tag := d.tags + "/" + strconv.FormatInt(dep.ID, 10)
+	d.mu.RUnlock()
+	p, err := provider.New(a.Provider, provider.Options{Tag: tag})
 	if err != nil {
 		return fmt.Errorf("provider %s: %w", a.Provider, err)
 	}

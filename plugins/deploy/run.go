@@ -126,6 +126,22 @@ func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail s
 	if state == StateError && c.ShuttingDown() {
 		detail = "interrupted: Chima stopped while it ran"
 	}
+	if err := d.report(c, dep, state, detail, tail); err != nil {
+		return err
+	}
+	switch state {
+	case StateSuccess:
+		return nil
+	case StateCancelled:
+		return c.Err()
+	}
+	return errors.New(firstNonEmpty(firstLine(detail), state))
+}
+
+// report records the end of a deployment in state with detail, and reports
+// it to GitHub, the thread and the app's notify rooms, with tail (the end of
+// the log) for a failure. It fails only when the record cannot be written.
+func (d *deployer) report(c *sdk.Context, dep *Deployment, state, detail, tail string) error {
 	bc := c.Detached()
 	dep, err := d.records.update(bc, dep.ID, func(x *Deployment) {
 		x.State, x.Detail, x.FinishedAt = state, detail, d.now()
@@ -154,13 +170,7 @@ func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail s
 		}
 	}
 	d.notify(bc, dep, out, true)
-	switch state {
-	case StateSuccess:
-		return nil
-	case StateCancelled:
-		return c.Err()
-	}
-	return errors.New(firstNonEmpty(firstLine(detail), state))
+	return nil
 }
 
 // notify posts to the deployment's thread and, when loud, the app's notify

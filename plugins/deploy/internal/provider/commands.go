@@ -54,6 +54,7 @@ func (p *Shell) Command(d Deployment) (Spec, error) {
 		Dir:   d.Dir,
 		Name:  script,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }
 
@@ -119,6 +120,7 @@ func (p *Fabric) Command(d Deployment) (Spec, error) {
 		Env:   join(p.opts.env(), d.Environ(), []string{"PYTHONUNBUFFERED=1"}),
 		Dir:   d.Dir,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }
 
@@ -165,6 +167,7 @@ func (p *Capistrano) Command(d Deployment) (Spec, error) {
 		Env:   join(p.opts.env(), d.Environ(), extra),
 		Dir:   d.Dir,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }
 
@@ -250,5 +253,6 @@ func (p *Ansible) Command(d Deployment) (Spec, error) {
 		}),
 		Dir:   d.Dir,
 		Grace: p.opts.grace(),
+		Tag:   p.opts.Tag,
 	}, nil
 }

@@ -10,13 +10,16 @@
 // as a shell string, and run by Run: in their own process group, with stdin
 // from /dev/null, stdout and stderr combined and written line by line to the
 // caller's io.Writer. When the context ends (cancel or timeout) the whole
-// group gets SIGTERM, then SIGKILL after a grace period; when the command
-// exits, whatever it left running in its group is ended the same way, so no
-// deploy process outlives its deployment (one that calls setsid escapes).
-// On Linux the command is also started with a parent-death signal
-// (SIGKILL), so it does not outlive a plugin process that dies while it runs
-// and overlap the next deploy; that covers the command itself, not the
-// processes it started (those are reparented and keep running).
+// process tree gets SIGTERM, then SIGKILL after a grace period; when the
+// command exits, whatever it left running is ended the same way, so no
+// deploy process outlives its deployment. On Linux the command runs under a
+// reaper (ServeReaper): a child subreaper that keeps every process the
+// command starts below it, even one that calls setsid or double-forks, and
+// that ends the tree when the plugin dies, even by SIGKILL. Each process
+// carries the Spec's Tag in its environment (TagEnv), and Sweep ends what
+// still carries it when the plugin starts again, in case the reaper itself
+// was killed. cgroups are not used: the reaper needs no cgroup v2 mount or
+// delegation.
 //
 // The bot's own environment is not passed on: commands get Options.Env (by
 // default MinimalEnv, which holds no secrets) plus the deploy variables

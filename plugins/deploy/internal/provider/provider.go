@@ -135,6 +135,8 @@ type Options struct {
 	Env []string
 	// Grace is the time between SIGTERM and SIGKILL; DefaultGrace when 0.
 	Grace time.Duration
+	// Tag tags the processes of commands (Spec.Tag), for Sweep.
+	Tag string
 	// LookupEnv finds the Heroku token by the name in the app's
 	// heroku.token_env; os.LookupEnv when nil.
 	LookupEnv func(string) (string, bool)

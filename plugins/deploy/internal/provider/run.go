@@ -33,6 +33,10 @@ type Spec struct {
 	// Grace is the time between SIGTERM and SIGKILL when the command is
 	// stopped; DefaultGrace when 0.
 	Grace time.Duration
+	// Tag, when set, is put in the environment of the command as TagEnv,
+	// which every process it starts inherits, so that Sweep can find what a
+	// command of a dead plugin left behind.
+	Tag string
 }
 
 func (s Spec) name() string {
@@ -82,22 +86,29 @@ const drainTimeout = 2 * time.Second
 
 // Run runs spec in its own process group, writing its stdout and stderr,
 // combined, line by line to out (each Write is one line ending in "\n").
-// Stdin is /dev/null. On Linux the command also gets SIGKILL when the
-// process that called Run dies (a crashed or killed plugin); what the
-// command itself started is not covered by that (see sysProcAttr).
+// Stdin is /dev/null.
 //
-// When ctx ends, the group gets SIGTERM and, if anything is left after
-// spec.Grace, SIGKILL; Run then returns an error wrapping the context's
-// error. When the command exits by itself, anything it left running in its
-// group is ended the same way before Run returns. A nonzero exit is an
+// When ctx ends, the command's processes get SIGTERM and, if anything is
+// left after spec.Grace, SIGKILL; Run then returns an error wrapping the
+// context's error. When the command exits by itself, anything it left
+// running is ended the same way before Run returns. A nonzero exit is an
 // *ExitError. If writing to out fails, the rest of the output is dropped
 // (the command is not blocked) and the error is returned when the command
 // itself succeeded.
+//
+// On Linux, in a program that called ServeReaper, "the command's processes"
+// is its whole tree, including processes that left its group or session,
+// and the tree is ended too when the process that called Run dies, even by
+// SIGKILL (see ServeReaper). Elsewhere it is the command's process group,
+// and on Linux the command itself gets SIGKILL when the caller dies.
 func Run(ctx context.Context, spec Spec, out io.Writer) error {
 	name := spec.name()
 	env := spec.Env
 	if env == nil {
 		env = []string{}
+	}
+	if spec.Tag != "" {
+		env = append(env[:len(env):len(env)], TagEnv+"="+spec.Tag)
 	}
 	path, err := lookPath(spec.Path, env)
 	if err != nil {
@@ -123,6 +134,13 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 		Stderr:      w,
 		SysProcAttr: sysProcAttr(),
 	}
+	reaped := reaperOn.Load()
+	if reaped {
+		// The reaper runs the command and ends its whole tree (see
+		// ServeReaper); this process only signals the reaper.
+		cmd.Path, cmd.Args = "/proc/self/exe", reaperArgs(grace, path, cmd.Args)
+		cmd.SysProcAttr = reaperProcAttr()
+	}
 	if err := cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
@@ -137,19 +155,24 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 	go func() { waited <- cmd.Wait() }()
 
 	var waitErr error
-	select {
-	case waitErr = <-waited:
-	case <-ctx.Done():
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	switch {
+	case reaped:
+		waitErr = waitReaper(ctx, cmd.Process.Pid, grace, spec.Tag, waited)
+	default:
 		select {
 		case waitErr = <-waited:
-		case <-time.After(grace):
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			waitErr = <-waited
+		case <-ctx.Done():
+			_ = syscall.Kill(-pgid, syscall.SIGTERM)
+			select {
+			case waitErr = <-waited:
+			case <-time.After(grace):
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+				waitErr = <-waited
+			}
 		}
+		// The leader is gone; nothing else of its group may stay.
+		endGroup(pgid, grace)
 	}
-	// The leader is gone; nothing else of its group may stay.
-	endGroup(pgid, grace)
 
 	var copyErr error
 	select {
@@ -178,6 +201,33 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 		return fmt.Errorf("%s succeeded, but its output could not be written: %w", name, copyErr)
 	}
 	return nil
+}
+
+// reaperSlack is how long past its grace period a stopped reaper may take
+// to end its tree before it is killed.
+const reaperSlack = 5 * time.Second
+
+// waitReaper waits for the reaper pid to exit; when ctx ends first, it asks
+// the reaper to end the command's tree (SIGTERM), and kills the reaper and
+// sweeps the tag if the reaper does not manage within grace and some slack.
+func waitReaper(ctx context.Context, pid int, grace time.Duration, tag string, waited <-chan error) error {
+	select {
+	case err := <-waited:
+		return err
+	case <-ctx.Done():
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case err := <-waited:
+		return err
+	case <-time.After(grace + reaperSlack):
+	}
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	err := <-waited
+	if tag != "" {
+		_, _ = Sweep(tag)
+	}
+	return err
 }
 
 // endGroup ends what is left of a process group: SIGTERM, then SIGKILL if

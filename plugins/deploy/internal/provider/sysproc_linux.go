@@ -11,11 +11,19 @@ import "syscall"
 // same app and environment.
 //
 // Pdeathsig covers only the direct child: what the command starts itself
-// (a grandchild) is reparented and keeps running, unless the command ends it
-// or sets its own death signal. Linux sends the signal when the OS thread
+// (a grandchild) is reparented and keeps running. In a program that called
+// ServeReaper, commands run under the reaper instead, which covers the whole
+// tree (see reaperProcAttr). Linux sends the signal when the OS thread
 // that started the command exits, not only the whole process; the Go runtime
 // ends a thread only when a goroutine exits while locked to it with
 // runtime.LockOSThread, which nothing in this plugin does.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// reaperProcAttr starts the reaper in its own process group, with SIGTERM
+// as its parent-death signal: when the plugin dies, even by SIGKILL, the
+// reaper hears of it and ends the command's tree.
+func reaperProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }

@@ -10,3 +10,6 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// reaperProcAttr is never used outside Linux (there is no reaper).
+func reaperProcAttr() *syscall.SysProcAttr { return sysProcAttr() }

@@ -1,0 +1,207 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/chimaops/chima/core/pluginhost"
+	"github.com/chimaops/chima/core/store"
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
+)
+
+// pendingNS is the store namespace (KV) of interrupted jobs whose plugin has
+// not heard of them yet, keyed "<plugin>/<job id>". No plugin can have this
+// namespace: plugin names are [a-z0-9_-]+.
+const pendingNS = "chima:interrupted-jobs"
+
+func pendingKey(j store.Job) string { return fmt.Sprintf("%s/%012d", j.Plugin, j.ID) }
+
+// crashDetail is the detail of a job whose plugin died under it.
+func crashDetail(plugin string) string {
+	return "interrupted because the " + plugin + " plugin crashed"
+}
+
+// pluginBack follows a plugin's state changes (through PluginChanged): a
+// plugin that is running again hears of the jobs that were interrupted while
+// it was down. It does not block.
+func (b *Bot) pluginBack(plugin string, s pluginhost.State) {
+	if s != pluginhost.StateRunning || !b.running.Load() || b.o.Store == nil {
+		return
+	}
+	go b.tellPending(context.Background(), plugin)
+}
+
+// jobInterrupted handles a job that ended interrupted (its plugin crashed,
+// Chima stopped or restarted): its locks are released already; its plugin
+// hears of it so that it can record and report the end (a deploy's record,
+// GitHub's status, the thread and the notify rooms), and the job's room is
+// told by the core when the plugin cannot do that. Until the plugin heard of
+// it, the job is kept in pendingNS, so that a plugin that is down now, or a
+// bot that dies now, still tells it later.
+func (b *Bot) jobInterrupted(ctx context.Context, j store.Job, detail string) {
+	if j.Detail == "" {
+		j.Detail = detail
+	}
+	if b.o.Store != nil {
+		if err := b.o.Store.KVSet(ctx, pendingNS, pendingKey(j), []byte(strconv.FormatInt(j.ID, 10))); err != nil {
+			b.log.Error("remember interrupted job", "job", j.ID, "plugin", j.Plugin, "error", err)
+		}
+	}
+	switch b.tellInterrupted(ctx, j, true) {
+	case toldPlugin:
+		return // the plugin reported it, to the thread and beyond
+	case pluginDown:
+		st := b.o.Plugins.State(j.Plugin)
+		detail += fmt.Sprintf(". The %s plugin is %s; it will record the end when it is back", j.Plugin, st)
+	}
+	b.notifyJobEnd(ctx, j, store.JobInterrupted, detail)
+}
+
+// tellResult says how telling a plugin of an interrupted job went.
+type tellResult int
+
+const (
+	// toldPlugin: the plugin handled the event.
+	toldPlugin tellResult = iota
+	// pluginDown: the plugin is not running, or failed to take the event;
+	// the job stays pending.
+	pluginDown
+	// notListening: the plugin does not subscribe to interrupted jobs, or
+	// refused the event; it will not be asked again.
+	notListening
+)
+
+// tellPending tells plugin (every plugin when "") of the interrupted jobs it
+// has not heard of yet, oldest first.
+func (b *Bot) tellPending(ctx context.Context, plugin string) {
+	prefix := ""
+	if plugin != "" {
+		prefix = plugin + "/"
+	}
+	keys, err := b.o.Store.KVList(ctx, pendingNS, prefix)
+	if err != nil {
+		b.log.Error("list interrupted jobs", "error", err)
+		return
+	}
+	for _, k := range keys {
+		_, idText, _ := strings.Cut(k, "/")
+		id, err := strconv.ParseInt(idText, 10, 64)
+		if err != nil {
+			_ = b.o.Store.KVDelete(ctx, pendingNS, k)
+			continue
+		}
+		j, err := b.o.Store.GetJob(ctx, id)
+		if err != nil {
+			b.log.Error("load interrupted job", "job", id, "error", err)
+			_ = b.o.Store.KVDelete(ctx, pendingNS, k)
+			continue
+		}
+		b.tellInterrupted(ctx, j, false)
+	}
+}
+
+// tellInterrupted lets the job's plugin clean up after a job that was
+// running when it or Chima died (report the deployment as errored, say), if
+// it asked to hear of such jobs. With wait, a plugin that is restarting is
+// waited for (a crash restart takes well under a second), up to the command
+// timeout. The job leaves pendingNS once the plugin answered.
+func (b *Bot) tellInterrupted(ctx context.Context, j store.Job, wait bool) tellResult {
+	if _, busy := b.telling.LoadOrStore(j.ID, true); busy {
+		return toldPlugin // another goroutine is telling it right now
+	}
+	defer b.telling.Delete(j.ID)
+	forget := func() {
+		if b.o.Store == nil {
+			return
+		}
+		if err := b.o.Store.KVDelete(context.WithoutCancel(ctx), pendingNS, pendingKey(j)); err != nil {
+			b.log.Error("forget interrupted job", "job", j.ID, "error", err)
+		}
+	}
+	if wait && !b.waitRunning(ctx, j.Plugin, b.o.CommandTimeout) {
+		return pluginDown
+	}
+	if b.o.Plugins.State(j.Plugin) != pluginhost.StateRunning {
+		return pluginDown
+	}
+	m := b.o.Plugins.Manifest(j.Plugin)
+	if m == nil {
+		return pluginDown // it died again an instant ago
+	}
+	if !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
+		forget()
+		return notListening
+	}
+	// Only pending jobs are told: one told by another process already, or
+	// by an earlier call here, is not told twice.
+	if b.o.Store != nil {
+		if _, ok, err := b.o.Store.KVGet(ctx, pendingNS, pendingKey(j)); err == nil && !ok {
+			return toldPlugin
+		}
+	}
+	payload, err := proto.Marshal(&pluginv1.JobRequest{
+		JobId: j.ID, Kind: j.Kind, Payload: j.Payload, Attempt: uint32(j.Attempt),
+		Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
+	})
+	if err != nil {
+		b.log.Error("encode interrupted job", "job", j.ID, "error", err)
+		forget()
+		return notListening
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
+	defer cancel()
+	out := b.replierTo(j.Notify, j.Notify)
+	var done *pluginv1.Done
+	failed := false
+	err = b.o.Plugins.Call(cctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
+		RequestId: b.newRequestID(), Type: wire.EventJobInterrupted,
+		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
+	}}}, func(ev *pluginv1.Event) {
+		switch k := ev.GetKind().(type) {
+		case *pluginv1.Event_Done:
+			done = k.Done
+		case *pluginv1.Event_Error:
+			failed = true
+		}
+		out.event(ctx, ev)
+	})
+	if err != nil {
+		b.log.Error("tell plugin of interrupted job", "job", j.ID, "plugin", j.Plugin, "error", err)
+		return pluginDown
+	}
+	forget()
+	if failed || done.GetOutcome() == "error" {
+		b.log.Warn("plugin could not record an interrupted job", "job", j.ID, "plugin", j.Plugin, "detail", done.GetDetail())
+		return notListening
+	}
+	return toldPlugin
+}
+
+// waitRunning waits until plugin runs, giving up when it is failed or
+// stopped, or after d.
+func (b *Bot) waitRunning(ctx context.Context, plugin string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		switch b.o.Plugins.State(plugin) {
+		case pluginhost.StateRunning:
+			return true
+		case pluginhost.StateFailed, pluginhost.StateStopped, "":
+			return false
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// The sweep at start removes every checkout of its folder that the plugin is
+// not using. Two bots on one machine (or two test bots side by side) with the
+// default checkout folder must not remove each other's checkouts.
+func TestDefaultCheckoutFoldersOfTwoInstallationsAreApart(t *testing.T) {
+	if defaultCheckoutDir(processTags(t.TempDir())) == "" {
+		t.Skip("no writable /dev/shm: checkouts live beside each installation's mirrors")
+	}
+	one, two := newFixture(t, ""), newFixture(t, "")
+	first := &deployer{}
+	if err := first.configure(one.settings()); err != nil {
+		t.Fatal(err)
+	}
+	dir := defaultCheckoutDir(processTags(one.workspace))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	busy := filepath.Join(dir, "a-checkout-in-use")
+	if err := os.MkdirAll(busy, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	second := &deployer{}
+	if err := second.configure(two.settings()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(defaultCheckoutDir(processTags(two.workspace))) })
+	if _, err := os.Stat(busy); err != nil {
+		t.Fatalf("the second installation's sweep removed the first's checkout: %v", err)
+	}
+}

@@ -1,0 +1,155 @@
+//go:build linux
+
+package provider
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func mustSid(t *testing.T) int {
+	t.Helper()
+	sid, err := unix.Getsid(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sid
+}
+
+// escapes is a script that starts processes that leave its process group:
+// one in a session of its own that ignores SIGTERM, and a daemon that
+// double-forked out of another session (its parent exited). It writes
+// their pids to $PIDS and then does what tail says.
+func escapes(tail string) string {
+	return `setsid sh -c 'trap "" TERM; echo $$ >> "$PIDS"; exec sleep 601' &
+setsid sh -c 'sleep 602 & echo $! >> "$PIDS"' &
+wait $!
+while [ "$(wc -l < "$PIDS")" -lt 2 ]; do sleep 0.01; done
+` + tail
+}
+
+func TestTheWholeTreeIsEndedEvenWhatLeftTheProcessGroup(t *testing.T) {
+	tests := []struct {
+		name    string
+		tail    string
+		stop    bool
+		timeout time.Duration
+		want    error // nil: the script succeeds by itself
+	}{
+		{"on cancel", "sleep 600 & wait\n", true, 0, context.Canceled},
+		{"on timeout, with SIGKILL for a script that ignores SIGTERM", "trap '' TERM\nwhile :; do sleep 1; done\n", false, 500 * time.Millisecond, context.DeadlineExceeded},
+		{"when the script exits by itself", "echo done\n", false, 0, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pidFile := filepath.Join(t.TempDir(), "pids")
+			ctx, cancel := context.WithCancel(context.Background())
+			if tt.timeout > 0 {
+				ctx, cancel = context.WithTimeout(context.Background(), tt.timeout)
+			}
+			defer cancel()
+			spec := Spec{Path: script(t, escapes(tt.tail)), Env: shEnv("PIDS=" + pidFile), Grace: 300 * time.Millisecond}
+			done := make(chan error, 1)
+			go func() { done <- Run(ctx, spec, &lines{}) }()
+			pids := readPIDs(t, pidFile, 2)
+			t.Cleanup(func() {
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGKILL) // only if the test failed
+				}
+			})
+			for _, pid := range pids {
+				if sid, err := unix.Getsid(pid); err != nil || sid == mustSid(t) {
+					t.Fatalf("process %d is in session %d (%v), want one of its own", pid, sid, err)
+				}
+			}
+			if tt.stop {
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if (tt.want == nil && err != nil) || !errors.Is(err, tt.want) {
+					t.Fatalf("Run = %v, want %v", err, tt.want)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			waitGone(t, pids...)
+		})
+	}
+}
+
+// dyingPluginEnv makes the test binary play a plugin whose command starts
+// processes that leave its group, and which is then killed.
+const dyingPluginEnv = "PROVIDER_TEST_DYING_PLUGIN_PIDS"
+
+func TestTheWholeTreeIsEndedWhenThePluginIsKilled(t *testing.T) {
+	if pidFile := os.Getenv(dyingPluginEnv); pidFile != "" {
+		path := filepath.Join(filepath.Dir(pidFile), "script.sh")
+		_ = Run(context.Background(), Spec{Path: path, Env: shEnv("PIDS=" + pidFile), Grace: 300 * time.Millisecond}, io.Discard)
+		os.Exit(0)
+	}
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	path := filepath.Join(filepath.Dir(pidFile), "script.sh")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+escapes("echo $$ >> \"$PIDS\"\nsleep 600\n")), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plugin := exec.Command(os.Args[0], "-test.run=^TestTheWholeTreeIsEndedWhenThePluginIsKilled$")
+	plugin.Env = append(os.Environ(), dyingPluginEnv+"="+pidFile)
+	if err := plugin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plugin.Process.Kill(); _ = plugin.Wait() })
+	pids := readPIDs(t, pidFile, 3)
+	t.Cleanup(func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL) // only if the test failed
+		}
+	})
+	if err := plugin.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = plugin.Wait()
+	waitGone(t, pids...)
+}
+
+func TestSweepEndsOnlyTheProcessesTaggedWithItsPrefix(t *testing.T) {
+	start := func(tag string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("sleep", "600")
+		cmd.Env = shEnv(TagEnv + "=" + tag)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	ours, theirs := start("ab12/7"), start("cd34/7")
+	// Reap ours when it dies, as its parent (init, in real life) would.
+	reaped := make(chan struct{})
+	go func() { _ = ours.Wait(); close(reaped) }()
+	n, err := Sweep("ab12/")
+	if err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1 process ended", n, err)
+	}
+	select {
+	case <-reaped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the tagged process is still running")
+	}
+	if !alive(theirs.Process.Pid) {
+		t.Fatal("Sweep ended a process of another prefix")
+	}
+	if _, err := Sweep(""); err == nil {
+		t.Fatal("Sweep with an empty prefix would end every tagged process; want an error")
+	}
+}

@@ -170,6 +170,11 @@ type EnqueueOptions struct {
 	Notify *MessageRef
 	// Delay postpones the job.
 	Delay time.Duration
+	// Title says what the job is, for people ("deployment #8 of demo/main
+	// to staging"). The host names the job by it when it has to tell the
+	// room itself, for example when the plugin crashed under it and stays
+	// down.
+	Title string
 }
 
 // Enqueue adds a durable job of one of this plugin's job kinds. It survives
@@ -185,7 +190,7 @@ func (c *Context) Enqueue(kind string, payload []byte, o EnqueueOptions) (int64,
 	}
 	resp, err := h.Enqueue(c, &pluginv1.EnqueueRequest{
 		Kind: kind, Payload: payload, QueueKey: o.QueueKey, Notify: notify,
-		OriginRequestId: c.origin(), DelaySeconds: ceilSeconds(o.Delay),
+		OriginRequestId: c.origin(), DelaySeconds: ceilSeconds(o.Delay), Title: o.Title,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("enqueue %s job: %w", kind, err)

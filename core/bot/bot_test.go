@@ -393,7 +393,7 @@ func TestCancellingARunningJobStopsIt(t *testing.T) {
 		t.Fatalf("cancel queued: %v %v", ok, err)
 	}
 	// The plugin never ran it, so the core says so.
-	tb.expect("Job #2 (crashy say) was cancelled")
+	tb.expect(`The job saying "second" was cancelled`)
 	if ok, err := tb.bot.Jobs().Cancel(context.Background(), 1); err != nil || !ok {
 		t.Fatalf("cancel running: %v %v", ok, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -86,6 +88,7 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 		QueueKey:        h.queueKey(r.GetQueueKey()),
 		Notify:          refFromProto(r.GetNotify()),
 		OriginRequestID: r.GetOriginRequestId(),
+		Title:           h.b.o.Redactor.String(r.GetTitle()),
 		CreatedAt:       now,
 		RunAfter:        now.Add(time.Duration(r.GetDelaySeconds()) * time.Second),
 	})
@@ -345,13 +348,29 @@ func (b *Bot) notifyJobEnd(ctx context.Context, j store.Job, state store.JobStat
 		return
 	}
 	var text string
+	what := jobName(j)
 	switch state {
 	case store.JobInterrupted:
-		text = fmt.Sprintf("⚠ Job #%d (%s %s) was %s. Its locks were released; it was not re-run — ask again to retry.", j.ID, j.Plugin, j.Kind, detail)
+		text = fmt.Sprintf("⚠ %s was %s. Its locks were released; it was not re-run — ask again to retry.", what, detail)
 	case store.JobCancelled:
-		text = fmt.Sprintf("Job #%d (%s %s) was cancelled.", j.ID, j.Plugin, j.Kind)
+		text = fmt.Sprintf("%s was cancelled.", what)
 	default:
-		text = fmt.Sprintf("⚠ Job #%d (%s %s) ended with an error: %s", j.ID, j.Plugin, j.Kind, detail)
+		text = fmt.Sprintf("⚠ %s ended with an error: %s", what, detail)
 	}
 	_, _ = b.deliver(ctx, a, b.caps[a.Name()], j.Notify, chat.Output{Text: text, Status: "danger"})
+}
+
+// jobName names a job in chat: by the title its plugin gave it
+// ("Deployment #8 of demo/main to staging"), else by plugin, kind and id.
+func jobName(j store.Job) string {
+	if j.Title != "" {
+		return upperFirst(j.Title)
+	}
+	return fmt.Sprintf("The %s plugin's %s job (#%d)", j.Plugin, j.Kind, j.ID)
+}
+
+// upperFirst capitalises a title that starts a sentence.
+func upperFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	return string(unicode.ToUpper(r)) + s[n:]
 }

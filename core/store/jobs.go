@@ -58,7 +58,9 @@ type Job struct {
 	Notify chat.MessageRef
 	// OriginRequestID is the chat request that enqueued the job.
 	OriginRequestID string
-	State           JobState
+	// Title says what the job is, for people; may be empty.
+	Title string
+	State JobState
 	// Attempt counts claims: 1 once it has been claimed for the first time.
 	Attempt int
 	// Worker is who claimed the job last.
@@ -72,7 +74,7 @@ type Job struct {
 const jobColumns = `id, plugin, kind, payload, queue_key,
 	notify_adapter, notify_room, notify_message_id, notify_thread_id,
 	origin_request_id, state, attempt, worker, detail,
-	created_at, run_after, started_at, finished_at`
+	created_at, run_after, started_at, finished_at, title`
 
 // openStates is the SQL list of non-terminal states.
 const openStates = `('queued', 'running')`
@@ -84,7 +86,7 @@ func scanJob(sc scanner) (Job, error) {
 	err := sc.Scan(&j.ID, &j.Plugin, &j.Kind, &j.Payload, &j.QueueKey,
 		&j.Notify.Adapter, &j.Notify.Room, &j.Notify.MessageID, &j.Notify.ThreadID,
 		&j.OriginRequestID, &state, &j.Attempt, &j.Worker, &j.Detail,
-		&created, &runAfter, &started, &finished)
+		&created, &runAfter, &started, &finished, &j.Title)
 	if err != nil {
 		return Job{}, err
 	}
@@ -113,12 +115,12 @@ func (s *Store) EnqueueJob(ctx context.Context, j Job) (int64, error) {
 	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO jobs
 		(plugin, kind, payload, queue_key,
 		 notify_adapter, notify_room, notify_message_id, notify_thread_id,
-		 origin_request_id, state, attempt, created_at, run_after)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
+		 origin_request_id, state, attempt, created_at, run_after, title)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
 		RETURNING id`),
 		j.Plugin, j.Kind, j.Payload, j.QueueKey,
 		j.Notify.Adapter, j.Notify.Room, j.Notify.MessageID, j.Notify.ThreadID,
-		j.OriginRequestID, string(JobQueued), j.CreatedAt.UnixMilli(), j.RunAfter.UnixMilli(),
+		j.OriginRequestID, string(JobQueued), j.CreatedAt.UnixMilli(), j.RunAfter.UnixMilli(), j.Title,
 	).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("enqueue job %s/%s: %w", j.Plugin, j.Kind, err)

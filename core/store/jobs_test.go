@@ -74,6 +74,7 @@ func TestEnqueueJobStoresEveryFieldAndDefaults(t *testing.T) {
 		QueueKey:        "deploy:project-x:edge",
 		Notify:          chat.MessageRef{Adapter: "slack", Room: "C1", MessageID: "m1", ThreadID: "t1"},
 		OriginRequestID: "req-1",
+		Title:           "deployment #3 of project-x/main to edge",
 	}
 	id, err := s.EnqueueJob(ctx, in)
 	if err != nil {
@@ -85,7 +86,7 @@ func TestEnqueueJobStoresEveryFieldAndDefaults(t *testing.T) {
 	}
 	if got.ID != id || got.ID == 999 || got.Plugin != in.Plugin || got.Kind != in.Kind ||
 		string(got.Payload) != string(in.Payload) || got.QueueKey != in.QueueKey ||
-		got.Notify != in.Notify || got.OriginRequestID != in.OriginRequestID {
+		got.Notify != in.Notify || got.OriginRequestID != in.OriginRequestID || got.Title != in.Title {
 		t.Fatalf("GetJob = %+v, want the enqueued fields of %+v", got, in)
 	}
 	if got.State != JobQueued || got.Attempt != 0 || got.Worker != "" || got.Detail != "" {

@@ -110,6 +110,13 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 3,
+		name:    "jobs say what they are",
+		stmts: []string{
+			`ALTER TABLE jobs ADD COLUMN title TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

@@ -236,7 +236,7 @@ func processTags(workspace string) string {
 // each other's.
 func defaultCheckoutDir(tags string) string {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() && unix.Access("/dev/shm", unix.W_OK) == nil {
-		return filepath.Join("/dev/shm", "chima-deploy-"+strconv.Itoa(os.Getuid()), tags)
+		return filepath.Join("/dev/shm", "chima-checkouts-"+strconv.Itoa(os.Getuid()), tags)
 	}
 	return ""
 }
@@ -552,7 +552,10 @@ func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) 
 		return "", err
 	}
 	payload := []byte(strconv.FormatInt(dep.ID, 10))
-	jobID, err := c.Enqueue(jobDeploy, payload, sdk.EnqueueOptions{QueueKey: queueKey(dep), Notify: dep.Notify.ref()})
+	jobID, err := c.Enqueue(jobDeploy, payload, sdk.EnqueueOptions{
+		QueueKey: queueKey(dep), Notify: dep.Notify.ref(),
+		Title: fmt.Sprintf("deployment #%d of %s/%s to %s", dep.ID, dep.App, dep.RefName(), dep.Env),
+	})
 	if err != nil {
 		return "", err
 	}

@@ -2089,7 +2089,12 @@ type EnqueueRequest struct {
 	// The request that enqueues the job; `chima send` waits for such jobs.
 	OriginRequestId string `protobuf:"bytes,5,opt,name=origin_request_id,json=originRequestId,proto3" json:"origin_request_id,omitempty"`
 	// Run no earlier than this many seconds from now.
-	DelaySeconds  int64 `protobuf:"varint,6,opt,name=delay_seconds,json=delaySeconds,proto3" json:"delay_seconds,omitempty"`
+	DelaySeconds int64 `protobuf:"varint,6,opt,name=delay_seconds,json=delaySeconds,proto3" json:"delay_seconds,omitempty"`
+	// What the job is, for people ("deployment #8 of demo/main to staging"):
+	// the host names the job by it when it must tell the room itself (the
+	// plugin crashed and stays down). Since minor 5; empty names the job by
+	// its plugin, kind and id.
+	Title         string `protobuf:"bytes,7,opt,name=title,proto3" json:"title,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2164,6 +2169,13 @@ func (x *EnqueueRequest) GetDelaySeconds() int64 {
 		return x.DelaySeconds
 	}
 	return 0
+}
+
+func (x *EnqueueRequest) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
 }
 
 type EnqueueResponse struct {
@@ -3820,14 +3832,15 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rUpdateRequest\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12/\n" +
 	"\x06output\x18\x02 \x01(\v2\x17.chima.plugin.v1.OutputR\x06output\"\x10\n" +
-	"\x0eUpdateResponse\"\xe1\x01\n" +
+	"\x0eUpdateResponse\"\xf7\x01\n" +
 	"\x0eEnqueueRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
 	"\apayload\x18\x02 \x01(\fR\apayload\x12\x1b\n" +
 	"\tqueue_key\x18\x03 \x01(\tR\bqueueKey\x123\n" +
 	"\x06notify\x18\x04 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x06notify\x12*\n" +
 	"\x11origin_request_id\x18\x05 \x01(\tR\x0foriginRequestId\x12#\n" +
-	"\rdelay_seconds\x18\x06 \x01(\x03R\fdelaySeconds\"(\n" +
+	"\rdelay_seconds\x18\x06 \x01(\x03R\fdelaySeconds\x12\x14\n" +
+	"\x05title\x18\a \x01(\tR\x05title\"(\n" +
 	"\x0fEnqueueResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x03R\x05jobId\"\x87\x01\n" +
 	"\vLockRequest\x12\x12\n" +

@@ -27,7 +27,9 @@ const ProtocolVersion = 1
 //   - 3: a cancel says whether Chima is shutting down.
 //   - 4: Validate, for `chima config validate`: a plugin checks its
 //     settings without serving. Older plugins answer Unimplemented.
-const ProtocolMinor = 4
+//   - 5: EnqueueRequest.title, what a job is for people. Older hosts
+//     ignore it.
+const ProtocolMinor = 5
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

@@ -434,6 +434,12 @@ func (c *Cache) Checkout(ctx context.Context, repoURL, sha string) (*Checkout, e
 	if err := c.ensure(ctx, r); err != nil {
 		return nil, err
 	}
+	// The folder may have gone since New: tmpfs is cleared by cleaners
+	// such as systemd-tmpfiles, and a bot that is not running deploys has
+	// nothing in it to keep it.
+	if err := os.MkdirAll(c.checkouts, 0o700); err != nil {
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
 	dir, err := os.MkdirTemp(c.checkouts, baseName(r.url)+"-"+sha[:12]+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("workspace: %w", err)

@@ -211,6 +211,29 @@ func TestCheckoutsAreIndependent(t *testing.T) {
 	}
 }
 
+// tmpfs cleaners (systemd-tmpfiles) remove folders nobody used for a while:
+// the next deploy recreates its checkout folder instead of failing.
+func TestCheckoutRecreatesACheckoutFolderThatWasRemoved(t *testing.T) {
+	src := newRepo(t, map[string]string{"a.txt": "x\n"})
+	sha := run(t, src, "rev-parse", "HEAD")
+	dir := filepath.Join(t.TempDir(), "shm", "checkouts")
+	c, err := New(filepath.Join(t.TempDir(), "cache"), Options{CheckoutDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Dir(dir)); err != nil {
+		t.Fatal(err)
+	}
+	co, err := c.Checkout(ctx, src, sha)
+	if err != nil {
+		t.Fatalf("checkout after its folder was removed: %v", err)
+	}
+	defer co.Cleanup()
+	if b, err := os.ReadFile(filepath.Join(co.Dir, "a.txt")); err != nil || string(b) != "x\n" {
+		t.Fatalf("checkout holds %q, %v", b, err)
+	}
+}
+
 func TestCleanup(t *testing.T) {
 	tests := []struct {
 		name  string

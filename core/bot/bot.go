@@ -71,6 +71,10 @@ type Bot struct {
 	jobWaiters []chan struct{}
 
 	running atomic.Bool
+
+	// subs are the event subscriptions of each plugin's last manifest.
+	subsMu sync.Mutex
+	subs   map[string][]string
 }
 
 // New builds a Bot; nothing runs until Run.
@@ -149,6 +153,9 @@ func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 func (b *Bot) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bot already running")
+	}
+	for _, p := range b.o.Plugins.Plugins() {
+		b.subscriptions(p) // remembered for when a plugin restarts
 	}
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)

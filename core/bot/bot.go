@@ -50,6 +50,10 @@ type Options struct {
 	Workers int
 	// Name is the bot's name, used in messages.
 	Name string
+	// DefaultAdapter is the adapter a room given without one means (a
+	// plugin's bare notify room). When empty, the only adapter is meant;
+	// with several, such a room reaches none.
+	DefaultAdapter string
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -123,6 +127,24 @@ func New(o Options) *Bot {
 func (b *Bot) AddAdapter(a chat.Adapter) {
 	b.adapters[a.Name()] = a
 	b.caps[a.Name()] = chat.CapabilitiesOf(a)
+}
+
+// withAdapter fills in the adapter of a room named without one: the
+// default adapter, else the only one. It leaves ref as it is when no
+// adapter is meant, or no room is named.
+func (b *Bot) withAdapter(ref chat.MessageRef) chat.MessageRef {
+	if ref.Adapter != "" || ref.Room == "" {
+		return ref
+	}
+	switch {
+	case b.o.DefaultAdapter != "":
+		ref.Adapter = b.o.DefaultAdapter
+	case len(b.adapters) == 1:
+		for name := range b.adapters {
+			ref.Adapter = name
+		}
+	}
+	return ref
 }
 
 // Jobs returns the job runner (to cancel jobs).

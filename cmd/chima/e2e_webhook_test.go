@@ -247,3 +247,30 @@ func TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing(t *testing.T) {
 		}
 	})
 }
+
+func TestANotifyRoomNoAdapterCanReachIsReportedAtStartWithFileAndKey(t *testing.T) {
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(`{"demo": {"provider": "shell", "repository": "oursky/demo",
+		"environments": ["edge"], "notify_rooms": ["deployment", "slack:ops"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, _ := chima(t, "send", "--config", cfg, "chima hello world")
+	want := appsFile + `: demo: notify_rooms[1]: "slack:ops": the bot runs no slack adapter (it runs shell)`
+	if !strings.Contains(stderr, want) {
+		t.Fatalf("stderr does not report the unreachable room:\n%s\nwant a line with:\n%s", stderr, want)
+	}
+	if strings.Contains(stderr, "notify_rooms[0]") {
+		t.Fatalf("the bare room, which means the only adapter, was reported:\n%s", stderr)
+	}
+}

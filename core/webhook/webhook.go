@@ -228,10 +228,14 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if failure != "" {
 		log.Warn("github webhook not handled; a redelivery will be", "error", failure, "attempt", rec.Attempts, "handled_by", handled)
+		answer := "not handled: " + failure
 		if status == http.StatusServiceUnavailable {
+			// What broke inside the bot is for its log, not for
+			// whoever reads GitHub's delivery page.
 			w.Header().Set("Retry-After", "10")
+			answer = "not handled: a plugin could not take it now (the bot's log says why); redeliver it later"
 		}
-		http.Error(w, "not handled: "+failure, status)
+		http.Error(w, answer, status)
 		return
 	}
 	log.Info("github webhook handled", "plugins", handled, "attempt", rec.Attempts)

@@ -117,7 +117,8 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			Router: a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
 			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
 			CommandTimeout: cfg.Bot.CommandTimeout, MaxConcurrency: cfg.Bot.MaxConcurrency,
-			Redactor: red,
+			Redactor:       red,
+			DefaultAdapter: cfg.DefaultAdapter(),
 		})
 		a.bot = b
 	} else {
@@ -177,6 +178,11 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		settings["chima_config_dir"] = cfg.Dir()
 		settings["chima_base_url"] = cfg.HTTP.BaseURL
 		settings["chima_bot_name"] = cfg.Bot.Name
+		// The chat adapters the bot runs and the one a bare room name
+		// means, so that a plugin can check the rooms it will post to
+		// when it starts, not fail on them later.
+		settings["chima_adapters"] = strings.Join(cfg.EnabledAdapters(), ",")
+		settings["chima_default_adapter"] = cfg.DefaultAdapter()
 		specs = append(specs, pluginhost.Spec{
 			Name: p.Name, Path: p.Path, Args: p.Args, Env: env, Secrets: secrets,
 			SHA256: p.SHA256, AutoMTLS: p.UseAutoMTLS(), Settings: settings,

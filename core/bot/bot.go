@@ -57,6 +57,10 @@ type Options struct {
 	// writes: chat messages, the audit log, lock reasons, KV text and logs
 	// kept in the store. Nil masks nothing.
 	Redactor *redact.Redactor
+	// DefaultAdapter is the adapter a room given without one means (a
+	// plugin's bare notify room). When empty, the only adapter is meant;
+	// with several, such a room reaches none.
+	DefaultAdapter string
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -82,6 +86,10 @@ type Bot struct {
 	// telling holds the ids of interrupted jobs whose plugin is being told
 	// of them now.
 	telling sync.Map
+
+	// subs are the event subscriptions of each plugin's last manifest.
+	subsMu sync.Mutex
+	subs   map[string][]string
 }
 
 // New builds a Bot; nothing runs until Run.
@@ -135,6 +143,24 @@ func (b *Bot) AddAdapter(a chat.Adapter) {
 	b.caps[a.Name()] = chat.CapabilitiesOf(a)
 }
 
+// withAdapter fills in the adapter of a room named without one: the
+// default adapter, else the only one. It leaves ref as it is when no
+// adapter is meant, or no room is named.
+func (b *Bot) withAdapter(ref chat.MessageRef) chat.MessageRef {
+	if ref.Adapter != "" || ref.Room == "" {
+		return ref
+	}
+	switch {
+	case b.o.DefaultAdapter != "":
+		ref.Adapter = b.o.DefaultAdapter
+	case len(b.adapters) == 1:
+		for name := range b.adapters {
+			ref.Adapter = name
+		}
+	}
+	return ref
+}
+
 // Jobs returns the job runner (to cancel jobs).
 func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
 
@@ -163,6 +189,9 @@ func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 func (b *Bot) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bot already running")
+	}
+	for _, p := range b.o.Plugins.Plugins() {
+		b.subscriptions(p) // remembered for when a plugin restarts
 	}
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)

@@ -8,32 +8,40 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/chimaops/chima/core/webhook"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
-// DispatchEvent hands a verified webhook event to every running plugin that
+// DispatchEvent hands a verified webhook event to every plugin that
 // subscribed to its type ("github:deployment") or its source ("github:*"),
-// one after the other, and returns how many handled it. Replies a plugin
-// streams while handling an event have no room to go to: they are logged;
-// plugins post to chat with Host.Post.
-func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent) (int, error) {
+// except those in done, one after the other, and returns the plugins that
+// handled it. A plugin that answered with an error refused it (a
+// *webhook.RefusedError); one that could not be asked (down, restarting
+// past the wait, crashed) failed on it. Either way it is left out of the
+// handled list and the returned error says why, so the delivery is not
+// marked handled. A plugin that is restarting is still asked, by the
+// subscriptions of its last manifest: an event must not slip past a plugin
+// that was down for a moment. Replies a plugin streams while handling an
+// event have no room to go to: they are logged; plugins post to chat with
+// Host.Post.
+func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent, done []string) ([]string, error) {
 	source, _, _ := strings.Cut(ev.GetType(), ":")
-	n := 0
+	var handled []string
 	var errs []error
 	for _, p := range b.o.Plugins.Plugins() {
-		m := b.o.Plugins.Manifest(p)
-		if m == nil || !(slices.Contains(m.GetEvents(), ev.GetType()) || slices.Contains(m.GetEvents(), source+":*")) {
+		events := b.subscriptions(p)
+		if slices.Contains(done, p) || !(slices.Contains(events, ev.GetType()) || slices.Contains(events, source+":*")) {
 			continue
 		}
 		ev.RequestId = b.newRequestID()
-		var userErr string
+		var refusal string
 		err := b.o.Plugins.Call(ctx, p, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: ev}}, func(e *pluginv1.Event) {
 			switch k := e.GetKind().(type) {
 			case *pluginv1.Event_Error:
-				userErr = k.Error.GetSummary()
+				refusal = firstNonEmpty(k.Error.GetSummary(), "refused")
 			case *pluginv1.Event_Done:
-				if k.Done.GetOutcome() == "error" {
-					userErr = k.Done.GetDetail()
+				if o := k.Done.GetOutcome(); o != "" && o != "success" && refusal == "" {
+					refusal = firstNonEmpty(k.Done.GetDetail(), o)
 				}
 			case *pluginv1.Event_Reply:
 				b.log.Info("plugin replied to a webhook event", "plugin", p, "event", ev.GetType(), "text", k.Reply.GetOutput().GetText())
@@ -43,12 +51,38 @@ func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent) (int
 			errs = append(errs, fmt.Errorf("plugin %s: %w", p, err))
 			continue
 		}
-		if userErr != "" {
-			b.log.Warn("plugin refused a webhook event", "plugin", p, "event", ev.GetType(), "delivery", ev.GetDeliveryId(), "reason", userErr)
+		if refusal != "" {
+			b.log.Warn("plugin refused a webhook event", "plugin", p, "event", ev.GetType(), "delivery", ev.GetDeliveryId(), "reason", refusal)
+			errs = append(errs, &webhook.RefusedError{Plugin: p, Reason: refusal})
+			continue
 		}
-		n++
+		handled = append(handled, p)
 	}
-	return n, errors.Join(errs...)
+	return handled, errors.Join(errs...)
+}
+
+// subscriptions returns the event types plugin subscribed to: those of its
+// running manifest, else those of the last manifest seen (while it
+// restarts).
+func (b *Bot) subscriptions(plugin string) []string {
+	b.subsMu.Lock()
+	defer b.subsMu.Unlock()
+	if m := b.o.Plugins.Manifest(plugin); m != nil {
+		if b.subs == nil {
+			b.subs = map[string][]string{}
+		}
+		b.subs[plugin] = m.GetEvents()
+	}
+	return b.subs[plugin]
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // reservedPaths are the core's own routes; a plugin's pages cannot shadow

@@ -32,21 +32,26 @@ type hostService struct {
 	plugin string
 }
 
-func (h *hostService) adapter(ref *pluginv1.MessageRef) (chat.Adapter, error) {
-	a := h.b.adapters[ref.GetAdapter()]
+// adapter returns the adapter of ref, the default one when ref names none,
+// with ref completed.
+func (h *hostService) adapter(r *pluginv1.MessageRef) (chat.Adapter, chat.MessageRef, error) {
+	ref := h.b.withAdapter(refFromProto(r))
+	a := h.b.adapters[ref.Adapter]
 	if a == nil {
-		return nil, status.Errorf(codes.NotFound, "no chat adapter %q", ref.GetAdapter())
+		if ref.Adapter == "" {
+			return nil, ref, status.Errorf(codes.NotFound, "room %q names no chat adapter, and there is no default adapter (bot.default_adapter)", ref.Room)
+		}
+		return nil, ref, status.Errorf(codes.NotFound, "no chat adapter %q", ref.Adapter)
 	}
-	return a, nil
+	return a, ref, nil
 }
 
 // Post sends a message for the plugin.
 func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
-	a, err := h.adapter(r.GetTarget())
+	a, to, err := h.adapter(r.GetTarget())
 	if err != nil {
 		return nil, err
 	}
-	to := refFromProto(r.GetTarget())
 	to.MessageID = ""
 	ref, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], to, outputFromProto(r.GetOutput()))
 	if err != nil {
@@ -58,11 +63,10 @@ func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*plugi
 // Update edits a message for the plugin, or posts anew where edits are not
 // possible.
 func (h *hostService) Update(ctx context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
-	a, err := h.adapter(r.GetMessage())
+	a, ref, err := h.adapter(r.GetMessage())
 	if err != nil {
 		return nil, err
 	}
-	ref := refFromProto(r.GetMessage())
 	out := outputFromProto(r.GetOutput())
 	if h.b.caps[a.Name()].Edits {
 		if err := h.b.update(ctx, a, ref, out); err != nil {
@@ -86,7 +90,7 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 	id, err := h.b.o.Store.EnqueueJob(ctx, store.Job{
 		Plugin: h.plugin, Kind: r.GetKind(), Payload: r.GetPayload(),
 		QueueKey:        h.queueKey(r.GetQueueKey()),
-		Notify:          refFromProto(r.GetNotify()),
+		Notify:          h.b.withAdapter(refFromProto(r.GetNotify())),
 		OriginRequestID: r.GetOriginRequestId(),
 		Title:           h.b.o.Redactor.String(r.GetTitle()),
 		CreatedAt:       now,
@@ -343,6 +347,7 @@ func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
 // notifyJobEnd tells a job's room about an end the plugin could not report
 // itself: a crash, a cancel, a restart.
 func (b *Bot) notifyJobEnd(ctx context.Context, j store.Job, state store.JobState, detail string) {
+	j.Notify = b.withAdapter(j.Notify)
 	a := b.adapters[j.Notify.Adapter]
 	if a == nil || j.Notify.Room == "" {
 		return

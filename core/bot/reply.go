@@ -27,6 +27,7 @@ func (b *Bot) newReplier(m chat.Message) *replier {
 }
 
 func (b *Bot) replierTo(origin, to chat.MessageRef) *replier {
+	origin, to = b.withAdapter(origin), b.withAdapter(to)
 	return &replier{b: b, adapter: b.adapters[to.Adapter], caps: b.caps[to.Adapter], to: to, origin: origin}
 }
 

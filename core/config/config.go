@@ -93,6 +93,33 @@ type BotConfig struct {
 	// MaxMessageBytes is the size above which an incoming message is refused
 	// (default 4000).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// DefaultAdapter is the adapter a bare room name means ("deployment"
+	// rather than "slack:deployment"), in plugins' notify rooms for
+	// example. Optional with one adapter enabled, which it then defaults
+	// to; it must name an enabled adapter. See Config.DefaultAdapter.
+	DefaultAdapter string `yaml:"default_adapter"`
+}
+
+// EnabledAdapters returns the names of the enabled chat adapters, sorted.
+func (c *Config) EnabledAdapters() []string {
+	var out []string
+	if s := c.Adapters.Shell; s != nil && s.Enabled {
+		out = append(out, "shell")
+	}
+	return out
+}
+
+// DefaultAdapter returns the adapter a bare room name means: bot.default_adapter,
+// else the only enabled adapter, else "" (a bare room then means nothing and
+// a plugin must name the adapter of each room it posts to).
+func (c *Config) DefaultAdapter() string {
+	if c.Bot.DefaultAdapter != "" {
+		return c.Bot.DefaultAdapter
+	}
+	if enabled := c.EnabledAdapters(); len(enabled) == 1 {
+		return enabled[0]
+	}
+	return ""
 }
 
 // AdaptersConfig configures the chat adapters. It has one field per adapter;

@@ -369,6 +369,10 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 			`chima.yaml:9: only one YAML document is allowed (remove the second ---)`},
 		{"not a mapping", "- bot\n",
 			`chima.yaml:1: expected a mapping of keys (bot:, plugins:, …) at the top level, got a list`},
+		{"default adapter that is not one", strings.Replace(valid, "  name: chima\n", "  name: chima\n  default_adapter: irc\n", 1),
+			`chima.yaml:3: bot.default_adapter: "irc" is not a chat adapter; known adapters: mattermost, shell, slack, webhook`},
+		{"default adapter that is not enabled", strings.Replace(valid, "  name: chima\n", "  name: chima\n  default_adapter: slack\n", 1),
+			`chima.yaml:3: bot.default_adapter: "slack" is not enabled under adapters; enabled: shell`},
 		{"self-referencing merge", valid + "roles:\n  admin: &a {<<: *a}\n",
 			`chima.yaml:10: roles.admin: merge refers to a mapping that contains it`},
 	}
@@ -565,5 +569,25 @@ func TestGitHubWebhookNeedsASecretVariableAndHTTP(t *testing.T) {
 				t.Fatalf("problems:\n%s\nwant %q, without the pasted value", got, c.want)
 			}
 		})
+	}
+}
+
+func TestABareRoomMeansTheDefaultOrTheOnlyAdapter(t *testing.T) {
+	tests := []struct {
+		name, src, want string
+	}{
+		{"the only adapter", valid, "shell"},
+		{"the one named", strings.Replace(valid, "  name: chima\n", "  name: chima\n  default_adapter: shell\n", 1), "shell"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := mustParse(t, tt.src).DefaultAdapter(); got != tt.want {
+				t.Fatalf("DefaultAdapter() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	c := &Config{}
+	if got := c.DefaultAdapter(); got != "" {
+		t.Fatalf("with no adapter enabled DefaultAdapter() = %q", got)
 	}
 }

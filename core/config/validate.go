@@ -99,6 +99,14 @@ func (c *Config) validateAdapters(v *validator) {
 	if enabled == 0 {
 		v.add("adapters", "no chat adapter is enabled; enable one, e.g. adapters: {shell: {enabled: true}}")
 	}
+	if d := c.Bot.DefaultAdapter; d != "" && !slices.Contains(c.EnabledAdapters(), d) {
+		switch {
+		case !adapterNames[d]:
+			v.add("bot.default_adapter", "%q is not a chat adapter; known adapters: %s", d, adapterList())
+		default:
+			v.add("bot.default_adapter", "%q is not enabled under adapters; enabled: %s", d, strings.Join(c.EnabledAdapters(), ", "))
+		}
+	}
 }
 
 func (c *Config) validateStore(v *validator) {

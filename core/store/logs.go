@@ -81,27 +81,3 @@ func (s *Store) ReadLog(ctx context.Context, ns, name string, offset, limit int6
 	}
 	return data, size, size > 0, nil
 }
-
-// SeenDelivery records a webhook delivery id and reports whether it had been
-// recorded before, so redelivered webhooks are handled once.
-func (s *Store) SeenDelivery(ctx context.Context, source, id string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries (source, delivery_id, received_at)
-		VALUES (?, ?, ?) ON CONFLICT (source, delivery_id) DO NOTHING`), source, id, s.now().UnixMilli())
-	if err != nil {
-		return false, fmt.Errorf("record delivery %s/%s: %w", source, id, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("record delivery %s/%s: %w", source, id, err)
-	}
-	return n == 0, nil
-}
-
-// ForgetDelivery removes a recorded webhook delivery id whose handling
-// failed, so that its redelivery is handled.
-func (s *Store) ForgetDelivery(ctx context.Context, source, id string) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM webhook_deliveries WHERE source = ? AND delivery_id = ?`), source, id); err != nil {
-		return fmt.Errorf("forget delivery %s/%s: %w", source, id, err)
-	}
-	return nil
-}

@@ -50,23 +50,3 @@ func TestLogsAppendAndReadFromAnyOffset(t *testing.T) {
 		t.Fatal("logs are not namespaced")
 	}
 }
-
-func TestSeenDeliveryReportsRedeliveries(t *testing.T) {
-	ctx := context.Background()
-	s, _ := newStore(t)
-	for i, want := range []bool{false, true, true} {
-		seen, err := s.SeenDelivery(ctx, "github", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
-		if err != nil || seen != want {
-			t.Fatalf("delivery %d: seen=%v err=%v, want %v", i, seen, err, want)
-		}
-	}
-	if seen, _ := s.SeenDelivery(ctx, "github", "another"); seen {
-		t.Fatal("a new delivery id was reported seen")
-	}
-	if err := s.ForgetDelivery(ctx, "github", "another"); err != nil {
-		t.Fatal(err)
-	}
-	if seen, _ := s.SeenDelivery(ctx, "github", "another"); seen {
-		t.Fatal("a forgotten delivery id was still seen")
-	}
-}

@@ -112,6 +112,26 @@ var migrations = []migration{
 	},
 	{
 		version: 3,
+		name:    "webhook deliveries recorded before they are handled",
+		stmts: []string{
+			// A delivery is recorded (with its payload) before it is
+			// handed to plugins, and marked handled only once every
+			// subscribed plugin took it. Rows from version 2 were
+			// recorded as seen and are kept as handled.
+			`ALTER TABLE webhook_deliveries ADD COLUMN event TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN payload {{BLOB}}`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN headers TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN state TEXT NOT NULL DEFAULT 'handled'`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN handled_by TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN last_error TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0`,
+			`ALTER TABLE webhook_deliveries ADD COLUMN updated_at BIGINT NOT NULL DEFAULT 0`,
+			`CREATE INDEX webhook_deliveries_state ON webhook_deliveries (state, received_at)`,
+		},
+	},
+	{
+		version: 4,
 		name:    "jobs say what they are",
 		stmts: []string{
 			`ALTER TABLE jobs ADD COLUMN title TEXT NOT NULL DEFAULT ''`,

@@ -32,6 +32,8 @@ type deployer struct {
 	cache    *workspace.Cache
 	instance string
 	baseURL  string
+	// defaultAdapter is the chat adapter a bare notify room means.
+	defaultAdapter string
 	// gh is set in GitHub mode (a GITHUB_TOKEN is configured).
 	gh *github.Client
 	// ghByAPI are the clients of apps' own github_api URLs.
@@ -121,6 +123,15 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
+	// A host that says which adapters it runs gets its notify rooms
+	// checked now: a room no message could reach is a mistake in the file,
+	// not a warning in the log at the first deploy.
+	defaultAdapter := s["chima_default_adapter"]
+	if list := s["chima_adapters"]; list != "" {
+		if err := set.CheckNotifyRooms(strings.Split(list, ","), defaultAdapter); err != nil {
+			return err
+		}
+	}
 	ws := s["workspace_dir"]
 	if ws == "" {
 		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))
@@ -157,7 +168,7 @@ func (d *deployer) configure(s map[string]string) error {
 	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.apps, d.cache, d.token, d.tags = set, cache, token, tags
+	d.apps, d.cache, d.token, d.tags, d.defaultAdapter = set, cache, token, tags, defaultAdapter
 	d.instance = firstNonEmpty(s["instance"], s["chima_bot_name"], "chima")
 	d.baseURL = strings.TrimSuffix(s["chima_base_url"], "/")
 	d.cloneURL = firstNonEmpty(s["github_clone_url"], "https://github.com/{owner}/{name}.git")

@@ -286,8 +286,9 @@ func (d *deployer) onGitHubDeployment(c *sdk.Context) error {
 			Task: firstNonEmpty(gd.GetTask(), "deploy"), User: gd.GetCreator().GetLogin(), State: StateQueued,
 			CreatedAt: d.now(),
 		}
-		if rooms := a.NotifyTargets(); len(rooms) > 0 {
-			dep.Notify = Target{Adapter: rooms[0].Adapter, Room: rooms[0].Name}
+		if rooms := a.ReportRooms(); len(rooms) > 0 {
+			r := rooms[0].Resolve(d.defaultAdapter)
+			dep.Notify = Target{Adapter: r.Adapter, Room: r.Name}
 		}
 		if err := d.records.create(c, dep); err != nil {
 			return err

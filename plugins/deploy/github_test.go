@@ -591,3 +591,36 @@ func TestGitHubDeploymentEventNamingAnotherDeploymentIsIgnored(t *testing.T) {
 		t.Fatalf("statuses: %q on GitHub deployment 1001, %q on 2002; want them all on 1001", got, other)
 	}
 }
+
+func TestGitHubDeploymentMadeOutsideChatIsAnnouncedInItsRoomOnTheDefaultAdapter(t *testing.T) {
+	app := `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging"], "allowed_rooms": ["deployment"]}}`
+	f, gh := githubFake(t, app)
+	h := f.harness(t, append(f.githubSettings(gh), "chima_adapters", "shell", "chima_default_adapter", "shell")...)
+	if res := h.Event("github:deployment", externalDeploymentEvent(t, 556, "main", f.main, "staging")); res.Done.GetOutcome() != "" {
+		t.Fatalf("webhook: %v", res.Done)
+	}
+	if q := h.Host.Enqueued(); len(q) != 1 || q[0].GetNotify().GetAdapter() != "shell" || q[0].GetNotify().GetRoom() != "deployment" {
+		t.Fatalf("enqueued = %+v, want its notify room shell:deployment", q)
+	}
+	if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() != "success" {
+		t.Fatalf("job = %+v", runs)
+	}
+	var heard []string
+	for _, p := range h.Host.Posts() {
+		if p.GetTarget().GetAdapter() == "shell" && p.GetTarget().GetRoom() == "deployment" {
+			heard = append(heard, p.GetOutput().GetText())
+		}
+	}
+	if len(heard) == 0 || !strings.Contains(strings.Join(heard, "\n"), "Deployed demo/main") {
+		t.Fatalf("shell:deployment heard %q", heard)
+	}
+}
+
+func TestNotifyRoomsThatNoAdapterCanReachStopThePluginFromStarting(t *testing.T) {
+	app := `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging"], "notify_rooms": ["deployment"]}}`
+	f := newFixture(t, app)
+	err := (&deployer{}).configure(f.settings("chima_adapters", "mattermost,slack", "chima_default_adapter", ""))
+	if err == nil || !strings.Contains(err.Error(), `apps.json: demo: notify_rooms[0]: "deployment" names no chat adapter`) {
+		t.Fatalf("configure = %v", err)
+	}
+}

@@ -189,7 +189,9 @@ func (d *deployer) notify(c *sdk.Context, dep *Deployment, out *sdk.Output, loud
 		return
 	}
 	for _, r := range a.NotifyTargets() {
-		adapter := firstNonEmpty(r.Adapter, dep.Notify.Adapter)
+		// A bare room means the bot's default adapter; a host that does
+		// not say which that is gets the thread's.
+		adapter := firstNonEmpty(r.Adapter, d.defaultAdapter, dep.Notify.Adapter)
 		if adapter == dep.Notify.Adapter && strings.EqualFold(r.Name, dep.Notify.Room) {
 			continue // that room hears it already
 		}

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v57/github"
+)
+
+// webhookBot is a running `chima run` with the console, the HTTP server, the
+// GitHub webhook and the deploy plugin in GitHub mode, whose app announces
+// in its bare allowed room "deployment".
+type webhookBot struct {
+	*console
+	hookURL string
+	secret  string
+	sha     string
+	gh      *githubAPI
+}
+
+func startWebhookBot(t *testing.T) *webhookBot {
+	t.Helper()
+	repo, _, sha := gitRepo(t)
+	const secret = "flood test secret"
+	gh := newGitHubAPI(t, sha, secret)
+	addr := freePort(t)
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(`{"demo": {"provider": "shell", "repository": "oursky/demo",
+		"environments": ["edge"], "allowed_rooms": ["deployment"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr))
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf(`  - name: deploy
+    path: %s
+    secrets: {GITHUB_TOKEN: CHIMA_TEST_GITHUB_TOKEN}
+    settings:
+      apps_file: %s
+      workspace_dir: %s
+      github_api_url: %s/
+      github_clone_url: %s
+roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), gh.srv.URL, repo), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
+	t.Setenv("CHIMA_TEST_GITHUB_TOKEN", "gh-token")
+	w := &webhookBot{console: startConsole(t, cfg), hookURL: "http://" + addr + "/webhooks/github", secret: secret, sha: sha, gh: gh}
+	// The bot is up once its HTTP server answers.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot's HTTP server never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return w
+}
+
+// deliver posts a GitHub delivery of body, signed with the hook's secret,
+// and returns the status and body of the answer.
+func (w *webhookBot) deliver(t *testing.T, event, id string, body []byte) (int, string) {
+	t.Helper()
+	mac := hmac.New(sha256.New, []byte(w.secret))
+	mac.Write(body)
+	req, err := http.NewRequest(http.MethodPost, w.hookURL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("deliver %s %s: %v", event, id, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(answer))
+}
+
+// procStatus reads one "kB" field of /proc/<pid>/status, in bytes.
+func procStatus(t *testing.T, pid int, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// externalDeployment is GitHub's deployment webhook for a deployment of
+// oursky/demo made on GitHub, not from chat: its payload names no bot.
+func externalDeployment(t *testing.T, id int64, sha string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile("../../core/webhook/testdata/github/deployment.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev github.DeploymentEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Deployment.ID, ev.Deployment.SHA, ev.Deployment.Ref = github.Int64(id), github.String(sha), github.String("main")
+	ev.Deployment.Environment, ev.Deployment.Task = github.String("edge"), github.String("deploy")
+	ev.Deployment.Payload = json.RawMessage(`{}`)
+	ev.Deployment.Creator = &github.User{Login: github.String("octocat")}
+	ev.Repo.FullName = github.String("oursky/demo")
+	body, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+// TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing runs one bot through
+// a flood of forged 24 MiB bodies (its memory measured from /proc), then
+// deliveries it must not acknowledge and forget, then a deployment made on
+// GitHub that must reach its room.
+func TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing(t *testing.T) {
+	w := startWebhookBot(t)
+	pid := w.cmd.Process.Pid
+
+	t.Run("a flood of forged 24 MiB bodies grows the bot by at most 64 MiB", func(t *testing.T) {
+		const senders, size = 16, 24 << 20
+		body := bytes.Repeat([]byte("x"), size)
+		// Start the peak where the bot is now: writing 5 to clear_refs
+		// resets VmHWM to the current RSS.
+		if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+			t.Fatalf("reset the bot's peak RSS: %v", err)
+		}
+		before := procStatus(t, pid, "VmRSS")
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			codes = map[string]int{}
+		)
+		client := &http.Client{Timeout: 60 * time.Second}
+		for i := range senders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest(http.MethodPost, w.hookURL, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-GitHub-Event", "push")
+				req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("flood-%d", i))
+				req.Header.Set("X-Hub-Signature-256", "sha256="+strings.Repeat("0", 64))
+				outcome := "connection closed unread"
+				if resp, err := client.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					outcome = strconv.Itoa(resp.StatusCode)
+				}
+				mu.Lock()
+				codes[outcome]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		peak := procStatus(t, pid, "VmHWM")
+		after := procStatus(t, pid, "VmRSS")
+		growth := peak - before
+		t.Logf("webhook flood: %d concurrent %d MiB bodies with bad signatures: answers %v; bot RSS %.1f MiB before, peak %.1f MiB (+%.1f MiB), %.1f MiB after",
+			senders, size>>20, codes, float64(before)/(1<<20), float64(peak)/(1<<20), float64(growth)/(1<<20), float64(after)/(1<<20))
+		if codes["202"]+codes["200"] > 0 {
+			t.Fatalf("forged deliveries were acknowledged: %v", codes)
+		}
+		if codes["401"] == 0 {
+			t.Fatalf("no forged body was read and refused: %v", codes)
+		}
+		if growth > 64<<20 {
+			t.Fatalf("the flood grew the bot's RSS by %.1f MiB, more than 64 MiB", float64(growth)/(1<<20))
+		}
+		// The bot still takes a real delivery after the flood.
+		if code, answer := w.deliver(t, "push", "after-flood-1", []byte(`{"ref":"refs/heads/main"}`)); code != http.StatusAccepted {
+			t.Fatalf("a signed delivery after the flood answered %d %q", code, answer)
+		}
+	})
+
+	t.Run("a delivery a plugin refused is not acknowledged and its redelivery is handled again", func(t *testing.T) {
+		tests := []struct {
+			name, id string
+			body     string
+			want     string // in the answer
+		}{
+			{"malformed JSON", "bad-json-1", `{"deployment": {"id": 4243,`, "not valid JSON"},
+			{"JSON of the wrong shape, refused by the plugin", "bad-shape-1",
+				`{"deployment": "not an object", "repository": {"full_name": "oursky/demo"}}`, "plugin deploy refused the event"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				// GitHub's redelivery sends the same bytes: it is
+				// handled again, never "already handled".
+				for attempt := 1; attempt <= 2; attempt++ {
+					code, answer := w.deliver(t, "deployment", tt.id, []byte(tt.body))
+					if code != http.StatusUnprocessableEntity || !strings.Contains(answer, tt.want) {
+						t.Fatalf("delivery %d answered %d %q, want 422 with %q", attempt, code, answer, tt.want)
+					}
+				}
+			})
+		}
+	})
+
+	t.Run("a deployment made on GitHub is announced in its room", func(t *testing.T) {
+		body := externalDeployment(t, 4242, w.sha)
+		if code, answer := w.deliver(t, "deployment", "gh-made-4242", body); code != http.StatusAccepted {
+			t.Fatalf("deployment webhook answered %d %q", code, answer)
+		}
+		w.expect(t, "[deployment] chima: octocat is deploying demo/main to edge (#1)")
+		w.expect(t, "[deployment] chima: Deployed demo/main ("+w.sha[:7]+") to edge")
+		// Its redelivery is acknowledged and runs nothing again.
+		if code, answer := w.deliver(t, "deployment", "gh-made-4242", body); code != http.StatusOK || answer != "already handled" {
+			t.Fatalf("redelivery answered %d %q", code, answer)
+		}
+	})
+}
+
+func TestANotifyRoomNoAdapterCanReachIsReportedAtStartWithFileAndKey(t *testing.T) {
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(`{"demo": {"provider": "shell", "repository": "oursky/demo",
+		"environments": ["edge"], "notify_rooms": ["deployment", "slack:ops"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, _ := chima(t, "send", "--config", cfg, "chima hello world")
+	want := appsFile + `: demo: notify_rooms[1]: "slack:ops": the bot runs no slack adapter (it runs shell)`
+	if !strings.Contains(stderr, want) {
+		t.Fatalf("stderr does not report the unreachable room:\n%s\nwant a line with:\n%s", stderr, want)
+	}
+	if strings.Contains(stderr, "notify_rooms[0]") {
+		t.Fatalf("the bare room, which means the only adapter, was reported:\n%s", stderr)
+	}
+}

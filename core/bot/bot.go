@@ -407,6 +407,9 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 	switch {
 	case err == nil && done.GetOutcome() == "error":
 		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling `%s`: %s", res.Plugin, shown, done.GetDetail()), Status: "danger"}, false)
+		// The operator's side of it: chat alone is no place to find a
+		// plugin that keeps breaking.
+		b.log.Error("plugin command failed", "plugin", res.Plugin, "command", cmd.GetName(), "request", requestID, "error", done.GetDetail())
 		return "error", done.GetDetail()
 	case err == nil && userErr:
 		return "refused", done.GetDetail()

@@ -1,10 +1,13 @@
 package bot_test
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,6 +55,7 @@ type botOptions struct {
 	startErrsOK bool
 	// maxRestarts is every plugin's max_restarts; 0 means 3.
 	maxRestarts int
+	logger      *slog.Logger // the bot's; nil discards
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -83,6 +87,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	b = bot.New(bot.Options{
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
+		Logger: o.logger,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3
@@ -402,5 +407,39 @@ func TestCancellingARunningJobStopsIt(t *testing.T) {
 	}
 	if j := waitJob(t, tb.store, 2); j.State != store.JobCancelled || !j.StartedAt.IsZero() {
 		t.Fatalf("job 2 = %s, started %v", j.State, j.StartedAt)
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger and a test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A plugin that breaks under a command says so in chat and in the bot's log,
+// where an operator looks for a plugin that keeps breaking.
+func TestPluginFailingUnderACommandIsLoggedAsWellAsToldInChat(t *testing.T) {
+	var log syncBuffer
+	tb := startBot(t, botOptions{plugins: []string{"crashy"}, logger: slog.New(slog.NewTextHandler(&log, nil))})
+	tb.say("chima panic")
+	tb.expect("The crashy plugin failed while handling `panic`: panic: on purpose")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(log.String(), `msg="plugin command failed" plugin=crashy command=panic`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bot's log does not say the plugin failed:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

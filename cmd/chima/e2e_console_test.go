@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // The console's quit hint, as adapters/shell says it on a first Ctrl-C.
@@ -24,7 +26,7 @@ type terminal struct {
 
 func startTerminal(t *testing.T, cfg string) *terminal {
 	t.Helper()
-	toolOrSkip(t, "tmux")
+	sdktest.NeedTool(t, "tmux")
 	// A short directory: a unix socket path is limited to about 100 bytes.
 	dir, err := os.MkdirTemp("", "chima-tty-")
 	if err != nil {
@@ -179,7 +181,7 @@ func waitFile(t *testing.T, path string) {
 }
 
 func TestCtrlCInATerminalSaysHowToQuitAndASecondOneStopsTheBotAsSIGTERMWould(t *testing.T) {
-	toolOrSkip(t, "git")
+	sdktest.NeedTool(t, "git")
 	repo, marks, _ := gitRepo(t)
 	cfg := orderDeployConfig(t, repo)
 	tm := startTerminal(t, cfg)
@@ -224,7 +226,7 @@ func TestCtrlCInATerminalSaysHowToQuitAndASecondOneStopsTheBotAsSIGTERMWould(t *
 }
 
 func TestSIGINTStopsTheBotWhenTheConsoleIsAPipe(t *testing.T) {
-	toolOrSkip(t, "git")
+	sdktest.NeedTool(t, "git")
 	repo, marks, _ := gitRepo(t)
 	c := startConsole(t, orderDeployConfig(t, repo))
 	c.say(t, "chima deploy demo/slow")

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // crashBed is a bot with the deploy plugin and an app whose slow deploy
@@ -24,12 +26,7 @@ type crashBed struct {
 func newCrashBed(t *testing.T) *crashBed {
 	t.Helper()
 	for _, tool := range []string{"git", "setsid", "sleep"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed", tool)
-			}
-			t.Skipf("%s is not installed", tool)
-		}
+		sdktest.NeedTool(t, tool)
 	}
 	dir := t.TempDir()
 	sleep, _ := exec.LookPath("sleep")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // orderDeployConfig writes a config whose deploy plugin deploys app demo
@@ -85,7 +87,7 @@ func lineIndex(lines []string, s string) int {
 }
 
 func TestDeploysPipedBackToBackGetIDsAndRunInTheOrderTheyWereSent(t *testing.T) {
-	toolOrSkip(t, "git")
+	sdktest.NeedTool(t, "git")
 	repo, marks, _ := gitRepo(t)
 	refs := []string{"main", "v2", "v3", "v4"}
 	gitAddBranch(t, repo, "v3")
@@ -123,17 +125,5 @@ func TestDeploysPipedBackToBackGetIDsAndRunInTheOrderTheyWereSent(t *testing.T) 
 		if err != nil || !strings.Contains(string(mark), "DEPLOY_REF="+ref+"\n") {
 			t.Errorf("deployment %d ran %q (%v), want ref %s", id, mark, err, ref)
 		}
-	}
-}
-
-// toolOrSkip skips the test when tool is not installed, and fails it under
-// CI, where every tool the suite needs must be there.
-func toolOrSkip(t *testing.T, tool string) {
-	t.Helper()
-	if _, err := exec.LookPath(tool); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI: %v", tool, err)
-		}
-		t.Skipf("%s not installed: %v", tool, err)
 	}
 }

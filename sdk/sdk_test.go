@@ -18,6 +18,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
@@ -1516,4 +1518,40 @@ func TestHostCallsWorkAfterThePluginSatIdlePastTheBrokersTimeout(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestValidateAnswersWhatThePluginCanSayOfItsSettings(t *testing.T) {
+	cases := []struct {
+		name        string
+		plugin      *sdk.Plugin
+		unchecked   bool // answers Unimplemented: "not validated"
+		wantProblem string
+	}{
+		{"a plugin that reads no settings finds any valid", &sdk.Plugin{Name: "plain"}, false, ""},
+		{"a plugin that checks only by configuring cannot say", &sdk.Plugin{Name: "strict", Configure: func(map[string]string) error { return nil }}, true, ""},
+		{"a plugin with Validate reports its problems", &sdk.Plugin{Name: "checked", Validate: func(map[string]string) error {
+			return &sdk.SettingsError{Problems: []sdk.Problem{{File: "apps.json", Line: 3, Key: "demo.x", Message: "unknown key"}}}
+		}}, false, "unknown key"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, err := sdk.NewServer(c.plugin, nil, nil).Validate(context.Background(), &pluginv1.ValidateRequest{})
+			if c.unchecked {
+				if status.Code(err) != codes.Unimplemented {
+					t.Fatalf("Validate = %v, %v; want Unimplemented", resp, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if ps := resp.GetProblems(); len(ps) > 0 {
+				got = ps[0].GetMessage()
+			}
+			if got != c.wantProblem {
+				t.Fatalf("problem = %q, want %q", got, c.wantProblem)
+			}
+		})
+	}
 }

@@ -88,9 +88,14 @@ func (s *server) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (*
 }
 
 // Validate checks settings with the plugin's Validate func, without
-// configuring anything. A plugin without one answers Unimplemented, as a
-// plugin built before protocol minor 4 does.
+// configuring anything. A plugin with neither Validate nor Configure reads
+// no settings, so any are valid; one with only Configure answers
+// Unimplemented, as a plugin built before protocol minor 4 does: it can
+// check its settings only by acting on them.
 func (s *server) Validate(_ context.Context, req *pluginv1.ValidateRequest) (*pluginv1.ValidateResponse, error) {
+	if s.p.Validate == nil && s.p.Configure == nil {
+		return &pluginv1.ValidateResponse{}, nil
+	}
 	if s.p.Validate == nil {
 		return nil, status.Errorf(codes.Unimplemented, "%s does not validate its settings", s.p.Name)
 	}

@@ -267,6 +267,23 @@ func TestInteractiveCtrlCSaysHowToQuitAndASecondOneEndsRun(t *testing.T) {
 	c.shownCount(t, quitHint, 2)
 }
 
+// While a line is handled readline does not read the terminal, which then
+// turns Ctrl-C into SIGINT; the CLI hands that to Interrupt. It counts as the
+// key does, together with it.
+func TestCtrlCThatArrivesAsSIGINTCountsAsTheKeyDoes(t *testing.T) {
+	c := startConsole(t, Options{QuitWindow: time.Hour})
+	c.a.Interrupt()
+	c.shownCount(t, quitHint, 1)
+	c.typeIn(t, "chima status\n")
+	if m := c.next(t); m.Text != "chima status" {
+		t.Errorf("handler got %q, want %q: one Ctrl-C must not quit", m.Text, "chima status")
+	}
+	c.typeIn(t, "\x03") // the key, after a line: the count started over
+	c.shownCount(t, quitHint, 2)
+	c.a.Interrupt() // then SIGINT: the second Ctrl-C
+	c.wait(t)
+}
+
 func TestInteractiveCtrlCsFurtherApartThanTheQuitWindowDoNotQuit(t *testing.T) {
 	c := startConsole(t, Options{QuitWindow: time.Nanosecond})
 	c.typeIn(t, "\x03\x03\x03")

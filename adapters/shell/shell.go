@@ -69,6 +69,13 @@ type Adapter struct {
 	posts   []location // where bot post "b<i+1>" went
 	running bool
 
+	// Ctrl-C presses: keys read by readline and SIGINTs passed to
+	// Interrupt both count.
+	ctrlMu      sync.Mutex
+	interrupted time.Time     // the last Ctrl-C not followed by a line
+	quit        chan struct{} // closed by the second Ctrl-C within QuitWindow
+	quitOnce    sync.Once
+
 	// The console's state, touched only by Run's goroutine.
 	lines  lineReader
 	room   string
@@ -115,7 +122,36 @@ func New(o Options) *Adapter {
 		w:    o.Out,
 		room: o.Room,
 		user: o.User,
+		quit: make(chan struct{}),
 	}
+}
+
+// Interrupt is a Ctrl-C that reached the process as SIGINT rather than as a
+// key: the terminal sends SIGINT whenever readline is not reading it (while a
+// line is handled, before the console starts). It counts as the key does:
+// the first says how to quit, a second within QuitWindow quits. The CLI
+// calls it instead of stopping the bot while an interactive console runs.
+func (a *Adapter) Interrupt() { a.ctrlC() }
+
+// ctrlC counts one Ctrl-C; a second within QuitWindow ends Run.
+func (a *Adapter) ctrlC() {
+	a.ctrlMu.Lock()
+	now := time.Now()
+	second := !a.interrupted.IsZero() && now.Sub(a.interrupted) < a.opts.QuitWindow
+	a.interrupted = now
+	a.ctrlMu.Unlock()
+	if second {
+		a.quitOnce.Do(func() { close(a.quit) })
+		return
+	}
+	a.notice("%s", quitHint)
+}
+
+// lineEntered starts the count of Ctrl-Cs over.
+func (a *Adapter) lineEntered() {
+	a.ctrlMu.Lock()
+	a.interrupted = time.Time{}
+	a.ctrlMu.Unlock()
 }
 
 // Name returns "shell".
@@ -131,8 +167,9 @@ func (a *Adapter) SupportsThreads() bool { return true }
 // Run reads the console line by line and hands each message to h until ctx
 // ends, the input ends (Ctrl-D, end of file), the person types /quit or, in
 // interactive mode, presses Ctrl-C twice within Options.QuitWindow; then it
-// returns nil. The bot stops when its adapters have, as on SIGTERM. Console commands (/help lists them) are handled here and
-// never reach h. Run can be called once.
+// returns nil. The bot stops when its adapters have, as on SIGTERM. Console
+// commands (/help lists them) are handled here and never reach h. Run can be
+// called once.
 //
 // Run returns promptly when ctx ends even while a read of In is blocked: In is
 // read through a reader that Run can abandon at once, and Run then closes In
@@ -172,24 +209,17 @@ func (a *Adapter) Run(ctx context.Context, h chat.Handler) error {
 	stop := make(chan struct{})
 	readErr := make(chan error, 1)
 	go func() {
-		var interrupted time.Time // the last Ctrl-C not followed by a line
 		for {
 			line, err := a.lines.ReadLine()
 			if errors.Is(err, errInterrupt) {
-				now := time.Now()
-				if !interrupted.IsZero() && now.Sub(interrupted) < a.opts.QuitWindow {
-					readErr <- errQuit
-					return
-				}
-				interrupted = now
-				a.notice("%s", quitHint)
+				a.ctrlC()
 				continue
 			}
 			if err != nil {
 				readErr <- err
 				return
 			}
-			interrupted = time.Time{}
+			a.lineEntered()
 			select {
 			case lines <- line:
 				select {
@@ -207,6 +237,8 @@ loop:
 	for {
 		select {
 		case <-ctx.Done():
+			break loop
+		case <-a.quit:
 			break loop
 		case err = <-readErr:
 			readerDone = true
@@ -231,15 +263,11 @@ loop:
 	a.w = a.opts.Out
 	a.mu.Unlock()
 	a.lines.Close()
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, errQuit) {
+	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("shell: read the console: %w", err)
 	}
 	return nil
 }
-
-// errQuit ends the reading of the console when the person pressed Ctrl-C
-// twice; Run then returns nil, as for /quit.
-var errQuit = errors.New("quit with Ctrl-C")
 
 // stopInput ends the reading of In: at once for the line reader, and for the
 // goroutine blocked on In as soon as In is closed.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -30,7 +31,7 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(50)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := stopOnSignals()
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
@@ -78,4 +79,33 @@ from a script.`,
 	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g), newAuditCmd(g))
 	markUsageErrors(root)
 	return root
+}
+
+// consoleInterrupt, when set, takes SIGINT instead of it stopping the
+// command: an interactive console counts it as a Ctrl-C press (the terminal
+// sends SIGINT whenever readline is not reading it), and quits on the second.
+var consoleInterrupt atomic.Pointer[func()]
+
+// stopOnSignals returns a context that SIGTERM, or SIGINT unless an
+// interactive console takes it, cancels; stop stops listening.
+func stopOnSignals() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				if h := consoleInterrupt.Load(); s == os.Interrupt && h != nil {
+					(*h)()
+					continue
+				}
+				cancel()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() { signal.Stop(sigs); close(done); cancel() }
 }

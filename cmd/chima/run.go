@@ -48,10 +48,14 @@ func runBot(ctx context.Context, g *globalFlags) error {
 
 	if console {
 		sh := cfg.Adapters.Shell
-		a.bot.AddAdapter(shell.New(shell.Options{
+		con := shell.New(shell.Options{
 			Room: sh.Room, User: sh.User, BotName: cfg.Bot.Name, Interactive: interactive,
-		}))
+		})
+		a.bot.AddAdapter(con)
 		if interactive {
+			interrupt := con.Interrupt
+			consoleInterrupt.Store(&interrupt)
+			defer consoleInterrupt.Store(nil)
 			fmt.Printf("Chima %s on the local console, as %s in #%s. Type `%s help`, or /help for console commands; Ctrl-C twice, Ctrl-D or /quit quits.\n",
 				version, sh.User, sh.Room, cfg.Bot.Name)
 		}

@@ -153,3 +153,39 @@ func TestSweepEndsOnlyTheProcessesTaggedWithItsPrefix(t *testing.T) {
 		t.Fatal("Sweep with an empty prefix would end every tagged process; want an error")
 	}
 }
+
+func TestAStuckReaperIsKilledAndOnlyItsOwnDeploysProcessesAreSwept(t *testing.T) {
+	start := func(tag string, args ...string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = shEnv(TagEnv + "=" + tag)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		return cmd
+	}
+	// Deploy #1's reaper ignores SIGTERM and leaves a straggler behind;
+	// deploy #12 of the same installation runs beside it.
+	reaper := start("ef56/1", "sh", "-c", "trap '' TERM; exec sleep 600")
+	straggler := start("ef56/1", "sleep", "601")
+	other := start("ef56/12", "sleep", "602")
+	strayGone := make(chan struct{})
+	go func() { _ = straggler.Wait(); close(strayGone) }()
+	waited := make(chan error, 1)
+	go func() { waited <- reaper.Wait() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := waitReaper(ctx, reaper.Process.Pid, 0, "ef56/1", waited); err == nil {
+		t.Fatal("waitReaper = nil, want the killed reaper's error")
+	}
+	select {
+	case <-strayGone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the straggler of the stopped deploy is still running")
+	}
+	if !alive(other.Process.Pid) {
+		t.Fatal("stopping deploy #1 ended a process of deploy #12")
+	}
+}

@@ -266,7 +266,7 @@ func TestANotifyRoomNoAdapterCanReachIsReportedAtStartWithFileAndKey(t *testing.
 		t.Fatal(err)
 	}
 	_, stderr, _ := chima(t, "send", "--config", cfg, "chima hello world")
-	want := appsFile + `: demo: notify_rooms[1]: "slack:ops": the bot runs no slack adapter (it runs shell)`
+	want := appsFile + `: demo.notify_rooms[1]: "slack:ops": the bot runs no slack adapter (it runs shell)`
 	if !strings.Contains(stderr, want) {
 		t.Fatalf("stderr does not report the unreachable room:\n%s\nwant a line with:\n%s", stderr, want)
 	}

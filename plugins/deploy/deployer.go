@@ -79,6 +79,16 @@ func checkSettings(s map[string]string) (*apps.Set, error) {
 			problems = append(problems, appsProblems(le)...)
 		case err != nil:
 			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+		case s["chima_adapters"] != "":
+			// A host that says which adapters it runs gets the notify
+			// rooms checked too: a room no message could reach is a
+			// mistake in the file, found by `chima config validate` and
+			// at start, not a warning in the log at the first deploy.
+			if err := set.CheckNotifyRooms(strings.Split(s["chima_adapters"], ","), s["chima_default_adapter"]); errors.As(err, &le) {
+				problems = append(problems, appsProblems(le)...)
+			} else if err != nil {
+				problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+			}
 		}
 	}
 	if v := s["github_api_url"]; v != "" {
@@ -123,15 +133,7 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
-	// A host that says which adapters it runs gets its notify rooms
-	// checked now: a room no message could reach is a mistake in the file,
-	// not a warning in the log at the first deploy.
 	defaultAdapter := s["chima_default_adapter"]
-	if list := s["chima_adapters"]; list != "" {
-		if err := set.CheckNotifyRooms(strings.Split(list, ","), defaultAdapter); err != nil {
-			return err
-		}
-	}
 	ws := s["workspace_dir"]
 	if ws == "" {
 		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))

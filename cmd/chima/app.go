@@ -207,6 +207,26 @@ func openTool(ctx context.Context, g *globalFlags, withBot bool) (*app, error) {
 	return a, nil
 }
 
+// pluginStatus is the host's Status with secret values masked in each
+// plugin's last error (a plugin's own words when it refused to start), for
+// /plugins and `chima plugins`.
+func (a *app) pluginStatus() []pluginhost.Status {
+	status := a.host.Status()
+	for i := range status {
+		status[i].LastError = a.redact.String(status[i].LastError)
+	}
+	return status
+}
+
+// health is the host's Health with secret values masked: /healthz answers
+// whoever asks.
+func (a *app) health(context.Context) error {
+	if err := a.host.Health(); err != nil {
+		return errors.New(a.redact.String(err.Error()))
+	}
+	return nil
+}
+
 // warnStartErrs says on stderr which plugins did not start, and why.
 func (a *app) warnStartErrs() {
 	for _, err := range a.startErrs {

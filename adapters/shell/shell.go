@@ -131,8 +131,9 @@ func (a *Adapter) SupportsThreads() bool { return true }
 // Run reads the console line by line and hands each message to h until ctx
 // ends, the input ends (Ctrl-D, end of file), the person types /quit or, in
 // interactive mode, presses Ctrl-C twice within Options.QuitWindow; then it
-// returns nil. The bot stops when its adapters have, as on SIGTERM. Console commands (/help lists them) are handled here and
-// never reach h. Run can be called once.
+// returns nil. The bot stops when its adapters have, as on SIGTERM. Console
+// commands (/help lists them) are handled here and never reach h. Run can be
+// called once.
 //
 // Run returns promptly when ctx ends even while a read of In is blocked: In is
 // read through a reader that Run can abandon at once, and Run then closes In

@@ -123,6 +123,12 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		a.bot = b
 	} else {
 		a.host = pluginhost.New(a.hostOptions(nil))
+		// Started only to be described: no call will come, and a bot of
+		// this config may be running beside, so the plugins must act on
+		// nothing (the deploy plugin sweeps nothing of its deploys).
+		for _, s := range specs {
+			s.Settings["chima_describe_only"] = "true"
+		}
 	}
 
 	a.startErrs = a.host.Start(ctx, specs)

@@ -153,21 +153,27 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
-	// Processes of deploys a dead plugin left behind (its reaper was
-	// killed too) end before any deploy can start, so that none overlaps
-	// the next deploy of its app and environment.
-	if n, err := provider.Sweep(tags + "/"); err != nil {
-		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
-	} else if n > 0 {
-		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	// A plugin started only to be described (chima explain, chima plugins)
+	// runs no deploy, and may run beside a bot of the same config that
+	// does: what it would sweep are that bot's live deploys.
+	if s["chima_describe_only"] != "true" {
+		// Processes of deploys a dead plugin left behind (its reaper was
+		// killed too) end before any deploy can start, so that none
+		// overlaps the next deploy of its app and environment.
+		if n, err := provider.Sweep(tags + "/"); err != nil {
+			sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
+		} else if n > 0 {
+			sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+		}
+		// Checkouts a crashed process left behind (on tmpfs they hold
+		// memory) go before any deploy can start; a failure to sweep
+		// stops nothing.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := cache.Sweep(sctx); err != nil {
+			sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
+		}
+		cancel()
 	}
-	// Checkouts a crashed process left behind (on tmpfs they hold memory)
-	// go before any deploy can start; a failure to sweep stops nothing.
-	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := cache.Sweep(sctx); err != nil {
-		sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
-	}
-	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.apps, d.cache, d.token, d.tags, d.defaultAdapter = set, cache, token, tags, defaultAdapter

@@ -123,6 +123,12 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		a.bot = b
 	} else {
 		a.host = pluginhost.New(a.hostOptions(nil))
+		// Started only to be described: no call will come, and a bot of
+		// this config may be running beside, so the plugins must act on
+		// nothing (the deploy plugin sweeps nothing of its deploys).
+		for _, s := range specs {
+			s.Settings["chima_describe_only"] = "true"
+		}
 	}
 
 	a.startErrs = a.host.Start(ctx, specs)
@@ -205,6 +211,26 @@ func openTool(ctx context.Context, g *globalFlags, withBot bool) (*app, error) {
 	}
 	a.warnStartErrs()
 	return a, nil
+}
+
+// pluginStatus is the host's Status with secret values masked in each
+// plugin's last error (a plugin's own words when it refused to start), for
+// /plugins and `chima plugins`.
+func (a *app) pluginStatus() []pluginhost.Status {
+	status := a.host.Status()
+	for i := range status {
+		status[i].LastError = a.redact.String(status[i].LastError)
+	}
+	return status
+}
+
+// health is the host's Health with secret values masked: /healthz answers
+// whoever asks.
+func (a *app) health(context.Context) error {
+	if err := a.host.Health(); err != nil {
+		return errors.New(a.redact.String(err.Error()))
+	}
+	return nil
 }
 
 // warnStartErrs says on stderr which plugins did not start, and why.

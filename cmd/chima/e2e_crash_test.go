@@ -78,19 +78,8 @@ exec $S 303
 	run("commit", "-q", "-m", "slow")
 	run("checkout", "-q", "main")
 
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q,
-		"environments": ["staging"], "notify_rooms": ["ops"]}}`, repo)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, "")
-	text, _ := os.ReadFile(cfg)
-	withDeploy := strings.Replace(string(text), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
-	if err := os.WriteFile(cfg, []byte(withDeploy), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	b.cfg = cfg
+	b.cfg, _, _ = deployConfig(t, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q,
+		"environments": ["staging"], "notify_rooms": ["ops"]}}`, repo), nil)
 	t.Cleanup(func() { b.killMarked() }) // only if the test failed
 	return b
 }

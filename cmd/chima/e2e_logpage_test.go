@@ -131,22 +131,13 @@ func TestLogPageInABrowserFollowsARunningDeployUntilItEnds(t *testing.T) {
 	chromium := logPageChromium(t)
 	gate := filepath.Join(t.TempDir(), "gate")
 	repo, sha := logPageRepo(t, gate)
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	addr := freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\n", addr))
-	b, _ := os.ReadFile(cfg)
 	// A checkout_dir of its own: the default one in /dev/shm is shared by
 	// every deploy plugin of this user, and each one's start-up sweep
 	// removes the others' checkouts.
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := deployConfig(t, fmt.Sprintf("http:\n  addr: %s\n", addr),
+		fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo),
+		nil, "checkout_dir: "+filepath.Join(t.TempDir(), "checkouts"))
 	c := startConsole(t, cfg)
 	c.say(t, "chima deploy demo/main to staging")
 	c.expect(t, "is deploying demo/main to staging (#1)")

@@ -16,22 +16,8 @@ import (
 // from repo locally (no GitHub), to staging by default.
 func orderDeployConfig(t *testing.T, repo string) string {
 	t.Helper()
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, fmt.Appendf(nil, `{"demo": {"provider": "shell", "repository": %q,
-		"environments": ["staging"], "default_environment": "staging"}}`, repo), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, "")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := deployConfig(t, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q,
+		"environments": ["staging"], "default_environment": "staging"}}`, repo), nil)
 	return cfg
 }
 

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,29 +36,11 @@ func startWebhookBot(t *testing.T) *webhookBot {
 	const secret = "flood test secret"
 	gh := newGitHubAPI(t, sha, secret)
 	addr := freePort(t)
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(`{"demo": {"provider": "shell", "repository": "oursky/demo",
-		"environments": ["edge"], "allowed_rooms": ["deployment"]}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr))
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf(`  - name: deploy
-    path: %s
-    secrets: {GITHUB_TOKEN: CHIMA_TEST_GITHUB_TOKEN}
-    settings:
-      apps_file: %s
-      workspace_dir: %s
-      github_api_url: %s/
-      github_clone_url: %s
-roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), gh.srv.URL, repo), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := deployConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr),
+		`{"demo": {"provider": "shell", "repository": "oursky/demo",
+		"environments": ["edge"], "allowed_rooms": ["deployment"]}}`,
+		[]string{"secrets: {GITHUB_TOKEN: CHIMA_TEST_GITHUB_TOKEN}"},
+		"github_api_url: "+gh.srv.URL+"/", "github_clone_url: "+repo)
 	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
 	t.Setenv("CHIMA_TEST_GITHUB_TOKEN", "gh-token")
 	w := &webhookBot{console: startConsole(t, cfg), hookURL: "http://" + addr + "/webhooks/github", secret: secret, sha: sha, gh: gh}
@@ -249,24 +230,10 @@ func TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing(t *testing.T) {
 }
 
 func TestANotifyRoomNoAdapterCanReachIsReportedAtStartWithFileAndKey(t *testing.T) {
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(`{"demo": {"provider": "shell", "repository": "oursky/demo",
-		"environments": ["edge"], "notify_rooms": ["deployment", "slack:ops"]}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, "")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, appsFile, _ := deployConfig(t, "", `{"demo": {"provider": "shell", "repository": "oursky/demo",
+		"environments": ["edge"], "notify_rooms": ["deployment", "slack:ops"]}}`, nil)
 	_, stderr, _ := chima(t, "send", "--config", cfg, "chima hello world")
-	want := appsFile + `: demo: notify_rooms[1]: "slack:ops": the bot runs no slack adapter (it runs shell)`
+	want := appsFile + `: demo.notify_rooms[1]: "slack:ops": the bot runs no slack adapter (it runs shell)`
 	if !strings.Contains(stderr, want) {
 		t.Fatalf("stderr does not report the unreachable room:\n%s\nwant a line with:\n%s", stderr, want)
 	}

@@ -433,3 +433,37 @@ func TestKilledBotLeavesNoPluginProcess(t *testing.T) {
 	_ = c.cmd.Wait()
 	waitGone(t, plugins)
 }
+
+// deployConfig writes apps (an apps file's JSON) and a chima.yaml, from
+// writeConfig with extra, that also runs the built deploy plugin with that
+// apps file, a workspace of its own, the plugin keys given in plugin (YAML
+// lines such as "secrets: {GITHUB_TOKEN: X}") and the further settings given
+// in settings ("key: value"). It returns the config's path, the apps file's
+// and the temp dir both are in.
+func deployConfig(t testing.TB, extra, apps string, plugin []string, settings ...string) (cfg, appsFile, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	appsFile = filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(apps), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = writeConfig(t, extra)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry strings.Builder
+	fmt.Fprintf(&entry, "  - name: deploy\n    path: %s\n", filepath.Join(binDir, "plugins/deploy"))
+	for _, line := range plugin {
+		fmt.Fprintf(&entry, "    %s\n", line)
+	}
+	fmt.Fprintf(&entry, "    settings:\n      apps_file: %s\n      workspace_dir: %s\n", appsFile, filepath.Join(dir, "ws"))
+	for _, line := range settings {
+		fmt.Fprintf(&entry, "      %s\n", line)
+	}
+	text := strings.Replace(string(b), "roles:", entry.String()+"roles:", 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, appsFile, dir
+}

@@ -38,7 +38,7 @@ serves HTTP, its live view is shown; otherwise the plugins are started to ask th
 					return err
 				}
 				defer a.close()
-				status, source = a.host.Status(), "started for this listing"
+				status, source = a.pluginStatus(), "started for this listing"
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)

@@ -68,9 +68,9 @@ func runBot(ctx context.Context, g *globalFlags) error {
 	if cfg.HTTP.Addr != "" {
 		srv := httpapi.New(httpapi.Options{
 			Addr: cfg.HTTP.Addr, Registry: a.metrics.Registry, Logger: a.log,
-			Plugins: func() any { return a.host.Status() },
+			Plugins: func() any { return a.pluginStatus() },
 			// Unhealthy while a plugin is failed, naming it and why.
-			Health: func(context.Context) error { return a.host.Health() },
+			Health: a.health,
 		})
 		if gh := cfg.Webhooks.GitHub; gh != nil {
 			secret := os.Getenv(gh.SecretEnv)

@@ -83,8 +83,8 @@ type Bot struct {
 	jobWaiters []chan struct{}
 
 	running atomic.Bool
-	// telling holds the ids of interrupted jobs whose plugin is being told
-	// of them now.
+	// telling holds, by job id, the interrupted jobs whose plugin is being
+	// told of them now (*telling).
 	telling sync.Map
 
 	// subs are the event subscriptions of each plugin's last manifest.

@@ -113,10 +113,37 @@ func (b *Bot) tellPending(ctx context.Context, plugin string) {
 // waited for (a crash restart takes well under a second), up to the command
 // timeout. The job leaves pendingNS once the plugin answered.
 func (b *Bot) tellInterrupted(ctx context.Context, j store.Job, wait bool) tellResult {
-	if _, busy := b.telling.LoadOrStore(j.ID, true); busy {
-		return toldPlugin // another goroutine is telling it right now
+	t := &telling{done: make(chan struct{})}
+	if cur, busy := b.telling.LoadOrStore(j.ID, t); busy {
+		// Another goroutine is telling it right now (the plugin came back
+		// while the job was being ended): its outcome is this call's too,
+		// so that a job its plugin does not hear of still has its room
+		// told.
+		other := cur.(*telling)
+		select {
+		case <-other.done:
+			return other.res
+		case <-ctx.Done():
+			return pluginDown
+		}
 	}
-	defer b.telling.Delete(j.ID)
+	defer func() {
+		b.telling.Delete(j.ID)
+		close(t.done)
+	}()
+	t.res = b.tell(ctx, j, wait)
+	return t.res
+}
+
+// telling is a telling of an interrupted job to its plugin that is under
+// way; res is its outcome once done is closed.
+type telling struct {
+	done chan struct{}
+	res  tellResult
+}
+
+// tell is tellInterrupted, for the one goroutine telling j now.
+func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	forget := func() {
 		if b.o.Store == nil {
 			return

@@ -66,10 +66,13 @@ type Dispatcher interface {
 // could not decode, say): asking it again with the same payload will not
 // help, though a redelivery is still handled again.
 type RefusedError struct {
+	// Plugin is the plugin that refused the event.
 	Plugin string
+	// Reason is the plugin's own words.
 	Reason string
 }
 
+// Error says which plugin refused the event, and why.
 func (e *RefusedError) Error() string {
 	return fmt.Sprintf("plugin %s refused the event: %s", e.Plugin, e.Reason)
 }

@@ -79,6 +79,16 @@ func checkSettings(s map[string]string) (*apps.Set, error) {
 			problems = append(problems, appsProblems(le)...)
 		case err != nil:
 			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+		case s["chima_adapters"] != "":
+			// A host that says which adapters it runs gets the notify
+			// rooms checked too: a room no message could reach is a
+			// mistake in the file, found by `chima config validate` and
+			// at start, not a warning in the log at the first deploy.
+			if err := set.CheckNotifyRooms(strings.Split(s["chima_adapters"], ","), s["chima_default_adapter"]); errors.As(err, &le) {
+				problems = append(problems, appsProblems(le)...)
+			} else if err != nil {
+				problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+			}
 		}
 	}
 	if v := s["github_api_url"]; v != "" {
@@ -123,15 +133,7 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
-	// A host that says which adapters it runs gets its notify rooms
-	// checked now: a room no message could reach is a mistake in the file,
-	// not a warning in the log at the first deploy.
 	defaultAdapter := s["chima_default_adapter"]
-	if list := s["chima_adapters"]; list != "" {
-		if err := set.CheckNotifyRooms(strings.Split(list, ","), defaultAdapter); err != nil {
-			return err
-		}
-	}
 	ws := s["workspace_dir"]
 	if ws == "" {
 		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))
@@ -151,21 +153,27 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
-	// Processes of deploys a dead plugin left behind (its reaper was
-	// killed too) end before any deploy can start, so that none overlaps
-	// the next deploy of its app and environment.
-	if n, err := provider.Sweep(tags + "/"); err != nil {
-		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
-	} else if n > 0 {
-		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	// A plugin started only to be described (chima explain, chima plugins)
+	// runs no deploy, and may run beside a bot of the same config that
+	// does: what it would sweep are that bot's live deploys.
+	if s["chima_describe_only"] != "true" {
+		// Processes of deploys a dead plugin left behind (its reaper was
+		// killed too) end before any deploy can start, so that none
+		// overlaps the next deploy of its app and environment.
+		if n, err := provider.Sweep(tags + "/"); err != nil {
+			sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
+		} else if n > 0 {
+			sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+		}
+		// Checkouts a crashed process left behind (on tmpfs they hold
+		// memory) go before any deploy can start; a failure to sweep
+		// stops nothing.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := cache.Sweep(sctx); err != nil {
+			sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
+		}
+		cancel()
 	}
-	// Checkouts a crashed process left behind (on tmpfs they hold memory)
-	// go before any deploy can start; a failure to sweep stops nothing.
-	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := cache.Sweep(sctx); err != nil {
-		sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
-	}
-	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.apps, d.cache, d.token, d.tags, d.defaultAdapter = set, cache, token, tags, defaultAdapter

@@ -31,7 +31,9 @@
 // SIGKILL. Every process of a deploy carries CHIMA_DEPLOY_TAG in its
 // environment, and the plugin ends whatever still carries its tag when it
 // starts, before it runs anything: two deploys of one app and environment
-// never overlap, even across a crash.
+// never overlap, even across a crash. A plugin that chima explain or chima
+// plugins starts only to describe it (setting chima_describe_only) sweeps
+// nothing: a bot of the same config may be deploying beside it.
 //
 // Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN turns on GitHub mode;
 // a Heroku app's token variable (HEROKU_API_KEY by default).

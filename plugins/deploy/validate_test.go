@@ -73,3 +73,22 @@ func TestValidateAcceptsAHeavenAppsFile(t *testing.T) {
 		t.Errorf("Validate made the workspace %s (%v)", ws, err)
 	}
 }
+
+func TestValidateReportsNotifyRoomsThatNoAdapterOfTheBotCanReach(t *testing.T) {
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	write(t, appsFile, `{"demo": {"provider": "shell", "repository": "acme/demo", "environments": ["staging"],
+		"notify_rooms": ["shell:deployment", "slack:ops"]}}`, 0o644)
+	err := newPlugin(&deployer{}).spec().Validate(map[string]string{
+		"apps_file": "apps.json", "chima_config_dir": dir, "workspace_dir": filepath.Join(dir, "ws"),
+		"chima_adapters": "shell", "chima_default_adapter": "shell",
+	})
+	var se *sdk.SettingsError
+	if !errors.As(err, &se) {
+		t.Fatalf("Validate = %v, want a *sdk.SettingsError: the plugin would refuse to start", err)
+	}
+	want := []sdk.Problem{{File: appsFile, Key: "demo.notify_rooms[1]", Message: `"slack:ops": the bot runs no slack adapter (it runs shell)`}}
+	if !reflect.DeepEqual(se.Problems, want) {
+		t.Errorf("problems:\n  %+v\nwant:\n  %+v", se.Problems, want)
+	}
+}

@@ -245,12 +245,27 @@ func Sweep(prefix string) (int, error) {
 	if prefix == "" {
 		return 0, fmt.Errorf("sweep: empty tag prefix")
 	}
+	return sweep(func(tag string) bool { return strings.HasPrefix(tag, prefix) })
+}
+
+// sweepTag ends, like Sweep, the processes tagged with exactly tag: those of
+// one command. The tags of an installation's deploys share a prefix
+// ("…/1", "…/12"), so a prefix would end other deploys' processes too.
+func sweepTag(tag string) (int, error) {
+	if tag == "" {
+		return 0, fmt.Errorf("sweep: empty tag")
+	}
+	return sweep(func(t string) bool { return t == tag })
+}
+
+// sweep ends, with SIGKILL, every process whose TagEnv value match accepts.
+func sweep(match func(tag string) bool) (int, error) {
 	self := os.Getpid()
 	killed := map[int]bool{}
 	for range 300 {
 		found := 0
 		for _, p := range processes() {
-			if p.pid == self || p.state == 'Z' || p.state == 'X' || !tagged(p.pid, prefix) {
+			if p.pid == self || p.state == 'Z' || p.state == 'X' || !tagged(p.pid, match) {
 				continue
 			}
 			found++
@@ -266,15 +281,16 @@ func Sweep(prefix string) (int, error) {
 	return len(killed), fmt.Errorf("sweep: tagged processes still running after SIGKILL")
 }
 
-// tagged reports whether process pid's environment has TagEnv=prefix….
-func tagged(pid int, prefix string) bool {
+// tagged reports whether process pid's environment has a TagEnv whose value
+// match accepts.
+func tagged(pid int, match func(tag string) bool) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
 		return false
 	}
-	want := []byte(TagEnv + "=" + prefix)
+	key := []byte(TagEnv + "=")
 	for _, kv := range bytes.Split(b, []byte{0}) {
-		if bytes.HasPrefix(kv, want) {
+		if v, ok := bytes.CutPrefix(kv, key); ok && match(string(v)) {
 			return true
 		}
 	}

@@ -121,19 +121,22 @@ func TestTheWholeTreeIsEndedWhenThePluginIsKilled(t *testing.T) {
 	waitGone(t, pids...)
 }
 
-func TestSweepEndsOnlyTheProcessesTaggedWithItsPrefix(t *testing.T) {
-	start := func(tag string) *exec.Cmd {
-		t.Helper()
-		cmd := exec.Command("sleep", "600")
-		cmd.Env = shEnv(TagEnv + "=" + tag)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd
+// startTagged starts args in a session of its own, tagged with tag as Run
+// tags a command's processes; the test kills it at the end.
+func startTagged(t *testing.T, tag string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = shEnv(TagEnv + "=" + tag)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	ours, theirs := start("ab12/7"), start("cd34/7")
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	return cmd
+}
+
+func TestSweepEndsOnlyTheProcessesTaggedWithItsPrefix(t *testing.T) {
+	ours, theirs := startTagged(t, "ab12/7", "sleep", "600"), startTagged(t, "cd34/7", "sleep", "600")
 	// Reap ours when it dies, as its parent (init, in real life) would.
 	reaped := make(chan struct{})
 	go func() { _ = ours.Wait(); close(reaped) }()
@@ -151,5 +154,30 @@ func TestSweepEndsOnlyTheProcessesTaggedWithItsPrefix(t *testing.T) {
 	}
 	if _, err := Sweep(""); err == nil {
 		t.Fatal("Sweep with an empty prefix would end every tagged process; want an error")
+	}
+}
+
+func TestAStuckReaperIsKilledAndOnlyItsOwnDeploysProcessesAreSwept(t *testing.T) {
+	// Deploy #1's reaper ignores SIGTERM and leaves a straggler behind;
+	// deploy #12 of the same installation runs beside it.
+	reaper := startTagged(t, "ef56/1", "sh", "-c", "trap '' TERM; exec sleep 600")
+	straggler := startTagged(t, "ef56/1", "sleep", "601")
+	other := startTagged(t, "ef56/12", "sleep", "602")
+	strayGone := make(chan struct{})
+	go func() { _ = straggler.Wait(); close(strayGone) }()
+	waited := make(chan error, 1)
+	go func() { waited <- reaper.Wait() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := waitReaper(ctx, reaper.Process.Pid, 0, "ef56/1", waited); err == nil {
+		t.Fatal("waitReaper = nil, want the killed reaper's error")
+	}
+	select {
+	case <-strayGone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the straggler of the stopped deploy is still running")
+	}
+	if !alive(other.Process.Pid) {
+		t.Fatal("stopping deploy #1 ended a process of deploy #12")
 	}
 }

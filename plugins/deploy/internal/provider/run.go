@@ -225,7 +225,7 @@ func waitReaper(ctx context.Context, pid int, grace time.Duration, tag string, w
 	_ = syscall.Kill(pid, syscall.SIGKILL)
 	err := <-waited
 	if tag != "" {
-		_, _ = Sweep(tag)
+		_, _ = sweepTag(tag)
 	}
 	return err
 }

@@ -52,6 +52,8 @@ func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent, done
 			continue
 		}
 		if refusal != "" {
+			// It goes to GitHub's delivery page and the store too.
+			refusal = b.o.Redactor.String(refusal)
 			b.log.Warn("plugin refused a webhook event", "plugin", p, "event", ev.GetType(), "delivery", ev.GetDeliveryId(), "reason", refusal)
 			errs = append(errs, &webhook.RefusedError{Plugin: p, Reason: refusal})
 			continue

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/pluginhost"
+	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/webhook"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
@@ -33,6 +35,8 @@ func (f *eventPlugins) Call(_ context.Context, plugin string, _ *pluginv1.Call, 
 		return pluginhost.ErrUnavailable
 	case "refuse":
 		fn(&pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: "error", Detail: "decode deployment event: unexpected end of JSON input"}}})
+	case "leaky":
+		fn(&pluginv1.Event{Kind: &pluginv1.Event_Error{Error: &pluginv1.UserError{Summary: "token ghp_S3CRETVALUE refused"}}})
 	case "usererr":
 		fn(&pluginv1.Event{Kind: &pluginv1.Event_Error{Error: &pluginv1.UserError{Summary: "no such app"}}})
 		fn(&pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: "failure", Detail: "no such app"}}})
@@ -101,6 +105,19 @@ func TestWebhookEventHandledOnlyByThePluginsThatTookIt(t *testing.T) {
 				t.Fatalf("asked %v, want %v", f.asked, tt.asked)
 			}
 		})
+	}
+}
+
+// A refusal's reason goes to GitHub's delivery page and the store: a secret
+// value a plugin put in it is masked like everything else Chima writes.
+func TestARefusalOfAWebhookMasksSecretValues(t *testing.T) {
+	f := &eventPlugins{answer: map[string]string{"a": "leaky"},
+		manifests: map[string]*pluginv1.Manifest{"a": {Events: []string{"github:deployment"}}}}
+	b := bot.New(bot.Options{Plugins: f, Redactor: redact.New("ghp_S3CRETVALUE")})
+	_, err := b.DispatchEvent(context.Background(), &pluginv1.WebhookEvent{Type: "github:deployment", DeliveryId: "d1"}, nil)
+	var refused *webhook.RefusedError
+	if !errors.As(err, &refused) || strings.Contains(refused.Reason, "S3CRET") || !strings.Contains(refused.Reason, "refused") {
+		t.Fatalf("refusal = %v, want its reason with the secret masked", err)
 	}
 }
 

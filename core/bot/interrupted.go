@@ -94,13 +94,13 @@ func (b *Bot) tellPending(ctx context.Context, plugin string) {
 		_, idText, _ := strings.Cut(k, "/")
 		id, err := strconv.ParseInt(idText, 10, 64)
 		if err != nil {
-			_ = b.o.Store.KVDelete(ctx, pendingNS, k)
+			b.forgetPending(ctx, k, "its key names no job")
 			continue
 		}
 		j, err := b.o.Store.GetJob(ctx, id)
 		if err != nil {
 			b.log.Error("load interrupted job", "job", id, "error", err)
-			_ = b.o.Store.KVDelete(ctx, pendingNS, k)
+			b.forgetPending(ctx, k, "the job cannot be loaded")
 			continue
 		}
 		b.tellInterrupted(ctx, j, false)
@@ -230,5 +230,15 @@ func (b *Bot) waitRunning(ctx context.Context, plugin string, d time.Duration) b
 			return false
 		case <-time.After(20 * time.Millisecond):
 		}
+	}
+}
+
+// forgetPending drops a pending interrupted-job record that can never be
+// told (why says so); a failure to drop it is logged, and it is tried again
+// when the plugin next comes back.
+func (b *Bot) forgetPending(ctx context.Context, key, why string) {
+	b.log.Warn("dropping a pending interrupted-job record", "key", key, "why", why)
+	if err := b.o.Store.KVDelete(ctx, pendingNS, key); err != nil {
+		b.log.Error("drop a pending interrupted-job record", "key", key, "error", err)
 	}
 }

@@ -1,0 +1,53 @@
+package main
+
+// What a new user found still broken, trying the built bot by hand; each
+// test here reproduces one such finding through the binary.
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The router lower-cases a command keyword and a help topic before it
+// quotes them back, so a secret typed as one must be masked in that case
+// too: in chat, in the audit log, in the store and in the log.
+func TestSecretTypedAsACommandOrHelpTopicIsMaskedInAnyCase(t *testing.T) {
+	raw := make([]byte, 6)
+	_, _ = rand.Read(raw)
+	secret := "QA-Secret-" + strings.ToUpper(hex.EncodeToString(raw))
+	t.Setenv("CHIMA_QA_SECRET", secret)
+	dir := t.TempDir()
+	cfg := healthConfig(t, dir, "", "", "    secrets: {HELLO_TOKEN: CHIMA_QA_SECRET}\n")
+	c := startRecordedConsole(t, cfg, "--log-level", "debug")
+
+	c.say(t, "chima "+secret)
+	c.expect(t, "I don't know the command")
+	c.say(t, "chima help "+secret)
+	c.expect(t, "I have no help about")
+	time.Sleep(100 * time.Millisecond) // let the audit writer write its batch
+	running := readStore(t, dir)
+	c.quit(t)
+
+	audit, _, code := chima(t, "audit", "--config", cfg, "--json")
+	if code != 0 {
+		t.Fatalf("audit (exit %d):\n%s", code, audit)
+	}
+	if !strings.Contains(c.stdout.String(), `command "[redacted]"`) || !strings.Contains(c.stdout.String(), `help about "[redacted]"`) {
+		t.Errorf("the replies do not quote the masked secret:\n%s", c.stdout.String())
+	}
+	places := map[string]string{"console output": c.stdout.String(), "bot's log (stderr)": c.stderr.String(), "chima audit --json": audit}
+	for when, files := range map[string]map[string]string{"while running": running, "after exit": readStore(t, dir)} {
+		for name, b := range files {
+			places[name+" "+when] = b
+		}
+	}
+	lower := strings.ToLower(secret)
+	for name, text := range places {
+		if i := strings.Index(strings.ToLower(text), lower); i >= 0 {
+			t.Errorf("%s holds the secret: …%q…", name, text[max(i-80, 0):min(i+len(secret)+20, len(text))])
+		}
+	}
+}

@@ -163,7 +163,7 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		}
 		env, secrets, err := p.Environ(os.LookupEnv)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("plugin %s: %v", p.Name, err))
+			problems = append(problems, err.Error()) // it names the plugin
 			continue
 		}
 		maxRestarts := p.MaxRestarts

@@ -51,3 +51,40 @@ func TestSecretTypedAsACommandOrHelpTopicIsMaskedInAnyCase(t *testing.T) {
 		}
 	}
 }
+
+// config validate counts in English and does not blame a current plugin's
+// protocol version for having no settings check (hello speaks minor 5).
+func TestConfigValidateSaysWhatItCheckedPlainly(t *testing.T) {
+	cfg := writeConfig(t, "")
+	out, stderr, code := chima(t, "config", "validate", "--config", cfg)
+	if code != 0 {
+		t.Fatalf("config validate (exit %d):\n%s%s", code, out, stderr)
+	}
+	if !strings.Contains(out, "2 plugins, 1 role, 1 policy (") {
+		t.Errorf("the summary does not count in English:\n%s", out)
+	}
+	if !strings.Contains(stderr, "plugin hello: not validated") {
+		t.Fatalf("stderr does not say hello was not validated:\n%s", stderr)
+	}
+	if strings.Contains(stderr, "protocol minor") {
+		t.Errorf("stderr blames the protocol version of a current plugin:\n%s", stderr)
+	}
+}
+
+// A missing secret is named once per plugin, not "plugin x: plugin x: …".
+func TestMissingSecretNamesThePluginOnce(t *testing.T) {
+	t.Setenv("CHIMA_QA_UNSET", "")
+	cfg := healthConfig(t, t.TempDir(), "", "", "    secrets: {HELLO_TOKEN: CHIMA_QA_UNSET}\n")
+	for _, args := range [][]string{{"config", "validate"}, {"run"}} {
+		_, stderr, code := chima(t, append(args, "--config", cfg)...)
+		if code == 0 {
+			t.Errorf("%v with an empty secret exited 0", args)
+		}
+		if !strings.Contains(stderr, "plugin hello: secret HELLO_TOKEN: environment variable CHIMA_QA_UNSET is empty") {
+			t.Errorf("%v does not say which secret is missing:\n%s", args, stderr)
+		}
+		if strings.Contains(stderr, "plugin hello: plugin hello:") {
+			t.Errorf("%v names the plugin twice:\n%s", args, stderr)
+		}
+	}
+}

@@ -317,8 +317,12 @@ func TestDeploysQueueBehindEachOtherAndRunInOrder(t *testing.T) {
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	second := h.Command("deploy", deployArgs("demo", "feature-1", "staging"))
-	if !strings.Contains(second.Text(), "behind 1 other deployment") {
+	if !strings.Contains(second.Text(), "behind 1 other deployment of demo in staging.") {
 		t.Fatalf("second deploy = %q", second.Text())
+	}
+	third := h.Command("deploy", deployArgs("demo", "main", "staging"))
+	if !strings.Contains(third.Text(), "behind 2 other deployments of demo in staging.") {
+		t.Fatalf("third deploy = %q", third.Text())
 	}
 	list := h.Command("deploys", sdktest.Args{"app": "demo"})
 	if text := list.Replies[0].GetText(); !strings.Contains(text, "#2 deploy feature-1 to staging by tester") || !strings.Contains(text, "queued") {

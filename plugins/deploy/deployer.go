@@ -578,7 +578,11 @@ func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) 
 		msg += " (task " + dep.Task + ")"
 	}
 	if len(ahead) > 0 {
-		msg += fmt.Sprintf(", behind %d other deployment(s) of %s in %s", len(ahead), dep.App, dep.Env)
+		others := "1 other deployment"
+		if len(ahead) > 1 {
+			others = fmt.Sprintf("%d other deployments", len(ahead))
+		}
+		msg += fmt.Sprintf(", behind %s of %s in %s", others, dep.App, dep.Env)
 	}
 	return msg + ".", nil
 }

@@ -88,3 +88,15 @@ func TestMissingSecretNamesThePluginOnce(t *testing.T) {
 		}
 	}
 }
+
+// An empty message is no message: it gets the usage error its help
+// describes, before any plugin is started.
+func TestSendWithAnEmptyMessageSaysThereIsNoMessage(t *testing.T) {
+	cfg := writeConfig(t, "")
+	for _, args := range [][]string{{}, {""}, {"  "}} {
+		_, stderr, code := chima(t, append([]string{"send", "--config", cfg}, args...)...)
+		if code != 2 || !strings.Contains(stderr, "no message to send") {
+			t.Errorf("send %q: exit %d, stderr:\n%s", args, code, stderr)
+		}
+	}
+}

@@ -31,10 +31,10 @@ refused, or the bot could not start; 2 on a usage error: no message, more
 than one argument (quote the message), an unknown flag, or a message not
 addressed to the bot.`,
 		Args: func(_ *cobra.Command, args []string) error {
-			switch len(args) {
-			case 1:
+			switch {
+			case len(args) == 1 && strings.TrimSpace(args[0]) != "":
 				return nil
-			case 0:
+			case len(args) <= 1: // none, or an empty one
 				return errors.New(`no message to send: give it as one argument, e.g. chima send "chima help"`)
 			default:
 				return fmt.Errorf("the message must be one argument: quote it, as in chima send %q", strings.Join(args, " "))

@@ -125,10 +125,9 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		a.host = pluginhost.New(a.hostOptions(nil))
 	}
 
+	// The host logs each failure ("plugin failed", with the next try);
+	// warnStartErrs says it once more, readably, on stderr.
 	a.startErrs = a.host.Start(ctx, specs)
-	for _, err := range a.startErrs {
-		log.Error("plugin did not start", "error", err)
-	}
 	return a, nil
 }
 

@@ -100,3 +100,29 @@ func TestSendWithAnEmptyMessageSaysThereIsNoMessage(t *testing.T) {
 		}
 	}
 }
+
+// A plugin that cannot start is said once in the log and once as a
+// warning, not a third time as "plugin did not start".
+func TestAPluginThatCannotStartIsReportedOnceInTheLogAndOnceAsAWarning(t *testing.T) {
+	dir := t.TempDir()
+	cfg := healthConfig(t, dir, "", `{"demo": {"provider": "shell", "repository": "x/y", "environments": ["staging"], "notify_romos": ["x"]}}`, "")
+	out, stderr, _ := chima(t, "plugins", "--config", cfg)
+	if !strings.Contains(out, "notify_romos") {
+		t.Fatalf("the listing does not say why deploy failed:\n%s", out)
+	}
+	var logged, warned int
+	for _, l := range strings.Split(stderr, "\n") {
+		switch {
+		case !strings.Contains(l, "notify_romos"):
+		case strings.HasPrefix(l, "chima: warning: plugin deploy:"):
+			warned++
+		case strings.Contains(l, "level=ERROR"):
+			logged++
+		default:
+			t.Errorf("an unexpected line names the failure: %q", l)
+		}
+	}
+	if logged != 1 || warned != 1 {
+		t.Errorf("the failure is logged %d times and warned of %d times, want once each:\n%s", logged, warned, stderr)
+	}
+}

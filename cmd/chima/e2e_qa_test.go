@@ -6,6 +6,7 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,23 @@ func TestAPluginThatCannotStartIsReportedOnceInTheLogAndOnceAsAWarning(t *testin
 	}
 	if logged != 1 || warned != 1 {
 		t.Errorf("the failure is logged %d times and warned of %d times, want once each:\n%s", logged, warned, stderr)
+	}
+}
+
+// When send's --timeout passes under a deploy, it says so in words, not
+// "waiting for jobs of <request id>: context deadline exceeded", and fails.
+func TestSendSaysItsTimeoutPassedBeforeTheDeployEnded(t *testing.T) {
+	repo, _, _ := gitRepo(t)
+	dir := t.TempDir()
+	cfg := healthConfig(t, dir, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo), "")
+	out, stderr, code := chima(t, "send", "--config", cfg, "--timeout", "3s", "chima deploy demo/slow")
+	if code != 1 {
+		t.Errorf("send exited %d, want 1:\n%s%s", code, out, stderr)
+	}
+	if !strings.Contains(out, "interrupted") {
+		t.Errorf("the deploy's end was not printed:\n%s", out)
+	}
+	if !strings.Contains(stderr, "--timeout 3s passed before the jobs the command started ended; they were interrupted") || strings.Contains(stderr, "deadline exceeded") {
+		t.Errorf("stderr does not say the timeout passed:\n%s", stderr)
 	}
 }

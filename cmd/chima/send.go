@@ -86,7 +86,10 @@ func send(ctx context.Context, g *globalFlags, room, user string, timeout time.D
 		return exitError{2}
 	}
 	if err := a.bot.WaitJobs(ctx, res.RequestID); err != nil {
-		return fmt.Errorf("waiting for jobs of %s: %w", res.RequestID, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("--timeout %s passed before the jobs the command started ended; they were interrupted", timeout)
+		}
+		return fmt.Errorf("waiting for the jobs the command started: %w", err)
 	}
 	if res.Outcome != "ok" {
 		return exitError{1}

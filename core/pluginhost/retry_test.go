@@ -51,6 +51,27 @@ func newRetryHost(t *testing.T, specs ...Spec) (*Host, []error) {
 	return h, h.Start(context.Background(), specs)
 }
 
+// A plugin configured never to be restarted (max_restarts: 0, a negative
+// MaxRestarts here) says so and what brings it back, not "it crashed 1
+// times within 1m0s" as though it would be retried.
+func TestPluginNeverRestartedSaysSoAndWhatBringsItBack(t *testing.T) {
+	s := spec("crashy")
+	s.MaxRestarts = -1
+	h, errs := newRetryHost(t, s)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if _, _, err := run(t, h, "crashy", "exit", nil); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("err = %v, want ErrCrashed", err)
+	}
+	waitFor(t, func() bool { return h.State("crashy") == StateFailed })
+	st, _ := h.PluginStatus("crashy")
+	const want = "it crashed and is never restarted (max_restarts: 0); restarting the bot starts it again"
+	if got := st.Why(time.Now()); got != want || !st.NextRetry.IsZero() {
+		t.Fatalf("Why = %q (next retry %v), want %q and no retry", got, st.NextRetry, want)
+	}
+}
+
 func TestPluginFailedByCrashesIsRetriedAndHealthSaysSoMeanwhile(t *testing.T) {
 	s := spec("crashy")
 	s.MaxRestarts = 1

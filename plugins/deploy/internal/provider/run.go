@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spec is a command to run: an argv and its complete environment.
@@ -68,12 +70,17 @@ type ExitError struct {
 	Signal syscall.Signal
 }
 
-// Error returns "fab exited with status 1" or "fab was killed by signal 9".
+// Error returns "fab exited with status 1" or "fab was killed by SIGKILL
+// (signal 9)".
 func (e *ExitError) Error() string {
 	if e.Code >= 0 {
 		return fmt.Sprintf("%s exited with status %d", e.Name, e.Code)
 	}
-	return fmt.Sprintf("%s was killed by %s (signal %d)", e.Name, e.Signal, int(e.Signal))
+	name := unix.SignalName(e.Signal) // Signal.String is "killed": "killed by killed"
+	if name == "" {
+		name = "a signal"
+	}
+	return fmt.Sprintf("%s was killed by %s (signal %d)", e.Name, name, int(e.Signal))
 }
 
 // lineMax bounds one output line; longer lines are split.

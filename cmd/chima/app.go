@@ -34,6 +34,8 @@ type app struct {
 	redact *redact.Redactor
 	// startErrs are the plugins that could not start; the bot runs without.
 	startErrs []error
+	// storeLock makes this process the only bot on its store (lockStore).
+	storeLock *os.File
 }
 
 type appOptions struct {
@@ -87,6 +89,15 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !o.withBot {
+		// Started only to be described (explain, plugins), beside a bot
+		// that may be running: such a plugin must leave the world alone,
+		// the deploy plugin the processes and checkouts of that bot's
+		// deploys, which its sweep at start would end.
+		for _, s := range specs {
+			s.Settings["chima_describe_only"] = "true"
+		}
+	}
 	red := redact.New(secretValues(cfg, specs)...)
 	log, err := newLogger(o.logLevel, os.Stderr, red)
 	if err != nil {
@@ -100,8 +111,14 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		if cfg.Store.Driver != "" && cfg.Store.Driver != "sqlite" {
 			return nil, fmt.Errorf("store driver %q is not available in this build; use sqlite", cfg.Store.Driver)
 		}
+		// Before anything starts: a second bot must not touch the first's
+		// jobs, nor start plugins beside its own.
+		if a.storeLock, err = lockStore(cfg.Store.Path); err != nil {
+			return nil, err
+		}
 		a.store, err = store.Open(ctx, "sqlite", cfg.Store.Path)
 		if err != nil {
+			a.close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
@@ -231,5 +248,8 @@ func (a *app) close() {
 		if err := a.store.Close(); err != nil {
 			a.log.Error("close store", "error", err)
 		}
+	}
+	if a.storeLock != nil {
+		a.storeLock.Close()
 	}
 }

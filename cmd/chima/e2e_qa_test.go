@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,7 @@ func TestAPluginThatCannotStartIsReportedOnceInTheLogAndOnceAsAWarning(t *testin
 // When send's --timeout passes under a deploy, it says so in words, not
 // "waiting for jobs of <request id>: context deadline exceeded", and fails.
 func TestSendSaysItsTimeoutPassedBeforeTheDeployEnded(t *testing.T) {
+	toolOrSkip(t, "git")
 	repo, _, _ := gitRepo(t)
 	dir := t.TempDir()
 	cfg := healthConfig(t, dir, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo), "")
@@ -144,4 +146,37 @@ func TestSendSaysItsTimeoutPassedBeforeTheDeployEnded(t *testing.T) {
 	if !strings.Contains(stderr, "--timeout 3s passed before the jobs the command started ended; they were interrupted") || strings.Contains(stderr, "deadline exceeded") {
 		t.Errorf("stderr does not say the timeout passed:\n%s", stderr)
 	}
+}
+
+// A chima command that starts the deploy plugin only to describe it
+// (explain), or a second bot on the same config, used to kill the running
+// bot's deploy: the second deploy plugin's sweep at start ended its
+// processes ("script/deploy was killed by killed (signal 9)"), and a second
+// bot marked its job interrupted. explain now leaves it alone, and a second
+// run or send refuses to start on a store a bot is using.
+func TestExplainOrASecondBotLeavesARunningDeployAlone(t *testing.T) {
+	toolOrSkip(t, "git")
+	repo, marks, _ := gitRepo(t)
+	dir := t.TempDir()
+	cfg := healthConfig(t, dir, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo), "")
+	c := startConsole(t, cfg)
+	c.say(t, "chima deploy demo/slow")
+	c.expect(t, "is deploying demo/slow to staging (#1)")
+	waitFile(t, filepath.Join(marks, "1")) // the script runs, and sleeps
+
+	if out, stderr, code := chima(t, "explain", "--config", cfg, "chima deploy demo"); code != 0 {
+		t.Fatalf("explain (exit %d):\n%s%s", code, out, stderr)
+	}
+	for _, args := range [][]string{{"run"}, {"send", "chima deploys demo"}} {
+		_, stderr, code := chima(t, append([]string{args[0], "--config", cfg}, args[1:]...)...)
+		if code != 1 || !strings.Contains(stderr, "another chima run or chima send is using the store "+filepath.Join(dir, "chima.db")) {
+			t.Errorf("a second %s beside the bot: exit %d, stderr:\n%s", args[0], code, stderr)
+		}
+	}
+	c.say(t, "chima deploy:status 1")
+	if line := c.expect(t, "#1 deploy slow@"); !strings.Contains(line, "running") {
+		t.Fatalf("after explain and a second bot, the deploy is no longer running: %s", line)
+	}
+	c.say(t, "chima deploy:cancel 1")
+	c.expect(t, "was cancelled")
 }

@@ -151,21 +151,12 @@ func (d *deployer) configure(s map[string]string) error {
 	if err != nil {
 		return err
 	}
-	// Processes of deploys a dead plugin left behind (its reaper was
-	// killed too) end before any deploy can start, so that none overlaps
-	// the next deploy of its app and environment.
-	if n, err := provider.Sweep(tags + "/"); err != nil {
-		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
-	} else if n > 0 {
-		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	// A plugin started only to be described (chima explain, chima plugins)
+	// sweeps nothing: the bot that may be running on this workspace owns
+	// those processes and checkouts, and its deploys would be killed.
+	if s["chima_describe_only"] != "true" {
+		sweep(cache, tags)
 	}
-	// Checkouts a crashed process left behind (on tmpfs they hold memory)
-	// go before any deploy can start; a failure to sweep stops nothing.
-	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	if err := cache.Sweep(sctx); err != nil {
-		sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
-	}
-	cancel()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.apps, d.cache, d.token, d.tags, d.defaultAdapter = set, cache, token, tags, defaultAdapter
@@ -223,6 +214,24 @@ func (d *deployer) github(a *apps.App) *github.Client {
 		return d.ghByAPI[a.GitHubAPI]
 	}
 	return d.gh
+}
+
+// sweep ends the processes of deploys a dead plugin left behind (its
+// reaper was killed too) before any deploy can start, so that none
+// overlaps the next deploy of its app and environment, and removes the
+// checkouts it left (on tmpfs they hold memory). A failure to sweep stops
+// nothing.
+func sweep(cache *workspace.Cache, tags string) {
+	if n, err := provider.Sweep(tags + "/"); err != nil {
+		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
+	} else if n > 0 {
+		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cache.Sweep(sctx); err != nil {
+		sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
+	}
 }
 
 // processTags is the prefix of the tags (provider.TagEnv) of this

@@ -83,6 +83,28 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("%s was killed by %s (signal %d)", e.Name, name, int(e.Signal))
 }
 
+// stopError is a command not started, or stopped, because its context
+// ended. It says why in words ("script/deploy stopped: cancelled"), where
+// the cause's own text would be Go's ("context canceled"), and unwraps to
+// the cause.
+type stopError struct {
+	name, what string
+	cause      error
+}
+
+func (e *stopError) Error() string {
+	why := e.cause.Error()
+	switch {
+	case errors.Is(e.cause, context.DeadlineExceeded):
+		why = "its timeout passed"
+	case errors.Is(e.cause, context.Canceled):
+		why = "cancelled"
+	}
+	return e.name + " " + e.what + ": " + why
+}
+
+func (e *stopError) Unwrap() error { return e.cause }
+
 // lineMax bounds one output line; longer lines are split.
 const lineMax = 64 << 10
 
@@ -122,7 +144,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s not started: %w", name, context.Cause(ctx))
+		return &stopError{name: name, what: "not started", cause: context.Cause(ctx)}
 	}
 	grace := spec.Grace
 	if grace <= 0 {
@@ -191,7 +213,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 	r.Close()
 
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s stopped: %w", name, context.Cause(ctx))
+		return &stopError{name: name, what: "stopped", cause: context.Cause(ctx)}
 	}
 	if waitErr != nil {
 		var ee *exec.ExitError

@@ -296,7 +296,7 @@ func (h *Host) Health() error {
 	var errs []error
 	for _, s := range h.Status() {
 		if s.State == StateFailed {
-			errs = append(errs, fmt.Errorf("plugin %s is failed: %s", s.Name, s.Why(time.Now())))
+			errs = append(errs, fmt.Errorf("plugin %s is down: %s", s.Name, s.Why(time.Now())))
 		}
 	}
 	return errors.Join(errs...)

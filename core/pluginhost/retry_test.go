@@ -92,7 +92,7 @@ func TestPluginFailedByCrashesIsRetriedAndHealthSaysSoMeanwhile(t *testing.T) {
 	if st.NextRetry.IsZero() || st.FailedToStart || st.Crashes != 2 {
 		t.Fatalf("failed status = %+v", st)
 	}
-	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin crashy is failed: it crashed 2 times within 1m0s; next restart in") {
+	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin crashy is down: it crashed 2 times within 1m0s; next restart in") {
 		t.Fatalf("health = %v", err)
 	}
 	// Retried: it runs again, with a fresh allowance of crashes.
@@ -139,7 +139,7 @@ func TestPluginThatCannotStartIsRetriedUntilItCan(t *testing.T) {
 	if st.State != StateFailed || !st.FailedToStart || st.NextRetry.IsZero() {
 		t.Fatalf("status = %+v", st)
 	}
-	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin late is failed") {
+	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin late is down") {
 		t.Fatalf("health = %v", err)
 	}
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {

@@ -34,6 +34,8 @@ type app struct {
 	redact *redact.Redactor
 	// startErrs are the plugins that could not start; the bot runs without.
 	startErrs []error
+	// storeLock makes this process the only bot on its store (lockStore).
+	storeLock *os.File
 }
 
 type appOptions struct {
@@ -87,6 +89,15 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !o.withBot {
+		// Started only to be described (explain, plugins), beside a bot
+		// that may be running: such a plugin must leave the world alone,
+		// the deploy plugin the processes and checkouts of that bot's
+		// deploys, which its sweep at start would end.
+		for _, s := range specs {
+			s.Settings["chima_describe_only"] = "true"
+		}
+	}
 	red := redact.New(secretValues(cfg, specs)...)
 	log, err := newLogger(o.logLevel, os.Stderr, red)
 	if err != nil {
@@ -100,8 +111,14 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		if cfg.Store.Driver != "" && cfg.Store.Driver != "sqlite" {
 			return nil, fmt.Errorf("store driver %q is not available in this build; use sqlite", cfg.Store.Driver)
 		}
+		// Before anything starts: a second bot must not touch the first's
+		// jobs, nor start plugins beside its own.
+		if a.storeLock, err = lockStore(cfg.Store.Path); err != nil {
+			return nil, err
+		}
 		a.store, err = store.Open(ctx, "sqlite", cfg.Store.Path)
 		if err != nil {
+			a.close()
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
@@ -123,18 +140,11 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		a.bot = b
 	} else {
 		a.host = pluginhost.New(a.hostOptions(nil))
-		// Started only to be described: no call will come, and a bot of
-		// this config may be running beside, so the plugins must act on
-		// nothing (the deploy plugin sweeps nothing of its deploys).
-		for _, s := range specs {
-			s.Settings["chima_describe_only"] = "true"
-		}
 	}
 
+	// The host logs each failure ("plugin failed", with the next try);
+	// warnStartErrs says it once more, readably, on stderr.
 	a.startErrs = a.host.Start(ctx, specs)
-	for _, err := range a.startErrs {
-		log.Error("plugin did not start", "error", err)
-	}
 	return a, nil
 }
 
@@ -169,7 +179,7 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		}
 		env, secrets, err := p.Environ(os.LookupEnv)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("plugin %s: %v", p.Name, err))
+			problems = append(problems, err.Error()) // it names the plugin
 			continue
 		}
 		maxRestarts := p.MaxRestarts
@@ -258,5 +268,8 @@ func (a *app) close() {
 		if err := a.store.Close(); err != nil {
 			a.log.Error("close store", "error", err)
 		}
+	}
+	if a.storeLock != nil {
+		a.storeLock.Close()
 	}
 }

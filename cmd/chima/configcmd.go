@@ -24,8 +24,8 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 		Long: `Checks chima.yaml, then starts each enabled plugin just to have it check its
 own settings and the files they name (the deploy plugin's apps file), and
 stops it again. Every problem is listed with its file, line and key. A plugin
-built before protocol minor 4 cannot check its settings; it is reported as
-not validated, which is not an error.`,
+that does not check its settings (it has no Validate, or was built before
+protocol minor 4) is reported as not validated, which is not an error.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := loadConfig(g.config)
@@ -47,7 +47,8 @@ not validated, which is not an error.`,
 			if report.write(os.Stderr) {
 				return exitError{1}
 			}
-			fmt.Printf("%s is valid: %d plugins, %d roles, %d policies%s\n", g.config, len(c.Plugins), len(c.Roles), len(c.Policies), report.summary())
+			fmt.Printf("%s is valid: %s, %s, %s%s\n", g.config, count(len(c.Plugins), "plugin", "plugins"),
+				count(len(c.Roles), "role", "roles"), count(len(c.Policies), "policy", "policies"), report.summary())
 			return nil
 		},
 	})
@@ -102,6 +103,14 @@ func (r validationReport) write(w io.Writer) (failed bool) {
 		}
 	}
 	return failed
+}
+
+// count renders n with the singular or plural noun: "1 policy", "2 policies".
+func count(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // summary says which plugins checked their settings, for the closing line.

@@ -172,7 +172,7 @@ func TestHealthzNamesAFailedPluginUntilItsRetryBringsItBack(t *testing.T) {
 	c.say(t, "chima echo hi")
 	c.expect(t, "The crashy plugin is down (it crashed 2 times within 1m0s; next restart in")
 	code, body := healthz(t, addr)
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, "plugin crashy is failed: it crashed 2 times within 1m0s; next restart in") ||
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "plugin crashy is down: it crashed 2 times within 1m0s; next restart in") ||
 		strings.Contains(body, "hello") {
 		t.Fatalf("/healthz with crashy failed: %d %q", code, body)
 	}
@@ -204,7 +204,7 @@ func TestPluginWithBadSettingsSaysInChatItCouldNotStartAndWhy(t *testing.T) {
 		}
 		c.say(t, "chima deploy:lock demo in staging")
 		c.expect(t, "The deploy plugin could not start:")
-		if code, body := healthz(t, addr); code != http.StatusServiceUnavailable || !strings.Contains(body, "plugin deploy is failed") {
+		if code, body := healthz(t, addr); code != http.StatusServiceUnavailable || !strings.Contains(body, "plugin deploy is down") {
 			t.Fatalf("/healthz: %d %q", code, body)
 		}
 		c.quit(t)

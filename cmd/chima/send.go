@@ -31,10 +31,10 @@ refused, or the bot could not start; 2 on a usage error: no message, more
 than one argument (quote the message), an unknown flag, or a message not
 addressed to the bot.`,
 		Args: func(_ *cobra.Command, args []string) error {
-			switch len(args) {
-			case 1:
+			switch {
+			case len(args) == 1 && strings.TrimSpace(args[0]) != "":
 				return nil
-			case 0:
+			case len(args) <= 1: // none, or an empty one
 				return errors.New(`no message to send: give it as one argument, e.g. chima send "chima help"`)
 			default:
 				return fmt.Errorf("the message must be one argument: quote it, as in chima send %q", strings.Join(args, " "))
@@ -86,7 +86,10 @@ func send(ctx context.Context, g *globalFlags, room, user string, timeout time.D
 		return exitError{2}
 	}
 	if err := a.bot.WaitJobs(ctx, res.RequestID); err != nil {
-		return fmt.Errorf("waiting for jobs of %s: %w", res.RequestID, err)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("--timeout %s passed before the jobs the command started ended; they were interrupted", timeout)
+		}
+		return fmt.Errorf("waiting for the jobs the command started: %w", err)
 	}
 	if res.Outcome != "ok" {
 		return exitError{1}

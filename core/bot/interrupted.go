@@ -58,7 +58,10 @@ func (b *Bot) jobInterrupted(ctx context.Context, j store.Job, detail string) {
 	case toldPlugin:
 		return // the plugin reported it, to the thread and beyond
 	case pluginDown:
-		st := b.o.Plugins.State(j.Plugin)
+		st := string(b.o.Plugins.State(j.Plugin))
+		if st == string(pluginhost.StateFailed) {
+			st = "down" // "is failed" is no English
+		}
 		detail += fmt.Sprintf(". The %s plugin is %s; it will record the end when it is back", j.Plugin, st)
 	}
 	b.notifyJobEnd(ctx, j, store.JobInterrupted, detail)

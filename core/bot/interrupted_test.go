@@ -89,7 +89,7 @@ func TestJobWhosePluginStaysDownIsReportedAndItsPluginHearsOfItWhenBack(t *testi
 	db := t.TempDir() + "/chima.db"
 	tb := startBot(t, botOptions{plugins: []string{"crashy"}, dbPath: db, maxRestarts: -1})
 	queueACrash(t, tb)
-	tb.expectPast(`The job saying "exit" was interrupted because the crashy plugin crashed. The crashy plugin is failed; it will record the end when it is back`)
+	tb.expectPast(`The job saying "exit" was interrupted because the crashy plugin crashed. The crashy plugin is down; it will record the end when it is back`)
 	if j := waitJob(t, tb.store, 2); j.State != store.JobInterrupted {
 		t.Fatalf("job 2 = %s %q, want interrupted", j.State, j.Detail)
 	}

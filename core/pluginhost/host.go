@@ -296,7 +296,7 @@ func (h *Host) Health() error {
 	var errs []error
 	for _, s := range h.Status() {
 		if s.State == StateFailed {
-			errs = append(errs, fmt.Errorf("plugin %s is failed: %s", s.Name, s.Why(time.Now())))
+			errs = append(errs, fmt.Errorf("plugin %s is down: %s", s.Name, s.Why(time.Now())))
 		}
 	}
 	return errors.Join(errs...)
@@ -647,7 +647,11 @@ func (m *managed) crashed(inst *instance) {
 	var notify func()
 	failed := n > limit
 	if failed {
-		notify = m.failLocked(fmt.Errorf("crashed %d times within %s", n, window), false, n)
+		err := fmt.Errorf("crashed %d times within %s", n, window)
+		if limit == 0 {
+			err = errors.New("crashed and is never restarted (max_restarts: 0); restarting the bot starts it again")
+		}
+		notify = m.failLocked(err, false, n)
 	} else {
 		m.host.log.Warn("plugin crashed; restarting", "plugin", m.spec.Name, "crashes_in_window", n)
 		notify = m.setStateLocked(StateRestarting, nil, errors.New("crashed"))

@@ -51,6 +51,27 @@ func newRetryHost(t *testing.T, specs ...Spec) (*Host, []error) {
 	return h, h.Start(context.Background(), specs)
 }
 
+// A plugin configured never to be restarted (max_restarts: 0, a negative
+// MaxRestarts here) says so and what brings it back, not "it crashed 1
+// times within 1m0s" as though it would be retried.
+func TestPluginNeverRestartedSaysSoAndWhatBringsItBack(t *testing.T) {
+	s := spec("crashy")
+	s.MaxRestarts = -1
+	h, errs := newRetryHost(t, s)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if _, _, err := run(t, h, "crashy", "exit", nil); !errors.Is(err, ErrCrashed) {
+		t.Fatalf("err = %v, want ErrCrashed", err)
+	}
+	waitFor(t, func() bool { return h.State("crashy") == StateFailed })
+	st, _ := h.PluginStatus("crashy")
+	const want = "it crashed and is never restarted (max_restarts: 0); restarting the bot starts it again"
+	if got := st.Why(time.Now()); got != want || !st.NextRetry.IsZero() {
+		t.Fatalf("Why = %q (next retry %v), want %q and no retry", got, st.NextRetry, want)
+	}
+}
+
 func TestPluginFailedByCrashesIsRetriedAndHealthSaysSoMeanwhile(t *testing.T) {
 	s := spec("crashy")
 	s.MaxRestarts = 1
@@ -71,7 +92,7 @@ func TestPluginFailedByCrashesIsRetriedAndHealthSaysSoMeanwhile(t *testing.T) {
 	if st.NextRetry.IsZero() || st.FailedToStart || st.Crashes != 2 {
 		t.Fatalf("failed status = %+v", st)
 	}
-	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin crashy is failed: it crashed 2 times within 1m0s; next restart in") {
+	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin crashy is down: it crashed 2 times within 1m0s; next restart in") {
 		t.Fatalf("health = %v", err)
 	}
 	// Retried: it runs again, with a fresh allowance of crashes.
@@ -118,7 +139,7 @@ func TestPluginThatCannotStartIsRetriedUntilItCan(t *testing.T) {
 	if st.State != StateFailed || !st.FailedToStart || st.NextRetry.IsZero() {
 		t.Fatalf("status = %+v", st)
 	}
-	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin late is failed") {
+	if err := h.Health(); err == nil || !strings.Contains(err.Error(), "plugin late is down") {
 		t.Fatalf("health = %v", err)
 	}
 	if err := os.WriteFile(flag, nil, 0o644); err != nil {

@@ -8,7 +8,6 @@
 package redact
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
 	"slices"
@@ -24,19 +23,24 @@ const Mask = "[redacted]"
 const MinLen = 4
 
 // Redactor masks a fixed set of secret values. It is safe for concurrent use.
+//
+// Matching ignores ASCII case: Chima lower-cases command keywords, help
+// topics and names before it quotes them back ("I don't know the command
+// …"), and a secret echoed in another case has leaked all the same.
 type Redactor struct {
-	secrets  []string
-	replacer *strings.Replacer
+	// lower holds the secrets in ASCII lower case, longest first.
+	lower []string
 }
 
 // New returns a Redactor for the given secret values. Empty values, values
-// shorter than MinLen and duplicates are dropped. It returns nil, which
-// masks nothing, when no value is left.
+// shorter than MinLen and duplicates (ignoring ASCII case) are dropped. It
+// returns nil, which masks nothing, when no value is left.
 func New(secrets ...string) *Redactor {
 	var kept []string
 	for _, s := range secrets {
-		if len(s) >= MinLen && !slices.Contains(kept, s) {
-			kept = append(kept, s)
+		l := asciiLower(s)
+		if len(l) >= MinLen && !slices.Contains(kept, l) {
+			kept = append(kept, l)
 		}
 	}
 	if len(kept) == 0 {
@@ -44,29 +48,34 @@ func New(secrets ...string) *Redactor {
 	}
 	// Longest first: where one secret contains another, the whole of the
 	// longer one is masked, not its inner part alone.
-	slices.SortFunc(kept, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
-	pairs := make([]string, 0, 2*len(kept))
-	for _, s := range kept {
-		pairs = append(pairs, s, Mask)
-	}
-	return &Redactor{secrets: kept, replacer: strings.NewReplacer(pairs...)}
+	slices.SortStableFunc(kept, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	return &Redactor{lower: kept}
 }
 
-// String returns s with every secret value masked.
+// String returns s with every secret value masked, in any ASCII case.
 func (r *Redactor) String(s string) string {
-	if r == nil || !r.containsString(s) {
+	if r == nil {
 		return s
 	}
-	return r.replacer.Replace(s)
+	lower := asciiLower(s)
+	if !r.containsLower(lower) {
+		return s
+	}
+	return r.replace(s, lower)
 }
 
 // Bytes returns b with every secret value masked; b itself when it holds
 // none.
 func (r *Redactor) Bytes(b []byte) []byte {
-	if r == nil || !r.containsBytes(b) {
+	if r == nil {
 		return b
 	}
-	return []byte(r.replacer.Replace(string(b)))
+	s := string(b)
+	lower := asciiLower(s)
+	if !r.containsLower(lower) {
+		return b
+	}
+	return []byte(r.replace(s, lower))
 }
 
 // Text masks b like Bytes when b is text (valid UTF-8 without control bytes
@@ -80,27 +89,58 @@ func (r *Redactor) Text(b []byte) []byte {
 	return r.Bytes(b)
 }
 
-// Contains reports whether s holds a secret value.
+// Contains reports whether s holds a secret value, in any ASCII case.
 func (r *Redactor) Contains(s string) bool {
-	return r != nil && r.containsString(s)
+	return r != nil && r.containsLower(asciiLower(s))
 }
 
-func (r *Redactor) containsString(s string) bool {
-	for _, sec := range r.secrets {
-		if strings.Contains(s, sec) {
+func (r *Redactor) containsLower(lower string) bool {
+	for _, sec := range r.lower {
+		if strings.Contains(lower, sec) {
 			return true
 		}
 	}
 	return false
 }
 
-func (r *Redactor) containsBytes(b []byte) bool {
-	for _, sec := range r.secrets {
-		if bytes.Contains(b, []byte(sec)) {
-			return true
+// replace masks, in s, every secret found in lower, its ASCII-lower-cased
+// copy; both have the same length, so offsets in one are offsets in the
+// other. Matches are taken left to right without overlap and, where two
+// start at one offset, the longer wins.
+func (r *Redactor) replace(s, lower string) string {
+	var b strings.Builder
+	for i := 0; ; {
+		at, n := -1, 0
+		for _, sec := range r.lower {
+			if j := strings.Index(lower[i:], sec); j >= 0 && (at < 0 || j < at) {
+				at, n = j, len(sec)
+			}
+		}
+		if at < 0 {
+			b.WriteString(s[i:])
+			return b.String()
+		}
+		b.WriteString(s[i : i+at])
+		b.WriteString(Mask)
+		i += at + n
+	}
+}
+
+// asciiLower returns s with ASCII letters lower-cased and every other byte
+// kept, so the result has the length of s; s itself when it has no
+// upper-case ASCII letter.
+func asciiLower(s string) string {
+	i := strings.IndexFunc(s, func(c rune) bool { return 'A' <= c && c <= 'Z' })
+	if i < 0 {
+		return s
+	}
+	b := []byte(s)
+	for j := i; j < len(b); j++ {
+		if c := b[j]; 'A' <= c && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
 		}
 	}
-	return false
+	return string(b)
 }
 
 func isText(b []byte) bool {
@@ -135,8 +175,9 @@ func (r *Redactor) Any(v any) any {
 	default:
 		s = fmt.Sprintf("%+v", x)
 	}
-	if !r.containsString(s) {
+	lower := asciiLower(s)
+	if !r.containsLower(lower) {
 		return v
 	}
-	return r.replacer.Replace(s)
+	return r.replace(s, lower)
 }

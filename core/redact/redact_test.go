@@ -31,6 +31,36 @@ func TestStringMasksEverySecretValue(t *testing.T) {
 	}
 }
 
+// Chima lower-cases keywords, help topics and names before it quotes them
+// back, so a secret typed as a command reaches chat and the audit log in
+// lower case: it must be masked in any case.
+func TestSecretsAreMaskedInAnyLetterCase(t *testing.T) {
+	r := redact.New("S3cr3tVALUE-xyz", "hunter22")
+	cases := []struct{ name, in, want string }{
+		{"lower-cased", `I don't know the command "s3cr3tvalue-xyz"`, `I don't know the command "[redacted]"`},
+		{"upper-cased", "lock: S3CR3TVALUE-XYZ.", "lock: [redacted]."},
+		{"as configured", "S3cr3tVALUE-xyz", "[redacted]"},
+		{"a secret given in lower case, typed in upper", "HUNTER22 and Hunter22", "[redacted] and [redacted]"},
+		{"the rest keeps its case", "Ünïcode Text s3CR3TValue-XYZ Tail", "Ünïcode Text [redacted] Tail"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := r.String(c.in); got != c.want {
+				t.Errorf("String(%q) = %q, want %q", c.in, got, c.want)
+			}
+			if got := string(r.Bytes([]byte(c.in))); got != c.want {
+				t.Errorf("Bytes(%q) = %q, want %q", c.in, got, c.want)
+			}
+			if !r.Contains(c.in) {
+				t.Errorf("Contains(%q) = false", c.in)
+			}
+			if got, ok := r.Any(errors.New(c.in)).(string); !ok || got != c.want {
+				t.Errorf("Any(error %q) = %v, want %q", c.in, got, c.want)
+			}
+		})
+	}
+}
+
 func TestNilRedactorMasksNothing(t *testing.T) {
 	r := redact.New("", "ab")
 	if r != nil {

@@ -28,6 +28,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -243,7 +244,19 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("github webhook handled", "plugins", handled, "attempt", rec.Attempts)
 	w.WriteHeader(http.StatusAccepted)
-	_, _ = fmt.Fprintf(w, "handled by %d plugins\n", len(handled)+len(rec.HandledBy))
+	_, _ = io.WriteString(w, handledAnswer(append(slices.Clip(rec.HandledBy), handled...))+"\n")
+}
+
+// handledAnswer is what GitHub's delivery page shows of a handled delivery:
+// the plugins that took it, or that none wanted it.
+func handledAnswer(plugins []string) string {
+	switch len(plugins) {
+	case 0:
+		return "handled: no plugin takes this event"
+	case 1:
+		return "handled by 1 plugin: " + plugins[0]
+	}
+	return fmt.Sprintf("handled by %d plugins: %s", len(plugins), strings.Join(plugins, ", "))
 }
 
 // dispatch hands ev over and returns the plugins that took it, and, when

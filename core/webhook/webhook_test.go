@@ -206,6 +206,40 @@ func TestADeliveryNotHandledIsNeverAcknowledgedAndItsRedeliveryIsHandled(t *test
 	}
 }
 
+// GitHub's delivery page shows the answer: it names the plugins that took
+// the delivery, in English, the ones of an earlier attempt included.
+func TestAHandledDeliveryAnswersWhichPluginsTookIt(t *testing.T) {
+	secret, ds := deliveries(t)
+	tests := []struct {
+		name string
+		rec  *recorder
+		want []string // answers to the delivery and, when it failed, its redelivery
+	}{
+		{"no plugin", &recorder{plugins: []string{}}, []string{"handled: no plugin takes this event\n"}},
+		{"one plugin", &recorder{}, []string{"handled by 1 plugin: deploy\n"}},
+		{"two plugins", &recorder{plugins: []string{"cistatus", "deploy"}}, []string{"handled by 2 plugins: cistatus, deploy\n"}},
+		{
+			"one of two took it on the redelivery",
+			&recorder{plugins: []string{"cistatus", "deploy"}, fail: map[string]int{"deploy": 1}},
+			[]string{"", "handled by 2 plugins: cistatus, deploy\n"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, _ := newReceiver(t, secret, tt.rec)
+			for i, want := range tt.want {
+				resp := send(t, g, ds[0])
+				if want == "" {
+					continue // the failed attempt; its answer is tested above
+				}
+				if resp.Code != http.StatusAccepted || resp.Body.String() != want {
+					t.Fatalf("delivery %d answered %d %q, want 202 %q", i+1, resp.Code, resp.Body, want)
+				}
+			}
+		})
+	}
+}
+
 func TestMalformedJSONWithAValidSignatureIsRecordedAsFailed(t *testing.T) {
 	const secret = "s3cret"
 	body := `{"deployment": {"id": 4242,`

@@ -317,8 +317,12 @@ func TestDeploysQueueBehindEachOtherAndRunInOrder(t *testing.T) {
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	second := h.Command("deploy", deployArgs("demo", "feature-1", "staging"))
-	if !strings.Contains(second.Text(), "behind 1 other deployment") {
+	if !strings.Contains(second.Text(), "behind 1 other deployment of demo in staging.") {
 		t.Fatalf("second deploy = %q", second.Text())
+	}
+	third := h.Command("deploy", deployArgs("demo", "main", "staging"))
+	if !strings.Contains(third.Text(), "behind 2 other deployments of demo in staging.") {
+		t.Fatalf("third deploy = %q", third.Text())
 	}
 	list := h.Command("deploys", sdktest.Args{"app": "demo"})
 	if text := list.Replies[0].GetText(); !strings.Contains(text, "#2 deploy feature-1 to staging by tester") || !strings.Contains(text, "queued") {
@@ -584,5 +588,29 @@ func TestStartingThePluginRemovesCheckoutsACrashedProcessLeft(t *testing.T) {
 	f.harness(t, "checkout_dir", checkouts)
 	if _, err := os.Stat(leftover); !os.IsNotExist(err) {
 		t.Fatalf("left-over checkout still there after start: %v", err)
+	}
+}
+
+// The thread's progress message is edited one last time when the
+// deployment ends, so it shows the last lines of output and no longer says
+// "Deploying…", whenever the end came between two progress ticks.
+func TestProgressInTheThreadEndsWithTheLastLinesOfOutput(t *testing.T) {
+	f := newFixture(t, "")
+	git(t, f.repo, "checkout", "-q", "-b", "slowish", "main")
+	write(t, filepath.Join(f.repo, "script/deploy"), "#!/bin/sh\necho first step\nsleep 1\necho last step\n", 0o755)
+	git(t, f.repo, "commit", "-q", "-am", "slowish")
+	git(t, f.repo, "checkout", "-q", "main")
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "slowish", "staging"))
+	res := h.RunEnqueued()
+	if len(res) != 1 || len(res[0].Progress) == 0 {
+		t.Fatalf("the deployment showed no progress: %+v", res)
+	}
+	first, final := res[0].Progress[0].GetOutput(), res[0].Progress[len(res[0].Progress)-1].GetOutput()
+	if first.GetTitle() != "Deploying…" || !strings.Contains(first.GetCode(), "first step") {
+		t.Fatalf("first progress = %q %q", first.GetTitle(), first.GetCode())
+	}
+	if final.GetTitle() != "Output" || !strings.Contains(final.GetCode(), "last step") {
+		t.Fatalf("the progress message ends as %q %q, want the title Output and the last line", final.GetTitle(), final.GetCode())
 	}
 }

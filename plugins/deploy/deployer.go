@@ -154,25 +154,10 @@ func (d *deployer) configure(s map[string]string) error {
 		return err
 	}
 	// A plugin started only to be described (chima explain, chima plugins)
-	// runs no deploy, and may run beside a bot of the same config that
-	// does: what it would sweep are that bot's live deploys.
+	// sweeps nothing: the bot that may be running on this workspace owns
+	// those processes and checkouts, and its deploys would be killed.
 	if s["chima_describe_only"] != "true" {
-		// Processes of deploys a dead plugin left behind (its reaper was
-		// killed too) end before any deploy can start, so that none
-		// overlaps the next deploy of its app and environment.
-		if n, err := provider.Sweep(tags + "/"); err != nil {
-			sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
-		} else if n > 0 {
-			sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
-		}
-		// Checkouts a crashed process left behind (on tmpfs they hold
-		// memory) go before any deploy can start; a failure to sweep
-		// stops nothing.
-		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		if err := cache.Sweep(sctx); err != nil {
-			sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
-		}
-		cancel()
+		sweep(cache, tags)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -231,6 +216,24 @@ func (d *deployer) github(a *apps.App) *github.Client {
 		return d.ghByAPI[a.GitHubAPI]
 	}
 	return d.gh
+}
+
+// sweep ends the processes of deploys a dead plugin left behind (its
+// reaper was killed too) before any deploy can start, so that none
+// overlaps the next deploy of its app and environment, and removes the
+// checkouts it left (on tmpfs they hold memory). A failure to sweep stops
+// nothing.
+func sweep(cache *workspace.Cache, tags string) {
+	if n, err := provider.Sweep(tags + "/"); err != nil {
+		sdk.NewLogger(os.Stderr).Error("ending processes of earlier deploys", "error", err)
+	} else if n > 0 {
+		sdk.NewLogger(os.Stderr).Warn("ended processes that earlier deploys left behind", "processes", n)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cache.Sweep(sctx); err != nil {
+		sdk.NewLogger(os.Stderr).Warn("sweeping left-over checkouts", "error", err)
+	}
 }
 
 // processTags is the prefix of the tags (provider.TagEnv) of this
@@ -586,7 +589,11 @@ func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) 
 		msg += " (task " + dep.Task + ")"
 	}
 	if len(ahead) > 0 {
-		msg += fmt.Sprintf(", behind %d other deployment(s) of %s in %s", len(ahead), dep.App, dep.Env)
+		others := "1 other deployment"
+		if len(ahead) > 1 {
+			others = fmt.Sprintf("%d other deployments", len(ahead))
+		}
+		msg += fmt.Sprintf(", behind %s of %s in %s", others, dep.App, dep.Env)
 	}
 	return msg + ".", nil
 }

@@ -279,23 +279,39 @@ func (l *logStream) loop() {
 		select {
 		case <-l.stop:
 			l.flush()
+			// The thread's progress message ends with the last lines, not
+			// with what the last tick happened to see, and no longer says
+			// "Deploying…"; a deployment too short to have shown progress
+			// gets none.
+			if !last.IsZero() {
+				l.progress("Output", true)
+			}
 			return
 		case <-flushT.C:
 			l.flush()
 			if time.Since(last) < progressEvery {
 				continue
 			}
-			l.mu.Lock()
-			changed := l.changed
-			l.changed = false
-			lines := l.tailLocked(progressLines)
-			l.mu.Unlock()
-			if changed && lines != "" {
+			if l.progress("Deploying…", false) {
 				last = time.Now()
-				_ = l.c.Progress("log", &sdk.Output{Title: "Deploying…", Code: lines})
 			}
 		}
 	}
+}
+
+// progress shows the last lines under title in the thread when they
+// changed since last shown, or always, and reports whether it did.
+func (l *logStream) progress(title string, always bool) bool {
+	l.mu.Lock()
+	changed := l.changed
+	l.changed = false
+	lines := l.tailLocked(progressLines)
+	l.mu.Unlock()
+	if !changed && !always || lines == "" {
+		return false
+	}
+	_ = l.c.Progress("log", &sdk.Output{Title: title, Code: lines})
+	return true
 }
 
 // Tail returns the last n lines of output.

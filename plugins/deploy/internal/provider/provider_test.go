@@ -196,13 +196,26 @@ func TestShellDeployCancelled(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
-		if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "script/deploy stopped: ") {
-			t.Fatalf("Deploy = %v", err)
+		if !errors.Is(err, context.Canceled) || err.Error() != "script/deploy stopped: cancelled" {
+			t.Fatalf("Deploy = %v, want script/deploy stopped: cancelled", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Deploy did not return after cancel")
 	}
 	waitGone(t, pids...)
+}
+
+// A deploy whose timeout passed says so in words, not "context deadline
+// exceeded".
+func TestShellDeployTimedOutSaysSo(t *testing.T) {
+	dir, sha := repo(t, map[string]file{"script/deploy": {mode: 0o755, content: "#!/bin/sh\nexec sleep 600\n"}})
+	p, _ := New("shell", Options{Env: shEnv(), Grace: time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err := p.Deploy(ctx, deployment(dir, sha, &apps.App{Provider: "shell"}), &lines{})
+	if !errors.Is(err, context.DeadlineExceeded) || err.Error() != "script/deploy stopped: its timeout passed" {
+		t.Fatalf("Deploy = %v, want script/deploy stopped: its timeout passed", err)
+	}
 }
 
 func TestFabricCommand(t *testing.T) {

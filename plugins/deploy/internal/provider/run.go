@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Spec is a command to run: an argv and its complete environment.
@@ -68,13 +70,40 @@ type ExitError struct {
 	Signal syscall.Signal
 }
 
-// Error returns "fab exited with status 1" or "fab was killed by signal 9".
+// Error returns "fab exited with status 1" or "fab was killed by SIGKILL
+// (signal 9)".
 func (e *ExitError) Error() string {
 	if e.Code >= 0 {
 		return fmt.Sprintf("%s exited with status %d", e.Name, e.Code)
 	}
-	return fmt.Sprintf("%s was killed by %s (signal %d)", e.Name, e.Signal, int(e.Signal))
+	name := unix.SignalName(e.Signal) // Signal.String is "killed": "killed by killed"
+	if name == "" {
+		name = "a signal"
+	}
+	return fmt.Sprintf("%s was killed by %s (signal %d)", e.Name, name, int(e.Signal))
 }
+
+// stopError is a command not started, or stopped, because its context
+// ended. It says why in words ("script/deploy stopped: cancelled"), where
+// the cause's own text would be Go's ("context canceled"), and unwraps to
+// the cause.
+type stopError struct {
+	name, what string
+	cause      error
+}
+
+func (e *stopError) Error() string {
+	why := e.cause.Error()
+	switch {
+	case errors.Is(e.cause, context.DeadlineExceeded):
+		why = "its timeout passed"
+	case errors.Is(e.cause, context.Canceled):
+		why = "cancelled"
+	}
+	return e.name + " " + e.what + ": " + why
+}
+
+func (e *stopError) Unwrap() error { return e.cause }
 
 // lineMax bounds one output line; longer lines are split.
 const lineMax = 64 << 10
@@ -115,7 +144,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s not started: %w", name, context.Cause(ctx))
+		return &stopError{name: name, what: "not started", cause: context.Cause(ctx)}
 	}
 	grace := spec.Grace
 	if grace <= 0 {
@@ -184,7 +213,7 @@ func Run(ctx context.Context, spec Spec, out io.Writer) error {
 	r.Close()
 
 	if ctx.Err() != nil {
-		return fmt.Errorf("%s stopped: %w", name, context.Cause(ctx))
+		return &stopError{name: name, what: "stopped", cause: context.Cause(ctx)}
 	}
 	if waitErr != nil {
 		var ee *exec.ExitError

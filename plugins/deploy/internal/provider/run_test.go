@@ -85,7 +85,7 @@ func TestRunResults(t *testing.T) {
 					t.Errorf("want ExitError code 3, got %#v", err)
 				}
 			}},
-		{"a signal death names the signal", "kill -9 $$\n", "script.sh was killed by killed (signal 9)",
+		{"a signal death names the signal", "kill -9 $$\n", "script.sh was killed by SIGKILL (signal 9)",
 			func(t *testing.T, err error) {
 				var xe *ExitError
 				if !errors.As(err, &xe) || xe.Signal != syscall.SIGKILL || xe.Code != -1 {

@@ -43,6 +43,9 @@ type appOptions struct {
 	// plugins, router and policy are built (explain, plugins).
 	withBot  bool
 	logLevel string
+	// finishJobs: when the adapters end by themselves (a console on a
+	// pipe reached its end), wait for the open jobs before stopping.
+	finishJobs bool
 }
 
 // newLogger returns the bot's logger: text lines on w at level, with every
@@ -134,8 +137,9 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			Router: a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
 			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
 			CommandTimeout: cfg.Bot.CommandTimeout, MaxConcurrency: cfg.Bot.MaxConcurrency,
-			Redactor:       red,
-			DefaultAdapter: cfg.DefaultAdapter(),
+			Redactor:                  red,
+			FinishJobsWhenAdaptersEnd: o.finishJobs,
+			DefaultAdapter:            cfg.DefaultAdapter(),
 		})
 		a.bot = b
 	} else {

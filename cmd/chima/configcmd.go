@@ -92,7 +92,7 @@ func (r validationReport) write(w io.Writer) (failed bool) {
 	for _, c := range r {
 		switch {
 		case errors.Is(c.err, pluginhost.ErrNotValidated):
-			fmt.Fprintf(w, "plugin %s: not validated: it checks its settings only when it starts (it has no Validate, or was built before protocol minor 4)\n", c.name)
+			fmt.Fprintf(w, "plugin %s: not validated: it checks its settings only when it starts\n", c.name)
 		case c.err != nil:
 			fmt.Fprintf(w, "%v\n", c.err)
 			failed = true

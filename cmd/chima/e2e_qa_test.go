@@ -56,8 +56,9 @@ func TestSecretTypedAsACommandOrHelpTopicIsMaskedInAnyCase(t *testing.T) {
 	}
 }
 
-// config validate counts in English and does not blame a current plugin's
-// protocol version for having no settings check (hello speaks minor 5).
+// config validate counts in English, finds a plugin that reads no settings
+// (hello) valid, and does not blame a current plugin's protocol version for
+// having no settings check (crashy has only Configure).
 func TestConfigValidateSaysWhatItCheckedPlainly(t *testing.T) {
 	cfg := writeConfig(t, "")
 	out, stderr, code := chima(t, "config", "validate", "--config", cfg)
@@ -67,8 +68,8 @@ func TestConfigValidateSaysWhatItCheckedPlainly(t *testing.T) {
 	if !strings.Contains(out, "2 plugins, 1 role, 1 policy (") {
 		t.Errorf("the summary does not count in English:\n%s", out)
 	}
-	if !strings.Contains(stderr, "plugin hello: not validated") {
-		t.Fatalf("stderr does not say hello was not validated:\n%s", stderr)
+	if !strings.Contains(stderr, "plugin crashy: not validated") || !strings.Contains(out, "settings valid: hello") {
+		t.Fatalf("config validate does not say hello is valid and crashy not validated:\n%s%s", out, stderr)
 	}
 	if strings.Contains(stderr, "protocol minor") {
 		t.Errorf("stderr blames the protocol version of a current plugin:\n%s", stderr)

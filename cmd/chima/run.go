@@ -39,7 +39,7 @@ func runBot(ctx context.Context, g *globalFlags) error {
 			level = "warn" // keep the console readable; plugin failures still show
 		}
 	}
-	a, err := newApp(ctx, g.config, appOptions{withBot: true, logLevel: level})
+	a, err := newApp(ctx, g.config, appOptions{withBot: true, logLevel: level, finishJobs: console && !interactive})
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func TestHealthAndPluginStatusMaskSecretValuesInPluginErrors(t *testing.T) {
 	}
 	a := &app{host: host, redact: redact.New(secret)}
 	err := a.health(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "plugin leaky is failed") {
+	if err == nil || !strings.Contains(err.Error(), "plugin leaky is down") {
 		t.Fatalf("health = %v, want the failed plugin named", err)
 	}
 	if strings.Contains(err.Error(), secret) {

@@ -46,6 +46,11 @@ type Options struct {
 	// MaxConcurrency bounds commands in flight, counting those waiting for
 	// their turn; default 64.
 	MaxConcurrency int
+	// FinishJobsWhenAdaptersEnd makes Run, when every adapter has ended by
+	// itself (a console fed by a pipe reached its end), wait for the jobs
+	// still queued or running before it stops, as `chima send` waits for
+	// the jobs of its command. Otherwise they end as interrupted.
+	FinishJobsWhenAdaptersEnd bool
 	// TurnLimit is how long one person's command in one room may hold up
 	// their next one there (see turns); default DefaultTurnLimit.
 	TurnLimit time.Duration
@@ -216,9 +221,34 @@ func (b *Bot) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	case <-allDone:
+		if b.o.FinishJobsWhenAdaptersEnd {
+			b.finishJobs(ctx)
+		}
 	}
 	<-allDone
 	return err
+}
+
+// finishJobs lets the jobs still open when the adapters ended run to their
+// end, unless ctx ends first (then they are interrupted, as on any stop).
+func (b *Bot) finishJobs(ctx context.Context) {
+	// The commands of the last lines may still be in flight, their jobs
+	// not enqueued yet.
+	handled := make(chan struct{})
+	go func() { b.inflight.Wait(); close(handled) }()
+	select {
+	case <-handled:
+	case <-ctx.Done():
+		return
+	}
+	n, err := b.o.Store.OpenJobs(ctx, "")
+	if err != nil || n == 0 {
+		return
+	}
+	b.log.Warn("the input ended; waiting for the jobs still queued or running to end (SIGTERM or Ctrl-C interrupts them)", "jobs", n)
+	if err := b.WaitJobs(ctx, ""); err != nil && ctx.Err() == nil {
+		b.log.Error("waiting for jobs", "error", err)
+	}
 }
 
 // RecoverInterruptedJobs marks jobs that were running when the process died
@@ -455,7 +485,7 @@ func refFromProto(r *pluginv1.MessageRef) chat.MessageRef {
 }
 
 // WaitJobs waits until every job enqueued on behalf of requestID (and the
-// jobs those enqueued) has ended, or ctx ends.
+// jobs those enqueued) has ended, or ctx ends; "" waits for every job.
 func (b *Bot) WaitJobs(ctx context.Context, requestID string) error {
 	for {
 		ch := make(chan struct{})

@@ -382,11 +382,11 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 }
 
 // OpenJobs counts the jobs enqueued by chat request originRequestID that are
-// not finished yet (queued or running).
+// not finished yet (queued or running); "" counts every open job.
 func (s *Store) OpenJobs(ctx context.Context, originRequestID string) (int, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM jobs
-		WHERE origin_request_id = ? AND state IN `+openStates), originRequestID).Scan(&n)
+		WHERE (? = '' OR origin_request_id = ?) AND state IN `+openStates), originRequestID, originRequestID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count open jobs of %s: %w", originRequestID, err)
 	}

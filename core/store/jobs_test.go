@@ -577,6 +577,9 @@ func TestOpenJobsCountsQueuedAndRunningOfARequest(t *testing.T) {
 	if got := count(); got != 2 {
 		t.Fatalf("OpenJobs = %d, want 2", got)
 	}
+	if all, err := s.OpenJobs(ctx, ""); err != nil || all != 3 {
+		t.Fatalf("OpenJobs of every request = %d, %v; want 3", all, err)
+	}
 	claim(t, s, "w", nil) // a running: still open
 	if got := count(); got != 2 {
 		t.Fatalf("OpenJobs with one running = %d, want 2", got)

@@ -213,6 +213,18 @@ func TestExplainShowsParsedArgumentsAndPolicyDecision(t *testing.T) {
 	}
 }
 
+// A secret argument typed into explain stays out of its JSON: out of the
+// parsed arguments and out of the text as typed.
+func TestExplainMasksASecretArgumentEverywhereInItsAnswer(t *testing.T) {
+	out, stderr, code := chima(t, "explain", "--config", writeConfig(t, ""), "chima secret tok-S3CRET-123")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if strings.Contains(out, "S3CRET") || !strings.Contains(out, `"token": "[secret]"`) {
+		t.Fatalf("explain shows the secret argument:\n%s", out)
+	}
+}
+
 func TestPluginsListsVersionsCommandsAndState(t *testing.T) {
 	out, stderr, code := chima(t, "plugins", "--config", writeConfig(t, ""))
 	if code != 0 {

@@ -180,9 +180,10 @@ webhooks:
     settings:
       apps_file: %s
       workspace_dir: %s
+      checkout_dir: %s
       github_api_url: %s/
       github_clone_url: %s
-roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), gh.srv.URL, repo), 1)
+roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts"), gh.srv.URL, repo), 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -245,9 +246,9 @@ func TestLocalModeDeployFlowOnTheConsole(t *testing.T) {
 	b, _ := os.ReadFile(cfg)
 	text := strings.Replace(string(b), "roles:", fmt.Sprintf(`  - name: deploy
     path: %s
-    settings: {apps_file: %s, workspace_dir: %s}
+    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}
 roles:
-  deployer: {users: ["shell:bob"], permissions: ["deploy", "deploy:*"]}`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+  deployer: {users: ["shell:bob"], permissions: ["deploy", "deploy:*"]}`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -298,8 +299,8 @@ func TestDeployRunningWhenTheBotStopsIsRecordedAsInterrupted(t *testing.T) {
 	}
 	cfg := writeConfig(t, "")
 	b, _ := os.ReadFile(cfg)
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -124,8 +124,8 @@ func healthConfig(t *testing.T, dir, addr, apps, extra string) string {
 		if err := os.WriteFile(appsFile, []byte(apps), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		deploy = fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\n",
-			filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"))
+		deploy = fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\n",
+			filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts"))
 	}
 	var http string
 	if addr != "" {

@@ -35,8 +35,8 @@ func startIdleBot(t *testing.T) *idleBot {
 	b, _ := os.ReadFile(cfg)
 	text := strings.Replace(string(b), "roles:", fmt.Sprintf(`  - name: deploy
     path: %s
-    settings: {apps_file: %s, workspace_dir: %s}
-roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}
+roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

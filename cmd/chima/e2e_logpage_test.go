@@ -132,12 +132,8 @@ func TestLogPageInABrowserFollowsARunningDeployUntilItEnds(t *testing.T) {
 	gate := filepath.Join(t.TempDir(), "gate")
 	repo, sha := logPageRepo(t, gate)
 	addr := freePort(t)
-	// A checkout_dir of its own: the default one in /dev/shm is shared by
-	// every deploy plugin of this user, and each one's start-up sweep
-	// removes the others' checkouts.
 	cfg, _, _ := deployConfig(t, fmt.Sprintf("http:\n  addr: %s\n", addr),
-		fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo),
-		nil, "checkout_dir: "+filepath.Join(t.TempDir(), "checkouts"))
+		fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo), nil)
 	c := startConsole(t, cfg)
 	c.say(t, "chima deploy demo/main to staging")
 	c.expect(t, "is deploying demo/main to staging (#1)")

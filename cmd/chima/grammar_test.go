@@ -20,8 +20,8 @@ func TestDeployGrammarAsTheRouterParsesIt(t *testing.T) {
 	}
 	cfg := writeConfig(t, "")
 	b, _ := os.ReadFile(cfg)
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws")), 1)
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\nroles:",
+		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
 	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

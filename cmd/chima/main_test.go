@@ -469,7 +469,9 @@ func deployConfig(t testing.TB, extra, apps string, plugin []string, settings ..
 	for _, line := range plugin {
 		fmt.Fprintf(&entry, "    %s\n", line)
 	}
-	fmt.Fprintf(&entry, "    settings:\n      apps_file: %s\n      workspace_dir: %s\n", appsFile, filepath.Join(dir, "ws"))
+	// Checkouts beside the workspace, in the test's folder: on /dev/shm,
+	// the default, every test would leave its installation's folder.
+	fmt.Fprintf(&entry, "    settings:\n      apps_file: %s\n      workspace_dir: %s\n      checkout_dir: %s\n", appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts"))
 	for _, line := range settings {
 		fmt.Fprintf(&entry, "      %s\n", line)
 	}

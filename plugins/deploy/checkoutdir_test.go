@@ -15,7 +15,7 @@ func TestDefaultCheckoutFoldersOfTwoInstallationsAreApart(t *testing.T) {
 	}
 	one, two := newFixture(t, ""), newFixture(t, "")
 	first := &deployer{}
-	if err := first.configure(one.settings()); err != nil {
+	if err := first.configure(defaultCheckouts(one.settings())); err != nil {
 		t.Fatal(err)
 	}
 	dir := defaultCheckoutDir(processTags(one.workspace))
@@ -25,11 +25,17 @@ func TestDefaultCheckoutFoldersOfTwoInstallationsAreApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := &deployer{}
-	if err := second.configure(two.settings()); err != nil {
+	if err := second.configure(defaultCheckouts(two.settings())); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(defaultCheckoutDir(processTags(two.workspace))) })
 	if _, err := os.Stat(busy); err != nil {
 		t.Fatalf("the second installation's sweep removed the first's checkout: %v", err)
 	}
+}
+
+// defaultCheckouts drops the fixture's checkout_dir: the default is tested.
+func defaultCheckouts(s map[string]string) map[string]string {
+	delete(s, "checkout_dir")
+	return s
 }

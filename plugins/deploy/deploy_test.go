@@ -110,7 +110,7 @@ func (f *fixture) settings(extra ...string) map[string]string {
 		"apps_file": f.appsFile, "workspace_dir": f.workspace,
 		// Not the default on /dev/shm: every test would leave its
 		// installation's folder there.
-		"checkout_dir": filepath.Join(f.workspace, "..", "checkouts"),
+		"checkout_dir":   filepath.Join(f.workspace, "..", "checkouts"),
 		"chima_base_url": "http://chima.test", "chima_bot_name": "chima",
 	}
 	for i := 0; i+1 < len(extra); i += 2 {

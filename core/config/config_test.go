@@ -515,13 +515,11 @@ func TestAliasBombsFailInsteadOfHanging(t *testing.T) {
 		prev := fmt.Sprintf("*r%d", i-1)
 		fmt.Fprintf(&b, "  r%d: &r%d {<<: [%s%s]}\n", i, i, strings.Repeat(prev+", ", 9), prev)
 	}
-	start := time.Now()
+	// The guard refusing the document is what keeps it from hanging; the
+	// test's own -timeout catches a hang, no clock is read here.
 	got := problems(t, b.String())
 	if len(got) != 1 || !strings.Contains(got[0], "too many aliases") {
 		t.Errorf("problems = %q, want one about too many aliases", got)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %s", d)
 	}
 }
 

@@ -75,7 +75,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	ctx, cancel := context.WithTimeout(c, a.Timeout)
 	defer cancel()
 	log := newLogStream(c, dep.ID)
-	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.Ref, dep.Env, dep.Task, dep.User)
+	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.RefName(), dep.Env, dep.Task, dep.User)
 	// The exact commit when it is known (GitHub approved it, or a rollback
 	// names it), else what the ref points to now. dep.Ref stays for display.
 	target := dep.Ref
@@ -94,7 +94,12 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 		log.Close()
 		return err
 	}
-	fmt.Fprintf(log, "chima: checked out %s at %s; running the %s provider\n", dep.Ref, co.SHA, a.Provider)
+	// The log keeps the exact commit, once: a rollback's ref is that commit.
+	if dep.refIsSHA() {
+		fmt.Fprintf(log, "chima: checked out %s; running the %s provider\n", co.SHA, a.Provider)
+	} else {
+		fmt.Fprintf(log, "chima: checked out %s at %s; running the %s provider\n", dep.Ref, co.SHA, a.Provider)
+	}
 	runErr := d.runProvider(ctx, a, dep, co.Dir, log)
 	if runErr != nil {
 		fmt.Fprintf(log, "chima: %v\n", runErr)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -34,5 +35,27 @@ func TestRollbackLogLinesNameTheCommitOnce(t *testing.T) {
 	}
 	if want := "deployment #3 of demo/" + f.main[:7] + " to staging"; !strings.Contains(status, want) {
 		t.Errorf("log lacks %q:\n%s", want, status)
+	}
+}
+
+// A deployment stopped from outside did not fail, and its message does not
+// say it did.
+func TestAnInterruptedDeploymentIsNotSaidToHaveFailed(t *testing.T) {
+	f := newFixture(t, notifyApp)
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	job := h.Host.Enqueued()[0]
+	before := len(h.Host.Posts())
+	h.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+	var said []string
+	for _, p := range h.Host.Posts()[before:] {
+		said = append(said, p.GetOutput().GetText())
+	}
+	all := strings.Join(said, "\n")
+	if want := "Deployment #1 of demo/main to staging was interrupted before it started (interrupted: Chima stopped while it ran)"; !strings.Contains(all, want) {
+		t.Errorf("rooms were told %q, want %q", all, want)
+	}
+	if strings.Contains(all, "failed") {
+		t.Errorf("an interrupted deployment is said to have failed: %q", all)
 	}
 }

@@ -169,7 +169,16 @@ func (d *deployer) report(c *sdk.Context, dep *Deployment, state, detail, tail s
 	case StateCancelled:
 		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
 	default:
-		out = &sdk.Output{Status: "danger", Text: fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail)), Code: tail}
+		text := fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail))
+		// An interrupted deployment did not fail: it was stopped from
+		// outside, and its detail says by what.
+		if strings.HasPrefix(detail, "interrupted") {
+			text = fmt.Sprintf("Deployment #%d of %s ran for %s and was %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail))
+			if dep.StartedAt.IsZero() {
+				text = fmt.Sprintf("Deployment #%d of %s was interrupted before it started (%s)", dep.ID, what, firstLine(detail))
+			}
+		}
+		out = &sdk.Output{Status: "danger", Text: text, Code: tail}
 		if u := d.logURL(bc, dep.ID); u != "" {
 			out.Fields = []*sdk.Field{{Title: "Full log", Value: u}}
 		}

@@ -59,3 +59,15 @@ func TestAnInterruptedDeploymentIsNotSaidToHaveFailed(t *testing.T) {
 		t.Errorf("an interrupted deployment is said to have failed: %q", all)
 	}
 }
+
+// deploy:cancel names the deployment as every other message does: app, ref
+// and environment.
+func TestCancelNamesTheApp(t *testing.T) {
+	f := newFixture(t, notifyApp)
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	got := h.Command("deploy:cancel", sdktest.Args{"id": "1"}).Text()
+	if want := "Deployment #1 of demo/main to staging cancelled before it started."; got != want {
+		t.Errorf("cancel = %q, want %q", got, want)
+	}
+}

@@ -16,7 +16,9 @@ cat > script/deploy <<'SCRIPT'
 # environment; chat text never reaches a shell.
 set -e
 short=$(printf '%.7s' "$DEPLOY_SHA")
-echo "Deploying $DEPLOY_REF ($short) to $DEPLOY_ENV for $DEPLOY_USER, task $DEPLOY_TASK"
+what="$DEPLOY_REF ($short)"
+[ "$DEPLOY_REF" = "$DEPLOY_SHA" ] && what=$short  # a rollback deploys the commit itself
+echo "Deploying $what to $DEPLOY_ENV for $DEPLOY_USER, task $DEPLOY_TASK"
 for step in "building assets" "uploading release" "migrating database" "switching symlink"; do
   echo "-> $step"
   sleep 1

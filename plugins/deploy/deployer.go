@@ -278,7 +278,8 @@ func (d *deployer) app(name string) (*apps.App, error) {
 	defer d.mu.RUnlock()
 	a, err := d.apps.Lookup(strings.ToLower(name))
 	if err != nil {
-		return nil, sdk.Errorf("%s", err.Error())
+		// A sentence, as the plugin's other refusals are.
+		return nil, sdk.Errorf("I have %s.", err.Error())
 	}
 	return a, nil
 }

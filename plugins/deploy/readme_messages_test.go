@@ -71,3 +71,18 @@ func TestCancelNamesTheApp(t *testing.T) {
 		t.Errorf("cancel = %q, want %q", got, want)
 	}
 }
+
+// An unknown app is refused in a sentence, as the plugin's other refusals
+// are ("There is no deployment #999.").
+func TestAnUnknownAppIsRefusedInASentence(t *testing.T) {
+	f := newFixture(t, "")
+	h := f.harness(t)
+	for _, res := range []sdktest.Result{
+		h.Command("deploy", deployArgs("nosuch", "", "")),
+		h.Command("where", sdktest.Args{"app": "nosuch"}),
+	} {
+		if got, want := userError(res), "I have never heard of nosuch; known apps: demo."; got != want {
+			t.Errorf("refusal = %q, want %q", got, want)
+		}
+	}
+}

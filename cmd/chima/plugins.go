@@ -38,14 +38,14 @@ serves HTTP, its live view is shown; otherwise the plugins are started to ask th
 					return err
 				}
 				defer a.close()
-				status, source = a.pluginStatus(), "started for this listing"
+				status, source = a.pluginStatus(), listingSource
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(status)
 			}
-			printPlugins(os.Stdout, status, source)
+			printPlugins(os.Stdout, status, source, source == listingSource)
 			return nil
 		},
 	}
@@ -101,7 +101,14 @@ func liveStatus(ctx context.Context, cfg *config.Config) ([]pluginhost.Status, s
 	return st, "live, from the bot at " + cfg.HTTP.BaseURL
 }
 
-func printPlugins(w io.Writer, status []pluginhost.Status, source string) {
+// listingSource is the source of a listing whose plugins were started
+// only for it: they stop with it, so a failed one has no next try.
+const listingSource = "started for this listing"
+
+// printPlugins prints status as a table, then why each plugin that does not
+// run is down, then where the listing comes from. oneShot says the plugins
+// were started only for it.
+func printPlugins(w io.Writer, status []pluginhost.Status, source string, oneShot bool) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tVERSION\tPROTOCOL\tSTATE\tCOMMANDS")
 	for _, s := range status {
@@ -114,13 +121,18 @@ func printPlugins(w io.Writer, status []pluginhost.Status, source string) {
 		if s.Restarts > 0 {
 			notes = append(notes, fmt.Sprintf("%d restarts", s.Restarts))
 		}
-		if !s.NextRetry.IsZero() {
+		if !s.NextRetry.IsZero() && !oneShot {
 			notes = append(notes, "next try in "+max(time.Until(s.NextRetry), 0).Round(time.Second).String())
 		}
 		if len(notes) > 0 {
 			state += " (" + strings.Join(notes, ", ") + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d.%d\t%s\t%s\n", s.Name, version, s.ProtocolVersion, s.ProtocolMinor, state, strings.Join(s.Commands, ", "))
+		// A plugin that never answered Describe has told no protocol minor.
+		protocol := "-"
+		if s.Version != "" {
+			protocol = fmt.Sprintf("%d.%d", s.ProtocolVersion, s.ProtocolMinor)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Name, version, protocol, state, strings.Join(s.Commands, ", "))
 	}
 	tw.Flush()
 	for _, s := range status {

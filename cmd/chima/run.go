@@ -56,8 +56,9 @@ func runBot(ctx context.Context, g *globalFlags) error {
 			interrupt := con.Interrupt
 			consoleInterrupt.Store(&interrupt)
 			defer consoleInterrupt.Store(nil)
-			fmt.Printf("Chima %s on the local console, as %s in #%s. Type `%s help`, or /help for console commands; Ctrl-C twice, Ctrl-D or /quit quits.\n",
-				version, sh.User, sh.Room, cfg.Bot.Name)
+			// The shell says who and where you are, and /help, next.
+			fmt.Printf("Chima %s on the local console. Type `%s help` to see what it can do; Ctrl-C twice, Ctrl-D or /quit quits.\n",
+				version, cfg.Bot.Name)
 		}
 	}
 

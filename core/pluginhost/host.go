@@ -400,7 +400,7 @@ type managed struct {
 func (m *managed) status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Status{Name: m.spec.Name, State: m.state, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion}
+	s := Status{Name: m.spec.Name, State: m.state, Commands: []string{}, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion}
 	if m.state == StateFailed {
 		s.Crashes, s.FailedToStart, s.NextRetry = m.failCrashes, m.startFailed, m.nextRetry
 	}

@@ -15,12 +15,15 @@ cat > script/deploy <<'SCRIPT'
 # checkout of the commit being deployed, with the deployment in its
 # environment; chat text never reaches a shell.
 set -e
-echo "Deploying $DEPLOY_REF ($DEPLOY_SHA) to $DEPLOY_ENV for $DEPLOY_USER, task $DEPLOY_TASK"
+short=$(printf '%.7s' "$DEPLOY_SHA")
+what="$DEPLOY_REF ($short)"
+[ "$DEPLOY_REF" = "$DEPLOY_SHA" ] && what=$short  # a rollback deploys the commit itself
+echo "Deploying $what to $DEPLOY_ENV for $DEPLOY_USER, task $DEPLOY_TASK"
 for step in "building assets" "uploading release" "migrating database" "switching symlink"; do
   echo "-> $step"
   sleep 1
 done
-echo "$DEPLOY_ENV now runs $DEPLOY_SHA"
+echo "$DEPLOY_ENV now runs $short"
 SCRIPT
 chmod +x script/deploy
 echo "Demo app" > README

@@ -19,6 +19,10 @@ func TestDefaultCheckoutFoldersOfTwoInstallationsAreApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := defaultCheckoutDir(processTags(one.workspace))
+	// Last, once both installations' folders are gone: the folder of this
+	// user's installations, unless a bot has one there (os.Remove leaves a
+	// folder that is not empty).
+	t.Cleanup(func() { _ = os.Remove(filepath.Dir(dir)) })
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	busy := filepath.Join(dir, "a-checkout-in-use")
 	if err := os.MkdirAll(busy, 0o700); err != nil {

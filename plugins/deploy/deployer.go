@@ -278,7 +278,8 @@ func (d *deployer) app(name string) (*apps.App, error) {
 	defer d.mu.RUnlock()
 	a, err := d.apps.Lookup(strings.ToLower(name))
 	if err != nil {
-		return nil, sdk.Errorf("%s", err.Error())
+		// A sentence, as the plugin's other refusals are.
+		return nil, sdk.Errorf("I have %s.", err.Error())
 	}
 	return a, nil
 }
@@ -813,9 +814,9 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 		if err := d.githubStatus(c, dep, StateCancelled); err != nil {
 			c.Logger().Warn("github status", "error", err)
 		}
-		return c.Reply("Deployment #%d (%s to %s) cancelled before it started.", dep.ID, dep.What(), dep.Env)
+		return c.Reply("Deployment #%d of %s cancelled before it started.", dep.ID, dep.Summary())
 	}
-	return c.Reply("Cancelling deployment #%d (%s to %s): its provider is being stopped.", dep.ID, dep.What(), dep.Env)
+	return c.Reply("Cancelling deployment #%d of %s: its provider is being stopped.", dep.ID, dep.Summary())
 }
 
 // cmdRollback redeploys the previous successful commit of an environment.

@@ -75,7 +75,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	ctx, cancel := context.WithTimeout(c, a.Timeout)
 	defer cancel()
 	log := newLogStream(c, dep.ID)
-	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.Ref, dep.Env, dep.Task, dep.User)
+	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.RefName(), dep.Env, dep.Task, dep.User)
 	// The exact commit when it is known (GitHub approved it, or a rollback
 	// names it), else what the ref points to now. dep.Ref stays for display.
 	target := dep.Ref
@@ -94,7 +94,12 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 		log.Close()
 		return err
 	}
-	fmt.Fprintf(log, "chima: checked out %s at %s; running the %s provider\n", dep.Ref, co.SHA, a.Provider)
+	// The log keeps the exact commit, once: a rollback's ref is that commit.
+	if dep.refIsSHA() {
+		fmt.Fprintf(log, "chima: checked out %s; running the %s provider\n", co.SHA, a.Provider)
+	} else {
+		fmt.Fprintf(log, "chima: checked out %s at %s; running the %s provider\n", dep.Ref, co.SHA, a.Provider)
+	}
 	runErr := d.runProvider(ctx, a, dep, co.Dir, log)
 	if runErr != nil {
 		fmt.Fprintf(log, "chima: %v\n", runErr)
@@ -164,7 +169,16 @@ func (d *deployer) report(c *sdk.Context, dep *Deployment, state, detail, tail s
 	case StateCancelled:
 		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
 	default:
-		out = &sdk.Output{Status: "danger", Text: fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail)), Code: tail}
+		text := fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail))
+		// An interrupted deployment did not fail: it was stopped from
+		// outside, and its detail says by what.
+		if strings.HasPrefix(detail, "interrupted") {
+			text = fmt.Sprintf("Deployment #%d of %s ran for %s and was %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail))
+			if dep.StartedAt.IsZero() {
+				text = fmt.Sprintf("Deployment #%d of %s was interrupted before it started (%s)", dep.ID, what, firstLine(detail))
+			}
+		}
+		out = &sdk.Output{Status: "danger", Text: text, Code: tail}
 		if u := d.logURL(bc, dep.ID); u != "" {
 			out.Fields = []*sdk.Field{{Title: "Full log", Value: u}}
 		}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
+)
+
+// The log lines Chima writes itself are what a thread's progress message and
+// deploy:status show; a rollback, whose ref is a full SHA, names it once.
+func TestRollbackLogLinesNameTheCommitOnce(t *testing.T) {
+	f := newFixture(t, notifyApp)
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	h.Command("deploy", deployArgs("demo", "feature-1", "staging"))
+	h.RunEnqueued()
+	h.Command("rollback", sdktest.Args{"app": "demo", "env": "staging"})
+	h.RunEnqueued()
+	status := h.Host.Log(logName(3))
+	var own []string
+	for _, line := range strings.Split(status, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "chima:") {
+			own = append(own, line)
+		}
+	}
+	if len(own) < 2 {
+		t.Fatalf("the log of #3 has no lines of Chima's own:\n%s", status)
+	}
+	for _, line := range own {
+		if n := strings.Count(line, f.main); n > 1 {
+			t.Errorf("a log line names the full SHA %d times: %q", n, line)
+		}
+	}
+	if want := "deployment #3 of demo/" + f.main[:7] + " to staging"; !strings.Contains(status, want) {
+		t.Errorf("log lacks %q:\n%s", want, status)
+	}
+}
+
+// A deployment stopped from outside did not fail, and its message does not
+// say it did.
+func TestAnInterruptedDeploymentIsNotSaidToHaveFailed(t *testing.T) {
+	f := newFixture(t, notifyApp)
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	job := h.Host.Enqueued()[0]
+	before := len(h.Host.Posts())
+	h.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+	var said []string
+	for _, p := range h.Host.Posts()[before:] {
+		said = append(said, p.GetOutput().GetText())
+	}
+	all := strings.Join(said, "\n")
+	if want := "Deployment #1 of demo/main to staging was interrupted before it started (interrupted: Chima stopped while it ran)"; !strings.Contains(all, want) {
+		t.Errorf("rooms were told %q, want %q", all, want)
+	}
+	if strings.Contains(all, "failed") {
+		t.Errorf("an interrupted deployment is said to have failed: %q", all)
+	}
+}
+
+// deploy:cancel names the deployment as every other message does: app, ref
+// and environment.
+func TestCancelNamesTheApp(t *testing.T) {
+	f := newFixture(t, notifyApp)
+	h := f.harness(t)
+	h.Command("deploy", deployArgs("demo", "main", "staging"))
+	got := h.Command("deploy:cancel", sdktest.Args{"id": "1"}).Text()
+	if want := "Deployment #1 of demo/main to staging cancelled before it started."; got != want {
+		t.Errorf("cancel = %q, want %q", got, want)
+	}
+}
+
+// An unknown app is refused in a sentence, as the plugin's other refusals
+// are ("There is no deployment #999.").
+func TestAnUnknownAppIsRefusedInASentence(t *testing.T) {
+	f := newFixture(t, "")
+	h := f.harness(t)
+	for _, res := range []sdktest.Result{
+		h.Command("deploy", deployArgs("nosuch", "", "")),
+		h.Command("where", sdktest.Args{"app": "nosuch"}),
+	} {
+		if got, want := userError(res), "I have never heard of nosuch; known apps: demo."; got != want {
+			t.Errorf("refusal = %q, want %q", got, want)
+		}
+	}
+}

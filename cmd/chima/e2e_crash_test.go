@@ -194,17 +194,21 @@ func TestBotKilledMidDeployLeavesNoProcessAndTheNextBotEndsTheDeployment(t *test
 	b := newCrashBed(t)
 	c := startConsole(t, b.cfg)
 	b.startSlowDeploy(t, c)
+	// Long enough for the plugin to note the deployment alive (every 5 s):
+	// its end is then that note, not the next bot's start.
+	time.Sleep(6 * time.Second)
 	_ = c.cmd.Process.Kill()
 	_ = c.cmd.Wait()
 	// Nothing of the deploy outlives the bot, even before a new one starts.
 	b.waitNoMarked(t, "after the bot was killed")
+	time.Sleep(3 * time.Second) // the bot is down a while: not deploy time
 
 	c = startConsole(t, b.cfg)
 	const why = "interrupted by restart"
 	c.expect(t, "Deployment #1 of demo/slow")
 	line := c.expect(t, "[ops] chima: Deployment #1 of demo/slow")
-	if !strings.Contains(line, why) {
-		t.Fatalf("the notify room was told %q, want it to say %q", line, why)
+	if !strings.Contains(line, why) || !strings.Contains(line, "ran for at least ") {
+		t.Fatalf("the notify room was told %q, want it to say it ran for at least the time until it was last seen alive, and %q", line, why)
 	}
 	checkEndedAndFree(t, c, why)
 }

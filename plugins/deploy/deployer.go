@@ -933,7 +933,13 @@ func (d *deployer) onInterrupted(c *sdk.Context) error {
 	if err != nil {
 		c.Logger().Warn("read the log of an interrupted deployment", "deployment", dep.ID, "error", err)
 	}
-	return d.report(c, dep, StateError, reason, tail)
+	// It ended when it was last seen alive, not now: the plugin or the bot
+	// may have been down for a while in between.
+	end := dep.AliveAt
+	if end.IsZero() && !dep.StartedAt.IsZero() {
+		end = dep.StartedAt
+	}
+	return d.reportEnded(c, dep, StateError, reason, tail, end)
 }
 
 // interruptedReason is why the host says job jobID of dep was interrupted

@@ -3,7 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -84,5 +86,45 @@ func TestAnUnknownAppIsRefusedInASentence(t *testing.T) {
 		if got, want := userError(res), "I have never heard of nosuch; known apps: demo."; got != want {
 			t.Errorf("refusal = %q, want %q", got, want)
 		}
+	}
+}
+
+// A deployment whose bot died under it ends when it was last seen alive, not
+// when the next bot found it: the downtime is not deploy time.
+func TestADeploymentInterruptedByADeadBotEndsWhenItWasLastSeenAlive(t *testing.T) {
+	base := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name    string
+		aliveAt time.Time
+		want    string
+	}{
+		{"seen alive 14 s in", base.Add(14 * time.Second), "ran for at least 14s and was interrupted"},
+		{"never seen alive", time.Time{}, "ran for less than 5s and was interrupted"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, notifyApp)
+			d := &deployer{}
+			p := f.probe(t, d)
+			p.Command("deploy", deployArgs("demo", "main", "staging"))
+			job := p.Host.Enqueued()[0]
+			p.run(t, func(c *sdk.Context) {
+				if _, err := d.records.update(c, 1, func(x *Deployment) {
+					x.State, x.StartedAt, x.AliveAt = StateRunning, base, tc.aliveAt
+				}); err != nil {
+					t.Error(err)
+				}
+			})
+			d.now = func() time.Time { return base.Add(23 * time.Second) } // the next bot, 9 s later
+			before := len(p.Host.Posts())
+			p.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+			var said []string
+			for _, post := range p.Host.Posts()[before:] {
+				said = append(said, post.GetOutput().GetText())
+			}
+			if all := strings.Join(said, "\n"); !strings.Contains(all, tc.want) {
+				t.Fatalf("rooms were told %q, want %q", all, tc.want)
+			}
+		})
 	}
 }

@@ -53,6 +53,10 @@ type Deployment struct {
 	CreatedAt  time.Time `json:"created_at"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
+	// AliveAt is the last time the plugin saw the deployment running
+	// (every aliveEvery): the end of one whose plugin or bot died, which
+	// the next plugin can only know from it.
+	AliveAt time.Time `json:"alive_at,omitzero"`
 }
 
 // Target is a room (and thread) to report to.

@@ -71,6 +71,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 		c.Logger().Warn("github status", "error", err)
 	}
 	d.notify(c, dep, &sdk.Output{Text: fmt.Sprintf("%s is deploying %s/%s to %s (#%d).", dep.User, dep.App, dep.RefName(), dep.Env, dep.ID)}, true)
+	defer d.keepAlive(c, dep.ID)()
 
 	ctx, cancel := context.WithTimeout(c, a.Timeout)
 	defer cancel()
@@ -147,9 +148,19 @@ func (d *deployer) finish(c *sdk.Context, dep *Deployment, state, detail, tail s
 // it to GitHub, the thread and the app's notify rooms, with tail (the end of
 // the log) for a failure. It fails only when the record cannot be written.
 func (d *deployer) report(c *sdk.Context, dep *Deployment, state, detail, tail string) error {
+	return d.reportEnded(c, dep, state, detail, tail, time.Time{})
+}
+
+// reportEnded is report for a deployment that ended at end, known only
+// afterwards (its plugin or bot died under it); zero means now.
+func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, tail string, end time.Time) error {
 	bc := c.Detached()
+	atLeast := !end.IsZero()
+	if end.IsZero() {
+		end = d.now()
+	}
 	dep, err := d.records.update(bc, dep.ID, func(x *Deployment) {
-		x.State, x.Detail, x.FinishedAt = state, detail, d.now()
+		x.State, x.Detail, x.FinishedAt = state, detail, end
 	})
 	if err != nil {
 		return err
@@ -173,7 +184,14 @@ func (d *deployer) report(c *sdk.Context, dep *Deployment, state, detail, tail s
 		// An interrupted deployment did not fail: it was stopped from
 		// outside, and its detail says by what.
 		if strings.HasPrefix(detail, "interrupted") {
-			text = fmt.Sprintf("Deployment #%d of %s ran for %s and was %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail))
+			ran := dep.Duration(d.now()).String()
+			switch {
+			case atLeast && dep.AliveAt.IsZero():
+				ran = "less than " + aliveEvery.String() // never seen alive since it started
+			case atLeast:
+				ran = "at least " + ran // until it was last seen alive
+			}
+			text = fmt.Sprintf("Deployment #%d of %s ran for %s and was %s", dep.ID, what, ran, firstLine(detail))
 			if dep.StartedAt.IsZero() {
 				text = fmt.Sprintf("Deployment #%d of %s was interrupted before it started (%s)", dep.ID, what, firstLine(detail))
 			}
@@ -354,4 +372,37 @@ func (l *logStream) Close() {
 		close(l.stop)
 	}
 	<-l.done
+}
+
+// aliveEvery is how often a running deployment notes that it is alive.
+const aliveEvery = 5 * time.Second
+
+// keepAlive notes in deployment id's record, every aliveEvery until stop
+// is called, that it still runs: if the plugin or the bot dies under it,
+// the next plugin ends it at that moment, not at the moment it was found
+// (which would count the downtime as deploy time).
+func (d *deployer) keepAlive(c *sdk.Context, id int64) (stop func()) {
+	bc := c.Detached()
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(aliveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if _, err := d.records.update(bc, id, func(x *Deployment) {
+					if x.State == StateRunning {
+						x.AliveAt = d.now()
+					}
+				}); err != nil {
+					bc.Logger().Warn("note a running deployment alive", "deployment", id, "error", err)
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
 }

@@ -37,16 +37,7 @@ func gitRepo(t *testing.T) (repo, marks, sha string) {
 	if err := os.WriteFile(filepath.Join(repo, "script/deploy"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"}, args...)...)
-		cmd.Dir = repo
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
+	run := gitIn(t, repo, dir)
 	run("init", "-q")
 	run("add", ".")
 	run("commit", "-q", "-m", "v1")
@@ -63,6 +54,38 @@ func gitRepo(t *testing.T) (repo, marks, sha string) {
 	run("commit", "-q", "-m", "slow")
 	run("checkout", "-q", "main")
 	return repo, marks, sha
+}
+
+// gitIn returns a runner of real git in repo, with none of the developer's
+// configuration (HOME is home): it returns trimmed output and fails t on error.
+func gitIn(t testing.TB, repo, home string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@e", "-c", "init.defaultBranch=main"}, args...)...)
+		cmd.Dir = repo
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+}
+
+// signedDelivery is GitHub's POST of a webhook delivery of body to url, signed
+// with secret as GitHub signs it (X-Hub-Signature-256).
+func signedDelivery(url, secret, event, id string, body []byte) (*http.Request, error) {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", event)
+	req.Header.Set("X-GitHub-Delivery", id)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	return req, nil
 }
 
 // githubAPI is a local fake of GitHub's REST API that speaks go-github's
@@ -128,13 +151,11 @@ func (g *githubAPI) deliver(dep *github.Deployment) {
 	ev.Deployment = dep
 	ev.Repo.FullName = github.String("oursky/demo")
 	body, _ := json.Marshal(ev)
-	mac := hmac.New(sha256.New, []byte(g.secret))
-	mac.Write(body)
-	req, _ := http.NewRequest(http.MethodPost, g.hookURL, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", "deployment")
-	req.Header.Set("X-GitHub-Delivery", "d3b07384-d9a0-4c9b-8f5e-4242")
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	req, err := signedDelivery(g.hookURL, g.secret, "deployment", "d3b07384-d9a0-4c9b-8f5e-4242", body)
+	if err != nil {
+		g.t.Error(err)
+		return
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		g.t.Errorf("deliver webhook: %v", err)
@@ -292,18 +313,7 @@ roles:
 
 func TestDeployRunningWhenTheBotStopsIsRecordedAsInterrupted(t *testing.T) {
 	repo, marks, _ := gitRepo(t)
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, "")
-	b, _ := os.ReadFile(cfg)
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := deployConfig(t, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"]}}`, repo), nil)
 	c := startConsole(t, cfg)
 	c.say(t, "chima deploy demo/slow")
 	c.expect(t, "is deploying demo/slow to staging (#1)")

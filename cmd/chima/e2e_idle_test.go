@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,22 +23,10 @@ type idleBot struct {
 func startIdleBot(t *testing.T) *idleBot {
 	t.Helper()
 	repo, _, _ := gitRepo(t)
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q,
-		"environments": ["staging", "production"], "default_environment": "staging"}}`, repo)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	addr := freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf("http: {addr: %q, base_url: %q}\n", addr, "http://"+addr))
-	b, _ := os.ReadFile(cfg)
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf(`  - name: deploy
-    path: %s
-    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}
-roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := deployConfig(t, fmt.Sprintf("http: {addr: %q, base_url: %q}\n", addr, "http://"+addr),
+		fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q,
+		"environments": ["staging", "production"], "default_environment": "staging"}}`, repo), nil)
 	c := startConsole(t, cfg)
 	c.say(t, "chima help deploy")
 	c.expect(t, "deploy:lock")

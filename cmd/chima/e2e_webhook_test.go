@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,16 +61,10 @@ func startWebhookBot(t *testing.T) *webhookBot {
 // and returns the status and body of the answer.
 func (w *webhookBot) deliver(t *testing.T, event, id string, body []byte) (int, string) {
 	t.Helper()
-	mac := hmac.New(sha256.New, []byte(w.secret))
-	mac.Write(body)
-	req, err := http.NewRequest(http.MethodPost, w.hookURL, bytes.NewReader(body))
+	req, err := signedDelivery(w.hookURL, w.secret, event, id, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-GitHub-Event", event)
-	req.Header.Set("X-GitHub-Delivery", id)
-	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatalf("deliver %s %s: %v", event, id, err)

@@ -2,10 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -13,18 +9,7 @@ import (
 // deploy plugin, so the grammar tested is the plugin's own patterns in the
 // core's router: every hubot-deploy form, and inputs that must not match.
 func TestDeployGrammarAsTheRouterParsesIt(t *testing.T) {
-	dir := t.TempDir()
-	appsFile := filepath.Join(dir, "apps.json")
-	if err := os.WriteFile(appsFile, []byte(`{"project-x": {"provider": "shell", "repository": "./x", "environments": ["edge", "live"]}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg := writeConfig(t, "")
-	b, _ := os.ReadFile(cfg)
-	text := strings.Replace(string(b), "roles:", fmt.Sprintf("  - name: deploy\n    path: %s\n    settings: {apps_file: %s, workspace_dir: %s, checkout_dir: %s}\nroles:",
-		filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts")), 1)
-	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg, _, _ := deployConfig(t, "", `{"project-x": {"provider": "shell", "repository": "./x", "environments": ["edge", "live"]}}`, nil)
 	type args = map[string]string
 	deploy := func(task, force, app, ref, env, hosts string) args {
 		return args{"task": task, "force": force, "app": app, "ref": ref, "env": env, "hosts": hosts}

@@ -23,7 +23,9 @@ type crashBed struct {
 	marker string
 }
 
-func newCrashBed(t *testing.T) *crashBed {
+// newCrashBed makes the repository and config; plugin lines go into the
+// deploy plugin's config entry (max_restarts: 0, say).
+func newCrashBed(t *testing.T, plugin ...string) *crashBed {
 	t.Helper()
 	for _, tool := range []string{"git", "setsid", "sleep"} {
 		sdktest.NeedTool(t, tool)
@@ -72,7 +74,7 @@ exec $S 303
 	run("checkout", "-q", "main")
 
 	b.cfg, _, _ = deployConfig(t, "", fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q,
-		"environments": ["staging"], "notify_rooms": ["ops"]}}`, repo), nil)
+		"environments": ["staging"], "notify_rooms": ["ops"]}}`, repo), plugin)
 	t.Cleanup(func() { b.killMarked() }) // only if the test failed
 	return b
 }
@@ -202,6 +204,32 @@ func TestBotKilledMidDeployLeavesNoProcessAndTheNextBotEndsTheDeployment(t *test
 	line := c.expect(t, "[ops] chima: Deployment #1 of demo/slow")
 	if !strings.Contains(line, why) || !strings.Contains(line, "ran for at least ") {
 		t.Fatalf("the notify room was told %q, want it to say it ran for at least the time until it was last seen alive, and %q", line, why)
+	}
+	checkEndedAndFree(t, c, why)
+}
+
+// A deploy plugin killed under a deploy that is never to be restarted cannot
+// tell the room: the core does, naming the deployment by its job's title.
+// The next bot's plugin then records the end, once.
+func TestDeployPluginThatStaysDownHasTheCoreTellTheRoomAndTheNextBotRecordsTheEnd(t *testing.T) {
+	b := newCrashBed(t, "max_restarts: 0")
+	c := startConsole(t, b.cfg)
+	b.startSlowDeploy(t, c)
+	if err := syscall.Kill(deployPlugin(t, c), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "Deployment #1 of demo/slow to staging was interrupted because the deploy plugin crashed. The deploy plugin is down")
+	b.waitNoMarked(t, "after the plugin was killed")
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.cmd.Wait()
+
+	c = startConsole(t, b.cfg)
+	const why = "interrupted because the deploy plugin crashed"
+	line := c.expect(t, "[ops] chima: Deployment #1 of demo/slow")
+	if !strings.Contains(line, why) {
+		t.Fatalf("the notify room was told %q, want it to say %q", line, why)
 	}
 	checkEndedAndFree(t, c, why)
 }

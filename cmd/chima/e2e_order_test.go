@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,14 +23,10 @@ func orderDeployConfig(t *testing.T, repo string) string {
 // gitAddBranch adds branch name, one empty commit ahead of main, to repo.
 func gitAddBranch(t *testing.T, repo, name string) {
 	t.Helper()
-	for _, args := range [][]string{{"checkout", "-q", "-b", name, "main"}, {"commit", "-q", "--allow-empty", "-m", name}, {"checkout", "-q", "main"}} {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@e"}, args...)...)
-		cmd.Dir = repo
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
+	git := gitIn(t, repo, t.TempDir())
+	git("checkout", "-q", "-b", name, "main")
+	git("commit", "-q", "--allow-empty", "-m", name)
+	git("checkout", "-q", "main")
 }
 
 // readLinesUntil reads the console's output lines up to and including the first

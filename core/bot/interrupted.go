@@ -46,9 +46,6 @@ func (b *Bot) pluginBack(plugin string, s pluginhost.State) {
 // it, the job is kept in pendingNS, so that a plugin that is down now, or a
 // bot that dies now, still tells it later.
 func (b *Bot) jobInterrupted(ctx context.Context, j store.Job, detail string) {
-	if j.Detail == "" {
-		j.Detail = detail
-	}
 	if b.o.Store != nil {
 		if err := b.o.Store.KVSet(ctx, pendingNS, pendingKey(j), []byte(strconv.FormatInt(j.ID, 10))); err != nil {
 			b.log.Error("remember interrupted job", "job", j.ID, "plugin", j.Plugin, "error", err)

@@ -28,13 +28,7 @@ func newAuditWriter(st *store.Store, log *slog.Logger, red *redact.Redactor) *au
 	return w
 }
 
-// record queues e with every secret value masked in its text: what was
-// typed, the detail of how it ended and who typed it.
-func (w *auditWriter) record(e store.AuditEntry) {
-	e.Text, e.Detail = w.red.String(e.Text), w.red.String(e.Detail)
-	e.UserName = w.red.String(e.UserName)
-	w.ch <- e
-}
+func (w *auditWriter) record(e store.AuditEntry) { w.ch <- e }
 
 // auditLinger is how long the writer gathers entries before a write: group
 // commit. A write costs about the same for 1 entry as for 100, and nobody
@@ -69,6 +63,13 @@ func (w *auditWriter) loop() {
 func (w *auditWriter) write(batch []store.AuditEntry) {
 	if w.st == nil {
 		return
+	}
+	// Every secret value is masked in the entries' text (what was typed,
+	// the detail of how it ended, who typed it) here, on the writer's
+	// goroutine, not on the command's.
+	for i := range batch {
+		e := &batch[i]
+		e.Text, e.Detail, e.UserName = w.red.String(e.Text), w.red.String(e.Detail), w.red.String(e.UserName)
 	}
 	if err := w.st.RecordAudits(context.Background(), batch); err != nil {
 		w.log.Error("write audit log", "entries", len(batch), "error", err)

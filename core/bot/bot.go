@@ -353,13 +353,16 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 		}
 		out.send(ctx, help, false)
 	default:
-		if p := b.downPluginFor(text); p != "" && res.Kind == router.Unknown {
-			// The command of a plugin that is not running, and whose
-			// commands the router does not know: say why, not "I don't
-			// know the command".
-			entry.Plugin, entry.Outcome, entry.Detail = p, "unavailable", "plugin "+string(b.o.Plugins.State(p))
-			out.send(ctx, chat.Output{Text: b.downMessage(p), Status: "danger"}, false)
-			break
+		// The command of a plugin that is not running, and whose commands
+		// the router does not know: say why, not "I don't know the
+		// command". Only an unknown command can be one, so the plugins'
+		// states are not looked up for other rejected ones.
+		if res.Kind == router.Unknown {
+			if p, st := b.downPluginFor(text); p != "" {
+				entry.Plugin, entry.Outcome, entry.Detail = p, "unavailable", "plugin "+string(st)
+				out.send(ctx, chat.Output{Text: b.downMessage(p), Status: "danger"}, false)
+				break
+			}
 		}
 		entry.Outcome, entry.Detail = "rejected", res.Kind.String()+": "+res.Problem
 		out.send(ctx, res.Reply(), false)

@@ -1,6 +1,7 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,10 +39,10 @@ func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent, done
 		err := b.o.Plugins.Call(ctx, p, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: ev}}, func(e *pluginv1.Event) {
 			switch k := e.GetKind().(type) {
 			case *pluginv1.Event_Error:
-				refusal = firstNonEmpty(k.Error.GetSummary(), "refused")
+				refusal = cmp.Or(k.Error.GetSummary(), "refused")
 			case *pluginv1.Event_Done:
 				if o := k.Done.GetOutcome(); o != "" && o != "success" && refusal == "" {
-					refusal = firstNonEmpty(k.Done.GetDetail(), o)
+					refusal = cmp.Or(k.Done.GetDetail(), o)
 				}
 			case *pluginv1.Event_Reply:
 				b.log.Info("plugin replied to a webhook event", "plugin", p, "event", ev.GetType(), "text", k.Reply.GetOutput().GetText())
@@ -76,15 +77,6 @@ func (b *Bot) subscriptions(plugin string) []string {
 		b.subs[plugin] = m.GetEvents()
 	}
 	return b.subs[plugin]
-}
-
-func firstNonEmpty(ss ...string) string {
-	for _, s := range ss {
-		if s != "" {
-			return s
-		}
-	}
-	return ""
 }
 
 // reservedPaths are the core's own routes; a plugin's pages cannot shadow

@@ -333,7 +333,6 @@ func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
 	b.o.Metrics.Jobs.WithLabelValues(j.Plugin, j.Kind, string(state)).Inc()
 	switch {
 	case state == store.JobInterrupted:
-		j.State, j.Detail = state, detail
 		b.jobInterrupted(context.Background(), j, detail)
 	case state == store.JobError,
 		// A job cancelled before it started never ran its plugin, which

@@ -17,8 +17,9 @@ import (
 )
 
 // pendingNS is the store namespace (KV) of interrupted jobs whose plugin has
-// not heard of them yet, keyed "<plugin>/<job id>". No plugin can have this
-// namespace: plugin names are [a-z0-9_-]+.
+// not heard of them yet, keyed "<plugin>/<job id>"; the key says it all, the
+// value is empty. No plugin can have this namespace: plugin names are
+// [a-z0-9_-]+.
 const pendingNS = "chima:interrupted-jobs"
 
 func pendingKey(j store.Job) string { return fmt.Sprintf("%s/%012d", j.Plugin, j.ID) }
@@ -46,11 +47,8 @@ func (b *Bot) pluginBack(plugin string, s pluginhost.State) {
 // it, the job is kept in pendingNS, so that a plugin that is down now, or a
 // bot that dies now, still tells it later.
 func (b *Bot) jobInterrupted(ctx context.Context, j store.Job, detail string) {
-	if j.Detail == "" {
-		j.Detail = detail
-	}
 	if b.o.Store != nil {
-		if err := b.o.Store.KVSet(ctx, pendingNS, pendingKey(j), []byte(strconv.FormatInt(j.ID, 10))); err != nil {
+		if err := b.o.Store.KVSet(ctx, pendingNS, pendingKey(j), nil); err != nil {
 			b.log.Error("remember interrupted job", "job", j.ID, "plugin", j.Plugin, "error", err)
 		}
 	}

@@ -90,22 +90,23 @@ func (b *Bot) lastManifest(plugin string) *pluginv1.Manifest {
 
 // downPluginFor returns the plugin that is configured but not running and
 // that text is most likely meant for: its first word is the plugin's name,
-// or starts with the name and a colon ("deploy:lock"). "" when none is.
-func (b *Bot) downPluginFor(text string) string {
+// or starts with the name and a colon ("deploy:lock"), with its state.
+// "" when none is.
+func (b *Bot) downPluginFor(text string) (string, pluginhost.State) {
 	kw, _, _ := strings.Cut(strings.TrimSpace(text), " ")
 	kw = strings.TrimRight(strings.ToLower(kw), "!")
 	if kw == "" {
-		return ""
+		return "", ""
 	}
 	for _, p := range b.o.Plugins.Plugins() {
-		if st := b.o.Plugins.State(p); st == pluginhost.StateRunning || st == "" {
+		if kw != p && !strings.HasPrefix(kw, p+":") {
 			continue
 		}
-		if kw == p || strings.HasPrefix(kw, p+":") {
-			return p
+		if st := b.o.Plugins.State(p); st != pluginhost.StateRunning && st != "" {
+			return p, st
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // downMessage says which plugin is down, why, when it is tried again and

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/chimaops/chima/core/chat"
@@ -132,7 +133,9 @@ func (b *Bot) redactOutput(out chat.Output) chat.Output {
 		return out
 	}
 	out.Title, out.Text, out.Code, out.Fallback = r.String(out.Title), r.String(out.Text), r.String(out.Code), r.String(out.Fallback)
-	if len(out.Fields) > 0 {
+	// The slices are the caller's: they are copied, and only when they hold
+	// a secret, so a clean reply allocates nothing here.
+	if slices.ContainsFunc(out.Fields, func(f chat.Field) bool { return r.Contains(f.Title) || r.Contains(f.Value) }) {
 		fields := make([]chat.Field, len(out.Fields))
 		for i, f := range out.Fields {
 			f.Title, f.Value = r.String(f.Title), r.String(f.Value)
@@ -140,7 +143,7 @@ func (b *Bot) redactOutput(out chat.Output) chat.Output {
 		}
 		out.Fields = fields
 	}
-	if len(out.Buttons) > 0 {
+	if slices.ContainsFunc(out.Buttons, func(b chat.Button) bool { return r.Contains(b.Label) || r.Contains(b.Command) }) {
 		buttons := make([]chat.Button, len(out.Buttons))
 		for i, btn := range out.Buttons {
 			btn.Label, btn.Command = r.String(btn.Label), r.String(btn.Command)

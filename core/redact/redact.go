@@ -54,28 +54,19 @@ func New(secrets ...string) *Redactor {
 
 // String returns s with every secret value masked, in any ASCII case.
 func (r *Redactor) String(s string) string {
-	if r == nil {
+	if r == nil || !containsAny(r.lower, s) {
 		return s
 	}
-	lower := asciiLower(s)
-	if !r.containsLower(lower) {
-		return s
-	}
-	return r.replace(s, lower)
+	return r.replace(s)
 }
 
 // Bytes returns b with every secret value masked; b itself when it holds
 // none.
 func (r *Redactor) Bytes(b []byte) []byte {
-	if r == nil {
+	if r == nil || !containsAny(r.lower, b) {
 		return b
 	}
-	s := string(b)
-	lower := asciiLower(s)
-	if !r.containsLower(lower) {
-		return b
-	}
-	return []byte(r.replace(s, lower))
+	return []byte(r.replace(string(b)))
 }
 
 // Text masks b like Bytes when b is text (valid UTF-8 without control bytes
@@ -91,28 +82,62 @@ func (r *Redactor) Text(b []byte) []byte {
 
 // Contains reports whether s holds a secret value, in any ASCII case.
 func (r *Redactor) Contains(s string) bool {
-	return r != nil && r.containsLower(asciiLower(s))
+	return r != nil && containsAny(r.lower, s)
 }
 
-func (r *Redactor) containsLower(lower string) bool {
-	for _, sec := range r.lower {
-		if strings.Contains(lower, sec) {
+// containsAny reports whether s holds one of secrets, ignoring ASCII case.
+// It searches s as it is, so the check that runs on every reply and log
+// line allocates nothing.
+func containsAny[T string | []byte](secrets []string, s T) bool {
+	for _, sec := range secrets {
+		if indexFold(s, sec) >= 0 {
 			return true
 		}
 	}
 	return false
 }
 
-// replace masks, in s, every secret found in lower, its ASCII-lower-cased
-// copy; both have the same length, so offsets in one are offsets in the
-// other. Matches are taken left to right without overlap and, where two
-// start at one offset, the longer wins.
-func (r *Redactor) replace(s, lower string) string {
+// indexFold returns the offset of the first occurrence of sec, which is in
+// ASCII lower case, in s, ignoring ASCII case; -1 when there is none.
+func indexFold[T string | []byte](s T, sec string) int {
+	c0, u0 := sec[0], upper(sec[0])
+	for i := 0; i+len(sec) <= len(s); i++ {
+		if c := s[i]; c != c0 && c != u0 {
+			continue
+		}
+		j := 1
+		for j < len(sec) && lower(s[i+j]) == sec[j] {
+			j++
+		}
+		if j == len(sec) {
+			return i
+		}
+	}
+	return -1
+}
+
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
+}
+
+// replace masks every secret in s. Matches are taken left to right without
+// overlap and, where two start at one offset, the longer wins.
+func (r *Redactor) replace(s string) string {
 	var b strings.Builder
 	for i := 0; ; {
 		at, n := -1, 0
 		for _, sec := range r.lower {
-			if j := strings.Index(lower[i:], sec); j >= 0 && (at < 0 || j < at) {
+			if j := indexFold(s[i:], sec); j >= 0 && (at < 0 || j < at) {
 				at, n = j, len(sec)
 			}
 		}
@@ -127,18 +152,11 @@ func (r *Redactor) replace(s, lower string) string {
 }
 
 // asciiLower returns s with ASCII letters lower-cased and every other byte
-// kept, so the result has the length of s; s itself when it has no
-// upper-case ASCII letter.
+// kept, so the result has the length of s.
 func asciiLower(s string) string {
-	i := strings.IndexFunc(s, func(c rune) bool { return 'A' <= c && c <= 'Z' })
-	if i < 0 {
-		return s
-	}
 	b := []byte(s)
-	for j := i; j < len(b); j++ {
-		if c := b[j]; 'A' <= c && c <= 'Z' {
-			b[j] = c + 'a' - 'A'
-		}
+	for i, c := range b {
+		b[i] = lower(c)
 	}
 	return string(b)
 }
@@ -175,9 +193,8 @@ func (r *Redactor) Any(v any) any {
 	default:
 		s = fmt.Sprintf("%+v", x)
 	}
-	lower := asciiLower(s)
-	if !r.containsLower(lower) {
+	if !containsAny(r.lower, s) {
 		return v
 	}
-	return r.replace(s, lower)
+	return r.replace(s)
 }

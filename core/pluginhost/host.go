@@ -541,12 +541,19 @@ func (m *managed) retryAfter(d time.Duration) {
 	m.mu.Unlock()
 	notify()
 	m.host.log.Info("starting failed plugin again", "plugin", m.spec.Name)
+	if err := m.startAgain(); err != nil {
+		m.fail(err, true)
+	}
+}
+
+// startAgain starts the plugin again after a crash or failure, within
+// StartTimeout, and on success counts the restart and reports it.
+func (m *managed) startAgain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
 	err := m.start(ctx)
 	cancel()
 	if err != nil {
-		m.fail(err, true)
-		return
+		return err
 	}
 	m.mu.Lock()
 	m.restarts++
@@ -554,6 +561,7 @@ func (m *managed) retryAfter(d time.Duration) {
 	if m.host.opts.OnRestart != nil {
 		m.host.opts.OnRestart(m.spec.Name)
 	}
+	return nil
 }
 
 // start launches one instance and, on success, makes it the running one.
@@ -679,16 +687,8 @@ func (m *managed) restart(attempt int) {
 		case <-m.host.done:
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
-		err := m.start(ctx)
-		cancel()
+		err := m.startAgain()
 		if err == nil {
-			m.mu.Lock()
-			m.restarts++
-			m.mu.Unlock()
-			if m.host.opts.OnRestart != nil {
-				m.host.opts.OnRestart(m.spec.Name)
-			}
 			return
 		}
 		m.host.log.Error("plugin restart failed", "plugin", m.spec.Name, "error", err)

@@ -51,17 +51,18 @@ addressed to the bot.`,
 }
 
 func send(ctx context.Context, g *globalFlags, room, user string, timeout time.Duration, text string) error {
-	cfg, err := loadConfig(g.config)
-	if err != nil {
-		return err
-	}
-	// One process owns a store's jobs. With a bot running on this config,
-	// send's workers would take the bot's queued jobs and end them when
-	// send exits.
-	if url, ok := liveBot(ctx, cfg); ok {
-		return fmt.Errorf("a bot is running with %s (it answers at %s): chima send would share its store and take its jobs; talk to that bot in chat, or stop it first", g.config, url)
-	}
+	// One process owns a store's jobs (lockStore): with a bot running on
+	// this config, send's workers would take the bot's queued jobs and end
+	// them when send exits.
 	a, err := openTool(ctx, g, true)
+	if errors.Is(err, errStoreInUse) {
+		// Point at the bot, when it answers, rather than at its store.
+		if cfg, cerr := loadConfig(g.config); cerr == nil {
+			if url, ok := liveBot(ctx, cfg); ok {
+				return fmt.Errorf("a bot is running with %s (it answers at %s): chima send would share its store and take its jobs; talk to that bot in chat, or stop it first", g.config, url)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// errStoreInUse means another process holds a store's lock: a bot runs on it.
+var errStoreInUse = errors.New("another chima run or chima send is using the store")
+
 // lockStore takes the exclusive, non-blocking flock on path+".lock" that
 // makes this process the one bot running on the SQLite store at path: two
 // (a second `chima run` on the same config, or `chima send` beside a bot
@@ -32,7 +35,7 @@ func lockStore(path string) (*os.File, error) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("another chima run or chima send is using the store %s; stop it first: two bots on one store would take each other's jobs", path)
+			return nil, fmt.Errorf("%w %s; stop it first: two bots on one store would take each other's jobs", errStoreInUse, path)
 		}
 		return nil, fmt.Errorf("lock store: %w", err)
 	}

@@ -86,9 +86,7 @@ func (c *Config) validateBot(v *validator) {
 }
 
 func (c *Config) validateAdapters(v *validator) {
-	enabled := 0
 	if s := c.Adapters.Shell; s != nil && s.Enabled {
-		enabled++
 		if strings.TrimSpace(s.Room) == "" {
 			v.add("adapters.shell.room", "required")
 		}
@@ -96,15 +94,16 @@ func (c *Config) validateAdapters(v *validator) {
 			v.add("adapters.shell.user", "%q: a user id without spaces is required", s.User)
 		}
 	}
-	if enabled == 0 {
+	enabled := c.EnabledAdapters()
+	if len(enabled) == 0 {
 		v.add("adapters", "no chat adapter is enabled; enable one, e.g. adapters: {shell: {enabled: true}}")
 	}
-	if d := c.Bot.DefaultAdapter; d != "" && !slices.Contains(c.EnabledAdapters(), d) {
+	if d := c.Bot.DefaultAdapter; d != "" && !slices.Contains(enabled, d) {
 		switch {
 		case !adapterNames[d]:
 			v.add("bot.default_adapter", "%q is not a chat adapter; known adapters: %s", d, adapterList())
 		default:
-			v.add("bot.default_adapter", "%q is not enabled under adapters; enabled: %s", d, strings.Join(c.EnabledAdapters(), ", "))
+			v.add("bot.default_adapter", "%q is not enabled under adapters; enabled: %s", d, strings.Join(enabled, ", "))
 		}
 	}
 }

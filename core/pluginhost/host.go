@@ -388,8 +388,8 @@ type managed struct {
 	crashes  []time.Time
 	restarts int
 	lastErr  string
-	// Set while failed: why, and when the next try is.
-	failCrashes int
+	// Set while failed: why (a failed start, else the crashes in
+	// m.crashes), and when the next try is.
 	startFailed bool
 	nextRetry   time.Time
 	// retries counts failures in a row; it sets the retry backoff and is
@@ -402,7 +402,10 @@ func (m *managed) status() Status {
 	defer m.mu.Unlock()
 	s := Status{Name: m.spec.Name, State: m.state, Commands: []string{}, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion}
 	if m.state == StateFailed {
-		s.Crashes, s.FailedToStart, s.NextRetry = m.failCrashes, m.startFailed, m.nextRetry
+		s.FailedToStart, s.NextRetry = m.startFailed, m.nextRetry
+		if !m.startFailed {
+			s.Crashes = len(m.crashes)
+		}
 	}
 	if m.inst != nil {
 		s.Version = m.inst.manifest.GetVersion()
@@ -477,7 +480,7 @@ func (m *managed) setStateLocked(s State, inst *instance, err error) func() {
 // crashed too often.
 func (m *managed) fail(err error, startFailed bool) {
 	m.mu.Lock()
-	notify := m.failLocked(err, startFailed, 0)
+	notify := m.failLocked(err, startFailed)
 	m.mu.Unlock()
 	notify()
 }
@@ -485,11 +488,11 @@ func (m *managed) fail(err error, startFailed bool) {
 // failLocked marks the plugin failed with m.mu held, schedules the next try
 // unless the plugin is never to be restarted, and returns the OnChange
 // notification to run once the lock is released.
-func (m *managed) failLocked(err error, startFailed bool, crashes int) func() {
+func (m *managed) failLocked(err error, startFailed bool) func() {
 	if m.state == StateStopped {
 		return func() {}
 	}
-	m.startFailed, m.failCrashes, m.nextRetry = startFailed, crashes, time.Time{}
+	m.startFailed, m.nextRetry = startFailed, time.Time{}
 	retry := m.spec.MaxRestarts >= 0 && !m.host.closed.Load()
 	if retry {
 		delay := retryDelay(m.retries, m.host.opts.RetryBackoff, m.host.opts.MaxRetryBackoff)
@@ -538,12 +541,19 @@ func (m *managed) retryAfter(d time.Duration) {
 	m.mu.Unlock()
 	notify()
 	m.host.log.Info("starting failed plugin again", "plugin", m.spec.Name)
+	if err := m.startAgain(); err != nil {
+		m.fail(err, true)
+	}
+}
+
+// startAgain starts the plugin again after a crash or failure, within
+// StartTimeout, and on success counts the restart and reports it.
+func (m *managed) startAgain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
 	err := m.start(ctx)
 	cancel()
 	if err != nil {
-		m.fail(err, true)
-		return
+		return err
 	}
 	m.mu.Lock()
 	m.restarts++
@@ -551,6 +561,7 @@ func (m *managed) retryAfter(d time.Duration) {
 	if m.host.opts.OnRestart != nil {
 		m.host.opts.OnRestart(m.spec.Name)
 	}
+	return nil
 }
 
 // start launches one instance and, on success, makes it the running one.
@@ -651,7 +662,7 @@ func (m *managed) crashed(inst *instance) {
 		if limit == 0 {
 			err = errors.New("crashed and is never restarted (max_restarts: 0); restarting the bot starts it again")
 		}
-		notify = m.failLocked(err, false, n)
+		notify = m.failLocked(err, false)
 	} else {
 		m.host.log.Warn("plugin crashed; restarting", "plugin", m.spec.Name, "crashes_in_window", n)
 		notify = m.setStateLocked(StateRestarting, nil, errors.New("crashed"))
@@ -676,16 +687,8 @@ func (m *managed) restart(attempt int) {
 		case <-m.host.done:
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), m.host.opts.StartTimeout)
-		err := m.start(ctx)
-		cancel()
+		err := m.startAgain()
 		if err == nil {
-			m.mu.Lock()
-			m.restarts++
-			m.mu.Unlock()
-			if m.host.opts.OnRestart != nil {
-				m.host.opts.OnRestart(m.spec.Name)
-			}
 			return
 		}
 		m.host.log.Error("plugin restart failed", "plugin", m.spec.Name, "error", err)

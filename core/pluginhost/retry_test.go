@@ -151,22 +151,6 @@ func TestPluginThatCannotStartIsRetriedUntilItCan(t *testing.T) {
 	}
 }
 
-func TestPluginNeverToBeRestartedIsNotRetried(t *testing.T) {
-	s := spec("once")
-	s.MaxRestarts = -1
-	h, errs := newRetryHost(t, s)
-	if len(errs) > 0 {
-		t.Fatal(errs)
-	}
-	if _, _, err := run(t, h, "once", "exit", nil); !errors.Is(err, ErrCrashed) {
-		t.Fatalf("err = %v, want ErrCrashed", err)
-	}
-	waitFor(t, func() bool { return h.State("once") == StateFailed })
-	if st, _ := h.PluginStatus("once"); !st.NextRetry.IsZero() {
-		t.Fatalf("a plugin never to be restarted has a next retry: %+v", st)
-	}
-}
-
 func TestConfigureErrorIsTheLastErrorInThePluginsOwnWords(t *testing.T) {
 	s := spec("badcfg")
 	s.Settings = map[string]string{"fail_configure": "yes"}

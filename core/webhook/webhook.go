@@ -200,9 +200,10 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// The claim outlives the handling's timeout, so that a redelivery
 	// racing a slow handling is not handled twice at once.
+	lease := 2 * timeout
 	rec, claim, err := g.Deliveries.ClaimDelivery(ctx, store.Delivery{
 		Source: "github", ID: delivery, Event: event, Payload: payload, Headers: headers,
-	}, 2*timeout)
+	}, lease)
 	if err != nil {
 		log.Error("record webhook delivery", "error", err)
 		w.Header().Set("Retry-After", "5")
@@ -217,7 +218,7 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case store.ClaimBusy:
 		log.Info("github webhook redelivery while the delivery is being handled")
-		w.Header().Set("Retry-After", strconv.Itoa(int((2 * timeout).Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(int(lease.Seconds())))
 		http.Error(w, "this delivery is being handled; ask again later", http.StatusConflict)
 		return
 	}

@@ -198,8 +198,8 @@ func TestRunSurvivesAFailingWriter(t *testing.T) {
 
 // alive reports whether pid is a live (not zombie) process.
 func alive(pid int) bool {
-	state, _, ok := procStat(strconv.Itoa(pid))
-	return ok && state != 'Z' && state != 'X'
+	p, ok := procStat(strconv.Itoa(pid))
+	return ok && p.live()
 }
 
 // waitGone fails the test if the processes are still alive after 10s.
@@ -342,7 +342,8 @@ func TestSpecString(t *testing.T) {
 }
 
 func TestProcStatParsesCommandsWithParentheses(t *testing.T) {
-	state, pgid, ok := procStat(strconv.Itoa(os.Getpid()))
+	p, ok := procStat(strconv.Itoa(os.Getpid()))
+	state, pgid := p.state, p.pgid
 	if !ok || state != 'R' && state != 'S' || pgid != syscall.Getpgrp() {
 		t.Errorf("procStat(self) = %c, %d, %v", state, pgid, ok)
 	}

@@ -72,8 +72,8 @@ func NewServer(p *Plugin, broker *plugin.GRPCBroker, logger *slog.Logger) plugin
 // the Host service before it answers: go-plugin's broker keeps the
 // connection info of a service nobody dialled for only 5 s, so a plugin that
 // dialled on first use (a command after 10 s idle) could never reach it.
-func (s *server) Describe(ctx context.Context, req *pluginv1.DescribeRequest) (*pluginv1.Manifest, error) {
-	if err := s.host.connect(ctx, req.GetHostServiceId()); err != nil {
+func (s *server) Describe(_ context.Context, req *pluginv1.DescribeRequest) (*pluginv1.Manifest, error) {
+	if err := s.host.connect(req.GetHostServiceId()); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.p.Name, err)
 	}
 	s.mu.Lock()
@@ -359,7 +359,7 @@ type hostClient struct {
 
 // connect dials the Host service served on broker id, unless it is already
 // connected to it. id 0 means the host serves none (explain-only mode).
-func (h *hostClient) connect(_ context.Context, id uint32) error {
+func (h *hostClient) connect(id uint32) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if id == h.id && h.client != nil {

@@ -130,11 +130,9 @@ func New(o Options) *Adapter {
 // key: the terminal sends SIGINT whenever readline is not reading it (while a
 // line is handled, before the console starts). It counts as the key does:
 // the first says how to quit, a second within QuitWindow quits. The CLI
-// calls it instead of stopping the bot while an interactive console runs.
-func (a *Adapter) Interrupt() { a.ctrlC() }
-
-// ctrlC counts one Ctrl-C; a second within QuitWindow ends Run.
-func (a *Adapter) ctrlC() {
+// calls it instead of stopping the bot while an interactive console runs;
+// Run calls it for the key.
+func (a *Adapter) Interrupt() {
 	a.ctrlMu.Lock()
 	now := time.Now()
 	second := !a.interrupted.IsZero() && now.Sub(a.interrupted) < a.opts.QuitWindow
@@ -212,7 +210,7 @@ func (a *Adapter) Run(ctx context.Context, h chat.Handler) error {
 		for {
 			line, err := a.lines.ReadLine()
 			if errors.Is(err, errInterrupt) {
-				a.ctrlC()
+				a.Interrupt()
 				continue
 			}
 			if err != nil {

@@ -67,28 +67,28 @@ func resolver(s map[string]string) func(string) string {
 // with its file, line and key.
 func checkSettings(s map[string]string) (*apps.Set, error) {
 	var problems []sdk.Problem
+	// appsErr adds an error about the apps file: its problems, or itself.
+	appsErr := func(err error) {
+		var le *apps.LoadError
+		if errors.As(err, &le) {
+			problems = append(problems, appsProblems(le)...)
+		} else if err != nil {
+			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
+		}
+	}
 	var set *apps.Set
 	if s["apps_file"] == "" {
 		problems = append(problems, sdk.Problem{Key: "apps_file", Message: "is required: the path of the apps file"})
 	} else {
 		var err error
 		set, err = apps.Load(resolver(s)(s["apps_file"]))
-		var le *apps.LoadError
-		switch {
-		case errors.As(err, &le):
-			problems = append(problems, appsProblems(le)...)
-		case err != nil:
-			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
-		case s["chima_adapters"] != "":
+		appsErr(err)
+		if err == nil && s["chima_adapters"] != "" {
 			// A host that says which adapters it runs gets the notify
 			// rooms checked too: a room no message could reach is a
 			// mistake in the file, found by `chima config validate` and
 			// at start, not a warning in the log at the first deploy.
-			if err := set.CheckNotifyRooms(strings.Split(s["chima_adapters"], ","), s["chima_default_adapter"]); errors.As(err, &le) {
-				problems = append(problems, appsProblems(le)...)
-			} else if err != nil {
-				problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
-			}
+			appsErr(set.CheckNotifyRooms(strings.Split(s["chima_adapters"], ","), s["chima_default_adapter"]))
 		}
 	}
 	if v := s["github_api_url"]; v != "" {

@@ -265,24 +265,12 @@ type logPageData struct {
 // the rest.
 func (d *deployer) serveHTML(w http.ResponseWriter, c *sdk.Context, dep *Deployment, token string) {
 	ended := dep.Ended() // before the log: see servePoll
-	window := int64(logPageWindow)
-	if d.pageWindow > 0 {
-		window = d.pageWindow
-	}
-	_, size, found, err := c.ReadLog(logName(dep.ID), 0, 1)
+	// start is where data starts in the log.
+	data, start, _, err := d.logWindow(c, dep.ID)
 	if err != nil {
 		c.Logger().Error("log page", "deployment", dep.ID, "error", err)
 		http.Error(w, "could not read the log", http.StatusInternalServerError)
 		return
-	}
-	start := max(size-window, 0) // where data starts in the log
-	var data []byte
-	if found && size > 0 {
-		if data, _, _, err = c.ReadLog(logName(dep.ID), start, window); err != nil {
-			c.Logger().Error("log page", "deployment", dep.ID, "error", err)
-			http.Error(w, "could not read the log", http.StatusInternalServerError)
-			return
-		}
 	}
 	if start > 0 {
 		// Start at a line: skip the rest of the one the window cut.

@@ -95,18 +95,9 @@ func (d *deployer) pages() http.Handler {
 // window, a line saying how much was left out and then the log's end, from
 // the start of a line.
 func (d *deployer) logPage(c *sdk.Context, id int64) (body []byte, found bool, err error) {
-	window := int64(logPageWindow)
-	if d.pageWindow > 0 {
-		window = d.pageWindow
-	}
-	_, size, found, err := c.ReadLog(logName(id), 0, 1)
+	data, offset, found, err := d.logWindow(c, id)
 	if err != nil || !found {
 		return nil, found, err
-	}
-	offset := max(size-window, 0)
-	data, _, _, err := c.ReadLog(logName(id), offset, window)
-	if err != nil {
-		return nil, true, err
 	}
 	if offset == 0 {
 		return data, true, nil
@@ -119,4 +110,24 @@ func (d *deployer) logPage(c *sdk.Context, id int64) (body []byte, found bool, e
 	}
 	head := fmt.Sprintf("chima: the first %d bytes of this log are omitted; its last %d bytes follow.\n", offset, len(data))
 	return append([]byte(head), data...), true, nil
+}
+
+// logWindow reads the part of deployment id's log that a page shows: its
+// last logPageWindow bytes (d.pageWindow in tests), which start at byte
+// start of the log. found is false when there is no log.
+func (d *deployer) logWindow(c *sdk.Context, id int64) (data []byte, start int64, found bool, err error) {
+	window := int64(logPageWindow)
+	if d.pageWindow > 0 {
+		window = d.pageWindow
+	}
+	_, size, found, err := c.ReadLog(logName(id), 0, 1)
+	if err != nil || !found {
+		return nil, 0, found, err
+	}
+	start = max(size-window, 0)
+	if size == 0 {
+		return nil, 0, true, nil
+	}
+	data, _, _, err = c.ReadLog(logName(id), start, window)
+	return data, start, true, err
 }

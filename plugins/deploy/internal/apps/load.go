@@ -376,21 +376,7 @@ func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 		src.urlKey[env] = "environment_urls"
 	}
 	// hubot-deploy's and Heaven's heroku_<env>_name keys.
-	for _, m := range herokuCompat {
-		env := herokuNameKeyRE.FindStringSubmatch(m.key)[1]
-		var app string
-		if !p.str(name, m.key, m.value, &app) {
-			continue
-		}
-		if prev, ok := src.herokuKey[env]; ok {
-			p.add(name, m.key, "%s: %s already names the Heroku app of %q", m.key, prev, env)
-			continue
-		}
-		if a.Heroku.Apps == nil {
-			a.Heroku.Apps = map[string]string{}
-		}
-		a.Heroku.Apps[env], src.herokuKey[env] = app, m.key
-	}
+	p.envKeys(name, herokuCompat, herokuNameKeyRE, &a.Heroku.Apps, src.herokuKey, "names the Heroku app")
 	// heroku_name: the Heroku app of every environment not named otherwise,
 	// as Heaven reads it.
 	if herokuName != "" {
@@ -405,24 +391,32 @@ func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 		}
 	}
 	// Heaven's <env>_url keys: the environment's URL.
-	for _, m := range urlCompat {
-		env := envURLKeyRE.FindStringSubmatch(m.key)[1]
-		var u string
-		if !p.str(name, m.key, m.value, &u) {
-			continue
-		}
-		if prev, ok := src.urlKey[env]; ok {
-			p.add(name, m.key, "%s: %s already gives the URL of %q", m.key, prev, env)
-			continue
-		}
-		if a.EnvironmentURLs == nil {
-			a.EnvironmentURLs = map[string]string{}
-		}
-		a.EnvironmentURLs[env], src.urlKey[env] = u, m.key
-	}
+	p.envKeys(name, urlCompat, envURLKeyRE, &a.EnvironmentURLs, src.urlKey, "gives the URL")
 	p.check(a, has, src)
 	a.ApplyDefaults()
 	return a
+}
+
+// envKeys sets, from each of app's members ms (whose key re matches, the
+// environment being its first group), (*dst)[env], noting in from which key
+// set it. A second key for the same environment is an error: the one in
+// from already does what it says.
+func (p *parser) envKeys(app string, ms []member, re *regexp.Regexp, dst *map[string]string, from map[string]string, what string) {
+	for _, m := range ms {
+		env := re.FindStringSubmatch(m.key)[1]
+		var v string
+		if !p.str(app, m.key, m.value, &v) {
+			continue
+		}
+		if prev, ok := from[env]; ok {
+			p.add(app, m.key, "%s: %s already %s of %q", m.key, prev, what, env)
+			continue
+		}
+		if *dst == nil {
+			*dst = map[string]string{}
+		}
+		(*dst)[env], from[env] = v, m.key
+	}
 }
 
 // object decodes a nested settings object, which starts at byte off of the

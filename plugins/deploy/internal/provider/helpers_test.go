@@ -96,11 +96,6 @@ func testEnv(t *testing.T, extra ...string) []string {
 	return append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LANG=C.UTF-8"}, extra...)
 }
 
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	sdktest.NeedTool(t, name)
-}
-
 // lines is an io.Writer that records each Write.
 type lines struct {
 	mu     sync.Mutex

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/apps"
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 func TestEveryAppProviderExists(t *testing.T) {
@@ -287,7 +288,7 @@ def broken(c, env, ref):
 `
 
 func TestFabricDeployWithTheRealFab(t *testing.T) {
-	requireTool(t, "fab")
+	sdktest.NeedTool(t, "fab")
 	dir, sha := repo(t, map[string]file{"fabfile.py": {content: fabfile}})
 	tests := []struct {
 		name    string
@@ -431,7 +432,7 @@ end
 `
 
 func TestCapistranoDeployWithTheRealCap(t *testing.T) {
-	requireTool(t, "cap")
+	sdktest.NeedTool(t, "cap")
 	dir, sha := repo(t, map[string]file{
 		"Capfile":               {content: capfile},
 		"config/deploy.rb":      {content: "set :application, \"project-x\"\nset :repo_url, \"/nonexistent\"\n"},
@@ -559,7 +560,7 @@ const playbook = `- hosts: all
 `
 
 func TestAnsibleDeployWithTheRealAnsiblePlaybook(t *testing.T) {
-	requireTool(t, "ansible-playbook")
+	sdktest.NeedTool(t, "ansible-playbook")
 	dir, sha := repo(t, map[string]file{
 		"deploy.yml": {content: playbook},
 		"inventory/hosts": {content: "[web]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n" +

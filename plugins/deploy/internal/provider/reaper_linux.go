@@ -168,50 +168,11 @@ func (r *reaper) endTree(grace time.Duration) {
 	}
 }
 
-// procEntry is what /proc/<pid>/stat says of a process.
-type procEntry struct {
-	pid, ppid int
-	state     byte
-}
-
-// processes lists every process in /proc.
-func processes() []procEntry {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var out []procEntry
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may contain spaces and ")".
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 || f[0] == "" {
-			continue
-		}
-		ppid, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		out = append(out, procEntry{pid: pid, ppid: ppid, state: f[0][0]})
-	}
-	return out
-}
-
 // descendants lists the live (not zombie) processes below pid.
 func descendants(pid int) []int {
+	procs, _ := processes()
 	children := map[int][]procEntry{}
-	for _, p := range processes() {
+	for _, p := range procs {
 		children[p.ppid] = append(children[p.ppid], p)
 	}
 	var out []int
@@ -221,7 +182,7 @@ func descendants(pid int) []int {
 		queue = queue[1:]
 		for _, c := range children[next] {
 			queue = append(queue, c.pid)
-			if c.state != 'Z' && c.state != 'X' {
+			if c.live() {
 				out = append(out, c.pid)
 			}
 		}
@@ -264,8 +225,9 @@ func sweep(match func(tag string) bool) (int, error) {
 	killed := map[int]bool{}
 	for range 300 {
 		found := 0
-		for _, p := range processes() {
-			if p.pid == self || p.state == 'Z' || p.state == 'X' || !tagged(p.pid, match) {
+		procs, _ := processes()
+		for _, p := range procs {
+			if p.pid == self || !p.live() || !tagged(p.pid, match) {
 				continue
 			}
 			found++

@@ -51,21 +51,7 @@ func TestTheWholeTreeIsEndedEvenWhatLeftTheProcessGroup(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pidFile := filepath.Join(t.TempDir(), "pids")
-			ctx, cancel := context.WithCancel(context.Background())
-			if tt.timeout > 0 {
-				ctx, cancel = context.WithTimeout(context.Background(), tt.timeout)
-			}
-			defer cancel()
-			spec := Spec{Path: script(t, escapes(tt.tail)), Env: shEnv("PIDS=" + pidFile), Grace: 300 * time.Millisecond}
-			done := make(chan error, 1)
-			go func() { done <- Run(ctx, spec, &lines{}) }()
-			pids := readPIDs(t, pidFile, 2)
-			t.Cleanup(func() {
-				for _, pid := range pids {
-					_ = syscall.Kill(pid, syscall.SIGKILL) // only if the test failed
-				}
-			})
+			cancel, done, pids := startScript(t, escapes(tt.tail), tt.timeout, 300*time.Millisecond, 2)
 			for _, pid := range pids {
 				if sid, err := unix.Getsid(pid); err != nil || sid == mustSid(t) {
 					t.Fatalf("process %d is in session %d (%v), want one of its own", pid, sid, err)
@@ -76,7 +62,7 @@ func TestTheWholeTreeIsEndedEvenWhatLeftTheProcessGroup(t *testing.T) {
 			}
 			select {
 			case err := <-done:
-				if (tt.want == nil && err != nil) || !errors.Is(err, tt.want) {
+				if !errors.Is(err, tt.want) { // errors.Is(err, nil) is err == nil
 					t.Fatalf("Run = %v, want %v", err, tt.want)
 				}
 			case <-time.After(20 * time.Second):
@@ -109,11 +95,6 @@ func TestTheWholeTreeIsEndedWhenThePluginIsKilled(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = plugin.Process.Kill(); _ = plugin.Wait() })
 	pids := readPIDs(t, pidFile, 3)
-	t.Cleanup(func() {
-		for _, pid := range pids {
-			_ = syscall.Kill(pid, syscall.SIGKILL) // only if the test failed
-		}
-	})
 	if err := plugin.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}

@@ -283,42 +283,67 @@ func groupAlive(pgid int) bool {
 	if syscall.Kill(-pgid, 0) != nil {
 		return false
 	}
-	entries, err := os.ReadDir("/proc")
+	procs, err := processes()
 	if err != nil {
 		return true
 	}
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		state, pg, ok := procStat(e.Name())
-		if ok && pg == pgid && state != 'Z' && state != 'X' {
+	for _, p := range procs {
+		if p.pgid == pgid && p.live() {
 			return true
 		}
 	}
 	return false
 }
 
-// procStat reads a process's state and process group from /proc/<pid>/stat.
-func procStat(pid string) (state byte, pgid int, ok bool) {
+// procEntry is what /proc/<pid>/stat says of a process.
+type procEntry struct {
+	pid, ppid, pgid int
+	state           byte
+}
+
+// live reports whether the process is not a zombie.
+func (p procEntry) live() bool { return p.state != 'Z' && p.state != 'X' }
+
+// processes lists every process in /proc; it fails where there is none.
+func processes() ([]procEntry, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var out []procEntry
+	for _, e := range entries {
+		if p, ok := procStat(e.Name()); ok {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// procStat reads /proc/<pid>/stat; ok is false when pid is not a process.
+func procStat(pid string) (p procEntry, ok bool) {
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		return procEntry{}, false
+	}
 	b, err := os.ReadFile("/proc/" + pid + "/stat")
 	if err != nil {
-		return 0, 0, false
+		return procEntry{}, false
 	}
 	// pid (comm) state ppid pgrp ...; comm may contain spaces and ")".
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, false
+		return procEntry{}, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 3 {
-		return 0, 0, false
+	if len(f) < 3 || len(f[0]) == 0 {
+		return procEntry{}, false
 	}
-	pg, err := strconv.Atoi(f[2])
-	if err != nil || len(f[0]) == 0 {
-		return 0, 0, false
+	ppid, err1 := strconv.Atoi(f[1])
+	pgid, err2 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil {
+		return procEntry{}, false
 	}
-	return f[0][0], pg, true
+	return procEntry{pid: n, ppid: ppid, pgid: pgid, state: f[0][0]}, true
 }
 
 // copyLines copies r to out one line at a time. After a write error it

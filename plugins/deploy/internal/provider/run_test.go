@@ -198,8 +198,8 @@ func TestRunSurvivesAFailingWriter(t *testing.T) {
 
 // alive reports whether pid is a live (not zombie) process.
 func alive(pid int) bool {
-	state, _, ok := procStat(strconv.Itoa(pid))
-	return ok && state != 'Z' && state != 'X'
+	p, ok := procStat(strconv.Itoa(pid))
+	return ok && p.live()
 }
 
 // waitGone fails the test if the processes are still alive after 10s.
@@ -217,7 +217,8 @@ func waitGone(t *testing.T, pids ...int) {
 	}
 }
 
-// readPIDs waits (up to 10s) for a script to write its pids to path.
+// readPIDs waits (up to 10s) for a script to write its pids to path. At the
+// end of the test it kills them, in case the test failed before they ended.
 func readPIDs(t *testing.T, path string, n int) []int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -232,6 +233,11 @@ func readPIDs(t *testing.T, path string, n int) []int {
 				}
 				pids[i] = pid
 			}
+			t.Cleanup(func() {
+				for _, pid := range pids {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			})
 			return pids
 		}
 		if time.Now().After(deadline) {
@@ -239,6 +245,24 @@ func readPIDs(t *testing.T, path string, n int) []int {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startScript starts Run on a script with body, which writes the n pids
+// the test watches to "$PIDS", with grace, under a context that times out
+// after timeout (never when it is 0); the test ends the context when it is
+// done. It returns once the script wrote its pids.
+func startScript(t *testing.T, body string, timeout, grace time.Duration, n int) (cancel context.CancelFunc, done <-chan error, pids []int) {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	ctx, cancel := context.WithCancel(context.Background())
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	}
+	t.Cleanup(cancel)
+	spec := Spec{Path: script(t, body), Env: shEnv("PIDS=" + pidFile), Grace: grace}
+	ran := make(chan error, 1)
+	go func() { ran <- Run(ctx, spec, &lines{}) }()
+	return cancel, ran, readPIDs(t, pidFile, n)
 }
 
 func TestStoppingEndsTheWholeProcessGroup(t *testing.T) {
@@ -263,21 +287,7 @@ while :; do wait; done
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			pidFile := filepath.Join(t.TempDir(), "pids")
-			ctx, cancel := context.WithCancel(context.Background())
-			if tt.timeout > 0 {
-				ctx, cancel = context.WithTimeout(context.Background(), tt.timeout)
-			}
-			defer cancel()
-			spec := Spec{Path: script(t, tt.body), Env: shEnv("PIDS=" + pidFile), Grace: 200 * time.Millisecond}
-			done := make(chan error, 1)
-			go func() { done <- Run(ctx, spec, &lines{}) }()
-			pids := readPIDs(t, pidFile, 2)
-			t.Cleanup(func() {
-				for _, pid := range pids {
-					_ = syscall.Kill(pid, syscall.SIGKILL) // only if the test failed
-				}
-			})
+			cancel, done, pids := startScript(t, tt.body, tt.timeout, 200*time.Millisecond, 2)
 			if tt.stop != nil {
 				tt.stop(cancel)
 			}
@@ -312,7 +322,6 @@ func TestProcessesLeftBehindAreEnded(t *testing.T) {
 			var out lines
 			err := Run(ctx, Spec{Path: script(t, tt.body), Env: shEnv("PIDS=" + pidFile), Grace: 200 * time.Millisecond}, &out)
 			pids := readPIDs(t, pidFile, 1)
-			t.Cleanup(func() { _ = syscall.Kill(pids[0], syscall.SIGKILL) })
 			if err != nil {
 				t.Fatalf("Run = %v; the script itself succeeded", err)
 			}
@@ -333,7 +342,8 @@ func TestSpecString(t *testing.T) {
 }
 
 func TestProcStatParsesCommandsWithParentheses(t *testing.T) {
-	state, pgid, ok := procStat(strconv.Itoa(os.Getpid()))
+	p, ok := procStat(strconv.Itoa(os.Getpid()))
+	state, pgid := p.state, p.pgid
 	if !ok || state != 'R' && state != 'S' || pgid != syscall.Getpgrp() {
 		t.Errorf("procStat(self) = %c, %d, %v", state, pgid, ok)
 	}

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // testEnv is the environment of the tests' own git commands: nothing from
@@ -49,9 +51,7 @@ func runInput(tb testing.TB, dir string, stdin []byte, args ...string) string {
 
 func requireGit(tb testing.TB) {
 	tb.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		tb.Skip("git is not installed")
-	}
+	sdktest.NeedTool(tb, "git")
 }
 
 // newRepo makes a repository on branch main with one commit of files.

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chimaops/chima/core/chat"
-	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
 	"github.com/chimaops/chima/core/router"
 )
@@ -85,18 +84,15 @@ func explain(r *router.Router, p *policy.Policy, m chat.Message) explanation {
 		// Every declared argument is shown, "" for one that is absent, so
 		// the JSON says what the command could have been given too.
 		ex.Args = map[string]string{}
-		var secrets []string
 		for _, a := range res.Command.GetArgs() {
 			v := res.Args[a.GetName()]
 			if a.GetSecret() && v != "" {
-				secrets = append(secrets, v)
 				v = "[secret]"
 			}
 			ex.Args[a.GetName()] = v
 		}
 		// The text as typed holds the secret too.
-		ex.Message = pluginhost.Redact(ex.Message, secrets)
-		ex.Command = pluginhost.Redact(ex.Command, secrets)
+		ex.Message, ex.Command = res.MaskSecrets(ex.Message), res.MaskSecrets(ex.Command)
 		dec := p.Check(policy.Request{
 			Adapter: m.Ref.Adapter, Room: m.Ref.Room, UserID: m.User.ID,
 			Plugin: res.Plugin, Command: res.Command.GetName(), Permission: res.Command.GetPermission(), Direct: m.Direct,

@@ -343,7 +343,7 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	switch res.Kind {
 	case router.Matched:
 		entry.Plugin, entry.Command = res.Plugin, res.Command.GetName()
-		entry.Text = redactArgs(text, res)
+		entry.Text = res.MaskSecrets(text)
 		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out)
 	case router.Help:
 		entry.Command, entry.Outcome = "help", "ok"
@@ -462,21 +462,6 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 		b.log.Error("plugin call failed", "plugin", res.Plugin, "request", requestID, "error", err)
 		return "error", err.Error()
 	}
-}
-
-// redactArgs masks the values of secret arguments in command text, for the
-// audit log and chat echoes.
-func redactArgs(s string, res router.Result) string {
-	if res.Command == nil {
-		return s
-	}
-	var secrets []string
-	for _, a := range res.Command.GetArgs() {
-		if a.GetSecret() && res.Args[a.GetName()] != "" {
-			secrets = append(secrets, res.Args[a.GetName()])
-		}
-	}
-	return pluginhost.Redact(s, secrets)
 }
 
 func refToProto(r chat.MessageRef) *pluginv1.MessageRef {

@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/chimaops/chima/core/redact"
 )
 
 // hclogFor returns an hclog logger (what go-plugin speaks) whose records go
@@ -20,13 +21,13 @@ func hclogFor(logger *slog.Logger, plugin string, secrets []string) hclog.Logger
 		Output: io.Discard,
 		Level:  hclog.Debug,
 	})
-	il.RegisterSink(&slogSink{logger: logger.With("plugin", plugin), secrets: nonEmpty(secrets)})
+	il.RegisterSink(&slogSink{logger: logger.With("plugin", plugin), red: redact.New(secrets...)})
 	return il
 }
 
 type slogSink struct {
-	logger  *slog.Logger
-	secrets []string
+	logger *slog.Logger
+	red    *redact.Redactor // the plugin's own secret values; nil masks nothing
 }
 
 // Accept forwards one hclog record.
@@ -54,40 +55,18 @@ func (s *slogSink) Accept(name string, level hclog.Level, msg string, args ...an
 }
 
 func (s *slogSink) redact(v any) any {
-	if len(s.secrets) == 0 {
+	if s.red == nil {
 		return v
 	}
 	switch x := v.(type) {
 	case string:
-		return s.redactString(x)
+		return s.red.String(x)
 	case error:
-		return s.redactString(x.Error())
+		return s.red.String(x.Error())
 	case fmt.Stringer:
-		return s.redactString(x.String())
+		return s.red.String(x.String())
 	}
 	return v
 }
 
-func (s *slogSink) redactString(v string) string {
-	return Redact(v, s.secrets)
-}
-
-// Redact replaces every occurrence of each secret in s with "[redacted]".
-func Redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, "[redacted]")
-		}
-	}
-	return s
-}
-
-func nonEmpty(ss []string) []string {
-	out := ss[:0:0]
-	for _, s := range ss {
-		if len(s) >= 4 { // shorter "secrets" would redact ordinary words
-			out = append(out, s)
-		}
-	}
-	return out
-}
+func (s *slogSink) redactString(v string) string { return s.red.String(v) }

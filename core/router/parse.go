@@ -74,6 +74,25 @@ type Result struct {
 	Argument string
 }
 
+// SecretMask stands for a secret argument's value in text shown or stored.
+const SecretMask = "[redacted]"
+
+// MaskSecrets returns s with the values of the command's secret arguments
+// masked: the command text as typed, before it is echoed in chat, written
+// to the audit log or printed by explain. Every value is masked, however
+// short: the person typed it as a secret.
+func (r Result) MaskSecrets(s string) string {
+	if r.Command == nil {
+		return s
+	}
+	for _, a := range r.Command.GetArgs() {
+		if v := r.Args[a.GetName()]; a.GetSecret() && v != "" {
+			s = strings.ReplaceAll(s, v, SecretMask)
+		}
+	}
+	return s
+}
+
 // Parse interprets command text, as returned by Addressed. See the package
 // documentation for the grammar. Parse never blocks and is safe to call
 // while plugins are registered or removed.

@@ -173,3 +173,19 @@ func TestResultReply(t *testing.T) {
 		t.Errorf("Reply for a match = %+v, want the zero Output", got)
 	}
 }
+
+func TestMaskSecretsHidesSecretArgumentsOnly(t *testing.T) {
+	r := newTestRouter(t)
+	tests := []struct{ text, want string }{
+		{"login alice deadbeef", "login alice [redacted]"},
+		{"note deadbeef in a note", "note deadbeef in a note"}, // not a secret argument there
+		{"nosuch deadbeef", "nosuch deadbeef"},                 // no command: nothing known to be secret
+	}
+	for _, tt := range tests {
+		t.Run(tt.text, func(t *testing.T) {
+			if got := r.Parse(tt.text).MaskSecrets(tt.text); got != tt.want {
+				t.Fatalf("MaskSecrets(%q) = %q, want %q", tt.text, got, tt.want)
+			}
+		})
+	}
+}

@@ -166,6 +166,11 @@ func (b *Bot) withAdapter(ref chat.MessageRef) chat.MessageRef {
 	return ref
 }
 
+// HandleInteraction handles a click on a button the bot posted.
+func (b *Bot) HandleInteraction(ctx context.Context, in chat.Interaction) {
+	b.log.Warn("button clicks are not handled yet", "adapter", in.Ref.Adapter, "action", in.ActionID)
+}
+
 // Jobs returns the job runner (to cancel jobs).
 func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
 

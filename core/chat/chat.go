@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -87,17 +89,35 @@ type Field struct {
 	Short bool   `json:"short,omitempty"`
 }
 
-// Button offers a command to click. Adapters without buttons show the command
-// as text to type instead.
+// Button offers something to click.
+//
+// A plugin sets Command (a click runs that command as the person who
+// clicked, marked as a click, through router and policy) or an action of its
+// own (a click is handed back to the plugin as an interaction). Before an
+// Output reaches an adapter the core sets ActionID and Value on every
+// button; adapters treat both as opaque strings, render them into the
+// service's button (Slack action_id ≤ 255 bytes and value ≤ 2,000 bytes;
+// Mattermost integration context) and hand them back unchanged in an
+// Interaction. Adapters without buttons show AsText instead.
 type Button struct {
 	Label   string `json:"label"`
-	Command string `json:"command"`
-	Style   string `json:"style,omitempty"`
+	Command string `json:"command,omitempty"`
+	// Style is "", "primary" or "danger".
+	Style string `json:"style,omitempty"`
+	// ActionID names what a click does; set by the core (see above).
+	ActionID string `json:"action_id,omitempty"`
+	// Value is the data a click carries back; set by the core.
+	Value string `json:"value,omitempty"`
 }
 
 // AsText is the button for a service that shows no buttons: the command to
 // type instead of clicking.
-func (b Button) AsText() string { return "[" + b.Label + "] type: " + b.Command }
+func (b Button) AsText() string {
+	if b.Command == "" {
+		return "[" + b.Label + "]"
+	}
+	return "[" + b.Label + "] type: " + b.Command
+}
 
 // Text returns an Output with just text.
 func Text(format string, args ...any) Output {
@@ -137,17 +157,60 @@ func (o Output) PlainText() string {
 	return b.String()
 }
 
-// Handler receives the messages an adapter reads. The core's bot implements
-// it. HandleMessage must not block for long: it queues work and returns.
-type Handler interface {
-	HandleMessage(ctx context.Context, m Message)
+// Interaction is a click on a button the bot posted. It is not a message: a
+// click never reaches the core as the text of a command, so nobody can pass
+// typed words off as a click or a click as typed words.
+type Interaction struct {
+	// Ref is the message that carried the button: its room, id and thread.
+	Ref MessageRef `json:"ref"`
+	// User is who clicked.
+	User User `json:"user"`
+	// ActionID and Value are the button's, exactly as the core set them.
+	ActionID string `json:"action_id"`
+	Value    string `json:"value,omitempty"`
+	// Direct is set when the button was in a direct conversation.
+	Direct bool      `json:"direct,omitempty"`
+	Time   time.Time `json:"time"`
 }
 
-// HandlerFunc adapts a function to Handler.
+// Handler receives what an adapter reads: messages and button clicks. The
+// core's bot implements it. Neither method may block for long: they queue
+// work and return.
+type Handler interface {
+	HandleMessage(ctx context.Context, m Message)
+	HandleInteraction(ctx context.Context, in Interaction)
+}
+
+// HandlerFunc adapts a function to Handler; it drops interactions. For tests
+// and adapters' examples.
 type HandlerFunc func(ctx context.Context, m Message)
 
 // HandleMessage calls f.
 func (f HandlerFunc) HandleMessage(ctx context.Context, m Message) { f(ctx, m) }
+
+// HandleInteraction drops in.
+func (f HandlerFunc) HandleInteraction(context.Context, Interaction) {}
+
+// Handlers adapts two functions to Handler; a nil function drops what it
+// would get.
+type Handlers struct {
+	Message     func(ctx context.Context, m Message)
+	Interaction func(ctx context.Context, in Interaction)
+}
+
+// HandleMessage calls h.Message.
+func (h Handlers) HandleMessage(ctx context.Context, m Message) {
+	if h.Message != nil {
+		h.Message(ctx, m)
+	}
+}
+
+// HandleInteraction calls h.Interaction.
+func (h Handlers) HandleInteraction(ctx context.Context, in Interaction) {
+	if h.Interaction != nil {
+		h.Interaction(ctx, in)
+	}
+}
 
 // Adapter is the contract of a chat service. Every adapter passes the
 // conformance suite in chattest.
@@ -178,16 +241,26 @@ type Threader interface {
 }
 
 // ButtonRenderer is an optional capability: the adapter renders buttons and
-// turns their clicks into messages. Without it, buttons become text.
+// hands their clicks to Handler.HandleInteraction. Without it, buttons become
+// text.
 type ButtonRenderer interface {
 	SupportsButtons() bool
 }
 
-// Capabilities says which optional capabilities an adapter has.
+// Capabilities says which optional capabilities an adapter has. CapabilitiesOf
+// is the one place they are detected; the core asks nothing else.
 type Capabilities struct {
-	Threads bool `json:"threads"`
-	Edits   bool `json:"edits"`
-	Buttons bool `json:"buttons"`
+	Threads   bool `json:"threads"`
+	Edits     bool `json:"edits"`
+	Buttons   bool `json:"buttons"`
+	Directory bool `json:"directory"`
+	Direct    bool `json:"direct"`
+	Ephemeral bool `json:"ephemeral"`
+	Routes    bool `json:"routes"`
+	// MaxText is the longest message text, in characters (runes), the
+	// service takes; 0 is no limit. The core's outbox splits or truncates
+	// longer ones.
+	MaxText int `json:"max_text,omitempty"`
 }
 
 // CapabilitiesOf detects the optional capabilities of a.
@@ -202,8 +275,119 @@ func CapabilitiesOf(a Adapter) Capabilities {
 	if b, ok := a.(ButtonRenderer); ok {
 		c.Buttons = b.SupportsButtons()
 	}
+	_, c.Directory = a.(Directory)
+	_, c.Direct = a.(DirectMessenger)
+	_, c.Ephemeral = a.(EphemeralSender)
+	_, c.Routes = a.(RouteProvider)
+	if l, ok := a.(Limiter); ok {
+		c.MaxText = l.MaxTextLen()
+	}
 	return c
 }
+
+// Limiter is an optional capability: the service refuses messages longer
+// than MaxTextLen characters.
+type Limiter interface {
+	MaxTextLen() int
+}
+
+// Room is a chat room (channel) as a Directory knows it.
+type Room struct {
+	// ID is the service's id ("C024BE91L"); Name its name ("deployment").
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Direct is set for a direct conversation.
+	Direct bool `json:"direct,omitempty"`
+}
+
+// Directory is an optional capability: room and user ids resolve to names
+// and names to ids. People and config name rooms ("deployment", "#ops");
+// services report ids ("C024BE91L"). Each lookup accepts either form (a
+// leading '#' or '@' is ignored) and returns ErrUnknownRoom / ErrUnknownUser
+// when the service has no such room or user. The core caches the answers.
+type Directory interface {
+	LookupRoom(ctx context.Context, nameOrID string) (Room, error)
+	LookupUser(ctx context.Context, nameOrID string) (User, error)
+}
+
+// DirectMessenger is an optional capability: the adapter can open a direct
+// conversation with a user and returns the room to Send to.
+type DirectMessenger interface {
+	OpenDirect(ctx context.Context, userID string) (MessageRef, error)
+}
+
+// EphemeralSender is an optional capability: the adapter can show a message
+// to one user only, in to.Room (Slack's chat.postEphemeral, Mattermost's
+// ephemeral posts). Without it, the core sends a direct message or a normal
+// reply.
+type EphemeralSender interface {
+	SendEphemeral(ctx context.Context, to MessageRef, userID string, out Output) error
+}
+
+// Route is an HTTP endpoint an adapter serves on the bot's HTTP server:
+// Slack's Events API, slash commands and interactivity, Mattermost's slash
+// command and integration actions, generic inbound webhooks.
+type Route struct {
+	// Method is "POST" or "GET".
+	Method string
+	// Path is relative to the adapter's prefix: the core mounts Path "events"
+	// of adapter "slack" at /slack/events, so adapters never collide.
+	// An empty path mounts the prefix itself; "{name}" wildcards work as in
+	// net/http patterns.
+	Path string
+	// Verify checks the request's signature or token against the body,
+	// which the core has read whole within its body limit. A non-nil error
+	// is answered 401 and the request goes no further: Handler never sees
+	// it. Verify must not be nil.
+	Verify func(r *http.Request, body []byte) error
+	// Handler serves a verified request; r.Body holds the same bytes again.
+	Handler http.Handler
+	// MaxBody bounds the body in bytes; 0 is the core's default (1 MiB).
+	MaxBody int64
+}
+
+// RouteProvider is an optional capability: the adapter serves HTTP routes on
+// the bot's server. Routes is called once, before Run.
+type RouteProvider interface {
+	Routes() []Route
+}
+
+// ErrUnauthorized is what a Route's Verify returns (wrapped) for a missing,
+// wrong or stale signature.
+var ErrUnauthorized = errors.New("unauthorized")
+
+// ErrUnknownUser is returned by a Directory for a user the service does not
+// have.
+var ErrUnknownUser = errors.New("unknown user")
+
+// Setup is what an adapter Factory gets to build one configured adapter.
+// A factory builds without touching the network (Run connects), so that
+// `chima config validate` can build every adapter to check its config.
+type Setup struct {
+	// Name is the adapter's configured name, used in refs, policies and
+	// notify rooms ("slack", "ops-slack").
+	Name string
+	// Decode decodes the adapter's config entry (every key but name and
+	// type) into v, a pointer to a struct with yaml tags. Unknown keys and
+	// wrong types are errors that name the key.
+	Decode func(v any) error
+	// Secret returns the value of the environment variable env, registers
+	// it with the redactor so it never reaches logs or chat, and errors,
+	// naming the variable, when it is empty.
+	Secret func(env string) (string, error)
+	// BotName is the bot's name (bot.name), which a console or a webhook
+	// answers to.
+	BotName string
+	// Logger logs for the adapter.
+	Logger *slog.Logger
+	// Interactive is set when the bot's stdin is a terminal (the console
+	// adapter uses readline then).
+	Interactive bool
+}
+
+// Factory builds one adapter of a type from its config entry. cmd/chima
+// registers one per adapter type; the core names no adapter.
+type Factory func(s Setup) (Adapter, error)
 
 // RetryAfterError is returned by an adapter that was rate limited; the core
 // waits After and tries again.

@@ -417,8 +417,9 @@ func testBurstOut(t *testing.T, s *session) {
 // inbox is the suite's handler: it keeps every delivered message, without
 // blocking the adapter, until the suite takes it.
 type inbox struct {
-	mu   sync.Mutex
-	msgs []chat.Message
+	mu     sync.Mutex
+	msgs   []chat.Message
+	clicks []chat.Interaction
 	wake chan struct{} // has a token when msgs may be non-empty
 }
 
@@ -427,6 +428,16 @@ func newInbox() *inbox { return &inbox{wake: make(chan struct{}, 1)} }
 func (b *inbox) HandleMessage(_ context.Context, m chat.Message) {
 	b.mu.Lock()
 	b.msgs = append(b.msgs, m)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (b *inbox) HandleInteraction(_ context.Context, in chat.Interaction) {
+	b.mu.Lock()
+	b.clicks = append(b.clicks, in)
 	b.mu.Unlock()
 	select {
 	case b.wake <- struct{}{}:

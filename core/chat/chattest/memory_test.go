@@ -76,6 +76,8 @@ func (c *collect) HandleMessage(_ context.Context, m chat.Message) {
 	c.mu.Unlock()
 }
 
+func (c *collect) HandleInteraction(context.Context, chat.Interaction) {}
+
 func (c *collect) texts() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -186,3 +186,9 @@ func parsePost(s, bot string) (m chattest.PeerMessage, edit bool, ok bool) {
 	m = chattest.PeerMessage{Room: h[1], Thread: h[2], ID: h[4], Text: strings.TrimSpace(strings.Join(text, "\n"))}
 	return m, h[4] != "", true
 }
+
+// RoomID returns name: console rooms are their names.
+func (p *pipePeer) RoomID(_ *testing.T, name string) string { return name }
+
+// UserID returns name: console users are their names.
+func (p *pipePeer) UserID(_ *testing.T, name string) string { return name }

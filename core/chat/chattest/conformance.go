@@ -16,36 +16,6 @@ import (
 // the suite never asserts how long anything takes.
 const Guard = 5 * time.Second
 
-// Harness lets the suite drive an adapter through its real client library
-// against a faithful local peer.
-type Harness struct {
-	// New returns a fresh adapter under test and a Peer that plays the chat
-	// service. It registers the clean-up of both with t.Cleanup; the suite
-	// stops Run before those clean-ups run.
-	New func(t *testing.T) (chat.Adapter, Peer)
-}
-
-// Peer plays the chat service in the conformance suite. Rooms are named by the
-// suite ("general", "random"); a peer creates them on first use.
-type Peer interface {
-	// Say makes a user post text in room (in thread if thread != ""), as the
-	// service would deliver it to the bot. The suite may call Say right after
-	// starting Run: the peer must not lose the message while the adapter is
-	// still connecting (it queues it, or waits for the connection). When user
-	// is the bot's own id the message is posted as the bot itself.
-	Say(t *testing.T, room, user, thread, text string)
-	// Said waits for the next message the bot posted to the service and
-	// returns it as the service saw it: room, thread, the plain text as the
-	// service shows it, and its id.
-	Said(t *testing.T) PeerMessage
-	// Edited waits for the next edit of a bot message (only called when the
-	// adapter is an Editor).
-	Edited(t *testing.T) PeerMessage
-}
-
-// PeerMessage is a bot message as the service saw it.
-type PeerMessage struct{ Room, Thread, ID, Text string }
-
 // Rooms used by the suite.
 const (
 	room      = "general"

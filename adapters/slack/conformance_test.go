@@ -92,37 +92,126 @@ func run(t testing.TB, a *slack.Adapter) *inbox {
 }
 
 func TestConformance(t *testing.T) {
-	for _, mode := range []struct {
-		name   string
-		socket bool
-	}{{"socket mode", true}, {"events API over HTTP", false}} {
-		t.Run(mode.name, func(t *testing.T) {
-			chattest.RunConformance(t, chattest.Harness{New: func(t *testing.T) (chat.Adapter, chattest.Peer) {
-				f := newFakeSlack(t, mode.socket)
-				f.channel("general") // the suite's rooms, in which the bot is
-				f.channel("random")
-				return newAdapter(t, f, nil), &peer{f: f}
-			}})
+	t.Run("socket mode", func(t *testing.T) {
+		chattest.RunConformance(t, chattest.Harness{
+			New: func(t *testing.T) (chat.Adapter, chattest.Peer) {
+				f := newFakeSlack(t, true)
+				return newAdapter(t, f, nil), &socketPeer{peer{f: f}}
+			},
+			Golden:      "testdata/golden",
+			UnknownRoom: "C0NOSUCHROOM",
 		})
-	}
+	})
+	t.Run("events API over HTTP", func(t *testing.T) {
+		chattest.RunConformance(t, chattest.Harness{
+			New: func(t *testing.T) (chat.Adapter, chattest.Peer) {
+				f := newFakeSlack(t, false)
+				a, err := slack.New(slack.Options{BotToken: botToken, SigningSecret: signingSecret, APIURL: f.api, Logger: quiet, Backoff: 10 * time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return a, &httpPeer{peer{f: f, name: a.Name()}}
+			},
+			Golden:      "testdata/golden",
+			UnknownRoom: "C0NOSUCHROOM",
+		})
+	})
 }
 
 // peer plays Slack for the conformance suite.
-type peer struct{ f *fakeSlack }
+type peer struct {
+	f    *fakeSlack
+	name string
+}
 
+// socketPeer delivers over Socket Mode, a connection it can drop.
+type socketPeer struct{ peer }
+
+// httpPeer delivers over the Events API routes, which the suite mounts.
+type httpPeer struct{ peer }
+
+var (
+	_ chattest.DirectPeer    = (*peer)(nil)
+	_ chattest.MentionPeer   = (*peer)(nil)
+	_ chattest.ClickPeer     = (*peer)(nil)
+	_ chattest.RateLimitPeer = (*peer)(nil)
+	_ chattest.EphemeralPeer = (*peer)(nil)
+	_ chattest.GoldenPeer    = (*peer)(nil)
+	_ chattest.DropPeer      = (*socketPeer)(nil)
+	_ chattest.RoutePeer     = (*httpPeer)(nil)
+)
+
+func (p *peer) RoomID(_ *testing.T, name string) string { return p.f.channel(name).ID }
+func (p *peer) UserID(_ *testing.T, name string) string { return p.f.user(name) }
+
+// Say posts as a person does in a room: Slack delivers it to the bot as an
+// app_mention, here with the mention at the end, which the adapter removes.
 func (p *peer) Say(t *testing.T, room, user, thread, text string) {
 	t.Helper()
-	p.f.say(t, room, user, thread, text)
+	if user != botUserID {
+		user = p.f.user(user)
+	}
+	p.f.sayIn(t, p.f.channel(room), user, thread, mentionLast, text)
 }
+
+func (p *peer) SayMention(t *testing.T, room, user, text string) {
+	t.Helper()
+	p.f.sayIn(t, p.f.channel(room), p.f.user(user), "", mentionFirst, text)
+}
+
+func (p *peer) SayDirect(t *testing.T, user, text string) {
+	t.Helper()
+	p.f.sayIn(t, p.f.im(p.f.user(user)), p.f.user(user), "", "", text)
+}
+
+func (p *peer) DirectRoom(_ *testing.T, user string) string { return p.f.im(p.f.user(user)).ID }
 
 func (p *peer) Said(t *testing.T) chattest.PeerMessage {
 	t.Helper()
-	m := waitFor(t, p.f.posts, "post")
-	return chattest.PeerMessage{Room: m.Channel, Thread: m.Thread, ID: m.TS, Text: m.Shown}
+	return peerMessage(waitFor(t, p.f.posts, "post"))
 }
 
 func (p *peer) Edited(t *testing.T) chattest.PeerMessage {
 	t.Helper()
-	m := waitFor(t, p.f.edits, "edit")
+	return peerMessage(waitFor(t, p.f.edits, "edit"))
+}
+
+func (p *peer) SaidEphemeral(t *testing.T) (chattest.PeerMessage, string) {
+	t.Helper()
+	m := waitFor(t, p.f.ephemerals, "ephemeral message")
+	return peerMessage(m), m.User
+}
+
+func peerMessage(m fakeMsg) chattest.PeerMessage {
 	return chattest.PeerMessage{Room: m.Channel, Thread: m.Thread, ID: m.TS, Text: m.Shown}
 }
+
+func (p *peer) LimitNext(_ *testing.T, after time.Duration) { p.f.rateLimit(1, after) }
+
+// Click presses the button-th button of the bot's message as Slack does:
+// a block_actions callback with the button's action_id and value.
+func (p *peer) Click(t *testing.T, msg chattest.PeerMessage, user string, button int) {
+	t.Helper()
+	stored, ok := p.f.message(msg.Room, msg.ID)
+	if !ok {
+		t.Fatalf("fake slack: no message %s in %s", msg.ID, msg.Room)
+	}
+	btns := buttons(stored.Blocks)
+	if button >= len(btns) {
+		t.Fatalf("fake slack: message %s has %d buttons, not %d", msg.ID, len(btns), button+1)
+	}
+	p.f.click(t, msg.Room, msg.ID, stored.Thread, p.f.user(user), btns[button].ActionID, btns[button].Value)
+}
+
+func (p *peer) Raw(t *testing.T, msg chattest.PeerMessage) []byte {
+	t.Helper()
+	stored, ok := p.f.message(msg.Room, msg.ID)
+	if !ok {
+		t.Fatalf("fake slack: no message %s in %s", msg.ID, msg.Room)
+	}
+	return golden(t, stored.Form)
+}
+
+func (p *socketPeer) Drop(*testing.T) { p.f.dropConnection() }
+
+func (p *httpPeer) Mounted(_ *testing.T, base string) { p.f.mounted(base, p.name) }

@@ -74,7 +74,8 @@ type fakeSlack struct {
 	wsDone   sync.WaitGroup
 
 	// Events API over HTTP: the adapter's routes, as the core mounts them.
-	routes    *httptest.Server
+	routes    *httptest.Server // when serveRoutes serves them
+	routesURL string           // where the adapter's routes are mounted
 	routeName string
 	httpMu sync.Mutex // delivers one request at a time, in order
 	socket bool
@@ -95,6 +96,7 @@ type fakeMsg struct {
 	ResponseType                    string // response_url posts
 	Replace                         bool
 	ResponseURL                     string
+	Form                            url.Values // the chat.postMessage call as received
 }
 
 type fakeAck struct {
@@ -185,7 +187,50 @@ func (f *fakeSlack) channelLocked(name string) *fakeChannel {
 			return c
 		}
 	}
-	c := &fakeChannel{ID: name, Name: name, Member: true}
+	c := &fakeChannel{ID: slackID("C", len(f.channels), name), Name: name, Member: true}
+	f.channels[c.ID] = c
+	return c
+}
+
+// slackID makes a Slack-shaped id ("C01GENERAL") for a name.
+func slackID(kind string, n int, name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToUpper(name) {
+		if r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+		}
+	}
+	return fmt.Sprintf("%s%02d%s", kind, n, (b.String() + "000000")[:max(6, b.Len())])
+}
+
+// user returns (creating) the id of the person called name.
+func (f *fakeSlack) user(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, u := range f.users {
+		if u.Name == name || id == name {
+			return id
+		}
+	}
+	id := slackID("U", len(f.users), name)
+	f.users[id] = slackgo.User{ID: id, Name: name, RealName: name, Profile: slackgo.UserProfile{DisplayName: name}}
+	return id
+}
+
+// im returns (opening) the direct conversation of the bot with user (an id).
+func (f *fakeSlack) im(user string) *fakeChannel {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.imLocked(user)
+}
+
+func (f *fakeSlack) imLocked(user string) *fakeChannel {
+	for _, c := range f.channels {
+		if c.IM && c.User == user {
+			return c
+		}
+	}
+	c := &fakeChannel{ID: "D" + strings.TrimLeft(user, "UW"), IM: true, User: user, Member: true}
 	f.channels[c.ID] = c
 	return c
 }
@@ -367,7 +412,7 @@ func (f *fakeSlack) postMessage(w http.ResponseWriter, r *http.Request) {
 		f.rateLeft--
 		after := f.retryIn
 		f.mu.Unlock()
-		w.Header().Set("Retry-After", strconv.Itoa(int(after.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(int((after+time.Second-1)/time.Second)))
 		w.WriteHeader(http.StatusTooManyRequests)
 		_, _ = io.WriteString(w, `{"ok":false,"error":"ratelimited"}`)
 		return
@@ -409,7 +454,8 @@ func (f *fakeSlack) postMessage(w http.ResponseWriter, r *http.Request) {
 			thread = "" // Slack posts to the channel when the parent is gone
 		}
 	}
-	m := &fakeMsg{Channel: ch.ID, TS: f.nextTS(), Thread: thread, User: botUserID, Text: v.Get("text"), Blocks: blocks, Shown: shown(v.Get("text"), blocks)}
+	v.Del("token")
+	m := &fakeMsg{Channel: ch.ID, TS: f.nextTS(), Thread: thread, User: botUserID, Text: v.Get("text"), Blocks: blocks, Shown: shown(v.Get("text"), blocks), Form: v}
 	f.msgs[ch.ID+"/"+m.TS] = m
 	f.mu.Unlock()
 	f.posts <- *m
@@ -497,16 +543,7 @@ func (f *fakeSlack) conversationsOpen(w http.ResponseWriter, r *http.Request) {
 		slackError(w, "user_not_found")
 		return
 	}
-	var im *fakeChannel
-	for _, c := range f.channels {
-		if c.IM && c.User == user {
-			im = c
-		}
-	}
-	if im == nil {
-		im = &fakeChannel{ID: "D" + strings.TrimLeft(user, "UW"), IM: true, User: user, Member: true}
-		f.channels[im.ID] = im
-	}
+	im := f.imLocked(user)
 	writeJSON(w, map[string]any{"ok": true, "channel": map[string]any{"id": im.ID, "is_im": true, "user": user}})
 }
 
@@ -800,14 +837,14 @@ func (f *fakeSlack) deliverEvent(t testing.TB, cb slackevents.EventsAPICallbackE
 	f.postSigned(t, "events", "application/json", body, nil, true)
 }
 
-// userMessage builds what Slack delivers when user writes text in a room
-// (an app_mention of the bot) or in a DM with the bot (message.im). The bot
-// itself posting comes with its bot_id.
-func (f *fakeSlack) userMessage(room, user, thread, text string) (any, string) {
+// userMessage builds what Slack delivers when user writes text in channel
+// ch: in a room, an app_mention of the bot, its <@U…> where the person put
+// it (mention is "<@U…> %s" or "%s <@U…>"); in a DM with the bot,
+// message.im. The bot itself posting comes with its bot_id.
+func (f *fakeSlack) userMessage(ch *fakeChannel, user, thread, mention, text string) (any, string) {
 	f.mu.Lock()
 	ts := f.nextTS()
 	f.mu.Unlock()
-	ch := f.channel(room)
 	var botID string
 	if user == botUserID {
 		botID = botBotID
@@ -819,14 +856,26 @@ func (f *fakeSlack) userMessage(room, user, thread, text string) (any, string) {
 		return slackevents.MessageEvent{Type: "message", User: user, Text: text, TimeStamp: ts, ThreadTimeStamp: thread,
 			Channel: ch.ID, ChannelType: "im", EventTimeStamp: ts, BotID: botID}, ts
 	}
-	return slackevents.AppMentionEvent{Type: "app_mention", User: user, Text: "<@" + botUserID + "> " + text, TimeStamp: ts,
+	return slackevents.AppMentionEvent{Type: "app_mention", User: user, Text: fmt.Sprintf(mention, text), TimeStamp: ts,
 		ThreadTimeStamp: thread, Channel: ch.ID, EventTimeStamp: ts, BotID: botID}, ts
 }
 
-// say delivers a user's message and returns its ts.
+// The places people put the bot's mention.
+const (
+	mentionFirst = "<@" + botUserID + "> %s"
+	mentionLast  = "%s <@" + botUserID + ">"
+)
+
+// say delivers a user's message in a room (a name or id) and returns its ts.
 func (f *fakeSlack) say(t testing.TB, room, user, thread, text string) string {
 	t.Helper()
-	ev, ts := f.userMessage(room, user, thread, escapeText(text))
+	return f.sayIn(t, f.channel(room), user, thread, mentionFirst, text)
+}
+
+// sayIn delivers a user's message in ch and returns its ts.
+func (f *fakeSlack) sayIn(t testing.TB, ch *fakeChannel, user, thread, mention, text string) string {
+	t.Helper()
+	ev, ts := f.userMessage(ch, user, thread, mention, escapeText(text))
 	cb, _ := f.callback(ev)
 	f.deliverEvent(t, cb)
 	return ts
@@ -933,7 +982,14 @@ func (f *fakeSlack) serveRoutes(t testing.TB, a chat.Adapter) {
 		})
 	}
 	f.routes = httptest.NewServer(mux)
-	f.routeName = a.Name()
+	f.mounted(f.routes.URL, a.Name())
+}
+
+// mounted tells the fake where the adapter's routes are.
+func (f *fakeSlack) mounted(base, name string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.routesURL, f.routeName = base, name
 }
 
 // sign returns Slack's v0 signature headers for body at time ts.
@@ -987,7 +1043,10 @@ func (f *fakeSlack) postSigned(t testing.TB, path, contentType string, body []by
 
 // do POSTs to the adapter's route and reads the whole answer.
 func (f *fakeSlack) do(path string, h http.Header, body []byte) (*http.Response, error) {
-	req, err := http.NewRequest(http.MethodPost, f.routes.URL+"/"+f.routeName+"/"+path, bytes.NewReader(body))
+	f.mu.Lock()
+	target := f.routesURL + "/" + f.routeName + "/" + path
+	f.mu.Unlock()
+	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -1000,6 +1059,62 @@ func (f *fakeSlack) do(path string, h http.Header, body []byte) (*http.Response,
 	res.Body.Close()
 	res.Body = io.NopCloser(bytes.NewReader(b))
 	return res, nil
+}
+
+// message returns a stored message.
+func (f *fakeSlack) message(channel, ts string) (fakeMsg, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.msgs[channel+"/"+ts]
+	if !ok {
+		return fakeMsg{}, false
+	}
+	return *m, true
+}
+
+// buttons lists the buttons of blocks in order.
+func buttons(blocks []slackgo.Block) []*slackgo.ButtonBlockElement {
+	var out []*slackgo.ButtonBlockElement
+	for _, b := range blocks {
+		if a, ok := b.(*slackgo.ActionBlock); ok {
+			for _, e := range a.Elements.ElementSet {
+				if btn, ok := e.(*slackgo.ButtonBlockElement); ok {
+					out = append(out, btn)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// golden renders a chat.postMessage call for a golden file: its form with
+// the blocks and attachments as JSON, keys sorted, timestamps replaced.
+func golden(t testing.TB, form url.Values) []byte {
+	t.Helper()
+	doc := map[string]any{}
+	for k := range form {
+		v := form.Get(k)
+		switch k {
+		case "blocks", "attachments":
+			var j any
+			if err := json.Unmarshal([]byte(v), &j); err != nil {
+				t.Fatalf("fake slack: %s is not JSON: %v", k, err)
+			}
+			doc[k] = j
+		case "thread_ts", "ts":
+			doc[k] = "<ts>"
+		default:
+			doc[k] = v
+		}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // --- waiting -----------------------------------------------------------

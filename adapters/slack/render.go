@@ -172,8 +172,14 @@ func codeBlocks(code string) []slackgo.Block {
 // mrkdwn renders marked-up text (core/chat's Markdown subset) as Slack
 // mrkdwn, escaping &, < and > in the text.
 func mrkdwn(s string) string {
-	blocks := chat.ParseMarkup(s)
 	var b strings.Builder
+	renderBlocks(&b, chat.ParseMarkup(s))
+	return b.String()
+}
+
+// renderBlocks writes parsed markup as mrkdwn: paragraphs apart by a blank
+// line, list items as "• " and "3. ", code blocks fenced.
+func renderBlocks(b *strings.Builder, blocks []chat.Block) {
 	for i, blk := range blocks {
 		if i > 0 {
 			b.WriteByte('\n')
@@ -186,15 +192,14 @@ func mrkdwn(s string) string {
 			b.WriteString("```\n" + escape(strings.TrimRight(blk.Code, "\n")) + "\n```")
 		case chat.ListItem:
 			b.WriteString("• ")
-			writeSpans(&b, blk.Spans)
+			writeSpans(b, blk.Spans)
 		case chat.OrderedItem:
 			b.WriteString(strconv.Itoa(blk.Number) + ". ")
-			writeSpans(&b, blk.Spans)
+			writeSpans(b, blk.Spans)
 		default:
-			writeSpans(&b, blk.Spans)
+			writeSpans(b, blk.Spans)
 		}
 	}
-	return b.String()
 }
 
 func writeSpans(b *strings.Builder, spans []chat.Span) {

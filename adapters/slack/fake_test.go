@@ -77,8 +77,8 @@ type fakeSlack struct {
 	routes    *httptest.Server // when serveRoutes serves them
 	routesURL string           // where the adapter's routes are mounted
 	routeName string
-	httpMu sync.Mutex // delivers one request at a time, in order
-	socket bool
+	httpMu    sync.Mutex // delivers one request at a time, in order
+	socket    bool
 }
 
 type fakeChannel struct {
@@ -134,7 +134,7 @@ func newFakeSlack(t testing.TB, socket bool) *fakeSlack {
 		socket:     socket,
 		// slack-go dials with Origin https://api.slack.com, as Slack expects.
 		upgrader: websocket.Upgrader{CheckOrigin: func(r *http.Request) bool { return r.Header.Get("Origin") == "https://api.slack.com" }},
-		tsSeq:      time.Now().Unix() * 1e6,
+		tsSeq:    time.Now().Unix() * 1e6,
 	}
 	f.users[botUserID] = slackgo.User{ID: botUserID, Name: botName, IsBot: true, Profile: slackgo.UserProfile{DisplayName: "Chima", BotID: botBotID}}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
@@ -666,7 +666,7 @@ func (f *fakeSlack) socketHandler(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.connSeq++
 	hello, _ := json.Marshal(map[string]any{"type": "hello", "num_connections": 1,
-		"debug_info": map[string]any{"host": "applink-fake", "approximate_connection_time": 18060},
+		"debug_info":      map[string]any{"host": "applink-fake", "approximate_connection_time": 18060},
 		"connection_info": map[string]any{"app_id": "A0CHIMA"}})
 	if err := c.write(hello); err != nil {
 		f.mu.Unlock()

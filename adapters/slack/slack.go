@@ -77,9 +77,9 @@ type Adapter struct {
 	runCtx  context.Context
 	pending []func(ctx context.Context, h chat.Handler)
 
-	seen   *recent     // event ids already handled
-	slash  *slashStore // response URLs of slash commands
-	names  *nameCache  // user and room names, for incoming text
+	seen  *recent     // event ids already handled
+	slash *slashStore // response URLs of slash commands
+	names *nameCache  // user and room names, for incoming text
 }
 
 // Compile-time checks that Adapter has every capability it claims.

@@ -61,6 +61,9 @@ type fakeSlack struct {
 	calls    map[string]int
 
 	posts, edits, ephemerals, responses chan fakeMsg
+	// onPost, when set before the adapter runs, sees each chat.postMessage
+	// as it arrives, instead of posts.
+	onPost func(text string, at time.Time)
 
 	// Socket Mode.
 	upgrader websocket.Upgrader
@@ -405,6 +408,11 @@ func checkBlocks(text string, blocks []slackgo.Block) string {
 func (f *fakeSlack) postMessage(w http.ResponseWriter, r *http.Request) {
 	v, ok := f.form(w, r, "chat.postMessage")
 	if !ok {
+		return
+	}
+	if f.onPost != nil {
+		f.onPost(v.Get("text"), time.Now())
+		writeJSON(w, map[string]any{"ok": true, "channel": v.Get("channel"), "ts": f.nextTSLocked()})
 		return
 	}
 	f.mu.Lock()
@@ -1051,7 +1059,7 @@ func (f *fakeSlack) do(path string, h http.Header, body []byte) (*http.Response,
 		return nil, err
 	}
 	req.Header = h
-	res, err := http.DefaultClient.Do(req)
+	res, err := routeClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -1116,6 +1124,10 @@ func golden(t testing.TB, form url.Values) []byte {
 	}
 	return b.Bytes()
 }
+
+// routeClient keeps a connection per concurrent delivery, as Slack's
+// senders do, instead of redialling past http.DefaultClient's two.
+var routeClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 
 // --- waiting -----------------------------------------------------------
 

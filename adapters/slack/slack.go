@@ -129,7 +129,11 @@ func New(o Options) (*Adapter, error) {
 		o.SlashCommand = "/" + o.SlashCommand
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		// Replies to several rooms go out at once: keep a connection per
+		// sender instead of the default two, which would redial for the rest.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		o.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

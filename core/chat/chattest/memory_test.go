@@ -2,8 +2,10 @@ package chattest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,42 +14,182 @@ import (
 	"github.com/chimaops/chima/core/chat/chattest"
 )
 
-// memoryPeer plays the service for Memory: what users say is injected, what
-// the bot posted is read from the log.
-type memoryPeer struct{ m *chattest.Memory }
+// memoryPeer plays the service for Memory: rooms and users get ids unlike
+// their names ("general" is "R-general", "alice" "U-alice"), what users say
+// and click is injected, what the bot posted is read from a subscription.
+type memoryPeer struct {
+	m                   *chattest.Memory
+	posts, edits, ephem chan chattest.Sent
+	mu                  sync.Mutex
+	sent                map[string]chattest.Sent // posts by message id
+}
 
-func (p memoryPeer) Say(_ *testing.T, room, user, thread, text string) {
+// newMemoryHarness returns the harness of Memory with buttons on, a text
+// limit and a directory. wrap, when not nil, turns the Memory into a broken
+// adapter.
+func newMemoryHarness(wrap func(*chattest.Memory) chat.Adapter) chattest.Harness {
+	return chattest.Harness{
+		Golden: "testdata/golden",
+		New: func(*testing.T) (chat.Adapter, chattest.Peer) {
+			m, p := newMemoryPeer()
+			if wrap == nil {
+				return m, p
+			}
+			return wrap(m), p
+		},
+	}
+}
+
+func newMemoryPeer() (*chattest.Memory, *memoryPeer) {
+	m := chattest.NewMemory("memory")
+	m.SetButtons(true)
+	m.SetMaxText(1000)
+	m.AddRoom(chat.Room{ID: "R-general", Name: "general"}) // the service's default room
+	p := &memoryPeer{
+		m:     m,
+		posts: make(chan chattest.Sent, 4096),
+		edits: make(chan chattest.Sent, 4096),
+		ephem: make(chan chattest.Sent, 4096),
+		sent:  map[string]chattest.Sent{},
+	}
+	m.Subscribe(func(s chattest.Sent) {
+		switch {
+		case s.Edited:
+			p.edits <- s
+		case s.EphemeralTo != "":
+			p.ephem <- s
+		default:
+			p.mu.Lock()
+			p.sent[s.Ref.MessageID] = s
+			p.mu.Unlock()
+			p.posts <- s
+		}
+	})
+	return m, p
+}
+
+func (p *memoryPeer) RoomID(_ *testing.T, name string) string {
+	id := "R-" + name
+	p.m.AddRoom(chat.Room{ID: id, Name: name})
+	return id
+}
+
+func (p *memoryPeer) UserID(_ *testing.T, name string) string {
+	id := "U-" + name
+	p.m.AddUser(chat.User{ID: id, Name: name})
+	return id
+}
+
+// author is the user posting as name: the bot itself for its own id.
+func (p *memoryPeer) author(t *testing.T, name string) chat.User {
+	if self := p.m.Self(); name == self.ID {
+		return self
+	}
+	return chat.User{ID: p.UserID(t, name), Name: name}
+}
+
+func (p *memoryPeer) Say(t *testing.T, room, user, thread, text string) {
 	p.m.Inject(chat.Message{
-		Ref:  chat.MessageRef{Room: room, ThreadID: thread},
-		User: chat.User{ID: user, Name: user},
+		Ref:  chat.MessageRef{Room: p.RoomID(t, room), ThreadID: thread},
+		User: p.author(t, user),
 		Text: text,
 	})
 }
 
-func (p memoryPeer) Said(t *testing.T) chattest.PeerMessage   { return p.next(t, false) }
-func (p memoryPeer) Edited(t *testing.T) chattest.PeerMessage { return p.next(t, true) }
+func (p *memoryPeer) SayDirect(t *testing.T, user, text string) {
+	p.m.Inject(chat.Message{
+		Ref:    chat.MessageRef{Room: p.DirectRoom(t, user)},
+		User:   p.author(t, user),
+		Text:   text,
+		Direct: true,
+	})
+}
 
-func (p memoryPeer) next(t *testing.T, edited bool) chattest.PeerMessage {
+func (p *memoryPeer) DirectRoom(t *testing.T, user string) string {
+	return chattest.DirectRoom(p.UserID(t, user))
+}
+
+// SayMention injects what an adapter delivers for a native mention: Memory
+// has no wire format of its own.
+func (p *memoryPeer) SayMention(t *testing.T, room, user, text string) {
+	p.m.Inject(chat.Message{
+		Ref:       chat.MessageRef{Room: p.RoomID(t, room)},
+		User:      p.author(t, user),
+		Text:      text,
+		Mentioned: true,
+	})
+}
+
+func (p *memoryPeer) Click(t *testing.T, msg chattest.PeerMessage, user string, button int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), chattest.Guard)
-	defer cancel()
-	s, err := p.m.Next(ctx)
+	p.mu.Lock()
+	s, ok := p.sent[msg.ID]
+	p.mu.Unlock()
+	if !ok || button >= len(s.Out.Buttons) {
+		t.Fatalf("no button %d on bot message %+v", button, msg)
+	}
+	b := s.Out.Buttons[button]
+	p.m.Click(chat.Interaction{
+		Ref:      s.Ref,
+		User:     p.author(t, user),
+		ActionID: b.ActionID,
+		Value:    b.Value,
+		Direct:   strings.HasPrefix(s.Ref.Room, "D-"),
+	})
+}
+
+func (p *memoryPeer) LimitNext(_ *testing.T, after time.Duration) { p.m.LimitNext(after) }
+
+func (p *memoryPeer) Said(t *testing.T) chattest.PeerMessage   { return p.wait(t, p.posts, "post") }
+func (p *memoryPeer) Edited(t *testing.T) chattest.PeerMessage { return p.wait(t, p.edits, "edit") }
+
+func (p *memoryPeer) SaidEphemeral(t *testing.T) (chattest.PeerMessage, string) {
+	select {
+	case s := <-p.ephem:
+		return peerMessage(s), s.EphemeralTo
+	case <-time.After(chattest.Guard):
+		t.Fatalf("no ephemeral message of the bot within %s", chattest.Guard)
+		return chattest.PeerMessage{}, ""
+	}
+}
+
+// Raw is the output as Memory recorded it, as indented JSON without the
+// message id (which counts up across a test).
+func (p *memoryPeer) Raw(t *testing.T, msg chattest.PeerMessage) []byte {
+	t.Helper()
+	p.mu.Lock()
+	s, ok := p.sent[msg.ID]
+	p.mu.Unlock()
+	if !ok {
+		t.Fatalf("no bot message %+v", msg)
+	}
+	b, err := json.MarshalIndent(struct {
+		Room, Thread string
+		Out          chat.Output
+	}{s.Ref.Room, s.Ref.ThreadID, s.Out}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Edited != edited {
-		t.Fatalf("next sent message %+v has Edited %v, want %v", s, s.Edited, edited)
+	return append(b, '\n')
+}
+
+func (p *memoryPeer) wait(t *testing.T, c chan chattest.Sent, what string) chattest.PeerMessage {
+	t.Helper()
+	select {
+	case s := <-c:
+		return peerMessage(s)
+	case <-time.After(chattest.Guard):
+		t.Fatalf("no %s of the bot within %s", what, chattest.Guard)
+		return chattest.PeerMessage{}
 	}
+}
+
+func peerMessage(s chattest.Sent) chattest.PeerMessage {
 	return chattest.PeerMessage{Room: s.Ref.Room, Thread: s.Ref.ThreadID, ID: s.Ref.MessageID, Text: s.Out.PlainText()}
 }
 
 func TestMemoryConformance(t *testing.T) {
-	chattest.RunConformance(t, chattest.Harness{
-		New: func(*testing.T) (chat.Adapter, chattest.Peer) {
-			m := chattest.NewMemory("memory")
-			return m, memoryPeer{m}
-		},
-	})
+	chattest.RunConformance(t, newMemoryHarness(nil))
 }
 
 // run starts m with h and stops it at the end of the test.
@@ -248,6 +390,3 @@ func BenchmarkMemoryRoundTrip(b *testing.B) {
 		}
 	}
 }
-
-func (memoryPeer) RoomID(_ *testing.T, name string) string { return name }
-func (memoryPeer) UserID(_ *testing.T, name string) string { return name }

@@ -390,3 +390,71 @@ func BenchmarkMemoryRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+func TestMemoryWithoutADirectoryHasEveryRoomAndUser(t *testing.T) {
+	ctx := context.Background()
+	m := chattest.NewMemory("memory")
+	tests := []struct {
+		name string
+		call func() (any, error)
+		want any
+	}{
+		{"a room is its name", func() (any, error) { return m.LookupRoom(ctx, "#ops") }, chat.Room{ID: "ops", Name: "ops"}},
+		{"a user is their name", func() (any, error) { return m.LookupUser(ctx, "@alice") }, chat.User{ID: "alice", Name: "alice"}},
+		{"a direct conversation is D-user", func() (any, error) { return m.OpenDirect(ctx, "alice") }, chat.MessageRef{Adapter: "memory", Room: "D-alice"}},
+		{"any room takes a post", func() (any, error) {
+			ref, err := m.Send(ctx, chat.MessageRef{Room: "anywhere"}, chat.Text("x"))
+			return ref.Room, err
+		}, "anywhere"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.call()
+			if err != nil || got != tc.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+	m.AddRoom(chat.Room{ID: "R-ops", Name: "ops"})
+	if _, err := m.Send(ctx, chat.MessageRef{Room: "anywhere"}, chat.Text("x")); !errors.Is(err, chat.ErrUnknownRoom) {
+		t.Errorf("with a directory, Send to a room not in it returned %v, want chat.ErrUnknownRoom", err)
+	}
+	if _, err := m.Send(ctx, chat.MessageRef{Room: "ops"}, chat.Text("x")); !errors.Is(err, chat.ErrUnknownRoom) {
+		t.Errorf("with a directory, Send to a room's name (not its id) returned %v, want chat.ErrUnknownRoom", err)
+	}
+}
+
+func TestMemoryDeliversClicksInOrderWithMessagesAndRateLimitsOnce(t *testing.T) {
+	m := chattest.NewMemory("memory")
+	var got []string
+	var mu sync.Mutex
+	h := chat.Handlers{
+		Message: func(_ context.Context, msg chat.Message) { mu.Lock(); got = append(got, "msg "+msg.Text); mu.Unlock() },
+		Interaction: func(_ context.Context, in chat.Interaction) {
+			mu.Lock()
+			got = append(got, "click "+in.Value)
+			mu.Unlock()
+		},
+	}
+	m.Inject(chat.Message{Ref: chat.MessageRef{Room: "general"}, User: chat.User{ID: "alice"}, Text: "one"})
+	m.Click(chat.Interaction{Ref: chat.MessageRef{Room: "general", MessageID: "b1"}, User: chat.User{ID: "alice"}, ActionID: "a", Value: "two"})
+	run(t, m, h)
+	m.Inject(chat.Message{Ref: chat.MessageRef{Room: "general"}, User: chat.User{ID: "alice"}, Text: "three"})
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == 3 })
+	if fmt.Sprint(got) != "[msg one click two msg three]" {
+		t.Errorf("handler got %q", got)
+	}
+
+	m.LimitNext(2 * time.Second)
+	_, err := m.Send(context.Background(), chat.MessageRef{Room: "general"}, chat.Text("refused"))
+	var retry *chat.RetryAfterError
+	if !errors.As(err, &retry) || retry.After != 2*time.Second || !errors.Is(err, chattest.ErrRateLimited) {
+		t.Errorf("Send after LimitNext returned %v, want a RetryAfterError of 2s", err)
+	}
+	if _, err := m.Send(context.Background(), chat.MessageRef{Room: "general"}, chat.Text("taken")); err != nil {
+		t.Errorf("the Send after the limited one: %v", err)
+	}
+	if log := m.Sent(); len(log) != 1 || log[0].Out.Text != "taken" {
+		t.Errorf("Sent() = %+v, want only the post after the limit", log)
+	}
+}

@@ -144,16 +144,18 @@ var (
 func (p *peer) RoomID(_ *testing.T, name string) string { return p.f.channel(name).ID }
 func (p *peer) UserID(_ *testing.T, name string) string { return p.f.user(name) }
 
-// Say posts as a person does in a room: Slack delivers it to the bot as an
-// app_mention, here with the mention at the end, which the adapter removes.
+// Say posts as a person does in a room, without mentioning the bot: Slack
+// delivers it as a message.channels event.
 func (p *peer) Say(t *testing.T, room, user, thread, text string) {
 	t.Helper()
 	if user != botUserID {
 		user = p.f.user(user)
 	}
-	p.f.sayIn(t, p.f.channel(room), user, thread, mentionLast, text)
+	p.f.sayIn(t, p.f.channel(room), user, thread, "", text)
 }
 
+// SayMention mentions the bot first, as Slack's clients put it; Slack sends
+// both the message.channels event and the app_mention.
 func (p *peer) SayMention(t *testing.T, room, user, text string) {
 	t.Helper()
 	p.f.sayIn(t, p.f.channel(room), p.f.user(user), "", mentionFirst, text)

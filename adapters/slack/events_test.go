@@ -68,13 +68,21 @@ func TestWhatCountsAsACommand(t *testing.T) {
 		if m := in.next(t); m.Text != "help" || !m.Direct || m.Ref.Room != dm.ID {
 			t.Errorf("message.im became %+v", m)
 		}
+		// A channel message (message.channels) is delivered as typed; the
+		// router decides whether it names the bot.
+		f.deliverInner(t, slackevents.MessageEvent{Type: "message", User: alice, Text: "chima deploy &lt;x&gt;", TimeStamp: ts(), Channel: general.ID, ChannelType: "channel"})
+		if m := in.next(t); m.Text != "chima deploy <x>" || m.Mentioned || m.Direct {
+			t.Errorf("a channel message became %+v, want it as typed, neither mentioned nor direct", m)
+		}
 
 		// Not commands.
 		drops := []struct {
 			name  string
 			inner any
 		}{
-			{"a message in a channel (it comes as app_mention)", slackevents.MessageEvent{Type: "message", User: alice, Text: "chatter", TimeStamp: ts(), Channel: general.ID, ChannelType: "channel"}},
+			{"a channel message that mentions the bot (its app_mention delivers it)", slackevents.MessageEvent{Type: "message", User: alice, Text: "<@" + botUserID + "> twice", TimeStamp: ts(), Channel: general.ID, ChannelType: "channel"}},
+			{"the bot's own channel message", slackevents.MessageEvent{Type: "message", User: botUserID, BotID: botBotID, Text: "own", TimeStamp: ts(), Channel: general.ID, ChannelType: "channel"}},
+			{"a message in an app's home", slackevents.MessageEvent{Type: "message", User: alice, Text: "home", TimeStamp: ts(), Channel: "D0HOME0001", ChannelType: "app_home"}},
 			{"the bot's own DM", slackevents.MessageEvent{Type: "message", User: botUserID, Text: "own", TimeStamp: ts(), Channel: dm.ID, ChannelType: "im"}},
 			{"the bot's own mention", slackevents.AppMentionEvent{Type: "app_mention", User: botUserID, Text: "<@" + botUserID + "> own", TimeStamp: ts(), Channel: general.ID, BotID: botBotID}},
 			{"another bot's DM", slackevents.MessageEvent{Type: "message", User: "U0OTHERBOT", BotID: "B0OTHER", Text: "beep", TimeStamp: ts(), Channel: dm.ID, ChannelType: "im"}},

@@ -846,10 +846,11 @@ func (f *fakeSlack) deliverEvent(t testing.TB, cb slackevents.EventsAPICallbackE
 }
 
 // userMessage builds what Slack delivers when user writes text in channel
-// ch: in a room, an app_mention of the bot, its <@U…> where the person put
-// it (mention is "<@U…> %s" or "%s <@U…>"); in a DM with the bot,
-// message.im. The bot itself posting comes with its bot_id.
-func (f *fakeSlack) userMessage(ch *fakeChannel, user, thread, mention, text string) (any, string) {
+// ch. In a DM with the bot: message.im. In a room: message.channels, and
+// when mention ("<@U…> %s" or "%s <@U…>") puts the bot's mention in it,
+// the app_mention, which comes second. The bot itself posting comes with
+// its bot_id.
+func (f *fakeSlack) userMessages(ch *fakeChannel, user, thread, mention, text string) ([]any, string) {
 	f.mu.Lock()
 	ts := f.nextTS()
 	f.mu.Unlock()
@@ -857,15 +858,30 @@ func (f *fakeSlack) userMessage(ch *fakeChannel, user, thread, mention, text str
 	if user == botUserID {
 		botID = botBotID
 	}
+	if mention != "" {
+		text = fmt.Sprintf(mention, text)
+	}
 	f.mu.Lock()
 	f.msgs[ch.ID+"/"+ts] = &fakeMsg{Channel: ch.ID, TS: ts, Thread: thread, User: user, Text: text}
 	f.mu.Unlock()
+	channelType := "channel"
 	if ch.IM {
-		return slackevents.MessageEvent{Type: "message", User: user, Text: text, TimeStamp: ts, ThreadTimeStamp: thread,
-			Channel: ch.ID, ChannelType: "im", EventTimeStamp: ts, BotID: botID}, ts
+		channelType = "im"
 	}
-	return slackevents.AppMentionEvent{Type: "app_mention", User: user, Text: fmt.Sprintf(mention, text), TimeStamp: ts,
-		ThreadTimeStamp: thread, Channel: ch.ID, EventTimeStamp: ts, BotID: botID}, ts
+	evs := []any{slackevents.MessageEvent{Type: "message", User: user, Text: text, TimeStamp: ts, ThreadTimeStamp: thread,
+		Channel: ch.ID, ChannelType: channelType, EventTimeStamp: ts, BotID: botID}}
+	if mention != "" && !ch.IM {
+		evs = append(evs, slackevents.AppMentionEvent{Type: "app_mention", User: user, Text: text, TimeStamp: ts,
+			ThreadTimeStamp: thread, Channel: ch.ID, EventTimeStamp: ts, BotID: botID})
+	}
+	return evs, ts
+}
+
+// userMessage is the one event that carries a message to the bot: the
+// app_mention when there is one.
+func (f *fakeSlack) userMessage(ch *fakeChannel, user, thread, mention, text string) (any, string) {
+	evs, ts := f.userMessages(ch, user, thread, mention, text)
+	return evs[len(evs)-1], ts
 }
 
 // The places people put the bot's mention.
@@ -883,9 +899,11 @@ func (f *fakeSlack) say(t testing.TB, room, user, thread, text string) string {
 // sayIn delivers a user's message in ch and returns its ts.
 func (f *fakeSlack) sayIn(t testing.TB, ch *fakeChannel, user, thread, mention, text string) string {
 	t.Helper()
-	ev, ts := f.userMessage(ch, user, thread, mention, escapeText(text))
-	cb, _ := f.callback(ev)
-	f.deliverEvent(t, cb)
+	evs, ts := f.userMessages(ch, user, thread, mention, escapeText(text))
+	for _, ev := range evs {
+		cb, _ := f.callback(ev)
+		f.deliverEvent(t, cb)
+	}
 	return ts
 }
 

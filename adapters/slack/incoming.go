@@ -13,11 +13,16 @@ import (
 )
 
 // handleEvent turns one Events API event (over HTTP or Socket Mode) into
-// what the handler gets. Only app_mention and message.im are commands; the
+// what the handler gets: app_mention (Mentioned, the mention removed),
+// message.im (Direct), and, where the app also subscribes to
+// message.channels / message.groups, a channel message as it was typed
+// (the router decides whether it names the bot). A channel message that
+// mentions the bot is left to its app_mention, so it is delivered once. The
 // bot's own messages, other bots', edits and deletions are dropped. eventID
 // is the delivery's event_id: a second delivery of it is dropped too.
 func (a *Adapter) handleEvent(eventID string, inner slackevents.EventsAPIInnerEvent) {
 	var m *chat.Message
+	inChannel := false // a channel message, not a mention
 	switch ev := inner.Data.(type) {
 	case *slackevents.AppMentionEvent:
 		if ev.BotID != "" || ev.Edited != nil {
@@ -26,11 +31,19 @@ func (a *Adapter) handleEvent(eventID string, inner slackevents.EventsAPIInnerEv
 		m = &chat.Message{Ref: chat.MessageRef{Room: ev.Channel, MessageID: ev.TimeStamp, ThreadID: ev.ThreadTimeStamp},
 			User: chat.User{ID: ev.User}, Text: ev.Text, Mentioned: true}
 	case *slackevents.MessageEvent:
-		if ev.ChannelType != "im" || ev.SubType != "" || ev.BotID != "" {
-			return // channel messages come as app_mention; subtypes are edits, joins, bots
+		if ev.SubType != "" || ev.BotID != "" {
+			return // subtypes are edits, deletions, joins, bots
 		}
 		m = &chat.Message{Ref: chat.MessageRef{Room: ev.Channel, MessageID: ev.TimeStamp, ThreadID: ev.ThreadTimeStamp},
-			User: chat.User{ID: ev.User}, Text: ev.Text, Direct: true}
+			User: chat.User{ID: ev.User}, Text: ev.Text}
+		switch ev.ChannelType {
+		case "im":
+			m.Direct = true
+		case "channel", "group", "mpim":
+			inChannel = true
+		default:
+			return
+		}
 	default:
 		return
 	}
@@ -43,14 +56,19 @@ func (a *Adapter) handleEvent(eventID string, inner slackevents.EventsAPIInnerEv
 		if msg.User.ID == "" || msg.User.ID == self {
 			return
 		}
+		if inChannel && strings.Contains(msg.Text, "<@"+self) {
+			return // its app_mention delivers it
+		}
 		msg.Ref.Adapter = a.Name()
 		if msg.Ref.ThreadID == msg.Ref.MessageID {
 			msg.Ref.ThreadID = "" // a thread's root is not in a thread
 		}
 		msg.Time = tsTime(msg.Ref.MessageID)
 		text, mentioned := stripMention(msg.Text, self)
-		msg.Text = a.normalise(ctx, text)
-		msg.Mentioned = msg.Mentioned || mentioned
+		if msg.Mentioned || msg.Direct {
+			msg.Text, msg.Mentioned = text, msg.Mentioned || mentioned
+		}
+		msg.Text = a.normalise(ctx, msg.Text)
 		msg.User.Name = a.userName(ctx, msg.User.ID)
 		h.HandleMessage(ctx, msg)
 	})

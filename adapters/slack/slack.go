@@ -155,7 +155,7 @@ func New(o Options) (*Adapter, error) {
 		opts:  o,
 		api:   slackgo.New(o.BotToken, apiOpts...),
 		http:  o.HTTPClient,
-		log:   o.Logger.With("adapter", o.Name),
+		log:   o.Logger, // cmd/chima's logger already names the adapter
 		seen:  newRecent(4096),
 		slash: newSlashStore(1024, 30*time.Minute),
 		names: newNameCache(10000, time.Hour),

@@ -1160,13 +1160,3 @@ func waitFor[T any](t testing.TB, c <-chan T, what string) T {
 		return zero
 	}
 }
-
-// none checks that nothing arrives on c for a short while.
-func none[T any](t testing.TB, c <-chan T, what string) {
-	t.Helper()
-	select {
-	case v := <-c:
-		t.Errorf("fake slack: unexpected %s: %+v", what, v)
-	case <-time.After(100 * time.Millisecond):
-	}
-}

@@ -104,6 +104,9 @@ func (a *Adapter) serveCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(slashAck)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush() // Slack waits 3 s for the ack; the handling may look up names
+	}
 	a.handleSlash(cmd)
 }
 

@@ -51,7 +51,7 @@ func (a *Adapter) handleEvent(eventID string, inner slackevents.EventsAPIInnerEv
 		return
 	}
 	msg := *m
-	a.deliver(func(ctx context.Context, h chat.Handler) {
+	a.deliverOrWarn(eventID, func(ctx context.Context, h chat.Handler) {
 		self, _ := a.identity()
 		if msg.User.ID == "" || msg.User.ID == self {
 			return
@@ -80,7 +80,7 @@ func (a *Adapter) handleEvent(eventID string, inner slackevents.EventsAPIInnerEv
 // the command's response_url where the bot cannot post.
 func (a *Adapter) handleSlash(cmd slackgo.SlashCommand) {
 	id := a.slash.add(cmd.ChannelID, cmd.ResponseURL)
-	a.deliver(func(ctx context.Context, h chat.Handler) {
+	a.deliverOrWarn(id, func(ctx context.Context, h chat.Handler) {
 		self, _ := a.identity()
 		text, _ := stripMention(cmd.Text, self)
 		m := chat.Message{
@@ -133,7 +133,15 @@ func (a *Adapter) handleInteraction(cb slackgo.InteractionCallback) {
 			Direct:   strings.HasPrefix(channel, "D") || cb.Channel.IsIM,
 			Time:     tsTime(act.ActionTs),
 		}
-		a.deliver(func(ctx context.Context, h chat.Handler) { h.HandleInteraction(ctx, in) })
+		a.deliverOrWarn(act.ActionID, func(ctx context.Context, h chat.Handler) { h.HandleInteraction(ctx, in) })
+	}
+}
+
+// deliverOrWarn delivers f and logs what could not be kept while Run was
+// not ready.
+func (a *Adapter) deliverOrWarn(id string, f func(ctx context.Context, h chat.Handler)) {
+	if !a.deliver(f) {
+		a.log.Warn("slack: dropped what arrived before the adapter was running: too much is waiting", "id", id, "waiting", maxPending)
 	}
 }
 

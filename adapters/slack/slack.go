@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -338,10 +337,4 @@ func (a *Adapter) identity() (userID, botID string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.self.ID, a.botID
-}
-
-// drain reads and closes a response body so the connection is reused.
-func drain(r io.ReadCloser) {
-	_, _ = io.Copy(io.Discard, io.LimitReader(r, 1<<16))
-	_ = r.Close()
 }

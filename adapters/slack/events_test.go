@@ -64,6 +64,11 @@ func TestWhatCountsAsACommand(t *testing.T) {
 		if m := in.next(t); m.Text != "status" || m.Ref.ThreadID != root {
 			t.Errorf("app_mention in a thread became %+v, want text status in thread %s", m, root)
 		}
+		parent := ts() // a thread's parent carries its own ts as thread_ts
+		f.deliverInner(t, slackevents.AppMentionEvent{Type: "app_mention", User: alice, Text: "<@" + botUserID + "> root", TimeStamp: parent, ThreadTimeStamp: parent, Channel: general.ID})
+		if m := in.next(t); m.Ref.ThreadID != "" || m.Ref.MessageID != parent {
+			t.Errorf("a thread's parent became %+v, want no thread id", m.Ref)
+		}
 		f.deliverInner(t, slackevents.MessageEvent{Type: "message", User: alice, Text: "help", TimeStamp: ts(), Channel: dm.ID, ChannelType: "im"})
 		if m := in.next(t); m.Text != "help" || !m.Direct || m.Ref.Room != dm.ID {
 			t.Errorf("message.im became %+v", m)

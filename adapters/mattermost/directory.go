@@ -37,6 +37,7 @@ func (a *Adapter) LookupRoom(ctx context.Context, nameOrID string) (chat.Room, e
 }
 
 func (a *Adapter) room(ch *model.Channel) chat.Room {
+	a.rooms.put(ch.Id, ch.Name)
 	direct := ch.Type == model.ChannelTypeDirect
 	if direct {
 		a.directs.put(ch.Id, "D")
@@ -101,6 +102,13 @@ func (a *Adapter) SendEphemeral(ctx context.Context, to chat.MessageRef, userID 
 	room, err := a.roomID(ctx, to.Room)
 	if err != nil {
 		return err
+	}
+	// The server does not check the channel of an ephemeral post (it
+	// only pushes it to the user's clients): check it here, once.
+	if _, ok := a.rooms.get(room); !ok {
+		if _, err := a.LookupRoom(ctx, room); err != nil {
+			return err
+		}
 	}
 	post := a.render(out)
 	post.ChannelId = room

@@ -92,6 +92,8 @@ type Adapter struct {
 	roots *boundedMap
 	// directs remembers which channels are direct conversations.
 	directs *boundedMap
+	// rooms remembers channels known to exist, by id.
+	rooms *boundedMap
 
 	// handler and runCtx are set by Run for the HTTP routes.
 	handler atomic.Pointer[handlerBox]
@@ -172,6 +174,7 @@ func New(o Options) (*Adapter, error) {
 		self:    chat.User{},
 		roots:   newBoundedMap(4096),
 		directs: newBoundedMap(4096),
+		rooms:   newBoundedMap(4096),
 	}, nil
 }
 
@@ -466,6 +469,7 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 	if created.RootId != "" {
 		a.roots.put(created.Id, created.RootId)
 	}
+	a.rooms.put(created.ChannelId, "")
 	return chat.MessageRef{Adapter: a.name, Room: created.ChannelId, MessageID: created.Id, ThreadID: created.RootId}, nil
 }
 

@@ -47,7 +47,7 @@ func (a *Adapter) render(out chat.Output) *model.Post {
 			if msg.Len() > 0 {
 				msg.WriteString("\n")
 			}
-			msg.WriteString(escape(b.AsText()))
+			msg.WriteString(b.AsText())
 		}
 		buttons = nil
 	}
@@ -55,7 +55,7 @@ func (a *Adapter) render(out chat.Output) *model.Post {
 	post.AddProp("from_bot", "true")
 	hasAttachment := out.Title != "" || len(out.Fields) > 0 || len(buttons) > 0 || statusColors[out.Status] != ""
 	if msg.Len() == 0 && !hasAttachment {
-		msg.WriteString(escape(out.PlainText()))
+		msg.WriteString(out.PlainText())
 	}
 	post.Message = truncate(msg.String(), MaxPostRunes)
 	if hasAttachment {
@@ -112,7 +112,10 @@ func (a *Adapter) sign(actionID, value string) string {
 }
 
 // Markdown renders Chima's text markup (chat.ParseMarkup) as Mattermost
-// Markdown. Text that is not markup is escaped so that it shows as written.
+// Markdown. Chima's markup is a subset of Mattermost's, so plain text is
+// written as it came: what the parser left as characters is what the
+// author wrote, and escaping it would show backslashes where Mattermost
+// shows the same thing without them.
 func Markdown(s string) string {
 	blocks := chat.ParseMarkup(s)
 	var b strings.Builder
@@ -148,7 +151,7 @@ func spans(b *strings.Builder, ss []chat.Span) {
 			if s.Text == "" || s.Text == s.URL {
 				b.WriteString(s.URL)
 			} else {
-				b.WriteString("[" + escape(s.Text) + "](" + strings.ReplaceAll(s.URL, ")", "%29") + ")")
+				b.WriteString("[" + s.Text + "](" + strings.ReplaceAll(s.URL, ")", "%29") + ")")
 			}
 			continue
 		}
@@ -167,7 +170,7 @@ func spans(b *strings.Builder, ss []chat.Span) {
 		if s.Style&chat.Italic != 0 {
 			open, closing = open+"_", "_"+closing
 		}
-		t := escape(s.Text)
+		t := s.Text
 		if open != "" {
 			// Markers must hug the text: keep surrounding spaces outside.
 			lead := t[:len(t)-len(strings.TrimLeft(t, " "))]
@@ -190,32 +193,6 @@ func reverse(s string) string {
 		r[i], r[j] = r[j], r[i]
 	}
 	return string(r)
-}
-
-// escape backslash-escapes what Mattermost's Markdown would otherwise read
-// as markup: inline markers anywhere, and headings, quotes and list markers
-// at the start of a line.
-func escape(s string) string {
-	if !strings.ContainsAny(s, "\\*_`~[]#>-+|") {
-		return s
-	}
-	var b strings.Builder
-	lineStart := true
-	for _, r := range s {
-		switch {
-		case strings.ContainsRune("\\*_`~[]|", r):
-			b.WriteByte('\\')
-		case lineStart && strings.ContainsRune("#>-+", r):
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-		if r == '\n' {
-			lineStart = true
-		} else if r != ' ' {
-			lineStart = false
-		}
-	}
-	return b.String()
 }
 
 // fence renders code as a fenced block that its content cannot close.

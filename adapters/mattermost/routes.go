@@ -4,7 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/subtle"
 	"encoding/json"
-		"fmt"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"

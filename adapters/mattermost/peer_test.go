@@ -46,10 +46,10 @@ type backend interface {
 
 // fakeBackend is a fresh mmtest.Server.
 type fakeBackend struct {
-	s                       *mmtest.Server
-	botID, botName, botTok  string
-	mu                      sync.Mutex
-	users                   map[string][2]string
+	s                      *mmtest.Server
+	botID, botName, botTok string
+	mu                     sync.Mutex
+	users                  map[string][2]string
 }
 
 func newFakeBackend(t *testing.T) *fakeBackend {

@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -653,29 +654,27 @@ func (s *Server) getThread(w http.ResponseWriter, r *http.Request, me *model.Use
 	if p.RootId != "" {
 		rootID = p.RootId
 	}
+	// As the real server: the order starts with the post asked for, then
+	// lists the whole thread, root included, newest first (so a thread
+	// asked for by its root lists the root twice).
 	list := model.NewPostList()
-	// As the real server: the order starts with the root, then the
-	// replies newest first, and lists the root again at the end.
-	list.AddOrder(rootID)
-	var replies []*model.Post
+	list.AddOrder(p.Id)
+	thread := []*model.Post{s.posts[rootID]}
 	for _, x := range s.posts {
 		if x.RootId == rootID {
-			replies = append(replies, x)
+			thread = append(thread, x)
 		}
 	}
-	for i := range replies {
-		for j := i + 1; j < len(replies); j++ {
-			if replies[j].CreateAt > replies[i].CreateAt || (replies[j].CreateAt == replies[i].CreateAt && replies[j].Id > replies[i].Id) {
-				replies[i], replies[j] = replies[j], replies[i]
-			}
+	sort.Slice(thread, func(i, j int) bool {
+		if thread[i].CreateAt != thread[j].CreateAt {
+			return thread[i].CreateAt > thread[j].CreateAt
 		}
-	}
-	for _, x := range replies {
+		return thread[j].Id == rootID && thread[i].Id != rootID
+	})
+	for _, x := range thread {
 		list.AddOrder(x.Id)
 		list.AddPost(clientPost(x))
 	}
-	list.AddOrder(rootID)
-	list.AddPost(clientPost(s.posts[rootID]))
 	writeJSON(w, http.StatusOK, list)
 }
 

@@ -154,7 +154,11 @@ func New(o Options) (*Adapter, error) {
 		o.MaxBackoff = max(30*time.Second, o.MinBackoff)
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+		// More idle connections than the default 2 per host, so a burst
+		// of sends reuses connections instead of opening new ones.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 16
+		o.HTTPClient = &http.Client{Timeout: 30 * time.Second, Transport: tr}
 	}
 	base := o.HTTPClient.Transport
 	if base == nil {

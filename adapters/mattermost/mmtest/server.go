@@ -48,6 +48,9 @@ type Server struct {
 	// OnCreatePost, when set before use, is called as a POST /posts
 	// request arrives, before it is processed, with the decoded post.
 	OnCreatePost func(p *model.Post)
+	// OnPosted, when set before use, is called with each new post just
+	// before its posted event is written to the websockets.
+	OnPosted func(p *model.Post)
 
 	srv *httptest.Server
 
@@ -525,6 +528,9 @@ func (s *Server) create(p *model.Post, me *model.User) (*model.Post, int, string
 	if ids := s.mentions(post.Message, c); len(ids) > 0 {
 		b, _ := json.Marshal(ids)
 		data["mentions"] = string(b)
+	}
+	if s.OnPosted != nil {
+		s.OnPosted(post)
 	}
 	s.broadcast(model.WebsocketEventPosted, c.Id, "", data)
 	return clientPost(post), 0, "", ""

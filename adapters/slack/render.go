@@ -38,10 +38,20 @@ type rendered struct {
 	Blocks []slackgo.Block `json:"blocks,omitempty"`
 }
 
-// options returns the MsgOptions that send r. Blocks are always given, empty
-// when there are none, so that an edit of a rich message to plain text
-// clears the old blocks (chat.update keeps them otherwise).
+// options returns the MsgOptions that post r.
 func (r rendered) options() []slackgo.MsgOption {
+	opts := []slackgo.MsgOption{slackgo.MsgOptionText(r.Text, false)}
+	if len(r.Blocks) > 0 {
+		opts = append(opts, slackgo.MsgOptionBlocks(r.Blocks...))
+	}
+	return opts
+}
+
+// editOptions returns the MsgOptions that replace a message with r. Blocks
+// are always given, empty when there are none, so that an edit of a rich
+// message to plain text clears the old blocks (chat.update keeps them
+// otherwise).
+func (r rendered) editOptions() []slackgo.MsgOption {
 	return []slackgo.MsgOption{slackgo.MsgOptionText(r.Text, false), slackgo.MsgOptionBlocks(r.Blocks...)}
 }
 

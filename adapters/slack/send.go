@@ -80,7 +80,7 @@ func (a *Adapter) sendSlashReply(ctx context.Context, to chat.MessageRef, id str
 func (a *Adapter) respond(ctx context.Context, responseURL, responseType string, replace bool, r rendered) error {
 	opts := append(r.options(), slackgo.MsgOptionResponseURL(responseURL, responseType))
 	if replace {
-		opts = append(opts, slackgo.MsgOptionReplaceOriginal(responseURL))
+		opts = append(r.editOptions(), slackgo.MsgOptionResponseURL(responseURL, responseType), slackgo.MsgOptionReplaceOriginal(responseURL))
 	}
 	if _, _, err := a.api.PostMessageContext(ctx, "", opts...); err != nil {
 		return fmt.Errorf("slack: response_url: %w", mapError(err))
@@ -103,7 +103,7 @@ func (a *Adapter) Update(ctx context.Context, ref chat.MessageRef, out chat.Outp
 		}
 		return a.respond(ctx, call.responseURL, "in_channel", true, r)
 	}
-	if _, _, _, err := a.api.UpdateMessageContext(ctx, ref.Room, ref.MessageID, r.options()...); err != nil {
+	if _, _, _, err := a.api.UpdateMessageContext(ctx, ref.Room, ref.MessageID, r.editOptions()...); err != nil {
 		return fmt.Errorf("slack: chat.update %s: %w", ref, mapError(err))
 	}
 	return nil

@@ -42,7 +42,7 @@ func TestRenderGolden(t *testing.T) {
 		{"long-text-split", chat.Output{Title: "Log", Text: long}},
 		{"many-fields", chat.Output{Title: "Status", Fields: manyFields(12)}},
 		{"long-field", chat.Output{Title: "Error", Fields: []chat.Field{{Title: "Message", Value: "disk full"}, {Title: "Host", Value: "db1", Short: true}}}},
-		{"danger-title", chat.Output{Title: "Deploy failed", Status: "danger", Text: "see `deploy.log`"}},
+		{"danger-title", chat.Output{Title: "Deploy failed", Status: "danger", Text: "see deploy.log on host db1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

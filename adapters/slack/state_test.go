@@ -23,7 +23,8 @@ func TestRecentForgetsTheOldestWhenFull(t *testing.T) {
 	if len(r.ids) != 3 {
 		t.Errorf("%d ids kept, want the bound 3", len(r.ids))
 	}
-	if !r.add("") || !r.add("") {
+	first, again := r.add(""), r.add("")
+	if !first || !again {
 		t.Error("an event without an id must never be dropped as seen")
 	}
 }

@@ -55,7 +55,9 @@ func render(h header, out chat.Output, ansi bool) string {
 	}
 	b.WriteString(":")
 
-	text := out.Text
+	// Text and field values are markup (chat.ParseMarkup); a console shows
+	// them plain.
+	text := chat.PlainMarkup(out.Text)
 	if out.Title == "" && text == "" && len(out.Fields) == 0 && out.Code == "" && len(out.Buttons) == 0 {
 		text = out.Fallback
 	}
@@ -94,7 +96,7 @@ func render(h header, out chat.Output, ansi bool) string {
 	}
 	inline = false
 	for _, f := range out.Fields {
-		vs := lines(f.Value)
+		vs := lines(chat.PlainMarkup(f.Value))
 		if f.Title != "" {
 			vs[0] = clean(f.Title) + ": " + vs[0]
 		}

@@ -391,7 +391,7 @@ func closingTicks(s string, from, n int) int {
 
 // trimCode strips one space from both ends of a code span's content when it
 // has one at both ends and is not all spaces, as CommonMark does, so that
-// "`` `x` ``" can show backticks.
+// "“ `x` “" can show backticks.
 func trimCode(s string) string {
 	if len(s) >= 2 && s[0] == ' ' && s[len(s)-1] == ' ' && strings.Trim(s, " ") != "" {
 		return s[1 : len(s)-1]

@@ -390,8 +390,8 @@ func closingTicks(s string, from, n int) int {
 }
 
 // trimCode strips one space from both ends of a code span's content when it
-// has one at both ends and is not all spaces, as CommonMark does, so that
-// "“ `x` “" can show backticks.
+// has one at both ends and is not all spaces, as CommonMark does, so that a
+// code span in double backticks can start or end with a backtick.
 func trimCode(s string) string {
 	if len(s) >= 2 && s[0] == ' ' && s[len(s)-1] == ' ' && strings.Trim(s, " ") != "" {
 		return s[1 : len(s)-1]

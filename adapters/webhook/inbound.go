@@ -215,8 +215,7 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 
 	id := a.newID()
 	if d := deliveryID(r); d != "" {
-		if !a.seen.add(h.name+"\x00"+d, id) {
-			prev, _ := a.seen.get(h.name + "\x00" + d)
+		if prev, fresh := a.seen.add(h.name+"\x00"+d, id); !fresh {
 			a.log.Info("duplicate delivery ignored", "hook", h.name, "delivery", d)
 			writeJSON(w, http.StatusOK, Response{ID: prev, Duplicate: true})
 			return
@@ -231,11 +230,13 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 		Mentioned: true,
 		Time:      time.Now(),
 	}
-	a.recent.add(id, h.name)
-	a.roomHooks.add(body.Room, h.name)
+	a.recent.put(id, h.name)
+	a.roomHooks.put(body.Room, h.name+"\x00"+id)
+	// The handler only queues; the ctx it gets must outlive this request.
+	ctx := context.WithoutCancel(r.Context())
 
 	if !h.toResponse {
-		handler.HandleMessage(r.Context(), m)
+		handler.HandleMessage(ctx, m)
 		writeJSON(w, http.StatusAccepted, Response{ID: id})
 		return
 	}
@@ -246,8 +247,7 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 		writeJSON(w, http.StatusServiceUnavailable, Response{Error: "the room is busy with other requests; retry"})
 		return
 	}
-	// The handler only queues; the ctx it gets must outlive this request.
-	handler.HandleMessage(context.WithoutCancel(r.Context()), m)
+	handler.HandleMessage(ctx, m)
 	wt.wait(r.Context(), a.stopped, h.wait, h.quiet)
 	release()
 	writeJSON(w, http.StatusOK, wt.response())

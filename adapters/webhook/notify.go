@@ -177,14 +177,11 @@ func (n *notifier) scrub(err error) error {
 // parseRetryAfter reads seconds or an HTTP date; 1s when absent or
 // unreadable, capped at maxRetryAfter.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	d := time.Second
 	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-		d = time.Duration(s) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
+		return min(time.Duration(s)*time.Second, maxRetryAfter)
 	}
-	if d <= 0 {
-		d = time.Second
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter)
 	}
-	return min(d, maxRetryAfter)
+	return time.Second
 }

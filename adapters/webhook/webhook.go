@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +43,8 @@ type Adapter struct {
 	// recent maps the ids of recent inbound messages to their hook, for
 	// replies that come after the request has answered.
 	recent *boundedMap
-	// roomHooks maps rooms recent inbound messages came from to their hook.
+	// roomHooks maps rooms recent inbound messages came from to their hook
+	// and the latest message's id: "hook\x00id".
 	roomHooks *boundedMap
 	// seen holds recent delivery ids, per hook.
 	seen *boundedMap
@@ -190,8 +192,9 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 		ref.ThreadID = ""
 		return ref, n.enqueue(ref, out, "")
 	}
-	if name, ok := a.roomHooks.get(to.Room); ok {
-		return ref, a.late(a.hooks[name], ref, out, "")
+	if v, ok := a.roomHooks.get(to.Room); ok {
+		name, last, _ := strings.Cut(v, "\x00")
+		return ref, a.late(a.hooks[name], ref, out, last)
 	}
 	return chat.MessageRef{}, fmt.Errorf("webhook adapter %s: room %q is neither a notifier nor a hook's room: %w", a.name, to.Room, chat.ErrUnknownRoom)
 }
@@ -244,19 +247,34 @@ func (b *boundedMap) get(k string) (string, bool) {
 	return v, ok
 }
 
-// add sets k to v and reports whether k was new.
-func (b *boundedMap) add(k, v string) bool {
+// add sets k to v unless k is there already, and returns k's value and
+// whether k was new.
+func (b *boundedMap) add(k, v string) (string, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if old, ok := b.m[k]; ok {
+		return old, false
+	}
+	b.insert(k, v)
+	return v, true
+}
+
+// put sets k to v.
+func (b *boundedMap) put(k, v string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, ok := b.m[k]; ok {
 		b.m[k] = v
-		return false
+		return
 	}
+	b.insert(k, v)
+}
+
+func (b *boundedMap) insert(k, v string) {
 	if old := b.ring[b.next]; old != "" {
 		delete(b.m, old)
 	}
 	b.ring[b.next] = k
 	b.next = (b.next + 1) % len(b.ring)
 	b.m[k] = v
-	return true
 }

@@ -1,12 +1,14 @@
 package shell_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,7 +61,16 @@ func TestConformance(t *testing.T) {
 
 // pipeHarness runs the adapter against a pipePeer: a person at a console.
 func pipeHarness(interactive bool) chattest.Harness {
-	return chattest.Harness{New: func(t *testing.T) (chat.Adapter, chattest.Peer) {
+	h := chattest.Harness{
+		// A console has every room a person can type; this one they cannot.
+		UnknownRoom: "no such room",
+	}
+	if !interactive {
+		// Interactive output carries readline's redrawing; the plain
+		// console's bytes are the render.
+		h.Golden = "testdata/golden"
+	}
+	h.New = func(t *testing.T) (chat.Adapter, chattest.Peer) {
 		inR, inW := io.Pipe()
 		outR, outW := io.Pipe()
 		a := shell.New(shell.Options{In: inR, Out: outW, Interactive: interactive})
@@ -69,6 +80,7 @@ func pipeHarness(interactive bool) chattest.Harness {
 			room:  "general",
 			user:  "you",
 			posts: make(chan chattest.PeerMessage, 1024),
+			raw:   map[string][]byte{},
 			edits: make(chan chattest.PeerMessage, 1024),
 			done:  make(chan struct{}),
 		}
@@ -79,7 +91,8 @@ func pipeHarness(interactive bool) chattest.Harness {
 			<-p.done
 		})
 		return a, p
-	}}
+	}
+	return h
 }
 
 // pipePeer is a person typing into the console's input pipe and reading its
@@ -90,11 +103,16 @@ type pipePeer struct {
 	in  *io.PipeWriter
 	bot string
 
-	// The console's state as the peer set it; only Say touches it.
+	// The console's state as the peer set it; only Say and SayDirect touch
+	// it.
 	room, user, thread string
+	dm                 bool
 
 	posts, edits chan chattest.PeerMessage
 	done         chan struct{}
+
+	mu  sync.Mutex
+	raw map[string][]byte // the console's bytes of each post, by id
 }
 
 // Say types the console commands that put the console in room, as user, in
@@ -102,18 +120,50 @@ type pipePeer struct {
 func (p *pipePeer) Say(t *testing.T, room, user, thread, text string) {
 	t.Helper()
 	var b strings.Builder
+	if p.dm {
+		b.WriteString("/dm\n")
+		p.dm, p.thread = false, ""
+	}
 	if room != p.room {
 		fmt.Fprintf(&b, "/room %s\n", room)
 		p.room, p.thread = room, ""
 	}
-	if user != p.user {
-		fmt.Fprintf(&b, "/user %s\n", user)
-		p.user = user
-	}
+	p.switchUser(&b, user)
 	if thread != p.thread {
 		fmt.Fprintf(&b, "/thread %s\n", thread)
 		p.thread = thread
 	}
+	p.typeText(t, &b, text)
+}
+
+// SayDirect types the console commands that make user write to the bot
+// directly (/dm), then the text.
+func (p *pipePeer) SayDirect(t *testing.T, user, text string) {
+	t.Helper()
+	var b strings.Builder
+	p.switchUser(&b, user)
+	if !p.dm {
+		b.WriteString("/dm\n")
+		p.dm, p.thread = true, ""
+	}
+	p.typeText(t, &b, text)
+}
+
+// DirectRoom is the console's direct conversation with user, "@user".
+func (p *pipePeer) DirectRoom(_ *testing.T, user string) string { return "@" + user }
+
+func (p *pipePeer) switchUser(b *strings.Builder, user string) {
+	if user != p.user {
+		fmt.Fprintf(b, "/user %s\n", user)
+		p.user = user
+		if p.dm {
+			p.thread = "" // the console leaves the thread with the conversation
+		}
+	}
+}
+
+func (p *pipePeer) typeText(t *testing.T, b *strings.Builder, text string) {
+	t.Helper()
 	if strings.HasPrefix(text, "/") {
 		text = "/" + text
 	}
@@ -121,6 +171,18 @@ func (p *pipePeer) Say(t *testing.T, room, user, thread, text string) {
 	if _, err := io.WriteString(p.in, b.String()); err != nil {
 		t.Fatalf("typing %q: %v", b.String(), err)
 	}
+}
+
+// Raw returns the bytes the console wrote for the post msg.
+func (p *pipePeer) Raw(t *testing.T, msg chattest.PeerMessage) []byte {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, ok := p.raw[msg.ID]
+	if !ok {
+		t.Fatalf("the console wrote no post %q", msg.ID)
+	}
+	return b
 }
 
 func (p *pipePeer) Said(t *testing.T) chattest.PeerMessage {
@@ -162,6 +224,9 @@ func (p *pipePeer) read(out io.Reader) {
 			} else {
 				n++
 				m.ID = fmt.Sprintf("b%d", n)
+				p.mu.Lock()
+				p.raw[m.ID] = bytes.Clone(buf[:k])
+				p.mu.Unlock()
 				p.posts <- m
 			}
 		}
@@ -186,3 +251,9 @@ func parsePost(s, bot string) (m chattest.PeerMessage, edit bool, ok bool) {
 	m = chattest.PeerMessage{Room: h[1], Thread: h[2], ID: h[4], Text: strings.TrimSpace(strings.Join(text, "\n"))}
 	return m, h[4] != "", true
 }
+
+// RoomID returns name: console rooms are their names.
+func (p *pipePeer) RoomID(_ *testing.T, name string) string { return name }
+
+// UserID returns name: console users are their names.
+func (p *pipePeer) UserID(_ *testing.T, name string) string { return name }

@@ -33,7 +33,7 @@ var statusColour = map[string]string{
 //	  text
 //	  Field: value
 //	    code
-//	  [Label] type: command
+//	  [Label] type: command   ([Label] when the button has no command)
 //
 // The title, or else the first line of text, shares the header's line. With
 // ansi the title is bold and coloured by out.Status. Control characters other
@@ -55,10 +55,10 @@ func render(h header, out chat.Output, ansi bool) string {
 	}
 	b.WriteString(":")
 
-	// Text and field values are markup (chat.ParseMarkup); a console shows
-	// them plain.
+	// Text and field values are marked up; the console shows them plain.
+	// The fallback is plain text already.
 	text := chat.PlainMarkup(out.Text)
-	if out.Title == "" && text == "" && len(out.Fields) == 0 && out.Code == "" && len(out.Buttons) == 0 {
+	if out.Title == "" && out.Text == "" && len(out.Fields) == 0 && out.Code == "" && len(out.Buttons) == 0 {
 		text = out.Fallback
 	}
 	inline := true // the next line of title or text goes on the header's line
@@ -111,7 +111,9 @@ func render(h header, out chat.Output, ansi bool) string {
 		}
 	}
 	for _, btn := range out.Buttons {
-		line("  ", "["+clean(btn.Label)+"] type: "+clean(btn.Command))
+		// A button without a command is only clickable, which a console
+		// is not: it shows as its label (Button.AsText).
+		line("  ", clean(btn.AsText()))
 	}
 	b.WriteString("\n")
 	return b.String()

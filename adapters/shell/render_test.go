@@ -67,6 +67,12 @@ func TestRender(t *testing.T) {
 				"  [Roll back] type: chima rollback project-x\n",
 		},
 		{
+			name: "a button without a command shows as its label",
+			h:    general,
+			out:  chat.Output{Text: "pick", Buttons: []chat.Button{{Label: "Keep", ActionID: "chima.plugin:deploy:keep", Value: "v"}}},
+			want: "[general] chima: pick\n  [Keep]\n",
+		},
+		{
 			name: "without title or text the body starts on the next line",
 			h:    general,
 			out:  chat.Output{Fields: []chat.Field{{Title: "Env", Value: "edge"}}, Code: "x"},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/chimaops/chima/core/chat"
 )
@@ -399,13 +400,15 @@ func (a *Adapter) notice(format string, args ...any) {
 }
 
 // Send shows out in to.Room (in thread to.ThreadID when set) and returns its
-// reference; bot posts are numbered "b1", "b2", …
+// reference; bot posts are numbered "b1", "b2", … A room that is not one
+// word a person could type after /room (empty, with white space or control
+// characters) is one the console does not have: chat.ErrUnknownRoom.
 func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
 	if err := ctx.Err(); err != nil {
 		return chat.MessageRef{}, err
 	}
-	if to.Room == "" {
-		return chat.MessageRef{}, fmt.Errorf("shell: send: %w: empty room", chat.ErrUnknownRoom)
+	if !consoleRoom(to.Room) {
+		return chat.MessageRef{}, fmt.Errorf("shell: send to %q: %w: a console room is one word a person can type after /room", to.Room, chat.ErrUnknownRoom)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -416,6 +419,13 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 		return chat.MessageRef{}, fmt.Errorf("shell: send to %s: %w", to, err)
 	}
 	return ref, nil
+}
+
+// consoleRoom reports whether the console has room: every room a person
+// can switch to with /room (one word without control characters) or a
+// direct conversation "@user".
+func consoleRoom(room string) bool {
+	return room != "" && clean(room) == room && !strings.ContainsFunc(room, unicode.IsSpace)
 }
 
 // Update shows out as the new content of the bot post ref, marked as an edit

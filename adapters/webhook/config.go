@@ -43,6 +43,12 @@ type HookConfig struct {
 	// hook's name, User to the hook's name too.
 	Room string `yaml:"room"`
 	User string `yaml:"user"`
+	// Mention delivers the hook's messages as mentions of the bot
+	// (Message.Mentioned), so the text is a command without the bot's name:
+	// "deploy x to edge". It defaults to true; a body's "mention" overrides
+	// it per request. With false, only text that names the bot ("chima
+	// deploy …") or starts with the prefix is a command.
+	Mention *bool `yaml:"mention"`
 	// FixedUser ignores the body's user: every message is the hook's User.
 	// Without it, whoever holds the secret may act as any user.
 	FixedUser bool `yaml:"fixed_user"`
@@ -94,8 +100,6 @@ const (
 	DefaultBackoff  = 500 * time.Millisecond
 	// MaxBody bounds an inbound request's body.
 	MaxBody = 64 << 10
-	// queueLen bounds the posts waiting per notifier.
-	queueLen = 256
 )
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -137,7 +141,7 @@ func build(s chat.Setup, c Config) (*Adapter, error) {
 		if _, dup := a.hooks[hc.Name]; dup {
 			return nil, fmt.Errorf("%s.name: hook %q is configured twice", key, hc.Name)
 		}
-		h := &hook{name: hc.Name, room: hc.Room, user: hc.User, fixedUser: hc.FixedUser, wait: hc.Wait, quiet: hc.Quiet, requireTS: hc.RequireTimestamp}
+		h := &hook{mention: hc.Mention == nil || *hc.Mention, name: hc.Name, room: hc.Room, user: hc.User, fixedUser: hc.FixedUser, wait: hc.Wait, quiet: hc.Quiet, requireTS: hc.RequireTimestamp}
 		if h.room == "" {
 			h.room = hc.Name
 		}
@@ -226,7 +230,6 @@ func (a *Adapter) newNotifier(key string, nc NotifierConfig, prefix string) (*no
 	n := &notifier{
 		a: a, name: nc.Name, url: raw, preset: nc.Preset, contentType: nc.ContentType,
 		headers: map[string]string{}, timeout: nc.Timeout, attempts: nc.Attempts, backoff: nc.Backoff,
-		queue: make(chan post, queueLen),
 	}
 	if n.preset == "" {
 		n.preset = "json"

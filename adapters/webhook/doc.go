@@ -15,13 +15,15 @@
 //
 // # Delivery
 //
-// Send hands a post to the notifier's queue and returns: a slow or failing
-// receiver never blocks the bot. One worker per notifier posts in order and
-// retries with exponential backoff on 5xx answers, timeouts and network
-// errors, and waits out a 429's Retry-After. A 4xx answer is not retried.
-// What cannot be delivered is logged and counted (Stats), never silently
-// lost. Send returns a *chat.RetryAfterError when the queue is full, so the
-// core's outbox waits instead of piling up posts.
+// Send posts to a notifier before it returns, so that its answer reaches the
+// caller: the core's outbox, one queue per (adapter, room), keeps a slow
+// receiver from blocking the bot or another room. 5xx answers, timeouts and
+// network errors are retried with exponential backoff (NotifierConfig
+// Attempts, Backoff); a 429 is returned at once as a *chat.RetryAfterError
+// carrying the receiver's Retry-After, with nothing posted, and the outbox
+// waits and sends again; any other 4xx fails without a retry. Failures are
+// logged and counted (Stats). Neither a URL nor a header's secret value ever
+// appears in a log line or an error.
 //
 // # Replies in the HTTP response
 //

@@ -46,6 +46,7 @@ const (
 type hook struct {
 	name, room, user string
 	fixedUser        bool
+	mention          bool
 	auth             authKind
 	secret           []byte
 	requireTS        bool
@@ -117,6 +118,16 @@ func (h *hook) verify(r *http.Request, body []byte, now time.Time) error {
 	return nil
 }
 
+// withMention returns h with its mention setting replaced.
+func (h *hook) withMention(on bool) *hook {
+	if h.mention == on {
+		return h
+	}
+	c := *h
+	c.mention = on
+	return &c
+}
+
 // Sign returns the SignatureHeader value for body signed with secret at ts
 // (Unix seconds; 0 signs the body alone). For callers in Go and for tests.
 func Sign(secret, body []byte, ts int64) string {
@@ -136,6 +147,8 @@ type inboundBody struct {
 	// Thread, optional, is the id of an earlier message: the text is a
 	// reply in its thread.
 	Thread string `json:"thread"`
+	// Mention, optional, overrides the hook's mention setting.
+	Mention *bool `json:"mention"`
 }
 
 // Response is the JSON answer to an inbound request.
@@ -191,6 +204,9 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 	if body.User == "" || h.fixedUser {
 		body.User = h.user
 	}
+	if body.Mention != nil {
+		h = h.withMention(*body.Mention)
+	}
 	if body.User == a.Self().ID {
 		writeJSON(w, http.StatusOK, Response{Ignored: "the bot's own message"})
 		return
@@ -225,9 +241,9 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 		Ref:  chat.MessageRef{Adapter: a.name, Room: body.Room, MessageID: id, ThreadID: body.Thread},
 		User: chat.User{ID: body.User, Name: body.User},
 		Text: body.Text,
-		// A hook speaks to the bot: its text is a command without the bot's
-		// name, as a native mention would be.
-		Mentioned: true,
+		// A hook speaks to the bot: by default its text is a command
+		// without the bot's name, as a native mention would be.
+		Mentioned: h.mention,
 		Time:      time.Now(),
 	}
 	a.recent.put(id, h.name)

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 )
 
 // notifier is one outbound target: a notifier room or a hook's outbound
-// URL. Its worker posts its queue in order.
+// URL.
 type notifier struct {
 	a           *Adapter
 	name        string
@@ -29,35 +30,70 @@ type notifier struct {
 	timeout     time.Duration
 	attempts    int
 	backoff     time.Duration
-	queue       chan post
+	// mu keeps one notifier's posts in the order they were sent.
+	mu sync.Mutex
 }
 
-// post is one rendered body waiting for delivery.
-type post struct {
-	id   string
-	body []byte
-}
+// Metadata headers sent with every outbound post, for receivers of your
+// own: the post's id, its room and thread, and the inbound message it
+// answers.
+const (
+	MessageIDHeader = "X-Chima-Message-Id"
+	RoomHeader      = "X-Chima-Room"
+	ThreadHeader    = "X-Chima-Thread"
+	ReplyToHeader   = "X-Chima-Reply-To"
+)
 
-// maxRateLimitWaits bounds how often one post waits out a 429.
-const maxRateLimitWaits = 10
-
-// maxRetryAfter caps a receiver's Retry-After.
-const maxRetryAfter = 5 * time.Minute
-
-// enqueue renders out and queues it. It fails at once on a template error,
-// and with a *chat.RetryAfterError when the queue is full.
-func (n *notifier) enqueue(ref chat.MessageRef, out chat.Output, replyTo string) error {
-	d := n.a.templateData(ref, out, replyTo)
-	body, err := n.render(d)
+// send renders out and posts it, retrying 5xx answers, timeouts and
+// network errors with backoff. A 429 is returned at once as a
+// *chat.RetryAfterError with the receiver's Retry-After, and nothing was
+// posted: the core waits and sends again. A 4xx is not retried.
+func (n *notifier) send(ctx context.Context, ref chat.MessageRef, out chat.Output, replyTo string) error {
+	body, err := n.render(n.a.templateData(ref, out, replyTo))
 	if err != nil {
 		return fmt.Errorf("notifier %s: render the body: %w", n.name, err)
 	}
-	select {
-	case n.queue <- post{id: ref.MessageID, body: body}:
-		return nil
-	default:
-		return &chat.RetryAfterError{After: time.Second, Err: fmt.Errorf("notifier %s: %d posts are waiting", n.name, cap(n.queue))}
+	meta := map[string]string{MessageIDHeader: ref.MessageID, RoomHeader: ref.Room, ThreadHeader: ref.ThreadID, ReplyToHeader: replyTo}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	backoff := n.backoff
+	for tries := 1; ; tries++ {
+		status, retryAfter, err := n.attempt(ctx, body, meta)
+		switch {
+		case err == nil && status/100 == 2:
+			n.a.delivered.Add(1)
+			return nil
+		case err == nil && status == http.StatusTooManyRequests:
+			n.a.log.Info("notifier rate limited", "notifier", n.name, "id", ref.MessageID, "retry_after", retryAfter)
+			return &chat.RetryAfterError{After: retryAfter, Err: fmt.Errorf("notifier %s: status 429", n.name)}
+		case ctx.Err() != nil:
+			return fmt.Errorf("notifier %s: %w", n.name, ctx.Err())
+		case (err != nil || status/100 == 5) && tries < n.attempts:
+			n.a.log.Debug("notifier post retried", "notifier", n.name, "id", ref.MessageID, "status", status, "error", errString(err), "wait", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("notifier %s: %w", n.name, ctx.Err())
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		default:
+			c := n.a.failed.Add(1)
+			if err == nil {
+				err = fmt.Errorf("status %d", status)
+			}
+			n.a.log.Error("notifier post failed", "notifier", n.name, "id", ref.MessageID, "tries", tries, "error", err.Error(), "failed", c)
+			return fmt.Errorf("notifier %s: post failed after %d tries: %w", n.name, tries, err)
+		}
 	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
 }
 
 func (n *notifier) render(d TemplateData) ([]byte, error) {
@@ -71,72 +107,8 @@ func (n *notifier) render(d TemplateData) ([]byte, error) {
 	return presets[n.preset](d)
 }
 
-// work posts the queue until ctx ends; what is left then is counted as
-// dropped.
-func (n *notifier) work(ctx context.Context) {
-	for {
-		select {
-		case p := <-n.queue:
-			n.deliver(ctx, p)
-		case <-ctx.Done():
-			for {
-				select {
-				case <-n.queue:
-					c := n.a.dropped.Add(1)
-					n.a.log.Warn("post dropped: the adapter stopped", "notifier", n.name, "dropped", c)
-				default:
-					return
-				}
-			}
-		}
-	}
-}
-
-// deliver posts p, retrying 5xx, timeouts and network errors with backoff
-// and waiting out 429s.
-func (n *notifier) deliver(ctx context.Context, p post) {
-	waits, tries := 0, 0
-	backoff := n.backoff
-	for {
-		tries++
-		status, retryAfter, err := n.attempt(ctx, p.body)
-		var wait time.Duration
-		switch {
-		case err == nil && status/100 == 2:
-			n.a.delivered.Add(1)
-			return
-		case ctx.Err() != nil:
-			c := n.a.dropped.Add(1)
-			n.a.log.Warn("post dropped: the adapter stopped", "notifier", n.name, "id", p.id, "dropped", c)
-			return
-		case status == http.StatusTooManyRequests && waits < maxRateLimitWaits:
-			waits++
-			tries-- // a rate limit is not a failed attempt
-			wait = retryAfter
-		case (err != nil || status/100 == 5) && tries < n.attempts:
-			wait = backoff
-			backoff = min(2*backoff, 30*time.Second)
-		default:
-			c := n.a.failed.Add(1)
-			why := "status " + strconv.Itoa(status)
-			if err != nil {
-				why = err.Error()
-			}
-			n.a.log.Error("post failed", "notifier", n.name, "id", p.id, "tries", tries, "error", why, "failed", c)
-			return
-		}
-		n.a.log.Debug("post retried", "notifier", n.name, "id", p.id, "status", status, "wait", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}
-}
-
 // attempt posts body once. Its error never holds the URL.
-func (n *notifier) attempt(ctx context.Context, body []byte) (status int, retryAfter time.Duration, err error) {
+func (n *notifier) attempt(ctx context.Context, body []byte, meta map[string]string) (status int, retryAfter time.Duration, err error) {
 	ctx, cancel := context.WithTimeout(ctx, n.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.url, bytes.NewReader(body))
@@ -145,6 +117,11 @@ func (n *notifier) attempt(ctx context.Context, body []byte) (status int, retryA
 	}
 	req.Header.Set("Content-Type", n.contentType)
 	req.Header.Set("User-Agent", "chima-webhook")
+	for k, v := range meta {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
 	for k, v := range n.headers {
 		req.Header.Set(k, v)
 	}
@@ -173,6 +150,9 @@ func (n *notifier) scrub(err error) error {
 	}
 	return errors.New("post: " + msg)
 }
+
+// maxRetryAfter caps a receiver's Retry-After.
+const maxRetryAfter = 5 * time.Minute
 
 // parseRetryAfter reads seconds or an HTTP date; 1s when absent or
 // unreadable, capped at maxRetryAfter.

@@ -106,8 +106,7 @@ type Stats struct {
 	// Failed posts were refused (4xx) or given up on after retries.
 	Failed uint64
 	// Dropped replies had nowhere to go: they came after their request
-	// answered and the hook has no outbound URL, or the adapter stopped
-	// with them queued.
+	// answered and the hook has no outbound URL.
 	Dropped uint64
 }
 
@@ -126,31 +125,13 @@ func (a *Adapter) Run(ctx context.Context, h chat.Handler) error {
 	a.running = true
 	a.handler = h
 	a.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, n := range a.allNotifiers() {
-		wg.Go(func() { n.work(ctx) })
-	}
 	close(a.ready)
 	<-ctx.Done()
 	a.mu.Lock()
 	a.handler = nil
 	a.mu.Unlock()
 	close(a.stopped)
-	wg.Wait()
 	return nil
-}
-
-func (a *Adapter) allNotifiers() []*notifier {
-	var ns []*notifier
-	for _, n := range a.notifiers {
-		ns = append(ns, n)
-	}
-	for _, name := range a.hookOrder {
-		if h := a.hooks[name]; h.outbound != nil {
-			ns = append(ns, h.outbound)
-		}
-	}
-	return ns
 }
 
 func (a *Adapter) newID() string {
@@ -177,7 +158,7 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 		w.add(ref, out)
 		a.mu.Unlock()
 		if w.hook.toOutbound {
-			return ref, w.hook.outbound.enqueue(ref, out, w.id)
+			return ref, w.hook.outbound.send(ctx, ref, out, w.id)
 		}
 		return ref, nil
 	}
@@ -185,25 +166,25 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 
 	if to.ThreadID != "" {
 		if name, ok := a.recent.get(to.ThreadID); ok {
-			return ref, a.late(a.hooks[name], ref, out, to.ThreadID)
+			return ref, a.late(ctx, a.hooks[name], ref, out, to.ThreadID)
 		}
 	}
 	if n := a.notifiers[to.Room]; n != nil {
 		ref.ThreadID = ""
-		return ref, n.enqueue(ref, out, "")
+		return ref, n.send(ctx, ref, out, "")
 	}
 	if v, ok := a.roomHooks.get(to.Room); ok {
 		name, last, _ := strings.Cut(v, "\x00")
-		return ref, a.late(a.hooks[name], ref, out, last)
+		return ref, a.late(ctx, a.hooks[name], ref, out, last)
 	}
 	return chat.MessageRef{}, fmt.Errorf("webhook adapter %s: room %q is neither a notifier nor a hook's room: %w", a.name, to.Room, chat.ErrUnknownRoom)
 }
 
 // late posts a reply that came after its request answered: to the hook's
 // outbound URL, or nowhere (logged and counted).
-func (a *Adapter) late(h *hook, ref chat.MessageRef, out chat.Output, replyTo string) error {
+func (a *Adapter) late(ctx context.Context, h *hook, ref chat.MessageRef, out chat.Output, replyTo string) error {
 	if h.outbound != nil {
-		return h.outbound.enqueue(ref, out, replyTo)
+		return h.outbound.send(ctx, ref, out, replyTo)
 	}
 	n := a.dropped.Add(1)
 	a.log.Warn("reply dropped: its request has answered and the hook has no outbound URL",

@@ -31,6 +31,8 @@ type bot struct {
 	got  chan chat.Message
 	// answers is how many replies each message gets (default 1).
 	answers int
+	// delay comes before the replies, so that concurrent requests overlap.
+	delay time.Duration
 }
 
 func (b *bot) HandleMessage(ctx context.Context, m chat.Message) {
@@ -43,6 +45,7 @@ func (b *bot) HandleMessage(ctx context.Context, m chat.Message) {
 		n = 1
 	}
 	go func() {
+		time.Sleep(b.delay)
 		for i := range n {
 			text := "pong: " + m.Text
 			if i > 0 {
@@ -282,6 +285,7 @@ func TestConcurrentRequestsOfOneRoomGetTheirOwnReplies(t *testing.T) {
 	c, env := inboundConfig()
 	_, b, srv := runAdapter(t, c, env)
 	b.answers = 2
+	b.delay = 20 * time.Millisecond
 	var wg sync.WaitGroup
 	const n = 4
 	resps := make([]Response, n)

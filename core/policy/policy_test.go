@@ -191,7 +191,7 @@ func TestExampleConfigPolicy(t *testing.T) {
 		{"carol", "general", "you need the deploy permission (roles that have it: deployer, admin)"},
 	}
 	for _, tt := range tests {
-		d := p.Check(Request{Adapter: "shell", Room: tt.room, UserID: tt.user, Plugin: "deploy", Command: "deploy", Permission: "deploy"})
+		d := p.Check(Request{Adapter: c.Adapters[0].Name, Room: tt.room, UserID: tt.user, Plugin: "deploy", Command: "deploy", Permission: "deploy"})
 		if d.Allowed != (tt.want == "") || d.Reason != tt.want {
 			t.Errorf("%s in #%s: got %+v, want reason %q", tt.user, tt.room, d, tt.want)
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -151,5 +152,23 @@ func TestTheOldAdaptersFormSaysWhatToWrite(t *testing.T) {
 	c := mustParse(t, "bot: {name: chima}\n"+line+"\n")
 	if c.Adapters[0].Name != "shell" || c.Adapters[0].Type != "shell" {
 		t.Fatalf("the suggested line parses to %+v", c.Adapters)
+	}
+}
+
+// The configuration reference in README.md is a config that parses.
+func TestTheReadmeReferenceConfigParses(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ref, ok := strings.Cut(string(data), "## Configuration reference")
+	if !ok {
+		t.Fatal("README.md has no configuration reference")
+	}
+	_, ref, _ = strings.Cut(ref, "```yaml\n")
+	ref, _, _ = strings.Cut(ref, "```")
+	c := mustParse(t, ref)
+	if got := strings.Join(c.AdapterNames(), ","); got != "console,slack" {
+		t.Fatalf("the reference's adapters: %s", got)
 	}
 }

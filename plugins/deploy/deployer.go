@@ -377,7 +377,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 		return err
 	}
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
 	env, err := a.ResolveEnv(c.Arg("env"))
@@ -826,7 +826,7 @@ func (d *deployer) cmdRollback(c *sdk.Context) error {
 		return err
 	}
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
 	if err := envRefusal(a, env); err != nil {

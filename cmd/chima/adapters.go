@@ -11,7 +11,10 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/chimaops/chima/adapters/mattermost"
 	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/adapters/slack"
+	"github.com/chimaops/chima/adapters/webhook"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/config"
 )
@@ -20,7 +23,10 @@ import (
 // name in `type`. Each adapter package provides its factory; the core names
 // none of them.
 var adapterTypes = map[string]chat.Factory{
-	shell.Name: shell.Factory,
+	shell.Name:      shell.Factory,
+	slack.Type:      slack.Factory,
+	mattermost.Type: mattermost.Factory,
+	"webhook":       webhook.Factory,
 }
 
 // builtAdapters are the adapters of a config, built by their factories.

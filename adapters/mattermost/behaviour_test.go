@@ -377,3 +377,15 @@ func newLoopback(t *testing.T, h http.Handler) string {
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + l.Addr().String()
 }
+
+// The core starts a thread under a channel post it answers only where the
+// adapter says that is the service's custom: Mattermost's is.
+func TestAdapterAsksForRepliesInThreadsUnderChannelPosts(t *testing.T) {
+	a, err := mattermost.New(mattermost.Options{Name: "mattermost", URL: "http://127.0.0.1:1", Token: "token", Team: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := chat.CapabilitiesOf(a); !c.Threads || !c.ThreadReplies {
+		t.Fatalf("capabilities %+v: want threads and thread replies", c)
+	}
+}

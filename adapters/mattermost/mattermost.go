@@ -195,6 +195,10 @@ func (a *Adapter) Self() chat.User {
 // SupportsThreads reports that Mattermost has threads.
 func (a *Adapter) SupportsThreads() bool { return true }
 
+// RepliesInThreads reports true: a bot answers a channel post in a thread
+// under it.
+func (a *Adapter) RepliesInThreads() bool { return true }
+
 // SupportsButtons reports whether buttons are rendered: only when clicks
 // can reach the bot (actions_url is set).
 func (a *Adapter) SupportsButtons() bool { return a.opts.ActionsURL != "" }

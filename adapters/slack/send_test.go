@@ -143,7 +143,7 @@ func TestDirectoryResolvesNamesAndIDs(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	f := newFakeSlack(t, true)
 	a := newAdapter(t, f, nil)
-	want := chat.Capabilities{Threads: true, Edits: true, Buttons: true, Directory: true, Direct: true, Ephemeral: true, Routes: true, MaxText: 40000}
+	want := chat.Capabilities{Threads: true, ThreadReplies: true, Edits: true, Buttons: true, Directory: true, Direct: true, Ephemeral: true, Routes: true, MaxText: 40000}
 	if got := chat.CapabilitiesOf(a); got != want {
 		t.Errorf("capabilities %+v, want %+v", got, want)
 	}

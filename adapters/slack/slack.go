@@ -86,6 +86,7 @@ var (
 	_ chat.Adapter         = (*Adapter)(nil)
 	_ chat.Editor          = (*Adapter)(nil)
 	_ chat.Threader        = (*Adapter)(nil)
+	_ chat.ThreadReplier   = (*Adapter)(nil)
 	_ chat.ButtonRenderer  = (*Adapter)(nil)
 	_ chat.Directory       = (*Adapter)(nil)
 	_ chat.DirectMessenger = (*Adapter)(nil)
@@ -215,6 +216,10 @@ func (a *Adapter) Self() chat.User {
 
 // SupportsThreads reports true: replies go into threads (thread_ts).
 func (a *Adapter) SupportsThreads() bool { return true }
+
+// RepliesInThreads reports true: a bot answers a channel message in a
+// thread under it, as Slack apps do.
+func (a *Adapter) RepliesInThreads() bool { return true }
 
 // SupportsButtons reports true: buttons are Block Kit buttons whose clicks
 // come back as block_actions.

@@ -56,6 +56,9 @@ type botOptions struct {
 	// maxRestarts is every plugin's max_restarts; 0 means 3.
 	maxRestarts int
 	logger      *slog.Logger // the bot's; nil discards
+	// threadReplies makes the chat answer room messages in threads, as
+	// Slack and Mattermost do.
+	threadReplies bool
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -84,6 +87,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		},
 	})
 	mem := chattest.NewMemory("mem")
+	mem.SetThreadReplies(o.threadReplies)
 	b = bot.New(bot.Options{
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
@@ -214,6 +218,36 @@ func TestBotRepliesInTheThreadTheCommandCameFrom(t *testing.T) {
 	s := tb.expect("Hello, thread!")
 	if s.Ref.ThreadID != "t1" {
 		t.Fatalf("reply thread = %q, want t1", s.Ref.ThreadID)
+	}
+}
+
+func TestBotAnswersARoomMessageInAThreadUnderItWhereTheServiceDoes(t *testing.T) {
+	cases := []struct {
+		name          string
+		threadReplies bool
+		msg           chat.Message
+		wantThread    string // "" the room; "self" the message's own id
+	}{
+		{"a room message starts a thread under it", true, chat.Message{Ref: chat.MessageRef{Room: "general"}}, "self"},
+		{"a message in a thread is answered in that thread", true, chat.Message{Ref: chat.MessageRef{Room: "general", ThreadID: "t1"}}, "t1"},
+		{"a direct message is answered in place", true, chat.Message{Ref: chat.MessageRef{Room: chattest.DirectRoom("alice")}, Direct: true}, ""},
+		{"without thread replies a room message is answered in the room", false, chat.Message{Ref: chat.MessageRef{Room: "general"}}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			tb := startBot(t, botOptions{plugins: []string{"examples/hello"}, threadReplies: c.threadReplies})
+			m := c.msg
+			m.User, m.Text = chat.User{ID: "alice", Name: "alice"}, "chima hello thread"
+			ref := tb.chat.Inject(m)
+			want := c.wantThread
+			if want == "self" {
+				want = ref.MessageID
+			}
+			s := tb.expect("Hello, thread!")
+			if s.Ref.Room != m.Ref.Room || s.Ref.ThreadID != want {
+				t.Fatalf("reply went to %s/%s, want %s/%s", s.Ref.Room, s.Ref.ThreadID, m.Ref.Room, want)
+			}
+		})
 	}
 }
 

@@ -24,7 +24,14 @@ type replier struct {
 }
 
 func (b *Bot) newReplier(m chat.Message) *replier {
-	return b.replierTo(m.Ref, chat.MessageRef{Adapter: m.Ref.Adapter, Room: m.Ref.Room, ThreadID: m.Ref.ThreadID})
+	r := b.replierTo(m.Ref, chat.MessageRef{Adapter: m.Ref.Adapter, Room: m.Ref.Room, ThreadID: m.Ref.ThreadID})
+	// Where the service's custom is to answer in a thread (Slack,
+	// Mattermost), a room message gets its answers in a thread under it;
+	// a direct message is a conversation already.
+	if r.caps.ThreadReplies && !m.Direct && r.to.ThreadID == "" && m.Ref.MessageID != "" {
+		r.to.ThreadID = m.Ref.MessageID
+	}
+	return r
 }
 
 func (b *Bot) replierTo(origin, to chat.MessageRef) *replier {

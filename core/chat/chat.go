@@ -240,6 +240,15 @@ type Threader interface {
 	SupportsThreads() bool
 }
 
+// ThreadReplier is an optional capability of a Threader: where
+// RepliesInThreads is true, the service's custom is that a bot answers a
+// message in a room in a thread under it (Slack, Mattermost), so the core
+// starts one. Without it, replies go where the message was: its thread, or
+// the room. Direct messages are answered in place either way.
+type ThreadReplier interface {
+	RepliesInThreads() bool
+}
+
 // ButtonRenderer is an optional capability: the adapter renders buttons and
 // hands their clicks to Handler.HandleInteraction. Without it, buttons become
 // text.
@@ -250,7 +259,10 @@ type ButtonRenderer interface {
 // Capabilities says which optional capabilities an adapter has. CapabilitiesOf
 // is the one place they are detected; the core asks nothing else.
 type Capabilities struct {
-	Threads   bool `json:"threads"`
+	Threads bool `json:"threads"`
+	// ThreadReplies is set when replies to a room message start a thread
+	// under it (ThreadReplier); it implies Threads.
+	ThreadReplies bool `json:"thread_replies,omitempty"`
 	Edits     bool `json:"edits"`
 	Buttons   bool `json:"buttons"`
 	Directory bool `json:"directory"`
@@ -268,6 +280,9 @@ func CapabilitiesOf(a Adapter) Capabilities {
 	var c Capabilities
 	if t, ok := a.(Threader); ok {
 		c.Threads = t.SupportsThreads()
+	}
+	if t, ok := a.(ThreadReplier); ok && c.Threads {
+		c.ThreadReplies = t.RepliesInThreads()
 	}
 	if _, ok := a.(Editor); ok {
 		c.Edits = true

@@ -71,6 +71,7 @@ type Memory struct {
 	outSeq  uint64
 	ephSeq  uint64
 	buttons bool
+	threads bool // replies to room messages start threads
 	maxText int
 	limit   time.Duration // the next Send is refused with this Retry-After
 	rooms   []chat.Room   // the directory, once AddRoom was called
@@ -218,6 +219,22 @@ func (m *Memory) SupportsButtons() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.buttons
+}
+
+// SetThreadReplies makes the core answer a room message in a thread under
+// it, as on Slack and Mattermost (off by default: replies go where the
+// message was). Call it before the bot is given m.
+func (m *Memory) SetThreadReplies(on bool) {
+	m.mu.Lock()
+	m.threads = on
+	m.mu.Unlock()
+}
+
+// RepliesInThreads reports whether SetThreadReplies turned thread replies on.
+func (m *Memory) RepliesInThreads() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.threads
 }
 
 // SetMaxText makes Send refuse a message whose plain text is longer than n

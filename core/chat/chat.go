@@ -263,12 +263,12 @@ type Capabilities struct {
 	// ThreadReplies is set when replies to a room message start a thread
 	// under it (ThreadReplier); it implies Threads.
 	ThreadReplies bool `json:"thread_replies,omitempty"`
-	Edits     bool `json:"edits"`
-	Buttons   bool `json:"buttons"`
-	Directory bool `json:"directory"`
-	Direct    bool `json:"direct"`
-	Ephemeral bool `json:"ephemeral"`
-	Routes    bool `json:"routes"`
+	Edits         bool `json:"edits"`
+	Buttons       bool `json:"buttons"`
+	Directory     bool `json:"directory"`
+	Direct        bool `json:"direct"`
+	Ephemeral     bool `json:"ephemeral"`
+	Routes        bool `json:"routes"`
 	// MaxText is the longest message text, in characters (runes), the
 	// service takes; 0 is no limit. The core's outbox splits or truncates
 	// longer ones.

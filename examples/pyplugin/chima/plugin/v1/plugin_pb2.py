@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='chima/plugin/v1/plugin.proto',
   package='chima.plugin.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xd3\x01\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"7\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\"\x8c\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xd9\x01\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xb0\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\x12\r\n\x05title\x18\x07 \x01(\t\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xff\x03\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
+  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x81\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\x12,\n\x07\x61\x63tions\x18\n \x03(\x0b\x32\x1b.chima.plugin.v1.ActionSpec\"M\n\nActionSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12\x12\n\npermission\x18\x04 \x01(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"V\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\"Q\n\x0b\x42uttonClick\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x14\n\x0c\x63licked_unix\x18\x02 \x01(\x03\"\xba\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x12,\n\x06\x62utton\x18\x08 \x01(\x0b\x32\x1c.chima.plugin.v1.ButtonClick\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc0\x01\n\x12InteractionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0e\n\x06\x64irect\x18\x06 \x01(\x08\x12\x14\n\x0c\x63licked_unix\x18\x07 \x01(\x03\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x95\x02\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x12:\n\x0binteraction\x18\x06 \x01(\x0b\x32#.chima.plugin.v1.InteractionRequestH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xb0\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\x12\r\n\x05title\x18\x07 \x01(\t\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xd3\x04\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12R\n\x11HandleInteraction\x12#.chima.plugin.v1.InteractionRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
 )
 
 _ARGTYPE = _descriptor.EnumDescriptor(
@@ -52,8 +52,8 @@ _ARGTYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=5257,
-  serialized_end=5366,
+  serialized_start=5797,
+  serialized_end=5906,
 )
 _sym_db.RegisterEnumDescriptor(_ARGTYPE)
 
@@ -390,6 +390,13 @@ _MANIFEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='actions', full_name='chima.plugin.v1.Manifest.actions', index=9,
+      number=10, type=11, cpp_type=10, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -403,7 +410,59 @@ _MANIFEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=586,
-  serialized_end=797,
+  serialized_end=843,
+)
+
+
+_ACTIONSPEC = _descriptor.Descriptor(
+  name='ActionSpec',
+  full_name='chima.plugin.v1.ActionSpec',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='name', full_name='chima.plugin.v1.ActionSpec.name', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='help', full_name='chima.plugin.v1.ActionSpec.help', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='command', full_name='chima.plugin.v1.ActionSpec.command', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='permission', full_name='chima.plugin.v1.ActionSpec.permission', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=845,
+  serialized_end=922,
 )
 
 
@@ -482,8 +541,8 @@ _COMMANDSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=800,
-  serialized_end=968,
+  serialized_start=925,
+  serialized_end=1093,
 )
 
 
@@ -569,8 +628,8 @@ _ARGSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=971,
-  serialized_end=1144,
+  serialized_start=1096,
+  serialized_end=1269,
 )
 
 
@@ -621,8 +680,8 @@ _MESSAGEREF = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1146,
-  serialized_end=1228,
+  serialized_start=1271,
+  serialized_end=1353,
 )
 
 
@@ -666,8 +725,8 @@ _USER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1230,
-  serialized_end=1277,
+  serialized_start=1355,
+  serialized_end=1402,
 )
 
 
@@ -739,8 +798,8 @@ _OUTPUT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1280,
-  serialized_end=1447,
+  serialized_start=1405,
+  serialized_end=1572,
 )
 
 
@@ -784,8 +843,8 @@ _FIELD = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1449,
-  serialized_end=1501,
+  serialized_start=1574,
+  serialized_end=1626,
 )
 
 
@@ -817,6 +876,20 @@ _BUTTON = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='action', full_name='chima.plugin.v1.Button.action', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='value', full_name='chima.plugin.v1.Button.value', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -829,8 +902,46 @@ _BUTTON = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1503,
-  serialized_end=1558,
+  serialized_start=1628,
+  serialized_end=1714,
+)
+
+
+_BUTTONCLICK = _descriptor.Descriptor(
+  name='ButtonClick',
+  full_name='chima.plugin.v1.ButtonClick',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='message', full_name='chima.plugin.v1.ButtonClick.message', index=0,
+      number=1, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='clicked_unix', full_name='chima.plugin.v1.ButtonClick.clicked_unix', index=1,
+      number=2, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=1716,
+  serialized_end=1797,
 )
 
 
@@ -867,8 +978,8 @@ _COMMANDREQUEST_ARGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1786,
-  serialized_end=1829,
+  serialized_start=2071,
+  serialized_end=2114,
 )
 
 _COMMANDREQUEST = _descriptor.Descriptor(
@@ -927,6 +1038,13 @@ _COMMANDREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='button', full_name='chima.plugin.v1.CommandRequest.button', index=7,
+      number=8, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -939,8 +1057,81 @@ _COMMANDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1561,
-  serialized_end=1829,
+  serialized_start=1800,
+  serialized_end=2114,
+)
+
+
+_INTERACTIONREQUEST = _descriptor.Descriptor(
+  name='InteractionRequest',
+  full_name='chima.plugin.v1.InteractionRequest',
+  filename=None,
+  file=DESCRIPTOR,
+  containing_type=None,
+  fields=[
+    _descriptor.FieldDescriptor(
+      name='request_id', full_name='chima.plugin.v1.InteractionRequest.request_id', index=0,
+      number=1, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='action', full_name='chima.plugin.v1.InteractionRequest.action', index=1,
+      number=2, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='value', full_name='chima.plugin.v1.InteractionRequest.value', index=2,
+      number=3, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='user', full_name='chima.plugin.v1.InteractionRequest.user', index=3,
+      number=4, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='message', full_name='chima.plugin.v1.InteractionRequest.message', index=4,
+      number=5, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='direct', full_name='chima.plugin.v1.InteractionRequest.direct', index=5,
+      number=6, type=8, cpp_type=7, label=1,
+      has_default_value=False, default_value=False,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='clicked_unix', full_name='chima.plugin.v1.InteractionRequest.clicked_unix', index=6,
+      number=7, type=3, cpp_type=2, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
+  ],
+  extensions=[
+  ],
+  nested_types=[],
+  enum_types=[
+  ],
+  options=None,
+  is_extendable=False,
+  syntax='proto3',
+  extension_ranges=[],
+  oneofs=[
+  ],
+  serialized_start=2117,
+  serialized_end=2309,
 )
 
 
@@ -977,8 +1168,8 @@ _WEBHOOKEVENT_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1981,
-  serialized_end=2027,
+  serialized_start=2461,
+  serialized_end=2507,
 )
 
 _WEBHOOKEVENT = _descriptor.Descriptor(
@@ -1035,8 +1226,8 @@ _WEBHOOKEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1832,
-  serialized_end=2027,
+  serialized_start=2312,
+  serialized_end=2507,
 )
 
 
@@ -1108,8 +1299,8 @@ _JOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2030,
-  serialized_end=2198,
+  serialized_start=2510,
+  serialized_end=2678,
 )
 
 
@@ -1163,8 +1354,8 @@ _EVENT = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Event.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2201,
-  serialized_end=2388,
+  serialized_start=2681,
+  serialized_end=2868,
 )
 
 
@@ -1201,8 +1392,8 @@ _REPLY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2390,
-  serialized_end=2457,
+  serialized_start=2870,
+  serialized_end=2937,
 )
 
 
@@ -1239,8 +1430,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2459,
-  serialized_end=2523,
+  serialized_start=2939,
+  serialized_end=3003,
 )
 
 
@@ -1284,8 +1475,8 @@ _USERERROR = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2525,
-  serialized_end=2587,
+  serialized_start=3005,
+  serialized_end=3067,
 )
 
 
@@ -1322,8 +1513,8 @@ _DONE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2589,
-  serialized_end=2628,
+  serialized_start=3069,
+  serialized_end=3108,
 )
 
 
@@ -1369,6 +1560,13 @@ _CALL = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='interaction', full_name='chima.plugin.v1.Call.interaction', index=5,
+      number=6, type=11, cpp_type=10, label=1,
+      has_default_value=False, default_value=None,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1384,8 +1582,8 @@ _CALL = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Call.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2631,
-  serialized_end=2848,
+  serialized_start=3111,
+  serialized_end=3388,
 )
 
 
@@ -1415,8 +1613,8 @@ _CANCELCALL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2850,
-  serialized_end=2878,
+  serialized_start=3390,
+  serialized_end=3418,
 )
 
 
@@ -1453,8 +1651,8 @@ _CALLEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2880,
-  serialized_end=2942,
+  serialized_start=3420,
+  serialized_end=3482,
 )
 
 
@@ -1498,8 +1696,8 @@ _POSTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2944,
-  serialized_end=3063,
+  serialized_start=3484,
+  serialized_end=3603,
 )
 
 
@@ -1529,8 +1727,8 @@ _POSTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3065,
-  serialized_end=3125,
+  serialized_start=3605,
+  serialized_end=3665,
 )
 
 
@@ -1567,8 +1765,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3127,
-  serialized_end=3229,
+  serialized_start=3667,
+  serialized_end=3769,
 )
 
 
@@ -1591,8 +1789,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3231,
-  serialized_end=3247,
+  serialized_start=3771,
+  serialized_end=3787,
 )
 
 
@@ -1664,8 +1862,8 @@ _ENQUEUEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3250,
-  serialized_end=3426,
+  serialized_start=3790,
+  serialized_end=3966,
 )
 
 
@@ -1695,8 +1893,8 @@ _ENQUEUERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3428,
-  serialized_end=3461,
+  serialized_start=3968,
+  serialized_end=4001,
 )
 
 
@@ -1754,8 +1952,8 @@ _LOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3463,
-  serialized_end=3558,
+  serialized_start=4003,
+  serialized_end=4098,
 )
 
 
@@ -1792,8 +1990,8 @@ _LOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3560,
-  serialized_end=3635,
+  serialized_start=4100,
+  serialized_end=4175,
 )
 
 
@@ -1858,8 +2056,8 @@ _LOCKINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3637,
-  serialized_end=3753,
+  serialized_start=4177,
+  serialized_end=4293,
 )
 
 
@@ -1903,8 +2101,8 @@ _UNLOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3755,
-  serialized_end=3814,
+  serialized_start=4295,
+  serialized_end=4354,
 )
 
 
@@ -1941,8 +2139,8 @@ _UNLOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3816,
-  serialized_end=3893,
+  serialized_start=4356,
+  serialized_end=4433,
 )
 
 
@@ -1972,8 +2170,8 @@ _CANCELJOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3895,
-  serialized_end=3929,
+  serialized_start=4435,
+  serialized_end=4469,
 )
 
 
@@ -2010,8 +2208,8 @@ _CANCELJOBRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3931,
-  serialized_end=4008,
+  serialized_start=4471,
+  serialized_end=4548,
 )
 
 
@@ -2062,8 +2260,8 @@ _JOBSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4010,
-  serialized_end=4087,
+  serialized_start=4550,
+  serialized_end=4627,
 )
 
 
@@ -2093,8 +2291,8 @@ _JOBSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4089,
-  serialized_end=4143,
+  serialized_start=4629,
+  serialized_end=4683,
 )
 
 
@@ -2194,8 +2392,8 @@ _JOBINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4146,
-  serialized_end=4377,
+  serialized_start=4686,
+  serialized_end=4917,
 )
 
 
@@ -2232,8 +2430,8 @@ _APPENDLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4379,
-  serialized_end=4425,
+  serialized_start=4919,
+  serialized_end=4965,
 )
 
 
@@ -2263,8 +2461,8 @@ _APPENDLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4427,
-  serialized_end=4460,
+  serialized_start=4967,
+  serialized_end=5000,
 )
 
 
@@ -2308,8 +2506,8 @@ _READLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4462,
-  serialized_end=4523,
+  serialized_start=5002,
+  serialized_end=5063,
 )
 
 
@@ -2353,8 +2551,8 @@ _READLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4525,
-  serialized_end=4585,
+  serialized_start=5065,
+  serialized_end=5125,
 )
 
 
@@ -2391,8 +2589,8 @@ _HTTPREQUEST_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1981,
-  serialized_end=2027,
+  serialized_start=2461,
+  serialized_end=2507,
 )
 
 _HTTPREQUEST = _descriptor.Descriptor(
@@ -2442,8 +2640,8 @@ _HTTPREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4588,
-  serialized_end=4754,
+  serialized_start=5128,
+  serialized_end=5294,
 )
 
 
@@ -2480,8 +2678,8 @@ _HTTPRESPONSE_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1981,
-  serialized_end=2027,
+  serialized_start=2461,
+  serialized_end=2507,
 )
 
 _HTTPRESPONSE = _descriptor.Descriptor(
@@ -2524,8 +2722,8 @@ _HTTPRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4757,
-  serialized_end=4910,
+  serialized_start=5297,
+  serialized_end=5450,
 )
 
 
@@ -2555,8 +2753,8 @@ _LOCKSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4912,
-  serialized_end=4942,
+  serialized_start=5452,
+  serialized_end=5482,
 )
 
 
@@ -2586,8 +2784,8 @@ _LOCKSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4944,
-  serialized_end=5001,
+  serialized_start=5484,
+  serialized_end=5541,
 )
 
 
@@ -2617,8 +2815,8 @@ _KVGETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5003,
-  serialized_end=5030,
+  serialized_start=5543,
+  serialized_end=5570,
 )
 
 
@@ -2655,8 +2853,8 @@ _KVGETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5032,
-  serialized_end=5077,
+  serialized_start=5572,
+  serialized_end=5617,
 )
 
 
@@ -2693,8 +2891,8 @@ _KVSETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5079,
-  serialized_end=5121,
+  serialized_start=5619,
+  serialized_end=5661,
 )
 
 
@@ -2717,8 +2915,8 @@ _KVSETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5123,
-  serialized_end=5138,
+  serialized_start=5663,
+  serialized_end=5678,
 )
 
 
@@ -2748,8 +2946,8 @@ _KVDELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5140,
-  serialized_end=5170,
+  serialized_start=5680,
+  serialized_end=5710,
 )
 
 
@@ -2772,8 +2970,8 @@ _KVDELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5172,
-  serialized_end=5190,
+  serialized_start=5712,
+  serialized_end=5730,
 )
 
 
@@ -2803,8 +3001,8 @@ _KVLISTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5192,
-  serialized_end=5223,
+  serialized_start=5732,
+  serialized_end=5763,
 )
 
 
@@ -2834,8 +3032,8 @@ _KVLISTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5225,
-  serialized_end=5255,
+  serialized_start=5765,
+  serialized_end=5795,
 )
 
 _DESCRIBEREQUEST_SETTINGSENTRY.containing_type = _DESCRIBEREQUEST
@@ -2844,14 +3042,19 @@ _VALIDATEREQUEST_SETTINGSENTRY.containing_type = _VALIDATEREQUEST
 _VALIDATEREQUEST.fields_by_name['settings'].message_type = _VALIDATEREQUEST_SETTINGSENTRY
 _VALIDATERESPONSE.fields_by_name['problems'].message_type = _SETTINGSPROBLEM
 _MANIFEST.fields_by_name['commands'].message_type = _COMMANDSPEC
+_MANIFEST.fields_by_name['actions'].message_type = _ACTIONSPEC
 _COMMANDSPEC.fields_by_name['args'].message_type = _ARGSPEC
 _ARGSPEC.fields_by_name['type'].enum_type = _ARGTYPE
 _OUTPUT.fields_by_name['fields'].message_type = _FIELD
 _OUTPUT.fields_by_name['buttons'].message_type = _BUTTON
+_BUTTONCLICK.fields_by_name['message'].message_type = _MESSAGEREF
 _COMMANDREQUEST_ARGSENTRY.containing_type = _COMMANDREQUEST
 _COMMANDREQUEST.fields_by_name['args'].message_type = _COMMANDREQUEST_ARGSENTRY
 _COMMANDREQUEST.fields_by_name['user'].message_type = _USER
 _COMMANDREQUEST.fields_by_name['message'].message_type = _MESSAGEREF
+_COMMANDREQUEST.fields_by_name['button'].message_type = _BUTTONCLICK
+_INTERACTIONREQUEST.fields_by_name['user'].message_type = _USER
+_INTERACTIONREQUEST.fields_by_name['message'].message_type = _MESSAGEREF
 _WEBHOOKEVENT_HEADERSENTRY.containing_type = _WEBHOOKEVENT
 _WEBHOOKEVENT.fields_by_name['headers'].message_type = _WEBHOOKEVENT_HEADERSENTRY
 _JOBREQUEST.fields_by_name['notify'].message_type = _MESSAGEREF
@@ -2877,6 +3080,7 @@ _CALL.fields_by_name['command'].message_type = _COMMANDREQUEST
 _CALL.fields_by_name['event'].message_type = _WEBHOOKEVENT
 _CALL.fields_by_name['job'].message_type = _JOBREQUEST
 _CALL.fields_by_name['cancel'].message_type = _CANCELCALL
+_CALL.fields_by_name['interaction'].message_type = _INTERACTIONREQUEST
 _CALL.oneofs_by_name['kind'].fields.append(
   _CALL.fields_by_name['command'])
 _CALL.fields_by_name['command'].containing_oneof = _CALL.oneofs_by_name['kind']
@@ -2889,6 +3093,9 @@ _CALL.fields_by_name['job'].containing_oneof = _CALL.oneofs_by_name['kind']
 _CALL.oneofs_by_name['kind'].fields.append(
   _CALL.fields_by_name['cancel'])
 _CALL.fields_by_name['cancel'].containing_oneof = _CALL.oneofs_by_name['kind']
+_CALL.oneofs_by_name['kind'].fields.append(
+  _CALL.fields_by_name['interaction'])
+_CALL.fields_by_name['interaction'].containing_oneof = _CALL.oneofs_by_name['kind']
 _CALLEVENT.fields_by_name['event'].message_type = _EVENT
 _POSTREQUEST.fields_by_name['target'].message_type = _MESSAGEREF
 _POSTREQUEST.fields_by_name['output'].message_type = _OUTPUT
@@ -2911,6 +3118,7 @@ DESCRIPTOR.message_types_by_name['ValidateRequest'] = _VALIDATEREQUEST
 DESCRIPTOR.message_types_by_name['ValidateResponse'] = _VALIDATERESPONSE
 DESCRIPTOR.message_types_by_name['SettingsProblem'] = _SETTINGSPROBLEM
 DESCRIPTOR.message_types_by_name['Manifest'] = _MANIFEST
+DESCRIPTOR.message_types_by_name['ActionSpec'] = _ACTIONSPEC
 DESCRIPTOR.message_types_by_name['CommandSpec'] = _COMMANDSPEC
 DESCRIPTOR.message_types_by_name['ArgSpec'] = _ARGSPEC
 DESCRIPTOR.message_types_by_name['MessageRef'] = _MESSAGEREF
@@ -2918,7 +3126,9 @@ DESCRIPTOR.message_types_by_name['User'] = _USER
 DESCRIPTOR.message_types_by_name['Output'] = _OUTPUT
 DESCRIPTOR.message_types_by_name['Field'] = _FIELD
 DESCRIPTOR.message_types_by_name['Button'] = _BUTTON
+DESCRIPTOR.message_types_by_name['ButtonClick'] = _BUTTONCLICK
 DESCRIPTOR.message_types_by_name['CommandRequest'] = _COMMANDREQUEST
+DESCRIPTOR.message_types_by_name['InteractionRequest'] = _INTERACTIONREQUEST
 DESCRIPTOR.message_types_by_name['WebhookEvent'] = _WEBHOOKEVENT
 DESCRIPTOR.message_types_by_name['JobRequest'] = _JOBREQUEST
 DESCRIPTOR.message_types_by_name['Event'] = _EVENT
@@ -3015,6 +3225,13 @@ Manifest = _reflection.GeneratedProtocolMessageType('Manifest', (_message.Messag
   ))
 _sym_db.RegisterMessage(Manifest)
 
+ActionSpec = _reflection.GeneratedProtocolMessageType('ActionSpec', (_message.Message,), dict(
+  DESCRIPTOR = _ACTIONSPEC,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.ActionSpec)
+  ))
+_sym_db.RegisterMessage(ActionSpec)
+
 CommandSpec = _reflection.GeneratedProtocolMessageType('CommandSpec', (_message.Message,), dict(
   DESCRIPTOR = _COMMANDSPEC,
   __module__ = 'chima.plugin.v1.plugin_pb2'
@@ -3064,6 +3281,13 @@ Button = _reflection.GeneratedProtocolMessageType('Button', (_message.Message,),
   ))
 _sym_db.RegisterMessage(Button)
 
+ButtonClick = _reflection.GeneratedProtocolMessageType('ButtonClick', (_message.Message,), dict(
+  DESCRIPTOR = _BUTTONCLICK,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.ButtonClick)
+  ))
+_sym_db.RegisterMessage(ButtonClick)
+
 CommandRequest = _reflection.GeneratedProtocolMessageType('CommandRequest', (_message.Message,), dict(
 
   ArgsEntry = _reflection.GeneratedProtocolMessageType('ArgsEntry', (_message.Message,), dict(
@@ -3078,6 +3302,13 @@ CommandRequest = _reflection.GeneratedProtocolMessageType('CommandRequest', (_me
   ))
 _sym_db.RegisterMessage(CommandRequest)
 _sym_db.RegisterMessage(CommandRequest.ArgsEntry)
+
+InteractionRequest = _reflection.GeneratedProtocolMessageType('InteractionRequest', (_message.Message,), dict(
+  DESCRIPTOR = _INTERACTIONREQUEST,
+  __module__ = 'chima.plugin.v1.plugin_pb2'
+  # @@protoc_insertion_point(class_scope:chima.plugin.v1.InteractionRequest)
+  ))
+_sym_db.RegisterMessage(InteractionRequest)
 
 WebhookEvent = _reflection.GeneratedProtocolMessageType('WebhookEvent', (_message.Message,), dict(
 
@@ -3419,8 +3650,8 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=5369,
-  serialized_end=5880,
+  serialized_start=5909,
+  serialized_end=6504,
   methods=[
   _descriptor.MethodDescriptor(
     name='Describe',
@@ -3459,9 +3690,18 @@ _PLUGIN = _descriptor.ServiceDescriptor(
     options=None,
   ),
   _descriptor.MethodDescriptor(
+    name='HandleInteraction',
+    full_name='chima.plugin.v1.Plugin.HandleInteraction',
+    index=4,
+    containing_service=None,
+    input_type=_INTERACTIONREQUEST,
+    output_type=_EVENT,
+    options=None,
+  ),
+  _descriptor.MethodDescriptor(
     name='HandleHTTP',
     full_name='chima.plugin.v1.Plugin.HandleHTTP',
-    index=4,
+    index=5,
     containing_service=None,
     input_type=_HTTPREQUEST,
     output_type=_HTTPRESPONSE,
@@ -3470,7 +3710,7 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='Multiplex',
     full_name='chima.plugin.v1.Plugin.Multiplex',
-    index=5,
+    index=6,
     containing_service=None,
     input_type=_CALL,
     output_type=_CALLEVENT,
@@ -3479,7 +3719,7 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   _descriptor.MethodDescriptor(
     name='Validate',
     full_name='chima.plugin.v1.Plugin.Validate',
-    index=6,
+    index=7,
     containing_service=None,
     input_type=_VALIDATEREQUEST,
     output_type=_VALIDATERESPONSE,
@@ -3497,8 +3737,8 @@ _HOST = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=1,
   options=None,
-  serialized_start=5883,
-  serialized_end=6942,
+  serialized_start=6507,
+  serialized_end=7566,
   methods=[
   _descriptor.MethodDescriptor(
     name='Post',

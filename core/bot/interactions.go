@@ -150,6 +150,9 @@ func (b *Bot) encodeButton(plugin string, pb *pluginv1.Button) (chat.Button, err
 		if plugin == "" {
 			return btn, fmt.Errorf("%w: action %q has no plugin to go back to", errButton, action)
 		}
+		if !isActionName(action) {
+			return btn, fmt.Errorf("%w: action %q: names of actions are letters, digits and -_.: only", errButton, clip(action, 80))
+		}
 		if b.actionSpec(plugin, action) == nil {
 			return btn, fmt.Errorf("%w: plugin %s declares no action %q (Plugin.Actions in the SDK, Manifest.actions in the protocol)", errButton, plugin, action)
 		}
@@ -168,6 +171,15 @@ func (b *Bot) encodeButton(plugin string, pb *pluginv1.Button) (chat.Button, err
 		return btn, fmt.Errorf("%w: its %s is %d bytes; at most %d fit in a button", errButton, what, len(btn.Value), MaxButtonValueBytes)
 	}
 	return btn, nil
+}
+
+func isActionName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:", r)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // actionSpec returns plugin's declaration of action, or nil.

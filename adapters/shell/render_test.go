@@ -22,6 +22,12 @@ func TestRender(t *testing.T) {
 			want: "[general] chima: hello\n",
 		},
 		{
+			name: "markup in text and fields shows plain",
+			h:    general,
+			out:  chat.Output{Text: "**Deploy** of `x`: [log](https://ci.io/1)\n* web_1", Fields: []chat.Field{{Title: "Env", Value: "_edge_"}}},
+			want: "[general] chima: Deploy of x: log (https://ci.io/1)\n  - web_1\n  Env: edge\n",
+		},
+		{
 			name: "a thread reply names its thread",
 			h:    header{room: "general", thread: "m3", bot: "chima"},
 			out:  chat.Text("on it"),

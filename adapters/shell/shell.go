@@ -15,8 +15,15 @@ import (
 	"github.com/chimaops/chima/core/chat"
 )
 
-// Name is the adapter's name, in MessageRef.Adapter and config.
+// Name is the adapter's default name (Options.Name), and its type in
+// config's adapters: entries.
 const Name = "shell"
+
+// Defaults of Options.Room and Options.User.
+const (
+	DefaultRoom = "general"
+	DefaultUser = "you"
+)
 
 // ErrUnknownMessage is returned by Update for a reference to a message the
 // adapter did not post.
@@ -24,6 +31,9 @@ var ErrUnknownMessage = errors.New("unknown message")
 
 // Options configures the console.
 type Options struct {
+	// Name is the adapter's name in message refs (default "shell"): the
+	// name of its entry in config's adapters:.
+	Name string
 	// In is what the person types (default os.Stdin). Run owns it: when Run
 	// ends it closes In if In is an io.Closer other than os.Stdin.
 	In io.Reader
@@ -102,11 +112,14 @@ func New(o Options) *Adapter {
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}
+	if o.Name == "" {
+		o.Name = Name
+	}
 	if o.Room == "" {
-		o.Room = "general"
+		o.Room = DefaultRoom
 	}
 	if o.User == "" {
-		o.User = "you"
+		o.User = DefaultUser
 	}
 	if o.BotName == "" {
 		o.BotName = "chima"
@@ -153,8 +166,8 @@ func (a *Adapter) lineEntered() {
 	a.ctrlMu.Unlock()
 }
 
-// Name returns "shell".
-func (a *Adapter) Name() string { return Name }
+// Name returns Options.Name.
+func (a *Adapter) Name() string { return a.opts.Name }
 
 // Self returns the bot, named Options.BotName.
 func (a *Adapter) Self() chat.User { return a.self }
@@ -295,7 +308,7 @@ func (a *Adapter) handleLine(ctx context.Context, h chat.Handler, line string) (
 	a.said++
 	h.HandleMessage(ctx, chat.Message{
 		Ref: chat.MessageRef{
-			Adapter:   Name,
+			Adapter:   a.opts.Name,
 			Room:      a.currentRoom(),
 			MessageID: "m" + strconv.Itoa(a.said),
 			ThreadID:  a.thread,
@@ -413,7 +426,7 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.posts = append(a.posts, location{room: to.Room, thread: to.ThreadID})
-	ref := chat.MessageRef{Adapter: Name, Room: to.Room, MessageID: "b" + strconv.Itoa(len(a.posts)), ThreadID: to.ThreadID}
+	ref := chat.MessageRef{Adapter: a.opts.Name, Room: to.Room, MessageID: "b" + strconv.Itoa(len(a.posts)), ThreadID: to.ThreadID}
 	s := render(header{room: to.Room, thread: to.ThreadID, bot: a.self.Name}, out, a.opts.Interactive)
 	if _, err := io.WriteString(a.w, s); err != nil {
 		return chat.MessageRef{}, fmt.Errorf("shell: send to %s: %w", to, err)

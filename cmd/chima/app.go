@@ -9,7 +9,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/chimaops/chima/adapters/shell"
 	"github.com/chimaops/chima/core/bot"
+	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/config"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
@@ -36,6 +38,9 @@ type app struct {
 	startErrs []error
 	// storeLock makes this process the only bot on its store (lockStore).
 	storeLock *os.File
+	// adapters are the configured chat adapters, built when
+	// appOptions.adapters asked for them (chima run).
+	adapters *builtAdapters
 }
 
 type appOptions struct {
@@ -46,6 +51,11 @@ type appOptions struct {
 	// finishJobs: when the adapters end by themselves (a console on a
 	// pipe reached its end), wait for the open jobs before stopping.
 	finishJobs bool
+	// adapters builds the configured chat adapters and hands them to the
+	// bot (chima run); one-shot commands bring their own console.
+	adapters bool
+	// interactive: stdin is a terminal, for a console adapter.
+	interactive bool
 }
 
 // newLogger returns the bot's logger: text lines on w at level, with every
@@ -101,12 +111,23 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			s.Settings["chima_describe_only"] = "true"
 		}
 	}
-	red := redact.New(secretValues(cfg, specs)...)
+	secrets := secretValues(cfg, specs)
+	var built *builtAdapters
+	adapterLog := newLateHandler()
+	if o.adapters {
+		// Before the redactor: it must mask the secrets the adapters read.
+		if built, err = buildAdapters(cfg, slog.New(adapterLog), o.interactive); err != nil {
+			return nil, err
+		}
+		secrets = append(secrets, built.secrets...)
+	}
+	red := redact.New(secrets...)
 	log, err := newLogger(o.logLevel, os.Stderr, red)
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics(), redact: red}
+	adapterLog.Set(log.Handler())
+	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics(), redact: red, adapters: built}
 	a.router = router.New(router.Options{Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes})
 	a.policy = policy.New(cfg.Roles, cfg.Policies)
 
@@ -133,8 +154,13 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		var b *bot.Bot
 		hostService = func(name string) pluginv1.HostServer { return b.HostService(name) }
 		a.host = pluginhost.New(a.hostOptions(hostService))
+		var adapters []chat.Adapter
+		if built != nil {
+			adapters = built.list
+		}
 		b = bot.New(bot.Options{
-			Router: a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
+			Adapters: adapters,
+			Router:   a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
 			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
 			CommandTimeout: cfg.Bot.CommandTimeout, MaxConcurrency: cfg.Bot.MaxConcurrency,
 			Redactor:                  red,
@@ -201,7 +227,7 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		// The chat adapters the bot runs and the one a bare room name
 		// means, so that a plugin can check the rooms it will post to
 		// when it starts, not fail on them later.
-		settings["chima_adapters"] = strings.Join(cfg.EnabledAdapters(), ",")
+		settings["chima_adapters"] = strings.Join(cfg.AdapterNames(), ",")
 		settings["chima_default_adapter"] = cfg.DefaultAdapter()
 		specs = append(specs, pluginhost.Spec{
 			Name: p.Name, Path: p.Path, Args: p.Args, Env: env, Secrets: secrets,
@@ -254,13 +280,12 @@ func (a *app) warnStartErrs() {
 	}
 }
 
-// console returns the room and user the shell adapter would use, with
-// flags taking precedence.
-func (a *app) console(room, user string) (string, string) {
-	if sh := a.cfg.Adapters.Shell; sh != nil {
-		room, user = firstNonEmpty(room, sh.Room), firstNonEmpty(user, sh.User)
-	}
-	return firstNonEmpty(room, "general"), firstNonEmpty(user, "you")
+// console returns the adapter name, room and user of the console `chima
+// send` talks through: the first shell adapter's, with flags taking
+// precedence.
+func (a *app) console(room, user string) (name, r, u string) {
+	name, c := consoleConfig(a.cfg)
+	return name, firstNonEmpty(room, c.Room, shell.DefaultRoom), firstNonEmpty(user, c.User, shell.DefaultUser)
 }
 
 // close stops the plugins and closes the store.

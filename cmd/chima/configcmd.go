@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -21,7 +22,9 @@ func newConfigCmd(g *globalFlags) *cobra.Command {
 	cfg.AddCommand(&cobra.Command{
 		Use:   "validate",
 		Short: "Check chima.yaml and every plugin's settings, and list each problem with its file, line and key",
-		Long: `Checks chima.yaml, then starts each enabled plugin just to have it check its
+		Long: `Checks chima.yaml, builds each chat adapter from its entry (which checks its
+keys and that the environment variables it names are set; nothing connects),
+then starts each enabled plugin just to have it check its
 own settings and the files they name (the deploy plugin's apps file), and
 stops it again. Every problem is listed with its file, line and key. A plugin
 that does not check its settings (it has no Validate, or was built before
@@ -38,16 +41,26 @@ protocol minor 4) is reported as not validated, which is not an error.`,
 				fmt.Fprintln(os.Stderr, err)
 				return exitError{1}
 			}
-			log, err := newLogger(firstNonEmpty(g.logLevel, "error"), os.Stderr, redact.New(secretValues(c, specs)...))
+			secrets := secretValues(c, specs)
+			adapterLog := newLateHandler()
+			built, adapterErr := buildAdapters(c, slog.New(adapterLog), false)
+			if adapterErr == nil {
+				secrets = append(secrets, built.secrets...)
+			}
+			log, err := newLogger(firstNonEmpty(g.logLevel, "error"), os.Stderr, redact.New(secrets...))
 			if err != nil {
 				return err
 			}
+			adapterLog.Set(log.Handler())
+			if adapterErr != nil {
+				fmt.Fprintln(os.Stderr, adapterErr)
+			}
 			host := pluginhost.New(pluginhost.Options{Logger: log.With("component", "plugins"), Version: version})
 			report := validatePlugins(cmd.Context(), host, specs)
-			if report.write(os.Stderr) {
+			if report.write(os.Stderr) || adapterErr != nil {
 				return exitError{1}
 			}
-			fmt.Printf("%s is valid: %s, %s, %s%s\n", g.config, count(len(c.Plugins), "plugin", "plugins"),
+			fmt.Printf("%s is valid: %s, %s, %s, %s%s\n", g.config, count(len(c.Adapters), "adapter", "adapters"), count(len(c.Plugins), "plugin", "plugins"),
 				count(len(c.Roles), "role", "roles"), count(len(c.Policies), "policy", "policies"), report.summary())
 			return nil
 		},

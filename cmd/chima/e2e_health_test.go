@@ -134,7 +134,7 @@ func healthConfig(t *testing.T, dir, addr, apps, extra string) string {
 	cfg := fmt.Sprintf(`bot:
   name: chima
 adapters:
-  shell: {enabled: true, room: general, user: alice}
+  - {name: shell, type: shell, room: general, user: alice}
 store:
   path: %s
 %splugins:

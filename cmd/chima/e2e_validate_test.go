@@ -92,3 +92,39 @@ func TestConfigValidateAcceptsAHeavenAppsFile(t *testing.T) {
 		t.Errorf("stdout does not say which plugins checked their settings:\n%s", out)
 	}
 }
+
+func TestConfigValidateBuildsEveryAdapter(t *testing.T) {
+	tests := []struct {
+		name, old, new, want string
+	}{
+		{"the old mapping form says what to write",
+			"  - {name: shell, type: shell, room: general, user: alice}\n", "  shell: {enabled: true, room: general, user: alice}\n",
+			`:5: adapters: is a list now, one entry per adapter with a name and a type (the old form adapters: {shell: {enabled: true}} is gone); write instead: adapters: [{name: shell, type: shell, room: general, user: alice}]`},
+		{"an unknown type lists the known ones",
+			"  - {name: shell, type: shell, room: general, user: alice}\n", "  - {name: shell, type: shell, room: general, user: alice}\n  - {name: irc, type: irc}\n",
+			`:6: adapters[1].type: "irc" is not an adapter type of this Chima; types: shell`},
+		{"a misspelt key of the console",
+			"  - {name: shell, type: shell, room: general, user: alice}\n", "  - {name: shell, type: shell, romo: general, user: alice}\n",
+			`:5: adapters[0].romo: unknown key (did you mean "room"?)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := writeConfig(t, "")
+			b, err := os.ReadFile(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := strings.Replace(string(b), tt.old, tt.new, 1)
+			if text == string(b) {
+				t.Fatal("writeConfig's adapters changed; update this test")
+			}
+			if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, stderr, code := chima(t, "config", "validate", "--config", cfg)
+			if code != 1 || !strings.Contains(stderr, cfg+tt.want+"\n") {
+				t.Fatalf("exit %d; stderr lacks\n  %s%s\nstdout:\n%s\nstderr:\n%s", code, cfg, tt.want, out, stderr)
+			}
+		})
+	}
+}

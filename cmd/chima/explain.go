@@ -35,10 +35,10 @@ type explanation struct {
 }
 
 func newExplainCmd(g *globalFlags) *cobra.Command {
-	var room, user string
+	var adapter, room, user string
 	var direct bool
 	cmd := &cobra.Command{
-		Use:   `explain [--room R] [--user U] "<message>"`,
+		Use:   `explain [--adapter A] [--room R] [--user U] "<message>"`,
 		Short: "Print, as JSON, how the bot understands a message and whether it would be allowed, without running it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -47,9 +47,9 @@ func newExplainCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer a.close()
-			room, user := a.console(room, user)
+			name, room, user := a.console(room, user)
 			ex := explain(a.router, a.policy, chat.Message{
-				Ref:    chat.MessageRef{Adapter: "shell", Room: room, MessageID: "m1"},
+				Ref:    chat.MessageRef{Adapter: firstNonEmpty(adapter, name), Room: room, MessageID: "m1"},
 				User:   chat.User{ID: user, Name: user},
 				Text:   args[0],
 				Direct: direct,
@@ -59,6 +59,7 @@ func newExplainCmd(g *globalFlags) *cobra.Command {
 			return enc.Encode(ex)
 		},
 	}
+	cmd.Flags().StringVar(&adapter, "adapter", "", "name of the adapter the message comes from (default: the shell adapter's)")
 	cmd.Flags().StringVar(&room, "room", "", "room the message comes from (default: the shell adapter's room)")
 	cmd.Flags().StringVar(&user, "user", "", "user id that sends it (default: the shell adapter's user)")
 	cmd.Flags().BoolVar(&direct, "direct", false, "treat the message as a direct message to the bot")

@@ -52,7 +52,7 @@ func writeConfig(t testing.TB, extra string) string {
   name: chima
   prefix: "!"
 adapters:
-  shell: {enabled: true, room: general, user: alice}
+  - {name: shell, type: shell, room: general, user: alice}
 store:
   path: %s
 plugins:

@@ -9,7 +9,7 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/spf13/cobra"
 
-	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/httpapi"
 	"github.com/chimaops/chima/core/webhook"
 )
@@ -30,7 +30,8 @@ func runBot(ctx context.Context, g *globalFlags) error {
 	if err != nil {
 		return err
 	}
-	console := cfg.Adapters.Shell != nil && cfg.Adapters.Shell.Enabled
+	// The console gets the terminal: readline, Ctrl-C, a quieter log.
+	console := hasConsole(cfg)
 	interactive := console && readline.IsTerminal(int(os.Stdin.Fd()))
 	level := g.logLevel
 	if level == "" {
@@ -39,19 +40,23 @@ func runBot(ctx context.Context, g *globalFlags) error {
 			level = "warn" // keep the console readable; plugin failures still show
 		}
 	}
-	a, err := newApp(ctx, g.config, appOptions{withBot: true, logLevel: level, finishJobs: console && !interactive})
+	a, err := newApp(ctx, g.config, appOptions{
+		withBot: true, logLevel: level, adapters: true, interactive: interactive,
+		// A console on a pipe that reached its end lets its jobs finish,
+		// unless another adapter keeps the bot running anyway.
+		finishJobs: console && !interactive,
+	})
 	if err != nil {
 		return err
 	}
 	defer a.close()
 	a.warnStartErrs()
+	routes, err := adapterRoutes(a.adapters.list, cfg.HTTP.Addr)
+	if err != nil {
+		return err
+	}
 
-	if console {
-		sh := cfg.Adapters.Shell
-		con := shell.New(shell.Options{
-			Room: sh.Room, User: sh.User, BotName: cfg.Bot.Name, Interactive: interactive,
-		})
-		a.bot.AddAdapter(con)
+	if con := a.adapters.console; con != nil {
 		if interactive {
 			interrupt := con.Interrupt
 			consoleInterrupt.Store(&interrupt)
@@ -82,6 +87,11 @@ func runBot(ctx context.Context, g *globalFlags) error {
 				Secret: []byte(secret), Deliveries: a.store, Dispatch: a.bot, Logger: a.log.With("component", "webhooks"),
 			})
 		}
+		for _, r := range routes {
+			if err := srv.Mount(r.adapter, r.route); err != nil {
+				return err
+			}
+		}
 		srv.Handle("GET /", a.bot.Pages())
 		if err := srv.Listen(); err != nil {
 			return err
@@ -102,4 +112,31 @@ func runBot(ctx context.Context, g *globalFlags) error {
 		err = httpErr
 	}
 	return err
+}
+
+// adapterRoute is one HTTP route of an adapter, to mount under its name.
+type adapterRoute struct {
+	adapter string
+	route   chat.Route
+}
+
+// adapterRoutes collects the HTTP routes of the adapters that serve some
+// (Routes is called once, here). Routes without http.addr are an error
+// naming the adapter: its service could never reach it.
+func adapterRoutes(adapters []chat.Adapter, addr string) ([]adapterRoute, error) {
+	var out []adapterRoute
+	for _, a := range adapters {
+		rp, ok := a.(chat.RouteProvider)
+		if !ok {
+			continue
+		}
+		rs := rp.Routes()
+		if len(rs) > 0 && addr == "" {
+			return nil, fmt.Errorf("adapter %s serves HTTP routes (%s %s/%s…) but http.addr is not set; set http.addr so that its service can reach the bot", a.Name(), rs[0].Method, "/"+a.Name(), rs[0].Path)
+		}
+		for _, r := range rs {
+			out = append(out, adapterRoute{adapter: a.Name(), route: r})
+		}
+	}
+	return out, nil
 }

@@ -67,8 +67,8 @@ func send(ctx context.Context, g *globalFlags, room, user string, timeout time.D
 		return err
 	}
 	defer a.close()
-	room, user = a.console(room, user)
-	a.bot.AddAdapter(shell.New(shell.Options{In: strings.NewReader(""), Out: os.Stdout, Room: room, User: user, BotName: a.cfg.Bot.Name}))
+	name, room, user := a.console(room, user)
+	a.bot.AddAdapter(shell.New(shell.Options{Name: name, In: strings.NewReader(""), Out: os.Stdout, Room: room, User: user, BotName: a.cfg.Bot.Name}))
 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -76,7 +76,7 @@ func send(ctx context.Context, g *globalFlags, room, user string, timeout time.D
 	defer stopJobs()
 
 	msg := chat.Message{
-		Ref:  chat.MessageRef{Adapter: shell.Name, Room: room, MessageID: "m1"},
+		Ref:  chat.MessageRef{Adapter: name, Room: room, MessageID: "m1"},
 		User: chat.User{ID: user, Name: user},
 		Text: text,
 		Time: time.Now(),

@@ -74,6 +74,7 @@ type Bot struct {
 	log      *slog.Logger
 	adapters map[string]chat.Adapter
 	caps     map[string]chat.Capabilities
+	rooms    roomDirectory // see rooms.go
 	sem      chan struct{}
 	turns    turns
 	audit    *auditWriter
@@ -146,6 +147,7 @@ func New(o Options) *Bot {
 func (b *Bot) AddAdapter(a chat.Adapter) {
 	b.adapters[a.Name()] = a
 	b.caps[a.Name()] = chat.CapabilitiesOf(a)
+	b.rooms.add(a)
 }
 
 // withAdapter fills in the adapter of a room named without one: the
@@ -414,8 +416,9 @@ func (b *Bot) stateNote(plugin string) string {
 // arguments masked (for chat). via is the click it comes from, or nil.
 func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res router.Result, requestID string, out *replier, via *click) (string, string) {
 	cmd := res.Command
+	roomName := b.roomName(ctx, m.Ref)
 	dec := b.o.Policy.Check(policy.Request{
-		Adapter: m.Ref.Adapter, Room: m.Ref.Room, UserID: m.User.ID,
+		Adapter: m.Ref.Adapter, Room: m.Ref.Room, RoomName: roomName, UserID: m.User.ID,
 		Plugin: res.Plugin, Command: cmd.GetName(), Permission: cmd.GetPermission(), Direct: m.Direct,
 	})
 	if !dec.Allowed {
@@ -433,7 +436,7 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 		Command:   cmd.GetName(),
 		Args:      res.Args,
 		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles},
-		Message:   refToProto(m.Ref),
+		Message:   refToProtoNamed(m.Ref, roomName),
 		Text:      text,
 		Direct:    m.Direct,
 		Button:    via.proto(),

@@ -33,8 +33,8 @@ type hostService struct {
 }
 
 // adapter returns the adapter of ref, the default one when ref names none,
-// with ref completed.
-func (h *hostService) adapter(r *pluginv1.MessageRef) (chat.Adapter, chat.MessageRef, error) {
+// with ref completed and its room resolved to the adapter's id for it.
+func (h *hostService) adapter(ctx context.Context, r *pluginv1.MessageRef) (chat.Adapter, chat.MessageRef, error) {
 	ref := h.b.withAdapter(refFromProto(r))
 	a := h.b.adapters[ref.Adapter]
 	if a == nil {
@@ -43,12 +43,16 @@ func (h *hostService) adapter(r *pluginv1.MessageRef) (chat.Adapter, chat.Messag
 		}
 		return nil, ref, status.Errorf(codes.NotFound, "no chat adapter %q", ref.Adapter)
 	}
+	ref, err := h.b.resolveRoom(ctx, ref)
+	if err != nil {
+		return nil, ref, status.Errorf(codes.NotFound, "%v", err)
+	}
 	return a, ref, nil
 }
 
 // Post sends a message for the plugin.
 func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
-	a, to, err := h.adapter(r.GetTarget())
+	a, to, err := h.adapter(ctx, r.GetTarget())
 	if err != nil {
 		return nil, err
 	}
@@ -67,7 +71,7 @@ func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*plugi
 // Update edits a message for the plugin, or posts anew where edits are not
 // possible.
 func (h *hostService) Update(ctx context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
-	a, ref, err := h.adapter(r.GetMessage())
+	a, ref, err := h.adapter(ctx, r.GetMessage())
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +101,7 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 	id, err := h.b.o.Store.EnqueueJob(ctx, store.Job{
 		Plugin: h.plugin, Kind: r.GetKind(), Payload: r.GetPayload(),
 		QueueKey:        h.queueKey(r.GetQueueKey()),
-		Notify:          h.b.withAdapter(refFromProto(r.GetNotify())),
+		Notify:          h.b.notifyRef(ctx, refFromProto(r.GetNotify())),
 		OriginRequestID: r.GetOriginRequestId(),
 		Title:           h.b.o.Redactor.String(r.GetTitle()),
 		CreatedAt:       now,
@@ -359,6 +363,12 @@ func (b *Bot) notifyJobEnd(ctx context.Context, j store.Job, state store.JobStat
 	if a == nil || j.Notify.Room == "" {
 		return
 	}
+	to, err := b.resolveRoom(ctx, j.Notify)
+	if err != nil {
+		b.log.Error("cannot tell a job's room how it ended", "job", j.ID, "error", err)
+		return
+	}
+	j.Notify = to
 	var text string
 	what := jobName(j)
 	switch state {

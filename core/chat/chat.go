@@ -385,6 +385,20 @@ type Setup struct {
 	Interactive bool
 }
 
+// OptionError is what a Factory returns (wrapped or not) for a bad value of
+// one key of its config entry, so that the problem names the key, its file
+// and line ("chima.yaml:7: adapters[1].room: required"). Other errors name
+// the entry as a whole.
+type OptionError struct {
+	// Key is the option's key in the entry ("room", "inbound[0].secret_env").
+	Key string
+	Err error
+}
+
+func (e *OptionError) Error() string { return e.Key + ": " + e.Err.Error() }
+
+func (e *OptionError) Unwrap() error { return e.Err }
+
 // Factory builds one adapter of a type from its config entry. cmd/chima
 // registers one per adapter type; the core names no adapter.
 type Factory func(s Setup) (Adapter, error)

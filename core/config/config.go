@@ -25,10 +25,6 @@ const (
 	DefaultMaxConcurrency = 64
 	// DefaultMaxMessageBytes is bot.max_message_bytes's default.
 	DefaultMaxMessageBytes = 4000
-	// DefaultShellRoom is adapters.shell.room's default.
-	DefaultShellRoom = "general"
-	// DefaultShellUser is adapters.shell.user's default when $USER is not set either.
-	DefaultShellUser = "you"
 	// DefaultStoreDriver is store.driver's default.
 	DefaultStoreDriver = DriverSQLite
 	// DefaultStorePath is store.path's default for sqlite, beside the config file.
@@ -47,18 +43,15 @@ const (
 	DriverPostgres = "postgres"
 )
 
-// adapterNames are the chat adapter names Chima knows, including the ones not
-// configurable yet. Role users ("slack:U024BE7LH") and adapter-qualified rooms
-// ("slack:C123") must use one of these names.
-var adapterNames = map[string]bool{"shell": true, "slack": true, "mattermost": true, "webhook": true}
-
 // Config is the whole of chima.yaml. The zero value is not valid; get one from
 // Load or Parse, which apply defaults, resolve relative paths and validate.
 type Config struct {
 	// Bot is the bot's identity and its limits.
 	Bot BotConfig `yaml:"bot"`
-	// Adapters configures the chat services the bot listens on.
-	Adapters AdaptersConfig `yaml:"adapters"`
+	// Adapters are the chat services the bot listens on, each a named
+	// instance of an adapter type ("slack", "shell"). Several may run at once,
+	// of one type or of several.
+	Adapters []AdapterConfig `yaml:"adapters"`
 	// Store says where durable state (jobs, locks, audit, deployments) lives.
 	Store StoreConfig `yaml:"store"`
 	// HTTP configures the server for webhooks, health and metrics.
@@ -95,49 +88,43 @@ type BotConfig struct {
 	MaxMessageBytes int `yaml:"max_message_bytes"`
 	// DefaultAdapter is the adapter a bare room name means ("deployment"
 	// rather than "slack:deployment"), in plugins' notify rooms for
-	// example. Optional with one adapter enabled, which it then defaults
-	// to; it must name an enabled adapter. See Config.DefaultAdapter.
+	// example. Optional with one adapter configured, which it then
+	// defaults to; it must name a configured adapter. See
+	// Config.DefaultAdapter.
 	DefaultAdapter string `yaml:"default_adapter"`
 }
 
-// EnabledAdapters returns the names of the enabled chat adapters, sorted.
-func (c *Config) EnabledAdapters() []string {
-	var out []string
-	if s := c.Adapters.Shell; s != nil && s.Enabled {
-		out = append(out, "shell")
+// AdapterNames returns the names of the configured chat adapters, in
+// config order.
+func (c *Config) AdapterNames() []string {
+	out := make([]string, 0, len(c.Adapters))
+	for _, a := range c.Adapters {
+		out = append(out, a.Name)
 	}
 	return out
 }
 
+// hasAdapter reports whether an adapter of that name is configured.
+func (c *Config) hasAdapter(name string) bool {
+	for _, a := range c.Adapters {
+		if a.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
 // DefaultAdapter returns the adapter a bare room name means: bot.default_adapter,
-// else the only enabled adapter, else "" (a bare room then means nothing and
+// else the only configured adapter, else "" (a bare room then means nothing and
 // a plugin must name the adapter of each room it posts to).
 func (c *Config) DefaultAdapter() string {
 	if c.Bot.DefaultAdapter != "" {
 		return c.Bot.DefaultAdapter
 	}
-	if enabled := c.EnabledAdapters(); len(enabled) == 1 {
-		return enabled[0]
+	if len(c.Adapters) == 1 {
+		return c.Adapters[0].Name
 	}
 	return ""
-}
-
-// AdaptersConfig configures the chat adapters. It has one field per adapter;
-// an adapter whose field is nil or not enabled does not run. Adapter names
-// that are not fields here are errors in the file.
-type AdaptersConfig struct {
-	// Shell is the local console adapter.
-	Shell *ShellConfig `yaml:"shell"`
-}
-
-// ShellConfig configures the local console adapter.
-type ShellConfig struct {
-	// Enabled turns the adapter on.
-	Enabled bool `yaml:"enabled"`
-	// Room is the room the console starts in (default "general").
-	Room string `yaml:"room"`
-	// User is the user id the console starts as (default $USER, or "you").
-	User string `yaml:"user"`
 }
 
 // StoreConfig says where durable state lives.

@@ -21,8 +21,8 @@ var skipFiles = ParseOptions{SkipFileChecks: true}
 const valid = `bot:
   name: chima
 adapters:
-  shell:
-    enabled: true
+  - name: shell
+    type: shell
 plugins:
   - name: hello
     path: bin/hello
@@ -78,9 +78,8 @@ func TestExampleConfigLoads(t *testing.T) {
 		{"bot name", c.Bot.Name, "chima"},
 		{"prefix", c.Bot.Prefix, "!"},
 		{"command timeout", c.Bot.CommandTimeout, 30 * time.Second},
-		{"shell enabled", c.Adapters.Shell != nil && c.Adapters.Shell.Enabled, true},
-		{"shell room", c.Adapters.Shell.Room, "general"},
-		{"shell user", c.Adapters.Shell.User, "alice"},
+		{"adapters", c.AdapterNames(), []string{"console"}},
+		{"console type", c.Adapters[0].Type, "shell"},
 		{"store driver", c.Store.Driver, "sqlite"},
 		{"store path resolved beside the config", c.Store.Path, "/repo/bin/chima.db"},
 		{"http addr", c.HTTP.Addr, "127.0.0.1:8080"},
@@ -90,8 +89,8 @@ func TestExampleConfigLoads(t *testing.T) {
 		{"deploy apps file", c.Plugins[1].Settings["apps_file"], "apps.json"},
 		{"plugin path resolved beside the config", c.Plugins[0].Path, "/repo/bin/plugins/hello"},
 		{"plugin auto mTLS", c.Plugins[0].UseAutoMTLS(), true},
-		{"admin", c.Roles["admin"], Role{Users: []string{"shell:alice"}, Permissions: []string{"*"}}},
-		{"deployer", c.Roles["deployer"], Role{Users: []string{"shell:bob"}, Permissions: []string{"deploy", "deploy:*"}}},
+		{"admin", c.Roles["admin"], Role{Users: []string{"console:alice"}, Permissions: []string{"*"}}},
+		{"deployer", c.Roles["deployer"], Role{Users: []string{"console:bob"}, Permissions: []string{"deploy", "deploy:*"}}},
 		{"policies", c.Policies, []Policy{{Command: "deploy", AllowedRooms: []string{"general", "deployment"}}}},
 	}
 	for _, ch := range checks {
@@ -131,7 +130,7 @@ func TestLoadChecksPluginExecutables(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, "chima.yaml")
-			src := "# test config\nbot:\n  name: chima\nstore:\n  path: state/chima.db\nadapters:\n  shell:\n    enabled: true\n\nplugins:\n" + tt.plugins
+			src := "# test config\nbot:\n  name: chima\nstore:\n  path: state/chima.db\nadapters:\n  - name: shell\n    type: shell\n\nplugins:\n" + tt.plugins
 			writeFile(t, path, src, 0o644)
 			c, err := Load(path)
 			if tt.want == nil {
@@ -188,8 +187,6 @@ func TestDefaultsAreAppliedToAbsentKeys(t *testing.T) {
 		{"max concurrency", c.Bot.MaxConcurrency, DefaultMaxConcurrency},
 		{"max message bytes", c.Bot.MaxMessageBytes, DefaultMaxMessageBytes},
 		{"no prefix", c.Bot.Prefix, ""},
-		{"shell room", c.Adapters.Shell.Room, "general"},
-		{"shell user from $USER", c.Adapters.Shell.User, "carol"},
 		{"store driver", c.Store.Driver, "sqlite"},
 		{"store path beside the config", c.Store.Path, "/etc/chima/chima.db"},
 		{"http disabled", c.HTTP, HTTPConfig{}},
@@ -213,7 +210,6 @@ func TestDefaultsDoNotOverrideExplicitValues(t *testing.T) {
 		get  func(*Config) any
 		want any
 	}{
-		{"shell user falls back to you without $USER", valid, func(c *Config) any { return c.Adapters.Shell.User }, "you"},
 		{"max_restarts 0 means never restart", valid + "    max_restarts: 0\n", func(c *Config) any { return c.Plugins[0].MaxRestarts }, 0},
 		{"auto_mtls false is kept", valid + "    auto_mtls: false\n", func(c *Config) any { return c.Plugins[0].UseAutoMTLS() }, false},
 		{"null keys count as absent", strings.Replace(valid, "  name: chima\n", "  name: chima\n  command_timeout:\n", 1),
@@ -244,7 +240,7 @@ func TestEveryProblemIsListedWithLineAndKey(t *testing.T) {
   nmae: chima
   command_timeout: soon
 adapters:
-  shell: {enabled: true}
+  - {name: shell, type: shell}
 enironments: [live]
 plugins:
   - name: hello
@@ -273,7 +269,7 @@ func TestFourMistakesMakeFourProblems(t *testing.T) {
 	src := `bot:
   name: Chima Bot
   max_concurrency: lots
-adapters: {shell: {enabled: true}}
+adapters: [{name: shell, type: shell}]
 plugins:
   - {name: hello, path: bin/hello, restart_window: 10}
 policies:
@@ -284,7 +280,7 @@ policies:
 		`chima.yaml:2: bot.name: "Chima Bot": use lowercase letters, digits, '-' and '_' only`,
 		`chima.yaml:3: bot.max_concurrency: expected a whole number, got "lots"`,
 		`chima.yaml:6: plugins[0].restart_window: duration 10 needs a unit, like 10s or 10m`,
-		`chima.yaml:8: policies[0].allowed_rooms[0]: "irc:ops": unknown adapter "irc" (write room or adapter:room; adapters are mattermost, shell, slack, webhook)`,
+		`chima.yaml:8: policies[0].allowed_rooms[0]: "irc:ops": no adapter named "irc" is configured (write room or adapter:room; adapters: shell)`,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -303,12 +299,22 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 			`chima.yaml:9: enironments: unknown key`},
 		{"unknown nested key with suggestion", strings.Replace(valid, "    path:", "    paht:", 1),
 			`chima.yaml:8: plugins[0].paht: unknown key (did you mean "path"?)`},
-		{"unknown adapter", strings.Replace(valid, "adapters:\n", "adapters:\n  irc: {}\n", 1),
-			`chima.yaml:4: adapters.irc: unknown adapter`},
-		{"adapter not available yet", strings.Replace(valid, "adapters:\n", "adapters:\n  slack: {token_env: X}\n", 1),
-			`chima.yaml:4: adapters.slack: the slack adapter is not available in this version of Chima`},
-		{"misspelt adapter", strings.Replace(valid, "adapters:\n", "adapters:\n  shel: {}\n", 1),
-			`chima.yaml:4: adapters.shel: unknown adapter (did you mean "shell"?)`},
+		{"the old mapping form of adapters", strings.Replace(valid, "  - name: shell\n    type: shell\n", "  shell: {enabled: true, room: ops}\n", 1) + "roles:\n  admin: {users: ['shell:alice']}\n",
+			`chima.yaml:4: adapters: is a list now, one entry per adapter with a name and a type (the old form adapters: {shell: {enabled: true}} is gone); write instead: adapters: [{name: shell, type: shell, room: ops}]`},
+		{"adapter without a name", strings.Replace(valid, "  - name: shell\n", "  - room: x\n", 1),
+			`chima.yaml:4: adapters[0].name: required: the adapter's name, used in rooms (name:room) and users (name:userid), like console or slack`},
+		{"adapter without a type", strings.Replace(valid, "    type: shell\n", "", 1),
+			`chima.yaml:4: adapters[0].type: required: the kind of chat service, like shell, slack, mattermost or webhook`},
+		{"adapter name with an underscore", strings.Replace(valid, "name: shell", "name: my_shell", 1),
+			`chima.yaml:4: adapters[0].name: "my_shell": start with a lowercase letter, then use lowercase letters, digits and '-' only`},
+		{"adapter name starting with a digit", strings.Replace(valid, "name: shell", "name: 2shell", 1),
+			`chima.yaml:4: adapters[0].name: "2shell": start with a lowercase letter, then use lowercase letters, digits and '-' only`},
+		{"two adapters of one name", strings.Replace(valid, "    type: shell\n", "    type: shell\n  - {name: shell, type: slack}\n", 1),
+			`chima.yaml:6: adapters[1].name: duplicate adapter name "shell" (first used at line 4)`},
+		{"adapters that is not a list", strings.Replace(valid, "adapters:\n  - name: shell\n    type: shell\n", "adapters: shell\n", 1),
+			`chima.yaml:3: adapters: expected a list, got "shell"`},
+		{"an adapter entry that is not a mapping", strings.Replace(valid, "  - name: shell\n    type: shell\n", "  - shell\n", 1),
+			`chima.yaml:4: adapters[0]: expected a mapping with a name and a type, like {name: console, type: shell}, got "shell"`},
 		{"bot name missing", strings.Replace(valid, "  name: chima\n", "  prefix: '!'\n", 1),
 			`chima.yaml:1: bot.name: required: the name people address the bot by, like chima`},
 		{"bad duration", valid + "    restart_window: 1 minute\n",
@@ -324,7 +330,7 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 		{"user without adapter", valid + "roles:\n  admin:\n    users: [alice]\n",
 			`chima.yaml:11: roles.admin.users[0]: "alice": users are written adapter:userid, like shell:alice or slack:U024BE7LH`},
 		{"user of unknown adapter", valid + "roles:\n  admin:\n    users: ['irc:alice']\n",
-			`chima.yaml:11: roles.admin.users[0]: "irc:alice": unknown adapter "irc" (one of mattermost, shell, slack, webhook)`},
+			`chima.yaml:11: roles.admin.users[0]: "irc:alice": no adapter named "irc" is configured (adapters: shell)`},
 		{"bad permission wildcard", valid + "roles:\n  admin:\n    permissions: ['deploy*']\n",
 			`chima.yaml:11: roles.admin.permissions[0]: "deploy*": a permission is a name like deploy or deploy:lock, a wildcard like deploy:*, or "*"`},
 		{"wildcard in a policy permission", valid + "policies:\n  - {command: deploy, permission: 'deploy:*'}\n",
@@ -339,8 +345,8 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 			`chima.yaml:3: bot.prefix: "!!!!": at most 3 characters`},
 		{"prefix with letters", strings.Replace(valid, "  name: chima\n", "  name: chima\n  prefix: 'c!'\n", 1),
 			`chima.yaml:3: bot.prefix: "c!": a prefix is made of symbols like ! or . (no letters, digits or spaces)`},
-		{"no adapter enabled", strings.Replace(valid, "enabled: true", "enabled: false", 1),
-			`chima.yaml:3: adapters: no chat adapter is enabled; enable one, e.g. adapters: {shell: {enabled: true}}`},
+		{"no adapter configured", strings.Replace(valid, "adapters:\n  - name: shell\n    type: shell\n", "adapters: []\n", 1),
+			`chima.yaml:3: adapters: no chat adapter is configured; add one, e.g. adapters: [{name: console, type: shell}]`},
 		{"postgres without dsn_env", valid + "store: {driver: postgres}\n",
 			`chima.yaml:9: store.dsn_env: required for driver postgres: the name of the environment variable holding the DSN`},
 		{"a DSN where its variable name goes", valid + "store: {driver: postgres, dsn_env: 'postgres://u:p@h/db'}\n",
@@ -370,9 +376,7 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 		{"not a mapping", "- bot\n",
 			`chima.yaml:1: expected a mapping of keys (bot:, plugins:, …) at the top level, got a list`},
 		{"default adapter that is not one", strings.Replace(valid, "  name: chima\n", "  name: chima\n  default_adapter: irc\n", 1),
-			`chima.yaml:3: bot.default_adapter: "irc" is not a chat adapter; known adapters: mattermost, shell, slack, webhook`},
-		{"default adapter that is not enabled", strings.Replace(valid, "  name: chima\n", "  name: chima\n  default_adapter: slack\n", 1),
-			`chima.yaml:3: bot.default_adapter: "slack" is not enabled under adapters; enabled: shell`},
+			`chima.yaml:3: bot.default_adapter: "irc" is not the name of a configured adapter; adapters: shell`},
 		{"self-referencing merge", valid + "roles:\n  admin: &a {<<: *a}\n",
 			`chima.yaml:10: roles.admin: merge refers to a mapping that contains it`},
 	}
@@ -391,7 +395,7 @@ func TestAnEmptyFileListsWhatIsRequired(t *testing.T) {
 		got := problems(t, src)
 		want := []string{
 			"chima.yaml: bot.name: required: the name people address the bot by, like chima",
-			"chima.yaml: adapters: no chat adapter is enabled; enable one, e.g. adapters: {shell: {enabled: true}}",
+			"chima.yaml: adapters: no chat adapter is configured; add one, e.g. adapters: [{name: console, type: shell}]",
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%q: problems:\n%s\nwant:\n%s", src, strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -402,7 +406,7 @@ func TestAnEmptyFileListsWhatIsRequired(t *testing.T) {
 func TestValidateWorksOnConfigsBuiltInCode(t *testing.T) {
 	c := &Config{
 		Bot:      BotConfig{Name: "chima", CommandTimeout: time.Second, MaxConcurrency: 1, MaxMessageBytes: 100},
-		Adapters: AdaptersConfig{Shell: &ShellConfig{Enabled: true, Room: "general", User: "alice"}},
+		Adapters: []AdapterConfig{{Name: "console", Type: "shell"}},
 		Store:    StoreConfig{Driver: DriverSQLite, Path: "x.db"},
 		Plugins:  []PluginConfig{{Name: "a", Path: "/a", RestartWindow: time.Minute}},
 	}
@@ -586,6 +590,6 @@ func TestABareRoomMeansTheDefaultOrTheOnlyAdapter(t *testing.T) {
 	}
 	c := &Config{}
 	if got := c.DefaultAdapter(); got != "" {
-		t.Fatalf("with no adapter enabled DefaultAdapter() = %q", got)
+		t.Fatalf("with no adapter configured DefaultAdapter() = %q", got)
 	}
 }

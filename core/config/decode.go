@@ -31,13 +31,6 @@ type unknownKeyExplainer interface {
 	explainUnknownKey(name string) string
 }
 
-func (*AdaptersConfig) explainUnknownKey(name string) string {
-	if adapterNames[name] {
-		return fmt.Sprintf("the %s adapter is not available in this version of Chima", name)
-	}
-	return "unknown adapter"
-}
-
 type decoder struct {
 	meta     *meta
 	problems []Problem
@@ -155,9 +148,18 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value) {
 		d.meta.null[key] = true
 		return // leave the zero value: the key counts as absent
 	}
-	if v.Type() == durationType {
+	switch v.Type() {
+	case durationType:
 		d.decodeDuration(n, key, v)
 		return
+	case adapterConfigType:
+		d.decodeAdapter(n, key, v)
+		return
+	case adapterListType:
+		if n.Kind == yaml.MappingNode {
+			d.oldAdapters(n, key)
+			return
+		}
 	}
 	switch v.Kind() {
 	case reflect.Pointer:

@@ -87,17 +87,6 @@ func (c *Config) applyDefaults() {
 	if !m.isSet("bot.max_message_bytes") {
 		b.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	if s := c.Adapters.Shell; s != nil {
-		if s.Room == "" {
-			s.Room = DefaultShellRoom
-		}
-		if s.User == "" {
-			s.User = os.Getenv("USER")
-		}
-		if s.User == "" {
-			s.User = DefaultShellUser
-		}
-	}
 	if c.Store.Driver == "" {
 		c.Store.Driver = DefaultStoreDriver
 	}

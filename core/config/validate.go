@@ -86,25 +86,33 @@ func (c *Config) validateBot(v *validator) {
 }
 
 func (c *Config) validateAdapters(v *validator) {
-	if s := c.Adapters.Shell; s != nil && s.Enabled {
-		if strings.TrimSpace(s.Room) == "" {
-			v.add("adapters.shell.room", "required")
-		}
-		if strings.TrimSpace(s.User) == "" || strings.ContainsFunc(s.User, unicode.IsSpace) {
-			v.add("adapters.shell.user", "%q: a user id without spaces is required", s.User)
-		}
-	}
-	enabled := c.EnabledAdapters()
-	if len(enabled) == 0 {
-		v.add("adapters", "no chat adapter is enabled; enable one, e.g. adapters: {shell: {enabled: true}}")
-	}
-	if d := c.Bot.DefaultAdapter; d != "" && !slices.Contains(enabled, d) {
+	names := map[string]string{} // name → key of the entry that has it
+	for i, a := range c.Adapters {
+		key := indexKey("adapters", i)
 		switch {
-		case !adapterNames[d]:
-			v.add("bot.default_adapter", "%q is not a chat adapter; known adapters: %s", d, adapterList())
+		case a.Name == "":
+			v.add(key+".name", "required: the adapter's name, used in rooms (name:room) and users (name:userid), like console or slack")
+		case !isAdapterName(a.Name):
+			v.add(key+".name", "%q: start with a lowercase letter, then use lowercase letters, digits and '-' only", a.Name)
 		default:
-			v.add("bot.default_adapter", "%q is not enabled under adapters; enabled: %s", d, strings.Join(enabled, ", "))
+			if first, dup := names[a.Name]; dup {
+				v.add(key+".name", "duplicate adapter name %q (first used at %s)", a.Name, v.firstAt(first))
+			} else {
+				names[a.Name] = key + ".name"
+			}
 		}
+		switch {
+		case a.Type == "":
+			v.add(key+".type", "required: the kind of chat service, like shell, slack, mattermost or webhook")
+		case !isAdapterName(a.Type):
+			v.add(key+".type", "%q: not an adapter type (types are lowercase names like shell or slack)", a.Type)
+		}
+	}
+	if len(c.Adapters) == 0 {
+		v.add("adapters", "no chat adapter is configured; add one, e.g. adapters: [{name: console, type: shell}]")
+	}
+	if d := c.Bot.DefaultAdapter; d != "" && !c.hasAdapter(d) && c.adaptersKnown(v) {
+		v.add("bot.default_adapter", "%q is not the name of a configured adapter; adapters: %s", d, c.adapterList())
 	}
 }
 
@@ -243,8 +251,8 @@ func (c *Config) validateRoles(v *validator) {
 			switch {
 			case !ok || adapter == "" || id == "":
 				v.add(indexKey(key+".users", i), "%q: users are written adapter:userid, like shell:alice or slack:U024BE7LH", u)
-			case !adapterNames[adapter]:
-				v.add(indexKey(key+".users", i), "%q: unknown adapter %q (one of %s)", u, adapter, adapterList())
+			case !c.hasAdapter(adapter) && c.adaptersKnown(v):
+				v.add(indexKey(key+".users", i), "%q: no adapter named %q is configured (adapters: %s)", u, adapter, c.adapterList())
 			case strings.ContainsFunc(id, unicode.IsSpace):
 				v.add(indexKey(key+".users", i), "%q: user ids have no spaces", u)
 			}
@@ -291,8 +299,8 @@ func (c *Config) validatePolicies(v *validator) {
 			}
 			name = strings.TrimPrefix(name, "#")
 			switch {
-			case qualified && !adapterNames[adapter]:
-				v.add(k, "%q: unknown adapter %q (write room or adapter:room; adapters are %s)", room, adapter, adapterList())
+			case qualified && !c.hasAdapter(adapter) && c.adaptersKnown(v):
+				v.add(k, "%q: no adapter named %q is configured (write room or adapter:room; adapters: %s)", room, adapter, c.adapterList())
 			case name == "" || strings.ContainsFunc(name, unicode.IsSpace):
 				v.add(k, "%q: expected a room name, or adapter:room", room)
 			}
@@ -381,13 +389,32 @@ func isHex64(s string) bool {
 	return true
 }
 
-func adapterList() string {
-	names := make([]string, 0, len(adapterNames))
-	for n := range adapterNames {
-		names = append(names, n)
+// isAdapterName reports whether s is an adapter's name or type:
+// [a-z][a-z0-9-]*. No '_' or ':', so that "name:room" splits one way.
+func isAdapterName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
 	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
+	for i := 1; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// adaptersKnown reports whether adapters: could be read, so that names
+// referring to adapters can be checked: after one mistake there (the old
+// mapping form) every "shell:alice" would be a problem too.
+func (c *Config) adaptersKnown(v *validator) bool { return !v.m.isBad("adapters") }
+
+// adapterList names the configured adapters for problems.
+func (c *Config) adapterList() string {
+	if len(c.Adapters) == 0 {
+		return "none"
+	}
+	return strings.Join(c.AdapterNames(), ", ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -35,6 +35,9 @@ type Server struct {
 	mux *http.ServeMux
 	srv *http.Server
 	ln  net.Listener
+	// rejected counts requests to adapters' routes refused before their
+	// handler (Mount).
+	rejected *prometheus.CounterVec
 }
 
 // New builds the server and its routes.
@@ -42,7 +45,7 @@ func New(o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{o: o, mux: http.NewServeMux()}
+	s := &Server{o: o, mux: http.NewServeMux(), rejected: newRejected(o.Registry)}
 	s.mux.HandleFunc("GET /healthz", s.health)
 	if o.Registry != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))

@@ -25,6 +25,10 @@ type Request struct {
 	// Adapter, Room and UserID say where the command was typed and by whom,
 	// as the adapter names them ("slack", "C123", "U024BE7LH").
 	Adapter, Room, UserID string
+	// RoomName is Room's name when Room is an id ("deployment" for
+	// "C123"), for policies that name their rooms; "" when unknown.
+	// allowed_rooms may list a room by either.
+	RoomName string
 	// Plugin and Command name the command ("deploy", "deploy").
 	Plugin, Command string
 	// Permission is what the plugin's manifest requires for the command
@@ -224,7 +228,7 @@ func (p *Policy) Check(r Request) Decision {
 		if rl.permission != "" {
 			d.Permission = rl.permission
 		}
-		if rl.restricted && !rl.allows(r.Adapter, r.Room) {
+		if rl.restricted && !rl.allows(r.Adapter, r.Room) && (r.RoomName == "" || !rl.allows(r.Adapter, r.RoomName)) {
 			d.Reason = rl.roomReason(r)
 			return d
 		}

@@ -191,7 +191,7 @@ func TestExampleConfigPolicy(t *testing.T) {
 		{"carol", "general", "you need the deploy permission (roles that have it: deployer, admin)"},
 	}
 	for _, tt := range tests {
-		d := p.Check(Request{Adapter: "shell", Room: tt.room, UserID: tt.user, Plugin: "deploy", Command: "deploy", Permission: "deploy"})
+		d := p.Check(Request{Adapter: c.Adapters[0].Name, Room: tt.room, UserID: tt.user, Plugin: "deploy", Command: "deploy", Permission: "deploy"})
 		if d.Allowed != (tt.want == "") || d.Reason != tt.want {
 			t.Errorf("%s in #%s: got %+v, want reason %q", tt.user, tt.room, d, tt.want)
 		}
@@ -255,6 +255,32 @@ func BenchmarkCheck(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				p.Check(c.req)
+			}
+		})
+	}
+}
+
+func TestAllowedRoomsMatchARoomByItsIdOrItsName(t *testing.T) {
+	p := New(roles, []config.Policy{{Command: "deploy", AllowedRooms: []string{"deployment", "slack:ops", "slack:C0SHIP"}}})
+	tests := []struct {
+		name           string
+		adapter        string
+		room, roomName string
+		allowed        bool
+	}{
+		{"an id whose name is listed", "slack", "C024BE91L", "deployment", true},
+		{"an id whose name is listed for its adapter", "slack", "C0OPS", "ops", true},
+		{"an id whose name is listed for another adapter", "mattermost", "x1", "ops", false},
+		{"an id listed as such", "slack", "C0SHIP", "shipping", true},
+		{"an id whose name is not listed", "slack", "C0GENERAL", "general", false},
+		{"an id without a known name", "slack", "C024BE91L", "", false},
+		{"a name, as adapters without a directory give", "shell", "deployment", "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := p.Check(Request{Adapter: tt.adapter, Room: tt.room, RoomName: tt.roomName, UserID: "U024BE7LH", Plugin: "deploy", Command: "deploy"})
+			if d.Allowed != tt.allowed {
+				t.Fatalf("allowed = %v (%s), want %v", d.Allowed, d.Reason, tt.allowed)
 			}
 		})
 	}

@@ -377,7 +377,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 		return err
 	}
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
 	env, err := a.ResolveEnv(c.Arg("env"))
@@ -801,7 +801,7 @@ func (d *deployer) buttonDeployment(c *sdk.Context) (*Deployment, *apps.App, err
 		return nil, nil, err
 	}
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
 		return nil, nil, sdk.Errorf("%s", err.Error())
 	}
 	return dep, a, nil
@@ -922,7 +922,7 @@ func (d *deployer) rollbackTarget(c *sdk.Context, app, env string) (current, pre
 // rollback redeploys the previous successful commit of a's env.
 func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom()); err != nil {
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
 	if err := envRefusal(a, env); err != nil {

@@ -796,7 +796,13 @@ type MessageRef struct {
 	Room      string                 `protobuf:"bytes,2,opt,name=room,proto3" json:"room,omitempty"`
 	MessageId string                 `protobuf:"bytes,3,opt,name=message_id,json=messageId,proto3" json:"message_id,omitempty"`
 	// Root of the thread the message is in; empty when not in a thread.
-	ThreadId      string `protobuf:"bytes,4,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	ThreadId string `protobuf:"bytes,4,opt,name=thread_id,json=threadId,proto3" json:"thread_id,omitempty"`
+	// The room's name when room is a service's id ("deployment" for Slack's
+	// "C024BE91L"), so that a plugin can check the room against rooms people
+	// named (allowed_rooms). Set by the host on a command's message when the
+	// adapter has a directory; empty otherwise. Never needed to send: room
+	// alone addresses the room.
+	RoomName      string `protobuf:"bytes,5,opt,name=room_name,json=roomName,proto3" json:"room_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +861,13 @@ func (x *MessageRef) GetMessageId() string {
 func (x *MessageRef) GetThreadId() string {
 	if x != nil {
 		return x.ThreadId
+	}
+	return ""
+}
+
+func (x *MessageRef) GetRoomName() string {
+	if x != nil {
+		return x.RoomName
 	}
 	return ""
 }
@@ -4046,14 +4059,15 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06secret\x18\x06 \x01(\bR\x06secret\x12\x12\n" +
 	"\x04rest\x18\a \x01(\bR\x04rest\x12\x12\n" +
 	"\x04help\x18\b \x01(\tR\x04help\x12\x18\n" +
-	"\apattern\x18\t \x01(\tR\apattern\"v\n" +
+	"\apattern\x18\t \x01(\tR\apattern\"\x93\x01\n" +
 	"\n" +
 	"MessageRef\x12\x18\n" +
 	"\aadapter\x18\x01 \x01(\tR\aadapter\x12\x12\n" +
 	"\x04room\x18\x02 \x01(\tR\x04room\x12\x1d\n" +
 	"\n" +
 	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x1b\n" +
-	"\tthread_id\x18\x04 \x01(\tR\bthreadId\"@\n" +
+	"\tthread_id\x18\x04 \x01(\tR\bthreadId\x12\x1b\n" +
+	"\troom_name\x18\x05 \x01(\tR\broomName\"@\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +

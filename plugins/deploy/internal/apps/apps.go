@@ -271,26 +271,43 @@ func (r Room) Matches(adapter, room string) bool {
 }
 
 // RoomAllowed reports whether deploys of the app may come from room on
-// adapter. An app without allowed_rooms may be deployed from any room.
-func (a *App) RoomAllowed(adapter, room string) bool {
+// adapter. room is what the service calls it, an id on Slack
+// ("C024BE91L"); names are its other names, its name ("deployment") when
+// the host knows it, so that allowed_rooms may give either. An app without
+// allowed_rooms may be deployed from any room.
+func (a *App) RoomAllowed(adapter, room string, names ...string) bool {
 	if len(a.AllowedRooms) == 0 {
 		return true
 	}
 	for _, s := range a.AllowedRooms {
-		if ParseRoom(s).Matches(adapter, room) {
+		r := ParseRoom(s)
+		if r.Matches(adapter, room) {
 			return true
+		}
+		for _, n := range names {
+			if n != "" && r.Matches(adapter, n) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
 // CheckRoom returns a *RoomError when deploys of the app may not come from
-// room on adapter, and nil when they may.
-func (a *App) CheckRoom(adapter, room string) error {
-	if a.RoomAllowed(adapter, room) {
+// room (or its other names, see RoomAllowed) on adapter, and nil when they
+// may. The error names the room by its name when it has one.
+func (a *App) CheckRoom(adapter, room string, names ...string) error {
+	if a.RoomAllowed(adapter, room, names...) {
 		return nil
 	}
-	return &RoomError{App: a.Name, Adapter: adapter, Room: room, Allowed: slices.Clone(a.AllowedRooms)}
+	shown := room
+	for _, n := range names {
+		if n != "" {
+			shown = n
+			break
+		}
+	}
+	return &RoomError{App: a.Name, Adapter: adapter, Room: shown, Allowed: slices.Clone(a.AllowedRooms)}
 }
 
 // NotifyTargets returns the parsed notify_rooms.

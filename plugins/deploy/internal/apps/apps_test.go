@@ -509,31 +509,40 @@ func TestResolveRef(t *testing.T) {
 }
 
 func TestRooms(t *testing.T) {
-	a := &App{Name: "project-x", AllowedRooms: []string{"deployment", "slack:ops", "#releases"}}
+	a := &App{Name: "project-x", AllowedRooms: []string{"deployment", "slack:ops", "#releases", "slack:C0SHIP"}}
 	tests := []struct {
 		name          string
 		adapter, room string
+		roomName      string // the name the host resolved the room id to
 		want          bool
 	}{
-		{"a listed room on any adapter", "mattermost", "deployment", true},
-		{"a room with a leading hash", "slack", "#deployment", true},
-		{"room names compare case-insensitively", "slack", "Deployment", true},
-		{"an adapter-scoped room on its adapter", "slack", "ops", true},
-		{"an adapter-scoped room on another adapter", "mattermost", "ops", false},
-		{"a room listed with a hash", "shell", "releases", true},
-		{"an unlisted room", "slack", "general", false},
+		{"a listed room on any adapter", "mattermost", "deployment", "", true},
+		{"a room with a leading hash", "slack", "#deployment", "", true},
+		{"room names compare case-insensitively", "slack", "Deployment", "", true},
+		{"an adapter-scoped room on its adapter", "slack", "ops", "", true},
+		{"an adapter-scoped room on another adapter", "mattermost", "ops", "", false},
+		{"a room listed with a hash", "shell", "releases", "", true},
+		{"an unlisted room", "slack", "general", "", false},
+		{"a room id whose name is listed", "slack", "C024BE91L", "deployment", true},
+		{"a room id whose name is listed for its adapter", "slack", "C0OPS", "ops", true},
+		{"a room id whose name is not listed", "slack", "C0GENERAL", "general", false},
+		{"a room listed by its id", "slack", "C0SHIP", "shipping", true},
+		{"a room id without a name is only its id", "slack", "C024BE91L", "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := a.RoomAllowed(tt.adapter, tt.room); got != tt.want {
+			if got := a.RoomAllowed(tt.adapter, tt.room, tt.roomName); got != tt.want {
 				t.Errorf("RoomAllowed(%q, %q) = %v, want %v", tt.adapter, tt.room, got, tt.want)
 			}
 		})
 	}
 	err := a.CheckRoom("slack", "#general")
 	var re *RoomError
-	if !errors.As(err, &re) || err.Error() != "project-x can't be deployed from general; allowed rooms: deployment, slack:ops, #releases" {
+	if !errors.As(err, &re) || err.Error() != "project-x can't be deployed from general; allowed rooms: deployment, slack:ops, #releases, slack:C0SHIP" {
 		t.Errorf("CheckRoom = %v", err)
+	}
+	if err := a.CheckRoom("slack", "C0GENERAL", "general"); err == nil || !strings.Contains(err.Error(), "deployed from general;") {
+		t.Errorf("CheckRoom names the room by its name: %v", err)
 	}
 	if err := (&App{Name: "open"}).CheckRoom("slack", "anywhere"); err != nil {
 		t.Errorf("an app without allowed_rooms must allow every room, got %v", err)

@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='chima/plugin/v1/plugin.proto',
   package='chima.plugin.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x81\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\x12,\n\x07\x61\x63tions\x18\n \x03(\x0b\x32\x1b.chima.plugin.v1.ActionSpec\"M\n\nActionSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12\x12\n\npermission\x18\x04 \x01(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"R\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"V\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\"Q\n\x0b\x42uttonClick\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x14\n\x0c\x63licked_unix\x18\x02 \x01(\x03\"\xba\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x12,\n\x06\x62utton\x18\x08 \x01(\x0b\x32\x1c.chima.plugin.v1.ButtonClick\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc0\x01\n\x12InteractionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0e\n\x06\x64irect\x18\x06 \x01(\x08\x12\x14\n\x0c\x63licked_unix\x18\x07 \x01(\x03\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x95\x02\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x12:\n\x0binteraction\x18\x06 \x01(\x0b\x32#.chima.plugin.v1.InteractionRequestH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xb0\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\x12\r\n\x05title\x18\x07 \x01(\t\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xd3\x04\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12R\n\x11HandleInteraction\x12#.chima.plugin.v1.InteractionRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
+  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x81\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\x12,\n\x07\x61\x63tions\x18\n \x03(\x0b\x32\x1b.chima.plugin.v1.ActionSpec\"M\n\nActionSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12\x12\n\npermission\x18\x04 \x01(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"e\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x11\n\troom_name\x18\x05 \x01(\t\"/\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"V\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\"Q\n\x0b\x42uttonClick\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x14\n\x0c\x63licked_unix\x18\x02 \x01(\x03\"\xba\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x12,\n\x06\x62utton\x18\x08 \x01(\x0b\x32\x1c.chima.plugin.v1.ButtonClick\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc0\x01\n\x12InteractionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0e\n\x06\x64irect\x18\x06 \x01(\x08\x12\x14\n\x0c\x63licked_unix\x18\x07 \x01(\x03\"\xc3\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xbb\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x42\x06\n\x04kind\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\x95\x02\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x12:\n\x0binteraction\x18\x06 \x01(\x0b\x32#.chima.plugin.v1.InteractionRequestH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xb0\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\x12\r\n\x05title\x18\x07 \x01(\t\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xd3\x04\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12R\n\x11HandleInteraction\x12#.chima.plugin.v1.InteractionRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\x08\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
 )
 
 _ARGTYPE = _descriptor.EnumDescriptor(
@@ -52,8 +52,8 @@ _ARGTYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=5797,
-  serialized_end=5906,
+  serialized_start=5816,
+  serialized_end=5925,
 )
 _sym_db.RegisterEnumDescriptor(_ARGTYPE)
 
@@ -668,6 +668,13 @@ _MESSAGEREF = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='room_name', full_name='chima.plugin.v1.MessageRef.room_name', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -681,7 +688,7 @@ _MESSAGEREF = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=1271,
-  serialized_end=1353,
+  serialized_end=1372,
 )
 
 
@@ -725,8 +732,8 @@ _USER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1355,
-  serialized_end=1402,
+  serialized_start=1374,
+  serialized_end=1421,
 )
 
 
@@ -798,8 +805,8 @@ _OUTPUT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1405,
-  serialized_end=1572,
+  serialized_start=1424,
+  serialized_end=1591,
 )
 
 
@@ -843,8 +850,8 @@ _FIELD = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1574,
-  serialized_end=1626,
+  serialized_start=1593,
+  serialized_end=1645,
 )
 
 
@@ -902,8 +909,8 @@ _BUTTON = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1628,
-  serialized_end=1714,
+  serialized_start=1647,
+  serialized_end=1733,
 )
 
 
@@ -940,8 +947,8 @@ _BUTTONCLICK = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1716,
-  serialized_end=1797,
+  serialized_start=1735,
+  serialized_end=1816,
 )
 
 
@@ -978,8 +985,8 @@ _COMMANDREQUEST_ARGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2071,
-  serialized_end=2114,
+  serialized_start=2090,
+  serialized_end=2133,
 )
 
 _COMMANDREQUEST = _descriptor.Descriptor(
@@ -1057,8 +1064,8 @@ _COMMANDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1800,
-  serialized_end=2114,
+  serialized_start=1819,
+  serialized_end=2133,
 )
 
 
@@ -1130,8 +1137,8 @@ _INTERACTIONREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2117,
-  serialized_end=2309,
+  serialized_start=2136,
+  serialized_end=2328,
 )
 
 
@@ -1168,8 +1175,8 @@ _WEBHOOKEVENT_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2461,
-  serialized_end=2507,
+  serialized_start=2480,
+  serialized_end=2526,
 )
 
 _WEBHOOKEVENT = _descriptor.Descriptor(
@@ -1226,8 +1233,8 @@ _WEBHOOKEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2312,
-  serialized_end=2507,
+  serialized_start=2331,
+  serialized_end=2526,
 )
 
 
@@ -1299,8 +1306,8 @@ _JOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2510,
-  serialized_end=2678,
+  serialized_start=2529,
+  serialized_end=2697,
 )
 
 
@@ -1354,8 +1361,8 @@ _EVENT = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Event.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=2681,
-  serialized_end=2868,
+  serialized_start=2700,
+  serialized_end=2887,
 )
 
 
@@ -1392,8 +1399,8 @@ _REPLY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2870,
-  serialized_end=2937,
+  serialized_start=2889,
+  serialized_end=2956,
 )
 
 
@@ -1430,8 +1437,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2939,
-  serialized_end=3003,
+  serialized_start=2958,
+  serialized_end=3022,
 )
 
 
@@ -1475,8 +1482,8 @@ _USERERROR = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3005,
-  serialized_end=3067,
+  serialized_start=3024,
+  serialized_end=3086,
 )
 
 
@@ -1513,8 +1520,8 @@ _DONE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3069,
-  serialized_end=3108,
+  serialized_start=3088,
+  serialized_end=3127,
 )
 
 
@@ -1582,8 +1589,8 @@ _CALL = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Call.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=3111,
-  serialized_end=3388,
+  serialized_start=3130,
+  serialized_end=3407,
 )
 
 
@@ -1613,8 +1620,8 @@ _CANCELCALL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3390,
-  serialized_end=3418,
+  serialized_start=3409,
+  serialized_end=3437,
 )
 
 
@@ -1651,8 +1658,8 @@ _CALLEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3420,
-  serialized_end=3482,
+  serialized_start=3439,
+  serialized_end=3501,
 )
 
 
@@ -1696,8 +1703,8 @@ _POSTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3484,
-  serialized_end=3603,
+  serialized_start=3503,
+  serialized_end=3622,
 )
 
 
@@ -1727,8 +1734,8 @@ _POSTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3605,
-  serialized_end=3665,
+  serialized_start=3624,
+  serialized_end=3684,
 )
 
 
@@ -1765,8 +1772,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3667,
-  serialized_end=3769,
+  serialized_start=3686,
+  serialized_end=3788,
 )
 
 
@@ -1789,8 +1796,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3771,
-  serialized_end=3787,
+  serialized_start=3790,
+  serialized_end=3806,
 )
 
 
@@ -1862,8 +1869,8 @@ _ENQUEUEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3790,
-  serialized_end=3966,
+  serialized_start=3809,
+  serialized_end=3985,
 )
 
 
@@ -1893,8 +1900,8 @@ _ENQUEUERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3968,
-  serialized_end=4001,
+  serialized_start=3987,
+  serialized_end=4020,
 )
 
 
@@ -1952,8 +1959,8 @@ _LOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4003,
-  serialized_end=4098,
+  serialized_start=4022,
+  serialized_end=4117,
 )
 
 
@@ -1990,8 +1997,8 @@ _LOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4100,
-  serialized_end=4175,
+  serialized_start=4119,
+  serialized_end=4194,
 )
 
 
@@ -2056,8 +2063,8 @@ _LOCKINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4177,
-  serialized_end=4293,
+  serialized_start=4196,
+  serialized_end=4312,
 )
 
 
@@ -2101,8 +2108,8 @@ _UNLOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4295,
-  serialized_end=4354,
+  serialized_start=4314,
+  serialized_end=4373,
 )
 
 
@@ -2139,8 +2146,8 @@ _UNLOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4356,
-  serialized_end=4433,
+  serialized_start=4375,
+  serialized_end=4452,
 )
 
 
@@ -2170,8 +2177,8 @@ _CANCELJOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4435,
-  serialized_end=4469,
+  serialized_start=4454,
+  serialized_end=4488,
 )
 
 
@@ -2208,8 +2215,8 @@ _CANCELJOBRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4471,
-  serialized_end=4548,
+  serialized_start=4490,
+  serialized_end=4567,
 )
 
 
@@ -2260,8 +2267,8 @@ _JOBSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4550,
-  serialized_end=4627,
+  serialized_start=4569,
+  serialized_end=4646,
 )
 
 
@@ -2291,8 +2298,8 @@ _JOBSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4629,
-  serialized_end=4683,
+  serialized_start=4648,
+  serialized_end=4702,
 )
 
 
@@ -2392,8 +2399,8 @@ _JOBINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4686,
-  serialized_end=4917,
+  serialized_start=4705,
+  serialized_end=4936,
 )
 
 
@@ -2430,8 +2437,8 @@ _APPENDLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4919,
-  serialized_end=4965,
+  serialized_start=4938,
+  serialized_end=4984,
 )
 
 
@@ -2461,8 +2468,8 @@ _APPENDLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4967,
-  serialized_end=5000,
+  serialized_start=4986,
+  serialized_end=5019,
 )
 
 
@@ -2506,8 +2513,8 @@ _READLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5002,
-  serialized_end=5063,
+  serialized_start=5021,
+  serialized_end=5082,
 )
 
 
@@ -2551,8 +2558,8 @@ _READLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5065,
-  serialized_end=5125,
+  serialized_start=5084,
+  serialized_end=5144,
 )
 
 
@@ -2589,8 +2596,8 @@ _HTTPREQUEST_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2461,
-  serialized_end=2507,
+  serialized_start=2480,
+  serialized_end=2526,
 )
 
 _HTTPREQUEST = _descriptor.Descriptor(
@@ -2640,8 +2647,8 @@ _HTTPREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5128,
-  serialized_end=5294,
+  serialized_start=5147,
+  serialized_end=5313,
 )
 
 
@@ -2678,8 +2685,8 @@ _HTTPRESPONSE_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2461,
-  serialized_end=2507,
+  serialized_start=2480,
+  serialized_end=2526,
 )
 
 _HTTPRESPONSE = _descriptor.Descriptor(
@@ -2722,8 +2729,8 @@ _HTTPRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5297,
-  serialized_end=5450,
+  serialized_start=5316,
+  serialized_end=5469,
 )
 
 
@@ -2753,8 +2760,8 @@ _LOCKSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5452,
-  serialized_end=5482,
+  serialized_start=5471,
+  serialized_end=5501,
 )
 
 
@@ -2784,8 +2791,8 @@ _LOCKSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5484,
-  serialized_end=5541,
+  serialized_start=5503,
+  serialized_end=5560,
 )
 
 
@@ -2815,8 +2822,8 @@ _KVGETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5543,
-  serialized_end=5570,
+  serialized_start=5562,
+  serialized_end=5589,
 )
 
 
@@ -2853,8 +2860,8 @@ _KVGETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5572,
-  serialized_end=5617,
+  serialized_start=5591,
+  serialized_end=5636,
 )
 
 
@@ -2891,8 +2898,8 @@ _KVSETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5619,
-  serialized_end=5661,
+  serialized_start=5638,
+  serialized_end=5680,
 )
 
 
@@ -2915,8 +2922,8 @@ _KVSETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5663,
-  serialized_end=5678,
+  serialized_start=5682,
+  serialized_end=5697,
 )
 
 
@@ -2946,8 +2953,8 @@ _KVDELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5680,
-  serialized_end=5710,
+  serialized_start=5699,
+  serialized_end=5729,
 )
 
 
@@ -2970,8 +2977,8 @@ _KVDELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5712,
-  serialized_end=5730,
+  serialized_start=5731,
+  serialized_end=5749,
 )
 
 
@@ -3001,8 +3008,8 @@ _KVLISTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5732,
-  serialized_end=5763,
+  serialized_start=5751,
+  serialized_end=5782,
 )
 
 
@@ -3032,8 +3039,8 @@ _KVLISTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5765,
-  serialized_end=5795,
+  serialized_start=5784,
+  serialized_end=5814,
 )
 
 _DESCRIBEREQUEST_SETTINGSENTRY.containing_type = _DESCRIBEREQUEST
@@ -3650,8 +3657,8 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=5909,
-  serialized_end=6504,
+  serialized_start=5928,
+  serialized_end=6523,
   methods=[
   _descriptor.MethodDescriptor(
     name='Describe',
@@ -3737,8 +3744,8 @@ _HOST = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=1,
   options=None,
-  serialized_start=6507,
-  serialized_end=7566,
+  serialized_start=6526,
+  serialized_end=7585,
   methods=[
   _descriptor.MethodDescriptor(
     name='Post',

@@ -1,0 +1,69 @@
+package mattermost
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/chimaops/chima/core/chat"
+)
+
+// Config is an adapters: entry of type mattermost.
+type Config struct {
+	// URL is the server's base URL. Required.
+	URL string `yaml:"url"`
+	// TokenEnv names the variable holding the bot account's personal
+	// access token. Required.
+	TokenEnv string `yaml:"token_env"`
+	// Team is the team whose channel names rooms use. Required.
+	Team string `yaml:"team"`
+	// SlashTokenEnv names the variable holding the /chima slash command's
+	// token; without it no slash command is served.
+	SlashTokenEnv string `yaml:"slash_token_env"`
+	// ActionsURL is the public base URL of Chima's HTTP server, to which
+	// Mattermost posts button clicks; without it buttons are shown as text.
+	ActionsURL string `yaml:"actions_url"`
+	// ActionSecretEnv names the variable holding the key that signs
+	// buttons; without it a random key is made at start, and buttons
+	// posted before a restart stop working.
+	ActionSecretEnv string `yaml:"action_secret_env"`
+}
+
+// Factory builds a Mattermost adapter from its config entry, without
+// touching the network.
+func Factory(s chat.Setup) (chat.Adapter, error) {
+	var c Config
+	if err := s.Decode(&c); err != nil {
+		return nil, err
+	}
+	var missing []error
+	for key, v := range map[string]string{"url": c.URL, "token_env": c.TokenEnv, "team": c.Team} {
+		if v == "" {
+			missing = append(missing, fmt.Errorf("%s is required", key))
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("mattermost adapter %q: %w", s.Name, errors.Join(missing...))
+	}
+	o := Options{Name: s.Name, URL: c.URL, Team: c.Team, ActionsURL: c.ActionsURL, Logger: s.Logger}
+	var err error
+	if o.Token, err = s.Secret(c.TokenEnv); err != nil {
+		return nil, fmt.Errorf("mattermost adapter %q: token_env: %w", s.Name, err)
+	}
+	if c.SlashTokenEnv != "" {
+		if o.SlashToken, err = s.Secret(c.SlashTokenEnv); err != nil {
+			return nil, fmt.Errorf("mattermost adapter %q: slash_token_env: %w", s.Name, err)
+		}
+	}
+	if c.ActionSecretEnv != "" {
+		key, err := s.Secret(c.ActionSecretEnv)
+		if err != nil {
+			return nil, fmt.Errorf("mattermost adapter %q: action_secret_env: %w", s.Name, err)
+		}
+		o.ActionKey = []byte(key)
+	}
+	a, err := New(o)
+	if err != nil {
+		return nil, fmt.Errorf("mattermost adapter %q: %w", s.Name, err)
+	}
+	return a, nil
+}

@@ -57,7 +57,11 @@ func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*plugi
 		return nil, err
 	}
 	to.MessageID = ""
-	ref, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], to, outputFromProto(r.GetOutput()))
+	out, err := h.b.pluginOutput(h.plugin, r.GetOutput())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "post to %s: %v", to.Room, err)
+	}
+	ref, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], to, out)
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "post to %s: %v", to.Room, err)
 	}
@@ -71,7 +75,10 @@ func (h *hostService) Update(ctx context.Context, r *pluginv1.UpdateRequest) (*p
 	if err != nil {
 		return nil, err
 	}
-	out := outputFromProto(r.GetOutput())
+	out, err := h.b.pluginOutput(h.plugin, r.GetOutput())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "update message: %v", err)
+	}
 	if h.b.caps[a.Name()].Edits {
 		if err := h.b.update(ctx, a, ref, out); err != nil {
 			return nil, status.Errorf(codes.Unavailable, "update message: %v", err)
@@ -284,6 +291,7 @@ func (h *hostService) KVList(ctx context.Context, r *pluginv1.KVListRequest) (*p
 // streams what the plugin says into the job's notify room/thread.
 func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) {
 	out := b.replierTo(j.Notify, j.Notify)
+	out.plugin = j.Plugin
 	// What the plugin says while a cancelled job winds down still reaches
 	// the room.
 	rctx := context.WithoutCancel(ctx)

@@ -21,6 +21,9 @@ type replier struct {
 	// origin is the message that asked, for starting a thread.
 	origin   chat.MessageRef
 	progress map[string]chat.MessageRef
+	// plugin is whose events these are: its buttons are encoded for it
+	// (see interactions.go).
+	plugin string
 }
 
 func (b *Bot) newReplier(m chat.Message) *replier {
@@ -36,9 +39,9 @@ func (b *Bot) replierTo(origin, to chat.MessageRef) *replier {
 func (r *replier) event(ctx context.Context, ev *pluginv1.Event) {
 	switch k := ev.GetKind().(type) {
 	case *pluginv1.Event_Reply:
-		r.send(ctx, outputFromProto(k.Reply.GetOutput()), k.Reply.GetInThread())
+		r.send(ctx, r.b.streamedOutput(r.plugin, k.Reply.GetOutput()), k.Reply.GetInThread())
 	case *pluginv1.Event_Progress:
-		r.progressUpdate(ctx, k.Progress.GetKey(), outputFromProto(k.Progress.GetOutput()))
+		r.progressUpdate(ctx, k.Progress.GetKey(), r.b.streamedOutput(r.plugin, k.Progress.GetOutput()))
 	case *pluginv1.Event_Error:
 		e := k.Error
 		text := "⚠ " + e.GetSummary()

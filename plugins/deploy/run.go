@@ -177,6 +177,9 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 		if a != nil && a.EnvURL(dep.Env) != "" {
 			out.Text += " " + a.EnvURL(dep.Env)
 		}
+		if d.canRollBack(bc, dep) {
+			out.Buttons = []*sdk.Button{sdk.ActionButton("Rollback", actionRollback, strconv.FormatInt(dep.ID, 10), "danger")}
+		}
 	case StateCancelled:
 		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
 	default:
@@ -203,6 +206,17 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 	}
 	d.notify(bc, dep, out, true)
 	return nil
+}
+
+// canRollBack says whether a Rollback button belongs on the success of dep:
+// an earlier success of another commit exists to go back to, and dep is not
+// itself a rollback (rolling that back would redeploy what was just undone).
+func (d *deployer) canRollBack(c *sdk.Context, dep *Deployment) bool {
+	if dep.RollbackOf != 0 {
+		return false
+	}
+	current, previous, err := d.rollbackTarget(c, dep.App, dep.Env)
+	return err == nil && previous != nil && current.ID == dep.ID
 }
 
 // notify posts to the deployment's thread and, when loud, the app's notify
@@ -242,6 +256,7 @@ func (d *deployer) notify(c *sdk.Context, dep *Deployment, out *sdk.Output, loud
 type logStream struct {
 	c    *sdk.Context
 	name string
+	id   int64 // the deployment's
 
 	mu      sync.Mutex
 	pending []byte
@@ -262,7 +277,7 @@ const (
 )
 
 func newLogStream(c *sdk.Context, id int64) *logStream {
-	l := &logStream{c: c.Detached(), name: logName(id), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &logStream{c: c.Detached(), name: logName(id), id: id, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.loop()
 	return l
 }
@@ -342,7 +357,14 @@ func (l *logStream) progress(title string, always bool) bool {
 	if !changed && !always || lines == "" {
 		return false
 	}
-	_ = l.c.Progress("log", &sdk.Output{Title: title, Code: lines})
+	out := &sdk.Output{Title: title, Code: lines}
+	if !always {
+		// While it runs, the progress message offers to stop it; the
+		// final one, which replaces it where the chat service edits
+		// messages, no longer does.
+		out.Buttons = []*sdk.Button{sdk.ActionButton("Cancel", actionCancel, strconv.FormatInt(l.id, 10), "danger")}
+	}
+	_ = l.c.Progress("log", out)
 	return true
 }
 

@@ -2,11 +2,11 @@ package bot
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"time"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
@@ -63,9 +63,11 @@ func (r *replier) send(ctx context.Context, out chat.Output, inThread bool) (cha
 // request's thread.
 func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Output) {
 	if ref, ok := r.progress[key]; ok && r.caps.Edits {
-		if err := r.b.update(ctx, r.adapter, ref, out); err == nil {
-			return
-		}
+		// The outbox takes the edit, or says at once why not (full,
+		// closed), which a new message would not escape; it logs and
+		// counts that itself.
+		_ = r.b.update(ctx, r.adapter, ref, out)
+		return
 	}
 	ref, err := r.send(ctx, out, true)
 	if err != nil {
@@ -77,8 +79,9 @@ func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Outpu
 	r.progress[key] = ref
 }
 
-// deliver sends out through adapter a, degrading what a cannot show and
-// honouring its rate limits.
+// deliver sends out through adapter a, degrading what a cannot show, and
+// waits for the message's reference. The outbox honours a's rate limits,
+// splits what is too long, and logs and counts what it cannot deliver.
 func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilities, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
 	if a == nil {
 		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
@@ -91,38 +94,42 @@ func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilitie
 	if !caps.Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
-	for attempt := 0; ; attempt++ {
-		ref, err := a.Send(ctx, to, out)
-		var rl *chat.RetryAfterError
-		if errors.As(err, &rl) && attempt < 3 {
-			select {
-			case <-time.After(rl.After):
-				continue
-			case <-ctx.Done():
-				return chat.MessageRef{}, ctx.Err()
-			}
-		}
-		if err != nil {
-			b.log.Error("send to chat failed", "adapter", to.Adapter, "room", to.Room, "error", err)
-		}
-		return ref, err
-	}
+	return b.out.Send(ctx, a, to, out)
 }
 
+// update queues an edit of the message ref: it returns once the outbox has
+// it, which coalesces the edits of one message within the adapter's edit
+// interval (progress streams as fast as a plugin likes).
 func (b *Bot) update(ctx context.Context, a chat.Adapter, ref chat.MessageRef, out chat.Output) error {
-	ed, ok := a.(chat.Editor)
-	if !ok {
-		return errors.New("adapter cannot edit messages")
-	}
 	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
-	out = b.redactOutput(out)
-	err := ed.Update(ctx, ref, out)
-	if err != nil {
-		b.log.Error("update chat message failed", "adapter", ref.Adapter, "room", ref.Room, "error", err)
+	return b.out.Update(ctx, a, ref, b.redactOutput(out))
+}
+
+// outboxDrain bounds how long a stopping bot waits for the outbox to
+// deliver what waits (a rate-limited service may hold it up).
+const outboxDrain = 10 * time.Second
+
+func newOutbox(o Options) *outbox.Outbox {
+	oo := o.Outbox
+	if oo.Logger == nil {
+		oo.Logger = o.Logger.With("component", "outbox")
 	}
-	return err
+	if oo.Registerer == nil {
+		oo.Registerer = o.Metrics.Registry
+	}
+	return outbox.New(oo)
+}
+
+// closeOutbox delivers what waits in the outbox, within outboxDrain; the
+// outbox logs and counts what it has to give up.
+func (b *Bot) closeOutbox() {
+	ctx, cancel := context.WithTimeout(context.Background(), outboxDrain)
+	defer cancel()
+	if err := b.out.Close(ctx); err != nil {
+		b.log.Error("chat outbox not drained", "error", err)
+	}
 }
 
 // redactOutput masks every configured secret value in out. Every message

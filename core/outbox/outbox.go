@@ -35,6 +35,10 @@ var (
 	ErrCannotEdit = errors.New("adapter cannot edit messages")
 )
 
+// abortGrace is how long Close, past its deadline, waits for calls in
+// flight to end.
+const abortGrace = 5 * time.Second
+
 // Options configure an Outbox. The zero value works.
 type Options struct {
 	// Logger logs what could not be delivered; nil discards.
@@ -77,9 +81,10 @@ type Options struct {
 //   - A Retry-After (chat.RetryAfterError) from the service holds its room
 //     for that long; transient errors back off the same way. After
 //     MaxAttempts, or at once on a permanent error (chat.ErrUnknownRoom,
-//     chat.ErrUnauthorized, an error whose Retryable or Temporary method
-//     says false), a message is given up: logged, counted in
-//     chima_outbox_failed_total and reported to its sender.
+//     chat.ErrUnknownUser, chat.ErrUnauthorized, an error whose Retryable
+//     method says false), a message is given up: logged, counted in
+//     chima_outbox_failed_total and reported to its sender. Any other
+//     error counts as transient.
 //   - Edits of one message coalesce: an edit waits until MinEditInterval
 //     has passed since the message's last post or edit, and an edit that
 //     arrives while one waits replaces it. The last one is always sent.
@@ -341,7 +346,12 @@ func (o *Outbox) Close(ctx context.Context) error {
 	left := o.pending
 	o.mu.Unlock()
 	o.abortOnce.Do(o.abortNow)
-	<-done
+	// Calls in flight end with their context; an adapter that ignores it
+	// must not hold up the bot's exit for good.
+	select {
+	case <-done:
+	case <-time.After(abortGrace):
+	}
 	return fmt.Errorf("outbox: %d messages or edits not delivered before the deadline: %w", left, ctx.Err())
 }
 

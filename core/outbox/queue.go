@@ -162,7 +162,6 @@ func (o *Outbox) settleLocked(q *queue, it *item, ref chat.MessageRef, err error
 func (o *Outbox) classify(it *item, err error) (retry bool, reason string) {
 	var rl *chat.RetryAfterError
 	var retryable interface{ Retryable() bool }
-	var temporary interface{ Temporary() bool }
 	switch {
 	case o.abort.Err() != nil:
 		return false, reasonShutdown
@@ -176,11 +175,12 @@ func (o *Outbox) classify(it *item, err error) (retry bool, reason string) {
 	case errors.As(err, &retryable):
 		// slack-go's StatusCodeError: 5xx and 429 are, 4xx are not.
 		return retryable.Retryable(), pick(retryable.Retryable(), "transient", reasonPermanent)
-	case errors.As(err, &temporary):
-		return temporary.Temporary(), pick(temporary.Temporary(), "transient", reasonPermanent)
 	}
 	// Network trouble, timeouts, 5xx: most of what an adapter returns
-	// passes by itself.
+	// passes by itself, and giving up on what would have passed loses a
+	// message. (net.Error's Temporary is no guide: a refused connection,
+	// while a server restarts, says false.) An adapter marks a refusal for
+	// good with chat.ErrUnknownRoom or an error whose Retryable says false.
 	return true, "transient"
 }
 

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -21,7 +22,17 @@ type replier struct {
 	// origin is the message that asked, for starting a thread.
 	origin   chat.MessageRef
 	progress map[string]chat.MessageRef
+	// posted and held are, by progress key, for an adapter that cannot
+	// edit: when progress was last posted anew, and the latest progress
+	// not posted since (see progressPostEvery).
+	posted map[string]time.Time
+	held   map[string]chat.Output
 }
+
+// progressPostEvery is how often progress of one key is posted anew where
+// the adapter cannot edit: each post is one more message in the thread.
+// The latest progress held back is posted when the plugin is done.
+const progressPostEvery = 10 * time.Second
 
 func (b *Bot) newReplier(m chat.Message) *replier {
 	return b.replierTo(m.Ref, chat.MessageRef{Adapter: m.Ref.Adapter, Room: m.Ref.Room, ThreadID: m.Ref.ThreadID})
@@ -39,6 +50,8 @@ func (r *replier) event(ctx context.Context, ev *pluginv1.Event) {
 		r.send(ctx, outputFromProto(k.Reply.GetOutput()), k.Reply.GetInThread())
 	case *pluginv1.Event_Progress:
 		r.progressUpdate(ctx, k.Progress.GetKey(), outputFromProto(k.Progress.GetOutput()))
+	case *pluginv1.Event_Done:
+		r.flushProgress(ctx)
 	case *pluginv1.Event_Error:
 		e := k.Error
 		text := "⚠ " + e.GetSummary()
@@ -69,6 +82,22 @@ func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Outpu
 		_ = r.b.update(ctx, r.adapter, ref, out)
 		return
 	}
+	if !r.caps.Edits {
+		// The outbox coalesces edits; new messages are the replier's to
+		// space out.
+		if at, ok := r.posted[key]; ok && time.Since(at) < progressPostEvery {
+			if r.held == nil {
+				r.held = map[string]chat.Output{}
+			}
+			r.held[key] = out
+			return
+		}
+		delete(r.held, key)
+		if r.posted == nil {
+			r.posted = map[string]time.Time{}
+		}
+		r.posted[key] = time.Now()
+	}
 	ref, err := r.send(ctx, out, true)
 	if err != nil {
 		return
@@ -77,6 +106,17 @@ func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Outpu
 		r.progress = map[string]chat.MessageRef{}
 	}
 	r.progress[key] = ref
+}
+
+// flushProgress posts the progress held back for an adapter that cannot
+// edit: the plugin is done, and its last progress is the final state.
+func (r *replier) flushProgress(ctx context.Context) {
+	keys := slices.Sorted(maps.Keys(r.held))
+	for _, key := range keys {
+		out := r.held[key]
+		delete(r.held, key)
+		_, _ = r.send(ctx, out, true)
+	}
 }
 
 // deliver sends out through adapter a, degrading what a cannot show, and

@@ -15,6 +15,7 @@ import (
 	"github.com/chimaops/chima/core/chat/chattest"
 	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/redact"
+	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
 func TestRepliesHaveSecretsMaskedInFieldsAndButtonsWithoutTouchingTheCallers(t *testing.T) {
@@ -95,4 +96,31 @@ func sumMetric(t *testing.T, g prometheus.Gatherer, name string) float64 {
 		}
 	}
 	return sum
+}
+
+// noEdits hides Memory's Update (and its threads): an adapter that can
+// only post, like a webhook notifier.
+type noEdits struct{ chat.Adapter }
+
+// Where the adapter cannot edit, progress is posted anew at most every
+// progressPostEvery, and the latest held back is posted when the plugin is
+// done: a plugin that reports progress eagerly does not flood the room.
+func TestProgressWithoutEditsIsSpacedOutAndEndsWithTheLastState(t *testing.T) {
+	mem := chattest.NewMemory("hooks")
+	b := New(Options{Adapters: []chat.Adapter{noEdits{mem}}})
+	r := b.replierTo(chat.MessageRef{Adapter: "hooks", Room: "ops", MessageID: "m1"}, chat.MessageRef{Adapter: "hooks", Room: "ops"})
+	ctx := context.Background()
+	for i := range 50 {
+		r.event(ctx, &pluginv1.Event{Kind: &pluginv1.Event_Progress{Progress: &pluginv1.Progress{
+			Key: "log", Output: &pluginv1.Output{Text: fmt.Sprint("step ", i)},
+		}}})
+	}
+	r.event(ctx, &pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: "success"}}})
+	var got []string
+	for _, s := range mem.Sent() {
+		got = append(got, s.Out.Text)
+	}
+	if len(got) != 2 || got[0] != "step 0" || got[1] != "step 49" {
+		t.Fatalf("posted %q, want the first and the last progress", got)
+	}
 }

@@ -51,7 +51,8 @@ type Options struct {
 	// adapters MinEditInterval does not name; 0 is
 	// DefaultMinEditInterval (1 s), negative is no interval.
 	DefaultMinEditInterval time.Duration
-	// MinEditInterval sets the edit interval of adapters by name.
+	// MinEditInterval sets the edit interval of adapters by name; 0 (or
+	// less) is none: every edit goes out as soon as the room is free.
 	MinEditInterval map[string]time.Duration
 	// MaxPending bounds the messages and edits waiting in one queue (one
 	// room of one adapter); default DefaultMaxPending.

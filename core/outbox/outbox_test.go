@@ -545,3 +545,58 @@ func TestTwoOutboxesShareARegistry(t *testing.T) {
 }
 
 func txt(s string) chat.Output { return chat.Output{Text: s} }
+
+// A service that is slow to answer one room holds up neither its other
+// rooms nor the caller of Update.
+func TestASlowRoomHoldsUpNobodyElse(t *testing.T) {
+	o := New(Options{Registerer: prometheus.NewRegistry()})
+	a := newFake("slack")
+	release := a.hold("slow")
+	stuck := sendAsync(o, a, roomRef("slow"), "stuck")
+	eventually(t, "the slow room's send to reach the service", func() bool { return a.attemptsIn("slow") == 1 })
+	if err := o.Update(context.Background(), a, chat.MessageRef{Room: "slow", MessageID: "m0"}, txt("edit")); err != nil {
+		t.Fatalf("an edit for the slow room was refused: %v", err)
+	}
+	for i := range 10 {
+		if _, err := o.Send(context.Background(), a, roomRef(fmt.Sprint("r", i)), txt("hi")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case r := <-stuck:
+		t.Fatalf("the slow room's send returned while the service had not answered: %+v", r)
+	default:
+	}
+	release()
+	if r := <-stuck; r.err != nil {
+		t.Fatal(r.err)
+	}
+	closeOutbox(t, o)
+	if got := strings.Join(a.texts("slow"), "|"); got != "stuck|+edit" {
+		t.Fatalf("the slow room got %q", got)
+	}
+}
+
+// The edit interval is set per adapter: one whose interval is 0 edits at
+// once while another's edit waits for the clock.
+func TestTheEditIntervalIsPerAdapter(t *testing.T) {
+	clk := newClock()
+	o := New(Options{Clock: clk, MinEditInterval: map[string]time.Duration{"console": 0}, Registerer: prometheus.NewRegistry()})
+	console, slack := newFake("console"), newFake("slack")
+	for _, a := range []*fakeAdapter{console, slack} {
+		ref, err := o.Send(context.Background(), a, roomRef("ops"), txt("v0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := o.Update(context.Background(), a, ref, txt("v1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the console's edit, without the clock moving", func() bool { return len(console.delivered()) == 2 })
+	if got := slack.delivered(); len(got) != 1 {
+		t.Fatalf("slack's edit went out before its interval: %+v", got)
+	}
+	clk.Advance(DefaultMinEditInterval)
+	eventually(t, "slack's edit once its interval passed", func() bool { return len(slack.delivered()) == 2 })
+	closeOutbox(t, o)
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/jobs"
+	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
 	"github.com/chimaops/chima/core/redact"
@@ -66,6 +67,10 @@ type Options struct {
 	// plugin's bare notify room). When empty, the only adapter is meant;
 	// with several, such a room reaches none.
 	DefaultAdapter string
+	// Outbox configures the outbox every message goes through (edit
+	// intervals by adapter, caps, attempts); its Logger and Registerer
+	// default to the bot's.
+	Outbox outbox.Options
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -79,6 +84,7 @@ type Bot struct {
 	turns    turns
 	audit    *auditWriter
 	jobs     *jobs.Runner
+	out      *outbox.Outbox
 	inflight sync.WaitGroup
 
 	reqPrefix string
@@ -129,6 +135,7 @@ func New(o Options) *Bot {
 	for _, a := range o.Adapters {
 		b.AddAdapter(a)
 	}
+	b.out = newOutbox(o)
 	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor)
 	b.jobs = jobs.New(jobs.Options{
 		Store:    o.Store,
@@ -172,7 +179,8 @@ func (b *Bot) withAdapter(ref chat.MessageRef) chat.MessageRef {
 func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
 
 // StartJobs starts the job workers. The returned function stops them (jobs
-// still running end as interrupted) and flushes the audit log. Run calls it
+// still running end as interrupted), delivers what waits in the outbox and
+// flushes the audit log. Run calls it
 // after RecoverInterruptedJobs; `chima send` uses it without adapters.
 func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 	jobsDone := make(chan struct{})
@@ -184,6 +192,7 @@ func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 			b.inflight.Wait()
 			cancel(wire.ErrShutdown) // plugins hear "shutdown", not "cancelled"
 			<-jobsDone
+			b.closeOutbox() // after the jobs: their last words go out too
 			b.audit.close()
 		})
 	}

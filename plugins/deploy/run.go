@@ -249,10 +249,12 @@ func (d *deployer) notify(c *sdk.Context, dep *Deployment, out *sdk.Output, loud
 
 // logStream keeps a deployment's output: it appends to the host-kept log in
 // batches, remembers the last lines, and shows them as progress in the
-// thread at most every progressEvery, so a chatty provider cannot flood
-// the chat service. It works on a detached context: the end of a cancelled
-// or timed-out deployment's output (and Chima's own last words about it)
-// must still reach the log.
+// thread on every flush that saw new output. Keeping a chatty provider from
+// flooding the chat service is not its job: the bot's outbox coalesces the
+// edits of one message within the service's rate limit, for every plugin.
+// It works on a detached context: the end of a cancelled or timed-out
+// deployment's output (and Chima's own last words about it) must still
+// reach the log.
 type logStream struct {
 	c    *sdk.Context
 	name string
@@ -270,7 +272,6 @@ type logStream struct {
 
 const (
 	logFlushEvery = 500 * time.Millisecond
-	progressEvery = 2 * time.Second
 	logFlushBytes = 32 << 10
 	tailKeep      = 40
 	progressLines = 8
@@ -321,7 +322,7 @@ func (l *logStream) loop() {
 	defer close(l.done)
 	flushT := time.NewTicker(logFlushEvery)
 	defer flushT.Stop()
-	last := time.Time{}
+	shown := false
 	for {
 		select {
 		case <-l.stop:
@@ -330,17 +331,14 @@ func (l *logStream) loop() {
 			// with what the last tick happened to see, and no longer says
 			// "Deploying…"; a deployment too short to have shown progress
 			// gets none.
-			if !last.IsZero() {
+			if shown {
 				l.progress("Output", true)
 			}
 			return
 		case <-flushT.C:
 			l.flush()
-			if time.Since(last) < progressEvery {
-				continue
-			}
 			if l.progress("Deploying…", false) {
-				last = time.Now()
+				shown = true
 			}
 		}
 	}

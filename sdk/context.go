@@ -22,8 +22,18 @@ type Output = pluginv1.Output
 // Field is a short labelled value of an Output.
 type Field = pluginv1.Field
 
-// Button offers a command to click.
+// Button offers something to click: a command (CommandButton) or one of the
+// plugin's actions (ActionButton).
 type Button = pluginv1.Button
+
+// Interaction is a click on one of the plugin's action buttons, handed to an
+// Action: which action, the button's value, who clicked and on which
+// message.
+type Interaction = pluginv1.InteractionRequest
+
+// ButtonClick says a request came from a click on a button, and on which
+// message.
+type ButtonClick = pluginv1.ButtonClick
 
 // User is the person who sent a command.
 type User = pluginv1.User
@@ -46,6 +56,8 @@ type Context struct {
 	Event *Event
 	// Job is the job being run; nil for commands and events.
 	Job *Job
+	// Interaction is the click an Action handles; nil otherwise.
+	Interaction *Interaction
 
 	requestID string
 	reply     *MessageRef // where replies go
@@ -97,16 +109,39 @@ func (c *Context) Duration(name string) time.Duration {
 	return d
 }
 
-// User returns the person who sent the command (nil for events and jobs).
+// User returns the person who sent the command or clicked the button (nil
+// for events and jobs).
 func (c *Context) User() *User {
-	if c.Command == nil {
-		return nil
+	switch {
+	case c.Command != nil:
+		return c.Command.GetUser()
+	case c.Interaction != nil:
+		return c.Interaction.GetUser()
 	}
-	return c.Command.GetUser()
+	return nil
 }
 
-// Source is the message the request answers: the command's message, or the
-// job's notify target. Replies go there.
+// Click says whether the request came from a click on a button, and on which
+// message: a command run by a CommandButton, or an Action's click. It is nil
+// for a typed command (and for events and jobs). Only the host sets it; no
+// typed text can.
+func (c *Context) Click() *ButtonClick {
+	switch {
+	case c.Command != nil:
+		return c.Command.GetButton()
+	case c.Interaction != nil:
+		return &ButtonClick{Message: c.Interaction.GetMessage(), ClickedUnix: c.Interaction.GetClickedUnix()}
+	}
+	return nil
+}
+
+// ButtonValue returns the value of the clicked action button, or "" when
+// the request is not an Action's click.
+func (c *Context) ButtonValue() string { return c.Interaction.GetValue() }
+
+// Source is the message the request answers: the command's message, the
+// message whose button was clicked, or the job's notify target. Replies go
+// there.
 func (c *Context) Source() *MessageRef { return c.reply }
 
 // Setting returns one of the plugin's settings from chima.yaml.

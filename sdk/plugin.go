@@ -29,6 +29,10 @@ type Plugin struct {
 	// Pages serve read-only HTTP pages (a deploy's log) on the host's HTTP
 	// server, under their path prefixes.
 	Pages []Page
+	// Actions handle clicks on the plugin's action buttons (ActionButton).
+	// The host shows a button only for a declared action, and hands a click
+	// on it to that action's Run.
+	Actions []Action
 	// Configure, when set, receives the plugin's settings from chima.yaml
 	// before the first call. An error stops the plugin from starting and is
 	// shown to the operator; return a *SettingsError to say which settings,
@@ -148,6 +152,54 @@ type Arg struct {
 	Pattern string
 }
 
+// Action is one kind of button click the plugin handles: a click on a
+// button made with ActionButton(label, Name, value, style), wherever the
+// plugin posted it (a reply, progress, Post or Update). Run gets the click in
+// Context.Interaction: its Value, the message the button was on, and who
+// clicked (Context.User, with their roles); replies go to that message's
+// thread. A button can outlive what it was for (a Cancel button on a
+// deployment that has ended): Run says so to the person, with a UserError.
+type Action struct {
+	// Name identifies the action within the plugin: "cancel". Letters,
+	// digits and "-_.:" only; the plugin's name and Name together stay
+	// under 245 bytes.
+	Name string
+	// Help says what a click does, for operators.
+	Help string
+	// Command is the command the action stands for, if any ("deploy:cancel"):
+	// the host checks a click as that command typed by the person who
+	// clicked (the policy's rooms and the permission), so a button grants
+	// nothing its command would not. Empty: a click is checked as a command
+	// named Name that needs Permission.
+	Command string
+	// Permission is what the clicker needs when Command is empty; empty for
+	// anyone the room rules let in.
+	Permission string
+	// Run handles a click.
+	Run func(c *Context) error
+}
+
+// MaxButtonValue is the most bytes an action button's value may hold; the
+// host refuses to post a longer one.
+const MaxButtonValue = 2000
+
+// CommandButton returns a button that runs command (as typed after the
+// bot's name: "deploy:cancel 42") as the person who clicks it, checked
+// exactly as if they had typed it; the handler sees Context.Click set.
+// Chat services without buttons show the command to type instead.
+func CommandButton(label, command string) *Button {
+	return &Button{Label: label, Command: command}
+}
+
+// ActionButton returns a button whose click is handed to the plugin's Action
+// called action, with value (at most MaxButtonValue bytes: an id, not a
+// payload; chat services keep it out of sight, but it is not secret). style
+// is "", "primary" or "danger". Chat services without buttons show just the
+// label: give the person a command to type as well where it matters.
+func ActionButton(label, action, value, style string) *Button {
+	return &Button{Label: label, Action: action, Value: value, Style: style}
+}
+
 // EventHandler handles one webhook event type such as "github:deployment".
 type EventHandler struct {
 	Type string
@@ -234,6 +286,9 @@ func (p *Plugin) manifest() *pluginv1.Manifest {
 	}
 	for _, pg := range p.Pages {
 		m.HttpPaths = append(m.HttpPaths, pg.Prefix)
+	}
+	for _, a := range p.Actions {
+		m.Actions = append(m.Actions, &pluginv1.ActionSpec{Name: a.Name, Help: a.Help, Command: a.Command, Permission: a.Permission})
 	}
 	if len(p.Pages) > 0 {
 		m.Capabilities = append(m.Capabilities, wire.CapabilityHTTP)

@@ -34,6 +34,7 @@ type server struct {
 	commands map[string]*Command
 	events   map[string]*EventHandler
 	jobs     map[string]*JobHandler
+	actions  map[string]*Action
 	host     *hostClient
 	logger   *slog.Logger
 
@@ -53,6 +54,7 @@ func NewServer(p *Plugin, broker *plugin.GRPCBroker, logger *slog.Logger) plugin
 		commands: map[string]*Command{},
 		events:   map[string]*EventHandler{},
 		jobs:     map[string]*JobHandler{},
+		actions:  map[string]*Action{},
 		host:     &hostClient{broker: broker},
 		logger:   logger,
 	}
@@ -64,6 +66,9 @@ func NewServer(p *Plugin, broker *plugin.GRPCBroker, logger *slog.Logger) plugin
 	}
 	for i := range p.Jobs {
 		s.jobs[p.Jobs[i].Kind] = &p.Jobs[i]
+	}
+	for i := range p.Actions {
+		s.actions[p.Actions[i].Name] = &p.Actions[i]
 	}
 	return s
 }
@@ -129,6 +134,12 @@ func (s *server) HandleEvent(req *pluginv1.WebhookEvent, stream pluginv1.Plugin_
 // RunJob runs one job, streaming its events.
 func (s *server) RunJob(req *pluginv1.JobRequest, stream pluginv1.Plugin_RunJobServer) error {
 	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Job{Job: req}}, stream.Send)
+}
+
+// HandleInteraction runs one click on an action button, streaming its
+// events.
+func (s *server) HandleInteraction(req *pluginv1.InteractionRequest, stream pluginv1.Plugin_HandleInteractionServer) error {
+	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Interaction{Interaction: req}}, stream.Send)
 }
 
 // maxPageBytes bounds one page's response: it travels in one gRPC message.
@@ -278,6 +289,11 @@ func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*plugin
 		c.Job, c.requestID, c.reply = k.Job, k.Job.GetRequestId(), k.Job.GetNotify()
 		if h := s.jobs[k.Job.GetKind()]; h != nil {
 			handler = h.Run
+		}
+	case *pluginv1.Call_Interaction:
+		c.Interaction, c.requestID, c.reply = k.Interaction, k.Interaction.GetRequestId(), k.Interaction.GetMessage()
+		if a := s.actions[k.Interaction.GetAction()]; a != nil {
+			handler = a.Run
 		}
 	}
 	if handler == nil {

@@ -49,8 +49,14 @@ func newAuditCmd(g *globalFlags) *cobra.Command {
 				if e.Plugin != "" {
 					what = e.Plugin + "/" + what
 				}
+				text := e.Text
+				if e.Via != "" {
+					// A click is not typed text; the table must not pass
+					// it off as such.
+					text = "(" + e.Via + ") " + text
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.UserID,
-					e.Adapter, e.Room, what, e.Outcome, e.Duration.Round(time.Millisecond), e.Text)
+					e.Adapter, e.Room, what, e.Outcome, e.Duration.Round(time.Millisecond), text)
 			}
 			return tw.Flush()
 		},
@@ -77,6 +83,9 @@ type auditJSON struct {
 	Outcome    string  `json:"outcome"`
 	Detail     string  `json:"detail"`
 	DurationMS float64 `json:"duration_ms"` // to the microsecond
+	// Via is "" for a typed command, "button <ref>" or "action <ref>" for
+	// a click on a button of the message ref.
+	Via string `json:"via"`
 }
 
 func toAuditJSON(e store.AuditEntry) auditJSON {
@@ -85,5 +94,6 @@ func toAuditJSON(e store.AuditEntry) auditJSON {
 		Adapter: e.Adapter, Room: e.Room, UserID: e.UserID, UserName: e.UserName, Text: e.Text,
 		Plugin: e.Plugin, Command: e.Command, Outcome: e.Outcome, Detail: e.Detail,
 		DurationMS: float64(e.Duration.Round(time.Microsecond)) / float64(time.Millisecond),
+		Via:        e.Via,
 	}
 }

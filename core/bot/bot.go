@@ -13,6 +13,7 @@ import (
 
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/jobs"
+	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
 	"github.com/chimaops/chima/core/redact"
@@ -66,6 +67,10 @@ type Options struct {
 	// plugin's bare notify room). When empty, the only adapter is meant;
 	// with several, such a room reaches none.
 	DefaultAdapter string
+	// Outbox configures the outbox every message goes through (edit
+	// intervals by adapter, caps, attempts); its Logger and Registerer
+	// default to the bot's.
+	Outbox outbox.Options
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -79,6 +84,7 @@ type Bot struct {
 	turns    turns
 	audit    *auditWriter
 	jobs     *jobs.Runner
+	out      *outbox.Outbox
 	inflight sync.WaitGroup
 
 	reqPrefix string
@@ -129,6 +135,7 @@ func New(o Options) *Bot {
 	for _, a := range o.Adapters {
 		b.AddAdapter(a)
 	}
+	b.out = newOutbox(o)
 	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor)
 	b.jobs = jobs.New(jobs.Options{
 		Store:    o.Store,
@@ -168,16 +175,12 @@ func (b *Bot) withAdapter(ref chat.MessageRef) chat.MessageRef {
 	return ref
 }
 
-// HandleInteraction handles a click on a button the bot posted.
-func (b *Bot) HandleInteraction(ctx context.Context, in chat.Interaction) {
-	b.log.Warn("button clicks are not handled yet", "adapter", in.Ref.Adapter, "action", in.ActionID)
-}
-
 // Jobs returns the job runner (to cancel jobs).
 func (b *Bot) Jobs() *jobs.Runner { return b.jobs }
 
 // StartJobs starts the job workers. The returned function stops them (jobs
-// still running end as interrupted) and flushes the audit log. Run calls it
+// still running end as interrupted), delivers what waits in the outbox and
+// flushes the audit log. Run calls it
 // after RecoverInterruptedJobs; `chima send` uses it without adapters.
 func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 	jobsDone := make(chan struct{})
@@ -189,6 +192,7 @@ func (b *Bot) StartJobs(ctx context.Context) (stop func()) {
 			b.inflight.Wait()
 			cancel(wire.ErrShutdown) // plugins hear "shutdown", not "cancelled"
 			<-jobsDone
+			b.closeOutbox() // after the jobs: their last words go out too
 			b.audit.close()
 		})
 	}
@@ -291,12 +295,20 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 	if !ok {
 		return
 	}
+	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
+		b.process(ctx, m, text, id, nil)
+	})
+}
+
+// dispatch runs fn, a request of conv, in its own goroutine once conv's
+// requests before it have had their turn (see turns), with a new request id.
+// It blocks while MaxConcurrency requests are in flight or waiting.
+func (b *Bot) dispatch(ctx context.Context, conv conversation, fn func(ctx context.Context, requestID string)) {
 	select {
 	case b.sem <- struct{}{}:
 	case <-ctx.Done():
 		return
 	}
-	conv := conversationOf(m)
 	t := b.turns.take(conv)
 	id := b.newRequestID()
 	b.inflight.Add(1)
@@ -305,7 +317,7 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 		t.wait()
 		limit := time.AfterFunc(b.o.TurnLimit, t.end)
 		defer limit.Stop()
-		b.process(context.WithoutCancel(ctx), m, text, id)
+		fn(context.WithoutCancel(ctx), id)
 	}()
 }
 
@@ -328,7 +340,7 @@ func (b *Bot) Process(ctx context.Context, m chat.Message) (res Result, handled 
 	b.inflight.Add(1)
 	defer b.inflight.Done()
 	id := b.newRequestID()
-	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id)}, true
+	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id, nil)}, true
 }
 
 func (b *Bot) newRequestID() string {
@@ -336,22 +348,23 @@ func (b *Bot) newRequestID() string {
 }
 
 // process routes, authorises, runs and audits one command, and returns its
-// outcome.
-func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string) string {
+// outcome. via is the click on a command button the command comes from, nil
+// for a typed one.
+func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click) string {
 	start := time.Now()
 	b.o.Metrics.InFlight.Inc()
 	defer b.o.Metrics.InFlight.Dec()
 	out := b.newReplier(m)
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: m.Ref.Adapter, Room: m.Ref.Room,
-		UserID: m.User.ID, UserName: m.User.Name, Text: text,
+		UserID: m.User.ID, UserName: m.User.Name, Text: text, Via: via.audit(),
 	}
 	res := b.o.Router.Parse(text)
 	switch res.Kind {
 	case router.Matched:
 		entry.Plugin, entry.Command = res.Plugin, res.Command.GetName()
 		entry.Text = res.MaskSecrets(text)
-		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out)
+		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out, via)
 	case router.Help:
 		entry.Command, entry.Outcome = "help", "ok"
 		help := b.o.Router.Help(res.Topic, b.stateNote)
@@ -409,8 +422,8 @@ func (b *Bot) stateNote(plugin string) string {
 
 // run checks policy and calls the plugin; it returns the audit outcome.
 // text is the command as typed (for the plugin); shown is it with secret
-// arguments masked (for chat).
-func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res router.Result, requestID string, out *replier) (string, string) {
+// arguments masked (for chat). via is the click it comes from, or nil.
+func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res router.Result, requestID string, out *replier, via *click) (string, string) {
 	cmd := res.Command
 	roomName := b.roomName(ctx, m.Ref)
 	dec := b.o.Policy.Check(policy.Request{
@@ -418,13 +431,15 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 		Plugin: res.Plugin, Command: cmd.GetName(), Permission: cmd.GetPermission(), Direct: m.Direct,
 	})
 	if !dec.Allowed {
-		out.send(ctx, chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"}, false)
+		refusal := chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"}
+		if via != nil {
+			b.tellClicker(ctx, via.in, out, refusal)
+		} else {
+			out.send(ctx, refusal, false)
+		}
 		return "denied", dec.Reason
 	}
-	// The command's own deadline; replies about how it ended use ctx, which
-	// outlives it.
-	callCtx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
-	defer cancel()
+	out.plugin = res.Plugin
 	call := &pluginv1.Call{Kind: &pluginv1.Call_Command{Command: &pluginv1.CommandRequest{
 		RequestId: requestID,
 		Command:   cmd.GetName(),
@@ -433,10 +448,23 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 		Message:   refToProtoNamed(m.Ref, roomName),
 		Text:      text,
 		Direct:    m.Direct,
+		Button:    via.proto(),
 	}}}
+	return b.callPlugin(ctx, res.Plugin, cmd.GetName(), call, "`"+shown+"`", requestID, out)
+}
+
+// callPlugin makes call on plugin, streams what it says through out, says in
+// chat how it ended when it did not end well, and returns the audit outcome
+// and detail. command names the command or action for the log; what names
+// the request for people: "`deploy x`", "the click on `cancel`".
+func (b *Bot) callPlugin(ctx context.Context, plugin, command string, call *pluginv1.Call, what, requestID string, out *replier) (string, string) {
+	// The call's own deadline; replies about how it ended use ctx, which
+	// outlives it.
+	callCtx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
+	defer cancel()
 	var done *pluginv1.Done
 	userErr := false
-	err := b.o.Plugins.Call(callCtx, res.Plugin, call, func(ev *pluginv1.Event) {
+	err := b.o.Plugins.Call(callCtx, plugin, call, func(ev *pluginv1.Event) {
 		switch k := ev.GetKind().(type) {
 		case *pluginv1.Event_Done:
 			done = k.Done
@@ -447,27 +475,27 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 	})
 	switch {
 	case err == nil && done.GetOutcome() == "error":
-		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling `%s`: %s", res.Plugin, shown, done.GetDetail()), Status: "danger"}, false)
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling %s: %s", plugin, what, done.GetDetail()), Status: "danger"}, false)
 		// The operator's side of it: chat alone is no place to find a
 		// plugin that keeps breaking.
-		b.log.Error("plugin command failed", "plugin", res.Plugin, "command", cmd.GetName(), "request", requestID, "error", done.GetDetail())
+		b.log.Error("plugin command failed", "plugin", plugin, "command", command, "request", requestID, "error", done.GetDetail())
 		return "error", done.GetDetail()
 	case err == nil && userErr:
 		return "refused", done.GetDetail()
 	case err == nil:
 		return "ok", ""
 	case errors.Is(err, pluginhost.ErrCrashed):
-		out.send(ctx, chat.Output{Text: b.crashMessage(ctx, res.Plugin, shown), Status: "danger"}, false)
+		out.send(ctx, chat.Output{Text: b.crashMessage(ctx, plugin, what), Status: "danger"}, false)
 		return "crashed", err.Error()
 	case errors.Is(err, pluginhost.ErrUnavailable):
-		out.send(ctx, chat.Output{Text: b.downMessage(res.Plugin), Status: "danger"}, false)
+		out.send(ctx, chat.Output{Text: b.downMessage(plugin), Status: "danger"}, false)
 		return "unavailable", err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
-		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ `%s` timed out after %s.", shown, b.o.CommandTimeout), Status: "danger"}, false)
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ %s timed out after %s.", what, b.o.CommandTimeout), Status: "danger"}, false)
 		return "timeout", err.Error()
 	default:
-		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling `%s`.", res.Plugin, shown), Status: "danger"}, false)
-		b.log.Error("plugin call failed", "plugin", res.Plugin, "request", requestID, "error", err)
+		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling %s.", plugin, what), Status: "danger"}, false)
+		b.log.Error("plugin call failed", "plugin", plugin, "request", requestID, "error", err)
 		return "error", err.Error()
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -57,32 +58,53 @@ func (h *hostService) Post(ctx context.Context, r *pluginv1.PostRequest) (*plugi
 		return nil, err
 	}
 	to.MessageID = ""
-	ref, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], to, outputFromProto(r.GetOutput()))
+	out, err := h.b.pluginOutput(h.plugin, r.GetOutput())
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "post to %s: %v", to.Room, err)
+		return nil, status.Errorf(codes.InvalidArgument, "post to %s: %v", to.Room, err)
+	}
+	ref, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], to, out)
+	if err != nil {
+		return nil, status.Errorf(chatCode(err), "post to %s: %v", to.Room, err)
 	}
 	return &pluginv1.PostResponse{Message: refToProto(ref)}, nil
 }
 
 // Update edits a message for the plugin, or posts anew where edits are not
-// possible.
+// possible. An edit returns once the outbox has queued it: edits of one
+// message coalesce there, the latest winning.
 func (h *hostService) Update(ctx context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
 	a, ref, err := h.adapter(ctx, r.GetMessage())
 	if err != nil {
 		return nil, err
 	}
-	out := outputFromProto(r.GetOutput())
+	out, err := h.b.pluginOutput(h.plugin, r.GetOutput())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "update message: %v", err)
+	}
 	if h.b.caps[a.Name()].Edits {
 		if err := h.b.update(ctx, a, ref, out); err != nil {
-			return nil, status.Errorf(codes.Unavailable, "update message: %v", err)
+			return nil, status.Errorf(chatCode(err), "update message: %v", err)
 		}
 		return &pluginv1.UpdateResponse{}, nil
 	}
 	ref.MessageID = ""
 	if _, err := h.b.deliver(ctx, a, h.b.caps[a.Name()], ref, out); err != nil {
-		return nil, status.Errorf(codes.Unavailable, "post update: %v", err)
+		return nil, status.Errorf(chatCode(err), "post update: %v", err)
 	}
 	return &pluginv1.UpdateResponse{}, nil
+}
+
+// chatCode is the gRPC code of an error posting or editing a message: a
+// full outbox asks the plugin to slow down, an unknown room will stay
+// unknown, the rest may pass.
+func chatCode(err error) codes.Code {
+	switch {
+	case errors.Is(err, outbox.ErrFull):
+		return codes.ResourceExhausted
+	case errors.Is(err, chat.ErrUnknownRoom):
+		return codes.NotFound
+	}
+	return codes.Unavailable
 }
 
 // Enqueue stores a durable job of one of the plugin's declared kinds.
@@ -284,6 +306,7 @@ func (h *hostService) KVList(ctx context.Context, r *pluginv1.KVListRequest) (*p
 // streams what the plugin says into the job's notify room/thread.
 func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) {
 	out := b.replierTo(j.Notify, j.Notify)
+	out.plugin = j.Plugin
 	// What the plugin says while a cancelled job winds down still reaches
 	// the room.
 	rctx := context.WithoutCancel(ctx)

@@ -186,6 +186,7 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	cctx, cancel := context.WithTimeout(ctx, b.o.CommandTimeout)
 	defer cancel()
 	out := b.replierTo(j.Notify, j.Notify)
+	out.plugin = j.Plugin
 	var done *pluginv1.Done
 	failed := false
 	err = b.o.Plugins.Call(cctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{

@@ -129,9 +129,9 @@ func (b *Bot) downMessage(plugin string) string {
 	return fmt.Sprintf("⚠ The %s plugin is not available (%s). %s", plugin, st.State, operatorHint)
 }
 
-// crashMessage says that plugin crashed while handling the command shown,
-// and what became of it.
-func (b *Bot) crashMessage(ctx context.Context, plugin, shown string) string {
+// crashMessage says that plugin crashed while handling what ("`deploy x`",
+// "a click on a button"), and what became of it.
+func (b *Bot) crashMessage(ctx context.Context, plugin, what string) string {
 	// A restart takes a moment; wait a little for it so the message can
 	// say how it went.
 	st, _ := b.o.Plugins.PluginStatus(plugin)
@@ -141,12 +141,12 @@ func (b *Bot) crashMessage(ctx context.Context, plugin, shown string) string {
 	}
 	switch st.State {
 	case pluginhost.StateRunning:
-		return fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`; it was restarted. Your command was not retried.", plugin, shown)
+		return fmt.Sprintf("⚠ The %s plugin crashed while handling %s; it was restarted. Your command was not retried.", plugin, what)
 	case pluginhost.StateFailed:
-		return fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`, and is down now (%s). Your command was not retried. %s",
-			plugin, shown, st.Why(time.Now()), operatorHint)
+		return fmt.Sprintf("⚠ The %s plugin crashed while handling %s, and is down now (%s). Your command was not retried. %s",
+			plugin, what, st.Why(time.Now()), operatorHint)
 	default:
-		return fmt.Sprintf("⚠ The %s plugin crashed while handling `%s`; it is being restarted. Your command was not retried.", plugin, shown)
+		return fmt.Sprintf("⚠ The %s plugin crashed while handling %s; it is being restarted. Your command was not retried.", plugin, what)
 	}
 }
 

@@ -2,11 +2,12 @@ package bot
 
 import (
 	"context"
-	"errors"
+	"maps"
 	"slices"
 	"time"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
@@ -21,7 +22,20 @@ type replier struct {
 	// origin is the message that asked, for starting a thread.
 	origin   chat.MessageRef
 	progress map[string]chat.MessageRef
+	// plugin is whose events these are: its buttons are encoded for it
+	// (see interactions.go).
+	plugin string
+	// posted and held are, by progress key, for an adapter that cannot
+	// edit: when progress was last posted anew, and the latest progress
+	// not posted since (see progressPostEvery).
+	posted map[string]time.Time
+	held   map[string]chat.Output
 }
+
+// progressPostEvery is how often progress of one key is posted anew where
+// the adapter cannot edit: each post is one more message in the thread.
+// The latest progress held back is posted when the plugin is done.
+const progressPostEvery = 10 * time.Second
 
 func (b *Bot) newReplier(m chat.Message) *replier {
 	r := b.replierTo(m.Ref, chat.MessageRef{Adapter: m.Ref.Adapter, Room: m.Ref.Room, ThreadID: m.Ref.ThreadID})
@@ -43,9 +57,11 @@ func (b *Bot) replierTo(origin, to chat.MessageRef) *replier {
 func (r *replier) event(ctx context.Context, ev *pluginv1.Event) {
 	switch k := ev.GetKind().(type) {
 	case *pluginv1.Event_Reply:
-		r.send(ctx, outputFromProto(k.Reply.GetOutput()), k.Reply.GetInThread())
+		r.send(ctx, r.b.streamedOutput(r.plugin, k.Reply.GetOutput()), k.Reply.GetInThread())
 	case *pluginv1.Event_Progress:
-		r.progressUpdate(ctx, k.Progress.GetKey(), outputFromProto(k.Progress.GetOutput()))
+		r.progressUpdate(ctx, k.Progress.GetKey(), r.b.streamedOutput(r.plugin, k.Progress.GetOutput()))
+	case *pluginv1.Event_Done:
+		r.flushProgress(ctx)
 	case *pluginv1.Event_Error:
 		e := k.Error
 		text := "⚠ " + e.GetSummary()
@@ -70,9 +86,27 @@ func (r *replier) send(ctx context.Context, out chat.Output, inThread bool) (cha
 // request's thread.
 func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Output) {
 	if ref, ok := r.progress[key]; ok && r.caps.Edits {
-		if err := r.b.update(ctx, r.adapter, ref, out); err == nil {
+		// The outbox takes the edit, or says at once why not (full,
+		// closed), which a new message would not escape; it logs and
+		// counts that itself.
+		_ = r.b.update(ctx, r.adapter, ref, out)
+		return
+	}
+	if !r.caps.Edits {
+		// The outbox coalesces edits; new messages are the replier's to
+		// space out.
+		if at, ok := r.posted[key]; ok && time.Since(at) < progressPostEvery {
+			if r.held == nil {
+				r.held = map[string]chat.Output{}
+			}
+			r.held[key] = out
 			return
 		}
+		delete(r.held, key)
+		if r.posted == nil {
+			r.posted = map[string]time.Time{}
+		}
+		r.posted[key] = time.Now()
 	}
 	ref, err := r.send(ctx, out, true)
 	if err != nil {
@@ -84,8 +118,20 @@ func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Outpu
 	r.progress[key] = ref
 }
 
-// deliver sends out through adapter a, degrading what a cannot show and
-// honouring its rate limits.
+// flushProgress posts the progress held back for an adapter that cannot
+// edit: the plugin is done, and its last progress is the final state.
+func (r *replier) flushProgress(ctx context.Context) {
+	keys := slices.Sorted(maps.Keys(r.held))
+	for _, key := range keys {
+		out := r.held[key]
+		delete(r.held, key)
+		_, _ = r.send(ctx, out, true)
+	}
+}
+
+// deliver sends out through adapter a, degrading what a cannot show, and
+// waits for the message's reference. The outbox honours a's rate limits,
+// splits what is too long, and logs and counts what it cannot deliver.
 func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilities, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
 	if a == nil {
 		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
@@ -98,38 +144,42 @@ func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilitie
 	if !caps.Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
-	for attempt := 0; ; attempt++ {
-		ref, err := a.Send(ctx, to, out)
-		var rl *chat.RetryAfterError
-		if errors.As(err, &rl) && attempt < 3 {
-			select {
-			case <-time.After(rl.After):
-				continue
-			case <-ctx.Done():
-				return chat.MessageRef{}, ctx.Err()
-			}
-		}
-		if err != nil {
-			b.log.Error("send to chat failed", "adapter", to.Adapter, "room", to.Room, "error", err)
-		}
-		return ref, err
-	}
+	return b.out.Send(ctx, a, to, out)
 }
 
+// update queues an edit of the message ref: it returns once the outbox has
+// it, which coalesces the edits of one message within the adapter's edit
+// interval (progress streams as fast as a plugin likes).
 func (b *Bot) update(ctx context.Context, a chat.Adapter, ref chat.MessageRef, out chat.Output) error {
-	ed, ok := a.(chat.Editor)
-	if !ok {
-		return errors.New("adapter cannot edit messages")
-	}
 	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
-	out = b.redactOutput(out)
-	err := ed.Update(ctx, ref, out)
-	if err != nil {
-		b.log.Error("update chat message failed", "adapter", ref.Adapter, "room", ref.Room, "error", err)
+	return b.out.Update(ctx, a, ref, b.redactOutput(out))
+}
+
+// outboxDrain bounds how long a stopping bot waits for the outbox to
+// deliver what waits (a rate-limited service may hold it up).
+const outboxDrain = 10 * time.Second
+
+func newOutbox(o Options) *outbox.Outbox {
+	oo := o.Outbox
+	if oo.Logger == nil {
+		oo.Logger = o.Logger.With("component", "outbox")
 	}
-	return err
+	if oo.Registerer == nil {
+		oo.Registerer = o.Metrics.Registry
+	}
+	return outbox.New(oo)
+}
+
+// closeOutbox delivers what waits in the outbox, within outboxDrain; the
+// outbox logs and counts what it has to give up.
+func (b *Bot) closeOutbox() {
+	ctx, cancel := context.WithTimeout(context.Background(), outboxDrain)
+	defer cancel()
+	if err := b.out.Close(ctx); err != nil {
+		b.log.Error("chat outbox not drained", "error", err)
+	}
 }
 
 // redactOutput masks every configured secret value in out. Every message

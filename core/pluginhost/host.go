@@ -848,6 +848,8 @@ func (i *instance) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv1
 		stream, err = i.conn.Plugin.HandleEvent(ctx, k.Event)
 	case *pluginv1.Call_Job:
 		stream, err = i.conn.Plugin.RunJob(ctx, k.Job)
+	case *pluginv1.Call_Interaction:
+		stream, err = i.conn.Plugin.HandleInteraction(ctx, k.Interaction)
 	default:
 		return fmt.Errorf("unsupported call %T", k)
 	}

@@ -26,6 +26,11 @@ type AuditEntry struct {
 	Outcome   string
 	Detail    string
 	Duration  time.Duration
+	// Via says how the request came when it was not typed: "button <ref>"
+	// for a click on a command button, "action <ref>" for a click on a
+	// plugin's action button, where ref is the message that carried the
+	// button (chat.MessageRef.String). Empty for a typed command.
+	Via string
 }
 
 // RecordAudit appends e to the audit log (e.ID is ignored) and returns the new
@@ -36,11 +41,11 @@ func (s *Store) RecordAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	}
 	var id int64
 	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO audit_log
-		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`),
 		e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
-		e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration),
+		e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
 	).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record audit: %w", err)
@@ -55,7 +60,7 @@ func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 		limit = defaultLimit
 	}
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT
-		id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns
+		id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via
 		FROM audit_log ORDER BY at DESC, id DESC LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
@@ -66,7 +71,7 @@ func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
 		var e AuditEntry
 		var at, dur int64
 		if err := rows.Scan(&e.ID, &at, &e.RequestID, &e.Adapter, &e.Room, &e.UserID, &e.UserName,
-			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur); err != nil {
+			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur, &e.Via); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		e.Time = fromMillis(sql.NullInt64{Int64: at, Valid: true})

@@ -137,6 +137,15 @@ var migrations = []migration{
 			`ALTER TABLE jobs ADD COLUMN title TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		version: 5,
+		name:    "audit entries say when a click made them",
+		stmts: []string{
+			// "" for a typed command, "button <ref>" or "action <ref>"
+			// for a click on a button of message ref.
+			`ALTER TABLE audit_log ADD COLUMN via TEXT NOT NULL DEFAULT ''`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

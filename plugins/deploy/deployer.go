@@ -770,6 +770,76 @@ func (d *deployer) cmdCancel(c *sdk.Context) error {
 	if err != nil {
 		return err
 	}
+	return d.cancel(c, dep)
+}
+
+// Button actions: the Cancel button of a deployment's progress and the
+// Rollback button of a successful one. Each button's value is the
+// deployment's id.
+const (
+	actionCancel   = "cancel"
+	actionRollback = "rollback"
+)
+
+// buttonDeployment returns the deployment a button's value names, refusing
+// a click from a room the app's deploys may not come from: the click is
+// checked as the command it stands for would be.
+func (d *deployer) buttonDeployment(c *sdk.Context) (*Deployment, *apps.App, error) {
+	id, err := strconv.ParseInt(c.ButtonValue(), 10, 64)
+	if err != nil {
+		return nil, nil, sdk.Errorf("That button no longer works.")
+	}
+	dep, err := d.records.get(c, id)
+	if errors.Is(err, ErrNoDeployment) {
+		return nil, nil, sdk.Errorf("There is no deployment #%d anymore.", id)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := d.app(dep.App)
+	if err != nil {
+		return nil, nil, err
+	}
+	src := c.Source()
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
+		return nil, nil, sdk.Errorf("%s", err.Error())
+	}
+	return dep, a, nil
+}
+
+// actCancel is a click on the Cancel button of a deployment's progress.
+func (d *deployer) actCancel(c *sdk.Context) error {
+	dep, _, err := d.buttonDeployment(c)
+	if err != nil {
+		return err
+	}
+	return d.cancel(c, dep)
+}
+
+// actRollback is a click on the Rollback button of a successful deployment:
+// it rolls the environment back from that deployment, if that is still what
+// runs there.
+func (d *deployer) actRollback(c *sdk.Context) error {
+	dep, a, err := d.buttonDeployment(c)
+	if err != nil {
+		return err
+	}
+	current, _, err := d.rollbackTarget(c, a.Name, dep.Env)
+	if err != nil {
+		return err
+	}
+	if current == nil || current.ID != dep.ID {
+		what := "nothing"
+		if current != nil {
+			what = fmt.Sprintf("#%d (%s)", current.ID, current.What())
+		}
+		return sdk.Errorf("Deployment #%d is no longer what runs in %s: %s is. To roll that back, type: rollback %s in %s", dep.ID, dep.Env, what, a.Name, dep.Env)
+	}
+	return d.rollback(c, a, dep.Env)
+}
+
+// cancel stops dep, queued or running.
+func (d *deployer) cancel(c *sdk.Context, dep *Deployment) error {
 	if dep.Ended() {
 		if dep.Detail != "" && dep.State != StateSuccess {
 			return sdk.Errorf("Deployment #%d already ended: %s (%s).", dep.ID, dep.State, firstLine(dep.Detail))
@@ -825,18 +895,17 @@ func (d *deployer) cmdRollback(c *sdk.Context) error {
 	if err != nil {
 		return err
 	}
-	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
-		return sdk.Errorf("%s", err.Error())
-	}
-	if err := envRefusal(a, env); err != nil {
-		return err
-	}
-	deps, err := d.records.list(c, a.Name, env, 200)
+	return d.rollback(c, a, env)
+}
+
+// rollbackTarget returns the newest successful deployment of app to env
+// and the newest successful one of another commit before it, either nil
+// when there is none.
+func (d *deployer) rollbackTarget(c *sdk.Context, app, env string) (current, previous *Deployment, err error) {
+	deps, err := d.records.list(c, app, env, 200)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	var current, previous *Deployment
 	for _, dep := range deps {
 		if dep.State != StateSuccess {
 			continue
@@ -844,9 +913,24 @@ func (d *deployer) cmdRollback(c *sdk.Context) error {
 		if current == nil {
 			current = dep
 		} else if dep.SHA != current.SHA {
-			previous = dep
-			break
+			return current, dep, nil
 		}
+	}
+	return current, nil, nil
+}
+
+// rollback redeploys the previous successful commit of a's env.
+func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
+	src := c.Source()
+	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
+		return sdk.Errorf("%s", err.Error())
+	}
+	if err := envRefusal(a, env); err != nil {
+		return err
+	}
+	current, previous, err := d.rollbackTarget(c, a.Name, env)
+	if err != nil {
+		return err
 	}
 	if previous == nil {
 		return sdk.Errorf("Nothing to roll back to: %s in %s has no earlier successful deployment of another commit.", a.Name, env)

@@ -130,5 +130,11 @@ func (p pluginSpec) spec() *sdk.Plugin {
 			{Type: sdk.EventJobInterrupted, Run: d.onInterrupted},
 		},
 		Pages: []sdk.Page{{Prefix: "/deployments/", Handler: d.pages()}},
+		// The buttons on a deployment's messages: each is checked as the
+		// command it stands for, typed by whoever clicks.
+		Actions: []sdk.Action{
+			{Name: actionCancel, Help: "The Cancel button of a running deployment's progress.", Command: "deploy:cancel", Run: d.actCancel},
+			{Name: actionRollback, Help: "The Rollback button of a successful deployment.", Command: "rollback", Run: d.actRollback},
+		},
 	}
 }

@@ -177,6 +177,9 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 		if a != nil && a.EnvURL(dep.Env) != "" {
 			out.Text += " " + a.EnvURL(dep.Env)
 		}
+		if d.canRollBack(bc, dep) {
+			out.Buttons = []*sdk.Button{sdk.ActionButton("Rollback", actionRollback, strconv.FormatInt(dep.ID, 10), "danger")}
+		}
 	case StateCancelled:
 		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
 	default:
@@ -203,6 +206,17 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 	}
 	d.notify(bc, dep, out, true)
 	return nil
+}
+
+// canRollBack says whether a Rollback button belongs on the success of dep:
+// an earlier success of another commit exists to go back to, and dep is not
+// itself a rollback (rolling that back would redeploy what was just undone).
+func (d *deployer) canRollBack(c *sdk.Context, dep *Deployment) bool {
+	if dep.RollbackOf != 0 {
+		return false
+	}
+	current, previous, err := d.rollbackTarget(c, dep.App, dep.Env)
+	return err == nil && previous != nil && current.ID == dep.ID
 }
 
 // notify posts to the deployment's thread and, when loud, the app's notify
@@ -235,13 +249,16 @@ func (d *deployer) notify(c *sdk.Context, dep *Deployment, out *sdk.Output, loud
 
 // logStream keeps a deployment's output: it appends to the host-kept log in
 // batches, remembers the last lines, and shows them as progress in the
-// thread at most every progressEvery, so a chatty provider cannot flood
-// the chat service. It works on a detached context: the end of a cancelled
-// or timed-out deployment's output (and Chima's own last words about it)
-// must still reach the log.
+// thread on every flush that saw new output. Keeping a chatty provider from
+// flooding the chat service is not its job: the bot's outbox coalesces the
+// edits of one message within the service's rate limit, for every plugin.
+// It works on a detached context: the end of a cancelled or timed-out
+// deployment's output (and Chima's own last words about it) must still
+// reach the log.
 type logStream struct {
 	c    *sdk.Context
 	name string
+	id   int64 // the deployment's
 
 	mu      sync.Mutex
 	pending []byte
@@ -255,14 +272,13 @@ type logStream struct {
 
 const (
 	logFlushEvery = 500 * time.Millisecond
-	progressEvery = 2 * time.Second
 	logFlushBytes = 32 << 10
 	tailKeep      = 40
 	progressLines = 8
 )
 
 func newLogStream(c *sdk.Context, id int64) *logStream {
-	l := &logStream{c: c.Detached(), name: logName(id), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &logStream{c: c.Detached(), name: logName(id), id: id, stop: make(chan struct{}), done: make(chan struct{})}
 	go l.loop()
 	return l
 }
@@ -306,7 +322,7 @@ func (l *logStream) loop() {
 	defer close(l.done)
 	flushT := time.NewTicker(logFlushEvery)
 	defer flushT.Stop()
-	last := time.Time{}
+	shown := false
 	for {
 		select {
 		case <-l.stop:
@@ -315,17 +331,14 @@ func (l *logStream) loop() {
 			// with what the last tick happened to see, and no longer says
 			// "Deploying…"; a deployment too short to have shown progress
 			// gets none.
-			if !last.IsZero() {
+			if shown {
 				l.progress("Output", true)
 			}
 			return
 		case <-flushT.C:
 			l.flush()
-			if time.Since(last) < progressEvery {
-				continue
-			}
 			if l.progress("Deploying…", false) {
-				last = time.Now()
+				shown = true
 			}
 		}
 	}
@@ -342,7 +355,14 @@ func (l *logStream) progress(title string, always bool) bool {
 	if !changed && !always || lines == "" {
 		return false
 	}
-	_ = l.c.Progress("log", &sdk.Output{Title: title, Code: lines})
+	out := &sdk.Output{Title: title, Code: lines}
+	if !always {
+		// While it runs, the progress message offers to stop it; the
+		// final one, which replaces it where the chat service edits
+		// messages, no longer does.
+		out.Buttons = []*sdk.Button{sdk.ActionButton("Cancel", actionCancel, strconv.FormatInt(l.id, 10), "danger")}
+	}
+	_ = l.c.Progress("log", out)
 	return true
 }
 

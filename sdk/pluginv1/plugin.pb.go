@@ -372,7 +372,11 @@ type Manifest struct {
 	Description string `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
 	// URL path prefixes ("/deployments/") whose GET requests the host passes
 	// to HandleHTTP.
-	HttpPaths     []string `protobuf:"bytes,9,rep,name=http_paths,json=httpPaths,proto3" json:"http_paths,omitempty"`
+	HttpPaths []string `protobuf:"bytes,9,rep,name=http_paths,json=httpPaths,proto3" json:"http_paths,omitempty"`
+	// Button actions the plugin handles with HandleInteraction (since minor
+	// 6). The host refuses a button naming an action not declared here, and
+	// never delivers a click on one.
+	Actions       []*ActionSpec `protobuf:"bytes,10,rep,name=actions,proto3" json:"actions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,6 +474,93 @@ func (x *Manifest) GetHttpPaths() []string {
 	return nil
 }
 
+func (x *Manifest) GetActions() []*ActionSpec {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+// ActionSpec declares one button action of the plugin: what a click on a
+// Button with this action does is up to the plugin's handler.
+type ActionSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The action's name, unique in the plugin: "cancel". Letters, digits and
+	// "-_.:" only.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What a click does, for operators.
+	Help string `protobuf:"bytes,2,opt,name=help,proto3" json:"help,omitempty"`
+	// The command the action stands for ("deploy:cancel"), if any: a click is
+	// checked as that command typed by the person who clicked would be (the
+	// policy's rooms and permission for it, and the permission its
+	// CommandSpec declares). Empty: the click is checked as a command named
+	// like the action with the permission below.
+	Command string `protobuf:"bytes,3,opt,name=command,proto3" json:"command,omitempty"`
+	// Permission needed to click, when command is empty; empty means everyone
+	// who passes the room rules may.
+	Permission    string `protobuf:"bytes,4,opt,name=permission,proto3" json:"permission,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActionSpec) Reset() {
+	*x = ActionSpec{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActionSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActionSpec) ProtoMessage() {}
+
+func (x *ActionSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActionSpec.ProtoReflect.Descriptor instead.
+func (*ActionSpec) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ActionSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ActionSpec) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
+func (x *ActionSpec) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+func (x *ActionSpec) GetPermission() string {
+	if x != nil {
+		return x.Permission
+	}
+	return ""
+}
+
 // CommandSpec declares one chat command.
 type CommandSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -499,7 +590,7 @@ type CommandSpec struct {
 
 func (x *CommandSpec) Reset() {
 	*x = CommandSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +602,7 @@ func (x *CommandSpec) String() string {
 func (*CommandSpec) ProtoMessage() {}
 
 func (x *CommandSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +615,7 @@ func (x *CommandSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandSpec.ProtoReflect.Descriptor instead.
 func (*CommandSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CommandSpec) GetName() string {
@@ -607,7 +698,7 @@ type ArgSpec struct {
 
 func (x *ArgSpec) Reset() {
 	*x = ArgSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +710,7 @@ func (x *ArgSpec) String() string {
 func (*ArgSpec) ProtoMessage() {}
 
 func (x *ArgSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +723,7 @@ func (x *ArgSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArgSpec.ProtoReflect.Descriptor instead.
 func (*ArgSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ArgSpec) GetName() string {
@@ -718,7 +809,7 @@ type MessageRef struct {
 
 func (x *MessageRef) Reset() {
 	*x = MessageRef{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +821,7 @@ func (x *MessageRef) String() string {
 func (*MessageRef) ProtoMessage() {}
 
 func (x *MessageRef) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +834,7 @@ func (x *MessageRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageRef.ProtoReflect.Descriptor instead.
 func (*MessageRef) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *MessageRef) GetAdapter() string {
@@ -793,7 +884,7 @@ type User struct {
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +896,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +909,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *User) GetId() string {
@@ -862,7 +953,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +965,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +978,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Output) GetTitle() string {
@@ -951,7 +1042,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -963,7 +1054,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -976,7 +1067,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Field) GetTitle() string {
@@ -1000,19 +1091,33 @@ func (x *Field) GetShort() bool {
 	return false
 }
 
-// Button asks the user to click; a click arrives as the command text.
+// Button asks the user to click. Set either command or action.
+//
+// With command, a click runs that command as the person who clicked, in the
+// room and thread of the message, checked as if they had typed it; the
+// plugin's CommandRequest.button says it was a click. With action (since
+// minor 6), a click is handed back to the plugin that posted the button as a
+// HandleInteraction call carrying value. Chat services without buttons show
+// the command to type instead, or just the label.
 type Button struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Label         string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
-	Command       string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
-	Style         string                 `protobuf:"bytes,3,opt,name=style,proto3" json:"style,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Label   string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
+	Command string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	// "", "primary" or "danger".
+	Style string `protobuf:"bytes,3,opt,name=style,proto3" json:"style,omitempty"`
+	// One of the plugin's declared actions (Manifest.actions).
+	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
+	// Data the click carries back to the action, at most 2,000 bytes: a
+	// deployment's id, say. Chat services show it to nobody, but it is not
+	// secret: never put credentials in it.
+	Value         string `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Button) Reset() {
 	*x = Button{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1129,7 @@ func (x *Button) String() string {
 func (*Button) ProtoMessage() {}
 
 func (x *Button) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1142,7 @@ func (x *Button) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Button.ProtoReflect.Descriptor instead.
 func (*Button) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Button) GetLabel() string {
@@ -1061,6 +1166,77 @@ func (x *Button) GetStyle() string {
 	return ""
 }
 
+func (x *Button) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *Button) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// ButtonClick says a command or an interaction came from a click on a
+// button rather than typed text. Only the host sets it, and only for a
+// click: no typed message can produce it.
+type ButtonClick struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The message that carried the button.
+	Message *MessageRef `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	// When the click happened, in Unix seconds.
+	ClickedUnix   int64 `protobuf:"varint,2,opt,name=clicked_unix,json=clickedUnix,proto3" json:"clicked_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ButtonClick) Reset() {
+	*x = ButtonClick{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ButtonClick) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ButtonClick) ProtoMessage() {}
+
+func (x *ButtonClick) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ButtonClick.ProtoReflect.Descriptor instead.
+func (*ButtonClick) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ButtonClick) GetMessage() *MessageRef {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *ButtonClick) GetClickedUnix() int64 {
+	if x != nil {
+		return x.ClickedUnix
+	}
+	return 0
+}
+
 // CommandRequest is one parsed chat command.
 type CommandRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1076,14 +1252,18 @@ type CommandRequest struct {
 	// Text after the bot's name.
 	Text string `protobuf:"bytes,6,opt,name=text,proto3" json:"text,omitempty"`
 	// Whether the message was a direct message to the bot.
-	Direct        bool `protobuf:"varint,7,opt,name=direct,proto3" json:"direct,omitempty"`
+	Direct bool `protobuf:"varint,7,opt,name=direct,proto3" json:"direct,omitempty"`
+	// Set when the command comes from a click on a command button (since minor
+	// 6); message is then the clicked message, and text the button's command.
+	// Never set for a typed command.
+	Button        *ButtonClick `protobuf:"bytes,8,opt,name=button,proto3" json:"button,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1275,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1288,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommandRequest) GetRequestId() string {
@@ -1160,6 +1340,116 @@ func (x *CommandRequest) GetDirect() bool {
 	return false
 }
 
+func (x *CommandRequest) GetButton() *ButtonClick {
+	if x != nil {
+		return x.Button
+	}
+	return nil
+}
+
+// InteractionRequest is a click on a button of one of the plugin's actions
+// (since minor 6). The host has checked the clicker against the policy for
+// the action (see ActionSpec); the plugin decides the rest.
+type InteractionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id, also used to tie jobs back to the click.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The ActionSpec.name of the button.
+	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// The button's value, as the plugin posted it.
+	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	// Who clicked, with their roles.
+	User *User `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// The message that carried the button: its room, id and thread. Replies
+	// go to its room and thread.
+	Message *MessageRef `protobuf:"bytes,5,opt,name=message,proto3" json:"message,omitempty"`
+	// Whether the button was in a direct conversation.
+	Direct bool `protobuf:"varint,6,opt,name=direct,proto3" json:"direct,omitempty"`
+	// When the click happened, in Unix seconds.
+	ClickedUnix   int64 `protobuf:"varint,7,opt,name=clicked_unix,json=clickedUnix,proto3" json:"clicked_unix,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InteractionRequest) Reset() {
+	*x = InteractionRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InteractionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InteractionRequest) ProtoMessage() {}
+
+func (x *InteractionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InteractionRequest.ProtoReflect.Descriptor instead.
+func (*InteractionRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *InteractionRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *InteractionRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *InteractionRequest) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *InteractionRequest) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *InteractionRequest) GetMessage() *MessageRef {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *InteractionRequest) GetDirect() bool {
+	if x != nil {
+		return x.Direct
+	}
+	return false
+}
+
+func (x *InteractionRequest) GetClickedUnix() int64 {
+	if x != nil {
+		return x.ClickedUnix
+	}
+	return 0
+}
+
 // WebhookEvent is one verified incoming webhook.
 type WebhookEvent struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1176,7 +1466,7 @@ type WebhookEvent struct {
 
 func (x *WebhookEvent) Reset() {
 	*x = WebhookEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1188,7 +1478,7 @@ func (x *WebhookEvent) String() string {
 func (*WebhookEvent) ProtoMessage() {}
 
 func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1201,7 +1491,7 @@ func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEvent.ProtoReflect.Descriptor instead.
 func (*WebhookEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WebhookEvent) GetRequestId() string {
@@ -1257,7 +1547,7 @@ type JobRequest struct {
 
 func (x *JobRequest) Reset() {
 	*x = JobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1559,7 @@ func (x *JobRequest) String() string {
 func (*JobRequest) ProtoMessage() {}
 
 func (x *JobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1572,7 @@ func (x *JobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRequest.ProtoReflect.Descriptor instead.
 func (*JobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *JobRequest) GetRequestId() string {
@@ -1350,7 +1640,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1362,7 +1652,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1375,7 +1665,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -1461,7 +1751,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1763,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1776,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Reply) GetOutput() *Output {
@@ -1515,7 +1805,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1817,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1830,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Progress) GetKey() string {
@@ -1570,7 +1860,7 @@ type UserError struct {
 
 func (x *UserError) Reset() {
 	*x = UserError{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1582,7 +1872,7 @@ func (x *UserError) String() string {
 func (*UserError) ProtoMessage() {}
 
 func (x *UserError) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1595,7 +1885,7 @@ func (x *UserError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserError.ProtoReflect.Descriptor instead.
 func (*UserError) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UserError) GetSummary() string {
@@ -1631,7 +1921,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1933,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1946,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Done) GetOutcome() string {
@@ -1683,6 +1973,7 @@ type Call struct {
 	//	*Call_Event
 	//	*Call_Job
 	//	*Call_Cancel
+	//	*Call_Interaction
 	Kind          isCall_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1690,7 +1981,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1702,7 +1993,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1715,7 +2006,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Call) GetId() uint64 {
@@ -1768,6 +2059,15 @@ func (x *Call) GetCancel() *CancelCall {
 	return nil
 }
 
+func (x *Call) GetInteraction() *InteractionRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*Call_Interaction); ok {
+			return x.Interaction
+		}
+	}
+	return nil
+}
+
 type isCall_Kind interface {
 	isCall_Kind()
 }
@@ -1789,6 +2089,11 @@ type Call_Cancel struct {
 	Cancel *CancelCall `protobuf:"bytes,5,opt,name=cancel,proto3,oneof"`
 }
 
+type Call_Interaction struct {
+	// A click on one of the plugin's action buttons (since minor 6).
+	Interaction *InteractionRequest `protobuf:"bytes,6,opt,name=interaction,proto3,oneof"`
+}
+
 func (*Call_Command) isCall_Kind() {}
 
 func (*Call_Event) isCall_Kind() {}
@@ -1796,6 +2101,8 @@ func (*Call_Event) isCall_Kind() {}
 func (*Call_Job) isCall_Kind() {}
 
 func (*Call_Cancel) isCall_Kind() {}
+
+func (*Call_Interaction) isCall_Kind() {}
 
 // CancelCall asks the plugin to stop a call in progress.
 type CancelCall struct {
@@ -1809,7 +2116,7 @@ type CancelCall struct {
 
 func (x *CancelCall) Reset() {
 	*x = CancelCall{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1821,7 +2128,7 @@ func (x *CancelCall) String() string {
 func (*CancelCall) ProtoMessage() {}
 
 func (x *CancelCall) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1834,7 +2141,7 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelCall) GetReason() string {
@@ -1856,7 +2163,7 @@ type CallEvent struct {
 
 func (x *CallEvent) Reset() {
 	*x = CallEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1868,7 +2175,7 @@ func (x *CallEvent) String() string {
 func (*CallEvent) ProtoMessage() {}
 
 func (x *CallEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1881,7 +2188,7 @@ func (x *CallEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallEvent.ProtoReflect.Descriptor instead.
 func (*CallEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CallEvent) GetId() uint64 {
@@ -1911,7 +2218,7 @@ type PostRequest struct {
 
 func (x *PostRequest) Reset() {
 	*x = PostRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1923,7 +2230,7 @@ func (x *PostRequest) String() string {
 func (*PostRequest) ProtoMessage() {}
 
 func (x *PostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1936,7 +2243,7 @@ func (x *PostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostRequest.ProtoReflect.Descriptor instead.
 func (*PostRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PostRequest) GetTarget() *MessageRef {
@@ -1969,7 +2276,7 @@ type PostResponse struct {
 
 func (x *PostResponse) Reset() {
 	*x = PostResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1981,7 +2288,7 @@ func (x *PostResponse) String() string {
 func (*PostResponse) ProtoMessage() {}
 
 func (x *PostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1994,7 +2301,7 @@ func (x *PostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostResponse.ProtoReflect.Descriptor instead.
 func (*PostResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *PostResponse) GetMessage() *MessageRef {
@@ -2014,7 +2321,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2333,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2346,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdateRequest) GetMessage() *MessageRef {
@@ -2064,7 +2371,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2383,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2396,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 type EnqueueRequest struct {
@@ -2114,7 +2421,7 @@ type EnqueueRequest struct {
 
 func (x *EnqueueRequest) Reset() {
 	*x = EnqueueRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2126,7 +2433,7 @@ func (x *EnqueueRequest) String() string {
 func (*EnqueueRequest) ProtoMessage() {}
 
 func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2139,7 +2446,7 @@ func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EnqueueRequest) GetKind() string {
@@ -2200,7 +2507,7 @@ type EnqueueResponse struct {
 
 func (x *EnqueueResponse) Reset() {
 	*x = EnqueueResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2519,7 @@ func (x *EnqueueResponse) String() string {
 func (*EnqueueResponse) ProtoMessage() {}
 
 func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2532,7 @@ func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueResponse.ProtoReflect.Descriptor instead.
 func (*EnqueueResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *EnqueueResponse) GetJobId() int64 {
@@ -2250,7 +2557,7 @@ type LockRequest struct {
 
 func (x *LockRequest) Reset() {
 	*x = LockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2569,7 @@ func (x *LockRequest) String() string {
 func (*LockRequest) ProtoMessage() {}
 
 func (x *LockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2582,7 @@ func (x *LockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
 func (*LockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LockRequest) GetName() string {
@@ -2324,7 +2631,7 @@ type LockResponse struct {
 
 func (x *LockResponse) Reset() {
 	*x = LockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2336,7 +2643,7 @@ func (x *LockResponse) String() string {
 func (*LockResponse) ProtoMessage() {}
 
 func (x *LockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2349,7 +2656,7 @@ func (x *LockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockResponse.ProtoReflect.Descriptor instead.
 func (*LockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LockResponse) GetAcquired() bool {
@@ -2380,7 +2687,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2699,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2712,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LockInfo) GetName() string {
@@ -2462,7 +2769,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2474,7 +2781,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2487,7 +2794,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UnlockRequest) GetName() string {
@@ -2521,7 +2828,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2533,7 +2840,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2546,7 +2853,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *UnlockResponse) GetReleased() bool {
@@ -2572,7 +2879,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2584,7 +2891,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2597,7 +2904,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CancelJobRequest) GetJobId() int64 {
@@ -2618,7 +2925,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2937,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2950,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CancelJobResponse) GetCancelled() bool {
@@ -2675,7 +2982,7 @@ type JobsRequest struct {
 
 func (x *JobsRequest) Reset() {
 	*x = JobsRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2687,7 +2994,7 @@ func (x *JobsRequest) String() string {
 func (*JobsRequest) ProtoMessage() {}
 
 func (x *JobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2700,7 +3007,7 @@ func (x *JobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsRequest.ProtoReflect.Descriptor instead.
 func (*JobsRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *JobsRequest) GetKind() string {
@@ -2740,7 +3047,7 @@ type JobsResponse struct {
 
 func (x *JobsResponse) Reset() {
 	*x = JobsResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +3059,7 @@ func (x *JobsResponse) String() string {
 func (*JobsResponse) ProtoMessage() {}
 
 func (x *JobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +3072,7 @@ func (x *JobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsResponse.ProtoReflect.Descriptor instead.
 func (*JobsResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *JobsResponse) GetJobs() []*JobInfo {
@@ -2794,7 +3101,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2806,7 +3113,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2819,7 +3126,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *JobInfo) GetId() int64 {
@@ -2909,7 +3216,7 @@ type AppendLogRequest struct {
 
 func (x *AppendLogRequest) Reset() {
 	*x = AppendLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3228,7 @@ func (x *AppendLogRequest) String() string {
 func (*AppendLogRequest) ProtoMessage() {}
 
 func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3241,7 @@ func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogRequest.ProtoReflect.Descriptor instead.
 func (*AppendLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AppendLogRequest) GetName() string {
@@ -2960,7 +3267,7 @@ type AppendLogResponse struct {
 
 func (x *AppendLogResponse) Reset() {
 	*x = AppendLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2972,7 +3279,7 @@ func (x *AppendLogResponse) String() string {
 func (*AppendLogResponse) ProtoMessage() {}
 
 func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2985,7 +3292,7 @@ func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogResponse.ProtoReflect.Descriptor instead.
 func (*AppendLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AppendLogResponse) GetSize() int64 {
@@ -3006,7 +3313,7 @@ type ReadLogRequest struct {
 
 func (x *ReadLogRequest) Reset() {
 	*x = ReadLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3018,7 +3325,7 @@ func (x *ReadLogRequest) String() string {
 func (*ReadLogRequest) ProtoMessage() {}
 
 func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3031,7 +3338,7 @@ func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
 func (*ReadLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ReadLogRequest) GetName() string {
@@ -3066,7 +3373,7 @@ type ReadLogResponse struct {
 
 func (x *ReadLogResponse) Reset() {
 	*x = ReadLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3078,7 +3385,7 @@ func (x *ReadLogResponse) String() string {
 func (*ReadLogResponse) ProtoMessage() {}
 
 func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3091,7 +3398,7 @@ func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
 func (*ReadLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ReadLogResponse) GetData() []byte {
@@ -3128,7 +3435,7 @@ type HTTPRequest struct {
 
 func (x *HTTPRequest) Reset() {
 	*x = HTTPRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3140,7 +3447,7 @@ func (x *HTTPRequest) String() string {
 func (*HTTPRequest) ProtoMessage() {}
 
 func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3460,7 @@ func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
 func (*HTTPRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *HTTPRequest) GetMethod() string {
@@ -3195,7 +3502,7 @@ type HTTPResponse struct {
 
 func (x *HTTPResponse) Reset() {
 	*x = HTTPResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3207,7 +3514,7 @@ func (x *HTTPResponse) String() string {
 func (*HTTPResponse) ProtoMessage() {}
 
 func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3220,7 +3527,7 @@ func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
 func (*HTTPResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *HTTPResponse) GetStatus() int32 {
@@ -3253,7 +3560,7 @@ type LocksRequest struct {
 
 func (x *LocksRequest) Reset() {
 	*x = LocksRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3265,7 +3572,7 @@ func (x *LocksRequest) String() string {
 func (*LocksRequest) ProtoMessage() {}
 
 func (x *LocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3278,7 +3585,7 @@ func (x *LocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksRequest.ProtoReflect.Descriptor instead.
 func (*LocksRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *LocksRequest) GetPrefix() string {
@@ -3297,7 +3604,7 @@ type LocksResponse struct {
 
 func (x *LocksResponse) Reset() {
 	*x = LocksResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3309,7 +3616,7 @@ func (x *LocksResponse) String() string {
 func (*LocksResponse) ProtoMessage() {}
 
 func (x *LocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3322,7 +3629,7 @@ func (x *LocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksResponse.ProtoReflect.Descriptor instead.
 func (*LocksResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *LocksResponse) GetLocks() []*LockInfo {
@@ -3341,7 +3648,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3660,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3673,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *KVGetRequest) GetKey() string {
@@ -3386,7 +3693,7 @@ type KVGetResponse struct {
 
 func (x *KVGetResponse) Reset() {
 	*x = KVGetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3398,7 +3705,7 @@ func (x *KVGetResponse) String() string {
 func (*KVGetResponse) ProtoMessage() {}
 
 func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3411,7 +3718,7 @@ func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetResponse.ProtoReflect.Descriptor instead.
 func (*KVGetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *KVGetResponse) GetValue() []byte {
@@ -3438,7 +3745,7 @@ type KVSetRequest struct {
 
 func (x *KVSetRequest) Reset() {
 	*x = KVSetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3450,7 +3757,7 @@ func (x *KVSetRequest) String() string {
 func (*KVSetRequest) ProtoMessage() {}
 
 func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3463,7 +3770,7 @@ func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetRequest.ProtoReflect.Descriptor instead.
 func (*KVSetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *KVSetRequest) GetKey() string {
@@ -3488,7 +3795,7 @@ type KVSetResponse struct {
 
 func (x *KVSetResponse) Reset() {
 	*x = KVSetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3807,7 @@ func (x *KVSetResponse) String() string {
 func (*KVSetResponse) ProtoMessage() {}
 
 func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +3820,7 @@ func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetResponse.ProtoReflect.Descriptor instead.
 func (*KVSetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
 }
 
 type KVDeleteRequest struct {
@@ -3525,7 +3832,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +3844,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +3857,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *KVDeleteRequest) GetKey() string {
@@ -3568,7 +3875,7 @@ type KVDeleteResponse struct {
 
 func (x *KVDeleteResponse) Reset() {
 	*x = KVDeleteResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3580,7 +3887,7 @@ func (x *KVDeleteResponse) String() string {
 func (*KVDeleteResponse) ProtoMessage() {}
 
 func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3593,7 +3900,7 @@ func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{55}
 }
 
 type KVListRequest struct {
@@ -3605,7 +3912,7 @@ type KVListRequest struct {
 
 func (x *KVListRequest) Reset() {
 	*x = KVListRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3924,7 @@ func (x *KVListRequest) String() string {
 func (*KVListRequest) ProtoMessage() {}
 
 func (x *KVListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3937,7 @@ func (x *KVListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListRequest.ProtoReflect.Descriptor instead.
 func (*KVListRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *KVListRequest) GetPrefix() string {
@@ -3649,7 +3956,7 @@ type KVListResponse struct {
 
 func (x *KVListResponse) Reset() {
 	*x = KVListResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +3968,7 @@ func (x *KVListResponse) String() string {
 func (*KVListResponse) ProtoMessage() {}
 
 func (x *KVListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +3981,7 @@ func (x *KVListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListResponse.ProtoReflect.Descriptor instead.
 func (*KVListResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *KVListResponse) GetKeys() []string {
@@ -3710,7 +4017,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\tR\x04file\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\rR\x04line\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xb3\x02\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xea\x02\n" +
 	"\bManifest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -3721,7 +4028,17 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x0eprotocol_minor\x18\a \x01(\rR\rprotocolMinor\x12 \n" +
 	"\vdescription\x18\b \x01(\tR\vdescription\x12\x1d\n" +
 	"\n" +
-	"http_paths\x18\t \x03(\tR\thttpPaths\"\xe9\x01\n" +
+	"http_paths\x18\t \x03(\tR\thttpPaths\x125\n" +
+	"\aactions\x18\n" +
+	" \x03(\v2\x1b.chima.plugin.v1.ActionSpecR\aactions\"n\n" +
+	"\n" +
+	"ActionSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04help\x18\x02 \x01(\tR\x04help\x12\x18\n" +
+	"\acommand\x18\x03 \x01(\tR\acommand\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x04 \x01(\tR\n" +
+	"permission\"\xe9\x01\n" +
 	"\vCommandSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaliases\x18\x02 \x03(\tR\aaliases\x12\x14\n" +
@@ -3766,11 +4083,16 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05Field\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
-	"\x05short\x18\x03 \x01(\bR\x05short\"N\n" +
+	"\x05short\x18\x03 \x01(\bR\x05short\"|\n" +
 	"\x06Button\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x14\n" +
-	"\x05style\x18\x03 \x01(\tR\x05style\"\xcf\x02\n" +
+	"\x05style\x18\x03 \x01(\tR\x05style\x12\x16\n" +
+	"\x06action\x18\x04 \x01(\tR\x06action\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\tR\x05value\"g\n" +
+	"\vButtonClick\x125\n" +
+	"\amessage\x18\x01 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12!\n" +
+	"\fclicked_unix\x18\x02 \x01(\x03R\vclickedUnix\"\x85\x03\n" +
 	"\x0eCommandRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
@@ -3779,10 +4101,20 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\v2\x15.chima.plugin.v1.UserR\x04user\x125\n" +
 	"\amessage\x18\x05 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12\x12\n" +
 	"\x04text\x18\x06 \x01(\tR\x04text\x12\x16\n" +
-	"\x06direct\x18\a \x01(\bR\x06direct\x1a7\n" +
+	"\x06direct\x18\a \x01(\bR\x06direct\x124\n" +
+	"\x06button\x18\b \x01(\v2\x1c.chima.plugin.v1.ButtonClickR\x06button\x1a7\n" +
 	"\tArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfe\x01\n" +
+	"\x12InteractionRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\tR\x05value\x12)\n" +
+	"\x04user\x18\x04 \x01(\v2\x15.chima.plugin.v1.UserR\x04user\x125\n" +
+	"\amessage\x18\x05 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12\x16\n" +
+	"\x06direct\x18\x06 \x01(\bR\x06direct\x12!\n" +
+	"\fclicked_unix\x18\a \x01(\x03R\vclickedUnix\"\xfe\x01\n" +
 	"\fWebhookEvent\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -3822,13 +4154,14 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bargument\x18\x03 \x01(\tR\bargument\"8\n" +
 	"\x04Done\x12\x18\n" +
 	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xfa\x01\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xc3\x02\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
 	"\acommand\x18\x02 \x01(\v2\x1f.chima.plugin.v1.CommandRequestH\x00R\acommand\x125\n" +
 	"\x05event\x18\x03 \x01(\v2\x1d.chima.plugin.v1.WebhookEventH\x00R\x05event\x12/\n" +
 	"\x03job\x18\x04 \x01(\v2\x1b.chima.plugin.v1.JobRequestH\x00R\x03job\x125\n" +
-	"\x06cancel\x18\x05 \x01(\v2\x1b.chima.plugin.v1.CancelCallH\x00R\x06cancelB\x06\n" +
+	"\x06cancel\x18\x05 \x01(\v2\x1b.chima.plugin.v1.CancelCallH\x00R\x06cancel\x12G\n" +
+	"\vinteraction\x18\x06 \x01(\v2#.chima.plugin.v1.InteractionRequestH\x00R\vinteractionB\x06\n" +
 	"\x04kind\"$\n" +
 	"\n" +
 	"CancelCall\x12\x16\n" +
@@ -3959,12 +4292,13 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fARG_TYPE_INT\x10\x01\x12\x11\n" +
 	"\rARG_TYPE_BOOL\x10\x02\x12\x11\n" +
 	"\rARG_TYPE_ENUM\x10\x03\x12\x15\n" +
-	"\x11ARG_TYPE_DURATION\x10\x042\xff\x03\n" +
+	"\x11ARG_TYPE_DURATION\x10\x042\xd3\x04\n" +
 	"\x06Plugin\x12G\n" +
 	"\bDescribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12C\n" +
 	"\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12F\n" +
 	"\vHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n" +
-	"\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n" +
+	"\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12R\n" +
+	"\x11HandleInteraction\x12#.chima.plugin.v1.InteractionRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n" +
 	"\n" +
 	"HandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12B\n" +
 	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x01\x12O\n" +
@@ -3998,157 +4332,168 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 61)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
-	(ArgType)(0),              // 0: chima.plugin.v1.ArgType
-	(*DescribeRequest)(nil),   // 1: chima.plugin.v1.DescribeRequest
-	(*ValidateRequest)(nil),   // 2: chima.plugin.v1.ValidateRequest
-	(*ValidateResponse)(nil),  // 3: chima.plugin.v1.ValidateResponse
-	(*SettingsProblem)(nil),   // 4: chima.plugin.v1.SettingsProblem
-	(*Manifest)(nil),          // 5: chima.plugin.v1.Manifest
-	(*CommandSpec)(nil),       // 6: chima.plugin.v1.CommandSpec
-	(*ArgSpec)(nil),           // 7: chima.plugin.v1.ArgSpec
-	(*MessageRef)(nil),        // 8: chima.plugin.v1.MessageRef
-	(*User)(nil),              // 9: chima.plugin.v1.User
-	(*Output)(nil),            // 10: chima.plugin.v1.Output
-	(*Field)(nil),             // 11: chima.plugin.v1.Field
-	(*Button)(nil),            // 12: chima.plugin.v1.Button
-	(*CommandRequest)(nil),    // 13: chima.plugin.v1.CommandRequest
-	(*WebhookEvent)(nil),      // 14: chima.plugin.v1.WebhookEvent
-	(*JobRequest)(nil),        // 15: chima.plugin.v1.JobRequest
-	(*Event)(nil),             // 16: chima.plugin.v1.Event
-	(*Reply)(nil),             // 17: chima.plugin.v1.Reply
-	(*Progress)(nil),          // 18: chima.plugin.v1.Progress
-	(*UserError)(nil),         // 19: chima.plugin.v1.UserError
-	(*Done)(nil),              // 20: chima.plugin.v1.Done
-	(*Call)(nil),              // 21: chima.plugin.v1.Call
-	(*CancelCall)(nil),        // 22: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),         // 23: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),       // 24: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),      // 25: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),     // 26: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),    // 27: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),    // 28: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),   // 29: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),       // 30: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),      // 31: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),          // 32: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),     // 33: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),    // 34: chima.plugin.v1.UnlockResponse
-	(*CancelJobRequest)(nil),  // 35: chima.plugin.v1.CancelJobRequest
-	(*CancelJobResponse)(nil), // 36: chima.plugin.v1.CancelJobResponse
-	(*JobsRequest)(nil),       // 37: chima.plugin.v1.JobsRequest
-	(*JobsResponse)(nil),      // 38: chima.plugin.v1.JobsResponse
-	(*JobInfo)(nil),           // 39: chima.plugin.v1.JobInfo
-	(*AppendLogRequest)(nil),  // 40: chima.plugin.v1.AppendLogRequest
-	(*AppendLogResponse)(nil), // 41: chima.plugin.v1.AppendLogResponse
-	(*ReadLogRequest)(nil),    // 42: chima.plugin.v1.ReadLogRequest
-	(*ReadLogResponse)(nil),   // 43: chima.plugin.v1.ReadLogResponse
-	(*HTTPRequest)(nil),       // 44: chima.plugin.v1.HTTPRequest
-	(*HTTPResponse)(nil),      // 45: chima.plugin.v1.HTTPResponse
-	(*LocksRequest)(nil),      // 46: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),     // 47: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),      // 48: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),     // 49: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),      // 50: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),     // 51: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),   // 52: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil),  // 53: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),     // 54: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),    // 55: chima.plugin.v1.KVListResponse
-	nil,                       // 56: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                       // 57: chima.plugin.v1.ValidateRequest.SettingsEntry
-	nil,                       // 58: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                       // 59: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                       // 60: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                       // 61: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(ArgType)(0),               // 0: chima.plugin.v1.ArgType
+	(*DescribeRequest)(nil),    // 1: chima.plugin.v1.DescribeRequest
+	(*ValidateRequest)(nil),    // 2: chima.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil),   // 3: chima.plugin.v1.ValidateResponse
+	(*SettingsProblem)(nil),    // 4: chima.plugin.v1.SettingsProblem
+	(*Manifest)(nil),           // 5: chima.plugin.v1.Manifest
+	(*ActionSpec)(nil),         // 6: chima.plugin.v1.ActionSpec
+	(*CommandSpec)(nil),        // 7: chima.plugin.v1.CommandSpec
+	(*ArgSpec)(nil),            // 8: chima.plugin.v1.ArgSpec
+	(*MessageRef)(nil),         // 9: chima.plugin.v1.MessageRef
+	(*User)(nil),               // 10: chima.plugin.v1.User
+	(*Output)(nil),             // 11: chima.plugin.v1.Output
+	(*Field)(nil),              // 12: chima.plugin.v1.Field
+	(*Button)(nil),             // 13: chima.plugin.v1.Button
+	(*ButtonClick)(nil),        // 14: chima.plugin.v1.ButtonClick
+	(*CommandRequest)(nil),     // 15: chima.plugin.v1.CommandRequest
+	(*InteractionRequest)(nil), // 16: chima.plugin.v1.InteractionRequest
+	(*WebhookEvent)(nil),       // 17: chima.plugin.v1.WebhookEvent
+	(*JobRequest)(nil),         // 18: chima.plugin.v1.JobRequest
+	(*Event)(nil),              // 19: chima.plugin.v1.Event
+	(*Reply)(nil),              // 20: chima.plugin.v1.Reply
+	(*Progress)(nil),           // 21: chima.plugin.v1.Progress
+	(*UserError)(nil),          // 22: chima.plugin.v1.UserError
+	(*Done)(nil),               // 23: chima.plugin.v1.Done
+	(*Call)(nil),               // 24: chima.plugin.v1.Call
+	(*CancelCall)(nil),         // 25: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),          // 26: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),        // 27: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),       // 28: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),      // 29: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),     // 30: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),     // 31: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),    // 32: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),        // 33: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),       // 34: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),           // 35: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),      // 36: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),     // 37: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),   // 38: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),  // 39: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),        // 40: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),       // 41: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),            // 42: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),   // 43: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil),  // 44: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),     // 45: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),    // 46: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),        // 47: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),       // 48: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),       // 49: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),      // 50: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),       // 51: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),      // 52: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),       // 53: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),      // 54: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),    // 55: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),   // 56: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),      // 57: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),     // 58: chima.plugin.v1.KVListResponse
+	nil,                        // 59: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                        // 60: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                        // 61: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                        // 62: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                        // 63: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                        // 64: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	56, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	57, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	59, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	60, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
 	4,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
-	6,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
-	7,  // 4: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
-	0,  // 5: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
-	11, // 6: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
-	12, // 7: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
-	58, // 8: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
-	9,  // 9: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
-	8,  // 10: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
-	59, // 11: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
-	8,  // 12: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	17, // 13: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
-	18, // 14: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
-	19, // 15: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
-	20, // 16: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
-	10, // 17: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
-	10, // 18: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
-	13, // 19: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
-	14, // 20: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
-	15, // 21: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
-	22, // 22: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
-	16, // 23: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
-	8,  // 24: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
-	10, // 25: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
-	8,  // 26: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
-	8,  // 27: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
-	10, // 28: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
-	8,  // 29: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	32, // 30: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	32, // 31: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	39, // 32: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
-	39, // 33: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
-	8,  // 34: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
-	60, // 35: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	61, // 36: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
-	32, // 37: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	1,  // 38: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	13, // 39: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	14, // 40: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	15, // 41: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	44, // 42: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
-	21, // 43: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	2,  // 44: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
-	24, // 45: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	26, // 46: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	28, // 47: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	30, // 48: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	33, // 49: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	46, // 50: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	35, // 51: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
-	37, // 52: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
-	40, // 53: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
-	42, // 54: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
-	48, // 55: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	50, // 56: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	52, // 57: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	54, // 58: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	5,  // 59: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	16, // 60: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	16, // 61: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	16, // 62: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	45, // 63: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	23, // 64: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	3,  // 65: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
-	25, // 66: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	27, // 67: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	29, // 68: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	31, // 69: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	34, // 70: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	47, // 71: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	36, // 72: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	38, // 73: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	41, // 74: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	43, // 75: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	49, // 76: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	51, // 77: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	53, // 78: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	55, // 79: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	59, // [59:80] is the sub-list for method output_type
-	38, // [38:59] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	7,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
+	6,  // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
+	8,  // 5: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
+	0,  // 6: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
+	12, // 7: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
+	13, // 8: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
+	9,  // 9: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
+	61, // 10: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	10, // 11: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
+	9,  // 12: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
+	14, // 13: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
+	10, // 14: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
+	9,  // 15: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
+	62, // 16: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	9,  // 17: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	20, // 18: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
+	21, // 19: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
+	22, // 20: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
+	23, // 21: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
+	11, // 22: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
+	11, // 23: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
+	15, // 24: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
+	17, // 25: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
+	18, // 26: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
+	25, // 27: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
+	16, // 28: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
+	19, // 29: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
+	9,  // 30: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
+	11, // 31: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
+	9,  // 32: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
+	9,  // 33: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
+	11, // 34: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
+	9,  // 35: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	35, // 36: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	35, // 37: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	42, // 38: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
+	42, // 39: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
+	9,  // 40: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
+	63, // 41: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	64, // 42: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	35, // 43: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
+	1,  // 44: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	15, // 45: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	17, // 46: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	18, // 47: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	16, // 48: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
+	47, // 49: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	24, // 50: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	2,  // 51: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
+	27, // 52: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	29, // 53: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	31, // 54: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	33, // 55: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	36, // 56: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	49, // 57: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	38, // 58: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	40, // 59: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	43, // 60: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	45, // 61: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	51, // 62: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	53, // 63: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	55, // 64: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	57, // 65: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	5,  // 66: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	19, // 67: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	19, // 68: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	19, // 69: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	19, // 70: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
+	48, // 71: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	26, // 72: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	3,  // 73: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	28, // 74: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	30, // 75: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	32, // 76: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	34, // 77: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	37, // 78: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	50, // 79: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	39, // 80: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	41, // 81: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	44, // 82: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	46, // 83: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	52, // 84: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	54, // 85: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	56, // 86: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	58, // 87: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	66, // [66:88] is the sub-list for method output_type
+	44, // [44:66] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -4156,17 +4501,18 @@ func file_chima_plugin_v1_plugin_proto_init() {
 	if File_chima_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[15].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[18].OneofWrappers = []any{
 		(*Event_Reply)(nil),
 		(*Event_Progress)(nil),
 		(*Event_Error)(nil),
 		(*Event_Done)(nil),
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[20].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[23].OneofWrappers = []any{
 		(*Call_Command)(nil),
 		(*Call_Event)(nil),
 		(*Call_Job)(nil),
 		(*Call_Cancel)(nil),
+		(*Call_Interaction)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4174,7 +4520,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   61,
+			NumMessages:   64,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

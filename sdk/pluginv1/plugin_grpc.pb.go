@@ -30,13 +30,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Plugin_Describe_FullMethodName    = "/chima.plugin.v1.Plugin/Describe"
-	Plugin_Handle_FullMethodName      = "/chima.plugin.v1.Plugin/Handle"
-	Plugin_HandleEvent_FullMethodName = "/chima.plugin.v1.Plugin/HandleEvent"
-	Plugin_RunJob_FullMethodName      = "/chima.plugin.v1.Plugin/RunJob"
-	Plugin_HandleHTTP_FullMethodName  = "/chima.plugin.v1.Plugin/HandleHTTP"
-	Plugin_Multiplex_FullMethodName   = "/chima.plugin.v1.Plugin/Multiplex"
-	Plugin_Validate_FullMethodName    = "/chima.plugin.v1.Plugin/Validate"
+	Plugin_Describe_FullMethodName          = "/chima.plugin.v1.Plugin/Describe"
+	Plugin_Handle_FullMethodName            = "/chima.plugin.v1.Plugin/Handle"
+	Plugin_HandleEvent_FullMethodName       = "/chima.plugin.v1.Plugin/HandleEvent"
+	Plugin_RunJob_FullMethodName            = "/chima.plugin.v1.Plugin/RunJob"
+	Plugin_HandleInteraction_FullMethodName = "/chima.plugin.v1.Plugin/HandleInteraction"
+	Plugin_HandleHTTP_FullMethodName        = "/chima.plugin.v1.Plugin/HandleHTTP"
+	Plugin_Multiplex_FullMethodName         = "/chima.plugin.v1.Plugin/Multiplex"
+	Plugin_Validate_FullMethodName          = "/chima.plugin.v1.Plugin/Validate"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -54,13 +55,17 @@ type PluginClient interface {
 	HandleEvent(ctx context.Context, in *WebhookEvent, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// RunJob runs one durable job of a kind the plugin declared.
 	RunJob(ctx context.Context, in *JobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// HandleInteraction delivers a click on a button of one of the plugin's
+	// actions (Button.action), which the plugin posted earlier. Since protocol
+	// minor 6; the host sends it only for actions the manifest declares.
+	HandleInteraction(ctx context.Context, in *InteractionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// HandleHTTP answers a GET under one of the manifest's http_paths, for
 	// read-only pages such as a deploy's log. Optional (capability "http").
 	HandleHTTP(ctx context.Context, in *HTTPRequest, opts ...grpc.CallOption) (*HTTPResponse, error)
-	// Multiplex carries many Handle/HandleEvent/RunJob calls over one
-	// long-lived stream. Optional: the host uses it only when the manifest lists
-	// the "multiplex" capability. It exists for speed: one stream per plugin
-	// avoids a new HTTP/2 stream per chat message.
+	// Multiplex carries many Handle/HandleEvent/RunJob/HandleInteraction calls
+	// over one long-lived stream. Optional: the host uses it only when the
+	// manifest lists the "multiplex" capability. It exists for speed: one
+	// stream per plugin avoids a new HTTP/2 stream per chat message.
 	Multiplex(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Call, CallEvent], error)
 	// Validate checks settings as Describe would receive them, and the files
 	// they name (the deploy plugin's apps file), without acting on them: it
@@ -147,6 +152,25 @@ func (c *pluginClient) RunJob(ctx context.Context, in *JobRequest, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_RunJobClient = grpc.ServerStreamingClient[Event]
 
+func (c *pluginClient) HandleInteraction(ctx context.Context, in *InteractionRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[3], Plugin_HandleInteraction_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[InteractionRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_HandleInteractionClient = grpc.ServerStreamingClient[Event]
+
 func (c *pluginClient) HandleHTTP(ctx context.Context, in *HTTPRequest, opts ...grpc.CallOption) (*HTTPResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(HTTPResponse)
@@ -159,7 +183,7 @@ func (c *pluginClient) HandleHTTP(ctx context.Context, in *HTTPRequest, opts ...
 
 func (c *pluginClient) Multiplex(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[Call, CallEvent], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[3], Plugin_Multiplex_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[4], Plugin_Multiplex_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -195,13 +219,17 @@ type PluginServer interface {
 	HandleEvent(*WebhookEvent, grpc.ServerStreamingServer[Event]) error
 	// RunJob runs one durable job of a kind the plugin declared.
 	RunJob(*JobRequest, grpc.ServerStreamingServer[Event]) error
+	// HandleInteraction delivers a click on a button of one of the plugin's
+	// actions (Button.action), which the plugin posted earlier. Since protocol
+	// minor 6; the host sends it only for actions the manifest declares.
+	HandleInteraction(*InteractionRequest, grpc.ServerStreamingServer[Event]) error
 	// HandleHTTP answers a GET under one of the manifest's http_paths, for
 	// read-only pages such as a deploy's log. Optional (capability "http").
 	HandleHTTP(context.Context, *HTTPRequest) (*HTTPResponse, error)
-	// Multiplex carries many Handle/HandleEvent/RunJob calls over one
-	// long-lived stream. Optional: the host uses it only when the manifest lists
-	// the "multiplex" capability. It exists for speed: one stream per plugin
-	// avoids a new HTTP/2 stream per chat message.
+	// Multiplex carries many Handle/HandleEvent/RunJob/HandleInteraction calls
+	// over one long-lived stream. Optional: the host uses it only when the
+	// manifest lists the "multiplex" capability. It exists for speed: one
+	// stream per plugin avoids a new HTTP/2 stream per chat message.
 	Multiplex(grpc.BidiStreamingServer[Call, CallEvent]) error
 	// Validate checks settings as Describe would receive them, and the files
 	// they name (the deploy plugin's apps file), without acting on them: it
@@ -232,6 +260,9 @@ func (UnimplementedPluginServer) HandleEvent(*WebhookEvent, grpc.ServerStreaming
 }
 func (UnimplementedPluginServer) RunJob(*JobRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Errorf(codes.Unimplemented, "method RunJob not implemented")
+}
+func (UnimplementedPluginServer) HandleInteraction(*InteractionRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Errorf(codes.Unimplemented, "method HandleInteraction not implemented")
 }
 func (UnimplementedPluginServer) HandleHTTP(context.Context, *HTTPRequest) (*HTTPResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method HandleHTTP not implemented")
@@ -314,6 +345,17 @@ func _Plugin_RunJob_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Plugin_RunJobServer = grpc.ServerStreamingServer[Event]
 
+func _Plugin_HandleInteraction_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(InteractionRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PluginServer).HandleInteraction(m, &grpc.GenericServerStream[InteractionRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_HandleInteractionServer = grpc.ServerStreamingServer[Event]
+
 func _Plugin_HandleHTTP_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(HTTPRequest)
 	if err := dec(in); err != nil {
@@ -391,6 +433,11 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "RunJob",
 			Handler:       _Plugin_RunJob_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "HandleInteraction",
+			Handler:       _Plugin_HandleInteraction_Handler,
 			ServerStreams: true,
 		},
 		{

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
@@ -24,6 +27,9 @@ type FakeHost struct {
 	kv      map[string][]byte
 	logs    map[string][]byte
 	nextID  int64
+	// declared says whether the plugin declares an action; set once the
+	// harness has the manifest. Nil accepts every action.
+	declared func(action string) bool
 }
 
 type fakeJob struct {
@@ -118,6 +124,9 @@ func (f *FakeHost) id() int64 { f.nextID++; return f.nextID }
 func (f *FakeHost) Post(_ context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkButtons(r.GetOutput()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "post to %s: %v", r.GetTarget().GetRoom(), err)
+	}
 	f.posts = append(f.posts, r)
 	ref := &pluginv1.MessageRef{
 		Adapter: r.GetTarget().GetAdapter(), Room: r.GetTarget().GetRoom(),
@@ -130,8 +139,21 @@ func (f *FakeHost) Post(_ context.Context, r *pluginv1.PostRequest) (*pluginv1.P
 func (f *FakeHost) Update(_ context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.checkButtons(r.GetOutput()); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "update message: %v", err)
+	}
 	f.updates = append(f.updates, r)
 	return &pluginv1.UpdateResponse{}, nil
+}
+
+// checkButtons refuses the buttons the host would refuse. Called with f.mu
+// held.
+func (f *FakeHost) checkButtons(o *pluginv1.Output) error {
+	declared := f.declared
+	if declared == nil {
+		declared = func(string) bool { return true }
+	}
+	return checkButtons(o, declared)
 }
 
 // Enqueue records the job as queued.

@@ -87,6 +87,9 @@ func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
 		t.Fatalf("describe plugin: %v", err)
 	}
 	h.Manifest = m
+	host.mu.Lock()
+	host.declared = h.declares
+	host.mu.Unlock()
 	return h
 }
 
@@ -223,8 +226,10 @@ func (h *Harness) collect(stream eventStream, err error) Result {
 		switch k := ev.GetKind().(type) {
 		case *pluginv1.Event_Reply:
 			r.Replies = append(r.Replies, k.Reply.GetOutput())
+			h.checkStreamed(k.Reply.GetOutput())
 		case *pluginv1.Event_Progress:
 			r.Progress = append(r.Progress, k.Progress)
+			h.checkStreamed(k.Progress.GetOutput())
 		case *pluginv1.Event_Error:
 			r.Errors = append(r.Errors, k.Error)
 		case *pluginv1.Event_Done:
@@ -235,6 +240,15 @@ func (h *Harness) collect(stream eventStream, err error) Result {
 		h.t.Fatalf("plugin ended the call without Done; events: %v", r.Events)
 	}
 	return r
+}
+
+// checkStreamed fails the test for a streamed button the host would leave
+// out: nobody would ever see it.
+func (h *Harness) checkStreamed(o *pluginv1.Output) {
+	h.t.Helper()
+	if err := checkButtons(o, h.declares); err != nil {
+		h.t.Errorf("%v (the host leaves it out of the message)", err)
+	}
 }
 
 func itoa(n int) string {

@@ -29,7 +29,12 @@ const ProtocolVersion = 1
 //     settings without serving. Older plugins answer Unimplemented.
 //   - 5: EnqueueRequest.title, what a job is for people. Older hosts
 //     ignore it.
-const ProtocolMinor = 5
+//   - 6: buttons: Button.action and value, Manifest.actions, the
+//     HandleInteraction call (and Call.interaction on Multiplex) for clicks
+//     on a plugin's action buttons, and CommandRequest.button for commands
+//     run by a click. Older hosts drop action buttons' actions; older
+//     plugins declare no actions and so get no interactions.
+const ProtocolMinor = 6
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

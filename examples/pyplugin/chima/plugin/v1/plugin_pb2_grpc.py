@@ -34,6 +34,11 @@ class PluginStub(object):
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobRequest.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.FromString,
         )
+    self.HandleInteraction = channel.unary_stream(
+        '/chima.plugin.v1.Plugin/HandleInteraction',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.InteractionRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.FromString,
+        )
     self.HandleHTTP = channel.unary_unary(
         '/chima.plugin.v1.Plugin/HandleHTTP',
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.HTTPRequest.SerializeToString,
@@ -84,6 +89,15 @@ class PluginServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def HandleInteraction(self, request, context):
+    """HandleInteraction delivers a click on a button of one of the plugin's
+    actions (Button.action), which the plugin posted earlier. Since protocol
+    minor 6; the host sends it only for actions the manifest declares.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def HandleHTTP(self, request, context):
     """HandleHTTP answers a GET under one of the manifest's http_paths, for
     read-only pages such as a deploy's log. Optional (capability "http").
@@ -93,10 +107,10 @@ class PluginServicer(object):
     raise NotImplementedError('Method not implemented!')
 
   def Multiplex(self, request_iterator, context):
-    """Multiplex carries many Handle/HandleEvent/RunJob calls over one
-    long-lived stream. Optional: the host uses it only when the manifest lists
-    the "multiplex" capability. It exists for speed: one stream per plugin
-    avoids a new HTTP/2 stream per chat message.
+    """Multiplex carries many Handle/HandleEvent/RunJob/HandleInteraction calls
+    over one long-lived stream. Optional: the host uses it only when the
+    manifest lists the "multiplex" capability. It exists for speed: one
+    stream per plugin avoids a new HTTP/2 stream per chat message.
     """
     context.set_code(grpc.StatusCode.UNIMPLEMENTED)
     context.set_details('Method not implemented!')
@@ -136,6 +150,11 @@ def add_PluginServicer_to_server(servicer, server):
       'RunJob': grpc.unary_stream_rpc_method_handler(
           servicer.RunJob,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.SerializeToString,
+      ),
+      'HandleInteraction': grpc.unary_stream_rpc_method_handler(
+          servicer.HandleInteraction,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.InteractionRequest.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.SerializeToString,
       ),
       'HandleHTTP': grpc.unary_unary_rpc_method_handler(

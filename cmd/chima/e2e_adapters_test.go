@@ -196,16 +196,20 @@ func (f *slackAPI) recorded(method string) []slackCall {
 	return out
 }
 
-// waitCall waits for a call of method whose shown text contains want and
-// returns it.
-func (f *slackAPI) waitCall(t *testing.T, method, want string) slackCall {
+// waitCall waits for a call of method whose shown text contains every
+// want and returns it.
+func (f *slackAPI) waitCall(t *testing.T, method string, want ...string) slackCall {
 	t.Helper()
 	deadline := time.Now().Add(e2eGuard)
 	for {
+	next:
 		for _, c := range f.recorded(method) {
-			if strings.Contains(c.shown(), want) {
-				return c
+			for _, w := range want {
+				if !strings.Contains(c.shown(), w) {
+					continue next
+				}
 			}
+			return c
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s with %q; the bot called:\n%s", method, want, f.dump())
@@ -776,6 +780,79 @@ func TestAdaptersAllRunInOneBotProcess(t *testing.T) {
 			t.Errorf("the thread has %d progress posts, want one, edited", n)
 		}
 		b.sink.wait(t, "Deployed demo/main ("+b.sha[:7]+") to edge")
+	})
+
+	t.Run("the Cancel button of a deploy's progress on Slack cancels it", func(t *testing.T) {
+		ts := slackTS(20)
+		body := appMention(t, "Ev0E2ESLOW01", ts, "deploy demo/slow to staging")
+		if resp := slackSigned(t, events, e2eSlackSecret, "application/json", body, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("signed event answered %d", resp.StatusCode)
+		}
+		progress := b.slack.waitCall(t, "chat.postMessage", "Deploying…", "of demo/slow to staging")
+		var cancel *slackgo.ButtonBlockElement
+		for _, btn := range progress.buttons() {
+			if btn.Text != nil && btn.Text.Text == "Cancel" {
+				cancel = btn
+			}
+		}
+		if cancel == nil || cancel.ActionID == "" || cancel.Value == "" {
+			t.Fatalf("the progress message has no Cancel button with an action id and value: %s", progress.Form.Get("blocks"))
+		}
+		// Alice clicks it, as Slack delivers a click: a signed form whose
+		// payload is the block_actions callback.
+		cb := slackgo.InteractionCallback{
+			Type:      slackgo.InteractionTypeBlockActions,
+			TriggerID: "trig.e2e",
+			Team:      slackgo.Team{ID: "T0E2E00001"},
+			User:      slackgo.User{ID: e2eSlackUser, Name: "alice"},
+			Container: slackgo.Container{Type: "message", MessageTs: progress.TS, ChannelID: e2eSlackChannel, ThreadTs: ts},
+			Message:   slackgo.Message{Msg: slackgo.Msg{Timestamp: progress.TS, ThreadTimestamp: ts, BotID: e2eSlackBotBot}},
+			APIAppID:  "A0E2E00001",
+			ActionCallback: slackgo.ActionCallbacks{BlockActions: []*slackgo.BlockAction{
+				{ActionID: cancel.ActionID, BlockID: "b1", Type: "button", Value: cancel.Value, ActionTs: slackTS(21)},
+			}},
+		}
+		cb.Channel.ID = e2eSlackChannel
+		payload, err := json.Marshal(cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		form := []byte(url.Values{"payload": {string(payload)}}.Encode())
+		if resp := slackSigned(t, b.url("/slack/interactive"), e2eSlackSecret, "application/x-www-form-urlencoded", form, nil); resp.StatusCode != http.StatusOK {
+			t.Fatalf("signed click answered %d", resp.StatusCode)
+		}
+		end := b.slack.waitCall(t, "chat.postMessage", "was cancelled after")
+		if got := end.Form.Get("thread_ts"); got != ts || !strings.Contains(end.shown(), "demo/slow") {
+			t.Errorf("the cancel was reported as %q in thread %q, want the deploy of demo/slow in %q", end.shown(), got, ts)
+		}
+		// A forged click is refused.
+		if resp := slackSigned(t, b.url("/slack/interactive"), "not the secret", "application/x-www-form-urlencoded", form, nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a click with a wrong signature answered %d, want 401", resp.StatusCode)
+		}
+	})
+
+	t.Run("the Cancel button of a deploy's progress on the real Mattermost cancels it", func(t *testing.T) {
+		mm := b.needMattermost(t)
+		root := mm.post(t, "@"+mm.env["MM_BOT_USERNAME"]+" deploy demo/slow to edge")
+		progress := mm.waitReply(t, root.Id, "Deploying…")
+		var cancel *model.PostAction
+		for _, a := range progress.Attachments() {
+			for _, act := range a.Actions {
+				if act.Name == "Cancel" {
+					cancel = act
+				}
+			}
+		}
+		if cancel == nil || cancel.Id == "" {
+			t.Fatalf("the progress post has no Cancel button: %s", mmShown(progress))
+		}
+		// Alice presses it through the server, which posts the
+		// integration request (its URL, which the server keeps from
+		// clients, is the bot's actions_url) to the bot.
+		if _, err := mm.alice.DoPostAction(progress.Id, cancel.Id); err != nil {
+			t.Fatalf("alice pressing Cancel: %v", err)
+		}
+		mm.waitReply(t, root.Id, "was cancelled after")
 	})
 
 	t.Run("healthz answers 200 while every adapter runs", func(t *testing.T) {

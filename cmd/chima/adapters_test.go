@@ -99,7 +99,7 @@ func TestAdapterProblemsNameTheirKey(t *testing.T) {
 		name, adapters, want string
 	}{
 		{"unknown type lists the known ones", "  - {name: irc, type: irc}\n",
-			`chima.yaml:3: adapters[0].type: "irc" is not an adapter type of this Chima; types: fake, shell`},
+			`chima.yaml:3: adapters[0].type: "irc" is not an adapter type of this Chima; types: fake, mattermost, shell, slack, webhook`},
 		{"unknown key", "  - {name: one, type: fake, tokn_env: X}\n",
 			`chima.yaml:3: adapters[0].tokn_env: unknown key (did you mean "token_env"?)`},
 		{"wrong type", "  - name: one\n    type: fake\n    rooms: many\n",

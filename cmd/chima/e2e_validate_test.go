@@ -102,7 +102,7 @@ func TestConfigValidateBuildsEveryAdapter(t *testing.T) {
 			`:5: adapters: is a list now, one entry per adapter with a name and a type (the old form adapters: {shell: {enabled: true}} is gone); write instead: adapters: [{name: shell, type: shell, room: general, user: alice}]`},
 		{"an unknown type lists the known ones",
 			"  - {name: shell, type: shell, room: general, user: alice}\n", "  - {name: shell, type: shell, room: general, user: alice}\n  - {name: irc, type: irc}\n",
-			`:6: adapters[1].type: "irc" is not an adapter type of this Chima; types: shell`},
+			`:6: adapters[1].type: "irc" is not an adapter type of this Chima; types: mattermost, shell, slack, webhook`},
 		{"a misspelt key of the console",
 			"  - {name: shell, type: shell, room: general, user: alice}\n", "  - {name: shell, type: shell, romo: general, user: alice}\n",
 			`:5: adapters[0].romo: unknown key (did you mean "room"?)`},

@@ -61,12 +61,15 @@ func newRootCmd() *cobra.Command {
 		Long: `Chima is a ChatOps bot: deploy from chat, with plugins you can write in any language.
 
 What ships today:
-  adapters  shell: the local console (chima run in a terminal, or fed by a pipe)
+  adapters  shell: the local console (chima run in a terminal, or fed by a pipe);
+            slack (Socket Mode or the Events API), mattermost (a bot account),
+            webhook (signed hooks in, notifiers out); several at once
   plugins   deploy: deploy, rollback, lock and list deployments, locally or
             through GitHub deployments; examples/hello and examples/pyplugin
             show how to write your own (Go, Python)
   HTTP      /healthz, /metrics, /plugins, deploy log pages, and GitHub
-            webhooks at /webhooks/github (when http.addr is set)
+            webhooks at /webhooks/github, and the adapters' routes under
+            /<adapter name>/ (when http.addr is set)
 
 Start with chima config validate, then chima run; chima send runs one command
 from a script.`,

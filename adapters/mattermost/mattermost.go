@@ -536,6 +536,13 @@ func apiError(what string, resp *model.Response, err error, notFound error) erro
 			if notFound != nil {
 				return fmt.Errorf("mattermost: %s: %w (%d: %v)", what, notFound, resp.StatusCode, err)
 			}
+		case http.StatusUnauthorized:
+			return fmt.Errorf("mattermost: %s: %w: %w", what, chat.ErrUnauthorized, err)
+		}
+		// Any other 4xx but a timeout is the server refusing this request
+		// for good: sending it again changes nothing.
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusRequestTimeout {
+			return fmt.Errorf("mattermost: %s: %w (%d): %w", what, chat.ErrRefused, resp.StatusCode, err)
 		}
 	}
 	return fmt.Errorf("mattermost: %s: %w", what, err)

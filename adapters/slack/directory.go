@@ -134,5 +134,17 @@ func mapError(err error) error {
 	if isSlackError(err, "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived") {
 		return fmt.Errorf("%w: %w", chat.ErrUnknownRoom, err)
 	}
+	if isSlackError(err, "invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope") {
+		return fmt.Errorf("%w: %w", chat.ErrUnauthorized, err)
+	}
+	var se slackgo.SlackErrorResponse
+	if errors.As(err, &se) && !isSlackError(err, slackTransient...) {
+		// Slack said ok:false for a reason sending again will not change
+		// (invalid_blocks, msg_too_long, cant_update_message…).
+		return fmt.Errorf("%w: %w", chat.ErrRefused, err)
+	}
 	return err
 }
+
+// slackTransient are the ok:false errors Slack documents as worth a retry.
+var slackTransient = []string{"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}

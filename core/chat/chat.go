@@ -371,6 +371,12 @@ type RouteProvider interface {
 // wrong or stale signature.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrRefused is wrapped by an adapter's error when the service refused the
+// request for good (a malformed message, a permission it will not grant):
+// sending it again cannot succeed, so the core's outbox gives it up at once
+// instead of retrying.
+var ErrRefused = errors.New("refused by the service")
+
 // ErrUnknownUser is returned by a Directory for a user the service does not
 // have.
 var ErrUnknownUser = errors.New("unknown user")

@@ -82,7 +82,7 @@ type Options struct {
 //   - A Retry-After (chat.RetryAfterError) from the service holds its room
 //     for that long; transient errors back off the same way. After
 //     MaxAttempts, or at once on a permanent error (chat.ErrUnknownRoom,
-//     chat.ErrUnknownUser, chat.ErrUnauthorized, an error whose Retryable
+//     chat.ErrUnknownUser, chat.ErrUnauthorized, chat.ErrRefused, an error whose Retryable
 //     method says false), a message is given up: logged, counted in
 //     chima_outbox_failed_total and reported to its sender. Any other
 //     error counts as transient.

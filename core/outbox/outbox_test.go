@@ -314,6 +314,7 @@ func TestUndeliverableMessagesAreLoggedAndCounted(t *testing.T) {
 	}{
 		{"an unknown room is not retried", fmt.Errorf("post: %w", chat.ErrUnknownRoom), 1, reasonPermanent, "", 0},
 		{"an error that says it is not retryable is not retried", notRetryable{}, 1, reasonPermanent, "", 0},
+		{"a refusal for good is not retried", fmt.Errorf("post: %w: invalid_blocks", chat.ErrRefused), 1, reasonPermanent, "", 0},
 		{"transient errors are retried up to MaxAttempts", errors.New("502 bad gateway"), 5, reasonRetries, "transient", 4},
 		{"rate limits are retried up to MaxAttempts", &chat.RetryAfterError{After: time.Microsecond}, 5, reasonRetries, "rate_limited", 4},
 	}

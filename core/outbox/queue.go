@@ -169,7 +169,7 @@ func (o *Outbox) classify(it *item, err error) (retry bool, reason string) {
 		return false, reasonCanceled
 	case errors.As(err, &rl):
 		return true, "rate_limited"
-	case errors.Is(err, chat.ErrUnknownRoom), errors.Is(err, chat.ErrUnknownUser), errors.Is(err, chat.ErrUnauthorized),
+	case errors.Is(err, chat.ErrUnknownRoom), errors.Is(err, chat.ErrUnknownUser), errors.Is(err, chat.ErrUnauthorized), errors.Is(err, chat.ErrRefused),
 		errors.Is(err, context.Canceled):
 		return false, reasonPermanent
 	case errors.As(err, &retryable):

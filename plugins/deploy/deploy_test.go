@@ -235,7 +235,7 @@ func TestDeployRunsTheAppsScriptOnTheExactCommitAndReportsSuccess(t *testing.T) 
 		}
 	}
 	out := posted(h)
-	for _, want := range []string{"tester is deploying demo/main to staging (#1)", "Deployed demo/main (" + f.main[:7] + ") to staging in", "https://staging.example.com"} {
+	for _, want := range []string{"Tester is deploying demo/main to staging (#1)", "Deployed demo/main (" + f.main[:7] + ") to staging in", "https://staging.example.com"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("posts lack %q:\n%s", want, out)
 		}
@@ -328,7 +328,7 @@ func TestDeploysQueueBehindEachOtherAndRunInOrder(t *testing.T) {
 		t.Fatalf("third deploy = %q", third.Text())
 	}
 	list := h.Command("deploys", sdktest.Args{"app": "demo"})
-	if text := list.Replies[0].GetText(); !strings.Contains(text, "#2 deploy feature-1 to staging by tester") || !strings.Contains(text, "queued") {
+	if text := list.Replies[0].GetText(); !strings.Contains(text, "#2 deploy feature-1 to staging by Tester") || !strings.Contains(text, "queued") {
 		t.Fatalf("deploys = %q", text)
 	}
 	h.RunEnqueued()

@@ -636,7 +636,7 @@ func (d *deployer) cmdDeploys(c *sdk.Context) error {
 // describe is one line about a deployment: who, what, when, state, duration.
 func (d *deployer) describe(dep *Deployment) string {
 	now := d.now()
-	s := fmt.Sprintf("#%d %s %s to %s by %s, %s ago: %s", dep.ID, dep.Task, dep.What(), dep.Env, dep.User,
+	s := fmt.Sprintf("#%d %s %s to %s by %s, %s ago: %s", dep.ID, dep.Task, dep.What(), dep.Env, dep.Person(),
 		now.Sub(dep.CreatedAt).Round(time.Second), dep.State)
 	if !dep.StartedAt.IsZero() {
 		switch dep.State {
@@ -674,14 +674,14 @@ func (d *deployer) cmdWhere(c *sdk.Context) error {
 		}
 		for _, dep := range deps {
 			if dep.State == StateRunning {
-				parts = append(parts, fmt.Sprintf("deploying %s now (#%d, %s)", dep.What(), dep.ID, dep.User))
+				parts = append(parts, fmt.Sprintf("deploying %s now (#%d, %s)", dep.What(), dep.ID, dep.Person()))
 				break
 			}
 		}
 		current := "nothing deployed by Chima yet"
 		for _, dep := range deps {
 			if dep.State == StateSuccess {
-				current = fmt.Sprintf("%s deployed by %s %s ago (#%d)", dep.What(), dep.User, d.now().Sub(dep.FinishedAt).Round(time.Second), dep.ID)
+				current = fmt.Sprintf("%s deployed by %s %s ago (#%d)", dep.What(), dep.Person(), d.now().Sub(dep.FinishedAt).Round(time.Second), dep.ID)
 				break
 			}
 		}

@@ -105,7 +105,7 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		Environment:           github.String(dep.Env),
 		AutoMerge:             github.Bool(autoMerge),
 		Payload:               p,
-		Description:           github.String(fmt.Sprintf("%s deploying %s to %s via Chima (#%d)", dep.User, dep.RefName(), dep.Env, dep.ID)),
+		Description:           github.String(fmt.Sprintf("%s deploying %s to %s via Chima (#%d)", dep.Person(), dep.RefName(), dep.Env, dep.ID)),
 		ProductionEnvironment: github.Bool(strings.HasPrefix(dep.Env, "prod")),
 	}
 	switch {

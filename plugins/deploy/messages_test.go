@@ -101,9 +101,9 @@ func TestRollbackMessagesShowTheShortSHA(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Deployment #3: demo/" + f.main[:7] + " to staging queued",
-		"tester is deploying demo/" + f.main[:7] + " to staging (#3).",
+		"Tester is deploying demo/" + f.main[:7] + " to staging (#3).",
 		"Deployed demo/" + f.main[:7] + " to staging in",
-		"#3 deploy " + f.main[:7] + " to staging by tester",
+		"#3 deploy " + f.main[:7] + " to staging by Tester",
 	} {
 		if !strings.Contains(all, want) {
 			t.Errorf("messages lack %q:\n%s", want, all)

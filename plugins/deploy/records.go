@@ -308,3 +308,13 @@ func (r *records) list(c *sdk.Context, app, env string, limit int) ([]*Deploymen
 	}
 	return out, nil
 }
+
+// Person is who asked for the deployment as chat shows them: their name
+// where the chat service gave one (Slack and Mattermost report ids such as
+// U024BE7LH), else their id.
+func (d *Deployment) Person() string {
+	if d.UserName != "" {
+		return d.UserName
+	}
+	return d.User
+}

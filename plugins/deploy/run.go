@@ -70,13 +70,13 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	if err := d.githubStatus(c, dep, StateRunning); err != nil {
 		c.Logger().Warn("github status", "error", err)
 	}
-	d.notify(c, dep, &sdk.Output{Text: fmt.Sprintf("%s is deploying %s/%s to %s (#%d).", dep.User, dep.App, dep.RefName(), dep.Env, dep.ID)}, true)
+	d.notify(c, dep, &sdk.Output{Text: fmt.Sprintf("%s is deploying %s/%s to %s (#%d).", dep.Person(), dep.App, dep.RefName(), dep.Env, dep.ID)}, true)
 	defer d.keepAlive(c, dep.ID)()
 
 	ctx, cancel := context.WithTimeout(c, a.Timeout)
 	defer cancel()
 	log := newLogStream(c, dep.ID)
-	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.RefName(), dep.Env, dep.Task, dep.User)
+	fmt.Fprintf(log, "chima: deployment #%d of %s/%s to %s (task %s) by %s\n", dep.ID, dep.App, dep.RefName(), dep.Env, dep.Task, who(dep))
 	// The exact commit when it is known (GitHub approved it, or a rollback
 	// names it), else what the ref points to now. dep.Ref stays for display.
 	target := dep.Ref

@@ -51,6 +51,9 @@ func New(o Options) *Server {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}
 	s.mux.HandleFunc("GET /plugins", s.plugins)
+	// A POST to no route (an unknown webhook or inbound hook) is 404, not
+	// the 405 net/http would answer because the pages serve GET /.
+	s.mux.HandleFunc("POST /", http.NotFound)
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,

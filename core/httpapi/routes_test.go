@@ -217,3 +217,25 @@ func rejectedCount(t *testing.T, reg *prometheus.Registry, route, reason string)
 	}
 	return 0
 }
+
+// TestAPostToNoRouteIsNotFound: an unknown inbound hook or webhook path is
+// 404 even though the plugin pages serve every GET below /.
+func TestAPostToNoRouteIsNotFound(t *testing.T) {
+	s := New(Options{})
+	s.Handle("GET /", http.NotFoundHandler())
+	var ran atomic.Int32
+	var got []byte
+	rt := signedRoute(0, &ran, &got)
+	rt.Path = "ci"
+	if err := s.Mount("hooks", rt); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"/hooks/nope", "/nothing/here", "/hooks"} {
+		req := httptest.NewRequest(http.MethodPost, target, strings.NewReader("{}"))
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotFound || ran.Load() != 0 {
+			t.Errorf("POST %s: %d, handler ran %d times; want 404 and nothing run", target, rec.Code, ran.Load())
+		}
+	}
+}

@@ -38,6 +38,9 @@ type Server struct {
 	// rejected counts requests to adapters' routes refused before their
 	// handler (Mount).
 	rejected *prometheus.CounterVec
+	// prefixes are the adapters whose routes are mounted, each with a
+	// catch-all that answers 404.
+	prefixes map[string]bool
 }
 
 // New builds the server and its routes.
@@ -51,9 +54,6 @@ func New(o Options) *Server {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 	}
 	s.mux.HandleFunc("GET /plugins", s.plugins)
-	// A POST to no route (an unknown webhook or inbound hook) is 404, not
-	// the 405 net/http would answer because the pages serve GET /.
-	s.mux.HandleFunc("POST /", http.NotFound)
 	s.srv = &http.Server{
 		Handler:           s.mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -84,6 +84,16 @@ func (s *Server) Mount(adapter string, r chat.Route) (err error) {
 		}
 	}()
 	s.mux.Handle(pattern, s.verified(pattern, r))
+	if !s.prefixes[adapter] {
+		// Below an adapter's prefix, a POST no route takes (an unknown
+		// inbound hook) is 404: without this, the pages' GET / would make
+		// net/http answer 405.
+		s.mux.HandleFunc("POST /"+adapter+"/", http.NotFound)
+		if s.prefixes == nil {
+			s.prefixes = map[string]bool{}
+		}
+		s.prefixes[adapter] = true
+	}
 	return nil
 }
 

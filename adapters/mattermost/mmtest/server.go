@@ -51,6 +51,10 @@ type Server struct {
 	// OnPosted, when set before use, is called with each new post just
 	// before its posted event is written to the websockets.
 	OnPosted func(p *model.Post)
+	// OnEventWritten, when set before use, is called each time an event's
+	// frame has been written to a websocket of userID (handed to the
+	// kernel: the client can read it), from the goroutine that wrote it.
+	OnEventWritten func(userID string, ev *model.WebSocketEvent)
 
 	srv *httptest.Server
 
@@ -783,6 +787,7 @@ func (s *Server) executeCommand(w http.ResponseWriter, r *http.Request, me *mode
 
 // conn is one authenticated websocket.
 type conn struct {
+	s      *Server
 	ws     *websocket.Conn
 	userID string
 	mu     sync.Mutex // serialises writes and seq
@@ -806,7 +811,9 @@ func (c *conn) event(ev *model.WebSocketEvent) {
 		return
 	}
 	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_ = c.ws.WriteMessage(websocket.TextMessage, b)
+	if c.ws.WriteMessage(websocket.TextMessage, b) == nil && c.s.OnEventWritten != nil {
+		c.s.OnEventWritten(c.userID, ev)
+	}
 }
 
 // broadcast sends an event to the members of channelID (or to userID
@@ -840,7 +847,7 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	defer ws.Close()
-	c := &conn{ws: ws}
+	c := &conn{s: s, ws: ws}
 	if token := bearer(r); token != "" {
 		s.mu.Lock()
 		c.userID = s.tokens[token]

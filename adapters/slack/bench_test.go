@@ -5,21 +5,34 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptrace"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chimaops/chima/core/chat"
 )
 
-// BenchmarkSlackRoundTrip measures the bot's own share of a round trip:
-// from the event leaving the fake Slack (a Socket Mode envelope written to
-// the WebSocket, or an Events API POST sent) to the reply's chat.postMessage
-// reaching it, with 8 messages in flight (and 1, for the latency without queueing). The handler answers each message
-// from a pool of 8 senders, as the core's outbox would.
+// BenchmarkSlackRoundTrip measures the bot's own share of a round trip,
+// with 8 messages in flight (and 1, for the latency without queueing).
+//
+// The clock starts when the event is in the bot's hands: in Socket Mode,
+// when the fake Slack has written the envelope's frame to the adapter's
+// WebSocket; over the Events API, when the fake has written the signed POST
+// to the bot's HTTP server (httptrace's WroteRequest). It stops when the
+// adapter's chat.postMessage for the reply has been written to its HTTP
+// connection (WroteRequest on the Send call's context). In between is all
+// the bot does: reading the frame or request (for HTTP, the signature check
+// the core's mount runs), slack-go's and the adapter's decoding, the
+// envelope's ack, filtering, the handler call, a hand-off to a pool of
+// senders (as the core's outbox hands replies to its workers), rendering,
+// and the Web API request up to its last byte written. Slack's side
+// (building and encoding the event, handling chat.postMessage) is not in it.
+//
+// msgs/s is the whole loop's rate, the fake included, on the same cores.
 func BenchmarkSlackRoundTrip(b *testing.B) {
 	for _, mode := range []struct {
 		name     string
@@ -32,23 +45,30 @@ func BenchmarkSlackRoundTrip(b *testing.B) {
 			general := f.channel("general")
 			alice := f.user("alice")
 
+			// The two ends of each round trip, by message text, which
+			// may be noted in either order.
 			var mu sync.Mutex
-			sent := map[string]time.Time{}
-			lat := make([]time.Duration, 0, b.N)
+			in, out := map[string]time.Time{}, map[string]time.Time{}
+			lat := make([]time.Duration, 0, b.N+2*inFlight)
 			sem := make(chan struct{}, inFlight)
-			f.onPost = func(text string, at time.Time) {
-				id := strings.TrimPrefix(text, "ok ")
+			// note records one end of id's round trip in mine, and the
+			// latency once the other end is in theirs.
+			note := func(mine, theirs map[string]time.Time, id string, at time.Time, isOut bool) {
 				mu.Lock()
-				t0, ok := sent[id]
-				delete(sent, id)
-				if ok {
-					lat = append(lat, at.Sub(t0))
+				defer mu.Unlock()
+				t, ok := theirs[id]
+				if !ok {
+					mine[id] = at
+					return
 				}
-				mu.Unlock()
-				if ok {
-					<-sem
+				delete(theirs, id)
+				if isOut {
+					lat = append(lat, at.Sub(t))
+				} else {
+					lat = append(lat, t.Sub(at))
 				}
 			}
+			f.onPost = func(string, time.Time) {} // keep no state
 			a := newAdapter(b, f, nil)
 			work := make(chan chat.Message, 1024)
 			ctx, cancel := context.WithCancel(context.Background())
@@ -56,9 +76,18 @@ func BenchmarkSlackRoundTrip(b *testing.B) {
 			for range inFlight {
 				wg.Go(func() {
 					for m := range work {
-						if _, err := a.Send(ctx, m.Ref.Thread(), chat.Output{Text: "ok " + m.Text}); err != nil && ctx.Err() == nil {
-							b.Error(err)
+						// The last request Send writes is the chat.postMessage.
+						var wrote atomic.Int64
+						trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(time.Now().UnixNano()) }}
+						_, err := a.Send(httptrace.WithClientTrace(ctx, trace), m.Ref.Thread(), chat.Output{Text: "ok " + m.Text})
+						if err != nil {
+							if ctx.Err() == nil {
+								b.Error(err)
+							}
+							continue
 						}
+						note(out, in, m.Text, time.Unix(0, wrote.Load()), true)
+						<-sem
 					}
 				})
 			}
@@ -84,21 +113,19 @@ func BenchmarkSlackRoundTrip(b *testing.B) {
 				env, _ := json.Marshal(map[string]any{"type": "events_api", "envelope_id": "e" + id, "payload": cb, "accepts_response_payload": false})
 				return env
 			}
+			stamp := func(id string) { note(in, out, id, time.Now(), false) }
 			deliver := func(id string, raw []byte) {
 				if mode.socket {
-					mu.Lock()
-					sent[id] = time.Now()
-					mu.Unlock()
 					f.sendRaw(raw)
+					stamp(id)
 					return
 				}
 				h := sign(signingSecret, time.Now(), raw)
 				h.Set("Content-Type", "application/json")
-				mu.Lock()
-				sent[id] = time.Now()
-				mu.Unlock()
+				ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+					WroteRequest: func(httptrace.WroteRequestInfo) { stamp(id) }})
 				go func() {
-					res, err := f.do("events", h, raw)
+					res, err := f.doContext(ctx, "events", h, raw)
 					if err != nil || res.StatusCode != http.StatusOK {
 						b.Errorf("POST /events: %v %v", err, res)
 					}

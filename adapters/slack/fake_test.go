@@ -2,6 +2,7 @@ package slack_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -1069,10 +1070,15 @@ func (f *fakeSlack) postSigned(t testing.TB, path, contentType string, body []by
 
 // do POSTs to the adapter's route and reads the whole answer.
 func (f *fakeSlack) do(path string, h http.Header, body []byte) (*http.Response, error) {
+	return f.doContext(context.Background(), path, h, body)
+}
+
+// doContext is do with the request's context.
+func (f *fakeSlack) doContext(ctx context.Context, path string, h http.Header, body []byte) (*http.Response, error) {
 	f.mu.Lock()
 	target := f.routesURL + "/" + f.routeName + "/" + path
 	f.mu.Unlock()
-	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,9 @@ type Server struct {
 	// OnPosted, when set before use, is called with each new post just
 	// before its posted event is written to the websockets.
 	OnPosted func(p *model.Post)
+	// PingEvery, when set before use, is how often the server pings each
+	// websocket (default 30s; the real server pings every 60s).
+	PingEvery time.Duration
 	// OnEventWritten, when set before use, is called each time an event's
 	// frame has been written to a websocket of userID (handed to the
 	// kernel: the client can read it), from the goroutine that wrote it.
@@ -856,7 +859,11 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // the real server pings; the client's watchdog wants it
-		t := time.NewTicker(30 * time.Second)
+		every := s.PingEvery
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -54,7 +54,7 @@ func benchRoundTrip(b *testing.B, inFlight int) {
 	var mu sync.Mutex
 	arrived := map[string]time.Time{} // post id → its frame written to the bot
 	s.OnEventWritten = func(userID string, ev *model.WebSocketEvent) {
-		if userID != bot.Id || ev.EventType() != model.WebsocketEventPosted {
+		if userID != bot.Id || ev.EventType() != model.WebsocketEventPosted || ev.GetData()["sender_name"] != "@alice" {
 			return
 		}
 		now := time.Now()

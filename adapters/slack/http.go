@@ -150,10 +150,11 @@ type innerEvent struct {
 }
 
 // parseInner decodes an event_callback's inner event into the slackevents
-// type handleEvent takes, in one pass over it: slackevents.ParseEvent
-// decodes the whole body five times over, and a message event's twice
-// more (MessageEvent's UnmarshalJSON), for fields the adapter never reads.
-// Other types come back with no Data, which handleEvent ignores.
+// type handleEvent takes, in one pass over it. slackevents.ParseEvent read
+// the whole body twice more and the inner event twice, a message event
+// four times (MessageEvent's UnmarshalJSON decodes it again, and again as
+// a slack.Msg), for fields the adapter never reads. Other types come back
+// with no Data, which handleEvent ignores.
 func parseInner(raw json.RawMessage) (slackevents.EventsAPIInnerEvent, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return slackevents.EventsAPIInnerEvent{}, errors.New("event_callback has a missing or null event")

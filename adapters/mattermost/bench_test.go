@@ -23,10 +23,10 @@ import (
 // BenchmarkMattermostRoundTrip measures the bot's own share of a round
 // trip, with 8 posts in flight (and 1, for the latency without queueing).
 //
-// The clock starts when the fake server has written a user's posted event
-// to the adapter's websocket (the frame is in the bot's socket: the
-// server's JSON encoding and locking are behind it), and stops when the
-// adapter's createPost request for the reply in the thread has been
+// The clock starts as the fake server is about to write a user's posted
+// event to the adapter's websocket (the frame encoded: the server's JSON
+// work and locking are behind it, only the write is left), and stops when
+// the adapter's createPost request for the reply in the thread has been
 // written to its HTTP connection (httptrace's WroteRequest, on the Send
 // call's context). In between is all the bot does: reading and decoding
 // the frame and the post in it, filtering, the handler call, a hand-off to
@@ -52,8 +52,8 @@ func benchRoundTrip(b *testing.B, inFlight int) {
 	s.Join(ch.Id, alice.Id)
 
 	var mu sync.Mutex
-	arrived := map[string]time.Time{} // post id → its frame written to the bot
-	s.OnEventWritten = func(userID string, ev *model.WebSocketEvent) {
+	arrived := map[string]time.Time{} // post id → its frame about to be written to the bot
+	s.OnEventWrite = func(userID string, ev *model.WebSocketEvent) {
 		if userID != bot.Id || ev.EventType() != model.WebsocketEventPosted || ev.GetData()["sender_name"] != "@alice" {
 			return
 		}

@@ -19,18 +19,20 @@ import (
 // BenchmarkSlackRoundTrip measures the bot's own share of a round trip,
 // with 8 messages in flight (and 1, for the latency without queueing).
 //
-// The clock starts when the event is in the bot's hands: in Socket Mode,
-// when the fake Slack has written the envelope's frame to the adapter's
-// WebSocket; over the Events API, when the fake has written the signed POST
-// to the bot's HTTP server (httptrace's WroteRequest). It stops when the
-// adapter's chat.postMessage for the reply has been written to its HTTP
-// connection (WroteRequest on the Send call's context). In between is all
-// the bot does: reading the frame or request (for HTTP, the signature check
-// the core's mount runs), slack-go's and the adapter's decoding, the
-// envelope's ack, filtering, the handler call, a hand-off to a pool of
-// senders (as the core's outbox hands replies to its workers), rendering,
-// and the Web API request up to its last byte written. Slack's side
-// (building and encoding the event, handling chat.postMessage) is not in it.
+// The clock starts as the event is about to reach the bot: in Socket Mode,
+// as the fake Slack is about to write the envelope's frame to the
+// adapter's WebSocket (encoded, its locks taken: only the write is left);
+// over the Events API, as the fake's HTTP client has its connection to the
+// bot's server and is about to write the signed POST (httptrace's
+// GotConn). It stops when the adapter's chat.postMessage for the reply has
+// been written to its HTTP connection (WroteRequest on the Send call's
+// context). In between is all the bot does: reading the frame or request
+// (for HTTP, the signature check the core's mount runs), slack-go's and
+// the adapter's decoding, the envelope's ack, filtering, the handler call,
+// a hand-off to a pool of senders (as the core's outbox hands replies to
+// its workers), rendering, and the Web API request up to its last byte
+// written. Slack's side (building and encoding the event, handling
+// chat.postMessage) is not in it, but for the write of the event itself.
 //
 // msgs/s is the whole loop's rate, the fake included, on the same cores.
 func BenchmarkSlackRoundTrip(b *testing.B) {
@@ -45,29 +47,10 @@ func BenchmarkSlackRoundTrip(b *testing.B) {
 			general := f.channel("general")
 			alice := f.user("alice")
 
-			// The two ends of each round trip, by message text, which
-			// may be noted in either order.
 			var mu sync.Mutex
-			in, out := map[string]time.Time{}, map[string]time.Time{}
+			sent := map[string]time.Time{} // message text → its clock started
 			lat := make([]time.Duration, 0, b.N+2*inFlight)
 			sem := make(chan struct{}, inFlight)
-			// note records one end of id's round trip in mine, and the
-			// latency once the other end is in theirs.
-			note := func(mine, theirs map[string]time.Time, id string, at time.Time, isOut bool) {
-				mu.Lock()
-				defer mu.Unlock()
-				t, ok := theirs[id]
-				if !ok {
-					mine[id] = at
-					return
-				}
-				delete(theirs, id)
-				if isOut {
-					lat = append(lat, at.Sub(t))
-				} else {
-					lat = append(lat, t.Sub(at))
-				}
-			}
 			f.onPost = func(string, time.Time) {} // keep no state
 			a := newAdapter(b, f, nil)
 			work := make(chan chat.Message, 1024)
@@ -86,7 +69,12 @@ func BenchmarkSlackRoundTrip(b *testing.B) {
 							}
 							continue
 						}
-						note(out, in, m.Text, time.Unix(0, wrote.Load()), true)
+						mu.Lock()
+						if t0, ok := sent[m.Text]; ok {
+							lat = append(lat, time.Unix(0, wrote.Load()).Sub(t0))
+							delete(sent, m.Text)
+						}
+						mu.Unlock()
 						<-sem
 					}
 				})
@@ -113,17 +101,23 @@ func BenchmarkSlackRoundTrip(b *testing.B) {
 				env, _ := json.Marshal(map[string]any{"type": "events_api", "envelope_id": "e" + id, "payload": cb, "accepts_response_payload": false})
 				return env
 			}
-			stamp := func(id string) { note(in, out, id, time.Now(), false) }
+			// Stamped before the event is written, so before the bot can
+			// have it.
+			stamp := func(id string) {
+				now := time.Now()
+				mu.Lock()
+				sent[id] = now
+				mu.Unlock()
+			}
 			deliver := func(id string, raw []byte) {
 				if mode.socket {
-					f.sendRaw(raw)
-					stamp(id)
+					f.sendRawMarked(raw, func() { stamp(id) })
 					return
 				}
 				h := sign(signingSecret, time.Now(), raw)
 				h.Set("Content-Type", "application/json")
 				ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-					WroteRequest: func(httptrace.WroteRequestInfo) { stamp(id) }})
+					GotConn: func(httptrace.GotConnInfo) { stamp(id) }})
 				go func() {
 					res, err := f.doContext(ctx, "events", h, raw)
 					if err != nil || res.StatusCode != http.StatusOK {

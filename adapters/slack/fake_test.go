@@ -784,13 +784,23 @@ func (f *fakeSlack) sendEnvelope(typ string, payload any) string {
 }
 
 // sendRaw sends bytes as they are over the current connection.
-func (f *fakeSlack) sendRaw(b []byte) {
+func (f *fakeSlack) sendRaw(b []byte) { f.sendRawMarked(b, nil) }
+
+// sendRawMarked is sendRaw calling mark, when set, just before the write
+// (the fake's locks taken: only the write is left).
+func (f *fakeSlack) sendRawMarked(b []byte, mark func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn == nil {
 		f.t.Fatal("fake slack: no Socket Mode connection")
 	}
-	_ = f.conn.write(b)
+	c := f.conn
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if mark != nil {
+		mark()
+	}
+	_ = c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
 // dropConnection closes the Socket Mode connection without a word, as a

@@ -92,6 +92,7 @@ func TestWhatCountsAsACommand(t *testing.T) {
 			{"the bot's own mention", slackevents.AppMentionEvent{Type: "app_mention", User: botUserID, Text: "<@" + botUserID + "> own", TimeStamp: ts(), Channel: general.ID, BotID: botBotID}},
 			{"another bot's DM", slackevents.MessageEvent{Type: "message", User: "U0OTHERBOT", BotID: "B0OTHER", Text: "beep", TimeStamp: ts(), Channel: dm.ID, ChannelType: "im"}},
 			{"another bot's mention", slackevents.AppMentionEvent{Type: "app_mention", User: "U0OTHERBOT", BotID: "B0OTHER", Text: "<@" + botUserID + "> beep", TimeStamp: ts(), Channel: general.ID}},
+			{"a person's channel join", slackevents.MessageEvent{Type: "message", SubType: "channel_join", User: alice, Text: "<@" + alice + "> has joined the channel", TimeStamp: ts(), Channel: general.ID, ChannelType: "channel"}},
 			{"a bot_message", slackevents.MessageEvent{Type: "message", SubType: "bot_message", Text: "beep", TimeStamp: ts(), Channel: dm.ID, ChannelType: "im"}},
 			{"an edit", map[string]any{"type": "message", "subtype": "message_changed", "channel": dm.ID, "channel_type": "im", "ts": ts(),
 				"message": map[string]any{"type": "message", "user": alice, "text": "deploy y", "ts": ts()}}},

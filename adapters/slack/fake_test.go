@@ -2,6 +2,7 @@ package slack_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -783,13 +784,23 @@ func (f *fakeSlack) sendEnvelope(typ string, payload any) string {
 }
 
 // sendRaw sends bytes as they are over the current connection.
-func (f *fakeSlack) sendRaw(b []byte) {
+func (f *fakeSlack) sendRaw(b []byte) { f.sendRawMarked(b, nil) }
+
+// sendRawMarked is sendRaw calling mark, when set, just before the write
+// (the fake's locks taken: only the write is left).
+func (f *fakeSlack) sendRawMarked(b []byte, mark func()) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.conn == nil {
 		f.t.Fatal("fake slack: no Socket Mode connection")
 	}
-	_ = f.conn.write(b)
+	c := f.conn
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if mark != nil {
+		mark()
+	}
+	_ = c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
 // dropConnection closes the Socket Mode connection without a word, as a
@@ -1069,10 +1080,15 @@ func (f *fakeSlack) postSigned(t testing.TB, path, contentType string, body []by
 
 // do POSTs to the adapter's route and reads the whole answer.
 func (f *fakeSlack) do(path string, h http.Header, body []byte) (*http.Response, error) {
+	return f.doContext(context.Background(), path, h, body)
+}
+
+// doContext is do with the request's context.
+func (f *fakeSlack) doContext(ctx context.Context, path string, h http.Header, body []byte) (*http.Response, error) {
 	f.mu.Lock()
 	target := f.routesURL + "/" + f.routeName + "/" + path
 	f.mu.Unlock()
-	req, err := http.NewRequest(http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package slack
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -58,9 +59,10 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var outer struct {
-		Type      string `json:"type"`
-		Challenge string `json:"challenge"`
-		EventID   string `json:"event_id"`
+		Type      string          `json:"type"`
+		Challenge string          `json:"challenge"`
+		EventID   string          `json:"event_id"`
+		Event     json.RawMessage `json:"event"`
 	}
 	if err := json.Unmarshal(body, &outer); err != nil {
 		http.Error(w, "malformed JSON", http.StatusBadRequest)
@@ -72,17 +74,17 @@ func (a *Adapter) serveEvents(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, outer.Challenge)
 		return
 	case slackevents.CallbackEvent:
-		ev, err := slackevents.ParseEvent(body, slackevents.OptionNoVerifyToken())
+		inner, err := parseInner(outer.Event)
 		if err != nil {
-			// An event type slack-go does not know, or not for us: Slack
-			// must not retry it.
+			// Not an event for us, or not one we can read: Slack must
+			// not retry it.
 			a.log.Debug("slack: event not handled", "err", err)
 			break
 		}
 		if n := r.Header.Get("X-Slack-Retry-Num"); n != "" {
 			a.log.Debug("slack: event redelivered", "event_id", outer.EventID, "retry", n, "reason", r.Header.Get("X-Slack-Retry-Reason"))
 		}
-		a.handleEvent(outer.EventID, ev.InnerEvent)
+		a.handleEvent(outer.EventID, inner)
 	case slackevents.AppRateLimited:
 		a.log.Warn("slack: Slack is dropping events: the app is rate limited")
 	}
@@ -129,4 +131,46 @@ func (a *Adapter) serveInteractive(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	a.handleInteraction(cb)
+}
+
+// innerEvent is what handleEvent reads of the inner events it handles
+// (app_mention, message), with slackevents' JSON names.
+type innerEvent struct {
+	Type            string              `json:"type"`
+	SubType         string              `json:"subtype"`
+	User            string              `json:"user"`
+	BotID           string              `json:"bot_id"`
+	Text            string              `json:"text"`
+	Channel         string              `json:"channel"`
+	ChannelType     string              `json:"channel_type"`
+	TimeStamp       string              `json:"ts"`
+	ThreadTimeStamp string              `json:"thread_ts"`
+	EventTimeStamp  string              `json:"event_ts"`
+	Edited          *slackevents.Edited `json:"edited"`
+}
+
+// parseInner decodes an event_callback's inner event into the slackevents
+// type handleEvent takes, in one pass over it. slackevents.ParseEvent read
+// the whole body twice more and the inner event twice, a message event
+// four times (MessageEvent's UnmarshalJSON decodes it again, and again as
+// a slack.Msg), for fields the adapter never reads. Other types come back
+// with no Data, which handleEvent ignores.
+func parseInner(raw json.RawMessage) (slackevents.EventsAPIInnerEvent, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return slackevents.EventsAPIInnerEvent{}, errors.New("event_callback has a missing or null event")
+	}
+	var e innerEvent
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return slackevents.EventsAPIInnerEvent{}, fmt.Errorf("slack: decoding the inner event: %w", err)
+	}
+	in := slackevents.EventsAPIInnerEvent{Type: e.Type}
+	switch e.Type {
+	case string(slackevents.AppMention):
+		in.Data = &slackevents.AppMentionEvent{Type: e.Type, User: e.User, Text: e.Text, TimeStamp: e.TimeStamp,
+			ThreadTimeStamp: e.ThreadTimeStamp, Channel: e.Channel, EventTimeStamp: e.EventTimeStamp, BotID: e.BotID, Edited: e.Edited}
+	case string(slackevents.Message):
+		in.Data = &slackevents.MessageEvent{Type: e.Type, SubType: e.SubType, User: e.User, BotID: e.BotID, Text: e.Text,
+			TimeStamp: e.TimeStamp, ThreadTimeStamp: e.ThreadTimeStamp, Channel: e.Channel, ChannelType: e.ChannelType, EventTimeStamp: e.EventTimeStamp}
+	}
+	return in, nil
 }

@@ -51,6 +51,13 @@ type Server struct {
 	// OnPosted, when set before use, is called with each new post just
 	// before its posted event is written to the websockets.
 	OnPosted func(p *model.Post)
+	// PingEvery, when set before use, is how often the server pings each
+	// websocket (default 30s; the real server pings every 60s).
+	PingEvery time.Duration
+	// OnEventWrite, when set before use, is called as an event's frame is
+	// about to be written to a websocket of userID (encoded: only the
+	// write is left), from the goroutine that writes it.
+	OnEventWrite func(userID string, ev *model.WebSocketEvent)
 
 	srv *httptest.Server
 
@@ -516,11 +523,14 @@ func (s *Server) create(p *model.Post, me *model.User) (*model.Post, int, string
 	c.LastPostAt = post.CreateAt
 	c.TotalMsgCount++
 
+	// What clients get, once, for the event and the response alike.
+	out := clientPost(post)
+	outJSON, _ := json.Marshal(out)
 	data := map[string]any{
 		"channel_display_name": c.DisplayName,
 		"channel_name":         c.Name,
 		"channel_type":         string(c.Type),
-		"post":                 clientJSON(post),
+		"post":                 string(outJSON),
 		"sender_name":          "@" + me.Username,
 		"set_online":           true,
 		"team_id":              c.TeamId,
@@ -533,7 +543,7 @@ func (s *Server) create(p *model.Post, me *model.User) (*model.Post, int, string
 		s.OnPosted(post)
 	}
 	s.broadcast(model.WebsocketEventPosted, c.Id, "", data)
-	return clientPost(post), 0, "", ""
+	return out, 0, "", ""
 }
 
 // mentions returns the members of c that message mentions by @username.
@@ -781,19 +791,67 @@ func (s *Server) executeCommand(w http.ResponseWriter, r *http.Request, me *mode
 	writeJSON(w, http.StatusOK, cr)
 }
 
-// conn is one authenticated websocket.
+// conn is one websocket. As the real server's WebConn does, it writes
+// from a goroutine of its own, from a queue that events are put on in
+// order, so that no lock of the server is held across a network write; a
+// client that lets the queue fill is dropped, as the real server drops it.
 type conn struct {
+	s      *Server
 	ws     *websocket.Conn
 	userID string
-	mu     sync.Mutex // serialises writes and seq
+	mu     sync.Mutex // orders seq and the queue
 	seq    int64
+	out    chan frame
+	done   chan struct{}
+}
+
+// frame is a text frame to write, with its event when it is one.
+type frame struct {
+	b  []byte
+	ev *model.WebSocketEvent
+}
+
+const sendQueueSize = 256 // as the real server's
+
+func newConn(s *Server, ws *websocket.Conn) *conn {
+	return &conn{s: s, ws: ws, out: make(chan frame, sendQueueSize), done: make(chan struct{})}
+}
+
+// writer writes the queued frames until done is closed.
+func (c *conn) writer(exited chan<- struct{}) {
+	defer close(exited)
+	for {
+		select {
+		case f := <-c.out:
+			if f.ev != nil && c.s.OnEventWrite != nil {
+				c.s.OnEventWrite(c.userID, f.ev)
+			}
+			_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_ = c.ws.WriteMessage(websocket.TextMessage, f.b)
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// enqueue puts f on the queue; c.mu is held.
+func (c *conn) enqueue(f frame) {
+	select {
+	case c.out <- f:
+	case <-c.done:
+	default:
+		c.ws.Close()
+	}
 }
 
 func (c *conn) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_ = c.ws.WriteJSON(v)
+	c.enqueue(frame{b: b})
 }
 
 func (c *conn) event(ev *model.WebSocketEvent) {
@@ -805,8 +863,7 @@ func (c *conn) event(ev *model.WebSocketEvent) {
 	if err != nil {
 		return
 	}
-	_ = c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_ = c.ws.WriteMessage(websocket.TextMessage, b)
+	c.enqueue(frame{b: b, ev: ev})
 }
 
 // broadcast sends an event to the members of channelID (or to userID
@@ -840,7 +897,13 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 	defer ws.Close()
-	c := &conn{ws: ws}
+	c := newConn(s, ws)
+	exited := make(chan struct{})
+	go c.writer(exited)
+	defer func() { // after c has left s.conns: nothing is queued any more
+		close(c.done)
+		<-exited
+	}()
 	if token := bearer(r); token != "" {
 		s.mu.Lock()
 		c.userID = s.tokens[token]
@@ -849,16 +912,19 @@ func (s *Server) websocket(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { // the real server pings; the client's watchdog wants it
-		t := time.NewTicker(30 * time.Second)
+		every := s.PingEvery
+		if every <= 0 {
+			every = 30 * time.Second
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				c.mu.Lock()
+				// Control frames may be written alongside the writer's.
 				_ = ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second))
-				c.mu.Unlock()
 			}
 		}
 	}()

@@ -166,9 +166,9 @@ func TestHealthzNamesAFailedPluginUntilItsRetryBringsItBack(t *testing.T) {
 	}
 
 	c.say(t, "chima exit")
-	c.expect(t, "The crashy plugin crashed while handling `exit`; it was restarted.")
+	c.expect(t, "The crashy plugin crashed while handling exit; it was restarted.")
 	c.say(t, "chima exit")
-	c.expect(t, "The crashy plugin crashed while handling `exit`, and is down now (it crashed 2 times within 1m0s; next restart in")
+	c.expect(t, "The crashy plugin crashed while handling exit, and is down now (it crashed 2 times within 1m0s; next restart in")
 	c.say(t, "chima echo hi")
 	c.expect(t, "The crashy plugin is down (it crashed 2 times within 1m0s; next restart in")
 	code, body := healthz(t, addr)
@@ -186,7 +186,7 @@ func TestHealthzNamesAFailedPluginUntilItsRetryBringsItBack(t *testing.T) {
 		t.Fatalf("/healthz after the retry = %q", body)
 	}
 	c.say(t, "chima exit")
-	c.expect(t, "The crashy plugin crashed while handling `exit`; it was restarted.")
+	c.expect(t, "The crashy plugin crashed while handling exit; it was restarted.")
 }
 
 func TestPluginWithBadSettingsSaysInChatItCouldNotStartAndWhy(t *testing.T) {

@@ -1,6 +1,7 @@
 package mattermost_test
 
 import (
+	"os"
 	"testing"
 
 	"github.com/mattermost/mattermost-server/v6/model"
@@ -9,6 +10,12 @@ import (
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/chat/chattest"
 )
+
+// TestMain fails the run when a goroutine of the adapter outlives the
+// tests: every Run must have returned and closed its websocket.
+func TestMain(m *testing.M) {
+	os.Exit(chattest.RunWithoutLeaks(m, "chimaops/chima/adapters/mattermost."))
+}
 
 // TestConformance runs the adapter conformance suite against the fake
 // server, with golden renders, rate limits and everything else the suite

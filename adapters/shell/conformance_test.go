@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -20,34 +19,7 @@ import (
 // TestMain fails the run when a goroutine of the adapter or of readline
 // outlives the tests: every Run must have returned and cleaned up.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(); leaks != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to chattest.Guard for the adapter's and
-// readline's goroutines to end and returns the stacks of those that did not.
-func leakedGoroutines() string {
-	deadline := time.Now().Add(chattest.Guard)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaks []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "chimaops/chima/adapters/shell.") || strings.Contains(g, "github.com/chzyer/readline") {
-				leaks = append(leaks, g)
-			}
-		}
-		if len(leaks) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	os.Exit(chattest.RunWithoutLeaks(m, "chimaops/chima/adapters/shell.", "github.com/chzyer/readline"))
 }
 
 func TestConformance(t *testing.T) {

@@ -2,12 +2,9 @@ package slack_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,32 +16,7 @@ import (
 // TestMain fails the run when a goroutine of the adapter or of slack-go
 // outlives the tests: every Run must have returned and cleaned up.
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaks := leakedGoroutines(); leaks != "" {
-			fmt.Fprintf(os.Stderr, "goroutines left running after the tests:\n\n%s\n", leaks)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func leakedGoroutines() string {
-	deadline := time.Now().Add(chattest.Guard)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaks []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "chimaops/chima/adapters/slack.") || strings.Contains(g, "slack-go/slack/socketmode") {
-				leaks = append(leaks, g)
-			}
-		}
-		if len(leaks) == 0 || time.Now().After(deadline) {
-			return strings.Join(leaks, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	os.Exit(chattest.RunWithoutLeaks(m, "chimaops/chima/adapters/slack.", "slack-go/slack/socketmode"))
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

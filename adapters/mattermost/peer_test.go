@@ -1,7 +1,6 @@
 package mattermost_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -119,27 +117,9 @@ func needReal(t *testing.T) *realBackend {
 }
 
 func loadReal() (*realBackend, string) {
-	path := os.Getenv("CHIMA_MATTERMOST_ENV")
-	if path == "" {
-		return nil, "CHIMA_MATTERMOST_ENV is not set"
-	}
-	f, err := os.Open(path)
+	env, err := mmtest.RealEnv("MM_URL", "MM_TEAM_NAME", "MM_TEAM_ID", "MM_BOT_USER_ID", "MM_BOT_USERNAME", "MM_BOT_TOKEN", "MM_USER_ID", "MM_USER_TOKEN", "MM_ADMIN_USERNAME", "MM_ADMIN_PASSWORD")
 	if err != nil {
 		return nil, err.Error()
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "=")
-		if ok {
-			env[k] = strings.Trim(v, `'"`)
-		}
-	}
-	for _, k := range []string{"MM_URL", "MM_TEAM_NAME", "MM_TEAM_ID", "MM_BOT_USER_ID", "MM_BOT_USERNAME", "MM_BOT_TOKEN", "MM_USER_ID", "MM_USER_TOKEN", "MM_ADMIN_USERNAME", "MM_ADMIN_PASSWORD"} {
-		if env[k] == "" {
-			return nil, path + " has no " + k
-		}
 	}
 	admin := model.NewAPIv4Client(env["MM_URL"])
 	if _, _, err := admin.Login(env["MM_ADMIN_USERNAME"], env["MM_ADMIN_PASSWORD"]); err != nil {

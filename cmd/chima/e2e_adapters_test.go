@@ -27,6 +27,7 @@ import (
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/slacktest"
 
+	"github.com/chimaops/chima/adapters/mattermost/mmtest"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -344,26 +345,9 @@ type realMattermost struct {
 // the server post integration actions to loopback; it returns nil and why
 // when there is none.
 func loadMattermost() (*realMattermost, string) {
-	path := os.Getenv("CHIMA_MATTERMOST_ENV")
-	if path == "" {
-		return nil, "CHIMA_MATTERMOST_ENV is not set"
-	}
-	f, err := os.Open(path)
+	env, err := mmtest.RealEnv("MM_URL", "MM_TEAM_NAME", "MM_CHANNEL_ID", "MM_USER_ID", "MM_BOT_USER_ID", "MM_BOT_USERNAME", "MM_BOT_TOKEN", "MM_USER_TOKEN", "MM_ADMIN_USERNAME", "MM_ADMIN_PASSWORD")
 	if err != nil {
 		return nil, err.Error()
-	}
-	defer f.Close()
-	env := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), "="); ok {
-			env[k] = strings.Trim(v, `'"`)
-		}
-	}
-	for _, k := range []string{"MM_URL", "MM_TEAM_NAME", "MM_CHANNEL_ID", "MM_USER_ID", "MM_BOT_USER_ID", "MM_BOT_USERNAME", "MM_BOT_TOKEN", "MM_USER_TOKEN", "MM_ADMIN_USERNAME", "MM_ADMIN_PASSWORD"} {
-		if env[k] == "" {
-			return nil, path + " has no " + k
-		}
 	}
 	admin := model.NewAPIv4Client(env["MM_URL"])
 	if _, _, err := admin.Login(env["MM_ADMIN_USERNAME"], env["MM_ADMIN_PASSWORD"]); err != nil {

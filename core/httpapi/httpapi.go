@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chimaops/chima/core/webhook"
 )
 
 // Options configure the server.
@@ -27,6 +29,13 @@ type Options struct {
 	// Health returns an error when the bot is not healthy.
 	Health func(ctx context.Context) error
 	Logger *slog.Logger
+	// BodyBudget bounds the bytes of adapter routes' bodies being read
+	// before Verify, across all requests at once; webhook.SharedBudget()
+	// when nil, the same as GitHub's webhook.
+	BodyBudget *webhook.Budget
+	// BudgetWait is how long a request waits for room in the budget before
+	// it is answered 503 with Retry-After; webhook.DefaultBudgetWait when 0.
+	BudgetWait time.Duration
 }
 
 // Server is the HTTP server.

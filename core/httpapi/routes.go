@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/webhook"
 )
 
 // DefaultMaxBody bounds the body of an adapter's route whose Route.MaxBody
@@ -22,6 +24,7 @@ const (
 	reasonTooLarge     = "too_large"
 	reasonUnauthorized = "unauthorized"
 	reasonBadBody      = "bad_body"
+	reasonBusy         = "busy"
 )
 
 // newRejected returns the counter of requests refused before their handler,
@@ -115,6 +118,38 @@ func (s *Server) verified(pattern string, r chat.Route) http.Handler {
 			reject(w, req, http.StatusRequestEntityTooLarge, reasonTooLarge, fmt.Errorf("body of %d bytes is over the limit of %d", req.ContentLength, limit))
 			return
 		}
+		// What a stranger may make the bot hold before Verify is bounded
+		// across requests, not only per request: a flood of large forged
+		// bodies waits for the budget, then gets 503, unread.
+		need := limit
+		if req.ContentLength >= 0 && req.ContentLength < limit {
+			need = req.ContentLength
+		}
+		budget, wait := s.o.BodyBudget, s.o.BudgetWait
+		if budget == nil {
+			budget = webhook.SharedBudget()
+		}
+		if wait <= 0 {
+			wait = webhook.DefaultBudgetWait
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), wait)
+		ok := budget.Acquire(ctx, need)
+		cancel()
+		if !ok {
+			w.Header().Set("Retry-After", "5")
+			reject(w, req, http.StatusServiceUnavailable, reasonBusy, fmt.Errorf("no room for %d more unverified bytes", need))
+			return
+		}
+		// Held only until Verify has spoken: a verified request's handler
+		// may take long (an inbound hook waits for its replies).
+		released := false
+		release := func() {
+			if !released {
+				released = true
+				budget.Release(need)
+			}
+		}
+		defer release()
 		body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, limit))
 		if err != nil {
 			var mbe *http.MaxBytesError
@@ -126,7 +161,9 @@ func (s *Server) verified(pattern string, r chat.Route) http.Handler {
 			return
 		}
 		req.Body = io.NopCloser(bytes.NewReader(body))
-		if err := r.Verify(req, body); err != nil {
+		err = r.Verify(req, body)
+		release()
+		if err != nil {
 			reject(w, req, http.StatusUnauthorized, reasonUnauthorized, err)
 			return
 		}

@@ -12,10 +12,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/webhook"
 )
 
 var routeSecret = []byte("s3cret-signing-key")
@@ -237,5 +239,69 @@ func TestAPostToNoRouteIsNotFound(t *testing.T) {
 		if rec.Code != http.StatusNotFound || ran.Load() != 0 {
 			t.Errorf("POST %s: %d, handler ran %d times; want 404 and nothing run", target, rec.Code, ran.Load())
 		}
+	}
+}
+
+// TestUnverifiedBodiesShareOneBudget: what strangers make the bot hold
+// before Verify is bounded across requests. While one slow body holds the
+// whole budget, the next request is answered 503 with Retry-After, unread,
+// and once the first is done the budget is whole again.
+func TestUnverifiedBodiesShareOneBudget(t *testing.T) {
+	budget := webhook.NewBudget(100)
+	s := New(Options{BodyBudget: budget, BudgetWait: 20 * time.Millisecond})
+	var ran atomic.Int32
+	var got []byte
+	if err := s.Mount("slack", signedRoute(100, &ran, &got)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+
+	// A body of unknown length that never ends holds the route's whole
+	// limit of the budget.
+	pr, pw := io.Pipe()
+	slow := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/slack/events", pr)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			slow <- 0
+			return
+		}
+		resp.Body.Close()
+		slow <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for budget.InUse() != 100 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow request holds %d bytes of the budget, want 100", budget.InUse())
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	post := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/slack/events", strings.NewReader("{}"))
+		req.Header.Set("X-Signature", sign([]byte("{}")))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || ran.Load() != 0 {
+		t.Errorf("a request while the budget is used up: %d, Retry-After %q, handler ran %d times; want 503 with Retry-After and nothing run",
+			resp.StatusCode, resp.Header.Get("Retry-After"), ran.Load())
+	}
+	pw.CloseWithError(io.ErrUnexpectedEOF)
+	<-slow
+	for budget.InUse() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the budget still holds %d bytes after the slow request ended", budget.InUse())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if resp := post(); resp.StatusCode != http.StatusAccepted || ran.Load() != 1 {
+		t.Errorf("a request once the budget is free: %d, handler ran %d times", resp.StatusCode, ran.Load())
 	}
 }

@@ -9,6 +9,11 @@ import (
 // receivers do not double the bound.
 var defaultBudget = NewBudget(DefaultBudget)
 
+// SharedBudget is the budget of every receiver that names none: GitHub's
+// webhook and the adapters' routes (core/httpapi) share it, so that a flood
+// on one endpoint and another does not double the bound.
+func SharedBudget() *Budget { return defaultBudget }
+
 // Budget bounds a number of bytes in use at once, across goroutines: the
 // bodies of webhook requests read before their signature is verified. Unlike
 // a semaphore over requests, it lets many small bodies in beside one large

@@ -42,3 +42,33 @@ func TestRESTErrorsMapToWhatTheOutboxNeeds(t *testing.T) {
 		t.Errorf("429: %v, want a RetryAfterError", err)
 	}
 }
+
+// TestButtonsSignedBeforeARestartStillVerifyAfterIt: without
+// action_secret_env, the key comes from the bot's token, so the adapter a
+// restart builds accepts the buttons its predecessor posted, and an adapter
+// with another token does not.
+func TestButtonsSignedBeforeARestartStillVerifyAfterIt(t *testing.T) {
+	build := func(token string) *Adapter {
+		t.Helper()
+		a, err := Factory(chat.Setup{
+			Name: "mattermost",
+			Decode: func(v any) error {
+				c := v.(*Config)
+				c.URL, c.TokenEnv, c.Team, c.ActionsURL = "http://127.0.0.1:1", "T", "acme", "http://127.0.0.1:2"
+				return nil
+			},
+			Secret: func(string) (string, error) { return token, nil },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.(*Adapter)
+	}
+	before, after, other := build("token-1"), build("token-1"), build("token-2")
+	if got, want := after.sign("chima.act:deploy:cancel", "42"), before.sign("chima.act:deploy:cancel", "42"); got != want {
+		t.Errorf("the restarted adapter signs the button %q, its predecessor %q", got, want)
+	}
+	if other.sign("chima.act:deploy:cancel", "42") == before.sign("chima.act:deploy:cancel", "42") {
+		t.Error("an adapter with another token signs buttons with the same key")
+	}
+}

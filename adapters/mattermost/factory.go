@@ -1,6 +1,8 @@
 package mattermost
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -60,10 +62,23 @@ func Factory(s chat.Setup) (chat.Adapter, error) {
 			return nil, fmt.Errorf("mattermost adapter %q: action_secret_env: %w", s.Name, err)
 		}
 		o.ActionKey = []byte(key)
+	} else {
+		// Without a key of its own, buttons are signed with one derived
+		// from the bot's token: stable across restarts (a button posted
+		// before one still works after it) and as secret as the token.
+		o.ActionKey = derivedButtonKey(o.Token, s.Name)
 	}
 	a, err := New(o)
 	if err != nil {
 		return nil, fmt.Errorf("mattermost adapter %q: %w", s.Name, err)
 	}
 	return a, nil
+}
+
+// derivedButtonKey is the key that signs buttons when no action_secret_env
+// is configured: an HMAC of the adapter's name under the bot's token.
+func derivedButtonKey(token, adapter string) []byte {
+	m := hmac.New(sha256.New, []byte(token))
+	m.Write([]byte("chima mattermost button key v1\x00" + adapter))
+	return m.Sum(nil)
 }

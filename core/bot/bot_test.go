@@ -54,7 +54,7 @@ type botOptions struct {
 	before   func(*store.Store)           // runs on the store before the bot starts
 	settings map[string]map[string]string // plugin → settings
 	redactor *redact.Redactor
-	metrics  *bot.Metrics                 // nil: the bot's own
+	metrics  *bot.Metrics // nil: the bot's own
 	// startErrsOK lets plugins fail to start; the bot runs without them.
 	startErrsOK bool
 	// maxRestarts is every plugin's max_restarts; 0 means 3.

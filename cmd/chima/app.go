@@ -264,11 +264,16 @@ func (a *app) pluginStatus() []pluginhost.Status {
 	return status
 }
 
-// health is the host's Health with secret values masked: /healthz answers
-// whoever asks.
+// health is the host's Health, then the audit log's (unhealthy while its
+// writes fail), with secret values masked: /healthz answers whoever asks.
 func (a *app) health(context.Context) error {
 	if err := a.host.Health(); err != nil {
 		return errors.New(a.redact.String(err.Error()))
+	}
+	if a.bot != nil {
+		if err := a.bot.AuditHealth(); err != nil {
+			return errors.New(a.redact.String("audit log: " + err.Error()))
+		}
 	}
 	return nil
 }

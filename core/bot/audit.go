@@ -2,9 +2,14 @@ package bot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chimaops/chima/core/redact"
 	"github.com/chimaops/chima/core/store"
@@ -13,44 +18,107 @@ import (
 // auditWriter records audit entries off the dispatch path, in batches: a
 // command's reply never waits for a disk write, and nothing is dropped (the
 // queue is bounded and blocks when full, slowing dispatch instead).
+//
+// An allowed command is audited twice, in one row: its decision (outcome
+// "running") before the plugin is called, which the command waits for, and
+// its outcome after, which nobody waits for. Entries whose decision ran
+// nothing (denied, rejected, help) are one final write, not waited for.
 type auditWriter struct {
-	st   *store.Store
-	log  *slog.Logger
-	red  *redact.Redactor
-	ch   chan store.AuditEntry
-	done chan struct{}
-	once sync.Once
+	st       *store.Store
+	log      *slog.Logger
+	red      *redact.Redactor
+	failures prometheus.Counter
+	ch       chan auditItem
+	done     chan struct{}
+	once     sync.Once
+	// failing holds the error of the last write while writes fail, nil
+	// once one succeeds again (see Bot.AuditHealth).
+	failing atomic.Pointer[error]
 }
 
-func newAuditWriter(st *store.Store, log *slog.Logger, red *redact.Redactor) *auditWriter {
-	w := &auditWriter{st: st, log: log, red: red, ch: make(chan store.AuditEntry, 4096), done: make(chan struct{})}
+// auditItem is one thing to write: a final entry, a decision someone waits
+// for (reply is set), or the outcome of a decision recorded earlier.
+type auditItem struct {
+	entry   store.AuditEntry
+	reply   chan decisionResult // a decision: wait for its id
+	outcome *store.AuditOutcome // an outcome: update entry outcome.ID
+}
+
+type decisionResult struct {
+	id  int64
+	err error
+}
+
+func newAuditWriter(st *store.Store, log *slog.Logger, red *redact.Redactor, failures prometheus.Counter) *auditWriter {
+	w := &auditWriter{st: st, log: log, red: red, failures: failures, ch: make(chan auditItem, 4096), done: make(chan struct{})}
 	go w.loop()
 	return w
 }
 
-func (w *auditWriter) record(e store.AuditEntry) { w.ch <- e }
+// record queues a final entry.
+func (w *auditWriter) record(e store.AuditEntry) { w.ch <- auditItem{entry: e} }
+
+// decide writes e, the decision to run a command, and returns its entry's
+// id once it is committed: the caller runs the command only then, so a
+// bot that dies mid-command leaves the decision in the log. Decisions of
+// concurrent commands share one commit. Without a store it returns 0.
+func (w *auditWriter) decide(e store.AuditEntry) (int64, error) {
+	if w.st == nil {
+		return 0, nil
+	}
+	reply := make(chan decisionResult, 1)
+	w.ch <- auditItem{entry: e, reply: reply}
+	r := <-reply
+	return r.id, r.err
+}
+
+// finish queues the outcome of the decision recorded as entry id; id 0 (no
+// store, or the decision failed to write) records nothing.
+func (w *auditWriter) finish(id int64, outcome, detail string, d time.Duration) {
+	if id == 0 {
+		return
+	}
+	w.ch <- auditItem{outcome: &store.AuditOutcome{ID: id, Outcome: outcome, Detail: detail, Duration: d}}
+}
 
 // auditLinger is how long the writer gathers entries before a write: group
 // commit. A write costs about the same for 1 entry as for 100, and nobody
-// waits on the audit log, so a short delay buys a lot of throughput.
+// waits on the audit log, so a short delay buys a lot of throughput. A
+// decision, which its command waits for, is written without lingering:
+// what queued behind the write in progress shares the next commit.
 const auditLinger = 20 * time.Millisecond
 
 func (w *auditWriter) loop() {
 	defer close(w.done)
-	batch := make([]store.AuditEntry, 0, 512)
+	batch := make([]auditItem, 0, 512)
 	timer := time.NewTimer(auditLinger)
 	timer.Stop()
-	for e := range w.ch {
-		batch = append(batch[:0], e)
+	for it := range w.ch {
+		batch = append(batch[:0], it)
+		waited := it.reply != nil
 		timer.Reset(auditLinger)
 	gather:
 		for len(batch) < cap(batch) {
+			if waited {
+				// Take what is queued already, and no more.
+				select {
+				case it, ok := <-w.ch:
+					if !ok {
+						break gather
+					}
+					batch = append(batch, it)
+					continue
+				default:
+					break gather
+				}
+			}
 			select {
-			case e, ok := <-w.ch:
+			case it, ok := <-w.ch:
 				if !ok {
 					break gather
 				}
-				batch = append(batch, e)
+				batch = append(batch, it)
+				waited = waited || it.reply != nil
 			case <-timer.C:
 				break gather
 			}
@@ -60,20 +128,83 @@ func (w *auditWriter) loop() {
 	}
 }
 
-func (w *auditWriter) write(batch []store.AuditEntry) {
+// write writes a batch: final entries, then decisions, then outcomes (an
+// outcome's decision was committed in an earlier batch: its command waited
+// for it). A failed write is counted, logged at error level, and makes
+// AuditHealth report it until a write succeeds; a decision that failed
+// tells its command, which then does not run.
+func (w *auditWriter) write(batch []auditItem) {
 	if w.st == nil {
+		for _, it := range batch {
+			if it.reply != nil {
+				it.reply <- decisionResult{}
+			}
+		}
 		return
 	}
+	ctx := context.Background()
+	var finals, decisions []store.AuditEntry
+	var replies []chan decisionResult
+	var outcomes []store.AuditOutcome
 	// Every secret value is masked in the entries' text (what was typed,
 	// the detail of how it ended, who typed it) here, on the writer's
 	// goroutine, not on the command's.
 	for i := range batch {
-		e := &batch[i]
+		it := &batch[i]
+		if it.outcome != nil {
+			o := *it.outcome
+			o.Detail = w.red.String(o.Detail)
+			outcomes = append(outcomes, o)
+			continue
+		}
+		e := it.entry
 		e.Text, e.Detail, e.UserName = w.red.String(e.Text), w.red.String(e.Detail), w.red.String(e.UserName)
+		if it.reply != nil {
+			decisions = append(decisions, e)
+			replies = append(replies, it.reply)
+		} else {
+			finals = append(finals, e)
+		}
 	}
-	if err := w.st.RecordAudits(context.Background(), batch); err != nil {
-		w.log.Error("write audit log", "entries", len(batch), "error", err)
+	var errs []error
+	if err := w.st.RecordAudits(ctx, finals); err != nil {
+		errs = append(errs, w.failed("entries", len(finals), err))
 	}
+	ids, err := w.st.RecordDecisions(ctx, decisions)
+	if err != nil {
+		errs = append(errs, w.failed("decisions", len(decisions), err))
+	}
+	for i, r := range replies {
+		if err != nil {
+			r <- decisionResult{err: err}
+		} else {
+			r <- decisionResult{id: ids[i]}
+		}
+	}
+	if err := w.st.RecordOutcomes(ctx, outcomes); err != nil {
+		errs = append(errs, w.failed("outcomes", len(outcomes), err))
+	}
+	if len(errs) == 0 {
+		w.failing.Store(nil)
+	} else {
+		err := errors.Join(errs...)
+		w.failing.Store(&err)
+	}
+}
+
+// failed counts and logs one failed write of n entries of what.
+func (w *auditWriter) failed(what string, n int, err error) error {
+	w.failures.Add(1)
+	w.log.Error("write audit log", "what", what, "entries", n, "error", err)
+	return fmt.Errorf("write audit %s: %w", what, err)
+}
+
+// health is nil unless the last write failed.
+func (w *auditWriter) health() error {
+	if p := w.failing.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // close flushes what is queued and stops the writer.

@@ -136,7 +136,7 @@ func New(o Options) *Bot {
 		b.AddAdapter(a)
 	}
 	b.out = newOutbox(o)
-	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor)
+	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor, o.Metrics.AuditWriteFailures)
 	b.jobs = jobs.New(jobs.Options{
 		Store:    o.Store,
 		Executor: b,
@@ -270,6 +270,14 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 	if b.o.Store == nil {
 		return
 	}
+	// Commands whose decision was recorded and whose end never was: the
+	// process that ran them died under them.
+	if n, err := b.o.Store.InterruptRunningAudits(ctx, "the bot stopped before the command ended"); err != nil {
+		b.o.Metrics.AuditWriteFailures.Inc()
+		b.log.Error("mark interrupted commands in the audit log", "error", err)
+	} else if n > 0 {
+		b.log.Warn("commands interrupted by restart", "commands", n)
+	}
 	interrupted, err := b.o.Store.InterruptRunningJobs(ctx)
 	if err != nil {
 		b.log.Error("recover interrupted jobs", "error", err)
@@ -364,7 +372,7 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	case router.Matched:
 		entry.Plugin, entry.Command = res.Plugin, res.Command.GetName()
 		entry.Text = res.MaskSecrets(text)
-		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out, via)
+		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out, via, &entry)
 	case router.Help:
 		entry.Command, entry.Outcome = "help", "ok"
 		help := b.o.Router.Help(res.Topic, b.stateNote)
@@ -394,9 +402,43 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	}
 	b.o.Metrics.Commands.WithLabelValues(plugin, entry.Outcome).Inc()
 	b.o.Metrics.Dispatch.WithLabelValues(plugin).Observe(entry.Duration.Seconds())
-	b.audit.record(entry)
+	b.auditEnd(entry)
 	return entry.Outcome
 }
+
+// auditEnd records how the request of entry ended: the outcome of the
+// decision recorded before it ran (entry.ID), or the whole entry when
+// nothing ran.
+func (b *Bot) auditEnd(entry store.AuditEntry) {
+	if entry.ID != 0 {
+		b.audit.finish(entry.ID, entry.Outcome, entry.Detail, entry.Duration)
+		return
+	}
+	b.audit.record(entry)
+}
+
+// errAuditDown is the detail of a command refused because its decision
+// could not be written: nothing runs that the audit log cannot show.
+const errAuditDown = "the audit log cannot be written"
+
+// decide records the decision to run entry's request, outcome "running",
+// and waits until it is on disk; entry.ID is then its row. It returns false,
+// having told the person, when the write failed: the request must not run.
+func (b *Bot) decide(ctx context.Context, entry *store.AuditEntry, tell func(chat.Output)) bool {
+	e := *entry
+	e.Outcome = store.OutcomeRunning
+	id, err := b.audit.decide(e)
+	if err != nil {
+		tell(chat.Output{Text: "⚠ Sorry, " + errAuditDown + " now, so nothing runs. Ask an operator to look at the bot's log.", Status: "danger"})
+		return false
+	}
+	entry.ID = id
+	return true
+}
+
+// AuditHealth returns an error while the audit log cannot be written (the
+// last write failed), nil otherwise. /healthz reports it.
+func (b *Bot) AuditHealth() error { return b.audit.health() }
 
 // noteDownPlugins adds to the full help the plugins that are not running,
 // whose commands the router may not know at all (one that never started
@@ -423,7 +465,10 @@ func (b *Bot) stateNote(plugin string) string {
 // run checks policy and calls the plugin; it returns the audit outcome.
 // text is the command as typed (for the plugin); shown is it with secret
 // arguments masked (for chat). via is the click it comes from, or nil.
-func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res router.Result, requestID string, out *replier, via *click) (string, string) {
+//
+// entry is the request's audit entry: once allowed, its decision is
+// recorded (and entry.ID set) before the plugin is called.
+func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res router.Result, requestID string, out *replier, via *click, entry *store.AuditEntry) (string, string) {
 	cmd := res.Command
 	roomName := b.roomName(ctx, m.Ref)
 	dec := b.o.Policy.Check(policy.Request{
@@ -438,6 +483,15 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 			out.send(ctx, refusal, false)
 		}
 		return "denied", dec.Reason
+	}
+	if !b.decide(ctx, entry, func(o chat.Output) {
+		if via != nil {
+			b.tellClicker(ctx, via.in, out, o)
+		} else {
+			out.send(ctx, o, false)
+		}
+	}) {
+		return "error", errAuditDown
 	}
 	out.plugin = res.Plugin
 	call := &pluginv1.Call{Kind: &pluginv1.Call_Command{Command: &pluginv1.CommandRequest{

@@ -2,10 +2,13 @@ package bot_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +54,7 @@ type botOptions struct {
 	before   func(*store.Store)           // runs on the store before the bot starts
 	settings map[string]map[string]string // plugin → settings
 	redactor *redact.Redactor
+	metrics  *bot.Metrics // nil: the bot's own
 	// startErrsOK lets plugins fail to start; the bot runs without them.
 	startErrsOK bool
 	// maxRestarts is every plugin's max_restarts; 0 means 3.
@@ -91,7 +95,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	b = bot.New(bot.Options{
 		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
-		Logger: o.logger,
+		Logger: o.logger, Metrics: o.metrics,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3
@@ -278,9 +282,12 @@ func TestPolicyRefusesWithReasonAndAuditsIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// In the order the requests came (their ids count up): an allowed
+	// command's row is written before a denied one queued earlier in the
+	// same millisecond, so the log's ids need not say it.
+	slices.SortFunc(entries, func(a, b store.AuditEntry) int { return cmp.Compare(reqSeq(a.RequestID), reqSeq(b.RequestID)) })
 	var outcomes []string
-	for i := len(entries) - 1; i >= 0; i-- {
-		e := entries[i]
+	for _, e := range entries {
 		outcomes = append(outcomes, e.UserID+"@"+e.Room+":"+e.Command+"="+e.Outcome)
 		if e.Plugin != "crashy" || e.RequestID == "" || e.Adapter != "mem" {
 			t.Errorf("audit entry lacks context: %+v", e)
@@ -476,4 +483,10 @@ func TestPluginFailingUnderACommandIsLoggedAsWellAsToldInChat(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// reqSeq is the sequence number that ends a request id.
+func reqSeq(id string) int {
+	n, _ := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+	return n
 }

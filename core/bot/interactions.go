@@ -248,17 +248,18 @@ func (b *Bot) processAction(ctx context.Context, in chat.Interaction, plugin, ac
 		UserID: in.User.ID, UserName: in.User.Name, Text: clip(in.Value, MaxButtonValueBytes),
 		Plugin: plugin, Command: action, Via: c.audit(),
 	}
-	entry.Outcome, entry.Detail = b.action(ctx, c, plugin, action, requestID)
+	entry.Outcome, entry.Detail = b.action(ctx, c, plugin, action, requestID, &entry)
 	entry.Duration = time.Since(start)
 	b.o.Metrics.Commands.WithLabelValues(plugin, entry.Outcome).Inc()
 	b.o.Metrics.Dispatch.WithLabelValues(plugin).Observe(entry.Duration.Seconds())
-	b.audit.record(entry)
+	b.auditEnd(entry)
 	return entry.Outcome
 }
 
 // action checks a click on plugin's action against the policy and hands it
-// to the plugin; it returns the audit outcome and detail.
-func (b *Bot) action(ctx context.Context, c *click, plugin, action, requestID string) (string, string) {
+// to the plugin; it returns the audit outcome and detail. Once allowed, the
+// decision is recorded in entry (see decide) before the plugin hears of it.
+func (b *Bot) action(ctx context.Context, c *click, plugin, action, requestID string, entry *store.AuditEntry) (string, string) {
 	in := c.in
 	out := b.newReplier(chat.Message{Ref: in.Ref, User: in.User, Direct: in.Direct, Time: in.Time})
 	m := b.o.Plugins.Manifest(plugin)
@@ -299,6 +300,9 @@ func (b *Bot) action(ctx context.Context, c *click, plugin, action, requestID st
 	if !dec.Allowed {
 		b.tellClicker(ctx, in, out, chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"})
 		return "denied", dec.Reason
+	}
+	if !b.decide(ctx, entry, func(o chat.Output) { b.tellClicker(ctx, in, out, o) }) {
+		return "error", errAuditDown
 	}
 	out.plugin = plugin
 	call := &pluginv1.Call{Kind: &pluginv1.Call_Interaction{Interaction: &pluginv1.InteractionRequest{

@@ -459,12 +459,13 @@ func waitAudit(t *testing.T, st *store.Store, id string) store.AuditEntry {
 			t.Fatal(err)
 		}
 		for _, e := range entries {
-			if e.RequestID == id {
+			// A decision still running is not how the request ended.
+			if e.RequestID == id && e.Outcome != store.OutcomeRunning {
 				return e
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no audit entry for request %s", id)
+			t.Fatalf("no audit entry for request %s with its outcome", id)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -13,6 +13,9 @@ type Metrics struct {
 	PluginRestarts *prometheus.CounterVec
 	Jobs           *prometheus.CounterVec
 	InFlight       prometheus.Gauge
+	// AuditWriteFailures counts failed writes to the audit log (each a
+	// batch of entries); any rise means entries may be missing.
+	AuditWriteFailures prometheus.Counter
 }
 
 // NewMetrics registers Chima's collectors, plus the Go and process ones, on a
@@ -41,8 +44,12 @@ func NewMetrics() *Metrics {
 			Name: "chima_commands_in_flight",
 			Help: "Commands being handled now.",
 		}),
+		AuditWriteFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "chima_audit_write_failures_total",
+			Help: "Failed writes to the audit log (each a batch of entries): entries may be missing.",
+		}),
 	}
-	m.Registry.MustRegister(m.Commands, m.Dispatch, m.PluginRestarts, m.Jobs, m.InFlight,
+	m.Registry.MustRegister(m.Commands, m.Dispatch, m.PluginRestarts, m.Jobs, m.InFlight, m.AuditWriteFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

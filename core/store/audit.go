@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -56,30 +55,5 @@ func (s *Store) RecordAudit(ctx context.Context, e AuditEntry) (int64, error) {
 // Audit returns up to limit audit entries, newest first (by time, then by
 // id). A limit <= 0 means 50.
 func (s *Store) Audit(ctx context.Context, limit int) ([]AuditEntry, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT
-		id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via
-		FROM audit_log ORDER BY at DESC, id DESC LIMIT ?`), limit)
-	if err != nil {
-		return nil, fmt.Errorf("list audit: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var at, dur int64
-		if err := rows.Scan(&e.ID, &at, &e.RequestID, &e.Adapter, &e.Room, &e.UserID, &e.UserName,
-			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur, &e.Via); err != nil {
-			return nil, fmt.Errorf("list audit: %w", err)
-		}
-		e.Time = fromMillis(sql.NullInt64{Int64: at, Valid: true})
-		e.Duration = time.Duration(dur)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list audit: %w", err)
-	}
-	return out, nil
+	return s.AuditWhere(ctx, AuditFilter{Limit: limit})
 }

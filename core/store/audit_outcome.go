@@ -1,0 +1,209 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// OutcomeRunning is the outcome of an allowed command's entry from the
+// moment the decision is recorded, before the plugin is called, until its
+// real outcome replaces it. An entry still "running" after the bot stopped
+// belongs to a command the bot never saw end (kill -9, a crash); the next
+// bot marks it OutcomeInterrupted at start (InterruptRunningAudits).
+const OutcomeRunning = "running"
+
+// OutcomeInterrupted is the outcome of an entry the bot died under.
+const OutcomeInterrupted = "interrupted"
+
+// Decision says what the core decided about an entry's request, from its
+// outcome: "denied", "rejected" and "unavailable" are decisions that ran
+// nothing; every other outcome (ok, running, error, timeout, …) is of a
+// request that was allowed to run. The audit log keeps no column of its own
+// for it: the outcome of a request that ran nothing is its decision.
+func Decision(outcome string) string {
+	switch outcome {
+	case "denied", "rejected", "unavailable":
+		return outcome
+	case "":
+		return ""
+	}
+	return "allowed"
+}
+
+// RecordDecisions inserts entries in one transaction and returns their ids,
+// in order. The bot records an allowed command's entry this way, with
+// outcome OutcomeRunning, and waits for it before it calls the plugin: the
+// decision is on disk before anything runs. One row at a time inside the
+// transaction, so each id is known (RETURNING of a multi-row INSERT keeps
+// no promised order); the commit is what costs, and there is one.
+func (s *Store) RecordDecisions(ctx context.Context, entries []AuditEntry) ([]int64, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, 0, len(entries))
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range entries {
+			if e.Time.IsZero() {
+				e.Time = s.now()
+			}
+			var id int64
+			if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO audit_log
+				(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+				RETURNING id`),
+				e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
+				e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
+			).Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record decisions: %w", err)
+	}
+	return ids, nil
+}
+
+// AuditOutcome is how a recorded entry ended: it replaces the outcome,
+// detail and duration of the entry ID.
+type AuditOutcome struct {
+	ID       int64
+	Outcome  string
+	Detail   string
+	Duration time.Duration
+}
+
+// RecordOutcomes writes the outcomes of entries recorded before by
+// RecordDecisions, in one transaction, each by the entry's id (the primary
+// key: no scan). An id that matches no entry is an error.
+func (s *Store) RecordOutcomes(ctx context.Context, outcomes []AuditOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		for _, o := range outcomes {
+			res, err := tx.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ?, duration_ns = ? WHERE id = ?`),
+				o.Outcome, o.Detail, int64(o.Duration), o.ID)
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err == nil && n == 0 {
+				return fmt.Errorf("audit entry %d not found", o.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	return nil
+}
+
+// InterruptRunningAudits marks every entry still OutcomeRunning as
+// OutcomeInterrupted, with detail, and returns how many it marked. Only the
+// process that owns the store may call it, at start: a running bot's
+// entries are running for real. It reads the whole table once (no index on
+// outcome), which is a start-up cost, not a per-command one.
+func (s *Store) InterruptRunningAudits(ctx context.Context, detail string) (int64, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE outcome = ?`),
+		OutcomeInterrupted, detail, OutcomeRunning)
+	if err != nil {
+		return 0, fmt.Errorf("interrupt running audit entries: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("interrupt running audit entries: %w", err)
+	}
+	return n, nil
+}
+
+// AuditFilter narrows Audit's listing. Zero fields filter nothing.
+type AuditFilter struct {
+	// User is "adapter:id" (that adapter's user) or a plain id (that id
+	// on any adapter, or an entry's user name).
+	User string
+	// Command is the command's name (deploy), or plugin/command
+	// (deploy/deploy).
+	Command string
+	// Outcome is the exact outcome (ok, denied, running, …), or "allowed"
+	// for every entry whose Decision is allowed.
+	Outcome string
+	// Since keeps entries at or after this time (the at index serves it).
+	Since time.Time
+	// Limit is how many entries, newest first; <= 0 means 50.
+	Limit int
+}
+
+// AuditWhere returns up to f.Limit audit entries that match f, newest first
+// (by time, then by id). The filters are SQL conditions: only Since has an
+// index (audit_log_at), so combine the others with it on a large log.
+func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, error) {
+	if f.Limit <= 0 {
+		f.Limit = defaultLimit
+	}
+	var where []string
+	var args []any
+	if u := f.User; u != "" {
+		if adapter, id, ok := strings.Cut(u, ":"); ok && adapter != "" {
+			where = append(where, "adapter = ? AND user_id = ?")
+			args = append(args, adapter, id)
+		} else {
+			where = append(where, "(user_id = ? OR user_name = ?)")
+			args = append(args, u, u)
+		}
+	}
+	if c := f.Command; c != "" {
+		if plugin, name, ok := strings.Cut(c, "/"); ok {
+			where = append(where, "plugin = ? AND command = ?")
+			args = append(args, plugin, name)
+		} else {
+			where = append(where, "command = ?")
+			args = append(args, c)
+		}
+	}
+	switch o := f.Outcome; o {
+	case "":
+	case "allowed":
+		where = append(where, "outcome NOT IN ('denied', 'rejected', 'unavailable', '')")
+	default:
+		where = append(where, "outcome = ?")
+		args = append(args, o)
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "at >= ?")
+		args = append(args, f.Since.UnixMilli())
+	}
+	q := `SELECT id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via
+		FROM audit_log`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY at DESC, id DESC LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	defer rows.Close()
+	var out []AuditEntry
+	for rows.Next() {
+		var e AuditEntry
+		var at, dur int64
+		if err := rows.Scan(&e.ID, &at, &e.RequestID, &e.Adapter, &e.Room, &e.UserID, &e.UserName,
+			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur, &e.Via); err != nil {
+			return nil, fmt.Errorf("list audit: %w", err)
+		}
+		e.Time = fromMillis(sql.NullInt64{Int64: at, Valid: true})
+		e.Duration = time.Duration(dur)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return out, nil
+}

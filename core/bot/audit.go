@@ -128,7 +128,7 @@ func (w *auditWriter) loop() {
 	}
 }
 
-// write writes a batch: final entries, then decisions, then outcomes (an
+// write writes a batch: decisions, then final entries, then outcomes (an
 // outcome's decision was committed in an earlier batch: its command waited
 // for it). A failed write is counted, logged at error level, and makes
 // AuditHealth report it until a write succeeds; a decision that failed
@@ -167,9 +167,8 @@ func (w *auditWriter) write(batch []auditItem) {
 		}
 	}
 	var errs []error
-	if err := w.st.RecordAudits(ctx, finals); err != nil {
-		errs = append(errs, w.failed("entries", len(finals), err))
-	}
+	// Decisions first: their commands wait for them, nobody waits for the
+	// rest.
 	ids, err := w.st.RecordDecisions(ctx, decisions)
 	if err != nil {
 		errs = append(errs, w.failed("decisions", len(decisions), err))
@@ -180,6 +179,9 @@ func (w *auditWriter) write(batch []auditItem) {
 		} else {
 			r <- decisionResult{id: ids[i]}
 		}
+	}
+	if err := w.st.RecordAudits(ctx, finals); err != nil {
+		errs = append(errs, w.failed("entries", len(finals), err))
 	}
 	if err := w.st.RecordOutcomes(ctx, outcomes); err != nil {
 		errs = append(errs, w.failed("outcomes", len(outcomes), err))

@@ -43,17 +43,22 @@ func (s *Store) RecordDecisions(ctx context.Context, entries []AuditEntry) ([]in
 	if len(entries) == 0 {
 		return nil, nil
 	}
+	// Prepared once and outside the transaction (see RecordAudits): a
+	// decision is on its command's path, so parsing the INSERT every time
+	// would be paid by every command.
+	stmt, err := s.decisionStmt(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("record decisions: %w", err)
+	}
 	ids := make([]int64, 0, len(entries))
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		st := tx.StmtContext(ctx, stmt)
 		for _, e := range entries {
 			if e.Time.IsZero() {
 				e.Time = s.now()
 			}
 			var id int64
-			if err := tx.QueryRowContext(ctx, s.q(`INSERT INTO audit_log
-				(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-				RETURNING id`),
+			if err := st.QueryRowContext(ctx,
 				e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
 				e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
 			).Scan(&id); err != nil {
@@ -67,6 +72,24 @@ func (s *Store) RecordDecisions(ctx context.Context, entries []AuditEntry) ([]in
 		return nil, fmt.Errorf("record decisions: %w", err)
 	}
 	return ids, nil
+}
+
+// decisionStmt returns the prepared INSERT of one decision, RETURNING its id.
+func (s *Store) decisionStmt(ctx context.Context) (*sql.Stmt, error) {
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	if s.decisionInsert != nil {
+		return s.decisionInsert, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(`INSERT INTO audit_log
+		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		RETURNING id`))
+	if err != nil {
+		return nil, fmt.Errorf("prepare decision insert: %w", err)
+	}
+	s.decisionInsert = st
+	return st, nil
 }
 
 // AuditOutcome is how a recorded entry ended: it replaces the outcome,

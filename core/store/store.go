@@ -42,6 +42,8 @@ type Store struct {
 	// count: parsing it again for every batch cost as much as running it.
 	auditMu    sync.Mutex
 	auditStmts map[int]*sql.Stmt
+	// decisionInsert is the prepared INSERT of one decision (RecordDecisions).
+	decisionInsert *sql.Stmt
 }
 
 // sqliteParams are appended to the file path to form the SQLite DSN:
@@ -138,6 +140,10 @@ func (s *Store) Close() error {
 		st.Close()
 	}
 	s.auditStmts = nil
+	if s.decisionInsert != nil {
+		s.decisionInsert.Close()
+		s.decisionInsert = nil
+	}
 	s.auditMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

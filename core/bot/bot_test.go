@@ -42,7 +42,7 @@ type testBot struct {
 }
 
 type botOptions struct {
-	plugins  []string // fixture names: crashy, examples/hello
+	plugins  []string            // fixture names: crashy, examples/hello
 	people   map[string][]string // person → "adapter:userid" accounts
 	roles    map[string]config.Role
 	policies []config.Policy

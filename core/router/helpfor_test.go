@@ -13,7 +13,9 @@ func TestHelpForLeavesOutWhatTheCallerMayNotRun(t *testing.T) {
 		}
 		return true, ""
 	}
-	nothing := func(plugin, command, permission string) (bool, string) { return false, "you need the everything permission" }
+	nothing := func(plugin, command, permission string) (bool, string) {
+		return false, "you need the everything permission"
+	}
 	tests := []struct {
 		name     string
 		topic    string

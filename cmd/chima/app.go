@@ -129,7 +129,7 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	adapterLog.Set(log.Handler())
 	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics(), redact: red, adapters: built}
 	a.router = router.New(router.Options{Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes})
-	a.policy = policy.New(cfg.Roles, cfg.Policies)
+	a.policy = policy.NewWithPeople(cfg.People, cfg.Roles, cfg.Policies)
 
 	if o.withBot {
 		if cfg.Store.Driver != "" && cfg.Store.Driver != "sqlite" {

@@ -375,7 +375,7 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 		entry.Outcome, entry.Detail = b.run(ctx, m, text, entry.Text, res, requestID, out, via, &entry)
 	case router.Help:
 		entry.Command, entry.Outcome = "help", "ok"
-		help := b.o.Router.Help(res.Topic, b.stateNote)
+		help := b.o.Router.HelpFor(res.Topic, b.stateNote, b.access(m))
 		if res.Topic == "" {
 			help = b.noteDownPlugins(help)
 		}
@@ -455,6 +455,14 @@ func (b *Bot) noteDownPlugins(help chat.Output) chat.Output {
 		help.Fallback = ""
 	}
 	return help
+}
+
+// access feeds help: what the author of m may run, by permission alone
+// (where they ask from does not hide a command, only who they are does).
+func (b *Bot) access(m chat.Message) router.Access {
+	return func(plugin, command, permission string) (bool, string) {
+		return b.o.Policy.Permitted(m.Ref.Adapter, m.User.ID, plugin, command, permission)
+	}
 }
 
 // stateNote feeds help: plugins that are not running are flagged.

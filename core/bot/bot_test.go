@@ -45,7 +45,8 @@ type testBot struct {
 }
 
 type botOptions struct {
-	plugins  []string // fixture names: crashy, examples/hello
+	plugins  []string            // fixture names: crashy, examples/hello
+	people   map[string][]string // person → "adapter:userid" accounts
 	roles    map[string]config.Role
 	policies []config.Policy
 	timeout  time.Duration
@@ -93,7 +94,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	mem := chattest.NewMemory("mem")
 	mem.SetThreadReplies(o.threadReplies)
 	b = bot.New(bot.Options{
-		Router: rt, Policy: policy.New(o.roles, o.policies), Plugins: host, Store: st,
+		Router: rt, Policy: policy.NewWithPeople(o.people, o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics,
 	})

@@ -60,6 +60,11 @@ type Config struct {
 	Webhooks WebhooksConfig `yaml:"webhooks"`
 	// Plugins are the plugin processes the bot runs, in start order.
 	Plugins []PluginConfig `yaml:"plugins"`
+	// People maps a person's name to the accounts they speak from, each
+	// "adapter:userid" ("slack:U024BE7LH", "shell:alice"): one person across
+	// adapters, whose roles apply whichever account they use. An account
+	// belongs to one person at most.
+	People map[string][]string `yaml:"people"`
 	// Roles maps a role name to its members and permissions.
 	Roles map[string]Role `yaml:"roles"`
 	// Policies restrict where commands may run and which permission they need.
@@ -209,7 +214,11 @@ func (p PluginConfig) UseAutoMTLS() bool {
 // Role is a named set of users and the permissions they hold.
 type Role struct {
 	// Users are members in "adapter:userid" form ("shell:alice", "slack:U024BE7LH").
+	// An account that belongs to a person (Config.People) grants the role to
+	// that person, on every adapter.
 	Users []string `yaml:"users"`
+	// People are members named in Config.People ("alice").
+	People []string `yaml:"people"`
 	// Permissions the members hold: a name ("deploy"), a prefix wildcard
 	// ("deploy:*" matches "deploy:lock" but not "deploy") or "*" (everything).
 	Permissions []string `yaml:"permissions"`

@@ -23,6 +23,7 @@ func (c *Config) Validate() error {
 	c.validateHTTP(v)
 	c.validateWebhooks(v)
 	c.validatePlugins(v)
+	c.validatePeople(v)
 	c.validateRoles(v)
 	c.validatePolicies(v)
 	return newValidationError(v.problems)
@@ -239,6 +240,44 @@ func (c *Config) validatePlugins(v *validator) {
 	}
 }
 
+func (c *Config) validatePeople(v *validator) {
+	owner := map[string]string{} // "adapter:userid" → key of the entry that has it
+	for _, person := range sortedKeys(c.People) {
+		key := joinKey("people", person)
+		if !isPersonName(person) {
+			v.add(key, "person name %q: start with a lowercase letter, then use lowercase letters, digits, '.', '-' and '_' only", person)
+		}
+		for i, u := range c.People[person] {
+			k := indexKey(key, i)
+			if c.checkAccount(v, k, u, "accounts") {
+				continue
+			}
+			if first, dup := owner[u]; dup {
+				v.add(k, "%q is already listed at %s; an account belongs to one person only", u, v.firstAt(first))
+			} else {
+				owner[u] = k
+			}
+		}
+	}
+}
+
+// checkAccount reports a malformed "adapter:userid" u at key k and returns
+// true when it did. what names the list in the message ("users").
+func (c *Config) checkAccount(v *validator, k, u, what string) bool {
+	adapter, id, ok := strings.Cut(u, ":")
+	switch {
+	case !ok || adapter == "" || id == "":
+		v.add(k, "%q: %s are written adapter:userid, like shell:alice or slack:U024BE7LH", u, what)
+	case !c.hasAdapter(adapter) && c.adaptersKnown(v):
+		v.add(k, "%q: no adapter named %q is configured (adapters: %s)", u, adapter, c.adapterList())
+	case strings.ContainsFunc(id, unicode.IsSpace):
+		v.add(k, "%q: user ids have no spaces", u)
+	default:
+		return false
+	}
+	return true
+}
+
 func (c *Config) validateRoles(v *validator) {
 	for _, role := range sortedKeys(c.Roles) {
 		key := joinKey("roles", role)
@@ -247,14 +286,11 @@ func (c *Config) validateRoles(v *validator) {
 		}
 		r := c.Roles[role]
 		for i, u := range r.Users {
-			adapter, id, ok := strings.Cut(u, ":")
-			switch {
-			case !ok || adapter == "" || id == "":
-				v.add(indexKey(key+".users", i), "%q: users are written adapter:userid, like shell:alice or slack:U024BE7LH", u)
-			case !c.hasAdapter(adapter) && c.adaptersKnown(v):
-				v.add(indexKey(key+".users", i), "%q: no adapter named %q is configured (adapters: %s)", u, adapter, c.adapterList())
-			case strings.ContainsFunc(id, unicode.IsSpace):
-				v.add(indexKey(key+".users", i), "%q: user ids have no spaces", u)
+			c.checkAccount(v, indexKey(key+".users", i), u, "users")
+		}
+		for i, name := range r.People {
+			if _, ok := c.People[name]; !ok && !v.m.isBad("people") {
+				v.add(indexKey(key+".people", i), "%q: no person of that name is in people: (people: %s)", name, c.personList())
 			}
 		}
 		for i, p := range r.Permissions {
@@ -319,6 +355,20 @@ func isName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
 		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// isPersonName reports whether s is a person's name: [a-z][a-z0-9._-]*.
+func isPersonName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
 			return false
 		}
 	}
@@ -415,6 +465,14 @@ func (c *Config) adapterList() string {
 		return "none"
 	}
 	return strings.Join(c.AdapterNames(), ", ")
+}
+
+// personList names the people of people: for problems.
+func (c *Config) personList() string {
+	if len(c.People) == 0 {
+		return "none"
+	}
+	return strings.Join(sortedKeys(c.People), ", ")
 }
 
 func sortedKeys[V any](m map[string]V) []string {

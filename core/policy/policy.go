@@ -9,6 +9,11 @@
 // user must hold a role granting the permission ("deploy", or a wildcard
 // "deploy:*" / "*").
 //
+// A person (config people:) is one identity across adapters: their accounts
+// share one set of grants, so a role granted to the person, or to any one of
+// their accounts, applies whichever adapter they speak from; Decision.Person
+// names them for the audit, locks and approvals.
+//
 // New precomputes everything; Check does map lookups only and does not
 // allocate when it allows (it is on the dispatch path of every command).
 package policy
@@ -52,12 +57,15 @@ type Decision struct {
 	// Roles are the user's roles, sorted: for the audit log. The slice is
 	// shared by every decision for that user; do not modify it.
 	Roles []string
+	// Person is the person (config people:) the account belongs to, ""
+	// when it belongs to none: who asked, whichever adapter they used.
+	Person string
 }
 
 // Policy decides on requests. It is immutable after New and safe for
 // concurrent use.
 type Policy struct {
-	users     map[string]map[string]*grants // adapter → user id → what they hold
+	users     map[string]map[string]*grants // adapter → user id → what they hold; a person's accounts share one
 	qualified map[commandKey]*rule          // "plugin/command" policies
 	commands  map[string]*rule              // "command" policies
 	star      *rule                         // the "*" policy, or nil
@@ -80,6 +88,7 @@ type rule struct {
 // grants is a permission set: the union of one user's roles, or one role's.
 type grants struct {
 	roles    []string // the user's role names, sorted (nil for a role's own grants)
+	person   string   // the person whose accounts these are, "" for a lone account
 	all      bool     // "*"
 	exact    map[string]struct{}
 	prefixes []string // "deploy:" for "deploy:*"
@@ -90,43 +99,57 @@ type namedRole struct {
 	g    *grants
 }
 
-// New compiles roles and policies, as validated by config, into a Policy.
-// Malformed entries (which config validation rejects) are ignored.
+// New compiles roles and policies, as validated by config, into a Policy
+// with no people: NewWithPeople(nil, roles, policies).
 func New(roles map[string]config.Role, policies []config.Policy) *Policy {
+	return NewWithPeople(nil, roles, policies)
+}
+
+// NewWithPeople compiles people (person → "adapter:userid" accounts), roles
+// and policies, as validated by config, into a Policy. Malformed entries
+// (which config validation rejects) are ignored; an account listed for two
+// people belongs to the first in name order.
+func NewWithPeople(people map[string][]string, roles map[string]config.Role, policies []config.Policy) *Policy {
 	p := &Policy{
 		users:     map[string]map[string]*grants{},
 		qualified: map[commandKey]*rule{},
 		commands:  map[string]*rule{},
 	}
-	names := make([]string, 0, len(roles))
-	for name := range roles {
-		names = append(names, name)
+	// Every account of a person points at the person's one grants, which
+	// roles then fill: Check stays one lookup by (adapter, id).
+	byPerson := map[string]*grants{}
+	for _, person := range sortedKeys(people) {
+		g := &grants{person: person, exact: map[string]struct{}{}}
+		byPerson[person] = g
+		for _, u := range people[person] {
+			adapter, id, ok := strings.Cut(u, ":")
+			if !ok || adapter == "" || id == "" || p.users[adapter][id] != nil {
+				continue
+			}
+			p.account(adapter, id, g)
+		}
 	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range sortedKeys(roles) {
 		role := roles[name]
 		rg := &grants{exact: map[string]struct{}{}}
 		rg.add(role.Permissions)
 		p.roles = append(p.roles, namedRole{name: name, g: rg})
+		for _, person := range role.People {
+			if g := byPerson[person]; g != nil {
+				g.grant(name, role.Permissions)
+			}
+		}
 		for _, u := range role.Users {
 			adapter, id, ok := strings.Cut(u, ":")
 			if !ok || adapter == "" || id == "" {
 				continue
 			}
-			byID := p.users[adapter]
-			if byID == nil {
-				byID = map[string]*grants{}
-				p.users[adapter] = byID
-			}
-			g := byID[id]
+			g := p.users[adapter][id] // a person's, when the account is one of theirs
 			if g == nil {
 				g = &grants{exact: map[string]struct{}{}}
-				byID[id] = g
+				p.account(adapter, id, g)
 			}
-			if !slices.Contains(g.roles, name) { // names are visited sorted
-				g.roles = append(g.roles, name)
-			}
-			g.add(role.Permissions)
+			g.grant(name, role.Permissions)
 		}
 	}
 	for _, byID := range p.users {
@@ -168,6 +191,34 @@ func New(roles map[string]config.Role, policies []config.Policy) *Policy {
 		}
 	}
 	return p
+}
+
+// account makes g what the account (adapter, id) holds.
+func (p *Policy) account(adapter, id string, g *grants) {
+	byID := p.users[adapter]
+	if byID == nil {
+		byID = map[string]*grants{}
+		p.users[adapter] = byID
+	}
+	byID[id] = g
+}
+
+// grant adds the role name with its permissions. Roles are granted in name
+// order, so g.roles stays sorted.
+func (g *grants) grant(name string, perms []string) {
+	if !slices.Contains(g.roles, name) {
+		g.roles = append(g.roles, name)
+	}
+	g.add(perms)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // add grants the permission patterns perms.
@@ -215,6 +266,29 @@ func (p *Policy) Roles(adapter, userID string) []string {
 	return nil
 }
 
+// Person returns the person (config people:) the account belongs to, or ""
+// when it belongs to none.
+func (p *Policy) Person(adapter, userID string) string {
+	if g := p.users[adapter][userID]; g != nil {
+		return g.person
+	}
+	return ""
+}
+
+// Permitted is the permission step of Check alone, without the room: whether
+// the user holds the permission the command needs (the policy's, else
+// permission, the manifest's), and if not, why not. Help uses it to show
+// each caller the commands they may run, wherever they ask from.
+func (p *Policy) Permitted(adapter, userID, plugin, command, permission string) (bool, string) {
+	if rl := p.ruleFor(strings.ToLower(plugin), strings.ToLower(command)); rl != nil && rl.permission != "" {
+		permission = rl.permission
+	}
+	if permission == "" || p.users[adapter][userID].match(permission) > 0 {
+		return true, ""
+	}
+	return false, p.permissionReason(permission)
+}
+
 // Check decides whether r may run.
 func (p *Policy) Check(r Request) Decision {
 	command := strings.ToLower(r.Command) // no allocation when already lower case
@@ -222,7 +296,7 @@ func (p *Policy) Check(r Request) Decision {
 	g := p.users[r.Adapter][r.UserID]
 	d := Decision{Permission: r.Permission}
 	if g != nil {
-		d.Roles = g.roles
+		d.Roles, d.Person = g.roles, g.person
 	}
 	if rl != nil {
 		if rl.permission != "" {

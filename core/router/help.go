@@ -3,6 +3,7 @@ package router
 import (
 	"cmp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -32,6 +33,18 @@ const helpHelp = "Shows what I can do, or how to use one command or plugin. Also
 // Topics are matched ignoring case; only the first word counts. A command
 // wins over a plugin of the same name.
 func (r *Router) Help(topic string, stateOf func(plugin string) string) chat.Output {
+	return r.HelpFor(topic, stateOf, nil)
+}
+
+// Access says whether the caller may run a plugin's command that needs
+// permission (the manifest's, "" for none), and if not, why not.
+type Access func(plugin, command, permission string) (allowed bool, reason string)
+
+// HelpFor is Help for one caller: lists (all commands, a plugin's) leave out
+// the commands may refuses, and say how many they left out; "help <command>"
+// still explains a refused command, and adds that the caller may not run it
+// and why. A nil may allows everything.
+func (r *Router) HelpFor(topic string, stateOf func(plugin string) string, may Access) chat.Output {
 	t := r.tab.Load()
 	topic = strings.ToLower(firstWord(topic))
 	note := func(plugin string) string {
@@ -48,26 +61,38 @@ func (r *Router) Help(topic string, stateOf func(plugin string) string) chat.Out
 
 	switch {
 	case topic == "":
-		return t.helpAll(note)
+		return t.helpAll(note, may)
 	case isBuiltin(topic):
 		return chat.Output{Title: helpUsage, Text: helpHelp}
 	}
 	for _, k := range []string{topic, strings.TrimRight(topic, "!")} {
 		if c := t.byKey[k]; c != nil {
-			return t.helpCommand(c, note(c.plugin))
+			out := t.helpCommand(c, note(c.plugin))
+			if may != nil {
+				if ok, reason := may(c.plugin, c.name, c.spec.GetPermission()); !ok {
+					out.Text += "\n\nYou cannot run it: " + reason + "."
+				}
+			}
+			return out
 		}
 	}
 	if p := t.plugin(topic); p != nil {
-		return helpPlugin(p, note(p.name))
+		return helpPlugin(p, note(p.name), may)
 	}
 	return t.helpUnknown(topic)
 }
 
-func (t *table) helpAll(note func(string) string) chat.Output {
+func (t *table) helpAll(note func(string) string, may Access) chat.Output {
 	plugins := slices.Clone(t.plugins)
 	slices.SortFunc(plugins, func(a, b *plugin) int { return cmp.Compare(a.name, b.name) })
 	var b strings.Builder
+	hidden := 0
 	for _, p := range plugins {
+		cmds, h := visible(p, may)
+		hidden += h
+		if len(cmds) == 0 && h > 0 {
+			continue // nothing of it for this caller
+		}
 		b.WriteString(p.name)
 		if p.description != "" {
 			b.WriteString(" — ")
@@ -79,20 +104,45 @@ func (t *table) helpAll(note func(string) string) chat.Output {
 			b.WriteString(")")
 		}
 		b.WriteByte('\n')
-		writeCommandLines(&b, p)
+		writeCommandLines(&b, cmds)
 		b.WriteByte('\n')
 	}
 	b.WriteString("built in\n")
 	writeLine(&b, helpUsage, firstLine(helpHelp))
 	b.WriteString("\nSay \"help <command>\" for the details of one command.")
+	writeHidden(&b, hidden)
 	return chat.Output{Title: "What I can do", Text: b.String()}
 }
 
-func writeCommandLines(b *strings.Builder, p *plugin) {
-	if len(p.commands) == 0 {
+// visible returns the commands of p that may allows, and how many it left out.
+func visible(p *plugin, may Access) ([]*command, int) {
+	if may == nil {
+		return p.commands, 0
+	}
+	cmds := make([]*command, 0, len(p.commands))
+	for _, c := range p.commands {
+		if ok, _ := may(p.name, c.name, c.spec.GetPermission()); ok {
+			cmds = append(cmds, c)
+		}
+	}
+	return cmds, len(p.commands) - len(cmds)
+}
+
+// writeHidden says that n commands were left out, without naming them.
+func writeHidden(b *strings.Builder, n int) {
+	switch {
+	case n == 1:
+		b.WriteString("\n1 command you do not have the permission for is not listed.")
+	case n > 1:
+		b.WriteString("\n" + strconv.Itoa(n) + " commands you do not have the permission for are not listed.")
+	}
+}
+
+func writeCommandLines(b *strings.Builder, cmds []*command) {
+	if len(cmds) == 0 {
 		b.WriteString("  (no commands)\n")
 	}
-	for _, c := range p.commands {
+	for _, c := range cmds {
 		writeLine(b, c.usage, firstLine(c.spec.GetHelp()))
 	}
 }
@@ -201,7 +251,7 @@ func describeArg(a *arg, specs []*pluginv1.ArgSpec) string {
 	return strings.Join(parts, ", ")
 }
 
-func helpPlugin(p *plugin, note string) chat.Output {
+func helpPlugin(p *plugin, note string, may Access) chat.Output {
 	title := "The " + p.name + " plugin"
 	if p.version != "" {
 		title += " (" + p.version + ")"
@@ -214,7 +264,11 @@ func helpPlugin(p *plugin, note string) chat.Output {
 	if note != "" {
 		b.WriteString("It is not running right now (" + note + ").\n")
 	}
-	writeCommandLines(&b, p)
+	cmds, hidden := visible(p, may)
+	if len(cmds) > 0 || hidden == 0 {
+		writeCommandLines(&b, cmds)
+	}
+	writeHidden(&b, hidden)
 	return chat.Output{Title: title, Text: strings.TrimRight(b.String(), "\n")}
 }
 

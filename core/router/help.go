@@ -17,6 +17,8 @@ const helpUsage = "help [topic]"
 
 const helpHelp = "Shows what I can do, or how to use one command or plugin. Also answers to \"commands\"."
 
+const schedulesHelp = "Lists the commands I run on a clock, with their next run and how their last run ended."
+
 // Help renders help about topic, as asked with "help [topic]".
 //
 //   - "" lists every command grouped by plugin (usage — first line of its
@@ -51,6 +53,8 @@ func (r *Router) Help(topic string, stateOf func(plugin string) string) chat.Out
 		return t.helpAll(note)
 	case isBuiltin(topic):
 		return chat.Output{Title: helpUsage, Text: helpHelp}
+	case topic == schedulesCommand:
+		return chat.Output{Title: schedulesCommand, Text: schedulesHelp}
 	}
 	for _, k := range []string{topic, strings.TrimRight(topic, "!")} {
 		if c := t.byKey[k]; c != nil {
@@ -84,6 +88,7 @@ func (t *table) helpAll(note func(string) string) chat.Output {
 	}
 	b.WriteString("built in\n")
 	writeLine(&b, helpUsage, firstLine(helpHelp))
+	writeLine(&b, schedulesCommand, schedulesHelp)
 	b.WriteString("\nSay \"help <command>\" for the details of one command.")
 	return chat.Output{Title: "What I can do", Text: b.String()}
 }

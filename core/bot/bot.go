@@ -75,6 +75,10 @@ type Options struct {
 	// commands with their next and last runs. Nil means none are
 	// configured.
 	Schedules func(ctx context.Context) (string, error)
+	// Scheduler, when set, runs beside the adapters from Run: started
+	// after the jobs, stopped (its Run returning once its commands have
+	// ended) before them.
+	Scheduler interface{ Run(ctx context.Context) }
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -216,6 +220,14 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
+	if b.o.Scheduler != nil {
+		sctx, stopScheduler := context.WithCancel(ctx)
+		schedulerDone := make(chan struct{})
+		go func() { b.o.Scheduler.Run(sctx); close(schedulerDone) }()
+		// Before stopJobs: the last scheduled commands' jobs and replies
+		// are flushed with the others'.
+		defer func() { stopScheduler(); <-schedulerDone }()
+	}
 
 	errc := make(chan error, len(b.adapters))
 	var wg sync.WaitGroup

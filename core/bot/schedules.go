@@ -13,6 +13,9 @@ import (
 // <name>". It returns once the command has been handled; its outcome is
 // "cancelled" when ctx ended before it could start.
 func (b *Bot) RunScheduled(ctx context.Context, name string, room chat.MessageRef, as, command string) Result {
+	if ctx.Err() != nil {
+		return Result{Outcome: "cancelled"}
+	}
 	ref := b.withAdapter(room)
 	if resolved, err := b.resolveRoom(ctx, ref); err != nil {
 		b.log.Warn("a schedule's room is unknown; running it in the room as given", "schedule", name, "room", ref.String(), "error", err)

@@ -222,6 +222,9 @@ func (s *Scheduler) Tick(ctx context.Context, now time.Time) {
 // fire claims slot and, when this scheduler got it, runs the command in
 // its own goroutine and records how it ended.
 func (s *Scheduler) fire(ctx context.Context, sp Spec, slot time.Time) {
+	if ctx.Err() != nil {
+		return // stopping: the slot stays free for the next start
+	}
 	ok, err := s.o.Store.ClaimScheduleSlot(ctx, sp.Name, slot)
 	if err != nil {
 		s.o.Logger.Error("schedule: claim slot", "schedule", sp.Name, "slot", slot, "error", err)

@@ -158,7 +158,21 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		if built != nil {
 			adapters = built.list
 		}
+		// Only chima run keeps the clock; one-shot commands run none.
+		var scheduler interface{ Run(context.Context) } // nil, not a nil *Scheduler
+		var schedules func(context.Context) (string, error)
+		if o.adapters {
+			s, list, err := a.newScheduler(func() *bot.Bot { return b })
+			if err != nil {
+				a.close()
+				return nil, err
+			}
+			if s != nil {
+				scheduler, schedules = s, list
+			}
+		}
 		b = bot.New(bot.Options{
+			Scheduler: scheduler, Schedules: schedules,
 			Adapters: adapters,
 			Router:   a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
 			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,

@@ -51,6 +51,10 @@ func runBot(ctx context.Context, g *globalFlags) error {
 	}
 	defer a.close()
 	a.warnStartErrs()
+	// Once the plugins have described their commands.
+	if err := a.checkScheduleCommands(); err != nil {
+		return err
+	}
 	routes, err := adapterRoutes(a.adapters.list, cfg.HTTP.Addr)
 	if err != nil {
 		return err

@@ -71,6 +71,14 @@ type Options struct {
 	// intervals by adapter, caps, attempts); its Logger and Registerer
 	// default to the bot's.
 	Outbox outbox.Options
+	// Schedules answers the built-in schedules command: the scheduled
+	// commands with their next and last runs. Nil means none are
+	// configured.
+	Schedules func(ctx context.Context) (string, error)
+	// Scheduler, when set, runs beside the adapters from Run: started
+	// after the jobs, stopped (its Run returning once its commands have
+	// ended) before them.
+	Scheduler interface{ Run(ctx context.Context) }
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -212,6 +220,14 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
+	if b.o.Scheduler != nil {
+		sctx, stopScheduler := context.WithCancel(ctx)
+		schedulerDone := make(chan struct{})
+		go func() { b.o.Scheduler.Run(sctx); close(schedulerDone) }()
+		// Before stopJobs: the last scheduled commands' jobs and replies
+		// are flushed with the others'.
+		defer func() { stopScheduler(); <-schedulerDone }()
+	}
 
 	errc := make(chan error, len(b.adapters))
 	var wg sync.WaitGroup
@@ -304,18 +320,19 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
-		b.process(ctx, m, text, id, nil)
+		b.process(ctx, m, text, id, nil, "")
 	})
 }
 
 // dispatch runs fn, a request of conv, in its own goroutine once conv's
 // requests before it have had their turn (see turns), with a new request id.
-// It blocks while MaxConcurrency requests are in flight or waiting.
-func (b *Bot) dispatch(ctx context.Context, conv conversation, fn func(ctx context.Context, requestID string)) {
+// It blocks while MaxConcurrency requests are in flight or waiting, and
+// reports false when ctx ended first (fn then never runs).
+func (b *Bot) dispatch(ctx context.Context, conv conversation, fn func(ctx context.Context, requestID string)) bool {
 	select {
 	case b.sem <- struct{}{}:
 	case <-ctx.Done():
-		return
+		return false
 	}
 	t := b.turns.take(conv)
 	id := b.newRequestID()
@@ -327,6 +344,7 @@ func (b *Bot) dispatch(ctx context.Context, conv conversation, fn func(ctx conte
 		defer limit.Stop()
 		fn(context.WithoutCancel(ctx), id)
 	}()
+	return true
 }
 
 // Result says how one processed message ended.
@@ -348,7 +366,7 @@ func (b *Bot) Process(ctx context.Context, m chat.Message) (res Result, handled 
 	b.inflight.Add(1)
 	defer b.inflight.Done()
 	id := b.newRequestID()
-	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id, nil)}, true
+	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id, nil, "")}, true
 }
 
 func (b *Bot) newRequestID() string {
@@ -357,8 +375,8 @@ func (b *Bot) newRequestID() string {
 
 // process routes, authorises, runs and audits one command, and returns its
 // outcome. via is the click on a command button the command comes from, nil
-// for a typed one.
-func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click) string {
+// for a typed one; schedule names the schedule that ran it, "" for none.
+func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, schedule string) string {
 	start := time.Now()
 	b.o.Metrics.InFlight.Inc()
 	defer b.o.Metrics.InFlight.Dec()
@@ -366,6 +384,9 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: m.Ref.Adapter, Room: m.Ref.Room,
 		UserID: m.User.ID, UserName: m.User.Name, Text: text, Via: via.audit(),
+	}
+	if schedule != "" {
+		entry.Via = "schedule " + schedule
 	}
 	res := b.o.Router.Parse(text)
 	switch res.Kind {
@@ -380,6 +401,9 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 			help = b.noteDownPlugins(help)
 		}
 		out.send(ctx, help, false)
+	case router.Schedules:
+		entry.Command, entry.Outcome = "schedules", "ok"
+		out.send(ctx, b.listSchedules(ctx), false)
 	default:
 		// The command of a plugin that is not running, and whose commands
 		// the router does not know: say why, not "I don't know the

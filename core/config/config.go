@@ -69,6 +69,8 @@ type Config struct {
 	Roles map[string]Role `yaml:"roles"`
 	// Policies restrict where commands may run and which permission they need.
 	Policies []Policy `yaml:"policies"`
+	// Schedules are chat commands the bot runs on a clock.
+	Schedules []Schedule `yaml:"schedules"`
 
 	// meta remembers where each key was in the file, for error messages.
 	meta *meta
@@ -237,4 +239,41 @@ type Policy struct {
 	// command that has no more specific policy, which can loosen as well as
 	// tighten access.
 	Permission string `yaml:"permission"`
+}
+
+// Schedule is one chat command the bot runs on a clock, through the same
+// router, policy and audit as a typed one:
+//
+//	schedules:
+//	  - {name: nightly-db, cron: "0 3 * * *", command: "backup db-prod", room: "slack:ops", as: alice, timezone: Europe/Berlin, catch_up: true}
+type Schedule struct {
+	// Name identifies the schedule in the audit ("schedule nightly-db") and
+	// the store. Required, unique; lowercase letters, digits, '-' and '_'.
+	Name string `yaml:"name"`
+	// Cron is when it runs: five cron fields, six with seconds first, or
+	// a descriptor (@daily, @hourly, @every 10m). Required.
+	Cron string `yaml:"cron"`
+	// Timezone is the IANA zone the cron is read in (default: the
+	// process's local zone).
+	Timezone string `yaml:"timezone"`
+	// Command is the chat command, as typed after the bot's name. It must
+	// be a command of a configured plugin (checked once plugins have
+	// described themselves, at start).
+	Command string `yaml:"command"`
+	// Room is where it runs and answers: "adapter:room", or a bare room of
+	// the default adapter. Required.
+	Room string `yaml:"room"`
+	// As is the user id the command runs as, on the room's adapter; policy
+	// checks it as if that person had typed the command. Required.
+	As string `yaml:"as"`
+	// CatchUp runs a slot missed while the bot was down once at start
+	// (never once per missed slot); without it missed slots are skipped.
+	CatchUp bool `yaml:"catch_up"`
+}
+
+// Problem returns a problem about key of schedules[i] ("" for the entry),
+// with the file and line it is at: for checks that can only be made once
+// the bot runs (a command no plugin has).
+func (c *Config) Problem(key, msg string) Problem {
+	return Problem{File: c.meta.fileName(), Line: c.meta.line(key), Key: key, Msg: msg}
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+
+	"github.com/chimaops/chima/core/schedule"
 	"net"
 	"net/url"
 	"slices"
@@ -26,6 +28,7 @@ func (c *Config) Validate() error {
 	c.validatePeople(v)
 	c.validateRoles(v)
 	c.validatePolicies(v)
+	c.validateSchedules(v)
 	return newValidationError(v.problems)
 }
 
@@ -482,4 +485,52 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func (c *Config) validateSchedules(v *validator) {
+	names := map[string]string{}
+	for i, s := range c.Schedules {
+		key := indexKey("schedules", i)
+		switch {
+		case s.Name == "":
+			v.add(key+".name", "required: the schedule's name, like nightly-db")
+		case !isName(s.Name):
+			v.add(key+".name", "%q: use lowercase letters, digits, '-' and '_' only", s.Name)
+		default:
+			if first, dup := names[s.Name]; dup {
+				v.add(key+".name", "duplicate schedule name %q (first used at %s)", s.Name, v.firstAt(first))
+			} else {
+				names[s.Name] = key + ".name"
+			}
+		}
+		if s.Cron == "" {
+			v.add(key+".cron", `required: when it runs, like "0 3 * * *", "@daily" or "@every 10m"`)
+		} else if _, err := schedule.Parse(s.Cron, s.Timezone); err != nil {
+			k := key + ".cron"
+			if s.Timezone != "" && strings.Contains(err.Error(), "time zone") {
+				k = key + ".timezone"
+			}
+			v.add(k, "%s", err.Error())
+		}
+		if strings.TrimSpace(s.Command) == "" {
+			v.add(key+".command", "required: the chat command to run, like \"backup db-prod\"")
+		}
+		adapter, room, qualified := strings.Cut(s.Room, ":")
+		if !qualified {
+			room = s.Room
+		}
+		switch {
+		case s.Room == "":
+			v.add(key+".room", "required: where it runs, adapter:room or a room of the default adapter")
+		case qualified && !c.hasAdapter(adapter) && c.adaptersKnown(v):
+			v.add(key+".room", "%q: no adapter named %q is configured (write room or adapter:room; adapters: %s)", s.Room, adapter, c.adapterList())
+		case room == "" || strings.ContainsFunc(room, unicode.IsSpace):
+			v.add(key+".room", "%q: expected a room name, or adapter:room", s.Room)
+		case !qualified && c.DefaultAdapter() == "" && c.adaptersKnown(v):
+			v.add(key+".room", "%q: with several adapters, name the room's adapter (adapter:room) or set bot.default_adapter", s.Room)
+		}
+		if s.As == "" {
+			v.add(key+".as", "required: the user id it runs as, checked by policy as if they had typed it")
+		}
+	}
 }

@@ -18,6 +18,8 @@ const helpUsage = "help [topic]"
 
 const helpHelp = "Shows what I can do, or how to use one command or plugin. Also answers to \"commands\"."
 
+const schedulesHelp = "Lists the commands I run on a clock, with their next run and how their last run ended."
+
 // Help renders help about topic, as asked with "help [topic]".
 //
 //   - "" lists every command grouped by plugin (usage — first line of its
@@ -64,6 +66,8 @@ func (r *Router) HelpFor(topic string, stateOf func(plugin string) string, may A
 		return t.helpAll(note, may)
 	case isBuiltin(topic):
 		return chat.Output{Title: helpUsage, Text: helpHelp}
+	case topic == schedulesCommand:
+		return chat.Output{Title: schedulesCommand, Text: schedulesHelp}
 	}
 	for _, k := range []string{topic, strings.TrimRight(topic, "!")} {
 		if c := t.byKey[k]; c != nil {
@@ -109,6 +113,7 @@ func (t *table) helpAll(note func(string) string, may Access) chat.Output {
 	}
 	b.WriteString("built in\n")
 	writeLine(&b, helpUsage, firstLine(helpHelp))
+	writeLine(&b, schedulesCommand, schedulesHelp)
 	b.WriteString("\nSay \"help <command>\" for the details of one command.")
 	writeHidden(&b, hidden)
 	return chat.Output{Title: "What I can do", Text: b.String()}

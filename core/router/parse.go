@@ -29,9 +29,12 @@ const (
 	Empty
 	// TooLong: the text exceeds Options.MaxMessageBytes and was not parsed.
 	TooLong
+	// Schedules: the built-in schedules command, which lists the scheduled
+	// commands (the bot answers it).
+	Schedules
 )
 
-var kindNames = [...]string{"Invalid", "Matched", "Help", "Unknown", "Malformed", "Empty", "TooLong"}
+var kindNames = [...]string{"Invalid", "Matched", "Help", "Unknown", "Malformed", "Empty", "TooLong", "Schedules"}
 
 // String returns the kind's name, for logs and tests.
 func (k Kind) String() string {
@@ -106,6 +109,9 @@ func (r *Router) Parse(text string) Result {
 	}
 	end := indexSpace(text, 0)
 	kw := text[:end]
+	if strings.EqualFold(kw, schedulesCommand) {
+		return Result{Kind: Schedules}
+	}
 	if isBuiltin(kw) {
 		return Result{Kind: Help, Topic: strings.ToLower(firstWord(text[end:]))}
 	}
@@ -133,8 +139,9 @@ func (r *Router) Parse(text string) Result {
 	return t.noMatch(text, strings.ToLower(kw))
 }
 
+// isBuiltin reports whether kw asks for help.
 func isBuiltin(kw string) bool {
-	for _, b := range builtins {
+	for _, b := range builtins[:2] {
 		if strings.EqualFold(kw, b) {
 			return true
 		}

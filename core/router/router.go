@@ -29,8 +29,12 @@ var (
 	ErrInvalidManifest = errors.New("invalid plugin manifest")
 )
 
-// builtins are the keywords the router answers itself.
-var builtins = []string{"help", "commands"}
+// builtins are the keywords the router answers itself (help, commands)
+// or hands to the bot (schedules); no plugin command may take them.
+var builtins = []string{"help", "commands", schedulesCommand}
+
+// schedulesCommand lists the scheduled commands (Kind Schedules).
+const schedulesCommand = "schedules"
 
 // Options configure a Router.
 type Options struct {

@@ -146,6 +146,24 @@ var migrations = []migration{
 			`ALTER TABLE audit_log ADD COLUMN via TEXT NOT NULL DEFAULT ''`,
 		},
 	},
+	{
+		version: 6,
+		name:    "schedules fire each slot once",
+		stmts: []string{
+			// One row per (schedule, slot) that was fired: the UNIQUE key is
+			// what makes two schedulers on one store fire a slot once.
+			// outcome is '' while the command runs.
+			`CREATE TABLE schedule_runs (
+				schedule TEXT NOT NULL,
+				slot BIGINT NOT NULL,
+				started_at BIGINT NOT NULL,
+				finished_at BIGINT NOT NULL DEFAULT 0,
+				outcome TEXT NOT NULL DEFAULT '',
+				request_id TEXT NOT NULL DEFAULT '',
+				UNIQUE (schedule, slot)
+			)`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

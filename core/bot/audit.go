@@ -128,7 +128,7 @@ func (w *auditWriter) loop() {
 	}
 }
 
-// write writes a batch: decisions, then final entries, then outcomes (an
+// write writes a batch in one transaction: decisions, final entries, outcomes (an
 // outcome's decision was committed in an earlier batch: its command waited
 // for it). A failed write is counted, logged at error level, and makes
 // AuditHealth report it until a write succeeds; a decision that failed
@@ -167,11 +167,10 @@ func (w *auditWriter) write(batch []auditItem) {
 		}
 	}
 	var errs []error
-	// Decisions first: their commands wait for them, nobody waits for the
-	// rest.
-	ids, err := w.st.RecordDecisions(ctx, decisions)
+	// One transaction for the batch: decisions' commands wait for it.
+	ids, err := w.st.RecordAuditBatch(ctx, decisions, finals, outcomes)
 	if err != nil {
-		errs = append(errs, w.failed("decisions", len(decisions), err))
+		errs = append(errs, w.failed("batch", len(batch), err))
 	}
 	for i, r := range replies {
 		if err != nil {
@@ -179,12 +178,6 @@ func (w *auditWriter) write(batch []auditItem) {
 		} else {
 			r <- decisionResult{id: ids[i]}
 		}
-	}
-	if err := w.st.RecordAudits(ctx, finals); err != nil {
-		errs = append(errs, w.failed("entries", len(finals), err))
-	}
-	if err := w.st.RecordOutcomes(ctx, outcomes); err != nil {
-		errs = append(errs, w.failed("outcomes", len(outcomes), err))
 	}
 	if len(errs) == 0 {
 		w.failing.Store(nil)

@@ -230,3 +230,98 @@ func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 	}
 	return out, nil
 }
+
+// RecordAuditBatch writes, in one transaction, the decisions (returning
+// their ids in order), final entries and outcomes the bot's audit writer
+// gathered: one commit a batch instead of one per kind, since decisions'
+// commands wait for it.
+func (s *Store) RecordAuditBatch(ctx context.Context, decisions, finals []AuditEntry, outcomes []AuditOutcome) ([]int64, error) {
+	if len(decisions)+len(finals)+len(outcomes) == 0 {
+		return nil, nil
+	}
+	var decide, update *sql.Stmt
+	var err error
+	if len(decisions) > 0 {
+		if decide, err = s.decisionStmt(ctx); err != nil {
+			return nil, fmt.Errorf("record audit batch: %w", err)
+		}
+	}
+	if len(outcomes) > 0 {
+		if update, err = s.outcomeStmt(ctx); err != nil {
+			return nil, fmt.Errorf("record audit batch: %w", err)
+		}
+	}
+	stmts := map[int]*sql.Stmt{}
+	for _, n := range []int{min(len(finals), auditRowsPerInsert), len(finals) % auditRowsPerInsert} {
+		if n == 0 || stmts[n] != nil {
+			continue
+		}
+		if stmts[n], err = s.auditStmt(ctx, n); err != nil {
+			return nil, fmt.Errorf("record audit batch: %w", err)
+		}
+	}
+	ids := make([]int64, 0, len(decisions))
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		if decide != nil {
+			st := tx.StmtContext(ctx, decide)
+			for _, e := range decisions {
+				if e.Time.IsZero() {
+					e.Time = s.now()
+				}
+				var id int64
+				if err := st.QueryRowContext(ctx,
+					e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
+					e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
+				).Scan(&id); err != nil {
+					return fmt.Errorf("decision: %w", err)
+				}
+				ids = append(ids, id)
+			}
+		}
+		for rest := finals; len(rest) > 0; {
+			n := min(len(rest), auditRowsPerInsert)
+			args := make([]any, 0, n*13)
+			for _, e := range rest[:n] {
+				if e.Time.IsZero() {
+					e.Time = s.now()
+				}
+				args = append(args, e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID,
+					e.UserName, e.Text, e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via)
+			}
+			if _, err := tx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...); err != nil {
+				return fmt.Errorf("entries: %w", err)
+			}
+			rest = rest[n:]
+		}
+		if update != nil {
+			st := tx.StmtContext(ctx, update)
+			for _, o := range outcomes {
+				// An outcome whose decision is gone (never written) is
+				// skipped, not a reason to lose the rest of the batch.
+				if _, err := st.ExecContext(ctx, o.Outcome, o.Detail, int64(o.Duration), o.ID); err != nil {
+					return fmt.Errorf("outcome: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record audit batch: %w", err)
+	}
+	return ids, nil
+}
+
+// outcomeStmt returns the prepared UPDATE of one decision's outcome.
+func (s *Store) outcomeStmt(ctx context.Context) (*sql.Stmt, error) {
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	if s.outcomeUpdate != nil {
+		return s.outcomeUpdate, nil
+	}
+	st, err := s.db.PrepareContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ?, duration_ns = ? WHERE id = ?`))
+	if err != nil {
+		return nil, fmt.Errorf("prepare outcome update: %w", err)
+	}
+	s.outcomeUpdate = st
+	return st, nil
+}

@@ -44,6 +44,8 @@ type Store struct {
 	auditStmts map[int]*sql.Stmt
 	// decisionInsert is the prepared INSERT of one decision (RecordDecisions).
 	decisionInsert *sql.Stmt
+	// outcomeUpdate is the prepared UPDATE of a decision's outcome.
+	outcomeUpdate *sql.Stmt
 }
 
 // sqliteParams are appended to the file path to form the SQLite DSN:
@@ -140,10 +142,12 @@ func (s *Store) Close() error {
 		st.Close()
 	}
 	s.auditStmts = nil
-	if s.decisionInsert != nil {
-		s.decisionInsert.Close()
-		s.decisionInsert = nil
+	for _, st := range []*sql.Stmt{s.decisionInsert, s.outcomeUpdate} {
+		if st != nil {
+			st.Close()
+		}
 	}
+	s.decisionInsert, s.outcomeUpdate = nil, nil
 	s.auditMu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)

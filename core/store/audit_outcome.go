@@ -40,38 +40,7 @@ func Decision(outcome string) string {
 // transaction, so each id is known (RETURNING of a multi-row INSERT keeps
 // no promised order); the commit is what costs, and there is one.
 func (s *Store) RecordDecisions(ctx context.Context, entries []AuditEntry) ([]int64, error) {
-	if len(entries) == 0 {
-		return nil, nil
-	}
-	// Prepared once and outside the transaction (see RecordAudits): a
-	// decision is on its command's path, so parsing the INSERT every time
-	// would be paid by every command.
-	stmt, err := s.decisionStmt(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("record decisions: %w", err)
-	}
-	ids := make([]int64, 0, len(entries))
-	err = s.withTx(ctx, func(tx *sql.Tx) error {
-		st := tx.StmtContext(ctx, stmt)
-		for _, e := range entries {
-			if e.Time.IsZero() {
-				e.Time = s.now()
-			}
-			var id int64
-			if err := st.QueryRowContext(ctx,
-				e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
-				e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
-			).Scan(&id); err != nil {
-				return err
-			}
-			ids = append(ids, id)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("record decisions: %w", err)
-	}
-	return ids, nil
+	return s.RecordAuditBatch(ctx, entries, nil, nil)
 }
 
 // decisionStmt returns the prepared INSERT of one decision, RETURNING its id.

@@ -140,13 +140,18 @@ func (b *Bot) encodeButton(plugin string, pb *pluginv1.Button) (chat.Button, err
 	btn := chat.Button{Label: pb.GetLabel(), Command: pb.GetCommand(), Style: pb.GetStyle()}
 	red := b.o.Redactor
 	switch cmd, action := strings.TrimSpace(pb.GetCommand()), pb.GetAction(); {
-	case cmd != "" && action != "":
-		return btn, fmt.Errorf("%w: it sets both a command and an action; a button does one", errButton)
-	case cmd != "" && pb.GetValue() != "":
+	case cmd != "" && action == "" && pb.GetValue() != "":
 		return btn, fmt.Errorf("%w: a value is for action buttons; a command button carries its command", errButton)
-	case cmd != "":
+	case action == "" && cmd != "":
 		btn.ActionID, btn.Value = ActionIDCommand, red.String(cmd)
 	case action != "":
+		// A command beside an action is only the text to type where
+		// buttons cannot be shown (Button.AsText); a click goes to the
+		// action.
+		if len(cmd) > MaxButtonValueBytes {
+			return btn, fmt.Errorf("%w: its command is %d bytes; at most %d fit in a button", errButton, len(cmd), MaxButtonValueBytes)
+		}
+		btn.Command = red.String(cmd)
 		if plugin == "" {
 			return btn, fmt.Errorf("%w: action %q has no plugin to go back to", errButton, action)
 		}

@@ -375,7 +375,6 @@ func TestPostRefusesButtonsThatCannotWork(t *testing.T) {
 	}{
 		{"an undeclared action", &pluginv1.Button{Label: "X", Action: "drop"}, `declares no action "drop"`},
 		{"an oversized value", &pluginv1.Button{Label: "X", Action: "poke", Value: strings.Repeat("v", 2001)}, "at most 2000"},
-		{"both a command and an action", &pluginv1.Button{Label: "X", Action: "poke", Command: "who"}, "both a command and an action"},
 		{"neither", &pluginv1.Button{Label: "X"}, "needs a command or an action"},
 		{"a value on a command button", &pluginv1.Button{Label: "X", Command: "who", Value: "v"}, "a value is for action buttons"},
 		{"an action name with spaces", &pluginv1.Button{Label: "X", Action: "po ke"}, "letters, digits"},
@@ -468,5 +467,36 @@ func waitAudit(t *testing.T, st *store.Store, id string) store.AuditEntry {
 			t.Fatalf("no audit entry for request %s with its outcome", id)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAnActionButtonsCommandIsWhatToTypeWhereButtonsCannotShow: beside an
+// action, a command is the typed alternative. A service with buttons gets
+// the action to click; one without shows the command to type, not a bare
+// label nobody can act on.
+func TestAnActionButtonsCommandIsWhatToTypeWhereButtonsCannotShow(t *testing.T) {
+	for _, buttons := range []bool{true, false} {
+		cb := newClickBot(t, nil, func(m *chattest.Memory) chat.Adapter { m.SetButtons(buttons); return m })
+		_, err := cb.bot.HostService("ops").Post(context.Background(), &pluginv1.PostRequest{
+			Target: &pluginv1.MessageRef{Adapter: "mem", Room: "general"},
+			Output: &pluginv1.Output{Text: "Deploying…", Buttons: []*pluginv1.Button{{Label: "Stop", Action: "poke", Value: "7", Command: "who 7"}}},
+		})
+		if err != nil {
+			t.Fatalf("buttons %v: post: %v", buttons, err)
+		}
+		sent := cb.chat.Sent()
+		if len(sent) != 1 {
+			t.Fatalf("buttons %v: %d messages sent, want 1", buttons, len(sent))
+		}
+		out := sent[0].Out
+		if buttons {
+			if len(out.Buttons) != 1 || out.Buttons[0].ActionID != bot.ActionIDPluginPrefix+"ops:poke" || out.Buttons[0].Value != "7" {
+				t.Errorf("with buttons: %+v, want the action poke with value 7", out.Buttons)
+			}
+			continue
+		}
+		if len(out.Buttons) != 0 || !strings.Contains(out.Text, "[Stop] type: who 7") {
+			t.Errorf("without buttons: text %q, buttons %+v; want the command to type", out.Text, out.Buttons)
+		}
 	}
 }

@@ -178,7 +178,9 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 			out.Text += " " + a.EnvURL(dep.Env)
 		}
 		if d.canRollBack(bc, dep) {
-			out.Buttons = []*sdk.Button{sdk.ActionButton("Rollback", actionRollback, strconv.FormatInt(dep.ID, 10), "danger")}
+			rollback := sdk.ActionButton("Rollback", actionRollback, strconv.FormatInt(dep.ID, 10), "danger")
+			rollback.Command = fmt.Sprintf("rollback %s in %s", dep.App, dep.Env) // to type where buttons cannot show
+			out.Buttons = []*sdk.Button{rollback}
 		}
 	case StateCancelled:
 		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
@@ -360,7 +362,9 @@ func (l *logStream) progress(title string, always bool) bool {
 		// While it runs, the progress message offers to stop it; the
 		// final one, which replaces it where the chat service edits
 		// messages, no longer does.
-		out.Buttons = []*sdk.Button{sdk.ActionButton("Cancel", actionCancel, strconv.FormatInt(l.id, 10), "danger")}
+		cancel := sdk.ActionButton("Cancel", actionCancel, strconv.FormatInt(l.id, 10), "danger")
+		cancel.Command = fmt.Sprintf("deploy:cancel %d", l.id) // to type where buttons cannot show
+		out.Buttons = []*sdk.Button{cancel}
 	}
 	_ = l.c.Progress("log", out)
 	return true

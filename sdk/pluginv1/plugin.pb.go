@@ -1091,14 +1091,15 @@ func (x *Field) GetShort() bool {
 	return false
 }
 
-// Button asks the user to click. Set either command or action.
+// Button asks the user to click. Set command, action, or both.
 //
-// With command, a click runs that command as the person who clicked, in the
-// room and thread of the message, checked as if they had typed it; the
-// plugin's CommandRequest.button says it was a click. With action (since
+// With command alone, a click runs that command as the person who clicked,
+// in the room and thread of the message, checked as if they had typed it;
+// the plugin's CommandRequest.button says it was a click. With action (since
 // minor 6), a click is handed back to the plugin that posted the button as a
-// HandleInteraction call carrying value. Chat services without buttons show
-// the command to type instead, or just the label.
+// HandleInteraction call carrying value; a command beside it is then only
+// what chat services without buttons show to type instead (otherwise they
+// show just the label).
 type Button struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Label   string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`

@@ -21,9 +21,7 @@ func checkButtons(o *pluginv1.Output, declared func(action string) bool) error {
 	for i, b := range o.GetButtons() {
 		var why string
 		switch cmd, action := strings.TrimSpace(b.GetCommand()), b.GetAction(); {
-		case cmd != "" && action != "":
-			why = "it sets both a command and an action"
-		case cmd != "" && b.GetValue() != "":
+		case cmd != "" && action == "" && b.GetValue() != "":
 			why = "a value is for action buttons"
 		case cmd == "" && action == "":
 			why = "it needs a command or an action"
@@ -88,7 +86,7 @@ func (h *Harness) Click(btn *pluginv1.Button, on *pluginv1.MessageRef) Result {
 	switch {
 	case btn == nil:
 		h.t.Fatalf("click: no button (Result.Button found none with that label?)")
-	case btn.GetCommand() != "":
+	case btn.GetAction() == "" && btn.GetCommand() != "":
 		h.t.Fatalf("click %q: a command button runs its command through the host's parser; use ClickCommand with its parsed arguments", btn.GetLabel())
 	case !h.declares(btn.GetAction()):
 		h.t.Fatalf("click %q: the plugin declares no action %q, so the host would never deliver this click", btn.GetLabel(), btn.GetAction())

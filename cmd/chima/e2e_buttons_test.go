@@ -109,6 +109,9 @@ func TestDeployButtonsEndToEnd(t *testing.T) {
 	// The audit log says which requests were clicks, and on what.
 	stopCtx, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
+	// An entry is written at the decision and its outcome filled after the
+	// command: wait, bounded, until the three have ended as expected.
+	want := []string{"alice rollback ok action", "alice cancel ok action", "bob cancel denied action"}
 	var vias []string
 	for stopCtx.Err() == nil {
 		entries, err := a.store.Audit(stopCtx, 50)
@@ -121,12 +124,11 @@ func TestDeployButtonsEndToEnd(t *testing.T) {
 				vias = append(vias, e.UserID+" "+e.Command+" "+e.Outcome+" "+strings.Fields(e.Via)[0])
 			}
 		}
-		if len(vias) == 3 {
+		if strings.Join(vias, ",") == strings.Join(want, ",") {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := []string{"alice rollback ok action", "alice cancel ok action", "bob cancel denied action"}
 	if strings.Join(vias, ",") != strings.Join(want, ",") {
 		t.Errorf("clicks audited = %q, want %q", vias, want)
 	}

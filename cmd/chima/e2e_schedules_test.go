@@ -18,7 +18,8 @@ func TestScheduleRunsItsCommandOnTheClockAndTheAuditSaysSo(t *testing.T) {
 	c := startConsole(t, cfg)
 	c.expect(t, "Hello, scheduled!")
 
-	// The audit log is written in batches: wait, bounded, for the entry.
+	// The audit log is written in batches, and a command's outcome fills
+	// its entry after the reply: wait, bounded, for an ended entry.
 	var found auditJSON
 	deadline := time.Now().Add(15 * time.Second)
 	for found.ID == 0 {
@@ -31,13 +32,13 @@ func TestScheduleRunsItsCommandOnTheClockAndTheAuditSaysSo(t *testing.T) {
 			t.Fatalf("audit --json: %v\n%s", err, out)
 		}
 		for _, e := range entries {
-			if e.Via == "schedule greet" {
+			if e.Via == "schedule greet" && e.Outcome != "running" {
 				found = e
 				break
 			}
 		}
 		if found.ID == 0 && time.Now().After(deadline) {
-			t.Fatalf("no audit entry via schedule greet in:\n%s", out)
+			t.Fatalf("no ended audit entry via schedule greet in:\n%s", out)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -93,18 +93,9 @@ func (c *Config) validateAdapters(v *validator) {
 	names := map[string]string{} // name → key of the entry that has it
 	for i, a := range c.Adapters {
 		key := indexKey("adapters", i)
-		switch {
-		case a.Name == "":
-			v.add(key+".name", "required: the adapter's name, used in rooms (name:room) and users (name:userid), like console or slack")
-		case !isAdapterName(a.Name):
-			v.add(key+".name", "%q: start with a lowercase letter, then use lowercase letters, digits and '-' only", a.Name)
-		default:
-			if first, dup := names[a.Name]; dup {
-				v.add(key+".name", "duplicate adapter name %q (first used at %s)", a.Name, v.firstAt(first))
-			} else {
-				names[a.Name] = key + ".name"
-			}
-		}
+		v.uniqueName(names, key+".name", "adapter", a.Name,
+			"required: the adapter's name, used in rooms (name:room) and users (name:userid), like console or slack",
+			isAdapterName, "start with a lowercase letter, then use lowercase letters, digits and '-' only")
 		switch {
 		case a.Type == "":
 			v.add(key+".type", "required: the kind of chat service, like shell, slack, mattermost or webhook")
@@ -182,18 +173,7 @@ func (c *Config) validatePlugins(v *validator) {
 	names := map[string]string{} // name → key of the plugin that has it
 	for i, p := range c.Plugins {
 		key := indexKey("plugins", i)
-		switch {
-		case p.Name == "":
-			v.add(key+".name", "required")
-		case !isName(p.Name):
-			v.add(key+".name", "%q: use lowercase letters, digits, '-' and '_' only", p.Name)
-		default:
-			if first, dup := names[p.Name]; dup {
-				v.add(key+".name", "duplicate plugin name %q (first used at %s)", p.Name, v.firstAt(first))
-			} else {
-				names[p.Name] = key + ".name"
-			}
-		}
+		v.uniqueName(names, key+".name", "plugin", p.Name, "required", isName, "use lowercase letters, digits, '-' and '_' only")
 		if p.Path == "" {
 			v.add(key+".path", "required: the plugin executable")
 		}
@@ -351,6 +331,25 @@ func (c *Config) validatePolicies(v *validator) {
 }
 
 // isName reports whether s is a non-empty [a-z0-9_-]+ name.
+// uniqueName checks the name at key of an entry of kind (adapter, plugin,
+// schedule): present (else required says what to write), well formed by
+// valid (else form says how), and not taken by an earlier entry of names
+// (name → the key that has it), which it then joins.
+func (v *validator) uniqueName(names map[string]string, key, kind, name, required string, valid func(string) bool, form string) {
+	switch {
+	case name == "":
+		v.add(key, "%s", required)
+	case !valid(name):
+		v.add(key, "%q: %s", name, form)
+	default:
+		if first, dup := names[name]; dup {
+			v.add(key, "duplicate %s name %q (first used at %s)", kind, name, v.firstAt(first))
+		} else {
+			names[name] = key
+		}
+	}
+}
+
 func isName(s string) bool {
 	if s == "" {
 		return false
@@ -491,18 +490,7 @@ func (c *Config) validateSchedules(v *validator) {
 	names := map[string]string{}
 	for i, s := range c.Schedules {
 		key := indexKey("schedules", i)
-		switch {
-		case s.Name == "":
-			v.add(key+".name", "required: the schedule's name, like nightly-db")
-		case !isName(s.Name):
-			v.add(key+".name", "%q: use lowercase letters, digits, '-' and '_' only", s.Name)
-		default:
-			if first, dup := names[s.Name]; dup {
-				v.add(key+".name", "duplicate schedule name %q (first used at %s)", s.Name, v.firstAt(first))
-			} else {
-				names[s.Name] = key + ".name"
-			}
-		}
+		v.uniqueName(names, key+".name", "schedule", s.Name, "required: the schedule's name, like nightly-db", isName, "use lowercase letters, digits, '-' and '_' only")
 		if s.Cron == "" {
 			v.add(key+".cron", `required: when it runs, like "0 3 * * *", "@daily" or "@every 10m"`)
 		} else if _, err := schedule.Parse(s.Cron, s.Timezone); err != nil {

@@ -376,7 +376,11 @@ type Manifest struct {
 	// Button actions the plugin handles with HandleInteraction (since minor
 	// 6). The host refuses a button naming an action not declared here, and
 	// never delivers a click on one.
-	Actions       []*ActionSpec `protobuf:"bytes,10,rep,name=actions,proto3" json:"actions,omitempty"`
+	Actions []*ActionSpec `protobuf:"bytes,10,rep,name=actions,proto3" json:"actions,omitempty"`
+	// Schedules the plugin declares (since minor 7): the host enqueues a job
+	// of the given kind at each slot of each, once per slot, as it does for
+	// the schedules of chima.yaml.
+	Schedules     []*ScheduleSpec `protobuf:"bytes,11,rep,name=schedules,proto3" json:"schedules,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -481,6 +485,142 @@ func (x *Manifest) GetActions() []*ActionSpec {
 	return nil
 }
 
+func (x *Manifest) GetSchedules() []*ScheduleSpec {
+	if x != nil {
+		return x.Schedules
+	}
+	return nil
+}
+
+// ScheduleSpec is a job the plugin wants run on a clock (since minor 7).
+type ScheduleSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The schedule's name, unique in the plugin: "verify-db-prod". Letters,
+	// digits and "-_.:" only. The host lists it as "<plugin>:<name>".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When: a cron expression as robfig/cron/v3 parses it, with an optional
+	// seconds field, "@every 6h" or "@daily".
+	Cron string `protobuf:"bytes,2,opt,name=cron,proto3" json:"cron,omitempty"`
+	// The job kind to enqueue (one of Manifest.job_kinds).
+	JobKind string `protobuf:"bytes,3,opt,name=job_kind,json=jobKind,proto3" json:"job_kind,omitempty"`
+	// The job's payload.
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// IANA time zone of the cron expression; empty for UTC.
+	Timezone string `protobuf:"bytes,5,opt,name=timezone,proto3" json:"timezone,omitempty"`
+	// Run one missed slot at start (true) or skip missed slots (false).
+	CatchUp bool `protobuf:"varint,6,opt,name=catch_up,json=catchUp,proto3" json:"catch_up,omitempty"`
+	// Queue key of the jobs (jobs with one key run one at a time).
+	QueueKey string `protobuf:"bytes,7,opt,name=queue_key,json=queueKey,proto3" json:"queue_key,omitempty"`
+	// Where the jobs report to; empty for nowhere (they post with Host.Post).
+	Notify *MessageRef `protobuf:"bytes,8,opt,name=notify,proto3" json:"notify,omitempty"`
+	// What each job is, for people ("nightly backup of db-prod").
+	Title string `protobuf:"bytes,9,opt,name=title,proto3" json:"title,omitempty"`
+	// What the schedule does, for `chima schedules`.
+	Help          string `protobuf:"bytes,10,opt,name=help,proto3" json:"help,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScheduleSpec) Reset() {
+	*x = ScheduleSpec{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScheduleSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScheduleSpec) ProtoMessage() {}
+
+func (x *ScheduleSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScheduleSpec.ProtoReflect.Descriptor instead.
+func (*ScheduleSpec) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ScheduleSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ScheduleSpec) GetCron() string {
+	if x != nil {
+		return x.Cron
+	}
+	return ""
+}
+
+func (x *ScheduleSpec) GetJobKind() string {
+	if x != nil {
+		return x.JobKind
+	}
+	return ""
+}
+
+func (x *ScheduleSpec) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *ScheduleSpec) GetTimezone() string {
+	if x != nil {
+		return x.Timezone
+	}
+	return ""
+}
+
+func (x *ScheduleSpec) GetCatchUp() bool {
+	if x != nil {
+		return x.CatchUp
+	}
+	return false
+}
+
+func (x *ScheduleSpec) GetQueueKey() string {
+	if x != nil {
+		return x.QueueKey
+	}
+	return ""
+}
+
+func (x *ScheduleSpec) GetNotify() *MessageRef {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
+func (x *ScheduleSpec) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *ScheduleSpec) GetHelp() string {
+	if x != nil {
+		return x.Help
+	}
+	return ""
+}
+
 // ActionSpec declares one button action of the plugin: what a click on a
 // Button with this action does is up to the plugin's handler.
 type ActionSpec struct {
@@ -505,7 +645,7 @@ type ActionSpec struct {
 
 func (x *ActionSpec) Reset() {
 	*x = ActionSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +657,7 @@ func (x *ActionSpec) String() string {
 func (*ActionSpec) ProtoMessage() {}
 
 func (x *ActionSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[5]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +670,7 @@ func (x *ActionSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionSpec.ProtoReflect.Descriptor instead.
 func (*ActionSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ActionSpec) GetName() string {
@@ -590,7 +730,7 @@ type CommandSpec struct {
 
 func (x *CommandSpec) Reset() {
 	*x = CommandSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +742,7 @@ func (x *CommandSpec) String() string {
 func (*CommandSpec) ProtoMessage() {}
 
 func (x *CommandSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[6]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +755,7 @@ func (x *CommandSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandSpec.ProtoReflect.Descriptor instead.
 func (*CommandSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{6}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CommandSpec) GetName() string {
@@ -698,7 +838,7 @@ type ArgSpec struct {
 
 func (x *ArgSpec) Reset() {
 	*x = ArgSpec{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -710,7 +850,7 @@ func (x *ArgSpec) String() string {
 func (*ArgSpec) ProtoMessage() {}
 
 func (x *ArgSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[7]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -723,7 +863,7 @@ func (x *ArgSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArgSpec.ProtoReflect.Descriptor instead.
 func (*ArgSpec) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{7}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ArgSpec) GetName() string {
@@ -809,7 +949,7 @@ type MessageRef struct {
 
 func (x *MessageRef) Reset() {
 	*x = MessageRef{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +961,7 @@ func (x *MessageRef) String() string {
 func (*MessageRef) ProtoMessage() {}
 
 func (x *MessageRef) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[8]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +974,7 @@ func (x *MessageRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MessageRef.ProtoReflect.Descriptor instead.
 func (*MessageRef) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{8}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *MessageRef) GetAdapter() string {
@@ -874,17 +1014,21 @@ func (x *MessageRef) GetRoomName() string {
 
 // User is the person who sent a command.
 type User struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Roles         []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Roles []string               `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// The person of chima.yaml's people map this account belongs to ("alice"),
+	// the same on every adapter; empty when the account is in none (since
+	// minor 7). Locks and approvals should name the person when there is one.
+	Person        string `protobuf:"bytes,4,opt,name=person,proto3" json:"person,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *User) Reset() {
 	*x = User{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1040,7 @@ func (x *User) String() string {
 func (*User) ProtoMessage() {}
 
 func (x *User) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[9]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1053,7 @@ func (x *User) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use User.ProtoReflect.Descriptor instead.
 func (*User) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{9}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *User) GetId() string {
@@ -933,6 +1077,13 @@ func (x *User) GetRoles() []string {
 	return nil
 }
 
+func (x *User) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
 // Output is a chat-neutral message that each adapter renders its own way.
 type Output struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -953,7 +1104,7 @@ type Output struct {
 
 func (x *Output) Reset() {
 	*x = Output{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1116,7 @@ func (x *Output) String() string {
 func (*Output) ProtoMessage() {}
 
 func (x *Output) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[10]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1129,7 @@ func (x *Output) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Output.ProtoReflect.Descriptor instead.
 func (*Output) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{10}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Output) GetTitle() string {
@@ -1042,7 +1193,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1205,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[11]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1218,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{11}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Field) GetTitle() string {
@@ -1118,7 +1269,7 @@ type Button struct {
 
 func (x *Button) Reset() {
 	*x = Button{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1281,7 @@ func (x *Button) String() string {
 func (*Button) ProtoMessage() {}
 
 func (x *Button) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1294,7 @@ func (x *Button) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Button.ProtoReflect.Descriptor instead.
 func (*Button) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Button) GetLabel() string {
@@ -1196,7 +1347,7 @@ type ButtonClick struct {
 
 func (x *ButtonClick) Reset() {
 	*x = ButtonClick{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1359,7 @@ func (x *ButtonClick) String() string {
 func (*ButtonClick) ProtoMessage() {}
 
 func (x *ButtonClick) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1372,7 @@ func (x *ButtonClick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ButtonClick.ProtoReflect.Descriptor instead.
 func (*ButtonClick) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ButtonClick) GetMessage() *MessageRef {
@@ -1257,14 +1408,23 @@ type CommandRequest struct {
 	// Set when the command comes from a click on a command button (since minor
 	// 6); message is then the clicked message, and text the button's command.
 	// Never set for a typed command.
-	Button        *ButtonClick `protobuf:"bytes,8,opt,name=button,proto3" json:"button,omitempty"`
+	Button *ButtonClick `protobuf:"bytes,8,opt,name=button,proto3" json:"button,omitempty"`
+	// Set when the command runs because its approval was granted (since minor
+	// 7): the plugin had answered ApprovalNeeded, approvers approved, and the
+	// host runs the command again, exactly as requested, as the requester.
+	// The plugin proceeds instead of asking again. Never set otherwise.
+	Approval *Approval `protobuf:"bytes,9,opt,name=approval,proto3" json:"approval,omitempty"`
+	// The plugin that triggered the command with Host.RunCommand, or "chima"
+	// for a schedule; empty for a command a person typed or clicked (since
+	// minor 7).
+	TriggeredBy   string `protobuf:"bytes,10,opt,name=triggered_by,json=triggeredBy,proto3" json:"triggered_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1436,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1449,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CommandRequest) GetRequestId() string {
@@ -1348,6 +1508,112 @@ func (x *CommandRequest) GetButton() *ButtonClick {
 	return nil
 }
 
+func (x *CommandRequest) GetApproval() *Approval {
+	if x != nil {
+		return x.Approval
+	}
+	return nil
+}
+
+func (x *CommandRequest) GetTriggeredBy() string {
+	if x != nil {
+		return x.TriggeredBy
+	}
+	return ""
+}
+
+// Approval says who approved a command, and when (since minor 7).
+type Approval struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The approval request's id, as `chima approve <id>` names it.
+	Id int64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Who asked: the person, or the adapter-qualified id of an account in no
+	// person.
+	Requester string `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	// Who approved, in order, named as requester is.
+	Approvers []string `protobuf:"bytes,3,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	// When the request was made and when it was granted, in Unix seconds.
+	RequestedUnix int64 `protobuf:"varint,4,opt,name=requested_unix,json=requestedUnix,proto3" json:"requested_unix,omitempty"`
+	ApprovedUnix  int64 `protobuf:"varint,5,opt,name=approved_unix,json=approvedUnix,proto3" json:"approved_unix,omitempty"`
+	// Whether this was the requester's own confirmation (ApprovalNeeded with
+	// confirm) rather than other people's approval.
+	Confirmation  bool `protobuf:"varint,6,opt,name=confirmation,proto3" json:"confirmation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Approval) Reset() {
+	*x = Approval{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Approval) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Approval) ProtoMessage() {}
+
+func (x *Approval) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Approval.ProtoReflect.Descriptor instead.
+func (*Approval) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *Approval) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *Approval) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *Approval) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *Approval) GetRequestedUnix() int64 {
+	if x != nil {
+		return x.RequestedUnix
+	}
+	return 0
+}
+
+func (x *Approval) GetApprovedUnix() int64 {
+	if x != nil {
+		return x.ApprovedUnix
+	}
+	return 0
+}
+
+func (x *Approval) GetConfirmation() bool {
+	if x != nil {
+		return x.Confirmation
+	}
+	return false
+}
+
 // InteractionRequest is a click on a button of one of the plugin's actions
 // (since minor 6). The host has checked the clicker against the policy for
 // the action (see ActionSpec); the plugin decides the rest.
@@ -1374,7 +1640,7 @@ type InteractionRequest struct {
 
 func (x *InteractionRequest) Reset() {
 	*x = InteractionRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1652,7 @@ func (x *InteractionRequest) String() string {
 func (*InteractionRequest) ProtoMessage() {}
 
 func (x *InteractionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1665,7 @@ func (x *InteractionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionRequest.ProtoReflect.Descriptor instead.
 func (*InteractionRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *InteractionRequest) GetRequestId() string {
@@ -1458,16 +1724,20 @@ type WebhookEvent struct {
 	// "github:deployment", "generic:<name>", ...
 	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
 	// Delivery id, unique per delivery (X-GitHub-Delivery for GitHub).
-	DeliveryId    string            `protobuf:"bytes,3,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
-	Payload       []byte            `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
-	Headers       map[string]string `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	DeliveryId string            `protobuf:"bytes,3,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	Payload    []byte            `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	Headers    map[string]string `protobuf:"bytes,5,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Which attempt at handing this delivery to this plugin this is, from 1
+	// (since minor 7). Deliveries are retried with backoff until the plugin
+	// takes them or a cap is reached, so a plugin may see one more than once.
+	Attempt       uint32 `protobuf:"varint,6,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WebhookEvent) Reset() {
 	*x = WebhookEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1749,7 @@ func (x *WebhookEvent) String() string {
 func (*WebhookEvent) ProtoMessage() {}
 
 func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1762,7 @@ func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEvent.ProtoReflect.Descriptor instead.
 func (*WebhookEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WebhookEvent) GetRequestId() string {
@@ -1530,6 +1800,86 @@ func (x *WebhookEvent) GetHeaders() map[string]string {
 	return nil
 }
 
+func (x *WebhookEvent) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+// JobInterruptedRequest says that one of the plugin's jobs was running when
+// the host died, and will not be re-run (since minor 7).
+type JobInterruptedRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The job as it was last run.
+	Job *JobRequest `protobuf:"bytes,2,opt,name=job,proto3" json:"job,omitempty"`
+	// When the host found the job interrupted, in Unix seconds.
+	InterruptedUnix int64 `protobuf:"varint,3,opt,name=interrupted_unix,json=interruptedUnix,proto3" json:"interrupted_unix,omitempty"`
+	// Why, for people: "chima stopped while the job was running".
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobInterruptedRequest) Reset() {
+	*x = JobInterruptedRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobInterruptedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobInterruptedRequest) ProtoMessage() {}
+
+func (x *JobInterruptedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobInterruptedRequest.ProtoReflect.Descriptor instead.
+func (*JobInterruptedRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *JobInterruptedRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *JobInterruptedRequest) GetJob() *JobRequest {
+	if x != nil {
+		return x.Job
+	}
+	return nil
+}
+
+func (x *JobInterruptedRequest) GetInterruptedUnix() int64 {
+	if x != nil {
+		return x.InterruptedUnix
+	}
+	return 0
+}
+
+func (x *JobInterruptedRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // JobRequest runs one durable job.
 type JobRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1548,7 +1898,7 @@ type JobRequest struct {
 
 func (x *JobRequest) Reset() {
 	*x = JobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1910,7 @@ func (x *JobRequest) String() string {
 func (*JobRequest) ProtoMessage() {}
 
 func (x *JobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1923,7 @@ func (x *JobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRequest.ProtoReflect.Descriptor instead.
 func (*JobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobRequest) GetRequestId() string {
@@ -1634,6 +1984,7 @@ type Event struct {
 	//	*Event_Progress
 	//	*Event_Error
 	//	*Event_Done
+	//	*Event_ApprovalNeeded
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1641,7 +1992,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +2004,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +2017,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -1712,6 +2063,15 @@ func (x *Event) GetDone() *Done {
 	return nil
 }
 
+func (x *Event) GetApprovalNeeded() *ApprovalNeeded {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_ApprovalNeeded); ok {
+			return x.ApprovalNeeded
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1732,6 +2092,14 @@ type Event_Done struct {
 	Done *Done `protobuf:"bytes,4,opt,name=done,proto3,oneof"`
 }
 
+type Event_ApprovalNeeded struct {
+	// The command needs approval (or the requester's confirmation) before
+	// it may run (since minor 7). Sent instead of acting, then Done: the
+	// host stores the request, asks the approvers, and once approved calls
+	// Handle again with CommandRequest.approval set. Only for commands.
+	ApprovalNeeded *ApprovalNeeded `protobuf:"bytes,5,opt,name=approval_needed,json=approvalNeeded,proto3,oneof"`
+}
+
 func (*Event_Reply) isEvent_Kind() {}
 
 func (*Event_Progress) isEvent_Kind() {}
@@ -1739,6 +2107,94 @@ func (*Event_Progress) isEvent_Kind() {}
 func (*Event_Error) isEvent_Kind() {}
 
 func (*Event_Done) isEvent_Kind() {}
+
+func (*Event_ApprovalNeeded) isEvent_Kind() {}
+
+// ApprovalNeeded asks the host to have a command approved before it runs
+// (since minor 7).
+type ApprovalNeeded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who may approve: roles or people of chima.yaml. Empty with confirm: the
+	// requester alone. Empty without confirm: the approvers of the policy.
+	Approvers []string `protobuf:"bytes,1,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	// How many distinct approvers must approve; 0 means 1.
+	Count uint32 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	// How long the request stays open; 0 means the host's default (30 min).
+	TtlSeconds int64 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// Why approval is needed, shown to the approvers ("production is
+	// protected").
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Ask the requester to confirm (a click on Confirm) instead of asking
+	// other people: for commands that destroy data.
+	Confirm       bool `protobuf:"varint,5,opt,name=confirm,proto3" json:"confirm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApprovalNeeded) Reset() {
+	*x = ApprovalNeeded{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApprovalNeeded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApprovalNeeded) ProtoMessage() {}
+
+func (x *ApprovalNeeded) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApprovalNeeded.ProtoReflect.Descriptor instead.
+func (*ApprovalNeeded) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ApprovalNeeded) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *ApprovalNeeded) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *ApprovalNeeded) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+func (x *ApprovalNeeded) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ApprovalNeeded) GetConfirm() bool {
+	if x != nil {
+		return x.Confirm
+	}
+	return false
+}
 
 // Reply posts a new message in answer.
 type Reply struct {
@@ -1752,7 +2208,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1764,7 +2220,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1777,7 +2233,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Reply) GetOutput() *Output {
@@ -1806,7 +2262,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +2274,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +2287,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Progress) GetKey() string {
@@ -1861,7 +2317,7 @@ type UserError struct {
 
 func (x *UserError) Reset() {
 	*x = UserError{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2329,7 @@ func (x *UserError) String() string {
 func (*UserError) ProtoMessage() {}
 
 func (x *UserError) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2342,7 @@ func (x *UserError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserError.ProtoReflect.Descriptor instead.
 func (*UserError) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UserError) GetSummary() string {
@@ -1922,7 +2378,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1934,7 +2390,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1947,7 +2403,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Done) GetOutcome() string {
@@ -1975,6 +2431,7 @@ type Call struct {
 	//	*Call_Job
 	//	*Call_Cancel
 	//	*Call_Interaction
+	//	*Call_JobInterrupted
 	Kind          isCall_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1982,7 +2439,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2451,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2464,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Call) GetId() uint64 {
@@ -2069,6 +2526,15 @@ func (x *Call) GetInteraction() *InteractionRequest {
 	return nil
 }
 
+func (x *Call) GetJobInterrupted() *JobInterruptedRequest {
+	if x != nil {
+		if x, ok := x.Kind.(*Call_JobInterrupted); ok {
+			return x.JobInterrupted
+		}
+	}
+	return nil
+}
+
 type isCall_Kind interface {
 	isCall_Kind()
 }
@@ -2095,6 +2561,11 @@ type Call_Interaction struct {
 	Interaction *InteractionRequest `protobuf:"bytes,6,opt,name=interaction,proto3,oneof"`
 }
 
+type Call_JobInterrupted struct {
+	// A job of the plugin was interrupted (since minor 7).
+	JobInterrupted *JobInterruptedRequest `protobuf:"bytes,7,opt,name=job_interrupted,json=jobInterrupted,proto3,oneof"`
+}
+
 func (*Call_Command) isCall_Kind() {}
 
 func (*Call_Event) isCall_Kind() {}
@@ -2104,6 +2575,8 @@ func (*Call_Job) isCall_Kind() {}
 func (*Call_Cancel) isCall_Kind() {}
 
 func (*Call_Interaction) isCall_Kind() {}
+
+func (*Call_JobInterrupted) isCall_Kind() {}
 
 // CancelCall asks the plugin to stop a call in progress.
 type CancelCall struct {
@@ -2117,7 +2590,7 @@ type CancelCall struct {
 
 func (x *CancelCall) Reset() {
 	*x = CancelCall{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2602,7 @@ func (x *CancelCall) String() string {
 func (*CancelCall) ProtoMessage() {}
 
 func (x *CancelCall) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2615,7 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelCall) GetReason() string {
@@ -2164,7 +2637,7 @@ type CallEvent struct {
 
 func (x *CallEvent) Reset() {
 	*x = CallEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2176,7 +2649,7 @@ func (x *CallEvent) String() string {
 func (*CallEvent) ProtoMessage() {}
 
 func (x *CallEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2189,7 +2662,7 @@ func (x *CallEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallEvent.ProtoReflect.Descriptor instead.
 func (*CallEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CallEvent) GetId() uint64 {
@@ -2219,7 +2692,7 @@ type PostRequest struct {
 
 func (x *PostRequest) Reset() {
 	*x = PostRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2704,7 @@ func (x *PostRequest) String() string {
 func (*PostRequest) ProtoMessage() {}
 
 func (x *PostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2717,7 @@ func (x *PostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostRequest.ProtoReflect.Descriptor instead.
 func (*PostRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *PostRequest) GetTarget() *MessageRef {
@@ -2277,7 +2750,7 @@ type PostResponse struct {
 
 func (x *PostResponse) Reset() {
 	*x = PostResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2289,7 +2762,7 @@ func (x *PostResponse) String() string {
 func (*PostResponse) ProtoMessage() {}
 
 func (x *PostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2302,7 +2775,7 @@ func (x *PostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostResponse.ProtoReflect.Descriptor instead.
 func (*PostResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PostResponse) GetMessage() *MessageRef {
@@ -2322,7 +2795,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2334,7 +2807,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2347,7 +2820,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdateRequest) GetMessage() *MessageRef {
@@ -2372,7 +2845,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2384,7 +2857,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2397,7 +2870,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 type EnqueueRequest struct {
@@ -2422,7 +2895,7 @@ type EnqueueRequest struct {
 
 func (x *EnqueueRequest) Reset() {
 	*x = EnqueueRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2907,7 @@ func (x *EnqueueRequest) String() string {
 func (*EnqueueRequest) ProtoMessage() {}
 
 func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2920,7 @@ func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *EnqueueRequest) GetKind() string {
@@ -2508,7 +2981,7 @@ type EnqueueResponse struct {
 
 func (x *EnqueueResponse) Reset() {
 	*x = EnqueueResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2993,7 @@ func (x *EnqueueResponse) String() string {
 func (*EnqueueResponse) ProtoMessage() {}
 
 func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +3006,7 @@ func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueResponse.ProtoReflect.Descriptor instead.
 func (*EnqueueResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnqueueResponse) GetJobId() int64 {
@@ -2558,7 +3031,7 @@ type LockRequest struct {
 
 func (x *LockRequest) Reset() {
 	*x = LockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +3043,7 @@ func (x *LockRequest) String() string {
 func (*LockRequest) ProtoMessage() {}
 
 func (x *LockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +3056,7 @@ func (x *LockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
 func (*LockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LockRequest) GetName() string {
@@ -2632,7 +3105,7 @@ type LockResponse struct {
 
 func (x *LockResponse) Reset() {
 	*x = LockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2644,7 +3117,7 @@ func (x *LockResponse) String() string {
 func (*LockResponse) ProtoMessage() {}
 
 func (x *LockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2657,7 +3130,7 @@ func (x *LockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockResponse.ProtoReflect.Descriptor instead.
 func (*LockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LockResponse) GetAcquired() bool {
@@ -2688,7 +3161,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2700,7 +3173,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2713,7 +3186,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LockInfo) GetName() string {
@@ -2770,7 +3243,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2782,7 +3255,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2795,7 +3268,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UnlockRequest) GetName() string {
@@ -2829,7 +3302,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2841,7 +3314,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2854,7 +3327,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UnlockResponse) GetReleased() bool {
@@ -2880,7 +3353,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2892,7 +3365,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2905,7 +3378,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *CancelJobRequest) GetJobId() int64 {
@@ -2926,7 +3399,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2938,7 +3411,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2951,7 +3424,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CancelJobResponse) GetCancelled() bool {
@@ -2983,7 +3456,7 @@ type JobsRequest struct {
 
 func (x *JobsRequest) Reset() {
 	*x = JobsRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2995,7 +3468,7 @@ func (x *JobsRequest) String() string {
 func (*JobsRequest) ProtoMessage() {}
 
 func (x *JobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3008,7 +3481,7 @@ func (x *JobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsRequest.ProtoReflect.Descriptor instead.
 func (*JobsRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *JobsRequest) GetKind() string {
@@ -3048,7 +3521,7 @@ type JobsResponse struct {
 
 func (x *JobsResponse) Reset() {
 	*x = JobsResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3533,7 @@ func (x *JobsResponse) String() string {
 func (*JobsResponse) ProtoMessage() {}
 
 func (x *JobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3546,7 @@ func (x *JobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsResponse.ProtoReflect.Descriptor instead.
 func (*JobsResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobsResponse) GetJobs() []*JobInfo {
@@ -3102,7 +3575,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3114,7 +3587,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3600,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *JobInfo) GetId() int64 {
@@ -3217,7 +3690,7 @@ type AppendLogRequest struct {
 
 func (x *AppendLogRequest) Reset() {
 	*x = AppendLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3702,7 @@ func (x *AppendLogRequest) String() string {
 func (*AppendLogRequest) ProtoMessage() {}
 
 func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3715,7 @@ func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogRequest.ProtoReflect.Descriptor instead.
 func (*AppendLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AppendLogRequest) GetName() string {
@@ -3268,7 +3741,7 @@ type AppendLogResponse struct {
 
 func (x *AppendLogResponse) Reset() {
 	*x = AppendLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3753,7 @@ func (x *AppendLogResponse) String() string {
 func (*AppendLogResponse) ProtoMessage() {}
 
 func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3766,7 @@ func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogResponse.ProtoReflect.Descriptor instead.
 func (*AppendLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AppendLogResponse) GetSize() int64 {
@@ -3314,7 +3787,7 @@ type ReadLogRequest struct {
 
 func (x *ReadLogRequest) Reset() {
 	*x = ReadLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3799,7 @@ func (x *ReadLogRequest) String() string {
 func (*ReadLogRequest) ProtoMessage() {}
 
 func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3812,7 @@ func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
 func (*ReadLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ReadLogRequest) GetName() string {
@@ -3374,7 +3847,7 @@ type ReadLogResponse struct {
 
 func (x *ReadLogResponse) Reset() {
 	*x = ReadLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3386,7 +3859,7 @@ func (x *ReadLogResponse) String() string {
 func (*ReadLogResponse) ProtoMessage() {}
 
 func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3399,7 +3872,7 @@ func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
 func (*ReadLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReadLogResponse) GetData() []byte {
@@ -3436,7 +3909,7 @@ type HTTPRequest struct {
 
 func (x *HTTPRequest) Reset() {
 	*x = HTTPRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3448,7 +3921,7 @@ func (x *HTTPRequest) String() string {
 func (*HTTPRequest) ProtoMessage() {}
 
 func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3461,7 +3934,7 @@ func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
 func (*HTTPRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *HTTPRequest) GetMethod() string {
@@ -3503,7 +3976,7 @@ type HTTPResponse struct {
 
 func (x *HTTPResponse) Reset() {
 	*x = HTTPResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3515,7 +3988,7 @@ func (x *HTTPResponse) String() string {
 func (*HTTPResponse) ProtoMessage() {}
 
 func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3528,7 +4001,7 @@ func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
 func (*HTTPResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *HTTPResponse) GetStatus() int32 {
@@ -3561,7 +4034,7 @@ type LocksRequest struct {
 
 func (x *LocksRequest) Reset() {
 	*x = LocksRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +4046,7 @@ func (x *LocksRequest) String() string {
 func (*LocksRequest) ProtoMessage() {}
 
 func (x *LocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +4059,7 @@ func (x *LocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksRequest.ProtoReflect.Descriptor instead.
 func (*LocksRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *LocksRequest) GetPrefix() string {
@@ -3605,7 +4078,7 @@ type LocksResponse struct {
 
 func (x *LocksResponse) Reset() {
 	*x = LocksResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +4090,7 @@ func (x *LocksResponse) String() string {
 func (*LocksResponse) ProtoMessage() {}
 
 func (x *LocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +4103,7 @@ func (x *LocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksResponse.ProtoReflect.Descriptor instead.
 func (*LocksResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LocksResponse) GetLocks() []*LockInfo {
@@ -3649,7 +4122,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3661,7 +4134,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3674,7 +4147,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *KVGetRequest) GetKey() string {
@@ -3694,7 +4167,7 @@ type KVGetResponse struct {
 
 func (x *KVGetResponse) Reset() {
 	*x = KVGetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3706,7 +4179,7 @@ func (x *KVGetResponse) String() string {
 func (*KVGetResponse) ProtoMessage() {}
 
 func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3719,7 +4192,7 @@ func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetResponse.ProtoReflect.Descriptor instead.
 func (*KVGetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *KVGetResponse) GetValue() []byte {
@@ -3746,7 +4219,7 @@ type KVSetRequest struct {
 
 func (x *KVSetRequest) Reset() {
 	*x = KVSetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3758,7 +4231,7 @@ func (x *KVSetRequest) String() string {
 func (*KVSetRequest) ProtoMessage() {}
 
 func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3771,7 +4244,7 @@ func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetRequest.ProtoReflect.Descriptor instead.
 func (*KVSetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *KVSetRequest) GetKey() string {
@@ -3796,7 +4269,7 @@ type KVSetResponse struct {
 
 func (x *KVSetResponse) Reset() {
 	*x = KVSetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +4281,7 @@ func (x *KVSetResponse) String() string {
 func (*KVSetResponse) ProtoMessage() {}
 
 func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +4294,7 @@ func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetResponse.ProtoReflect.Descriptor instead.
 func (*KVSetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{57}
 }
 
 type KVDeleteRequest struct {
@@ -3833,7 +4306,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3845,7 +4318,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3858,7 +4331,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *KVDeleteRequest) GetKey() string {
@@ -3876,7 +4349,7 @@ type KVDeleteResponse struct {
 
 func (x *KVDeleteResponse) Reset() {
 	*x = KVDeleteResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3888,7 +4361,7 @@ func (x *KVDeleteResponse) String() string {
 func (*KVDeleteResponse) ProtoMessage() {}
 
 func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3901,7 +4374,7 @@ func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{55}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{59}
 }
 
 type KVListRequest struct {
@@ -3913,7 +4386,7 @@ type KVListRequest struct {
 
 func (x *KVListRequest) Reset() {
 	*x = KVListRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3925,7 +4398,7 @@ func (x *KVListRequest) String() string {
 func (*KVListRequest) ProtoMessage() {}
 
 func (x *KVListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3938,7 +4411,7 @@ func (x *KVListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListRequest.ProtoReflect.Descriptor instead.
 func (*KVListRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{56}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *KVListRequest) GetPrefix() string {
@@ -3957,7 +4430,7 @@ type KVListResponse struct {
 
 func (x *KVListResponse) Reset() {
 	*x = KVListResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +4442,7 @@ func (x *KVListResponse) String() string {
 func (*KVListResponse) ProtoMessage() {}
 
 func (x *KVListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +4455,7 @@ func (x *KVListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListResponse.ProtoReflect.Descriptor instead.
 func (*KVListResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{57}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *KVListResponse) GetKeys() []string {
@@ -3990,6 +4463,165 @@ func (x *KVListResponse) GetKeys() []string {
 		return x.Keys
 	}
 	return nil
+}
+
+// RunCommandRequest runs a chat command on a plugin's behalf (since minor 7).
+type RunCommandRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The command as a person would type it after the bot's name:
+	// "deploy project-x/main to staging".
+	Text string `protobuf:"bytes,1,opt,name=text,proto3" json:"text,omitempty"`
+	// Who runs it: a person of chima.yaml's people map, or an
+	// adapter-qualified account id ("slack:U024BE7LH"). The plugin must be
+	// allowed to act as them (plugins[].run_as in chima.yaml).
+	As string `protobuf:"bytes,2,opt,name=as,proto3" json:"as,omitempty"`
+	// The room it runs in and replies to (adapter and room; thread_id to
+	// answer in a thread).
+	Room *MessageRef `protobuf:"bytes,3,opt,name=room,proto3" json:"room,omitempty"`
+	// The request on whose behalf the plugin asks, if any (a webhook event's).
+	RequestId string `protobuf:"bytes,4,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// Why the plugin runs it, for the audit ("green build of main at 1a2b3c").
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCommandRequest) Reset() {
+	*x = RunCommandRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCommandRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCommandRequest) ProtoMessage() {}
+
+func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCommandRequest.ProtoReflect.Descriptor instead.
+func (*RunCommandRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RunCommandRequest) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *RunCommandRequest) GetAs() string {
+	if x != nil {
+		return x.As
+	}
+	return ""
+}
+
+func (x *RunCommandRequest) GetRoom() *MessageRef {
+	if x != nil {
+		return x.Room
+	}
+	return nil
+}
+
+func (x *RunCommandRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RunCommandRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RunCommandResponse says how the command went.
+type RunCommandResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The request id the command ran under (its audit entry's).
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The audit outcome: "ok", "denied", "error", "unknown", "approval".
+	Outcome string `protobuf:"bytes,2,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Why, for a command that did not run or failed.
+	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The approval request's id when outcome is "approval".
+	ApprovalId    int64 `protobuf:"varint,4,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunCommandResponse) Reset() {
+	*x = RunCommandResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunCommandResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunCommandResponse) ProtoMessage() {}
+
+func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunCommandResponse.ProtoReflect.Descriptor instead.
+func (*RunCommandResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *RunCommandResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *RunCommandResponse) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *RunCommandResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *RunCommandResponse) GetApprovalId() int64 {
+	if x != nil {
+		return x.ApprovalId
+	}
+	return 0
 }
 
 var File_chima_plugin_v1_plugin_proto protoreflect.FileDescriptor
@@ -4018,7 +4650,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04file\x18\x01 \x01(\tR\x04file\x12\x12\n" +
 	"\x04line\x18\x02 \x01(\rR\x04line\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xea\x02\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xa7\x03\n" +
 	"\bManifest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x128\n" +
@@ -4031,7 +4663,20 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"http_paths\x18\t \x03(\tR\thttpPaths\x125\n" +
 	"\aactions\x18\n" +
-	" \x03(\v2\x1b.chima.plugin.v1.ActionSpecR\aactions\"n\n" +
+	" \x03(\v2\x1b.chima.plugin.v1.ActionSpecR\aactions\x12;\n" +
+	"\tschedules\x18\v \x03(\v2\x1d.chima.plugin.v1.ScheduleSpecR\tschedules\"\x9e\x02\n" +
+	"\fScheduleSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04cron\x18\x02 \x01(\tR\x04cron\x12\x19\n" +
+	"\bjob_kind\x18\x03 \x01(\tR\ajobKind\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\x12\x1a\n" +
+	"\btimezone\x18\x05 \x01(\tR\btimezone\x12\x19\n" +
+	"\bcatch_up\x18\x06 \x01(\bR\acatchUp\x12\x1b\n" +
+	"\tqueue_key\x18\a \x01(\tR\bqueueKey\x123\n" +
+	"\x06notify\x18\b \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x06notify\x12\x14\n" +
+	"\x05title\x18\t \x01(\tR\x05title\x12\x12\n" +
+	"\x04help\x18\n" +
+	" \x01(\tR\x04help\"n\n" +
 	"\n" +
 	"ActionSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
@@ -4068,11 +4713,12 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"message_id\x18\x03 \x01(\tR\tmessageId\x12\x1b\n" +
 	"\tthread_id\x18\x04 \x01(\tR\bthreadId\x12\x1b\n" +
-	"\troom_name\x18\x05 \x01(\tR\broomName\"@\n" +
+	"\troom_name\x18\x05 \x01(\tR\broomName\"X\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
-	"\x05roles\x18\x03 \x03(\tR\x05roles\"\xdd\x01\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x16\n" +
+	"\x06person\x18\x04 \x01(\tR\x06person\"\xdd\x01\n" +
 	"\x06Output\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12.\n" +
@@ -4093,7 +4739,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05value\x18\x05 \x01(\tR\x05value\"g\n" +
 	"\vButtonClick\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12!\n" +
-	"\fclicked_unix\x18\x02 \x01(\x03R\vclickedUnix\"\x85\x03\n" +
+	"\fclicked_unix\x18\x02 \x01(\x03R\vclickedUnix\"\xdf\x03\n" +
 	"\x0eCommandRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
@@ -4103,10 +4749,20 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\amessage\x18\x05 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12\x12\n" +
 	"\x04text\x18\x06 \x01(\tR\x04text\x12\x16\n" +
 	"\x06direct\x18\a \x01(\bR\x06direct\x124\n" +
-	"\x06button\x18\b \x01(\v2\x1c.chima.plugin.v1.ButtonClickR\x06button\x1a7\n" +
+	"\x06button\x18\b \x01(\v2\x1c.chima.plugin.v1.ButtonClickR\x06button\x125\n" +
+	"\bapproval\x18\t \x01(\v2\x19.chima.plugin.v1.ApprovalR\bapproval\x12!\n" +
+	"\ftriggered_by\x18\n" +
+	" \x01(\tR\vtriggeredBy\x1a7\n" +
 	"\tArgsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xfe\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc6\x01\n" +
+	"\bApproval\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1c\n" +
+	"\trequester\x18\x02 \x01(\tR\trequester\x12\x1c\n" +
+	"\tapprovers\x18\x03 \x03(\tR\tapprovers\x12%\n" +
+	"\x0erequested_unix\x18\x04 \x01(\x03R\rrequestedUnix\x12#\n" +
+	"\rapproved_unix\x18\x05 \x01(\x03R\fapprovedUnix\x12\"\n" +
+	"\fconfirmation\x18\x06 \x01(\bR\fconfirmation\"\xfe\x01\n" +
 	"\x12InteractionRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x16\n" +
@@ -4115,7 +4771,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\v2\x15.chima.plugin.v1.UserR\x04user\x125\n" +
 	"\amessage\x18\x05 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12\x16\n" +
 	"\x06direct\x18\x06 \x01(\bR\x06direct\x12!\n" +
-	"\fclicked_unix\x18\a \x01(\x03R\vclickedUnix\"\xfe\x01\n" +
+	"\fclicked_unix\x18\a \x01(\x03R\vclickedUnix\"\x98\x02\n" +
 	"\fWebhookEvent\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
@@ -4123,10 +4779,17 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\vdelivery_id\x18\x03 \x01(\tR\n" +
 	"deliveryId\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12D\n" +
-	"\aheaders\x18\x05 \x03(\v2*.chima.plugin.v1.WebhookEvent.HeadersEntryR\aheaders\x1a:\n" +
+	"\aheaders\x18\x05 \x03(\v2*.chima.plugin.v1.WebhookEvent.HeadersEntryR\aheaders\x12\x18\n" +
+	"\aattempt\x18\x06 \x01(\rR\aattempt\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xeb\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa8\x01\n" +
+	"\x15JobInterruptedRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12-\n" +
+	"\x03job\x18\x02 \x01(\v2\x1b.chima.plugin.v1.JobRequestR\x03job\x12)\n" +
+	"\x10interrupted_unix\x18\x03 \x01(\x03R\x0finterruptedUnix\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xeb\x01\n" +
 	"\n" +
 	"JobRequest\x12\x1d\n" +
 	"\n" +
@@ -4136,13 +4799,21 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x18\n" +
 	"\aattempt\x18\x05 \x01(\rR\aattempt\x123\n" +
 	"\x06notify\x18\x06 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x06notify\x12*\n" +
-	"\x11origin_request_id\x18\a \x01(\tR\x0foriginRequestId\"\xd9\x01\n" +
+	"\x11origin_request_id\x18\a \x01(\tR\x0foriginRequestId\"\xa5\x02\n" +
 	"\x05Event\x12.\n" +
 	"\x05reply\x18\x01 \x01(\v2\x16.chima.plugin.v1.ReplyH\x00R\x05reply\x127\n" +
 	"\bprogress\x18\x02 \x01(\v2\x19.chima.plugin.v1.ProgressH\x00R\bprogress\x122\n" +
 	"\x05error\x18\x03 \x01(\v2\x1a.chima.plugin.v1.UserErrorH\x00R\x05error\x12+\n" +
-	"\x04done\x18\x04 \x01(\v2\x15.chima.plugin.v1.DoneH\x00R\x04doneB\x06\n" +
-	"\x04kind\"U\n" +
+	"\x04done\x18\x04 \x01(\v2\x15.chima.plugin.v1.DoneH\x00R\x04done\x12J\n" +
+	"\x0fapproval_needed\x18\x05 \x01(\v2\x1f.chima.plugin.v1.ApprovalNeededH\x00R\x0eapprovalNeededB\x06\n" +
+	"\x04kind\"\x97\x01\n" +
+	"\x0eApprovalNeeded\x12\x1c\n" +
+	"\tapprovers\x18\x01 \x03(\tR\tapprovers\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\x12\x1f\n" +
+	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
+	"ttlSeconds\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
+	"\aconfirm\x18\x05 \x01(\bR\aconfirm\"U\n" +
 	"\x05Reply\x12/\n" +
 	"\x06output\x18\x01 \x01(\v2\x17.chima.plugin.v1.OutputR\x06output\x12\x1b\n" +
 	"\tin_thread\x18\x02 \x01(\bR\binThread\"M\n" +
@@ -4155,14 +4826,15 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bargument\x18\x03 \x01(\tR\bargument\"8\n" +
 	"\x04Done\x12\x18\n" +
 	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\xc3\x02\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\"\x96\x03\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
 	"\acommand\x18\x02 \x01(\v2\x1f.chima.plugin.v1.CommandRequestH\x00R\acommand\x125\n" +
 	"\x05event\x18\x03 \x01(\v2\x1d.chima.plugin.v1.WebhookEventH\x00R\x05event\x12/\n" +
 	"\x03job\x18\x04 \x01(\v2\x1b.chima.plugin.v1.JobRequestH\x00R\x03job\x125\n" +
 	"\x06cancel\x18\x05 \x01(\v2\x1b.chima.plugin.v1.CancelCallH\x00R\x06cancel\x12G\n" +
-	"\vinteraction\x18\x06 \x01(\v2#.chima.plugin.v1.InteractionRequestH\x00R\vinteractionB\x06\n" +
+	"\vinteraction\x18\x06 \x01(\v2#.chima.plugin.v1.InteractionRequestH\x00R\vinteraction\x12Q\n" +
+	"\x0fjob_interrupted\x18\a \x01(\v2&.chima.plugin.v1.JobInterruptedRequestH\x00R\x0ejobInterruptedB\x06\n" +
 	"\x04kind\"$\n" +
 	"\n" +
 	"CancelCall\x12\x16\n" +
@@ -4287,13 +4959,27 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rKVListRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"$\n" +
 	"\x0eKVListResponse\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\tR\x04keys*m\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\"\x9f\x01\n" +
+	"\x11RunCommandRequest\x12\x12\n" +
+	"\x04text\x18\x01 \x01(\tR\x04text\x12\x0e\n" +
+	"\x02as\x18\x02 \x01(\tR\x02as\x12/\n" +
+	"\x04room\x18\x03 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x04room\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x04 \x01(\tR\trequestId\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x86\x01\n" +
+	"\x12RunCommandResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
+	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1f\n" +
+	"\vapproval_id\x18\x04 \x01(\x03R\n" +
+	"approvalId*m\n" +
 	"\aArgType\x12\x13\n" +
 	"\x0fARG_TYPE_STRING\x10\x00\x12\x10\n" +
 	"\fARG_TYPE_INT\x10\x01\x12\x11\n" +
 	"\rARG_TYPE_BOOL\x10\x02\x12\x11\n" +
 	"\rARG_TYPE_ENUM\x10\x03\x12\x15\n" +
-	"\x11ARG_TYPE_DURATION\x10\x042\xd3\x04\n" +
+	"\x11ARG_TYPE_DURATION\x10\x042\xa7\x05\n" +
 	"\x06Plugin\x12G\n" +
 	"\bDescribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12C\n" +
 	"\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12F\n" +
@@ -4303,7 +4989,8 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
 	"HandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12B\n" +
 	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x01\x12O\n" +
-	"\bValidate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse2\xa3\b\n" +
+	"\bValidate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse\x12R\n" +
+	"\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x012\xfa\b\n" +
 	"\x04Host\x12C\n" +
 	"\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n" +
 	"\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n" +
@@ -4318,7 +5005,9 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12F\n" +
 	"\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n" +
 	"\bKVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n" +
-	"\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3"
+	"\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponse\x12U\n" +
+	"\n" +
+	"RunCommand\x12\".chima.plugin.v1.RunCommandRequest\x1a#.chima.plugin.v1.RunCommandResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3"
 
 var (
 	file_chima_plugin_v1_plugin_proto_rawDescOnce sync.Once
@@ -4333,168 +5022,185 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 64)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
-	(ArgType)(0),               // 0: chima.plugin.v1.ArgType
-	(*DescribeRequest)(nil),    // 1: chima.plugin.v1.DescribeRequest
-	(*ValidateRequest)(nil),    // 2: chima.plugin.v1.ValidateRequest
-	(*ValidateResponse)(nil),   // 3: chima.plugin.v1.ValidateResponse
-	(*SettingsProblem)(nil),    // 4: chima.plugin.v1.SettingsProblem
-	(*Manifest)(nil),           // 5: chima.plugin.v1.Manifest
-	(*ActionSpec)(nil),         // 6: chima.plugin.v1.ActionSpec
-	(*CommandSpec)(nil),        // 7: chima.plugin.v1.CommandSpec
-	(*ArgSpec)(nil),            // 8: chima.plugin.v1.ArgSpec
-	(*MessageRef)(nil),         // 9: chima.plugin.v1.MessageRef
-	(*User)(nil),               // 10: chima.plugin.v1.User
-	(*Output)(nil),             // 11: chima.plugin.v1.Output
-	(*Field)(nil),              // 12: chima.plugin.v1.Field
-	(*Button)(nil),             // 13: chima.plugin.v1.Button
-	(*ButtonClick)(nil),        // 14: chima.plugin.v1.ButtonClick
-	(*CommandRequest)(nil),     // 15: chima.plugin.v1.CommandRequest
-	(*InteractionRequest)(nil), // 16: chima.plugin.v1.InteractionRequest
-	(*WebhookEvent)(nil),       // 17: chima.plugin.v1.WebhookEvent
-	(*JobRequest)(nil),         // 18: chima.plugin.v1.JobRequest
-	(*Event)(nil),              // 19: chima.plugin.v1.Event
-	(*Reply)(nil),              // 20: chima.plugin.v1.Reply
-	(*Progress)(nil),           // 21: chima.plugin.v1.Progress
-	(*UserError)(nil),          // 22: chima.plugin.v1.UserError
-	(*Done)(nil),               // 23: chima.plugin.v1.Done
-	(*Call)(nil),               // 24: chima.plugin.v1.Call
-	(*CancelCall)(nil),         // 25: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),          // 26: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),        // 27: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),       // 28: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),      // 29: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),     // 30: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),     // 31: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),    // 32: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),        // 33: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),       // 34: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),           // 35: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),      // 36: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),     // 37: chima.plugin.v1.UnlockResponse
-	(*CancelJobRequest)(nil),   // 38: chima.plugin.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),  // 39: chima.plugin.v1.CancelJobResponse
-	(*JobsRequest)(nil),        // 40: chima.plugin.v1.JobsRequest
-	(*JobsResponse)(nil),       // 41: chima.plugin.v1.JobsResponse
-	(*JobInfo)(nil),            // 42: chima.plugin.v1.JobInfo
-	(*AppendLogRequest)(nil),   // 43: chima.plugin.v1.AppendLogRequest
-	(*AppendLogResponse)(nil),  // 44: chima.plugin.v1.AppendLogResponse
-	(*ReadLogRequest)(nil),     // 45: chima.plugin.v1.ReadLogRequest
-	(*ReadLogResponse)(nil),    // 46: chima.plugin.v1.ReadLogResponse
-	(*HTTPRequest)(nil),        // 47: chima.plugin.v1.HTTPRequest
-	(*HTTPResponse)(nil),       // 48: chima.plugin.v1.HTTPResponse
-	(*LocksRequest)(nil),       // 49: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),      // 50: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),       // 51: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),      // 52: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),       // 53: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),      // 54: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),    // 55: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil),   // 56: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),      // 57: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),     // 58: chima.plugin.v1.KVListResponse
-	nil,                        // 59: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                        // 60: chima.plugin.v1.ValidateRequest.SettingsEntry
-	nil,                        // 61: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                        // 62: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                        // 63: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                        // 64: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(ArgType)(0),                  // 0: chima.plugin.v1.ArgType
+	(*DescribeRequest)(nil),       // 1: chima.plugin.v1.DescribeRequest
+	(*ValidateRequest)(nil),       // 2: chima.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil),      // 3: chima.plugin.v1.ValidateResponse
+	(*SettingsProblem)(nil),       // 4: chima.plugin.v1.SettingsProblem
+	(*Manifest)(nil),              // 5: chima.plugin.v1.Manifest
+	(*ScheduleSpec)(nil),          // 6: chima.plugin.v1.ScheduleSpec
+	(*ActionSpec)(nil),            // 7: chima.plugin.v1.ActionSpec
+	(*CommandSpec)(nil),           // 8: chima.plugin.v1.CommandSpec
+	(*ArgSpec)(nil),               // 9: chima.plugin.v1.ArgSpec
+	(*MessageRef)(nil),            // 10: chima.plugin.v1.MessageRef
+	(*User)(nil),                  // 11: chima.plugin.v1.User
+	(*Output)(nil),                // 12: chima.plugin.v1.Output
+	(*Field)(nil),                 // 13: chima.plugin.v1.Field
+	(*Button)(nil),                // 14: chima.plugin.v1.Button
+	(*ButtonClick)(nil),           // 15: chima.plugin.v1.ButtonClick
+	(*CommandRequest)(nil),        // 16: chima.plugin.v1.CommandRequest
+	(*Approval)(nil),              // 17: chima.plugin.v1.Approval
+	(*InteractionRequest)(nil),    // 18: chima.plugin.v1.InteractionRequest
+	(*WebhookEvent)(nil),          // 19: chima.plugin.v1.WebhookEvent
+	(*JobInterruptedRequest)(nil), // 20: chima.plugin.v1.JobInterruptedRequest
+	(*JobRequest)(nil),            // 21: chima.plugin.v1.JobRequest
+	(*Event)(nil),                 // 22: chima.plugin.v1.Event
+	(*ApprovalNeeded)(nil),        // 23: chima.plugin.v1.ApprovalNeeded
+	(*Reply)(nil),                 // 24: chima.plugin.v1.Reply
+	(*Progress)(nil),              // 25: chima.plugin.v1.Progress
+	(*UserError)(nil),             // 26: chima.plugin.v1.UserError
+	(*Done)(nil),                  // 27: chima.plugin.v1.Done
+	(*Call)(nil),                  // 28: chima.plugin.v1.Call
+	(*CancelCall)(nil),            // 29: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),             // 30: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),           // 31: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),          // 32: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),         // 33: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),        // 34: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),        // 35: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),       // 36: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),           // 37: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),          // 38: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),              // 39: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),         // 40: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),        // 41: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),      // 42: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),     // 43: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),           // 44: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),          // 45: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),               // 46: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),      // 47: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil),     // 48: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),        // 49: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),       // 50: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),           // 51: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),          // 52: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),          // 53: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),         // 54: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),          // 55: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),         // 56: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),          // 57: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),         // 58: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),       // 59: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),      // 60: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),         // 61: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),        // 62: chima.plugin.v1.KVListResponse
+	(*RunCommandRequest)(nil),     // 63: chima.plugin.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),    // 64: chima.plugin.v1.RunCommandResponse
+	nil,                           // 65: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                           // 66: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                           // 67: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                           // 68: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                           // 69: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                           // 70: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	59, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	60, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	65, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	66, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
 	4,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
-	7,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
-	6,  // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
-	8,  // 5: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
-	0,  // 6: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
-	12, // 7: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
-	13, // 8: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
-	9,  // 9: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
-	61, // 10: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
-	10, // 11: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
-	9,  // 12: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
-	14, // 13: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
-	10, // 14: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
-	9,  // 15: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
-	62, // 16: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
-	9,  // 17: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	20, // 18: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
-	21, // 19: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
-	22, // 20: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
-	23, // 21: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
-	11, // 22: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
-	11, // 23: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
-	15, // 24: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
-	17, // 25: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
-	18, // 26: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
-	25, // 27: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
-	16, // 28: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
-	19, // 29: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
-	9,  // 30: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
-	11, // 31: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
-	9,  // 32: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
-	9,  // 33: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
-	11, // 34: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
-	9,  // 35: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	35, // 36: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	35, // 37: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	42, // 38: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
-	42, // 39: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
-	9,  // 40: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
-	63, // 41: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	64, // 42: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
-	35, // 43: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	1,  // 44: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	15, // 45: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	17, // 46: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	18, // 47: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	16, // 48: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
-	47, // 49: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
-	24, // 50: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	2,  // 51: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
-	27, // 52: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	29, // 53: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	31, // 54: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	33, // 55: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	36, // 56: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	49, // 57: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	38, // 58: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
-	40, // 59: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
-	43, // 60: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
-	45, // 61: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
-	51, // 62: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	53, // 63: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	55, // 64: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	57, // 65: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	5,  // 66: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	19, // 67: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	19, // 68: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	19, // 69: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	19, // 70: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
-	48, // 71: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	26, // 72: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	3,  // 73: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
-	28, // 74: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	30, // 75: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	32, // 76: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	34, // 77: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	37, // 78: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	50, // 79: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	39, // 80: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	41, // 81: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	44, // 82: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	46, // 83: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	52, // 84: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	54, // 85: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	56, // 86: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	58, // 87: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	66, // [66:88] is the sub-list for method output_type
-	44, // [44:66] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	8,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
+	7,  // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
+	6,  // 5: chima.plugin.v1.Manifest.schedules:type_name -> chima.plugin.v1.ScheduleSpec
+	10, // 6: chima.plugin.v1.ScheduleSpec.notify:type_name -> chima.plugin.v1.MessageRef
+	9,  // 7: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
+	0,  // 8: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
+	13, // 9: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
+	14, // 10: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
+	10, // 11: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
+	67, // 12: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	11, // 13: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
+	10, // 14: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
+	15, // 15: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
+	17, // 16: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
+	11, // 17: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
+	10, // 18: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
+	68, // 19: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	21, // 20: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
+	10, // 21: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	24, // 22: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
+	25, // 23: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
+	26, // 24: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
+	27, // 25: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
+	23, // 26: chima.plugin.v1.Event.approval_needed:type_name -> chima.plugin.v1.ApprovalNeeded
+	12, // 27: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
+	12, // 28: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
+	16, // 29: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
+	19, // 30: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
+	21, // 31: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
+	29, // 32: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
+	18, // 33: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
+	20, // 34: chima.plugin.v1.Call.job_interrupted:type_name -> chima.plugin.v1.JobInterruptedRequest
+	22, // 35: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
+	10, // 36: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
+	12, // 37: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
+	10, // 38: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
+	10, // 39: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
+	12, // 40: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
+	10, // 41: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	39, // 42: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	39, // 43: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	46, // 44: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
+	46, // 45: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
+	10, // 46: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
+	69, // 47: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	70, // 48: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	39, // 49: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
+	10, // 50: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
+	1,  // 51: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	16, // 52: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	19, // 53: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	21, // 54: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	18, // 55: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
+	51, // 56: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	28, // 57: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	2,  // 58: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
+	20, // 59: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
+	31, // 60: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	33, // 61: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	35, // 62: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	37, // 63: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	40, // 64: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	53, // 65: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	42, // 66: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	44, // 67: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	47, // 68: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	49, // 69: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	55, // 70: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	57, // 71: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	59, // 72: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	61, // 73: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	63, // 74: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
+	5,  // 75: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	22, // 76: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	22, // 77: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	22, // 78: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	22, // 79: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
+	52, // 80: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	30, // 81: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	3,  // 82: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	22, // 83: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
+	32, // 84: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	34, // 85: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	36, // 86: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	38, // 87: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	41, // 88: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	54, // 89: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	43, // 90: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	45, // 91: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	48, // 92: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	50, // 93: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	56, // 94: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	58, // 95: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	60, // 96: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	62, // 97: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	64, // 98: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
+	75, // [75:99] is the sub-list for method output_type
+	51, // [51:75] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -4502,18 +5208,20 @@ func file_chima_plugin_v1_plugin_proto_init() {
 	if File_chima_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[18].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[21].OneofWrappers = []any{
 		(*Event_Reply)(nil),
 		(*Event_Progress)(nil),
 		(*Event_Error)(nil),
 		(*Event_Done)(nil),
+		(*Event_ApprovalNeeded)(nil),
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[23].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[27].OneofWrappers = []any{
 		(*Call_Command)(nil),
 		(*Call_Event)(nil),
 		(*Call_Job)(nil),
 		(*Call_Cancel)(nil),
 		(*Call_Interaction)(nil),
+		(*Call_JobInterrupted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4521,7 +5229,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   64,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -38,6 +38,7 @@ const (
 	Plugin_HandleHTTP_FullMethodName        = "/chima.plugin.v1.Plugin/HandleHTTP"
 	Plugin_Multiplex_FullMethodName         = "/chima.plugin.v1.Plugin/Multiplex"
 	Plugin_Validate_FullMethodName          = "/chima.plugin.v1.Plugin/Validate"
+	Plugin_JobInterrupted_FullMethodName    = "/chima.plugin.v1.Plugin/JobInterrupted"
 )
 
 // PluginClient is the client API for Plugin service.
@@ -75,6 +76,13 @@ type PluginClient interface {
 	// served. Optional, since protocol minor 4: a plugin without it answers
 	// UNIMPLEMENTED and the host reports its settings as not validated.
 	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
+	// JobInterrupted tells the plugin that one of its jobs was running when
+	// the host died (a kill -9, a crash of the machine) and will not be re-run:
+	// the plugin cleans up and reports the failure to the job's room. Since
+	// protocol minor 7; sent only to plugins whose manifest says
+	// protocol_minor >= 7 (older ones get the "chima:job_interrupted" webhook
+	// event they subscribed to instead).
+	JobInterrupted(ctx context.Context, in *JobInterruptedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
 type pluginClient struct {
@@ -204,6 +212,25 @@ func (c *pluginClient) Validate(ctx context.Context, in *ValidateRequest, opts .
 	return out, nil
 }
 
+func (c *pluginClient) JobInterrupted(ctx context.Context, in *JobInterruptedRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Plugin_ServiceDesc.Streams[5], Plugin_JobInterrupted_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[JobInterruptedRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_JobInterruptedClient = grpc.ServerStreamingClient[Event]
+
 // PluginServer is the server API for Plugin service.
 // All implementations must embed UnimplementedPluginServer
 // for forward compatibility.
@@ -239,6 +266,13 @@ type PluginServer interface {
 	// served. Optional, since protocol minor 4: a plugin without it answers
 	// UNIMPLEMENTED and the host reports its settings as not validated.
 	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
+	// JobInterrupted tells the plugin that one of its jobs was running when
+	// the host died (a kill -9, a crash of the machine) and will not be re-run:
+	// the plugin cleans up and reports the failure to the job's room. Since
+	// protocol minor 7; sent only to plugins whose manifest says
+	// protocol_minor >= 7 (older ones get the "chima:job_interrupted" webhook
+	// event they subscribed to instead).
+	JobInterrupted(*JobInterruptedRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedPluginServer()
 }
 
@@ -272,6 +306,9 @@ func (UnimplementedPluginServer) Multiplex(grpc.BidiStreamingServer[Call, CallEv
 }
 func (UnimplementedPluginServer) Validate(context.Context, *ValidateRequest) (*ValidateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Validate not implemented")
+}
+func (UnimplementedPluginServer) JobInterrupted(*JobInterruptedRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Errorf(codes.Unimplemented, "method JobInterrupted not implemented")
 }
 func (UnimplementedPluginServer) mustEmbedUnimplementedPluginServer() {}
 func (UnimplementedPluginServer) testEmbeddedByValue()                {}
@@ -399,6 +436,17 @@ func _Plugin_Validate_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Plugin_JobInterrupted_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(JobInterruptedRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PluginServer).JobInterrupted(m, &grpc.GenericServerStream[JobInterruptedRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Plugin_JobInterruptedServer = grpc.ServerStreamingServer[Event]
+
 // Plugin_ServiceDesc is the grpc.ServiceDesc for Plugin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -446,25 +494,31 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 			ClientStreams: true,
 		},
+		{
+			StreamName:    "JobInterrupted",
+			Handler:       _Plugin_JobInterrupted_Handler,
+			ServerStreams: true,
+		},
 	},
 	Metadata: "chima/plugin/v1/plugin.proto",
 }
 
 const (
-	Host_Post_FullMethodName      = "/chima.plugin.v1.Host/Post"
-	Host_Update_FullMethodName    = "/chima.plugin.v1.Host/Update"
-	Host_Enqueue_FullMethodName   = "/chima.plugin.v1.Host/Enqueue"
-	Host_Lock_FullMethodName      = "/chima.plugin.v1.Host/Lock"
-	Host_Unlock_FullMethodName    = "/chima.plugin.v1.Host/Unlock"
-	Host_Locks_FullMethodName     = "/chima.plugin.v1.Host/Locks"
-	Host_CancelJob_FullMethodName = "/chima.plugin.v1.Host/CancelJob"
-	Host_Jobs_FullMethodName      = "/chima.plugin.v1.Host/Jobs"
-	Host_AppendLog_FullMethodName = "/chima.plugin.v1.Host/AppendLog"
-	Host_ReadLog_FullMethodName   = "/chima.plugin.v1.Host/ReadLog"
-	Host_KVGet_FullMethodName     = "/chima.plugin.v1.Host/KVGet"
-	Host_KVSet_FullMethodName     = "/chima.plugin.v1.Host/KVSet"
-	Host_KVDelete_FullMethodName  = "/chima.plugin.v1.Host/KVDelete"
-	Host_KVList_FullMethodName    = "/chima.plugin.v1.Host/KVList"
+	Host_Post_FullMethodName       = "/chima.plugin.v1.Host/Post"
+	Host_Update_FullMethodName     = "/chima.plugin.v1.Host/Update"
+	Host_Enqueue_FullMethodName    = "/chima.plugin.v1.Host/Enqueue"
+	Host_Lock_FullMethodName       = "/chima.plugin.v1.Host/Lock"
+	Host_Unlock_FullMethodName     = "/chima.plugin.v1.Host/Unlock"
+	Host_Locks_FullMethodName      = "/chima.plugin.v1.Host/Locks"
+	Host_CancelJob_FullMethodName  = "/chima.plugin.v1.Host/CancelJob"
+	Host_Jobs_FullMethodName       = "/chima.plugin.v1.Host/Jobs"
+	Host_AppendLog_FullMethodName  = "/chima.plugin.v1.Host/AppendLog"
+	Host_ReadLog_FullMethodName    = "/chima.plugin.v1.Host/ReadLog"
+	Host_KVGet_FullMethodName      = "/chima.plugin.v1.Host/KVGet"
+	Host_KVSet_FullMethodName      = "/chima.plugin.v1.Host/KVSet"
+	Host_KVDelete_FullMethodName   = "/chima.plugin.v1.Host/KVDelete"
+	Host_KVList_FullMethodName     = "/chima.plugin.v1.Host/KVList"
+	Host_RunCommand_FullMethodName = "/chima.plugin.v1.Host/RunCommand"
 )
 
 // HostClient is the client API for Host service.
@@ -503,6 +557,13 @@ type HostClient interface {
 	KVDelete(ctx context.Context, in *KVDeleteRequest, opts ...grpc.CallOption) (*KVDeleteResponse, error)
 	// KVList lists the keys with a prefix.
 	KVList(ctx context.Context, in *KVListRequest, opts ...grpc.CallOption) (*KVListResponse, error)
+	// RunCommand runs a chat command as a person, in a room, as if they had
+	// typed it there: through the router, the policy (and its approvals) and
+	// the audit, which records the plugin that triggered it. It lets one
+	// plugin start another's command (ci-status's auto-deploy) without
+	// importing it. It returns once the command's handler is done (not its
+	// jobs). Since protocol minor 7.
+	RunCommand(ctx context.Context, in *RunCommandRequest, opts ...grpc.CallOption) (*RunCommandResponse, error)
 }
 
 type hostClient struct {
@@ -653,6 +714,16 @@ func (c *hostClient) KVList(ctx context.Context, in *KVListRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *hostClient) RunCommand(ctx context.Context, in *RunCommandRequest, opts ...grpc.CallOption) (*RunCommandResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RunCommandResponse)
+	err := c.cc.Invoke(ctx, Host_RunCommand_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -689,6 +760,13 @@ type HostServer interface {
 	KVDelete(context.Context, *KVDeleteRequest) (*KVDeleteResponse, error)
 	// KVList lists the keys with a prefix.
 	KVList(context.Context, *KVListRequest) (*KVListResponse, error)
+	// RunCommand runs a chat command as a person, in a room, as if they had
+	// typed it there: through the router, the policy (and its approvals) and
+	// the audit, which records the plugin that triggered it. It lets one
+	// plugin start another's command (ci-status's auto-deploy) without
+	// importing it. It returns once the command's handler is done (not its
+	// jobs). Since protocol minor 7.
+	RunCommand(context.Context, *RunCommandRequest) (*RunCommandResponse, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -740,6 +818,9 @@ func (UnimplementedHostServer) KVDelete(context.Context, *KVDeleteRequest) (*KVD
 }
 func (UnimplementedHostServer) KVList(context.Context, *KVListRequest) (*KVListResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KVList not implemented")
+}
+func (UnimplementedHostServer) RunCommand(context.Context, *RunCommandRequest) (*RunCommandResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RunCommand not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -1014,6 +1095,24 @@ func _Host_KVList_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_RunCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RunCommandRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).RunCommand(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_RunCommand_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).RunCommand(ctx, req.(*RunCommandRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1076,6 +1175,10 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KVList",
 			Handler:    _Host_KVList_Handler,
+		},
+		{
+			MethodName: "RunCommand",
+			Handler:    _Host_RunCommand_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

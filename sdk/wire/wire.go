@@ -34,7 +34,14 @@ const ProtocolVersion = 1
 //     on a plugin's action buttons, and CommandRequest.button for commands
 //     run by a click. Older hosts drop action buttons' actions; older
 //     plugins declare no actions and so get no interactions.
-const ProtocolMinor = 6
+//   - 7: the core platform: User.person (one identity across adapters),
+//     ApprovalNeeded and CommandRequest.approval (approvals in chat),
+//     Host.RunCommand and CommandRequest.triggered_by (a plugin runs a
+//     command as a person), Manifest.schedules (plugin schedules), the
+//     JobInterrupted call (instead of the chima:job_interrupted event) and
+//     WebhookEvent.attempt (durable event delivery). Older hosts ignore
+//     them; older plugins get the interrupted-job event they subscribed to.
+const ProtocolMinor = 7
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

@@ -54,6 +54,11 @@ class PluginStub(object):
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateRequest.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateResponse.FromString,
         )
+    self.JobInterrupted = channel.unary_stream(
+        '/chima.plugin.v1.Plugin/JobInterrupted',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobInterruptedRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.FromString,
+        )
 
 
 class PluginServicer(object):
@@ -129,6 +134,18 @@ class PluginServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def JobInterrupted(self, request, context):
+    """JobInterrupted tells the plugin that one of its jobs was running when
+    the host died (a kill -9, a crash of the machine) and will not be re-run:
+    the plugin cleans up and reports the failure to the job's room. Since
+    protocol minor 7; sent only to plugins whose manifest says
+    protocol_minor >= 7 (older ones get the "chima:job_interrupted" webhook
+    event they subscribed to instead).
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_PluginServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -171,6 +188,11 @@ def add_PluginServicer_to_server(servicer, server):
           servicer.Validate,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateRequest.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.ValidateResponse.SerializeToString,
+      ),
+      'JobInterrupted': grpc.unary_stream_rpc_method_handler(
+          servicer.JobInterrupted,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.JobInterruptedRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.Event.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(
@@ -258,6 +280,11 @@ class HostStub(object):
         '/chima.plugin.v1.Host/KVList',
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListRequest.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListResponse.FromString,
+        )
+    self.RunCommand = channel.unary_unary(
+        '/chima.plugin.v1.Host/RunCommand',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.RunCommandRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.RunCommandResponse.FromString,
         )
 
 
@@ -365,6 +392,18 @@ class HostServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def RunCommand(self, request, context):
+    """RunCommand runs a chat command as a person, in a room, as if they had
+    typed it there: through the router, the policy (and its approvals) and
+    the audit, which records the plugin that triggered it. It lets one
+    plugin start another's command (ci-status's auto-deploy) without
+    importing it. It returns once the command's handler is done (not its
+    jobs). Since protocol minor 7.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
 
 def add_HostServicer_to_server(servicer, server):
   rpc_method_handlers = {
@@ -437,6 +476,11 @@ def add_HostServicer_to_server(servicer, server):
           servicer.KVList,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListRequest.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListResponse.SerializeToString,
+      ),
+      'RunCommand': grpc.unary_unary_rpc_method_handler(
+          servicer.RunCommand,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.RunCommandRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.RunCommandResponse.SerializeToString,
       ),
   }
   generic_handler = grpc.method_handlers_generic_handler(

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -33,6 +34,15 @@ type Plugin struct {
 	// The host shows a button only for a declared action, and hands a click
 	// on it to that action's Run.
 	Actions []Action
+	// Schedules are jobs the host runs on a clock. Configure may set them
+	// from the settings: the host reads them after Configure.
+	Schedules []Schedule
+	// OnJobInterrupted, when set, hears of each of the plugin's jobs that
+	// was running when the host died (a kill -9): c.Job is the job, which is
+	// not re-run; the handler reports and cleans up. Without it, an
+	// EventHandler for EventJobInterrupted hears of them, as before
+	// protocol minor 7.
+	OnJobInterrupted func(c *Context) error
 	// Configure, when set, receives the plugin's settings from chima.yaml
 	// before the first call. An error stops the plugin from starting and is
 	// shown to the operator; return a *SettingsError to say which settings,
@@ -223,6 +233,8 @@ type Page struct {
 // EventJobInterrupted is the event type a plugin lists in Events to hear of
 // its jobs that were running when the host died; Context.InterruptedJob
 // decodes the job. The job is not re-run: the handler reports and cleans up.
+// Plugin.OnJobInterrupted is the newer way to hear of them; a host of
+// protocol minor 7 calls whichever the plugin has.
 const EventJobInterrupted = wire.EventJobInterrupted
 
 // ErrShutdown is the cause (context.Cause) of a handler's context when the
@@ -293,5 +305,9 @@ func (p *Plugin) manifest() *pluginv1.Manifest {
 	if len(p.Pages) > 0 {
 		m.Capabilities = append(m.Capabilities, wire.CapabilityHTTP)
 	}
+	if p.OnJobInterrupted != nil || slices.ContainsFunc(p.Events, func(e EventHandler) bool { return e.Type == EventJobInterrupted }) {
+		m.Capabilities = append(m.Capabilities, wire.CapabilityJobInterrupted)
+	}
+	m.Schedules = p.scheduleSpecs()
 	return m
 }

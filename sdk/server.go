@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/wire"
@@ -140,6 +141,12 @@ func (s *server) RunJob(req *pluginv1.JobRequest, stream pluginv1.Plugin_RunJobS
 // events.
 func (s *server) HandleInteraction(req *pluginv1.InteractionRequest, stream pluginv1.Plugin_HandleInteractionServer) error {
 	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_Interaction{Interaction: req}}, stream.Send)
+}
+
+// JobInterrupted tells the plugin that one of its jobs was interrupted,
+// streaming what its handler says.
+func (s *server) JobInterrupted(req *pluginv1.JobInterruptedRequest, stream pluginv1.Plugin_JobInterruptedServer) error {
+	return s.run(stream.Context(), &pluginv1.Call{Kind: &pluginv1.Call_JobInterrupted{JobInterrupted: req}}, stream.Send)
 }
 
 // maxPageBytes bounds one page's response: it travels in one gRPC message.
@@ -295,12 +302,33 @@ func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*plugin
 		if a := s.actions[k.Interaction.GetAction()]; a != nil {
 			handler = a.Run
 		}
+	case *pluginv1.Call_JobInterrupted:
+		job := k.JobInterrupted.GetJob()
+		c.Job, c.requestID, c.reply = job, k.JobInterrupted.GetRequestId(), job.GetNotify()
+		if s.p.OnJobInterrupted != nil {
+			handler = s.p.OnJobInterrupted
+		} else if h := s.events[EventJobInterrupted]; h != nil {
+			// A handler written for the event of minors before 7 reads
+			// the job from the event's payload.
+			payload, err := proto.Marshal(job)
+			if err != nil {
+				return emitDone(emit, "error", fmt.Sprintf("encode interrupted job: %v", err))
+			}
+			c.Job, c.Event = nil, &Event{RequestId: c.requestID, Type: EventJobInterrupted, Payload: payload}
+			handler = h.Run
+		}
 	}
 	if handler == nil {
 		err := fmt.Errorf("%s has no handler for this call", s.p.Name)
 		return emitDone(emit, "error", err.Error())
 	}
 	if err := safeRun(handler, c); err != nil {
+		if need, ok := approvalNeeded(err); ok && c.Command != nil {
+			if e := emit(&pluginv1.Event{Kind: &pluginv1.Event_ApprovalNeeded{ApprovalNeeded: need}}); e != nil {
+				return e
+			}
+			return emitDone(emit, "", "")
+		}
 		var ue *UserError
 		if errors.As(err, &ue) {
 			if e := emit(&pluginv1.Event{Kind: &pluginv1.Event_Error{Error: &pluginv1.UserError{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ type FakeHost struct {
 	kv      map[string][]byte
 	logs    map[string][]byte
 	nextID  int64
+	runs    []*pluginv1.RunCommandRequest
+	// RunResult, when set, answers RunCommand; by default every command
+	// runs with outcome "ok".
+	RunResult func(*pluginv1.RunCommandRequest) *pluginv1.RunCommandResponse
 	// declared says whether the plugin declares an action; set once the
 	// harness has the manifest. Nil accepts every action.
 	declared func(action string) bool
@@ -40,6 +45,29 @@ type fakeJob struct {
 // NewFakeHost returns an empty FakeHost.
 func NewFakeHost() *FakeHost {
 	return &FakeHost{locks: map[string]*pluginv1.LockInfo{}, kv: map[string][]byte{}, logs: map[string][]byte{}}
+}
+
+// Runs returns the commands the plugin ran with RunCommand.
+func (f *FakeHost) Runs() []*pluginv1.RunCommandRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*pluginv1.RunCommandRequest(nil), f.runs...)
+}
+
+// RunCommand records the command and answers it with RunResult.
+func (f *FakeHost) RunCommand(_ context.Context, r *pluginv1.RunCommandRequest) (*pluginv1.RunCommandResponse, error) {
+	f.mu.Lock()
+	f.runs = append(f.runs, r)
+	answer := f.RunResult
+	id := f.id()
+	f.mu.Unlock()
+	if strings.TrimSpace(r.GetText()) == "" {
+		return nil, status.Error(codes.InvalidArgument, "no command to run")
+	}
+	if answer != nil {
+		return answer(r), nil
+	}
+	return &pluginv1.RunCommandResponse{RequestId: "run-" + strconv.FormatInt(id, 10), Outcome: "ok"}, nil
 }
 
 // Posts returns the messages the plugin posted with Post.

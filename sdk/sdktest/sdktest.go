@@ -104,6 +104,9 @@ type Result struct {
 	Errors []*pluginv1.UserError
 	// Done is the final event.
 	Done *pluginv1.Done
+	// ApprovalNeeded is set when the command asked to be approved before
+	// it runs (sdk.NeedApproval or sdk.NeedConfirmation).
+	ApprovalNeeded *pluginv1.ApprovalNeeded
 }
 
 // Text joins the text of every reply with newlines.
@@ -127,6 +130,35 @@ func (h *Harness) Command(command string, args Args) Result {
 		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
 	}
 	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
+	return h.collect(stream, err)
+}
+
+// ApprovedCommand runs command with args as the host does once its approval
+// was granted: with CommandRequest.approval set to a.
+func (h *Harness) ApprovedCommand(command string, args Args, a *pluginv1.Approval) Result {
+	h.t.Helper()
+	h.seq++
+	req := &pluginv1.CommandRequest{
+		RequestId: h.requestID(),
+		Command:   command,
+		Args:      args,
+		User:      h.User,
+		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
+		Approval:  a,
+	}
+	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
+	return h.collect(stream, err)
+}
+
+// JobInterrupted tells the plugin that job was running when the host died,
+// as a host of protocol minor 7 does.
+func (h *Harness) JobInterrupted(job *pluginv1.JobRequest) Result {
+	h.t.Helper()
+	h.seq++
+	stream, err := h.conn.Plugin.JobInterrupted(h.ctx(), &pluginv1.JobInterruptedRequest{
+		RequestId: h.requestID(), Job: job, InterruptedUnix: time.Now().Unix(),
+		Reason: "chima stopped while the job was running",
+	})
 	return h.collect(stream, err)
 }
 
@@ -234,6 +266,8 @@ func (h *Harness) collect(stream eventStream, err error) Result {
 			r.Errors = append(r.Errors, k.Error)
 		case *pluginv1.Event_Done:
 			r.Done = k.Done
+		case *pluginv1.Event_ApprovalNeeded:
+			r.ApprovalNeeded = k.ApprovalNeeded
 		}
 	}
 	if r.Done == nil {

@@ -54,6 +54,11 @@ const CapabilityMultiplex = "multiplex"
 // HandleHTTP for its http_paths.
 const CapabilityHTTP = "http"
 
+// CapabilityJobInterrupted is the manifest capability that says the plugin
+// answers the JobInterrupted call (since minor 7): the host sends it that
+// call, not the EventJobInterrupted event.
+const CapabilityJobInterrupted = "job_interrupted"
+
 // EventJobInterrupted is the event type the host sends for a plugin's job
 // that was running when the host died.
 const EventJobInterrupted = "chima:job_interrupted"

@@ -539,7 +539,7 @@ func TestManifestDeclaresEverythingThePluginOffers(t *testing.T) {
 		Events:        []string{"github:deployment", wire.EventJobInterrupted},
 		JobKinds:      []string{"deploy", "rollback"},
 		HttpPaths:     []string{"/deploys/", "/locks/"},
-		Capabilities:  []string{wire.CapabilityMultiplex, wire.CapabilityHTTP},
+		Capabilities:  []string{wire.CapabilityMultiplex, wire.CapabilityHTTP, wire.CapabilityJobInterrupted},
 		ProtocolMinor: wire.ProtocolMinor,
 	}
 	h := newHarness(t, p)

@@ -37,7 +37,7 @@ type app struct {
 	// startErrs are the plugins that could not start; the bot runs without.
 	startErrs []error
 	// storeLock makes this process the only bot on its store (lockStore).
-	storeLock *os.File
+	storeLock io.Closer
 	// adapters are the configured chat adapters, built when
 	// appOptions.adapters asked for them (chima run).
 	adapters *builtAdapters
@@ -132,18 +132,28 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	a.policy = policy.NewWithPeople(cfg.People, cfg.Roles, cfg.Policies)
 
 	if o.withBot {
-		if cfg.Store.Driver != "" && cfg.Store.Driver != "sqlite" {
-			return nil, fmt.Errorf("store driver %q is not available in this build; use sqlite", cfg.Store.Driver)
-		}
 		// Before anything starts: a second bot must not touch the first's
-		// jobs, nor start plugins beside its own.
-		if a.storeLock, err = lockStore(cfg.Store.Path); err != nil {
-			return nil, err
+		// jobs, nor start plugins beside its own. SQLite's lock is a file
+		// beside the store, PostgreSQL's an advisory lock of the session.
+		if cfg.Store.Driver != config.DriverPostgres {
+			f, err := lockStore(cfg.Store.Path)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				a.storeLock = f
+			}
 		}
-		a.store, err = store.Open(ctx, "sqlite", cfg.Store.Path)
+		a.store, err = openStore(ctx, cfg)
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("open store: %w", err)
+		}
+		if cfg.Store.Driver == config.DriverPostgres {
+			if a.storeLock, err = a.store.HoldRunLock(ctx); err != nil {
+				a.close()
+				return nil, err
+			}
 		}
 	}
 

@@ -2,11 +2,11 @@ package store
 
 import (
 	"context"
-	"errors"
-	"io"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/jackc/pgx/v5"

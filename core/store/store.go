@@ -39,6 +39,12 @@ type Store struct {
 	// (audit time, job creation and finish, lock acquisition and expiry
 	// checks). Tests replace it to avoid depending on the wall clock.
 	now func() time.Time
+	// replica is who this Store claims jobs for (SetReplica).
+	replica Replica
+	// stop ends background work (the PostgreSQL clock sync); nil for
+	// SQLite.
+	stop     chan struct{}
+	stopOnce sync.Once
 
 	// auditStmts caches the prepared multi-row audit INSERT of each row
 	// count: parsing it again for every batch cost as much as running it.
@@ -160,6 +166,9 @@ func sqliteURI(path string) (string, error) {
 
 // Close closes the underlying database.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stopOnce.Do(func() { close(s.stop) })
+	}
 	s.auditMu.Lock()
 	for _, st := range s.auditStmts {
 		st.Close()

@@ -257,13 +257,21 @@ func TestReplicasOpeningOneDatabaseTogetherMigrateItOnce(t *testing.T) {
 	}
 }
 
-func TestASecondBotIsRefusedWhileTheFirstHoldsThePostgresStore(t *testing.T) {
+func TestASecondBotOfOneReplicaIdIsRefusedWhileTheFirstRuns(t *testing.T) {
 	if !onPostgres() {
 		t.Skip("SQLite stores are held by cmd/chima's lock file")
 	}
 	path := filepath.Join(t.TempDir(), "chima.db")
-	first, second := openAt(t, path), openAt(t, path)
+	first, second, other := openAt(t, path), openAt(t, path), openAt(t, path)
+	first.SetReplica(Replica{ID: "r1"})
+	second.SetReplica(Replica{ID: "r1"})
+	other.SetReplica(Replica{ID: "r2"})
 	ctx := context.Background()
+	ol, err := other.HoldRunLock(ctx)
+	if err != nil {
+		t.Fatalf("another replica id: %v", err)
+	}
+	defer ol.Close()
 	held, err := first.HoldRunLock(ctx)
 	if err != nil {
 		t.Fatalf("first bot: %v", err)

@@ -24,3 +24,18 @@ func openStore(ctx context.Context, cfg *config.Config) (*store.Store, error) {
 		return store.Open(ctx, "sqlite", cfg.Store.Path)
 	}
 }
+
+// replicaID is this process's replica id on a shared store: the --replica
+// flag, else store.replica, else the host name.
+func replicaID(cfg *config.Config, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if cfg.Store.Replica != "" {
+		return cfg.Store.Replica
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "chima"
+}

@@ -40,7 +40,7 @@ func (s *Store) SetReplica(r Replica) {
 func (s *Store) ReplicaID() string { return s.replicaID() }
 
 func (s *Store) replicaID() string {
-	if s.replica.ID == "" {
+	if s == nil || s.replica.ID == "" {
 		return "chima"
 	}
 	return s.replica.ID
@@ -56,7 +56,7 @@ func (s *Store) lease() time.Duration {
 // Shared reports whether several processes may share this store (a
 // PostgreSQL database), so that work must be claimed in it rather than
 // assumed.
-func (s *Store) Shared() bool { return s.d == dialectPostgres }
+func (s *Store) Shared() bool { return s != nil && s.d == dialectPostgres }
 
 // Now is the store's clock: the database's, on PostgreSQL, so that every
 // replica judges locks and leases by one clock (see syncClock); the local
@@ -75,6 +75,15 @@ func (s *Store) RenewLeases(ctx context.Context) (int64, error) {
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("renew leases: %w", err)
+	}
+	return n, nil
+}
+
+// LeasesHeld counts the running jobs whose lease this replica holds.
+func (s *Store) LeasesHeld(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM jobs WHERE state = 'running' AND replica = ?`), s.replicaID()).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count job leases: %w", err)
 	}
 	return n, nil
 }
@@ -120,11 +129,11 @@ func (s *Store) CancelRequests(ctx context.Context) ([]int64, error) {
 	})
 }
 
-// ClaimInbound records that this replica takes the chat message id of
-// adapter, and reports whether it is the first to: a message that every
+// ClaimInbound records that this replica takes the chat message of adapter
+// whose delivery key (chat.Message.DeliveryKey: a post id, an event id) is
+// messageID, and reports whether it is the first to: a message that every
 // replica received (Mattermost's WebSocket delivers each post to every
-// connection) is answered by one. Records older than keep are pruned now
-// and then.
+// connection) is answered by one. PruneInbound forgets old ones.
 func (s *Store) ClaimInbound(ctx context.Context, adapter, messageID string) (bool, error) {
 	if adapter == "" || messageID == "" {
 		return true, nil // nothing to tell it apart by: take it

@@ -238,12 +238,12 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 		}
 	}
 	m := chat.Message{
-		Ref:  chat.MessageRef{Adapter: a.name, Room: body.Room, MessageID: id, ThreadID: body.Thread},
+		Ref: chat.MessageRef{Adapter: a.name, Room: body.Room, MessageID: id, ThreadID: body.Thread},
 		// A sender that retries a delivery to another replica is
 		// answered once, when it names its deliveries.
 		DeliveryKey: deliveryKey(h.name, r),
-		User: chat.User{ID: body.User, Name: body.User},
-		Text: body.Text,
+		User:        chat.User{ID: body.User, Name: body.User},
+		Text:        body.Text,
 		// A hook speaks to the bot: by default its text is a command
 		// without the bot's name, as a native mention would be.
 		Mentioned: h.mention,

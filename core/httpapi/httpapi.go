@@ -31,7 +31,7 @@ type Options struct {
 	// Details, when set, adds lines below a healthy answer's "ok" (which
 	// replica answered, say).
 	Details func(ctx context.Context) string
-	Logger *slog.Logger
+	Logger  *slog.Logger
 	// BodyBudget bounds the bytes of adapter routes' bodies being read
 	// before Verify, across all requests at once; webhook.SharedBudget()
 	// when nil, the same as GitHub's webhook.

@@ -80,6 +80,12 @@ func startReplica(t *testing.T, cfg, id, addr string) *replica {
 // hook posts a command to the replica's inbound hook ci and returns the
 // texts of the replies it answered with.
 func (r *replica) hook(t *testing.T, secret, text string) ([]string, error) {
+	return r.hookDelivery(t, secret, text, "")
+}
+
+// hookDelivery is hook with the sender's delivery id (Idempotency-Key),
+// when not "".
+func (r *replica) hookDelivery(t *testing.T, secret, text, delivery string) ([]string, error) {
 	body, _ := json.Marshal(map[string]string{"user": "alice", "room": "ops", "text": text})
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
@@ -89,6 +95,9 @@ func (r *replica) hook(t *testing.T, secret, text string) ([]string, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Chima-Signature", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	if delivery != "" {
+		req.Header.Set("Idempotency-Key", delivery)
+	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
@@ -158,6 +167,7 @@ func TestTwoReplicasOnPostgresLoseAndRepeatNoDeployWhenOneIsKilled(t *testing.T)
 		appsJSON = append(appsJSON, fmt.Sprintf(`"app%d": {"provider": "shell", "repository": %q, "environments": ["e1", "e2"]}`, i, repo))
 	}
 	rs := make([]*replica, 2)
+	cfgs := make([]string, 2)
 	for i := range rs {
 		addr := freeAddr(t)
 		extra := fmt.Sprintf(`people:
@@ -171,11 +181,12 @@ http: {addr: %q}
 		text = strings.Replace(text, "adapters:\n", `adapters:
   - name: hooks
     type: webhook
-    inbound: [{name: ci, secret_env: CHIMA_E2E_HOOK_SECRET, wait: 20s, quiet: 200ms, outbound_url_env: CHIMA_E2E_OUT}]
+    inbound: [{name: ci, secret_env: CHIMA_E2E_HOOK_SECRET, wait: 5s, quiet: 200ms, outbound_url_env: CHIMA_E2E_OUT}]
 `, 1)
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		cfgs[i] = cfg
 		rs[i] = startReplica(t, cfg, fmt.Sprintf("r%d", i+1), addr)
 	}
 	db, err := sql.Open("pgx", dsn)
@@ -349,5 +360,68 @@ http: {addr: %q}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// r1 is back. A message both replicas receive (a sender retrying one
+	// delivery at each) is answered once.
+	rs[0] = startReplica(t, cfgs[0], "r1", rs[0].addr)
+	answers := make([][]string, 2)
+	var wg sync.WaitGroup
+	for i, r := range rs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies, err := r.hookDelivery(t, secret, "hello twice", "delivery-1")
+			if err != nil {
+				t.Errorf("hello on %s: %v", r.id, err)
+			}
+			answers[i] = replies
+		}()
+	}
+	wg.Wait()
+	if n := strings.Count(strings.Join(append(answers[0], answers[1]...), "\n"), "Hello, twice!"); n != 1 {
+		t.Errorf("one delivery sent to both replicas was answered %d times: r1 %q, r2 %q", n, answers[0], answers[1])
+	}
+
+	// A long deploy runs on one replica; the other restarts (kill -9)
+	// and leaves it alone, then cancels it.
+	replies, err := rs[1].hook(t, secret, "deploy app0/slow to e1")
+	m := regexp.MustCompile(`#(\d+)`).FindStringSubmatch(strings.Join(replies, " "))
+	if err != nil || m == nil {
+		t.Fatalf("slow deploy: %q %v", replies, err)
+	}
+	var slowJob int64
+	var owner string
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		err := db.QueryRow(`SELECT id, replica FROM jobs WHERE state = 'running'`).Scan(&slowJob, &owner)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slow deploy never ran: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	other := 0
+	if owner == "r1" {
+		other = 1
+	}
+	_ = rs[other].cmd.Process.Kill()
+	_ = rs[other].cmd.Wait()
+	rs[other] = startReplica(t, cfgs[other], rs[other].id, rs[other].addr)
+	if n := count(`SELECT COUNT(*) FROM jobs WHERE id = $1 AND state = 'running'`, slowJob); n != 1 {
+		t.Fatalf("%s's restart ended %s's running deploy", rs[other].id, owner)
+	}
+	replies, err = rs[other].hook(t, secret, "deploy:cancel "+m[1])
+	if err != nil {
+		t.Fatalf("cancel on %s: %v", rs[other].id, err)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for count(`SELECT COUNT(*) FROM jobs WHERE id = $1 AND state = 'cancelled'`, slowJob) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("deploy #%s on %s was not cancelled from %s (it answered %q)", m[1], owner, rs[other].id, replies)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	t.Logf("%d deploys sent, %d accepted, %d interrupted by the kill, %d ran", total, len(accepted), interrupted, len(starts))
 }

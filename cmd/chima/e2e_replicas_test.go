@@ -231,6 +231,17 @@ http: {addr: %q}
 					}
 					return
 				}
+				// One answer to the command ("Deployment #8: … queued"),
+				// whatever the job itself says after it.
+				answers := 0
+				for _, rep := range replies {
+					if strings.HasPrefix(rep, "Deployment #") {
+						answers++
+					}
+				}
+				if answers != 1 {
+					t.Errorf("%s on %s was answered %d times, want once: %q", text, r.id, answers, replies)
+				}
 				m := idRE.FindStringSubmatch(strings.Join(replies, " | "))
 				if m == nil {
 					t.Errorf("%s on %s answered %q, want the deployment's number", text, r.id, replies)
@@ -259,6 +270,8 @@ http: {addr: %q}
 	mu.Lock()
 	killed = true
 	mu.Unlock()
+	var killedAt time.Time
+	_ = db.QueryRow(`SELECT clock_timestamp()`).Scan(&killedAt) // the database's clock, which leases use
 	_ = rs[0].cmd.Process.Kill()
 	_ = rs[0].cmd.Wait()
 	<-sent
@@ -294,6 +307,16 @@ http: {addr: %q}
 	interrupted := count(`SELECT COUNT(*) FROM jobs WHERE state = 'interrupted'`)
 	if interrupted == 0 {
 		t.Error("no job was interrupted by the kill, though r1 ran some")
+	}
+	// Reported within the lease (3s) and one sweep (a third of it) of the
+	// kill, by the database's clock; the bound is doubled for a loaded
+	// machine, and still far below what a lost lease protocol would take.
+	var lastInterrupt int64
+	_ = db.QueryRow(`SELECT COALESCE(MAX(finished_at), 0) FROM jobs WHERE state = 'interrupted'`).Scan(&lastInterrupt)
+	if took := time.UnixMilli(lastInterrupt).Sub(killedAt); took > 2*(3*time.Second+time.Second) {
+		t.Errorf("the killed replica's jobs were interrupted %s after the kill; the lease is 3s", took)
+	} else {
+		t.Logf("kill -9 to interrupted: %s (lease 3s)", took.Round(time.Millisecond))
 	}
 	if n := count(`SELECT COUNT(*) FROM jobs WHERE state = 'interrupted' AND replica <> 'r1'`); n != 0 {
 		t.Errorf("%d jobs of r2 were interrupted", n)

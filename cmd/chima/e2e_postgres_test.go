@@ -1,73 +1,21 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"regexp"
 	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/chimaops/chima/core/store/storetest"
 )
 
-// servicesEnv returns key from the env file of .ci/services.sh that
-// $CHIMA_SERVICES_ENV names. Without it the test is skipped, or fails under
-// CI=true.
-func servicesEnv(t *testing.T, key string) string {
-	t.Helper()
-	path := os.Getenv("CHIMA_SERVICES_ENV")
-	f, err := os.Open(path)
-	if err == nil {
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), key+"="); ok {
-				return v
-			}
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not in $CHIMA_SERVICES_ENV (%q): run .ci/services.sh up", key, path)
-	}
-	t.Skipf("%s not in $CHIMA_SERVICES_ENV (%q): run .ci/services.sh up", key, path)
-	return ""
-}
+// servicesEnv returns key from the env file of .ci/services.sh; see
+// storetest.NeedServicesEnv.
+func servicesEnv(t *testing.T, key string) string { return storetest.NeedServicesEnv(t, key) }
 
 // postgresSchema creates a schema of its own on the test PostgreSQL and
 // returns a DSN that uses it; the schema is dropped when the test ends.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	admin := servicesEnv(t, "CHIMA_TEST_POSTGRES_URL")
-	db, err := sql.Open("pgx", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "e2e_" + hex.EncodeToString(b)
-	if _, err := db.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+func postgresSchema(t *testing.T) string { return storetest.PostgresSchema(t, "e2e") }
 
 // onPostgres rewrites the store of a config written by writeConfig to the
 // PostgreSQL database whose DSN is in the environment variable env.

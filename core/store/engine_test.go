@@ -1,18 +1,14 @@
 package store
 
 import (
-	"bufio"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/chimaops/chima/core/store/storetest"
 )
 
 // The store's whole test suite runs on both engines: TestMain runs it on
@@ -45,22 +41,8 @@ func TestMain(m *testing.M) {
 // onPostgres reports whether this pass of the suite runs on PostgreSQL.
 func onPostgres() bool { return os.Getenv(engineEnv) == "postgres" }
 
-// postgresAdminURL is the test server's URL from the services env file, or
-// "".
-func postgresAdminURL() string {
-	f, err := os.Open(os.Getenv("CHIMA_SERVICES_ENV"))
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "CHIMA_TEST_POSTGRES_URL="); ok {
-			return v
-		}
-	}
-	return ""
-}
+// postgresAdminURL is the test server's URL, or "".
+func postgresAdminURL() string { return storetest.PostgresAdminURL() }
 
 var (
 	schemasMu sync.Mutex
@@ -78,39 +60,6 @@ func postgresDSN(t testing.TB, path string) string {
 	if dsn, ok := schemas[path]; ok {
 		return dsn
 	}
-	admin := postgresAdminURL()
-	if admin == "" {
-		t.Fatal("CHIMA_STORE_ENGINE=postgres but no CHIMA_TEST_POSTGRES_URL in $CHIMA_SERVICES_ENV (run .ci/services.sh up)")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "t_" + hex.EncodeToString(b)
-	db, err := openAdmin(admin)
-	if err != nil {
-		t.Fatalf("connect to the test PostgreSQL: %v", err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(context.Background(), "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := openAdmin(admin)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer db.Close()
-		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("parse %s: %v", admin, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	schemas[path] = u.String()
+	schemas[path] = storetest.PostgresSchema(t, "t")
 	return schemas[path]
 }

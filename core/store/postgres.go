@@ -90,15 +90,6 @@ func (s *Store) migrateLocked(ctx context.Context) error {
 	return s.migrate(ctx)
 }
 
-// openAdmin opens a plain connection pool to dsn, for tests and tools that
-// manage databases rather than a store.
-func openAdmin(dsn string) (*sql.DB, error) {
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		return nil, err
-	}
-	return db, db.Ping()
-}
 
 // ErrInUse is returned (wrapped) by HoldRunLock when another process runs
 // as the same replica.

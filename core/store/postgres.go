@@ -90,7 +90,6 @@ func (s *Store) migrateLocked(ctx context.Context) error {
 	return s.migrate(ctx)
 }
 
-
 // ErrInUse is returned (wrapped) by HoldRunLock when another process runs
 // as the same replica.
 var ErrInUse = errors.New("another chima run is using the store")

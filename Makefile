@@ -8,7 +8,7 @@ PROTO     := sdk/proto/chima/plugin/v1/plugin.proto
 MODULE    := github.com/chimaops/chima
 CONFIG    ?= examples/config/chima.yaml
 
-.PHONY: all build plugins run example test bench proto lint clean
+.PHONY: all build plugins run example test bench soak proto lint clean
 
 all: build
 
@@ -32,6 +32,13 @@ test:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) test -count=1 -timeout 15m ./...
+
+# The replicas soak test, outside make test: 10,000 jobs through two replica
+# processes on one PostgreSQL, one killed -9 and restarted every minute;
+# 0 lost and 0 duplicated. Needs .ci/services.sh up (about 15 minutes).
+soak:
+	CHIMA_SOAK=1 CHIMA_SERVICES_ENV=$${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} \
+		$(GO) test -count=1 -timeout 60m -v -run 'TestSoakTwoReplicas' ./core/jobs/
 
 # Benchmarks of the dispatch path, plugin start, the deploy path and the
 # pieces on them; BENCHMARKS.md records the figures and how to read them.

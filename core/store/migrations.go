@@ -176,7 +176,12 @@ var migrations = []migration{
 			`ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0`,
 			// Set by any replica to have the owner stop a running job.
 			`ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0`,
-			`CREATE INDEX jobs_replica ON jobs (state, replica)`,
+			// Replica first: with state first, the planner took this
+			// index for the claim and sorted every queued job by id.
+			`CREATE INDEX jobs_replica ON jobs (replica, state)`,
+			// The claim walks queued jobs in id order and stops at the
+			// first eligible one.
+			`CREATE INDEX jobs_state_id ON jobs (state, id)`,
 			// Which replica recorded a decision: a restarting replica marks
 			// only its own unfinished commands interrupted.
 			`ALTER TABLE audit_log ADD COLUMN replica TEXT NOT NULL DEFAULT ''`,

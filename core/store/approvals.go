@@ -24,6 +24,21 @@ const (
 // is no longer pending: approved, denied, expired or done.
 var ErrApprovalClosed = errors.New("approval request is closed")
 
+// ApprovalClosedError is the ErrApprovalClosed of one request: it says the
+// state it is in (expired for a pending one past its expiry).
+type ApprovalClosedError struct {
+	ID    int64
+	State string
+}
+
+// Error says which request is closed and how.
+func (e *ApprovalClosedError) Error() string {
+	return fmt.Sprintf("approval request %d is closed: it is %s", e.ID, e.State)
+}
+
+// Is makes an ApprovalClosedError match ErrApprovalClosed.
+func (e *ApprovalClosedError) Is(target error) bool { return target == ErrApprovalClosed }
+
 // ErrAlreadyVoted is returned (wrapped) by VoteApproval when the voter
 // already approved or denied the request: each vote is single use.
 var ErrAlreadyVoted = errors.New("already voted on this approval request")
@@ -197,10 +212,10 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 			return err
 		}
 		if state != ApprovalPending {
-			return fmt.Errorf("%w: it is %s", ErrApprovalClosed, state)
+			return &ApprovalClosedError{ID: id, State: state}
 		}
 		if v.At.UnixMilli() >= expires {
-			return fmt.Errorf("%w: it expired at %s", ErrApprovalClosed, time.UnixMilli(expires).UTC().Format(time.RFC3339))
+			return &ApprovalClosedError{ID: id, State: ApprovalExpired}
 		}
 		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO approval_votes (request, voter, adapter, user_id, user_name, approve, reason, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request, voter) DO NOTHING`),

@@ -404,6 +404,18 @@ func (rl *rule) applies(args map[string]string) bool {
 	return true
 }
 
+// ApprovalFor returns the approval of the first policy of the command that
+// has one, whatever its when, or nil: the approvers of a command whose
+// plugin asks for approval without naming any.
+func (p *Policy) ApprovalFor(plugin, command string) *Approval {
+	for _, rl := range p.rulesFor(strings.ToLower(plugin), strings.ToLower(command)) {
+		if rl.approval != nil {
+			return rl.approval
+		}
+	}
+	return nil
+}
+
 // WhenArgs returns, for each policy with when (by its index in the config's
 // policies), the argument names it tests, for checks at start that they are
 // arguments of the command.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/config"
@@ -180,6 +181,7 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			Redactor:                  red,
 			FinishJobsWhenAdaptersEnd: o.finishJobs,
 			DefaultAdapter:            cfg.DefaultAdapter(),
+			Approvals:                 approvals.New(a.store, a.policy, nil),
 		})
 		a.bot = b
 	} else {

@@ -92,6 +92,8 @@ func TestExampleConfigLoads(t *testing.T) {
 		{"admin", c.Roles["admin"], Role{Users: []string{"console:alice"}, Permissions: []string{"*"}}},
 		{"deployer", c.Roles["deployer"], Role{Users: []string{"console:bob"}, Permissions: []string{"deploy", "deploy:*"}}},
 		{"policies", c.Policies, []Policy{{Command: "deploy", AllowedRooms: []string{"general", "deployment"}}}},
+		{"release managers approve", c.Roles["release-managers"], Role{People: []string{"bob"}}},
+		{"people", c.People, map[string][]string{"alice": {"console:alice"}, "bob": {"console:bob"}}},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {

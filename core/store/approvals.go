@@ -55,7 +55,7 @@ type ApprovalRequest struct {
 	// an account of nobody. RequesterAdapter, RequesterUser and
 	// RequesterName are the account they asked from, which the command
 	// runs as.
-	Requester                                       string
+	Requester                                      string
 	RequesterAdapter, RequesterUser, RequesterName string
 	// Adapter, Room, RoomName, ThreadID and MessageID are where it was
 	// asked (the command's message), where it runs and answers.

@@ -116,3 +116,18 @@ func TestAPolicysWhenNamingNoArgumentOfItsCommandStopsTheStart(t *testing.T) {
 		t.Fatalf("chima run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 	}
 }
+
+func TestChimaSendAsksForApprovalAndTheApprovalRunsTheDeployToItsEnd(t *testing.T) {
+	cfg, marks, sha := approvalsConfig(t, "")
+	out, stderr, code := chima(t, "send", "--config", cfg, "chima deploy demo/main to production")
+	if code != 1 || !strings.Contains(out, "Approval needed (request 1)") {
+		t.Fatalf("send the deploy: exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 1 (nothing ran yet) and the ask", code, out, stderr)
+	}
+	out, stderr, code = chima(t, "send", "--config", cfg, "--user", "bob", "chima approve 1")
+	if code != 0 || !strings.Contains(out, "Deployed demo/main ("+sha[:7]+") to production in") {
+		t.Fatalf("send the approval: exit %d, stdout:\n%s\nstderr:\n%s\nwant the deploy run to its end", code, out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(marks, "1")); err != nil {
+		t.Fatal("the script did not run")
+	}
+}

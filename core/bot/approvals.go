@@ -210,7 +210,10 @@ func (b *Bot) tellVoter(ctx context.Context, f voteFrom, o chat.Output) {
 // vote records an approval or a denial of request id by the author of f,
 // tells the request's room, runs the command once approved, and returns the
 // vote's audit outcome and detail.
-func (b *Bot) vote(ctx context.Context, f voteFrom, id int64, approve bool, reason string) (string, string) {
+//
+// The run, when the vote approves, takes the vote's requestID: its jobs are
+// the vote's (chima send waits for them).
+func (b *Bot) vote(ctx context.Context, f voteFrom, id int64, approve bool, reason, requestID string) (string, string) {
 	if b.o.Approvals == nil {
 		b.tellVoter(ctx, f, chat.Output{Text: "Sorry, this bot keeps no approvals.", Status: "warning"})
 		return "rejected", "no approvals without a store"
@@ -264,7 +267,7 @@ func (b *Bot) vote(ctx context.Context, f voteFrom, id int64, approve bool, reas
 		detail += ": " + reason
 	}
 	if r.State == store.ApprovalApproved {
-		b.runApproval(ctx, r)
+		b.runApproval(ctx, r, requestID)
 	}
 	return "ok", detail
 }
@@ -281,8 +284,8 @@ func (b *Bot) requestReplier(r store.ApprovalRequest) *replier {
 // runApproval claims the run of the approved request r and, when this
 // call won it, runs its command: as stored, as the requester, in its room
 // and thread, with CommandRequest.approval set, audited with Via "approval
-// <id>: …".
-func (b *Bot) runApproval(ctx context.Context, r store.ApprovalRequest) {
+// <id>: …", under requestID ("" for a new one).
+func (b *Bot) runApproval(ctx context.Context, r store.ApprovalRequest, requestID string) {
 	won, err := b.o.Approvals.Claim(ctx, r.ID)
 	if err != nil {
 		b.log.Error("claim the run of an approved request", "approval", r.ID, "error", err)
@@ -296,7 +299,9 @@ func (b *Bot) runApproval(ctx context.Context, r store.ApprovalRequest) {
 	start := time.Now()
 	b.o.Metrics.InFlight.Inc()
 	defer b.o.Metrics.InFlight.Dec()
-	requestID := b.newRequestID()
+	if requestID == "" {
+		requestID = b.newRequestID()
+	}
 	out := b.requestReplier(r)
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: r.Adapter, Room: r.Room,
@@ -402,7 +407,7 @@ func (b *Bot) processApprovalClick(ctx context.Context, in chat.Interaction, req
 		if verb == "deny" {
 			reason = "denied with the button"
 		}
-		entry.Outcome, entry.Detail = b.vote(ctx, voteFrom{m: m, out: out, via: c}, id, verb == "approve", reason)
+		entry.Outcome, entry.Detail = b.vote(ctx, voteFrom{m: m, out: out, via: c}, id, verb == "approve", reason, requestID)
 	}
 	entry.Duration = time.Since(start)
 	b.o.Metrics.Commands.WithLabelValues("core", entry.Outcome).Inc()
@@ -447,7 +452,7 @@ func (b *Bot) runApprovals(ctx context.Context) {
 	}
 	for _, r := range approved {
 		b.log.Warn("running an approved request the last process did not run", "approval", r.ID)
-		b.runApproval(ctx, r)
+		b.runApproval(ctx, r, "")
 	}
 	b.o.Approvals.Sweep(ctx, b.o.ApprovalSweep, b.log, b.approvalExpired)
 }

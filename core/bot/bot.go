@@ -431,7 +431,7 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 			out.send(ctx, chat.Output{Text: "Sorry, " + res.Problem + ".", Status: "warning"}, false)
 			break
 		}
-		entry.Outcome, entry.Detail = b.vote(ctx, voteFrom{m: m, out: out, via: via}, res.ApprovalID, res.Kind == router.Approve, res.Reason)
+		entry.Outcome, entry.Detail = b.vote(ctx, voteFrom{m: m, out: out, via: via}, res.ApprovalID, res.Kind == router.Approve, res.Reason, requestID)
 	default:
 		// The command of a plugin that is not running, and whose commands
 		// the router does not know: say why, not "I don't know the

@@ -200,6 +200,13 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 		v.At = s.now()
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		// Votes on one request take turns: this no-op UPDATE locks the
+		// row (on SQLite the transaction holds the write lock already),
+		// so that two approvals at once both count, and the one that
+		// reaches the count sees the other.
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE approval_requests SET updated_at = updated_at WHERE id = ?`), id); err != nil {
+			return err
+		}
 		var state string
 		var count int
 		var expires int64

@@ -134,3 +134,34 @@ func TestAnApprovedRunIsClaimedOnceAcrossStoresOnOneFile(t *testing.T) {
 		t.Errorf("done requests = %+v, want the one", list)
 	}
 }
+
+func TestApprovalsAtOnceAllCountAcrossStoresOnOneFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chima.db")
+	a, b := openAt(t, path), openAt(t, path)
+	ctx := context.Background()
+	req := pendingRequest(4)
+	req.ExpiresAt = time.Now().Add(time.Hour)
+	id, err := a.CreateApprovalRequest(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i, voter := range []string{"bob", "carol", "dave", "erin"} {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := s.VoteApproval(ctx, id, ApprovalVote{Voter: voter, Approve: true}); err != nil {
+				t.Errorf("VoteApproval(%s): %v", voter, err)
+			}
+		}()
+	}
+	wg.Wait()
+	r, err := a.ApprovalRequestByID(ctx, id)
+	if err != nil || r.State != ApprovalApproved || len(r.Approvals()) != 4 {
+		t.Fatalf("after four approvals at once of four needed: %+v, %v; want approved", r, err)
+	}
+}

@@ -6,7 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/chimaops/chima/core/config"
+	"github.com/chimaops/chima/core/store"
 )
 
 // checkPolicyArgs makes a policy whose when names an argument its command
@@ -80,4 +83,70 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+func newApprovalsCmd(g *globalFlags) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "approvals",
+		Short: "List the commands waiting for approval (--all: every request, with how it ended)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(g.config)
+			if err != nil {
+				return err
+			}
+			// Read only, beside a running bot, as chima audit does.
+			st, err := store.Open(cmd.Context(), "sqlite", cfg.Store.Path)
+			if err != nil {
+				return fmt.Errorf("open store: %w", err)
+			}
+			defer st.Close()
+			state := store.ApprovalPending
+			if all {
+				state = ""
+			}
+			list, err := st.ApprovalRequests(cmd.Context(), state, 1000)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(os.Stdout, formatApprovals(list, all))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "every request, not only the pending ones")
+	return cmd
+}
+
+// formatApprovals renders requests for chima approvals: one line each,
+// then one line per vote.
+func formatApprovals(list []store.ApprovalRequest, all bool) string {
+	if len(list) == 0 {
+		if all {
+			return "No approval requests.\n"
+		}
+		return "No command is waiting for approval.\n"
+	}
+	const t = "2006-01-02 15:04 MST"
+	var b strings.Builder
+	for _, r := range list {
+		who := "approvers " + strings.Join(r.Approvers, ", ") + fmt.Sprintf(" (%d of %d)", len(r.Approvals()), r.Count)
+		if r.Confirm {
+			who = "the requester's confirmation"
+		}
+		fmt.Fprintf(&b, "#%d %s  %q  asked by %s in %s:%s at %s, expires %s, %s\n", r.ID, r.State, r.Text, r.Requester,
+			r.Adapter, firstNonEmpty(r.RoomName, r.Room), r.CreatedAt.UTC().Format(t), r.ExpiresAt.UTC().Format(t), who)
+		for _, v := range r.Votes {
+			verb := "approved"
+			if !v.Approve {
+				verb = "denied"
+			}
+			fmt.Fprintf(&b, "    %s %s at %s (from %s:%s)", v.Voter, verb, v.At.UTC().Format(t), v.Adapter, v.UserID)
+			if v.Reason != "" {
+				fmt.Fprintf(&b, ": %s", v.Reason)
+			}
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
 }

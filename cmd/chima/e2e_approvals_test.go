@@ -123,11 +123,21 @@ func TestChimaSendAsksForApprovalAndTheApprovalRunsTheDeployToItsEnd(t *testing.
 	if code != 1 || !strings.Contains(out, "Approval needed (request 1)") {
 		t.Fatalf("send the deploy: exit %d, stdout:\n%s\nstderr:\n%s\nwant exit 1 (nothing ran yet) and the ask", code, out, stderr)
 	}
+	if out, _, _ := chima(t, "approvals", "--config", cfg); !strings.Contains(out, `#1 pending  "deploy demo/main to production"  asked by alice in shell:general`) ||
+		!strings.Contains(out, "approvers release-managers (0 of 1)") {
+		t.Errorf("chima approvals =\n%s\nwant request 1 pending", out)
+	}
 	out, stderr, code = chima(t, "send", "--config", cfg, "--user", "bob", "chima approve 1")
 	if code != 0 || !strings.Contains(out, "Deployed demo/main ("+sha[:7]+") to production in") {
 		t.Fatalf("send the approval: exit %d, stdout:\n%s\nstderr:\n%s\nwant the deploy run to its end", code, out, stderr)
 	}
 	if _, err := os.Stat(filepath.Join(marks, "1")); err != nil {
 		t.Fatal("the script did not run")
+	}
+	if out, _, _ := chima(t, "approvals", "--config", cfg); !strings.Contains(out, "No command is waiting for approval.") {
+		t.Errorf("chima approvals after the approval =\n%s", out)
+	}
+	if out, _, _ := chima(t, "approvals", "--config", cfg, "--all"); !strings.Contains(out, "#1 done") || !strings.Contains(out, "    bob approved at ") {
+		t.Errorf("chima approvals --all =\n%s\nwant request 1 done, approved by bob", out)
 	}
 }

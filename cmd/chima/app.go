@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/config"
@@ -197,6 +198,7 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			FinishJobsWhenAdaptersEnd: o.finishJobs,
 			DefaultAdapter:            cfg.DefaultAdapter(),
 			Lease:                     cfg.Store.Lease,
+			Approvals:                 approvals.New(a.store, a.policy, nil),
 		})
 		a.bot = b
 		if a.store.Shared() {

@@ -58,6 +58,9 @@ func runBot(ctx context.Context, g *globalFlags, replica string) error {
 	if err := a.checkScheduleCommands(); err != nil {
 		return err
 	}
+	if err := a.checkPolicyArgs(); err != nil {
+		return err
+	}
 	routes, err := adapterRoutes(a.adapters.list, cfg.HTTP.Addr)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/outbox"
@@ -83,6 +84,12 @@ type Options struct {
 	// shared store without renewal; default store.DefaultLease. Another
 	// replica ends a job whose lease lapsed as interrupted.
 	Lease time.Duration
+	// Approvals keeps the approval requests of commands that need
+	// approval (see approvals.go). Nil: such commands are refused.
+	Approvals *approvals.Manager
+	// ApprovalSweep is how often expired approval requests are looked
+	// for; default 2s.
+	ApprovalSweep time.Duration
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -135,6 +142,9 @@ func New(o Options) *Bot {
 	}
 	if o.Name == "" {
 		o.Name = "chima"
+	}
+	if o.ApprovalSweep <= 0 {
+		o.ApprovalSweep = 2 * time.Second
 	}
 	b := &Bot{
 		o:         o,
@@ -240,6 +250,12 @@ func (b *Bot) Run(ctx context.Context) error {
 		// Before stopJobs: the last scheduled commands' jobs and replies
 		// are flushed with the others'.
 		defer func() { stopScheduler(); <-schedulerDone }()
+	}
+	if b.o.Approvals != nil {
+		actx, stopApprovals := context.WithCancel(ctx)
+		approvalsDone := make(chan struct{})
+		go func() { b.runApprovals(actx); close(approvalsDone) }()
+		defer func() { stopApprovals(); <-approvalsDone }()
 	}
 
 	errc := make(chan error, len(b.adapters))
@@ -417,6 +433,18 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	case router.Schedules:
 		entry.Command, entry.Outcome = "schedules", "ok"
 		out.send(ctx, b.listSchedules(ctx), false)
+	case router.Approvals:
+		entry.Command, entry.Outcome = "approvals", "ok"
+		out.send(ctx, b.listApprovals(ctx), false)
+	case router.Approve, router.Deny:
+		entry.Command = res.Kind.String()
+		entry.Command = strings.ToLower(entry.Command)
+		if res.Problem != "" {
+			entry.Outcome, entry.Detail = "rejected", res.Problem
+			out.send(ctx, chat.Output{Text: "Sorry, " + res.Problem + ".", Status: "warning"}, false)
+			break
+		}
+		entry.Outcome, entry.Detail = b.vote(ctx, voteFrom{m: m, out: out, via: via}, res.ApprovalID, res.Kind == router.Approve, res.Reason, requestID)
 	default:
 		// The command of a plugin that is not running, and whose commands
 		// the router does not know: say why, not "I don't know the
@@ -519,6 +547,7 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 	dec := b.o.Policy.Check(policy.Request{
 		Adapter: m.Ref.Adapter, Room: m.Ref.Room, RoomName: roomName, UserID: m.User.ID,
 		Plugin: res.Plugin, Command: cmd.GetName(), Permission: cmd.GetPermission(), Direct: m.Direct,
+		Args: res.Args,
 	})
 	if !dec.Allowed {
 		refusal := chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"}
@@ -528,6 +557,11 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 			out.send(ctx, refusal, false)
 		}
 		return "denied", dec.Reason
+	}
+	asked := asking{m: m, roomName: roomName, res: res, shown: shown, requestID: requestID, out: out, via: via}
+	if dec.Approval != nil {
+		// Nothing runs yet: the request is stored, and runs once approved.
+		return b.ask(ctx, asked, dec.Approval.Approvers, dec.Approval.Count, dec.Approval.TTL, "a policy requires approval", false)
 	}
 	if !b.decide(ctx, entry, func(o chat.Output) {
 		if via != nil {
@@ -543,13 +577,18 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 		RequestId: requestID,
 		Command:   cmd.GetName(),
 		Args:      res.Args,
-		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles},
+		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles, Person: dec.Person},
 		Message:   refToProtoNamed(m.Ref, roomName),
 		Text:      text,
 		Direct:    m.Direct,
 		Button:    via.proto(),
 	}}}
-	return b.callPlugin(ctx, res.Plugin, cmd.GetName(), call, "`"+shown+"`", requestID, out)
+	outcome, detail := b.callPlugin(ctx, res.Plugin, cmd.GetName(), call, "`"+shown+"`", requestID, out)
+	if need := out.needed; need != nil && outcome == "ok" {
+		// The plugin asks, from its own code, for approval first.
+		return b.askFromPlugin(ctx, asked, need)
+	}
+	return outcome, detail
 }
 
 // callPlugin makes call on plugin, streams what it says through out, says in

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/chat/chattest"
@@ -42,6 +43,8 @@ type testBot struct {
 	host  *pluginhost.Host
 	db    string
 	stop  func()
+	// others are the chats of botOptions.adapters, by name.
+	others map[string]*chattest.Memory
 }
 
 type botOptions struct {
@@ -64,6 +67,14 @@ type botOptions struct {
 	// threadReplies makes the chat answer room messages in threads, as
 	// Slack and Mattermost do.
 	threadReplies bool
+	// adapters are more in-memory chats beside "mem", by name.
+	adapters []string
+	// approvalSweep is bot.Options.ApprovalSweep.
+	approvalSweep time.Duration
+	// now is the approvals' clock (nil: time.Now).
+	now func() time.Time
+	// buttons gives the "mem" chat buttons.
+	buttons bool
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -93,10 +104,21 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	})
 	mem := chattest.NewMemory("mem")
 	mem.SetThreadReplies(o.threadReplies)
+	if o.buttons {
+		mem.SetButtons(true)
+	}
+	adapters := []chat.Adapter{mem}
+	others := map[string]*chattest.Memory{}
+	for _, name := range o.adapters {
+		others[name] = chattest.NewMemory(name)
+		adapters = append(adapters, others[name])
+	}
+	pol := policy.NewWithPeople(o.people, o.roles, o.policies)
 	b = bot.New(bot.Options{
-		Router: rt, Policy: policy.NewWithPeople(o.people, o.roles, o.policies), Plugins: host, Store: st,
-		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
+		Router: rt, Policy: pol, Plugins: host, Store: st,
+		Adapters: adapters, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics,
+		Approvals: approvals.New(st, pol, o.now), ApprovalSweep: o.approvalSweep,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3
@@ -116,7 +138,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	tb := &testBot{t: t, bot: b, chat: mem, store: st, host: host, db: o.dbPath}
+	tb := &testBot{t: t, bot: b, chat: mem, store: st, host: host, db: o.dbPath, others: others}
 	var stopped bool
 	tb.stop = func() {
 		if stopped {

@@ -235,10 +235,30 @@ type Role struct {
 }
 
 // Policy restricts one command, the commands of every plugin, or all commands.
+// Several policies may name one command: When narrows a policy to some
+// argument values, so that one policy gives deploy its rooms and another
+// asks for approval in production:
+//
+//	policies:
+//	  - command: deploy
+//	    allowed_rooms: [deployment]
+//	  - command: deploy
+//	    when: {env: [production]}
+//	    approval: {approvers: [release-managers], count: 1, ttl: 30m}
 type Policy struct {
-	// Command is "command", "plugin/command" or "*" (every command). The most
-	// specific matching policy applies: "plugin/command", then "command", then "*".
+	// Command is "command", "plugin/command" or "*" (every command). The
+	// policies of the most specific level that has any apply:
+	// "plugin/command", then "command", then "*"; of those, every one whose
+	// When matches the command's arguments.
 	Command string `yaml:"command"`
+	// When, if set, limits the policy to commands whose arguments have one
+	// of the listed values: {env: [production, live]}. Every argument
+	// named must match. The argument names are checked against the
+	// commands' declared arguments at start.
+	When map[string][]string `yaml:"when"`
+	// Approval, when set, makes a command this policy applies to wait for
+	// approval before it runs.
+	Approval *ApprovalRule `yaml:"approval"`
 	// AllowedRooms lists where the command may run: "room" (that room name on
 	// any adapter; a leading '#' is ignored) or "adapter:room". Empty means anywhere.
 	AllowedRooms []string `yaml:"allowed_rooms"`
@@ -247,6 +267,27 @@ type Policy struct {
 	// command that has no more specific policy, which can loosen as well as
 	// tighten access.
 	Permission string `yaml:"permission"`
+}
+
+// Defaults of a policy's approval.
+const (
+	// DefaultApprovalTTL is approval.ttl's default: how long a request
+	// stays open.
+	DefaultApprovalTTL = 30 * time.Minute
+	// DefaultApprovalCount is approval.count's default.
+	DefaultApprovalCount = 1
+)
+
+// ApprovalRule says who must approve a command before it runs.
+type ApprovalRule struct {
+	// Approvers are roles (roles:) or people (people:) who may approve.
+	// Required.
+	Approvers []string `yaml:"approvers"`
+	// Count is how many distinct people must approve (default 1). The
+	// requester never counts.
+	Count int `yaml:"count"`
+	// TTL is how long a request stays open before it expires (default 30m).
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // Schedule is one chat command the bot runs on a clock, through the same

@@ -320,11 +320,26 @@ func (c *Config) validatePolicies(v *validator) {
 			v.add(key+".command", "%q: expected command, plugin/command or *", p.Command)
 		}
 		if p.Command != "" {
-			if first, dup := seen[p.Command]; dup {
-				v.add(key+".command", "another policy for %q is at %s; merge them", p.Command, v.firstAt(first))
+			// Several policies may name a command when their when differ;
+			// two with the same when would leave which one holds to order.
+			same := p.Command + "\x00" + whenKey(p.When)
+			if first, dup := seen[same]; dup {
+				v.add(key+".command", "another policy for %q with the same when is at %s; merge them, or narrow one with when", p.Command, v.firstAt(first))
 			} else {
-				seen[p.Command] = key + ".command"
+				seen[same] = key + ".command"
 			}
+		}
+		for _, arg := range sortedKeys(p.When) {
+			k := joinKey(key+".when", arg)
+			switch {
+			case !isCommand(arg):
+				v.add(k, "%q: expected the name of one of the command's arguments", arg)
+			case len(p.When[arg]) == 0:
+				v.add(k, "list the values of %s the policy applies to, like [production]", arg)
+			}
+		}
+		if a := p.Approval; a != nil {
+			c.validateApproval(v, key+".approval", a)
 		}
 		for j, room := range p.AllowedRooms {
 			k := indexKey(key+".allowed_rooms", j)
@@ -344,6 +359,48 @@ func (c *Config) validatePolicies(v *validator) {
 			v.add(key+".permission", "%q: a permission is a name like deploy or deploy:lock (no wildcards here)", p.Permission)
 		}
 	}
+}
+
+// validateApproval checks a policy's approval at key.
+func (c *Config) validateApproval(v *validator, key string, a *ApprovalRule) {
+	if len(a.Approvers) == 0 {
+		v.add(key+".approvers", "required: the roles or people who may approve, like [release-managers]")
+	}
+	for i, name := range a.Approvers {
+		_, role := c.Roles[name]
+		_, person := c.People[name]
+		if !role && !person && !v.m.isBad("roles") && !v.m.isBad("people") {
+			v.add(indexKey(key+".approvers", i), "%q: no role or person of that name (roles: %s; people: %s)", name, c.roleList(), c.personList())
+		}
+	}
+	if a.Count < 1 {
+		v.add(key+".count", "%d: how many people must approve is 1 or more (leave it out for 1)", a.Count)
+	}
+	switch {
+	case a.TTL <= 0:
+		v.add(key+".ttl", "%s: how long a request stays open must be positive, like 30m", a.TTL)
+	case a.TTL < time.Second:
+		v.add(key+".ttl", "%s: a request must stay open at least 1s", a.TTL)
+	}
+}
+
+// whenKey is a canonical form of a policy's when, for duplicate checks.
+func whenKey(when map[string][]string) string {
+	var b strings.Builder
+	for _, arg := range sortedKeys(when) {
+		vals := slices.Clone(when[arg])
+		slices.Sort(vals)
+		b.WriteString(arg + "=" + strings.Join(vals, ",") + ";")
+	}
+	return b.String()
+}
+
+// roleList names the roles of roles: for problems.
+func (c *Config) roleList() string {
+	if len(c.Roles) == 0 {
+		return "none"
+	}
+	return strings.Join(sortedKeys(c.Roles), ", ")
 }
 
 // isName reports whether s is a non-empty [a-z0-9_-]+ name.

@@ -42,12 +42,12 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 			if err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`), ns, key).Scan(&cur); err != nil {
 				return err
 			}
-			current, found = nonNil(cur), true
+			current, found = nonNilBytes(cur), true
 			return nil
 		case err != nil:
 			return err
 		}
-		current, found = nonNil(cur), true
+		current, found = nonNilBytes(cur), true
 		if oldAbsent || !bytes.Equal(cur, old) {
 			return nil
 		}
@@ -99,7 +99,8 @@ func (s *Store) KVIncrement(ctx context.Context, ns, key string, delta int64) (i
 	return n, nil
 }
 
-func nonNil(b []byte) []byte {
+// nonNilBytes returns b, or an empty slice for nil: a stored value exists.
+func nonNilBytes(b []byte) []byte {
 	if b == nil {
 		return []byte{}
 	}

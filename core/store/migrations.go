@@ -198,6 +198,56 @@ var migrations = []migration{
 			`CREATE INDEX inbound_messages_at ON inbound_messages (received_at)`,
 		},
 	},
+	{
+		version: 8,
+		name:    "approval requests and their votes",
+		stmts: []string{
+			// One row per command waiting for (or past) approval: the
+			// exact parsed command, who asked where, who may approve, and
+			// its state (pending, approved, denied, expired, done). The
+			// move from approved to done is what runs the command, once.
+			`CREATE TABLE approval_requests (
+				id {{ID}},
+				plugin TEXT NOT NULL,
+				command TEXT NOT NULL,
+				args TEXT NOT NULL DEFAULT '{}',
+				text TEXT NOT NULL DEFAULT '',
+				requester TEXT NOT NULL,
+				requester_adapter TEXT NOT NULL DEFAULT '',
+				requester_user TEXT NOT NULL DEFAULT '',
+				requester_name TEXT NOT NULL DEFAULT '',
+				adapter TEXT NOT NULL DEFAULT '',
+				room TEXT NOT NULL DEFAULT '',
+				room_name TEXT NOT NULL DEFAULT '',
+				thread_id TEXT NOT NULL DEFAULT '',
+				message_id TEXT NOT NULL DEFAULT '',
+				direct INTEGER NOT NULL DEFAULT 0,
+				approvers TEXT NOT NULL DEFAULT '[]',
+				count INTEGER NOT NULL DEFAULT 1,
+				reason TEXT NOT NULL DEFAULT '',
+				confirm INTEGER NOT NULL DEFAULT 0,
+				request_id TEXT NOT NULL DEFAULT '',
+				created_at BIGINT NOT NULL,
+				expires_at BIGINT NOT NULL,
+				state TEXT NOT NULL,
+				updated_at BIGINT NOT NULL
+			)`,
+			`CREATE INDEX approval_requests_state ON approval_requests (state, expires_at)`,
+			// Each approval or denial; a person votes once on a request
+			// (the UNIQUE key makes each approval single use).
+			`CREATE TABLE approval_votes (
+				request BIGINT NOT NULL,
+				voter TEXT NOT NULL,
+				adapter TEXT NOT NULL DEFAULT '',
+				user_id TEXT NOT NULL DEFAULT '',
+				user_name TEXT NOT NULL DEFAULT '',
+				approve INTEGER NOT NULL,
+				reason TEXT NOT NULL DEFAULT '',
+				at BIGINT NOT NULL,
+				UNIQUE (request, voter)
+			)`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

@@ -48,6 +48,10 @@ type Deployment struct {
 	Detail     string `json:"detail,omitempty"`
 	JobID      int64  `json:"job_id,omitempty"`
 	RollbackOf int64  `json:"rollback_of,omitempty"`
+	// Approval is the approval request that approved the deployment (to a
+	// protected environment), 0 for none; ApprovedBy who approved it.
+	Approval   int64    `json:"approval,omitempty"`
+	ApprovedBy []string `json:"approved_by,omitempty"`
 	// Notify is where the deployment reports: the command's room and thread.
 	Notify     Target    `json:"notify"`
 	CreatedAt  time.Time `json:"created_at"`

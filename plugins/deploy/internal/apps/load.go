@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 )
@@ -78,7 +79,7 @@ func (s *Set) Lookup(name string) (*App, error) {
 var appKeys = []string{
 	"provider", "auto_merge", "repository", "environments", "allowed_rooms",
 	"required_contexts", "default_environment", "default_ref", "environment_urls",
-	"timeout", "notify_rooms", "protected_environments",
+	"timeout", "notify_rooms", "protected_environments", "approvers",
 	"script", "fabric", "capistrano", "ansible", "heroku",
 	"heroku_name", "deploy_script", "github_api",
 }
@@ -323,6 +324,8 @@ func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 			p.strs(name, k, v, &a.NotifyRooms)
 		case "protected_environments":
 			p.strs(name, k, v, &a.ProtectedEnvironments)
+		case "approvers":
+			p.strs(name, k, v, &a.Approvers)
 		case "script":
 			p.str(name, k, v, &a.Script)
 		case "fabric":
@@ -638,6 +641,14 @@ func (p *parser) check(a *App, has map[string]bool, src compat) {
 	for _, env := range a.ProtectedEnvironments {
 		if envOK && !a.HasEnv(env) {
 			notEnv("protected_environments", env)
+		}
+	}
+	if len(a.Approvers) > 0 && len(a.ProtectedEnvironments) == 0 {
+		p.add(name, "approvers", "approvers: %s has no protected_environments, whose deploys they would approve", name)
+	}
+	for _, who := range a.Approvers {
+		if who == "" || strings.ContainsFunc(who, unicode.IsSpace) {
+			p.add(name, "approvers", "approvers: %q: name a role or a person of chima.yaml, like release-managers", who)
 		}
 	}
 

@@ -88,8 +88,9 @@ func decodeEvent(typ string, payload []byte) (*delta, error) {
 		}
 		d.Author = cs.GetHeadCommit().GetAuthor().GetName()
 		app := cs.GetApp()
-		d.Checks = []check{{Key: "suite:" + app.GetSlug(), Kind: kindSuite, Name: firstNonEmpty(app.GetName(), app.GetSlug()),
-			State: normState(cs.GetStatus(), cs.GetConclusion()), ID: cs.GetID(), App: app.GetSlug(),
+		slug := firstNonEmpty(app.GetSlug(), app.GetName())
+		d.Checks = []check{{Key: "suite:" + slug, Kind: kindSuite, Name: firstNonEmpty(app.GetName(), slug),
+			State: normState(cs.GetStatus(), cs.GetConclusion()), ID: cs.GetID(), App: slug,
 			Started: cs.GetCreatedAt().Time, Ended: endedAt(cs.GetStatus(), cs.GetUpdatedAt().Time)}}
 		return d, nil
 	case "workflow_run":

@@ -131,3 +131,12 @@ func ts(s string) *github.Timestamp {
 }
 
 func sha(c byte) string { return strings.Repeat(string(c), 40) }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

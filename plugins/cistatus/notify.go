@@ -149,7 +149,14 @@ func (p *ci) recordCommit(c *sdk.Context, d *delta) (*commitInfo, error) {
 		return nil, err
 	}
 	if !d.Push && !d.PullRequest {
-		return info, nil
+		if len(d.PRs) == 0 || info.PR != 0 {
+			return info, nil
+		}
+		// Its pull request, for the commit's later events that name none
+		// (statuses never do).
+		info.PR = d.PRs[0]
+		info.Branch = firstNonEmpty(info.Branch, d.Branch)
+		return info, kvPut(c, key, info)
 	}
 	if d.Push {
 		info.Pusher, info.Author, info.Branch, info.Bot = d.Pusher, d.Author, d.Branch, d.Bot

@@ -421,3 +421,37 @@ func TestAPullRequestsMessageFollowsItsNewHeadAndIgnoresTheOldOnesLateEvents(t *
 		t.Errorf("the PR's message ends as %q", got)
 	}
 }
+
+func TestAStatusOfAPullRequestsCommitJoinsThePullRequestsMessage(t *testing.T) {
+	b := newBed(t, true, map[string]string{"subscriptions": helloSubs})
+	b.event("check_run", payload(t, "check_run.json"))
+	// Statuses never name a pull request.
+	b.event("status", edited(t, "status.json", func(ev *github.StatusEvent) {
+		ev.SHA, ev.State = github.String("ec26c3e57ca3a959ca5aad62de7213c562f8c821"), github.String("failure")
+		ev.Context = github.String("ci/travis")
+	}))
+	posts := b.posts()
+	if len(posts) != 2 || posts[1].GetTarget().GetThreadId() == "" || !strings.HasPrefix(posts[1].GetOutput().GetText(), "Broken: Codertocat/Hello-World #2") {
+		t.Fatalf("posts %v, want the pull request's one message and a Broken reply in its thread", posts)
+	}
+	updates := b.h.Host.Updates()
+	if len(updates) != 1 || !strings.Contains(shown(updates[0].GetOutput()), "#2 @ ec26c3e: failing\n") || !strings.Contains(shown(updates[0].GetOutput()), "✗ ci/travis: failure") {
+		t.Fatalf("updates %v, want the PR's message failing on ci/travis", updates)
+	}
+}
+
+func TestTheCommitAuthorIsMentionedThroughThePeopleMap(t *testing.T) {
+	b := newBed(t, true, map[string]string{"subscriptions": helloSubs, "people": "Codertocat: alice\n"})
+	b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
+	b.event("push", edited(t, "push.with-new-branch.json", func(ev *github.PushEvent) {
+		ev.After, ev.Ref = github.String(sha('b')), github.String("refs/heads/master")
+		ev.Repo.FullName = github.String("octo-org/octo-repo")
+		ev.HeadCommit.Author.Login = github.String("matfax")
+	}))
+	b.event("workflow_run", runEvent(t, 'b', "completed", "failure"))
+	posts := b.posts()
+	reply := posts[len(posts)-1].GetOutput().GetText()
+	if !strings.HasPrefix(reply, "Broken: octo-org/octo-repo master at bbbbbbb, pushed by @alice, authored by matfax.") {
+		t.Errorf("the reply says %q", reply)
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"path"
 	"sort"
@@ -232,33 +231,43 @@ func globValid(b string) (bool, error) {
 	return true, nil
 }
 
-// subKey is the KV key of a room's subscription to a repository.
-func subKey(roomKey, repo string) string { return "sub/" + roomKey + "/" + strings.ToLower(repo) }
+// subsKey is the KV key of the subscriptions made in chat: one JSON list,
+// so that an event costs one read however many there are.
+const subsKey = "subscriptions"
+
+// chatSubscriptions reads the subscriptions made in chat.
+func chatSubscriptions(c *sdk.Context) ([]subscription, error) {
+	var subs []subscription
+	if _, err := kvJSON(c, subsKey, &subs); err != nil {
+		return nil, err
+	}
+	return subs, nil
+}
 
 // subscriptions lists every subscription: the settings' and chat's.
 func (p *ci) subscriptions(c *sdk.Context) ([]subscription, error) {
 	cfg, _ := p.state()
-	out := append([]subscription(nil), cfg.subscriptions...)
-	keys, err := c.KV().List("sub/")
+	subs, err := chatSubscriptions(c)
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
-		raw, ok, err := c.KV().Get(k)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			continue
-		}
-		var s subscription
-		if err := json.Unmarshal(raw, &s); err != nil {
-			c.Logger().Warn("unreadable subscription ignored", "key", k, "error", err)
-			continue
-		}
-		out = append(out, s)
+	return append(append([]subscription(nil), cfg.subscriptions...), subs...), nil
+}
+
+// editSubscriptions changes the chat's subscriptions with edit, which
+// reports whether it changed them.
+func (p *ci) editSubscriptions(c *sdk.Context, edit func([]subscription) ([]subscription, bool)) (bool, error) {
+	unlock := p.locks.lock(subsKey)
+	defer unlock()
+	subs, err := chatSubscriptions(c)
+	if err != nil {
+		return false, err
 	}
-	return out, nil
+	subs, changed := edit(subs)
+	if !changed {
+		return false, nil
+	}
+	return true, kvPut(c, subsKey, subs)
 }
 
 func (p *ci) cmdSubscribe(c *sdk.Context) error {
@@ -275,11 +284,15 @@ func (p *ci) cmdSubscribe(c *sdk.Context) error {
 	if err := parseFilters(&s, c.Arg("filters")); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(s)
-	if err != nil {
-		return fmt.Errorf("encode subscription: %w", err)
-	}
-	if err := c.KV().Set(subKey(s.roomKey(), repo), raw); err != nil {
+	if _, err := p.editSubscriptions(c, func(subs []subscription) ([]subscription, bool) {
+		for i := range subs {
+			if subs[i].roomKey() == s.roomKey() && strings.EqualFold(subs[i].Repo, repo) {
+				subs[i] = s // a new subscription replaces the room's old one
+				return subs, true
+			}
+		}
+		return append(subs, s), true
+	}); err != nil {
 		return err
 	}
 	return c.Reply("This room now hears of the CI of %s.", s.describe())
@@ -293,21 +306,24 @@ func (p *ci) cmdUnsubscribe(c *sdk.Context) error {
 	}
 	src := c.Source()
 	roomKey := src.GetAdapter() + ":" + src.GetRoom()
-	key := subKey(roomKey, repo)
-	_, ok, err := c.KV().Get(key)
+	removed, err := p.editSubscriptions(c, func(subs []subscription) ([]subscription, bool) {
+		for i := range subs {
+			if subs[i].roomKey() == roomKey && strings.EqualFold(subs[i].Repo, repo) {
+				return append(subs[:i], subs[i+1:]...), true
+			}
+		}
+		return subs, false
+	})
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if !removed {
 		for _, s := range cfg.subscriptions {
 			if s.roomKey() == roomKey && strings.EqualFold(s.Repo, repo) {
 				return sdk.Errorf("this room's subscription to %s is declared in the plugin's settings (chima.yaml); remove it there", repo)
 			}
 		}
 		return sdk.Errorf("this room is not subscribed to %s", repo)
-	}
-	if err := c.KV().Delete(key); err != nil {
-		return err
 	}
 	return c.Reply("This room no longer hears of the CI of %s.", repo)
 }

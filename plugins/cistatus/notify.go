@@ -115,6 +115,12 @@ func (p *ci) onEvent(c *sdk.Context) error {
 	if d.Repo == "" || d.SHA == "" {
 		return nil
 	}
+	return p.handleDelta(c, d)
+}
+
+// handleDelta applies what an event (or the reconciling poll) says of a
+// commit, and tells the rooms.
+func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	info, err := p.recordCommit(c, d)
 	if err != nil {
 		return err
@@ -133,6 +139,9 @@ func (p *ci) onEvent(c *sdk.Context) error {
 		return err
 	}
 	if err := p.notify(c, t); err != nil {
+		return err
+	}
+	if err := p.markOpen(c, t); err != nil {
 		return err
 	}
 	return p.autoDeploy(c, t)

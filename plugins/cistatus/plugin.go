@@ -124,6 +124,11 @@ func (s pluginSpec) spec() *sdk.Plugin {
 			},
 		},
 		Events: events,
+		Jobs:   []sdk.JobHandler{{Kind: jobReconcile, Run: p.runReconcile}},
+		Schedules: []sdk.Schedule{{
+			Name: jobReconcile, Cron: reconcileEvery, JobKind: jobReconcile, QueueKey: "cistatus/reconcile",
+			Title: "poll the CI of commits still running", Help: "Polls the CI of commits whose checks are still running, for the webhooks GitHub never redelivers.",
+		}},
 		// The buttons on CI messages: each is checked as the command it
 		// stands for, typed by whoever clicks.
 		Actions: []sdk.Action{

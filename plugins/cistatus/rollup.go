@@ -108,13 +108,14 @@ func rank(state string) int {
 
 // newer reports whether b replaces a, both being the same check (one Key).
 func newer(a, b check) bool {
+	attempts := a.Attempt != 0 && b.Attempt != 0 && a.Attempt != b.Attempt
 	if a.ID != b.ID && a.ID != 0 && b.ID != 0 {
-		if a.Attempt != b.Attempt {
+		if attempts {
 			return b.Attempt > a.Attempt
 		}
 		return b.ID > a.ID // a rerun is a new check run
 	}
-	if a.Attempt != b.Attempt {
+	if attempts {
 		return b.Attempt > a.Attempt
 	}
 	if a.Kind == kindStatus && !a.Updated.IsZero() && !b.Updated.IsZero() && !a.Updated.Equal(b.Updated) {

@@ -20,7 +20,7 @@ import (
 const webhooks = "../../core/webhook/testdata/github/"
 
 // payload reads one of GitHub's example payloads unchanged.
-func payload(t *testing.T, name string) []byte {
+func payload(t testing.TB, name string) []byte {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(webhooks, name))
 	if err != nil {
@@ -31,7 +31,7 @@ func payload(t *testing.T, name string) []byte {
 
 // edited reads one of GitHub's example payloads into v (a go-github event
 // type), lets edit change it and returns its JSON.
-func edited[T any](t *testing.T, name string, edit func(*T)) []byte {
+func edited[T any](t testing.TB, name string, edit func(*T)) []byte {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(payload(t, name), &v); err != nil {

@@ -49,6 +49,8 @@ type tracked struct {
 	// Old are a pull request's earlier heads: their late events are
 	// ignored.
 	Old []string `json:"old,omitempty"`
+	// Open is set while the commit is kept for the poll (markOpen).
+	Open bool `json:"open,omitempty"`
 }
 
 // commitInfo is what push and pull_request events leave for a commit's
@@ -138,11 +140,17 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	if err != nil || stale {
 		return err
 	}
-	if err := p.notify(c, t); err != nil {
-		return err
-	}
+	// The record is saved even when telling a room failed: the event is
+	// then redelivered, and what was posted is not posted twice.
+	nerr := p.notify(c, t)
 	if err := p.markOpen(c, t); err != nil {
 		return err
+	}
+	if err := kvPut(c, trackKey(t.Repo, t.SHA, t.PR), t); err != nil {
+		return err
+	}
+	if nerr != nil {
+		return nerr
 	}
 	return p.autoDeploy(c, t)
 }
@@ -233,7 +241,7 @@ func (p *ci) applyDelta(c *sdk.Context, d *delta, info *commitInfo, pr int) (*tr
 			delete(t.Digests, ch.Key) // rerun: the old digest no longer holds
 		}
 	}
-	return t, false, kvPut(c, key, t)
+	return t, false, nil // saved once the rooms have been told (save)
 }
 
 // notify posts or edits each subscribed room's message about t, and
@@ -243,7 +251,6 @@ func (p *ci) notify(c *sdk.Context, t *tracked) error {
 	if err != nil {
 		return err
 	}
-	changed := false
 	for i := range subs {
 		s := &subs[i]
 		if !strings.EqualFold(s.Repo, t.Repo) || !s.matchBranch(t.Branch) || !s.matchEvent(t.Event) || (s.IgnoreBots && t.Bot) {
@@ -259,14 +266,9 @@ func (p *ci) notify(c *sdk.Context, t *tracked) error {
 			continue
 		}
 		st := overall(cs)
-		ok, err := p.notifyRoom(c, s, t, cs, st)
-		if err != nil {
+		if _, err := p.notifyRoom(c, s, t, cs, st); err != nil {
 			return err
 		}
-		changed = changed || ok
-	}
-	if changed {
-		return kvPut(c, trackKey(t.Repo, t.SHA, t.PR), t)
 	}
 	return nil
 }

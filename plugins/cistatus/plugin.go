@@ -42,8 +42,9 @@ type ci struct {
 	gh  *github.Client
 	web string
 	// now is the clock, replaced in tests.
-	now   func() time.Time
-	locks keyedMutex
+	now       func() time.Time
+	locks     keyedMutex
+	subsCache subsCache
 }
 
 type pluginSpec struct{ p *ci }

@@ -37,12 +37,15 @@ func openKey(t *tracked) string {
 // markOpen keeps t in the open commits while a check of it runs.
 func (p *ci) markOpen(c *sdk.Context, t *tracked) error {
 	key := openKey(t)
-	if st := overall(visible(t.Checks)); st == stateRunning {
-		if _, ok, err := c.KV().Get(key); err != nil || ok {
-			return err
-		}
+	running := overall(visible(t.Checks)) == stateRunning
+	switch {
+	case running == t.Open:
+		return nil // as it was: no KV call
+	case running:
+		t.Open = true
 		return kvPut(c, key, openCommit{Repo: t.Repo, SHA: t.SHA, Branch: t.Branch, PR: t.PR, Since: p.now()})
 	}
+	t.Open = false
 	return c.KV().Delete(key)
 }
 

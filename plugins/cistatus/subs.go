@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chimaops/chima/sdk"
 )
@@ -244,14 +245,31 @@ func chatSubscriptions(c *sdk.Context) ([]subscription, error) {
 	return subs, nil
 }
 
+// subsFresh is how long the chat's subscriptions are used from memory: a
+// change made here is seen at once, one made by another replica of the bot
+// within this time.
+const subsFresh = 15 * time.Second
+
+// subsCache keeps the chat's subscriptions between events.
+type subsCache struct {
+	mu   sync.Mutex
+	subs []subscription
+	read time.Time
+}
+
 // subscriptions lists every subscription: the settings' and chat's.
 func (p *ci) subscriptions(c *sdk.Context) ([]subscription, error) {
 	cfg, _ := p.state()
-	subs, err := chatSubscriptions(c)
-	if err != nil {
-		return nil, err
+	p.subsCache.mu.Lock()
+	defer p.subsCache.mu.Unlock()
+	if p.subsCache.read.IsZero() || time.Since(p.subsCache.read) > subsFresh {
+		subs, err := chatSubscriptions(c)
+		if err != nil {
+			return nil, err
+		}
+		p.subsCache.subs, p.subsCache.read = subs, time.Now()
 	}
-	return append(append([]subscription(nil), cfg.subscriptions...), subs...), nil
+	return append(append([]subscription(nil), cfg.subscriptions...), p.subsCache.subs...), nil
 }
 
 // editSubscriptions changes the chat's subscriptions with edit, which
@@ -267,7 +285,13 @@ func (p *ci) editSubscriptions(c *sdk.Context, edit func([]subscription) ([]subs
 	if !changed {
 		return false, nil
 	}
-	return true, kvPut(c, subsKey, subs)
+	if err := kvPut(c, subsKey, subs); err != nil {
+		return false, err
+	}
+	p.subsCache.mu.Lock()
+	p.subsCache.subs, p.subsCache.read = subs, time.Now()
+	p.subsCache.mu.Unlock()
+	return true, nil
 }
 
 func (p *ci) cmdSubscribe(c *sdk.Context) error {

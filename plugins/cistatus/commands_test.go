@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -219,5 +220,26 @@ func TestRedactAndTheLogTail(t *testing.T) {
 	}
 	if n := strings.Count(tail, "\n") + 1; n > digestLogLines {
 		t.Errorf("the tail has %d lines", n)
+	}
+}
+
+func TestTheRerunButtonOfAFailureMessageRerunsTheFailedJobs(t *testing.T) {
+	b := newBed(t, false, map[string]string{"subscriptions": helloSubs})
+	seedRequired(b, 'a', nil, "failure")
+	b.event("workflow_run", runEvent(t, 'a', "completed", "failure"))
+	posts := b.posts()
+	if len(posts) != 1 {
+		t.Fatalf("posts %v", posts)
+	}
+	btn := sdktest.ButtonOf(posts[0].GetOutput(), "Rerun failed jobs of test")
+	if btn == nil {
+		t.Fatalf("no rerun button on:\n%s", shown(posts[0].GetOutput()))
+	}
+	res := b.h.Click(btn, &pluginv1.MessageRef{Adapter: "test", Room: "builds", MessageId: "p1"})
+	if !strings.Contains(res.Text(), "Rerunning the failed jobs of run 1097 of octo-org/octo-repo") {
+		t.Errorf("the click said %q %v", res.Text(), res.Errors)
+	}
+	if acts := b.gh.Actions(); !reflect.DeepEqual(acts, []string{"rerun-failed-jobs 1097"}) {
+		t.Errorf("GitHub was asked %v", acts)
 	}
 }

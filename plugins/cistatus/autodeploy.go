@@ -67,10 +67,6 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 	}
 	room := appRoom(a, cfg.defaultAdptr)
 	if len(red) > 0 || len(missing) > 0 {
-		refusedKey := doneKey + "/refused"
-		if _, told, err := c.KV().Get(refusedKey); err != nil || told {
-			return err
-		}
 		why := ""
 		if len(red) > 0 {
 			why = "not green: " + strings.Join(red, ", ")
@@ -81,7 +77,8 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 			}
 			why += "required but not reported: " + strings.Join(missing, ", ")
 		}
-		if err := c.KV().Set(refusedKey, []byte(why)); err != nil {
+		// Told once, by one replica of the bot.
+		if created, _, err := c.KV().Create(doneKey+"/refused", []byte(why)); err != nil || !created {
 			return err
 		}
 		if room == nil {
@@ -94,9 +91,9 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 		c.Logger().Warn("auto-deploy of an app without a room skipped", "app", a.Name)
 		return nil
 	}
-	// Recorded first: a redelivery while the deploy runs must not start
-	// another.
-	if err := c.KV().Set(doneKey, []byte("started")); err != nil {
+	// Recorded first, atomically: a redelivery while the deploy runs, or
+	// the same event at another replica of the bot, must not start another.
+	if created, _, err := c.KV().Create(doneKey, []byte("started")); err != nil || !created {
 		return err
 	}
 	cmd := fmt.Sprintf("deploy %s/%s to %s", a.Name, t.SHA, ad.Environment)

@@ -20,7 +20,17 @@
 //
 // Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN. Without it the
 // plugin still turns webhooks into messages, and `ci` says what to
-// configure.
+// configure. With it, a schedule (cistatus:reconcile, every 5 minutes)
+// polls the commits whose checks are still running, since GitHub never
+// redelivers a webhook delivery that failed; GETs are conditional (ETags),
+// so an unchanged answer costs no rate-limit quota.
+//
+// State lives in the host's KV: track/<repo>@<sha> or track/<repo>#<pr>
+// (a commit's or pull request's checks and the message of each room),
+// commit/<repo>@<sha> (who pushed, its pull request), line/<room>/<repo>:
+// <branch> (the last conclusive state, for broken / still failing /
+// fixed), open/… (commits still running), subscriptions (those made in
+// chat) and autodeploy/<app>/<env>/<sha>.
 package main
 
 import "github.com/chimaops/chima/sdk"

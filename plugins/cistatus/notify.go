@@ -318,7 +318,9 @@ func (p *ci) notifyRoom(c *sdk.Context, s *subscription, t *tracked, cs []check,
 // transition records st as the newest conclusive state of t's branch or
 // pull request in the room, and returns the reply it calls for: broken,
 // still failing or fixed; nil for none (the first state seen, the same
-// state again, an older commit's late result).
+// state again, an older commit's late result). The record is written with
+// a compare-and-swap, so that two replicas of the bot hearing of one
+// branch at once reply once.
 func (p *ci) transition(c *sdk.Context, s *subscription, t *tracked, cs []check, st string) (*sdk.Output, error) {
 	if t.PR == 0 && t.Branch == "" {
 		return nil, nil // a commit of no known branch has no history
@@ -326,41 +328,72 @@ func (p *ci) transition(c *sdk.Context, s *subscription, t *tracked, cs []check,
 	key := lineKey(s.roomKey(), t.Repo, t)
 	unlock := p.locks.lock(key)
 	defer unlock()
-	var l lineage
-	if _, err := kvJSON(c, key, &l); err != nil {
-		return nil, err
+	for range 5 {
+		raw, found, err := c.KV().Get(key)
+		if err != nil {
+			return nil, err
+		}
+		var l lineage
+		if found {
+			if err := json.Unmarshal(raw, &l); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", key, err)
+			}
+		}
+		word, next, changed := nextLineage(l, t.SHA, st)
+		if !changed {
+			return nil, nil
+		}
+		value, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", key, err)
+		}
+		var swapped bool
+		if found {
+			swapped, _, err = c.KV().CompareAndSwap(key, raw, value)
+		} else {
+			swapped, _, err = c.KV().Create(key, value)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !swapped {
+			continue // another replica wrote it first: decide again
+		}
+		if word == "" {
+			return nil, nil
+		}
+		return p.renderTransition(word, t, cs, st), nil
 	}
-	if i := indexOf(l.History, t.SHA); i >= 0 && i < len(l.History)-1 {
-		return nil, nil // a newer commit came since: its result speaks
+	return nil, fmt.Errorf("record the state of %s: it kept changing under me", key)
+}
+
+// nextLineage is l once sha ended as st, and the transition that is:
+// "Broken", "Still failing", "Fixed" or "" for none. changed is false when
+// there is nothing to record (a redelivery, an older commit's late result).
+func nextLineage(l lineage, sha, st string) (word string, next lineage, changed bool) {
+	if i := indexOf(l.History, sha); i >= 0 && i < len(l.History)-1 {
+		return "", l, false // a newer commit came since: its result speaks
 	}
-	if l.SHA == t.SHA && l.State == st {
-		return nil, nil // a redelivery, or a check of the same outcome
+	if l.SHA == sha && l.State == st {
+		return "", l, false // a redelivery, or a check of the same outcome
 	}
 	prev, prevSHA := l.State, l.SHA
-	if indexOf(l.History, t.SHA) < 0 {
-		l.History = append(l.History, t.SHA)
-		if len(l.History) > 30 {
-			l.History = l.History[len(l.History)-30:]
+	next = lineage{State: st, SHA: sha, History: append([]string(nil), l.History...)}
+	if indexOf(next.History, sha) < 0 {
+		next.History = append(next.History, sha)
+		if len(next.History) > 30 {
+			next.History = next.History[len(next.History)-30:]
 		}
 	}
-	l.State, l.SHA = st, t.SHA
-	if err := kvPut(c, key, &l); err != nil {
-		return nil, err
-	}
-	var word string
 	switch {
-	case prev == "":
-		return nil, nil
 	case prev == stateSuccess && st == stateFailure:
 		word = "Broken"
-	case prev == stateFailure && st == stateFailure && prevSHA != t.SHA:
+	case prev == stateFailure && st == stateFailure && prevSHA != sha:
 		word = "Still failing"
 	case prev == stateFailure && st == stateSuccess:
 		word = "Fixed"
-	default:
-		return nil, nil
 	}
-	return p.renderTransition(word, t, cs, st), nil
+	return word, next, true
 }
 
 func indexOf(list []string, s string) int {

@@ -455,3 +455,32 @@ func TestTheCommitAuthorIsMentionedThroughThePeopleMap(t *testing.T) {
 		t.Errorf("the reply says %q", reply)
 	}
 }
+
+func TestNextLineageNamesTheTransition(t *testing.T) {
+	tests := []struct {
+		name    string
+		l       lineage
+		sha, st string
+		word    string
+		changed bool
+	}{
+		{"nothing before", lineage{}, "a", stateFailure, "", true},
+		{"green to red", lineage{State: stateSuccess, SHA: "a", History: []string{"a"}}, "b", stateFailure, "Broken", true},
+		{"red to red on another commit", lineage{State: stateFailure, SHA: "a", History: []string{"a"}}, "b", stateFailure, "Still failing", true},
+		{"red to red on the same commit", lineage{State: stateFailure, SHA: "a", History: []string{"a"}}, "a", stateFailure, "", false},
+		{"red to green", lineage{State: stateFailure, SHA: "a", History: []string{"a"}}, "b", stateSuccess, "Fixed", true},
+		{"a rerun fixes the same commit", lineage{State: stateFailure, SHA: "a", History: []string{"a"}}, "a", stateSuccess, "Fixed", true},
+		{"an older commit's late result", lineage{State: stateSuccess, SHA: "b", History: []string{"a", "b"}}, "a", stateFailure, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			word, next, changed := nextLineage(tt.l, tt.sha, tt.st)
+			if word != tt.word || changed != tt.changed {
+				t.Errorf("nextLineage = %q, %v; want %q, %v", word, changed, tt.word, tt.changed)
+			}
+			if changed && (next.SHA != tt.sha || next.State != tt.st || next.History[len(next.History)-1] != tt.sha) {
+				t.Errorf("next lineage %+v", next)
+			}
+		})
+	}
+}

@@ -673,3 +673,15 @@ func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+func TestTheCIPluginsAutoDeployKeyIsLetBe(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(path, []byte(`{"x": {"provider": "shell", "repository": "o/x", "environments": ["staging"],
+		"auto_deploy": {"branch": "main", "environment": "staging"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("an app with auto_deploy (the ci-status plugin's key) is refused: %v", err)
+	}
+}

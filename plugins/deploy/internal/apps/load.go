@@ -82,6 +82,8 @@ var appKeys = []string{
 	"timeout", "notify_rooms", "protected_environments", "approvers",
 	"script", "fabric", "capistrano", "ansible", "heroku",
 	"heroku_name", "deploy_script", "github_api",
+	// Read by the ci-status plugin, not by deploy.
+	"auto_deploy",
 }
 
 var (
@@ -359,6 +361,9 @@ func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 			}
 		case "github_api":
 			p.str(name, k, v, &a.GitHubAPI)
+		case "auto_deploy":
+			// The ci-status plugin's (deploy a branch when it is green):
+			// it checks the value; deploy only lets the key be.
 		case "github_token":
 			p.add(name, k, "github_token: a token does not belong in the apps file; give the plugin a GITHUB_TOKEN secret in chima.yaml instead")
 		default:

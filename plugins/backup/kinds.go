@@ -281,35 +281,37 @@ func sqliteCheck(ctx context.Context, path string, integrity bool) (rowCounts, e
 // with SQLite's backup API, so that other connections to dst see either the
 // old or the new database, never a torn file.
 func sqliteRestoreOnline(ctx context.Context, src, dst string) error {
-	db, err := sql.Open("sqlite", "file:"+dst+"?_pragma=busy_timeout(10000)")
+	// From src's connection, backing up "into" dst: modernc's NewRestore
+	// (the other direction) deadlocks in backup_step.
+	db, err := sql.Open("sqlite", "file:"+src+"?mode=ro")
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dst, err)
+		return fmt.Errorf("open %s: %w", src, err)
 	}
 	defer db.Close()
 	conn, err := db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dst, err)
+		return fmt.Errorf("open %s: %w", src, err)
 	}
 	defer conn.Close()
-	type restorer interface {
-		NewRestore(string) (*sqlite.Backup, error)
+	type backuper interface {
+		NewBackup(string) (*sqlite.Backup, error)
 	}
 	return conn.Raw(func(dc any) error {
-		r, ok := dc.(restorer)
+		r, ok := dc.(backuper)
 		if !ok {
 			return errors.New("the sqlite driver has no backup API")
 		}
-		bk, err := r.NewRestore(src)
+		bk, err := r.NewBackup("file:" + dst + "?_pragma=busy_timeout(10000)")
 		if err != nil {
 			return fmt.Errorf("restore into %s: %w", dst, err)
 		}
 		for {
-			done, err := bk.Step(-1)
+			more, err := bk.Step(-1)
 			if err != nil {
 				_ = bk.Finish()
 				return fmt.Errorf("restore into %s: %w", dst, err)
 			}
-			if done {
+			if !more {
 				break
 			}
 		}

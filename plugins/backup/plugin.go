@@ -107,8 +107,8 @@ func (b *backuper) spec() *sdk.Plugin {
 }
 
 // check reads the settings: the targets, and restic.
-func check(s map[string]string) (map[string]*Target, []sdk.Problem) {
-	targets, problems := parseTargets(s["targets"], s["chima_config_dir"], os.Getenv)
+func check(s map[string]string, strict bool) (map[string]*Target, []sdk.Problem) {
+	targets, problems := parseTargets(s["targets"], s["chima_config_dir"], os.Getenv, strict)
 	for k := range s {
 		if !strings.HasPrefix(k, "chima_") && k != "targets" && k != "restic" && k != "cache_dir" {
 			problems = append(problems, sdk.Problem{Key: k, Message: "unknown setting: the backup plugin takes targets, restic and cache_dir"})
@@ -121,7 +121,7 @@ func check(s map[string]string) (map[string]*Target, []sdk.Problem) {
 // validate is the plugin's Validate: it checks the settings, the files they
 // name and restic's version, and keeps nothing.
 func (b *backuper) validate(s map[string]string) error {
-	_, problems := check(s)
+	_, problems := check(s, true)
 	if _, _, err := resticBin(s["restic"], s["chima_config_dir"]); err != nil {
 		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
 	}
@@ -134,7 +134,7 @@ func (b *backuper) validate(s map[string]string) error {
 // configure checks the settings and restic, and declares each target's
 // schedules.
 func (b *backuper) configure(s map[string]string) error {
-	targets, problems := check(s)
+	targets, problems := check(s, false)
 	bin, version, err := resticBin(s["restic"], s["chima_config_dir"])
 	if err != nil {
 		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})

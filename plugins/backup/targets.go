@@ -120,8 +120,10 @@ func remoteRepo(repo string) bool {
 
 // parseTargets decodes the `targets` setting (YAML or JSON, strictly: an
 // unknown key is an error), resolves relative paths against dir and checks
-// every target. Problems name the setting key and the target.
-func parseTargets(text, dir string, getenv func(string) string) (map[string]*Target, []sdk.Problem) {
+// every target. Problems name the setting key and the target. strict also
+// checks that the paths are there (for Validate: a directory missing when
+// the plugin starts fails its backups, not every target's).
+func parseTargets(text, dir string, getenv func(string) string, strict bool) (map[string]*Target, []sdk.Problem) {
 	var problems []sdk.Problem
 	add := func(key, format string, args ...any) {
 		problems = append(problems, sdk.Problem{Key: key, Message: fmt.Sprintf(format, args...)})
@@ -239,7 +241,7 @@ func parseTargets(text, dir string, getenv func(string) string) (map[string]*Tar
 			if t.DSNEnv != "" {
 				add(key+".dsn_env", "a %s target is reached by path, not a DSN", t.Kind)
 			}
-			if t.Path != "" {
+			if t.Path != "" && strict {
 				st, err := os.Stat(t.Path)
 				switch {
 				case err != nil && !(t.Kind == kindSQLite && errors.Is(err, os.ErrNotExist)):

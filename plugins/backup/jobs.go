@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -99,11 +100,18 @@ func passwordSource(t *Target) string {
 	return "the password file " + t.PasswordFile
 }
 
+// repoInit serialises the first look at each repository: two targets that
+// share one must not both create it at once.
+var repoInit sync.Map // repository → *sync.Mutex
+
 // ensureRepo creates t's repository when it is missing and t says init.
 func ensureRepo(ctx context.Context, r *restic, t *Target) error {
 	if !t.Init {
 		return nil
 	}
+	mu, _ := repoInit.LoadOrStore(t.Repository, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	_, err := r.run(ctx, t, runOpts{}, "cat", "config", "--no-lock")
 	if errors.Is(err, ErrNoRepository) {
 		if _, err := r.run(ctx, t, runOpts{}, "init"); err != nil {
@@ -189,9 +197,9 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 	text := fmt.Sprintf("Backed up %s: snapshot %s, %s (%s added) in %s.", t.Name, short(rec.ID), human(rec.Size), human(rec.Added),
 		(time.Duration(rec.DurationMS) * time.Millisecond).String())
 	if rec.Rows != nil {
-		text += fmt.Sprintf(" %d tables, %d rows.", len(rec.Rows), rec.Rows.total())
+		text += fmt.Sprintf(" %s, %d rows.", plural(len(rec.Rows), "table"), rec.Rows.total())
 	} else {
-		text += fmt.Sprintf(" %d files.", rec.Files)
+		text += fmt.Sprintf(" %s.", plural(int(rec.Files), "file"))
 	}
 	_ = c.Progress("backup", &sdk.Output{Title: "Backed up " + t.Name, Text: human(rec.Size)})
 	fields := []*sdk.Field{
@@ -267,7 +275,7 @@ func (b *backuper) cmdBackups(c *sdk.Context) error {
 		return err
 	}
 	snaps, err := r.snapshots(c, t)
-	if err != nil {
+	if err != nil && !(t.Init && errors.Is(err, ErrNoRepository)) {
 		return sdk.Errorf("cannot list the backups of %s: %s", t.Name, describe(t, err))
 	}
 	if len(snaps) == 0 {
@@ -415,12 +423,12 @@ func (b *backuper) rollingCheck(c *sdk.Context, r *restic, t *Target) error {
 func (b *backuper) verify(c *sdk.Context, r *restic, t *Target, snap snapshot, rec *record) (string, error) {
 	rowsCheck := func(got rowCounts) (string, error) {
 		if rec.Rows == nil {
-			return fmt.Sprintf("%d tables, %d rows (no counts were recorded at backup time)", len(got), got.total()), nil
+			return fmt.Sprintf("%s, %d rows (no counts were recorded at backup time)", plural(len(got), "table"), got.total()), nil
 		}
 		if d := compareRows(rec.Rows, got); len(d) > 0 {
 			return "", errors.New(strings.Join(d, "; "))
 		}
-		return fmt.Sprintf("%d tables, row counts match (%d rows)", len(got), got.total()), nil
+		return fmt.Sprintf("%s, row counts match (%d rows)", plural(len(got), "table"), got.total()), nil
 	}
 	switch t.Kind {
 	case kindSQLite:
@@ -578,4 +586,12 @@ func restoreDB(c *sdk.Context, r *restic, t *Target, snap snapshot, file string,
 		return fmt.Errorf("%s: %v: %s", filepath.Base(client.Path), cerr, scrub(lastLines(clientErr.String(), 3), db.password))
 	}
 	return rerr
+}
+
+// plural says n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

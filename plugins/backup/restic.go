@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,10 +173,19 @@ func (r *restic) command(ctx context.Context, t *Target, o runOpts, args ...stri
 	return cmd
 }
 
+// lockWait is how long restic waits for a repository's lock.
+const lockWait = 10 * time.Minute
+
 // run runs restic with args for t and returns its stdout (unless
 // o.onStdout or o.stdout take it), or a *ResticError.
 func (r *restic) run(ctx context.Context, t *Target, o runOpts, args ...string) ([]byte, error) {
-	cmd := r.command(ctx, t, o, append([]string{"--json"}, args...)...)
+	flags := []string{"--json"}
+	if !slices.Contains(args, "--no-lock") {
+		// Another target's backup or prune in the same repository holds
+		// its lock for a while: wait for it rather than fail.
+		flags = append(flags, "--retry-lock="+lockWait.String())
+	}
+	cmd := r.command(ctx, t, o, append(flags, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limited{w: &stderr, n: 64 << 10}
 	var out bytes.Buffer
@@ -335,11 +345,11 @@ func (r *restic) snapshots(ctx context.Context, t *Target) ([]snapshot, error) {
 // find returns t's snapshot id (a prefix of its id, or "latest" or "").
 func (r *restic) find(ctx context.Context, t *Target, id string) (snapshot, error) {
 	snaps, err := r.snapshots(ctx, t)
-	if err != nil {
+	if err != nil && !(t.Init && errors.Is(err, ErrNoRepository)) {
 		return snapshot{}, err
 	}
 	if len(snaps) == 0 {
-		return snapshot{}, fmt.Errorf("%s has no backup yet", t.Name)
+		return snapshot{}, fmt.Errorf("%s has no backup yet: `backup %s` takes one", t.Name, t.Name)
 	}
 	if id == "" || id == "latest" {
 		return snaps[len(snaps)-1], nil

@@ -16,6 +16,7 @@ import (
 )
 
 func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -77,6 +78,7 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 }
 
 func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	old := filepath.Join(dir, "restic")
 	if err := os.WriteFile(old, []byte("#!/bin/sh\necho 'restic 0.14.0 compiled with go1.19 on linux/amd64'\n"), 0o755); err != nil {
@@ -94,6 +96,7 @@ func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
 }
 
 func TestResticExitCodesMapToTypedErrors(t *testing.T) {
+	t.Parallel()
 	for code, want := range map[int]error{1: ErrResticFailed, 3: ErrIncomplete, 10: ErrNoRepository, 11: ErrLocked, 12: ErrWrongPassword, 130: ErrInterrupted} {
 		var err error = &ResticError{Op: "backup", Code: code, Kind: kindOfExit(code)}
 		if !errors.Is(err, want) {
@@ -126,6 +129,7 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 }
 
 func TestDirectoryBackupIsListedVerifiedAndRestoredIntoScratchWithoutItsExcludes(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, dirTargets)
 	data := filepath.Join(b.dir, "data")
 	writeFiles(t, data, map[string]string{"a.txt": "alpha", "sub/b.txt": "bravo!", "junk.tmp": "excluded"})
@@ -207,6 +211,7 @@ func sqliteCount(t *testing.T, path, table string) int64 {
 }
 
 func TestSQLiteBackupRecordsRowCountsAndVerifyChecksThem(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, sqliteTargets)
 	path := filepath.Join(b.dir, "app.db")
 	sqliteExec(t, path, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", "CREATE TABLE orders (id INTEGER PRIMARY KEY)",
@@ -256,6 +261,7 @@ func TestSQLiteBackupRecordsRowCountsAndVerifyChecksThem(t *testing.T) {
 }
 
 func TestInPlaceRestoreIsRefusedWithoutApprovalAndRunsWithItAfterASafetyBackup(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, sqliteTargets)
 	path := filepath.Join(b.dir, "app.db")
 	sqliteExec(t, path, "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)", "INSERT INTO users (name) VALUES ('a'), ('b'), ('c')")
@@ -293,8 +299,9 @@ func TestInPlaceRestoreIsRefusedWithoutApprovalAndRunsWithItAfterASafetyBackup(t
 }
 
 func TestWrongPasswordIsAClearErrorAndThePasswordIsNowhere(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cret-the-wrong-one-0451"
-	t.Setenv("CHIMA_TEST_BACKUP_PASSWORD", secret)
+	setEnv(t, "CHIMA_TEST_BACKUP_PASSWORD", secret)
 	b := newBed(t, `files:
   kind: directory
   path: %[1]s
@@ -324,6 +331,7 @@ func TestWrongPasswordIsAClearErrorAndThePasswordIsNowhere(t *testing.T) {
 }
 
 func TestMissingRepositoryIsAClearError(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, `files: {kind: directory, path: "%[1]s", repository: "%[1]s/nowhere", password_file: "%[1]s/password", scratch: /tmp/chima-never-used}`)
 	job := b.job("backup", sdktest.Args{"target": "files"})
 	if outcome(job) != "failure" || !strings.Contains(job.Text(), "the repository of files does not exist") || !strings.Contains(job.Text(), "init: true") {
@@ -332,6 +340,7 @@ func TestMissingRepositoryIsAClearError(t *testing.T) {
 }
 
 func TestTwoBackupsOfOneTargetQueueOnTheTargetsKey(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, dirTargets+`other:
   kind: directory
   path: %[1]s/data
@@ -353,6 +362,7 @@ func TestTwoBackupsOfOneTargetQueueOnTheTargetsKey(t *testing.T) {
 }
 
 func TestTargetSchedulesBecomePluginSchedulesAndAScheduledBackupSaysWhichTookIt(t *testing.T) {
+	t.Parallel()
 	b := newBed(t, `files:
   kind: directory
   path: %[1]s/data

@@ -21,10 +21,11 @@ func pgBed(t *testing.T) (*bed, string) {
 CREATE SCHEMA billing; CREATE TABLE billing.invoices (id serial PRIMARY KEY, total int);
 INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 250) g;
 INSERT INTO billing.invoices (total) SELECT g FROM generate_series(1, 40) g;`)
-	t.Setenv("CHIMA_TEST_PG_DSN", dsn)
+	envName := "CHIMA_TEST_PG_DSN_" + strings.ToUpper(name)
+	setEnv(t, envName, dsn)
 	b := newBed(t, `pg:
   kind: postgres
-  dsn_env: CHIMA_TEST_PG_DSN
+  dsn_env: `+envName+`
   repository: %[1]s/repo
   password_file: %[1]s/password
   init: true
@@ -34,6 +35,7 @@ INSERT INTO billing.invoices (total) SELECT g FROM generate_series(1, 40) g;`)
 }
 
 func TestPostgresBackupVerifyComparesRowCountsAndRestoreGoesToTheScratchDatabase(t *testing.T) {
+	t.Parallel()
 	b, name := pgBed(t)
 	job := b.job("backup", sdktest.Args{"target": "pg"})
 	if outcome(job) != "success" || !strings.Contains(job.Text(), "2 tables, 290 rows") {
@@ -57,6 +59,7 @@ func TestPostgresBackupVerifyComparesRowCountsAndRestoreGoesToTheScratchDatabase
 }
 
 func TestPostgresRestoreInPlaceNeedsApprovalAndBringsTheRowsBack(t *testing.T) {
+	t.Parallel()
 	b, name := pgBed(t)
 	if j := b.job("backup", sdktest.Args{"target": "pg"}); outcome(j) != "success" {
 		t.Fatalf("backup: %s", allText(j))
@@ -98,6 +101,7 @@ func TestFailingDumpFailsTheBackupAndStoresNoSnapshot(t *testing.T) {
 }
 
 func TestMariaDBBackupVerifyAndRestoreIntoScratch(t *testing.T) {
+	t.Parallel()
 	env := services(t)
 	if env["CHIMA_TEST_MARIADB_DSN"] == "" {
 		sdktest.Missing(t, "no CHIMA_TEST_MARIADB_DSN")
@@ -123,7 +127,7 @@ func TestMariaDBBackupVerifyAndRestoreIntoScratch(t *testing.T) {
 		sqlOn("mysql", "DROP DATABASE IF EXISTS `"+name+"_scratch`")
 	})
 	sqlOn(name, "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, v INT); INSERT INTO items (v) VALUES (1),(2),(3),(4),(5); CREATE TABLE tags (n VARCHAR(10)); INSERT INTO tags VALUES ('x')")
-	t.Setenv("CHIMA_TEST_MARIADB_TARGET", env["CHIMA_TEST_MARIADB_DSN"]+name)
+	setEnv(t, "CHIMA_TEST_MARIADB_TARGET", env["CHIMA_TEST_MARIADB_DSN"]+name)
 	b := newBed(t, fmt.Sprintf(`db:
   kind: mariadb
   dsn_env: CHIMA_TEST_MARIADB_TARGET

@@ -174,3 +174,14 @@ func pgDatabase(t *testing.T, env map[string]string) (string, string) {
 func approval() *pluginv1.Approval {
 	return &pluginv1.Approval{Id: 7, Requester: "tester", Approvers: []string{"bob"}}
 }
+
+// setEnv sets an environment variable of the process for the test, as
+// t.Setenv does, but lets the test run in parallel: name must be the test's
+// own.
+func setEnv(t *testing.T, name, value string) {
+	t.Helper()
+	if err := os.Setenv(name, value); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Unsetenv(name) })
+}

@@ -174,10 +174,62 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 		File: plan.file, Rows: plan.rows, Size: summary.TotalBytesProcessed, Added: summary.DataAdded,
 		Files: summary.TotalFilesProcessed, DurationMS: time.Since(start).Milliseconds(),
 	}
+	prev, err := getLast(c, t.Name)
+	if err != nil {
+		return nil, err
+	}
+	if why := anomaly(t, rec, prev.Backup); why != "" {
+		// Kept and listed, but out of the retention policy's sight: it
+		// must never count as a backup that lets older ones go.
+		newID, err := retag(c, r, t, rec.ID)
+		if err != nil {
+			return nil, fmt.Errorf("mark the suspicious snapshot %s: %w", short(rec.ID), err)
+		}
+		rec.ID, rec.Suspicious = newID, why
+	}
 	if err := putRecord(c.Detached(), rec); err != nil {
 		return rec, err
 	}
+	if rec.Suspicious == "" {
+		if err := updateLast(c.Detached(), t.Name, func(l *lastState) { l.Backup, l.Failed = rec, "" }); err != nil {
+			return rec, err
+		}
+	}
 	return rec, nil
+}
+
+// anomaly says why a new backup looks wrong against the last good one: it
+// shrank sharply, or holds no tables or no files. "" when it looks fine.
+func anomaly(t *Target, rec, prev *record) string {
+	switch {
+	case t.Kind != kindDirectory && rec.Rows != nil && len(rec.Rows) == 0:
+		return "it has no tables"
+	case t.Kind == kindDirectory && rec.Files == 0:
+		return "it holds no files"
+	case prev != nil && prev.Size > 0 && rec.Size*2 < prev.Size:
+		return fmt.Sprintf("it is %s against %s for the previous backup %s (%.0f%% smaller)", human(rec.Size), human(prev.Size), short(prev.ID),
+			100*(1-float64(rec.Size)/float64(prev.Size)))
+	}
+	return ""
+}
+
+// retag moves a snapshot from the target's tag to its suspects' tag, which
+// forget does not select, and returns its new id (a tag change makes one).
+func retag(c *sdk.Context, r *restic, t *Target, id string) (string, error) {
+	out, err := r.run(c, t, runOpts{}, "tag", "--remove", targetTag(t), "--add", suspectTag(t), id)
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		var m struct {
+			Type  string `json:"message_type"`
+			NewID string `json:"new_snapshot_id"`
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m.Type == "changed" && m.NewID != "" {
+			return m.NewID, nil
+		}
+	}
+	return "", errors.New("restic tag named no new snapshot id")
 }
 
 // runBackup is the backup job: back up, apply the retention policy, report.
@@ -192,6 +244,7 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 	}
 	rec, err := b.takeBackup(c, r, t, p)
 	if err != nil {
+		_ = updateLast(c.Detached(), t.Name, func(l *lastState) { l.Failed, l.FailedAt = describe(t, err), time.Now().UTC() })
 		return b.failed(c, "Backup of "+t.Name, t, err)
 	}
 	text := fmt.Sprintf("Backed up %s: snapshot %s, %s (%s added) in %s.", t.Name, short(rec.ID), human(rec.Size), human(rec.Added),
@@ -207,6 +260,11 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 		{Title: "Size", Value: human(rec.Size), Short: true},
 		{Title: "Added", Value: human(rec.Added), Short: true},
 		{Title: "Duration", Value: (time.Duration(rec.DurationMS) * time.Millisecond).String(), Short: true},
+	}
+	if rec.Suspicious != "" {
+		_ = c.ReplyOutput(&sdk.Output{Status: "warning", Text: fmt.Sprintf("⚠ The backup %s of %s is suspicious: %s. It is kept, and the retention policy neither counts it nor removes anything because of it; check %s.",
+			short(rec.ID), t.Name, rec.Suspicious, t.Name)})
+		return c.ReplyOutput(&sdk.Output{Status: "warning", Text: text, Fields: fields})
 	}
 	if !t.Retention.empty() {
 		removed, ferr := b.forget(c, r, t)
@@ -311,6 +369,9 @@ func (b *backuper) cmdBackups(c *sdk.Context) error {
 				verified = fmt.Sprintf("%s %s (restore %s)", state, v.Time.UTC().Format("01-02 15:04"), (time.Duration(v.RestoreMS) * time.Millisecond).String())
 			}
 		}
+		if s.hasTag(suspectTag(t)) {
+			verified += " ⚠ suspicious"
+		}
 		rows = append(rows, []string{s.ShortID, s.Time.UTC().Format("2006-01-02 15:04:05"), size, tables, firstNonEmpty(by, "-"), verified})
 	}
 	table := renderTable([]string{"ID", "TAKEN (UTC)", "SIZE", "TABLES", "BY", "VERIFIED"}, rows)
@@ -392,6 +453,9 @@ func (b *backuper) runVerify(c *sdk.Context) error {
 	}
 	rec.Verify = res
 	if err := putRecord(c.Detached(), rec); err != nil {
+		return err
+	}
+	if err := updateLast(c.Detached(), t.Name, func(l *lastState) { l.Verified, l.VerifiedID = res, rec.ID }); err != nil {
 		return err
 	}
 	_ = c.Progress("verify", &sdk.Output{Title: "Verified " + t.Name + " " + short(snap.ID), Text: res.Detail})

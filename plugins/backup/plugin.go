@@ -94,8 +94,24 @@ func (b *backuper) spec() *sdk.Plugin {
 				Examples:   []string{"backup:restore demo-db", "backup:restore demo-db 4f1c2a9e", "backup:restore demo-db latest in place"},
 				Run:        b.cmdRestore,
 			},
+			{
+				Name: "backup:forget", Usage: "backup:forget <target> [confirm]",
+				Help: "Shows what the target's retention policy would remove (a dry run); with `confirm`, removes it and prunes the repository.",
+				Args: []sdk.Arg{
+					{Name: "target", Required: true, Pattern: nameRE},
+					{Name: "confirm", Type: sdk.Enum, Enum: []string{"confirm"}, Help: "apply the policy instead of showing it"},
+				},
+				Permission: permissionBackup, Examples: []string{"backup:forget demo-db", "backup:forget demo-db confirm"},
+				Run: b.cmdForget,
+			},
+			{
+				Name: "backup:status", Usage: "backup:status",
+				Help: "Shows the health of every target: the last good backup, the last verification, the next scheduled runs, and what is overdue.",
+				Run:  b.cmdStatus,
+			},
 		},
 		Jobs: []sdk.JobHandler{
+			{Kind: jobForget, Run: b.runForget},
 			{Kind: jobBackup, Run: b.runBackup},
 			{Kind: jobVerify, Run: b.runVerify},
 			{Kind: jobRestore, Run: b.runRestore},

@@ -25,6 +25,49 @@ type record struct {
 	Files      int64         `json:"files"`
 	DurationMS int64         `json:"duration_ms"`
 	Verify     *verifyResult `json:"verify,omitempty"`
+	// Suspicious says why the anomaly guard marked the snapshot: it is
+	// kept, listed, and never counted by the retention policy.
+	Suspicious string `json:"suspicious,omitempty"`
+}
+
+// lastState is what backup:status shows of a target without asking restic:
+// its last good backup and its last verification.
+type lastState struct {
+	Backup *record `json:"backup,omitempty"`
+	// Verified is the last verification, of whichever snapshot.
+	Verified   *verifyResult `json:"verified,omitempty"`
+	VerifiedID string        `json:"verified_id,omitempty"`
+	// Failed is the last backup that failed, and why.
+	Failed   string    `json:"failed,omitempty"`
+	FailedAt time.Time `json:"failed_at,omitempty"`
+}
+
+func lastKey(target string) string { return "last/" + target }
+
+func getLast(c *sdk.Context, target string) (*lastState, error) {
+	b, ok, err := c.KV().Get(lastKey(target))
+	if err != nil || !ok {
+		return &lastState{}, err
+	}
+	l := &lastState{}
+	if err := json.Unmarshal(b, l); err != nil {
+		return &lastState{}, nil // rewritten by the next backup
+	}
+	return l, nil
+}
+
+// updateLast changes the target's last state.
+func updateLast(c *sdk.Context, target string, f func(*lastState)) error {
+	l, err := getLast(c, target)
+	if err != nil {
+		return err
+	}
+	f(l)
+	b, err := json.Marshal(l)
+	if err != nil {
+		return err
+	}
+	return c.KV().Set(lastKey(target), b)
 }
 
 // verifyResult is the end of one verification of a snapshot.

@@ -331,7 +331,7 @@ func (s snapshot) tag(name string) string {
 
 // snapshots lists t's snapshots, oldest first.
 func (r *restic) snapshots(ctx context.Context, t *Target) ([]snapshot, error) {
-	out, err := r.run(ctx, t, runOpts{}, "snapshots", "--no-lock", "--tag", targetTag(t))
+	out, err := r.run(ctx, t, runOpts{}, "snapshots", "--no-lock", "--tag", targetTag(t), "--tag", suspectTag(t))
 	if err != nil {
 		return nil, err
 	}
@@ -369,5 +369,11 @@ func (r *restic) find(ctx context.Context, t *Target, id string) (snapshot, erro
 	return snapshot{}, fmt.Errorf("%s is the start of %d backups of %s: give more of the id", id, len(found), t.Name)
 }
 
-// targetTag is the tag every snapshot of t carries.
+// targetTag is the tag the snapshots of t carry, and what forget selects.
 func targetTag(t *Target) string { return "target:" + t.Name }
+
+// suspectTag replaces targetTag on the snapshots the anomaly guard marked.
+func suspectTag(t *Target) string { return "suspect:" + t.Name }
+
+// hasTag says whether the snapshot carries tag.
+func (s snapshot) hasTag(tag string) bool { return slices.Contains(s.Tags, tag) }

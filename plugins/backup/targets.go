@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/robfig/cron/v3"
 	"go.yaml.in/yaml/v3"
@@ -63,6 +64,22 @@ type Target struct {
 	ScratchDSNEnv string `yaml:"scratch_dsn_env"`
 	// Room is where scheduled runs report ("ops", "slack:ops").
 	Room string `yaml:"room"`
+	// AlertAfter is how old the last verified backup may be before
+	// backup:status warns ("26h"); never when zero.
+	AlertAfter duration `yaml:"alert_after"`
+}
+
+// duration is a time.Duration written as Go writes one ("26h", "90m").
+type duration struct{ time.Duration }
+
+// UnmarshalYAML reads "26h".
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("line %d: %q is not a duration such as 26h", n.Line, n.Value)
+	}
+	d.Duration = v
+	return nil
 }
 
 // Retention is a grandfather-father-son policy for restic forget.

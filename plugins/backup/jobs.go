@@ -271,7 +271,7 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 		if ferr != nil {
 			text += " Retention failed: " + describe(t, ferr)
 		} else if removed > 0 {
-			text += fmt.Sprintf(" Retention removed %d old snapshots.", removed)
+			text += fmt.Sprintf(" Retention removed %s.", plural(removed, "old snapshot"))
 		}
 	}
 	return c.ReplyOutput(&sdk.Output{Status: "good", Text: text, Fields: fields})

@@ -121,11 +121,7 @@ func (b *backuper) cmdStatus(c *sdk.Context) error {
 			}
 			verified = fmt.Sprintf("%s %s ago (%s, restore %s)", state, ago(now, v.Time), short(l.VerifiedID), (time.Duration(v.RestoreMS) * time.Millisecond).String())
 		}
-		if t.AlertAfter.Duration > 0 && (l.Verified == nil || !l.Verified.OK || now.Sub(l.Verified.Time) > t.AlertAfter.Duration) {
-			since := "ever"
-			if l.Verified != nil {
-				since = "for " + ago(now, l.Verified.Time)
-			}
+		if since := stale(now, t, l); since != "" {
 			warnings = append(warnings, fmt.Sprintf("no verified backup of %s %s (alert_after %s)", n, since, t.AlertAfter.Duration))
 		}
 		rows = append(rows, []string{n, t.Kind, lastBackup, verified, nextRuns(now, t)})
@@ -166,4 +162,76 @@ func ago(now, t time.Time) string {
 		return d.Round(time.Minute).String()
 	}
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// jobFreshness checks the targets' alert_after and warns their rooms.
+const jobFreshness = "freshness"
+
+// freshnessEvery is how often the freshness of the targets is checked.
+const freshnessEvery = "@every 15m"
+
+// stale says since when t has had no good verification, when that is
+// longer than its alert_after; "" when it is fresh (or has no threshold).
+func stale(now time.Time, t *Target, l *lastState) string {
+	if t.AlertAfter.Duration <= 0 {
+		return ""
+	}
+	if l.Verified != nil && l.Verified.OK && now.Sub(l.Verified.Time) <= t.AlertAfter.Duration {
+		return ""
+	}
+	if l.Verified == nil || !l.Verified.OK {
+		return "ever"
+	}
+	return "for " + ago(now, l.Verified.Time)
+}
+
+// runFreshness is the scheduled check: a target whose last verified backup
+// is older than its alert_after gets one warning in its room, until it is
+// verified again.
+func (b *backuper) runFreshness(c *sdk.Context) error {
+	b.mu.RLock()
+	targets := make([]*Target, 0, len(b.targets))
+	for _, t := range b.targets {
+		targets = append(targets, t)
+	}
+	adapter := b.defaultAdapter
+	b.mu.RUnlock()
+	sort.Slice(targets, func(i, j int) bool { return targets[i].Name < targets[j].Name })
+	now := time.Now()
+	for _, t := range targets {
+		if t.Room == "" || t.AlertAfter.Duration <= 0 {
+			continue
+		}
+		l, err := getLast(c, t.Name)
+		if err != nil {
+			return err
+		}
+		since := stale(now, t, l)
+		key := "alerted/" + t.Name
+		mark := l.VerifiedID // one alert per last verification
+		if since == "" {
+			continue
+		}
+		if v, ok, _ := c.KV().Get(key); ok && string(v) == "v:"+mark {
+			continue
+		}
+		ref := roomRef(t.Room, adapter)
+		text := fmt.Sprintf("⚠ No verified backup of %s %s (alert_after %s). `backup:status` shows the targets; `backup:verify %s` checks the latest backup.", t.Name, since, t.AlertAfter.Duration, t.Name)
+		if _, err := c.Post(ref, &sdk.Output{Status: "warning", Text: text}); err != nil {
+			return err
+		}
+		if err := c.KV().Set(key, []byte("v:"+mark)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// roomRef is the message ref of a room named "room" or "adapter:room".
+func roomRef(room, defaultAdapter string) *sdk.MessageRef {
+	adapter, name, ok := strings.Cut(room, ":")
+	if !ok {
+		adapter, name = defaultAdapter, room
+	}
+	return &sdk.MessageRef{Adapter: adapter, Room: strings.TrimPrefix(name, "#")}
 }

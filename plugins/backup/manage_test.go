@@ -133,3 +133,31 @@ func TestStatusShowsLastBackupLastVerificationAndWhatIsOverdue(t *testing.T) {
 		t.Errorf("status still warns of files after its verification: %s", st.Text())
 	}
 }
+
+func TestFreshnessAlertWarnsTheTargetsRoomOnceUntilAVerification(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, retainedTargets+"  room: ops\n")
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "a"})
+	var fresh bool
+	for _, s := range b.h.Manifest.GetSchedules() {
+		fresh = fresh || (s.GetName() == "freshness" && s.GetJobKind() == jobFreshness)
+	}
+	if !fresh {
+		t.Fatalf("schedules %v; want the freshness check", b.h.Manifest.GetSchedules())
+	}
+	for i := 0; i < 2; i++ {
+		if res := b.h.Job(jobFreshness, nil); outcome(res) != "success" {
+			t.Fatalf("freshness: %s", allText(res))
+		}
+	}
+	posts := b.h.Host.Posts()
+	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "ops" || !strings.Contains(posts[0].GetOutput().GetText(), "No verified backup of files ever (alert_after 26h0m0s)") {
+		t.Fatalf("posts %v; want one warning in ops", posts)
+	}
+	b.job("backup", sdktest.Args{"target": "files"})
+	b.job("backup:verify", sdktest.Args{"target": "files"})
+	b.h.Job(jobFreshness, nil)
+	if n := len(b.h.Host.Posts()); n != 1 {
+		t.Fatalf("%d posts after a verification; want no new warning", n)
+	}
+}

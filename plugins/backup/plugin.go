@@ -112,6 +112,7 @@ func (b *backuper) spec() *sdk.Plugin {
 		},
 		Jobs: []sdk.JobHandler{
 			{Kind: jobForget, Run: b.runForget},
+			{Kind: jobFreshness, Run: b.runFreshness},
 			{Kind: jobBackup, Run: b.runBackup},
 			{Kind: jobVerify, Run: b.runVerify},
 			{Kind: jobRestore, Run: b.runRestore},
@@ -182,15 +183,15 @@ func (b *backuper) schedules() []sdk.Schedule {
 	}
 	sort.Strings(names)
 	var out []sdk.Schedule
+	alerts := false
 	for _, n := range names {
 		t := b.targets[n]
 		var notify *sdk.MessageRef
 		if t.Room != "" {
-			adapter, room, ok := strings.Cut(t.Room, ":")
-			if !ok {
-				adapter, room = b.defaultAdapter, t.Room
+			notify = roomRef(t.Room, b.defaultAdapter)
+			if t.AlertAfter.Duration > 0 {
+				alerts = true
 			}
-			notify = &sdk.MessageRef{Adapter: adapter, Room: strings.TrimPrefix(room, "#")}
 		}
 		if t.Schedule != "" {
 			name := "backup-" + n
@@ -208,6 +209,12 @@ func (b *backuper) schedules() []sdk.Schedule {
 				Title: "scheduled verification of " + n, Help: "restores the latest backup of " + n + " into scratch and checks it",
 			})
 		}
+	}
+	if alerts {
+		out = append(out, sdk.Schedule{
+			Name: "freshness", Cron: freshnessEvery, JobKind: jobFreshness, QueueKey: "backup-freshness",
+			Title: "freshness check of the backups", Help: "warns a target's room when its last verified backup is older than its alert_after",
+		})
 	}
 	return out
 }

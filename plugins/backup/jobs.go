@@ -100,7 +100,7 @@ func passwordSource(t *Target) string {
 	return "the password file " + t.PasswordFile
 }
 
-// repoInit serialises the first look at each repository: two targets that
+// repoInit serialises the creation of each repository: two targets that
 // share one must not both create it at once.
 var repoInit sync.Map // repository → *sync.Mutex
 
@@ -129,9 +129,6 @@ func tagSafe(s string) string { return strings.NewReplacer(",", " ", "\n", " ").
 // message.
 func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (*record, error) {
 	start := time.Now()
-	if err := ensureRepo(c, r, t); err != nil {
-		return nil, err
-	}
 	plan, err := planBackup(c, t)
 	if err != nil {
 		return nil, err
@@ -147,7 +144,7 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 	args := append([]string{"backup", "--tag", strings.Join(tags, ",")}, plan.args...)
 	var summary backupStatus
 	var last time.Time
-	_, err = r.run(c, t, runOpts{env: plan.env, onStdout: func(line []byte) {
+	onStdout := func(line []byte) {
 		var s backupStatus
 		if json.Unmarshal(line, &s) != nil {
 			return
@@ -162,7 +159,36 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 			last = time.Now()
 			_ = c.Progress("backup", &sdk.Output{Title: "Backing up " + t.Name + "…", Text: s.progressText()})
 		}
-	}}, args...)
+	}
+	type counted struct {
+		rows rowCounts
+		err  error
+	}
+	var counts chan counted
+	countErr := ""
+	if plan.count != nil {
+		counts = make(chan counted, 1)
+		go func() {
+			rows, err := plan.count()
+			counts <- counted{rows, err}
+		}()
+	}
+	_, err = r.run(c, t, runOpts{env: plan.env, onStdout: onStdout}, args...)
+	if errors.Is(err, ErrNoRepository) && t.Init {
+		// The first backup creates the repository (restic opens it
+		// before it starts the dump, so nothing was read yet).
+		if err := ensureRepo(c, r, t); err != nil {
+			return nil, err
+		}
+		_, err = r.run(c, t, runOpts{env: plan.env, onStdout: onStdout}, args...)
+	}
+	if counts != nil {
+		got := <-counts
+		plan.rows = got.rows
+		if got.err != nil {
+			countErr = got.err.Error()
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +198,7 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 	rec := &record{
 		ID: summary.SnapshotID, Target: t.Name, Time: start.UTC(), By: p.By, Schedule: p.Schedule,
 		File: plan.file, Rows: plan.rows, Size: summary.TotalBytesProcessed, Added: summary.DataAdded,
-		Files: summary.TotalFilesProcessed, DurationMS: time.Since(start).Milliseconds(),
+		Files: summary.TotalFilesProcessed, DurationMS: time.Since(start).Milliseconds(), CountError: countErr,
 	}
 	prev, err := getLast(c, t.Name)
 	if err != nil {
@@ -249,7 +275,9 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 	}
 	text := fmt.Sprintf("Backed up %s: snapshot %s, %s (%s added) in %s.", t.Name, short(rec.ID), human(rec.Size), human(rec.Added),
 		(time.Duration(rec.DurationMS) * time.Millisecond).String())
-	if rec.Rows != nil {
+	if rec.CountError != "" {
+		text += " Counting the rows failed, so a verification cannot compare them: " + rec.CountError
+	} else if rec.Rows != nil {
 		text += fmt.Sprintf(" %s, %d rows.", plural(len(rec.Rows), "table"), rec.Rows.total())
 	} else {
 		text += fmt.Sprintf(" %s.", plural(int(rec.Files), "file"))

@@ -30,6 +30,9 @@ type dumpPlan struct {
 	env []string
 	// rows are the row counts at backup time; nil for a directory.
 	rows rowCounts
+	// count, when set, counts the rows while the dump runs (rows is
+	// then nil).
+	count func() (rowCounts, error)
 	// file is the name the dump is stored under (stdin filename).
 	file string
 	// cleanup removes what the plan made (SQLite's copy).
@@ -90,21 +93,26 @@ func planBackup(ctx context.Context, t *Target) (*dumpPlan, error) {
 		if err != nil {
 			return nil, err
 		}
-		rows, err := pgCounts(ctx, c)
+		// The rows are counted in the transaction whose snapshot pg_dump
+		// dumps: they are exactly the dump's, and counted while it runs.
+		sess, snap, err := openPGSnapshot(ctx, c)
 		if err != nil {
 			return nil, err
 		}
 		file := c.Database + ".pgdump"
 		return &dumpPlan{
-			args: []string{"--stdin-from-command", "--stdin-filename", file, "--", "pg_dump", "-Fc", "--no-password", c.pgDBName()},
-			env:  c.env(), rows: rows, file: file, cleanup: func() {},
+			args: []string{"--stdin-from-command", "--stdin-filename", file, "--", "pg_dump", "-Fc", "--no-password", "--snapshot=" + snap, c.pgDBName()},
+			env:  c.env(), file: file, cleanup: sess.close,
+			count: func() (rowCounts, error) {
+				out, err := sess.query(pgCountsQuery)
+				if err != nil {
+					return nil, fmt.Errorf("count rows in %s: %w", c.Database, err)
+				}
+				return parseCounts(out)
+			},
 		}, nil
 	case kindMySQL:
 		c, err := targetConn(t)
-		if err != nil {
-			return nil, err
-		}
-		rows, err := mysqlCounts(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -112,7 +120,10 @@ func planBackup(ctx context.Context, t *Target) (*dumpPlan, error) {
 		args := []string{"--stdin-from-command", "--stdin-filename", file, "--", "mariadb-dump", "--no-defaults"}
 		args = append(args, c.mysqlArgs()...)
 		args = append(args, "--single-transaction", "--quick", "--routines", "--triggers", "--events", c.Database)
-		return &dumpPlan{args: args, env: c.env(), rows: rows, file: file, cleanup: func() {}}, nil
+		// Counted while the dump runs: mariadb-dump's transaction cannot
+		// be shared, so a table written meanwhile may differ by those rows.
+		return &dumpPlan{args: args, env: c.env(), file: file, cleanup: func() {},
+			count: func() (rowCounts, error) { return mysqlCounts(ctx, c) }}, nil
 	case kindSQLite:
 		if _, err := os.Stat(t.Path); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)

@@ -28,6 +28,8 @@ type record struct {
 	// Suspicious says why the anomaly guard marked the snapshot: it is
 	// kept, listed, and never counted by the retention policy.
 	Suspicious string `json:"suspicious,omitempty"`
+	// CountError says why the rows could not be counted at backup time.
+	CountError string `json:"count_error,omitempty"`
 }
 
 // lastState is what backup:status shows of a target without asking restic:

@@ -53,6 +53,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'SlackRoundTrip' -benchtime 5000x -count 1 ./adapters/slack/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'MattermostRoundTrip' -benchtime 5000x -count 1 ./adapters/mattermost/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'Outbox' -benchmem -count 1 ./core/outbox/ ./core/chat/ | tee -a $(BIN)/bench.txt
+	CHIMA_SERVICES_ENV=$${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} $(GO) test -run '^$$' -bench 'BackupOverhead' -benchtime 1x -count 1 -timeout 30m ./plugins/backup/ | tee -a $(BIN)/bench.txt
 
 lint:
 	$(GO) vet ./...

@@ -56,6 +56,67 @@ func resticForE2E(t *testing.T) string {
 	return ""
 }
 
+// backupConfig writes a chima.yaml with the backup plugin and targets (a
+// YAML map), whose repository password is the secret BACKUP_PASSWORD, read
+// from CHIMA_E2E_BACKUP_PASSWORD.
+func backupConfig(t *testing.T, restic, plugin, cache, targets string) string {
+	t.Helper()
+	cfg := writeConfig(t, "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indented := "        " + strings.ReplaceAll(strings.TrimRight(targets, "\n"), "\n", "\n        ") + "\n"
+	entry := fmt.Sprintf(`  - name: backup
+    path: %s
+    secrets: {BACKUP_PASSWORD: CHIMA_E2E_BACKUP_PASSWORD}
+    settings:
+      restic: %s
+      cache_dir: %s
+      targets: |
+%s`, plugin, restic, cache, indented)
+	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "roles:", entry+"roles:", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestBackupConfigValidateNamesTheTargetAndKeyAtFault checks that `chima
+// config validate` runs the plugin's checks of its targets.
+func TestBackupConfigValidateNamesTheTargetAndKeyAtFault(t *testing.T) {
+	restic := resticForE2E(t)
+	plugin := backupPlugin(t)
+	dir := t.TempDir()
+	t.Setenv("CHIMA_E2E_BACKUP_PASSWORD", "x")
+	cfg := backupConfig(t, restic, plugin, filepath.Join(dir, "cache"), fmt.Sprintf(`files:
+  kind: directory
+  path: %s
+  repository: %s/repo
+  password_env: BACKUP_PASSWORD
+  scratch: %s/scratch
+  schedul: "@daily"
+db:
+  kind: oracle
+  repository: %s/repo
+  password_env: BACKUP_PASSWORD
+`, dir, dir, dir, dir))
+	_, stderr, code := chima(t, "config", "validate", "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, "plugin backup: targets.files: line 7: field schedul not found") {
+		t.Fatalf("config validate: exit %d\n%s\nwant exit 1 naming targets.files and its line", code, stderr)
+	}
+	// The strict decoding stops at the first bad key; a good file shows the
+	// next problem.
+	cfg = backupConfig(t, restic, plugin, filepath.Join(dir, "cache"), fmt.Sprintf(`db:
+  kind: oracle
+  repository: %s/repo
+  password_env: BACKUP_PASSWORD
+`, dir))
+	_, stderr, code = chima(t, "config", "validate", "--config", cfg)
+	if code != 1 || !strings.Contains(stderr, `plugin backup: targets.db.kind: "oracle" is not a kind`) {
+		t.Fatalf("config validate: exit %d\n%s", code, stderr)
+	}
+}
+
 // TestBackupOfADirectoryAndAnSQLiteDatabaseOnTheConsole runs the built bot
 // with the backup plugin and a directory and an SQLite target, and backs
 // both up, lists and verifies them from the console.
@@ -86,38 +147,23 @@ func TestBackupOfADirectoryAndAnSQLiteDatabaseOnTheConsole(t *testing.T) {
 	const secret = "e2e-repository-password-7731"
 	t.Setenv("CHIMA_E2E_BACKUP_PASSWORD", secret)
 
-	cfg := writeConfig(t, "")
-	b, err := os.ReadFile(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entry := fmt.Sprintf(`  - name: backup
-    path: %s
-    secrets: {BACKUP_PASSWORD: CHIMA_E2E_BACKUP_PASSWORD}
-    settings:
-      restic: %s
-      cache_dir: %s
-      targets: |
-        files:
-          kind: directory
-          path: %s
-          excludes: ["*.log"]
-          repository: %s
-          password_env: BACKUP_PASSWORD
-          init: true
-          scratch: %s
-        app-db:
-          kind: sqlite
-          path: %s
-          repository: %s
-          password_env: BACKUP_PASSWORD
-          init: true
-          scratch: %s
-`, plugin, restic, filepath.Join(dir, "cache"), files, filepath.Join(dir, "repo"), filepath.Join(dir, "scratch"),
-		dbPath, filepath.Join(dir, "repo"), filepath.Join(dir, "scratch"))
-	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "roles:", entry+"roles:", 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	targets := fmt.Sprintf(`files:
+  kind: directory
+  path: %s
+  excludes: ["*.log"]
+  repository: %s
+  password_env: BACKUP_PASSWORD
+  init: true
+  scratch: %s
+app-db:
+  kind: sqlite
+  path: %s
+  repository: %s
+  password_env: BACKUP_PASSWORD
+  init: true
+  scratch: %s
+`, files, filepath.Join(dir, "repo"), filepath.Join(dir, "scratch"), dbPath, filepath.Join(dir, "repo"), filepath.Join(dir, "scratch"))
+	cfg := backupConfig(t, restic, plugin, filepath.Join(dir, "cache"), targets)
 	if out, stderr, code := chima(t, "config", "validate", "--config", cfg); code != 0 {
 		t.Fatalf("config validate: exit %d\n%s%s", code, out, stderr)
 	}

@@ -85,7 +85,7 @@ func (b *backuper) spec() *sdk.Plugin {
 			},
 			{
 				Name: "backup:restore", Usage: "backup:restore <target> [<snapshot>] [to <target> | in place]",
-				Help: "Restores a backup into the target's scratch place. Over a target's own data (`in place`, or `to` a target) only once another person approves, and after a safety backup of what is there.",
+				Help:    "Restores a backup into the target's scratch place. Over a target's own data (`in place`, or `to` a target) only once another person approves, and after a safety backup of what is there.",
 				Pattern: restorePattern,
 				Args: []sdk.Arg{
 					{Name: "target", Required: true}, {Name: "snapshot"}, {Name: "to"}, {Name: "inplace"},

@@ -334,4 +334,3 @@ func parseTargets(text, dir string, getenv func(string) string, strict bool) (ma
 	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
 	return targets, problems
 }
-

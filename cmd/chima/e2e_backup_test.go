@@ -101,7 +101,7 @@ db:
   password_env: BACKUP_PASSWORD
 `, dir, dir, dir, dir))
 	_, stderr, code := chima(t, "config", "validate", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, "plugin backup: targets.files: line 7: field schedul not found") {
+	if code != 1 || !strings.Contains(stderr, "plugin backup: settings.targets.files: line 7: unknown key schedul") {
 		t.Fatalf("config validate: exit %d\n%s\nwant exit 1 naming targets.files and its line", code, stderr)
 	}
 	// The strict decoding stops at the first bad key; a good file shows the
@@ -112,7 +112,7 @@ db:
   password_env: BACKUP_PASSWORD
 `, dir))
 	_, stderr, code = chima(t, "config", "validate", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, `plugin backup: targets.db.kind: "oracle" is not a kind`) {
+	if code != 1 || !strings.Contains(stderr, `plugin backup: settings.targets.db.kind: "oracle" is not a kind`) {
 		t.Fatalf("config validate: exit %d\n%s", code, stderr)
 	}
 }

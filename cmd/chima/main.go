@@ -65,7 +65,9 @@ What ships today:
             slack (Socket Mode or the Events API), mattermost (a bot account),
             webhook (signed hooks in, notifiers out); several at once
   plugins   deploy: deploy, rollback, lock and list deployments, locally or
-            through GitHub deployments; examples/hello and examples/pyplugin
+            through GitHub deployments; backup: back up databases and
+            directories with restic, list, verify by restoring, restore
+            safely; examples/hello and examples/pyplugin
             show how to write your own (Go, Python)
   HTTP      /healthz, /metrics, /plugins, deploy log pages, and GitHub
             webhooks at /webhooks/github, and the adapters' routes under

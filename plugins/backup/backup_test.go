@@ -31,8 +31,8 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	}{
 		{"no targets at all", ``, `^targets: is required`},
 		{"not a map", `[1, 2]`, `^targets: `},
-		{"an unknown key", `files: {kind: directory, path: files, repository: repo, password_file: pw, scratch: s, exclude: [x]}`, `^targets\.files: line 1: field exclude not found`},
-		{"an unknown key in the second target, by line", "a: {kind: directory, path: files, repository: r, password_file: pw, scratch: s}\nb:\n  kind: directory\n  pathh: files\n", `^targets\.b: line 4: field pathh not found`},
+		{"an unknown key", `files: {kind: directory, path: files, repository: repo, password_file: pw, scratch: s, exclude: [x]}`, `^targets\.files: line 1: unknown key exclude`},
+		{"an unknown key in the second target, by line", "a: {kind: directory, path: files, repository: r, password_file: pw, scratch: s}\nb:\n  kind: directory\n  pathh: files\n", `^targets\.b: line 4: unknown key pathh`},
 		{"an unknown kind", `files: {kind: oracle, repository: repo, password_file: pw}`, `^targets\.files\.kind: "oracle" is not a kind`},
 		{"no repository", `files: {kind: directory, path: files, password_file: pw, scratch: s}`, `^targets\.files\.repository: is required`},
 		{"no password", `files: {kind: directory, path: files, repository: repo, scratch: s}`, `^targets\.files\.password_file: the repository needs a password`},

@@ -120,8 +120,10 @@ var (
 	targetNameRE = regexp.MustCompile(`^[a-z0-9][-_.a-z0-9]*$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	dbNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	keepWithinRE = regexp.MustCompile(`^([0-9]+[yMdhms])+$`)
-	cronParser   = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	// unknownFieldRE is the YAML decoder's way of saying "unknown key".
+	unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
+	keepWithinRE   = regexp.MustCompile(`^([0-9]+[yMdhms])+$`)
+	cronParser     = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 )
 
 // remoteRepo says whether a repository string is one restic reaches
@@ -178,7 +180,7 @@ func parseTargets(text, dir string, getenv func(string) string, strict bool) (ma
 			msgs = te.Errors
 		}
 		for _, msg := range msgs {
-			msg = strings.TrimPrefix(msg, "yaml: ")
+			msg = unknownFieldRE.ReplaceAllString(strings.TrimPrefix(msg, "yaml: "), "unknown key $1")
 			key := "targets"
 			var line int
 			if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {

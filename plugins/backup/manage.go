@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -34,6 +35,9 @@ func (b *backuper) cmdForget(c *sdk.Context) error {
 	}
 	args := append([]string{"forget", "--dry-run", "--tag", targetTag(t), "--group-by", "paths"}, t.Retention.args()...)
 	out, err := r.run(c, t, runOpts{}, args...)
+	if errors.Is(err, ErrNoRepository) && t.Init {
+		return c.Reply("%s has no backup yet: the retention policy has nothing to remove.", t.Name)
+	}
 	if err != nil {
 		return sdk.Errorf("cannot apply the retention policy of %s: %s", t.Name, describe(t, err))
 	}

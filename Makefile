@@ -24,9 +24,17 @@ build:
 run: build example
 	$(BIN)/chima run --config $(CONFIG)
 
-# The example app's local repository, which the deploy plugin deploys.
+# restic for the backup plugin: on $$PATH, else the one .ci/services.sh built.
+RESTIC    ?= $(shell command -v restic 2>/dev/null || sed -n 's/^CHIMA_RESTIC=//p' $${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} 2>/dev/null)
+
+# The example app's local repository, which the deploy plugin deploys, and
+# the backup plugin's restic, repository password and folder.
 example:
 	@examples/local/setup.sh $(BIN)/demo-repo
+	@mkdir -p $(BIN)/backups
+	@[ -s $(BIN)/backups/password ] || (umask 077; head -c 24 /dev/urandom | base64 > $(BIN)/backups/password)
+	@if [ -n "$(RESTIC)" ]; then ln -sf "$(RESTIC)" $(BIN)/restic; \
+	else echo "restic not found: the backup plugin needs restic 0.17+ (go install github.com/restic/restic/cmd/restic@v0.18.1)"; fi
 
 test:
 	$(GO) vet ./...
@@ -53,6 +61,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'SlackRoundTrip' -benchtime 5000x -count 1 ./adapters/slack/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'MattermostRoundTrip' -benchtime 5000x -count 1 ./adapters/mattermost/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'Outbox' -benchmem -count 1 ./core/outbox/ ./core/chat/ | tee -a $(BIN)/bench.txt
+	CHIMA_SERVICES_ENV=$${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} $(GO) test -run '^$$' -bench 'BackupOverhead' -benchtime 1x -count 1 -timeout 30m ./plugins/backup/ | tee -a $(BIN)/bench.txt
 
 lint:
 	$(GO) vet ./...

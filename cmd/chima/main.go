@@ -67,7 +67,9 @@ What ships today:
   plugins   deploy: deploy, rollback, lock and list deployments, locally or
             through GitHub deployments; cistatus: CI status of GitHub commits
             (ci project-x), notifications, reruns, auto-deploy on green;
-            examples/hello and examples/pyplugin
+            backup: back up databases and directories with restic, list,
+            verify by restoring, restore safely; examples/hello and
+            examples/pyplugin
             show how to write your own (Go, Python)
   HTTP      /healthz, /metrics, /plugins, deploy log pages, and GitHub
             webhooks at /webhooks/github, and the adapters' routes under

@@ -180,6 +180,9 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			Redactor:                  red,
 			FinishJobsWhenAdaptersEnd: o.finishJobs,
 			DefaultAdapter:            cfg.DefaultAdapter(),
+			EventRetry: store.Retry{
+				MaxAttempts: cfg.Webhooks.Retry.Attempts, Backoff: cfg.Webhooks.Retry.Backoff, MaxBackoff: cfg.Webhooks.Retry.MaxBackoff,
+			},
 		})
 		a.bot = b
 	} else {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/events"
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
@@ -57,6 +58,10 @@ type Options struct {
 	TurnLimit time.Duration
 	// Workers is the number of durable jobs run at once; default 4.
 	Workers int
+	// EventRetry says how often and how far apart a webhook delivery a
+	// plugin did not take is handed to it again; zero fields take
+	// store.DefaultRetry's (8 attempts, from 1s, doubling, up to 5m).
+	EventRetry store.Retry
 	// Name is the bot's name, used in messages.
 	Name string
 	// Redactor masks configured secret values in everything the bot
@@ -92,6 +97,7 @@ type Bot struct {
 	turns    turns
 	audit    *auditWriter
 	jobs     *jobs.Runner
+	events   *events.Queue // nil without a store
 	out      *outbox.Outbox
 	inflight sync.WaitGroup
 
@@ -153,6 +159,13 @@ func New(o Options) *Bot {
 		Logger:   o.Logger.With("component", "jobs"),
 		OnFinish: b.jobFinished,
 	})
+	if o.Store != nil {
+		b.events = events.New(events.Options{
+			Store: o.Store, Deliver: b, Subscribers: b.Subscribers, Ready: b.readyPlugins,
+			Retry: o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
+			Audit: b.audit.record, Delivered: o.Metrics.EventDeliveries, Pending: o.Metrics.EventsPending,
+		})
+	}
 	return b
 }
 
@@ -220,6 +233,14 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
+	if b.events != nil {
+		ectx, stopEvents := context.WithCancel(ctx)
+		eventsDone := make(chan struct{})
+		go func() { b.events.Run(ectx); close(eventsDone) }()
+		// Before stopJobs: the audit entries of the last attempts are
+		// flushed with the others'.
+		defer func() { stopEvents(); <-eventsDone }()
+	}
 	if b.o.Scheduler != nil {
 		sctx, stopScheduler := context.WithCancel(ctx)
 		schedulerDone := make(chan struct{})

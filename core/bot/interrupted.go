@@ -36,6 +36,8 @@ func (b *Bot) pluginBack(plugin string, s pluginhost.State) {
 	if s != pluginhost.StateRunning || !b.running.Load() || b.o.Store == nil {
 		return
 	}
+	// The webhook deliveries it missed, at once.
+	b.events.Wake(plugin)
 	go b.tellPending(context.Background(), plugin)
 }
 

@@ -165,7 +165,8 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	if m == nil {
 		return pluginDown // it died again an instant ago
 	}
-	if !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
+	lifecycle := slices.Contains(m.GetCapabilities(), wire.CapabilityJobInterrupted) && m.GetProtocolMinor() >= 7
+	if !lifecycle && !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
 		forget()
 		return notListening
 	}
@@ -176,10 +177,11 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 			return toldPlugin
 		}
 	}
-	payload, err := proto.Marshal(&pluginv1.JobRequest{
+	job := &pluginv1.JobRequest{
 		JobId: j.ID, Kind: j.Kind, Payload: j.Payload, Attempt: uint32(j.Attempt),
 		Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
-	})
+	}
+	call, err := interruptedCall(b.newRequestID(), j, job, lifecycle)
 	if err != nil {
 		b.log.Error("encode interrupted job", "job", j.ID, "error", err)
 		forget()
@@ -191,10 +193,7 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	out.plugin = j.Plugin
 	var done *pluginv1.Done
 	failed := false
-	err = b.o.Plugins.Call(cctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
-		RequestId: b.newRequestID(), Type: wire.EventJobInterrupted,
-		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
-	}}}, func(ev *pluginv1.Event) {
+	err = b.o.Plugins.Call(cctx, j.Plugin, call, func(ev *pluginv1.Event) {
 		switch k := ev.GetKind().(type) {
 		case *pluginv1.Event_Done:
 			done = k.Done
@@ -213,6 +212,31 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 		return notListening
 	}
 	return toldPlugin
+}
+
+// interruptedCall is how a plugin hears that job j was interrupted: the
+// JobInterrupted call for a plugin that has it (lifecycle: capability
+// job_interrupted, protocol minor 7 or later), else the
+// chima:job_interrupted event older plugins subscribed to, with the job as
+// its payload.
+func interruptedCall(requestID string, j store.Job, job *pluginv1.JobRequest, lifecycle bool) (*pluginv1.Call, error) {
+	if lifecycle {
+		when := j.FinishedAt
+		if when.IsZero() {
+			when = time.Now()
+		}
+		return &pluginv1.Call{Kind: &pluginv1.Call_JobInterrupted{JobInterrupted: &pluginv1.JobInterruptedRequest{
+			RequestId: requestID, Job: job, InterruptedUnix: when.Unix(), Reason: j.Detail,
+		}}}, nil
+	}
+	payload, err := proto.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	return &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
+		RequestId: requestID, Type: wire.EventJobInterrupted,
+		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
+	}}}, nil
 }
 
 // waitRunning waits until plugin runs, giving up when it is failed or

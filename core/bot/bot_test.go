@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,6 +65,11 @@ type botOptions struct {
 	// threadReplies makes the chat answer room messages in threads, as
 	// Slack and Mattermost do.
 	threadReplies bool
+	// copies are more plugins, by name, each running the fixture named
+	// (crashy twice, as crashy and crashy2).
+	copies map[string]string
+	// eventRetry is bot.Options.EventRetry.
+	eventRetry store.Retry
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -96,7 +102,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	b = bot.New(bot.Options{
 		Router: rt, Policy: policy.NewWithPeople(o.people, o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
-		Logger: o.logger, Metrics: o.metrics,
+		Logger: o.logger, Metrics: o.metrics, EventRetry: o.eventRetry,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3
@@ -109,6 +115,14 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		}
 		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.copies)) {
+		path, err := testplugins.Build(o.copies[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, pluginhost.Spec{Name: name, Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+			Settings: o.settings[name], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {
 		t.Fatal(errs)

@@ -162,7 +162,8 @@ func New(o Options) *Bot {
 	if o.Store != nil {
 		b.events = events.New(events.Options{
 			Store: o.Store, Deliver: b, Subscribers: b.Subscribers, Ready: b.readyPlugins,
-			Retry: o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
+			Configured: o.Plugins.Plugins,
+			Retry:      o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
 			Audit: b.audit.record, Delivered: o.Metrics.EventDeliveries, Pending: o.Metrics.EventsPending,
 		})
 	}

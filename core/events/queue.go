@@ -22,6 +22,7 @@ type Store interface {
 	FinishEventDelivery(ctx context.Context, k store.EventKey, failure string, retry store.Retry) (store.EventDelivery, error)
 	WakeEventDeliveries(ctx context.Context, plugin string) (int, error)
 	ResetRunningEventDeliveries(ctx context.Context) (int, error)
+	FailEventDeliveriesExcept(ctx context.Context, plugins []string, reason string) (int, error)
 	NextEventDue(ctx context.Context, plugins []string) (time.Time, bool, error)
 	OpenEventDeliveries(ctx context.Context) (map[string]int, error)
 }
@@ -67,6 +68,10 @@ type Options struct {
 	// Ready returns the plugins running now: only they are handed events.
 	// Required.
 	Ready func() []string
+	// Configured, when set, returns every configured plugin: at start, the
+	// open handings to any other plugin (one removed from the config) end
+	// failed, rather than wait for ever.
+	Configured func() []string
 	// Retry says how often and how far apart a failing handing is tried
 	// again; zero fields take store.DefaultRetry's.
 	Retry store.Retry
@@ -161,6 +166,13 @@ func (q *Queue) Run(ctx context.Context) {
 		q.log.Error("recover the event deliveries of the previous run", "error", err)
 	} else if n > 0 {
 		q.log.Warn("event deliveries interrupted by restart are handed again", "deliveries", n)
+	}
+	if q.o.Configured != nil {
+		if n, err := q.o.Store.FailEventDeliveriesExcept(ctx, q.o.Configured(), "the plugin is not configured any more"); err != nil {
+			q.log.Error("end the event deliveries of plugins not configured", "error", err)
+		} else if n > 0 {
+			q.log.Warn("event deliveries to plugins not configured any more ended failed", "deliveries", n)
+		}
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()

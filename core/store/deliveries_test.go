@@ -222,3 +222,21 @@ func TestRetryDelayDoublesUpToItsCap(t *testing.T) {
 		}
 	}
 }
+
+func TestHandingsToAPluginNoLongerConfiguredEndFailed(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	if _, err := s.ReceiveDelivery(ctx, Delivery{Source: "github", ID: "d1", Payload: []byte(`{}`)}, []string{"gone", "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.FailEventDeliveriesExcept(ctx, []string{"kept"}, "the plugin is not configured any more"); err != nil || n != 1 {
+		t.Fatalf("failed %d, %v; want 1", n, err)
+	}
+	failed, err := s.ListEventDeliveries(ctx, EventFilter{State: EventFailed})
+	if err != nil || len(failed) != 1 || failed[0].Plugin != "gone" || failed[0].LastError == "" {
+		t.Fatalf("failed handings = %+v, %v", failed, err)
+	}
+	if pending, _ := s.ListEventDeliveries(ctx, EventFilter{State: EventPending}); len(pending) != 1 || pending[0].Plugin != "kept" {
+		t.Fatalf("pending handings = %+v", pending)
+	}
+}

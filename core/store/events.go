@@ -32,8 +32,9 @@ type EventKey struct {
 	Source, DeliveryID, Plugin string
 }
 
-// String is "source:delivery → plugin", for logs.
-func (k EventKey) String() string { return k.Source + ":" + k.DeliveryID + " → " + k.Plugin }
+// name is "source:delivery → plugin", for errors. (Not String: an
+// EventDelivery, which embeds the key, would print as its key alone.)
+func (k EventKey) name() string { return k.Source + ":" + k.DeliveryID + " → " + k.Plugin }
 
 // EventDelivery is one delivery handed to one plugin: a durable job with its
 // attempts.
@@ -265,7 +266,7 @@ func (s *Store) ClaimEventDelivery(ctx context.Context, now time.Time, lease tim
 		}
 		if headers != "" {
 			if err := json.Unmarshal([]byte(headers), &e.Headers); err != nil {
-				return fmt.Errorf("headers of %s: %w", k, err)
+				return fmt.Errorf("headers of %s: %w", k.name(), err)
 			}
 		}
 		out = &e
@@ -323,7 +324,7 @@ func (s *Store) FinishEventDelivery(ctx context.Context, k EventKey, failure str
 		return err
 	})
 	if err != nil {
-		return EventDelivery{}, fmt.Errorf("finish event delivery %s: %w", k, err)
+		return EventDelivery{}, fmt.Errorf("finish event delivery %s: %w", k.name(), err)
 	}
 	return out, nil
 }
@@ -397,6 +398,48 @@ func (s *Store) ResetRunningEventDeliveries(ctx context.Context) (int, error) {
 	}
 	n, err := res.RowsAffected()
 	return int(n), err
+}
+
+// FailEventDeliveriesExcept ends failed, with reason, every open handing
+// to a plugin not in plugins (one removed from the config, which nothing
+// would ever hand it to), and returns how many there were. Only the process
+// that owns the store may call it, at start.
+func (s *Store) FailEventDeliveriesExcept(ctx context.Context, plugins []string, reason string) (int, error) {
+	now := s.now()
+	args := []any{EventFailed, reason, now.UnixMilli(), now.UnixMilli(), EventPending, EventRunning}
+	query := `UPDATE event_deliveries SET state = ?, last_error = ?, claimed_until = 0, updated_at = ?, finished_at = ?
+		WHERE state IN (?, ?)`
+	if len(plugins) > 0 {
+		query += ` AND plugin NOT IN (` + placeholders(len(plugins)) + `)`
+		for _, p := range plugins {
+			args = append(args, p)
+		}
+	}
+	var n int
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(query+` RETURNING source, delivery_id`), args...)
+		if err != nil {
+			return err
+		}
+		keys, err := scanAll(rows, func(sc scanner) (EventKey, error) {
+			var k EventKey
+			return k, sc.Scan(&k.Source, &k.DeliveryID)
+		})
+		if err != nil {
+			return err
+		}
+		n = len(keys)
+		for _, k := range keys {
+			if err := s.settleDeliveryTx(ctx, tx, k.Source, k.DeliveryID, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fail the event deliveries of plugins not configured: %w", err)
+	}
+	return n, nil
 }
 
 // NextEventDue returns when the next pending handing to one of plugins is

@@ -250,7 +250,7 @@ func (q *Queue) attempt(ctx context.Context, e *store.EventDelivery) {
 	actx, cancel := context.WithTimeout(ctx, q.o.Timeout)
 	err := q.o.Deliver.DeliverEvent(actx, e.Plugin, ev)
 	cancel()
-	if ctx.Err() != nil {
+	if err != nil && ctx.Err() != nil {
 		log.Info("event delivery cut short by shutdown; the next start hands it again")
 		return
 	}

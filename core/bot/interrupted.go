@@ -76,8 +76,8 @@ const (
 	// pluginDown: the plugin is not running, or failed to take the event;
 	// the job stays pending.
 	pluginDown
-	// notListening: the plugin does not subscribe to interrupted jobs, or
-	// refused the event; it will not be asked again.
+	// notListening: the plugin does not hear of interrupted jobs (neither
+	// the call nor the event), or refused to; it will not be asked again.
 	notListening
 )
 
@@ -112,7 +112,9 @@ func (b *Bot) tellPending(ctx context.Context, plugin string) {
 
 // tellInterrupted lets the job's plugin clean up after a job that was
 // running when it or Chima died (report the deployment as errored, say), if
-// it asked to hear of such jobs. With wait, a plugin that is restarting is
+// it asked to hear of such jobs: through the JobInterrupted call (protocol
+// minor 7 and the job_interrupted capability), or the chima:job_interrupted
+// event an older plugin subscribed to (see interruptedCall). With wait, a plugin that is restarting is
 // waited for (a crash restart takes well under a second), up to the command
 // timeout. The job leaves pendingNS once the plugin answered.
 func (b *Bot) tellInterrupted(ctx context.Context, j store.Job, wait bool) tellResult {

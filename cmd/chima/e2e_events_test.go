@@ -278,3 +278,17 @@ func TestBotKilledMidDeployHasTheDeployPluginToldThroughTheJobInterruptedCall(t 
 		t.Fatalf("the notify room was told %q, want it to say the deploy was interrupted by restart", line)
 	}
 }
+
+func TestEventsRefusesAnUnknownStateOrSinceAndSaysSoWhenNothingMatches(t *testing.T) {
+	cfg := writeConfig(t, "")
+	for _, args := range [][]string{{"--state", "lost"}, {"--since", "yesterday"}} {
+		_, stderr, code := chima(t, append([]string{"events", "--config", cfg}, args...)...)
+		if code == 0 || !strings.Contains(stderr, args[0]) {
+			t.Fatalf("chima events %v: exit %d, stderr %q; want a usage error naming %s", args, code, stderr, args[0])
+		}
+	}
+	out, stderr, code := chima(t, "events", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "No webhook deliveries match.") {
+		t.Fatalf("chima events on an empty store: exit %d, %q %q", code, out, stderr)
+	}
+}

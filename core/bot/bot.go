@@ -84,6 +84,10 @@ type Options struct {
 	// after the jobs, stopped (its Run returning once its commands have
 	// ended) before them.
 	Scheduler interface{ Run(ctx context.Context) }
+	// Lease is how long a replica's claim on a running job lasts on a
+	// shared store without renewal; default store.DefaultLease. Another
+	// replica ends a job whose lease lapsed as interrupted.
+	Lease time.Duration
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -158,12 +162,15 @@ func New(o Options) *Bot {
 		Workers:  o.Workers,
 		Logger:   o.Logger.With("component", "jobs"),
 		OnFinish: b.jobFinished,
+		Name:     o.Store.ReplicaID(),
+		Lease:    b.sharedLease(),
+		Shared:   o.Store.Shared(),
 	})
 	if o.Store != nil {
 		b.events = events.New(events.Options{
 			Store: o.Store, Deliver: b, Subscribers: b.Subscribers, Ready: b.readyPlugins,
-			Configured: o.Plugins.Plugins,
-			Retry:      o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
+			Configured: o.Plugins.Plugins, Shared: o.Store.Shared(),
+			Retry: o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
 			Audit: b.audit.record, Delivered: o.Metrics.EventDeliveries, Pending: o.Metrics.EventsPending,
 		})
 	}
@@ -241,6 +248,12 @@ func (b *Bot) Run(ctx context.Context) error {
 		// Before stopJobs: the audit entries of the last attempts are
 		// flushed with the others'.
 		defer func() { stopEvents(); <-eventsDone }()
+	}
+	if b.o.Store != nil && b.o.Store.Shared() {
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() { b.watchReplicas(wctx, b.sharedLease()/3); close(watchDone) }()
+		defer func() { stopWatch(); <-watchDone }()
 	}
 	if b.o.Scheduler != nil {
 		sctx, stopScheduler := context.WithCancel(ctx)
@@ -338,7 +351,7 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 // of queueing without bound.
 func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 	text, ok := b.o.Router.Addressed(m)
-	if !ok {
+	if !ok || !b.takeInbound(ctx, m) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {

@@ -72,6 +72,10 @@ type Options struct {
 	// open handings to any other plugin (one removed from the config) end
 	// failed, rather than wait for ever.
 	Configured func() []string
+	// Shared says that other replicas share the store: then a handing
+	// left running by a process that died is taken again only once its
+	// claim lapsed, not at start (it may be another live replica's).
+	Shared bool
 	// Retry says how often and how far apart a failing handing is tried
 	// again; zero fields take store.DefaultRetry's.
 	Retry store.Retry
@@ -159,13 +163,16 @@ func (q *Queue) poke() {
 // Run hands due deliveries to their running plugins until ctx ends, then
 // waits for the attempts in flight. An attempt cut short by ctx is not
 // counted as failed: it stays running in the store, and the next Run hands
-// it again. Only the process that owns the store may run a queue: at start
-// it takes every running handing for one its predecessor lost.
+// it again: at start, a queue whose store is not Shared takes every running
+// handing for one its predecessor lost; replicas sharing a store each run
+// a queue, and take a handing another left running once its claim lapsed.
 func (q *Queue) Run(ctx context.Context) {
-	if n, err := q.o.Store.ResetRunningEventDeliveries(ctx); err != nil {
-		q.log.Error("recover the event deliveries of the previous run", "error", err)
-	} else if n > 0 {
-		q.log.Warn("event deliveries interrupted by restart are handed again", "deliveries", n)
+	if !q.o.Shared {
+		if n, err := q.o.Store.ResetRunningEventDeliveries(ctx); err != nil {
+			q.log.Error("recover the event deliveries of the previous run", "error", err)
+		} else if n > 0 {
+			q.log.Warn("event deliveries interrupted by restart are handed again", "deliveries", n)
+		}
 	}
 	if q.o.Configured != nil {
 		if n, err := q.o.Store.FailEventDeliveriesExcept(ctx, q.o.Configured(), "the plugin is not configured any more"); err != nil {

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -238,5 +240,55 @@ func TestHandingsToAPluginNoLongerConfiguredEndFailed(t *testing.T) {
 	}
 	if pending, _ := s.ListEventDeliveries(ctx, EventFilter{State: EventPending}); len(pending) != 1 || pending[0].Plugin != "kept" {
 		t.Fatalf("pending handings = %+v", pending)
+	}
+}
+
+func TestReplicasClaimingAtOnceHandEachDeliveryToEachPluginOnce(t *testing.T) {
+	ctx := context.Background()
+	rs, _ := replicas(t, 2)
+	const n = 30
+	for i := range n {
+		if _, err := rs[0].ReceiveDelivery(ctx, Delivery{Source: "github", ID: fmt.Sprintf("d%d", i), Event: "push", Payload: []byte(`{}`)}, []string{"a", "b"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	handed := map[EventKey]int{}
+	var wg sync.WaitGroup
+	for _, s := range rs {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for idle := 0; idle < 20; {
+					e, err := s.ClaimEventDelivery(ctx, base, time.Minute, []string{"a", "b"})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if e == nil {
+						idle++
+						time.Sleep(5 * time.Millisecond)
+						continue
+					}
+					idle = 0
+					mu.Lock()
+					handed[e.EventKey]++
+					mu.Unlock()
+					if _, err := s.FinishEventDelivery(ctx, e.EventKey, "", Retry{}); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if len(handed) != 2*n {
+		t.Fatalf("%d handings were claimed, want %d", len(handed), 2*n)
+	}
+	for k, c := range handed {
+		if c != 1 {
+			t.Errorf("%v was handed %d times", k, c)
+		}
 	}
 }

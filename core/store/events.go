@@ -244,7 +244,7 @@ func (s *Store) ClaimEventDelivery(ctx context.Context, now time.Time, lease tim
 		var k EventKey
 		err := tx.QueryRowContext(ctx, s.q(`SELECT e.source, e.delivery_id, e.plugin FROM event_deliveries e
 			WHERE `+eventDue+` AND e.plugin IN (`+placeholders(len(plugins))+`)
-			ORDER BY e.next_at, e.created_at LIMIT 1`+s.d.forUpdate()), args...).Scan(&k.Source, &k.DeliveryID, &k.Plugin)
+			ORDER BY e.next_at, e.created_at LIMIT 1`+s.d.skipLockedOf("e")), args...).Scan(&k.Source, &k.DeliveryID, &k.Plugin)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -387,7 +387,8 @@ func (s *Store) WakeEventDeliveries(ctx context.Context, plugin string) (int, er
 // ResetRunningEventDeliveries makes every running handing pending and due
 // now, and returns how many there were: they were running in a process
 // that died (the attempt counts). Only the process that owns the store may
-// call it, at start.
+// call it, at start: replicas sharing a store leave a dead one's handings
+// to lapse (ClaimEventDelivery takes them once their claim ran out).
 func (s *Store) ResetRunningEventDeliveries(ctx context.Context) (int, error) {
 	now := s.now().UnixMilli()
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE event_deliveries

@@ -199,6 +199,9 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			DefaultAdapter:            cfg.DefaultAdapter(),
 			Lease:                     cfg.Store.Lease,
 			Approvals:                 approvals.New(a.store, a.policy, nil),
+			EventRetry: store.Retry{
+				MaxAttempts: cfg.Webhooks.Retry.Attempts, Backoff: cfg.Webhooks.Retry.Backoff, MaxBackoff: cfg.Webhooks.Retry.MaxBackoff,
+			},
 		})
 		a.bot = b
 		if a.store.Shared() {

@@ -95,7 +95,7 @@ func runBot(ctx context.Context, g *globalFlags, replica string) error {
 				return fmt.Errorf("webhooks.github: environment variable %s is empty; it must hold the hook's secret", gh.SecretEnv)
 			}
 			srv.Handle("POST /webhooks/github", &webhook.GitHub{
-				Secret: []byte(secret), Deliveries: a.store, Dispatch: a.bot, Logger: a.log.With("component", "webhooks"),
+				Secret: []byte(secret), Queue: a.bot.Events(), Logger: a.log.With("component", "webhooks"),
 			})
 		}
 		for _, r := range routes {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/events"
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
@@ -58,6 +59,10 @@ type Options struct {
 	TurnLimit time.Duration
 	// Workers is the number of durable jobs run at once; default 4.
 	Workers int
+	// EventRetry says how often and how far apart a webhook delivery a
+	// plugin did not take is handed to it again; zero fields take
+	// store.DefaultRetry's (8 attempts, from 1s, doubling, up to 5m).
+	EventRetry store.Retry
 	// Name is the bot's name, used in messages.
 	Name string
 	// Redactor masks configured secret values in everything the bot
@@ -103,6 +108,7 @@ type Bot struct {
 	turns    turns
 	audit    *auditWriter
 	jobs     *jobs.Runner
+	events   *events.Queue // nil without a store
 	out      *outbox.Outbox
 	inflight sync.WaitGroup
 
@@ -170,6 +176,14 @@ func New(o Options) *Bot {
 		Lease:    b.sharedLease(),
 		Shared:   o.Store.Shared(),
 	})
+	if o.Store != nil {
+		b.events = events.New(events.Options{
+			Store: o.Store, Deliver: b, Subscribers: b.Subscribers, Ready: b.readyPlugins,
+			Configured: o.Plugins.Plugins, Shared: o.Store.Shared(),
+			Retry: o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
+			Audit: b.audit.record, Delivered: o.Metrics.EventDeliveries, Pending: o.Metrics.EventsPending,
+		})
+	}
 	return b
 }
 
@@ -237,6 +251,14 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
+	if b.events != nil {
+		ectx, stopEvents := context.WithCancel(ctx)
+		eventsDone := make(chan struct{})
+		go func() { b.events.Run(ectx); close(eventsDone) }()
+		// Before stopJobs: the audit entries of the last attempts are
+		// flushed with the others'.
+		defer func() { stopEvents(); <-eventsDone }()
+	}
 	if b.o.Store != nil && b.o.Store.Shared() {
 		wctx, stopWatch := context.WithCancel(ctx)
 		watchDone := make(chan struct{})

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,6 +76,11 @@ type botOptions struct {
 	now func() time.Time
 	// buttons gives the "mem" chat buttons.
 	buttons bool
+	// copies are more plugins, by name, each running the fixture named
+	// (crashy twice, as crashy and crashy2).
+	copies map[string]string
+	// eventRetry is bot.Options.EventRetry.
+	eventRetry store.Retry
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -118,7 +124,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		Router: rt, Policy: pol, Plugins: host, Store: st,
 		Adapters: adapters, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics,
-		Approvals: approvals.New(st, pol, o.now), ApprovalSweep: o.approvalSweep,
+		Approvals: approvals.New(st, pol, o.now), ApprovalSweep: o.approvalSweep, EventRetry: o.eventRetry,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3
@@ -131,6 +137,14 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		}
 		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.copies)) {
+		path, err := testplugins.Build(o.copies[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, pluginhost.Spec{Name: name, Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+			Settings: o.settings[name], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {
 		t.Fatal(errs)

@@ -168,6 +168,22 @@ type HTTPConfig struct {
 type WebhooksConfig struct {
 	// GitHub receives GitHub webhooks at POST /webhooks/github.
 	GitHub *GitHubWebhookConfig `yaml:"github"`
+	// Retry says how a delivery a plugin did not take is handed to it
+	// again.
+	Retry WebhookRetryConfig `yaml:"retry"`
+}
+
+// WebhookRetryConfig says how often, and how far apart, a webhook delivery
+// is handed again to a plugin that refused it or could not take it. Zero
+// fields take the defaults: 8 attempts, from 1s, doubling, up to 5m.
+type WebhookRetryConfig struct {
+	// Attempts caps the attempts per plugin; after the last failed one
+	// the delivery ends failed for that plugin (`chima events` shows it).
+	Attempts int `yaml:"attempts"`
+	// Backoff is the wait after the first failed attempt, doubled after
+	// each next one, up to MaxBackoff.
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // GitHubWebhookConfig configures the GitHub webhook receiver.

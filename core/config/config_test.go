@@ -594,6 +594,26 @@ func TestGitHubWebhookNeedsASecretVariableAndHTTP(t *testing.T) {
 	}
 }
 
+func TestWebhookRetryIsReadAndItsMistakesNamed(t *testing.T) {
+	c := mustParse(t, valid+"webhooks:\n  retry: {attempts: 3, backoff: 50ms, max_backoff: 2s}\n")
+	if r := c.Webhooks.Retry; r.Attempts != 3 || r.Backoff != 50*time.Millisecond || r.MaxBackoff != 2*time.Second {
+		t.Fatalf("webhooks.retry = %+v", r)
+	}
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"negative attempts", "webhooks:\n  retry: {attempts: -1}\n", "webhooks.retry.attempts: must be at least 1"},
+		{"a cap below the backoff", "webhooks:\n  retry: {backoff: 10s, max_backoff: 1s}\n", "webhooks.retry.max_backoff: must be at least the backoff"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := strings.Join(problems(t, valid+c.yaml), "\n"); !strings.Contains(got, c.want) {
+				t.Fatalf("problems:\n%s\nwant %q", got, c.want)
+			}
+		})
+	}
+}
+
 func TestABareRoomMeansTheDefaultOrTheOnlyAdapter(t *testing.T) {
 	tests := []struct {
 		name, src, want string

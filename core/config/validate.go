@@ -154,6 +154,16 @@ func (c *Config) validateStore(v *validator) {
 }
 
 func (c *Config) validateWebhooks(v *validator) {
+	r := c.Webhooks.Retry
+	if r.Attempts < 0 {
+		v.add("webhooks.retry.attempts", "must be at least 1 (or left out for 8), got %d", r.Attempts)
+	}
+	if r.Backoff < 0 {
+		v.add("webhooks.retry.backoff", "must be more than 0 (or left out for 1s), got %s", r.Backoff)
+	}
+	if r.MaxBackoff < 0 || (r.MaxBackoff > 0 && r.MaxBackoff < r.Backoff) {
+		v.add("webhooks.retry.max_backoff", "must be at least the backoff (%s), got %s", r.Backoff, r.MaxBackoff)
+	}
 	if gh := c.Webhooks.GitHub; gh != nil {
 		switch {
 		case gh.SecretEnv == "":

@@ -92,3 +92,32 @@ func BenchmarkClaimInbound(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEventDeliveryLife measures the store's part of one webhook
+// delivery to two plugins: received, then each handing claimed and
+// finished handled.
+func BenchmarkEventDeliveryLife(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newStore(b)
+	s.now = time.Now
+	payload := make([]byte, 8<<10)
+	plugins := []string{"cistatus", "deploy"}
+	i := 0
+	for b.Loop() {
+		i++
+		d := Delivery{Source: "github", ID: fmt.Sprintf("d-%d", i), Event: "push", Payload: payload,
+			Headers: map[string]string{"X-GitHub-Event": "push"}}
+		if _, err := s.ReceiveDelivery(ctx, d, plugins); err != nil {
+			b.Fatal(err)
+		}
+		for range plugins {
+			e, err := s.ClaimEventDelivery(ctx, time.Now(), time.Minute, plugins)
+			if err != nil || e == nil {
+				b.Fatalf("claim = %v, %v", e, err)
+			}
+			if _, err := s.FinishEventDelivery(ctx, e.EventKey, "", Retry{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

@@ -119,6 +119,14 @@ func (d dialect) skipLocked() string {
 	return ""
 }
 
+// skipLockedOf is skipLocked for a claim whose table has the alias alias.
+func (d dialect) skipLockedOf(alias string) string {
+	if d == dialectPostgres {
+		return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+	}
+	return ""
+}
+
 // isUniqueViolation reports whether err is a unique-constraint violation:
 // SQLSTATE 23505 on PostgreSQL, SQLITE_CONSTRAINT_UNIQUE on SQLite.
 func isUniqueViolation(err error) bool {

@@ -248,6 +248,32 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 9,
+		name:    "webhook deliveries handed to each plugin as a durable job",
+		stmts: []string{
+			// One row per (delivery, plugin): the primary key is what makes
+			// a delivery reach each subscribed plugin once. A pending row
+			// is due at next_at; a running one is claimed until
+			// claimed_until (its process may have died after that).
+			`CREATE TABLE event_deliveries (
+				source TEXT NOT NULL,
+				delivery_id TEXT NOT NULL,
+				plugin TEXT NOT NULL,
+				state TEXT NOT NULL,
+				attempts INTEGER NOT NULL DEFAULT 0,
+				last_error TEXT NOT NULL DEFAULT '',
+				next_at BIGINT NOT NULL,
+				claimed_until BIGINT NOT NULL DEFAULT 0,
+				created_at BIGINT NOT NULL,
+				updated_at BIGINT NOT NULL,
+				finished_at BIGINT NOT NULL DEFAULT 0,
+				PRIMARY KEY (source, delivery_id, plugin)
+			)`,
+			`CREATE INDEX event_deliveries_due ON event_deliveries (state, next_at)`,
+			`CREATE INDEX event_deliveries_created ON event_deliveries (created_at)`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
@@ -402,7 +400,7 @@ func TestInterruptedDeploymentIsMarkedErrored(t *testing.T) {
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	job := h.Host.Enqueued()[0]
-	res := h.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+	res := h.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
 	if res.Done.GetOutcome() == "error" {
 		t.Fatalf("event failed: %v", res.Done)
 	}
@@ -410,15 +408,6 @@ func TestInterruptedDeploymentIsMarkedErrored(t *testing.T) {
 	if !strings.Contains(text, "error") || !strings.Contains(text, "interrupted: Chima stopped while it ran") {
 		t.Fatalf("deploys = %q", text)
 	}
-}
-
-func mustMarshalJob(t *testing.T, j *pluginv1.JobRequest) []byte {
-	t.Helper()
-	b, err := proto.Marshal(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {

@@ -1048,9 +1048,9 @@ func (d *deployer) logTail(c *sdk.Context, id int64, n int) (string, error) {
 // that it ended; the job is not re-run. A deployment that reported its own
 // end before the process stopped is left alone.
 func (d *deployer) onInterrupted(c *sdk.Context) error {
-	j, err := c.InterruptedJob()
-	if err != nil {
-		return err
+	j := c.Job
+	if j == nil {
+		return errors.New("no interrupted job in the call")
 	}
 	id, err := strconv.ParseInt(string(j.GetPayload()), 10, 64)
 	if err != nil {

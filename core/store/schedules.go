@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -69,4 +70,37 @@ func (s *Store) LastScheduleRun(ctx context.Context, schedule string) (ScheduleR
 		r.FinishedAt = time.UnixMilli(finished)
 	}
 	return r, true, nil
+}
+
+// ScheduleRuns returns the fired slots of schedule, oldest first, up to
+// limit (<= 0 means 50, the newest kept): what ran when, for checks of
+// catch-up and for listings.
+func (s *Store) ScheduleRuns(ctx context.Context, schedule string, limit int) ([]ScheduleRun, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT slot, started_at, finished_at, outcome, request_id
+		FROM schedule_runs WHERE schedule = ? ORDER BY slot DESC LIMIT ?`), schedule, limit)
+	if err != nil {
+		return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)
+	}
+	defer rows.Close()
+	var out []ScheduleRun
+	for rows.Next() {
+		var slot, started, finished int64
+		r := ScheduleRun{Schedule: schedule}
+		if err := rows.Scan(&slot, &started, &finished, &r.Outcome, &r.RequestID); err != nil {
+			return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)
+		}
+		r.Slot, r.StartedAt = time.UnixMilli(slot), time.UnixMilli(started)
+		if finished != 0 {
+			r.FinishedAt = time.UnixMilli(finished)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)
+	}
+	slices.Reverse(out)
+	return out, nil
 }

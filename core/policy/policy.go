@@ -70,6 +70,7 @@ type Policy struct {
 	commands  map[string]*rule              // "command" policies
 	star      *rule                         // the "*" policy, or nil
 	roles     []namedRole                   // every role, sorted by name
+	accounts  map[string]map[string]string  // person → adapter → their first account's id there
 }
 
 type commandKey struct{ plugin, command string }
@@ -114,6 +115,7 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 		users:     map[string]map[string]*grants{},
 		qualified: map[commandKey]*rule{},
 		commands:  map[string]*rule{},
+		accounts:  map[string]map[string]string{},
 	}
 	// Every account of a person points at the person's one grants, which
 	// roles then fill: Check stays one lookup by (adapter, id).
@@ -127,6 +129,12 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 				continue
 			}
 			p.account(adapter, id, g)
+			if p.accounts[person] == nil {
+				p.accounts[person] = map[string]string{}
+			}
+			if _, seen := p.accounts[person][adapter]; !seen {
+				p.accounts[person][adapter] = id
+			}
 		}
 	}
 	for _, name := range sortedKeys(roles) {
@@ -273,6 +281,17 @@ func (p *Policy) Person(adapter, userID string) string {
 		return g.person
 	}
 	return ""
+}
+
+// IsPerson reports whether name is a person of config people: with at
+// least one account.
+func (p *Policy) IsPerson(name string) bool { return len(p.accounts[name]) > 0 }
+
+// Account returns the id of person's account on adapter (the first listed
+// when they have several there), and false when they have none there.
+func (p *Policy) Account(person, adapter string) (string, bool) {
+	id, ok := p.accounts[person][adapter]
+	return id, ok
 }
 
 // Permitted is the permission step of Check alone, without the room: whether

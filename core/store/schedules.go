@@ -40,13 +40,27 @@ func (s *Store) ClaimScheduleSlot(ctx context.Context, schedule string, slot tim
 	return n == 1, nil
 }
 
-// FinishScheduleSlot records how the command of a claimed slot ended.
+// FinishScheduleSlot records how the command of a claimed slot ended. A
+// slot whose outcome is known already keeps it: a plugin schedule's job may
+// end (ScheduledJobEnded) before the scheduler records it as enqueued.
 func (s *Store) FinishScheduleSlot(ctx context.Context, schedule string, slot time.Time, outcome, requestID string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
+		WHERE schedule = ? AND slot = ? AND outcome = ''`),
+		s.now().UnixMilli(), outcome, requestID, schedule, slot.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("finish schedule %s slot %s: %w", schedule, slot.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// ScheduledJobEnded records how the job a plugin schedule's slot enqueued
+// ended ("job succeeded"), replacing "enqueued".
+func (s *Store) ScheduledJobEnded(ctx context.Context, schedule string, slot time.Time, outcome, requestID string) error {
 	_, err := s.db.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
 		WHERE schedule = ? AND slot = ?`),
 		s.now().UnixMilli(), outcome, requestID, schedule, slot.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("finish schedule %s slot %s: %w", schedule, slot.UTC().Format(time.RFC3339), err)
+		return fmt.Errorf("record the job of schedule %s slot %s: %w", schedule, slot.UTC().Format(time.RFC3339), err)
 	}
 	return nil
 }

@@ -64,6 +64,11 @@ type botOptions struct {
 	// threadReplies makes the chat answer room messages in threads, as
 	// Slack and Mattermost do.
 	threadReplies bool
+	// runAs is bot.Options.RunAs: who each plugin may run commands as.
+	runAs map[string][]string
+	// scheduler builds bot.Options.Scheduler, given the bot (set by the
+	// time it runs).
+	scheduler func(b func() *bot.Bot, st *store.Store) interface{ Run(context.Context) }
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -93,7 +98,12 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	})
 	mem := chattest.NewMemory("mem")
 	mem.SetThreadReplies(o.threadReplies)
+	var scheduler interface{ Run(context.Context) }
+	if o.scheduler != nil {
+		scheduler = o.scheduler(func() *bot.Bot { return b }, st)
+	}
 	b = bot.New(bot.Options{
+		RunAs: o.runAs, Scheduler: scheduler,
 		Router: rt, Policy: policy.NewWithPeople(o.people, o.roles, o.policies), Plugins: host, Store: st,
 		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics,

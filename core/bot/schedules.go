@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/schedule"
 	"github.com/chimaops/chima/core/store"
@@ -85,8 +87,32 @@ func (b *Bot) setPluginSchedules(plugin string, m *pluginv1.Manifest) {
 	if !ok {
 		return
 	}
-	var specs []schedule.Spec
-	var problems []string
+	specs, problems := PluginSchedules(plugin, m)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, err := range ps.SetPlugin(ctx, plugin, specs) {
+		problems = append(problems, err.Error())
+	}
+	for _, p := range problems {
+		b.log.Error("a schedule of the plugin does not run", "plugin", plugin, "problem", p)
+	}
+	b.problemsMu.Lock()
+	defer b.problemsMu.Unlock()
+	if b.scheduleProblems == nil {
+		b.scheduleProblems = map[string][]string{}
+	}
+	if len(problems) == 0 {
+		delete(b.scheduleProblems, plugin)
+	} else {
+		b.scheduleProblems[plugin] = problems
+	}
+}
+
+// PluginSchedules converts the schedules of plugin's manifest m to the
+// scheduler's, named "<plugin>:<name>", in UTC unless they say otherwise.
+// problems say, for each schedule left out, what is wrong with it (a bad
+// cron, an undeclared job kind, a bad name).
+func PluginSchedules(plugin string, m *pluginv1.Manifest) (specs []schedule.Spec, problems []string) {
 	for i, s := range m.GetSchedules() {
 		where := fmt.Sprintf("schedule %q (manifest schedules[%d])", s.GetName(), i)
 		if why := scheduleSpecProblem(s, m); why != "" {
@@ -114,24 +140,30 @@ func (b *Bot) setPluginSchedules(plugin string, m *pluginv1.Manifest) {
 			},
 		})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for _, err := range ps.SetPlugin(ctx, plugin, specs) {
-		problems = append(problems, err.Error())
+	return specs, problems
+}
+
+// RememberedSchedules returns the schedules of the manifests the bot
+// last remembered in st for plugins, for `chima schedules` beside a
+// running bot (or a stopped one).
+func RememberedSchedules(ctx context.Context, st *store.Store, plugins []string) ([]schedule.Spec, error) {
+	var out []schedule.Spec
+	for _, p := range plugins {
+		data, ok, err := st.KVGet(ctx, manifestNS, p)
+		if err != nil {
+			return nil, fmt.Errorf("read the manifest of plugin %s: %w", p, err)
+		}
+		if !ok {
+			continue
+		}
+		m := &pluginv1.Manifest{}
+		if err := proto.Unmarshal(data, m); err != nil {
+			return nil, fmt.Errorf("decode the manifest of plugin %s: %w", p, err)
+		}
+		specs, _ := PluginSchedules(p, m)
+		out = append(out, specs...)
 	}
-	for _, p := range problems {
-		b.log.Error("a schedule of the plugin does not run", "plugin", plugin, "problem", p)
-	}
-	b.problemsMu.Lock()
-	defer b.problemsMu.Unlock()
-	if b.scheduleProblems == nil {
-		b.scheduleProblems = map[string][]string{}
-	}
-	if len(problems) == 0 {
-		delete(b.scheduleProblems, plugin)
-	} else {
-		b.scheduleProblems[plugin] = problems
-	}
+	return out, nil
 }
 
 // scheduleSpecProblem says what is wrong with s, of manifest m, other than

@@ -87,7 +87,7 @@ adapter.`,
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many entries, newest first")
-	cmd.Flags().StringVar(&f.User, "user", "", "only this person's entries: adapter:id (slack:U024BE7LH), or a plain id or name on any adapter")
+	cmd.Flags().StringVar(&f.User, "user", "", "only this account's entries: adapter:id (slack:U024BE7LH), or a plain id or name on any adapter")
 	cmd.Flags().StringVar(&f.Person, "person", "", "only this person's entries (a name of people: in chima.yaml), from every adapter they speak from")
 	cmd.Flags().StringVar(&f.TriggeredBy, "triggered-by", "", "only the commands this plugin ran (Host.RunCommand); chima for schedules'")
 	cmd.Flags().StringVar(&f.Command, "command", "", "only this command's entries: a name (deploy) or plugin/command")

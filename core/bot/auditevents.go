@@ -1,7 +1,9 @@
 package bot
 
 import (
+	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chimaops/chima/core/store"
@@ -62,4 +64,33 @@ func (b *Bot) auditLock(plugin string, l store.Lock, outcome, detail string) {
 		e.Person = l.Owner
 	}
 	b.audit.record(e)
+}
+
+// jobStore is the store as the job runner uses it, auditing the locks a
+// job held as released when the job's end releases them.
+type jobStore struct {
+	*store.Store
+	b *Bot
+}
+
+// FinishJob records the job's end; the locks tied to it, which that
+// releases, are audited "released" with the job.
+func (s jobStore) FinishJob(ctx context.Context, id int64, state store.JobState, detail string) error {
+	var held []store.Lock
+	if all, err := s.Locks(ctx, ""); err == nil { // a small table: one read per job end
+		for _, l := range all {
+			if l.JobID == id {
+				held = append(held, l)
+			}
+		}
+	}
+	if err := s.Store.FinishJob(ctx, id, state, detail); err != nil {
+		return err
+	}
+	for _, l := range held {
+		plugin, name, _ := strings.Cut(l.Name, "/")
+		l.Name = name
+		s.b.auditLock(plugin, l, "released", "with job #"+strconv.FormatInt(id, 10)+", "+string(state))
+	}
+	return nil
 }

@@ -164,3 +164,34 @@ func TestAPluginThatRestartsWithANewManifestGetsItsNewSchedules(t *testing.T) {
 		t.Errorf("SchedulesHealth = %v after a good manifest", err)
 	}
 }
+
+func TestALockHeldByAJobIsAuditedReleasedWhenTheJobEnds(t *testing.T) {
+	ctx := context.Background()
+	tb := startBot(t, botOptions{plugins: []string{"crashy"}})
+	tb.say("chima job hang")
+	tb.expectAll("queued job 1", "working on hang")
+	h := tb.bot.HostService("crashy")
+	if r, err := h.Lock(ctx, &pluginv1.LockRequest{Name: "env/demo", Owner: "alice", JobId: 1}); err != nil || !r.GetAcquired() {
+		t.Fatalf("lock: %v %v", r, err)
+	}
+	if ok, err := tb.bot.Jobs().Cancel(ctx, 1); err != nil || !ok {
+		t.Fatalf("cancel: %v %v", ok, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := tb.store.AuditWhere(ctx, store.AuditFilter{Command: "crashy/lock", Outcome: "released"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 1 {
+			if e := entries[0]; e.Text != "env/demo" || e.UserID != "alice" || e.Detail != "with job #1, cancelled" || e.Via != "lock of job #1" {
+				t.Errorf("release entry = %+v; want env/demo of alice, with job #1, cancelled", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("released entries = %+v; want the job's lock once", entries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

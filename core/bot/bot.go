@@ -160,8 +160,12 @@ func New(o Options) *Bot {
 	}
 	b.out = newOutbox(o)
 	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor, o.Metrics.AuditWriteFailures)
+	var js jobs.Store = o.Store
+	if o.Store != nil {
+		js = jobStore{Store: o.Store, b: b}
+	}
 	b.jobs = jobs.New(jobs.Options{
-		Store:    o.Store,
+		Store:    js,
 		Executor: b,
 		Plugins:  b.jobPlugins,
 		Workers:  o.Workers,

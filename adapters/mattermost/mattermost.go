@@ -472,6 +472,8 @@ func (a *Adapter) handleEvent(ctx context.Context, h chat.Handler, ev *wsFrame) 
 		Direct:    direct,
 		Mentioned: mentioned,
 		Time:      time.UnixMilli(p.CreateAt),
+		// Every connection gets every post: replicas answer once.
+		DeliveryKey: p.ID,
 	})
 }
 

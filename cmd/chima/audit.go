@@ -45,7 +45,7 @@ adapter.`,
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(cmd.Context(), "sqlite", cfg.Store.Path)
+			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return fmt.Errorf("open store: %w", err)
 			}

@@ -85,6 +85,10 @@ type Options struct {
 	// Host.RunCommand (config plugins[].run_as): people, or accounts as
 	// "adapter:id". A plugin not listed may run none.
 	RunAs map[string][]string
+	// Lease is how long a replica's claim on a running job lasts on a
+	// shared store without renewal; default store.DefaultLease. Another
+	// replica ends a job whose lease lapsed as interrupted.
+	Lease time.Duration
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -171,6 +175,9 @@ func New(o Options) *Bot {
 		Workers:  o.Workers,
 		Logger:   o.Logger.With("component", "jobs"),
 		OnFinish: b.jobFinished,
+		Name:     o.Store.ReplicaID(),
+		Lease:    b.sharedLease(),
+		Shared:   o.Store.Shared(),
 	})
 	return b
 }
@@ -239,6 +246,12 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
+	if b.o.Store != nil && b.o.Store.Shared() {
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() { b.watchReplicas(wctx, b.sharedLease()/3); close(watchDone) }()
+		defer func() { stopWatch(); <-watchDone }()
+	}
 	if b.o.Scheduler != nil {
 		sctx, stopScheduler := context.WithCancel(ctx)
 		schedulerDone := make(chan struct{})
@@ -336,7 +349,7 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 // of queueing without bound.
 func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 	text, ok := b.o.Router.Addressed(m)
-	if !ok {
+	if !ok || !b.takeInbound(ctx, m) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {

@@ -144,6 +144,14 @@ type StoreConfig struct {
 	// DSNEnv names the environment variable that holds the PostgreSQL DSN.
 	// Required for postgres, not allowed for sqlite.
 	DSNEnv string `yaml:"dsn_env"`
+	// Replica names this process among the replicas sharing a postgres
+	// store: stable across its restarts, unique among those running.
+	// Default: the host name; `chima run --replica` overrides it.
+	Replica string `yaml:"replica"`
+	// Lease is how long a replica's claim on a running job lasts without
+	// renewal (default 30s): a replica that dies loses its jobs, as
+	// interrupted, this long after. Only for postgres.
+	Lease time.Duration `yaml:"lease"`
 }
 
 // HTTPConfig configures the HTTP server (webhooks, health, metrics, logs).

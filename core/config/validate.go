@@ -2,14 +2,16 @@ package config
 
 import (
 	"fmt"
-
-	"github.com/chimaops/chima/core/schedule"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
+
+	"github.com/chimaops/chima/core/schedule"
 )
 
 // Validate checks the Config as a whole: required keys, names, forms,
@@ -111,6 +113,9 @@ func (c *Config) validateAdapters(v *validator) {
 	}
 }
 
+// replicaName is what a replica id may be.
+var replicaName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 func (c *Config) validateStore(v *validator) {
 	s := c.Store
 	switch s.Driver {
@@ -121,7 +126,18 @@ func (c *Config) validateStore(v *validator) {
 		if s.DSNEnv != "" {
 			v.add("store.dsn_env", "only used with driver postgres")
 		}
+		for key, set := range map[string]bool{"store.replica": s.Replica != "", "store.lease": s.Lease != 0} {
+			if set {
+				v.add(key, "only used with driver postgres: one process owns a SQLite store")
+			}
+		}
 	case DriverPostgres:
+		if s.Replica != "" && !replicaName.MatchString(s.Replica) {
+			v.add("store.replica", "%q: use 1 to 64 letters, digits and \".-_\"", s.Replica)
+		}
+		if s.Lease != 0 && s.Lease < 3*time.Second {
+			v.add("store.lease", "%s is too short: a replica renews its leases every third of it; use 3s or more (default 30s)", s.Lease)
+		}
 		switch {
 		case s.DSNEnv == "":
 			v.add("store.dsn_env", "required for driver postgres: the name of the environment variable holding the DSN")

@@ -50,6 +50,9 @@ const auditColumns = `at, request_id, adapter, room, user_id, user_name, text, p
 const (
 	auditParams = 15
 	auditRow    = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	// auditRowReplica is a decision's row: auditColumns and the replica
+	// that recorded it.
+	auditRowReplica = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 // auditArgs appends the values of e's auditColumns to args; a zero Time is

@@ -50,7 +50,7 @@ func (s *Store) decisionStmt(ctx context.Context) (*sql.Stmt, error) {
 	if s.decisionInsert != nil {
 		return s.decisionInsert, nil
 	}
-	st, err := s.db.PrepareContext(ctx, s.q(`INSERT INTO audit_log (`+auditColumns+`) VALUES `+auditRow+` RETURNING id`))
+	st, err := s.db.PrepareContext(ctx, s.q(`INSERT INTO audit_log (`+auditColumns+`, replica) VALUES `+auditRowReplica+` RETURNING id`))
 	if err != nil {
 		return nil, fmt.Errorf("prepare decision insert: %w", err)
 	}
@@ -99,8 +99,14 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []AuditOutcome) err
 // entries are running for real. It reads the whole table once (no index on
 // outcome), which is a start-up cost, not a per-command one.
 func (s *Store) InterruptRunningAudits(ctx context.Context, detail string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE outcome = ?`),
-		OutcomeInterrupted, detail, OutcomeRunning)
+	// On a shared store only this replica's own unfinished commands are
+	// its to end; the others' are still running.
+	where, args := `outcome = ?`, []any{OutcomeInterrupted, detail, OutcomeRunning}
+	if s.Shared() {
+		where += ` AND replica = ?`
+		args = append(args, s.replicaID())
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE `+where), args...)
 	if err != nil {
 		return 0, fmt.Errorf("interrupt running audit entries: %w", err)
 	}
@@ -246,7 +252,7 @@ func (s *Store) RecordAuditBatch(ctx context.Context, decisions, finals []AuditE
 			st := tx.StmtContext(ctx, decide)
 			for _, e := range decisions {
 				var id int64
-				if err := st.QueryRowContext(ctx, s.auditArgs(make([]any, 0, auditParams), e)...).Scan(&id); err != nil {
+				if err := st.QueryRowContext(ctx, append(s.auditArgs(make([]any, 0, auditParams+1), e), s.replicaID())...).Scan(&id); err != nil {
 					return fmt.Errorf("decision: %w", err)
 				}
 				ids = append(ids, id)

@@ -166,6 +166,40 @@ var migrations = []migration{
 	},
 	{
 		version: 7,
+		name:    "replicas: job leases, cancel requests, inbound de-duplication",
+		stmts: []string{
+			// A running job belongs to the replica that claimed it for as
+			// long as its lease (unix ms, by the database's clock) is
+			// renewed; another replica ends it as interrupted once the
+			// lease lapsed. '' and 0 for jobs claimed before replicas.
+			`ALTER TABLE jobs ADD COLUMN replica TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0`,
+			// Set by any replica to have the owner stop a running job.
+			`ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0`,
+			// Replica first: with state first, the planner took this
+			// index for the claim and sorted every queued job by id.
+			`CREATE INDEX jobs_replica ON jobs (replica, state)`,
+			// The claim walks queued jobs in id order and stops at the
+			// first eligible one.
+			`CREATE INDEX jobs_state_id ON jobs (state, id)`,
+			// Which replica recorded a decision: a restarting replica marks
+			// only its own unfinished commands interrupted.
+			`ALTER TABLE audit_log ADD COLUMN replica TEXT NOT NULL DEFAULT ''`,
+			// Chat messages already taken by a replica: a service that
+			// delivers each message to every connection (Mattermost's
+			// WebSocket) gets one answer.
+			`CREATE TABLE inbound_messages (
+				adapter TEXT NOT NULL,
+				message_id TEXT NOT NULL,
+				replica TEXT NOT NULL,
+				received_at BIGINT NOT NULL,
+				PRIMARY KEY (adapter, message_id)
+			)`,
+			`CREATE INDEX inbound_messages_at ON inbound_messages (received_at)`,
+		},
+	},
+	{
+		version: 8,
 		name:    "audit entries name the person and what triggered them",
 		stmts: []string{
 			// The person of config people: ("" for an account in none),

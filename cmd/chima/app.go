@@ -184,12 +184,16 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 				a.close()
 				return nil, err
 			}
-			if s != nil {
-				scheduler, schedules = s, list
+			scheduler, schedules = s, list
+		}
+		runAs := map[string][]string{}
+		for _, p := range cfg.Plugins {
+			if len(p.RunAs) > 0 {
+				runAs[p.Name] = p.RunAs
 			}
 		}
 		b = bot.New(bot.Options{
-			Scheduler: scheduler, Schedules: schedules,
+			Scheduler: scheduler, Schedules: schedules, RunAs: runAs,
 			Adapters: adapters,
 			Router:   a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
 			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
@@ -299,6 +303,9 @@ func (a *app) pluginStatus() []pluginhost.Status {
 	status := a.host.Status()
 	for i := range status {
 		status[i].LastError = a.redact.String(status[i].LastError)
+		if a.bot != nil {
+			status[i].Problems = a.bot.PluginProblems(status[i].Name)
+		}
 	}
 	return status
 }
@@ -312,6 +319,11 @@ func (a *app) health(ctx context.Context) error {
 	if a.bot != nil {
 		if err := a.bot.AuditHealth(); err != nil {
 			return errors.New(a.redact.String("audit log: " + err.Error()))
+		}
+		// A plugin's schedule that its manifest got wrong never runs:
+		// that is worth a page, as a plugin that is down is.
+		if err := a.bot.SchedulesHealth(); err != nil {
+			return errors.New(a.redact.String("schedules: " + err.Error()))
 		}
 	}
 	if a.store != nil && a.store.Shared() {

@@ -18,12 +18,19 @@ func newAuditCmd(g *globalFlags) *cobra.Command {
 	var f store.AuditFilter
 	var since string
 	cmd := &cobra.Command{
-		Use:   "audit [--user U] [--command C] [--outcome O] [--since 24h] [--limit N] [--json]",
+		Use:   "audit [--person P] [--user U] [--command C] [--outcome O] [--triggered-by PLUGIN] [--since 24h] [--limit N] [--json]",
 		Short: "Show the newest entries of the audit log: who asked for what, where, and how it ended",
 		Long: `Show the newest entries of the audit log: who asked for what, where, what the
 core decided and how it ended. An allowed command's entry is written before
 it runs, with outcome "running", and its outcome replaces that when it ends;
-one the bot died under says "interrupted" once the bot is back.`,
+one the bot died under says "interrupted" once the bot is back.
+
+Beside commands and clicks, the log has what the core did for them: jobs
+(command "job": enqueued, started, and how each ended), locks (command
+"lock": taken, renewed, busy, released, forced, expired), schedules' runs
+(via "schedule <name>") and commands plugins ran (via "plugin <name>",
+--triggered-by <name>). --person finds a person's entries from every
+adapter.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since != "" {
@@ -57,7 +64,7 @@ one the bot died under says "interrupted" once the bot is back.`,
 				return enc.Encode(out)
 			}
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tUSER\tWHERE\tCOMMAND\tOUTCOME\tDURATION\tTEXT")
+			fmt.Fprintln(tw, "TIME\tWHO\tWHERE\tCOMMAND\tOUTCOME\tDURATION\tTEXT")
 			for _, e := range entries {
 				what := firstNonEmpty(e.Command, "-")
 				if e.Plugin != "" {
@@ -69,14 +76,20 @@ one the bot died under says "interrupted" once the bot is back.`,
 					// it off as such.
 					text = "(" + e.Via + ") " + text
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), e.UserID,
+				who := firstNonEmpty(e.UserID, "-")
+				if e.Person != "" && e.Person != e.UserID {
+					who = e.Person + " (" + who + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s:%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), who,
 					e.Adapter, e.Room, what, e.Outcome, e.Duration.Round(time.Millisecond), text)
 			}
 			return tw.Flush()
 		},
 	}
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many entries, newest first")
-	cmd.Flags().StringVar(&f.User, "user", "", "only this person's entries: adapter:id (slack:U024BE7LH), or a plain id or name on any adapter")
+	cmd.Flags().StringVar(&f.User, "user", "", "only this account's entries: adapter:id (slack:U024BE7LH), or a plain id or name on any adapter")
+	cmd.Flags().StringVar(&f.Person, "person", "", "only this person's entries (a name of people: in chima.yaml), from every adapter they speak from")
+	cmd.Flags().StringVar(&f.TriggeredBy, "triggered-by", "", "only the commands this plugin ran (Host.RunCommand); chima for schedules'")
 	cmd.Flags().StringVar(&f.Command, "command", "", "only this command's entries: a name (deploy) or plugin/command")
 	cmd.Flags().StringVar(&f.Outcome, "outcome", "", "only entries with this outcome (ok, denied, rejected, error, running, interrupted, …); allowed means every one that was let run")
 	cmd.Flags().StringVar(&since, "since", "", "only entries this recent: a duration (24h, 90m) or an RFC 3339 time (2026-03-14T15:00:00Z)")
@@ -105,8 +118,14 @@ type auditJSON struct {
 	Detail     string  `json:"detail"`
 	DurationMS float64 `json:"duration_ms"` // to the microsecond
 	// Via is "" for a typed command, "button <ref>" or "action <ref>" for
-	// a click on a button of the message ref.
+	// a click on a button of the message ref, "schedule <name>", "plugin
+	// <name>[: reason]", "job #<id>", "lock".
 	Via string `json:"via"`
+	// Person is the person of people: the account belongs to, "" for none.
+	Person string `json:"person"`
+	// TriggeredBy is the plugin that ran the command, "chima" for a
+	// schedule, "" for a person's own.
+	TriggeredBy string `json:"triggered_by"`
 }
 
 func toAuditJSON(e store.AuditEntry) auditJSON {
@@ -115,7 +134,7 @@ func toAuditJSON(e store.AuditEntry) auditJSON {
 		Adapter: e.Adapter, Room: e.Room, UserID: e.UserID, UserName: e.UserName, Text: e.Text,
 		Plugin: e.Plugin, Command: e.Command, Outcome: e.Outcome, Decision: store.Decision(e.Outcome), Detail: e.Detail,
 		DurationMS: float64(e.Duration.Round(time.Microsecond)) / float64(time.Millisecond),
-		Via:        e.Via,
+		Via:        e.Via, Person: e.Person, TriggeredBy: e.TriggeredBy,
 	}
 }
 

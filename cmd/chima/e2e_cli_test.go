@@ -28,7 +28,7 @@ func TestAuditJSONUsesSnakeCaseKeysAndNamesTheUnitOfDurations(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	want := []string{"adapter", "command", "decision", "detail", "duration_ms", "id", "outcome", "plugin", "request_id", "room", "text", "time", "user_id", "user_name", "via"}
+	want := []string{"adapter", "command", "decision", "detail", "duration_ms", "id", "outcome", "person", "plugin", "request_id", "room", "text", "time", "triggered_by", "user_id", "user_name", "via"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %v, want %v", keys, want)
 	}

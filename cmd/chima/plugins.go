@@ -139,6 +139,9 @@ func printPlugins(w io.Writer, status []pluginhost.Status, source string, oneSho
 		if s.LastError != "" && s.State != pluginhost.StateRunning {
 			fmt.Fprintf(w, "%s: %s\n", s.Name, s.LastError)
 		}
+		for _, p := range s.Problems {
+			fmt.Fprintf(w, "%s: %s; it does not run\n", s.Name, p)
+		}
 	}
 	fmt.Fprintf(w, "(%s)\n", source)
 }

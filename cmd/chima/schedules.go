@@ -20,7 +20,7 @@ import (
 func newSchedulesCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:   "schedules",
-		Short: "List the scheduled commands with their next run and how their last run ended",
+		Short: "List the scheduled commands and plugins' schedules with their next run and how their last run ended",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(g.config)
@@ -33,7 +33,13 @@ func newSchedulesCmd(g *globalFlags) *cobra.Command {
 				return fmt.Errorf("open store: %w", err)
 			}
 			defer st.Close()
-			list, err := schedule.List(cmd.Context(), scheduleSpecs(cfg), scheduleStore{st}, time.Now())
+			// The plugins' schedules as their manifests said when the bot
+			// last started them.
+			plugins, err := bot.RememberedSchedules(cmd.Context(), st, enabledPlugins(cfg))
+			if err != nil {
+				return err
+			}
+			list, err := schedule.List(cmd.Context(), append(scheduleSpecs(cfg), plugins...), scheduleStore{st}, time.Now())
 			if err != nil {
 				return err
 			}
@@ -41,6 +47,17 @@ func newSchedulesCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// enabledPlugins names the config's plugins that are not disabled.
+func enabledPlugins(cfg *config.Config) []string {
+	var out []string
+	for _, p := range cfg.Plugins {
+		if !p.Disabled {
+			out = append(out, p.Name)
+		}
+	}
+	return out
 }
 
 // scheduleSpecs are the config's schedules as the scheduler takes them.
@@ -73,17 +90,16 @@ func roomRef(room string) chat.MessageRef {
 }
 
 // newScheduler builds the scheduler of a's config, running commands
-// through b, and the lister of the chat command schedules. Nil without
-// schedules.
+// through b, and the lister of the chat command schedules. Plugins'
+// schedules join it as the plugins describe themselves.
 func (a *app) newScheduler(b func() *bot.Bot) (*schedule.Scheduler, func(context.Context) (string, error), error) {
-	specs := scheduleSpecs(a.cfg)
-	if len(specs) == 0 {
-		return nil, nil, nil
-	}
 	st := scheduleStore{a.store}
 	s, err := schedule.New(schedule.Options{
-		Schedules: specs, Store: st, Logger: a.log.With("component", "schedules"),
-		Run: func(ctx context.Context, sp schedule.Spec, _ time.Time) (string, string) {
+		Schedules: scheduleSpecs(a.cfg), Store: st, Logger: a.log.With("component", "schedules"),
+		Run: func(ctx context.Context, sp schedule.Spec, slot time.Time) (string, string) {
+			if sp.Plugin != "" {
+				return b().RunPluginSchedule(ctx, sp, slot)
+			}
 			res := b().RunScheduled(ctx, sp.Name, roomRef(sp.Room), sp.As, sp.Command)
 			return res.RequestID, res.Outcome
 		},
@@ -92,7 +108,7 @@ func (a *app) newScheduler(b func() *bot.Bot) (*schedule.Scheduler, func(context
 		return nil, nil, err
 	}
 	list := func(ctx context.Context) (string, error) {
-		l, err := schedule.List(ctx, specs, st, time.Now())
+		l, err := schedule.List(ctx, s.Specs(), st, time.Now())
 		if err != nil {
 			return "", err
 		}

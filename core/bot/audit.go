@@ -31,6 +31,11 @@ type auditWriter struct {
 	ch       chan auditItem
 	done     chan struct{}
 	once     sync.Once
+	// mu guards closed: entries may come after close (a plugin's Host
+	// call during shutdown, once the jobs have stopped); they are dropped
+	// and logged, never sent on the closed channel.
+	mu     sync.RWMutex
+	closed bool
 	// failing holds the error of the last write while writes fail, nil
 	// once one succeeds again (see Bot.AuditHealth).
 	failing atomic.Pointer[error]
@@ -56,7 +61,21 @@ func newAuditWriter(st *store.Store, log *slog.Logger, red *redact.Redactor, fai
 }
 
 // record queues a final entry.
-func (w *auditWriter) record(e store.AuditEntry) { w.ch <- auditItem{entry: e} }
+func (w *auditWriter) record(e store.AuditEntry) { w.send(auditItem{entry: e}) }
+
+// send queues it, unless the writer is closed: then it is dropped, counted
+// and logged, and send reports false.
+func (w *auditWriter) send(it auditItem) bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.failures.Add(1)
+		w.log.Warn("audit entry after the audit log was closed, at shutdown; dropped", "plugin", it.entry.Plugin, "command", it.entry.Command, "outcome", it.entry.Outcome)
+		return false
+	}
+	w.ch <- it
+	return true
+}
 
 // decide writes e, the decision to run a command, and returns its entry's
 // id once it is committed: the caller runs the command only then, so a
@@ -67,7 +86,9 @@ func (w *auditWriter) decide(e store.AuditEntry) (int64, error) {
 		return 0, nil
 	}
 	reply := make(chan decisionResult, 1)
-	w.ch <- auditItem{entry: e, reply: reply}
+	if !w.send(auditItem{entry: e, reply: reply}) {
+		return 0, errors.New("the audit log is closed: the bot is stopping")
+	}
 	r := <-reply
 	return r.id, r.err
 }
@@ -78,7 +99,7 @@ func (w *auditWriter) finish(id int64, outcome, detail string, d time.Duration) 
 	if id == 0 {
 		return
 	}
-	w.ch <- auditItem{outcome: &store.AuditOutcome{ID: id, Outcome: outcome, Detail: detail, Duration: d}}
+	w.send(auditItem{outcome: &store.AuditOutcome{ID: id, Outcome: outcome, Detail: detail, Duration: d}})
 }
 
 // auditLinger is how long the writer gathers entries before a write: group
@@ -204,6 +225,11 @@ func (w *auditWriter) health() error {
 
 // close flushes what is queued and stops the writer.
 func (w *auditWriter) close() {
-	w.once.Do(func() { close(w.ch) })
+	w.once.Do(func() {
+		w.mu.Lock()
+		w.closed = true
+		close(w.ch)
+		w.mu.Unlock()
+	})
 	<-w.done
 }

@@ -83,8 +83,14 @@ type Options struct {
 	Schedules func(ctx context.Context) (string, error)
 	// Scheduler, when set, runs beside the adapters from Run: started
 	// after the jobs, stopped (its Run returning once its commands have
-	// ended) before them.
+	// ended) before them. When it also takes plugins' schedules
+	// (PluginScheduler), each running plugin's manifest schedules are set
+	// on it.
 	Scheduler interface{ Run(ctx context.Context) }
+	// RunAs lists, by plugin, who it may run commands as through
+	// Host.RunCommand (config plugins[].run_as): people, or accounts as
+	// "adapter:id". A plugin not listed may run none.
+	RunAs map[string][]string
 	// Lease is how long a replica's claim on a running job lasts on a
 	// shared store without renewal; default store.DefaultLease. Another
 	// replica ends a job whose lease lapsed as interrupted.
@@ -127,6 +133,15 @@ type Bot struct {
 	// subs are the event subscriptions of each plugin's last manifest.
 	subsMu sync.Mutex
 	subs   map[string][]string
+
+	// runDepth holds, by request id, how deep in commands run by plugins
+	// (Host.RunCommand) a request is (int), while it runs.
+	runDepth sync.Map
+
+	// scheduleProblems are, by plugin, what was wrong with the schedules
+	// of its last manifest (see SchedulesHealth).
+	problemsMu       sync.Mutex
+	scheduleProblems map[string][]string
 }
 
 // New builds a Bot; nothing runs until Run.
@@ -165,8 +180,12 @@ func New(o Options) *Bot {
 	}
 	b.out = newOutbox(o)
 	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor, o.Metrics.AuditWriteFailures)
+	var js jobs.Store = o.Store
+	if o.Store != nil {
+		js = jobStore{Store: o.Store, b: b}
+	}
 	b.jobs = jobs.New(jobs.Options{
-		Store:    o.Store,
+		Store:    js,
 		Executor: b,
 		Plugins:  b.jobPlugins,
 		Workers:  o.Workers,
@@ -352,6 +371,7 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 	}
 	for _, j := range interrupted {
 		b.log.Warn("job interrupted by restart", "job", j.ID, "plugin", j.Plugin, "kind", j.Kind)
+		b.auditJob(j, string(store.JobInterrupted), j.Detail, nil)
 		b.jobInterrupted(ctx, j, j.Detail)
 	}
 	// Jobs interrupted under an earlier process whose plugin was down
@@ -371,7 +391,7 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
-		b.process(ctx, m, text, id, nil, "")
+		b.process(ctx, m, text, id, nil, nil)
 	})
 }
 
@@ -417,17 +437,29 @@ func (b *Bot) Process(ctx context.Context, m chat.Message) (res Result, handled 
 	b.inflight.Add(1)
 	defer b.inflight.Done()
 	id := b.newRequestID()
-	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id, nil, "")}, true
+	outcome, _ := b.process(ctx, m, text, id, nil, nil)
+	return Result{RequestID: id, Outcome: outcome}, true
 }
 
 func (b *Bot) newRequestID() string {
 	return b.reqPrefix + strconv.FormatUint(b.reqSeq.Add(1), 10)
 }
 
+// trigger says what, other than a person, made the core run a command: a
+// schedule, or a plugin through Host.RunCommand.
+type trigger struct {
+	// via is the audit entry's Via: "schedule <name>", "plugin <name>".
+	via string
+	// by is CommandRequest.triggered_by and the entry's TriggeredBy: the
+	// plugin's name, or "chima" for a schedule.
+	by string
+}
+
 // process routes, authorises, runs and audits one command, and returns its
-// outcome. via is the click on a command button the command comes from, nil
-// for a typed one; schedule names the schedule that ran it, "" for none.
-func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, schedule string) string {
+// outcome and detail. via is the click on a command button the command
+// comes from, nil for a typed one; trig is what ran it when no person did
+// (a schedule, a plugin), nil for a person's.
+func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, trig *trigger) (string, string) {
 	start := time.Now()
 	b.o.Metrics.InFlight.Inc()
 	defer b.o.Metrics.InFlight.Dec()
@@ -435,9 +467,10 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: m.Ref.Adapter, Room: m.Ref.Room,
 		UserID: m.User.ID, UserName: m.User.Name, Text: text, Via: via.audit(),
+		Person: b.o.Policy.Person(m.Ref.Adapter, m.User.ID),
 	}
-	if schedule != "" {
-		entry.Via = "schedule " + schedule
+	if trig != nil {
+		entry.Via, entry.TriggeredBy = trig.via, trig.by
 	}
 	res := b.o.Router.Parse(text)
 	switch res.Kind {
@@ -490,7 +523,7 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	b.o.Metrics.Commands.WithLabelValues(plugin, entry.Outcome).Inc()
 	b.o.Metrics.Dispatch.WithLabelValues(plugin).Observe(entry.Duration.Seconds())
 	b.auditEnd(entry)
-	return entry.Outcome
+	return entry.Outcome, entry.Detail
 }
 
 // auditEnd records how the request of entry ended: the outcome of the
@@ -596,14 +629,15 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 	}
 	out.plugin = res.Plugin
 	call := &pluginv1.Call{Kind: &pluginv1.Call_Command{Command: &pluginv1.CommandRequest{
-		RequestId: requestID,
-		Command:   cmd.GetName(),
-		Args:      res.Args,
-		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles, Person: dec.Person},
-		Message:   refToProtoNamed(m.Ref, roomName),
-		Text:      text,
-		Direct:    m.Direct,
-		Button:    via.proto(),
+		RequestId:   requestID,
+		Command:     cmd.GetName(),
+		Args:        res.Args,
+		User:        &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles, Person: dec.Person},
+		Message:     refToProtoNamed(m.Ref, roomName),
+		Text:        text,
+		Direct:      m.Direct,
+		Button:      via.proto(),
+		TriggeredBy: entry.TriggeredBy,
 	}}}
 	outcome, detail := b.callPlugin(ctx, res.Plugin, cmd.GetName(), call, "`"+shown+"`", requestID, out)
 	if need := out.needed; need != nil && outcome == "ok" {

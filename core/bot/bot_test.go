@@ -81,6 +81,11 @@ type botOptions struct {
 	copies map[string]string
 	// eventRetry is bot.Options.EventRetry.
 	eventRetry store.Retry
+	// runAs is bot.Options.RunAs: who each plugin may run commands as.
+	runAs map[string][]string
+	// scheduler builds bot.Options.Scheduler, given the bot (set by the
+	// time it runs).
+	scheduler func(b func() *bot.Bot, st *store.Store) interface{ Run(context.Context) }
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -120,7 +125,12 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		adapters = append(adapters, others[name])
 	}
 	pol := policy.NewWithPeople(o.people, o.roles, o.policies)
+	var scheduler interface{ Run(context.Context) }
+	if o.scheduler != nil {
+		scheduler = o.scheduler(func() *bot.Bot { return b }, st)
+	}
 	b = bot.New(bot.Options{
+		RunAs: o.runAs, Scheduler: scheduler,
 		Router: rt, Policy: pol, Plugins: host, Store: st,
 		Adapters: adapters, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -113,7 +114,7 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 		return nil, status.Errorf(codes.InvalidArgument, "plugin %s did not declare job kind %q", h.plugin, r.GetKind())
 	}
 	now := time.Now()
-	id, err := h.b.o.Store.EnqueueJob(ctx, store.Job{
+	j := store.Job{
 		Plugin: h.plugin, Kind: r.GetKind(), Payload: r.GetPayload(),
 		QueueKey:        h.queueKey(r.GetQueueKey()),
 		Notify:          h.b.notifyRef(ctx, refFromProto(r.GetNotify())),
@@ -121,10 +122,17 @@ func (h *hostService) Enqueue(ctx context.Context, r *pluginv1.EnqueueRequest) (
 		Title:           h.b.o.Redactor.String(r.GetTitle()),
 		CreatedAt:       now,
 		RunAfter:        now.Add(time.Duration(r.GetDelaySeconds()) * time.Second),
-	})
+	}
+	id, err := h.b.o.Store.EnqueueJob(ctx, j)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "enqueue: %v", err)
 	}
+	j.ID = id
+	detail := ""
+	if r.GetDelaySeconds() > 0 {
+		detail = "to start in " + (time.Duration(r.GetDelaySeconds()) * time.Second).String()
+	}
+	h.b.auditJob(j, "enqueued", detail, nil)
 	h.b.jobs.Wake()
 	return &pluginv1.EnqueueResponse{JobId: id}, nil
 }
@@ -237,9 +245,27 @@ func (h *hostService) Lock(ctx context.Context, r *pluginv1.LockRequest) (*plugi
 	if r.GetTtlSeconds() > 0 {
 		l.ExpiresAt = now.Add(time.Duration(r.GetTtlSeconds()) * time.Second)
 	}
+	// What is there before, for the audit: a lapsed lock someone else
+	// held is taken over, and that is worth saying.
+	prev, had, err := h.b.o.Store.LockRow(ctx, l.Name)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "lock: %v", err)
+	}
 	holder, ok, err := h.b.o.Store.AcquireLock(ctx, l)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "lock: %v", err)
+	}
+	short := func(x store.Lock) store.Lock { x.Name = strings.TrimPrefix(x.Name, h.plugin+"/"); return x }
+	switch {
+	case !ok:
+		h.b.auditLock(h.plugin, short(l), "busy", "held by "+holder.Owner)
+	case had && prev.Owner == l.Owner && !prev.Expired(now):
+		h.b.auditLock(h.plugin, short(holder), "renewed", "")
+	default:
+		if had && prev.Owner != l.Owner {
+			h.b.auditLock(h.plugin, short(prev), "expired", "taken over by "+l.Owner)
+		}
+		h.b.auditLock(h.plugin, short(holder), "taken", l.Reason)
 	}
 	return &pluginv1.LockResponse{Acquired: ok, Holder: h.lockInfo(holder)}, nil
 }
@@ -249,6 +275,15 @@ func (h *hostService) Unlock(ctx context.Context, r *pluginv1.UnlockRequest) (*p
 	released, holder, err := h.b.o.Store.ReleaseLock(ctx, h.lockName(r.GetName()), r.GetOwner(), r.GetForce())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "unlock: %v", err)
+	}
+	if released {
+		l := holder
+		l.Name = r.GetName()
+		if holder.Owner == r.GetOwner() {
+			h.b.auditLock(h.plugin, l, "released", "")
+		} else {
+			h.b.auditLock(h.plugin, l, "forced", "released by "+r.GetOwner())
+		}
 	}
 	return &pluginv1.UnlockResponse{Released: released, Holder: h.lockInfo(holder)}, nil
 }
@@ -311,8 +346,15 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 	// the room.
 	rctx := context.WithoutCancel(ctx)
 	var done *pluginv1.Done
+	requestID := b.newRequestID()
+	// A job's RunCommand nests as deep as the command that enqueued it.
+	if d, ok := b.runDepth.Load(j.OriginRequestID); ok {
+		b.runDepth.Store(requestID, d)
+		defer b.runDepth.Delete(requestID)
+	}
+	b.auditJob(j, "started", "attempt "+strconv.Itoa(j.Attempt), nil)
 	err := b.o.Plugins.Call(ctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Job{Job: &pluginv1.JobRequest{
-		RequestId: b.newRequestID(), JobId: j.ID, Kind: j.Kind, Payload: j.Payload,
+		RequestId: requestID, JobId: j.ID, Kind: j.Kind, Payload: j.Payload,
 		Attempt: uint32(j.Attempt), Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
 	}}}, func(ev *pluginv1.Event) {
 		if d, ok := ev.GetKind().(*pluginv1.Event_Done); ok {
@@ -358,6 +400,8 @@ func (b *Bot) jobPlugins() []string {
 // jobFinished is called by the runner for every job that ended.
 func (b *Bot) jobFinished(j store.Job, state store.JobState, detail string) {
 	b.o.Metrics.Jobs.WithLabelValues(j.Plugin, j.Kind, string(state)).Inc()
+	b.auditJob(j, string(state), detail, nil)
+	b.scheduledJobEnded(j, state)
 	switch {
 	case state == store.JobInterrupted:
 		b.jobInterrupted(context.Background(), j, detail)

@@ -232,7 +232,8 @@ func (b *Bot) interact(ctx context.Context, in chat.Interaction, requestID strin
 			return b.refuseClick(ctx, in, requestID, "empty command")
 		}
 		m := chat.Message{Ref: in.Ref, User: in.User, Text: in.Value, Direct: in.Direct, Time: in.Time}
-		return b.process(ctx, m, text, requestID, c, "")
+		outcome, _ := b.process(ctx, m, text, requestID, c, nil)
+		return outcome
 	case strings.HasPrefix(in.ActionID, ActionIDApprovalPrefix):
 		return b.processApprovalClick(ctx, in, requestID)
 	case strings.HasPrefix(in.ActionID, ActionIDPluginPrefix):
@@ -253,7 +254,7 @@ func (b *Bot) processAction(ctx context.Context, in chat.Interaction, plugin, ac
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: in.Ref.Adapter, Room: in.Ref.Room,
 		UserID: in.User.ID, UserName: in.User.Name, Text: clip(in.Value, MaxButtonValueBytes),
-		Plugin: plugin, Command: action, Via: c.audit(),
+		Plugin: plugin, Command: action, Via: c.audit(), Person: b.o.Policy.Person(in.Ref.Adapter, in.User.ID),
 	}
 	entry.Outcome, entry.Detail = b.action(ctx, c, plugin, action, requestID, &entry)
 	entry.Duration = time.Since(start)
@@ -316,7 +317,7 @@ func (b *Bot) action(ctx context.Context, c *click, plugin, action, requestID st
 		RequestId:   requestID,
 		Action:      action,
 		Value:       in.Value,
-		User:        &pluginv1.User{Id: in.User.ID, Name: in.User.Name, Roles: dec.Roles},
+		User:        &pluginv1.User{Id: in.User.ID, Name: in.User.Name, Roles: dec.Roles, Person: dec.Person},
 		Message:     refToProto(in.Ref),
 		Direct:      in.Direct,
 		ClickedUnix: unixOrZero(in.Time),
@@ -331,7 +332,7 @@ func (b *Bot) refuseClick(ctx context.Context, in chat.Interaction, requestID, w
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: in.Ref.Adapter, Room: in.Ref.Room,
 		UserID: in.User.ID, UserName: in.User.Name, Text: clip(in.Value, MaxButtonValueBytes),
-		Via: (&click{in: in}).audit(),
+		Via: (&click{in: in}).audit(), Person: b.o.Policy.Person(in.Ref.Adapter, in.User.ID),
 	}
 	entry.Outcome, entry.Detail = b.answerStale(ctx, in, out, why)
 	entry.Duration = time.Since(start)

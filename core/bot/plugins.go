@@ -38,6 +38,7 @@ func (b *Bot) PluginChanged(plugin string, m *pluginv1.Manifest, s pluginhost.St
 			return
 		}
 		b.rememberManifest(plugin, m)
+		b.setPluginSchedules(plugin, m)
 	case s == pluginhost.StateFailed && !b.routerKnows(plugin):
 		if last := b.lastManifest(plugin); last != nil {
 			if err := b.o.Router.SetPlugin(plugin, last); err != nil {

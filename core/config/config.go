@@ -229,6 +229,11 @@ type PluginConfig struct {
 	MaxRestarts int `yaml:"max_restarts"`
 	// RestartWindow is the window MaxRestarts counts crashes in (default 1m).
 	RestartWindow time.Duration `yaml:"restart_window"`
+	// RunAs lists who the plugin may run chat commands as (Host.RunCommand):
+	// people of Config.People ("alice", and then any of their accounts) or
+	// accounts ("slack:U024BE7LH"). Empty: nobody, the plugin cannot run
+	// commands. Policy still checks each command as that person.
+	RunAs []string `yaml:"run_as"`
 }
 
 // UseAutoMTLS reports whether the connection to the plugin uses automatic

@@ -82,3 +82,35 @@ roles:
   admin: {users: ['shell:alice', 'slack:U1'], permissions: ["*"]}
 `)
 }
+
+func TestRunAsNamesPeopleAndAccounts(t *testing.T) {
+	c := mustParse(t, shellAndSlack+`people:
+  alice: [shell:alice]
+plugins:
+  - {name: ci, path: /bin/true, run_as: [alice, "slack:U123"]}
+`)
+	if want := []string{"alice", "slack:U123"}; !reflect.DeepEqual(c.Plugins[0].RunAs, want) {
+		t.Errorf("RunAs = %v, want %v", c.Plugins[0].RunAs, want)
+	}
+}
+
+func TestMistakesInRunAsAreReportedWithLineAndKey(t *testing.T) {
+	tests := []struct {
+		name, runAs, want string
+	}{
+		{"a person not in people", `[bob]`,
+			`chima.yaml:13: plugins[0].run_as[0]: "bob": no person of that name is in people: (people: alice); name a person, or an account as adapter:userid`},
+		{"an account on an unknown adapter", `["irc:bob"]`,
+			`chima.yaml:13: plugins[0].run_as[0]: "irc:bob": no adapter named "irc" is configured (adapters: shell, slack)`},
+		{"an account without an id", `["slack:"]`,
+			`chima.yaml:13: plugins[0].run_as[0]: "slack:": accounts are written adapter:userid, like shell:alice or slack:U024BE7LH`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := problems(t, shellAndSlack+"people:\n  alice: [shell:alice]\nplugins:\n  - name: ci\n    path: /bin/true\n    run_as: "+tt.runAs+"\n")
+			if len(got) != 1 || got[0] != tt.want {
+				t.Errorf("problems:\n%s\nwant exactly:\n%s", strings.Join(got, "\n"), tt.want)
+			}
+		})
+	}
+}

@@ -246,6 +246,16 @@ func (c *Config) validatePlugins(v *validator) {
 				v.add(key+".settings", "setting names must not be empty")
 			}
 		}
+		for j, who := range p.RunAs {
+			k := indexKey(key+".run_as", j)
+			if strings.Contains(who, ":") {
+				c.checkAccount(v, k, who, "accounts")
+				continue
+			}
+			if _, ok := c.People[who]; !ok && !v.m.isBad("people") {
+				v.add(k, "%q: no person of that name is in people: (people: %s); name a person, or an account as adapter:userid", who, c.personList())
+			}
+		}
 	}
 }
 

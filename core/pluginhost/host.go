@@ -115,6 +115,10 @@ type Status struct {
 	// NextRetry is when a failed plugin is started again; zero when it is
 	// not failed or will not be retried.
 	NextRetry time.Time `json:"next_retry,omitzero"`
+	// Problems are what the core found wrong with what the running plugin
+	// declared (a schedule with a bad cron), each leaving that part out;
+	// the host does not fill it, the bot does.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // Host runs and supervises plugin processes.

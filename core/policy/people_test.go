@@ -136,3 +136,27 @@ func BenchmarkCheckPerson(b *testing.B) {
 		p.Check(r)
 	}
 }
+
+func TestAPersonsAccountOnAnAdapterIsTheFirstListedThere(t *testing.T) {
+	p := NewWithPeople(map[string][]string{"alice": {"shell:alice", "slack:U1", "shell:al"}}, nil, nil)
+	tests := []struct {
+		name, person, adapter, want string
+		ok                          bool
+	}{
+		{"the first of two on one adapter", "alice", "shell", "alice", true},
+		{"the only one on another", "alice", "slack", "U1", true},
+		{"none on an adapter", "alice", "mattermost", "", false},
+		{"nobody of that name", "bob", "shell", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := p.Account(tt.person, tt.adapter)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("Account(%s, %s) = %q, %v; want %q, %v", tt.person, tt.adapter, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	if !p.IsPerson("alice") || p.IsPerson("bob") {
+		t.Error("IsPerson: want alice and not bob")
+	}
+}

@@ -99,6 +99,7 @@ type Policy struct {
 	roles     []namedRole                   // every role, sorted by name
 	people    map[string][]string           // person → their "adapter:id" accounts
 	members   map[string][]string           // role → the "adapter:id" accounts it is granted to
+	accounts  map[string]map[string]string  // person → adapter → their first account's id there
 }
 
 type commandKey struct{ plugin, command string }
@@ -153,6 +154,7 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 		commands:  map[string][]*rule{},
 		people:    map[string][]string{},
 		members:   map[string][]string{},
+		accounts:  map[string]map[string]string{},
 	}
 	// Every account of a person points at the person's one grants, which
 	// roles then fill: Check stays one lookup by (adapter, id).
@@ -167,6 +169,12 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 				continue
 			}
 			p.account(adapter, id, g)
+			if p.accounts[person] == nil {
+				p.accounts[person] = map[string]string{}
+			}
+			if _, seen := p.accounts[person][adapter]; !seen {
+				p.accounts[person][adapter] = id
+			}
 		}
 	}
 	for _, name := range sortedKeys(roles) {
@@ -325,6 +333,17 @@ func (p *Policy) Person(adapter, userID string) string {
 		return g.person
 	}
 	return ""
+}
+
+// IsPerson reports whether name is a person of config people: with at
+// least one account.
+func (p *Policy) IsPerson(name string) bool { return len(p.accounts[name]) > 0 }
+
+// Account returns the id of person's account on adapter (the first listed
+// when they have several there), and false when they have none there.
+func (p *Policy) Account(person, adapter string) (string, bool) {
+	id, ok := p.accounts[person][adapter]
+	return id, ok
 }
 
 // Permitted is the permission step of Check alone, without the room: whether

@@ -9,4 +9,10 @@
 // store, or before a restart) is left alone. Slots missed while the bot was
 // down fire once at start when a schedule has catch_up, else are skipped;
 // never once per missed slot.
+//
+// Plugins declare schedules of their own in their manifest: a job kind
+// with a cron. SetPlugin sets a plugin's (named "<plugin>:<name>") beside
+// the config's, replacing them whenever the plugin describes itself again;
+// at each slot the Runner enqueues the job instead of running a command,
+// under the same (schedule, slot) claim and catch_up rules.
 package schedule

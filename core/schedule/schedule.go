@@ -41,6 +41,36 @@ type Spec struct {
 	As string
 	// CatchUp runs a slot missed while the bot was down once at start.
 	CatchUp bool
+	// Plugin, when set, makes this a plugin's schedule (from its
+	// manifest): Name is "<plugin>:<name>", and each slot enqueues Job for
+	// the plugin instead of running Command.
+	Plugin string
+	// Job is the job a plugin's schedule enqueues at each slot.
+	Job Job
+}
+
+// Job is the durable job a plugin's schedule enqueues.
+type Job struct {
+	// Kind is one of the plugin's job kinds.
+	Kind    string
+	Payload []byte
+	// QueueKey serialises the jobs (the plugin's, unprefixed).
+	QueueKey string
+	// Notify is where the job reports, "adapter:room" or "" for nowhere;
+	// NotifyThread is a thread in it.
+	Notify, NotifyThread string
+	// Title says what each job is, for people.
+	Title string
+	// Help says what the schedule does, for listings.
+	Help string
+}
+
+// equal reports whether a and b describe the same schedule.
+func (a Spec) equal(b Spec) bool {
+	return a.Name == b.Name && a.Cron == b.Cron && a.Timezone == b.Timezone && a.Command == b.Command &&
+		a.Room == b.Room && a.As == b.As && a.CatchUp == b.CatchUp && a.Plugin == b.Plugin &&
+		a.Job.Kind == b.Job.Kind && string(a.Job.Payload) == string(b.Job.Payload) && a.Job.QueueKey == b.Job.QueueKey &&
+		a.Job.Notify == b.Job.Notify && a.Job.NotifyThread == b.Job.NotifyThread && a.Job.Title == b.Job.Title && a.Job.Help == b.Job.Help
 }
 
 // Clock is when a schedule is due: the next slot strictly after t.
@@ -116,14 +146,17 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Scheduler fires the slots of its schedules. Create it with New.
+// Scheduler fires the slots of its schedules. Create it with New; plugins'
+// schedules come and go with SetPlugin.
 type Scheduler struct {
-	o     Options
-	specs []Spec
-	clock map[string]Clock
+	o Options
 
-	mu   sync.Mutex
-	next map[string]time.Time // the next slot to fire, once started
+	mu      sync.Mutex
+	specs   []Spec // config's first, then each plugin's, in the order set
+	clock   map[string]Clock
+	next    map[string]time.Time // the next slot to fire, once started
+	started bool
+	changed chan struct{} // wakes Run when the schedules change
 
 	wg sync.WaitGroup
 }
@@ -139,7 +172,7 @@ func New(o Options) (*Scheduler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Scheduler{o: o, specs: slices.Clone(o.Schedules), clock: map[string]Clock{}, next: map[string]time.Time{}}
+	s := &Scheduler{o: o, specs: slices.Clone(o.Schedules), clock: map[string]Clock{}, next: map[string]time.Time{}, changed: make(chan struct{}, 1)}
 	for _, sp := range s.specs {
 		c, err := Parse(sp.Cron, sp.Timezone)
 		if err != nil {
@@ -158,30 +191,123 @@ func New(o Options) (*Scheduler, error) {
 // (once, however many were missed), otherwise they are skipped. A schedule
 // that never fired has missed nothing.
 func (s *Scheduler) Start(ctx context.Context, now time.Time) {
-	for _, sp := range s.specs {
-		c := s.clock[sp.Name]
-		s.mu.Lock()
-		s.next[sp.Name] = c.Next(now)
-		s.mu.Unlock()
-		last, _, ok, err := s.o.Store.LastSlot(ctx, sp.Name)
-		if err != nil {
-			s.o.Logger.Error("schedule: read last run", "schedule", sp.Name, "error", err)
-			continue
-		}
-		if !ok {
-			continue
-		}
-		missed, n := latestDue(c, last, now)
-		if n == 0 {
-			continue
-		}
-		if !sp.CatchUp {
-			s.o.Logger.Info("schedule: skipping slots missed while down (catch_up is off)", "schedule", sp.Name, "missed", n, "latest", missed)
-			continue
-		}
-		s.o.Logger.Info("schedule: catching up once on slots missed while down", "schedule", sp.Name, "missed", n, "slot", missed)
-		s.fire(ctx, sp, missed)
+	s.mu.Lock()
+	s.started = true
+	specs := slices.Clone(s.specs)
+	s.mu.Unlock()
+	for _, sp := range specs {
+		s.begin(ctx, sp, now)
 	}
+}
+
+// begin sets sp's next slot after now and catches up on the slots it
+// missed, as Start says.
+func (s *Scheduler) begin(ctx context.Context, sp Spec, now time.Time) {
+	s.mu.Lock()
+	c := s.clock[sp.Name]
+	if c == nil { // removed meanwhile
+		s.mu.Unlock()
+		return
+	}
+	s.next[sp.Name] = c.Next(now)
+	s.mu.Unlock()
+	last, _, ok, err := s.o.Store.LastSlot(ctx, sp.Name)
+	if err != nil {
+		s.o.Logger.Error("schedule: read last run", "schedule", sp.Name, "error", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	missed, n := latestDue(c, last, now)
+	if n == 0 {
+		return
+	}
+	if !sp.CatchUp {
+		s.o.Logger.Info("schedule: skipping slots missed while down (catch_up is off)", "schedule", sp.Name, "missed", n, "latest", missed)
+		return
+	}
+	s.o.Logger.Info("schedule: catching up once on slots missed while down", "schedule", sp.Name, "missed", n, "slot", missed)
+	s.fire(ctx, sp, missed)
+}
+
+// SetPlugin replaces the schedules of plugin (those whose Plugin is it)
+// with specs, each named "<plugin>:<name>": a plugin that restarts with a
+// new manifest gets its new schedules, and loses those it dropped. A
+// schedule that did not change keeps its next slot. A schedule new to a
+// running scheduler starts as at Start: a slot it missed since it last
+// fired runs once with CatchUp. It returns one error per spec that was
+// left out (a bad cron, a name taken), naming it; the others are set.
+func (s *Scheduler) SetPlugin(ctx context.Context, plugin string, specs []Spec) []error {
+	var errs []error
+	clocks := map[string]Clock{}
+	var keep []Spec
+	for _, sp := range specs {
+		sp.Plugin = plugin
+		c, err := Parse(sp.Cron, sp.Timezone)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("schedule %s: %w", sp.Name, err))
+			continue
+		}
+		if _, dup := clocks[sp.Name]; dup {
+			errs = append(errs, fmt.Errorf("schedule %s: declared twice", sp.Name))
+			continue
+		}
+		clocks[sp.Name] = c
+		keep = append(keep, sp)
+	}
+	s.mu.Lock()
+	old := map[string]Spec{}
+	rest := s.specs[:0:0]
+	for _, sp := range s.specs {
+		if sp.Plugin == plugin {
+			old[sp.Name] = sp
+			delete(s.clock, sp.Name)
+			continue
+		}
+		rest = append(rest, sp)
+	}
+	var added []Spec
+	for _, sp := range keep {
+		if slices.ContainsFunc(rest, func(o Spec) bool { return o.Name == sp.Name }) {
+			errs = append(errs, fmt.Errorf("schedule %s: the name is taken by another schedule", sp.Name))
+			continue
+		}
+		rest = append(rest, sp)
+		s.clock[sp.Name] = clocks[sp.Name]
+		if prev, ok := old[sp.Name]; ok && prev.equal(sp) {
+			delete(old, sp.Name) // unchanged: keeps its next slot
+			continue
+		}
+		delete(old, sp.Name)
+		delete(s.next, sp.Name)
+		added = append(added, sp)
+	}
+	for name := range old {
+		delete(s.next, name)
+	}
+	s.specs = rest
+	started := s.started
+	s.mu.Unlock()
+	if started {
+		now := s.o.Now()
+		for _, sp := range added {
+			s.begin(ctx, sp, now)
+		}
+	}
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+	return errs
+}
+
+// Specs returns the schedules as they are now: the config's, then the
+// plugins'.
+func (s *Scheduler) Specs() []Spec {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.specs)
 }
 
 // latestDue returns the latest slot after after and at or before now, and
@@ -201,9 +327,9 @@ func latestDue(c Clock, after, now time.Time) (time.Time, int) {
 // Tick fires every schedule whose next slot is at or before now: once, for
 // the latest slot due, if the scheduler fell behind by several.
 func (s *Scheduler) Tick(ctx context.Context, now time.Time) {
-	for _, sp := range s.specs {
-		c := s.clock[sp.Name]
+	for _, sp := range s.Specs() {
 		s.mu.Lock()
+		c := s.clock[sp.Name]
 		next, started := s.next[sp.Name]
 		if !started || next.After(now) {
 			s.mu.Unlock()
@@ -254,15 +380,16 @@ func (s *Scheduler) Run(ctx context.Context) {
 	defer s.wg.Wait()
 	s.Start(ctx, s.o.Now())
 	for {
-		wait, ok := s.untilNext(s.o.Now())
-		if !ok {
-			<-ctx.Done()
-			return
+		var due <-chan time.Time // none: wait for a change
+		if wait, ok := s.untilNext(s.o.Now()); ok {
+			due = s.o.After(wait)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.o.After(wait):
+		case <-s.changed:
+			continue
+		case <-due:
 		}
 		s.Tick(ctx, s.o.Now())
 	}
@@ -328,9 +455,19 @@ func Format(statuses []Status) string {
 	var b strings.Builder
 	for _, s := range statuses {
 		loc := s.Next.Location()
-		fmt.Fprintf(&b, "%s: `%s` in %s as %s, %s", s.Name, s.Command, s.Room, s.As, s.Cron)
+		if s.Plugin != "" {
+			fmt.Fprintf(&b, "%s: a %s job of the %s plugin, %s", s.Name, s.Job.Kind, s.Plugin, s.Cron)
+		} else {
+			fmt.Fprintf(&b, "%s: `%s` in %s as %s, %s", s.Name, s.Command, s.Room, s.As, s.Cron)
+		}
 		if s.Timezone != "" {
 			fmt.Fprintf(&b, " (%s)", s.Timezone)
+		}
+		if s.CatchUp {
+			b.WriteString(", catches up")
+		}
+		if s.Job.Help != "" {
+			fmt.Fprintf(&b, " — %s", s.Job.Help)
 		}
 		fmt.Fprintf(&b, "\n  next: %s", s.Next.Format("2006-01-02 15:04:05 MST"))
 		switch {

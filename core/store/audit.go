@@ -29,22 +29,48 @@ type AuditEntry struct {
 	// for a click on a command button, "action <ref>" for a click on a
 	// plugin's action button, where ref is the message that carried the
 	// button (chat.MessageRef.String). Empty for a typed command.
+	// Requests the core made itself say what made them: "schedule
+	// <name>", "plugin <name>" (Host.RunCommand), "job <id>", "lock
+	// <name>".
 	Via string
+	// Person is the person (config people:) the account belongs to, ""
+	// for an account in none: the same on every adapter.
+	Person string
+	// TriggeredBy is the plugin that ran the command with Host.RunCommand,
+	// "chima" for a schedule's, "" for a person's own.
+	TriggeredBy string
+}
+
+// auditColumns are the columns an INSERT of an entry writes, in the order
+// auditArgs gives their values.
+const auditColumns = `at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via, person, triggered_by`
+
+// auditParams is the number of auditColumns, and auditRow one row's
+// placeholders.
+const (
+	auditParams = 15
+	auditRow    = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	// auditRowReplica is a decision's row: auditColumns and the replica
+	// that recorded it.
+	auditRowReplica = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+// auditArgs appends the values of e's auditColumns to args; a zero Time is
+// now.
+func (s *Store) auditArgs(args []any, e AuditEntry) []any {
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	return append(args, e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
+		e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via, e.Person, e.TriggeredBy)
 }
 
 // RecordAudit appends e to the audit log (e.ID is ignored) and returns the new
 // entry's id.
 func (s *Store) RecordAudit(ctx context.Context, e AuditEntry) (int64, error) {
-	if e.Time.IsZero() {
-		e.Time = s.now()
-	}
 	var id int64
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO audit_log
-		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		RETURNING id`),
-		e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
-		e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
+	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO audit_log (`+auditColumns+`) VALUES `+auditRow+` RETURNING id`),
+		s.auditArgs(nil, e)...,
 	).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("record audit: %w", err)

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// auditRowsPerInsert bounds one multi-row INSERT: 13 parameters a row stays
+// auditRowsPerInsert bounds one multi-row INSERT: 15 parameters a row stays
 // far below every engine's parameter limit.
 const auditRowsPerInsert = 64
 
@@ -19,14 +19,12 @@ func (s *Store) auditStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 		return st, nil
 	}
 	var q strings.Builder
-	q.WriteString(`INSERT INTO audit_log
-		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
-		VALUES `)
+	q.WriteString(`INSERT INTO audit_log (` + auditColumns + `) VALUES `)
 	for i := range n {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString(auditRow)
 	}
 	st, err := s.db.PrepareContext(ctx, s.q(q.String()))
 	if err != nil {
@@ -66,13 +64,9 @@ func (s *Store) RecordAudits(ctx context.Context, entries []AuditEntry) error {
 		for len(entries) > 0 {
 			n := min(len(entries), auditRowsPerInsert)
 			stmt := stmts[n]
-			args := make([]any, 0, n*13)
+			args := make([]any, 0, n*auditParams)
 			for _, e := range entries[:n] {
-				if e.Time.IsZero() {
-					e.Time = s.now()
-				}
-				args = append(args, e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID,
-					e.UserName, e.Text, e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via)
+				args = s.auditArgs(args, e)
 			}
 			if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...); err != nil {
 				return err

@@ -50,10 +50,7 @@ func (s *Store) decisionStmt(ctx context.Context) (*sql.Stmt, error) {
 	if s.decisionInsert != nil {
 		return s.decisionInsert, nil
 	}
-	st, err := s.db.PrepareContext(ctx, s.q(`INSERT INTO audit_log
-		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via, replica)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		RETURNING id`))
+	st, err := s.db.PrepareContext(ctx, s.q(`INSERT INTO audit_log (`+auditColumns+`, replica) VALUES `+auditRowReplica+` RETURNING id`))
 	if err != nil {
 		return nil, fmt.Errorf("prepare decision insert: %w", err)
 	}
@@ -125,6 +122,12 @@ type AuditFilter struct {
 	// User is "adapter:id" (that adapter's user) or a plain id (that id
 	// on any adapter, or an entry's user name).
 	User string
+	// Person is a person of config people: (alice): their entries from
+	// every adapter.
+	Person string
+	// TriggeredBy is the plugin that ran the commands (Host.RunCommand),
+	// or "chima" for schedules'.
+	TriggeredBy string
 	// Command is the command's name (deploy), or plugin/command
 	// (deploy/deploy).
 	Command string
@@ -155,6 +158,14 @@ func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 			args = append(args, u, u)
 		}
 	}
+	if f.Person != "" {
+		where = append(where, "person = ?")
+		args = append(args, f.Person)
+	}
+	if f.TriggeredBy != "" {
+		where = append(where, "triggered_by = ?")
+		args = append(args, f.TriggeredBy)
+	}
 	if c := f.Command; c != "" {
 		if plugin, name, ok := strings.Cut(c, "/"); ok {
 			where = append(where, "plugin = ? AND command = ?")
@@ -176,7 +187,7 @@ func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 		where = append(where, "at >= ?")
 		args = append(args, f.Since.UnixMilli())
 	}
-	q := `SELECT id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via
+	q := `SELECT id, at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via, person, triggered_by
 		FROM audit_log`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -193,7 +204,7 @@ func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 		var e AuditEntry
 		var at, dur int64
 		if err := rows.Scan(&e.ID, &at, &e.RequestID, &e.Adapter, &e.Room, &e.UserID, &e.UserName,
-			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur, &e.Via); err != nil {
+			&e.Text, &e.Plugin, &e.Command, &e.Outcome, &e.Detail, &dur, &e.Via, &e.Person, &e.TriggeredBy); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		e.Time = fromMillis(sql.NullInt64{Int64: at, Valid: true})
@@ -240,14 +251,8 @@ func (s *Store) RecordAuditBatch(ctx context.Context, decisions, finals []AuditE
 		if decide != nil {
 			st := tx.StmtContext(ctx, decide)
 			for _, e := range decisions {
-				if e.Time.IsZero() {
-					e.Time = s.now()
-				}
 				var id int64
-				if err := st.QueryRowContext(ctx,
-					e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
-					e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via, s.replicaID(),
-				).Scan(&id); err != nil {
+				if err := st.QueryRowContext(ctx, append(s.auditArgs(make([]any, 0, auditParams+1), e), s.replicaID())...).Scan(&id); err != nil {
 					return fmt.Errorf("decision: %w", err)
 				}
 				ids = append(ids, id)
@@ -255,13 +260,9 @@ func (s *Store) RecordAuditBatch(ctx context.Context, decisions, finals []AuditE
 		}
 		for rest := finals; len(rest) > 0; {
 			n := min(len(rest), auditRowsPerInsert)
-			args := make([]any, 0, n*13)
+			args := make([]any, 0, n*auditParams)
 			for _, e := range rest[:n] {
-				if e.Time.IsZero() {
-					e.Time = s.now()
-				}
-				args = append(args, e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID,
-					e.UserName, e.Text, e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via)
+				args = s.auditArgs(args, e)
 			}
 			if _, err := tx.StmtContext(ctx, stmts[n]).ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("entries: %w", err)

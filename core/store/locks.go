@@ -94,6 +94,23 @@ func (s *Store) AcquireLock(ctx context.Context, l Lock) (holder Lock, acquired 
 	return holder, acquired, nil
 }
 
+// LockRow returns the stored row of lock name, expired or not, and false
+// when there is none: what AcquireLock is about to take over (the audit
+// records a lock that lapsed when someone else takes it).
+func (s *Store) LockRow(ctx context.Context, name string) (Lock, bool, error) {
+	l, err := scanLock(s.db.QueryRowContext(ctx, s.q(`SELECT `+lockColumns+` FROM locks WHERE name = ?`), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Lock{}, false, nil
+	}
+	if err != nil {
+		return Lock{}, false, fmt.Errorf("read lock %s: %w", name, err)
+	}
+	return l, true, nil
+}
+
+// Expired reports whether l had lapsed at now.
+func (l Lock) Expired(now time.Time) bool { return l.expired(now) }
+
 // ReleaseLock releases the lock name if owner holds it, or whoever holds it
 // when force is set. It returns whether the lock was released and its holder
 // before the call. When the lock is held by someone else and force is false,

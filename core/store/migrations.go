@@ -274,6 +274,20 @@ var migrations = []migration{
 			`CREATE INDEX event_deliveries_created ON event_deliveries (created_at)`,
 		},
 	},
+	{
+		version: 10,
+		name:    "audit entries name the person and what triggered them",
+		stmts: []string{
+			// The person of config people: ("" for an account in none),
+			// the same on every adapter, so that one filter finds alice on
+			// Slack and on the console.
+			`ALTER TABLE audit_log ADD COLUMN person TEXT NOT NULL DEFAULT ''`,
+			// The plugin that ran the command (Host.RunCommand), "chima"
+			// for a schedule, "" for a person's own.
+			`ALTER TABLE audit_log ADD COLUMN triggered_by TEXT NOT NULL DEFAULT ''`,
+			`CREATE INDEX audit_log_person ON audit_log (person, at)`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -39,13 +40,27 @@ func (s *Store) ClaimScheduleSlot(ctx context.Context, schedule string, slot tim
 	return n == 1, nil
 }
 
-// FinishScheduleSlot records how the command of a claimed slot ended.
+// FinishScheduleSlot records how the command of a claimed slot ended. A
+// slot whose outcome is known already keeps it: a plugin schedule's job may
+// end (ScheduledJobEnded) before the scheduler records it as enqueued.
 func (s *Store) FinishScheduleSlot(ctx context.Context, schedule string, slot time.Time, outcome, requestID string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
+		WHERE schedule = ? AND slot = ? AND outcome = ''`),
+		s.now().UnixMilli(), outcome, requestID, schedule, slot.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("finish schedule %s slot %s: %w", schedule, slot.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// ScheduledJobEnded records how the job a plugin schedule's slot enqueued
+// ended ("job succeeded"), replacing "enqueued".
+func (s *Store) ScheduledJobEnded(ctx context.Context, schedule string, slot time.Time, outcome, requestID string) error {
 	_, err := s.db.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
 		WHERE schedule = ? AND slot = ?`),
 		s.now().UnixMilli(), outcome, requestID, schedule, slot.UnixMilli())
 	if err != nil {
-		return fmt.Errorf("finish schedule %s slot %s: %w", schedule, slot.UTC().Format(time.RFC3339), err)
+		return fmt.Errorf("record the job of schedule %s slot %s: %w", schedule, slot.UTC().Format(time.RFC3339), err)
 	}
 	return nil
 }
@@ -69,4 +84,37 @@ func (s *Store) LastScheduleRun(ctx context.Context, schedule string) (ScheduleR
 		r.FinishedAt = time.UnixMilli(finished)
 	}
 	return r, true, nil
+}
+
+// ScheduleRuns returns the fired slots of schedule, oldest first, up to
+// limit (<= 0 means 50, the newest kept): what ran when, for checks of
+// catch-up and for listings.
+func (s *Store) ScheduleRuns(ctx context.Context, schedule string, limit int) ([]ScheduleRun, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT slot, started_at, finished_at, outcome, request_id
+		FROM schedule_runs WHERE schedule = ? ORDER BY slot DESC LIMIT ?`), schedule, limit)
+	if err != nil {
+		return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)
+	}
+	defer rows.Close()
+	var out []ScheduleRun
+	for rows.Next() {
+		var slot, started, finished int64
+		r := ScheduleRun{Schedule: schedule}
+		if err := rows.Scan(&slot, &started, &finished, &r.Outcome, &r.RequestID); err != nil {
+			return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)
+		}
+		r.Slot, r.StartedAt = time.UnixMilli(slot), time.UnixMilli(started)
+		if finished != 0 {
+			r.FinishedAt = time.UnixMilli(finished)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)
+	}
+	slices.Reverse(out)
+	return out, nil
 }

@@ -641,3 +641,33 @@ func TestADeployToAProtectedEnvironmentWaitsForApprovalAndThenRuns(t *testing.T)
 		t.Fatalf("approved rollback = %q %v", res.Text(), res.Errors)
 	}
 }
+
+func TestAPersonHoldsOneLockFromEveryChatTheySpeakFrom(t *testing.T) {
+	f := newFixture(t, "")
+	h := f.harness(t)
+	aliceOnSlack := &pluginv1.User{Id: "U024BE7LH", Name: "Alice", Person: "alice"}
+	aliceOnConsole := &pluginv1.User{Id: "alice", Name: "alice", Person: "alice"}
+	h.User = aliceOnSlack
+	if res := h.Command("deploy:lock", sdktest.Args{"app": "demo", "env": "staging", "reason": "migrating"}); !strings.Contains(res.Text(), "Locked demo in staging") {
+		t.Fatalf("lock: %q %v", res.Text(), res.Errors)
+	}
+	resp, _ := h.Host.Locks(context.Background(), &pluginv1.LocksRequest{})
+	if locks := resp.GetLocks(); len(locks) != 1 || locks[0].GetOwner() != "alice" {
+		t.Fatalf("locks = %v; want one held by the person alice", locks)
+	}
+	h.User = &pluginv1.User{Id: "bob"}
+	if msg := userError(h.Command("deploy", deployArgs("demo", "main", "staging"))); !strings.Contains(msg, "locked by alice since") {
+		t.Fatalf("bob's deploy: %q", msg)
+	}
+	h.User = aliceOnConsole
+	if res := h.Command("deploy", deployArgs("demo", "main", "staging")); userError(res) != "" {
+		t.Fatalf("alice's deploy from her other account was refused: %v", res.Errors)
+	}
+	h.RunEnqueued()
+	if !strings.Contains(f.mark(t, 1), "DEPLOY_SHA="+f.main) {
+		t.Fatal("alice's deployment did not run past her own lock")
+	}
+	if res := h.Command("deploy:unlock", sdktest.Args{"app": "demo", "env": "staging"}); !strings.Contains(res.Text(), "Unlocked demo in staging.") {
+		t.Fatalf("unlock from her other account: %q %v", res.Text(), res.Errors)
+	}
+}

@@ -372,6 +372,11 @@ func (t Target) ref() *sdk.MessageRef {
 	return &sdk.MessageRef{Adapter: t.Adapter, Room: t.Room, ThreadId: t.Thread}
 }
 
+// lockOwner is who u's locks are held by: their person of chima.yaml's
+// people, the same on every chat service (alice on Slack and alice on the
+// console hold one lock), else their account id.
+func lockOwner(u *sdk.User) string { return firstNonEmpty(u.GetPerson(), u.GetId()) }
+
 // lockedBy explains who holds an environment's lock, or "" when it is free
 // or held by user.
 func lockedBy(l *sdk.LockInfo, user string, now time.Time) string {
@@ -445,12 +450,12 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if err != nil {
 		return err
 	}
-	if who := lockedBy(l, user.GetId(), d.now()); who != "" {
+	if who := lockedBy(l, lockOwner(user), d.now()); who != "" {
 		return sdk.Errorf("%s in %s is %s. Ask them, or wait for deploy:unlock.", a.Name, env, who)
 	}
 	dep := &Deployment{
 		App: a.Name, Env: env, Ref: ref, Task: task, Hosts: c.Arg("hosts"), Force: c.Bool("force"),
-		User: user.GetId(), UserName: user.GetName(), State: StateQueued,
+		User: user.GetId(), UserName: user.GetName(), Owner: user.GetPerson(), State: StateQueued,
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
 	approve(dep, c.Approval())
@@ -749,8 +754,7 @@ func (d *deployer) cmdLock(c *sdk.Context) error {
 	if err != nil {
 		return err
 	}
-	user := c.User().GetId()
-	ok, holder, err := c.Lock(lockName(a.Name, env), sdk.LockOptions{Owner: user, Reason: c.Arg("reason")})
+	ok, holder, err := c.Lock(lockName(a.Name, env), sdk.LockOptions{Owner: lockOwner(c.User()), Reason: c.Arg("reason")})
 	if err != nil {
 		return err
 	}
@@ -775,12 +779,12 @@ func (d *deployer) cmdUnlock(c *sdk.Context) error {
 	for _, r := range user.GetRoles() {
 		force = force || r == "admin"
 	}
-	released, holder, err := c.Unlock(lockName(a.Name, env), user.GetId(), force)
+	released, holder, err := c.Unlock(lockName(a.Name, env), lockOwner(user), force)
 	if err != nil {
 		return err
 	}
 	switch {
-	case released && holder.GetOwner() != user.GetId():
+	case released && holder.GetOwner() != lockOwner(user):
 		return c.Reply("Unlocked %s in %s (it was %s).", a.Name, env, lockedBy(holder, "", d.now()))
 	case released:
 		return c.Reply("Unlocked %s in %s.", a.Name, env)
@@ -982,12 +986,12 @@ func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
 	if err != nil {
 		return err
 	}
-	if who := lockedBy(l, user.GetId(), d.now()); who != "" {
+	if who := lockedBy(l, lockOwner(user), d.now()); who != "" {
 		return sdk.Errorf("%s in %s is %s.", a.Name, env, who)
 	}
 	dep := &Deployment{
 		App: a.Name, Env: env, Ref: previous.SHA, Task: previous.Task, Hosts: previous.Hosts, Force: true,
-		User: user.GetId(), UserName: user.GetName(), State: StateQueued, RollbackOf: current.ID,
+		User: user.GetId(), UserName: user.GetName(), Owner: user.GetPerson(), State: StateQueued, RollbackOf: current.ID,
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
 	// Asked once there is something to roll back to, which a refusal

@@ -33,17 +33,21 @@ const (
 // Chima's own number for it, the one people type (deploy:status 12);
 // GitHubID is set in GitHub mode.
 type Deployment struct {
-	ID         int64  `json:"id"`
-	GitHubID   int64  `json:"github_id,omitempty"`
-	App        string `json:"app"`
-	Env        string `json:"env"`
-	Ref        string `json:"ref"`
-	SHA        string `json:"sha,omitempty"`
-	Task       string `json:"task"`
-	Hosts      string `json:"hosts,omitempty"`
-	Force      bool   `json:"force,omitempty"`
-	User       string `json:"user"`
-	UserName   string `json:"user_name,omitempty"`
+	ID       int64  `json:"id"`
+	GitHubID int64  `json:"github_id,omitempty"`
+	App      string `json:"app"`
+	Env      string `json:"env"`
+	Ref      string `json:"ref"`
+	SHA      string `json:"sha,omitempty"`
+	Task     string `json:"task"`
+	Hosts    string `json:"hosts,omitempty"`
+	Force    bool   `json:"force,omitempty"`
+	User     string `json:"user"`
+	UserName string `json:"user_name,omitempty"`
+	// Owner is who the deployment's locks are checked against: the
+	// person of chima.yaml's people who asked (the same on every chat),
+	// empty for an account in none (then User is).
+	Owner      string `json:"owner,omitempty"`
 	State      string `json:"state"`
 	Detail     string `json:"detail,omitempty"`
 	JobID      int64  `json:"job_id,omitempty"`
@@ -317,6 +321,10 @@ func (r *records) list(c *sdk.Context, app, env string, limit int) ([]*Deploymen
 	}
 	return out, nil
 }
+
+// lockOwner is the owner of the locks the deployment may pass: its
+// person's, else its user's.
+func (d *Deployment) lockOwner() string { return firstNonEmpty(d.Owner, d.User) }
 
 // Person is who asked for the deployment as chat shows them: their name
 // where the chat service gave one (Slack and Mattermost report ids such as

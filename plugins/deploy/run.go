@@ -62,7 +62,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if who := lockedBy(l, dep.User, d.now()); who != "" {
+	if who := lockedBy(l, dep.lockOwner(), d.now()); who != "" {
 		return d.finish(c, dep, StateFailure, fmt.Sprintf("%s in %s is %s", dep.App, dep.Env, who), "")
 	}
 	dep, err = d.records.update(c, id, func(x *Deployment) {

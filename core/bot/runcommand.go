@@ -86,6 +86,12 @@ func (b *Bot) runForPlugin(ctx context.Context, plugin string, r *pluginv1.RunCo
 	resp := &pluginv1.RunCommandResponse{RequestId: id, Outcome: outcome, Detail: detail}
 	switch outcome {
 	case "ok", "denied":
+	case "approval":
+		// Waiting for its approvers: "approval 12 requested; …".
+		var id int64
+		if _, err := fmt.Sscanf(detail, "approval %d requested", &id); err == nil {
+			resp.ApprovalId = id
+		}
 	case "rejected":
 		resp.Outcome = "unknown"
 	default:

@@ -121,3 +121,27 @@ func TestAPluginRunningItselfStopsAtTheDepthLimit(t *testing.T) {
 		t.Errorf("%d recurse commands ran triggered by the plugin; want 4 (the depth limit)", n)
 	}
 }
+
+func TestACommandAPluginRunsThatNeedsApprovalWaitsAndNamesTheRequest(t *testing.T) {
+	tb := startBot(t, botOptions{
+		plugins: []string{"runner", "crashy"},
+		people:  map[string][]string{"alice": {"mem:alice"}, "bob": {"mem:bob"}},
+		roles: map[string]config.Role{
+			"admin":            {People: []string{"alice"}, Permissions: []string{"admin:*"}},
+			"release-managers": {People: []string{"bob"}},
+		},
+		policies: []config.Policy{{Command: "whoami",
+			Approval: &config.ApprovalRule{Approvers: []string{"release-managers"}, Count: 1, TTL: 30 * time.Minute}}},
+		runAs: map[string][]string{"runner": {"alice"}},
+	})
+	tb.sayAs("dave", "general", "chima runas alice whoami")
+	// The room and the approver (by DM) are asked; the runner's reply
+	// carries RunCommand's answer: outcome approval, and the request.
+	tb.expectAll("Approval needed (request 1)", "Asked in mem:general", "(approval #1)")
+	e := tb.auditUntil("of whoami waiting for approval", func(e store.AuditEntry) bool {
+		return e.Command == "whoami" && e.Outcome == "approval" && e.TriggeredBy == "runner"
+	})
+	if e.Person != "alice" {
+		t.Errorf("audit entry = %+v; want alice's request", e)
+	}
+}

@@ -27,6 +27,9 @@ func plugin() *sdk.Plugin {
 					if err != nil {
 						return c.Reply("runas failed: %v", err)
 					}
+					if res.ApprovalID != 0 {
+						return c.Reply("runas %s: %s %s (approval #%d)", res.RequestID, res.Outcome, res.Detail, res.ApprovalID)
+					}
 					return c.Reply("runas %s: %s %s", res.RequestID, res.Outcome, res.Detail)
 				}},
 			{Name: "recurse", Usage: "recurse <who>", Args: []sdk.Arg{{Name: "who", Required: true}},

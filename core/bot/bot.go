@@ -320,7 +320,7 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
-		b.process(ctx, m, text, id, nil, "")
+		b.process(ctx, m, text, id, nil, "", false)
 	})
 }
 
@@ -366,7 +366,7 @@ func (b *Bot) Process(ctx context.Context, m chat.Message) (res Result, handled 
 	b.inflight.Add(1)
 	defer b.inflight.Done()
 	id := b.newRequestID()
-	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id, nil, "")}, true
+	return Result{RequestID: id, Outcome: b.process(ctx, m, text, id, nil, "", true)}, true
 }
 
 func (b *Bot) newRequestID() string {
@@ -376,11 +376,16 @@ func (b *Bot) newRequestID() string {
 // process routes, authorises, runs and audits one command, and returns its
 // outcome. via is the click on a command button the command comes from, nil
 // for a typed one; schedule names the schedule that ran it, "" for none.
-func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, schedule string) string {
+// Its replies are queued, not waited for (see replyWindow), unless
+// waitReplies: Process promises they were delivered when it returns.
+func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, schedule string, waitReplies bool) string {
 	start := time.Now()
 	b.o.Metrics.InFlight.Inc()
 	defer b.o.Metrics.InFlight.Dec()
 	out := b.newReplier(m)
+	if waitReplies {
+		defer out.wait(ctx)
+	}
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: m.Ref.Adapter, Room: m.Ref.Room,
 		UserID: m.User.ID, UserName: m.User.Name, Text: text, Via: via.audit(),

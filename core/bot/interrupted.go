@@ -187,6 +187,7 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	defer cancel()
 	out := b.replierTo(j.Notify, j.Notify)
 	out.plugin = j.Plugin
+	defer out.wait(ctx) // the room is told before the job counts as ended
 	var done *pluginv1.Done
 	failed := false
 	err = b.o.Plugins.Call(cctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{

@@ -25,7 +25,7 @@ func (b *Bot) RunScheduled(ctx context.Context, name string, room chat.MessageRe
 	m := chat.Message{Ref: ref, User: chat.User{ID: as, Name: as}, Text: command, Time: time.Now()}
 	done := make(chan Result, 1)
 	if !b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
-		done <- Result{RequestID: id, Outcome: b.process(ctx, m, command, id, nil, name)}
+		done <- Result{RequestID: id, Outcome: b.process(ctx, m, command, id, nil, name, false)}
 	}) {
 		return Result{Outcome: "cancelled"}
 	}

@@ -120,7 +120,15 @@ func (o *Outbox) settleLocked(q *queue, it *item, ref chat.MessageRef, err error
 		it.done++
 		if it.done == len(it.parts) {
 			o.removeLocked(q, it)
-			it.result <- outcome{ref: it.first}
+			it.res = outcome{ref: it.first}
+			close(it.fin)
+			if it.edit != nil && q.ed != nil && it.first.MessageID != "" {
+				// Edited (UpdateQueued) while it was being posted: the edit
+				// goes behind it, as an edit of what was posted.
+				if err := o.updateLocked(it.ctx, q.a, q.ed, it.first, *it.edit, true); err != nil {
+					o.log.Error("chat message edit not queued", "adapter", q.key.adapter, "room", q.key.room, "error", err)
+				}
+			}
 		}
 		return
 	}
@@ -203,11 +211,12 @@ func (o *Outbox) failLocked(q *queue, it *item, reason string, err error) {
 		attrs = append(attrs, "parts", len(it.parts), "parts_sent", it.done)
 	}
 	o.log.Error("chat message not delivered", attrs...)
-	if it.result != nil {
+	if it.fin != nil {
 		if it.done > 0 {
 			err = fmt.Errorf("sent %d of %d parts: %w", it.done, len(it.parts), err)
 		}
-		it.result <- outcome{ref: it.first, err: err}
+		it.res = outcome{ref: it.first, err: err}
+		close(it.fin)
 	}
 }
 

@@ -254,6 +254,9 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /api/v4/posts/{id}/actions/{action}", s.auth(s.doAction))
 	m.HandleFunc("POST /api/v4/commands/execute", s.auth(s.executeCommand))
 	m.HandleFunc("GET /api/v4/websocket", s.websocket)
+	m.HandleFunc("GET /api/v4/teams/name/{team}", s.auth(s.getTeamByName))
+	m.HandleFunc("GET /api/v4/users/{id}/teams/{team}/channels", s.auth(s.channelsOfUser))
+	m.HandleFunc("GET /api/v4/channels/{id}/posts", s.auth(s.postsSince))
 }
 
 // appError writes an error body as the real server does.
@@ -690,6 +693,72 @@ func (s *Server) getThread(w http.ResponseWriter, r *http.Request, me *model.Use
 	for _, x := range thread {
 		list.AddOrder(x.Id)
 		list.AddPost(clientPost(x))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) getTeamByName(w http.ResponseWriter, r *http.Request, _ *model.User) {
+	if r.PathValue("team") != s.Team.Name {
+		appError(w, http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team.")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Team)
+}
+
+// channelsOfUser lists the channels of the team a user is a member of,
+// direct ones included, as the real server does; only for the caller
+// themselves or an admin.
+func (s *Server) channelsOfUser(w http.ResponseWriter, r *http.Request, me *model.User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	uid := r.PathValue("id")
+	if uid == "me" {
+		uid = me.Id
+	}
+	if uid != me.Id && !s.admins[me.Id] {
+		forbidden(w)
+		return
+	}
+	out := []*model.Channel{}
+	for _, c := range s.channels {
+		if (c.TeamId == s.Team.Id || c.TeamId == "") && s.members[c.Id][uid] {
+			out = append(out, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// postsSince is GET /channels/{id}/posts?since=ms: the posts of the channel
+// created or changed since then, as the real server answers it (only since
+// is supported).
+func (s *Server) postsSince(w http.ResponseWriter, r *http.Request, me *model.User) {
+	since, err := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	if err != nil {
+		appError(w, http.StatusBadRequest, "api.context.invalid_url_param.app_error", "Invalid or missing since parameter.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[r.PathValue("id")]
+	if c == nil {
+		appError(w, http.StatusNotFound, "app.channel.get.existing.app_error", "Unable to find the existing channel.")
+		return
+	}
+	if !s.canRead(c, me) {
+		forbidden(w)
+		return
+	}
+	var found []*model.Post
+	for _, p := range s.posts {
+		if p.ChannelId == c.Id && max(p.CreateAt, p.UpdateAt, p.DeleteAt) >= since {
+			found = append(found, p)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].CreateAt > found[j].CreateAt })
+	list := model.NewPostList()
+	for _, p := range found {
+		list.AddOrder(p.Id)
+		list.AddPost(clientPost(p))
 	}
 	writeJSON(w, http.StatusOK, list)
 }

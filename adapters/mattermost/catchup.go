@@ -28,7 +28,7 @@ const catchUpSlack = 10 * time.Second
 // Failures are logged: the websocket is up, and what comes next is served.
 func (a *Adapter) catchUp(ctx context.Context, h chat.Handler) {
 	now := time.Now()
-	since := a.heard - catchUpSlack.Milliseconds()
+	since := max(a.heard-catchUpSlack.Milliseconds(), a.started)
 	if oldest := now.Add(-a.opts.CatchUp).UnixMilli(); since < oldest {
 		a.log.Warn("mattermost: the websocket was down longer than the catch-up window: posts made before it are not answered",
 			"down_since", time.UnixMilli(a.heard), "catch_up", a.opts.CatchUp)

@@ -94,7 +94,8 @@ func (g *gate) open() { g.closed.Store(false) }
 
 // Posts made while the websocket is down are fetched when it is back and
 // handled once each, in order, before what comes after; posts handled
-// before the drop are not handled again.
+// before the drop are not handled again, nor posts from before the adapter
+// started.
 func TestPostsMadeWhileTheWebsocketWasDownAreHandledOnceItIsBack(t *testing.T) {
 	for name, newBackend := range map[string]func(*testing.T) backend{
 		"fake": func(t *testing.T) backend { return newFakeBackend(t) },
@@ -112,6 +113,9 @@ func TestPostsMadeWhileTheWebsocketWasDownAreHandledOnceItIsBack(t *testing.T) {
 					t.Fatalf("alice posting %q: %v", text, err)
 				}
 			}
+			// Said before the bot started: not its to answer, then or
+			// after a reconnect.
+			post("before the bot")
 			g := newGate(t, b.url())
 			_, _, token := b.bot()
 			var connects atomic.Int32

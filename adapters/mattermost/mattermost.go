@@ -121,6 +121,9 @@ type Adapter struct {
 	// was given. 0 before the first connection. Touched by Run's goroutine
 	// only.
 	heard int64
+	// started is when (unix ms) the first websocket connected: catchUp
+	// never reaches before it, what was said then is not the bot's.
+	started int64
 	// teamID is the id of Options.Team, once looked up.
 	teamID string
 }
@@ -485,6 +488,7 @@ func (a *Adapter) connected(ctx context.Context, h chat.Handler) {
 		// The first connection: what was said before the bot started is
 		// not its to answer.
 		a.heard = time.Now().UnixMilli()
+		a.started = a.heard
 	} else if a.opts.CatchUp >= 0 {
 		a.catchUp(ctx, h)
 	}

@@ -74,7 +74,9 @@ type Server struct {
 	conns     map[*conn]bool
 	limits    []time.Duration
 	closed    bool
-	wg        sync.WaitGroup
+	// lastCreate is the create_at of the newest post.
+	lastCreate int64
+	wg         sync.WaitGroup
 }
 
 // New starts a fake server on 127.0.0.1 with one team, "acme".
@@ -507,7 +509,10 @@ func (s *Server) create(p *model.Post, me *model.User) (*model.Post, int, string
 	post := p.Clone()
 	post.Id = model.NewId()
 	post.UserId = me.Id
-	post.CreateAt = model.GetMillis()
+	// Strictly increasing, so that posts made within one millisecond
+	// still have an order (GET /channels/{id}/posts sorts by it).
+	post.CreateAt = max(model.GetMillis(), s.lastCreate+1)
+	s.lastCreate = post.CreateAt
 	post.UpdateAt = post.CreateAt
 	post.EditAt, post.DeleteAt = 0, 0
 	if me.IsBot {

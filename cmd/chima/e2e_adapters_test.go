@@ -757,11 +757,14 @@ func TestAdaptersAllRunInOneBotProcess(t *testing.T) {
 		if got := end.Form.Get("thread_ts"); got != ts {
 			t.Errorf("the end was posted in thread %q, want the command's %q", got, ts)
 		}
-		progress := b.slack.waitCall(t, "chat.postMessage", "step 1")
+		// The progress message is posted with what the deploy said by
+		// then (under load, maybe no step yet), then edited.
+		const log = "chima: deployment #1 of demo/main to staging"
+		progress := b.slack.waitCall(t, "chat.postMessage", log)
 		if got := progress.Form.Get("thread_ts"); got != ts {
 			t.Errorf("progress posted in thread %q, want the command's %q", got, ts)
 		}
-		if n := b.slack.count("chat.postMessage", "step "); n != 1 {
+		if n := b.slack.count("chat.postMessage", log); n != 1 {
 			t.Errorf("progress was posted %d times, want once then edited:\n%s", n, b.slack.dump())
 		}
 		var edits []slackCall

@@ -143,6 +143,12 @@ func TestBotKilledMidDeploysOnSlackAndMattermostEndsThemAndTellsEachRoom(t *test
 	b.slackInThread(t, slackRoot, "Deployment #1 of demo/slow", why)
 	mm.waitReply(t, root.Id, why)
 
+	// The store says so too, for each.
+	for _, id := range []int{1, 2} {
+		b.say(t, fmt.Sprintf("chima deploy:status %d", id))
+		b.expect(t, why)
+	}
+
 	// The locks were released: the same environments deploy again, from
 	// the same rooms.
 	again := b.mention(t, "Ev0RESKILL02", 2, "deploy demo to staging")

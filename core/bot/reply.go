@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"time"
@@ -134,9 +135,13 @@ func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Outpu
 		// The outbox takes the edit, or says at once why not (full,
 		// closed), which a new message would not escape; it logs and
 		// counts that itself. A progress message not posted yet is
-		// posted with the latest progress instead.
-		_ = r.b.updateQueued(ctx, r.adapter, t, out)
-		return
+		// posted with the latest progress instead; one that could not be
+		// posted is posted anew.
+		err := r.b.updateQueued(ctx, r.adapter, t, out)
+		if !errors.Is(err, outbox.ErrNotPosted) {
+			return
+		}
+		delete(r.progress, key)
 	}
 	if !r.caps.Edits {
 		// The outbox coalesces edits; new messages are the replier's to

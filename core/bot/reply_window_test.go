@@ -85,3 +85,34 @@ func TestAFloodOfRepliesToARateLimitedRoomIsBoundedAndKeepsItsOrder(t *testing.T
 	}
 	b.closeOutbox()
 }
+
+// refusedOnce is a Memory adapter that refuses its first post for good.
+type refusedOnce struct {
+	*chattest.Memory
+	tried atomic.Bool
+}
+
+func (a *refusedOnce) Send(ctx context.Context, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
+	if !a.tried.Swap(true) {
+		return chat.MessageRef{}, fmt.Errorf("refused: %w", chat.ErrRefused)
+	}
+	return a.Memory.Send(ctx, to, out)
+}
+
+// A progress message the service refused is not edited, as there is
+// nothing to edit: the next progress is posted anew.
+func TestProgressWhoseMessageWasRefusedIsPostedAnew(t *testing.T) {
+	mem := &refusedOnce{Memory: chattest.NewMemory("chat")}
+	b := New(Options{Adapters: []chat.Adapter{mem}})
+	r := b.replierTo(chat.MessageRef{Adapter: "chat", Room: "ops", MessageID: "m1"}, chat.MessageRef{Adapter: "chat", Room: "ops"})
+	ctx := context.Background()
+	r.progressUpdate(ctx, "log", chat.Output{Text: "step 1"})
+	<-r.progress["log"].Done()
+	r.progressUpdate(ctx, "log", chat.Output{Text: "step 2"})
+	r.wait(ctx)
+	b.closeOutbox()
+	sent := mem.Sent()
+	if len(sent) != 1 || sent[0].Edited || sent[0].Out.Text != "step 2" {
+		t.Fatalf("the service got %+v, want step 2 posted", sent)
+	}
+}

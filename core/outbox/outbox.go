@@ -33,6 +33,9 @@ var (
 	// ErrCannotEdit is returned by Update for an adapter without
 	// chat.Editor.
 	ErrCannotEdit = errors.New("adapter cannot edit messages")
+	// ErrNotPosted is returned by UpdateQueued for a message that was
+	// given up: there is nothing to edit.
+	ErrNotPosted = errors.New("the message was not posted")
 )
 
 // abortGrace is how long Close, past its deadline, waits for calls in
@@ -330,7 +333,7 @@ func (o *Outbox) UpdateQueued(ctx context.Context, t *Ticket, out chat.Output) e
 	case <-it.fin:
 		o.mu.Unlock()
 		if it.res.err != nil {
-			return fmt.Errorf("update of a message not delivered: %w", it.res.err)
+			return fmt.Errorf("update %s: %w: %w", it.to, ErrNotPosted, it.res.err)
 		}
 		return o.Update(ctx, t.a, it.res.ref, out)
 	default:

@@ -584,6 +584,13 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 	if to.ThreadID != "" {
 		post.RootId = a.rootOf(to.ThreadID)
 	}
+	// The server answers a post with a pending_post_id it saw in the last
+	// 30 s with that post instead of making another: a retry of a post
+	// whose answer was lost (the connection cut as the server answered)
+	// does not show twice. The outbox's key is the same across attempts.
+	if k := chat.SendKey(ctx); k != "" {
+		post.PendingPostId = k
+	}
 	c := a.client(ctx)
 	created, resp, err := c.CreatePost(post)
 	if err != nil && post.RootId != "" && isRootIDError(resp, err) {

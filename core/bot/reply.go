@@ -41,7 +41,7 @@ type replier struct {
 // replyWindow is how many replies of one request may wait in the outbox
 // before the replier waits for the oldest. A reply is queued, not waited
 // for: a room that waits out a long Retry-After does not hold the command's
-// goroutine (nor its slot of Options.MaxConcurrent, nor its conversation's
+// goroutine (nor its slot of Options.MaxConcurrency, nor its conversation's
 // turn) for as long. Past the window the request waits, so that a plugin
 // that floods a slow room is slowed down instead of filling the outbox.
 const replyWindow = 32

@@ -2,11 +2,14 @@ package outbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +122,11 @@ type Outbox struct {
 	abortOnce sync.Once
 	workers   sync.WaitGroup
 
+	// keyPrefix and seq make each Send's chat.SendKey: unique to this
+	// outbox, the same across the attempts of one part.
+	keyPrefix string
+	seq       atomic.Uint64
+
 	mu       sync.Mutex
 	queues   map[qkey]*queue
 	pending  int
@@ -182,6 +190,8 @@ type item struct {
 	inflight  bool
 	q         *queue
 	msg       *message // an Update's message
+	// seq numbers a Send, for its chat.SendKey.
+	seq uint64
 	// fin is closed, and res set, when a Send is answered: posted or
 	// given up. nil for an Update.
 	fin chan struct{}
@@ -229,8 +239,11 @@ func New(o Options) *Outbox {
 		o.Clock = realClock{}
 	}
 	abort, abortNow := context.WithCancel(context.Background())
+	var prefix [6]byte
+	_, _ = rand.Read(prefix[:])
 	return &Outbox{
-		log: o.Logger, m: newMetrics(o.Registerer), clock: o.Clock,
+		keyPrefix: "chima-" + hex.EncodeToString(prefix[:]),
+		log:       o.Logger, m: newMetrics(o.Registerer), clock: o.Clock,
 		interval: o.DefaultMinEditInterval, intervals: o.MinEditInterval,
 		maxPending: o.MaxPending, maxTotal: o.MaxPendingTotal, attempts: o.MaxAttempts,
 		backoff: o.Backoff, timeout: o.CallTimeout,
@@ -310,7 +323,7 @@ func (o *Outbox) queueSend(ctx context.Context, a chat.Adapter, to chat.MessageR
 	if len(parts) > 1 {
 		o.m.reshaped.WithLabelValues(a.Name(), "split").Inc()
 	}
-	it := &item{op: opSend, ctx: ctx, to: to, parts: parts, fin: make(chan struct{})}
+	it := &item{op: opSend, ctx: ctx, to: to, parts: parts, fin: make(chan struct{}), seq: o.seq.Add(1)}
 	if err := o.enqueue(a, to.Room, it); err != nil {
 		return nil, err
 	}

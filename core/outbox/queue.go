@@ -91,6 +91,11 @@ func (o *Outbox) call(q *queue, it *item) (chat.MessageRef, error) {
 	defer stop()
 	out := it.parts[it.done]
 	if it.op == opSend {
+		// Every attempt at this part carries one key: a post whose answer
+		// was lost (the connection cut as the service answered) and that
+		// is tried again is then the same post to a service that
+		// deduplicates, not a second copy in the room.
+		ctx = chat.WithSendKey(ctx, fmt.Sprintf("%s-%d-%d", o.keyPrefix, it.seq, it.done))
 		return q.a.Send(ctx, it.to, out)
 	}
 	return it.to, q.ed.Update(ctx, it.to, out)

@@ -104,3 +104,42 @@ func TestEditsOfAQueuedMessageReachItWhetherOrNotItIsPosted(t *testing.T) {
 		})
 	}
 }
+
+// keyed records the chat.SendKey of every Send attempt.
+type keyed struct {
+	*fakeAdapter
+	keys []string
+}
+
+func (k *keyed) Send(ctx context.Context, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
+	k.mu.Lock()
+	k.keys = append(k.keys, chat.SendKey(ctx))
+	k.mu.Unlock()
+	return k.fakeAdapter.Send(ctx, to, out)
+}
+
+// Every attempt at one message carries one chat.SendKey, so a service that
+// deduplicates shows a retried post once; another message, or another part
+// of a split one, has another key.
+func TestEveryAttemptAtAPostCarriesOneKey(t *testing.T) {
+	o := New(Options{Backoff: func(int) time.Duration { return 0 }, Registerer: prometheus.NewRegistry()})
+	f := newFake("slack")
+	f.max = 10
+	f.hook = func(c call, n int) error {
+		if n == 1 {
+			return errors.New("connection reset by peer") // the answer was lost
+		}
+		return nil
+	}
+	a := &keyed{fakeAdapter: f}
+	for _, text := range []string{"first", "a second message, split in two"} {
+		if _, err := o.Send(context.Background(), a, roomRef("ops"), txt(text)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeOutbox(t, o)
+	k := a.keys
+	if len(k) < 4 || k[0] == "" || k[0] != k[1] || k[1] == k[2] || k[2] == k[len(k)-1] {
+		t.Fatalf("keys of the attempts = %q, want the first two (one post, tried again) equal, and the others their own", k)
+	}
+}

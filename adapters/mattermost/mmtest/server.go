@@ -76,7 +76,9 @@ type Server struct {
 	closed    bool
 	// lastCreate is the create_at of the newest post.
 	lastCreate int64
-	wg         sync.WaitGroup
+	// pending maps pending_post_ids to the posts they made.
+	pending map[string]string
+	wg      sync.WaitGroup
 }
 
 // New starts a fake server on 127.0.0.1 with one team, "acme".
@@ -92,6 +94,7 @@ func New() *Server {
 		raw:       map[string][]byte{},
 		commands:  map[string]*model.Command{},
 		conns:     map[*conn]bool{},
+		pending:   map[string]string{},
 	}
 	s.Team = &model.Team{Id: model.NewId(), Name: "acme", DisplayName: "Acme", Type: model.TeamOpen, CreateAt: model.GetMillis()}
 	mux := http.NewServeMux()
@@ -460,7 +463,18 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request, me *model.Us
 		http.Error(w, "limit exceeded", http.StatusTooManyRequests)
 		return
 	}
+	// As the real server: a post whose pending_post_id was seen is
+	// answered with the post made then (the real server remembers for
+	// 30 s; this one for its life).
+	if prev := s.posts[s.pending[p.PendingPostId]]; p.PendingPostId != "" && prev != nil {
+		s.mu.Unlock()
+		writeJSON(w, http.StatusCreated, clientPost(prev))
+		return
+	}
 	created, status, id, msg := s.create(&p, me)
+	if created != nil && p.PendingPostId != "" {
+		s.pending[p.PendingPostId] = created.Id
+	}
 	if created != nil {
 		s.raw[created.Id] = body
 	}
@@ -734,10 +748,14 @@ func (s *Server) channelsOfUser(w http.ResponseWriter, r *http.Request, me *mode
 }
 
 // postsSince is GET /channels/{id}/posts?since=ms: the posts of the channel
-// created or changed since then, as the real server answers it (only since
-// is supported).
+// created or changed since then, as the real server answers it; without
+// since, every post of the channel.
 func (s *Server) postsSince(w http.ResponseWriter, r *http.Request, me *model.User) {
-	since, err := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64)
+	// Without since: every post (page and per_page are not supported).
+	since, err := int64(0), error(nil)
+	if v := r.URL.Query().Get("since"); v != "" {
+		since, err = strconv.ParseInt(v, 10, 64)
+	}
 	if err != nil {
 		appError(w, http.StatusBadRequest, "api.context.invalid_url_param.app_error", "Invalid or missing since parameter.")
 		return

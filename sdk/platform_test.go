@@ -1,6 +1,7 @@
 package sdk_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -153,5 +154,30 @@ func TestSchedulesSetByConfigureAreInTheManifest(t *testing.T) {
 	if s.GetName() != "nightly-db" || s.GetCron() != "0 3 * * *" || s.GetJobKind() != "backup" || string(s.GetPayload()) != "db" ||
 		s.GetTimezone() != "Europe/Berlin" || !s.GetCatchUp() || s.GetQueueKey() != "backup:db" {
 		t.Errorf("schedule = %v", s)
+	}
+}
+
+func TestKVCreateCompareAndSwapAndIncrementThroughTheHost(t *testing.T) {
+	var log []string
+	p := &sdk.Plugin{Name: "kv", Commands: []sdk.Command{{Name: "kv", Run: func(c *sdk.Context) error {
+		kv := c.KV()
+		created, cur, err := kv.Create("k", []byte("a"))
+		log = append(log, fmt.Sprint("create ", created, " ", string(cur), " ", err))
+		created, cur, err = kv.Create("k", []byte("b"))
+		log = append(log, fmt.Sprint("create ", created, " ", string(cur), " ", err))
+		swapped, cur, err := kv.CompareAndSwap("k", []byte("x"), []byte("c"))
+		log = append(log, fmt.Sprint("swap ", swapped, " ", string(cur), " ", err))
+		swapped, cur, err = kv.CompareAndSwap("k", []byte("a"), []byte("c"))
+		log = append(log, fmt.Sprint("swap ", swapped, " ", string(cur), " ", err))
+		for range 2 {
+			n, err := kv.Increment("seq", 5)
+			log = append(log, fmt.Sprint("incr ", n, " ", err))
+		}
+		return nil
+	}}}}
+	sdktest.New(t, p).Command("kv", nil)
+	want := []string{"create true a <nil>", "create false a <nil>", "swap false a <nil>", "swap true c <nil>", "incr 5 <nil>", "incr 10 <nil>"}
+	if !slices.Equal(log, want) {
+		t.Errorf("got %q, want %q", log, want)
 	}
 }

@@ -545,6 +545,8 @@ func (a *Adapter) handlePost(ctx context.Context, h chat.Handler, p *postedPost,
 		Direct:    direct,
 		Mentioned: mentioned,
 		Time:      time.UnixMilli(p.CreateAt),
+		// Every connection gets every post: replicas answer once.
+		DeliveryKey: p.ID,
 	})
 }
 

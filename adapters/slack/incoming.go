@@ -60,6 +60,8 @@ func (a *Adapter) handleEvent(eventID string, inner slackevents.EventsAPIInnerEv
 			return // its app_mention delivers it
 		}
 		msg.Ref.Adapter = a.Name()
+		// Slack retries an event to whichever replica, with one event_id.
+		msg.DeliveryKey = eventID
 		if msg.Ref.ThreadID == msg.Ref.MessageID {
 			msg.Ref.ThreadID = "" // a thread's root is not in a thread
 		}

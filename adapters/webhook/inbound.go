@@ -238,9 +238,12 @@ func (a *Adapter) serve(w http.ResponseWriter, r *http.Request, h *hook) {
 		}
 	}
 	m := chat.Message{
-		Ref:  chat.MessageRef{Adapter: a.name, Room: body.Room, MessageID: id, ThreadID: body.Thread},
-		User: chat.User{ID: body.User, Name: body.User},
-		Text: body.Text,
+		Ref: chat.MessageRef{Adapter: a.name, Room: body.Room, MessageID: id, ThreadID: body.Thread},
+		// A sender that retries a delivery to another replica is
+		// answered once, when it names its deliveries.
+		DeliveryKey: deliveryKey(h.name, r),
+		User:        chat.User{ID: body.User, Name: body.User},
+		Text:        body.Text,
 		// A hook speaks to the bot: by default its text is a command
 		// without the bot's name, as a native mention would be.
 		Mentioned: h.mention,
@@ -403,4 +406,13 @@ func (w *waiter) response() Response {
 		texts[i] = r.Text
 	}
 	return Response{ID: w.id, Text: strings.Join(texts, "\n\n"), Replies: w.replies}
+}
+
+// deliveryKey is the chat.Message.DeliveryKey of a request to hook: the
+// hook and the sender's delivery id, or "" when the sender names none.
+func deliveryKey(hook string, r *http.Request) string {
+	if d := deliveryID(r); d != "" {
+		return hook + "/" + d
+	}
+	return ""
 }

@@ -8,8 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/chimaops/chima/adapters/shell"
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/config"
@@ -37,7 +41,7 @@ type app struct {
 	// startErrs are the plugins that could not start; the bot runs without.
 	startErrs []error
 	// storeLock makes this process the only bot on its store (lockStore).
-	storeLock *os.File
+	storeLock io.Closer
 	// adapters are the configured chat adapters, built when
 	// appOptions.adapters asked for them (chima run).
 	adapters *builtAdapters
@@ -56,6 +60,8 @@ type appOptions struct {
 	adapters bool
 	// interactive: stdin is a terminal, for a console adapter.
 	interactive bool
+	// replica overrides store.replica (chima run --replica).
+	replica string
 }
 
 // newLogger returns the bot's logger: text lines on w at level, with every
@@ -132,18 +138,29 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	a.policy = policy.NewWithPeople(cfg.People, cfg.Roles, cfg.Policies)
 
 	if o.withBot {
-		if cfg.Store.Driver != "" && cfg.Store.Driver != "sqlite" {
-			return nil, fmt.Errorf("store driver %q is not available in this build; use sqlite", cfg.Store.Driver)
-		}
 		// Before anything starts: a second bot must not touch the first's
-		// jobs, nor start plugins beside its own.
-		if a.storeLock, err = lockStore(cfg.Store.Path); err != nil {
-			return nil, err
+		// jobs, nor start plugins beside its own. SQLite's lock is a file
+		// beside the store, PostgreSQL's an advisory lock of the session.
+		if cfg.Store.Driver != config.DriverPostgres {
+			f, err := lockStore(cfg.Store.Path)
+			if err != nil {
+				return nil, err
+			}
+			if f != nil {
+				a.storeLock = f
+			}
 		}
-		a.store, err = store.Open(ctx, "sqlite", cfg.Store.Path)
+		a.store, err = openStore(ctx, cfg)
 		if err != nil {
 			a.close()
 			return nil, fmt.Errorf("open store: %w", err)
+		}
+		if cfg.Store.Driver == config.DriverPostgres {
+			a.store.SetReplica(store.Replica{ID: replicaID(cfg, o.replica), Lease: cfg.Store.Lease})
+			if a.storeLock, err = a.store.HoldRunLock(ctx); err != nil {
+				a.close()
+				return nil, err
+			}
 		}
 	}
 
@@ -180,8 +197,16 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			Redactor:                  red,
 			FinishJobsWhenAdaptersEnd: o.finishJobs,
 			DefaultAdapter:            cfg.DefaultAdapter(),
+			Lease:                     cfg.Store.Lease,
+			Approvals:                 approvals.New(a.store, a.policy, nil),
+			EventRetry: store.Retry{
+				MaxAttempts: cfg.Webhooks.Retry.Attempts, Backoff: cfg.Webhooks.Retry.Backoff, MaxBackoff: cfg.Webhooks.Retry.MaxBackoff,
+			},
 		})
 		a.bot = b
+		if a.store.Shared() {
+			a.registerReplicaMetrics()
+		}
 	} else {
 		a.host = pluginhost.New(a.hostOptions(nil))
 	}
@@ -280,7 +305,7 @@ func (a *app) pluginStatus() []pluginhost.Status {
 
 // health is the host's Health, then the audit log's (unhealthy while its
 // writes fail), with secret values masked: /healthz answers whoever asks.
-func (a *app) health(context.Context) error {
+func (a *app) health(ctx context.Context) error {
 	if err := a.host.Health(); err != nil {
 		return errors.New(a.redact.String(err.Error()))
 	}
@@ -289,7 +314,43 @@ func (a *app) health(context.Context) error {
 			return errors.New(a.redact.String("audit log: " + err.Error()))
 		}
 	}
+	if a.store != nil && a.store.Shared() {
+		if err := a.store.DB().PingContext(ctx); err != nil {
+			return errors.New(a.redact.String("store: " + err.Error()))
+		}
+	}
 	return nil
+}
+
+// healthDetails is what /healthz says below "ok" on a shared store: which
+// replica answered, and the job leases it holds.
+func (a *app) healthDetails(ctx context.Context) string {
+	if a.store == nil || !a.store.Shared() {
+		return ""
+	}
+	n, err := a.store.LeasesHeld(ctx)
+	if err != nil {
+		return fmt.Sprintf("replica %s, store postgres: %s\n", a.store.ReplicaID(), a.redact.String(err.Error()))
+	}
+	return fmt.Sprintf("replica %s, %d job leases, store postgres\n", a.store.ReplicaID(), n)
+}
+
+// registerReplicaMetrics exports, on a shared store, the job leases this
+// replica holds (read at each scrape), labelled with its id.
+func (a *app) registerReplicaMetrics() {
+	a.metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "chima_replica_job_leases",
+		Help:        "Running jobs whose lease this replica holds.",
+		ConstLabels: prometheus.Labels{"replica": a.store.ReplicaID()},
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, err := a.store.LeasesHeld(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(n)
+	}))
 }
 
 // warnStartErrs says on stderr which plugins did not start, and why.

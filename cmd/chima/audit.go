@@ -38,7 +38,7 @@ one the bot died under says "interrupted" once the bot is back.`,
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(cmd.Context(), "sqlite", cfg.Store.Path)
+			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return fmt.Errorf("open store: %w", err)
 			}

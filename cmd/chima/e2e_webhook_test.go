@@ -21,6 +21,7 @@ import (
 // in its bare allowed room "deployment".
 type webhookBot struct {
 	*console
+	cfg     string
 	hookURL string
 	secret  string
 	sha     string
@@ -33,14 +34,14 @@ func startWebhookBot(t *testing.T) *webhookBot {
 	const secret = "flood test secret"
 	gh := newGitHubAPI(t, sha, secret)
 	addr := freePort(t)
-	cfg, _, _ := deployConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr),
+	cfg, _, _ := deployConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n  retry: {attempts: 2, backoff: 50ms}\n", addr),
 		`{"demo": {"provider": "shell", "repository": "oursky/demo",
 		"environments": ["edge"], "allowed_rooms": ["deployment"]}}`,
 		[]string{"secrets: {GITHUB_TOKEN: CHIMA_TEST_GITHUB_TOKEN}"},
 		"github_api_url: "+gh.srv.URL+"/", "github_clone_url: "+repo)
 	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
 	t.Setenv("CHIMA_TEST_GITHUB_TOKEN", "gh-token")
-	w := &webhookBot{console: startConsole(t, cfg), hookURL: "http://" + addr + "/webhooks/github", secret: secret, sha: sha, gh: gh}
+	w := &webhookBot{console: startConsole(t, cfg), cfg: cfg, hookURL: "http://" + addr + "/webhooks/github", secret: secret, sha: sha, gh: gh}
 	// The bot is up once its HTTP server answers.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -120,8 +121,8 @@ func externalDeployment(t *testing.T, id int64, sha string) []byte {
 
 // TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing runs one bot through
 // a flood of forged 24 MiB bodies (its memory measured from /proc), then
-// deliveries it must not acknowledge and forget, then a deployment made on
-// GitHub that must reach its room.
+// deliveries it must refuse, or keep until they end failed visibly, then a
+// deployment made on GitHub that must reach its room.
 func TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing(t *testing.T) {
 	w := startWebhookBot(t)
 	pid := w.cmd.Process.Pid
@@ -182,27 +183,41 @@ func TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing(t *testing.T) {
 		}
 	})
 
-	t.Run("a delivery a plugin refused is not acknowledged and its redelivery is handled again", func(t *testing.T) {
-		tests := []struct {
-			name, id string
-			body     string
-			want     string // in the answer
-		}{
-			{"malformed JSON", "bad-json-1", `{"deployment": {"id": 4243,`, "not valid JSON"},
-			{"JSON of the wrong shape, refused by the plugin", "bad-shape-1",
-				`{"deployment": "not an object", "repository": {"full_name": "oursky/demo"}}`, "plugin deploy refused the event"},
+	t.Run("malformed JSON is refused, every time, and not kept", func(t *testing.T) {
+		for attempt := 1; attempt <= 2; attempt++ {
+			code, answer := w.deliver(t, "deployment", "bad-json-1", []byte(`{"deployment": {"id": 4243,`))
+			if code != http.StatusUnprocessableEntity || !strings.Contains(answer, "not valid JSON") {
+				t.Fatalf("delivery %d answered %d %q, want 422 saying it is not valid JSON", attempt, code, answer)
+			}
 		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				// GitHub's redelivery sends the same bytes: it is
-				// handled again, never "already handled".
-				for attempt := 1; attempt <= 2; attempt++ {
-					code, answer := w.deliver(t, "deployment", tt.id, []byte(tt.body))
-					if code != http.StatusUnprocessableEntity || !strings.Contains(answer, tt.want) {
-						t.Fatalf("delivery %d answered %d %q, want 422 with %q", attempt, code, answer, tt.want)
-					}
+	})
+
+	t.Run("a delivery the plugin refuses is acknowledged, retried, and ends failed visibly", func(t *testing.T) {
+		body := `{"deployment": "not an object", "repository": {"full_name": "oursky/demo"}}`
+		if code, answer := w.deliver(t, "deployment", "bad-shape-1", []byte(body)); code != http.StatusAccepted || answer != "queued for 1 plugin: deploy" {
+			t.Fatalf("delivery answered %d %q, want 202 queued for deploy", code, answer)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, _, _ := chima(t, "events", "--config", w.cfg, "--state", "failed", "--plugin", "deploy", "--json")
+			var list []eventJSON
+			if err := json.Unmarshal([]byte(out), &list); err != nil {
+				t.Fatalf("chima events --json: %v\n%s", err, out)
+			}
+			if len(list) == 1 && list[0].DeliveryID == "bad-shape-1" {
+				if list[0].Attempts != 2 || !strings.Contains(list[0].LastError, "plugin deploy refused the event") {
+					t.Fatalf("the failed delivery shows %+v, want 2 attempts and the plugin's refusal", list[0])
 				}
-			})
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the refused delivery never ended failed: %s", out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// GitHub's redelivery hands it to the plugin again.
+		if code, answer := w.deliver(t, "deployment", "bad-shape-1", []byte(body)); code != http.StatusAccepted || !strings.Contains(answer, "queued again") {
+			t.Fatalf("redelivery of a failed delivery answered %d %q", code, answer)
 		}
 	})
 
@@ -214,7 +229,7 @@ func TestWebhookIntakeHoldsUpAgainstFloodsAndLosesNothing(t *testing.T) {
 		w.expect(t, "[deployment] chima: octocat is deploying demo/main to edge (#1)")
 		w.expect(t, "[deployment] chima: Deployed demo/main ("+w.sha[:7]+") to edge")
 		// Its redelivery is acknowledged and runs nothing again.
-		if code, answer := w.deliver(t, "deployment", "gh-made-4242", body); code != http.StatusOK || answer != "already handled" {
+		if code, answer := w.deliver(t, "deployment", "gh-made-4242", body); code != http.StatusOK || answer != "already received: not handed again" {
 			t.Fatalf("redelivery answered %d %q", code, answer)
 		}
 	})

@@ -65,7 +65,11 @@ What ships today:
             slack (Socket Mode or the Events API), mattermost (a bot account),
             webhook (signed hooks in, notifiers out); several at once
   plugins   deploy: deploy, rollback, lock and list deployments, locally or
-            through GitHub deployments; examples/hello and examples/pyplugin
+            through GitHub deployments; cistatus: CI status of GitHub commits
+            (ci project-x), notifications, reruns, auto-deploy on green;
+            backup: back up databases and directories with restic, list,
+            verify by restoring, restore safely; examples/hello and
+            examples/pyplugin
             show how to write your own (Go, Python)
   HTTP      /healthz, /metrics, /plugins, deploy log pages, and GitHub
             webhooks at /webhooks/github, and the adapters' routes under
@@ -79,7 +83,7 @@ from a script.`,
 	}
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", "chima.yaml", "path to chima.yaml")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: warn for the console, info otherwise)")
-	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g), newAuditCmd(g), newSchedulesCmd(g))
+	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g), newAuditCmd(g), newSchedulesCmd(g), newApprovalsCmd(g), newEventsCmd(g))
 	markUsageErrors(root)
 	return root
 }

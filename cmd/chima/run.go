@@ -15,17 +15,20 @@ import (
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var replica string
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the bot with the adapters and plugins in the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBot(cmd.Context(), g)
+			return runBot(cmd.Context(), g, replica)
 		},
 	}
+	cmd.Flags().StringVar(&replica, "replica", "", "this replica's id on a shared (postgres) store; default store.replica, else the host name")
+	return cmd
 }
 
-func runBot(ctx context.Context, g *globalFlags) error {
+func runBot(ctx context.Context, g *globalFlags, replica string) error {
 	cfg, err := loadConfig(g.config)
 	if err != nil {
 		return err
@@ -41,7 +44,7 @@ func runBot(ctx context.Context, g *globalFlags) error {
 		}
 	}
 	a, err := newApp(ctx, g.config, appOptions{
-		withBot: true, logLevel: level, adapters: true, interactive: interactive,
+		withBot: true, logLevel: level, adapters: true, interactive: interactive, replica: replica,
 		// A console on a pipe that reached its end lets its jobs finish,
 		// unless another adapter keeps the bot running anyway.
 		finishJobs: console && !interactive,
@@ -53,6 +56,9 @@ func runBot(ctx context.Context, g *globalFlags) error {
 	a.warnStartErrs()
 	// Once the plugins have described their commands.
 	if err := a.checkScheduleCommands(); err != nil {
+		return err
+	}
+	if err := a.checkPolicyArgs(); err != nil {
 		return err
 	}
 	routes, err := adapterRoutes(a.adapters.list, cfg.HTTP.Addr)
@@ -80,7 +86,8 @@ func runBot(ctx context.Context, g *globalFlags) error {
 			Addr: cfg.HTTP.Addr, Registry: a.metrics.Registry, Logger: a.log,
 			Plugins: func() any { return a.pluginStatus() },
 			// Unhealthy while a plugin is failed, naming it and why.
-			Health: a.health,
+			Health:  a.health,
+			Details: a.healthDetails,
 		})
 		if gh := cfg.Webhooks.GitHub; gh != nil {
 			secret := os.Getenv(gh.SecretEnv)
@@ -88,7 +95,7 @@ func runBot(ctx context.Context, g *globalFlags) error {
 				return fmt.Errorf("webhooks.github: environment variable %s is empty; it must hold the hook's secret", gh.SecretEnv)
 			}
 			srv.Handle("POST /webhooks/github", &webhook.GitHub{
-				Secret: []byte(secret), Deliveries: a.store, Dispatch: a.bot, Logger: a.log.With("component", "webhooks"),
+				Secret: []byte(secret), Queue: a.bot.Events(), Logger: a.log.With("component", "webhooks"),
 			})
 		}
 		for _, r := range routes {

@@ -28,7 +28,7 @@ func newSchedulesCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			// Read only, beside a running bot, as chima audit does.
-			st, err := store.Open(cmd.Context(), "sqlite", cfg.Store.Path)
+			st, err := openStore(cmd.Context(), cfg)
 			if err != nil {
 				return fmt.Errorf("open store: %w", err)
 			}

@@ -11,7 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/events"
 	"github.com/chimaops/chima/core/jobs"
 	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
@@ -57,6 +59,10 @@ type Options struct {
 	TurnLimit time.Duration
 	// Workers is the number of durable jobs run at once; default 4.
 	Workers int
+	// EventRetry says how often and how far apart a webhook delivery a
+	// plugin did not take is handed to it again; zero fields take
+	// store.DefaultRetry's (8 attempts, from 1s, doubling, up to 5m).
+	EventRetry store.Retry
 	// Name is the bot's name, used in messages.
 	Name string
 	// Redactor masks configured secret values in everything the bot
@@ -79,6 +85,16 @@ type Options struct {
 	// after the jobs, stopped (its Run returning once its commands have
 	// ended) before them.
 	Scheduler interface{ Run(ctx context.Context) }
+	// Lease is how long a replica's claim on a running job lasts on a
+	// shared store without renewal; default store.DefaultLease. Another
+	// replica ends a job whose lease lapsed as interrupted.
+	Lease time.Duration
+	// Approvals keeps the approval requests of commands that need
+	// approval (see approvals.go). Nil: such commands are refused.
+	Approvals *approvals.Manager
+	// ApprovalSweep is how often expired approval requests are looked
+	// for; default 2s.
+	ApprovalSweep time.Duration
 }
 
 // Bot is the engine. Create it with New, start it with Run.
@@ -92,6 +108,7 @@ type Bot struct {
 	turns    turns
 	audit    *auditWriter
 	jobs     *jobs.Runner
+	events   *events.Queue // nil without a store
 	out      *outbox.Outbox
 	inflight sync.WaitGroup
 
@@ -132,6 +149,9 @@ func New(o Options) *Bot {
 	if o.Name == "" {
 		o.Name = "chima"
 	}
+	if o.ApprovalSweep <= 0 {
+		o.ApprovalSweep = 2 * time.Second
+	}
 	b := &Bot{
 		o:         o,
 		log:       o.Logger,
@@ -152,7 +172,18 @@ func New(o Options) *Bot {
 		Workers:  o.Workers,
 		Logger:   o.Logger.With("component", "jobs"),
 		OnFinish: b.jobFinished,
+		Name:     o.Store.ReplicaID(),
+		Lease:    b.sharedLease(),
+		Shared:   o.Store.Shared(),
 	})
+	if o.Store != nil {
+		b.events = events.New(events.Options{
+			Store: o.Store, Deliver: b, Subscribers: b.Subscribers, Ready: b.readyPlugins,
+			Configured: o.Plugins.Plugins, Shared: o.Store.Shared(),
+			Retry: o.EventRetry, Timeout: o.CommandTimeout, Logger: o.Logger.With("component", "events"),
+			Audit: b.audit.record, Delivered: o.Metrics.EventDeliveries, Pending: o.Metrics.EventsPending,
+		})
+	}
 	return b
 }
 
@@ -220,6 +251,20 @@ func (b *Bot) Run(ctx context.Context) error {
 	b.RecoverInterruptedJobs(ctx)
 	stopJobs := b.StartJobs(ctx)
 	defer stopJobs()
+	if b.events != nil {
+		ectx, stopEvents := context.WithCancel(ctx)
+		eventsDone := make(chan struct{})
+		go func() { b.events.Run(ectx); close(eventsDone) }()
+		// Before stopJobs: the audit entries of the last attempts are
+		// flushed with the others'.
+		defer func() { stopEvents(); <-eventsDone }()
+	}
+	if b.o.Store != nil && b.o.Store.Shared() {
+		wctx, stopWatch := context.WithCancel(ctx)
+		watchDone := make(chan struct{})
+		go func() { b.watchReplicas(wctx, b.sharedLease()/3); close(watchDone) }()
+		defer func() { stopWatch(); <-watchDone }()
+	}
 	if b.o.Scheduler != nil {
 		sctx, stopScheduler := context.WithCancel(ctx)
 		schedulerDone := make(chan struct{})
@@ -227,6 +272,12 @@ func (b *Bot) Run(ctx context.Context) error {
 		// Before stopJobs: the last scheduled commands' jobs and replies
 		// are flushed with the others'.
 		defer func() { stopScheduler(); <-schedulerDone }()
+	}
+	if b.o.Approvals != nil {
+		actx, stopApprovals := context.WithCancel(ctx)
+		approvalsDone := make(chan struct{})
+		go func() { b.runApprovals(actx); close(approvalsDone) }()
+		defer func() { stopApprovals(); <-approvalsDone }()
 	}
 
 	errc := make(chan error, len(b.adapters))
@@ -316,7 +367,7 @@ func (b *Bot) RecoverInterruptedJobs(ctx context.Context) {
 // of queueing without bound.
 func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 	text, ok := b.o.Router.Addressed(m)
-	if !ok {
+	if !ok || !b.takeInbound(ctx, m) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
@@ -409,6 +460,18 @@ func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID strin
 	case router.Schedules:
 		entry.Command, entry.Outcome = "schedules", "ok"
 		out.send(ctx, b.listSchedules(ctx), false)
+	case router.Approvals:
+		entry.Command, entry.Outcome = "approvals", "ok"
+		out.send(ctx, b.listApprovals(ctx), false)
+	case router.Approve, router.Deny:
+		entry.Command = res.Kind.String()
+		entry.Command = strings.ToLower(entry.Command)
+		if res.Problem != "" {
+			entry.Outcome, entry.Detail = "rejected", res.Problem
+			out.send(ctx, chat.Output{Text: "Sorry, " + res.Problem + ".", Status: "warning"}, false)
+			break
+		}
+		entry.Outcome, entry.Detail = b.vote(ctx, voteFrom{m: m, out: out, via: via}, res.ApprovalID, res.Kind == router.Approve, res.Reason, requestID)
 	default:
 		// The command of a plugin that is not running, and whose commands
 		// the router does not know: say why, not "I don't know the
@@ -511,6 +574,7 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 	dec := b.o.Policy.Check(policy.Request{
 		Adapter: m.Ref.Adapter, Room: m.Ref.Room, RoomName: roomName, UserID: m.User.ID,
 		Plugin: res.Plugin, Command: cmd.GetName(), Permission: cmd.GetPermission(), Direct: m.Direct,
+		Args: res.Args,
 	})
 	if !dec.Allowed {
 		refusal := chat.Output{Text: "Sorry, " + dec.Reason, Status: "warning"}
@@ -520,6 +584,11 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 			out.send(ctx, refusal, false)
 		}
 		return "denied", dec.Reason
+	}
+	asked := asking{m: m, roomName: roomName, res: res, shown: shown, requestID: requestID, out: out, via: via}
+	if dec.Approval != nil {
+		// Nothing runs yet: the request is stored, and runs once approved.
+		return b.ask(ctx, asked, dec.Approval.Approvers, dec.Approval.Count, dec.Approval.TTL, "a policy requires approval", false)
 	}
 	if !b.decide(ctx, entry, func(o chat.Output) {
 		if via != nil {
@@ -535,13 +604,18 @@ func (b *Bot) run(ctx context.Context, m chat.Message, text, shown string, res r
 		RequestId: requestID,
 		Command:   cmd.GetName(),
 		Args:      res.Args,
-		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles},
+		User:      &pluginv1.User{Id: m.User.ID, Name: m.User.Name, Roles: dec.Roles, Person: dec.Person},
 		Message:   refToProtoNamed(m.Ref, roomName),
 		Text:      text,
 		Direct:    m.Direct,
 		Button:    via.proto(),
 	}}}
-	return b.callPlugin(ctx, res.Plugin, cmd.GetName(), call, "`"+shown+"`", requestID, out)
+	outcome, detail := b.callPlugin(ctx, res.Plugin, cmd.GetName(), call, "`"+shown+"`", requestID, out)
+	if need := out.needed; need != nil && outcome == "ok" {
+		// The plugin asks, from its own code, for approval first.
+		return b.askFromPlugin(ctx, asked, need)
+	}
+	return outcome, detail
 }
 
 // callPlugin makes call on plugin, streams what it says through out, says in

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chimaops/chima/core/approvals"
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/chat/chattest"
@@ -42,6 +44,8 @@ type testBot struct {
 	host  *pluginhost.Host
 	db    string
 	stop  func()
+	// others are the chats of botOptions.adapters, by name.
+	others map[string]*chattest.Memory
 }
 
 type botOptions struct {
@@ -66,6 +70,19 @@ type botOptions struct {
 	threadReplies bool
 	// concurrency is bot.Options.MaxConcurrency; 0 is its default.
 	concurrency int
+	// adapters are more in-memory chats beside "mem", by name.
+	adapters []string
+	// approvalSweep is bot.Options.ApprovalSweep.
+	approvalSweep time.Duration
+	// now is the approvals' clock (nil: time.Now).
+	now func() time.Time
+	// buttons gives the "mem" chat buttons.
+	buttons bool
+	// copies are more plugins, by name, each running the fixture named
+	// (crashy twice, as crashy and crashy2).
+	copies map[string]string
+	// eventRetry is bot.Options.EventRetry.
+	eventRetry store.Retry
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -95,10 +112,21 @@ func startBot(t testing.TB, o botOptions) *testBot {
 	})
 	mem := chattest.NewMemory("mem")
 	mem.SetThreadReplies(o.threadReplies)
+	if o.buttons {
+		mem.SetButtons(true)
+	}
+	adapters := []chat.Adapter{mem}
+	others := map[string]*chattest.Memory{}
+	for _, name := range o.adapters {
+		others[name] = chattest.NewMemory(name)
+		adapters = append(adapters, others[name])
+	}
+	pol := policy.NewWithPeople(o.people, o.roles, o.policies)
 	b = bot.New(bot.Options{
-		Router: rt, Policy: policy.NewWithPeople(o.people, o.roles, o.policies), Plugins: host, Store: st,
-		Adapters: []chat.Adapter{mem}, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
+		Router: rt, Policy: pol, Plugins: host, Store: st,
+		Adapters: adapters, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics, MaxConcurrency: o.concurrency,
+		Approvals: approvals.New(st, pol, o.now), ApprovalSweep: o.approvalSweep, EventRetry: o.eventRetry,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3
@@ -112,13 +140,21 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
+	for _, name := range slices.Sorted(maps.Keys(o.copies)) {
+		path, err := testplugins.Build(o.copies[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs = append(specs, pluginhost.Spec{Name: name, Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+			Settings: o.settings[name], Env: []string{"PATH=" + os.Getenv("PATH")}})
+	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {
 		t.Fatal(errs)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	tb := &testBot{t: t, bot: b, chat: mem, store: st, host: host, db: o.dbPath}
+	tb := &testBot{t: t, bot: b, chat: mem, store: st, host: host, db: o.dbPath, others: others}
 	var stopped bool
 	tb.stop = func() {
 		if stopped {

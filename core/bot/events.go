@@ -3,78 +3,95 @@ package bot
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
-	"github.com/chimaops/chima/core/webhook"
+	"github.com/chimaops/chima/core/events"
+	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
-// DispatchEvent hands a verified webhook event to every plugin that
-// subscribed to its type ("github:deployment") or its source ("github:*"),
-// except those in done, one after the other, and returns the plugins that
-// handled it. A plugin that answered with an error refused it (a
-// *webhook.RefusedError); one that could not be asked (down, restarting
-// past the wait, crashed) failed on it. Either way it is left out of the
-// handled list and the returned error says why, so the delivery is not
-// marked handled. A plugin that is restarting is still asked, by the
-// subscriptions of its last manifest: an event must not slip past a plugin
-// that was down for a moment. Replies a plugin streams while handling an
-// event have no room to go to: they are logged; plugins post to chat with
-// Host.Post.
-func (b *Bot) DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent, done []string) ([]string, error) {
-	source, _, _ := strings.Cut(ev.GetType(), ":")
-	var handled []string
-	var errs []error
-	for _, p := range b.o.Plugins.Plugins() {
-		events := b.subscriptions(p)
-		if slices.Contains(done, p) || !(slices.Contains(events, ev.GetType()) || slices.Contains(events, source+":*")) {
-			continue
-		}
-		ev.RequestId = b.newRequestID()
-		var refusal string
-		err := b.o.Plugins.Call(ctx, p, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: ev}}, func(e *pluginv1.Event) {
-			switch k := e.GetKind().(type) {
-			case *pluginv1.Event_Error:
-				refusal = cmp.Or(k.Error.GetSummary(), "refused")
-			case *pluginv1.Event_Done:
-				if o := k.Done.GetOutcome(); o != "" && o != "success" && refusal == "" {
-					refusal = cmp.Or(k.Done.GetDetail(), o)
-				}
-			case *pluginv1.Event_Reply:
-				b.log.Info("plugin replied to a webhook event", "plugin", p, "event", ev.GetType(), "text", k.Reply.GetOutput().GetText())
+// DeliverEvent hands a verified webhook event to one plugin (the event
+// queue calls it, attempt after attempt; see core/events) and says whether
+// it took it: nil when it did, an *events.RefusedError when it answered
+// with an error, the host's error when it could not be asked (down,
+// restarting past the wait, crashed). Replies a plugin streams while
+// handling an event have no room to go to: they are logged; plugins post
+// to chat with Host.Post.
+func (b *Bot) DeliverEvent(ctx context.Context, plugin string, ev *pluginv1.WebhookEvent) error {
+	ev.RequestId = b.newRequestID()
+	var refusal string
+	err := b.o.Plugins.Call(ctx, plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: ev}}, func(e *pluginv1.Event) {
+		switch k := e.GetKind().(type) {
+		case *pluginv1.Event_Error:
+			refusal = cmp.Or(k.Error.GetSummary(), "refused")
+		case *pluginv1.Event_Done:
+			if o := k.Done.GetOutcome(); o != "" && o != "success" && refusal == "" {
+				refusal = cmp.Or(k.Done.GetDetail(), o)
 			}
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("plugin %s: %w", p, err))
-			continue
+		case *pluginv1.Event_Reply:
+			b.log.Info("plugin replied to a webhook event", "plugin", plugin, "event", ev.GetType(), "text", k.Reply.GetOutput().GetText())
 		}
-		if refusal != "" {
-			// It goes to GitHub's delivery page and the store too.
-			refusal = b.o.Redactor.String(refusal)
-			b.log.Warn("plugin refused a webhook event", "plugin", p, "event", ev.GetType(), "delivery", ev.GetDeliveryId(), "reason", refusal)
-			errs = append(errs, &webhook.RefusedError{Plugin: p, Reason: refusal})
-			continue
-		}
-		handled = append(handled, p)
+	})
+	if err != nil {
+		return err
 	}
-	return handled, errors.Join(errs...)
+	if refusal != "" {
+		// It goes to the store, `chima events` and the audit log too.
+		return &events.RefusedError{Plugin: plugin, Reason: b.o.Redactor.String(refusal)}
+	}
+	return nil
 }
+
+// Subscribers returns the plugins subscribed to an event type
+// ("github:deployment"), by the type itself or its source ("github:*"): by
+// their running manifest, else their last one (a plugin that is
+// restarting, or down, still gets the event once it is back).
+func (b *Bot) Subscribers(eventType string) []string {
+	source, _, _ := strings.Cut(eventType, ":")
+	var out []string
+	for _, p := range b.o.Plugins.Plugins() {
+		if evs := b.subscriptions(p); slices.Contains(evs, eventType) || slices.Contains(evs, source+":*") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// readyPlugins are the plugins running now: the event queue hands events
+// to them only.
+func (b *Bot) readyPlugins() []string {
+	var out []string
+	for _, p := range b.o.Plugins.Plugins() {
+		if b.o.Plugins.State(p) == pluginhost.StateRunning {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Events returns the durable event queue that webhook receivers store
+// deliveries in; nil without a store.
+func (b *Bot) Events() *events.Queue { return b.events }
 
 // subscriptions returns the event types plugin subscribed to: those of its
 // running manifest, else those of the last manifest seen (while it
-// restarts).
+// restarts), else those of the manifest remembered in the store (it has
+// not run in this process).
 func (b *Bot) subscriptions(plugin string) []string {
+	m := b.o.Plugins.Manifest(plugin)
 	b.subsMu.Lock()
 	defer b.subsMu.Unlock()
-	if m := b.o.Plugins.Manifest(plugin); m != nil {
-		if b.subs == nil {
-			b.subs = map[string][]string{}
-		}
+	if b.subs == nil {
+		b.subs = map[string][]string{}
+	}
+	if m != nil {
 		b.subs[plugin] = m.GetEvents()
+	} else if _, ok := b.subs[plugin]; !ok {
+		if last := b.lastManifest(plugin); last != nil {
+			b.subs[plugin] = last.GetEvents()
+		}
 	}
 	return b.subs[plugin]
 }

@@ -233,6 +233,8 @@ func (b *Bot) interact(ctx context.Context, in chat.Interaction, requestID strin
 		}
 		m := chat.Message{Ref: in.Ref, User: in.User, Text: in.Value, Direct: in.Direct, Time: in.Time}
 		return b.process(ctx, m, text, requestID, c, "", false)
+	case strings.HasPrefix(in.ActionID, ActionIDApprovalPrefix):
+		return b.processApprovalClick(ctx, in, requestID)
 	case strings.HasPrefix(in.ActionID, ActionIDPluginPrefix):
 		plugin, action, ok := strings.Cut(in.ActionID[len(ActionIDPluginPrefix):], ":")
 		if ok && plugin != "" && action != "" {

@@ -36,6 +36,8 @@ func (b *Bot) pluginBack(plugin string, s pluginhost.State) {
 	if s != pluginhost.StateRunning || !b.running.Load() || b.o.Store == nil {
 		return
 	}
+	// The webhook deliveries it missed, at once.
+	b.events.Wake(plugin)
 	go b.tellPending(context.Background(), plugin)
 }
 
@@ -74,8 +76,8 @@ const (
 	// pluginDown: the plugin is not running, or failed to take the event;
 	// the job stays pending.
 	pluginDown
-	// notListening: the plugin does not subscribe to interrupted jobs, or
-	// refused the event; it will not be asked again.
+	// notListening: the plugin does not hear of interrupted jobs (neither
+	// the call nor the event), or refused to; it will not be asked again.
 	notListening
 )
 
@@ -110,7 +112,9 @@ func (b *Bot) tellPending(ctx context.Context, plugin string) {
 
 // tellInterrupted lets the job's plugin clean up after a job that was
 // running when it or Chima died (report the deployment as errored, say), if
-// it asked to hear of such jobs. With wait, a plugin that is restarting is
+// it asked to hear of such jobs: through the JobInterrupted call (protocol
+// minor 7 and the job_interrupted capability), or the chima:job_interrupted
+// event an older plugin subscribed to (see interruptedCall). With wait, a plugin that is restarting is
 // waited for (a crash restart takes well under a second), up to the command
 // timeout. The job leaves pendingNS once the plugin answered.
 func (b *Bot) tellInterrupted(ctx context.Context, j store.Job, wait bool) tellResult {
@@ -163,7 +167,8 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	if m == nil {
 		return pluginDown // it died again an instant ago
 	}
-	if !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
+	lifecycle := slices.Contains(m.GetCapabilities(), wire.CapabilityJobInterrupted) && m.GetProtocolMinor() >= 7
+	if !lifecycle && !slices.Contains(m.GetEvents(), wire.EventJobInterrupted) {
 		forget()
 		return notListening
 	}
@@ -174,10 +179,11 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 			return toldPlugin
 		}
 	}
-	payload, err := proto.Marshal(&pluginv1.JobRequest{
+	job := &pluginv1.JobRequest{
 		JobId: j.ID, Kind: j.Kind, Payload: j.Payload, Attempt: uint32(j.Attempt),
 		Notify: refToProto(j.Notify), OriginRequestId: j.OriginRequestID,
-	})
+	}
+	call, err := interruptedCall(b.newRequestID(), j, job, lifecycle)
 	if err != nil {
 		b.log.Error("encode interrupted job", "job", j.ID, "error", err)
 		forget()
@@ -190,10 +196,7 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	defer out.wait(ctx) // the room is told before the job counts as ended
 	var done *pluginv1.Done
 	failed := false
-	err = b.o.Plugins.Call(cctx, j.Plugin, &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
-		RequestId: b.newRequestID(), Type: wire.EventJobInterrupted,
-		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
-	}}}, func(ev *pluginv1.Event) {
+	err = b.o.Plugins.Call(cctx, j.Plugin, call, func(ev *pluginv1.Event) {
 		switch k := ev.GetKind().(type) {
 		case *pluginv1.Event_Done:
 			done = k.Done
@@ -212,6 +215,31 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 		return notListening
 	}
 	return toldPlugin
+}
+
+// interruptedCall is how a plugin hears that job j was interrupted: the
+// JobInterrupted call for a plugin that has it (lifecycle: capability
+// job_interrupted, protocol minor 7 or later), else the
+// chima:job_interrupted event older plugins subscribed to, with the job as
+// its payload.
+func interruptedCall(requestID string, j store.Job, job *pluginv1.JobRequest, lifecycle bool) (*pluginv1.Call, error) {
+	if lifecycle {
+		when := j.FinishedAt
+		if when.IsZero() {
+			when = time.Now()
+		}
+		return &pluginv1.Call{Kind: &pluginv1.Call_JobInterrupted{JobInterrupted: &pluginv1.JobInterruptedRequest{
+			RequestId: requestID, Job: job, InterruptedUnix: when.Unix(), Reason: j.Detail,
+		}}}, nil
+	}
+	payload, err := proto.Marshal(job)
+	if err != nil {
+		return nil, err
+	}
+	return &pluginv1.Call{Kind: &pluginv1.Call_Event{Event: &pluginv1.WebhookEvent{
+		RequestId: requestID, Type: wire.EventJobInterrupted,
+		DeliveryId: "job-" + strconv.FormatInt(j.ID, 10), Payload: payload,
+	}}}, nil
 }
 
 // waitRunning waits until plugin runs, giving up when it is failed or

@@ -16,6 +16,13 @@ type Metrics struct {
 	// AuditWriteFailures counts failed writes to the audit log (each a
 	// batch of entries); any rise means entries may be missing.
 	AuditWriteFailures prometheus.Counter
+	// EventDeliveries counts attempts at handing a webhook delivery to a
+	// plugin, by plugin and outcome: handled, retrying (it failed and is
+	// tried again) or failed (it failed for good).
+	EventDeliveries *prometheus.CounterVec
+	// EventsPending is the number of webhook deliveries not handed to
+	// their plugin yet (pending or being handed).
+	EventsPending prometheus.Gauge
 }
 
 // NewMetrics registers Chima's collectors, plus the Go and process ones, on a
@@ -48,8 +55,17 @@ func NewMetrics() *Metrics {
 			Name: "chima_audit_write_failures_total",
 			Help: "Failed writes to the audit log (each a batch of entries): entries may be missing.",
 		}),
+		EventDeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "chima_event_deliveries_total",
+			Help: "Attempts at handing a webhook delivery to a plugin, by plugin and outcome (handled, retrying, failed).",
+		}, []string{"plugin", "outcome"}),
+		EventsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "chima_event_deliveries_pending",
+			Help: "Webhook deliveries waiting to be handed to a plugin, or being handed now.",
+		}),
 	}
 	m.Registry.MustRegister(m.Commands, m.Dispatch, m.PluginRestarts, m.Jobs, m.InFlight, m.AuditWriteFailures,
+		m.EventDeliveries, m.EventsPending,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -36,6 +36,9 @@ type replier struct {
 	// not posted since (see progressPostEvery).
 	posted map[string]time.Time
 	held   map[string]chat.Output
+	// needed is the plugin's ApprovalNeeded, when it answered the command
+	// with one.
+	needed *pluginv1.ApprovalNeeded
 }
 
 // replyWindow is how many replies of one request may wait in the outbox
@@ -76,6 +79,8 @@ func (r *replier) event(ctx context.Context, ev *pluginv1.Event) {
 		r.progressUpdate(ctx, k.Progress.GetKey(), r.b.streamedOutput(r.plugin, k.Progress.GetOutput()))
 	case *pluginv1.Event_Done:
 		r.flushProgress(ctx)
+	case *pluginv1.Event_ApprovalNeeded:
+		r.needed = k.ApprovalNeeded
 	case *pluginv1.Event_Error:
 		e := k.Error
 		text := "⚠ " + e.GetSummary()

@@ -66,6 +66,13 @@ type Message struct {
 	// Slack <@U…> mention), which the adapter has already removed from Text.
 	Mentioned bool      `json:"mentioned,omitempty"`
 	Time      time.Time `json:"time"`
+	// DeliveryKey identifies this message across processes and time, for
+	// services that may deliver one message twice or to every replica of
+	// the bot (a Mattermost post id, a Slack event id, a webhook's delivery
+	// id): replicas sharing a store answer it once. Empty for messages that
+	// cannot be told apart that way (the console's); those are never
+	// de-duplicated.
+	DeliveryKey string `json:"delivery_key,omitempty"`
 }
 
 // Output is a chat-neutral outgoing message that each adapter renders its own

@@ -144,6 +144,14 @@ type StoreConfig struct {
 	// DSNEnv names the environment variable that holds the PostgreSQL DSN.
 	// Required for postgres, not allowed for sqlite.
 	DSNEnv string `yaml:"dsn_env"`
+	// Replica names this process among the replicas sharing a postgres
+	// store: stable across its restarts, unique among those running.
+	// Default: the host name; `chima run --replica` overrides it.
+	Replica string `yaml:"replica"`
+	// Lease is how long a replica's claim on a running job lasts without
+	// renewal (default 30s): a replica that dies loses its jobs, as
+	// interrupted, this long after. Only for postgres.
+	Lease time.Duration `yaml:"lease"`
 }
 
 // HTTPConfig configures the HTTP server (webhooks, health, metrics, logs).
@@ -160,6 +168,22 @@ type HTTPConfig struct {
 type WebhooksConfig struct {
 	// GitHub receives GitHub webhooks at POST /webhooks/github.
 	GitHub *GitHubWebhookConfig `yaml:"github"`
+	// Retry says how a delivery a plugin did not take is handed to it
+	// again.
+	Retry WebhookRetryConfig `yaml:"retry"`
+}
+
+// WebhookRetryConfig says how often, and how far apart, a webhook delivery
+// is handed again to a plugin that refused it or could not take it. Zero
+// fields take the defaults: 8 attempts, from 1s, doubling, up to 5m.
+type WebhookRetryConfig struct {
+	// Attempts caps the attempts per plugin; after the last failed one
+	// the delivery ends failed for that plugin (`chima events` shows it).
+	Attempts int `yaml:"attempts"`
+	// Backoff is the wait after the first failed attempt, doubled after
+	// each next one, up to MaxBackoff.
+	Backoff    time.Duration `yaml:"backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
 }
 
 // GitHubWebhookConfig configures the GitHub webhook receiver.
@@ -227,10 +251,30 @@ type Role struct {
 }
 
 // Policy restricts one command, the commands of every plugin, or all commands.
+// Several policies may name one command: When narrows a policy to some
+// argument values, so that one policy gives deploy its rooms and another
+// asks for approval in production:
+//
+//	policies:
+//	  - command: deploy
+//	    allowed_rooms: [deployment]
+//	  - command: deploy
+//	    when: {env: [production]}
+//	    approval: {approvers: [release-managers], count: 1, ttl: 30m}
 type Policy struct {
-	// Command is "command", "plugin/command" or "*" (every command). The most
-	// specific matching policy applies: "plugin/command", then "command", then "*".
+	// Command is "command", "plugin/command" or "*" (every command). The
+	// policies of the most specific level that has any apply:
+	// "plugin/command", then "command", then "*"; of those, every one whose
+	// When matches the command's arguments.
 	Command string `yaml:"command"`
+	// When, if set, limits the policy to commands whose arguments have one
+	// of the listed values: {env: [production, live]}. Every argument
+	// named must match. The argument names are checked against the
+	// commands' declared arguments at start.
+	When map[string][]string `yaml:"when"`
+	// Approval, when set, makes a command this policy applies to wait for
+	// approval before it runs.
+	Approval *ApprovalRule `yaml:"approval"`
 	// AllowedRooms lists where the command may run: "room" (that room name on
 	// any adapter; a leading '#' is ignored) or "adapter:room". Empty means anywhere.
 	AllowedRooms []string `yaml:"allowed_rooms"`
@@ -239,6 +283,27 @@ type Policy struct {
 	// command that has no more specific policy, which can loosen as well as
 	// tighten access.
 	Permission string `yaml:"permission"`
+}
+
+// Defaults of a policy's approval.
+const (
+	// DefaultApprovalTTL is approval.ttl's default: how long a request
+	// stays open.
+	DefaultApprovalTTL = 30 * time.Minute
+	// DefaultApprovalCount is approval.count's default.
+	DefaultApprovalCount = 1
+)
+
+// ApprovalRule says who must approve a command before it runs.
+type ApprovalRule struct {
+	// Approvers are roles (roles:) or people (people:) who may approve.
+	// Required.
+	Approvers []string `yaml:"approvers"`
+	// Count is how many distinct people must approve (default 1). The
+	// requester never counts.
+	Count int `yaml:"count"`
+	// TTL is how long a request stays open before it expires (default 30m).
+	TTL time.Duration `yaml:"ttl"`
 }
 
 // Schedule is one chat command the bot runs on a clock, through the same

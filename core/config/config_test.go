@@ -83,15 +83,21 @@ func TestExampleConfigLoads(t *testing.T) {
 		{"store driver", c.Store.Driver, "sqlite"},
 		{"store path resolved beside the config", c.Store.Path, "/repo/bin/chima.db"},
 		{"http addr", c.HTTP.Addr, "127.0.0.1:8080"},
-		{"plugin count", len(c.Plugins), 2},
+		{"plugin count", len(c.Plugins), 4},
+		{"cistatus plugin", c.Plugins[2].Name, "cistatus"},
+		{"backup plugin", c.Plugins[3].Name, "backup"},
 		{"plugin name", c.Plugins[0].Name, "hello"},
 		{"deploy plugin", c.Plugins[1].Name, "deploy"},
 		{"deploy apps file", c.Plugins[1].Settings["apps_file"], "apps.json"},
+		{"ci-status plugin", c.Plugins[2].Name, "cistatus"},
+		{"ci-status apps file", c.Plugins[2].Settings["apps_file"], "apps.json"},
 		{"plugin path resolved beside the config", c.Plugins[0].Path, "/repo/bin/plugins/hello"},
 		{"plugin auto mTLS", c.Plugins[0].UseAutoMTLS(), true},
 		{"admin", c.Roles["admin"], Role{Users: []string{"console:alice"}, Permissions: []string{"*"}}},
 		{"deployer", c.Roles["deployer"], Role{Users: []string{"console:bob"}, Permissions: []string{"deploy", "deploy:*"}}},
 		{"policies", c.Policies, []Policy{{Command: "deploy", AllowedRooms: []string{"general", "deployment"}}}},
+		{"release managers approve", c.Roles["release-managers"], Role{People: []string{"bob"}}},
+		{"people", c.People, map[string][]string{"alice": {"console:alice"}, "bob": {"console:bob"}}},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -338,7 +344,21 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 		{"policy for an unknown plugin", valid + "policies:\n  - command: helo/greet\n",
 			`chima.yaml:10: policies[0].command: "helo/greet": no plugin named "helo" is configured`},
 		{"two policies for one command", valid + "policies:\n  - command: deploy\n  - command: deploy\n",
-			`chima.yaml:11: policies[1].command: another policy for "deploy" is at line 10; merge them`},
+			`chima.yaml:11: policies[1].command: another policy for "deploy" with the same when is at line 10; merge them, or narrow one with when`},
+		{"two policies for one command with the same when", valid + "policies:\n  - {command: deploy, when: {env: [b, a]}}\n  - {command: deploy, when: {env: [a, b]}}\n",
+			`chima.yaml:11: policies[1].command: another policy for "deploy" with the same when is at line 10; merge them, or narrow one with when`},
+		{"a when with no values", valid + "policies:\n  - {command: deploy, when: {env: []}}\n",
+			`chima.yaml:10: policies[0].when.env: list the values of env the policy applies to, like [production]`},
+		{"an approval without approvers", valid + "policies:\n  - {command: deploy, approval: {count: 1}}\n",
+			`chima.yaml:10: policies[0].approval.approvers: required: the roles or people who may approve, like [release-managers]`},
+		{"an approver that is no role or person", valid + "roles:\n  ops: {users: ['shell:bob']}\npolicies:\n  - command: deploy\n    approval: {approvers: [ops, release-managers]}\n",
+			`chima.yaml:13: policies[0].approval.approvers[1]: "release-managers": no role or person of that name (roles: ops; people: none)`},
+		{"an approval count of 0", valid + "people:\n  bob: ['shell:bob']\npolicies:\n  - command: deploy\n    approval: {approvers: [bob], count: 0}\n",
+			`chima.yaml:13: policies[0].approval.count: 0: how many people must approve is 1 or more (leave it out for 1)`},
+		{"a bad approval ttl", valid + "people:\n  bob: ['shell:bob']\npolicies:\n  - command: deploy\n    approval: {approvers: [bob], ttl: soon}\n",
+			`chima.yaml:13: policies[0].approval.ttl: invalid duration "soon" (write it like 30s, 5m or 1h30m)`},
+		{"a negative approval ttl", valid + "people:\n  bob: ['shell:bob']\npolicies:\n  - command: deploy\n    approval: {approvers: [bob], ttl: -1m}\n",
+			`chima.yaml:13: policies[0].approval.ttl: -1m0s: how long a request stays open must be positive, like 30m`},
 		{"bare ! prefix", strings.Replace(valid, "  name: chima\n", "  name: chima\n  prefix: !\n", 1),
 			`chima.yaml:3: bot.prefix: is empty; a bare ! starts a YAML tag, so quote it: prefix: "!"`},
 		{"prefix too long", strings.Replace(valid, "  name: chima\n", "  name: chima\n  prefix: '!!!!'\n", 1),
@@ -574,6 +594,26 @@ func TestGitHubWebhookNeedsASecretVariableAndHTTP(t *testing.T) {
 	}
 }
 
+func TestWebhookRetryIsReadAndItsMistakesNamed(t *testing.T) {
+	c := mustParse(t, valid+"webhooks:\n  retry: {attempts: 3, backoff: 50ms, max_backoff: 2s}\n")
+	if r := c.Webhooks.Retry; r.Attempts != 3 || r.Backoff != 50*time.Millisecond || r.MaxBackoff != 2*time.Second {
+		t.Fatalf("webhooks.retry = %+v", r)
+	}
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"negative attempts", "webhooks:\n  retry: {attempts: -1}\n", "webhooks.retry.attempts: must be at least 1"},
+		{"a cap below the backoff", "webhooks:\n  retry: {backoff: 10s, max_backoff: 1s}\n", "webhooks.retry.max_backoff: must be at least the backoff"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := strings.Join(problems(t, valid+c.yaml), "\n"); !strings.Contains(got, c.want) {
+				t.Fatalf("problems:\n%s\nwant %q", got, c.want)
+			}
+		})
+	}
+}
+
 func TestABareRoomMeansTheDefaultOrTheOnlyAdapter(t *testing.T) {
 	tests := []struct {
 		name, src, want string
@@ -591,5 +631,28 @@ func TestABareRoomMeansTheDefaultOrTheOnlyAdapter(t *testing.T) {
 	c := &Config{}
 	if got := c.DefaultAdapter(); got != "" {
 		t.Fatalf("with no adapter configured DefaultAdapter() = %q", got)
+	}
+}
+
+func TestSeveralPoliciesForOneCommandWithApprovalDefaults(t *testing.T) {
+	src := `bot: {name: chima}
+adapters: [{name: shell, type: shell}]
+plugins: []
+roles:
+  release-managers: {users: ["shell:bob"]}
+policies:
+  - command: deploy
+    allowed_rooms: [deployment]
+  - command: deploy
+    when: {env: [production]}
+    approval: {approvers: [release-managers]}
+`
+	cfg, err := Parse([]byte(src), "chima.yaml", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Policies[1].Approval
+	if a == nil || a.Count != DefaultApprovalCount || a.TTL != DefaultApprovalTTL || !reflect.DeepEqual(cfg.Policies[1].When, map[string][]string{"env": {"production"}}) {
+		t.Errorf("policies[1] = %+v, approval %+v; want when env=[production], count 1, ttl 30m", cfg.Policies[1], a)
 	}
 }

@@ -103,6 +103,17 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.HTTP.BaseURL = strings.TrimRight(c.HTTP.BaseURL, "/")
+	for i := range c.Policies {
+		if a := c.Policies[i].Approval; a != nil {
+			key := indexKey("policies", i) + ".approval"
+			if !m.isSet(key + ".count") {
+				a.Count = DefaultApprovalCount
+			}
+			if !m.isSet(key + ".ttl") {
+				a.TTL = DefaultApprovalTTL
+			}
+		}
+	}
 	for i := range c.Plugins {
 		p := &c.Plugins[i]
 		key := indexKey("plugins", i)

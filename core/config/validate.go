@@ -2,14 +2,16 @@ package config
 
 import (
 	"fmt"
-
-	"github.com/chimaops/chima/core/schedule"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
+
+	"github.com/chimaops/chima/core/schedule"
 )
 
 // Validate checks the Config as a whole: required keys, names, forms,
@@ -111,6 +113,9 @@ func (c *Config) validateAdapters(v *validator) {
 	}
 }
 
+// replicaName is what a replica id may be.
+var replicaName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
 func (c *Config) validateStore(v *validator) {
 	s := c.Store
 	switch s.Driver {
@@ -121,7 +126,18 @@ func (c *Config) validateStore(v *validator) {
 		if s.DSNEnv != "" {
 			v.add("store.dsn_env", "only used with driver postgres")
 		}
+		for key, set := range map[string]bool{"store.replica": s.Replica != "", "store.lease": s.Lease != 0} {
+			if set {
+				v.add(key, "only used with driver postgres: one process owns a SQLite store")
+			}
+		}
 	case DriverPostgres:
+		if s.Replica != "" && !replicaName.MatchString(s.Replica) {
+			v.add("store.replica", "%q: use 1 to 64 letters, digits and \".-_\"", s.Replica)
+		}
+		if s.Lease != 0 && s.Lease < 3*time.Second {
+			v.add("store.lease", "%s is too short: a replica renews its leases every third of it; use 3s or more (default 30s)", s.Lease)
+		}
 		switch {
 		case s.DSNEnv == "":
 			v.add("store.dsn_env", "required for driver postgres: the name of the environment variable holding the DSN")
@@ -138,6 +154,16 @@ func (c *Config) validateStore(v *validator) {
 }
 
 func (c *Config) validateWebhooks(v *validator) {
+	r := c.Webhooks.Retry
+	if r.Attempts < 0 {
+		v.add("webhooks.retry.attempts", "must be at least 1 (or left out for 8), got %d", r.Attempts)
+	}
+	if r.Backoff < 0 {
+		v.add("webhooks.retry.backoff", "must be more than 0 (or left out for 1s), got %s", r.Backoff)
+	}
+	if r.MaxBackoff < 0 || (r.MaxBackoff > 0 && r.MaxBackoff < r.Backoff) {
+		v.add("webhooks.retry.max_backoff", "must be at least the backoff (%s), got %s", r.Backoff, r.MaxBackoff)
+	}
 	if gh := c.Webhooks.GitHub; gh != nil {
 		switch {
 		case gh.SecretEnv == "":
@@ -304,11 +330,26 @@ func (c *Config) validatePolicies(v *validator) {
 			v.add(key+".command", "%q: expected command, plugin/command or *", p.Command)
 		}
 		if p.Command != "" {
-			if first, dup := seen[p.Command]; dup {
-				v.add(key+".command", "another policy for %q is at %s; merge them", p.Command, v.firstAt(first))
+			// Several policies may name a command when their when differ;
+			// two with the same when would leave which one holds to order.
+			same := p.Command + "\x00" + whenKey(p.When)
+			if first, dup := seen[same]; dup {
+				v.add(key+".command", "another policy for %q with the same when is at %s; merge them, or narrow one with when", p.Command, v.firstAt(first))
 			} else {
-				seen[p.Command] = key + ".command"
+				seen[same] = key + ".command"
 			}
+		}
+		for _, arg := range sortedKeys(p.When) {
+			k := joinKey(key+".when", arg)
+			switch {
+			case !isCommand(arg):
+				v.add(k, "%q: expected the name of one of the command's arguments", arg)
+			case len(p.When[arg]) == 0:
+				v.add(k, "list the values of %s the policy applies to, like [production]", arg)
+			}
+		}
+		if a := p.Approval; a != nil {
+			c.validateApproval(v, key+".approval", a)
 		}
 		for j, room := range p.AllowedRooms {
 			k := indexKey(key+".allowed_rooms", j)
@@ -328,6 +369,48 @@ func (c *Config) validatePolicies(v *validator) {
 			v.add(key+".permission", "%q: a permission is a name like deploy or deploy:lock (no wildcards here)", p.Permission)
 		}
 	}
+}
+
+// validateApproval checks a policy's approval at key.
+func (c *Config) validateApproval(v *validator, key string, a *ApprovalRule) {
+	if len(a.Approvers) == 0 {
+		v.add(key+".approvers", "required: the roles or people who may approve, like [release-managers]")
+	}
+	for i, name := range a.Approvers {
+		_, role := c.Roles[name]
+		_, person := c.People[name]
+		if !role && !person && !v.m.isBad("roles") && !v.m.isBad("people") {
+			v.add(indexKey(key+".approvers", i), "%q: no role or person of that name (roles: %s; people: %s)", name, c.roleList(), c.personList())
+		}
+	}
+	if a.Count < 1 {
+		v.add(key+".count", "%d: how many people must approve is 1 or more (leave it out for 1)", a.Count)
+	}
+	switch {
+	case a.TTL <= 0:
+		v.add(key+".ttl", "%s: how long a request stays open must be positive, like 30m", a.TTL)
+	case a.TTL < time.Second:
+		v.add(key+".ttl", "%s: a request must stay open at least 1s", a.TTL)
+	}
+}
+
+// whenKey is a canonical form of a policy's when, for duplicate checks.
+func whenKey(when map[string][]string) string {
+	var b strings.Builder
+	for _, arg := range sortedKeys(when) {
+		vals := slices.Clone(when[arg])
+		slices.Sort(vals)
+		b.WriteString(arg + "=" + strings.Join(vals, ",") + ";")
+	}
+	return b.String()
+}
+
+// roleList names the roles of roles: for problems.
+func (c *Config) roleList() string {
+	if len(c.Roles) == 0 {
+		return "none"
+	}
+	return strings.Join(sortedKeys(c.Roles), ", ")
 }
 
 // isName reports whether s is a non-empty [a-z0-9_-]+ name.

@@ -28,7 +28,10 @@ type Options struct {
 	Plugins func() any
 	// Health returns an error when the bot is not healthy.
 	Health func(ctx context.Context) error
-	Logger *slog.Logger
+	// Details, when set, adds lines below a healthy answer's "ok" (which
+	// replica answered, say).
+	Details func(ctx context.Context) string
+	Logger  *slog.Logger
 	// BodyBudget bounds the bytes of adapter routes' bodies being read
 	// before Verify, across all requests at once; webhook.SharedBudget()
 	// when nil, the same as GitHub's webhook.
@@ -130,6 +133,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = w.Write([]byte("ok\n"))
+	if s.o.Details != nil {
+		_, _ = w.Write([]byte(s.o.Details(r.Context())))
+	}
 }
 
 func (s *Server) plugins(w http.ResponseWriter, _ *http.Request) {

@@ -22,6 +22,12 @@ type Store interface {
 	ClaimJob(ctx context.Context, worker string, now time.Time, plugins []string) (*store.Job, error)
 	FinishJob(ctx context.Context, id int64, state store.JobState, detail string) error
 	CancelQueuedJob(ctx context.Context, id int64) (store.Job, bool, error)
+	// RenewLeases extends the leases of this replica's running jobs.
+	RenewLeases(ctx context.Context) (int64, error)
+	// RequestJobCancel asks the replica running a job to stop it.
+	RequestJobCancel(ctx context.Context, id int64) (bool, error)
+	// CancelRequests lists this replica's running jobs asked to stop.
+	CancelRequests(ctx context.Context) ([]int64, error)
 }
 
 // Executor runs one claimed job to its end and says how it ended.
@@ -46,6 +52,16 @@ type Options struct {
 	OnFinish func(job store.Job, state store.JobState, detail string)
 	// Name identifies this process as a worker.
 	Name string
+	// Lease is how long the store's claim on a running job lasts; the
+	// runner renews its jobs' leases at a third of it. Default
+	// store.DefaultLease.
+	Lease time.Duration
+	// CancelPoll is how often the runner looks for requests from other
+	// replicas to cancel one of its jobs; default 1s. 0 with a store that
+	// is not shared disables it (every cancel then comes through Cancel).
+	CancelPoll time.Duration
+	// Shared says several replicas run jobs from the store.
+	Shared bool
 }
 
 // Runner is the worker pool.
@@ -71,6 +87,12 @@ func New(o Options) *Runner {
 	if o.Name == "" {
 		o.Name = "chima"
 	}
+	if o.Lease <= 0 {
+		o.Lease = store.DefaultLease
+	}
+	if o.CancelPoll <= 0 {
+		o.CancelPoll = time.Second
+	}
 	return &Runner{o: o, wake: make(chan struct{}, 1), running: map[int64]context.CancelFunc{}}
 }
 
@@ -86,6 +108,11 @@ func (r *Runner) Wake() {
 // Run waits for them to finish.
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.keepLeases(ctx)
+	}()
 	for i := range r.o.Workers {
 		wg.Add(1)
 		go func() {
@@ -118,16 +145,66 @@ func (r *Runner) Cancel(ctx context.Context, id int64) (bool, error) {
 			}
 			return true, nil
 		}
-		// Running in the store but not here yet: a worker claimed it an
-		// instant ago and is about to register it. Another process's job
-		// (or a stale one) stays running; give up after a short while.
-		if job.State != store.JobRunning || attempt >= 50 {
+		if job.State != store.JobRunning {
 			return false, nil
+		}
+		// Running in the store but not here: another replica's job, or
+		// one a worker here claimed an instant ago and is about to
+		// register. The request in the store reaches whichever it is.
+		if r.o.Shared || attempt >= 50 {
+			ok, err := r.o.Store.RequestJobCancel(ctx, id)
+			if err != nil {
+				return false, fmt.Errorf("cancel job %d: %w", id, err)
+			}
+			return ok, nil
 		}
 		select {
 		case <-ctx.Done():
 			return false, ctx.Err()
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// keepLeases renews the leases of this replica's running jobs at a third of
+// their length, and on a shared store stops the jobs other replicas asked
+// to cancel, until ctx ends.
+func (r *Runner) keepLeases(ctx context.Context) {
+	renew := time.NewTicker(r.o.Lease / 3)
+	defer renew.Stop()
+	var cancels <-chan time.Time
+	if r.o.Shared {
+		t := time.NewTicker(r.o.CancelPoll)
+		defer t.Stop()
+		cancels = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-renew.C:
+			if _, err := r.o.Store.RenewLeases(ctx); err != nil && ctx.Err() == nil {
+				// Another replica takes the jobs over once the lease
+				// lapses; say so loudly while there is time.
+				r.o.Logger.Error("renew job leases", "error", err)
+			}
+		case <-cancels:
+			ids, err := r.o.Store.CancelRequests(ctx)
+			if err != nil {
+				if ctx.Err() == nil {
+					r.o.Logger.Error("read cancel requests", "error", err)
+				}
+				continue
+			}
+			for _, id := range ids {
+				r.mu.Lock()
+				cancel := r.running[id]
+				r.mu.Unlock()
+				if cancel != nil {
+					r.o.Logger.Info("job cancelled from another replica", "job", id)
+					cancel()
+				}
+			}
 		}
 	}
 }

@@ -850,6 +850,8 @@ func (i *instance) call(ctx context.Context, c *pluginv1.Call, fn func(*pluginv1
 		stream, err = i.conn.Plugin.RunJob(ctx, k.Job)
 	case *pluginv1.Call_Interaction:
 		stream, err = i.conn.Plugin.HandleInteraction(ctx, k.Interaction)
+	case *pluginv1.Call_JobInterrupted:
+		stream, err = i.conn.Plugin.JobInterrupted(ctx, k.JobInterrupted)
 	default:
 		return fmt.Errorf("unsupported call %T", k)
 	}

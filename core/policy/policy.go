@@ -14,13 +14,22 @@
 // their accounts, applies whichever adapter they speak from; Decision.Person
 // names them for the audit, locks and approvals.
 //
+// Several policies may name one command. The policies of the most specific
+// level that has any ("plugin/command", then "command", then "*") apply,
+// each one whose when matches the command's arguments: every one's rooms
+// must allow the room, the last one that sets a permission sets it, and
+// the first one with an approval makes the command wait for approval
+// (Decision.Approval says by whom).
+//
 // New precomputes everything; Check does map lookups only and does not
-// allocate when it allows (it is on the dispatch path of every command).
+// allocate when it allows, with or without an approval (it is on the
+// dispatch path of every command).
 package policy
 
 import (
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/chimaops/chima/core/config"
 )
@@ -41,6 +50,20 @@ type Request struct {
 	Permission string
 	// Direct is true for a direct message to the bot rather than a room.
 	Direct bool
+	// Args are the command's parsed arguments by name, for policies with
+	// when; nil when there are none.
+	Args map[string]string
+}
+
+// Approval is what a policy requires before a command runs: that Count
+// distinct approvers, none of them the requester, approve within TTL.
+type Approval struct {
+	// Approvers are the roles and people who may approve.
+	Approvers []string
+	// Count is how many distinct people must approve (at least 1).
+	Count int
+	// TTL is how long a request stays open.
+	TTL time.Duration
 }
 
 // Decision is the outcome of Check.
@@ -60,16 +83,22 @@ type Decision struct {
 	// Person is the person (config people:) the account belongs to, ""
 	// when it belongs to none: who asked, whichever adapter they used.
 	Person string
+	// Approval, when the command is allowed, says that it must be
+	// approved before it runs, and by whom; nil when it may run now. It is
+	// shared by every decision of its policy; do not modify it.
+	Approval *Approval
 }
 
 // Policy decides on requests. It is immutable after New and safe for
 // concurrent use.
 type Policy struct {
 	users     map[string]map[string]*grants // adapter → user id → what they hold; a person's accounts share one
-	qualified map[commandKey]*rule          // "plugin/command" policies
-	commands  map[string]*rule              // "command" policies
-	star      *rule                         // the "*" policy, or nil
+	qualified map[commandKey][]*rule        // "plugin/command" policies
+	commands  map[string][]*rule            // "command" policies
+	star      []*rule                       // the "*" policies
 	roles     []namedRole                   // every role, sorted by name
+	people    map[string][]string           // person → their "adapter:id" accounts
+	members   map[string][]string           // role → the "adapter:id" accounts it is granted to
 }
 
 type commandKey struct{ plugin, command string }
@@ -83,6 +112,14 @@ type rule struct {
 	rooms      map[roomKey]struct{}
 	entries    []roomKey // every allowed room in config order (adapter "" = any), for reasons
 	permission string
+	when       []condition // all must match; none: the rule always applies
+	approval   *Approval
+}
+
+// condition is one argument of a policy's when and the values it matches.
+type condition struct {
+	arg    string
+	values []string
 }
 
 // grants is a permission set: the union of one user's roles, or one role's.
@@ -112,8 +149,10 @@ func New(roles map[string]config.Role, policies []config.Policy) *Policy {
 func NewWithPeople(people map[string][]string, roles map[string]config.Role, policies []config.Policy) *Policy {
 	p := &Policy{
 		users:     map[string]map[string]*grants{},
-		qualified: map[commandKey]*rule{},
-		commands:  map[string]*rule{},
+		qualified: map[commandKey][]*rule{},
+		commands:  map[string][]*rule{},
+		people:    map[string][]string{},
+		members:   map[string][]string{},
 	}
 	// Every account of a person points at the person's one grants, which
 	// roles then fill: Check stays one lookup by (adapter, id).
@@ -121,6 +160,7 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 	for _, person := range sortedKeys(people) {
 		g := &grants{person: person, exact: map[string]struct{}{}}
 		byPerson[person] = g
+		p.people[person] = slices.Clone(people[person])
 		for _, u := range people[person] {
 			adapter, id, ok := strings.Cut(u, ":")
 			if !ok || adapter == "" || id == "" || p.users[adapter][id] != nil {
@@ -137,8 +177,10 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 		for _, person := range role.People {
 			if g := byPerson[person]; g != nil {
 				g.grant(name, role.Permissions)
+				p.members[name] = append(p.members[name], p.people[person]...)
 			}
 		}
+		p.members[name] = append(p.members[name], role.Users...)
 		for _, u := range role.Users {
 			adapter, id, ok := strings.Cut(u, ":")
 			if !ok || adapter == "" || id == "" {
@@ -164,6 +206,15 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 			rooms:      map[roomKey]struct{}{},
 			permission: pol.Permission,
 		}
+		for _, arg := range sortedKeys(pol.When) {
+			r.when = append(r.when, condition{arg: strings.ToLower(arg), values: slices.Clone(pol.When[arg])})
+		}
+		if a := pol.Approval; a != nil {
+			r.approval = &Approval{Approvers: slices.Clone(a.Approvers), Count: max(a.Count, 1), TTL: a.TTL}
+			if r.approval.TTL <= 0 {
+				r.approval.TTL = config.DefaultApprovalTTL
+			}
+		}
 		for _, entry := range pol.AllowedRooms {
 			adapter, room, qualified := strings.Cut(entry, ":")
 			if !qualified {
@@ -183,11 +234,12 @@ func NewWithPeople(people map[string][]string, roles map[string]config.Role, pol
 		cmd := strings.ToLower(pol.Command)
 		switch plugin, command, qualified := strings.Cut(cmd, "/"); {
 		case cmd == "*":
-			p.star = r
+			p.star = append(p.star, r)
 		case qualified:
-			p.qualified[commandKey{plugin, command}] = r
+			k := commandKey{plugin, command}
+			p.qualified[k] = append(p.qualified[k], r)
 		case cmd != "":
-			p.commands[cmd] = r
+			p.commands[cmd] = append(p.commands[cmd], r)
 		}
 	}
 	return p
@@ -279,9 +331,13 @@ func (p *Policy) Person(adapter, userID string) string {
 // the user holds the permission the command needs (the policy's, else
 // permission, the manifest's), and if not, why not. Help uses it to show
 // each caller the commands they may run, wherever they ask from.
+//
+// Only policies without when count here: help knows no arguments.
 func (p *Policy) Permitted(adapter, userID, plugin, command, permission string) (bool, string) {
-	if rl := p.ruleFor(strings.ToLower(plugin), strings.ToLower(command)); rl != nil && rl.permission != "" {
-		permission = rl.permission
+	for _, rl := range p.rulesFor(strings.ToLower(plugin), strings.ToLower(command)) {
+		if len(rl.when) == 0 && rl.permission != "" {
+			permission = rl.permission
+		}
 	}
 	if permission == "" || p.users[adapter][userID].match(permission) > 0 {
 		return true, ""
@@ -292,15 +348,22 @@ func (p *Policy) Permitted(adapter, userID, plugin, command, permission string) 
 // Check decides whether r may run.
 func (p *Policy) Check(r Request) Decision {
 	command := strings.ToLower(r.Command) // no allocation when already lower case
-	rl := p.ruleFor(strings.ToLower(r.Plugin), command)
+	rules := p.rulesFor(strings.ToLower(r.Plugin), command)
 	g := p.users[r.Adapter][r.UserID]
 	d := Decision{Permission: r.Permission}
 	if g != nil {
 		d.Roles, d.Person = g.roles, g.person
 	}
-	if rl != nil {
+	var approval *Approval
+	for _, rl := range rules {
+		if !rl.applies(r.Args) {
+			continue
+		}
 		if rl.permission != "" {
 			d.Permission = rl.permission
+		}
+		if approval == nil {
+			approval = rl.approval
 		}
 		if rl.restricted && !rl.allows(r.Adapter, r.Room) && (r.RoomName == "" || !rl.allows(r.Adapter, r.RoomName)) {
 			d.Reason = rl.roomReason(r)
@@ -308,23 +371,108 @@ func (p *Policy) Check(r Request) Decision {
 		}
 	}
 	if d.Permission == "" || g.match(d.Permission) > 0 {
-		d.Allowed = true
+		d.Allowed, d.Approval = true, approval
 		return d
 	}
 	d.Reason = p.permissionReason(d.Permission)
 	return d
 }
 
-func (p *Policy) ruleFor(plugin, command string) *rule {
+// rulesFor returns the policies of the most specific level that has any
+// for the command.
+func (p *Policy) rulesFor(plugin, command string) []*rule {
 	if plugin != "" {
-		if rl := p.qualified[commandKey{plugin, command}]; rl != nil {
-			return rl
+		if rules := p.qualified[commandKey{plugin, command}]; rules != nil {
+			return rules
 		}
 	}
-	if rl := p.commands[command]; rl != nil {
-		return rl
+	if rules := p.commands[command]; rules != nil {
+		return rules
 	}
 	return p.star
+}
+
+// applies reports whether the rule's when matches args: every argument it
+// names has one of its values (compared without case).
+func (rl *rule) applies(args map[string]string) bool {
+	for _, c := range rl.when {
+		v, ok := args[c.arg]
+		if !ok || !slices.ContainsFunc(c.values, func(want string) bool { return strings.EqualFold(want, v) }) {
+			return false
+		}
+	}
+	return true
+}
+
+// ApprovalFor returns the approval of the first policy of the command that
+// has one, whatever its when, or nil: the approvers of a command whose
+// plugin asks for approval without naming any.
+func (p *Policy) ApprovalFor(plugin, command string) *Approval {
+	for _, rl := range p.rulesFor(strings.ToLower(plugin), strings.ToLower(command)) {
+		if rl.approval != nil {
+			return rl.approval
+		}
+	}
+	return nil
+}
+
+// WhenArgs returns, for each policy with when (by its index in the config's
+// policies), the argument names it tests, for checks at start that they are
+// arguments of the command.
+func WhenArgs(policies []config.Policy) map[int][]string {
+	out := map[int][]string{}
+	for i, pol := range policies {
+		if len(pol.When) > 0 {
+			out[i] = sortedKeys(pol.When)
+		}
+	}
+	return out
+}
+
+// Identity names who the account is, for approvals and the audit: their
+// person, or "adapter:userid" for an account that belongs to none.
+func (p *Policy) Identity(adapter, userID string) string {
+	if person := p.Person(adapter, userID); person != "" {
+		return person
+	}
+	return adapter + ":" + userID
+}
+
+// IsApprover reports whether the account is one of approvers: its person is
+// named, or it holds a role that is.
+func (p *Policy) IsApprover(approvers []string, adapter, userID string) bool {
+	g := p.users[adapter][userID]
+	if g == nil {
+		return false
+	}
+	for _, name := range approvers {
+		if (g.person != "" && g.person == name) || slices.Contains(g.roles, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Known reports whether name is a role or a person, which approvers must
+// be.
+func (p *Policy) Known(name string) bool {
+	if _, ok := p.people[name]; ok {
+		return true
+	}
+	return slices.ContainsFunc(p.roles, func(r namedRole) bool { return r.name == name })
+}
+
+// ApproverAccounts returns the "adapter:userid" accounts of approvers (the
+// accounts of the people named, and of the members of the roles named),
+// sorted, each once: whom to ask.
+func (p *Policy) ApproverAccounts(approvers []string) []string {
+	var out []string
+	for _, name := range approvers {
+		out = append(out, p.people[name]...)
+		out = append(out, p.members[name]...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 func (rl *rule) allows(adapter, room string) bool {

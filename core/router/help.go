@@ -20,6 +20,15 @@ const helpHelp = "Shows what I can do, or how to use one command or plugin. Also
 
 const schedulesHelp = "Lists the commands I run on a clock, with their next run and how their last run ended."
 
+const (
+	approveUsage   = "approve <id>"
+	approveHelp    = "Approves the approval request <id> (approvals lists them), or confirms your own when it asks you to."
+	denyUsage      = "deny <id> <reason>"
+	denyHelp       = "Denies the approval request <id>, saying why; the person who asked may withdraw it this way."
+	approvalsUsage = "approvals"
+	approvalsHelp  = "Lists the commands waiting for approval, with who asked and who may approve."
+)
+
 // Help renders help about topic, as asked with "help [topic]".
 //
 //   - "" lists every command grouped by plugin (usage — first line of its
@@ -68,6 +77,12 @@ func (r *Router) HelpFor(topic string, stateOf func(plugin string) string, may A
 		return chat.Output{Title: helpUsage, Text: helpHelp}
 	case topic == schedulesCommand:
 		return chat.Output{Title: schedulesCommand, Text: schedulesHelp}
+	case topic == approveCommand:
+		return chat.Output{Title: approveUsage, Text: approveHelp}
+	case topic == denyCommand:
+		return chat.Output{Title: denyUsage, Text: denyHelp}
+	case topic == approvalsCommand:
+		return chat.Output{Title: approvalsUsage, Text: approvalsHelp}
 	}
 	for _, k := range []string{topic, strings.TrimRight(topic, "!")} {
 		if c := t.byKey[k]; c != nil {
@@ -114,6 +129,9 @@ func (t *table) helpAll(note func(string) string, may Access) chat.Output {
 	b.WriteString("built in\n")
 	writeLine(&b, helpUsage, firstLine(helpHelp))
 	writeLine(&b, schedulesCommand, schedulesHelp)
+	writeLine(&b, approveUsage, approveHelp)
+	writeLine(&b, denyUsage, denyHelp)
+	writeLine(&b, approvalsUsage, approvalsHelp)
 	b.WriteString("\nSay \"help <command>\" for the details of one command.")
 	writeHidden(&b, hidden)
 	return chat.Output{Title: "What I can do", Text: b.String()}

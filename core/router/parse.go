@@ -32,9 +32,18 @@ const (
 	// Schedules: the built-in schedules command, which lists the scheduled
 	// commands (the bot answers it).
 	Schedules
+	// Approve: the built-in `approve <id>` (Result.ApprovalID); Problem is
+	// set when the id is missing or not a number.
+	Approve
+	// Deny: the built-in `deny <id> <reason>` (ApprovalID, Reason);
+	// Problem is set when the id or the reason is missing.
+	Deny
+	// Approvals: the built-in approvals command, which lists the pending
+	// approval requests.
+	Approvals
 )
 
-var kindNames = [...]string{"Invalid", "Matched", "Help", "Unknown", "Malformed", "Empty", "TooLong", "Schedules"}
+var kindNames = [...]string{"Invalid", "Matched", "Help", "Unknown", "Malformed", "Empty", "TooLong", "Schedules", "Approve", "Deny", "Approvals"}
 
 // String returns the kind's name, for logs and tests.
 func (k Kind) String() string {
@@ -75,6 +84,11 @@ type Result struct {
 	Problem string
 	// Argument is the name of the argument at fault, if any.
 	Argument string
+
+	// ApprovalID is the approval request approve or deny names (Approve,
+	// Deny); Reason is the rest of the line (the reason of a denial).
+	ApprovalID int64
+	Reason     string
 }
 
 // SecretMask stands for a secret argument's value in text shown or stored.
@@ -109,8 +123,15 @@ func (r *Router) Parse(text string) Result {
 	}
 	end := indexSpace(text, 0)
 	kw := text[:end]
-	if strings.EqualFold(kw, schedulesCommand) {
+	switch {
+	case strings.EqualFold(kw, schedulesCommand):
 		return Result{Kind: Schedules}
+	case strings.EqualFold(kw, approvalsCommand):
+		return Result{Kind: Approvals}
+	case strings.EqualFold(kw, approveCommand):
+		return parseVote(Approve, text[end:])
+	case strings.EqualFold(kw, denyCommand):
+		return parseVote(Deny, text[end:])
 	}
 	if isBuiltin(kw) {
 		return Result{Kind: Help, Topic: strings.ToLower(firstWord(text[end:]))}
@@ -140,6 +161,30 @@ func (r *Router) Parse(text string) Result {
 }
 
 // isBuiltin reports whether kw asks for help.
+// parseVote reads the rest of `approve <id> [reason]` or `deny <id>
+// <reason>`. An id may be written #12.
+func parseVote(k Kind, rest string) Result {
+	rest = strings.TrimSpace(rest)
+	idText, reason, _ := strings.Cut(rest, " ")
+	r := Result{Kind: k, Reason: strings.TrimSpace(reason)}
+	usage := "approve <id>"
+	if k == Deny {
+		usage = "deny <id> <reason>"
+	}
+	r.Usage = usage
+	id, err := strconv.ParseInt(strings.TrimPrefix(idText, "#"), 10, 64)
+	switch {
+	case idText == "":
+		r.Problem = "which request? Say " + usage + " (approvals lists them)"
+	case err != nil || id <= 0:
+		r.Problem = "the id of an approval request is a number, got " + quote(idText)
+	case k == Deny && r.Reason == "":
+		r.Problem = "say why: " + usage
+	}
+	r.ApprovalID = id
+	return r
+}
+
 func isBuiltin(kw string) bool {
 	for _, b := range builtins[:2] {
 		if strings.EqualFold(kw, b) {

@@ -31,10 +31,18 @@ var (
 
 // builtins are the keywords the router answers itself (help, commands)
 // or hands to the bot (schedules); no plugin command may take them.
-var builtins = []string{"help", "commands", schedulesCommand}
+var builtins = []string{"help", "commands", schedulesCommand, approveCommand, denyCommand, approvalsCommand}
 
 // schedulesCommand lists the scheduled commands (Kind Schedules).
 const schedulesCommand = "schedules"
+
+// approveCommand, denyCommand and approvalsCommand approve, deny and list
+// approval requests (Kinds Approve, Deny, Approvals).
+const (
+	approveCommand   = "approve"
+	denyCommand      = "deny"
+	approvalsCommand = "approvals"
+)
 
 // Options configure a Router.
 type Options struct {

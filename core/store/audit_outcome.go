@@ -51,8 +51,8 @@ func (s *Store) decisionStmt(ctx context.Context) (*sql.Stmt, error) {
 		return s.decisionInsert, nil
 	}
 	st, err := s.db.PrepareContext(ctx, s.q(`INSERT INTO audit_log
-		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		(at, request_id, adapter, room, user_id, user_name, text, plugin, command, outcome, detail, duration_ns, via, replica)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`))
 	if err != nil {
 		return nil, fmt.Errorf("prepare decision insert: %w", err)
@@ -102,8 +102,14 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []AuditOutcome) err
 // entries are running for real. It reads the whole table once (no index on
 // outcome), which is a start-up cost, not a per-command one.
 func (s *Store) InterruptRunningAudits(ctx context.Context, detail string) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE outcome = ?`),
-		OutcomeInterrupted, detail, OutcomeRunning)
+	// On a shared store only this replica's own unfinished commands are
+	// its to end; the others' are still running.
+	where, args := `outcome = ?`, []any{OutcomeInterrupted, detail, OutcomeRunning}
+	if s.Shared() {
+		where += ` AND replica = ?`
+		args = append(args, s.replicaID())
+	}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE `+where), args...)
 	if err != nil {
 		return 0, fmt.Errorf("interrupt running audit entries: %w", err)
 	}
@@ -240,7 +246,7 @@ func (s *Store) RecordAuditBatch(ctx context.Context, decisions, finals []AuditE
 				var id int64
 				if err := st.QueryRowContext(ctx,
 					e.Time.UnixMilli(), e.RequestID, e.Adapter, e.Room, e.UserID, e.UserName, e.Text,
-					e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via,
+					e.Plugin, e.Command, e.Outcome, e.Detail, int64(e.Duration), e.Via, s.replicaID(),
 				).Scan(&id); err != nil {
 					return fmt.Errorf("decision: %w", err)
 				}

@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chimaops/chima/core/store/storetest"
 )
 
 func BenchmarkEnqueueClaimFinish(b *testing.B) {
@@ -57,6 +61,63 @@ func BenchmarkKVSetGet(b *testing.B) {
 		}
 		if _, ok, err := s.KVGet(ctx, "bench", key); err != nil || !ok {
 			b.Fatalf("KVGet = %v, %v", ok, err)
+		}
+	}
+}
+
+// BenchmarkClaimInbound is the cost of inbound de-duplication per chat
+// message: one insert-if-absent of its delivery key, on SQLite and on
+// PostgreSQL (the engine replicas share, where it runs).
+func BenchmarkClaimInbound(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			var s *Store
+			var err error
+			if engine == "postgres" {
+				s, err = Open(context.Background(), "postgres", storetest.PostgresSchema(b, "bench"))
+			} else {
+				s, err = Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "chima.db"))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := range b.N {
+				if ok, err := s.ClaimInbound(ctx, "mattermost", "post-"+strconv.Itoa(i)); err != nil || !ok {
+					b.Fatal(ok, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkEventDeliveryLife measures the store's part of one webhook
+// delivery to two plugins: received, then each handing claimed and
+// finished handled.
+func BenchmarkEventDeliveryLife(b *testing.B) {
+	ctx := context.Background()
+	s, _ := newStore(b)
+	s.now = time.Now
+	payload := make([]byte, 8<<10)
+	plugins := []string{"cistatus", "deploy"}
+	i := 0
+	for b.Loop() {
+		i++
+		d := Delivery{Source: "github", ID: fmt.Sprintf("d-%d", i), Event: "push", Payload: payload,
+			Headers: map[string]string{"X-GitHub-Event": "push"}}
+		if _, err := s.ReceiveDelivery(ctx, d, plugins); err != nil {
+			b.Fatal(err)
+		}
+		for range plugins {
+			e, err := s.ClaimEventDelivery(ctx, time.Now(), time.Minute, plugins)
+			if err != nil || e == nil {
+				b.Fatalf("claim = %v, %v", e, err)
+			}
+			if _, err := s.FinishEventDelivery(ctx, e.EventKey, "", Retry{}); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // dialect is the SQL engine a Store talks to. Shared statements are written
@@ -104,4 +107,35 @@ func (d dialect) forUpdate() string {
 		return " FOR UPDATE"
 	}
 	return ""
+}
+
+// skipLocked returns the suffix that makes a claim's SELECT ... FOR UPDATE
+// skip rows other transactions locked, so that replicas claiming at once
+// each take a different job. SQLite needs none (see forUpdate).
+func (d dialect) skipLocked() string {
+	if d == dialectPostgres {
+		return " FOR UPDATE OF j SKIP LOCKED"
+	}
+	return ""
+}
+
+// skipLockedOf is skipLocked for a claim whose table has the alias alias.
+func (d dialect) skipLockedOf(alias string) string {
+	if d == dialectPostgres {
+		return " FOR UPDATE OF " + alias + " SKIP LOCKED"
+	}
+	return ""
+}
+
+// isUniqueViolation reports whether err is a unique-constraint violation:
+// SQLSTATE 23505 on PostgreSQL, SQLITE_CONSTRAINT_UNIQUE on SQLite.
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return pg.Code == "23505"
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
 }

@@ -67,6 +67,10 @@ type Job struct {
 	Worker string
 	// Detail is the outcome detail or error text.
 	Detail string
+	// Replica is the replica that claimed the job last ("" before
+	// replicas), and LeaseUntil when its claim lapses unless renewed.
+	Replica    string
+	LeaseUntil time.Time
 	// Timestamps; zero when unset.
 	CreatedAt, RunAfter, StartedAt, FinishedAt time.Time
 }
@@ -74,7 +78,7 @@ type Job struct {
 const jobColumns = `id, plugin, kind, payload, queue_key,
 	notify_adapter, notify_room, notify_message_id, notify_thread_id,
 	origin_request_id, state, attempt, worker, detail,
-	created_at, run_after, started_at, finished_at, title`
+	created_at, run_after, started_at, finished_at, title, replica, lease_until`
 
 // openStates is the SQL list of non-terminal states.
 const openStates = `('queued', 'running')`
@@ -83,10 +87,11 @@ func scanJob(sc scanner) (Job, error) {
 	var j Job
 	var state string
 	var created, runAfter, started, finished sql.NullInt64
+	var lease int64
 	err := sc.Scan(&j.ID, &j.Plugin, &j.Kind, &j.Payload, &j.QueueKey,
 		&j.Notify.Adapter, &j.Notify.Room, &j.Notify.MessageID, &j.Notify.ThreadID,
 		&j.OriginRequestID, &state, &j.Attempt, &j.Worker, &j.Detail,
-		&created, &runAfter, &started, &finished, &j.Title)
+		&created, &runAfter, &started, &finished, &j.Title, &j.Replica, &lease)
 	if err != nil {
 		return Job{}, err
 	}
@@ -95,6 +100,9 @@ func scanJob(sc scanner) (Job, error) {
 	j.RunAfter = fromMillis(runAfter)
 	j.StartedAt = fromMillis(started)
 	j.FinishedAt = fromMillis(finished)
+	if lease > 0 {
+		j.LeaseUntil = time.UnixMilli(lease)
+	}
 	return j, nil
 }
 
@@ -159,12 +167,30 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, plug
 			args = append(args, p)
 		}
 	}
-	// On PostgreSQL with several workers this needs more than FOR UPDATE:
-	// the candidate must be locked (SKIP LOCKED) and the per-key rule is
+	// On PostgreSQL, replicas claim at once: the candidate row is locked
+	// and skipped by the others (SKIP LOCKED), and the per-key rule is
 	// backed by the jobs_running_key unique index, whose violation means
 	// "lost the race, try again". On SQLite the transaction is exclusive.
-	query += ` ORDER BY j.id LIMIT 1`
+	query += ` ORDER BY j.id LIMIT 1` + s.d.skipLocked()
 
+	for attempt := 0; ; attempt++ {
+		job, err := s.claimOnce(ctx, query, args, worker, now)
+		if errors.Is(err, errLostClaim) && attempt < 5 {
+			continue
+		}
+		if errors.Is(err, errLostClaim) {
+			return nil, nil // busy: the workers poll again
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claim job: %w", err)
+		}
+		return job, nil
+	}
+}
+
+// claimOnce runs one claim transaction; errLostClaim means another replica
+// took the job or its queue key first.
+func (s *Store) claimOnce(ctx context.Context, query string, args []any, worker string, now time.Time) (*Job, error) {
 	var job *Job
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		var id int64
@@ -176,11 +202,15 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, plug
 			return err
 		}
 		j, err := scanJob(tx.QueryRowContext(ctx, s.q(`UPDATE jobs
-			SET state = 'running', worker = ?, started_at = ?, attempt = attempt + 1
+			SET state = 'running', worker = ?, started_at = ?, attempt = attempt + 1,
+				replica = ?, lease_until = ?, cancel_requested = 0
 			WHERE id = ? AND state = 'queued'
-			RETURNING `+jobColumns), worker, now.UnixMilli(), id))
+			RETURNING `+jobColumns), worker, now.UnixMilli(), s.replicaID(), s.now().Add(s.lease()).UnixMilli(), id))
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil // taken meanwhile (multi-writer engines only)
+			return errLostClaim // taken meanwhile (multi-writer engines only)
+		}
+		if isUniqueViolation(err) {
+			return errLostClaim // another replica started this queue key
 		}
 		if err != nil {
 			return err
@@ -188,10 +218,7 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, plug
 		job = &j
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim job: %w", err)
-	}
-	return job, nil
+	return job, err
 }
 
 // FinishJob moves job id to the terminal state with detail, sets FinishedAt
@@ -279,38 +306,26 @@ func (s *Store) CancelQueuedJob(ctx context.Context, id int64) (job Job, cancell
 // interruptedDetail is the Detail of jobs ended by InterruptRunningJobs.
 const interruptedDetail = "interrupted by restart"
 
-// InterruptRunningJobs marks every running job interrupted (detail
+// InterruptRunningJobs marks this replica's running jobs interrupted (detail
 // "interrupted by restart", FinishedAt now), releases their locks, and
 // returns the jobs sorted by id so their rooms can be told. Chima calls it
-// once at start-up, before any worker runs: a job still running in the store
-// then is one the previous process lost.
+// once at start-up, before any worker runs: a job of its own still running
+// in the store then is one the previous process lost.
 //
-// With a shared engine and several replicas this would need to be limited to
-// the jobs of this replica's workers.
+// On SQLite one process owns the store, so every running job is its own. On
+// PostgreSQL only the jobs of this replica's id are (and jobs from before
+// replicas, which name none); other replicas' jobs are theirs for as long
+// as they renew their leases (InterruptExpiredJobs ends the rest).
 func (s *Store) InterruptRunningJobs(ctx context.Context) ([]Job, error) {
-	var jobs []Job
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`UPDATE jobs SET state = ?, detail = ?, finished_at = ?
-			WHERE state = 'running'
-			RETURNING `+jobColumns), string(JobInterrupted), interruptedDetail, s.now().UnixMilli())
-		if err != nil {
-			return err
-		}
-		if jobs, err = scanAll(rows, scanJob); err != nil {
-			return err
-		}
-		for _, j := range jobs {
-			if _, err := s.releaseJobLocksTx(ctx, tx, j.ID); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("interrupt running jobs: %w", err)
+	if !s.Shared() {
+		return s.interruptJobs(ctx, `state = 'running'`, interruptedDetail)
 	}
+	return s.interruptJobs(ctx, `state = 'running' AND (replica = ? OR replica = '')`, interruptedDetail, s.replicaID())
+}
+
+// sortJobs orders jobs by id.
+func sortJobs(jobs []Job) {
 	slices.SortFunc(jobs, func(a, b Job) int { return cmp.Compare(a.ID, b.ID) })
-	return jobs, nil
 }
 
 // JobFilter selects jobs for ListJobs. Empty fields match anything.

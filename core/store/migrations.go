@@ -164,6 +164,116 @@ var migrations = []migration{
 			)`,
 		},
 	},
+	{
+		version: 7,
+		name:    "replicas: job leases, cancel requests, inbound de-duplication",
+		stmts: []string{
+			// A running job belongs to the replica that claimed it for as
+			// long as its lease (unix ms, by the database's clock) is
+			// renewed; another replica ends it as interrupted once the
+			// lease lapsed. '' and 0 for jobs claimed before replicas.
+			`ALTER TABLE jobs ADD COLUMN replica TEXT NOT NULL DEFAULT ''`,
+			`ALTER TABLE jobs ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0`,
+			// Set by any replica to have the owner stop a running job.
+			`ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0`,
+			// Replica first: with state first, the planner took this
+			// index for the claim and sorted every queued job by id.
+			`CREATE INDEX jobs_replica ON jobs (replica, state)`,
+			// The claim walks queued jobs in id order and stops at the
+			// first eligible one.
+			`CREATE INDEX jobs_state_id ON jobs (state, id)`,
+			// Which replica recorded a decision: a restarting replica marks
+			// only its own unfinished commands interrupted.
+			`ALTER TABLE audit_log ADD COLUMN replica TEXT NOT NULL DEFAULT ''`,
+			// Chat messages already taken by a replica: a service that
+			// delivers each message to every connection (Mattermost's
+			// WebSocket) gets one answer.
+			`CREATE TABLE inbound_messages (
+				adapter TEXT NOT NULL,
+				message_id TEXT NOT NULL,
+				replica TEXT NOT NULL,
+				received_at BIGINT NOT NULL,
+				PRIMARY KEY (adapter, message_id)
+			)`,
+			`CREATE INDEX inbound_messages_at ON inbound_messages (received_at)`,
+		},
+	},
+	{
+		version: 8,
+		name:    "approval requests and their votes",
+		stmts: []string{
+			// One row per command waiting for (or past) approval: the
+			// exact parsed command, who asked where, who may approve, and
+			// its state (pending, approved, denied, expired, done). The
+			// move from approved to done is what runs the command, once.
+			`CREATE TABLE approval_requests (
+				id {{ID}},
+				plugin TEXT NOT NULL,
+				command TEXT NOT NULL,
+				args TEXT NOT NULL DEFAULT '{}',
+				text TEXT NOT NULL DEFAULT '',
+				requester TEXT NOT NULL,
+				requester_adapter TEXT NOT NULL DEFAULT '',
+				requester_user TEXT NOT NULL DEFAULT '',
+				requester_name TEXT NOT NULL DEFAULT '',
+				adapter TEXT NOT NULL DEFAULT '',
+				room TEXT NOT NULL DEFAULT '',
+				room_name TEXT NOT NULL DEFAULT '',
+				thread_id TEXT NOT NULL DEFAULT '',
+				message_id TEXT NOT NULL DEFAULT '',
+				direct INTEGER NOT NULL DEFAULT 0,
+				approvers TEXT NOT NULL DEFAULT '[]',
+				count INTEGER NOT NULL DEFAULT 1,
+				reason TEXT NOT NULL DEFAULT '',
+				confirm INTEGER NOT NULL DEFAULT 0,
+				request_id TEXT NOT NULL DEFAULT '',
+				created_at BIGINT NOT NULL,
+				expires_at BIGINT NOT NULL,
+				state TEXT NOT NULL,
+				updated_at BIGINT NOT NULL
+			)`,
+			`CREATE INDEX approval_requests_state ON approval_requests (state, expires_at)`,
+			// Each approval or denial; a person votes once on a request
+			// (the UNIQUE key makes each approval single use).
+			`CREATE TABLE approval_votes (
+				request BIGINT NOT NULL,
+				voter TEXT NOT NULL,
+				adapter TEXT NOT NULL DEFAULT '',
+				user_id TEXT NOT NULL DEFAULT '',
+				user_name TEXT NOT NULL DEFAULT '',
+				approve INTEGER NOT NULL,
+				reason TEXT NOT NULL DEFAULT '',
+				at BIGINT NOT NULL,
+				UNIQUE (request, voter)
+			)`,
+		},
+	},
+	{
+		version: 9,
+		name:    "webhook deliveries handed to each plugin as a durable job",
+		stmts: []string{
+			// One row per (delivery, plugin): the primary key is what makes
+			// a delivery reach each subscribed plugin once. A pending row
+			// is due at next_at; a running one is claimed until
+			// claimed_until (its process may have died after that).
+			`CREATE TABLE event_deliveries (
+				source TEXT NOT NULL,
+				delivery_id TEXT NOT NULL,
+				plugin TEXT NOT NULL,
+				state TEXT NOT NULL,
+				attempts INTEGER NOT NULL DEFAULT 0,
+				last_error TEXT NOT NULL DEFAULT '',
+				next_at BIGINT NOT NULL,
+				claimed_until BIGINT NOT NULL DEFAULT 0,
+				created_at BIGINT NOT NULL,
+				updated_at BIGINT NOT NULL,
+				finished_at BIGINT NOT NULL DEFAULT 0,
+				PRIMARY KEY (source, delivery_id, plugin)
+			)`,
+			`CREATE INDEX event_deliveries_due ON event_deliveries (state, next_at)`,
+			`CREATE INDEX event_deliveries_created ON event_deliveries (created_at)`,
+		},
+	},
 }
 
 // migrate creates schema_migrations if needed and applies every migration not

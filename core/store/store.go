@@ -2,10 +2,11 @@
 // state, named locks and the job queue, all behind database/sql.
 //
 // The default engine is an embedded SQLite file (pure Go, modernc.org/sqlite,
-// driver name "sqlite"). The SQL is written so that PostgreSQL can run it too:
+// driver name "sqlite"). PostgreSQL (pgx/v5, driver name "postgres") is for
+// several replicas sharing the work. Both run the same SQL and one schema:
 // statements use "?" placeholders that a dialect rebinds, timestamps are
 // BIGINT unix milliseconds, and the few places where the engines differ are
-// confined to the dialect type. Only SQLite can be opened today.
+// confined to the dialect type.
 package store
 
 import (
@@ -19,7 +20,8 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
 )
 
 // ErrNotFound is returned (wrapped) when a job or other record does not exist.
@@ -37,6 +39,12 @@ type Store struct {
 	// (audit time, job creation and finish, lock acquisition and expiry
 	// checks). Tests replace it to avoid depending on the wall clock.
 	now func() time.Time
+	// replica is who this Store claims jobs for (SetReplica).
+	replica Replica
+	// stop ends background work (the PostgreSQL clock sync); nil for
+	// SQLite.
+	stop     chan struct{}
+	stopOnce sync.Once
 
 	// auditStmts caches the prepared multi-row audit INSERT of each row
 	// count: parsing it again for every batch cost as much as running it.
@@ -66,20 +74,22 @@ const sqliteParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)" +
 // Open opens the store, creating it if needed, and brings its schema up to
 // date.
 //
-// driver is "sqlite" (the only engine implemented so far; "postgres" is
-// reserved). For sqlite, dsn is the path of the database file; its directory
-// is created if missing. A dsn that starts with "file:" is handed to the
-// driver unchanged, so it must carry its own parameters (see sqliteParams).
+// driver is "sqlite" or "postgres". For sqlite, dsn is the path of the
+// database file; its directory is created if missing. A dsn that starts with
+// "file:" is handed to the driver unchanged, so it must carry its own
+// parameters (see sqliteParams). For postgres, dsn is a libpq connection
+// string or URL, as pgx reads it; replicas opening one database at once
+// apply each migration once (an advisory lock serialises them).
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	d, err := dialectFor(driver)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if d != dialectSQLite {
-		return nil, fmt.Errorf("open store: driver %q is not implemented yet", driver)
-	}
 	if dsn == "" {
 		return nil, errors.New("open store: empty dsn")
+	}
+	if d == dialectPostgres {
+		return openPostgres(ctx, dsn)
 	}
 	uri := dsn
 	if !strings.HasPrefix(dsn, "file:") {
@@ -104,7 +114,7 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, db); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dsn, err)
 	}
@@ -114,6 +124,25 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dsn, err)
 	}
 	return s, nil
+}
+
+// pingSQLite opens the first connection, retrying while another process
+// holds the file busy: switching a new file to WAL takes a lock that
+// SQLite's busy_timeout does not wait for, so processes that create one
+// file at once (replicas, or the CLI beside a starting bot) would fail.
+func pingSQLite(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(5 * time.Second) // as busy_timeout waits
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.PingContext(ctx)
+		if err == nil || !strings.Contains(err.Error(), "SQLITE_BUSY") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
 }
 
 // sqliteURI turns a file path into a SQLite URI carrying sqliteParams,
@@ -137,6 +166,9 @@ func sqliteURI(path string) (string, error) {
 
 // Close closes the underlying database.
 func (s *Store) Close() error {
+	if s.stop != nil {
+		s.stopOnce.Do(func() { close(s.stop) })
+	}
 	s.auditMu.Lock()
 	for _, st := range s.auditStmts {
 		st.Close()

@@ -36,7 +36,7 @@ func (c *testClock) set(t time.Time) {
 // test ends.
 func openAt(t testing.TB, path string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), "sqlite", path)
+	s, err := tryOpenAt(t, path)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
@@ -46,6 +46,16 @@ func openAt(t testing.TB, path string) *Store {
 		}
 	})
 	return s
+}
+
+// tryOpenAt opens the store at path on this pass's engine: the SQLite file,
+// or the PostgreSQL schema standing for it.
+func tryOpenAt(t testing.TB, path string) (*Store, error) {
+	t.Helper()
+	if onPostgres() {
+		return Open(context.Background(), "postgres", postgresDSN(t, path))
+	}
+	return Open(context.Background(), "sqlite", path)
 }
 
 // newStore opens a fresh store in a temporary directory, with its clock fixed
@@ -59,6 +69,9 @@ func newStore(t testing.TB) (*Store, *testClock) {
 }
 
 func TestOpenCreatesFileAndDirectory(t *testing.T) {
+	if onPostgres() {
+		t.Skip("SQLite's file; PostgreSQL has none")
+	}
 	tests := []struct {
 		name string
 		rel  string
@@ -86,7 +99,8 @@ func TestOpenRejectsUnsupportedDrivers(t *testing.T) {
 		driver, dsn, want string
 	}{
 		{"mysql", "x", "unknown store driver"},
-		{"postgres", "postgres://localhost/chima", "not implemented"},
+		{"postgres", "postgres://127.0.0.1:1/chima?connect_timeout=2", "connect to postgres"},
+		{"postgres", "postgres://a b@/:x", "postgres dsn"},
 		{"sqlite", "", "empty dsn"},
 	}
 	for _, tt := range tests {
@@ -153,13 +167,13 @@ func TestOpenRefusesSchemaNewerThanBinary(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "chima.db")
 	s := openAt(t, path)
 	future := migrations[len(migrations)-1].version + 1
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, future); err != nil {
+	if _, err := s.DB().ExecContext(ctx, s.q(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`), future); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2, err := Open(ctx, "sqlite", path)
+	s2, err := tryOpenAt(t, path)
 	if err == nil {
 		_ = s2.Close()
 		t.Fatal("Open of a database from a newer binary succeeded, want error")
@@ -209,4 +223,71 @@ func TestErrorsWrapContext(t *testing.T) {
 	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "get job 42") {
 		t.Fatalf("GetJob(42) = %v, want wrapped ErrNotFound naming the job", err)
 	}
+}
+
+func TestReplicasOpeningOneDatabaseTogetherMigrateItOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chima.db")
+	if onPostgres() {
+		postgresDSN(t, path) // the schema exists before the replicas race
+	}
+	const replicas = 4
+	stores := make([]*Store, replicas)
+	errs := make([]error, replicas)
+	var wg sync.WaitGroup
+	for i := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = tryOpenAt(t, path)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: Open: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	var n, distinct int
+	if err := stores[0].DB().QueryRow(`SELECT COUNT(*), COUNT(DISTINCT version) FROM schema_migrations`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != len(migrations) || distinct != len(migrations) {
+		t.Errorf("schema_migrations has %d rows (%d versions), want each of the %d migrations once", n, distinct, len(migrations))
+	}
+}
+
+func TestASecondBotOfOneReplicaIdIsRefusedWhileTheFirstRuns(t *testing.T) {
+	if !onPostgres() {
+		t.Skip("SQLite stores are held by cmd/chima's lock file")
+	}
+	path := filepath.Join(t.TempDir(), "chima.db")
+	first, second, other := openAt(t, path), openAt(t, path), openAt(t, path)
+	first.SetReplica(Replica{ID: "r1"})
+	second.SetReplica(Replica{ID: "r1"})
+	other.SetReplica(Replica{ID: "r2"})
+	ctx := context.Background()
+	ol, err := other.HoldRunLock(ctx)
+	if err != nil {
+		t.Fatalf("another replica id: %v", err)
+	}
+	defer ol.Close()
+	held, err := first.HoldRunLock(ctx)
+	if err != nil {
+		t.Fatalf("first bot: %v", err)
+	}
+	if l, err := second.HoldRunLock(ctx); !errors.Is(err, ErrInUse) {
+		if l != nil {
+			l.Close()
+		}
+		t.Fatalf("second bot while the first runs: err = %v, want ErrInUse", err)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatalf("release: %v", err)
+	}
+	l, err := second.HoldRunLock(ctx)
+	if err != nil {
+		t.Fatalf("second bot after the first stopped: %v", err)
+	}
+	l.Close()
 }

@@ -1,5 +1,6 @@
-// Package webhook receives webhooks, verifies them, records them durably and
-// hands them to the plugins that subscribed to their event type.
+// Package webhook receives webhooks, verifies them and hands them to the
+// durable event queue (core/events), which delivers them to the plugins
+// that subscribed to their event type.
 //
 // A stranger cannot flood it: the bytes of bodies read before their
 // signature is checked are bounded by a budget shared by every request
@@ -7,12 +8,13 @@
 // Retry-After, unread. A request whose signature does not verify is answered
 // 401 and nothing else happens.
 //
-// It loses nothing: a verified delivery is recorded (payload and all) before
-// any plugin sees it, and marked handled only once every subscribed plugin
-// took it. A delivery a plugin refused or failed on stays recorded as failed
-// and is answered with an error, so that its redelivery is handled again,
-// by the plugins that did not take it yet. A redelivery of a handled one is
-// acknowledged and dropped.
+// It loses nothing and keeps GitHub waiting for nothing: a verified delivery
+// is stored (payload, headers and all, with one pending handing per
+// subscribed plugin) and then answered 202 at once; the plugins get it from
+// the queue, with retries. A redelivery is acknowledged (200) and not handed
+// again to a plugin that took it; one whose handing ended failed is handed
+// it again. A delivery that could not be stored is answered 503, so that
+// GitHub's redelivery brings it again.
 package webhook
 
 import (
@@ -28,14 +30,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/chimaops/chima/core/store"
-	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
 // MaxBody is the largest body accepted: GitHub caps payloads at 25 MB.
@@ -53,40 +53,10 @@ const DefaultBudget = MaxBody + 1<<20
 // before it is answered 503. GitHub gives up on a delivery after 10s.
 const DefaultBudgetWait = 5 * time.Second
 
-// Dispatcher hands a verified event to the plugins subscribed to its type.
-type Dispatcher interface {
-	// DispatchEvent hands ev to every subscribed plugin not in done (those
-	// took it already) and returns the plugins that took it now. A plugin
-	// that refused the event or failed on it is not among them, and err
-	// says why: a *RefusedError for a plugin that answered it would not
-	// handle it, any other error for a plugin that could not be asked.
-	DispatchEvent(ctx context.Context, ev *pluginv1.WebhookEvent, done []string) (handled []string, err error)
-}
-
-// RefusedError is a plugin's refusal of an event it was handed (a payload it
-// could not decode, say): asking it again with the same payload will not
-// help, though a redelivery is still handled again.
-type RefusedError struct {
-	// Plugin is the plugin that refused the event.
-	Plugin string
-	// Reason is the plugin's own words.
-	Reason string
-}
-
-// Error says which plugin refused the event, and why.
-func (e *RefusedError) Error() string {
-	return fmt.Sprintf("plugin %s refused the event: %s", e.Plugin, e.Reason)
-}
-
-// Deliveries records deliveries durably before they are handled, so that a
-// delivery is never lost and a redelivery is handled once.
-type Deliveries interface {
-	// ClaimDelivery records d and claims its handling for lease; see
-	// store.Store.ClaimDelivery.
-	ClaimDelivery(ctx context.Context, d store.Delivery, lease time.Duration) (store.Delivery, store.Claim, error)
-	// FinishDelivery ends the claim: handled when failure is empty,
-	// failed otherwise; handledBy are the plugins that took it.
-	FinishDelivery(ctx context.Context, source, id string, handledBy []string, failure string) error
+// Receiver stores a verified delivery for the plugins subscribed to it:
+// *events.Queue.
+type Receiver interface {
+	Receive(ctx context.Context, d store.Delivery) (store.Receipt, error)
 }
 
 // GitHub receives GitHub webhooks at one URL (POST /webhooks/github).
@@ -94,13 +64,13 @@ type GitHub struct {
 	// Secret is the hook's secret. Required: without it every delivery is
 	// refused, since anyone could forge one.
 	Secret []byte
-	// Deliveries records deliveries. Required: without it nothing could
-	// be acknowledged honestly, and every delivery is answered 503.
-	Deliveries Deliveries
-	Dispatch   Dispatcher
-	Logger     *slog.Logger
-	// Timeout bounds the plugins' handling, which happens before the answer
-	// so that an acknowledged delivery is never lost (GitHub waits 10s).
+	// Queue stores deliveries for the plugins. Required: without it
+	// nothing could be acknowledged honestly, and every delivery is
+	// answered 503.
+	Queue  Receiver
+	Logger *slog.Logger
+	// Timeout bounds storing a delivery, which happens before the answer
+	// (GitHub waits 10s); default 5s.
 	Timeout time.Duration
 	// Budget bounds the bytes of bodies being read before their signature
 	// is checked, across all requests at once: DefaultBudget when 0. It
@@ -179,104 +149,71 @@ func (g *GitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "pong\n")
 		return
 	}
-	if g.Deliveries == nil {
-		log.Error("github webhook refused: no delivery record to keep it in")
+	if !json.Valid(payload) {
+		// Nothing could ever decode it: it is not kept, and GitHub's page
+		// says why.
+		log.Warn("github webhook refused: the payload is not valid JSON")
+		http.Error(w, "the payload is not valid JSON", http.StatusUnprocessableEntity)
+		return
+	}
+	if g.Queue == nil {
+		log.Error("github webhook refused: no event queue to keep it in")
 		http.Error(w, "could not record delivery", http.StatusServiceUnavailable)
 		return
 	}
 	timeout := g.Timeout
 	if timeout <= 0 {
-		timeout = 8 * time.Second
+		timeout = 5 * time.Second
 	}
-	// Neither the recording nor the handling stops when GitHub hangs up:
-	// an outcome half written would be worse than a late one.
+	// The write does not stop when GitHub hangs up: a delivery half
+	// recorded would be worse than a late answer.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), timeout)
 	defer cancel()
-	headers := map[string]string{}
-	for _, h := range []string{"X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID", "X-GitHub-Hook-Installation-Target-Type", "X-GitHub-Hook-Installation-Target-ID", "User-Agent"} {
+	headers := make(map[string]string, len(keptHeaders))
+	for _, h := range keptHeaders {
 		if v := r.Header.Get(h); v != "" {
 			headers[h] = v
 		}
 	}
-	// The claim outlives the handling's timeout, so that a redelivery
-	// racing a slow handling is not handled twice at once.
-	lease := 2 * timeout
-	rec, claim, err := g.Deliveries.ClaimDelivery(ctx, store.Delivery{
+	rc, err := g.Queue.Receive(ctx, store.Delivery{
 		Source: "github", ID: delivery, Event: event, Payload: payload, Headers: headers,
-	}, lease)
+	})
 	if err != nil {
 		log.Error("record webhook delivery", "error", err)
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "could not record delivery", http.StatusServiceUnavailable)
 		return
 	}
-	switch claim {
-	case store.ClaimHandled:
-		log.Info("github webhook redelivery dropped")
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, "already handled\n")
-		return
-	case store.ClaimBusy:
-		log.Info("github webhook redelivery while the delivery is being handled")
-		w.Header().Set("Retry-After", strconv.Itoa(int(lease.Seconds())))
-		http.Error(w, "this delivery is being handled; ask again later", http.StatusConflict)
-		return
-	}
-	handled, failure, status := g.dispatch(ctx, &pluginv1.WebhookEvent{
-		Type: "github:" + event, DeliveryId: delivery, Payload: payload, Headers: headers,
-	}, rec.HandledBy)
-	if err := g.Deliveries.FinishDelivery(context.WithoutCancel(ctx), "github", delivery, handled, failure); err != nil {
-		log.Error("record webhook delivery outcome", "error", err, "handled_by", handled, "failure", failure)
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, "could not record the delivery's outcome", http.StatusServiceUnavailable)
-		return
-	}
-	if failure != "" {
-		log.Warn("github webhook not handled; a redelivery will be", "error", failure, "attempt", rec.Attempts, "handled_by", handled)
-		answer := "not handled: " + failure
-		if status == http.StatusServiceUnavailable {
-			// What broke inside the bot is for its log, not for
-			// whoever reads GitHub's delivery page.
-			w.Header().Set("Retry-After", "10")
-			answer = "not handled: a plugin could not take it now (the bot's log says why); redeliver it later"
+	status, answer := receiptAnswer(rc)
+	log.Info("github webhook received", "new", rc.New, "queued_for", rc.Queued)
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, answer+"\n")
+}
+
+// keptHeaders are the request headers stored with a delivery and handed to
+// plugins.
+var keptHeaders = []string{"X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-ID",
+	"X-GitHub-Hook-Installation-Target-Type", "X-GitHub-Hook-Installation-Target-ID", "User-Agent"}
+
+// receiptAnswer is the status and what GitHub's delivery page shows of a
+// stored delivery: 202 and the plugins it is queued for, or 200 when no
+// plugin is to get it (now).
+func receiptAnswer(rc store.Receipt) (int, string) {
+	plugins := func() string {
+		if len(rc.Queued) == 1 {
+			return "1 plugin: " + rc.Queued[0]
 		}
-		http.Error(w, answer, status)
-		return
+		return fmt.Sprintf("%d plugins: %s", len(rc.Queued), strings.Join(rc.Queued, ", "))
 	}
-	log.Info("github webhook handled", "plugins", handled, "attempt", rec.Attempts)
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = io.WriteString(w, handledAnswer(append(slices.Clip(rec.HandledBy), handled...))+"\n")
-}
-
-// handledAnswer is what GitHub's delivery page shows of a handled delivery:
-// the plugins that took it, or that none wanted it.
-func handledAnswer(plugins []string) string {
-	switch len(plugins) {
-	case 0:
-		return "handled: no plugin takes this event"
-	case 1:
-		return "handled by 1 plugin: " + plugins[0]
+	switch {
+	case rc.New && len(rc.Queued) == 0:
+		return http.StatusOK, "received: no plugin takes this event"
+	case rc.New:
+		return http.StatusAccepted, "queued for " + plugins()
+	case len(rc.Queued) > 0:
+		return http.StatusAccepted, "redelivery queued again for the " + plugins() + " (its handing had failed)"
 	}
-	return fmt.Sprintf("handled by %d plugins: %s", len(plugins), strings.Join(plugins, ", "))
-}
-
-// dispatch hands ev over and returns the plugins that took it, and, when
-// some did not, why and the status to answer: 422 when the payload was
-// refused, 503 when a plugin could not be asked.
-func (g *GitHub) dispatch(ctx context.Context, ev *pluginv1.WebhookEvent, done []string) (handled []string, failure string, status int) {
-	if !json.Valid(ev.GetPayload()) {
-		return nil, "the payload is not valid JSON", http.StatusUnprocessableEntity
-	}
-	handled, err := g.Dispatch.DispatchEvent(ctx, ev, done)
-	if err == nil {
-		return handled, "", 0
-	}
-	var refused *RefusedError
-	status = http.StatusServiceUnavailable
-	if errors.As(err, &refused) {
-		status = http.StatusUnprocessableEntity
-	}
-	return handled, strings.ReplaceAll(err.Error(), "\n", "; "), status
+	return http.StatusOK, "already received: not handed again"
 }
 
 // readBody reads the body within the budget of unverified bytes; the caller

@@ -12,63 +12,51 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chimaops/chima/core/events"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
-// recorder is a Dispatcher that remembers what it saw. Each plugin of
-// plugins takes an event unless fail or refuse says otherwise.
-type recorder struct {
-	mu      sync.Mutex
-	events  []*pluginv1.WebhookEvent
-	asked   []string       // plugins asked, in order, across events
-	plugins []string       // subscribed plugins; default {"deploy"}
-	fail    map[string]int // plugin → dispatches to fail before succeeding
-	refuse  map[string]string
-}
-
-func (r *recorder) DispatchEvent(_ context.Context, ev *pluginv1.WebhookEvent, done []string) ([]string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, ev)
-	plugins := r.plugins
-	if plugins == nil {
-		plugins = []string{"deploy"}
-	}
-	var handled []string
-	var errs []error
-	for _, p := range plugins {
-		if slices.Contains(done, p) {
-			continue
-		}
-		r.asked = append(r.asked, p)
-		switch {
-		case r.refuse[p] != "":
-			errs = append(errs, &RefusedError{Plugin: p, Reason: r.refuse[p]})
-		case r.fail[p] > 0:
-			r.fail[p]--
-			errs = append(errs, errors.New("plugin "+p+": restarting"))
-		default:
-			handled = append(handled, p)
-		}
-	}
-	return handled, errors.Join(errs...)
-}
-
-func newReceiver(t *testing.T, secret string, rec *recorder) (*GitHub, *store.Store) {
+// newReceiver returns a GitHub receiver storing into a real store through a
+// real queue whose subscribers of every event are plugins (default
+// {"deploy"}; pass none for []string{}). The queue does not run: what it
+// stored is read back from the store.
+func newReceiver(t testing.TB, secret string, plugins ...string) (*GitHub, *store.Store) {
 	t.Helper()
 	st, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "chima.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return &GitHub{Secret: []byte(secret), Deliveries: st, Dispatch: rec}, st
+	if plugins == nil {
+		plugins = []string{"deploy"}
+	}
+	q := events.New(events.Options{Store: st, Subscribers: func(string) []string { return plugins }, Ready: func() []string { return nil }})
+	return &GitHub{Secret: []byte(secret), Queue: q}, st
+}
+
+// noPlugins subscribes nobody.
+var noPlugins = []string{}
+
+// handings returns the stored handings of delivery id, by plugin.
+func handings(t *testing.T, st *store.Store, id string) []store.EventDelivery {
+	t.Helper()
+	all, err := st.ListEventDeliveries(context.Background(), store.EventFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.EventDelivery
+	for _, e := range all {
+		if e.DeliveryID == id {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 type delivery struct {
@@ -111,154 +99,141 @@ func send(t *testing.T, h http.Handler, d delivery) *httptest.ResponseRecorder {
 	return rec
 }
 
-func TestGitHubDeliveriesAreVerifiedAndDispatched(t *testing.T) {
+func TestGitHubDeliveriesAreVerifiedStoredAndQueued(t *testing.T) {
 	secret, ds := deliveries(t)
 	for _, d := range ds {
 		t.Run(d.Name, func(t *testing.T) {
-			rec := &recorder{}
-			g, st := newReceiver(t, secret, rec)
+			g, st := newReceiver(t, secret)
 			resp := send(t, g, d)
-			event := d.Headers["X-GitHub-Event"]
+			event, id := d.Headers["X-GitHub-Event"], d.Headers["X-GitHub-Delivery"]
 			switch {
 			case strings.Contains(d.Name, "signature"):
-				if resp.Code != http.StatusUnauthorized || len(rec.events) != 0 {
-					t.Fatalf("forged delivery: %d, %d events dispatched", resp.Code, len(rec.events))
+				if resp.Code != http.StatusUnauthorized {
+					t.Fatalf("forged delivery: %d", resp.Code)
 				}
-				if _, err := st.GetDelivery(context.Background(), "github", d.Headers["X-GitHub-Delivery"]); !errors.Is(err, store.ErrNotFound) {
+				if _, err := st.GetDelivery(context.Background(), "github", id); !errors.Is(err, store.ErrNotFound) {
 					t.Fatalf("forged delivery recorded: %v", err)
 				}
 			case event == "ping":
-				if resp.Code != http.StatusOK || len(rec.events) != 0 {
+				if resp.Code != http.StatusOK || len(handings(t, st, id)) != 0 {
 					t.Fatalf("ping: %d %s", resp.Code, resp.Body)
 				}
 			default:
-				if resp.Code != http.StatusAccepted || len(rec.events) != 1 {
+				if resp.Code != http.StatusAccepted {
 					t.Fatalf("%s: %d %s", d.Name, resp.Code, resp.Body)
 				}
-				ev := rec.events[0]
-				if ev.Type != "github:"+event || ev.DeliveryId != d.Headers["X-GitHub-Delivery"] || !json.Valid(ev.Payload) {
-					t.Fatalf("event = %s %s valid=%v", ev.Type, ev.DeliveryId, json.Valid(ev.Payload))
-				}
-				got, err := st.GetDelivery(context.Background(), "github", ev.DeliveryId)
-				if err != nil || got.State != store.DeliveryHandled || !slices.Equal(got.HandledBy, []string{"deploy"}) {
+				got, err := st.GetDelivery(context.Background(), "github", id)
+				if err != nil || got.State != store.DeliveryReceived || !json.Valid(got.Payload) || got.Headers["X-GitHub-Event"] != event {
 					t.Fatalf("recorded delivery = %+v, %v", got, err)
+				}
+				h := handings(t, st, id)
+				if len(h) != 1 || h[0].Plugin != "deploy" || h[0].State != store.EventPending || h[0].Event != event {
+					t.Fatalf("handings = %+v, want one pending for deploy", h)
 				}
 			}
 		})
 	}
 }
 
-func TestRedeliveryIsAcknowledgedAndDroppedOnce(t *testing.T) {
+func TestRedeliveryIsAcknowledgedAndNotQueuedAgain(t *testing.T) {
 	secret, ds := deliveries(t)
-	rec := &recorder{}
-	g, _ := newReceiver(t, secret, rec)
+	g, st := newReceiver(t, secret)
 	for i, want := range []int{http.StatusAccepted, http.StatusOK, http.StatusOK} {
 		if resp := send(t, g, ds[0]); resp.Code != want {
 			t.Fatalf("delivery %d: %d, want %d", i, resp.Code, want)
 		}
 	}
-	if len(rec.events) != 1 {
-		t.Fatalf("dispatched %d times", len(rec.events))
+	if h := handings(t, st, ds[0].Headers["X-GitHub-Delivery"]); len(h) != 1 || h[0].Attempts != 0 {
+		t.Fatalf("handings = %+v, want one, never attempted", h)
 	}
 }
 
-func TestADeliveryNotHandledIsNeverAcknowledgedAndItsRedeliveryIsHandled(t *testing.T) {
+// GitHub's delivery page shows the answer: it names the plugins the
+// delivery is queued for, in English.
+func TestAStoredDeliveryAnswersWhichPluginsItIsQueuedFor(t *testing.T) {
 	secret, ds := deliveries(t)
 	tests := []struct {
-		name   string
-		rec    *recorder
-		first  int      // status of the first delivery
-		asked  []string // plugins asked over both deliveries
-		second int      // status of the redelivery
+		name    string
+		plugins []string
+		code    int
+		want    string
 	}{
-		{
-			name: "a plugin that could not be asked", rec: &recorder{fail: map[string]int{"deploy": 1}},
-			first: http.StatusServiceUnavailable, asked: []string{"deploy", "deploy"}, second: http.StatusAccepted,
-		},
-		{
-			name: "a plugin that refused the payload", rec: &recorder{refuse: map[string]string{"deploy": "decode deployment event"}},
-			first: http.StatusUnprocessableEntity, asked: []string{"deploy", "deploy"}, second: http.StatusUnprocessableEntity,
-		},
-		{
-			name:  "one plugin of two failed: only it is asked again",
-			rec:   &recorder{plugins: []string{"cistatus", "deploy"}, fail: map[string]int{"deploy": 1}},
-			first: http.StatusServiceUnavailable, asked: []string{"cistatus", "deploy", "deploy"}, second: http.StatusAccepted,
-		},
+		{"no plugin", noPlugins, http.StatusOK, "received: no plugin takes this event\n"},
+		{"one plugin", nil, http.StatusAccepted, "queued for 1 plugin: deploy\n"},
+		{"two plugins", []string{"deploy", "cistatus"}, http.StatusAccepted, "queued for 2 plugins: cistatus, deploy\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			g, st := newReceiver(t, secret, tt.rec)
+			g, _ := newReceiver(t, secret, tt.plugins...)
 			resp := send(t, g, ds[0])
-			if resp.Code != tt.first {
-				t.Fatalf("first delivery answered %d %s, want %d", resp.Code, resp.Body, tt.first)
-			}
-			got, err := st.GetDelivery(context.Background(), "github", ds[0].Headers["X-GitHub-Delivery"])
-			if err != nil || got.State != store.DeliveryFailed || got.LastError == "" || len(got.Payload) == 0 {
-				t.Fatalf("after a failure the delivery is recorded as %+v, %v", got, err)
-			}
-			if resp := send(t, g, ds[0]); resp.Code != tt.second {
-				t.Fatalf("redelivery answered %d %s, want %d", resp.Code, resp.Body, tt.second)
-			}
-			if !slices.Equal(tt.rec.asked, tt.asked) {
-				t.Fatalf("plugins asked: %v, want %v", tt.rec.asked, tt.asked)
+			if resp.Code != tt.code || resp.Body.String() != tt.want {
+				t.Fatalf("answered %d %q, want %d %q", resp.Code, resp.Body, tt.code, tt.want)
 			}
 		})
 	}
 }
 
-// GitHub's delivery page shows the answer: it names the plugins that took
-// the delivery, in English, the ones of an earlier attempt included.
-func TestAHandledDeliveryAnswersWhichPluginsTookIt(t *testing.T) {
-	secret, ds := deliveries(t)
-	tests := []struct {
-		name string
-		rec  *recorder
-		want []string // answers to the delivery and, when it failed, its redelivery
-	}{
-		{"no plugin", &recorder{plugins: []string{}}, []string{"handled: no plugin takes this event\n"}},
-		{"one plugin", &recorder{}, []string{"handled by 1 plugin: deploy\n"}},
-		{"two plugins", &recorder{plugins: []string{"cistatus", "deploy"}}, []string{"handled by 2 plugins: cistatus, deploy\n"}},
-		{
-			"one of two took it on the redelivery",
-			&recorder{plugins: []string{"cistatus", "deploy"}, fail: map[string]int{"deploy": 1}},
-			[]string{"", "handled by 2 plugins: cistatus, deploy\n"},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			g, _ := newReceiver(t, secret, tt.rec)
-			for i, want := range tt.want {
-				resp := send(t, g, ds[0])
-				if want == "" {
-					continue // the failed attempt; its answer is tested above
-				}
-				if resp.Code != http.StatusAccepted || resp.Body.String() != want {
-					t.Fatalf("delivery %d answered %d %q, want 202 %q", i+1, resp.Code, resp.Body, want)
-				}
-			}
-		})
+// blockingDeliverer takes an event only once let is closed.
+type blockingDeliverer struct {
+	got chan string
+	let chan struct{}
+}
+
+func (b *blockingDeliverer) DeliverEvent(ctx context.Context, plugin string, ev *pluginv1.WebhookEvent) error {
+	b.got <- ev.GetDeliveryId()
+	select {
+	case <-b.let:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-func TestMalformedJSONWithAValidSignatureIsRecordedAsFailed(t *testing.T) {
+func TestADeliveryIsAnsweredWithoutWaitingForThePlugins(t *testing.T) {
+	const secret = "s3cret"
+	st, err := store.Open(context.Background(), "sqlite", filepath.Join(t.TempDir(), "chima.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := &blockingDeliverer{got: make(chan string, 4), let: make(chan struct{})}
+	q := events.New(events.Options{Store: st, Deliver: d,
+		Subscribers: func(string) []string { return []string{"slow"} }, Ready: func() []string { return []string{"slow"} }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { q.Run(ctx); close(done) }()
+	defer func() { close(d.let); cancel(); <-done }()
+	g := &GitHub{Secret: []byte(secret), Queue: q}
+
+	// The first is taken by the plugin, which does not answer.
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, signed(secret, `{"n":1}`, "push", "slow-1"))
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("first delivery answered %d %s", w.Code, w.Body)
+	}
+	if id := <-d.got; id != "slow-1" {
+		t.Fatalf("plugin got %s", id)
+	}
+	// The next is answered while the plugin still holds the first.
+	w = httptest.NewRecorder()
+	g.ServeHTTP(w, signed(secret, `{"n":2}`, "push", "slow-2"))
+	if w.Code != http.StatusAccepted || !strings.Contains(w.Body.String(), "queued for 1 plugin: slow") {
+		t.Fatalf("delivery beside a busy plugin answered %d %s", w.Code, w.Body)
+	}
+}
+
+func TestMalformedJSONWithAValidSignatureIsRefusedAndNotKept(t *testing.T) {
 	const secret = "s3cret"
 	body := `{"deployment": {"id": 4242,`
-	rec := &recorder{}
-	g, st := newReceiver(t, secret, rec)
-	for range 2 {
-		req := signed(secret, body, "deployment", "bad-json-1")
-		w := httptest.NewRecorder()
-		g.ServeHTTP(w, req)
-		if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "not valid JSON") {
-			t.Fatalf("malformed JSON answered %d %s", w.Code, w.Body)
-		}
+	g, st := newReceiver(t, secret)
+	req := signed(secret, body, "deployment", "bad-json-1")
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, req)
+	if w.Code != http.StatusUnprocessableEntity || !strings.Contains(w.Body.String(), "not valid JSON") {
+		t.Fatalf("malformed JSON answered %d %s", w.Code, w.Body)
 	}
-	got, err := st.GetDelivery(context.Background(), "github", "bad-json-1")
-	if err != nil || got.State != store.DeliveryFailed || got.Attempts != 2 || string(got.Payload) != body {
-		t.Fatalf("recorded as %+v, %v", got, err)
-	}
-	if len(rec.events) != 0 {
-		t.Fatalf("%d malformed events dispatched", len(rec.events))
+	if _, err := st.GetDelivery(context.Background(), "github", "bad-json-1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("malformed delivery recorded: %v", err)
 	}
 }
 
@@ -276,10 +251,9 @@ func signed(secret, body, event, id string) *http.Request {
 
 func TestWithoutASecretEveryDeliveryIsRefused(t *testing.T) {
 	_, ds := deliveries(t)
-	rec := &recorder{}
-	g, _ := newReceiver(t, "", rec)
-	if resp := send(t, g, ds[0]); resp.Code != http.StatusUnauthorized || len(rec.events) != 0 {
-		t.Fatalf("%d, %d events", resp.Code, len(rec.events))
+	g, st := newReceiver(t, "")
+	if resp := send(t, g, ds[0]); resp.Code != http.StatusUnauthorized || len(handings(t, st, ds[0].Headers["X-GitHub-Delivery"])) != 0 {
+		t.Fatalf("%d", resp.Code)
 	}
 }
 
@@ -298,7 +272,7 @@ func (b *blockingBody) Read(p []byte) (int, error) {
 func TestUnverifiedBodiesStayWithinTheBudget(t *testing.T) {
 	const secret = "s3cret"
 	budget := NewBudget(MaxBody + 1<<20)
-	g, _ := newReceiver(t, secret, &recorder{})
+	g, _ := newReceiver(t, secret)
 	g.Budget, g.BudgetWait = budget, 100*time.Millisecond
 
 	// A sender of a 24 MiB body holds its bytes while it sends.
@@ -343,7 +317,7 @@ func TestUnverifiedBodiesStayWithinTheBudget(t *testing.T) {
 }
 
 func TestBodySizeIsCheckedBeforeAnythingIsRead(t *testing.T) {
-	g, _ := newReceiver(t, "s3cret", &recorder{})
+	g, _ := newReceiver(t, "s3cret")
 	tests := []struct {
 		name   string
 		length int64
@@ -368,7 +342,7 @@ func TestBodySizeIsCheckedBeforeAnythingIsRead(t *testing.T) {
 
 func TestABodyOfGitHubsLargestSizeIsAccepted(t *testing.T) {
 	const secret = "s3cret"
-	g, _ := newReceiver(t, secret, &recorder{})
+	g, _ := newReceiver(t, secret)
 	body := `{"pad":"` + strings.Repeat("x", MaxBody-len(`{"pad":""}`)) + `"}`
 	w := httptest.NewRecorder()
 	g.ServeHTTP(w, signed(secret, body, "push", "largest-1"))

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
@@ -402,7 +400,7 @@ func TestInterruptedDeploymentIsMarkedErrored(t *testing.T) {
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	job := h.Host.Enqueued()[0]
-	res := h.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+	res := h.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
 	if res.Done.GetOutcome() == "error" {
 		t.Fatalf("event failed: %v", res.Done)
 	}
@@ -410,15 +408,6 @@ func TestInterruptedDeploymentIsMarkedErrored(t *testing.T) {
 	if !strings.Contains(text, "error") || !strings.Contains(text, "interrupted: Chima stopped while it ran") {
 		t.Fatalf("deploys = %q", text)
 	}
-}
-
-func mustMarshalJob(t *testing.T, j *pluginv1.JobRequest) []byte {
-	t.Helper()
-	b, err := proto.Marshal(j)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {
@@ -623,5 +612,40 @@ func TestProgressInTheThreadEndsWithTheLastLinesOfOutput(t *testing.T) {
 	}
 	if final.GetTitle() != "Output" || !strings.Contains(final.GetCode(), "last step") {
 		t.Fatalf("the progress message ends as %q %q, want the title Output and the last line", final.GetTitle(), final.GetCode())
+	}
+}
+
+func TestADeployToAProtectedEnvironmentWaitsForApprovalAndThenRuns(t *testing.T) {
+	f := newFixture(t, `{"demo": {"provider": "shell", "repository": %q, "environments": ["staging", "production"],
+		"default_environment": "staging", "protected_environments": ["production"]}}`)
+	h := f.harness(t)
+	res := h.Command("deploy", deployArgs("demo", "main", "production"))
+	if need := res.ApprovalNeeded; need == nil || len(need.GetApprovers()) != 0 || need.GetReason() != "production is a protected environment of demo" {
+		t.Fatalf("deploy to production = %+v (errors %v); want approval asked of chima.yaml's approvers (none named)", need, res.Errors)
+	}
+	if len(h.Host.Enqueued()) != 0 {
+		t.Fatal("a deploy was queued before its approval")
+	}
+	approval := &pluginv1.Approval{Id: 7, Requester: "tester", Approvers: []string{"bob"}}
+	res = h.ApprovedCommand("deploy", deployArgs("demo", "main", "production"), approval)
+	if !strings.Contains(res.Text(), "Deployment #1: demo/main to production queued (approved by bob, request 7).") || res.ApprovalNeeded != nil {
+		t.Fatalf("approved deploy = %q (asked again: %v); want it queued, naming the approval", res.Text(), res.ApprovalNeeded)
+	}
+	if jobs := h.RunEnqueued(); len(jobs) != 1 || jobs[0].Done.GetOutcome() != "success" {
+		t.Fatalf("job = %+v", jobs)
+	}
+	if !strings.Contains(f.mark(t, 1), "DEPLOY_ENV=production") {
+		t.Error("the script did not deploy to production")
+	}
+
+	// A rollback in production asks too, once there is one to make.
+	res = h.ApprovedCommand("deploy", deployArgs("demo", "feature-1", "production"), approval)
+	h.RunEnqueued()
+	if res = h.Command("rollback", sdktest.Args{"app": "demo", "env": "production"}); res.ApprovalNeeded == nil {
+		t.Fatalf("rollback in production = %q %v; want it to ask for approval", res.Text(), res.Errors)
+	}
+	res = h.ApprovedCommand("rollback", sdktest.Args{"app": "demo", "env": "production"}, approval)
+	if !strings.Contains(res.Text(), "Rolling demo in production back") {
+		t.Fatalf("approved rollback = %q %v", res.Text(), res.Errors)
 	}
 }

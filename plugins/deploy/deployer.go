@@ -313,16 +313,46 @@ func (d *deployer) logURL(c *sdk.Context, id int64) string {
 
 // envRefusal says why an environment of a takes no deploys from Chima: one
 // the app doesn't have (a GitHub deployment made outside chat may name
-// anything), or a protected one, whose approvals are not available yet. It
-// is nil when the environment can be deployed to.
+// anything). It is nil when the environment can be deployed to, protected
+// or not (see needApproval).
 func envRefusal(a *apps.App, env string) error {
 	if !a.HasEnv(env) {
 		return sdk.Errorf("%s", (&apps.UnknownEnvError{App: a.Name, Env: env, Environments: a.Environments}).Error())
 	}
-	if a.Protected(env) {
-		return sdk.Errorf("%s is a protected environment of %s: deploys to it need an approval, and approvals are not available yet", env, a.Name)
-	}
 	return nil
+}
+
+// needApproval asks the host for approval of a command that deploys to a
+// protected environment of a, and is nil when env is not protected or the
+// command runs because it was approved: the app's approvers approve, or
+// without them those of chima.yaml's policy.
+func needApproval(c *sdk.Context, a *apps.App, env string) error {
+	if !a.Protected(env) || c.Approval() != nil {
+		return nil
+	}
+	return sdk.NeedApproval(sdk.ApprovalOptions{
+		Approvers: a.Approvers,
+		Reason:    fmt.Sprintf("%s is a protected environment of %s", env, a.Name),
+	})
+}
+
+// unapproved says why the job of dep, to a protected environment of a,
+// must not run: nobody approved it in chat (a GitHub deployment made
+// outside chat). It is nil for an approved or unprotected deployment.
+func unapproved(a *apps.App, dep *Deployment) error {
+	if !a.Protected(dep.Env) || dep.Approval != 0 {
+		return nil
+	}
+	return fmt.Errorf("%s is a protected environment of %s: deploys to it need an approval in chat (chima deploy … asks for one), and this deployment has none", dep.Env, a.Name)
+}
+
+// approvedBy notes who approved dep, for its announcement: "" when nobody
+// had to.
+func approvedBy(dep *Deployment) string {
+	if dep.Approval == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (approved by %s, request %d)", strings.Join(dep.ApprovedBy, ", "), dep.Approval)
 }
 
 // lockName is the key of an environment's lock.
@@ -387,6 +417,9 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if err := envRefusal(a, env); err != nil {
 		return err
 	}
+	if err := needApproval(c, a, env); err != nil {
+		return err
+	}
 	task := githubTask(strings.ToLower(c.Arg("task")))
 	if err := validate.Task(task); err != nil {
 		return &sdk.UserError{Summary: err.Error(), Argument: "task"}
@@ -420,7 +453,15 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 		User: user.GetId(), UserName: user.GetName(), State: StateQueued,
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
+	approve(dep, c.Approval())
 	return d.start(c, a, dep)
+}
+
+// approve records on dep the approval its command ran with, if any.
+func approve(dep *Deployment, a *sdk.Approval) {
+	if a != nil {
+		dep.Approval, dep.ApprovedBy = a.GetId(), a.GetApprovers()
+	}
 }
 
 // githubTask is the task of a deployment, as hubot-deploy sends it to GitHub
@@ -589,6 +630,7 @@ func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) 
 	if dep.Task != "deploy" {
 		msg += " (task " + dep.Task + ")"
 	}
+	msg += approvedBy(dep)
 	if len(ahead) > 0 {
 		others := "1 other deployment"
 		if len(ahead) > 1 {
@@ -948,6 +990,12 @@ func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
 		User: user.GetId(), UserName: user.GetName(), State: StateQueued, RollbackOf: current.ID,
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
+	// Asked once there is something to roll back to, which a refusal
+	// says without anyone's approval.
+	if err := needApproval(c, a, env); err != nil {
+		return err
+	}
+	approve(dep, c.Approval())
 	if err := c.Reply("Rolling %s in %s back from %s (#%d) to %s (#%d).", a.Name, env, current.What(), current.ID, previous.What(), previous.ID); err != nil {
 		return err
 	}
@@ -1000,9 +1048,9 @@ func (d *deployer) logTail(c *sdk.Context, id int64, n int) (string, error) {
 // that it ended; the job is not re-run. A deployment that reported its own
 // end before the process stopped is left alone.
 func (d *deployer) onInterrupted(c *sdk.Context) error {
-	j, err := c.InterruptedJob()
-	if err != nil {
-		return err
+	j := c.Job
+	if j == nil {
+		return errors.New("no interrupted job in the call")
 	}
 	id, err := strconv.ParseInt(string(j.GetPayload()), 10, 64)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -394,34 +395,31 @@ func TestGitHubModeDeploysTheCommitGitHubApprovedNotTheBranchTip(t *testing.T) {
 
 func TestEnvironmentsChimaMustNotDeployToAreRefusedOnEveryPath(t *testing.T) {
 	const app = `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging", "production"],
-		"default_environment": "staging", "protected_environments": ["production"]}}`
-	const protected = "production is a protected environment of demo: deploys to it need an approval"
+		"default_environment": "staging", "protected_environments": ["production"], "approvers": ["release-managers"]}}`
 	tests := []struct {
 		name string
-		// rollback: the command is refused; otherwise a GitHub deployment
-		// made outside chat to env is delivered and its job must refuse.
-		rollback bool
-		env      string
-		want     string
+		// chat: the deploy is asked in chat (and must ask for approval);
+		// otherwise a GitHub deployment made outside chat to env is
+		// delivered and its job must refuse.
+		chat bool
+		env  string
+		want string
 	}{
-		{"deploy in chat to a protected environment", false, "", protected},
-		{"rollback in a protected environment", true, "production", protected},
-		{"GitHub deployment made outside chat to a protected environment", false, "production", protected},
+		{"deploy in chat to a protected environment asks for approval first", true, "production", ""},
+		{"GitHub deployment made outside chat to a protected environment", false, "production",
+			"production is a protected environment of demo: deploys to it need an approval in chat"},
 		{"GitHub deployment made outside chat to an environment the app doesn't have", false, "edge", `demo has no environment "edge"; its environments: staging, production`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, gh, h := githubFixtureWith(t, app)
-			switch {
-			case tt.env == "":
-				if msg := userError(h.Command("deploy", deployArgs("demo", "main", "production"))); !strings.Contains(msg, tt.want) {
-					t.Fatalf("refusal = %q, want %q", msg, tt.want)
+			if tt.chat {
+				res := h.Command("deploy", deployArgs("demo", "main", tt.env))
+				need := res.ApprovalNeeded
+				if need == nil || !slices.Equal(need.GetApprovers(), []string{"release-managers"}) || need.GetReason() != "production is a protected environment of demo" {
+					t.Fatalf("deploy to a protected environment = %+v (errors %v); want it to ask release-managers for approval", need, res.Errors)
 				}
-			case tt.rollback:
-				if msg := userError(h.Command("rollback", sdktest.Args{"app": "demo", "env": tt.env})); !strings.Contains(msg, tt.want) {
-					t.Fatalf("refusal = %q, want %q", msg, tt.want)
-				}
-			default:
+			} else {
 				h.Event("github:deployment", externalDeploymentEvent(t, 777, "main", f.main, tt.env))
 				if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() == "success" {
 					t.Fatalf("job = %+v, want it to fail", runs)

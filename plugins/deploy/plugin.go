@@ -127,9 +127,9 @@ func (p pluginSpec) spec() *sdk.Plugin {
 		Jobs: []sdk.JobHandler{{Kind: jobDeploy, Run: d.runDeploy}},
 		Events: []sdk.EventHandler{
 			{Type: eventGitHubDeploy, Run: d.onGitHubDeployment},
-			{Type: sdk.EventJobInterrupted, Run: d.onInterrupted},
 		},
-		Pages: []sdk.Page{{Prefix: "/deployments/", Handler: d.pages()}},
+		OnJobInterrupted: d.onInterrupted,
+		Pages:            []sdk.Page{{Prefix: "/deployments/", Handler: d.pages()}},
 		// The buttons on a deployment's messages: each is checked as the
 		// command it stands for, typed by whoever clicks.
 		Actions: []sdk.Action{

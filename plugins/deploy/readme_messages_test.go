@@ -48,7 +48,7 @@ func TestAnInterruptedDeploymentIsNotSaidToHaveFailed(t *testing.T) {
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	job := h.Host.Enqueued()[0]
 	before := len(h.Host.Posts())
-	h.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+	h.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
 	var said []string
 	for _, p := range h.Host.Posts()[before:] {
 		said = append(said, p.GetOutput().GetText())
@@ -117,7 +117,7 @@ func TestADeploymentInterruptedByADeadBotEndsWhenItWasLastSeenAlive(t *testing.T
 			})
 			d.now = func() time.Time { return base.Add(23 * time.Second) } // the next bot, 9 s later
 			before := len(p.Host.Posts())
-			p.Event("chima:job_interrupted", mustMarshalJob(t, &pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()}))
+			p.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
 			var said []string
 			for _, post := range p.Host.Posts()[before:] {
 				said = append(said, post.GetOutput().GetText())

@@ -48,6 +48,10 @@ type Deployment struct {
 	Detail     string `json:"detail,omitempty"`
 	JobID      int64  `json:"job_id,omitempty"`
 	RollbackOf int64  `json:"rollback_of,omitempty"`
+	// Approval is the approval request that approved the deployment (to a
+	// protected environment), 0 for none; ApprovedBy who approved it.
+	Approval   int64    `json:"approval,omitempty"`
+	ApprovedBy []string `json:"approved_by,omitempty"`
 	// Notify is where the deployment reports: the command's room and thread.
 	Notify     Target    `json:"notify"`
 	CreatedAt  time.Time `json:"created_at"`
@@ -134,8 +138,9 @@ func short(sha string) string {
 //	gh/<github id>          GitHub deployment id → id
 //	page-secret             the key of log page tokens (hex)
 //
-// Ids are zero-padded so that key order is id order. One plugin process
-// serves the bot, so a mutex makes the counter safe.
+// Ids are zero-padded so that key order is id order. The counter is the
+// host's atomic increment, safe across replicas; the mutex guards the page
+// secret this process caches.
 type records struct {
 	mu sync.Mutex
 	// secret is page-secret once loaded or made; guarded by mu.
@@ -173,8 +178,14 @@ func (r *records) pageSecret(c *sdk.Context, create bool) ([]byte, error) {
 	if _, err := rand.Read(secret); err != nil {
 		return nil, err
 	}
-	if err := c.KV().Set(pageSecretKey, []byte(hex.EncodeToString(secret))); err != nil {
+	// Create, not Set: a replica that made its secret at the same time
+	// must not overwrite this one's, or its links would stop working.
+	_, cur, err := c.KV().Create(pageSecretKey, []byte(hex.EncodeToString(secret)))
+	if err != nil {
 		return nil, err
+	}
+	if secret, err = hex.DecodeString(string(cur)); err != nil || len(secret) < 32 {
+		return nil, fmt.Errorf("the stored %s is not 32 hex-encoded bytes", pageSecretKey)
 	}
 	r.secret = secret
 	return secret, nil
@@ -201,15 +212,13 @@ func envKey(app, env string, id int64) string {
 func (r *records) create(c *sdk.Context, d *Deployment) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	raw, _, err := c.KV().Get("seq")
+	// An atomic increment in the host's store: replicas of the bot each
+	// run a deploy plugin, and no two may hand out one id.
+	id, err := c.KV().Increment("seq", 1)
 	if err != nil {
 		return err
 	}
-	n, _ := strconv.ParseInt(string(raw), 10, 64)
-	d.ID = n + 1
-	if err := c.KV().Set("seq", []byte(strconv.FormatInt(d.ID, 10))); err != nil {
-		return err
-	}
+	d.ID = id
 	if err := r.putLocked(c, d); err != nil {
 		return err
 	}

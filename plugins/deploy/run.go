@@ -49,8 +49,12 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 	}
 	// Every way a deployment gets here (chat, rollback, a GitHub deployment
 	// made outside chat, whose environment is anything GitHub was told)
-	// meets the same checks: an environment of the app, not protected.
+	// meets the same checks: an environment of the app, and approved in
+	// chat when protected.
 	if err := envRefusal(a, dep.Env); err != nil {
+		return d.finish(c, dep, StateError, err.Error(), "")
+	}
+	if err := unapproved(a, dep); err != nil {
 		return d.finish(c, dep, StateError, err.Error(), "")
 	}
 	// Someone may have locked the environment while the deploy waited.

@@ -4465,6 +4465,239 @@ func (x *KVListResponse) GetKeys() []string {
 	return nil
 }
 
+// KVCompareAndSwapRequest sets key to value if it still holds old (since
+// minor 7).
+type KVCompareAndSwapRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The value the plugin expects; ignored when old_absent is set.
+	Old []byte `protobuf:"bytes,2,opt,name=old,proto3" json:"old,omitempty"`
+	// Expect the key to be absent (create it only if nobody did).
+	OldAbsent     bool   `protobuf:"varint,3,opt,name=old_absent,json=oldAbsent,proto3" json:"old_absent,omitempty"`
+	Value         []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVCompareAndSwapRequest) Reset() {
+	*x = KVCompareAndSwapRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVCompareAndSwapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVCompareAndSwapRequest) ProtoMessage() {}
+
+func (x *KVCompareAndSwapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVCompareAndSwapRequest.ProtoReflect.Descriptor instead.
+func (*KVCompareAndSwapRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *KVCompareAndSwapRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KVCompareAndSwapRequest) GetOld() []byte {
+	if x != nil {
+		return x.Old
+	}
+	return nil
+}
+
+func (x *KVCompareAndSwapRequest) GetOldAbsent() bool {
+	if x != nil {
+		return x.OldAbsent
+	}
+	return false
+}
+
+func (x *KVCompareAndSwapRequest) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+type KVCompareAndSwapResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the value was written.
+	Swapped bool `protobuf:"varint,1,opt,name=swapped,proto3" json:"swapped,omitempty"`
+	// The value now stored (value when swapped, else whoever's won), and
+	// whether there is one.
+	Current       []byte `protobuf:"bytes,2,opt,name=current,proto3" json:"current,omitempty"`
+	Found         bool   `protobuf:"varint,3,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVCompareAndSwapResponse) Reset() {
+	*x = KVCompareAndSwapResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVCompareAndSwapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVCompareAndSwapResponse) ProtoMessage() {}
+
+func (x *KVCompareAndSwapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVCompareAndSwapResponse.ProtoReflect.Descriptor instead.
+func (*KVCompareAndSwapResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *KVCompareAndSwapResponse) GetSwapped() bool {
+	if x != nil {
+		return x.Swapped
+	}
+	return false
+}
+
+func (x *KVCompareAndSwapResponse) GetCurrent() []byte {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+func (x *KVCompareAndSwapResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
+// KVIncrementRequest adds delta to the counter at key, which holds a
+// decimal integer (an absent key counts as 0) (since minor 7).
+type KVIncrementRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Delta         int64                  `protobuf:"varint,2,opt,name=delta,proto3" json:"delta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVIncrementRequest) Reset() {
+	*x = KVIncrementRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVIncrementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVIncrementRequest) ProtoMessage() {}
+
+func (x *KVIncrementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVIncrementRequest.ProtoReflect.Descriptor instead.
+func (*KVIncrementRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *KVIncrementRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KVIncrementRequest) GetDelta() int64 {
+	if x != nil {
+		return x.Delta
+	}
+	return 0
+}
+
+type KVIncrementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Value         int64                  `protobuf:"varint,1,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVIncrementResponse) Reset() {
+	*x = KVIncrementResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVIncrementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVIncrementResponse) ProtoMessage() {}
+
+func (x *KVIncrementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVIncrementResponse.ProtoReflect.Descriptor instead.
+func (*KVIncrementResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *KVIncrementResponse) GetValue() int64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
 // RunCommandRequest runs a chat command on a plugin's behalf (since minor 7).
 type RunCommandRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -4488,7 +4721,7 @@ type RunCommandRequest struct {
 
 func (x *RunCommandRequest) Reset() {
 	*x = RunCommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4500,7 +4733,7 @@ func (x *RunCommandRequest) String() string {
 func (*RunCommandRequest) ProtoMessage() {}
 
 func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4513,7 +4746,7 @@ func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandRequest.ProtoReflect.Descriptor instead.
 func (*RunCommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{62}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *RunCommandRequest) GetText() string {
@@ -4568,7 +4801,7 @@ type RunCommandResponse struct {
 
 func (x *RunCommandResponse) Reset() {
 	*x = RunCommandResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4580,7 +4813,7 @@ func (x *RunCommandResponse) String() string {
 func (*RunCommandResponse) ProtoMessage() {}
 
 func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4593,7 +4826,7 @@ func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandResponse.ProtoReflect.Descriptor instead.
 func (*RunCommandResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{63}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RunCommandResponse) GetRequestId() string {
@@ -4959,7 +5192,22 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\rKVListRequest\x12\x16\n" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\"$\n" +
 	"\x0eKVListResponse\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\tR\x04keys\"\x9f\x01\n" +
+	"\x04keys\x18\x01 \x03(\tR\x04keys\"r\n" +
+	"\x17KVCompareAndSwapRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x10\n" +
+	"\x03old\x18\x02 \x01(\fR\x03old\x12\x1d\n" +
+	"\n" +
+	"old_absent\x18\x03 \x01(\bR\toldAbsent\x12\x14\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\"d\n" +
+	"\x18KVCompareAndSwapResponse\x12\x18\n" +
+	"\aswapped\x18\x01 \x01(\bR\aswapped\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\fR\acurrent\x12\x14\n" +
+	"\x05found\x18\x03 \x01(\bR\x05found\"<\n" +
+	"\x12KVIncrementRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05delta\x18\x02 \x01(\x03R\x05delta\"+\n" +
+	"\x13KVIncrementResponse\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\x03R\x05value\"\x9f\x01\n" +
 	"\x11RunCommandRequest\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x0e\n" +
 	"\x02as\x18\x02 \x01(\tR\x02as\x12/\n" +
@@ -4990,7 +5238,8 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"HandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12B\n" +
 	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x01\x12O\n" +
 	"\bValidate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse\x12R\n" +
-	"\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x012\xfa\b\n" +
+	"\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x012\xbd\n" +
+	"\n" +
 	"\x04Host\x12C\n" +
 	"\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n" +
 	"\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n" +
@@ -5005,7 +5254,9 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12F\n" +
 	"\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n" +
 	"\bKVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n" +
-	"\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponse\x12U\n" +
+	"\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponse\x12g\n" +
+	"\x10KVCompareAndSwap\x12(.chima.plugin.v1.KVCompareAndSwapRequest\x1a).chima.plugin.v1.KVCompareAndSwapResponse\x12X\n" +
+	"\vKVIncrement\x12#.chima.plugin.v1.KVIncrementRequest\x1a$.chima.plugin.v1.KVIncrementResponse\x12U\n" +
 	"\n" +
 	"RunCommand\x12\".chima.plugin.v1.RunCommandRequest\x1a#.chima.plugin.v1.RunCommandResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3"
 
@@ -5022,83 +5273,87 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
-	(ArgType)(0),                  // 0: chima.plugin.v1.ArgType
-	(*DescribeRequest)(nil),       // 1: chima.plugin.v1.DescribeRequest
-	(*ValidateRequest)(nil),       // 2: chima.plugin.v1.ValidateRequest
-	(*ValidateResponse)(nil),      // 3: chima.plugin.v1.ValidateResponse
-	(*SettingsProblem)(nil),       // 4: chima.plugin.v1.SettingsProblem
-	(*Manifest)(nil),              // 5: chima.plugin.v1.Manifest
-	(*ScheduleSpec)(nil),          // 6: chima.plugin.v1.ScheduleSpec
-	(*ActionSpec)(nil),            // 7: chima.plugin.v1.ActionSpec
-	(*CommandSpec)(nil),           // 8: chima.plugin.v1.CommandSpec
-	(*ArgSpec)(nil),               // 9: chima.plugin.v1.ArgSpec
-	(*MessageRef)(nil),            // 10: chima.plugin.v1.MessageRef
-	(*User)(nil),                  // 11: chima.plugin.v1.User
-	(*Output)(nil),                // 12: chima.plugin.v1.Output
-	(*Field)(nil),                 // 13: chima.plugin.v1.Field
-	(*Button)(nil),                // 14: chima.plugin.v1.Button
-	(*ButtonClick)(nil),           // 15: chima.plugin.v1.ButtonClick
-	(*CommandRequest)(nil),        // 16: chima.plugin.v1.CommandRequest
-	(*Approval)(nil),              // 17: chima.plugin.v1.Approval
-	(*InteractionRequest)(nil),    // 18: chima.plugin.v1.InteractionRequest
-	(*WebhookEvent)(nil),          // 19: chima.plugin.v1.WebhookEvent
-	(*JobInterruptedRequest)(nil), // 20: chima.plugin.v1.JobInterruptedRequest
-	(*JobRequest)(nil),            // 21: chima.plugin.v1.JobRequest
-	(*Event)(nil),                 // 22: chima.plugin.v1.Event
-	(*ApprovalNeeded)(nil),        // 23: chima.plugin.v1.ApprovalNeeded
-	(*Reply)(nil),                 // 24: chima.plugin.v1.Reply
-	(*Progress)(nil),              // 25: chima.plugin.v1.Progress
-	(*UserError)(nil),             // 26: chima.plugin.v1.UserError
-	(*Done)(nil),                  // 27: chima.plugin.v1.Done
-	(*Call)(nil),                  // 28: chima.plugin.v1.Call
-	(*CancelCall)(nil),            // 29: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),             // 30: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),           // 31: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),          // 32: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),         // 33: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),        // 34: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),        // 35: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),       // 36: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),           // 37: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),          // 38: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),              // 39: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),         // 40: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),        // 41: chima.plugin.v1.UnlockResponse
-	(*CancelJobRequest)(nil),      // 42: chima.plugin.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),     // 43: chima.plugin.v1.CancelJobResponse
-	(*JobsRequest)(nil),           // 44: chima.plugin.v1.JobsRequest
-	(*JobsResponse)(nil),          // 45: chima.plugin.v1.JobsResponse
-	(*JobInfo)(nil),               // 46: chima.plugin.v1.JobInfo
-	(*AppendLogRequest)(nil),      // 47: chima.plugin.v1.AppendLogRequest
-	(*AppendLogResponse)(nil),     // 48: chima.plugin.v1.AppendLogResponse
-	(*ReadLogRequest)(nil),        // 49: chima.plugin.v1.ReadLogRequest
-	(*ReadLogResponse)(nil),       // 50: chima.plugin.v1.ReadLogResponse
-	(*HTTPRequest)(nil),           // 51: chima.plugin.v1.HTTPRequest
-	(*HTTPResponse)(nil),          // 52: chima.plugin.v1.HTTPResponse
-	(*LocksRequest)(nil),          // 53: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),         // 54: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),          // 55: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),         // 56: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),          // 57: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),         // 58: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),       // 59: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil),      // 60: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),         // 61: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),        // 62: chima.plugin.v1.KVListResponse
-	(*RunCommandRequest)(nil),     // 63: chima.plugin.v1.RunCommandRequest
-	(*RunCommandResponse)(nil),    // 64: chima.plugin.v1.RunCommandResponse
-	nil,                           // 65: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                           // 66: chima.plugin.v1.ValidateRequest.SettingsEntry
-	nil,                           // 67: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                           // 68: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                           // 69: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                           // 70: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(ArgType)(0),                     // 0: chima.plugin.v1.ArgType
+	(*DescribeRequest)(nil),          // 1: chima.plugin.v1.DescribeRequest
+	(*ValidateRequest)(nil),          // 2: chima.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil),         // 3: chima.plugin.v1.ValidateResponse
+	(*SettingsProblem)(nil),          // 4: chima.plugin.v1.SettingsProblem
+	(*Manifest)(nil),                 // 5: chima.plugin.v1.Manifest
+	(*ScheduleSpec)(nil),             // 6: chima.plugin.v1.ScheduleSpec
+	(*ActionSpec)(nil),               // 7: chima.plugin.v1.ActionSpec
+	(*CommandSpec)(nil),              // 8: chima.plugin.v1.CommandSpec
+	(*ArgSpec)(nil),                  // 9: chima.plugin.v1.ArgSpec
+	(*MessageRef)(nil),               // 10: chima.plugin.v1.MessageRef
+	(*User)(nil),                     // 11: chima.plugin.v1.User
+	(*Output)(nil),                   // 12: chima.plugin.v1.Output
+	(*Field)(nil),                    // 13: chima.plugin.v1.Field
+	(*Button)(nil),                   // 14: chima.plugin.v1.Button
+	(*ButtonClick)(nil),              // 15: chima.plugin.v1.ButtonClick
+	(*CommandRequest)(nil),           // 16: chima.plugin.v1.CommandRequest
+	(*Approval)(nil),                 // 17: chima.plugin.v1.Approval
+	(*InteractionRequest)(nil),       // 18: chima.plugin.v1.InteractionRequest
+	(*WebhookEvent)(nil),             // 19: chima.plugin.v1.WebhookEvent
+	(*JobInterruptedRequest)(nil),    // 20: chima.plugin.v1.JobInterruptedRequest
+	(*JobRequest)(nil),               // 21: chima.plugin.v1.JobRequest
+	(*Event)(nil),                    // 22: chima.plugin.v1.Event
+	(*ApprovalNeeded)(nil),           // 23: chima.plugin.v1.ApprovalNeeded
+	(*Reply)(nil),                    // 24: chima.plugin.v1.Reply
+	(*Progress)(nil),                 // 25: chima.plugin.v1.Progress
+	(*UserError)(nil),                // 26: chima.plugin.v1.UserError
+	(*Done)(nil),                     // 27: chima.plugin.v1.Done
+	(*Call)(nil),                     // 28: chima.plugin.v1.Call
+	(*CancelCall)(nil),               // 29: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),                // 30: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),              // 31: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),             // 32: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),            // 33: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),           // 34: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),           // 35: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),          // 36: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),              // 37: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),             // 38: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),                 // 39: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),            // 40: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 41: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),         // 42: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 43: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),              // 44: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),             // 45: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),                  // 46: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),         // 47: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil),        // 48: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),           // 49: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),          // 50: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),              // 51: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),             // 52: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),             // 53: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),            // 54: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),             // 55: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),            // 56: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),             // 57: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),            // 58: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),          // 59: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),         // 60: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),            // 61: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),           // 62: chima.plugin.v1.KVListResponse
+	(*KVCompareAndSwapRequest)(nil),  // 63: chima.plugin.v1.KVCompareAndSwapRequest
+	(*KVCompareAndSwapResponse)(nil), // 64: chima.plugin.v1.KVCompareAndSwapResponse
+	(*KVIncrementRequest)(nil),       // 65: chima.plugin.v1.KVIncrementRequest
+	(*KVIncrementResponse)(nil),      // 66: chima.plugin.v1.KVIncrementResponse
+	(*RunCommandRequest)(nil),        // 67: chima.plugin.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),       // 68: chima.plugin.v1.RunCommandResponse
+	nil,                              // 69: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                              // 70: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                              // 71: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                              // 72: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                              // 73: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                              // 74: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	65, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	66, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	69, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	70, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
 	4,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
 	8,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
 	7,  // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
@@ -5109,14 +5364,14 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	13, // 9: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
 	14, // 10: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
 	10, // 11: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
-	67, // 12: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	71, // 12: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
 	11, // 13: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
 	10, // 14: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
 	15, // 15: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
 	17, // 16: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
 	11, // 17: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
 	10, // 18: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
-	68, // 19: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	72, // 19: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
 	21, // 20: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
 	10, // 21: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
 	24, // 22: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
@@ -5144,8 +5399,8 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	46, // 44: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
 	46, // 45: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
 	10, // 46: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
-	69, // 47: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	70, // 48: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	73, // 47: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	74, // 48: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
 	39, // 49: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
 	10, // 50: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
 	1,  // 51: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
@@ -5171,33 +5426,37 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	57, // 71: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
 	59, // 72: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
 	61, // 73: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	63, // 74: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
-	5,  // 75: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	22, // 76: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	22, // 77: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	22, // 78: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	22, // 79: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
-	52, // 80: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	30, // 81: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	3,  // 82: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
-	22, // 83: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
-	32, // 84: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	34, // 85: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	36, // 86: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	38, // 87: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	41, // 88: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	54, // 89: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	43, // 90: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	45, // 91: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	48, // 92: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	50, // 93: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	56, // 94: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	58, // 95: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	60, // 96: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	62, // 97: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	64, // 98: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
-	75, // [75:99] is the sub-list for method output_type
-	51, // [51:75] is the sub-list for method input_type
+	63, // 74: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
+	65, // 75: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
+	67, // 76: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
+	5,  // 77: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	22, // 78: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	22, // 79: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	22, // 80: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	22, // 81: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
+	52, // 82: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	30, // 83: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	3,  // 84: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	22, // 85: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
+	32, // 86: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	34, // 87: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	36, // 88: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	38, // 89: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	41, // 90: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	54, // 91: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	43, // 92: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	45, // 93: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	48, // 94: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	50, // 95: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	56, // 96: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	58, // 97: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	60, // 98: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	62, // 99: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	64, // 100: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
+	66, // 101: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
+	68, // 102: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
+	77, // [77:103] is the sub-list for method output_type
+	51, // [51:77] is the sub-list for method input_type
 	51, // [51:51] is the sub-list for extension type_name
 	51, // [51:51] is the sub-list for extension extendee
 	0,  // [0:51] is the sub-list for field type_name
@@ -5229,7 +5488,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   70,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

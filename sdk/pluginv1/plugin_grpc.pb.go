@@ -504,21 +504,23 @@ var Plugin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Host_Post_FullMethodName       = "/chima.plugin.v1.Host/Post"
-	Host_Update_FullMethodName     = "/chima.plugin.v1.Host/Update"
-	Host_Enqueue_FullMethodName    = "/chima.plugin.v1.Host/Enqueue"
-	Host_Lock_FullMethodName       = "/chima.plugin.v1.Host/Lock"
-	Host_Unlock_FullMethodName     = "/chima.plugin.v1.Host/Unlock"
-	Host_Locks_FullMethodName      = "/chima.plugin.v1.Host/Locks"
-	Host_CancelJob_FullMethodName  = "/chima.plugin.v1.Host/CancelJob"
-	Host_Jobs_FullMethodName       = "/chima.plugin.v1.Host/Jobs"
-	Host_AppendLog_FullMethodName  = "/chima.plugin.v1.Host/AppendLog"
-	Host_ReadLog_FullMethodName    = "/chima.plugin.v1.Host/ReadLog"
-	Host_KVGet_FullMethodName      = "/chima.plugin.v1.Host/KVGet"
-	Host_KVSet_FullMethodName      = "/chima.plugin.v1.Host/KVSet"
-	Host_KVDelete_FullMethodName   = "/chima.plugin.v1.Host/KVDelete"
-	Host_KVList_FullMethodName     = "/chima.plugin.v1.Host/KVList"
-	Host_RunCommand_FullMethodName = "/chima.plugin.v1.Host/RunCommand"
+	Host_Post_FullMethodName             = "/chima.plugin.v1.Host/Post"
+	Host_Update_FullMethodName           = "/chima.plugin.v1.Host/Update"
+	Host_Enqueue_FullMethodName          = "/chima.plugin.v1.Host/Enqueue"
+	Host_Lock_FullMethodName             = "/chima.plugin.v1.Host/Lock"
+	Host_Unlock_FullMethodName           = "/chima.plugin.v1.Host/Unlock"
+	Host_Locks_FullMethodName            = "/chima.plugin.v1.Host/Locks"
+	Host_CancelJob_FullMethodName        = "/chima.plugin.v1.Host/CancelJob"
+	Host_Jobs_FullMethodName             = "/chima.plugin.v1.Host/Jobs"
+	Host_AppendLog_FullMethodName        = "/chima.plugin.v1.Host/AppendLog"
+	Host_ReadLog_FullMethodName          = "/chima.plugin.v1.Host/ReadLog"
+	Host_KVGet_FullMethodName            = "/chima.plugin.v1.Host/KVGet"
+	Host_KVSet_FullMethodName            = "/chima.plugin.v1.Host/KVSet"
+	Host_KVDelete_FullMethodName         = "/chima.plugin.v1.Host/KVDelete"
+	Host_KVList_FullMethodName           = "/chima.plugin.v1.Host/KVList"
+	Host_KVCompareAndSwap_FullMethodName = "/chima.plugin.v1.Host/KVCompareAndSwap"
+	Host_KVIncrement_FullMethodName      = "/chima.plugin.v1.Host/KVIncrement"
+	Host_RunCommand_FullMethodName       = "/chima.plugin.v1.Host/RunCommand"
 )
 
 // HostClient is the client API for Host service.
@@ -557,6 +559,12 @@ type HostClient interface {
 	KVDelete(ctx context.Context, in *KVDeleteRequest, opts ...grpc.CallOption) (*KVDeleteResponse, error)
 	// KVList lists the keys with a prefix.
 	KVList(ctx context.Context, in *KVListRequest, opts ...grpc.CallOption) (*KVListResponse, error)
+	// KVCompareAndSwap writes a key only if its value is still the one the
+	// plugin read: atomic across replicas (since minor 7).
+	KVCompareAndSwap(ctx context.Context, in *KVCompareAndSwapRequest, opts ...grpc.CallOption) (*KVCompareAndSwapResponse, error)
+	// KVIncrement adds to a counter key atomically and returns the new value
+	// (since minor 7): ids that replicas hand out never collide.
+	KVIncrement(ctx context.Context, in *KVIncrementRequest, opts ...grpc.CallOption) (*KVIncrementResponse, error)
 	// RunCommand runs a chat command as a person, in a room, as if they had
 	// typed it there: through the router, the policy (and its approvals) and
 	// the audit, which records the plugin that triggered it. It lets one
@@ -714,6 +722,26 @@ func (c *hostClient) KVList(ctx context.Context, in *KVListRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *hostClient) KVCompareAndSwap(ctx context.Context, in *KVCompareAndSwapRequest, opts ...grpc.CallOption) (*KVCompareAndSwapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KVCompareAndSwapResponse)
+	err := c.cc.Invoke(ctx, Host_KVCompareAndSwap_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) KVIncrement(ctx context.Context, in *KVIncrementRequest, opts ...grpc.CallOption) (*KVIncrementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KVIncrementResponse)
+	err := c.cc.Invoke(ctx, Host_KVIncrement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *hostClient) RunCommand(ctx context.Context, in *RunCommandRequest, opts ...grpc.CallOption) (*RunCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RunCommandResponse)
@@ -760,6 +788,12 @@ type HostServer interface {
 	KVDelete(context.Context, *KVDeleteRequest) (*KVDeleteResponse, error)
 	// KVList lists the keys with a prefix.
 	KVList(context.Context, *KVListRequest) (*KVListResponse, error)
+	// KVCompareAndSwap writes a key only if its value is still the one the
+	// plugin read: atomic across replicas (since minor 7).
+	KVCompareAndSwap(context.Context, *KVCompareAndSwapRequest) (*KVCompareAndSwapResponse, error)
+	// KVIncrement adds to a counter key atomically and returns the new value
+	// (since minor 7): ids that replicas hand out never collide.
+	KVIncrement(context.Context, *KVIncrementRequest) (*KVIncrementResponse, error)
 	// RunCommand runs a chat command as a person, in a room, as if they had
 	// typed it there: through the router, the policy (and its approvals) and
 	// the audit, which records the plugin that triggered it. It lets one
@@ -818,6 +852,12 @@ func (UnimplementedHostServer) KVDelete(context.Context, *KVDeleteRequest) (*KVD
 }
 func (UnimplementedHostServer) KVList(context.Context, *KVListRequest) (*KVListResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KVList not implemented")
+}
+func (UnimplementedHostServer) KVCompareAndSwap(context.Context, *KVCompareAndSwapRequest) (*KVCompareAndSwapResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KVCompareAndSwap not implemented")
+}
+func (UnimplementedHostServer) KVIncrement(context.Context, *KVIncrementRequest) (*KVIncrementResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KVIncrement not implemented")
 }
 func (UnimplementedHostServer) RunCommand(context.Context, *RunCommandRequest) (*RunCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RunCommand not implemented")
@@ -1095,6 +1135,42 @@ func _Host_KVList_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_KVCompareAndSwap_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KVCompareAndSwapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).KVCompareAndSwap(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_KVCompareAndSwap_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).KVCompareAndSwap(ctx, req.(*KVCompareAndSwapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_KVIncrement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KVIncrementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).KVIncrement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_KVIncrement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).KVIncrement(ctx, req.(*KVIncrementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Host_RunCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RunCommandRequest)
 	if err := dec(in); err != nil {
@@ -1175,6 +1251,14 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KVList",
 			Handler:    _Host_KVList_Handler,
+		},
+		{
+			MethodName: "KVCompareAndSwap",
+			Handler:    _Host_KVCompareAndSwap_Handler,
+		},
+		{
+			MethodName: "KVIncrement",
+			Handler:    _Host_KVIncrement_Handler,
 		},
 		{
 			MethodName: "RunCommand",

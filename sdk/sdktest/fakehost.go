@@ -70,6 +70,37 @@ func (f *FakeHost) RunCommand(_ context.Context, r *pluginv1.RunCommandRequest) 
 	return &pluginv1.RunCommandResponse{RequestId: "run-" + strconv.FormatInt(id, 10), Outcome: "ok"}, nil
 }
 
+// KVCompareAndSwap writes a key only over the value expected, as the host
+// does.
+func (f *FakeHost) KVCompareAndSwap(_ context.Context, r *pluginv1.KVCompareAndSwapRequest) (*pluginv1.KVCompareAndSwapResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cur, found := f.kv[r.GetKey()]
+	if (r.GetOldAbsent() && !found) || (!r.GetOldAbsent() && found && string(cur) == string(r.GetOld())) {
+		v := append([]byte{}, r.GetValue()...)
+		f.kv[r.GetKey()] = v
+		return &pluginv1.KVCompareAndSwapResponse{Swapped: true, Current: v, Found: true}, nil
+	}
+	return &pluginv1.KVCompareAndSwapResponse{Current: cur, Found: found}, nil
+}
+
+// KVIncrement adds to a decimal counter, as the host does.
+func (f *FakeHost) KVIncrement(_ context.Context, r *pluginv1.KVIncrementRequest) (*pluginv1.KVIncrementResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n int64
+	if cur, ok := f.kv[r.GetKey()]; ok {
+		v, err := strconv.ParseInt(strings.TrimSpace(string(cur)), 10, 64)
+		if err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "kv increment: the value %.20q is not a decimal counter", cur)
+		}
+		n = v
+	}
+	n += r.GetDelta()
+	f.kv[r.GetKey()] = []byte(strconv.FormatInt(n, 10))
+	return &pluginv1.KVIncrementResponse{Value: n}, nil
+}
+
 // Posts returns the messages the plugin posted with Post.
 func (f *FakeHost) Posts() []*pluginv1.PostRequest {
 	f.mu.Lock()

@@ -65,9 +65,13 @@ type App struct {
 	Timeout time.Duration
 	// NotifyRooms also hear about every deployment; "room" or "adapter:room".
 	NotifyRooms []string
-	// ProtectedEnvironments need an approval before a deploy (the approval
-	// flow is not built yet; the setting is kept).
+	// ProtectedEnvironments need an approval before a deploy: the plugin
+	// asks the host for one (sdk.NeedApproval) and deploys once approved.
 	ProtectedEnvironments []string
+	// Approvers are the roles or people of chima.yaml who approve deploys
+	// to the protected environments; empty: those of the chima.yaml policy
+	// that has an approval for deploy.
+	Approvers []string
 	// GitHubAPI is the GitHub REST API this app's deployments are made on
 	// (hubot-deploy's github_api, for a GitHub Enterprise Server), or "" for
 	// the plugin's github_api_url.
@@ -416,6 +420,7 @@ type fileApp struct {
 	Timeout               string              `json:"timeout,omitempty"`
 	NotifyRooms           []string            `json:"notify_rooms,omitempty"`
 	ProtectedEnvironments []string            `json:"protected_environments,omitempty"`
+	Approvers             []string            `json:"approvers,omitempty"`
 	GitHubAPI             string              `json:"github_api,omitempty"`
 	Script                string              `json:"script,omitempty"`
 	Fabric                *FabricSettings     `json:"fabric,omitempty"`
@@ -433,7 +438,7 @@ func (a App) MarshalJSON() ([]byte, error) {
 		Environments: a.Environments, AllowedRooms: a.AllowedRooms,
 		DefaultEnvironment: a.DefaultEnvironment, DefaultRef: a.DefaultRef,
 		EnvironmentURLs: a.EnvironmentURLs, NotifyRooms: a.NotifyRooms,
-		ProtectedEnvironments: a.ProtectedEnvironments, GitHubAPI: a.GitHubAPI,
+		ProtectedEnvironments: a.ProtectedEnvironments, Approvers: a.Approvers, GitHubAPI: a.GitHubAPI,
 	}
 	if a.RequiredContexts != nil {
 		rc := a.RequiredContexts

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,7 @@ const fullFile = `{
     "timeout": "45m",
     "notify_rooms": ["releases", "mattermost:town-square"],
     "protected_environments": ["production"],
+    "approvers": ["release-managers", "alice"],
     "script": "bin/ship",
     "fabric": {"task": "ship"},
     "capistrano": {"task": "deploy:full"},
@@ -113,6 +115,7 @@ func TestLoadReadsEverySupportedKey(t *testing.T) {
 		{"timeout", a.Timeout, 45 * time.Minute},
 		{"notify_rooms", a.NotifyTargets(), []Room{{Name: "releases"}, {Adapter: "mattermost", Name: "town-square"}}},
 		{"protected_environments", a.Protected("production"), true},
+		{"approvers", slices.Equal(a.Approvers, []string{"release-managers", "alice"}), true},
 		{"unprotected env", a.Protected("staging"), false},
 		{"script", a.Script, "bin/ship"},
 		{"fabric.task", a.Fabric.Task, "ship"},
@@ -243,6 +246,14 @@ func TestParseProblems(t *testing.T) {
 				`apps.json: a: environment_urls: "prod" is not one of the environments (staging, production)`,
 				`apps.json: a: environment_urls: staging: "ftp://x" is not an http(s) URL`,
 				`apps.json: a: protected_environments: "live" is not one of the environments (staging, production)`,
+			},
+		},
+		{
+			"approvers approve the deploys of protected environments",
+			`{"a": {` + base + `, "approvers": ["ops"]}, "b": {` + base + `, "protected_environments": ["staging"], "approvers": ["release managers"]}}`,
+			[]string{
+				`apps.json: a: approvers: a has no protected_environments, whose deploys they would approve`,
+				`apps.json: b: approvers: "release managers": name a role or a person of chima.yaml, like release-managers`,
 			},
 		},
 		{
@@ -661,4 +672,16 @@ func TestUnmarshalJSONReadsWhatMarshalJSONWrites(t *testing.T) {
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+func TestTheCIPluginsAutoDeployKeyIsLetBe(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(path, []byte(`{"x": {"provider": "shell", "repository": "o/x", "environments": ["staging"],
+		"auto_deploy": {"branch": "main", "environment": "staging"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err != nil {
+		t.Fatalf("an app with auto_deploy (the ci-status plugin's key) is refused: %v", err)
+	}
 }

@@ -16,7 +16,9 @@
 //	}
 //
 // Further keys per app: required_contexts, default_environment, default_ref,
-// environment_urls, timeout, notify_rooms, protected_environments, and the
+// environment_urls, timeout, notify_rooms, protected_environments (deploys
+// to them wait for approval in chat), approvers (who approves them: roles or
+// people of chima.yaml; without it, those of chima.yaml's policy), and the
 // provider settings script, fabric, capistrano, ansible and heroku (see App).
 //
 // The keys of real hubot-deploy and Heaven files are read with their meaning:

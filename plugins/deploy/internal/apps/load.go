@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 )
@@ -78,9 +79,11 @@ func (s *Set) Lookup(name string) (*App, error) {
 var appKeys = []string{
 	"provider", "auto_merge", "repository", "environments", "allowed_rooms",
 	"required_contexts", "default_environment", "default_ref", "environment_urls",
-	"timeout", "notify_rooms", "protected_environments",
+	"timeout", "notify_rooms", "protected_environments", "approvers",
 	"script", "fabric", "capistrano", "ansible", "heroku",
 	"heroku_name", "deploy_script", "github_api",
+	// Read by the ci-status plugin, not by deploy.
+	"auto_deploy",
 }
 
 var (
@@ -323,6 +326,8 @@ func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 			p.strs(name, k, v, &a.NotifyRooms)
 		case "protected_environments":
 			p.strs(name, k, v, &a.ProtectedEnvironments)
+		case "approvers":
+			p.strs(name, k, v, &a.Approvers)
 		case "script":
 			p.str(name, k, v, &a.Script)
 		case "fabric":
@@ -356,6 +361,9 @@ func (p *parser) app(name string, raw json.RawMessage, off int) *App {
 			}
 		case "github_api":
 			p.str(name, k, v, &a.GitHubAPI)
+		case "auto_deploy":
+			// The ci-status plugin's (deploy a branch when it is green):
+			// it checks the value; deploy only lets the key be.
 		case "github_token":
 			p.add(name, k, "github_token: a token does not belong in the apps file; give the plugin a GITHUB_TOKEN secret in chima.yaml instead")
 		default:
@@ -638,6 +646,14 @@ func (p *parser) check(a *App, has map[string]bool, src compat) {
 	for _, env := range a.ProtectedEnvironments {
 		if envOK && !a.HasEnv(env) {
 			notEnv("protected_environments", env)
+		}
+	}
+	if len(a.Approvers) > 0 && len(a.ProtectedEnvironments) == 0 {
+		p.add(name, "approvers", "approvers: %s has no protected_environments, whose deploys they would approve", name)
+	}
+	for _, who := range a.Approvers {
+		if who == "" || strings.ContainsFunc(who, unicode.IsSpace) {
+			p.add(name, "approvers", "approvers: %q: name a role or a person of chima.yaml, like release-managers", who)
 		}
 	}
 

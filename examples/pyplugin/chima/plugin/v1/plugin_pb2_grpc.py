@@ -281,6 +281,16 @@ class HostStub(object):
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListRequest.SerializeToString,
         response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListResponse.FromString,
         )
+    self.KVCompareAndSwap = channel.unary_unary(
+        '/chima.plugin.v1.Host/KVCompareAndSwap',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVCompareAndSwapRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVCompareAndSwapResponse.FromString,
+        )
+    self.KVIncrement = channel.unary_unary(
+        '/chima.plugin.v1.Host/KVIncrement',
+        request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVIncrementRequest.SerializeToString,
+        response_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVIncrementResponse.FromString,
+        )
     self.RunCommand = channel.unary_unary(
         '/chima.plugin.v1.Host/RunCommand',
         request_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.RunCommandRequest.SerializeToString,
@@ -392,6 +402,22 @@ class HostServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def KVCompareAndSwap(self, request, context):
+    """KVCompareAndSwap writes a key only if its value is still the one the
+    plugin read: atomic across replicas (since minor 7).
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
+  def KVIncrement(self, request, context):
+    """KVIncrement adds to a counter key atomically and returns the new value
+    (since minor 7): ids that replicas hand out never collide.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def RunCommand(self, request, context):
     """RunCommand runs a chat command as a person, in a room, as if they had
     typed it there: through the router, the policy (and its approvals) and
@@ -476,6 +502,16 @@ def add_HostServicer_to_server(servicer, server):
           servicer.KVList,
           request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListRequest.FromString,
           response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVListResponse.SerializeToString,
+      ),
+      'KVCompareAndSwap': grpc.unary_unary_rpc_method_handler(
+          servicer.KVCompareAndSwap,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVCompareAndSwapRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVCompareAndSwapResponse.SerializeToString,
+      ),
+      'KVIncrement': grpc.unary_unary_rpc_method_handler(
+          servicer.KVIncrement,
+          request_deserializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVIncrementRequest.FromString,
+          response_serializer=chima_dot_plugin_dot_v1_dot_plugin__pb2.KVIncrementResponse.SerializeToString,
       ),
       'RunCommand': grpc.unary_unary_rpc_method_handler(
           servicer.RunCommand,

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chimaops/chima/sdk/sdktest"
+)
+
+// pgBed is a bed with a PostgreSQL target "pg" on a database of its own.
+func pgBed(t *testing.T) (*bed, string) {
+	t.Helper()
+	env := services(t)
+	name, dsn := pgDatabase(t, env)
+	psql(t, env, name, `CREATE TABLE users (id serial PRIMARY KEY, name text);
+CREATE SCHEMA billing; CREATE TABLE billing.invoices (id serial PRIMARY KEY, total int);
+INSERT INTO users (name) SELECT 'u' || g FROM generate_series(1, 250) g;
+INSERT INTO billing.invoices (total) SELECT g FROM generate_series(1, 40) g;`)
+	envName := "CHIMA_TEST_PG_DSN_" + strings.ToUpper(name)
+	setEnv(t, envName, dsn)
+	b := newBed(t, `pg:
+  kind: postgres
+  dsn_env: `+envName+`
+  repository: %[1]s/repo
+  password_file: %[1]s/password
+  init: true
+  scratch: `+name+`_scratch
+`)
+	return b, name
+}
+
+func TestPostgresBackupVerifyComparesRowCountsAndRestoreGoesToTheScratchDatabase(t *testing.T) {
+	t.Parallel()
+	b, name := pgBed(t)
+	job := b.job("backup", sdktest.Args{"target": "pg"})
+	if outcome(job) != "success" || !strings.Contains(job.Text(), "2 tables, 290 rows") {
+		t.Fatalf("backup: %s", allText(job))
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "pg"})
+	if outcome(v) != "success" || !strings.Contains(v.Text(), "restored into a scratch database, 2 tables, row counts match (290 rows)") {
+		t.Fatalf("verify: %s", allText(v))
+	}
+	// The verification's database is gone.
+	if left := psql(t, b.env, "postgres", `SELECT count(*) FROM pg_database WHERE datname LIKE 'chima_verify_%'`); left != "0" {
+		t.Errorf("%s verification databases left behind", left)
+	}
+	r := b.job("backup:restore", sdktest.Args{"target": "pg"})
+	if outcome(r) != "success" || !strings.Contains(r.Text(), "into the scratch database "+name+"_scratch") {
+		t.Fatalf("restore: %s", allText(r))
+	}
+	if got := psql(t, b.env, name+"_scratch", `SELECT count(*) FROM billing.invoices`); got != "40" {
+		t.Fatalf("scratch billing.invoices has %s rows, want 40", got)
+	}
+}
+
+func TestPostgresRestoreInPlaceNeedsApprovalAndBringsTheRowsBack(t *testing.T) {
+	t.Parallel()
+	b, name := pgBed(t)
+	if j := b.job("backup", sdktest.Args{"target": "pg"}); outcome(j) != "success" {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	psql(t, b.env, name, `DELETE FROM users WHERE id > 10`)
+	res := b.h.Command("backup:restore", sdktest.Args{"target": "pg", "to": "pg"})
+	if res.ApprovalNeeded == nil || len(b.h.Host.Enqueued()) != 1 {
+		t.Fatalf("an unapproved restore over pg: %s", allText(res))
+	}
+	b.h.ApprovedCommand("backup:restore", sdktest.Args{"target": "pg", "inplace": "in place"}, approval())
+	jobs := b.h.RunEnqueued()
+	if len(jobs) != 1 || outcome(jobs[0]) != "success" {
+		t.Fatalf("approved restore: %s", allText(jobs...))
+	}
+	if got := psql(t, b.env, name, `SELECT count(*) FROM users`); got != "250" {
+		t.Fatalf("users has %s rows after the restore, want 250", got)
+	}
+}
+
+func TestFailingDumpFailsTheBackupAndStoresNoSnapshot(t *testing.T) {
+	b, _ := pgBed(t)
+	// A pg_dump that writes part of a dump, then fails: first on PATH.
+	bin := filepath.Join(b.dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nprintf 'PGDMP partial dump'\necho 'pg_dump: error: connection lost' >&2\nexit 1\n"
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	job := b.job("backup", sdktest.Args{"target": "pg"})
+	if outcome(job) != "failure" || !strings.Contains(job.Text(), "Backup of pg failed") || !strings.Contains(job.Text(), "command failed") {
+		t.Fatalf("backup with a failing dump: %s", allText(job))
+	}
+	if n := b.snapshotCount(filepath.Join(b.dir, "repo")); n != 0 {
+		t.Fatalf("%d snapshots after a failed dump; want none", n)
+	}
+}
+
+func TestMariaDBBackupVerifyAndRestoreIntoScratch(t *testing.T) {
+	t.Parallel()
+	env := services(t)
+	if env["CHIMA_TEST_MARIADB_DSN"] == "" {
+		sdktest.Missing(t, "no CHIMA_TEST_MARIADB_DSN")
+	}
+	name := uniqueName("chima_backup_test")
+	server, err := parseDSN(kindMySQL, env["CHIMA_TEST_MARIADB_DSN"]+"mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlOn := func(db, q string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := tool(ctx, server.env(), "", nil, "mariadb", mysqlCmdArgs(server, "--batch", "--skip-column-names", "-e", q, db)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(out)
+	}
+	sqlOn("mysql", "CREATE DATABASE `"+name+"`")
+	t.Cleanup(func() {
+		sqlOn("mysql", "DROP DATABASE IF EXISTS `"+name+"`")
+		sqlOn("mysql", "DROP DATABASE IF EXISTS `"+name+"_scratch`")
+	})
+	sqlOn(name, "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, v INT); INSERT INTO items (v) VALUES (1),(2),(3),(4),(5); CREATE TABLE tags (n VARCHAR(10)); INSERT INTO tags VALUES ('x')")
+	setEnv(t, "CHIMA_TEST_MARIADB_TARGET", env["CHIMA_TEST_MARIADB_DSN"]+name)
+	b := newBed(t, fmt.Sprintf(`db:
+  kind: mariadb
+  dsn_env: CHIMA_TEST_MARIADB_TARGET
+  repository: %%[1]s/repo
+  password_file: %%[1]s/password
+  init: true
+  scratch: %s_scratch
+`, name))
+	job := b.job("backup", sdktest.Args{"target": "db"})
+	if outcome(job) != "success" || !strings.Contains(job.Text(), "2 tables, 6 rows") {
+		t.Fatalf("backup: %s", allText(job))
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "db"})
+	if outcome(v) != "success" || !strings.Contains(v.Text(), "row counts match (6 rows)") {
+		t.Fatalf("verify: %s", allText(v))
+	}
+	r := b.job("backup:restore", sdktest.Args{"target": "db"})
+	if outcome(r) != "success" {
+		t.Fatalf("restore: %s", allText(r))
+	}
+	if got := sqlOn(name+"_scratch", "SELECT COUNT(*) FROM items"); got != "5" {
+		t.Fatalf("scratch items has %s rows, want 5", got)
+	}
+}
+
+func TestPostgresRowCountsAreTheDumpsOwnWhileRowsAreBeingWritten(t *testing.T) {
+	t.Parallel()
+	b, name := pgBed(t)
+	// A writer committing a row every 10 ms through the whole backup.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		psql(t, b.env, name, `DO $$ BEGIN FOR i IN 1..600 LOOP INSERT INTO users (name) VALUES ('w'); COMMIT; PERFORM pg_sleep(0.01); END LOOP; END $$`)
+	}()
+	job := b.job("backup", sdktest.Args{"target": "pg"})
+	<-done
+	if outcome(job) != "success" {
+		t.Fatalf("backup: %s", allText(job))
+	}
+	if got := psql(t, b.env, name, `SELECT count(*) FROM users`); got != "850" {
+		t.Fatalf("users = %s after the writer; want 850 (the writer ran before the backup ended?)", got)
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "pg"})
+	if outcome(v) != "success" || !strings.Contains(v.Text(), "row counts match") {
+		t.Fatalf("verify of a backup taken while rows were written: %s", allText(v))
+	}
+}

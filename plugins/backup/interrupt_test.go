@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
+)
+
+// locks lists the locks of repo: its lock files, not the temporary files
+// the local backend writes them through (a restic killed mid-write leaves
+// one, which no restic reads as a lock).
+func (b *bed) locks(repo string) []string {
+	b.t.Helper()
+	entries, err := os.ReadDir(filepath.Join(repo, "locks"))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if strings.Contains(e.Name(), "-tmp-") {
+			continue
+		}
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// waitLock waits, bounded, until repo has a lock.
+func (b *bed) waitLock(repo string) {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(b.locks(repo)) == 0 {
+		if time.Now().After(deadline) {
+			b.t.Fatal("restic took no lock")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestAJobInterruptedByAKilledResticEndsClearlyAndLeavesNoStaleLock(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, dirTargets)
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "a"})
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	repo := filepath.Join(b.dir, "repo")
+	// A backup whose restic dies by SIGKILL, as it does when the whole
+	// plugin and bot are killed: its lock stays in the repository.
+	cmd := exec.Command(b.env["CHIMA_RESTIC"], "--no-cache", "backup", "--stdin-from-command", "--stdin-filename", "x", "--", "sleep", "60")
+	cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD_FILE="+filepath.Join(b.dir, "password"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	b.waitLock(repo)
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	_ = cmd.Wait()
+	if len(b.locks(repo)) == 0 {
+		t.Fatal("the killed restic left no lock: the test proves nothing")
+	}
+
+	res := b.h.JobInterrupted(&pluginv1.JobRequest{
+		JobId: 41, Kind: jobBackup, Payload: []byte(`{"target":"files","by":"Tester"}`),
+		Notify: &pluginv1.MessageRef{Adapter: "test", Room: "ops"},
+	})
+	if res.Done.GetOutcome() == "error" {
+		t.Fatalf("interrupted: %s", allText(res))
+	}
+	posts := b.h.Host.Posts()
+	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "ops" || !strings.Contains(posts[0].GetOutput().GetText(), "The backup job of files (job #41) was interrupted") {
+		t.Fatalf("posts %v; want the room told the job of files was interrupted", posts)
+	}
+	if l := b.locks(repo); len(l) != 0 {
+		t.Fatalf("locks %v left in the repository", l)
+	}
+	// And the next backup runs.
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("backup after the interruption: %s", allText(j))
+	}
+}
+
+func TestCancellingABackupStopsResticAndItsDumpAndStoresNothing(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, dirTargets)
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "a"})
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	repo := filepath.Join(b.dir, "repo")
+	tg := &Target{Name: "files", Repository: repo, PasswordFile: filepath.Join(b.dir, "password")}
+	r := &restic{bin: b.env["CHIMA_RESTIC"], cacheDir: filepath.Join(b.dir, "cache")}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.run(ctx, tg, runOpts{onStdout: func([]byte) {}}, "backup", "--tag", targetTag(tg), "--stdin-from-command", "--stdin-filename", "slow", "--", "sleep", "120")
+		done <- err
+	}()
+	b.waitLock(repo)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a cancelled backup succeeded")
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatal("restic did not stop after the cancel")
+	}
+	if n := b.snapshotCount(repo); n != 1 {
+		t.Fatalf("%d snapshots; want only the first backup's", n)
+	}
+	if l := b.locks(repo); len(l) != 0 {
+		t.Fatalf("a cancelled restic left locks %v", l)
+	}
+}

@@ -1,0 +1,41 @@
+// Command backup is Chima's backup plugin: databases (PostgreSQL, MySQL and
+// MariaDB, SQLite) and directories backed up from chat with restic,
+// listed, verified by restoring them into a scratch place, restored there,
+// and restored over live data only once another person approved.
+//
+// Settings (chima.yaml plugins[].settings):
+//
+//	targets    a YAML (or JSON) map of target name to its declaration:
+//	           kind (postgres, mysql, mariadb, sqlite, directory), dsn_env
+//	           or path, excludes, repository, password_file or password_env,
+//	           init, retention {keep_last, keep_daily, …}, schedule,
+//	           verify_schedule, scratch, scratch_dsn_env, room
+//	restic     the restic binary (default: restic on $PATH); 0.17 or newer
+//	cache_dir  restic's cache (default: a folder in the temporary directory)
+//
+// Secrets (chima.yaml plugins[].secrets): the DSNs and repository passwords
+// the targets name by dsn_env and password_env, or RESTIC_PASSWORD_FILE /
+// RESTIC_PASSWORD for every target that names none. A password reaches
+// restic through its environment only, and a database password its client
+// tools through theirs (PGPASSWORD, MYSQL_PWD): never a command line, a
+// log or chat.
+//
+// Each backup is a durable job whose queue key is its target's: the jobs of
+// one target (backups, verifications, restores) run one at a time. Restic
+// is driven through --json and its exit codes (ResticError, ErrNoRepository,
+// ErrWrongPassword, ErrLocked, …); a database dump runs under restic backup
+// --stdin-from-command, so a dump that fails fails the backup and stores
+// nothing.
+package main
+
+import (
+	"encoding/json"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+func main() {
+	sdk.Serve((&backuper{}).spec())
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

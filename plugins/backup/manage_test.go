@@ -1,0 +1,163 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chimaops/chima/sdk/sdktest"
+)
+
+const retainedTargets = `files:
+  kind: directory
+  path: %[1]s/data
+  repository: %[1]s/repo
+  password_file: %[1]s/password
+  init: true
+  scratch: %[1]s/scratch
+  retention: {keep_last: 1}
+  alert_after: 26h
+`
+
+func TestRetentionDryRunRemovesNothingAndConfirmApplesIt(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, retainedTargets)
+	data := filepath.Join(b.dir, "data")
+	writeFiles(t, data, map[string]string{"a": "a"})
+	repo := filepath.Join(b.dir, "repo")
+	if out, err := b.restic(repo, "init"); err != nil {
+		t.Fatalf("init: %v %s", err, out)
+	}
+	for i := 0; i < 3; i++ { // older backups, beyond the policy
+		if out, err := b.restic(repo, "backup", "--tag", "chima,target:files", data); err != nil {
+			t.Fatalf("backup: %v %s", err, out)
+		}
+	}
+	res := b.h.Command("backup:forget", sdktest.Args{"target": "files"})
+	if len(res.Replies) != 1 || !strings.Contains(res.Replies[0].GetTitle(), "would remove 2 of 3 backups") || !strings.Contains(res.Text(), "Nothing was removed") {
+		t.Fatalf("dry run: %s", allText(res))
+	}
+	if n := b.snapshotCount(repo); n != 3 {
+		t.Fatalf("%d snapshots after the dry run; want all 3", n)
+	}
+	if len(b.h.Host.Enqueued()) != 0 {
+		t.Fatal("the dry run enqueued a job")
+	}
+	j := b.job("backup:forget", sdktest.Args{"target": "files", "confirm": "confirm"})
+	if outcome(j) != "success" || !strings.Contains(j.Text(), "removed 2 backups") {
+		t.Fatalf("confirm: %s", allText(j))
+	}
+	if n := b.snapshotCount(repo); n != 1 {
+		t.Fatalf("%d snapshots after confirm; want 1", n)
+	}
+}
+
+func TestAnomalyGuardMarksAShrunkenBackupSuspiciousAndRetentionNeverCountsIt(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, retainedTargets)
+	data := filepath.Join(b.dir, "data")
+	big := strings.Repeat("0123456789abcdef", 8<<10) // 128 KiB
+	writeFiles(t, data, map[string]string{"small": "s", "big": big})
+	repo := filepath.Join(b.dir, "repo")
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" || strings.Contains(j.Text(), "suspicious") {
+		t.Fatalf("first backup: %s", allText(j))
+	}
+	if err := os.Remove(filepath.Join(data, "big")); err != nil {
+		t.Fatal(err)
+	}
+	j := b.job("backup", sdktest.Args{"target": "files"})
+	if !strings.Contains(j.Text(), "is suspicious: it is 1 B against 128.0 KiB") {
+		t.Fatalf("shrunken backup: %s", allText(j))
+	}
+	// keep_last 1 did not let the suspicious backup push the good one out.
+	if n := b.snapshotCount(repo); n != 2 {
+		t.Fatalf("%d snapshots after the suspicious backup; want the good one kept beside it", n)
+	}
+	list := b.h.Command("backups", sdktest.Args{"target": "files"})
+	if strings.Count(list.Replies[0].GetCode(), "suspicious") != 1 {
+		t.Fatalf("backups:\n%s", list.Replies[0].GetCode())
+	}
+	// A good backup again: retention now removes the old good one, never
+	// the suspicious one.
+	writeFiles(t, data, map[string]string{"big": big})
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" || !strings.Contains(j.Text(), "Retention removed 1 old snapshot") {
+		t.Fatalf("third backup: %s", allText(j))
+	}
+	list = b.h.Command("backups", sdktest.Args{"target": "files"})
+	if n := b.snapshotCount(repo); n != 2 || strings.Count(list.Replies[0].GetCode(), "suspicious") != 1 {
+		t.Fatalf("%d snapshots; backups:\n%s\nwant the new good one and the suspicious one", n, list.Replies[0].GetCode())
+	}
+}
+
+func TestStatusShowsLastBackupLastVerificationAndWhatIsOverdue(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, retainedTargets+`docs:
+  kind: directory
+  path: %[1]s/data
+  repository: %[1]s/repo
+  password_file: %[1]s/password
+  init: true
+  scratch: %[1]s/scratch2
+  schedule: "0 3 * * *"
+`)
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "a"})
+	st := b.h.Command("backup:status", nil)
+	if !strings.Contains(st.Text(), "no verified backup of files ever (alert_after 26h0m0s)") {
+		t.Fatalf("status before any backup: %s", allText(st))
+	}
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	if j := b.job("backup:verify", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("verify: %s", allText(j))
+	}
+	st = b.h.Command("backup:status", nil)
+	table := st.Replies[0].GetCode()
+	var files, docs string
+	for _, line := range strings.Split(table, "\n") {
+		switch {
+		case strings.HasPrefix(line, "files "):
+			files = line
+		case strings.HasPrefix(line, "docs "):
+			docs = line
+		}
+	}
+	if !strings.Contains(files, "s ago (") || !strings.Contains(files, "ok ") || !strings.Contains(files, "not scheduled") {
+		t.Errorf("files row %q; want its last backup, an ok verification, no schedule", files)
+	}
+	if !strings.Contains(docs, "never") || !strings.Contains(docs, "backup ") || !strings.Contains(docs, " 03:00 UTC") {
+		t.Errorf("docs row %q; want never backed up, next backup at 03:00", docs)
+	}
+	if strings.Contains(st.Text(), "no verified backup of files") {
+		t.Errorf("status still warns of files after its verification: %s", st.Text())
+	}
+}
+
+func TestFreshnessAlertWarnsTheTargetsRoomOnceUntilAVerification(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, retainedTargets+"  room: ops\n")
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "a"})
+	var fresh bool
+	for _, s := range b.h.Manifest.GetSchedules() {
+		fresh = fresh || (s.GetName() == "freshness" && s.GetJobKind() == jobFreshness)
+	}
+	if !fresh {
+		t.Fatalf("schedules %v; want the freshness check", b.h.Manifest.GetSchedules())
+	}
+	for i := 0; i < 2; i++ {
+		if res := b.h.Job(jobFreshness, nil); outcome(res) != "success" {
+			t.Fatalf("freshness: %s", allText(res))
+		}
+	}
+	posts := b.h.Host.Posts()
+	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "ops" || !strings.Contains(posts[0].GetOutput().GetText(), "No verified backup of files ever (alert_after 26h0m0s)") {
+		t.Fatalf("posts %v; want one warning in ops", posts)
+	}
+	b.job("backup", sdktest.Args{"target": "files"})
+	b.job("backup:verify", sdktest.Args{"target": "files"})
+	b.h.Job(jobFreshness, nil)
+	if n := len(b.h.Host.Posts()); n != 1 {
+		t.Fatalf("%d posts after a verification; want no new warning", n)
+	}
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+// Job kinds, permissions and the grammar of restore.
+const (
+	jobBackup  = "backup"
+	jobVerify  = "verify"
+	jobRestore = "restore"
+
+	permissionBackup  = "backup"
+	permissionRestore = "backup:restore"
+
+	nameRE         = `[a-z0-9][-_.a-z0-9]*`
+	restorePattern = `backup:restore\s+(?P<target>` + nameRE + `)(?:\s+(?P<snapshot>[0-9a-f]{4,64}|latest))?` +
+		`(?:\s+(?:to\s+(?P<to>` + nameRE + `)|(?P<inplace>in\s+place)))?`
+)
+
+// backuper holds the plugin's configuration.
+type backuper struct {
+	mu      sync.RWMutex
+	plugin  *sdk.Plugin
+	targets map[string]*Target
+	restic  *restic
+	version string
+	// defaultAdapter is the adapter a bare room means.
+	defaultAdapter string
+}
+
+// payload is what the plugin's jobs carry.
+type payload struct {
+	Target   string `json:"target"`
+	Snapshot string `json:"snapshot,omitempty"`
+	By       string `json:"by,omitempty"`
+	Schedule string `json:"schedule,omitempty"`
+	// Into is a restore's destination: "" for the target's scratch place,
+	// else a target whose data the restore replaces (approved).
+	Into       string `json:"into,omitempty"`
+	ApprovedBy string `json:"approved_by,omitempty"`
+}
+
+func (b *backuper) spec() *sdk.Plugin {
+	p := &sdk.Plugin{
+		Name:        "backup",
+		Version:     "0.1.0",
+		Description: "Backs up databases and directories with restic, lists, verifies by restoring, and restores safely.",
+		Configure:   b.configure,
+		Validate:    b.validate,
+		Commands: []sdk.Command{
+			{
+				Name: "backup", Usage: "backup <target>",
+				Help:       "Takes a backup of a target now; two backups of one target queue, never run at once.",
+				Args:       []sdk.Arg{{Name: "target", Required: true, Pattern: nameRE, Help: "a target of the backup plugin's settings"}},
+				Permission: permissionBackup, Examples: []string{"backup demo-db"},
+				Run: b.cmdBackup,
+			},
+			{
+				Name: "backups", Usage: "backups <target>",
+				Help:     "Lists a target's recent backups: id, time, size, who or which schedule took it, verification.",
+				Args:     []sdk.Arg{{Name: "target", Required: true, Pattern: nameRE}},
+				Examples: []string{"backups demo-db"},
+				Run:      b.cmdBackups,
+			},
+			{
+				Name: "backup:verify", Usage: "backup:verify <target> [<snapshot>]",
+				Help: "Restores a backup (the latest by default) into the target's scratch place and checks it: row counts per table, integrity, files and bytes.",
+				Args: []sdk.Arg{
+					{Name: "target", Required: true, Pattern: nameRE},
+					{Name: "snapshot", Pattern: `[0-9a-f]{4,64}|latest`, Help: "a snapshot id or its start; latest by default"},
+				},
+				Permission: permissionBackup, Examples: []string{"backup:verify demo-db", "backup:verify demo-db 4f1c2a9e"},
+				Run: b.cmdVerify,
+			},
+			{
+				Name: "backup:restore", Usage: "backup:restore <target> [<snapshot>] [to <target> | in place]",
+				Help:    "Restores a backup into the target's scratch place. Over a target's own data (`in place`, or `to` a target) only once another person approves, and after a safety backup of what is there.",
+				Pattern: restorePattern,
+				Args: []sdk.Arg{
+					{Name: "target", Required: true}, {Name: "snapshot"}, {Name: "to"}, {Name: "inplace"},
+				},
+				Permission: permissionRestore,
+				Examples:   []string{"backup:restore demo-db", "backup:restore demo-db 4f1c2a9e", "backup:restore demo-db latest in place"},
+				Run:        b.cmdRestore,
+			},
+			{
+				Name: "backup:forget", Usage: "backup:forget <target> [confirm]",
+				Help: "Shows what the target's retention policy would remove (a dry run); with `confirm`, removes it and prunes the repository.",
+				Args: []sdk.Arg{
+					{Name: "target", Required: true, Pattern: nameRE},
+					{Name: "confirm", Type: sdk.Enum, Enum: []string{"confirm"}, Help: "apply the policy instead of showing it"},
+				},
+				Permission: permissionBackup, Examples: []string{"backup:forget demo-db", "backup:forget demo-db confirm"},
+				Run: b.cmdForget,
+			},
+			{
+				Name: "backup:status", Usage: "backup:status",
+				Help: "Shows the health of every target: the last good backup, the last verification, the next scheduled runs, and what is overdue.",
+				Run:  b.cmdStatus,
+			},
+		},
+		Jobs: []sdk.JobHandler{
+			{Kind: jobForget, Run: b.runForget},
+			{Kind: jobFreshness, Run: b.runFreshness},
+			{Kind: jobBackup, Run: b.runBackup},
+			{Kind: jobVerify, Run: b.runVerify},
+			{Kind: jobRestore, Run: b.runRestore},
+		},
+		OnJobInterrupted: b.onInterrupted,
+	}
+	b.plugin = p
+	return p
+}
+
+// check reads the settings: the targets, and restic.
+func check(s map[string]string, strict bool) (map[string]*Target, []sdk.Problem) {
+	targets, problems := parseTargets(s["targets"], s["chima_config_dir"], os.Getenv, strict)
+	for k := range s {
+		if !strings.HasPrefix(k, "chima_") && k != "targets" && k != "restic" && k != "cache_dir" {
+			problems = append(problems, sdk.Problem{Key: k, Message: "unknown setting: the backup plugin takes targets, restic and cache_dir"})
+		}
+	}
+	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
+	return targets, problems
+}
+
+// validate is the plugin's Validate: it checks the settings, the files they
+// name and restic's version, and keeps nothing.
+func (b *backuper) validate(s map[string]string) error {
+	_, problems := check(s, true)
+	if _, _, err := resticBin(s["restic"], s["chima_config_dir"]); err != nil {
+		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
+	}
+	if len(problems) > 0 {
+		return &sdk.SettingsError{Problems: problems}
+	}
+	return nil
+}
+
+// configure checks the settings and restic, and declares each target's
+// schedules.
+func (b *backuper) configure(s map[string]string) error {
+	targets, problems := check(s, false)
+	bin, version, err := resticBin(s["restic"], s["chima_config_dir"])
+	if err != nil {
+		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
+	}
+	if len(problems) > 0 {
+		return &sdk.SettingsError{Problems: problems}
+	}
+	cache := s["cache_dir"]
+	if cache == "" {
+		cache = filepath.Join(os.TempDir(), "chima-restic-cache-"+strconv.Itoa(os.Getuid()))
+	} else if !filepath.IsAbs(cache) && s["chima_config_dir"] != "" {
+		cache = filepath.Join(s["chima_config_dir"], cache)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.targets, b.version, b.defaultAdapter = targets, version, s["chima_default_adapter"]
+	b.restic = &restic{bin: bin, cacheDir: cache}
+	if b.plugin != nil {
+		b.plugin.Schedules = b.schedules()
+	}
+	return nil
+}
+
+// schedules are the targets' scheduled backups and verifications.
+func (b *backuper) schedules() []sdk.Schedule {
+	names := make([]string, 0, len(b.targets))
+	for n := range b.targets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []sdk.Schedule
+	alerts := false
+	for _, n := range names {
+		t := b.targets[n]
+		var notify *sdk.MessageRef
+		if t.Room != "" {
+			notify = roomRef(t.Room, b.defaultAdapter)
+			if t.AlertAfter.Duration > 0 {
+				alerts = true
+			}
+		}
+		if t.Schedule != "" {
+			name := "backup-" + n
+			pl, _ := json.Marshal(payload{Target: n, Schedule: name})
+			out = append(out, sdk.Schedule{
+				Name: name, Cron: t.Schedule, JobKind: jobBackup, Payload: pl, QueueKey: queueKey(n), Notify: notify,
+				Title: "scheduled backup of " + n, Help: "backs up " + n + " (" + t.Kind + ")",
+			})
+		}
+		if t.VerifySchedule != "" {
+			name := "verify-" + n
+			pl, _ := json.Marshal(payload{Target: n, Schedule: name})
+			out = append(out, sdk.Schedule{
+				Name: name, Cron: t.VerifySchedule, JobKind: jobVerify, Payload: pl, QueueKey: queueKey(n), Notify: notify,
+				Title: "scheduled verification of " + n, Help: "restores the latest backup of " + n + " into scratch and checks it",
+			})
+		}
+	}
+	if alerts {
+		out = append(out, sdk.Schedule{
+			Name: "freshness", Cron: freshnessEvery, JobKind: jobFreshness, QueueKey: "backup-freshness",
+			Title: "freshness check of the backups", Help: "warns a target's room when its last verified backup is older than its alert_after",
+		})
+	}
+	return out
+}
+
+// queueKey serialises every job of one target: backups, verifications and
+// restores of it run one at a time, in order.
+func queueKey(target string) string { return "backup:" + target }
+
+// target looks a target up, or says which there are.
+func (b *backuper) target(name string) (*Target, *restic, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	t, ok := b.targets[name]
+	if !ok {
+		names := make([]string, 0, len(b.targets))
+		for n := range b.targets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, nil, &sdk.UserError{Summary: fmt.Sprintf("no backup target %q", name), Detail: "targets: " + strings.Join(names, ", "), Argument: "target"}
+	}
+	return t, b.restic, nil
+}
+
+// who names the person who asked.
+func who(c *sdk.Context) string {
+	u := c.User()
+	if u == nil {
+		return ""
+	}
+	for _, s := range []string{u.GetName(), u.GetId()} {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// enqueue queues a job for a target and says so, and behind what.
+func (b *backuper) enqueue(c *sdk.Context, kind, what string, p payload) error {
+	ahead, _ := c.Jobs(sdk.JobFilter{QueueKey: queueKey(p.Target), States: []string{"queued", "running"}})
+	data, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	id, err := c.Enqueue(kind, data, sdk.EnqueueOptions{QueueKey: queueKey(p.Target), Title: what})
+	if err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("Queued the %s (job #%d).", what, id)
+	if len(ahead) > 0 {
+		msg = fmt.Sprintf("Queued the %s (job #%d), behind job #%d: one job of %s runs at a time.", what, id, ahead[0].GetId(), p.Target)
+	}
+	return c.Reply("%s", msg)
+}
+
+func (b *backuper) cmdBackup(c *sdk.Context) error {
+	t, _, err := b.target(c.Arg("target"))
+	if err != nil {
+		return err
+	}
+	return b.enqueue(c, jobBackup, "backup of "+t.Name, payload{Target: t.Name, By: who(c)})
+}
+
+func (b *backuper) cmdVerify(c *sdk.Context) error {
+	t, _, err := b.target(c.Arg("target"))
+	if err != nil {
+		return err
+	}
+	return b.enqueue(c, jobVerify, "verification of "+t.Name, payload{Target: t.Name, Snapshot: c.Arg("snapshot"), By: who(c)})
+}
+
+func (b *backuper) cmdRestore(c *sdk.Context) error {
+	t, _, err := b.target(c.Arg("target"))
+	if err != nil {
+		return err
+	}
+	into := c.Arg("to")
+	if c.Arg("inplace") != "" {
+		into = t.Name
+	}
+	p := payload{Target: t.Name, Snapshot: c.Arg("snapshot"), By: who(c), Into: into}
+	if into == "" {
+		return b.enqueue(c, jobRestore, "restore of "+t.Name+" into scratch", p)
+	}
+	dest, _, err := b.target(into)
+	if err != nil {
+		return err
+	}
+	if dest.Kind != t.Kind {
+		return sdk.Errorf("cannot restore %s (%s) into %s (%s): not the same kind", t.Name, t.Kind, dest.Name, dest.Kind)
+	}
+	// Over live data: never without another person's approval.
+	a := c.Approval()
+	if a == nil {
+		reason := fmt.Sprintf("restoring %s over %s replaces the data of %s (a safety backup is taken first)", t.Name, dest.Name, dest.Name)
+		if dest.Name == t.Name {
+			reason = fmt.Sprintf("restoring %s in place replaces its live data (a safety backup is taken first)", t.Name)
+		}
+		return sdk.NeedApproval(sdk.ApprovalOptions{Reason: reason})
+	}
+	p.ApprovedBy = approvers(a)
+	return b.enqueue(c, jobRestore, "restore of "+t.Name+" over "+dest.Name, p)
+}
+
+// approvers names who approved.
+func approvers(a *sdk.Approval) string {
+	names := a.GetApprovers()
+	if len(names) == 0 {
+		return "an approver"
+	}
+	return strings.Join(names, ", ")
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// decode reads a job's payload.
+func decode(c *sdk.Context) (payload, error) {
+	var p payload
+	if err := json.Unmarshal(c.Job.GetPayload(), &p); err != nil {
+		return p, fmt.Errorf("%s job %d: bad payload: %w", c.Job.GetKind(), c.Job.GetJobId(), err)
+	}
+	if p.Target == "" {
+		return p, errors.New("job payload names no target")
+	}
+	return p, nil
+}

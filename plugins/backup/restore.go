@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+// runRestore is the restore job: into the target's scratch place, or, once
+// approved, over a target's data after a safety backup of it.
+func (b *backuper) runRestore(c *sdk.Context) error {
+	p, err := decode(c)
+	if err != nil {
+		return err
+	}
+	t, r, err := b.target(p.Target)
+	if err != nil {
+		return err
+	}
+	what := "Restore of " + t.Name
+	snap, err := r.find(c, t, p.Snapshot)
+	if err != nil {
+		return b.failed(c, what, t, err)
+	}
+	rec, err := getRecord(c, t.Name, snap.ID)
+	if err != nil {
+		return err
+	}
+	file := ""
+	if rec != nil {
+		file = rec.File
+	} else if len(snap.Paths) == 1 {
+		file = filepath.Base(snap.Paths[0])
+	}
+	start := time.Now()
+	var where string
+	if p.Into == "" {
+		where, err = b.restoreScratch(c, r, t, snap, file)
+	} else {
+		where, err = b.restoreOver(c, r, t, snap, file, p)
+	}
+	if err != nil {
+		return b.failed(c, what, t, err)
+	}
+	text := fmt.Sprintf("Restored %s %s (taken %s) into %s in %s.", t.Name, short(snap.ID), snap.Time.UTC().Format("2006-01-02 15:04 UTC"), where, since(start))
+	return c.ReplyOutput(&sdk.Output{Status: "good", Text: text})
+}
+
+// restoreScratch restores into t's scratch place and says where that is.
+func (b *backuper) restoreScratch(c *sdk.Context, r *restic, t *Target, snap snapshot, file string) (string, error) {
+	switch t.Kind {
+	case kindSQLite:
+		if err := os.MkdirAll(t.Scratch, 0o700); err != nil {
+			return "", fmt.Errorf("scratch: %w", err)
+		}
+		path := filepath.Join(t.Scratch, fmt.Sprintf("%s-%s.sqlite", t.Name, short(snap.ID)))
+		if err := dumpToFile(c, r, t, snap, file, path); err != nil {
+			return "", err
+		}
+		return path, nil
+	case kindDirectory:
+		dir := filepath.Join(t.Scratch, fmt.Sprintf("%s-%s", t.Name, short(snap.ID)))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("scratch: %w", err)
+		}
+		if _, err := r.run(c, t, runOpts{}, "restore", snap.ID+":"+snapPath(snap), "--target", dir, "--verify", "--delete"); err != nil {
+			return "", err
+		}
+		return dir, nil
+	case kindPostgres, kindMySQL:
+		server, err := scratchConn(t)
+		if err != nil {
+			return "", err
+		}
+		db := server.on(t.Scratch)
+		if err := recreateDB(c, server, db.Database); err != nil {
+			return "", err
+		}
+		if err := restoreDB(c, r, t, snap, file, db, false); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("the scratch database %s on %s", db.Database, firstNonEmpty(server.host, server.socket, "localhost")), nil
+	}
+	return "", fmt.Errorf("unknown kind %q", t.Kind)
+}
+
+// restoreOver replaces the data of the target p.Into with snap, after a
+// safety backup of it. The command handler enqueues such a job only once
+// it was approved.
+func (b *backuper) restoreOver(c *sdk.Context, r *restic, t *Target, snap snapshot, file string, p payload) (string, error) {
+	if p.ApprovedBy == "" {
+		return "", errors.New("a restore over a target's data needs an approval, and this one has none")
+	}
+	dest, dr, err := b.target(p.Into)
+	if err != nil {
+		return "", err
+	}
+	_ = c.Progress("restore", &sdk.Output{Title: "Restoring " + t.Name + " over " + dest.Name, Text: "safety backup of " + dest.Name + " first"})
+	safety, err := b.takeBackup(c, dr, dest, payload{Target: dest.Name, By: "safety before restore of " + short(snap.ID)})
+	if err != nil {
+		return "", fmt.Errorf("the safety backup of %s failed, so nothing was restored: %s", dest.Name, describe(dest, err))
+	}
+	_ = c.ReplyOutput(&sdk.Output{Text: fmt.Sprintf("Safety backup of %s: snapshot %s. Restoring %s over it (approved by %s)…", dest.Name, short(safety.ID), short(snap.ID), p.ApprovedBy)})
+	switch dest.Kind {
+	case kindSQLite:
+		tmp := dest.Path + ".chima-restore"
+		defer os.Remove(tmp)
+		if err := dumpToFile(c, r, t, snap, file, tmp); err != nil {
+			return "", err
+		}
+		if _, err := sqliteCheck(c, tmp, true); err != nil {
+			return "", fmt.Errorf("the backup does not pass its check, so %s was left as it was: %w", dest.Name, err)
+		}
+		if err := sqliteRestoreOnline(c, tmp, dest.Path); err != nil {
+			return "", err
+		}
+		return dest.Path + " (safety backup " + short(safety.ID) + ")", nil
+	case kindDirectory:
+		if _, err := r.run(c, t, runOpts{}, "restore", snap.ID+":"+snapPath(snap), "--target", dest.Path, "--verify", "--delete"); err != nil {
+			return "", err
+		}
+		return dest.Path + " (safety backup " + short(safety.ID) + ")", nil
+	case kindPostgres, kindMySQL:
+		db, err := targetConn(dest)
+		if err != nil {
+			return "", err
+		}
+		if dest.Kind == kindMySQL {
+			if err := recreateDB(c, db, db.Database); err != nil {
+				return "", err
+			}
+		}
+		if err := restoreDB(c, r, t, snap, file, db, dest.Kind == kindPostgres); err != nil {
+			return "", err
+		}
+		return "the database " + db.Database + " of " + dest.Name + " (safety backup " + short(safety.ID) + ")", nil
+	}
+	return "", fmt.Errorf("unknown kind %q", dest.Kind)
+}
+
+// onInterrupted hears of a job that was running when Chima died: it tells
+// the room and removes the stale locks a killed restic left in the
+// repository.
+func (b *backuper) onInterrupted(c *sdk.Context) error {
+	var p payload
+	_ = jsonUnmarshal(c.Job.GetPayload(), &p)
+	t, r, err := b.target(p.Target)
+	if err != nil {
+		return nil // a target since removed from the settings
+	}
+	note := ""
+	if _, err := r.run(c, t, runOpts{}, "unlock"); err != nil {
+		note = " Removing stale repository locks failed: " + describe(t, err)
+	}
+	_, err = c.Post(c.Job.GetNotify(), &sdk.Output{Status: "danger", Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
+		c.Job.GetKind(), t.Name, c.Job.GetJobId(), note)})
+	return err
+}

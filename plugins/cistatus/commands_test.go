@@ -1,0 +1,245 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
+)
+
+func TestSubscribeUnsubscribeAndListFromChat(t *testing.T) {
+	b := newBed(t, true, map[string]string{"subscriptions": `[{"repo": "hello", "room": "test:test", "only": "failures"}]`})
+	steps := []struct {
+		cmd  string
+		args sdktest.Args
+		want string // in the reply or error
+	}{
+		{"ci:subscribe", sdktest.Args{"target": "project-x", "filters": "branches main,release/*,!docs/* workflows test events push,schedule only transitions ignore bots"},
+			"This room now hears of the CI of octo-org/octo-repo branches main,release/*,!docs/* workflows test events push,schedule only transitions ignore bots."},
+		{"ci:subscriptions", nil, "• Codertocat/Hello-World only failures (from the settings)\n• octo-org/octo-repo branches main,release/*,!docs/*"},
+		{"ci:subscribe", sdktest.Args{"target": "project-x", "filters": "branches"}, "branches needs a comma-separated list after it"},
+		{"ci:subscribe", sdktest.Args{"target": "project-x", "filters": "only some"}, "only needs failures or transitions after it"},
+		{"ci:subscribe", sdktest.Args{"target": "project-x", "filters": "events nightly"}, `event "nightly": want push, pull_request, schedule`},
+		{"ci:subscribe", sdktest.Args{"target": "project-x", "filters": "colours red"}, `I don't understand "colours"`},
+		{"ci:subscribe", sdktest.Args{"target": "project-x/main"}, "subscribe to a repository, and choose branches with: branches main"},
+		{"ci:subscribe", sdktest.Args{"target": "local"}, "is not on GitHub"},
+		{"ci:unsubscribe", sdktest.Args{"target": "hello"}, "declared in the plugin's settings (chima.yaml); remove it there"},
+		{"ci:unsubscribe", sdktest.Args{"target": "project-x"}, "This room no longer hears of the CI of octo-org/octo-repo."},
+		{"ci:unsubscribe", sdktest.Args{"target": "project-x"}, "this room is not subscribed to octo-org/octo-repo"},
+	}
+	for i, s := range steps {
+		res := b.h.Command(s.cmd, s.args)
+		got := res.Text()
+		for _, e := range res.Errors {
+			got += e.GetSummary()
+		}
+		if !strings.Contains(got, s.want) {
+			t.Fatalf("step %d: %s %v said %q, want %q", i+1, s.cmd, s.args, got, s.want)
+		}
+	}
+	b.h.Room = "elsewhere"
+	if got := b.h.Command("ci:subscriptions", nil).Text(); !strings.Contains(got, "no CI subscriptions") {
+		t.Errorf("another room lists %q", got)
+	}
+}
+
+func TestASubscriptionMadeInChatHearsTheRepository(t *testing.T) {
+	b := newBed(t, true, nil)
+	b.h.Room = "builds"
+	b.h.Command("ci:subscribe", sdktest.Args{"target": "octo-org/octo-repo", "filters": "branches master"})
+	b.event("workflow_run", runEvent(t, 'a', "completed", "failure"))
+	posts := b.posts()
+	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "builds" || posts[0].GetTarget().GetAdapter() != "test" {
+		t.Fatalf("posts %v, want one in test:builds", posts)
+	}
+}
+
+func TestRerunRerunFailedAndCancelFromChat(t *testing.T) {
+	tests := []struct {
+		name, cmd, run string
+		want           string // in the reply, or error
+		action         string // what GitHub was asked, "" for nothing
+	}{
+		{"rerun by owner/repo#id", "ci:rerun", "octo-org/octo-repo#900", "Rerunning every job of run 900 of octo-org/octo-repo for Tester", "rerun 900"},
+		{"rerun the failed jobs of an app's run", "ci:rerun-failed", "project-x#900", "Rerunning the failed jobs of run 900 of octo-org/octo-repo", "rerun-failed-jobs 900"},
+		{"cancel by the run's URL", "ci:cancel", "https://github.com/octo-org/octo-repo/actions/runs/900/attempts/1", "Cancelling run 900 of octo-org/octo-repo", "cancel 900"},
+		{"an unknown run", "ci:rerun", "octo-org/octo-repo#4", "GitHub answered 404 for a rerun of run 4 of octo-org/octo-repo", ""},
+		{"no run at all", "ci:cancel", "octo-org/octo-repo", "names no workflow run: write owner/repo#<run id>", ""},
+		{"an unknown app", "ci:cancel", "nope#3", `I know no app "nope"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t, false, nil)
+			seedOctoRepo(b)
+			res := b.h.Command(tt.cmd, sdktest.Args{"run": tt.run})
+			got := res.Text()
+			for _, e := range res.Errors {
+				got += e.GetSummary()
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("%s %s said %q, want %q", tt.cmd, tt.run, got, tt.want)
+			}
+			var want []string
+			if tt.action != "" {
+				want = []string{tt.action}
+			}
+			if acts := b.gh.Actions(); !reflect.DeepEqual(acts, want) {
+				t.Errorf("GitHub was asked %v, want %v", acts, want)
+			}
+		})
+	}
+}
+
+func TestTheButtonsOfARollupActOnItsRuns(t *testing.T) {
+	b := newBed(t, false, nil)
+	seedOctoRepo(b)
+	res := b.h.Command("ci", sdktest.Args{"target": "project-x"})
+	btn := res.Button("Cancel test")
+	if btn == nil {
+		t.Fatalf("no Cancel button on %s", shown(res.Replies[0]))
+	}
+	if a := b.h.Manifest.GetActions(); len(a) != 3 || a[2].GetCommand() != "ci:cancel" {
+		t.Fatalf("actions %v: a click must be checked as the command it stands for", a)
+	}
+	click := b.h.Click(btn, nil)
+	if !strings.Contains(click.Text(), "Cancelling run 900 of octo-org/octo-repo") {
+		t.Errorf("the click said %q %v", click.Text(), click.Errors)
+	}
+	if acts := b.gh.Actions(); !reflect.DeepEqual(acts, []string{"cancel 900"}) {
+		t.Errorf("GitHub was asked %v", acts)
+	}
+}
+
+func TestCommandsDeclareTheirPermissions(t *testing.T) {
+	b := newBed(t, true, nil)
+	want := map[string]string{
+		"ci": "", "ci:subscriptions": "", "ci:subscribe": permissionSubscribe, "ci:unsubscribe": permissionSubscribe,
+		"ci:rerun": permissionRerun, "ci:rerun-failed": permissionRerun, "ci:cancel": permissionCancel,
+	}
+	for _, c := range b.h.Manifest.GetCommands() {
+		if p, ok := want[c.GetName()]; !ok || p != c.GetPermission() {
+			t.Errorf("%s needs %q, want %q", c.GetName(), c.GetPermission(), p)
+		}
+		delete(want, c.GetName())
+	}
+	if len(want) > 0 {
+		t.Errorf("commands not declared: %v", want)
+	}
+}
+
+func TestValidateNamesTheKeyOfEachBadSetting(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "apps.json"), []byte(`{"x": {"repository": "o/x", "auto_deploy": {"branch": "main"}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "good.json"), []byte(appsJSON), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.json")
+	tests := []struct {
+		name     string
+		settings map[string]string
+		want     []sdk.Problem
+	}{
+		{"valid YAML subscriptions", map[string]string{"apps_file": good, "subscriptions": helloSubs}, nil},
+		{"valid JSON auto_deploy", map[string]string{"apps_file": good, "auto_deploy": `[{"app": "project-x", "branch": "main", "environment": "staging"}]`, "auto_deploy_as": "alice"}, nil},
+		{"subscriptions that are neither JSON nor YAML", map[string]string{"subscriptions": "[{repo: x"},
+			[]sdk.Problem{{Key: "subscriptions", Message: "is neither JSON nor YAML of the expected shape: yaml: line 1: did not find expected ',' or '}'"}}},
+		{"a subscription without a room", map[string]string{"apps_file": good, "subscriptions": `[{"repo": "octo-org/octo-repo"}]`},
+			[]sdk.Problem{{Key: "subscriptions[0]", Message: "room is required"}}},
+		{"a subscription of an unknown repository", map[string]string{"subscriptions": `[{"repo": "nope", "room": "x"}]`},
+			[]sdk.Problem{{Key: "subscriptions[0]", Message: `repo "nope" is neither owner/repo nor an app of the apps file`}}},
+		{"a bad only", map[string]string{"subscriptions": `[{"repo": "o/r", "room": "x", "only": "sometimes"}]`},
+			[]sdk.Problem{{Key: "subscriptions[0]", Message: `only "sometimes": want failures or transitions`}}},
+		{"auto_deploy of an unknown app, without auto_deploy_as", map[string]string{"auto_deploy": "- {app: nope, branch: main, environment: staging}"},
+			[]sdk.Problem{{Key: "auto_deploy[0].app", Message: `"nope" is not an app of the apps file`}}},
+		{"the apps file's auto_deploy lacks an environment", map[string]string{"apps_file": filepath.Join(dir, "apps.json")},
+			[]sdk.Problem{{File: filepath.Join(dir, "apps.json"), Key: "x.auto_deploy", Message: "needs a branch and an environment"}}},
+		{"auto_deploy without a person to run as", map[string]string{"apps_file": good, "auto_deploy": `[{"app": "project-x", "branch": "main", "environment": "staging"}]`},
+			[]sdk.Problem{{Key: "auto_deploy_as", Message: "is required with auto_deploy: the person of chima.yaml's people the deploys run as (chima.yaml must let the plugin run as them)"}}},
+		{"a bad API URL and people", map[string]string{"github_api_url": "ghe.example", "people": "[1, 2]"},
+			[]sdk.Problem{{Key: "github_api_url", Message: `"ghe.example" is not an http(s) URL`}, {Key: "people", Message: "is neither JSON nor YAML of the expected shape: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!seq into map[string]string"}}},
+		{"a missing apps file", map[string]string{"apps_file": filepath.Join(dir, "nope.json")},
+			[]sdk.Problem{{Key: "apps_file", Message: "apps file: open " + filepath.Join(dir, "nope.json") + ": no such file or directory"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := newPlugin(&ci{}).spec().Validate(tt.settings)
+			var se *sdk.SettingsError
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.As(err, &se) {
+				t.Fatalf("Validate = %v, want a *sdk.SettingsError", err)
+			}
+			if !reflect.DeepEqual(se.Problems, tt.want) {
+				t.Errorf("problems:\n  %+v\nwant:\n  %+v", se.Problems, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedactAndTheLogTail(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"a GitHub token", "push with ghp_0123456789abcdefghijklmnop done", "push with [redacted] done"},
+		{"a fine-grained token", "github_pat_11ABCDEFG0123456789_abcdefghijkl", "[redacted]"},
+		{"a Slack token", "SLACK=xoxb-1234-5678-abcdefgh", "SLACK=[redacted]"},
+		{"an AWS key", "key AKIAIOSFODNN7EXAMPLE used", "key [redacted] used"},
+		{"a password pair", `DB_PASSWORD="hunter2" next`, `DB_PASSWORD="[redacted]" next`},
+		{"an api key pair", "api_key: abc123", "api_key: [redacted]"},
+		{"a bearer header", "Authorization: Bearer abcdefghijklmnop", "Authorization: Bearer [redacted]"},
+		{"a URL with a password", "git clone https://bob:s3cret@example.com/x.git", "git clone https://bob:[redacted]@example.com/x.git"},
+		{"the plugin's own token", "token-of-the-plugin-1234 leaked", "[redacted] leaked"},
+		{"a private key", "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----", "[redacted private key]"},
+		{"nothing secret", "ok 12 tests passed", "ok 12 tests passed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := redact(tt.in, "token-of-the-plugin-1234"); got != tt.want {
+				t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	long := make([]string, 0, 100)
+	for i := range 100 {
+		long = append(long, strings.Repeat("x", 100)+" "+string(rune('a'+i%26)))
+	}
+	long = append(long, "##[error]boom", "after")
+	tail := tailOfFailure(long)
+	if len(tail) > digestLogBytes+len("…") || !strings.HasSuffix(tail, "##[error]boom") || strings.Contains(tail, "after") {
+		t.Errorf("the tail is %d bytes, ends %q", len(tail), tail[max(0, len(tail)-40):])
+	}
+	if n := strings.Count(tail, "\n") + 1; n > digestLogLines {
+		t.Errorf("the tail has %d lines", n)
+	}
+}
+
+func TestTheRerunButtonOfAFailureMessageRerunsTheFailedJobs(t *testing.T) {
+	b := newBed(t, false, map[string]string{"subscriptions": helloSubs})
+	seedRequired(b, 'a', nil, "failure")
+	b.event("workflow_run", runEvent(t, 'a', "completed", "failure"))
+	posts := b.posts()
+	if len(posts) != 1 {
+		t.Fatalf("posts %v", posts)
+	}
+	btn := sdktest.ButtonOf(posts[0].GetOutput(), "Rerun failed jobs of test")
+	if btn == nil {
+		t.Fatalf("no rerun button on:\n%s", shown(posts[0].GetOutput()))
+	}
+	res := b.h.Click(btn, &pluginv1.MessageRef{Adapter: "test", Room: "builds", MessageId: "p1"})
+	if !strings.Contains(res.Text(), "Rerunning the failed jobs of run 1097 of octo-org/octo-repo") {
+		t.Errorf("the click said %q %v", res.Text(), res.Errors)
+	}
+	if acts := b.gh.Actions(); !reflect.DeepEqual(acts, []string{"rerun-failed-jobs 1097"}) {
+		t.Errorf("GitHub was asked %v", acts)
+	}
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/plugins/cistatus/ghfake"
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
+)
+
+// webhooks holds GitHub's real example payloads (octokit/webhooks), as
+// the core's webhook tests keep them.
+const webhooks = "../../core/webhook/testdata/github/"
+
+// payload reads one of GitHub's example payloads unchanged.
+func payload(t testing.TB, name string) []byte {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(webhooks, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// edited reads one of GitHub's example payloads into v (a go-github event
+// type), lets edit change it and returns its JSON.
+func edited[T any](t testing.TB, name string, edit func(*T)) []byte {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(payload(t, name), &v); err != nil {
+		t.Fatal(err)
+	}
+	edit(&v)
+	raw, err := json.Marshal(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// bed is a plugin under test with a fake GitHub.
+type bed struct {
+	t  *testing.T
+	h  *sdktest.Harness
+	gh *ghfake.Server
+}
+
+// appsJSON is the apps file of the tests: project-x is octo-org/octo-repo
+// (the workflow_run payloads' repository) and hello is
+// Codertocat/Hello-World (the check and status payloads').
+const appsJSON = `{
+  "project-x": {"provider": "shell", "repository": "octo-org/octo-repo", "environments": ["staging"], "notify_rooms": ["deployment"]},
+  "hello": {"provider": "shell", "repository": "Codertocat/Hello-World", "environments": ["staging"], "allowed_rooms": ["ops"]},
+  "local": {"provider": "shell", "repository": "./repo", "environments": ["staging"]}
+}`
+
+// newBed starts the plugin with the apps file, a GitHub token (unless
+// noToken) and extra settings.
+func newBed(t *testing.T, noToken bool, settings map[string]string) *bed {
+	t.Helper()
+	return newBedApps(t, appsJSON, noToken, settings)
+}
+
+func newBedApps(t *testing.T, apps string, noToken bool, settings map[string]string) *bed {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "apps.json"), []byte(apps), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gh := ghfake.New(t.Cleanup, "gh-token")
+	s := map[string]string{
+		"apps_file": "apps.json", "chima_config_dir": dir, "github_api_url": gh.URL(),
+		"chima_default_adapter": "test",
+	}
+	for k, v := range settings {
+		s[k] = v
+	}
+	if noToken {
+		t.Setenv("GITHUB_TOKEN", "")
+	} else {
+		t.Setenv("GITHUB_TOKEN", "gh-token")
+	}
+	p := &ci{now: func() time.Time { return time.Date(2020, 10, 5, 16, 40, 0, 0, time.UTC) }}
+	return &bed{t: t, h: sdktest.New(t, newPlugin(p).spec(), s), gh: gh}
+}
+
+// event delivers a webhook event and fails the test when the plugin
+// refused it.
+func (b *bed) event(name string, body []byte) sdktest.Result {
+	b.t.Helper()
+	res := b.h.Event("github:"+name, body)
+	if res.Done.GetOutcome() != "success" && res.Done.GetOutcome() != "" {
+		b.t.Fatalf("event %s: %s %v", name, res.Done.GetOutcome(), res.Done.GetDetail())
+	}
+	return res
+}
+
+// posts are the plugin's posts, as their rooms and threads and texts.
+func (b *bed) posts() []*pluginv1.PostRequest { return b.h.Host.Posts() }
+
+// shown is everything a message shows, for assertions.
+func shown(o *pluginv1.Output) string {
+	var parts []string
+	parts = append(parts, o.GetTitle(), o.GetText())
+	for _, f := range o.GetFields() {
+		parts = append(parts, f.GetTitle()+": "+f.GetValue())
+	}
+	if o.GetCode() != "" {
+		parts = append(parts, "```\n"+o.GetCode()+"\n```")
+	}
+	for _, btn := range o.GetButtons() {
+		parts = append(parts, "["+btn.GetLabel()+"]")
+	}
+	return strings.Join(parts, "\n")
+}
+
+// ts is a go-github timestamp.
+func ts(s string) *github.Timestamp {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return &github.Timestamp{Time: t}
+}
+
+func sha(c byte) string { return strings.Repeat(string(c), 40) }
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	raw, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}

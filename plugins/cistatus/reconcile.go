@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chimaops/chima/sdk"
+)
+
+// Reconciling: GitHub never redelivers a webhook delivery that failed, so
+// a commit whose checks are still running is polled until they end.
+const (
+	jobReconcile = "reconcile"
+	// reconcileEvery is how often the open commits are polled.
+	reconcileEvery = "@every 5m"
+	// reconcilePerRun bounds the API calls of one poll.
+	reconcilePerRun = 20
+	// reconcileFor is how long a commit is polled before it is given up.
+	reconcileFor = 24 * time.Hour
+)
+
+// openCommit is a commit whose checks have not all ended.
+type openCommit struct {
+	Repo   string    `json:"repo"`
+	SHA    string    `json:"sha"`
+	Branch string    `json:"branch,omitempty"`
+	PR     int       `json:"pr,omitempty"`
+	Since  time.Time `json:"since"`
+}
+
+func openKey(t *tracked) string {
+	return "open/" + strings.TrimPrefix(trackKey(t.Repo, t.SHA, t.PR), "track/")
+}
+
+// markOpen keeps t in the open commits while a check of it runs.
+func (p *ci) markOpen(c *sdk.Context, t *tracked) error {
+	key := openKey(t)
+	running := overall(visible(t.Checks)) == stateRunning
+	switch {
+	case running == t.Open:
+		return nil // as it was: no KV call
+	case running:
+		t.Open = true
+		return kvPut(c, key, openCommit{Repo: t.Repo, SHA: t.SHA, Branch: t.Branch, PR: t.PR, Since: p.now()})
+	}
+	t.Open = false
+	return c.KV().Delete(key)
+}
+
+// runReconcile polls the open commits' CI and applies what changed, as if
+// the missed webhooks had come.
+func (p *ci) runReconcile(c *sdk.Context) error {
+	_, gh := p.state()
+	if gh == nil {
+		return nil // without a token there is nothing to poll
+	}
+	keys, err := c.KV().List("open/")
+	if err != nil {
+		return err
+	}
+	for i, key := range keys {
+		if i == reconcilePerRun {
+			break
+		}
+		var o openCommit
+		raw, ok, err := c.KV().Get(key)
+		if err != nil {
+			return err
+		}
+		if !ok || json.Unmarshal(raw, &o) != nil || p.now().Sub(o.Since) > reconcileFor {
+			if err := c.KV().Delete(key); err != nil {
+				return err
+			}
+			continue
+		}
+		r, err := fetchRollupOf(c, gh, o.Repo, o.SHA, 0, o.Branch)
+		if err != nil {
+			c.Logger().Warn("polling a commit's CI failed", "repo", o.Repo, "sha", o.SHA, "error", err)
+			continue
+		}
+		d := &delta{Repo: o.Repo, SHA: o.SHA, Branch: o.Branch}
+		if o.PR > 0 {
+			d.PRs = []int{o.PR}
+		}
+		for _, ch := range r.Checks {
+			if !strings.HasPrefix(ch.Key, "expected:") {
+				ch.Required = false // the rollup's own; notices show none
+				d.Checks = append(d.Checks, ch)
+			}
+		}
+		if err := p.handleDelta(c, d); err != nil {
+			return fmt.Errorf("apply the polled CI of %s@%s: %w", o.Repo, short(o.SHA), err)
+		}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/chimaops/chima/core/chat"
 )
@@ -28,6 +29,17 @@ type Config struct {
 	// buttons; without it a random key is made at start, and buttons
 	// posted before a restart stop working.
 	ActionSecretEnv string `yaml:"action_secret_env"`
+	// PingTimeout is how long the websocket may be silent before it is
+	// dialled again (default 65s: the server pings every minute).
+	PingTimeout time.Duration `yaml:"ping_timeout"`
+	// PingInterval, when set, makes the bot ping the server this often
+	// itself, so that ping_timeout may be shorter than the server's minute
+	// (a dead connection is then found sooner). Default: no pings of its own.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// CatchUp is how far back the bot looks, when its websocket is back,
+	// for posts made while it was down (default 5m); commands older than
+	// that are not run so late. Negative fetches none.
+	CatchUp time.Duration `yaml:"catch_up"`
 }
 
 // Factory builds a Mattermost adapter from its config entry, without
@@ -46,7 +58,14 @@ func Factory(s chat.Setup) (chat.Adapter, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("mattermost adapter %q: %w", s.Name, errors.Join(missing...))
 	}
-	o := Options{Name: s.Name, URL: c.URL, Team: c.Team, ActionsURL: c.ActionsURL, Logger: s.Logger}
+	if c.PingInterval < 0 || c.PingTimeout < 0 {
+		return nil, fmt.Errorf("mattermost adapter %q: ping_interval and ping_timeout cannot be negative", s.Name)
+	}
+	if c.PingInterval > 0 && c.PingTimeout > 0 && c.PingTimeout <= c.PingInterval {
+		return nil, fmt.Errorf("mattermost adapter %q: ping_timeout (%s) must be longer than ping_interval (%s), or every connection times out", s.Name, c.PingTimeout, c.PingInterval)
+	}
+	o := Options{Name: s.Name, URL: c.URL, Team: c.Team, ActionsURL: c.ActionsURL, Logger: s.Logger,
+		PingTimeout: c.PingTimeout, PingInterval: c.PingInterval, CatchUp: c.CatchUp}
 	var err error
 	if o.Token, err = s.Secret(c.TokenEnv); err != nil {
 		return nil, fmt.Errorf("mattermost adapter %q: token_env: %w", s.Name, err)

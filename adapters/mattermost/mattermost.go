@@ -66,6 +66,16 @@ type Options struct {
 	// server before it is taken for dead and dialled again (default 65s:
 	// the server pings every 60s).
 	PingTimeout time.Duration
+	// PingInterval, when set, is how often the adapter pings the server
+	// itself; the server's pong keeps the websocket alive as the server's
+	// own ping does, so PingTimeout may then be shorter than the server's
+	// minute. 0 (the default) sends no pings: the server's keep it alive.
+	PingInterval time.Duration
+	// CatchUp bounds how far back the adapter looks, on reconnecting, for
+	// posts made while its websocket was down (default 5m): a command
+	// typed longer ago than that is not run so late. Negative looks for
+	// none.
+	CatchUp time.Duration
 	// OnConnect, when set, is called each time the websocket is
 	// authenticated (after both the hello event and the OK reply to the
 	// authentication challenge), from Run's goroutine.
@@ -101,6 +111,21 @@ type Adapter struct {
 
 	// handler and runCtx are set by Run for the HTTP routes.
 	handler atomic.Pointer[handlerBox]
+
+	// handled holds the ids of the posts handed to the handler, so that
+	// one fetched on reconnecting (catchUp) that the websocket delivered
+	// too, or the other way round, is handled once.
+	handled *boundedMap
+	// heard is when (unix ms) the adapter last knew it had every post: the
+	// time of the last websocket frame it read, or of the newest post it
+	// was given. 0 before the first connection. Touched by Run's goroutine
+	// only.
+	heard int64
+	// started is when (unix ms) the first websocket connected: catchUp
+	// never reaches before it, what was said then is not the bot's.
+	started int64
+	// teamID is the id of Options.Team, once looked up.
+	teamID string
 }
 
 type handlerBox struct {
@@ -160,6 +185,9 @@ func New(o Options) (*Adapter, error) {
 	if o.PingTimeout <= 0 {
 		o.PingTimeout = 65 * time.Second
 	}
+	if o.CatchUp == 0 {
+		o.CatchUp = 5 * time.Minute
+	}
 	if o.HTTPClient == nil {
 		// More idle connections than the default 2 per host, so a burst
 		// of sends reuses connections instead of opening new ones.
@@ -186,6 +214,7 @@ func New(o Options) (*Adapter, error) {
 		roots:   newBoundedMap(4096),
 		directs: newBoundedMap(4096),
 		rooms:   newBoundedMap(4096),
+		handled: newBoundedMap(4096),
 	}, nil
 }
 
@@ -357,6 +386,25 @@ func (a *Adapter) listen(ctx context.Context, h chat.Handler) (connected bool, e
 		}
 		return nil
 	})
+	// A pong to the adapter's own ping says as much as the server's ping.
+	ws.SetPongHandler(func(string) error { return alive() })
+	if a.opts.PingInterval > 0 {
+		go func() {
+			t := time.NewTicker(a.opts.PingInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					// WriteControl may be called beside the other writes.
+					if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
 	_ = alive()
 	_ = ws.SetWriteDeadline(time.Now().Add(15 * time.Second))
 	if err := ws.WriteJSON(model.WebSocketRequest{Seq: 1, Action: model.WebsocketAuthenticationChallenge,
@@ -375,6 +423,9 @@ func (a *Adapter) listen(ctx context.Context, h chat.Handler) (connected bool, e
 			}
 			return connected, fmt.Errorf("mattermost: websocket: %w", err)
 		}
+		if connected {
+			a.heard = time.Now().UnixMilli()
+		}
 		var f wsFrame
 		if err := json.Unmarshal(raw, &f); err != nil {
 			// A field of another event's data that is no string leaves
@@ -390,7 +441,8 @@ func (a *Adapter) listen(ctx context.Context, h chat.Handler) (connected bool, e
 			hello = true
 			if authed && !connected {
 				connected = true
-				a.connected()
+				a.connected(ctx, h)
+				_ = alive()
 			}
 		case f.Event != "":
 			a.handleEvent(ctx, h, &f)
@@ -405,7 +457,8 @@ func (a *Adapter) listen(ctx context.Context, h chat.Handler) (connected bool, e
 			authed = true
 			if hello && !connected {
 				connected = true
-				a.connected()
+				a.connected(ctx, h)
+				_ = alive()
 			}
 		}
 	}
@@ -426,8 +479,19 @@ type wsFrame struct {
 	Error    *model.AppError `json:"error"`
 }
 
-func (a *Adapter) connected() {
+// connected is called once a websocket is authenticated. On a reconnect it
+// first hands h the posts made while the websocket was down (catchUp): the
+// server does not send them again, and a command typed then would be lost.
+func (a *Adapter) connected(ctx context.Context, h chat.Handler) {
 	a.log.Debug("mattermost: websocket connected")
+	if a.heard == 0 {
+		// The first connection: what was said before the bot started is
+		// not its to answer.
+		a.heard = time.Now().UnixMilli()
+		a.started = a.heard
+	} else if a.opts.CatchUp >= 0 {
+		a.catchUp(ctx, h)
+	}
 	if a.opts.OnConnect != nil {
 		a.opts.OnConnect()
 	}
@@ -446,10 +510,20 @@ func (a *Adapter) handleEvent(ctx context.Context, h chat.Handler, ev *wsFrame) 
 		a.log.Warn("mattermost: undecodable post in a posted event", "err", err)
 		return
 	}
+	a.handlePost(ctx, h, &p, ev.Data.ChannelType == string(model.ChannelTypeDirect), ev.Data.SenderName)
+}
+
+// handlePost hands a post, from a posted event or fetched by catchUp, to h,
+// once.
+func (a *Adapter) handlePost(ctx context.Context, h chat.Handler, p *postedPost, direct bool, sender string) {
+	if _, dup := a.handled.get(p.ID); dup {
+		return
+	}
+	a.handled.put(p.ID, "")
+	a.heard = max(a.heard, p.CreateAt)
 	if p.RootID != "" {
 		a.roots.put(p.ID, p.RootID)
 	}
-	direct := ev.Data.ChannelType == string(model.ChannelTypeDirect)
 	if direct {
 		a.directs.put(p.ChannelID, "D")
 	}
@@ -464,7 +538,6 @@ func (a *Adapter) handleEvent(ctx context.Context, h chat.Handler, ev *wsFrame) 
 	if mention != nil {
 		text, mentioned = mention.strip(text)
 	}
-	sender := ev.Data.SenderName
 	h.HandleMessage(ctx, chat.Message{
 		Ref:       chat.MessageRef{Adapter: a.name, Room: p.ChannelID, MessageID: p.ID, ThreadID: p.RootID},
 		User:      chat.User{ID: p.UserID, Name: strings.TrimPrefix(sender, "@")},
@@ -512,6 +585,13 @@ func (a *Adapter) Send(ctx context.Context, to chat.MessageRef, out chat.Output)
 	post.ChannelId = room
 	if to.ThreadID != "" {
 		post.RootId = a.rootOf(to.ThreadID)
+	}
+	// The server answers a post with a pending_post_id it saw in the last
+	// 30 s with that post instead of making another: a retry of a post
+	// whose answer was lost (the connection cut as the server answered)
+	// does not show twice. The outbox's key is the same across attempts.
+	if k := chat.SendKey(ctx); k != "" {
+		post.PendingPostId = k
 	}
 	c := a.client(ctx)
 	created, resp, err := c.CreatePost(post)

@@ -19,10 +19,12 @@ func TestWebsocketPingTimeout(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		pingEvery time.Duration // the server's
+		ownPings  time.Duration // the adapter's (Options.PingInterval)
 		redialled bool
 	}{
-		{"a websocket the server pings is kept", 50 * time.Millisecond, false},
-		{"a websocket the server stops pinging is dialled again", time.Hour, true},
+		{"a websocket the server pings is kept", 50 * time.Millisecond, 0, false},
+		{"a websocket the server stops pinging is dialled again", time.Hour, 0, true},
+		{"a websocket the server answers the adapter's pings on is kept", time.Hour, 50 * time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := mmtest.New()
@@ -31,7 +33,7 @@ func TestWebsocketPingTimeout(t *testing.T) {
 			_, token := s.AddUser("deploybot", true)
 			var connects atomic.Int32
 			a, err := mattermost.New(mattermost.Options{URL: s.URL, Token: token, Team: s.Team.Name,
-				PingTimeout: 500 * time.Millisecond, MinBackoff: 10 * time.Millisecond,
+				PingTimeout: 500 * time.Millisecond, PingInterval: tc.ownPings, MinBackoff: 10 * time.Millisecond,
 				OnConnect: func() { connects.Add(1) },
 				Logger:    slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {

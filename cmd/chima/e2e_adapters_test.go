@@ -441,12 +441,23 @@ type adaptersBot struct {
 	mmWhy  string
 	marks  string
 	sha    string
+	cfg    string // the config file; start runs the bot on it
+}
+
+// adaptersSetup changes what writeAdaptersConfig writes.
+type adaptersSetup struct {
+	// mmURL is the Mattermost URL the bot is given ("": the server's),
+	// say a proxy between bot and server.
+	mmURL string
+	// mmExtra are lines added to the Mattermost adapter's entry
+	// ("ping_interval: 1s").
+	mmExtra []string
 }
 
 // adaptersRepo is a real repository whose deploy script prints a few lines
 // over a couple of seconds (so that progress is shown, then edited) and,
 // on branch slow, then sleeps for ten minutes (for cancel). The script
-// touches marks/<deployment id> when it starts.
+// adds a line to marks/<deployment id> each time it starts.
 func adaptersRepo(t *testing.T) (repo, marks, sha string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -457,7 +468,7 @@ func adaptersRepo(t *testing.T) (repo, marks, sha string) {
 		}
 	}
 	script := fmt.Sprintf(`#!/bin/sh
-touch %s/$DEPLOYMENT_ID
+echo started >> %s/$DEPLOYMENT_ID
 echo "deploying $DEPLOY_REF to $DEPLOY_ENV"
 for i in 1 2 3; do echo "step $i"; sleep 1; done
 if [ -f slow ]; then echo "waiting"; sleep 600; fi
@@ -485,6 +496,16 @@ if [ -f slow ]; then echo "waiting"; sleep 600; fi
 // connected.
 func startAdaptersBot(t *testing.T) *adaptersBot {
 	t.Helper()
+	b := writeAdaptersConfig(t, adaptersSetup{})
+	b.start(t)
+	return b
+}
+
+// writeAdaptersConfig makes the fakes, the repository and the config of a
+// bot with every adapter, without starting it: start does, as often as a
+// test likes, on the same store.
+func writeAdaptersConfig(t *testing.T, setup adaptersSetup) *adaptersBot {
+	t.Helper()
 	sdktest.NeedTool(t, "git")
 	b := &adaptersBot{addr: freePort(t), slack: newSlackAPI(t), sink: newNotifierSink(t)}
 	b.mm, b.mmWhy = loadMattermost()
@@ -507,13 +528,20 @@ func startAdaptersBot(t *testing.T) *adaptersBot {
 `, b.slack.srv.GetAPIURL())
 	if b.mm != nil {
 		t.Setenv("CHIMA_E2E_MM_TOKEN", b.mm.env["MM_BOT_TOKEN"])
+		mmURL := b.mm.env["MM_URL"]
+		if setup.mmURL != "" {
+			mmURL = setup.mmURL
+		}
 		adapters += fmt.Sprintf(`  - name: mattermost
     type: mattermost
     url: %s
     token_env: CHIMA_E2E_MM_TOKEN
     team: %s
     actions_url: http://%s
-`, b.mm.env["MM_URL"], b.mm.env["MM_TEAM_NAME"], b.addr)
+`, mmURL, b.mm.env["MM_TEAM_NAME"], b.addr)
+		for _, line := range setup.mmExtra {
+			adapters += "    " + line + "\n"
+		}
 	}
 	cfg, _, _ := deployConfig(t, fmt.Sprintf("http:\n  addr: %s\n  base_url: http://%s\n", b.addr, b.addr),
 		fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging", "edge"],
@@ -536,8 +564,16 @@ func startAdaptersBot(t *testing.T) *adaptersBot {
 	if err := os.WriteFile(cfg, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	b.cfg = cfg
+	return b
+}
 
-	cmd := exec.Command(filepath.Join(binDir, "chima"), "run", "--config", cfg, "--log-level", "debug")
+// start starts the bot on b.cfg, with a log of its own, then waits until
+// its HTTP server answers and its Slack and Mattermost adapters are
+// connected. A bot started before must have ended.
+func (b *adaptersBot) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "chima"), "run", "--config", b.cfg, "--log-level", "debug")
 	in, err := cmd.StdinPipe() // kept open: the console runs until the end
 	if err != nil {
 		t.Fatal(err)
@@ -546,8 +582,9 @@ func startAdaptersBot(t *testing.T) *adaptersBot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.stderr = &syncBuf{}
-	cmd.Stderr = b.stderr
+	stderr := &syncBuf{}
+	b.stderr = stderr
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -555,7 +592,7 @@ func startAdaptersBot(t *testing.T) *adaptersBot {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		if t.Failed() {
-			t.Logf("the bot's log:\n%s", b.stderr.String())
+			t.Logf("the bot's log (pid %d):\n%s", cmd.Process.Pid, stderr.String())
 		}
 	})
 	b.console = &console{cmd: cmd, in: in, out: bufio.NewScanner(out)}
@@ -578,7 +615,6 @@ func startAdaptersBot(t *testing.T) *adaptersBot {
 		// The server delivers posts to connected clients only.
 		b.waitLog(t, "mattermost: websocket connected")
 	}
-	return b
 }
 
 // waitLog waits until the bot's log has a line with want.
@@ -721,11 +757,14 @@ func TestAdaptersAllRunInOneBotProcess(t *testing.T) {
 		if got := end.Form.Get("thread_ts"); got != ts {
 			t.Errorf("the end was posted in thread %q, want the command's %q", got, ts)
 		}
-		progress := b.slack.waitCall(t, "chat.postMessage", "step 1")
+		// The progress message is posted with what the deploy said by
+		// then (under load, maybe no step yet), then edited.
+		const log = "chima: deployment #1 of demo/main to staging"
+		progress := b.slack.waitCall(t, "chat.postMessage", log)
 		if got := progress.Form.Get("thread_ts"); got != ts {
 			t.Errorf("progress posted in thread %q, want the command's %q", got, ts)
 		}
-		if n := b.slack.count("chat.postMessage", "step "); n != 1 {
+		if n := b.slack.count("chat.postMessage", log); n != 1 {
 			t.Errorf("progress was posted %d times, want once then edited:\n%s", n, b.slack.dump())
 		}
 		var edits []slackCall

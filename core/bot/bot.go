@@ -391,7 +391,7 @@ func (b *Bot) HandleMessage(ctx context.Context, m chat.Message) {
 		return
 	}
 	b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
-		b.process(ctx, m, text, id, nil, nil)
+		b.process(ctx, m, text, id, nil, nil, false)
 	})
 }
 
@@ -437,7 +437,7 @@ func (b *Bot) Process(ctx context.Context, m chat.Message) (res Result, handled 
 	b.inflight.Add(1)
 	defer b.inflight.Done()
 	id := b.newRequestID()
-	outcome, _ := b.process(ctx, m, text, id, nil, nil)
+	outcome, _ := b.process(ctx, m, text, id, nil, nil, true)
 	return Result{RequestID: id, Outcome: outcome}, true
 }
 
@@ -458,12 +458,17 @@ type trigger struct {
 // process routes, authorises, runs and audits one command, and returns its
 // outcome and detail. via is the click on a command button the command
 // comes from, nil for a typed one; trig is what ran it when no person did
-// (a schedule, a plugin), nil for a person's.
-func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, trig *trigger) (string, string) {
+// (a schedule, a plugin), nil for a person's. Its replies are queued, not
+// waited for (see replyWindow), unless waitReplies: Process promises they
+// were delivered when it returns.
+func (b *Bot) process(ctx context.Context, m chat.Message, text, requestID string, via *click, trig *trigger, waitReplies bool) (string, string) {
 	start := time.Now()
 	b.o.Metrics.InFlight.Inc()
 	defer b.o.Metrics.InFlight.Dec()
 	out := b.newReplier(m)
+	if waitReplies {
+		defer out.wait(ctx)
+	}
 	entry := store.AuditEntry{
 		Time: start, RequestID: requestID, Adapter: m.Ref.Adapter, Room: m.Ref.Room,
 		UserID: m.User.ID, UserName: m.User.Name, Text: text, Via: via.audit(),

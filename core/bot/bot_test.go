@@ -68,6 +68,8 @@ type botOptions struct {
 	// threadReplies makes the chat answer room messages in threads, as
 	// Slack and Mattermost do.
 	threadReplies bool
+	// concurrency is bot.Options.MaxConcurrency; 0 is its default.
+	concurrency int
 	// adapters are more in-memory chats beside "mem", by name.
 	adapters []string
 	// approvalSweep is bot.Options.ApprovalSweep.
@@ -133,7 +135,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		RunAs: o.runAs, Scheduler: scheduler,
 		Router: rt, Policy: pol, Plugins: host, Store: st,
 		Adapters: adapters, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
-		Logger: o.logger, Metrics: o.metrics,
+		Logger: o.logger, Metrics: o.metrics, MaxConcurrency: o.concurrency,
 		Approvals: approvals.New(st, pol, o.now), ApprovalSweep: o.approvalSweep, EventRetry: o.eventRetry,
 	})
 	if o.maxRestarts == 0 {
@@ -536,4 +538,48 @@ func TestPluginFailingUnderACommandIsLoggedAsWellAsToldInChat(t *testing.T) {
 func reqSeq(id string) int {
 	n, _ := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
 	return n
+}
+
+// A reply that its room's rate limit holds back does not hold its command:
+// with room for one command at a time, a command in another room is
+// answered while the first room waits out its Retry-After, and the held
+// reply still goes out after it.
+func TestARateLimitedReplyHoldsUpNoOtherCommand(t *testing.T) {
+	m := bot.NewMetrics()
+	tb := startBot(t, botOptions{concurrency: 1, metrics: m})
+	tb.chat.LimitNext(2 * time.Second) // the busy room's reply
+	tb.sayAs("alice", "busy", "chima help")
+	// The busy room's reply was refused before the next command comes.
+	deadline := time.Now().Add(10 * time.Second)
+	for outboxRetries(t, m) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy room's reply never reached the service")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	tb.sayAs("bob", "calm", "chima help")
+	if s := tb.next(); s.Ref.Room != "calm" {
+		t.Fatalf("the first reply went to %s (%q): the calm room's command waited for the busy room's rate limit", s.Ref.Room, s.Out.PlainText())
+	}
+	if s := tb.next(); s.Ref.Room != "busy" {
+		t.Fatalf("then %s, want the busy room's held reply", s.Ref.Room)
+	}
+}
+
+// outboxRetries is the bot's chima_outbox_retries_total, summed.
+func outboxRetries(t *testing.T, m *bot.Metrics) float64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == "chima_outbox_retries_total" {
+			for _, x := range mf.GetMetric() {
+				sum += x.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
 }

@@ -345,6 +345,9 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 	// What the plugin says while a cancelled job winds down still reaches
 	// the room.
 	rctx := context.WithoutCancel(ctx)
+	// A job has ended when its messages are delivered (WaitJobs, `chima
+	// send`); the job's worker waits, its plugin's stream did not.
+	defer out.wait(rctx)
 	var done *pluginv1.Done
 	requestID := b.newRequestID()
 	// A job's RunCommand nests as deep as the command that enqueued it.

@@ -232,7 +232,7 @@ func (b *Bot) interact(ctx context.Context, in chat.Interaction, requestID strin
 			return b.refuseClick(ctx, in, requestID, "empty command")
 		}
 		m := chat.Message{Ref: in.Ref, User: in.User, Text: in.Value, Direct: in.Direct, Time: in.Time}
-		outcome, _ := b.process(ctx, m, text, requestID, c, nil)
+		outcome, _ := b.process(ctx, m, text, requestID, c, nil, false)
 		return outcome
 	case strings.HasPrefix(in.ActionID, ActionIDApprovalPrefix):
 		return b.processApprovalClick(ctx, in, requestID)

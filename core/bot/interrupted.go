@@ -193,6 +193,7 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 	defer cancel()
 	out := b.replierTo(j.Notify, j.Notify)
 	out.plugin = j.Plugin
+	defer out.wait(ctx) // the room is told before the job counts as ended
 	var done *pluginv1.Done
 	failed := false
 	err = b.o.Plugins.Call(cctx, j.Plugin, call, func(ev *pluginv1.Event) {

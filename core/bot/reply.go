@@ -2,6 +2,7 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"slices"
 	"time"
@@ -20,8 +21,13 @@ type replier struct {
 	// to is the room (and thread, if the request came from one) replies go.
 	to chat.MessageRef
 	// origin is the message that asked, for starting a thread.
-	origin   chat.MessageRef
-	progress map[string]chat.MessageRef
+	origin chat.MessageRef
+	// progress is, by key, the progress message that later progress of
+	// the key edits: queued, maybe not posted yet.
+	progress map[string]*outbox.Ticket
+	// queued are the replies handed to the outbox and not yet answered,
+	// oldest first (see replyWindow).
+	queued []*outbox.Ticket
 	// plugin is whose events these are: its buttons are encoded for it
 	// (see interactions.go).
 	plugin string
@@ -34,6 +40,14 @@ type replier struct {
 	// with one.
 	needed *pluginv1.ApprovalNeeded
 }
+
+// replyWindow is how many replies of one request may wait in the outbox
+// before the replier waits for the oldest. A reply is queued, not waited
+// for: a room that waits out a long Retry-After does not hold the command's
+// goroutine (nor its slot of Options.MaxConcurrency, nor its conversation's
+// turn) for as long. Past the window the request waits, so that a plugin
+// that floods a slow room is slowed down instead of filling the outbox.
+const replyWindow = 32
 
 // progressPostEvery is how often progress of one key is posted anew where
 // the adapter cannot edit: each post is one more message in the thread.
@@ -77,25 +91,62 @@ func (r *replier) event(ctx context.Context, ev *pluginv1.Event) {
 	}
 }
 
-// send posts out to the request's room, or its thread when inThread.
-func (r *replier) send(ctx context.Context, out chat.Output, inThread bool) (chat.MessageRef, error) {
+// send queues out for the request's room, or its thread when inThread, and
+// returns once it is queued: what the service answers is the outbox's to
+// log. nil when nothing was queued (the outbox said why in its log).
+func (r *replier) send(ctx context.Context, out chat.Output, inThread bool) *outbox.Ticket {
 	to := r.to
 	if inThread && to.ThreadID == "" {
 		to.ThreadID = r.origin.MessageID
 	}
-	return r.b.deliver(ctx, r.adapter, r.caps, to, out)
+	t, err := r.b.queue(ctx, r.adapter, r.caps, to, out)
+	if err != nil {
+		return nil
+	}
+	r.queued = append(r.queued, t)
+	r.settle(ctx, replyWindow)
+	return t
 }
+
+// settle forgets the queued replies that were answered, then waits for the
+// oldest until no more than n wait (or ctx ends).
+func (r *replier) settle(ctx context.Context, n int) {
+	for len(r.queued) > 0 {
+		select {
+		case <-r.queued[0].Done():
+			r.queued = r.queued[1:]
+			continue
+		default:
+		}
+		if len(r.queued) <= n {
+			return
+		}
+		if _, err := r.queued[0].Ref(ctx); err != nil && ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// wait waits until every reply queued so far is answered (or ctx ends):
+// for callers that promise their replies were delivered when they return
+// (Process, a job's end).
+func (r *replier) wait(ctx context.Context) { r.settle(ctx, 0) }
 
 // progressUpdate edits the progress message of key where the adapter can
 // edit, and posts a new message where it cannot. Progress goes into the
 // request's thread.
 func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Output) {
-	if ref, ok := r.progress[key]; ok && r.caps.Edits {
+	if t, ok := r.progress[key]; ok && r.caps.Edits {
 		// The outbox takes the edit, or says at once why not (full,
 		// closed), which a new message would not escape; it logs and
-		// counts that itself.
-		_ = r.b.update(ctx, r.adapter, ref, out)
-		return
+		// counts that itself. A progress message not posted yet is
+		// posted with the latest progress instead; one that could not be
+		// posted is posted anew.
+		err := r.b.updateQueued(ctx, r.adapter, t, out)
+		if !errors.Is(err, outbox.ErrNotPosted) {
+			return
+		}
+		delete(r.progress, key)
 	}
 	if !r.caps.Edits {
 		// The outbox coalesces edits; new messages are the replier's to
@@ -113,14 +164,14 @@ func (r *replier) progressUpdate(ctx context.Context, key string, out chat.Outpu
 		}
 		r.posted[key] = time.Now()
 	}
-	ref, err := r.send(ctx, out, true)
-	if err != nil {
+	t := r.send(ctx, out, true)
+	if t == nil {
 		return
 	}
 	if r.progress == nil {
-		r.progress = map[string]chat.MessageRef{}
+		r.progress = map[string]*outbox.Ticket{}
 	}
-	r.progress[key] = ref
+	r.progress[key] = t
 }
 
 // flushProgress posts the progress held back for an adapter that cannot
@@ -130,7 +181,7 @@ func (r *replier) flushProgress(ctx context.Context) {
 	for _, key := range keys {
 		out := r.held[key]
 		delete(r.held, key)
-		_, _ = r.send(ctx, out, true)
+		r.send(ctx, out, true)
 	}
 }
 
@@ -142,6 +193,24 @@ func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilitie
 		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
 		return chat.MessageRef{}, chat.ErrUnknownRoom
 	}
+	to, out = b.shape(caps, to, out)
+	return b.out.Send(ctx, a, to, out)
+}
+
+// queue is deliver without the wait: it returns once the outbox has the
+// message.
+func (b *Bot) queue(ctx context.Context, a chat.Adapter, caps chat.Capabilities, to chat.MessageRef, out chat.Output) (*outbox.Ticket, error) {
+	if a == nil {
+		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
+		return nil, chat.ErrUnknownRoom
+	}
+	to, out = b.shape(caps, to, out)
+	return b.out.Queue(ctx, a, to, out)
+}
+
+// shape degrades to and out to what an adapter of caps can show, and masks
+// secrets.
+func (b *Bot) shape(caps chat.Capabilities, to chat.MessageRef, out chat.Output) (chat.MessageRef, chat.Output) {
 	if !caps.Threads {
 		to.ThreadID = ""
 	}
@@ -149,7 +218,15 @@ func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilitie
 	if !caps.Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
-	return b.out.Send(ctx, a, to, out)
+	return to, out
+}
+
+// updateQueued queues an edit of the message t, posted or not yet.
+func (b *Bot) updateQueued(ctx context.Context, a chat.Adapter, t *outbox.Ticket, out chat.Output) error {
+	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
+		out = degradeButtons(out)
+	}
+	return b.out.UpdateQueued(ctx, t, b.redactOutput(out))
 }
 
 // update queues an edit of the message ref: it returns once the outbox has

@@ -35,14 +35,18 @@ func TestRepliesHaveSecretsMaskedInFieldsAndButtonsWithoutTouchingTheCallers(t *
 	}
 }
 
-// rateLimitedOnce is a Memory adapter whose first post is rate limited.
+// rateLimitedOnce is a Memory adapter whose first post is rate limited,
+// once the test lets it answer (release), having said it is asked (asked).
 type rateLimitedOnce struct {
 	*chattest.Memory
-	tried atomic.Bool
+	tried          atomic.Bool
+	asked, release chan struct{}
 }
 
 func (a *rateLimitedOnce) Send(ctx context.Context, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
 	if !a.tried.Swap(true) {
+		close(a.asked)
+		<-a.release
 		return chat.MessageRef{}, &chat.RetryAfterError{After: time.Millisecond, Err: errors.New("ratelimited")}
 	}
 	return a.Memory.Send(ctx, to, out)
@@ -53,13 +57,17 @@ func (a *rateLimitedOnce) Send(ctx context.Context, to chat.MessageRef, out chat
 // content, delivered at the latest when the bot stops, and the outbox's
 // metrics are on the bot's registry.
 func TestRepliesAndProgressGoThroughTheOutbox(t *testing.T) {
-	mem := &rateLimitedOnce{Memory: chattest.NewMemory("chat")}
+	mem := &rateLimitedOnce{Memory: chattest.NewMemory("chat"), asked: make(chan struct{}), release: make(chan struct{})}
 	b := New(Options{Adapters: []chat.Adapter{mem}, Outbox: outbox.Options{DefaultMinEditInterval: time.Hour}})
 	r := b.replierTo(chat.MessageRef{Adapter: "chat", Room: "ops", MessageID: "m1"}, chat.MessageRef{Adapter: "chat", Room: "ops"})
 	ctx := context.Background()
-	for i := range 50 {
+	// The progress message is with the service when the rest comes.
+	r.progressUpdate(ctx, "log", chat.Output{Text: "step 0"})
+	<-mem.asked
+	for i := 1; i < 50; i++ {
 		r.progressUpdate(ctx, "log", chat.Output{Text: fmt.Sprint("step ", i)})
 	}
+	close(mem.release)
 	b.closeOutbox()
 	sent := mem.Sent()
 	if len(sent) != 2 || sent[0].Out.Text != "step 0" || !sent[1].Edited || sent[1].Out.Text != "step 49" {
@@ -68,7 +76,7 @@ func TestRepliesAndProgressGoThroughTheOutbox(t *testing.T) {
 	reg := b.o.Metrics.Registry
 	for name, want := range map[string]float64{
 		"chima_outbox_retries_total":   1,
-		"chima_outbox_coalesced_total": 48,
+		"chima_outbox_coalesced_total": 49, // every edit asked while the post was out
 		"chima_outbox_sent_total":      2,
 	} {
 		if got, err := testutil.GatherAndCount(reg, name); err != nil || got == 0 {
@@ -116,6 +124,7 @@ func TestProgressWithoutEditsIsSpacedOutAndEndsWithTheLastState(t *testing.T) {
 		}}})
 	}
 	r.event(ctx, &pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: "success"}}})
+	r.wait(ctx) // replies are queued, not waited for
 	var got []string
 	for _, s := range mem.Sent() {
 		got = append(got, s.Out.Text)

@@ -82,7 +82,7 @@ func (b *Bot) runForPlugin(ctx context.Context, plugin string, r *pluginv1.RunCo
 	defer b.inflight.Done()
 	// Not in the person's turn (dispatch): the plugin's own command, which
 	// waits for this one, may hold it.
-	outcome, detail := b.process(context.WithoutCancel(ctx), m, text, id, nil, trig)
+	outcome, detail := b.process(context.WithoutCancel(ctx), m, text, id, nil, trig, false)
 	resp := &pluginv1.RunCommandResponse{RequestId: id, Outcome: outcome, Detail: detail}
 	switch outcome {
 	case "ok", "denied":

@@ -137,7 +137,7 @@ func TestACommandAPluginRunsThatNeedsApprovalWaitsAndNamesTheRequest(t *testing.
 	tb.sayAs("dave", "general", "chima runas alice whoami")
 	// The room and the approver (by DM) are asked; the runner's reply
 	// carries RunCommand's answer: outcome approval, and the request.
-	tb.expectAll("Approval needed (request 1)", "Asked in mem:general", "(approval #1)")
+	tb.expectAll("Asked in mem:general", "Approval needed (request 1)", "(approval #1)")
 	e := tb.auditUntil("of whoami waiting for approval", func(e store.AuditEntry) bool {
 		return e.Command == "whoami" && e.Outcome == "approval" && e.TriggeredBy == "runner"
 	})

@@ -37,7 +37,7 @@ func (b *Bot) RunScheduled(ctx context.Context, name string, room chat.MessageRe
 	done := make(chan Result, 1)
 	trig := &trigger{via: "schedule " + name, by: "chima"}
 	if !b.dispatch(ctx, conversationOf(m), func(ctx context.Context, id string) {
-		outcome, _ := b.process(ctx, m, command, id, nil, trig)
+		outcome, _ := b.process(ctx, m, command, id, nil, trig, false)
 		done <- Result{RequestID: id, Outcome: outcome}
 	}) {
 		return Result{Outcome: "cancelled"}

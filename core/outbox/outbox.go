@@ -2,11 +2,14 @@ package outbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,6 +36,9 @@ var (
 	// ErrCannotEdit is returned by Update for an adapter without
 	// chat.Editor.
 	ErrCannotEdit = errors.New("adapter cannot edit messages")
+	// ErrNotPosted is returned by UpdateQueued for a message that was
+	// given up: there is nothing to edit.
+	ErrNotPosted = errors.New("the message was not posted")
 )
 
 // abortGrace is how long Close, past its deadline, waits for calls in
@@ -116,6 +122,11 @@ type Outbox struct {
 	abortOnce sync.Once
 	workers   sync.WaitGroup
 
+	// keyPrefix and seq make each Send's chat.SendKey: unique to this
+	// outbox, the same across the attempts of one part.
+	keyPrefix string
+	seq       atomic.Uint64
+
 	mu       sync.Mutex
 	queues   map[qkey]*queue
 	pending  int
@@ -178,8 +189,16 @@ type item struct {
 	notBefore time.Time
 	inflight  bool
 	q         *queue
-	msg       *message     // an Update's message
-	result    chan outcome // a Send's, buffered
+	msg       *message // an Update's message
+	// seq numbers a Send, for its chat.SendKey.
+	seq uint64
+	// fin is closed, and res set, when a Send is answered: posted or
+	// given up. nil for an Update.
+	fin chan struct{}
+	res outcome
+	// edit is the latest edit asked (UpdateQueued) of a Send while it was
+	// being posted: it is queued as an Update once the Send is posted.
+	edit *chat.Output
 }
 
 type outcome struct {
@@ -220,8 +239,11 @@ func New(o Options) *Outbox {
 		o.Clock = realClock{}
 	}
 	abort, abortNow := context.WithCancel(context.Background())
+	var prefix [6]byte
+	_, _ = rand.Read(prefix[:])
 	return &Outbox{
-		log: o.Logger, m: newMetrics(o.Registerer), clock: o.Clock,
+		keyPrefix: "chima-" + hex.EncodeToString(prefix[:]),
+		log:       o.Logger, m: newMetrics(o.Registerer), clock: o.Clock,
 		interval: o.DefaultMinEditInterval, intervals: o.MinEditInterval,
 		maxPending: o.MaxPending, maxTotal: o.MaxPendingTotal, attempts: o.MaxAttempts,
 		backoff: o.Backoff, timeout: o.CallTimeout,
@@ -243,25 +265,103 @@ func defaultBackoff(n int) time.Duration {
 // error is ErrFull or ErrClosed when nothing was queued, else what the
 // adapter said last.
 func (o *Outbox) Send(ctx context.Context, a chat.Adapter, to chat.MessageRef, out chat.Output) (chat.MessageRef, error) {
-	parts := split(out, chat.CapabilitiesOf(a).MaxText)
-	if len(parts) > 1 {
-		o.m.reshaped.WithLabelValues(a.Name(), "split").Inc()
-	}
-	it := &item{op: opSend, ctx: ctx, to: to, parts: parts, result: make(chan outcome, 1)}
-	if err := o.enqueue(a, to.Room, it); err != nil {
+	it, err := o.queueSend(ctx, a, to, out)
+	if err != nil {
 		return chat.MessageRef{}, err
 	}
 	select {
-	case r := <-it.result:
-		return r.ref, r.err
+	case <-it.fin:
+		return it.res.ref, it.res.err
 	case <-ctx.Done():
 	}
 	if o.withdraw(it) {
 		return chat.MessageRef{}, ctx.Err()
 	}
 	// It was being delivered: its answer is the better one.
-	r := <-it.result
-	return r.ref, r.err
+	<-it.fin
+	return it.res.ref, it.res.err
+}
+
+// Ticket is a message that Queue took: its reference once it is posted,
+// and the way to edit it before then (UpdateQueued).
+type Ticket struct {
+	a  chat.Adapter
+	it *item
+}
+
+// Done is closed once the message is posted or given up.
+func (t *Ticket) Done() <-chan struct{} { return t.it.fin }
+
+// Ref waits until the message is posted and returns its reference (the
+// first part's), or what the adapter said last when it was given up, or
+// ctx's error when ctx ends first; the message stays queued then.
+func (t *Ticket) Ref(ctx context.Context) (chat.MessageRef, error) {
+	select {
+	case <-t.it.fin:
+		return t.it.res.ref, t.it.res.err
+	case <-ctx.Done():
+		return chat.MessageRef{}, ctx.Err()
+	}
+}
+
+// Queue queues out for a's room to.Room as Send does, and returns as soon as
+// it is queued: a caller that does not need the reference at once (a
+// command's replies) is not held while the room waits out a rate limit.
+// The room's order holds: what is queued later goes out later. ctx's values
+// go along; its end does not withdraw the message. The error is ErrFull or
+// ErrClosed, and nothing was queued.
+func (o *Outbox) Queue(ctx context.Context, a chat.Adapter, to chat.MessageRef, out chat.Output) (*Ticket, error) {
+	it, err := o.queueSend(context.WithoutCancel(ctx), a, to, out)
+	if err != nil {
+		return nil, err
+	}
+	return &Ticket{a: a, it: it}, nil
+}
+
+func (o *Outbox) queueSend(ctx context.Context, a chat.Adapter, to chat.MessageRef, out chat.Output) (*item, error) {
+	parts := split(out, chat.CapabilitiesOf(a).MaxText)
+	if len(parts) > 1 {
+		o.m.reshaped.WithLabelValues(a.Name(), "split").Inc()
+	}
+	it := &item{op: opSend, ctx: ctx, to: to, parts: parts, fin: make(chan struct{}), seq: o.seq.Add(1)}
+	if err := o.enqueue(a, to.Room, it); err != nil {
+		return nil, err
+	}
+	return it, nil
+}
+
+// UpdateQueued replaces the content of t's message with out, as Update
+// does, whether or not the message is posted yet: one still waiting in its
+// queue is posted with out instead (nothing to edit, and no rate limit
+// spent on it); one being posted is edited once it is; one posted is
+// edited. It returns at once. The error says why nothing will change: the
+// adapter cannot edit, the message was given up, or Update's errors.
+func (o *Outbox) UpdateQueued(ctx context.Context, t *Ticket, out chat.Output) error {
+	if _, ok := t.a.(chat.Editor); !ok {
+		return fmt.Errorf("update %s: %w", t.it.to, ErrCannotEdit)
+	}
+	it := t.it
+	o.mu.Lock()
+	select {
+	case <-it.fin:
+		o.mu.Unlock()
+		if it.res.err != nil {
+			return fmt.Errorf("update %s: %w: %w", it.to, ErrNotPosted, it.res.err)
+		}
+		return o.Update(ctx, t.a, it.res.ref, out)
+	default:
+	}
+	defer o.mu.Unlock()
+	q := it.q
+	q.coalesced.Inc()
+	if !it.inflight && it.done == 0 {
+		// Not handed to the service yet: post the latest content.
+		it.parts = split(out, chat.CapabilitiesOf(t.a).MaxText)
+		return nil
+	}
+	out = truncate(out, chat.CapabilitiesOf(t.a).MaxText)
+	it.edit = &out
+	return nil
 }
 
 // Update replaces the content of the message ref, which a's Send returned,
@@ -285,7 +385,14 @@ func (o *Outbox) Update(ctx context.Context, a chat.Adapter, ref chat.MessageRef
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.closed {
+	return o.updateLocked(ctx, a, ed, ref, out, false)
+}
+
+// updateLocked queues an edit of ref, or merges it into the edit of ref
+// still waiting. closing lets an edit in while Close drains the outbox: one
+// asked before Close, of a message posted since.
+func (o *Outbox) updateLocked(ctx context.Context, a chat.Adapter, ed chat.Editor, ref chat.MessageRef, out chat.Output, closing bool) error {
+	if o.closed && !closing {
 		return o.refuseLocked(a.Name(), ref, opUpdate, ErrClosed)
 	}
 	q := o.queueLocked(a, ed, ref.Room)
@@ -445,7 +552,7 @@ func (o *Outbox) withdraw(it *item) bool {
 			"parts_sent", it.done, "error", it.ctx.Err())
 		return true
 	}
-	// Already answered: the result is in it.result.
+	// Already answered: the result is in it.res.
 	return false
 }
 

@@ -91,6 +91,11 @@ func (o *Outbox) call(q *queue, it *item) (chat.MessageRef, error) {
 	defer stop()
 	out := it.parts[it.done]
 	if it.op == opSend {
+		// Every attempt at this part carries one key: a post whose answer
+		// was lost (the connection cut as the service answered) and that
+		// is tried again is then the same post to a service that
+		// deduplicates, not a second copy in the room.
+		ctx = chat.WithSendKey(ctx, fmt.Sprintf("%s-%d-%d", o.keyPrefix, it.seq, it.done))
 		return q.a.Send(ctx, it.to, out)
 	}
 	return it.to, q.ed.Update(ctx, it.to, out)
@@ -120,7 +125,15 @@ func (o *Outbox) settleLocked(q *queue, it *item, ref chat.MessageRef, err error
 		it.done++
 		if it.done == len(it.parts) {
 			o.removeLocked(q, it)
-			it.result <- outcome{ref: it.first}
+			it.res = outcome{ref: it.first}
+			close(it.fin)
+			if it.edit != nil && q.ed != nil && it.first.MessageID != "" {
+				// Edited (UpdateQueued) while it was being posted: the edit
+				// goes behind it, as an edit of what was posted.
+				if err := o.updateLocked(it.ctx, q.a, q.ed, it.first, *it.edit, true); err != nil {
+					o.log.Error("chat message edit not queued", "adapter", q.key.adapter, "room", q.key.room, "error", err)
+				}
+			}
 		}
 		return
 	}
@@ -203,11 +216,12 @@ func (o *Outbox) failLocked(q *queue, it *item, reason string, err error) {
 		attrs = append(attrs, "parts", len(it.parts), "parts_sent", it.done)
 	}
 	o.log.Error("chat message not delivered", attrs...)
-	if it.result != nil {
+	if it.fin != nil {
 		if it.done > 0 {
 			err = fmt.Errorf("sent %d of %d parts: %w", it.done, len(it.parts), err)
 		}
-		it.result <- outcome{ref: it.first, err: err}
+		it.res = outcome{ref: it.first, err: err}
+		close(it.fin)
 	}
 }
 

@@ -74,7 +74,11 @@ type Server struct {
 	conns     map[*conn]bool
 	limits    []time.Duration
 	closed    bool
-	wg        sync.WaitGroup
+	// lastCreate is the create_at of the newest post.
+	lastCreate int64
+	// pending maps pending_post_ids to the posts they made.
+	pending map[string]string
+	wg      sync.WaitGroup
 }
 
 // New starts a fake server on 127.0.0.1 with one team, "acme".
@@ -90,6 +94,7 @@ func New() *Server {
 		raw:       map[string][]byte{},
 		commands:  map[string]*model.Command{},
 		conns:     map[*conn]bool{},
+		pending:   map[string]string{},
 	}
 	s.Team = &model.Team{Id: model.NewId(), Name: "acme", DisplayName: "Acme", Type: model.TeamOpen, CreateAt: model.GetMillis()}
 	mux := http.NewServeMux()
@@ -254,6 +259,9 @@ func (s *Server) routes(m *http.ServeMux) {
 	m.HandleFunc("POST /api/v4/posts/{id}/actions/{action}", s.auth(s.doAction))
 	m.HandleFunc("POST /api/v4/commands/execute", s.auth(s.executeCommand))
 	m.HandleFunc("GET /api/v4/websocket", s.websocket)
+	m.HandleFunc("GET /api/v4/teams/name/{team}", s.auth(s.getTeamByName))
+	m.HandleFunc("GET /api/v4/users/{id}/teams/{team}/channels", s.auth(s.channelsOfUser))
+	m.HandleFunc("GET /api/v4/channels/{id}/posts", s.auth(s.postsSince))
 }
 
 // appError writes an error body as the real server does.
@@ -455,7 +463,18 @@ func (s *Server) createPost(w http.ResponseWriter, r *http.Request, me *model.Us
 		http.Error(w, "limit exceeded", http.StatusTooManyRequests)
 		return
 	}
+	// As the real server: a post whose pending_post_id was seen is
+	// answered with the post made then (the real server remembers for
+	// 30 s; this one for its life).
+	if prev := s.posts[s.pending[p.PendingPostId]]; p.PendingPostId != "" && prev != nil {
+		s.mu.Unlock()
+		writeJSON(w, http.StatusCreated, clientPost(prev))
+		return
+	}
 	created, status, id, msg := s.create(&p, me)
+	if created != nil && p.PendingPostId != "" {
+		s.pending[p.PendingPostId] = created.Id
+	}
 	if created != nil {
 		s.raw[created.Id] = body
 	}
@@ -504,7 +523,10 @@ func (s *Server) create(p *model.Post, me *model.User) (*model.Post, int, string
 	post := p.Clone()
 	post.Id = model.NewId()
 	post.UserId = me.Id
-	post.CreateAt = model.GetMillis()
+	// Strictly increasing, so that posts made within one millisecond
+	// still have an order (GET /channels/{id}/posts sorts by it).
+	post.CreateAt = max(model.GetMillis(), s.lastCreate+1)
+	s.lastCreate = post.CreateAt
 	post.UpdateAt = post.CreateAt
 	post.EditAt, post.DeleteAt = 0, 0
 	if me.IsBot {
@@ -690,6 +712,76 @@ func (s *Server) getThread(w http.ResponseWriter, r *http.Request, me *model.Use
 	for _, x := range thread {
 		list.AddOrder(x.Id)
 		list.AddPost(clientPost(x))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) getTeamByName(w http.ResponseWriter, r *http.Request, _ *model.User) {
+	if r.PathValue("team") != s.Team.Name {
+		appError(w, http.StatusNotFound, "app.team.get_by_name.missing.app_error", "Unable to find the existing team.")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Team)
+}
+
+// channelsOfUser lists the channels of the team a user is a member of,
+// direct ones included, as the real server does; only for the caller
+// themselves or an admin.
+func (s *Server) channelsOfUser(w http.ResponseWriter, r *http.Request, me *model.User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	uid := r.PathValue("id")
+	if uid == "me" {
+		uid = me.Id
+	}
+	if uid != me.Id && !s.admins[me.Id] {
+		forbidden(w)
+		return
+	}
+	out := []*model.Channel{}
+	for _, c := range s.channels {
+		if (c.TeamId == s.Team.Id || c.TeamId == "") && s.members[c.Id][uid] {
+			out = append(out, c)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// postsSince is GET /channels/{id}/posts?since=ms: the posts of the channel
+// created or changed since then, as the real server answers it; without
+// since, every post of the channel.
+func (s *Server) postsSince(w http.ResponseWriter, r *http.Request, me *model.User) {
+	// Without since: every post (page and per_page are not supported).
+	since, err := int64(0), error(nil)
+	if v := r.URL.Query().Get("since"); v != "" {
+		since, err = strconv.ParseInt(v, 10, 64)
+	}
+	if err != nil {
+		appError(w, http.StatusBadRequest, "api.context.invalid_url_param.app_error", "Invalid or missing since parameter.")
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.channels[r.PathValue("id")]
+	if c == nil {
+		appError(w, http.StatusNotFound, "app.channel.get.existing.app_error", "Unable to find the existing channel.")
+		return
+	}
+	if !s.canRead(c, me) {
+		forbidden(w)
+		return
+	}
+	var found []*model.Post
+	for _, p := range s.posts {
+		if p.ChannelId == c.Id && max(p.CreateAt, p.UpdateAt, p.DeleteAt) >= since {
+			found = append(found, p)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return found[i].CreateAt > found[j].CreateAt })
+	list := model.NewPostList()
+	for _, p := range found {
+		list.AddOrder(p.Id)
+		list.AddPost(clientPost(p))
 	}
 	writeJSON(w, http.StatusOK, list)
 }

@@ -144,16 +144,32 @@ func (r *reaper) endTree(grace time.Duration) {
 	if len(pids) == 0 {
 		return
 	}
-	for _, pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGTERM)
+	termed := map[int]bool{}
+	term := func(pids []int) {
+		for _, pid := range pids {
+			if !termed[pid] {
+				termed[pid] = true
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
 	}
+	term(pids)
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 		r.reap()
-		if len(descendants(self)) == 0 {
+		left := descendants(self)
+		if len(left) == 0 {
 			return
 		}
+		// A process forked after the list above was read (a script's
+		// next command, started as the SIGTERM reached the shell, which
+		// then died and left it to the reaper) was not asked to stop: it
+		// gets its SIGTERM now, rather than lasting out the whole grace
+		// period to be killed. That wait was TestSIGINTStopsTheBotWhenThe
+		// ConsoleIsAPipe's flake: its deploy was stopped between writing
+		// its mark and starting its sleep.
+		term(left)
 	}
 	for range 500 {
 		pids := descendants(self)

@@ -162,3 +162,25 @@ func TestAStuckReaperIsKilledAndOnlyItsOwnDeploysProcessesAreSwept(t *testing.T)
 		t.Fatal("stopping deploy #1 ended a process of deploy #12")
 	}
 }
+
+// A process the command starts after it was asked to stop (a shell's next
+// command, forked as the SIGTERM came) is asked to stop too, at once: it
+// does not last out the grace period to be killed. The grace period here
+// is longer than the test's guard.
+func TestAProcessStartedAsTheCommandStopsIsStoppedToo(t *testing.T) {
+	body := `trap 'sleep 600 & exit 0' TERM
+echo $$ > "$PIDS"
+while :; do sleep 0.05; done
+`
+	cancel, done, pids := startScript(t, body, 0, time.Hour, 1)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run = %v, want it cancelled", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return: the process the script started on SIGTERM was left to the grace period")
+	}
+	waitGone(t, pids...)
+}

@@ -24,8 +24,11 @@ build:
 run: build example
 	$(BIN)/chima run --config $(CONFIG)
 
-# restic for the backup plugin: on $$PATH, else the one .ci/services.sh built.
-RESTIC    ?= $(shell command -v restic 2>/dev/null || sed -n 's/^CHIMA_RESTIC=//p' $${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} 2>/dev/null)
+# restic for the backup plugin: the one .ci/services.sh built, else restic
+# 0.18.1 built here with go install the first time (Debian's 0.14 is too
+# old). RESTIC=/path/to/restic picks another.
+RESTIC         ?= $(shell sed -n 's/^CHIMA_RESTIC=//p' $${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} 2>/dev/null)
+RESTIC_VERSION := 0.18.1
 
 # The example app's local repository, which the deploy plugin deploys, and
 # the backup plugin's restic, repository password and folder.
@@ -33,8 +36,10 @@ example:
 	@examples/local/setup.sh $(BIN)/demo-repo
 	@mkdir -p $(BIN)/backups
 	@[ -s $(BIN)/backups/password ] || (umask 077; head -c 24 /dev/urandom | base64 > $(BIN)/backups/password)
-	@if [ -n "$(RESTIC)" ]; then ln -sf "$(RESTIC)" $(BIN)/restic; \
-	else echo "restic not found: the backup plugin needs restic 0.17+ (go install github.com/restic/restic/cmd/restic@v0.18.1)"; fi
+	@if [ -n "$(RESTIC)" ] && [ -x "$(RESTIC)" ]; then ln -sf "$(RESTIC)" $(BIN)/restic; \
+	else [ -x $(BIN)/tools/restic ] || { echo "building restic $(RESTIC_VERSION) for the backup plugin (once)"; \
+		GOBIN=$(abspath $(BIN))/tools $(GO) install github.com/restic/restic/cmd/restic@v$(RESTIC_VERSION); }; \
+		ln -sf tools/restic $(BIN)/restic; fi
 
 test:
 	$(GO) vet ./...

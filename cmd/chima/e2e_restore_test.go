@@ -82,7 +82,7 @@ func TestAnInPlaceRestoreWantsTheNameTypedBackThenAnApprovalOnTheConsole(t *test
 	sqliteRun(t, dbPath, "DELETE FROM users WHERE id > 1") // the accident
 
 	c.say(t, "chima backup:restore app-db in place")
-	c.expect(t, "Nothing was restored. Restoring app-db in place replaces its live data: type its name back to go ahead: `backup:restore app-db in place confirm app-db`")
+	c.expect(t, "Nothing was restored. Restoring app-db in place replaces its live data: type its name back to go ahead: backup:restore app-db in place confirm app-db") // the console drops the backticks
 	c.say(t, "chima backup:restore app-db in place confirm app-db")
 	c.expect(t, "Approval needed (request 1)")
 	c.expect(t, "alice asks to run backup:restore app-db in place confirm app-db: restoring app-db in place replaces its live data")

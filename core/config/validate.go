@@ -332,11 +332,11 @@ func (c *Config) validatePolicies(v *validator) {
 		case p.Command == "":
 			v.add(key+".command", `required: a command, plugin/command, or "*"`)
 		case p.Command == "*":
-		case qualified && (!isName(plugin) || !isCommand(cmd)):
+		case qualified && (!isName(plugin) || !isCommandName(cmd)):
 			v.add(key+".command", "%q: expected command, plugin/command or *", p.Command)
 		case qualified && !plugins[plugin]:
 			v.add(key+".command", "%q: no plugin named %q is configured", p.Command, plugin)
-		case !qualified && !isCommand(p.Command):
+		case !qualified && !isCommandName(p.Command):
 			v.add(key+".command", "%q: expected command, plugin/command or *", p.Command)
 		}
 		if p.Command != "" {
@@ -471,6 +471,17 @@ func isPersonName(s string) bool {
 }
 
 // isCommand reports whether s is a command name: a name, dots allowed.
+// isCommandName reports whether s can name a plugin's command in a policy:
+// words joined by ':' (deploy, deploy:unlock, backup:restore).
+func isCommandName(s string) bool {
+	for seg := range strings.SplitSeq(s, ":") {
+		if !isCommand(seg) {
+			return false
+		}
+	}
+	return true
+}
+
 func isCommand(s string) bool {
 	return s != "" && isName(strings.ReplaceAll(s, ".", "_"))
 }

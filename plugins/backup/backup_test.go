@@ -270,7 +270,7 @@ func TestInPlaceRestoreIsRefusedWithoutApprovalAndRunsWithItAfterASafetyBackup(t
 	}
 	sqliteExec(t, path, "DELETE FROM users WHERE id > 1") // the accident
 
-	res := b.h.Command("backup:restore", sdktest.Args{"target": "app-db", "inplace": "in place"})
+	res := b.h.Command("backup:restore", sdktest.Args{"target": "app-db", "inplace": "in place", "confirm": "app-db"})
 	if res.ApprovalNeeded == nil || !strings.Contains(res.ApprovalNeeded.GetReason(), "in place replaces its live data") {
 		t.Fatalf("restore in place without approval: %s (approval %v)", allText(res), res.ApprovalNeeded)
 	}
@@ -281,7 +281,7 @@ func TestInPlaceRestoreIsRefusedWithoutApprovalAndRunsWithItAfterASafetyBackup(t
 		t.Fatalf("users = %d after an unapproved restore; want it untouched (1)", got)
 	}
 
-	res = b.h.ApprovedCommand("backup:restore", sdktest.Args{"target": "app-db", "inplace": "in place"}, approval())
+	res = b.h.ApprovedCommand("backup:restore", sdktest.Args{"target": "app-db", "inplace": "in place", "confirm": "app-db"}, approval())
 	jobs := b.h.RunEnqueued()
 	if len(jobs) != 1 || outcome(jobs[0]) != "success" {
 		t.Fatalf("approved restore: %s %s", allText(res), allText(jobs...))

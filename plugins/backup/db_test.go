@@ -69,7 +69,7 @@ func TestPostgresRestoreInPlaceNeedsApprovalAndBringsTheRowsBack(t *testing.T) {
 	if res.ApprovalNeeded == nil || len(b.h.Host.Enqueued()) != 1 {
 		t.Fatalf("an unapproved restore over pg: %s", allText(res))
 	}
-	b.h.ApprovedCommand("backup:restore", sdktest.Args{"target": "pg", "inplace": "in place"}, approval())
+	b.h.ApprovedCommand("backup:restore", sdktest.Args{"target": "pg", "inplace": "in place", "confirm": "pg"}, approval())
 	jobs := b.h.RunEnqueued()
 	if len(jobs) != 1 || outcome(jobs[0]) != "success" {
 		t.Fatalf("approved restore: %s", allText(jobs...))

@@ -25,7 +25,7 @@ const (
 
 	nameRE         = `[a-z0-9][-_.a-z0-9]*`
 	restorePattern = `backup:restore\s+(?P<target>` + nameRE + `)(?:\s+(?P<snapshot>[0-9a-f]{4,64}|latest))?` +
-		`(?:\s+(?:to\s+(?P<to>` + nameRE + `)|(?P<inplace>in\s+place)))?`
+		`(?:\s+(?:to\s+(?P<to>` + nameRE + `)|(?P<inplace>in\s+place)(?:\s+confirm\s+(?P<confirm>` + nameRE + `))?))?`
 )
 
 // backuper holds the plugin's configuration.
@@ -84,14 +84,15 @@ func (b *backuper) spec() *sdk.Plugin {
 				Run: b.cmdVerify,
 			},
 			{
-				Name: "backup:restore", Usage: "backup:restore <target> [<snapshot>] [to <target> | in place]",
-				Help:    "Restores a backup into the target's scratch place. Over a target's own data (`in place`, or `to` a target) only once another person approves, and after a safety backup of what is there.",
+				Name: "backup:restore", Usage: "backup:restore <target> [<snapshot>] [to <target> | in place confirm <target>]",
+				Help:    "Restores a backup into the target's scratch place. Over a target's own data (`in place`, or `to` a target) only once another person approves, and after a safety backup of what is there; `in place` also wants the target's name typed back after `confirm`.",
 				Pattern: restorePattern,
 				Args: []sdk.Arg{
 					{Name: "target", Required: true}, {Name: "snapshot"}, {Name: "to"}, {Name: "inplace"},
+					{Name: "confirm", Help: "the target's name again, to restore it in place"},
 				},
 				Permission: permissionRestore,
-				Examples:   []string{"backup:restore demo-db", "backup:restore demo-db 4f1c2a9e", "backup:restore demo-db latest in place"},
+				Examples:   []string{"backup:restore demo-db", "backup:restore demo-db 4f1c2a9e", "backup:restore demo-db latest in place confirm demo-db"},
 				Run:        b.cmdRestore,
 			},
 			{
@@ -295,6 +296,10 @@ func (b *backuper) cmdRestore(c *sdk.Context) error {
 	into := c.Arg("to")
 	if c.Arg("inplace") != "" {
 		into = t.Name
+		// The target's name typed back, before anything else is asked.
+		if c.Arg("confirm") != t.Name {
+			return c.ReplyOutput(typeBack(t.Name, c.Arg("snapshot"), c.Arg("confirm")))
+		}
 	}
 	p := payload{Target: t.Name, Snapshot: c.Arg("snapshot"), By: who(c), Into: into}
 	if into == "" {
@@ -318,6 +323,22 @@ func (b *backuper) cmdRestore(c *sdk.Context) error {
 	}
 	p.ApprovedBy = approvers(a)
 	return b.enqueue(c, jobRestore, "restore of "+t.Name+" over "+dest.Name, p)
+}
+
+// typeBack is the answer to an in-place restore whose target was not typed
+// back after `confirm` (typed is what was, if anything): nothing is
+// restored, and it gives the exact command to type.
+func typeBack(target, snapshot, typed string) *sdk.Output {
+	command := "backup:restore " + target
+	if snapshot != "" {
+		command += " " + snapshot
+	}
+	command += " in place confirm " + target
+	text := fmt.Sprintf("Nothing was restored. Restoring %s in place replaces its live data: type its name back to go ahead: `%s`", target, command)
+	if typed != "" {
+		text = fmt.Sprintf("Nothing was restored: %q is not %s. Restoring %s in place replaces its live data: type its name back to go ahead: `%s`", typed, target, target, command)
+	}
+	return &sdk.Output{Status: "warning", Text: text}
 }
 
 // approvers names who approved.

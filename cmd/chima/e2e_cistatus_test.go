@@ -133,6 +133,10 @@ roles:`, plugin, gh.URL())
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("delivery %s answered %d", id, resp.StatusCode)
 		}
+		// Deliveries are answered before plugins take them, and the
+		// queue hands them in no promised order: wait for this one, as
+		// GitHub's would arrive one after the other.
+		deliveryHandled(t, cfg, id)
 	}
 	return c, deliver
 }

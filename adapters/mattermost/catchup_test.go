@@ -4,8 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,82 +13,9 @@ import (
 	"github.com/mattermost/mattermost-server/v6/model"
 
 	"github.com/chimaops/chima/adapters/mattermost"
+	"github.com/chimaops/chima/adapters/mattermost/mmtest"
 	"github.com/chimaops/chima/core/chat"
 )
-
-// gate is a TCP proxy to a server that can cut every connection and refuse
-// new ones until it is opened again: the network between bot and server
-// going down and coming back.
-type gate struct {
-	URL    string
-	closed atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-}
-
-func newGate(t *testing.T, target string) *gate {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &gate{URL: "http://" + l.Addr().String(), conns: map[net.Conn]bool{}}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if g.closed.Load() {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			g.mu.Lock()
-			g.conns[c], g.conns[up] = true, true
-			g.mu.Unlock()
-			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
-				defer wg.Done()
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		g.cut()
-		wg.Wait()
-	})
-	return g
-}
-
-// cut closes every connection through the gate and refuses new ones.
-func (g *gate) cut() {
-	g.closed.Store(true)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for c := range g.conns {
-		c.Close()
-		delete(g.conns, c)
-	}
-}
-
-func (g *gate) open() { g.closed.Store(false) }
 
 // Posts made while the websocket is down are fetched when it is back and
 // handled once each, in order, before what comes after; posts handled
@@ -116,7 +41,7 @@ func TestPostsMadeWhileTheWebsocketWasDownAreHandledOnceItIsBack(t *testing.T) {
 			// Said before the bot started: not its to answer, then or
 			// after a reconnect.
 			post("before the bot")
-			g := newGate(t, b.url())
+			g := mmtest.NewGate(t, b.url())
 			_, _, token := b.bot()
 			var connects atomic.Int32
 			var mu sync.Mutex
@@ -168,14 +93,14 @@ func TestPostsMadeWhileTheWebsocketWasDownAreHandledOnceItIsBack(t *testing.T) {
 			post("before")
 			waitFor("a post while connected", 1)
 
-			g.cut()
+			g.Cut()
 			post("while down 1")
 			post("while down 2")
 			time.Sleep(200 * time.Millisecond) // the adapter redials, and is refused, a few times
 			if n := connects.Load(); n != 1 {
 				t.Fatalf("the adapter connected %d times through a cut network", n)
 			}
-			g.open()
+			g.Open()
 			waitFor("the posts made while down", 3)
 			post("after")
 			waitFor("a post after the reconnect", 4)

@@ -2,17 +2,14 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chimaops/chima/adapters/mattermost/mmtest"
 )
 
 // The resilience end-to-end tests run the bot with every adapter (see
@@ -224,80 +221,6 @@ func TestBotThatSatIdleAnswersOnEveryAdapterAndItsPluginsReachTheHost(t *testing
 	}
 }
 
-// netGate is a TCP proxy between the bot and a server that can cut every
-// connection and refuse new ones until opened again: the network failing
-// under the bot, which the server itself never notices.
-type netGate struct {
-	URL    string
-	closed atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]bool
-}
-
-func newNetGate(t *testing.T, target string) *netGate {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &netGate{URL: "http://" + l.Addr().String(), conns: map[net.Conn]bool{}}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			if g.closed.Load() {
-				c.Close()
-				continue
-			}
-			up, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			g.mu.Lock()
-			g.conns[c], g.conns[up] = true, true
-			g.mu.Unlock()
-			wg.Add(2)
-			pipe := func(dst, src net.Conn) {
-				defer wg.Done()
-				_, _ = io.Copy(dst, src)
-				dst.Close()
-				src.Close()
-			}
-			go pipe(up, c)
-			go pipe(c, up)
-		}
-	}()
-	t.Cleanup(func() {
-		l.Close()
-		g.cut()
-		wg.Wait()
-	})
-	return g
-}
-
-// cut closes every connection through the gate and refuses new ones.
-func (g *netGate) cut() {
-	g.closed.Store(true)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for c := range g.conns {
-		c.Close()
-		delete(g.conns, c)
-	}
-}
-
-func (g *netGate) open() { g.closed.Store(false) }
-
 // The network between the bot and the real Mattermost is cut while alice
 // keeps typing: once it is back the bot reconnects by itself, answers what
 // she said meanwhile, and answers what she says next, each exactly once.
@@ -306,18 +229,18 @@ func TestMattermostCutOffByTheNetworkReconnectsAndAnswersWhatWasSaidMeanwhileOnc
 	if mm == nil {
 		(&adaptersBot{mmWhy: why}).needMattermost(t)
 	}
-	g := newNetGate(t, mm.env["MM_URL"])
+	g := mmtest.NewGate(t, mm.env["MM_URL"])
 	b := writeAdaptersConfig(t, adaptersSetup{mmURL: g.URL})
 	b.start(t)
 	at := "@" + mm.env["MM_BOT_USERNAME"] + " "
 	before := mm.post(t, at+"hello before")
 	mm.waitReply(t, before.Id, "Hello, before!")
 
-	g.cut()
+	g.Cut()
 	b.waitLog(t, "mattermost: websocket closed, reconnecting")
 	during := mm.post(t, at+"hello meanwhile")
 	time.Sleep(time.Second) // the bot redials, and is refused, meanwhile
-	g.open()
+	g.Open()
 
 	mm.waitReply(t, during.Id, "Hello, meanwhile!")
 	after := mm.post(t, at+"hello after")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,7 +81,7 @@ func ciGitHub(t *testing.T) *ghfake.Server {
 
 // startCIBot runs the bot with the console, the GitHub webhook and the
 // ci-status plugin pointed at gh, whose room ci hears of Hello-World.
-func startCIBot(t *testing.T, gh *ghfake.Server) (*console, func(event, id string, body []byte)) {
+func startCIBot(t *testing.T, gh *ghfake.Server) (*console, func(event, id string, body []byte), func(*console) *console) {
 	t.Helper()
 	plugin := ciStatusPlugin(t)
 	addr := freePort(t)
@@ -106,44 +105,30 @@ roles:`, plugin, gh.URL())
 	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
 	t.Setenv("CHIMA_TEST_CI_TOKEN", "gh-token")
 	c := startConsole(t, cfg)
-	hook := "http://" + addr + "/webhooks/github"
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot's HTTP server never answered: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitForHealthz(t, addr)
+	send := githubDeliverer(t, "http://"+addr+"/webhooks/github", secret)
 	deliver := func(event, id string, body []byte) {
 		t.Helper()
-		req, err := signedDelivery(hook, secret, event, id, body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err != nil {
-			t.Fatalf("deliver %s: %v", id, err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("delivery %s answered %d", id, resp.StatusCode)
-		}
+		send(event, id, body)
 		// Deliveries are answered before plugins take them, and the
 		// queue hands them in no promised order: wait for this one, as
 		// GitHub's would arrive one after the other.
 		deliveryHandled(t, cfg, id)
 	}
-	return c, deliver
+	// kill9 kills the bot with -9 and starts it again on the same store.
+	kill9 := func(c *console) *console {
+		_ = c.cmd.Process.Kill()
+		_ = c.cmd.Wait()
+		c = startConsole(t, cfg)
+		waitForHealthz(t, addr)
+		return c
+	}
+	return c, deliver, kill9
 }
 
 func TestCIStatusTurnsSignedWebhooksIntoOneEditedMessageWithThreadRepliesOnTransitions(t *testing.T) {
 	gh := ciGitHub(t)
-	c, deliver := startCIBot(t, gh)
+	c, deliver, _ := startCIBot(t, gh)
 	failure, err := os.ReadFile("../../core/webhook/testdata/github/check_run.failure.json")
 	if err != nil {
 		t.Fatal(err)
@@ -249,4 +234,26 @@ func countCIOutput(lines []string) (edits, posts, replies int) {
 		}
 	}
 	return edits, posts, replies
+}
+
+// A commit's CI state lives in the store, not the plugin's memory: a bot
+// killed with -9 after a failure and started again still knows the commit
+// was failing, so the fix is a transition ("Fixed") in the failure's thread.
+func TestCIStatusRemembersACommitsStateAcrossAKill9OfTheBot(t *testing.T) {
+	gh := ciGitHub(t)
+	c, deliver, kill9 := startCIBot(t, gh)
+	failure, err := os.ReadFile("../../core/webhook/testdata/github/check_run.failure.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	success, err := os.ReadFile("../../core/webhook/testdata/github/check_run.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver("check_run", "ci-kill-1", failure)
+	c.readLinesUntil(t, "line too long (120 > 80)")
+
+	c = kill9(c)
+	deliver("check_run", "ci-kill-2", success)
+	c.readLinesUntil(t, "Fixed: Codertocat/Hello-World #2 at ec26c3e")
 }

@@ -80,6 +80,9 @@ func (b *Bot) ask(ctx context.Context, a asking, approvers []string, count int, 
 		return "error", err.Error()
 	}
 	a.out.send(ctx, b.askOutput(r), false)
+	if _, byPlugin := b.runDepth.Load(a.requestID); byPlugin {
+		b.pluginRunApprovals.Store(a.requestID, r.ID) // for RunCommand's answer
+	}
 	if !confirm {
 		b.askByDirectMessage(ctx, r)
 	}

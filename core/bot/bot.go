@@ -137,6 +137,10 @@ type Bot struct {
 	// runDepth holds, by request id, how deep in commands run by plugins
 	// (Host.RunCommand) a request is (int), while it runs.
 	runDepth sync.Map
+	// pluginRunApprovals holds, by the request id of a command run by a plugin
+	// (RunCommand), the approval request that command is waiting for:
+	// RunCommand answers with its id.
+	pluginRunApprovals sync.Map
 
 	// scheduleProblems are, by plugin, what was wrong with the schedules
 	// of its last manifest (see SchedulesHealth).

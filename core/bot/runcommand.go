@@ -78,6 +78,7 @@ func (b *Bot) runForPlugin(ctx context.Context, plugin string, r *pluginv1.RunCo
 	id := b.newRequestID()
 	b.runDepth.Store(id, depth)
 	defer b.runDepth.Delete(id)
+	defer b.pluginRunApprovals.Delete(id)
 	b.inflight.Add(1)
 	defer b.inflight.Done()
 	// Not in the person's turn (dispatch): the plugin's own command, which
@@ -87,10 +88,8 @@ func (b *Bot) runForPlugin(ctx context.Context, plugin string, r *pluginv1.RunCo
 	switch outcome {
 	case "ok", "denied":
 	case "approval":
-		// Waiting for its approvers: "approval 12 requested; …".
-		var id int64
-		if _, err := fmt.Sscanf(detail, "approval %d requested", &id); err == nil {
-			resp.ApprovalId = id
+		if v, ok := b.pluginRunApprovals.Load(id); ok {
+			resp.ApprovalId = v.(int64)
 		}
 	case "rejected":
 		resp.Outcome = "unknown"

@@ -8,7 +8,7 @@ PROTO     := sdk/proto/chima/plugin/v1/plugin.proto
 MODULE    := github.com/chimaops/chima
 CONFIG    ?= examples/config/chima.yaml
 
-.PHONY: all build plugins run example test bench soak proto lint clean
+.PHONY: all build plugins run example test sdk-check bench soak proto lint clean
 
 all: build
 
@@ -41,10 +41,19 @@ example:
 		GOBIN=$(abspath $(BIN))/tools $(GO) install github.com/restic/restic/cmd/restic@v$(RESTIC_VERSION); }; \
 		ln -sf tools/restic $(BIN)/restic; fi
 
-test:
-	$(GO) vet ./...
-	$(GO) tool staticcheck ./...
-	$(GO) test -count=1 -timeout 15m ./...
+test: sdk-check
+	$(GO) vet ./... ./sdk/...
+	$(GO) tool staticcheck ./... ./sdk/...
+	$(GO) test -count=1 -timeout 15m ./... ./sdk/...
+
+# The SDK is its own module (sdk/go.mod): it must build and pass its tests
+# alone, at the minimum versions it asks for and with the oldest Go its go
+# line names, and an author's module that requires it must stay small.
+SDK_GO := go$(shell sed -n 's/^go //p' sdk/go.mod).0
+sdk-check:
+	cd sdk && GOWORK=off GOTOOLCHAIN=$(SDK_GO) $(GO) vet ./...
+	cd sdk && GOWORK=off GOTOOLCHAIN=$(SDK_GO) $(GO) test -count=1 ./...
+	@sdk/deps.sh
 
 # The replicas soak test, outside make test: 10,000 jobs through two replica
 # processes on one PostgreSQL, one killed -9 and restarted every minute;
@@ -69,8 +78,8 @@ bench: build
 	CHIMA_SERVICES_ENV=$${CHIMA_SERVICES_ENV:-/tmp/chima-services/env} $(GO) test -run '^$$' -bench 'BackupOverhead' -benchtime 1x -count 1 -timeout 30m ./plugins/backup/ | tee -a $(BIN)/bench.txt
 
 lint:
-	$(GO) vet ./...
-	$(GO) tool staticcheck ./...
+	$(GO) vet ./... ./sdk/...
+	$(GO) tool staticcheck ./... ./sdk/...
 
 proto:
 	$(GO) build -o $(BIN)/tools/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go

@@ -88,6 +88,292 @@ func (ArgType) EnumDescriptor() ([]byte, []int) {
 	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{0}
 }
 
+// Status is the hint an Output gives for colour or emoji.
+type Status int32
+
+const (
+	Status_STATUS_UNSPECIFIED Status = 0
+	Status_STATUS_GOOD        Status = 1
+	Status_STATUS_WARNING     Status = 2
+	Status_STATUS_DANGER      Status = 3
+	Status_STATUS_INFO        Status = 4
+)
+
+// Enum value maps for Status.
+var (
+	Status_name = map[int32]string{
+		0: "STATUS_UNSPECIFIED",
+		1: "STATUS_GOOD",
+		2: "STATUS_WARNING",
+		3: "STATUS_DANGER",
+		4: "STATUS_INFO",
+	}
+	Status_value = map[string]int32{
+		"STATUS_UNSPECIFIED": 0,
+		"STATUS_GOOD":        1,
+		"STATUS_WARNING":     2,
+		"STATUS_DANGER":      3,
+		"STATUS_INFO":        4,
+	}
+)
+
+func (x Status) Enum() *Status {
+	p := new(Status)
+	*p = x
+	return p
+}
+
+func (x Status) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Status) Descriptor() protoreflect.EnumDescriptor {
+	return file_chima_plugin_v1_plugin_proto_enumTypes[1].Descriptor()
+}
+
+func (Status) Type() protoreflect.EnumType {
+	return &file_chima_plugin_v1_plugin_proto_enumTypes[1]
+}
+
+func (x Status) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Status.Descriptor instead.
+func (Status) EnumDescriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{1}
+}
+
+// ButtonStyle is how a button stands out.
+type ButtonStyle int32
+
+const (
+	ButtonStyle_BUTTON_STYLE_DEFAULT ButtonStyle = 0
+	ButtonStyle_BUTTON_STYLE_PRIMARY ButtonStyle = 1
+	ButtonStyle_BUTTON_STYLE_DANGER  ButtonStyle = 2
+)
+
+// Enum value maps for ButtonStyle.
+var (
+	ButtonStyle_name = map[int32]string{
+		0: "BUTTON_STYLE_DEFAULT",
+		1: "BUTTON_STYLE_PRIMARY",
+		2: "BUTTON_STYLE_DANGER",
+	}
+	ButtonStyle_value = map[string]int32{
+		"BUTTON_STYLE_DEFAULT": 0,
+		"BUTTON_STYLE_PRIMARY": 1,
+		"BUTTON_STYLE_DANGER":  2,
+	}
+)
+
+func (x ButtonStyle) Enum() *ButtonStyle {
+	p := new(ButtonStyle)
+	*p = x
+	return p
+}
+
+func (x ButtonStyle) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ButtonStyle) Descriptor() protoreflect.EnumDescriptor {
+	return file_chima_plugin_v1_plugin_proto_enumTypes[2].Descriptor()
+}
+
+func (ButtonStyle) Type() protoreflect.EnumType {
+	return &file_chima_plugin_v1_plugin_proto_enumTypes[2]
+}
+
+func (x ButtonStyle) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ButtonStyle.Descriptor instead.
+func (ButtonStyle) EnumDescriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{2}
+}
+
+// Outcome is how a job ended, as its plugin reports it.
+type Outcome int32
+
+const (
+	Outcome_OUTCOME_UNSPECIFIED Outcome = 0
+	Outcome_OUTCOME_SUCCESS     Outcome = 1
+	Outcome_OUTCOME_FAILURE     Outcome = 2
+	Outcome_OUTCOME_ERROR       Outcome = 3
+	Outcome_OUTCOME_CANCELLED   Outcome = 4
+)
+
+// Enum value maps for Outcome.
+var (
+	Outcome_name = map[int32]string{
+		0: "OUTCOME_UNSPECIFIED",
+		1: "OUTCOME_SUCCESS",
+		2: "OUTCOME_FAILURE",
+		3: "OUTCOME_ERROR",
+		4: "OUTCOME_CANCELLED",
+	}
+	Outcome_value = map[string]int32{
+		"OUTCOME_UNSPECIFIED": 0,
+		"OUTCOME_SUCCESS":     1,
+		"OUTCOME_FAILURE":     2,
+		"OUTCOME_ERROR":       3,
+		"OUTCOME_CANCELLED":   4,
+	}
+)
+
+func (x Outcome) Enum() *Outcome {
+	p := new(Outcome)
+	*p = x
+	return p
+}
+
+func (x Outcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Outcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_chima_plugin_v1_plugin_proto_enumTypes[3].Descriptor()
+}
+
+func (Outcome) Type() protoreflect.EnumType {
+	return &file_chima_plugin_v1_plugin_proto_enumTypes[3]
+}
+
+func (x Outcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Outcome.Descriptor instead.
+func (Outcome) EnumDescriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{3}
+}
+
+// JobState is where a durable job is in its life.
+type JobState int32
+
+const (
+	JobState_JOB_STATE_UNSPECIFIED JobState = 0
+	JobState_JOB_STATE_QUEUED      JobState = 1
+	JobState_JOB_STATE_RUNNING     JobState = 2
+	JobState_JOB_STATE_SUCCEEDED   JobState = 3
+	JobState_JOB_STATE_FAILED      JobState = 4
+	JobState_JOB_STATE_ERROR       JobState = 5
+	JobState_JOB_STATE_CANCELLED   JobState = 6
+	JobState_JOB_STATE_INTERRUPTED JobState = 7
+)
+
+// Enum value maps for JobState.
+var (
+	JobState_name = map[int32]string{
+		0: "JOB_STATE_UNSPECIFIED",
+		1: "JOB_STATE_QUEUED",
+		2: "JOB_STATE_RUNNING",
+		3: "JOB_STATE_SUCCEEDED",
+		4: "JOB_STATE_FAILED",
+		5: "JOB_STATE_ERROR",
+		6: "JOB_STATE_CANCELLED",
+		7: "JOB_STATE_INTERRUPTED",
+	}
+	JobState_value = map[string]int32{
+		"JOB_STATE_UNSPECIFIED": 0,
+		"JOB_STATE_QUEUED":      1,
+		"JOB_STATE_RUNNING":     2,
+		"JOB_STATE_SUCCEEDED":   3,
+		"JOB_STATE_FAILED":      4,
+		"JOB_STATE_ERROR":       5,
+		"JOB_STATE_CANCELLED":   6,
+		"JOB_STATE_INTERRUPTED": 7,
+	}
+)
+
+func (x JobState) Enum() *JobState {
+	p := new(JobState)
+	*p = x
+	return p
+}
+
+func (x JobState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (JobState) Descriptor() protoreflect.EnumDescriptor {
+	return file_chima_plugin_v1_plugin_proto_enumTypes[4].Descriptor()
+}
+
+func (JobState) Type() protoreflect.EnumType {
+	return &file_chima_plugin_v1_plugin_proto_enumTypes[4]
+}
+
+func (x JobState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use JobState.Descriptor instead.
+func (JobState) EnumDescriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{4}
+}
+
+// CommandOutcome is how a command run through RunCommand went, as audited.
+type CommandOutcome int32
+
+const (
+	CommandOutcome_COMMAND_OUTCOME_UNSPECIFIED CommandOutcome = 0
+	CommandOutcome_COMMAND_OUTCOME_OK          CommandOutcome = 1
+	CommandOutcome_COMMAND_OUTCOME_DENIED      CommandOutcome = 2
+	CommandOutcome_COMMAND_OUTCOME_ERROR       CommandOutcome = 3
+	CommandOutcome_COMMAND_OUTCOME_UNKNOWN     CommandOutcome = 4
+	CommandOutcome_COMMAND_OUTCOME_APPROVAL    CommandOutcome = 5
+)
+
+// Enum value maps for CommandOutcome.
+var (
+	CommandOutcome_name = map[int32]string{
+		0: "COMMAND_OUTCOME_UNSPECIFIED",
+		1: "COMMAND_OUTCOME_OK",
+		2: "COMMAND_OUTCOME_DENIED",
+		3: "COMMAND_OUTCOME_ERROR",
+		4: "COMMAND_OUTCOME_UNKNOWN",
+		5: "COMMAND_OUTCOME_APPROVAL",
+	}
+	CommandOutcome_value = map[string]int32{
+		"COMMAND_OUTCOME_UNSPECIFIED": 0,
+		"COMMAND_OUTCOME_OK":          1,
+		"COMMAND_OUTCOME_DENIED":      2,
+		"COMMAND_OUTCOME_ERROR":       3,
+		"COMMAND_OUTCOME_UNKNOWN":     4,
+		"COMMAND_OUTCOME_APPROVAL":    5,
+	}
+)
+
+func (x CommandOutcome) Enum() *CommandOutcome {
+	p := new(CommandOutcome)
+	*p = x
+	return p
+}
+
+func (x CommandOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CommandOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_chima_plugin_v1_plugin_proto_enumTypes[5].Descriptor()
+}
+
+func (CommandOutcome) Type() protoreflect.EnumType {
+	return &file_chima_plugin_v1_plugin_proto_enumTypes[5]
+}
+
+func (x CommandOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CommandOutcome.Descriptor instead.
+func (CommandOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{5}
+}
+
 // DescribeRequest is sent by the host right after the handshake.
 type DescribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -104,6 +390,10 @@ type DescribeRequest struct {
 	HostVersion string `protobuf:"bytes,3,opt,name=host_version,json=hostVersion,proto3" json:"host_version,omitempty"`
 	// Protocol minor version spoken by the host.
 	ProtocolMinor uint32 `protobuf:"varint,4,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
+	// The whole plugins[].settings document as JSON, nested maps and lists
+	// included (since minor 8). settings above holds its top-level scalars as
+	// strings, and nested values as their JSON, for older plugins.
+	SettingsJson  string `protobuf:"bytes,5,opt,name=settings_json,json=settingsJson,proto3" json:"settings_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -166,6 +456,13 @@ func (x *DescribeRequest) GetProtocolMinor() uint32 {
 	return 0
 }
 
+func (x *DescribeRequest) GetSettingsJson() string {
+	if x != nil {
+		return x.SettingsJson
+	}
+	return ""
+}
+
 // ValidateRequest asks a plugin to check its settings (protocol minor 4).
 type ValidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -175,6 +472,8 @@ type ValidateRequest struct {
 	HostVersion string `protobuf:"bytes,2,opt,name=host_version,json=hostVersion,proto3" json:"host_version,omitempty"`
 	// Protocol minor version spoken by the host.
 	ProtocolMinor uint32 `protobuf:"varint,3,opt,name=protocol_minor,json=protocolMinor,proto3" json:"protocol_minor,omitempty"`
+	// The settings Describe would receive as settings_json (since minor 8).
+	SettingsJson  string `protobuf:"bytes,4,opt,name=settings_json,json=settingsJson,proto3" json:"settings_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +527,13 @@ func (x *ValidateRequest) GetProtocolMinor() uint32 {
 		return x.ProtocolMinor
 	}
 	return 0
+}
+
+func (x *ValidateRequest) GetSettingsJson() string {
+	if x != nil {
+		return x.SettingsJson
+	}
+	return ""
 }
 
 // ValidateResponse lists what is wrong with the settings.
@@ -1097,7 +1403,11 @@ type Output struct {
 	// build one from the other fields when it is empty.
 	Fallback string `protobuf:"bytes,6,opt,name=fallback,proto3" json:"fallback,omitempty"`
 	// Hint for colour or emoji: "", "good", "warning", "danger", "info".
-	Status        string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	// Superseded by status_code since minor 8; senders still set both, for
+	// older peers, and receivers prefer status_code when it is not UNSPECIFIED.
+	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	// The hint as an enum (since minor 8).
+	StatusCode    Status `protobuf:"varint,8,opt,name=status_code,json=statusCode,proto3,enum=chima.plugin.v1.Status" json:"status_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1181,6 +1491,13 @@ func (x *Output) GetStatus() string {
 	return ""
 }
 
+func (x *Output) GetStatusCode() Status {
+	if x != nil {
+		return x.StatusCode
+	}
+	return Status_STATUS_UNSPECIFIED
+}
+
 // Field is a short labelled value.
 type Field struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1255,14 +1572,17 @@ type Button struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Label   string                 `protobuf:"bytes,1,opt,name=label,proto3" json:"label,omitempty"`
 	Command string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
-	// "", "primary" or "danger".
+	// "", "primary" or "danger". Superseded by style_code since minor 8;
+	// senders set both, receivers prefer style_code when not DEFAULT.
 	Style string `protobuf:"bytes,3,opt,name=style,proto3" json:"style,omitempty"`
 	// One of the plugin's declared actions (Manifest.actions).
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
 	// Data the click carries back to the action, at most 2,000 bytes: a
 	// deployment's id, say. Chat services show it to nobody, but it is not
 	// secret: never put credentials in it.
-	Value         string `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	Value string `protobuf:"bytes,5,opt,name=value,proto3" json:"value,omitempty"`
+	// The style as an enum (since minor 8).
+	StyleCode     ButtonStyle `protobuf:"varint,6,opt,name=style_code,json=styleCode,proto3,enum=chima.plugin.v1.ButtonStyle" json:"style_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1330,6 +1650,13 @@ func (x *Button) GetValue() string {
 		return x.Value
 	}
 	return ""
+}
+
+func (x *Button) GetStyleCode() ButtonStyle {
+	if x != nil {
+		return x.StyleCode
+	}
+	return ButtonStyle_BUTTON_STYLE_DEFAULT
 }
 
 // ButtonClick says a command or an interaction came from a click on a
@@ -2370,8 +2697,12 @@ func (x *UserError) GetArgument() string {
 type Done struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// For jobs: "success", "failure", "error", "cancelled". Empty for commands.
-	Outcome       string `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
-	Detail        string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Superseded by outcome_code since minor 8; senders set both, receivers
+	// prefer outcome_code when not UNSPECIFIED.
+	Outcome string `protobuf:"bytes,1,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Detail  string `protobuf:"bytes,2,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The outcome as an enum (since minor 8).
+	OutcomeCode   Outcome `protobuf:"varint,3,opt,name=outcome_code,json=outcomeCode,proto3,enum=chima.plugin.v1.Outcome" json:"outcome_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2418,6 +2749,13 @@ func (x *Done) GetDetail() string {
 		return x.Detail
 	}
 	return ""
+}
+
+func (x *Done) GetOutcomeCode() Outcome {
+	if x != nil {
+		return x.OutcomeCode
+	}
+	return Outcome_OUTCOME_UNSPECIFIED
 }
 
 // Call is one request on the Multiplex stream.
@@ -3447,9 +3785,11 @@ type JobsRequest struct {
 	// Exact queue key as given to Enqueue; empty for any.
 	QueueKey string `protobuf:"bytes,2,opt,name=queue_key,json=queueKey,proto3" json:"queue_key,omitempty"`
 	// "queued", "running", "succeeded", "failed", "error", "cancelled",
-	// "interrupted"; empty for any.
-	States        []string `protobuf:"bytes,3,rep,name=states,proto3" json:"states,omitempty"`
-	Limit         int32    `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// "interrupted"; empty for any. Hosts of minor 8 also read state_codes.
+	States []string `protobuf:"bytes,3,rep,name=states,proto3" json:"states,omitempty"`
+	Limit  int32    `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The states as enums (since minor 8); the union with states is asked for.
+	StateCodes    []JobState `protobuf:"varint,5,rep,packed,name=state_codes,json=stateCodes,proto3,enum=chima.plugin.v1.JobState" json:"state_codes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3512,6 +3852,13 @@ func (x *JobsRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *JobsRequest) GetStateCodes() []JobState {
+	if x != nil {
+		return x.StateCodes
+	}
+	return nil
+}
+
 type JobsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Jobs          []*JobInfo             `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
@@ -3557,18 +3904,20 @@ func (x *JobsResponse) GetJobs() []*JobInfo {
 }
 
 type JobInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	QueueKey      string                 `protobuf:"bytes,3,opt,name=queue_key,json=queueKey,proto3" json:"queue_key,omitempty"`
-	State         string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
-	Detail        string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
-	Attempt       uint32                 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	CreatedUnix   int64                  `protobuf:"varint,8,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
-	StartedUnix   int64                  `protobuf:"varint,9,opt,name=started_unix,json=startedUnix,proto3" json:"started_unix,omitempty"`
-	FinishedUnix  int64                  `protobuf:"varint,10,opt,name=finished_unix,json=finishedUnix,proto3" json:"finished_unix,omitempty"`
-	Notify        *MessageRef            `protobuf:"bytes,11,opt,name=notify,proto3" json:"notify,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind         string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	QueueKey     string                 `protobuf:"bytes,3,opt,name=queue_key,json=queueKey,proto3" json:"queue_key,omitempty"`
+	State        string                 `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Payload      []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	Detail       string                 `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	Attempt      uint32                 `protobuf:"varint,7,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	CreatedUnix  int64                  `protobuf:"varint,8,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	StartedUnix  int64                  `protobuf:"varint,9,opt,name=started_unix,json=startedUnix,proto3" json:"started_unix,omitempty"`
+	FinishedUnix int64                  `protobuf:"varint,10,opt,name=finished_unix,json=finishedUnix,proto3" json:"finished_unix,omitempty"`
+	Notify       *MessageRef            `protobuf:"bytes,11,opt,name=notify,proto3" json:"notify,omitempty"`
+	// state as an enum (since minor 8); hosts set both.
+	StateCode     JobState `protobuf:"varint,12,opt,name=state_code,json=stateCode,proto3,enum=chima.plugin.v1.JobState" json:"state_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3678,6 +4027,13 @@ func (x *JobInfo) GetNotify() *MessageRef {
 		return x.Notify
 	}
 	return nil
+}
+
+func (x *JobInfo) GetStateCode() JobState {
+	if x != nil {
+		return x.StateCode
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
 }
 
 type AppendLogRequest struct {
@@ -4794,7 +5150,9 @@ type RunCommandResponse struct {
 	// Why, for a command that did not run or failed.
 	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	// The approval request's id when outcome is "approval".
-	ApprovalId    int64 `protobuf:"varint,4,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	ApprovalId int64 `protobuf:"varint,4,opt,name=approval_id,json=approvalId,proto3" json:"approval_id,omitempty"`
+	// outcome as an enum (since minor 8); hosts set both.
+	OutcomeCode   CommandOutcome `protobuf:"varint,5,opt,name=outcome_code,json=outcomeCode,proto3,enum=chima.plugin.v1.CommandOutcome" json:"outcome_code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4857,23 +5215,32 @@ func (x *RunCommandResponse) GetApprovalId() int64 {
 	return 0
 }
 
+func (x *RunCommandResponse) GetOutcomeCode() CommandOutcome {
+	if x != nil {
+		return x.OutcomeCode
+	}
+	return CommandOutcome_COMMAND_OUTCOME_UNSPECIFIED
+}
+
 var File_chima_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\x1cchima/plugin/v1/plugin.proto\x12\x0fchima.plugin.v1\"\x8c\x02\n" +
+	"\x1cchima/plugin/v1/plugin.proto\x12\x0fchima.plugin.v1\"\xb1\x02\n" +
 	"\x0fDescribeRequest\x12&\n" +
 	"\x0fhost_service_id\x18\x01 \x01(\rR\rhostServiceId\x12J\n" +
 	"\bsettings\x18\x02 \x03(\v2..chima.plugin.v1.DescribeRequest.SettingsEntryR\bsettings\x12!\n" +
 	"\fhost_version\x18\x03 \x01(\tR\vhostVersion\x12%\n" +
-	"\x0eprotocol_minor\x18\x04 \x01(\rR\rprotocolMinor\x1a;\n" +
+	"\x0eprotocol_minor\x18\x04 \x01(\rR\rprotocolMinor\x12#\n" +
+	"\rsettings_json\x18\x05 \x01(\tR\fsettingsJson\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x89\x02\n" +
 	"\x0fValidateRequest\x12J\n" +
 	"\bsettings\x18\x01 \x03(\v2..chima.plugin.v1.ValidateRequest.SettingsEntryR\bsettings\x12!\n" +
 	"\fhost_version\x18\x02 \x01(\tR\vhostVersion\x12%\n" +
-	"\x0eprotocol_minor\x18\x03 \x01(\rR\rprotocolMinor\x1a;\n" +
+	"\x0eprotocol_minor\x18\x03 \x01(\rR\rprotocolMinor\x12#\n" +
+	"\rsettings_json\x18\x04 \x01(\tR\fsettingsJson\x1a;\n" +
 	"\rSettingsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"P\n" +
@@ -4951,7 +5318,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x16\n" +
-	"\x06person\x18\x04 \x01(\tR\x06person\"\xdd\x01\n" +
+	"\x06person\x18\x04 \x01(\tR\x06person\"\x97\x02\n" +
 	"\x06Output\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12.\n" +
@@ -4959,17 +5326,21 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04code\x18\x04 \x01(\tR\x04code\x121\n" +
 	"\abuttons\x18\x05 \x03(\v2\x17.chima.plugin.v1.ButtonR\abuttons\x12\x1a\n" +
 	"\bfallback\x18\x06 \x01(\tR\bfallback\x12\x16\n" +
-	"\x06status\x18\a \x01(\tR\x06status\"I\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x128\n" +
+	"\vstatus_code\x18\b \x01(\x0e2\x17.chima.plugin.v1.StatusR\n" +
+	"statusCode\"I\n" +
 	"\x05Field\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
-	"\x05short\x18\x03 \x01(\bR\x05short\"|\n" +
+	"\x05short\x18\x03 \x01(\bR\x05short\"\xb9\x01\n" +
 	"\x06Button\x12\x14\n" +
 	"\x05label\x18\x01 \x01(\tR\x05label\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x14\n" +
 	"\x05style\x18\x03 \x01(\tR\x05style\x12\x16\n" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12\x14\n" +
-	"\x05value\x18\x05 \x01(\tR\x05value\"g\n" +
+	"\x05value\x18\x05 \x01(\tR\x05value\x12;\n" +
+	"\n" +
+	"style_code\x18\x06 \x01(\x0e2\x1c.chima.plugin.v1.ButtonStyleR\tstyleCode\"g\n" +
 	"\vButtonClick\x125\n" +
 	"\amessage\x18\x01 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\amessage\x12!\n" +
 	"\fclicked_unix\x18\x02 \x01(\x03R\vclickedUnix\"\xdf\x03\n" +
@@ -5056,10 +5427,11 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\tUserError\x12\x18\n" +
 	"\asummary\x18\x01 \x01(\tR\asummary\x12\x16\n" +
 	"\x06detail\x18\x02 \x01(\tR\x06detail\x12\x1a\n" +
-	"\bargument\x18\x03 \x01(\tR\bargument\"8\n" +
+	"\bargument\x18\x03 \x01(\tR\bargument\"u\n" +
 	"\x04Done\x12\x18\n" +
 	"\aoutcome\x18\x01 \x01(\tR\aoutcome\x12\x16\n" +
-	"\x06detail\x18\x02 \x01(\tR\x06detail\"\x96\x03\n" +
+	"\x06detail\x18\x02 \x01(\tR\x06detail\x12;\n" +
+	"\foutcome_code\x18\x03 \x01(\x0e2\x18.chima.plugin.v1.OutcomeR\voutcomeCode\"\x96\x03\n" +
 	"\x04Call\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12;\n" +
 	"\acommand\x18\x02 \x01(\v2\x1f.chima.plugin.v1.CommandRequestH\x00R\acommand\x125\n" +
@@ -5124,14 +5496,16 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x06job_id\x18\x01 \x01(\x03R\x05jobId\"]\n" +
 	"\x11CancelJobResponse\x12\x1c\n" +
 	"\tcancelled\x18\x01 \x01(\bR\tcancelled\x12*\n" +
-	"\x03job\x18\x02 \x01(\v2\x18.chima.plugin.v1.JobInfoR\x03job\"l\n" +
+	"\x03job\x18\x02 \x01(\v2\x18.chima.plugin.v1.JobInfoR\x03job\"\xa8\x01\n" +
 	"\vJobsRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1b\n" +
 	"\tqueue_key\x18\x02 \x01(\tR\bqueueKey\x12\x16\n" +
 	"\x06states\x18\x03 \x03(\tR\x06states\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"<\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12:\n" +
+	"\vstate_codes\x18\x05 \x03(\x0e2\x19.chima.plugin.v1.JobStateR\n" +
+	"stateCodes\"<\n" +
 	"\fJobsResponse\x12,\n" +
-	"\x04jobs\x18\x01 \x03(\v2\x18.chima.plugin.v1.JobInfoR\x04jobs\"\xcc\x02\n" +
+	"\x04jobs\x18\x01 \x03(\v2\x18.chima.plugin.v1.JobInfoR\x04jobs\"\x86\x03\n" +
 	"\aJobInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x1b\n" +
@@ -5144,7 +5518,9 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\fstarted_unix\x18\t \x01(\x03R\vstartedUnix\x12#\n" +
 	"\rfinished_unix\x18\n" +
 	" \x01(\x03R\ffinishedUnix\x123\n" +
-	"\x06notify\x18\v \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x06notify\":\n" +
+	"\x06notify\x18\v \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x06notify\x128\n" +
+	"\n" +
+	"state_code\x18\f \x01(\x0e2\x19.chima.plugin.v1.JobStateR\tstateCode\":\n" +
 	"\x10AppendLogRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"'\n" +
@@ -5214,20 +5590,53 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x04room\x18\x03 \x01(\v2\x1b.chima.plugin.v1.MessageRefR\x04room\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x04 \x01(\tR\trequestId\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\"\x86\x01\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xca\x01\n" +
 	"\x12RunCommandResponse\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
 	"\aoutcome\x18\x02 \x01(\tR\aoutcome\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1f\n" +
 	"\vapproval_id\x18\x04 \x01(\x03R\n" +
-	"approvalId*m\n" +
+	"approvalId\x12B\n" +
+	"\foutcome_code\x18\x05 \x01(\x0e2\x1f.chima.plugin.v1.CommandOutcomeR\voutcomeCode*m\n" +
 	"\aArgType\x12\x13\n" +
 	"\x0fARG_TYPE_STRING\x10\x00\x12\x10\n" +
 	"\fARG_TYPE_INT\x10\x01\x12\x11\n" +
 	"\rARG_TYPE_BOOL\x10\x02\x12\x11\n" +
 	"\rARG_TYPE_ENUM\x10\x03\x12\x15\n" +
-	"\x11ARG_TYPE_DURATION\x10\x042\xa7\x05\n" +
+	"\x11ARG_TYPE_DURATION\x10\x04*i\n" +
+	"\x06Status\x12\x16\n" +
+	"\x12STATUS_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vSTATUS_GOOD\x10\x01\x12\x12\n" +
+	"\x0eSTATUS_WARNING\x10\x02\x12\x11\n" +
+	"\rSTATUS_DANGER\x10\x03\x12\x0f\n" +
+	"\vSTATUS_INFO\x10\x04*Z\n" +
+	"\vButtonStyle\x12\x18\n" +
+	"\x14BUTTON_STYLE_DEFAULT\x10\x00\x12\x18\n" +
+	"\x14BUTTON_STYLE_PRIMARY\x10\x01\x12\x17\n" +
+	"\x13BUTTON_STYLE_DANGER\x10\x02*v\n" +
+	"\aOutcome\x12\x17\n" +
+	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
+	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n" +
+	"\x0fOUTCOME_FAILURE\x10\x02\x12\x11\n" +
+	"\rOUTCOME_ERROR\x10\x03\x12\x15\n" +
+	"\x11OUTCOME_CANCELLED\x10\x04*\xca\x01\n" +
+	"\bJobState\x12\x19\n" +
+	"\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n" +
+	"\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n" +
+	"\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n" +
+	"\x10JOB_STATE_FAILED\x10\x04\x12\x13\n" +
+	"\x0fJOB_STATE_ERROR\x10\x05\x12\x17\n" +
+	"\x13JOB_STATE_CANCELLED\x10\x06\x12\x19\n" +
+	"\x15JOB_STATE_INTERRUPTED\x10\a*\xbb\x01\n" +
+	"\x0eCommandOutcome\x12\x1f\n" +
+	"\x1bCOMMAND_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12COMMAND_OUTCOME_OK\x10\x01\x12\x1a\n" +
+	"\x16COMMAND_OUTCOME_DENIED\x10\x02\x12\x19\n" +
+	"\x15COMMAND_OUTCOME_ERROR\x10\x03\x12\x1b\n" +
+	"\x17COMMAND_OUTCOME_UNKNOWN\x10\x04\x12\x1c\n" +
+	"\x18COMMAND_OUTCOME_APPROVAL\x10\x052\xa7\x05\n" +
 	"\x06Plugin\x12G\n" +
 	"\bDescribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12C\n" +
 	"\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12F\n" +
@@ -5272,194 +5681,205 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 	return file_chima_plugin_v1_plugin_proto_rawDescData
 }
 
-var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
 	(ArgType)(0),                     // 0: chima.plugin.v1.ArgType
-	(*DescribeRequest)(nil),          // 1: chima.plugin.v1.DescribeRequest
-	(*ValidateRequest)(nil),          // 2: chima.plugin.v1.ValidateRequest
-	(*ValidateResponse)(nil),         // 3: chima.plugin.v1.ValidateResponse
-	(*SettingsProblem)(nil),          // 4: chima.plugin.v1.SettingsProblem
-	(*Manifest)(nil),                 // 5: chima.plugin.v1.Manifest
-	(*ScheduleSpec)(nil),             // 6: chima.plugin.v1.ScheduleSpec
-	(*ActionSpec)(nil),               // 7: chima.plugin.v1.ActionSpec
-	(*CommandSpec)(nil),              // 8: chima.plugin.v1.CommandSpec
-	(*ArgSpec)(nil),                  // 9: chima.plugin.v1.ArgSpec
-	(*MessageRef)(nil),               // 10: chima.plugin.v1.MessageRef
-	(*User)(nil),                     // 11: chima.plugin.v1.User
-	(*Output)(nil),                   // 12: chima.plugin.v1.Output
-	(*Field)(nil),                    // 13: chima.plugin.v1.Field
-	(*Button)(nil),                   // 14: chima.plugin.v1.Button
-	(*ButtonClick)(nil),              // 15: chima.plugin.v1.ButtonClick
-	(*CommandRequest)(nil),           // 16: chima.plugin.v1.CommandRequest
-	(*Approval)(nil),                 // 17: chima.plugin.v1.Approval
-	(*InteractionRequest)(nil),       // 18: chima.plugin.v1.InteractionRequest
-	(*WebhookEvent)(nil),             // 19: chima.plugin.v1.WebhookEvent
-	(*JobInterruptedRequest)(nil),    // 20: chima.plugin.v1.JobInterruptedRequest
-	(*JobRequest)(nil),               // 21: chima.plugin.v1.JobRequest
-	(*Event)(nil),                    // 22: chima.plugin.v1.Event
-	(*ApprovalNeeded)(nil),           // 23: chima.plugin.v1.ApprovalNeeded
-	(*Reply)(nil),                    // 24: chima.plugin.v1.Reply
-	(*Progress)(nil),                 // 25: chima.plugin.v1.Progress
-	(*UserError)(nil),                // 26: chima.plugin.v1.UserError
-	(*Done)(nil),                     // 27: chima.plugin.v1.Done
-	(*Call)(nil),                     // 28: chima.plugin.v1.Call
-	(*CancelCall)(nil),               // 29: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),                // 30: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),              // 31: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),             // 32: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),            // 33: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),           // 34: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),           // 35: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),          // 36: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),              // 37: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),             // 38: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),                 // 39: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),            // 40: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),           // 41: chima.plugin.v1.UnlockResponse
-	(*CancelJobRequest)(nil),         // 42: chima.plugin.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 43: chima.plugin.v1.CancelJobResponse
-	(*JobsRequest)(nil),              // 44: chima.plugin.v1.JobsRequest
-	(*JobsResponse)(nil),             // 45: chima.plugin.v1.JobsResponse
-	(*JobInfo)(nil),                  // 46: chima.plugin.v1.JobInfo
-	(*AppendLogRequest)(nil),         // 47: chima.plugin.v1.AppendLogRequest
-	(*AppendLogResponse)(nil),        // 48: chima.plugin.v1.AppendLogResponse
-	(*ReadLogRequest)(nil),           // 49: chima.plugin.v1.ReadLogRequest
-	(*ReadLogResponse)(nil),          // 50: chima.plugin.v1.ReadLogResponse
-	(*HTTPRequest)(nil),              // 51: chima.plugin.v1.HTTPRequest
-	(*HTTPResponse)(nil),             // 52: chima.plugin.v1.HTTPResponse
-	(*LocksRequest)(nil),             // 53: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),            // 54: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),             // 55: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),            // 56: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),             // 57: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),            // 58: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),          // 59: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil),         // 60: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),            // 61: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),           // 62: chima.plugin.v1.KVListResponse
-	(*KVCompareAndSwapRequest)(nil),  // 63: chima.plugin.v1.KVCompareAndSwapRequest
-	(*KVCompareAndSwapResponse)(nil), // 64: chima.plugin.v1.KVCompareAndSwapResponse
-	(*KVIncrementRequest)(nil),       // 65: chima.plugin.v1.KVIncrementRequest
-	(*KVIncrementResponse)(nil),      // 66: chima.plugin.v1.KVIncrementResponse
-	(*RunCommandRequest)(nil),        // 67: chima.plugin.v1.RunCommandRequest
-	(*RunCommandResponse)(nil),       // 68: chima.plugin.v1.RunCommandResponse
-	nil,                              // 69: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                              // 70: chima.plugin.v1.ValidateRequest.SettingsEntry
-	nil,                              // 71: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                              // 72: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                              // 73: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                              // 74: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(Status)(0),                      // 1: chima.plugin.v1.Status
+	(ButtonStyle)(0),                 // 2: chima.plugin.v1.ButtonStyle
+	(Outcome)(0),                     // 3: chima.plugin.v1.Outcome
+	(JobState)(0),                    // 4: chima.plugin.v1.JobState
+	(CommandOutcome)(0),              // 5: chima.plugin.v1.CommandOutcome
+	(*DescribeRequest)(nil),          // 6: chima.plugin.v1.DescribeRequest
+	(*ValidateRequest)(nil),          // 7: chima.plugin.v1.ValidateRequest
+	(*ValidateResponse)(nil),         // 8: chima.plugin.v1.ValidateResponse
+	(*SettingsProblem)(nil),          // 9: chima.plugin.v1.SettingsProblem
+	(*Manifest)(nil),                 // 10: chima.plugin.v1.Manifest
+	(*ScheduleSpec)(nil),             // 11: chima.plugin.v1.ScheduleSpec
+	(*ActionSpec)(nil),               // 12: chima.plugin.v1.ActionSpec
+	(*CommandSpec)(nil),              // 13: chima.plugin.v1.CommandSpec
+	(*ArgSpec)(nil),                  // 14: chima.plugin.v1.ArgSpec
+	(*MessageRef)(nil),               // 15: chima.plugin.v1.MessageRef
+	(*User)(nil),                     // 16: chima.plugin.v1.User
+	(*Output)(nil),                   // 17: chima.plugin.v1.Output
+	(*Field)(nil),                    // 18: chima.plugin.v1.Field
+	(*Button)(nil),                   // 19: chima.plugin.v1.Button
+	(*ButtonClick)(nil),              // 20: chima.plugin.v1.ButtonClick
+	(*CommandRequest)(nil),           // 21: chima.plugin.v1.CommandRequest
+	(*Approval)(nil),                 // 22: chima.plugin.v1.Approval
+	(*InteractionRequest)(nil),       // 23: chima.plugin.v1.InteractionRequest
+	(*WebhookEvent)(nil),             // 24: chima.plugin.v1.WebhookEvent
+	(*JobInterruptedRequest)(nil),    // 25: chima.plugin.v1.JobInterruptedRequest
+	(*JobRequest)(nil),               // 26: chima.plugin.v1.JobRequest
+	(*Event)(nil),                    // 27: chima.plugin.v1.Event
+	(*ApprovalNeeded)(nil),           // 28: chima.plugin.v1.ApprovalNeeded
+	(*Reply)(nil),                    // 29: chima.plugin.v1.Reply
+	(*Progress)(nil),                 // 30: chima.plugin.v1.Progress
+	(*UserError)(nil),                // 31: chima.plugin.v1.UserError
+	(*Done)(nil),                     // 32: chima.plugin.v1.Done
+	(*Call)(nil),                     // 33: chima.plugin.v1.Call
+	(*CancelCall)(nil),               // 34: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),                // 35: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),              // 36: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),             // 37: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),            // 38: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),           // 39: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),           // 40: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),          // 41: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),              // 42: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),             // 43: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),                 // 44: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),            // 45: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 46: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),         // 47: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 48: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),              // 49: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),             // 50: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),                  // 51: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),         // 52: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil),        // 53: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),           // 54: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),          // 55: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),              // 56: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),             // 57: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),             // 58: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),            // 59: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),             // 60: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),            // 61: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),             // 62: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),            // 63: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),          // 64: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),         // 65: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),            // 66: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),           // 67: chima.plugin.v1.KVListResponse
+	(*KVCompareAndSwapRequest)(nil),  // 68: chima.plugin.v1.KVCompareAndSwapRequest
+	(*KVCompareAndSwapResponse)(nil), // 69: chima.plugin.v1.KVCompareAndSwapResponse
+	(*KVIncrementRequest)(nil),       // 70: chima.plugin.v1.KVIncrementRequest
+	(*KVIncrementResponse)(nil),      // 71: chima.plugin.v1.KVIncrementResponse
+	(*RunCommandRequest)(nil),        // 72: chima.plugin.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),       // 73: chima.plugin.v1.RunCommandResponse
+	nil,                              // 74: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                              // 75: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                              // 76: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                              // 77: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                              // 78: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                              // 79: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	69, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	70, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
-	4,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
-	8,  // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
-	7,  // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
-	6,  // 5: chima.plugin.v1.Manifest.schedules:type_name -> chima.plugin.v1.ScheduleSpec
-	10, // 6: chima.plugin.v1.ScheduleSpec.notify:type_name -> chima.plugin.v1.MessageRef
-	9,  // 7: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
+	74, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	75, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	9,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
+	13, // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
+	12, // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
+	11, // 5: chima.plugin.v1.Manifest.schedules:type_name -> chima.plugin.v1.ScheduleSpec
+	15, // 6: chima.plugin.v1.ScheduleSpec.notify:type_name -> chima.plugin.v1.MessageRef
+	14, // 7: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
 	0,  // 8: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
-	13, // 9: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
-	14, // 10: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
-	10, // 11: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
-	71, // 12: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
-	11, // 13: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
-	10, // 14: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
-	15, // 15: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
-	17, // 16: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
-	11, // 17: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
-	10, // 18: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
-	72, // 19: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
-	21, // 20: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
-	10, // 21: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	24, // 22: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
-	25, // 23: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
-	26, // 24: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
-	27, // 25: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
-	23, // 26: chima.plugin.v1.Event.approval_needed:type_name -> chima.plugin.v1.ApprovalNeeded
-	12, // 27: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
-	12, // 28: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
-	16, // 29: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
-	19, // 30: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
-	21, // 31: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
-	29, // 32: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
-	18, // 33: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
-	20, // 34: chima.plugin.v1.Call.job_interrupted:type_name -> chima.plugin.v1.JobInterruptedRequest
-	22, // 35: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
-	10, // 36: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
-	12, // 37: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
-	10, // 38: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
-	10, // 39: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
-	12, // 40: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
-	10, // 41: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	39, // 42: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	39, // 43: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	46, // 44: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
-	46, // 45: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
-	10, // 46: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
-	73, // 47: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	74, // 48: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
-	39, // 49: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	10, // 50: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
-	1,  // 51: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	16, // 52: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	19, // 53: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	21, // 54: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	18, // 55: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
-	51, // 56: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
-	28, // 57: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	2,  // 58: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
-	20, // 59: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
-	31, // 60: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	33, // 61: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	35, // 62: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	37, // 63: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	40, // 64: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	53, // 65: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	42, // 66: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
-	44, // 67: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
-	47, // 68: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
-	49, // 69: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
-	55, // 70: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	57, // 71: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	59, // 72: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	61, // 73: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	63, // 74: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
-	65, // 75: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
-	67, // 76: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
-	5,  // 77: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	22, // 78: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	22, // 79: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	22, // 80: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	22, // 81: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
-	52, // 82: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	30, // 83: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	3,  // 84: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
-	22, // 85: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
-	32, // 86: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	34, // 87: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	36, // 88: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	38, // 89: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	41, // 90: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	54, // 91: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	43, // 92: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	45, // 93: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	48, // 94: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	50, // 95: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	56, // 96: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	58, // 97: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	60, // 98: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	62, // 99: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	64, // 100: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
-	66, // 101: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
-	68, // 102: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
-	77, // [77:103] is the sub-list for method output_type
-	51, // [51:77] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	18, // 9: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
+	19, // 10: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
+	1,  // 11: chima.plugin.v1.Output.status_code:type_name -> chima.plugin.v1.Status
+	2,  // 12: chima.plugin.v1.Button.style_code:type_name -> chima.plugin.v1.ButtonStyle
+	15, // 13: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
+	76, // 14: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	16, // 15: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
+	15, // 16: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
+	20, // 17: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
+	22, // 18: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
+	16, // 19: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
+	15, // 20: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
+	77, // 21: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	26, // 22: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
+	15, // 23: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	29, // 24: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
+	30, // 25: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
+	31, // 26: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
+	32, // 27: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
+	28, // 28: chima.plugin.v1.Event.approval_needed:type_name -> chima.plugin.v1.ApprovalNeeded
+	17, // 29: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
+	17, // 30: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
+	3,  // 31: chima.plugin.v1.Done.outcome_code:type_name -> chima.plugin.v1.Outcome
+	21, // 32: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
+	24, // 33: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
+	26, // 34: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
+	34, // 35: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
+	23, // 36: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
+	25, // 37: chima.plugin.v1.Call.job_interrupted:type_name -> chima.plugin.v1.JobInterruptedRequest
+	27, // 38: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
+	15, // 39: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
+	17, // 40: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
+	15, // 41: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
+	15, // 42: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
+	17, // 43: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
+	15, // 44: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	44, // 45: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	44, // 46: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	51, // 47: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
+	4,  // 48: chima.plugin.v1.JobsRequest.state_codes:type_name -> chima.plugin.v1.JobState
+	51, // 49: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
+	15, // 50: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
+	4,  // 51: chima.plugin.v1.JobInfo.state_code:type_name -> chima.plugin.v1.JobState
+	78, // 52: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	79, // 53: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	44, // 54: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
+	15, // 55: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
+	5,  // 56: chima.plugin.v1.RunCommandResponse.outcome_code:type_name -> chima.plugin.v1.CommandOutcome
+	6,  // 57: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	21, // 58: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	24, // 59: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	26, // 60: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	23, // 61: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
+	56, // 62: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	33, // 63: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	7,  // 64: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
+	25, // 65: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
+	36, // 66: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	38, // 67: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	40, // 68: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	42, // 69: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	45, // 70: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	58, // 71: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	47, // 72: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	49, // 73: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	52, // 74: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	54, // 75: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	60, // 76: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	62, // 77: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	64, // 78: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	66, // 79: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	68, // 80: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
+	70, // 81: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
+	72, // 82: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
+	10, // 83: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	27, // 84: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	27, // 85: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	27, // 86: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	27, // 87: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
+	57, // 88: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	35, // 89: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	8,  // 90: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	27, // 91: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
+	37, // 92: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	39, // 93: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	41, // 94: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	43, // 95: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	46, // 96: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	59, // 97: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	48, // 98: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	50, // 99: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	53, // 100: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	55, // 101: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	61, // 102: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	63, // 103: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	65, // 104: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	67, // 105: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	69, // 106: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
+	71, // 107: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
+	73, // 108: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
+	83, // [83:109] is the sub-list for method output_type
+	57, // [57:83] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -5487,7 +5907,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      6,
 			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   2,

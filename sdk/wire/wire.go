@@ -41,7 +41,12 @@ const ProtocolVersion = 1
 //     JobInterrupted call (instead of the chima:job_interrupted event) and
 //     WebhookEvent.attempt (durable event delivery). Older hosts ignore
 //     them; older plugins get the interrupted-job event they subscribed to.
-const ProtocolMinor = 7
+//   - 8: enums beside the strings they supersede (Done.outcome_code,
+//     Output.status_code, Button.style_code, JobInfo.state_code,
+//     JobsRequest.state_codes, RunCommandResponse.outcome_code; senders set
+//     both) and the settings as one JSON document (settings_json), nested
+//     values included, for typed settings.
+const ProtocolMinor = 8
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

@@ -20,7 +20,7 @@ DESCRIPTOR = _descriptor.FileDescriptor(
   name='chima/plugin/v1/plugin.proto',
   package='chima.plugin.v1',
   syntax='proto3',
-  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xcb\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb2\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xb3\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\x12,\n\x07\x61\x63tions\x18\n \x03(\x0b\x32\x1b.chima.plugin.v1.ActionSpec\x12\x30\n\tschedules\x18\x0b \x03(\x0b\x32\x1d.chima.plugin.v1.ScheduleSpec\"\xce\x01\n\x0cScheduleSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12\x10\n\x08job_kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tch_up\x18\x06 \x01(\x08\x12\x11\n\tqueue_key\x18\x07 \x01(\t\x12+\n\x06notify\x18\x08 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\r\n\x05title\x18\t \x01(\t\x12\x0c\n\x04help\x18\n \x01(\t\"M\n\nActionSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12\x12\n\npermission\x18\x04 \x01(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"e\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x11\n\troom_name\x18\x05 \x01(\t\"?\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x0e\n\x06person\x18\x04 \x01(\t\"\xa7\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"V\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\"Q\n\x0b\x42uttonClick\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x14\n\x0c\x63licked_unix\x18\x02 \x01(\x03\"\xfd\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x12,\n\x06\x62utton\x18\x08 \x01(\x0b\x32\x1c.chima.plugin.v1.ButtonClick\x12+\n\x08\x61pproval\x18\t \x01(\x0b\x32\x19.chima.plugin.v1.Approval\x12\x14\n\x0ctriggered_by\x18\n \x01(\t\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\x08\x41pproval\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\trequester\x18\x02 \x01(\t\x12\x11\n\tapprovers\x18\x03 \x03(\t\x12\x16\n\x0erequested_unix\x18\x04 \x01(\x03\x12\x15\n\rapproved_unix\x18\x05 \x01(\x03\x12\x14\n\x0c\x63onfirmation\x18\x06 \x01(\x08\"\xc0\x01\n\x12InteractionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0e\n\x06\x64irect\x18\x06 \x01(\x08\x12\x14\n\x0c\x63licked_unix\x18\x07 \x01(\x03\"\xd4\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x15JobInterruptedRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x03job\x18\x02 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequest\x12\x18\n\x10interrupted_unix\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xf7\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x12:\n\x0f\x61pproval_needed\x18\x05 \x01(\x0b\x32\x1f.chima.plugin.v1.ApprovalNeededH\x00\x42\x06\n\x04kind\"h\n\x0e\x41pprovalNeeded\x12\x11\n\tapprovers\x18\x01 \x03(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07\x63onfirm\x18\x05 \x01(\x08\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"\'\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\"\xd8\x02\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x12:\n\x0binteraction\x18\x06 \x01(\x0b\x32#.chima.plugin.v1.InteractionRequestH\x00\x12\x41\n\x0fjob_interrupted\x18\x07 \x01(\x0b\x32&.chima.plugin.v1.JobInterruptedRequestH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xb0\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\x12\r\n\x05title\x18\x07 \x01(\t\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"M\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\xe7\x01\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\"V\n\x17KVCompareAndSwapRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0b\n\x03old\x18\x02 \x01(\x0c\x12\x12\n\nold_absent\x18\x03 \x01(\x08\x12\r\n\x05value\x18\x04 \x01(\x0c\"K\n\x18KVCompareAndSwapResponse\x12\x0f\n\x07swapped\x18\x01 \x01(\x08\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x0c\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"0\n\x12KVIncrementRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\"$\n\x13KVIncrementResponse\x12\r\n\x05value\x18\x01 \x01(\x03\"|\n\x11RunCommandRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\n\n\x02\x61s\x18\x02 \x01(\t\x12)\n\x04room\x18\x03 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"^\n\x12RunCommandResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x04 \x01(\x03*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04\x32\xa7\x05\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12R\n\x11HandleInteraction\x12#.chima.plugin.v1.InteractionRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse\x12R\n\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x01\x32\xbd\n\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponse\x12g\n\x10KVCompareAndSwap\x12(.chima.plugin.v1.KVCompareAndSwapRequest\x1a).chima.plugin.v1.KVCompareAndSwapResponse\x12X\n\x0bKVIncrement\x12#.chima.plugin.v1.KVIncrementRequest\x1a$.chima.plugin.v1.KVIncrementResponse\x12U\n\nRunCommand\x12\".chima.plugin.v1.RunCommandRequest\x1a#.chima.plugin.v1.RunCommandResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
+  serialized_pb=_b('\n\x1c\x63hima/plugin/v1/plugin.proto\x12\x0f\x63hima.plugin.v1\"\xe2\x01\n\x0f\x44\x65scribeRequest\x12\x17\n\x0fhost_service_id\x18\x01 \x01(\r\x12@\n\x08settings\x18\x02 \x03(\x0b\x32..chima.plugin.v1.DescribeRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x03 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x04 \x01(\r\x12\x15\n\rsettings_json\x18\x05 \x01(\t\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc9\x01\n\x0fValidateRequest\x12@\n\x08settings\x18\x01 \x03(\x0b\x32..chima.plugin.v1.ValidateRequest.SettingsEntry\x12\x14\n\x0chost_version\x18\x02 \x01(\t\x12\x16\n\x0eprotocol_minor\x18\x03 \x01(\r\x12\x15\n\rsettings_json\x18\x04 \x01(\t\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"F\n\x10ValidateResponse\x12\x32\n\x08problems\x18\x01 \x03(\x0b\x32 .chima.plugin.v1.SettingsProblem\"K\n\x0fSettingsProblem\x12\x0c\n\x04\x66ile\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\r\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xb3\x02\n\x08Manifest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12.\n\x08\x63ommands\x18\x03 \x03(\x0b\x32\x1c.chima.plugin.v1.CommandSpec\x12\x0e\n\x06\x65vents\x18\x04 \x03(\t\x12\x11\n\tjob_kinds\x18\x05 \x03(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x06 \x03(\t\x12\x16\n\x0eprotocol_minor\x18\x07 \x01(\r\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x12\n\nhttp_paths\x18\t \x03(\t\x12,\n\x07\x61\x63tions\x18\n \x03(\x0b\x32\x1b.chima.plugin.v1.ActionSpec\x12\x30\n\tschedules\x18\x0b \x03(\x0b\x32\x1d.chima.plugin.v1.ScheduleSpec\"\xce\x01\n\x0cScheduleSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x63ron\x18\x02 \x01(\t\x12\x10\n\x08job_kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x10\n\x08timezone\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tch_up\x18\x06 \x01(\x08\x12\x11\n\tqueue_key\x18\x07 \x01(\t\x12+\n\x06notify\x18\x08 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\r\n\x05title\x18\t \x01(\t\x12\x0c\n\x04help\x18\n \x01(\t\"M\n\nActionSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04help\x18\x02 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x03 \x01(\t\x12\x12\n\npermission\x18\x04 \x01(\t\"\xa8\x01\n\x0b\x43ommandSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x61liases\x18\x02 \x03(\t\x12\r\n\x05usage\x18\x03 \x01(\t\x12\x0c\n\x04help\x18\x04 \x01(\t\x12&\n\x04\x61rgs\x18\x05 \x03(\x0b\x32\x18.chima.plugin.v1.ArgSpec\x12\x12\n\npermission\x18\x06 \x01(\t\x12\x0f\n\x07pattern\x18\x07 \x01(\t\x12\x10\n\x08\x65xamples\x18\x08 \x03(\t\"\xad\x01\n\x07\x41rgSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12&\n\x04type\x18\x02 \x01(\x0e\x32\x18.chima.plugin.v1.ArgType\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0f\n\x07\x64\x65\x66\x61ult\x18\x04 \x01(\t\x12\x0c\n\x04\x65num\x18\x05 \x03(\t\x12\x0e\n\x06secret\x18\x06 \x01(\x08\x12\x0c\n\x04rest\x18\x07 \x01(\x08\x12\x0c\n\x04help\x18\x08 \x01(\t\x12\x0f\n\x07pattern\x18\t \x01(\t\"e\n\nMessageRef\x12\x0f\n\x07\x61\x64\x61pter\x18\x01 \x01(\t\x12\x0c\n\x04room\x18\x02 \x01(\t\x12\x12\n\nmessage_id\x18\x03 \x01(\t\x12\x11\n\tthread_id\x18\x04 \x01(\t\x12\x11\n\troom_name\x18\x05 \x01(\t\"?\n\x04User\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05roles\x18\x03 \x03(\t\x12\x0e\n\x06person\x18\x04 \x01(\t\"\xd5\x01\n\x06Output\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12&\n\x06\x66ields\x18\x03 \x03(\x0b\x32\x16.chima.plugin.v1.Field\x12\x0c\n\x04\x63ode\x18\x04 \x01(\t\x12(\n\x07\x62uttons\x18\x05 \x03(\x0b\x32\x17.chima.plugin.v1.Button\x12\x10\n\x08\x66\x61llback\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12,\n\x0bstatus_code\x18\x08 \x01(\x0e\x32\x17.chima.plugin.v1.Status\"4\n\x05\x46ield\x12\r\n\x05title\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\r\n\x05short\x18\x03 \x01(\x08\"\x88\x01\n\x06\x42utton\x12\r\n\x05label\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\r\n\x05style\x18\x03 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x04 \x01(\t\x12\r\n\x05value\x18\x05 \x01(\t\x12\x30\n\nstyle_code\x18\x06 \x01(\x0e\x32\x1c.chima.plugin.v1.ButtonStyle\"Q\n\x0b\x42uttonClick\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x14\n\x0c\x63licked_unix\x18\x02 \x01(\x03\"\xfd\x02\n\x0e\x43ommandRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\t\x12\x37\n\x04\x61rgs\x18\x03 \x03(\x0b\x32).chima.plugin.v1.CommandRequest.ArgsEntry\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x0e\n\x06\x64irect\x18\x07 \x01(\x08\x12,\n\x06\x62utton\x18\x08 \x01(\x0b\x32\x1c.chima.plugin.v1.ButtonClick\x12+\n\x08\x61pproval\x18\t \x01(\x0b\x32\x19.chima.plugin.v1.Approval\x12\x14\n\x0ctriggered_by\x18\n \x01(\t\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\x08\x41pproval\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\trequester\x18\x02 \x01(\t\x12\x11\n\tapprovers\x18\x03 \x03(\t\x12\x16\n\x0erequested_unix\x18\x04 \x01(\x03\x12\x15\n\rapproved_unix\x18\x05 \x01(\x03\x12\x14\n\x0c\x63onfirmation\x18\x06 \x01(\x08\"\xc0\x01\n\x12InteractionRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tion\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\x12#\n\x04user\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.User\x12,\n\x07message\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x0e\n\x06\x64irect\x18\x06 \x01(\x08\x12\x14\n\x0c\x63licked_unix\x18\x07 \x01(\x03\"\xd4\x01\n\x0cWebhookEvent\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65livery_id\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12;\n\x07headers\x18\x05 \x03(\x0b\x32*.chima.plugin.v1.WebhookEvent.HeadersEntry\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\r\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x7f\n\x15JobInterruptedRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12(\n\x03job\x18\x02 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequest\x12\x18\n\x10interrupted_unix\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\xa8\x01\n\nJobRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\x03\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x05 \x01(\r\x12+\n\x06notify\x18\x06 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x07 \x01(\t\"\xf7\x01\n\x05\x45vent\x12\'\n\x05reply\x18\x01 \x01(\x0b\x32\x16.chima.plugin.v1.ReplyH\x00\x12-\n\x08progress\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.ProgressH\x00\x12+\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1a.chima.plugin.v1.UserErrorH\x00\x12%\n\x04\x64one\x18\x04 \x01(\x0b\x32\x15.chima.plugin.v1.DoneH\x00\x12:\n\x0f\x61pproval_needed\x18\x05 \x01(\x0b\x32\x1f.chima.plugin.v1.ApprovalNeededH\x00\x42\x06\n\x04kind\"h\n\x0e\x41pprovalNeeded\x12\x11\n\tapprovers\x18\x01 \x03(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07\x63onfirm\x18\x05 \x01(\x08\"C\n\x05Reply\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x11\n\tin_thread\x18\x02 \x01(\x08\"@\n\x08Progress\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\">\n\tUserError\x12\x0f\n\x07summary\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x10\n\x08\x61rgument\x18\x03 \x01(\t\"W\n\x04\x44one\x12\x0f\n\x07outcome\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12.\n\x0coutcome_code\x18\x03 \x01(\x0e\x32\x18.chima.plugin.v1.Outcome\"\xd8\x02\n\x04\x43\x61ll\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x32\n\x07\x63ommand\x18\x02 \x01(\x0b\x32\x1f.chima.plugin.v1.CommandRequestH\x00\x12.\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x1d.chima.plugin.v1.WebhookEventH\x00\x12*\n\x03job\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.JobRequestH\x00\x12-\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x1b.chima.plugin.v1.CancelCallH\x00\x12:\n\x0binteraction\x18\x06 \x01(\x0b\x32#.chima.plugin.v1.InteractionRequestH\x00\x12\x41\n\x0fjob_interrupted\x18\x07 \x01(\x0b\x32&.chima.plugin.v1.JobInterruptedRequestH\x00\x42\x06\n\x04kind\"\x1c\n\nCancelCall\x12\x0e\n\x06reason\x18\x01 \x01(\t\">\n\tCallEvent\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05\x65vent\x18\x02 \x01(\x0b\x32\x16.chima.plugin.v1.Event\"w\n\x0bPostRequest\x12+\n\x06target\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"<\n\x0cPostResponse\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\"f\n\rUpdateRequest\x12,\n\x07message\x18\x01 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\'\n\x06output\x18\x02 \x01(\x0b\x32\x17.chima.plugin.v1.Output\"\x10\n\x0eUpdateResponse\"\xb0\x01\n\x0e\x45nqueueRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12+\n\x06notify\x18\x04 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x19\n\x11origin_request_id\x18\x05 \x01(\t\x12\x15\n\rdelay_seconds\x18\x06 \x01(\x03\x12\r\n\x05title\x18\x07 \x01(\t\"!\n\x0f\x45nqueueResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"_\n\x0bLockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x04 \x01(\x03\x12\x0e\n\x06job_id\x18\x05 \x01(\x03\"K\n\x0cLockResponse\x12\x10\n\x08\x61\x63quired\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"t\n\x08LockInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x15\n\racquired_unix\x18\x04 \x01(\x03\x12\x14\n\x0c\x65xpires_unix\x18\x05 \x01(\x03\x12\x0e\n\x06job_id\x18\x06 \x01(\x03\";\n\rUnlockRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05owner\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"M\n\x0eUnlockResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\x12)\n\x06holder\x18\x02 \x01(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\x03\"M\n\x11\x43\x61ncelJobResponse\x12\x11\n\tcancelled\x18\x01 \x01(\x08\x12%\n\x03job\x18\x02 \x01(\x0b\x32\x18.chima.plugin.v1.JobInfo\"}\n\x0bJobsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x11\n\tqueue_key\x18\x02 \x01(\t\x12\x0e\n\x06states\x18\x03 \x03(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12.\n\x0bstate_codes\x18\x05 \x03(\x0e\x32\x19.chima.plugin.v1.JobState\"6\n\x0cJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.chima.plugin.v1.JobInfo\"\x96\x02\n\x07JobInfo\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tqueue_key\x18\x03 \x01(\t\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07payload\x18\x05 \x01(\x0c\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\r\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x14\n\x0cstarted_unix\x18\t \x01(\x03\x12\x15\n\rfinished_unix\x18\n \x01(\x03\x12+\n\x06notify\x18\x0b \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12-\n\nstate_code\x18\x0c \x01(\x0e\x32\x19.chima.plugin.v1.JobState\".\n\x10\x41ppendLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"!\n\x11\x41ppendLogResponse\x12\x0c\n\x04size\x18\x01 \x01(\x03\"=\n\x0eReadLogRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\r\n\x05limit\x18\x03 \x01(\x03\"<\n\x0fReadLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04size\x18\x02 \x01(\x03\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"\xa6\x01\n\x0bHTTPRequest\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12:\n\x07headers\x18\x04 \x03(\x0b\x32).chima.plugin.v1.HTTPRequest.HeadersEntry\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x01\n\x0cHTTPResponse\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12;\n\x07headers\x18\x02 \x03(\x0b\x32*.chima.plugin.v1.HTTPResponse.HeadersEntry\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x1e\n\x0cLocksRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"9\n\rLocksResponse\x12(\n\x05locks\x18\x01 \x03(\x0b\x32\x19.chima.plugin.v1.LockInfo\"\x1b\n\x0cKVGetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"-\n\rKVGetResponse\x12\r\n\x05value\x18\x01 \x01(\x0c\x12\r\n\x05\x66ound\x18\x02 \x01(\x08\"*\n\x0cKVSetRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x0f\n\rKVSetResponse\"\x1e\n\x0fKVDeleteRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x12\n\x10KVDeleteResponse\"\x1f\n\rKVListRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\"\x1e\n\x0eKVListResponse\x12\x0c\n\x04keys\x18\x01 \x03(\t\"V\n\x17KVCompareAndSwapRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0b\n\x03old\x18\x02 \x01(\x0c\x12\x12\n\nold_absent\x18\x03 \x01(\x08\x12\r\n\x05value\x18\x04 \x01(\x0c\"K\n\x18KVCompareAndSwapResponse\x12\x0f\n\x07swapped\x18\x01 \x01(\x08\x12\x0f\n\x07\x63urrent\x18\x02 \x01(\x0c\x12\r\n\x05\x66ound\x18\x03 \x01(\x08\"0\n\x12KVIncrementRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x02 \x01(\x03\"$\n\x13KVIncrementResponse\x12\r\n\x05value\x18\x01 \x01(\x03\"|\n\x11RunCommandRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\n\n\x02\x61s\x18\x02 \x01(\t\x12)\n\x04room\x18\x03 \x01(\x0b\x32\x1b.chima.plugin.v1.MessageRef\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x95\x01\n\x12RunCommandResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0f\n\x07outcome\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\x12\x13\n\x0b\x61pproval_id\x18\x04 \x01(\x03\x12\x35\n\x0coutcome_code\x18\x05 \x01(\x0e\x32\x1f.chima.plugin.v1.CommandOutcome*m\n\x07\x41rgType\x12\x13\n\x0f\x41RG_TYPE_STRING\x10\x00\x12\x10\n\x0c\x41RG_TYPE_INT\x10\x01\x12\x11\n\rARG_TYPE_BOOL\x10\x02\x12\x11\n\rARG_TYPE_ENUM\x10\x03\x12\x15\n\x11\x41RG_TYPE_DURATION\x10\x04*i\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSTATUS_GOOD\x10\x01\x12\x12\n\x0eSTATUS_WARNING\x10\x02\x12\x11\n\rSTATUS_DANGER\x10\x03\x12\x0f\n\x0bSTATUS_INFO\x10\x04*Z\n\x0b\x42uttonStyle\x12\x18\n\x14\x42UTTON_STYLE_DEFAULT\x10\x00\x12\x18\n\x14\x42UTTON_STYLE_PRIMARY\x10\x01\x12\x17\n\x13\x42UTTON_STYLE_DANGER\x10\x02*v\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n\x0fOUTCOME_SUCCESS\x10\x01\x12\x13\n\x0fOUTCOME_FAILURE\x10\x02\x12\x11\n\rOUTCOME_ERROR\x10\x03\x12\x15\n\x11OUTCOME_CANCELLED\x10\x04*\xca\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x13\n\x0fJOB_STATE_ERROR\x10\x05\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x06\x12\x19\n\x15JOB_STATE_INTERRUPTED\x10\x07*\xbb\x01\n\x0e\x43ommandOutcome\x12\x1f\n\x1b\x43OMMAND_OUTCOME_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43OMMAND_OUTCOME_OK\x10\x01\x12\x1a\n\x16\x43OMMAND_OUTCOME_DENIED\x10\x02\x12\x19\n\x15\x43OMMAND_OUTCOME_ERROR\x10\x03\x12\x1b\n\x17\x43OMMAND_OUTCOME_UNKNOWN\x10\x04\x12\x1c\n\x18\x43OMMAND_OUTCOME_APPROVAL\x10\x05\x32\xa7\x05\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12 .chima.plugin.v1.DescribeRequest\x1a\x19.chima.plugin.v1.Manifest\x12\x43\n\x06Handle\x12\x1f.chima.plugin.v1.CommandRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12\x46\n\x0bHandleEvent\x12\x1d.chima.plugin.v1.WebhookEvent\x1a\x16.chima.plugin.v1.Event0\x01\x12?\n\x06RunJob\x12\x1b.chima.plugin.v1.JobRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12R\n\x11HandleInteraction\x12#.chima.plugin.v1.InteractionRequest\x1a\x16.chima.plugin.v1.Event0\x01\x12I\n\nHandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12\x42\n\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x01\x30\x01\x12O\n\x08Validate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse\x12R\n\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x01\x32\xbd\n\n\x04Host\x12\x43\n\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n\x07\x45nqueue\x12\x1f.chima.plugin.v1.EnqueueRequest\x1a .chima.plugin.v1.EnqueueResponse\x12\x43\n\x04Lock\x12\x1c.chima.plugin.v1.LockRequest\x1a\x1d.chima.plugin.v1.LockResponse\x12I\n\x06Unlock\x12\x1e.chima.plugin.v1.UnlockRequest\x1a\x1f.chima.plugin.v1.UnlockResponse\x12\x46\n\x05Locks\x12\x1d.chima.plugin.v1.LocksRequest\x1a\x1e.chima.plugin.v1.LocksResponse\x12R\n\tCancelJob\x12!.chima.plugin.v1.CancelJobRequest\x1a\".chima.plugin.v1.CancelJobResponse\x12\x43\n\x04Jobs\x12\x1c.chima.plugin.v1.JobsRequest\x1a\x1d.chima.plugin.v1.JobsResponse\x12R\n\tAppendLog\x12!.chima.plugin.v1.AppendLogRequest\x1a\".chima.plugin.v1.AppendLogResponse\x12L\n\x07ReadLog\x12\x1f.chima.plugin.v1.ReadLogRequest\x1a .chima.plugin.v1.ReadLogResponse\x12\x46\n\x05KVGet\x12\x1d.chima.plugin.v1.KVGetRequest\x1a\x1e.chima.plugin.v1.KVGetResponse\x12\x46\n\x05KVSet\x12\x1d.chima.plugin.v1.KVSetRequest\x1a\x1e.chima.plugin.v1.KVSetResponse\x12O\n\x08KVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponse\x12g\n\x10KVCompareAndSwap\x12(.chima.plugin.v1.KVCompareAndSwapRequest\x1a).chima.plugin.v1.KVCompareAndSwapResponse\x12X\n\x0bKVIncrement\x12#.chima.plugin.v1.KVIncrementRequest\x1a$.chima.plugin.v1.KVIncrementResponse\x12U\n\nRunCommand\x12\".chima.plugin.v1.RunCommandRequest\x1a#.chima.plugin.v1.RunCommandResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3')
 )
 
 _ARGTYPE = _descriptor.EnumDescriptor(
@@ -52,17 +52,227 @@ _ARGTYPE = _descriptor.EnumDescriptor(
   ],
   containing_type=None,
   options=None,
-  serialized_start=7144,
-  serialized_end=7253,
+  serialized_start=7486,
+  serialized_end=7595,
 )
 _sym_db.RegisterEnumDescriptor(_ARGTYPE)
 
 ArgType = enum_type_wrapper.EnumTypeWrapper(_ARGTYPE)
+_STATUS = _descriptor.EnumDescriptor(
+  name='Status',
+  full_name='chima.plugin.v1.Status',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='STATUS_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='STATUS_GOOD', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='STATUS_WARNING', index=2, number=2,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='STATUS_DANGER', index=3, number=3,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='STATUS_INFO', index=4, number=4,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=7597,
+  serialized_end=7702,
+)
+_sym_db.RegisterEnumDescriptor(_STATUS)
+
+Status = enum_type_wrapper.EnumTypeWrapper(_STATUS)
+_BUTTONSTYLE = _descriptor.EnumDescriptor(
+  name='ButtonStyle',
+  full_name='chima.plugin.v1.ButtonStyle',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='BUTTON_STYLE_DEFAULT', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='BUTTON_STYLE_PRIMARY', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='BUTTON_STYLE_DANGER', index=2, number=2,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=7704,
+  serialized_end=7794,
+)
+_sym_db.RegisterEnumDescriptor(_BUTTONSTYLE)
+
+ButtonStyle = enum_type_wrapper.EnumTypeWrapper(_BUTTONSTYLE)
+_OUTCOME = _descriptor.EnumDescriptor(
+  name='Outcome',
+  full_name='chima.plugin.v1.Outcome',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='OUTCOME_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='OUTCOME_SUCCESS', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='OUTCOME_FAILURE', index=2, number=2,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='OUTCOME_ERROR', index=3, number=3,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='OUTCOME_CANCELLED', index=4, number=4,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=7796,
+  serialized_end=7914,
+)
+_sym_db.RegisterEnumDescriptor(_OUTCOME)
+
+Outcome = enum_type_wrapper.EnumTypeWrapper(_OUTCOME)
+_JOBSTATE = _descriptor.EnumDescriptor(
+  name='JobState',
+  full_name='chima.plugin.v1.JobState',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_QUEUED', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_RUNNING', index=2, number=2,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_SUCCEEDED', index=3, number=3,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_FAILED', index=4, number=4,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_ERROR', index=5, number=5,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_CANCELLED', index=6, number=6,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='JOB_STATE_INTERRUPTED', index=7, number=7,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=7917,
+  serialized_end=8119,
+)
+_sym_db.RegisterEnumDescriptor(_JOBSTATE)
+
+JobState = enum_type_wrapper.EnumTypeWrapper(_JOBSTATE)
+_COMMANDOUTCOME = _descriptor.EnumDescriptor(
+  name='CommandOutcome',
+  full_name='chima.plugin.v1.CommandOutcome',
+  filename=None,
+  file=DESCRIPTOR,
+  values=[
+    _descriptor.EnumValueDescriptor(
+      name='COMMAND_OUTCOME_UNSPECIFIED', index=0, number=0,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='COMMAND_OUTCOME_OK', index=1, number=1,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='COMMAND_OUTCOME_DENIED', index=2, number=2,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='COMMAND_OUTCOME_ERROR', index=3, number=3,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='COMMAND_OUTCOME_UNKNOWN', index=4, number=4,
+      options=None,
+      type=None),
+    _descriptor.EnumValueDescriptor(
+      name='COMMAND_OUTCOME_APPROVAL', index=5, number=5,
+      options=None,
+      type=None),
+  ],
+  containing_type=None,
+  options=None,
+  serialized_start=8122,
+  serialized_end=8309,
+)
+_sym_db.RegisterEnumDescriptor(_COMMANDOUTCOME)
+
+CommandOutcome = enum_type_wrapper.EnumTypeWrapper(_COMMANDOUTCOME)
 ARG_TYPE_STRING = 0
 ARG_TYPE_INT = 1
 ARG_TYPE_BOOL = 2
 ARG_TYPE_ENUM = 3
 ARG_TYPE_DURATION = 4
+STATUS_UNSPECIFIED = 0
+STATUS_GOOD = 1
+STATUS_WARNING = 2
+STATUS_DANGER = 3
+STATUS_INFO = 4
+BUTTON_STYLE_DEFAULT = 0
+BUTTON_STYLE_PRIMARY = 1
+BUTTON_STYLE_DANGER = 2
+OUTCOME_UNSPECIFIED = 0
+OUTCOME_SUCCESS = 1
+OUTCOME_FAILURE = 2
+OUTCOME_ERROR = 3
+OUTCOME_CANCELLED = 4
+JOB_STATE_UNSPECIFIED = 0
+JOB_STATE_QUEUED = 1
+JOB_STATE_RUNNING = 2
+JOB_STATE_SUCCEEDED = 3
+JOB_STATE_FAILED = 4
+JOB_STATE_ERROR = 5
+JOB_STATE_CANCELLED = 6
+JOB_STATE_INTERRUPTED = 7
+COMMAND_OUTCOME_UNSPECIFIED = 0
+COMMAND_OUTCOME_OK = 1
+COMMAND_OUTCOME_DENIED = 2
+COMMAND_OUTCOME_ERROR = 3
+COMMAND_OUTCOME_UNKNOWN = 4
+COMMAND_OUTCOME_APPROVAL = 5
 
 
 
@@ -99,8 +309,8 @@ _DESCRIBEREQUEST_SETTINGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=206,
-  serialized_end=253,
+  serialized_start=229,
+  serialized_end=276,
 )
 
 _DESCRIBEREQUEST = _descriptor.Descriptor(
@@ -138,6 +348,13 @@ _DESCRIBEREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='settings_json', full_name='chima.plugin.v1.DescribeRequest.settings_json', index=4,
+      number=5, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -151,7 +368,7 @@ _DESCRIBEREQUEST = _descriptor.Descriptor(
   oneofs=[
   ],
   serialized_start=50,
-  serialized_end=253,
+  serialized_end=276,
 )
 
 
@@ -188,8 +405,8 @@ _VALIDATEREQUEST_SETTINGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=206,
-  serialized_end=253,
+  serialized_start=229,
+  serialized_end=276,
 )
 
 _VALIDATEREQUEST = _descriptor.Descriptor(
@@ -220,6 +437,13 @@ _VALIDATEREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='settings_json', full_name='chima.plugin.v1.ValidateRequest.settings_json', index=3,
+      number=4, type=9, cpp_type=9, label=1,
+      has_default_value=False, default_value=_b("").decode('utf-8'),
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -232,8 +456,8 @@ _VALIDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=256,
-  serialized_end=434,
+  serialized_start=279,
+  serialized_end=480,
 )
 
 
@@ -263,8 +487,8 @@ _VALIDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=436,
-  serialized_end=506,
+  serialized_start=482,
+  serialized_end=552,
 )
 
 
@@ -315,8 +539,8 @@ _SETTINGSPROBLEM = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=508,
-  serialized_end=583,
+  serialized_start=554,
+  serialized_end=629,
 )
 
 
@@ -416,8 +640,8 @@ _MANIFEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=586,
-  serialized_end=893,
+  serialized_start=632,
+  serialized_end=939,
 )
 
 
@@ -510,8 +734,8 @@ _SCHEDULESPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=896,
-  serialized_end=1102,
+  serialized_start=942,
+  serialized_end=1148,
 )
 
 
@@ -562,8 +786,8 @@ _ACTIONSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1104,
-  serialized_end=1181,
+  serialized_start=1150,
+  serialized_end=1227,
 )
 
 
@@ -642,8 +866,8 @@ _COMMANDSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1184,
-  serialized_end=1352,
+  serialized_start=1230,
+  serialized_end=1398,
 )
 
 
@@ -729,8 +953,8 @@ _ARGSPEC = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1355,
-  serialized_end=1528,
+  serialized_start=1401,
+  serialized_end=1574,
 )
 
 
@@ -788,8 +1012,8 @@ _MESSAGEREF = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1530,
-  serialized_end=1631,
+  serialized_start=1576,
+  serialized_end=1677,
 )
 
 
@@ -840,8 +1064,8 @@ _USER = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1633,
-  serialized_end=1696,
+  serialized_start=1679,
+  serialized_end=1742,
 )
 
 
@@ -901,6 +1125,13 @@ _OUTPUT = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='status_code', full_name='chima.plugin.v1.Output.status_code', index=7,
+      number=8, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -913,8 +1144,8 @@ _OUTPUT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1699,
-  serialized_end=1866,
+  serialized_start=1745,
+  serialized_end=1958,
 )
 
 
@@ -958,8 +1189,8 @@ _FIELD = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1868,
-  serialized_end=1920,
+  serialized_start=1960,
+  serialized_end=2012,
 )
 
 
@@ -1005,6 +1236,13 @@ _BUTTON = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='style_code', full_name='chima.plugin.v1.Button.style_code', index=5,
+      number=6, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1017,8 +1255,8 @@ _BUTTON = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=1922,
-  serialized_end=2008,
+  serialized_start=2015,
+  serialized_end=2151,
 )
 
 
@@ -1055,8 +1293,8 @@ _BUTTONCLICK = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2010,
-  serialized_end=2091,
+  serialized_start=2153,
+  serialized_end=2234,
 )
 
 
@@ -1093,8 +1331,8 @@ _COMMANDREQUEST_ARGSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2432,
-  serialized_end=2475,
+  serialized_start=2575,
+  serialized_end=2618,
 )
 
 _COMMANDREQUEST = _descriptor.Descriptor(
@@ -1186,8 +1424,8 @@ _COMMANDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2094,
-  serialized_end=2475,
+  serialized_start=2237,
+  serialized_end=2618,
 )
 
 
@@ -1252,8 +1490,8 @@ _APPROVAL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2478,
-  serialized_end=2607,
+  serialized_start=2621,
+  serialized_end=2750,
 )
 
 
@@ -1325,8 +1563,8 @@ _INTERACTIONREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2610,
-  serialized_end=2802,
+  serialized_start=2753,
+  serialized_end=2945,
 )
 
 
@@ -1363,8 +1601,8 @@ _WEBHOOKEVENT_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2971,
-  serialized_end=3017,
+  serialized_start=3114,
+  serialized_end=3160,
 )
 
 _WEBHOOKEVENT = _descriptor.Descriptor(
@@ -1428,8 +1666,8 @@ _WEBHOOKEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2805,
-  serialized_end=3017,
+  serialized_start=2948,
+  serialized_end=3160,
 )
 
 
@@ -1480,8 +1718,8 @@ _JOBINTERRUPTEDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3019,
-  serialized_end=3146,
+  serialized_start=3162,
+  serialized_end=3289,
 )
 
 
@@ -1553,8 +1791,8 @@ _JOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3149,
-  serialized_end=3317,
+  serialized_start=3292,
+  serialized_end=3460,
 )
 
 
@@ -1615,8 +1853,8 @@ _EVENT = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Event.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=3320,
-  serialized_end=3567,
+  serialized_start=3463,
+  serialized_end=3710,
 )
 
 
@@ -1674,8 +1912,8 @@ _APPROVALNEEDED = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3569,
-  serialized_end=3673,
+  serialized_start=3712,
+  serialized_end=3816,
 )
 
 
@@ -1712,8 +1950,8 @@ _REPLY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3675,
-  serialized_end=3742,
+  serialized_start=3818,
+  serialized_end=3885,
 )
 
 
@@ -1750,8 +1988,8 @@ _PROGRESS = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3744,
-  serialized_end=3808,
+  serialized_start=3887,
+  serialized_end=3951,
 )
 
 
@@ -1795,8 +2033,8 @@ _USERERROR = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3810,
-  serialized_end=3872,
+  serialized_start=3953,
+  serialized_end=4015,
 )
 
 
@@ -1821,6 +2059,13 @@ _DONE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='outcome_code', full_name='chima.plugin.v1.Done.outcome_code', index=2,
+      number=3, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -1833,8 +2078,8 @@ _DONE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=3874,
-  serialized_end=3913,
+  serialized_start=4017,
+  serialized_end=4104,
 )
 
 
@@ -1909,8 +2154,8 @@ _CALL = _descriptor.Descriptor(
       name='kind', full_name='chima.plugin.v1.Call.kind',
       index=0, containing_type=None, fields=[]),
   ],
-  serialized_start=3916,
-  serialized_end=4260,
+  serialized_start=4107,
+  serialized_end=4451,
 )
 
 
@@ -1940,8 +2185,8 @@ _CANCELCALL = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4262,
-  serialized_end=4290,
+  serialized_start=4453,
+  serialized_end=4481,
 )
 
 
@@ -1978,8 +2223,8 @@ _CALLEVENT = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4292,
-  serialized_end=4354,
+  serialized_start=4483,
+  serialized_end=4545,
 )
 
 
@@ -2023,8 +2268,8 @@ _POSTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4356,
-  serialized_end=4475,
+  serialized_start=4547,
+  serialized_end=4666,
 )
 
 
@@ -2054,8 +2299,8 @@ _POSTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4477,
-  serialized_end=4537,
+  serialized_start=4668,
+  serialized_end=4728,
 )
 
 
@@ -2092,8 +2337,8 @@ _UPDATEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4539,
-  serialized_end=4641,
+  serialized_start=4730,
+  serialized_end=4832,
 )
 
 
@@ -2116,8 +2361,8 @@ _UPDATERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4643,
-  serialized_end=4659,
+  serialized_start=4834,
+  serialized_end=4850,
 )
 
 
@@ -2189,8 +2434,8 @@ _ENQUEUEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4662,
-  serialized_end=4838,
+  serialized_start=4853,
+  serialized_end=5029,
 )
 
 
@@ -2220,8 +2465,8 @@ _ENQUEUERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4840,
-  serialized_end=4873,
+  serialized_start=5031,
+  serialized_end=5064,
 )
 
 
@@ -2279,8 +2524,8 @@ _LOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4875,
-  serialized_end=4970,
+  serialized_start=5066,
+  serialized_end=5161,
 )
 
 
@@ -2317,8 +2562,8 @@ _LOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=4972,
-  serialized_end=5047,
+  serialized_start=5163,
+  serialized_end=5238,
 )
 
 
@@ -2383,8 +2628,8 @@ _LOCKINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5049,
-  serialized_end=5165,
+  serialized_start=5240,
+  serialized_end=5356,
 )
 
 
@@ -2428,8 +2673,8 @@ _UNLOCKREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5167,
-  serialized_end=5226,
+  serialized_start=5358,
+  serialized_end=5417,
 )
 
 
@@ -2466,8 +2711,8 @@ _UNLOCKRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5228,
-  serialized_end=5305,
+  serialized_start=5419,
+  serialized_end=5496,
 )
 
 
@@ -2497,8 +2742,8 @@ _CANCELJOBREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5307,
-  serialized_end=5341,
+  serialized_start=5498,
+  serialized_end=5532,
 )
 
 
@@ -2535,8 +2780,8 @@ _CANCELJOBRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5343,
-  serialized_end=5420,
+  serialized_start=5534,
+  serialized_end=5611,
 )
 
 
@@ -2575,6 +2820,13 @@ _JOBSREQUEST = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='state_codes', full_name='chima.plugin.v1.JobsRequest.state_codes', index=4,
+      number=5, type=14, cpp_type=8, label=3,
+      has_default_value=False, default_value=[],
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -2587,8 +2839,8 @@ _JOBSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5422,
-  serialized_end=5499,
+  serialized_start=5613,
+  serialized_end=5738,
 )
 
 
@@ -2618,8 +2870,8 @@ _JOBSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5501,
-  serialized_end=5555,
+  serialized_start=5740,
+  serialized_end=5794,
 )
 
 
@@ -2707,6 +2959,13 @@ _JOBINFO = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='state_code', full_name='chima.plugin.v1.JobInfo.state_code', index=11,
+      number=12, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -2719,8 +2978,8 @@ _JOBINFO = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5558,
-  serialized_end=5789,
+  serialized_start=5797,
+  serialized_end=6075,
 )
 
 
@@ -2757,8 +3016,8 @@ _APPENDLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5791,
-  serialized_end=5837,
+  serialized_start=6077,
+  serialized_end=6123,
 )
 
 
@@ -2788,8 +3047,8 @@ _APPENDLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5839,
-  serialized_end=5872,
+  serialized_start=6125,
+  serialized_end=6158,
 )
 
 
@@ -2833,8 +3092,8 @@ _READLOGREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5874,
-  serialized_end=5935,
+  serialized_start=6160,
+  serialized_end=6221,
 )
 
 
@@ -2878,8 +3137,8 @@ _READLOGRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=5937,
-  serialized_end=5997,
+  serialized_start=6223,
+  serialized_end=6283,
 )
 
 
@@ -2916,8 +3175,8 @@ _HTTPREQUEST_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2971,
-  serialized_end=3017,
+  serialized_start=3114,
+  serialized_end=3160,
 )
 
 _HTTPREQUEST = _descriptor.Descriptor(
@@ -2967,8 +3226,8 @@ _HTTPREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6000,
-  serialized_end=6166,
+  serialized_start=6286,
+  serialized_end=6452,
 )
 
 
@@ -3005,8 +3264,8 @@ _HTTPRESPONSE_HEADERSENTRY = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=2971,
-  serialized_end=3017,
+  serialized_start=3114,
+  serialized_end=3160,
 )
 
 _HTTPRESPONSE = _descriptor.Descriptor(
@@ -3049,8 +3308,8 @@ _HTTPRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6169,
-  serialized_end=6322,
+  serialized_start=6455,
+  serialized_end=6608,
 )
 
 
@@ -3080,8 +3339,8 @@ _LOCKSREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6324,
-  serialized_end=6354,
+  serialized_start=6610,
+  serialized_end=6640,
 )
 
 
@@ -3111,8 +3370,8 @@ _LOCKSRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6356,
-  serialized_end=6413,
+  serialized_start=6642,
+  serialized_end=6699,
 )
 
 
@@ -3142,8 +3401,8 @@ _KVGETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6415,
-  serialized_end=6442,
+  serialized_start=6701,
+  serialized_end=6728,
 )
 
 
@@ -3180,8 +3439,8 @@ _KVGETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6444,
-  serialized_end=6489,
+  serialized_start=6730,
+  serialized_end=6775,
 )
 
 
@@ -3218,8 +3477,8 @@ _KVSETREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6491,
-  serialized_end=6533,
+  serialized_start=6777,
+  serialized_end=6819,
 )
 
 
@@ -3242,8 +3501,8 @@ _KVSETRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6535,
-  serialized_end=6550,
+  serialized_start=6821,
+  serialized_end=6836,
 )
 
 
@@ -3273,8 +3532,8 @@ _KVDELETEREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6552,
-  serialized_end=6582,
+  serialized_start=6838,
+  serialized_end=6868,
 )
 
 
@@ -3297,8 +3556,8 @@ _KVDELETERESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6584,
-  serialized_end=6602,
+  serialized_start=6870,
+  serialized_end=6888,
 )
 
 
@@ -3328,8 +3587,8 @@ _KVLISTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6604,
-  serialized_end=6635,
+  serialized_start=6890,
+  serialized_end=6921,
 )
 
 
@@ -3359,8 +3618,8 @@ _KVLISTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6637,
-  serialized_end=6667,
+  serialized_start=6923,
+  serialized_end=6953,
 )
 
 
@@ -3411,8 +3670,8 @@ _KVCOMPAREANDSWAPREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6669,
-  serialized_end=6755,
+  serialized_start=6955,
+  serialized_end=7041,
 )
 
 
@@ -3456,8 +3715,8 @@ _KVCOMPAREANDSWAPRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6757,
-  serialized_end=6832,
+  serialized_start=7043,
+  serialized_end=7118,
 )
 
 
@@ -3494,8 +3753,8 @@ _KVINCREMENTREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6834,
-  serialized_end=6882,
+  serialized_start=7120,
+  serialized_end=7168,
 )
 
 
@@ -3525,8 +3784,8 @@ _KVINCREMENTRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6884,
-  serialized_end=6920,
+  serialized_start=7170,
+  serialized_end=7206,
 )
 
 
@@ -3584,8 +3843,8 @@ _RUNCOMMANDREQUEST = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=6922,
-  serialized_end=7046,
+  serialized_start=7208,
+  serialized_end=7332,
 )
 
 
@@ -3624,6 +3883,13 @@ _RUNCOMMANDRESPONSE = _descriptor.Descriptor(
       message_type=None, enum_type=None, containing_type=None,
       is_extension=False, extension_scope=None,
       options=None, file=DESCRIPTOR),
+    _descriptor.FieldDescriptor(
+      name='outcome_code', full_name='chima.plugin.v1.RunCommandResponse.outcome_code', index=4,
+      number=5, type=14, cpp_type=8, label=1,
+      has_default_value=False, default_value=0,
+      message_type=None, enum_type=None, containing_type=None,
+      is_extension=False, extension_scope=None,
+      options=None, file=DESCRIPTOR),
   ],
   extensions=[
   ],
@@ -3636,8 +3902,8 @@ _RUNCOMMANDRESPONSE = _descriptor.Descriptor(
   extension_ranges=[],
   oneofs=[
   ],
-  serialized_start=7048,
-  serialized_end=7142,
+  serialized_start=7335,
+  serialized_end=7484,
 )
 
 _DESCRIBEREQUEST_SETTINGSENTRY.containing_type = _DESCRIBEREQUEST
@@ -3653,6 +3919,8 @@ _COMMANDSPEC.fields_by_name['args'].message_type = _ARGSPEC
 _ARGSPEC.fields_by_name['type'].enum_type = _ARGTYPE
 _OUTPUT.fields_by_name['fields'].message_type = _FIELD
 _OUTPUT.fields_by_name['buttons'].message_type = _BUTTON
+_OUTPUT.fields_by_name['status_code'].enum_type = _STATUS
+_BUTTON.fields_by_name['style_code'].enum_type = _BUTTONSTYLE
 _BUTTONCLICK.fields_by_name['message'].message_type = _MESSAGEREF
 _COMMANDREQUEST_ARGSENTRY.containing_type = _COMMANDREQUEST
 _COMMANDREQUEST.fields_by_name['args'].message_type = _COMMANDREQUEST_ARGSENTRY
@@ -3688,6 +3956,7 @@ _EVENT.oneofs_by_name['kind'].fields.append(
 _EVENT.fields_by_name['approval_needed'].containing_oneof = _EVENT.oneofs_by_name['kind']
 _REPLY.fields_by_name['output'].message_type = _OUTPUT
 _PROGRESS.fields_by_name['output'].message_type = _OUTPUT
+_DONE.fields_by_name['outcome_code'].enum_type = _OUTCOME
 _CALL.fields_by_name['command'].message_type = _COMMANDREQUEST
 _CALL.fields_by_name['event'].message_type = _WEBHOOKEVENT
 _CALL.fields_by_name['job'].message_type = _JOBREQUEST
@@ -3722,14 +3991,17 @@ _ENQUEUEREQUEST.fields_by_name['notify'].message_type = _MESSAGEREF
 _LOCKRESPONSE.fields_by_name['holder'].message_type = _LOCKINFO
 _UNLOCKRESPONSE.fields_by_name['holder'].message_type = _LOCKINFO
 _CANCELJOBRESPONSE.fields_by_name['job'].message_type = _JOBINFO
+_JOBSREQUEST.fields_by_name['state_codes'].enum_type = _JOBSTATE
 _JOBSRESPONSE.fields_by_name['jobs'].message_type = _JOBINFO
 _JOBINFO.fields_by_name['notify'].message_type = _MESSAGEREF
+_JOBINFO.fields_by_name['state_code'].enum_type = _JOBSTATE
 _HTTPREQUEST_HEADERSENTRY.containing_type = _HTTPREQUEST
 _HTTPREQUEST.fields_by_name['headers'].message_type = _HTTPREQUEST_HEADERSENTRY
 _HTTPRESPONSE_HEADERSENTRY.containing_type = _HTTPRESPONSE
 _HTTPRESPONSE.fields_by_name['headers'].message_type = _HTTPRESPONSE_HEADERSENTRY
 _LOCKSRESPONSE.fields_by_name['locks'].message_type = _LOCKINFO
 _RUNCOMMANDREQUEST.fields_by_name['room'].message_type = _MESSAGEREF
+_RUNCOMMANDRESPONSE.fields_by_name['outcome_code'].enum_type = _COMMANDOUTCOME
 DESCRIPTOR.message_types_by_name['DescribeRequest'] = _DESCRIBEREQUEST
 DESCRIPTOR.message_types_by_name['ValidateRequest'] = _VALIDATEREQUEST
 DESCRIPTOR.message_types_by_name['ValidateResponse'] = _VALIDATERESPONSE
@@ -3799,6 +4071,11 @@ DESCRIPTOR.message_types_by_name['KVIncrementResponse'] = _KVINCREMENTRESPONSE
 DESCRIPTOR.message_types_by_name['RunCommandRequest'] = _RUNCOMMANDREQUEST
 DESCRIPTOR.message_types_by_name['RunCommandResponse'] = _RUNCOMMANDRESPONSE
 DESCRIPTOR.enum_types_by_name['ArgType'] = _ARGTYPE
+DESCRIPTOR.enum_types_by_name['Status'] = _STATUS
+DESCRIPTOR.enum_types_by_name['ButtonStyle'] = _BUTTONSTYLE
+DESCRIPTOR.enum_types_by_name['Outcome'] = _OUTCOME
+DESCRIPTOR.enum_types_by_name['JobState'] = _JOBSTATE
+DESCRIPTOR.enum_types_by_name['CommandOutcome'] = _COMMANDOUTCOME
 _sym_db.RegisterFileDescriptor(DESCRIPTOR)
 
 DescribeRequest = _reflection.GeneratedProtocolMessageType('DescribeRequest', (_message.Message,), dict(
@@ -4347,8 +4624,8 @@ _PLUGIN = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=0,
   options=None,
-  serialized_start=7256,
-  serialized_end=7935,
+  serialized_start=8312,
+  serialized_end=8991,
   methods=[
   _descriptor.MethodDescriptor(
     name='Describe',
@@ -4443,8 +4720,8 @@ _HOST = _descriptor.ServiceDescriptor(
   file=DESCRIPTOR,
   index=1,
   options=None,
-  serialized_start=7938,
-  serialized_end=9279,
+  serialized_start=8994,
+  serialized_end=10335,
   methods=[
   _descriptor.MethodDescriptor(
     name='Post',

@@ -28,13 +28,13 @@ import (
 
 // app is the bot's parts wired from one config file.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   *store.Store
-	host    *pluginhost.Host
-	router  *router.Router
-	policy  *policy.Policy
-	bot     *bot.Bot
+	cfg    *config.Config
+	log    *slog.Logger
+	store  *store.Store
+	host   *pluginhost.Host
+	router *router.Router
+	policy *policy.Policy
+	bot    *bot.Bot
 	// engine assembled the bot, its router and plugin host (withBot).
 	engine  *engine.Engine
 	metrics *bot.Metrics

@@ -17,6 +17,7 @@ import (
 	"github.com/chimaops/chima/core/bot"
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/config"
+	"github.com/chimaops/chima/core/engine"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
 	"github.com/chimaops/chima/core/redact"
@@ -27,13 +28,15 @@ import (
 
 // app is the bot's parts wired from one config file.
 type app struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	store   *store.Store
-	host    *pluginhost.Host
-	router  *router.Router
-	policy  *policy.Policy
-	bot     *bot.Bot
+	cfg    *config.Config
+	log    *slog.Logger
+	store  *store.Store
+	host   *pluginhost.Host
+	router *router.Router
+	policy *policy.Policy
+	bot    *bot.Bot
+	// engine assembled the bot, its router and plugin host (withBot).
+	engine  *engine.Engine
 	metrics *bot.Metrics
 	// redact masks the configured secret values in logs, chat, the audit
 	// log and stored text.
@@ -134,7 +137,6 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	}
 	adapterLog.Set(log.Handler())
 	a := &app{cfg: cfg, log: log, metrics: bot.NewMetrics(), redact: red, adapters: built}
-	a.router = router.New(router.Options{Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes})
 	a.policy = policy.NewWithPeople(cfg.People, cfg.Roles, cfg.Policies)
 
 	if o.withBot {
@@ -164,39 +166,54 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 		}
 	}
 
-	var hostService func(string) pluginv1.HostServer
-	if o.withBot {
-		// The bot is built after the host it calls; the host only asks for
-		// the service once a plugin starts, by which time b is set.
-		var b *bot.Bot
-		hostService = func(name string) pluginv1.HostServer { return b.HostService(name) }
-		a.host = pluginhost.New(a.hostOptions(hostService))
-		var adapters []chat.Adapter
-		if built != nil {
-			adapters = built.list
-		}
-		// Only chima run keeps the clock; one-shot commands run none.
-		var scheduler interface{ Run(context.Context) } // nil, not a nil *Scheduler
-		var schedules func(context.Context) (string, error)
-		if o.adapters {
-			s, list, err := a.newScheduler(func() *bot.Bot { return b })
-			if err != nil {
-				a.close()
-				return nil, err
-			}
-			scheduler, schedules = s, list
-		}
-		runAs := map[string][]string{}
-		for _, p := range cfg.Plugins {
-			if len(p.RunAs) > 0 {
-				runAs[p.Name] = p.RunAs
+	if !o.withBot {
+		a.router = router.New(router.Options{Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes})
+		ho := a.hostOptions()
+		// Only the router hears of the plugins: there is no bot.
+		ho.OnChange = func(name string, m *pluginv1.Manifest, s pluginhost.State) {
+			if s == pluginhost.StateRunning && m != nil {
+				if err := a.router.SetPlugin(name, m); err != nil {
+					a.log.Error("plugin commands refused", "plugin", name, "error", err)
+				}
 			}
 		}
-		b = bot.New(bot.Options{
+		a.host = pluginhost.New(ho)
+		// The host logs each failure ("plugin failed", with the next try);
+		// warnStartErrs says it once more, readably, on stderr.
+		a.startErrs = a.host.Start(ctx, specs)
+		return a, nil
+	}
+
+	var adapters []chat.Adapter
+	if built != nil {
+		adapters = built.list
+	}
+	// Only chima run keeps the clock; one-shot commands run none. The
+	// scheduler asks for the bot only once it runs, after New.
+	var b *bot.Bot
+	var scheduler interface{ Run(context.Context) } // nil, not a nil *Scheduler
+	var schedules func(context.Context) (string, error)
+	if o.adapters {
+		s, list, err := a.newScheduler(func() *bot.Bot { return b })
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		scheduler, schedules = s, list
+	}
+	runAs := map[string][]string{}
+	for _, p := range cfg.Plugins {
+		if len(p.RunAs) > 0 {
+			runAs[p.Name] = p.RunAs
+		}
+	}
+	a.engine, err = engine.New(ctx, engine.Options{
+		Name: cfg.Bot.Name, Prefix: cfg.Bot.Prefix, MaxMessageBytes: cfg.Bot.MaxMessageBytes,
+		Adapters: adapters, Plugins: specs, Store: a.store, Policy: a.policy, Logger: log,
+		Host: a.hostOptions(),
+		Bot: bot.Options{
 			Scheduler: scheduler, Schedules: schedules, RunAs: runAs,
-			Adapters: adapters,
-			Router:   a.router, Policy: a.policy, Plugins: a.host, Store: a.store,
-			Logger: log, Metrics: a.metrics, Name: cfg.Bot.Name,
+			Metrics:        a.metrics,
 			CommandTimeout: cfg.Bot.CommandTimeout, MaxConcurrency: cfg.Bot.MaxConcurrency,
 			Redactor:                  red,
 			FinishJobsWhenAdaptersEnd: o.finishJobs,
@@ -206,38 +223,28 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 			EventRetry: store.Retry{
 				MaxAttempts: cfg.Webhooks.Retry.Attempts, Backoff: cfg.Webhooks.Retry.Backoff, MaxBackoff: cfg.Webhooks.Retry.MaxBackoff,
 			},
-		})
-		a.bot = b
-		if a.store.Shared() {
-			a.registerReplicaMetrics()
-		}
-	} else {
-		a.host = pluginhost.New(a.hostOptions(nil))
+		},
+	})
+	if err != nil {
+		a.close()
+		return nil, err
 	}
-
-	// The host logs each failure ("plugin failed", with the next try);
-	// warnStartErrs says it once more, readably, on stderr.
-	a.startErrs = a.host.Start(ctx, specs)
+	a.bot, a.host, a.router = a.engine.Bot(), a.engine.Plugins(), a.engine.Router()
+	b = a.bot
+	a.startErrs = a.engine.StartErrors()
+	if a.store.Shared() {
+		a.registerReplicaMetrics()
+	}
 	return a, nil
 }
 
-func (a *app) hostOptions(hostService func(string) pluginv1.HostServer) pluginhost.Options {
+// hostOptions are the plugin host's options of every command; the engine
+// adds the bot's Host service and keeps the bot's commands and restart
+// metrics current.
+func (a *app) hostOptions() pluginhost.Options {
 	return pluginhost.Options{
-		Logger:      a.log.With("component", "plugins"),
-		HostService: hostService,
-		Version:     version,
-		OnChange: func(name string, m *pluginv1.Manifest, s pluginhost.State) {
-			if a.bot != nil {
-				a.bot.PluginChanged(name, m, s)
-				return
-			}
-			if s == pluginhost.StateRunning && m != nil {
-				if err := a.router.SetPlugin(name, m); err != nil {
-					a.log.Error("plugin commands refused", "plugin", name, "error", err)
-				}
-			}
-		},
-		OnRestart: func(name string) { a.metrics.PluginRestarts.WithLabelValues(name).Inc() },
+		Logger:  a.log.With("component", "plugins"),
+		Version: version,
 	}
 }
 
@@ -382,7 +389,12 @@ func (a *app) console(room, user string) (name, r, u string) {
 
 // close stops the plugins and closes the store.
 func (a *app) close() {
-	if a.host != nil {
+	switch {
+	case a.engine != nil:
+		if err := a.engine.Close(); err != nil { // the store is ours, closed below
+			a.log.Error("stop the bot", "error", err)
+		}
+	case a.host != nil:
 		a.host.Stop()
 	}
 	if a.store != nil {

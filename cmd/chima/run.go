@@ -116,7 +116,7 @@ func runBot(ctx context.Context, g *globalFlags, replica string) error {
 			}
 		}()
 	}
-	err = a.bot.Run(ctx)
+	err = a.engine.Run(ctx)
 	cancel()
 	wg.Wait()
 	if err == nil {

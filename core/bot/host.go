@@ -163,6 +163,12 @@ func (h *hostService) Jobs(ctx context.Context, r *pluginv1.JobsRequest) (*plugi
 	for _, st := range r.GetStates() {
 		f.States = append(f.States, store.JobState(st))
 	}
+	// Minor 8 asks for the union of the names and the enums.
+	for _, c := range r.GetStateCodes() {
+		if st := jobStateName(c); st != "" && !slices.Contains(f.States, store.JobState(st)) {
+			f.States = append(f.States, store.JobState(st))
+		}
+	}
 	jobs, err := h.b.o.Store.ListJobs(ctx, f)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "list jobs: %v", err)
@@ -182,18 +188,35 @@ func (h *hostService) jobInfo(j store.Job) *pluginv1.JobInfo {
 		return t.Unix()
 	}
 	return &pluginv1.JobInfo{
-		Id: j.ID, Kind: j.Kind, QueueKey: strings.TrimPrefix(j.QueueKey, h.plugin+"/"), State: string(j.State),
+		Id: j.ID, Kind: j.Kind, QueueKey: strings.TrimPrefix(j.QueueKey, h.plugin+"/"), State: string(j.State), StateCode: jobStateCode(j.State),
 		Payload: j.Payload, Detail: j.Detail, Attempt: uint32(j.Attempt),
 		CreatedUnix: unix(j.CreatedAt), StartedUnix: unix(j.StartedAt), FinishedUnix: unix(j.FinishedAt),
 		Notify: refToProto(j.Notify),
 	}
 }
 
+// jobStateCode is a job state as the protocol's enum (minor 8), which
+// hosts set beside the name.
+func jobStateCode(st store.JobState) pluginv1.JobState {
+	return pluginv1.JobState(pluginv1.JobState_value["JOB_STATE_"+strings.ToUpper(string(st))])
+}
+
+// jobStateName is the state name of a protocol enum, "" for none.
+func jobStateName(c pluginv1.JobState) string {
+	if c == pluginv1.JobState_JOB_STATE_UNSPECIFIED {
+		return ""
+	}
+	return strings.ToLower(strings.TrimPrefix(c.String(), "JOB_STATE_"))
+}
+
 // AppendLog appends to one of the plugin's logs.
 func (h *hostService) AppendLog(ctx context.Context, r *pluginv1.AppendLogRequest) (*pluginv1.AppendLogResponse, error) {
+	if r.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "append log: the log's name is empty")
+	}
 	size, err := h.b.o.Store.AppendLog(ctx, h.plugin, r.GetName(), h.b.o.Redactor.Bytes(r.GetData()))
 	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "append log: %v", err)
+		return nil, status.Errorf(codes.Internal, "append log: %v", err)
 	}
 	return &pluginv1.AppendLogResponse{Size: size}, nil
 }
@@ -303,6 +326,9 @@ func (h *hostService) Locks(ctx context.Context, r *pluginv1.LocksRequest) (*plu
 
 // KVGet reads the plugin's state.
 func (h *hostService) KVGet(ctx context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	if err := checkKey("kv get", r.GetKey()); err != nil {
+		return nil, err
+	}
 	v, ok, err := h.b.o.Store.KVGet(ctx, h.plugin, r.GetKey())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "kv get: %v", err)
@@ -312,16 +338,22 @@ func (h *hostService) KVGet(ctx context.Context, r *pluginv1.KVGetRequest) (*plu
 
 // KVSet writes the plugin's state.
 func (h *hostService) KVSet(ctx context.Context, r *pluginv1.KVSetRequest) (*pluginv1.KVSetResponse, error) {
+	if err := checkKey("kv set", r.GetKey()); err != nil {
+		return nil, err
+	}
 	// Text values (JSON, plain text) are stored with secret values masked;
 	// binary ones are left whole, masking would corrupt them.
 	if err := h.b.o.Store.KVSet(ctx, h.plugin, r.GetKey(), h.b.o.Redactor.Text(r.GetValue())); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "kv set: %v", err)
+		return nil, status.Errorf(codes.Internal, "kv set: %v", err)
 	}
 	return &pluginv1.KVSetResponse{}, nil
 }
 
 // KVDelete removes a key of the plugin's state.
 func (h *hostService) KVDelete(ctx context.Context, r *pluginv1.KVDeleteRequest) (*pluginv1.KVDeleteResponse, error) {
+	if err := checkKey("kv delete", r.GetKey()); err != nil {
+		return nil, err
+	}
 	if err := h.b.o.Store.KVDelete(ctx, h.plugin, r.GetKey()); err != nil {
 		return nil, status.Errorf(codes.Internal, "kv delete: %v", err)
 	}

@@ -9,6 +9,10 @@ import (
 	"strconv"
 )
 
+// ErrNotCounter is KVIncrement's error for a key whose value is not a
+// decimal integer: the plugin stored something else there.
+var ErrNotCounter = errors.New("not a decimal counter")
+
 // KVCompareAndSwap sets key in namespace ns to value only if it still holds
 // old (or, with oldAbsent, only if it does not exist), in one transaction:
 // atomic across every process on the store. It returns whether it wrote,
@@ -86,7 +90,7 @@ func (s *Store) KVIncrement(ctx context.Context, ns, key string, delta int64) (i
 		}
 		v, err := strconv.ParseInt(string(bytes.TrimSpace(cur)), 10, 64)
 		if err != nil {
-			return fmt.Errorf("the value %.20q is not a decimal counter", cur)
+			return fmt.Errorf("the value %.20q is %w", cur, ErrNotCounter)
 		}
 		n = v + delta
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE kv SET value = ?, updated_at = ? WHERE ns = ? AND key = ?`),

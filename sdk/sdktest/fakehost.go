@@ -32,9 +32,10 @@ type FakeHost struct {
 	// RunResult, when set, answers RunCommand; by default every command
 	// runs with outcome "ok".
 	RunResult func(*pluginv1.RunCommandRequest) *pluginv1.RunCommandResponse
-	// declared says whether the plugin declares an action; set once the
-	// harness has the manifest. Nil accepts every action.
-	declared func(action string) bool
+	// manifest is the plugin's, set once the harness has it: buttons must
+	// name its actions and jobs its kinds, as the host checks. Nil accepts
+	// every action and kind.
+	manifest *pluginv1.Manifest
 }
 
 type fakeJob struct {
@@ -62,7 +63,10 @@ func (f *FakeHost) RunCommand(_ context.Context, r *pluginv1.RunCommandRequest) 
 	id := f.id()
 	f.mu.Unlock()
 	if strings.TrimSpace(r.GetText()) == "" {
-		return nil, status.Error(codes.InvalidArgument, "no command to run")
+		return nil, status.Error(codes.InvalidArgument, "run command: the command is empty")
+	}
+	if r.GetRoom().GetRoom() == "" {
+		return nil, status.Error(codes.InvalidArgument, "run command: name the room it runs in")
 	}
 	if answer != nil {
 		return answer(r), nil
@@ -73,6 +77,9 @@ func (f *FakeHost) RunCommand(_ context.Context, r *pluginv1.RunCommandRequest) 
 // KVCompareAndSwap writes a key only over the value expected, as the host
 // does.
 func (f *FakeHost) KVCompareAndSwap(_ context.Context, r *pluginv1.KVCompareAndSwapRequest) (*pluginv1.KVCompareAndSwapResponse, error) {
+	if err := checkKey("kv compare-and-swap", r.GetKey()); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	cur, found := f.kv[r.GetKey()]
@@ -86,6 +93,9 @@ func (f *FakeHost) KVCompareAndSwap(_ context.Context, r *pluginv1.KVCompareAndS
 
 // KVIncrement adds to a decimal counter, as the host does.
 func (f *FakeHost) KVIncrement(_ context.Context, r *pluginv1.KVIncrementRequest) (*pluginv1.KVIncrementResponse, error) {
+	if err := checkKey("kv increment", r.GetKey()); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var n int64
@@ -133,7 +143,7 @@ func (f *FakeHost) takeQueued() []*pluginv1.JobInfo {
 	var out []*pluginv1.JobInfo
 	for _, j := range f.jobs {
 		if j.info.State == "queued" {
-			j.info.State = "running"
+			setState(j.info, "running")
 			out = append(out, j.info)
 		}
 	}
@@ -145,7 +155,7 @@ func (f *FakeHost) finish(id int64, state string) {
 	defer f.mu.Unlock()
 	for _, j := range f.jobs {
 		if j.info.Id == id {
-			j.info.State = state
+			setState(j.info, state)
 		}
 	}
 }
@@ -208,34 +218,69 @@ func (f *FakeHost) Update(_ context.Context, r *pluginv1.UpdateRequest) (*plugin
 // checkButtons refuses the buttons the host would refuse. Called with f.mu
 // held.
 func (f *FakeHost) checkButtons(o *pluginv1.Output) error {
-	declared := f.declared
-	if declared == nil {
-		declared = func(string) bool { return true }
+	declared := func(string) bool { return true }
+	if f.manifest != nil {
+		declared = func(action string) bool {
+			return slices.ContainsFunc(f.manifest.GetActions(), func(a *pluginv1.ActionSpec) bool { return a.GetName() == action })
+		}
 	}
 	return checkButtons(o, declared)
 }
 
-// Enqueue records the job as queued.
+// checkKey refuses an empty key, as the host does.
+func checkKey(op, key string) error {
+	if key == "" {
+		return status.Errorf(codes.InvalidArgument, "%s: the key is empty", op)
+	}
+	return nil
+}
+
+// jobStateCode is a job state's enum (protocol minor 8), set beside its
+// name as the host sets it.
+func jobStateCode(state string) pluginv1.JobState {
+	return pluginv1.JobState(pluginv1.JobState_value["JOB_STATE_"+strings.ToUpper(state)])
+}
+
+// setState moves a job to state. Called with f.mu held.
+func setState(j *pluginv1.JobInfo, state string) {
+	j.State, j.StateCode = state, jobStateCode(state)
+	switch state {
+	case "queued":
+	case "running":
+		j.StartedUnix = time.Now().Unix()
+	default:
+		j.FinishedUnix = time.Now().Unix()
+	}
+}
+
+// Enqueue records the job as queued. Its kind must be one the plugin
+// declares, as the host checks.
 func (f *FakeHost) Enqueue(_ context.Context, r *pluginv1.EnqueueRequest) (*pluginv1.EnqueueResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if r.GetKind() == "" || (f.manifest != nil && !slices.Contains(f.manifest.GetJobKinds(), r.GetKind())) {
+		return nil, status.Errorf(codes.InvalidArgument, "plugin %s did not declare job kind %q", f.manifest.GetName(), r.GetKind())
+	}
 	id := f.id()
-	f.jobs = append(f.jobs, &fakeJob{req: r, info: &pluginv1.JobInfo{
-		Id: id, Kind: r.GetKind(), QueueKey: r.GetQueueKey(), State: "queued",
+	info := &pluginv1.JobInfo{
+		Id: id, Kind: r.GetKind(), QueueKey: r.GetQueueKey(),
 		Payload: r.GetPayload(), CreatedUnix: time.Now().Unix(), Notify: r.GetNotify(),
-	}})
+	}
+	setState(info, "queued")
+	f.jobs = append(f.jobs, &fakeJob{req: r, info: info})
 	return &pluginv1.EnqueueResponse{JobId: id}, nil
 }
 
-// CancelJob cancels a queued job.
+// CancelJob cancels a queued or running job: it ends cancelled, as the
+// host's does once its RunJob call returns.
 func (f *FakeHost) CancelJob(_ context.Context, r *pluginv1.CancelJobRequest) (*pluginv1.CancelJobResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, j := range f.jobs {
 		if j.info.Id == r.GetJobId() {
-			ok := j.info.State == "queued"
+			ok := j.info.State == "queued" || j.info.State == "running"
 			if ok {
-				j.info.State = "cancelled"
+				setState(j.info, "cancelled")
 			}
 			return &pluginv1.CancelJobResponse{Cancelled: ok, Job: j.info}, nil
 		}
@@ -253,7 +298,8 @@ func (f *FakeHost) Jobs(_ context.Context, r *pluginv1.JobsRequest) (*pluginv1.J
 		if (r.GetKind() != "" && j.Kind != r.GetKind()) || (r.GetQueueKey() != "" && j.QueueKey != r.GetQueueKey()) {
 			continue
 		}
-		if len(r.GetStates()) > 0 && !slices.Contains(r.GetStates(), j.State) {
+		if (len(r.GetStates()) > 0 || len(r.GetStateCodes()) > 0) &&
+			!slices.Contains(r.GetStates(), j.State) && !slices.Contains(r.GetStateCodes(), j.StateCode) {
 			continue
 		}
 		resp.Jobs = append(resp.Jobs, j)
@@ -264,10 +310,17 @@ func (f *FakeHost) Jobs(_ context.Context, r *pluginv1.JobsRequest) (*pluginv1.J
 	return resp, nil
 }
 
-// AppendLog appends to a named log.
+// AppendLog appends to a named log; a log is found once something was
+// written to it.
 func (f *FakeHost) AppendLog(_ context.Context, r *pluginv1.AppendLogRequest) (*pluginv1.AppendLogResponse, error) {
+	if r.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "append log: the log's name is empty")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(r.GetData()) == 0 {
+		return &pluginv1.AppendLogResponse{Size: int64(len(f.logs[r.GetName()]))}, nil
+	}
 	f.logs[r.GetName()] = append(f.logs[r.GetName()], r.GetData()...)
 	return &pluginv1.AppendLogResponse{Size: int64(len(f.logs[r.GetName()]))}, nil
 }
@@ -287,16 +340,23 @@ func (f *FakeHost) ReadLog(_ context.Context, r *pluginv1.ReadLogRequest) (*plug
 	return resp, nil
 }
 
-// Lock takes a lock unless another owner holds an unexpired one.
+// Lock takes a lock unless another owner holds an unexpired one. The owner
+// takes its own lock again (a renewal: new reason and TTL, same
+// acquired_unix), as the host does.
 func (f *FakeHost) Lock(_ context.Context, r *pluginv1.LockRequest) (*pluginv1.LockResponse, error) {
+	if r.GetName() == "" || r.GetOwner() == "" {
+		return nil, status.Error(codes.InvalidArgument, "lock needs a name and an owner")
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
-	if l, ok := f.locks[r.GetName()]; ok && l.GetOwner() != r.GetOwner() &&
-		(l.GetExpiresUnix() == 0 || l.GetExpiresUnix() > now.Unix()) {
-		return &pluginv1.LockResponse{Acquired: false, Holder: l}, nil
-	}
 	l := &pluginv1.LockInfo{Name: r.GetName(), Owner: r.GetOwner(), Reason: r.GetReason(), AcquiredUnix: now.Unix(), JobId: r.GetJobId()}
+	if held := f.held(r.GetName(), now); held != nil {
+		if held.GetOwner() != r.GetOwner() {
+			return &pluginv1.LockResponse{Acquired: false, Holder: held}, nil
+		}
+		l.AcquiredUnix = held.GetAcquiredUnix()
+	}
 	if r.GetTtlSeconds() > 0 {
 		l.ExpiresUnix = now.Unix() + r.GetTtlSeconds()
 	}
@@ -304,12 +364,27 @@ func (f *FakeHost) Lock(_ context.Context, r *pluginv1.LockRequest) (*pluginv1.L
 	return &pluginv1.LockResponse{Acquired: true, Holder: l}, nil
 }
 
-// Unlock releases a lock held by the owner, or by anyone with force.
+// held returns the unexpired lock name, forgetting a lapsed one. Called
+// with f.mu held.
+func (f *FakeHost) held(name string, now time.Time) *pluginv1.LockInfo {
+	l, ok := f.locks[name]
+	if !ok {
+		return nil
+	}
+	if l.GetExpiresUnix() != 0 && l.GetExpiresUnix() <= now.Unix() {
+		delete(f.locks, name)
+		return nil
+	}
+	return l
+}
+
+// Unlock releases a lock held by the owner, or by anyone with force; a
+// lapsed lock is held by nobody and releases nothing.
 func (f *FakeHost) Unlock(_ context.Context, r *pluginv1.UnlockRequest) (*pluginv1.UnlockResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l, ok := f.locks[r.GetName()]
-	if !ok {
+	l := f.held(r.GetName(), time.Now())
+	if l == nil {
 		return &pluginv1.UnlockResponse{}, nil
 	}
 	if l.GetOwner() != r.GetOwner() && !r.GetForce() {
@@ -319,13 +394,14 @@ func (f *FakeHost) Unlock(_ context.Context, r *pluginv1.UnlockRequest) (*plugin
 	return &pluginv1.UnlockResponse{Released: true, Holder: l}, nil
 }
 
-// Locks lists locks by prefix.
+// Locks lists the unexpired locks by prefix.
 func (f *FakeHost) Locks(_ context.Context, r *pluginv1.LocksRequest) (*pluginv1.LocksResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []*pluginv1.LockInfo
-	for name, l := range f.locks {
-		if strings.HasPrefix(name, r.GetPrefix()) {
+	now := time.Now()
+	for name := range f.locks {
+		if l := f.held(name, now); l != nil && strings.HasPrefix(name, r.GetPrefix()) {
 			out = append(out, l)
 		}
 	}
@@ -335,6 +411,9 @@ func (f *FakeHost) Locks(_ context.Context, r *pluginv1.LocksRequest) (*pluginv1
 
 // KVGet reads a key.
 func (f *FakeHost) KVGet(_ context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	if err := checkKey("kv get", r.GetKey()); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	v, ok := f.kv[r.GetKey()]
@@ -343,6 +422,9 @@ func (f *FakeHost) KVGet(_ context.Context, r *pluginv1.KVGetRequest) (*pluginv1
 
 // KVSet writes a key.
 func (f *FakeHost) KVSet(_ context.Context, r *pluginv1.KVSetRequest) (*pluginv1.KVSetResponse, error) {
+	if err := checkKey("kv set", r.GetKey()); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.kv[r.GetKey()] = append([]byte(nil), r.GetValue()...)
@@ -351,6 +433,9 @@ func (f *FakeHost) KVSet(_ context.Context, r *pluginv1.KVSetRequest) (*pluginv1
 
 // KVDelete removes a key.
 func (f *FakeHost) KVDelete(_ context.Context, r *pluginv1.KVDeleteRequest) (*pluginv1.KVDeleteResponse, error) {
+	if err := checkKey("kv delete", r.GetKey()); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.kv, r.GetKey())

@@ -88,7 +88,7 @@ func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
 	}
 	h.Manifest = m
 	host.mu.Lock()
-	host.declared = h.declares
+	host.manifest = m
 	host.mu.Unlock()
 	return h
 }

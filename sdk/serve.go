@@ -1,6 +1,8 @@
 package sdk
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,7 +17,19 @@ import (
 // Serve runs the plugin until the host stops it. It must be the last call
 // of main, and nothing may be printed to stdout before it: stdout carries
 // go-plugin's handshake.
+//
+// Run by a person with --debug (or CHIMA_PLUGIN_DEBUG=1), it serves in
+// debug mode instead: it prints how to attach a bot to it (`chima run
+// --attach NAME='{...}'`) and runs until that bot goes away; see
+// ServeDebug.
 func Serve(p *Plugin) {
+	if debugRequested(os.Args[1:], os.Getenv) {
+		if err := ServeDebug(context.Background(), p, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
+			os.Exit(1)
+		}
+		return
+	}
 	logger := NewLogger(os.Stderr)
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: wire.Handshake,

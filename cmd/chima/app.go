@@ -24,6 +24,7 @@ import (
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // app is the bot's parts wired from one config file.
@@ -65,6 +66,9 @@ type appOptions struct {
 	interactive bool
 	// replica overrides store.replica (chima run --replica).
 	replica string
+	// attach names the plugins to attach to, debug processes a person
+	// runs, instead of starting them (chima run --attach).
+	attach map[string]wire.Reattach
 }
 
 // newLogger returns the bot's logger: text lines on w at level, with every
@@ -109,6 +113,9 @@ func newApp(ctx context.Context, cfgPath string, o appOptions) (*app, error) {
 	}
 	specs, err := pluginSpecs(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := applyAttach(specs, o.attach); err != nil {
 		return nil, err
 	}
 	if !o.withBot {

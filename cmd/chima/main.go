@@ -83,7 +83,7 @@ from a script.`,
 	}
 	root.PersistentFlags().StringVarP(&g.config, "config", "c", "chima.yaml", "path to chima.yaml")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (default: warn for the console, info otherwise)")
-	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g), newAuditCmd(g), newSchedulesCmd(g), newApprovalsCmd(g), newEventsCmd(g))
+	root.AddCommand(newRunCmd(g), newSendCmd(g), newExplainCmd(g), newPluginsCmd(g), newConfigCmd(g), newAuditCmd(g), newSchedulesCmd(g), newApprovalsCmd(g), newEventsCmd(g), newPluginCmd())
 	markUsageErrors(root)
 	return root
 }

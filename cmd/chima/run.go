@@ -12,23 +12,32 @@ import (
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/httpapi"
 	"github.com/chimaops/chima/core/webhook"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 func newRunCmd(g *globalFlags) *cobra.Command {
-	var replica string
+	var (
+		replica string
+		attach  []string
+	)
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the bot with the adapters and plugins in the config",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBot(cmd.Context(), g, replica)
+			att, err := parseAttach(attach, os.Getenv(wire.EnvReattach))
+			if err != nil {
+				return err
+			}
+			return runBot(cmd.Context(), g, replica, att)
 		},
 	}
 	cmd.Flags().StringVar(&replica, "replica", "", "this replica's id on a shared (postgres) store; default store.replica, else the host name")
+	cmd.Flags().StringArrayVar(&attach, "attach", nil, "NAME='{...}': attach to plugin NAME's process run with --debug (the line it printed) instead of starting it; repeatable; also "+wire.EnvReattach)
 	return cmd
 }
 
-func runBot(ctx context.Context, g *globalFlags, replica string) error {
+func runBot(ctx context.Context, g *globalFlags, replica string, attach map[string]wire.Reattach) error {
 	cfg, err := loadConfig(g.config)
 	if err != nil {
 		return err
@@ -48,6 +57,7 @@ func runBot(ctx context.Context, g *globalFlags, replica string) error {
 		// A console on a pipe that reached its end lets its jobs finish,
 		// unless another adapter keeps the bot running anyway.
 		finishJobs: console && !interactive,
+		attach:     attach,
 	})
 	if err != nil {
 		return err

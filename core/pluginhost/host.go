@@ -65,6 +65,14 @@ type Spec struct {
 	// means 5, a negative number means the plugin is never restarted.
 	MaxRestarts   int
 	RestartWindow time.Duration
+	// Attach, when set, attaches to a plugin process a person started in
+	// debug mode (`chima run --attach`) instead of starting Path. Path,
+	// Args, Env, SHA256 and AutoMTLS do not apply: the process is the
+	// person's, already running, listening without TLS. It is never
+	// restarted: when it exits the plugin is failed until the bot is
+	// restarted with a new --attach, and when the host stops it tells the
+	// process to stop.
+	Attach *wire.Reattach
 }
 
 // Options configure a Host.
@@ -119,6 +127,9 @@ type Status struct {
 	// declared (a schedule with a bad cron), each leaving that part out;
 	// the host does not fill it, the bot does.
 	Problems []string `json:"problems,omitempty"`
+	// Attached says the bot attached to a process a person runs in debug
+	// mode (chima run --attach) rather than starting the plugin itself.
+	Attached bool `json:"attached,omitempty"`
 }
 
 // Host runs and supervises plugin processes.
@@ -404,7 +415,7 @@ type managed struct {
 func (m *managed) status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	s := Status{Name: m.spec.Name, State: m.state, Commands: []string{}, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion}
+	s := Status{Name: m.spec.Name, State: m.state, Commands: []string{}, Restarts: m.restarts, LastError: m.lastErr, ProtocolVersion: wire.ProtocolVersion, Attached: m.spec.Attach != nil}
 	if m.state == StateFailed {
 		s.FailedToStart, s.NextRetry = m.startFailed, m.nextRetry
 		if !m.startFailed {
@@ -497,7 +508,9 @@ func (m *managed) failLocked(err error, startFailed bool) func() {
 		return func() {}
 	}
 	m.startFailed, m.nextRetry = startFailed, time.Time{}
-	retry := m.spec.MaxRestarts >= 0 && !m.host.closed.Load()
+	// An attached process is the developer's: trying it again cannot
+	// bring it back.
+	retry := m.spec.MaxRestarts >= 0 && m.spec.Attach == nil && !m.host.closed.Load()
 	if retry {
 		delay := retryDelay(m.retries, m.host.opts.RetryBackoff, m.host.opts.MaxRetryBackoff)
 		m.retries++
@@ -660,10 +673,13 @@ func (m *managed) crashed(inst *instance) {
 		limit = 0 // never restart
 	}
 	var notify func()
-	failed := n > limit
+	failed := n > limit || m.spec.Attach != nil
 	if failed {
 		err := fmt.Errorf("crashed %d times within %s", n, window)
-		if limit == 0 {
+		switch {
+		case m.spec.Attach != nil:
+			err = fmt.Errorf("exited: it is the attached debug process (pid %d), which the bot does not restart; start it again with --debug and restart the bot with its new --attach line", m.spec.Attach.Pid)
+		case limit == 0:
 			err = errors.New("crashed and is never restarted (max_restarts: 0); restarting the bot starts it again")
 		}
 		notify = m.failLocked(err, false)
@@ -722,7 +738,11 @@ func (m *managed) stop() {
 
 // instance is one running plugin process.
 type instance struct {
-	client    *plugin.Client
+	client *plugin.Client
+	// attached is the connection to a process the host attached to; kill
+	// closes it, which asks the process to stop (go-plugin's Kill leaves
+	// a process attached in test mode alone).
+	attached  plugin.ClientProtocol
 	conn      *wire.Conn
 	manifest  *pluginv1.Manifest
 	mux       *muxClient
@@ -737,11 +757,14 @@ type instance struct {
 
 func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	begin := time.Now()
-	client, conn, err := startProcess(h, spec)
+	client, rpc, conn, err := startProcess(h, spec)
 	if err != nil {
 		return nil, err
 	}
 	inst := &instance{client: client, conn: conn, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
+	if spec.Attach != nil {
+		inst.attached = rpc
+	}
 	if rc := client.ReattachConfig(); rc != nil {
 		inst.pid = rc.Pid
 	}
@@ -763,7 +786,7 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 		HostVersion: h.opts.Version, ProtocolMinor: wire.ProtocolMinor,
 	})
 	if err != nil {
-		client.Kill()
+		inst.closeClient()
 		if st, ok := status.FromError(err); ok && st.Code() == codes.Unknown {
 			// The plugin refused to start (its Configure failed): its own
 			// words, without gRPC's wrapping, are what an operator needs.
@@ -775,7 +798,7 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	if slices.Contains(man.GetCapabilities(), wire.CapabilityMultiplex) {
 		mux, err := newMux(context.Background(), conn.Plugin)
 		if err != nil {
-			client.Kill()
+			inst.closeClient()
 			return nil, err
 		}
 		inst.mux = mux
@@ -784,20 +807,15 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	return inst, nil
 }
 
-// startProcess starts spec's binary with its clean environment, does the
-// go-plugin handshake and dispenses the Chima service. The caller kills the
-// client when done.
-func startProcess(h *Host, spec Spec) (*plugin.Client, *wire.Conn, error) {
-	cmd := exec.Command(spec.Path, spec.Args...)
-	cmd.Env = slices.Clone(spec.Env)
-	detach(cmd)
+// startProcess starts spec's binary with its clean environment (or
+// attaches to spec.Attach's process), does the go-plugin handshake and
+// dispenses the Chima service. The caller kills the client when done, and
+// closes rpc too for an attached process.
+func startProcess(h *Host, spec Spec) (*plugin.Client, plugin.ClientProtocol, *wire.Conn, error) {
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  wire.Handshake,
 		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
-		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         spec.AutoMTLS,
-		SkipHostEnv:      true,
 		Logger:           hclogFor(h.log, spec.Name, spec.Secrets),
 		GRPCDialOptions:  wire.DialOptions(),
 		StartTimeout:     h.opts.StartTimeout,
@@ -805,25 +823,47 @@ func startProcess(h *Host, spec Spec) (*plugin.Client, *wire.Conn, error) {
 		SyncStdout:       io.Discard,
 		SyncStderr:       io.Discard,
 	}
-	if spec.SHA256 != "" {
-		sum, err := hex.DecodeString(spec.SHA256)
+	what := spec.Path
+	if spec.Attach != nil {
+		// No AutoMTLS, no checksum (go-plugin refuses one with Reattach):
+		// the person started the binary and it listens without TLS.
+		rc, err := spec.Attach.Config()
 		if err != nil {
-			return nil, nil, fmt.Errorf("sha256 pin: %w", err)
+			return nil, nil, nil, err
 		}
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		cfg.Reattach = rc
+		// go-plugin negotiates no version with a process in test mode:
+		// the plugin set is the one of the major it printed (checked).
+		cfg.Plugins = cfg.VersionedPlugins[rc.ProtocolVersion]
+		what = fmt.Sprintf("attach to pid %d at %s", spec.Attach.Pid, spec.Attach.Addr.String)
+	} else {
+		cmd := exec.Command(spec.Path, spec.Args...)
+		cmd.Env = slices.Clone(spec.Env)
+		detach(cmd)
+		cfg.Cmd, cfg.AutoMTLS, cfg.SkipHostEnv = cmd, spec.AutoMTLS, true
+		if spec.SHA256 != "" {
+			sum, err := hex.DecodeString(spec.SHA256)
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("sha256 pin: %w", err)
+			}
+			cfg.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+		}
 	}
 	client := plugin.NewClient(cfg)
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return nil, nil, fmt.Errorf("start %s: %w", spec.Path, err)
+		return nil, nil, nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	raw, err := rpc.Dispense(wire.PluginName)
 	if err != nil {
+		if spec.Attach != nil {
+			_ = rpc.Close()
+		}
 		client.Kill()
-		return nil, nil, fmt.Errorf("dispense: %w", err)
+		return nil, nil, nil, fmt.Errorf("dispense: %w", err)
 	}
-	return client, raw.(*wire.Conn), nil
+	return client, rpc, raw.(*wire.Conn), nil
 }
 
 // call runs one call over the multiplexed stream, or over a unary-started
@@ -907,6 +947,16 @@ func (i *instance) kill() {
 		if i.mux != nil {
 			i.mux.cancel()
 		}
-		i.client.Kill()
+		i.closeClient()
 	})
+}
+
+// closeClient ends the process: kills the one the host started, or asks an
+// attached one to stop (closing the connection sends go-plugin's Shutdown)
+// and lets go.
+func (i *instance) closeClient() {
+	if i.attached != nil {
+		_ = i.attached.Close()
+	}
+	i.client.Kill()
 }

@@ -62,7 +62,7 @@ func (p Problem) String() string {
 // Validate gives ErrNotValidated; one that cannot be started, or fails
 // otherwise, gives that error.
 func (h *Host) Validate(ctx context.Context, spec Spec) ([]Problem, error) {
-	client, conn, err := startProcess(h, spec)
+	client, _, conn, err := startProcess(h, spec)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", spec.Name, err)
 	}

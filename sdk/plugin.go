@@ -43,18 +43,45 @@ type Plugin struct {
 	// EventHandler for EventJobInterrupted hears of them, as before
 	// protocol minor 7.
 	OnJobInterrupted func(c *Context) error
+	// Settings, when set, is a pointer to the plugin's settings struct,
+	// which the SDK fills from plugins[].settings of chima.yaml before it
+	// calls Configure or Validate. A key's name is the field's `settings`
+	// tag ("apps_file", with ",required" to make the key required), else
+	// its `json` tag, else the field's name in lower case; a tag "-" skips
+	// the field, and an embedded struct without a tag lends its fields. A
+	// field may be a string, bool, integer, float, time.Duration (written
+	// "30s", "5m"), a type with UnmarshalText (read from a string), a
+	// struct, a map with string keys, a slice, a pointer to any of these,
+	// or `any` (the value as it is). Decoding is strict: an unknown key
+	// (but the host's own chima_* keys at the top), a value of the wrong
+	// type or a missing required key is a Problem whose Key is its dotted
+	// path ("targets.demo-db.retention.keep_daily", "subscriptions[0].room"),
+	// every one reported at once in a *SettingsError, and then Configure or
+	// Validate is not called. Scalars are read loosely as far as they stay
+	// unambiguous: a number or true/false where a string is wanted is its
+	// text, a string that spells a number or bool ("7", "true") is that
+	// number or bool. A string where a mapping or list is wanted is read as
+	// YAML (or JSON) of one: the form settings had before they could nest,
+	// and still have from a host older than protocol minor 8. Keys that are
+	// absent leave their fields as they were, so the struct's initial
+	// values are the defaults. With Settings and no Validate, `chima config
+	// validate` reports what decoding finds.
+	Settings any
 	// Configure, when set, receives the plugin's settings from chima.yaml
-	// before the first call. An error stops the plugin from starting and is
+	// before the first call, after Settings (if set) was filled. settings
+	// holds the top-level keys as strings (a nested value as its JSON), as
+	// Context.Setting does. An error stops the plugin from starting and is
 	// shown to the operator; return a *SettingsError to say which settings,
 	// files, lines and keys are wrong.
 	Configure func(settings map[string]string) error
-	// Validate, when set, checks settings as Configure would receive them,
-	// and the files they name, without acting on them: it writes nothing,
-	// starts nothing and keeps nothing. `chima config validate` calls it in a
-	// process started only for that. It returns nil when the settings are
-	// valid, a *SettingsError listing the problems, or another error, which
-	// is reported as one problem. A plugin without it is reported as not
-	// validated.
+	// Validate, when set, checks settings as Configure would receive them
+	// (Settings filled first, as for Configure), and the files they name,
+	// without acting on them: it writes nothing, starts nothing and keeps
+	// nothing. `chima config validate` calls it in a process started only
+	// for that. It returns nil when the settings are valid, a
+	// *SettingsError listing the problems, or another error, which is
+	// reported as one problem. A plugin with Configure but neither Validate
+	// nor Settings is reported as not validated.
 	Validate func(settings map[string]string) error
 }
 

@@ -85,6 +85,11 @@ func (s *server) Describe(_ context.Context, req *pluginv1.DescribeRequest) (*pl
 	s.mu.Lock()
 	s.settings = req.GetSettings()
 	s.mu.Unlock()
+	if s.p.Settings != nil {
+		if err := DecodeSettings(req.GetSettingsJson(), req.GetSettings(), s.p.Settings); err != nil {
+			return nil, fmt.Errorf("configure %s: %w", s.p.Name, err)
+		}
+	}
 	if s.p.Configure != nil {
 		if err := s.p.Configure(req.GetSettings()); err != nil {
 			return nil, fmt.Errorf("configure %s: %w", s.p.Name, err)
@@ -93,19 +98,26 @@ func (s *server) Describe(_ context.Context, req *pluginv1.DescribeRequest) (*pl
 	return s.p.manifest(), nil
 }
 
-// Validate checks settings with the plugin's Validate func, without
-// configuring anything. A plugin with neither Validate nor Configure reads
-// no settings, so any are valid; one with only Configure answers
-// Unimplemented, as a plugin built before protocol minor 4 does: it can
-// check its settings only by acting on them.
+// Validate checks settings by decoding them into the plugin's Settings
+// and with its Validate func, without configuring anything. A plugin with
+// none of Settings, Validate and Configure reads no settings, so any are
+// valid; one with only Configure answers Unimplemented, as a plugin built
+// before protocol minor 4 does: it can check its settings only by acting
+// on them.
 func (s *server) Validate(_ context.Context, req *pluginv1.ValidateRequest) (*pluginv1.ValidateResponse, error) {
-	if s.p.Validate == nil && s.p.Configure == nil {
+	if s.p.Validate == nil && s.p.Configure == nil && s.p.Settings == nil {
 		return &pluginv1.ValidateResponse{}, nil
 	}
-	if s.p.Validate == nil {
+	if s.p.Validate == nil && s.p.Settings == nil {
 		return nil, status.Errorf(codes.Unimplemented, "%s does not validate its settings", s.p.Name)
 	}
-	err := s.p.Validate(req.GetSettings())
+	var err error
+	if s.p.Settings != nil {
+		err = DecodeSettings(req.GetSettingsJson(), req.GetSettings(), s.p.Settings)
+	}
+	if err == nil && s.p.Validate != nil {
+		err = s.p.Validate(req.GetSettings())
+	}
 	if err == nil {
 		return &pluginv1.ValidateResponse{}, nil
 	}

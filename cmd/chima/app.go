@@ -273,7 +273,7 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		if maxRestarts == 0 {
 			maxRestarts = -1 // 0 in config means never restart
 		}
-		settings := map[string]string{}
+		settings := map[string]any{}
 		for k, v := range p.Settings {
 			settings[k] = v
 		}

@@ -122,7 +122,7 @@ func TestAPluginThatRestartsWithANewManifestGetsItsNewSchedules(t *testing.T) {
 	var sched *schedule.Scheduler
 	tb := startBot(t, botOptions{
 		plugins:  []string{"runner"},
-		settings: map[string]map[string]string{"runner": {"tick_cron": "@daily"}},
+		settings: map[string]map[string]any{"runner": {"tick_cron": "@daily"}},
 		scheduler: func(b func() *bot.Bot, st *store.Store) interface{ Run(context.Context) } {
 			s, err := schedule.New(schedule.Options{Store: slots{st}, Run: func(ctx context.Context, sp schedule.Spec, slot time.Time) (string, string) {
 				return b().RunPluginSchedule(ctx, sp, slot)

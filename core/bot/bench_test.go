@@ -99,7 +99,7 @@ func BenchmarkPluginStart(b *testing.B) {
 		spec := pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, Env: []string{"PATH=" + os.Getenv("PATH")}}
 		if spec.Name == "deploy" {
 			apps, _ := filepath.Abs("../../examples/config/apps.json")
-			spec.Settings = map[string]string{"apps_file": apps, "workspace_dir": b.TempDir()}
+			spec.Settings = map[string]any{"apps_file": apps, "workspace_dir": b.TempDir()}
 		}
 		specs = append(specs, spec)
 	}
@@ -195,7 +195,7 @@ func BenchmarkDeployCommandToProviderStart(b *testing.B) {
 	tb := startBot(b, botOptions{
 		plugins:  []string{"plugins/deploy"},
 		roles:    map[string]config.Role{"deployer": {Users: []string{"mem:alice"}, Permissions: []string{"deploy"}}},
-		settings: map[string]map[string]string{"deploy": {"apps_file": appsFile, "workspace_dir": filepath.Join(dir, "ws")}},
+		settings: map[string]map[string]any{"deploy": {"apps_file": appsFile, "workspace_dir": filepath.Join(dir, "ws")}},
 		timeout:  time.Minute,
 	})
 	deploy := func(id int) time.Duration {

@@ -57,7 +57,7 @@ type botOptions struct {
 	turn     time.Duration // bot.Options.TurnLimit
 	dbPath   string
 	before   func(*store.Store)           // runs on the store before the bot starts
-	settings map[string]map[string]string // plugin → settings
+	settings map[string]map[string]any // plugin → settings
 	redactor *redact.Redactor
 	metrics  *bot.Metrics // nil: the bot's own
 	// startErrsOK lets plugins fail to start; the bot runs without them.

@@ -254,7 +254,7 @@ func TestAPluginThatRefusesIsRetriedThenFailsWhileTheOtherTakesItOnce(t *testing
 	m := bot.NewMetrics()
 	tb := startBot(t, botOptions{
 		plugins: []string{"crashy"}, copies: map[string]string{"crashy2": "crashy"}, metrics: m,
-		settings: map[string]map[string]string{
+		settings: map[string]map[string]any{
 			"crashy":  {"events_fail": "yes"},
 			"crashy2": {"events_log": filepath.Join(dir, "crashy2.log"), "events_only": "yes"},
 		},
@@ -319,7 +319,7 @@ func TestAnEventForAPluginThatIsDownIsDeliveredOnceItIsBack(t *testing.T) {
 	log := filepath.Join(dir, "crashy.log")
 	tb := startBot(t, botOptions{
 		plugins:  []string{"crashy"},
-		settings: map[string]map[string]string{"crashy": {"events_log": log, "down_while": down}},
+		settings: map[string]map[string]any{"crashy": {"events_log": log, "down_while": down}},
 	})
 	if err := os.WriteFile(down, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ func TestCommandOfAPluginThatCrashedTooOftenSaysItIsDownAndWhatAnOperatorCanDo(t
 }
 
 func TestCommandsOfAPluginThatCouldNotStartSayWhy(t *testing.T) {
-	bad := map[string]map[string]string{"crashy": {"fail_configure": "yes"}}
+	bad := map[string]map[string]any{"crashy": {"fail_configure": "yes"}}
 	t.Run("named by the plugin's name, never started", func(t *testing.T) {
 		tb := startBot(t, botOptions{plugins: []string{"crashy"}, settings: bad, startErrsOK: true})
 		tb.say("chima crashy:echo hi")

@@ -22,7 +22,7 @@ func (s slots) LastSlot(ctx context.Context, name string) (time.Time, string, bo
 func TestAPluginsScheduleEnqueuesItsJobEachSlotAndABadOneIsReported(t *testing.T) {
 	tb := startBot(t, botOptions{
 		plugins: []string{"runner"},
-		settings: map[string]map[string]string{"runner": {
+		settings: map[string]map[string]any{"runner": {
 			"tick_cron": "@every 1s", "tick_room": "general", "tick_payload": "hi",
 			"bad_cron": "0 25 * * *", "bad_kind": "nope",
 		}},

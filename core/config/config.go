@@ -219,8 +219,10 @@ type PluginConfig struct {
 	// the plugin starts (see Environ) and never logged.
 	Secrets map[string]string `yaml:"secrets"`
 	// Settings are free-form, non-secret settings handed to the plugin when
-	// it describes itself.
-	Settings map[string]string `yaml:"settings"`
+	// it describes itself: any YAML, nested mappings and lists included,
+	// held as a JSON document decoded with UseNumber holds it (maps of
+	// string keys, []any, string, json.Number, bool, nil for null).
+	Settings map[string]any `yaml:"settings"`
 	// Disabled keeps the plugin configured but not started.
 	Disabled bool `yaml:"disabled"`
 	// MaxRestarts is the number of crashes within RestartWindow after which

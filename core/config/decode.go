@@ -2,9 +2,11 @@ package config
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -197,12 +199,82 @@ func (d *decoder) decode(n *yaml.Node, key string, v reflect.Value) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Interface:
+		if x := d.decodeAny(n, key); x != nil {
+			v.Set(reflect.ValueOf(x))
+		}
 	default:
 		// A field type the walker does not know (none today): let yaml decode it.
 		if err := n.Decode(v.Addr().Interface()); err != nil {
 			d.fail(n, key, "cannot read %s as %s", describe(n), v.Type())
 		}
 	}
+}
+
+// decodeAny reads a free-form value (a plugin's settings) in the shapes of
+// a JSON document decoded with UseNumber: map[string]any, []any, string,
+// json.Number, bool, or nil for null. Aliases and merge keys are expanded
+// as everywhere else, and count against the same budget. A number keeps
+// the text it was written with when that is JSON ("1.10" stays 1.10).
+func (d *decoder) decodeAny(n *yaml.Node, key string) any {
+	if !d.spend(n, key) {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.AliasNode:
+		if d.expanding[n] {
+			d.fail(n, key, "alias *%s refers to a value that contains it", n.Value)
+			return nil
+		}
+		d.expanding[n] = true
+		defer delete(d.expanding, n)
+		return d.decodeAny(n.Alias, key)
+	case yaml.MappingNode:
+		m := map[string]any{}
+		for _, p := range d.pairs(n, key) {
+			fk := joinKey(key, p.k.Value)
+			d.meta.lines[fk] = p.k.Line
+			m[p.k.Value] = d.decodeAny(p.v, fk)
+		}
+		return m
+	case yaml.SequenceNode:
+		l := make([]any, 0, len(n.Content))
+		for i, item := range n.Content {
+			ik := indexKey(key, i)
+			d.meta.lines[ik] = item.Line
+			l = append(l, d.decodeAny(item, ik))
+		}
+		return l
+	case yaml.ScalarNode:
+		return scalarValue(n)
+	}
+	return nil
+}
+
+// scalarValue is a YAML scalar as JSON would hold it.
+func scalarValue(n *yaml.Node) any {
+	switch n.Tag {
+	case "!!null":
+		return nil
+	case "!!bool":
+		var b bool
+		if n.Decode(&b) == nil {
+			return b
+		}
+	case "!!int", "!!float":
+		if json.Valid([]byte(n.Value)) {
+			return json.Number(n.Value)
+		}
+		var i int64
+		if n.Decode(&i) == nil {
+			return json.Number(strconv.FormatInt(i, 10))
+		}
+		var f float64
+		if n.Decode(&f) == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
+		}
+	}
+	return n.Value
 }
 
 func (d *decoder) decodeDuration(n *yaml.Node, key string, v reflect.Value) {

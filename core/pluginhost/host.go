@@ -60,7 +60,11 @@ type Spec struct {
 	// SHA256 pins the binary (hex); empty skips the check.
 	SHA256   string
 	AutoMTLS bool
-	Settings map[string]string
+	// Settings are the plugin's settings (never secrets): any JSON-shaped
+	// value, nested maps and lists included, as config.PluginConfig holds
+	// them. The plugin receives them as settings_json, and as a string map
+	// (SettingsStrings) for a plugin older than protocol minor 8.
+	Settings map[string]any
 	// MaxRestarts crashes within RestartWindow mark the plugin failed; 0
 	// means 5, a negative number means the plugin is never restarted.
 	MaxRestarts   int
@@ -781,8 +785,13 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
 	defer cancel()
+	strs, doc, err := settingsMessages(spec.Settings)
+	if err != nil {
+		client.Kill()
+		return nil, err
+	}
 	man, err := conn.Plugin.Describe(dctx, &pluginv1.DescribeRequest{
-		HostServiceId: hostID, Settings: spec.Settings,
+		HostServiceId: hostID, Settings: strs, SettingsJson: doc,
 		HostVersion: h.opts.Version, ProtocolMinor: wire.ProtocolMinor,
 	})
 	if err != nil {

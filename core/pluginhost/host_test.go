@@ -279,7 +279,7 @@ func TestBadPluginsFailAtStartWithClearErrorsWhileOthersRun(t *testing.T) {
 	sum := sha256.Sum256([]byte("not the binary"))
 	pinned.SHA256 = hex.EncodeToString(sum[:])
 	badcfg := spec("badcfg")
-	badcfg.Settings = map[string]string{"fail_configure": "yes"}
+	badcfg.Settings = map[string]any{"fail_configure": "yes"}
 
 	h := New(Options{})
 	t.Cleanup(h.Stop)

@@ -153,7 +153,7 @@ func TestPluginThatCannotStartIsRetriedUntilItCan(t *testing.T) {
 
 func TestConfigureErrorIsTheLastErrorInThePluginsOwnWords(t *testing.T) {
 	s := spec("badcfg")
-	s.Settings = map[string]string{"fail_configure": "yes"}
+	s.Settings = map[string]any{"fail_configure": "yes"}
 	h, _ := newRetryHost(t, s)
 	st, _ := h.PluginStatus("badcfg")
 	if st.LastError != "configure crashy: configure refused on purpose" {

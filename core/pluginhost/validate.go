@@ -69,8 +69,12 @@ func (h *Host) Validate(ctx context.Context, spec Spec) ([]Problem, error) {
 	defer client.Kill()
 	vctx, cancel := context.WithTimeout(ctx, h.opts.StartTimeout)
 	defer cancel()
+	strs, doc, err := settingsMessages(spec.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", spec.Name, err)
+	}
 	resp, err := conn.Plugin.Validate(vctx, &pluginv1.ValidateRequest{
-		Settings: spec.Settings, HostVersion: h.opts.Version, ProtocolMinor: wire.ProtocolMinor,
+		Settings: strs, SettingsJson: doc, HostVersion: h.opts.Version, ProtocolMinor: wire.ProtocolMinor,
 	})
 	if status.Code(err) == codes.Unimplemented {
 		return nil, fmt.Errorf("plugin %s: %w", spec.Name, ErrNotValidated)

@@ -15,7 +15,7 @@ import (
 	"github.com/chimaops/chima/core/internal/testplugins"
 )
 
-func checkerSpec(t *testing.T, settings map[string]string) Spec {
+func checkerSpec(t *testing.T, settings map[string]any) Spec {
 	t.Helper()
 	bin, err := testplugins.Build("checker")
 	if err != nil {
@@ -29,14 +29,14 @@ func TestValidateReturnsThePluginsProblems(t *testing.T) {
 	pidFile, marker := filepath.Join(dir, "pid"), filepath.Join(dir, "configured")
 	tests := []struct {
 		name     string
-		settings map[string]string
+		settings map[string]any
 		want     []Problem
 	}{
-		{"valid settings have no problems", map[string]string{"apps_file": "ok"}, []Problem{}},
+		{"valid settings have no problems", map[string]any{"apps_file": "ok"}, []Problem{}},
 		{"each problem keeps its file, line and key",
-			map[string]string{"file": "/etc/apps.json", "a": "bad", "a_line": "7", "b": "bad"},
+			map[string]any{"file": "/etc/apps.json", "a": "bad", "a_line": "7", "b": "bad"},
 			[]Problem{{File: "/etc/apps.json", Line: 7, Key: "a", Message: "is bad"}, {File: "/etc/apps.json", Key: "b", Message: "is bad"}}},
-		{"a plain error is one problem", map[string]string{"fail": "cannot read the apps file"},
+		{"a plain error is one problem", map[string]any{"fail": "cannot read the apps file"},
 			[]Problem{{Message: "cannot read the apps file"}}},
 	}
 	h := New(Options{})

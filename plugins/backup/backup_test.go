@@ -7,10 +7,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -31,8 +35,10 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	}{
 		{"no targets at all", ``, `^targets: is required`},
 		{"not a map", `[1, 2]`, `^targets: `},
-		{"an unknown key", `files: {kind: directory, path: files, repository: repo, password_file: pw, scratch: s, exclude: [x]}`, `^targets\.files: line 1: unknown key exclude`},
-		{"an unknown key in the second target, by line", "a: {kind: directory, path: files, repository: r, password_file: pw, scratch: s}\nb:\n  kind: directory\n  pathh: files\n", `^targets\.b: line 4: unknown key pathh`},
+		{"an unknown key", `files: {kind: directory, path: files, repository: repo, password_file: pw, scratch: s, exclude: [x]}`, `^targets\.files\.exclude: unknown key \(did you mean "excludes"\?\)$`},
+		{"an unknown key in the second target", "a: {kind: directory, path: files, repository: r, password_file: pw, scratch: s}\nb:\n  kind: directory\n  pathh: files\n", `^targets\.b\.pathh: unknown key \(did you mean "path"\?\)$`},
+		{"a wrong type deep in a target", `files: {kind: directory, path: files, repository: repo, password_file: pw, scratch: s, retention: {keep_daily: seven}}`, `^targets\.files\.retention\.keep_daily: want an integer, got "seven"$`},
+		{"a bad alert_after", `files: {kind: directory, path: files, repository: repo, password_file: pw, scratch: s, alert_after: soon}`, `^targets\.files\.alert_after: want a duration`},
 		{"an unknown kind", `files: {kind: oracle, repository: repo, password_file: pw}`, `^targets\.files\.kind: "oracle" is not a kind`},
 		{"no repository", `files: {kind: directory, path: files, password_file: pw, scratch: s}`, `^targets\.files\.repository: is required`},
 		{"no password", `files: {kind: directory, path: files, repository: repo, scratch: s}`, `^targets\.files\.password_file: the repository needs a password`},
@@ -46,7 +52,7 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, problems := check(map[string]string{"targets": tt.targets, "chima_config_dir": dir}, true)
+			_, problems := checkStrings(map[string]string{"targets": tt.targets, "chima_config_dir": dir}, true)
 			re := regexp.MustCompile(tt.want)
 			var got []string
 			for _, p := range problems {
@@ -60,7 +66,7 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	}
 	t.Run("a good target in YAML or JSON", func(t *testing.T) {
 		for _, text := range []string{good, `{"files": {"kind": "directory", "path": "files", "repository": "repo", "password_file": "pw", "scratch": "scratch"}}`} {
-			targets, problems := check(map[string]string{"targets": text, "chima_config_dir": dir}, true)
+			targets, problems := checkStrings(map[string]string{"targets": text, "chima_config_dir": dir}, true)
 			if len(problems) > 0 {
 				t.Fatalf("%s: problems %v", text, problems)
 			}
@@ -70,8 +76,8 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 		}
 	})
 	t.Run("an unknown setting", func(t *testing.T) {
-		_, problems := check(map[string]string{"targets": good, "chima_config_dir": dir, "tragets": "x"}, true)
-		if len(problems) != 1 || problems[0].Key != "tragets" {
+		_, problems := checkStrings(map[string]string{"targets": good, "chima_config_dir": dir, "tragets": "x"}, true)
+		if len(problems) != 1 || problems[0].String() != `tragets: unknown key (did you mean "targets"?)` {
 			t.Fatalf("problems %v; want one about tragets", problems)
 		}
 	})
@@ -88,8 +94,15 @@ func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
 	if !errors.Is(err, ErrResticVersion) || !strings.Contains(err.Error(), "restic 0.14.0") || !strings.Contains(err.Error(), "0.17 or newer") {
 		t.Fatalf("resticBin(0.14) = %v; want ErrResticVersion naming 0.14.0 and 0.17", err)
 	}
-	b := &backuper{}
-	err = b.validate(map[string]string{"restic": old, "targets": `x: {kind: directory, path: ` + dir + `, repository: r, password_file: ` + old + `, scratch: /tmp/s}`})
+	resp, err := sdk.NewServer((&backuper{}).spec(), nil, nil).Validate(context.Background(), &pluginv1.ValidateRequest{Settings: map[string]string{
+		"restic": old, "targets": `x: {kind: directory, path: ` + dir + `, repository: r, password_file: ` + old + `, scratch: /tmp/s}`}})
+	if err == nil && len(resp.GetProblems()) > 0 {
+		var ps []string
+		for _, p := range resp.GetProblems() {
+			ps = append(ps, p.GetKey()+": "+p.GetMessage())
+		}
+		err = errors.New(strings.Join(ps, "\n"))
+	}
 	if err == nil || !strings.Contains(err.Error(), "restic: ") || !strings.Contains(err.Error(), "0.17 or newer") {
 		t.Fatalf("validate with restic 0.14 = %v; want a problem keyed restic", err)
 	}
@@ -405,5 +418,52 @@ func TestTargetSchedulesBecomePluginSchedulesAndAScheduledBackupSaysWhichTookIt(
 	}
 	if res := b.h.Job(verify.GetJobKind(), verify.GetPayload()); outcome(res) != "success" {
 		t.Fatalf("scheduled verify: %s", allText(res))
+	}
+}
+
+// checkStrings checks settings as an older host sends them (every value a
+// string, targets YAML or JSON), decoded by the SDK as the plugin's are.
+func checkStrings(strs map[string]string, strict bool) (map[string]*Target, []sdk.Problem) {
+	var s settings
+	if err := sdk.DecodeSettings("", strs, &s); err != nil {
+		var se *sdk.SettingsError
+		if !errors.As(err, &se) {
+			return nil, []sdk.Problem{{Message: err.Error()}}
+		}
+		return nil, se.Problems
+	}
+	return check(&s, strict)
+}
+
+// TestNestedTargetsDecodeLikeTheirStringForm checks that targets written as
+// nested YAML (settings_json) and as the old YAML string give the same
+// targets.
+func TestNestedTargetsDecodeLikeTheirStringForm(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "pw"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nested := `{"chima_config_dir": ` + strconv.Quote(dir) + `, "targets": {"db": {"kind": "sqlite", "path": "db.sqlite", "repository": "repo",
+		"password_file": "pw", "scratch": "scratch", "alert_after": "26h", "retention": {"keep_last": 3, "keep_daily": 7}}}}`
+	old := map[string]string{"chima_config_dir": dir, "targets": "db:\n  kind: sqlite\n  path: db.sqlite\n  repository: repo\n  password_file: pw\n" +
+		"  scratch: scratch\n  alert_after: 26h\n  retention: {keep_last: 3, keep_daily: 7}\n"}
+	var fromJSON settings
+	if err := sdk.DecodeSettings(nested, nil, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	a, problems := check(&fromJSON, true)
+	if len(problems) > 0 {
+		t.Fatalf("nested: %v", problems)
+	}
+	b, problems := checkStrings(old, true)
+	if len(problems) > 0 {
+		t.Fatalf("string form: %v", problems)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("nested %+v\nstring form %+v", a["db"], b["db"])
+	}
+	if got := a["db"]; got.Retention.KeepDaily != 7 || got.AlertAfter != 26*time.Hour || got.Path != filepath.Join(dir, "db.sqlite") {
+		t.Fatalf("target %+v", got)
 	}
 }

@@ -3,13 +3,17 @@
 // listed, verified by restoring them into a scratch place, restored there,
 // and restored over live data only once another person approved.
 //
-// Settings (chima.yaml plugins[].settings):
+// Settings (chima.yaml plugins[].settings), decoded strictly by the SDK
+// (an unknown key or a wrong type is named by its path, such as
+// targets.demo-db.retention.keep_daily):
 //
-//	targets    a YAML (or JSON) map of target name to its declaration:
+//	targets    a map of target name to its declaration, as nested YAML:
 //	           kind (postgres, mysql, mariadb, sqlite, directory), dsn_env
 //	           or path, excludes, repository, password_file or password_env,
 //	           init, retention {keep_last, keep_daily, …}, schedule,
-//	           verify_schedule, scratch, scratch_dsn_env, room
+//	           verify_schedule, scratch, scratch_dsn_env, room, alert_after;
+//	           the older form, that map as a YAML or JSON string
+//	           (targets: |), is read the same
 //	restic     the restic binary (default: restic on $PATH); 0.17 or newer
 //	cache_dir  restic's cache (default: a folder in the temporary directory)
 //

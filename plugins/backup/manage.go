@@ -126,7 +126,7 @@ func (b *backuper) cmdStatus(c *sdk.Context) error {
 			verified = fmt.Sprintf("%s %s ago (%s, restore %s)", state, ago(now, v.Time), short(l.VerifiedID), (time.Duration(v.RestoreMS) * time.Millisecond).String())
 		}
 		if since := stale(now, t, l); since != "" {
-			warnings = append(warnings, fmt.Sprintf("no verified backup of %s %s (alert_after %s)", n, since, t.AlertAfter.Duration))
+			warnings = append(warnings, fmt.Sprintf("no verified backup of %s %s (alert_after %s)", n, since, t.AlertAfter))
 		}
 		rows = append(rows, []string{n, t.Kind, lastBackup, verified, nextRuns(now, t)})
 	}
@@ -177,10 +177,10 @@ const freshnessEvery = "@every 15m"
 // stale says since when t has had no good verification, when that is
 // longer than its alert_after; "" when it is fresh (or has no threshold).
 func stale(now time.Time, t *Target, l *lastState) string {
-	if t.AlertAfter.Duration <= 0 {
+	if t.AlertAfter <= 0 {
 		return ""
 	}
-	if l.Verified != nil && l.Verified.OK && now.Sub(l.Verified.Time) <= t.AlertAfter.Duration {
+	if l.Verified != nil && l.Verified.OK && now.Sub(l.Verified.Time) <= t.AlertAfter {
 		return ""
 	}
 	if l.Verified == nil || !l.Verified.OK {
@@ -203,7 +203,7 @@ func (b *backuper) runFreshness(c *sdk.Context) error {
 	sort.Slice(targets, func(i, j int) bool { return targets[i].Name < targets[j].Name })
 	now := time.Now()
 	for _, t := range targets {
-		if t.Room == "" || t.AlertAfter.Duration <= 0 {
+		if t.Room == "" || t.AlertAfter <= 0 {
 			continue
 		}
 		l, err := getLast(c, t.Name)
@@ -220,7 +220,7 @@ func (b *backuper) runFreshness(c *sdk.Context) error {
 			continue
 		}
 		ref := roomRef(t.Room, adapter)
-		text := fmt.Sprintf("⚠ No verified backup of %s %s (alert_after %s). `backup:status` shows the targets; `backup:verify %s` checks the latest backup.", t.Name, since, t.AlertAfter.Duration, t.Name)
+		text := fmt.Sprintf("⚠ No verified backup of %s %s (alert_after %s). `backup:status` shows the targets; `backup:verify %s` checks the latest backup.", t.Name, since, t.AlertAfter, t.Name)
 		if _, err := c.Post(ref, &sdk.Output{Status: "warning", Text: text}); err != nil {
 			return err
 		}

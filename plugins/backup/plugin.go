@@ -30,11 +30,13 @@ const (
 
 // backuper holds the plugin's configuration.
 type backuper struct {
-	mu      sync.RWMutex
-	plugin  *sdk.Plugin
-	targets map[string]*Target
-	restic  *restic
-	version string
+	mu     sync.RWMutex
+	plugin *sdk.Plugin
+	// settings are filled by the SDK before configure and validate.
+	settings *settings
+	targets  map[string]*Target
+	restic   *restic
+	version  string
 	// defaultAdapter is the adapter a bare room means.
 	defaultAdapter string
 }
@@ -52,10 +54,12 @@ type payload struct {
 }
 
 func (b *backuper) spec() *sdk.Plugin {
+	b.settings = &settings{}
 	p := &sdk.Plugin{
 		Name:        "backup",
 		Version:     "0.1.0",
 		Description: "Backs up databases and directories with restic, lists, verifies by restoring, and restores safely.",
+		Settings:    b.settings,
 		Configure:   b.configure,
 		Validate:    b.validate,
 		Commands: []sdk.Command{
@@ -124,23 +128,32 @@ func (b *backuper) spec() *sdk.Plugin {
 	return p
 }
 
-// check reads the settings: the targets, and restic.
-func check(s map[string]string, strict bool) (map[string]*Target, []sdk.Problem) {
-	targets, problems := parseTargets(s["targets"], s["chima_config_dir"], os.Getenv, strict)
-	for k := range s {
-		if !strings.HasPrefix(k, "chima_") && k != "targets" && k != "restic" && k != "cache_dir" {
-			problems = append(problems, sdk.Problem{Key: k, Message: "unknown setting: the backup plugin takes targets, restic and cache_dir"})
-		}
-	}
-	sort.SliceStable(problems, func(i, j int) bool { return problems[i].Key < problems[j].Key })
-	return targets, problems
+// settings are the plugin's settings (chima.yaml plugins[].settings), which
+// the SDK decodes.
+type settings struct {
+	// Targets are the things to back up, by name.
+	Targets map[string]*Target `settings:"targets"`
+	// Restic is the restic binary; restic on $PATH when empty.
+	Restic string `settings:"restic"`
+	// CacheDir is restic's cache; a folder in the temporary directory when
+	// empty.
+	CacheDir string `settings:"cache_dir"`
+	// ConfigDir is chima.yaml's folder, which relative paths are against.
+	ConfigDir string `settings:"chima_config_dir"`
+	// DefaultAdapter is the adapter a bare room means.
+	DefaultAdapter string `settings:"chima_default_adapter"`
+}
+
+// check checks the decoded settings' targets.
+func check(s *settings, strict bool) (map[string]*Target, []sdk.Problem) {
+	return checkTargets(s.Targets, s.ConfigDir, os.Getenv, strict)
 }
 
 // validate is the plugin's Validate: it checks the settings, the files they
 // name and restic's version, and keeps nothing.
-func (b *backuper) validate(s map[string]string) error {
-	_, problems := check(s, true)
-	if _, _, err := resticBin(s["restic"], s["chima_config_dir"]); err != nil {
+func (b *backuper) validate(map[string]string) error {
+	_, problems := check(b.settings, true)
+	if _, _, err := resticBin(b.settings.Restic, b.settings.ConfigDir); err != nil {
 		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
 	}
 	if len(problems) > 0 {
@@ -151,24 +164,25 @@ func (b *backuper) validate(s map[string]string) error {
 
 // configure checks the settings and restic, and declares each target's
 // schedules.
-func (b *backuper) configure(s map[string]string) error {
+func (b *backuper) configure(map[string]string) error {
+	s := b.settings
 	targets, problems := check(s, false)
-	bin, version, err := resticBin(s["restic"], s["chima_config_dir"])
+	bin, version, err := resticBin(s.Restic, s.ConfigDir)
 	if err != nil {
 		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
 	}
 	if len(problems) > 0 {
 		return &sdk.SettingsError{Problems: problems}
 	}
-	cache := s["cache_dir"]
+	cache := s.CacheDir
 	if cache == "" {
 		cache = filepath.Join(os.TempDir(), "chima-restic-cache-"+strconv.Itoa(os.Getuid()))
-	} else if !filepath.IsAbs(cache) && s["chima_config_dir"] != "" {
-		cache = filepath.Join(s["chima_config_dir"], cache)
+	} else if !filepath.IsAbs(cache) && s.ConfigDir != "" {
+		cache = filepath.Join(s.ConfigDir, cache)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.targets, b.version, b.defaultAdapter = targets, version, s["chima_default_adapter"]
+	b.targets, b.version, b.defaultAdapter = targets, version, s.DefaultAdapter
 	b.restic = &restic{bin: bin, cacheDir: cache}
 	if b.plugin != nil {
 		b.plugin.Schedules = b.schedules()
@@ -190,7 +204,7 @@ func (b *backuper) schedules() []sdk.Schedule {
 		var notify *sdk.MessageRef
 		if t.Room != "" {
 			notify = roomRef(t.Room, b.defaultAdapter)
-			if t.AlertAfter.Duration > 0 {
+			if t.AlertAfter > 0 {
 				alerts = true
 			}
 		}

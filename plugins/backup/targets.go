@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/chimaops/chima/sdk"
 )
@@ -24,73 +23,61 @@ const (
 	kindDirectory = "directory"
 )
 
-// Target is one thing to back up, as declared in the `targets` setting.
+// Target is one thing to back up, as declared in the `targets` setting:
+// the SDK decodes it (Plugin.Settings), strictly.
 type Target struct {
 	// Name is the target's key in the settings: what people type.
-	Name string `yaml:"-"`
+	Name string `settings:"-"`
 	// Kind is postgres, mysql (or mariadb), sqlite or directory.
-	Kind string `yaml:"kind"`
+	Kind string `settings:"kind"`
 	// DSNEnv names the environment variable (a plugin secret) holding the
 	// database's DSN: a postgres:// URL, or for MySQL/MariaDB either
 	// user:pass@tcp(host:port)/db or mysql://user:pass@host:port/db.
-	DSNEnv string `yaml:"dsn_env"`
+	DSNEnv string `settings:"dsn_env"`
 	// Path is the SQLite file or the directory.
-	Path string `yaml:"path"`
+	Path string `settings:"path"`
 	// Excludes are restic --exclude patterns for a directory.
-	Excludes []string `yaml:"excludes"`
+	Excludes []string `settings:"excludes"`
 	// Repository is the restic repository: a local path (relative to
 	// chima.yaml) or anything restic takes (sftp:, s3:, rest:, rclone:…).
-	Repository string `yaml:"repository"`
+	Repository string `settings:"repository"`
 	// PasswordFile is a file holding the repository's password.
-	PasswordFile string `yaml:"password_file"`
+	PasswordFile string `settings:"password_file"`
 	// PasswordEnv names the environment variable (a plugin secret) holding
 	// the repository's password.
-	PasswordEnv string `yaml:"password_env"`
+	PasswordEnv string `settings:"password_env"`
 	// Init creates the repository on the first backup when it is missing.
-	Init bool `yaml:"init"`
+	Init bool `settings:"init"`
 	// Retention is the policy `restic forget --prune` applies after each
 	// backup; none when empty.
-	Retention Retention `yaml:"retention"`
+	Retention Retention `settings:"retention"`
 	// Schedule is a cron expression for scheduled backups; none when empty.
-	Schedule string `yaml:"schedule"`
+	Schedule string `settings:"schedule"`
 	// VerifySchedule is a cron expression for scheduled verifications.
-	VerifySchedule string `yaml:"verify_schedule"`
+	VerifySchedule string `settings:"verify_schedule"`
 	// Scratch is where restores go by default and verifications restore
 	// to: a directory for sqlite and directory targets, a database name
 	// (on the server of ScratchDSNEnv, else of DSNEnv) for databases.
-	Scratch string `yaml:"scratch"`
+	Scratch string `settings:"scratch"`
 	// ScratchDSNEnv names the environment variable holding the DSN of the
 	// server scratch databases are made on; DSNEnv's server when empty.
-	ScratchDSNEnv string `yaml:"scratch_dsn_env"`
+	ScratchDSNEnv string `settings:"scratch_dsn_env"`
 	// Room is where scheduled runs report ("ops", "slack:ops").
-	Room string `yaml:"room"`
+	Room string `settings:"room"`
 	// AlertAfter is how old the last verified backup may be before
 	// backup:status warns ("26h"); never when zero.
-	AlertAfter duration `yaml:"alert_after"`
-}
-
-// duration is a time.Duration written as Go writes one ("26h", "90m").
-type duration struct{ time.Duration }
-
-// UnmarshalYAML reads "26h".
-func (d *duration) UnmarshalYAML(n *yaml.Node) error {
-	v, err := time.ParseDuration(n.Value)
-	if err != nil || v < 0 {
-		return fmt.Errorf("line %d: %q is not a duration such as 26h", n.Line, n.Value)
-	}
-	d.Duration = v
-	return nil
+	AlertAfter time.Duration `settings:"alert_after"`
 }
 
 // Retention is a grandfather-father-son policy for restic forget.
 type Retention struct {
-	KeepLast    int    `yaml:"keep_last"`
-	KeepHourly  int    `yaml:"keep_hourly"`
-	KeepDaily   int    `yaml:"keep_daily"`
-	KeepWeekly  int    `yaml:"keep_weekly"`
-	KeepMonthly int    `yaml:"keep_monthly"`
-	KeepYearly  int    `yaml:"keep_yearly"`
-	KeepWithin  string `yaml:"keep_within"`
+	KeepLast    int    `settings:"keep_last"`
+	KeepHourly  int    `settings:"keep_hourly"`
+	KeepDaily   int    `settings:"keep_daily"`
+	KeepWeekly  int    `settings:"keep_weekly"`
+	KeepMonthly int    `settings:"keep_monthly"`
+	KeepYearly  int    `settings:"keep_yearly"`
+	KeepWithin  string `settings:"keep_within"`
 }
 
 // empty says whether the policy keeps everything (no forget runs).
@@ -120,10 +107,8 @@ var (
 	targetNameRE = regexp.MustCompile(`^[a-z0-9][-_.a-z0-9]*$`)
 	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	dbNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	// unknownFieldRE is the YAML decoder's way of saying "unknown key".
-	unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type \S+`)
-	keepWithinRE   = regexp.MustCompile(`^([0-9]+[yMdhms])+$`)
-	cronParser     = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+	keepWithinRE = regexp.MustCompile(`^([0-9]+[yMdhms])+$`)
+	cronParser   = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 )
 
 // remoteRepo says whether a repository string is one restic reaches
@@ -137,61 +122,18 @@ func remoteRepo(repo string) bool {
 	return false
 }
 
-// parseTargets decodes the `targets` setting (YAML or JSON, strictly: an
-// unknown key is an error), resolves relative paths against dir and checks
-// every target. Problems name the setting key and the target. strict also
-// checks that the paths are there (for Validate: a directory missing when
-// the plugin starts fails its backups, not every target's).
-func parseTargets(text, dir string, getenv func(string) string, strict bool) (map[string]*Target, []sdk.Problem) {
+// checkTargets checks the targets of the settings, resolves relative paths
+// against dir and fills in defaults. Problems name the key path
+// (targets.<name>.<key>). strict also checks that the paths are there (for
+// Validate: a directory missing when the plugin starts fails its backups,
+// not every target's).
+func checkTargets(decoded map[string]*Target, dir string, getenv func(string) string, strict bool) (map[string]*Target, []sdk.Problem) {
 	var problems []sdk.Problem
 	add := func(key, format string, args ...any) {
 		problems = append(problems, sdk.Problem{Key: key, Message: fmt.Sprintf(format, args...)})
 	}
-	if strings.TrimSpace(text) == "" {
-		add("targets", "is required: a YAML or JSON map of target name to {kind, path or dsn_env, repository, …}")
-		return nil, problems
-	}
-	// The keys' lines say which target a decoding problem is in.
-	var doc yaml.Node
-	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
-		add("targets", "is not a YAML/JSON map of targets: %v", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil, problems
-	}
-	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode || len(doc.Content[0].Content) == 0 {
-		add("targets", "declares no target: it must be a map of target name to {kind, path or dsn_env, repository, …}")
-		return nil, problems
-	}
-	type keyLine struct {
-		name string
-		line int
-	}
-	var lines []keyLine
-	m := doc.Content[0]
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		lines = append(lines, keyLine{m.Content[i].Value, m.Content[i].Line})
-	}
-	var decoded map[string]*Target
-	dec := yaml.NewDecoder(strings.NewReader(text))
-	dec.KnownFields(true)
-	if err := dec.Decode(&decoded); err != nil {
-		msgs := []string{err.Error()}
-		var te *yaml.TypeError
-		if errors.As(err, &te) {
-			msgs = te.Errors
-		}
-		for _, msg := range msgs {
-			msg = unknownFieldRE.ReplaceAllString(strings.TrimPrefix(msg, "yaml: "), "unknown key $1")
-			key := "targets"
-			var line int
-			if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {
-				for _, kl := range lines {
-					if kl.line <= line {
-						key = "targets." + kl.name
-					}
-				}
-			}
-			add(key, "%s", msg)
-		}
+	if len(decoded) == 0 {
+		add("targets", "is required: a map of target name to {kind, path or dsn_env, repository, …}")
 		return nil, problems
 	}
 	resolve := func(p string) string {
@@ -320,6 +262,9 @@ func parseTargets(text, dir string, getenv func(string) string, strict bool) (ma
 			if _, err := cronParser.Parse(spec); err != nil {
 				add(key+"."+field, "bad cron spec %q: %v", spec, err)
 			}
+		}
+		if t.AlertAfter < 0 {
+			add(key+".alert_after", "cannot be negative")
 		}
 		if w := t.Retention.KeepWithin; w != "" && !keepWithinRE.MatchString(w) {
 			add(key+".retention.keep_within", "%q is not a restic duration such as 30d or 1y6m", w)

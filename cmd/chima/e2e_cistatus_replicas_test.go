@@ -152,4 +152,3 @@ roles:`, filepath.Join(binDir, "plugins/cistatus")), 1)
 		t.Fatalf("%d messages about commit ccccccc in room ci across the replicas, want 1:\n%s", posts, strings.Join(all, "\n"))
 	}
 }
-

@@ -111,4 +111,6 @@ func TestTwoReplicasHandlingOneCommitAtOncePostOneMessageAndOneTransition(t *tes
 // pluginConn is one replica's plugin process.
 type pluginConn struct{ conn *wire.Conn }
 
-func (p *pluginConn) deliver(body []byte) error { return deliverTo(p.conn, "github:workflow_run", body) }
+func (p *pluginConn) deliver(body []byte) error {
+	return deliverTo(p.conn, "github:workflow_run", body)
+}

@@ -70,6 +70,8 @@ bench: build
 	$(GO) test -run '^$$' -bench 'PluginStart' -benchtime 30x -count 1 ./core/bot/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'ConsoleMemory' -benchtime 20000x -count 1 ./cmd/chima/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'DeployCommand' -benchtime 30x -count 1 ./core/bot/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'CIWebhookToMessageEdit' -benchtime 400x -count 1 ./core/bot/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'Memory1000Subscriptions10000Commits' -benchtime 1x -count 1 ./plugins/cistatus/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./core/router/ ./core/policy/ ./core/store/ ./core/redact/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'JobsThroughput' -benchtime 2000x -count 1 ./core/jobs/ | tee -a $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench 'SlackRoundTrip' -benchtime 5000x -count 1 ./adapters/slack/ | tee -a $(BIN)/bench.txt

@@ -21,6 +21,7 @@ import (
 	"github.com/chimaops/chima/core/chat/chattest"
 	"github.com/chimaops/chima/core/config"
 	"github.com/chimaops/chima/core/internal/testplugins"
+	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
 	"github.com/chimaops/chima/core/redact"
@@ -88,6 +89,8 @@ type botOptions struct {
 	// scheduler builds bot.Options.Scheduler, given the bot (set by the
 	// time it runs).
 	scheduler func(b func() *bot.Bot, st *store.Store) interface{ Run(context.Context) }
+	// outbox is bot.Options.Outbox.
+	outbox outbox.Options
 }
 
 func startBot(t testing.TB, o botOptions) *testBot {
@@ -137,6 +140,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		Adapters: adapters, CommandTimeout: o.timeout, Redactor: o.redactor, TurnLimit: o.turn,
 		Logger: o.logger, Metrics: o.metrics, MaxConcurrency: o.concurrency,
 		Approvals: approvals.New(st, pol, o.now), ApprovalSweep: o.approvalSweep, EventRetry: o.eventRetry,
+		Outbox: o.outbox,
 	})
 	if o.maxRestarts == 0 {
 		o.maxRestarts = 3

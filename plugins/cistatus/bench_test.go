@@ -21,22 +21,23 @@ import (
 	"github.com/chimaops/chima/sdk/wire"
 )
 
-// benchPlugin runs the plugin behind the real gRPC glue with sdktest's
-// FakeHost, like sdktest.New, but lets several events be in flight at once.
-func benchPlugin(b *testing.B, settings map[string]string) (*wire.Conn, *sdktest.FakeHost) {
-	b.Helper()
-	client, srv := plugin.TestPluginGRPCConn(b, false, map[string]plugin.Plugin{
+// pluginOn runs a process's worth of the plugin behind the real gRPC glue,
+// like sdktest.New, with host as its Host: several instances may share one
+// host, as replicas of the bot share one store, and several events may be
+// in flight at once.
+func pluginOn(tb testing.TB, host *sdktest.FakeHost, settings map[string]string) *wire.Conn {
+	tb.Helper()
+	client, srv := plugin.TestPluginGRPCConn(tb, false, map[string]plugin.Plugin{
 		wire.PluginName: &wire.GRPCPlugin{Impl: func(br *plugin.GRPCBroker) pluginv1.PluginServer {
 			return sdk.NewServer(newPlugin(&ci{}).spec(), br, nil)
 		}},
 	})
-	b.Cleanup(func() { srv.Stop(); client.Close() })
+	tb.Cleanup(func() { srv.Stop(); client.Close() })
 	raw, err := client.Dispense(wire.PluginName)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	conn := raw.(*wire.Conn)
-	host := sdktest.NewFakeHost()
 	id := conn.Broker.NextId()
 	go conn.Broker.AcceptAndServe(id, func(opts []grpc.ServerOption) *grpc.Server {
 		s := grpc.NewServer(opts...)
@@ -44,9 +45,37 @@ func benchPlugin(b *testing.B, settings map[string]string) (*wire.Conn, *sdktest
 		return s
 	})
 	if _, err := conn.Plugin.Describe(context.Background(), &pluginv1.DescribeRequest{HostServiceId: id, Settings: settings, ProtocolMinor: wire.ProtocolMinor}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	return conn, host
+	return conn
+}
+
+// benchPlugin is one instance of the plugin on a FakeHost of its own.
+func benchPlugin(b *testing.B, settings map[string]string) (*wire.Conn, *sdktest.FakeHost) {
+	b.Helper()
+	host := sdktest.NewFakeHost()
+	return pluginOn(b, host, settings), host
+}
+
+// deliverTo hands a webhook event to the plugin and waits for its end; an
+// outcome other than success is an error.
+func deliverTo(conn *wire.Conn, typ string, body []byte) error {
+	stream, err := conn.Plugin.HandleEvent(context.Background(), &pluginv1.WebhookEvent{Type: typ, Payload: body, RequestId: "test"})
+	if err != nil {
+		return err
+	}
+	for {
+		ev, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if d := ev.GetDone(); d != nil && d.GetOutcome() != "success" && d.GetOutcome() != "" {
+			return fmt.Errorf("event %s: %s", d.GetOutcome(), d.GetDetail())
+		}
+	}
 }
 
 // BenchmarkWebhookToMessageEdit measures a webhook event's way through the
@@ -66,24 +95,7 @@ func BenchmarkWebhookToMessageEdit(b *testing.B) {
 	events := func(commit int, status string) []byte {
 		return runEventN(b, commit, status, int(attempt.Add(1)))
 	}
-	deliver := func(body []byte) error {
-		stream, err := conn.Plugin.HandleEvent(context.Background(), &pluginv1.WebhookEvent{Type: "github:workflow_run", Payload: body, RequestId: "bench"})
-		if err != nil {
-			return err
-		}
-		for {
-			ev, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if d := ev.GetDone(); d != nil && d.GetOutcome() != "success" && d.GetOutcome() != "" {
-				return fmt.Errorf("event %s: %s", d.GetOutcome(), d.GetDetail())
-			}
-		}
-	}
+	deliver := func(body []byte) error { return deliverTo(conn, "github:workflow_run", body) }
 	const inFlight = 8
 	// Every commit has its message: each measured event edits one.
 	for c := range inFlight {

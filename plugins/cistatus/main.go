@@ -30,7 +30,8 @@
 // commit/<repo>@<sha> (who pushed, its pull request), line/<room>/<repo>:
 // <branch> (the last conclusive state, for broken / still failing /
 // fixed), open/… (commits still running), subscriptions (those made in
-// chat) and autodeploy/<app>/<env>/<sha>.
+// chat), autodeploy/<app>/<env>/<sha>, and lease/<repo>@<sha> (which
+// replica of the bot is handling a commit now: see lease.go).
 package main
 
 import "github.com/chimaops/chima/sdk"

@@ -134,8 +134,11 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	if len(d.PRs) > 0 {
 		pr = d.PRs[0]
 	}
-	unlock := p.locks.lock(trackKey(d.Repo, d.SHA, pr))
-	defer unlock()
+	release, err := p.hold(c, trackKey(d.Repo, d.SHA, pr))
+	if err != nil {
+		return err
+	}
+	defer release()
 	t, stale, err := p.applyDelta(c, d, info, pr)
 	if err != nil || stale {
 		return err
@@ -156,24 +159,59 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 }
 
 // recordCommit keeps what push and pull_request events say of a commit,
-// and returns what is known of it.
+// and returns what is known of it. The record is written with a
+// compare-and-swap: another replica may be writing it at the same time.
 func (p *ci) recordCommit(c *sdk.Context, d *delta) (*commitInfo, error) {
 	key := commitKey(d.Repo, d.SHA)
 	unlock := p.locks.lock(key)
 	defer unlock()
-	info := &commitInfo{}
-	if _, err := kvJSON(c, key, info); err != nil {
-		return nil, err
+	for range 5 {
+		raw, found, err := c.KV().Get(key)
+		if err != nil {
+			return nil, err
+		}
+		info := &commitInfo{}
+		if found {
+			if err := json.Unmarshal(raw, info); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", key, err)
+			}
+		}
+		if !updateCommit(info, d) {
+			return info, nil
+		}
+		value, err := json.Marshal(info)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", key, err)
+		}
+		var swapped bool
+		if found {
+			swapped, _, err = c.KV().CompareAndSwap(key, raw, value)
+		} else {
+			swapped, _, err = c.KV().Create(key, value)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if swapped {
+			return info, nil
+		}
 	}
+	return nil, fmt.Errorf("record what is known of %s: it kept changing under me", key)
+}
+
+// updateCommit applies d to what is known of its commit, and reports
+// whether that changed.
+func updateCommit(info *commitInfo, d *delta) bool {
+	before := *info
 	if !d.Push && !d.PullRequest {
 		if len(d.PRs) == 0 || info.PR != 0 {
-			return info, nil
+			return false
 		}
 		// Its pull request, for the commit's later events that name none
 		// (statuses never do).
 		info.PR = d.PRs[0]
 		info.Branch = firstNonEmpty(info.Branch, d.Branch)
-		return info, kvPut(c, key, info)
+		return true
 	}
 	if d.Push {
 		info.Pusher, info.Author, info.Branch, info.Bot = d.Pusher, d.Author, d.Branch, d.Bot
@@ -185,7 +223,7 @@ func (p *ci) recordCommit(c *sdk.Context, d *delta) (*commitInfo, error) {
 		}
 		info.Author = firstNonEmpty(info.Author, d.Author)
 	}
-	return info, kvPut(c, key, info)
+	return *info != before
 }
 
 // applyDelta merges d into its commit's (or pull request's) record. stale

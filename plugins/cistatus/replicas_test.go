@@ -1,0 +1,116 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
+	"github.com/chimaops/chima/sdk/wire"
+)
+
+// workflowEvent is workflow_run.json for commit sha of master: a run of
+// workflow wf (a workflow of its own, named after it) ended as conclusion.
+func workflowEvent(t testing.TB, sha string, wf int, conclusion string) []byte {
+	return edited(t, "workflow_run.json", func(ev *github.WorkflowRunEvent) {
+		ev.WorkflowRun.HeadSHA = github.String(sha)
+		ev.WorkflowRun.ID = github.Int64(int64(7000 + wf))
+		ev.WorkflowRun.WorkflowID = github.Int64(int64(100 + wf))
+		ev.WorkflowRun.Name = github.String(fmt.Sprintf("wf-%d", wf))
+		if ev.Workflow != nil {
+			ev.Workflow.Name, ev.Workflow.ID = ev.WorkflowRun.Name, ev.WorkflowRun.WorkflowID
+		}
+		ev.WorkflowRun.Status, ev.WorkflowRun.Conclusion = github.String("completed"), github.String(conclusion)
+	})
+}
+
+func TestTwoReplicasHandlingOneCommitAtOncePostOneMessageAndOneTransition(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	settings := map[string]string{"subscriptions": `[{"repo": "octo-org/octo-repo", "room": "builds"}]`, "chima_default_adapter": "test"}
+	const workflows = 6
+	tests := []struct {
+		name string
+		// conclusion of every workflow of the second commit.
+		conclusion string
+		reply      string // the one thread reply, "" for none
+	}{
+		{"a new commit that fails: one message, one Broken", "failure", "Broken: octo-org/octo-repo master at bbbbbbb"},
+		{"a new commit that passes: one message, no reply", "success", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Two processes of the plugin, as two replicas of the bot run
+			// them, on one host: the shared store.
+			host := sdktest.NewFakeHost()
+			replicas := []*pluginConn{{pluginOn(t, host, settings)}, {pluginOn(t, host, settings)}}
+			// The branch's history: commit a was green.
+			if err := replicas[0].deliver(workflowEvent(t, sha('a'), 0, "success")); err != nil {
+				t.Fatal(err)
+			}
+			before := len(host.Posts())
+
+			// Every workflow of commit b ends, and each delivery reaches
+			// both replicas (a redelivery, two receivers), all at once.
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*workflows)
+			for wf := 1; wf <= workflows; wf++ {
+				for _, r := range replicas {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						errs <- r.deliver(workflowEvent(t, sha('b'), wf, tt.conclusion))
+					}()
+				}
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			var top, replies []*pluginv1.PostRequest
+			for _, p := range host.Posts()[before:] {
+				if p.GetTarget().GetThreadId() != "" {
+					replies = append(replies, p)
+				} else {
+					top = append(top, p)
+				}
+			}
+			if len(top) != 1 {
+				t.Fatalf("%d messages about commit b, want 1: %v", len(top), top)
+			}
+			// The rest were edits of that message, and the last one shows
+			// every workflow: no replica's result was lost.
+			last := top[0].GetOutput()
+			for _, u := range host.Updates() {
+				if strings.Contains(u.GetOutput().GetTitle(), "bbbbbbb") {
+					last = u.GetOutput()
+				}
+			}
+			for wf := 1; wf <= workflows; wf++ {
+				if !strings.Contains(last.GetText(), fmt.Sprintf("wf-%d", wf)) {
+					t.Errorf("the message about commit b lacks wf-%d:\n%s", wf, last.GetText())
+				}
+			}
+			switch {
+			case tt.reply == "" && len(replies) > 0:
+				t.Errorf("thread replies %v, want none", replies)
+			case tt.reply != "" && (len(replies) != 1 || !strings.HasPrefix(replies[0].GetOutput().GetText(), tt.reply)):
+				t.Errorf("thread replies %v, want one starting %q", replies, tt.reply)
+			}
+		})
+	}
+}
+
+// pluginConn is one replica's plugin process.
+type pluginConn struct{ conn *wire.Conn }
+
+func (p *pluginConn) deliver(body []byte) error {
+	return deliverTo(p.conn, "github:workflow_run", body)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -171,6 +172,79 @@ func TestPostgresRowCountsAreTheDumpsOwnWhileRowsAreBeingWritten(t *testing.T) {
 		t.Fatalf("users = %s after the writer; want 850 (the writer ran before the backup ended?)", got)
 	}
 	v := b.job("backup:verify", sdktest.Args{"target": "pg"})
+	if outcome(v) != "success" || !strings.Contains(v.Text(), "row counts match") {
+		t.Fatalf("verify of a backup taken while rows were written: %s", allText(v))
+	}
+}
+
+func TestMariaDBRowCountsAreTheDumpsOwnWhileRowsAreBeingWritten(t *testing.T) {
+	t.Parallel()
+	env := services(t)
+	if env["CHIMA_TEST_MARIADB_DSN"] == "" {
+		sdktest.Missing(t, "no CHIMA_TEST_MARIADB_DSN")
+	}
+	name := uniqueName("chima_backup_test")
+	server, err := parseDSN(kindMySQL, env["CHIMA_TEST_MARIADB_DSN"]+"mysql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlOn := func(db, q string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		out, err := tool(ctx, server.env(), "", nil, "mariadb", mysqlCmdArgs(server, "--batch", "--skip-column-names", "-e", q, db)...)
+		return strings.TrimSpace(out), err
+	}
+	must := func(db, q string) string {
+		t.Helper()
+		out, err := sqlOn(db, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	must("mysql", "CREATE DATABASE `"+name+"`")
+	t.Cleanup(func() {
+		must("mysql", "DROP DATABASE IF EXISTS `"+name+"`")
+		must("mysql", "DROP DATABASE IF EXISTS `"+name+"_scratch`")
+	})
+	must(name, "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT) ENGINE=InnoDB; CREATE TABLE quiet (n INT) ENGINE=InnoDB;"+
+		" INSERT INTO items (v) SELECT CONCAT('it''s (', seq, '); ok') FROM seq_1_to_5000; INSERT INTO quiet VALUES (1)")
+	setEnv(t, "CHIMA_TEST_MARIADB_BUSY", env["CHIMA_TEST_MARIADB_DSN"]+name)
+	b := newBed(t, fmt.Sprintf(`db:
+  kind: mariadb
+  dsn_env: CHIMA_TEST_MARIADB_BUSY
+  repository: %%[1]s/repo
+  password_file: %%[1]s/password
+  init: true
+  scratch: %s_scratch
+`, name))
+	// A writer committing a row every 5 ms through the whole backup.
+	const writes = 600
+	done := make(chan error, 1)
+	go func() {
+		_, err := sqlOn(name, strings.Repeat("INSERT INTO items (v) VALUES ('w),(;'); DO SLEEP(0.005); ", writes))
+		done <- err
+	}()
+	job := b.job("backup", sdktest.Args{"target": "db"})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if outcome(job) != "success" {
+		t.Fatalf("backup: %s", allText(job))
+	}
+	if got := must(name, "SELECT COUNT(*) FROM items"); got != fmt.Sprint(5000+writes) {
+		t.Fatalf("items = %s after the writer; want %d", got, 5000+writes)
+	}
+	raw, _ := b.h.Host.KVValue(lastKey("db"))
+	var last lastState
+	if err := json.Unmarshal(raw, &last); err != nil || last.Backup == nil {
+		t.Fatalf("no last backup of db in the KV: %s %v", raw, err)
+	}
+	rec := last.Backup
+	if n := rec.Rows["items"]; n <= 5000 || n >= 5000+writes || rec.Rows["quiet"] != 1 {
+		t.Fatalf("rows recorded %v; want items between 5000 and %d exclusive (the backup ran while the writer did), quiet 1", rec.Rows, 5000+writes)
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "db"})
 	if outcome(v) != "success" || !strings.Contains(v.Text(), "row counts match") {
 		t.Fatalf("verify of a backup taken while rows were written: %s", allText(v))
 	}

@@ -192,6 +192,13 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 	if err != nil {
 		return nil, err
 	}
+	if plan.counted != nil {
+		rows, err := plan.counted()
+		plan.rows = rows
+		if err != nil {
+			countErr = err.Error()
+		}
+	}
 	if summary.SnapshotID == "" {
 		return nil, errors.New("restic backup ended without a snapshot")
 	}

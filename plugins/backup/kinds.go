@@ -33,6 +33,9 @@ type dumpPlan struct {
 	// count, when set, counts the rows while the dump runs (rows is
 	// then nil).
 	count func() (rowCounts, error)
+	// counted, when set, returns the rows counted by the dump's own
+	// filter, once restic has ended (rows is then nil).
+	counted func() (rowCounts, error)
 	// file is the name the dump is stored under (stdin filename).
 	file string
 	// cleanup removes what the plan made (SQLite's copy).
@@ -117,13 +120,25 @@ func planBackup(ctx context.Context, t *Target) (*dumpPlan, error) {
 			return nil, err
 		}
 		file := c.Database + ".sql"
-		args := []string{"--stdin-from-command", "--stdin-filename", file, "--", "mariadb-dump", "--no-defaults"}
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("%s: find the plugin's own binary (it counts the dump's rows): %w", t.Name, err)
+		}
+		dir, err := os.MkdirTemp("", "chima-backup-")
+		if err != nil {
+			return nil, fmt.Errorf("%s: a temporary folder for the row counts: %w", t.Name, err)
+		}
+		counts := filepath.Join(dir, "rows.json")
+		// restic runs the plugin's binary as a filter in front of
+		// mariadb-dump: the rows are counted in the dump's stream, so they
+		// are those of its --single-transaction snapshot, whatever is
+		// written meanwhile (mariadb-dump's transaction cannot be shared
+		// with another session).
+		args := []string{"--stdin-from-command", "--stdin-filename", file, "--", self, countRowsArg, counts, "--", "mariadb-dump", "--no-defaults"}
 		args = append(args, c.mysqlArgs()...)
 		args = append(args, "--single-transaction", "--quick", "--routines", "--triggers", "--events", c.Database)
-		// Counted while the dump runs: mariadb-dump's transaction cannot
-		// be shared, so a table written meanwhile may differ by those rows.
-		return &dumpPlan{args: args, env: c.env(), file: file, cleanup: func() {},
-			count: func() (rowCounts, error) { return mysqlCounts(ctx, c) }}, nil
+		return &dumpPlan{args: args, env: c.env(), file: file, cleanup: func() { os.RemoveAll(dir) },
+			counted: func() (rowCounts, error) { return readDumpCounts(counts) }}, nil
 	case kindSQLite:
 		if _, err := os.Stat(t.Path); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)

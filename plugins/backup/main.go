@@ -34,11 +34,15 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 
 	"github.com/chimaops/chima/sdk"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == countRowsArg {
+		os.Exit(countRowsMain(os.Args[2:]))
+	}
 	sdk.Serve((&backuper{}).spec())
 }
 

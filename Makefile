@@ -7,6 +7,7 @@ PYTHON    ?= /usr/bin/python3
 PROTO     := sdk/proto/chima/plugin/v1/plugin.proto
 MODULE    := github.com/chimaops/chima
 CONFIG    ?= examples/config/chima.yaml
+NODE_PROTO := sdk/node/chima-plugin/proto
 
 .PHONY: all build plugins run example test sdk-check bench soak proto lint clean
 
@@ -94,6 +95,14 @@ proto:
 		$(PROTO)
 	$(PYTHON) -m grpc_tools.protoc -I sdk/proto \
 		--python_out=examples/pyplugin --grpc_python_out=examples/pyplugin $(PROTO)
+	@# The Node library loads its protos at run time: copies of Chima's and of
+	@# the go-plugin services it serves (health.proto is gRPC's, kept as is).
+	mkdir -p $(NODE_PROTO)/chima/plugin/v1 $(NODE_PROTO)/plugin
+	cp $(PROTO) $(NODE_PROTO)/chima/plugin/v1/
+	d=$$($(GO) list -m -f '{{.Dir}}' github.com/hashicorp/go-plugin) && \
+		cp $$d/internal/plugin/grpc_broker.proto $$d/internal/plugin/grpc_controller.proto \
+			$$d/internal/plugin/grpc_stdio.proto $(NODE_PROTO)/plugin/ && \
+		chmod 644 $(NODE_PROTO)/plugin/*.proto
 
 clean:
 	rm -rf $(BIN)

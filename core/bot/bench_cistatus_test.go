@@ -37,7 +37,7 @@ func BenchmarkCIWebhookToMessageEdit(b *testing.B) {
 	const inFlight, secret = 8, "bench secret"
 	tb := startBot(b, botOptions{
 		plugins:  []string{"plugins/cistatus"},
-		settings: map[string]map[string]string{"cistatus": {"subscriptions": `[{"repo": "octo-org/octo-repo", "room": "mem:builds"}]`}},
+		settings: map[string]map[string]any{"cistatus": {"subscriptions": `[{"repo": "octo-org/octo-repo", "room": "mem:builds"}]`}},
 		outbox:   outbox.Options{DefaultMinEditInterval: -1},
 	})
 	hook := &webhook.GitHub{Secret: []byte(secret), Queue: tb.bot.Events()}

@@ -117,6 +117,7 @@ func clientConfig(t *testing.T, logs *syncBuffer) *plugin.ClientConfig {
 		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		GRPCDialOptions:  wire.DialOptions(),
 		Logger: hclog.New(&hclog.LoggerOptions{

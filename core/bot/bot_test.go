@@ -147,7 +147,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	for _, name := range slices.Sorted(maps.Keys(o.copies)) {
@@ -155,7 +155,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: name, Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+		specs = append(specs, pluginhost.Spec{Name: name, Path: path, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[name], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {

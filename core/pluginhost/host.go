@@ -59,7 +59,6 @@ type Spec struct {
 	Secrets []string
 	// SHA256 pins the binary (hex); empty skips the check.
 	SHA256   string
-	AutoMTLS bool
 	Settings map[string]string
 	// MaxRestarts crashes within RestartWindow mark the plugin failed; 0
 	// means 5, a negative number means the plugin is never restarted.
@@ -796,14 +795,17 @@ func startProcess(h *Host, spec Spec) (*plugin.Client, *wire.Conn, error) {
 		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         spec.AutoMTLS,
-		SkipHostEnv:      true,
-		Logger:           hclogFor(h.log, spec.Name, spec.Secrets),
-		GRPCDialOptions:  wire.DialOptions(),
-		StartTimeout:     h.opts.StartTimeout,
-		Stderr:           io.Discard,
-		SyncStdout:       io.Discard,
-		SyncStderr:       io.Discard,
+		// Always: a plugin's port on 127.0.0.1 is open to every local user,
+		// and mutual TLS with a certificate made for this start is what keeps
+		// them out. Every SDK (Go, sdk/python) speaks it.
+		AutoMTLS:        true,
+		SkipHostEnv:     true,
+		Logger:          hclogFor(h.log, spec.Name, spec.Secrets),
+		GRPCDialOptions: wire.DialOptions(),
+		StartTimeout:    h.opts.StartTimeout,
+		Stderr:          io.Discard,
+		SyncStdout:      io.Discard,
+		SyncStderr:      io.Discard,
 	}
 	if spec.SHA256 != "" {
 		sum, err := hex.DecodeString(spec.SHA256)

@@ -73,13 +73,13 @@ func requirePythonGRPC(t *testing.T) {
 	t.Helper()
 	requirePython(t)
 	grpcOnce.Do(func() {
-		out, err := exec.Command(python, "-c", "import grpc, google.protobuf").CombinedOutput()
+		out, err := exec.Command(python, "-c", "import grpc, google.protobuf, cryptography").CombinedOutput()
 		if err != nil {
 			grpcErr = fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
 		}
 	})
 	if grpcErr != nil {
-		sdktest.Missing(t, "%s cannot import grpc (install Debian's python3-grpcio and python3-protobuf): %v", python, grpcErr)
+		sdktest.Missing(t, "%s cannot import grpc (install Debian's python3-grpcio, python3-protobuf and python3-cryptography): %v", python, grpcErr)
 	}
 }
 
@@ -180,6 +180,14 @@ func (h *fakeHost) KVSet(_ context.Context, r *pluginv1.KVSetRequest) (*pluginv1
 	return &pluginv1.KVSetResponse{}, nil
 }
 
+func (h *fakeHost) KVIncrement(_ context.Context, r *pluginv1.KVIncrementRequest) (*pluginv1.KVIncrementResponse, error) {
+	defer h.record("KVIncrement")()
+	n, _ := strconv.ParseInt(string(h.kv[r.GetKey()]), 10, 64)
+	n += r.GetDelta()
+	h.kv[r.GetKey()] = []byte(strconv.FormatInt(n, 10))
+	return &pluginv1.KVIncrementResponse{Value: n}, nil
+}
+
 func (h *fakeHost) KVList(_ context.Context, r *pluginv1.KVListRequest) (*pluginv1.KVListResponse, error) {
 	defer h.record("KVList")()
 	var keys []string
@@ -215,7 +223,12 @@ type pyPlugin struct {
 // clientConfig is go-plugin's client as core/pluginhost configures it:
 // AutoMTLS on, gRPC only, a clean environment.
 func clientConfig(t *testing.T, logs *syncBuffer) *plugin.ClientConfig {
-	cmd := exec.Command(python, script(t))
+	return clientConfigFor(script(t), logs)
+}
+
+// clientConfigFor is clientConfig for the plugin script at path.
+func clientConfigFor(path string, logs *syncBuffer) *plugin.ClientConfig {
+	cmd := exec.Command(python, path)
 	// The host starts plugins with a clean environment: only what the config
 	// gives, and PATH.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PYHELLO_LOG_LEVEL=debug"}
@@ -237,7 +250,12 @@ func clientConfig(t *testing.T, logs *syncBuffer) *plugin.ClientConfig {
 // offers it a Host service (a fakeHost) over the broker, as core/pluginhost
 // does. Cleanup kills it and checks that the Python process is gone.
 func start(t *testing.T) *pyPlugin {
-	p := launch(t)
+	return startScript(t, script(t))
+}
+
+// startScript is start for the plugin script at path.
+func startScript(t *testing.T, path string) *pyPlugin {
+	p := launchScript(t, path)
 	p.hostID = p.conn.Broker.NextId()
 	go p.conn.Broker.AcceptAndServe(p.hostID, func(opts []grpc.ServerOption) *grpc.Server {
 		s := grpc.NewServer(append(opts, wire.GRPCOptions()...)...)
@@ -250,10 +268,15 @@ func start(t *testing.T) *pyPlugin {
 // launch starts plugin.py and dispenses the Chima plugin, offering no Host
 // service yet.
 func launch(t *testing.T) *pyPlugin {
+	return launchScript(t, script(t))
+}
+
+// launchScript is launch for the plugin script at path.
+func launchScript(t *testing.T, path string) *pyPlugin {
 	t.Helper()
 	requirePythonGRPC(t)
 	logs := &syncBuffer{}
-	client := plugin.NewClient(clientConfig(t, logs))
+	client := plugin.NewClient(clientConfigFor(path, logs))
 	p := &pyPlugin{client: client, logs: logs, host: newFakeHost()}
 	t.Cleanup(func() {
 		client.Kill()

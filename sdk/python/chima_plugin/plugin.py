@@ -210,3 +210,30 @@ class JobCall(Call):
         self.notify = request.notify
         self.request_id = request.request_id
         self.origin_request_id = request.origin_request_id
+
+
+def _failure(call, exc, what):
+    """The events that end a call that raised exc."""
+    if isinstance(exc, UserError):
+        return [pb.Event(error=pb.UserError(summary=exc.summary, detail=exc.detail,
+                                            argument=exc.argument)),
+                done_event("failure", exc.summary)]
+    if isinstance(exc, Cancelled) or call.cancelled():
+        return [done_event("cancelled", str(exc))]
+    log.error("%s failed" % what, exc_info=exc, extra={"kv": {"request_id": call.request_id}})
+    return [done_event("error", "%s: %s" % (type(exc).__name__, exc))]
+
+
+def command_done(call, result, exc):
+    """The events that end a command: Done, or what _failure says."""
+    if exc is None:
+        return [done_event()]
+    return _failure(call, exc, "command " + call.command)
+
+
+def job_done(call, result, exc):
+    """The events that end a job: Done success with the handler's detail,
+    or what _failure says."""
+    if exc is None:
+        return [done_event("success", result if isinstance(result, str) else "")]
+    return _failure(call, exc, "job " + call.kind)

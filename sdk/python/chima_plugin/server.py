@@ -44,7 +44,7 @@ from .pb.goplugin import grpc_controller_pb2_grpc as controller_grpc
 from .pb.goplugin import grpc_stdio_pb2_grpc as stdio_grpc
 from .pb.health import health_pb2 as health_pb
 from .pb.health import health_pb2_grpc as health_grpc
-from .plugin import Cancelled, CommandCall, JobCall, UserError, done_event, PROTOCOL_MINOR
+from .plugin import PROTOCOL_MINOR, CommandCall, JobCall, command_done, done_event, job_done
 
 # The handshake, as in sdk/wire/wire.go.
 MAGIC_COOKIE_KEY = "CHIMA_PLUGIN_MAGIC_COOKIE"
@@ -156,7 +156,7 @@ class Servicer(pb_grpc.PluginServicer):
             yield done_event("error", "%s has no command %r" % (self.plugin.name, request.command))
             return
         call = CommandCall(request, context, self.stopping, self.plugin.host, self.plugin.settings)
-        yield from call.run(entry[1], _command_done)
+        yield from call.run(entry[1], command_done)
 
     def RunJob(self, request, context):
         handler = self.plugin.jobs.get(request.kind)
@@ -164,7 +164,7 @@ class Servicer(pb_grpc.PluginServicer):
             yield done_event("error", "%s runs no jobs of kind %r" % (self.plugin.name, request.kind))
             return
         call = JobCall(request, context, self.stopping, self.plugin.host, self.plugin.settings)
-        yield from call.run(handler, _job_done)
+        yield from call.run(handler, job_done)
 
     def HandleEvent(self, request, context):
         yield done_event("error", "%s does not handle webhook events (got %r)"
@@ -173,30 +173,6 @@ class Servicer(pb_grpc.PluginServicer):
     def Multiplex(self, request_iterator, context):
         context.abort(grpc.StatusCode.UNIMPLEMENTED,
                       "%s does not serve Multiplex (no multiplex capability)" % self.plugin.name)
-
-
-def _failure(call, exc, what):
-    """The events that end a call that raised exc."""
-    if isinstance(exc, UserError):
-        return [pb.Event(error=pb.UserError(summary=exc.summary, detail=exc.detail,
-                                            argument=exc.argument)),
-                done_event("failure", exc.summary)]
-    if isinstance(exc, Cancelled) or call.cancelled():
-        return [done_event("cancelled", str(exc))]
-    log.error("%s failed" % what, exc_info=exc, extra=kv(request_id=call.request_id))
-    return [done_event("error", "%s: %s" % (type(exc).__name__, exc))]
-
-
-def _command_done(call, result, exc):
-    if exc is None:
-        return [done_event()]
-    return _failure(call, exc, "command " + call.command)
-
-
-def _job_done(call, result, exc):
-    if exc is None:
-        return [done_event("success", result if isinstance(result, str) else "")]
-    return _failure(call, exc, "job " + call.kind)
 
 
 def go_plugin_services(broker, stopping):

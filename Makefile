@@ -6,6 +6,9 @@ EXAMPLES  := hello
 PYTHON    ?= /usr/bin/python3
 PROTO     := sdk/proto/chima/plugin/v1/plugin.proto
 MODULE    := github.com/chimaops/chima
+PYPB      := sdk/python/chima_plugin/pb
+# go-plugin's own protos (broker, controller, stdio), from its module source.
+GOPLUGIN_PROTO = $(shell $(GO) list -m -f '{{.Dir}}' github.com/hashicorp/go-plugin)/internal/plugin
 CONFIG    ?= examples/config/chima.yaml
 NODE_PROTO := sdk/node/chima-plugin/proto
 
@@ -93,8 +96,19 @@ proto:
 		--go_out=. --go_opt=module=$(MODULE) \
 		--go-grpc_out=. --go-grpc_opt=module=$(MODULE) \
 		$(PROTO)
-	$(PYTHON) -m grpc_tools.protoc -I sdk/proto \
-		--python_out=examples/pyplugin --grpc_python_out=examples/pyplugin $(PROTO)
+	@# The Python SDK (sdk/python/chima_plugin): Chima's protocol, go-plugin's
+	@# own services (from its module, at the version go.mod names) and gRPC's
+	@# health check, each under a virtual path so that the generated imports
+	@# resolve inside the package (chima_plugin.pb...).
+	rm -rf $(PYPB) && mkdir -p $(PYPB)/goplugin $(PYPB)/health
+	$(PYTHON) -m grpc_tools.protoc -Ichima_plugin/pb=$(dir $(PROTO)) \
+		--python_out=sdk/python --grpc_python_out=sdk/python $(PROTO)
+	$(PYTHON) -m grpc_tools.protoc -Ichima_plugin/pb/goplugin=$(GOPLUGIN_PROTO) \
+		--python_out=sdk/python --grpc_python_out=sdk/python \
+		$(addprefix $(GOPLUGIN_PROTO)/,grpc_broker.proto grpc_controller.proto grpc_stdio.proto)
+	$(PYTHON) -m grpc_tools.protoc -Ichima_plugin/pb/health=sdk/python/proto/grpc/health/v1 \
+		--python_out=sdk/python --grpc_python_out=sdk/python sdk/python/proto/grpc/health/v1/health.proto
+	touch $(PYPB)/__init__.py $(PYPB)/goplugin/__init__.py $(PYPB)/health/__init__.py
 	@# The Node library loads its protos at run time: copies of Chima's and of
 	@# the go-plugin services it serves (health.proto is gRPC's, kept as is).
 	mkdir -p $(NODE_PROTO)/chima/plugin/v1 $(NODE_PROTO)/plugin

@@ -288,7 +288,7 @@ func pluginSpecs(cfg *config.Config) ([]pluginhost.Spec, error) {
 		settings["chima_default_adapter"] = cfg.DefaultAdapter()
 		specs = append(specs, pluginhost.Spec{
 			Name: p.Name, Path: p.Path, Args: p.Args, Env: env, Secrets: secrets,
-			SHA256: p.SHA256, AutoMTLS: p.UseAutoMTLS(), Settings: settings,
+			SHA256: p.SHA256, Settings: settings,
 			MaxRestarts: maxRestarts, RestartWindow: p.RestartWindow,
 		})
 	}

@@ -96,7 +96,7 @@ func BenchmarkPluginStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		spec := pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, Env: []string{"PATH=" + os.Getenv("PATH")}}
+		spec := pluginhost.Spec{Name: filepath.Base(name), Path: path, Env: []string{"PATH=" + os.Getenv("PATH")}}
 		if spec.Name == "deploy" {
 			apps, _ := filepath.Abs("../../examples/config/apps.json")
 			spec.Settings = map[string]any{"apps_file": apps, "workspace_dir": b.TempDir()}

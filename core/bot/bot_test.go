@@ -57,7 +57,7 @@ type botOptions struct {
 	timeout  time.Duration
 	turn     time.Duration // bot.Options.TurnLimit
 	dbPath   string
-	before   func(*store.Store)           // runs on the store before the bot starts
+	before   func(*store.Store)        // runs on the store before the bot starts
 	settings map[string]map[string]any // plugin → settings
 	redactor *redact.Redactor
 	metrics  *bot.Metrics // nil: the bot's own
@@ -151,7 +151,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+		specs = append(specs, pluginhost.Spec{Name: filepath.Base(name), Path: path, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[filepath.Base(name)], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	for _, name := range slices.Sorted(maps.Keys(o.copies)) {
@@ -159,7 +159,7 @@ func startBot(t testing.TB, o botOptions) *testBot {
 		if err != nil {
 			t.Fatal(err)
 		}
-		specs = append(specs, pluginhost.Spec{Name: name, Path: path, AutoMTLS: true, MaxRestarts: o.maxRestarts,
+		specs = append(specs, pluginhost.Spec{Name: name, Path: path, MaxRestarts: o.maxRestarts,
 			Settings: o.settings[name], Env: []string{"PATH=" + os.Getenv("PATH")}})
 	}
 	if errs := host.Start(context.Background(), specs); len(errs) > 0 && !o.startErrsOK {

@@ -207,8 +207,10 @@ type PluginConfig struct {
 	// SHA256 optionally pins the executable: 64 hex digits, lowercased on load.
 	// Load refuses a binary that does not match.
 	SHA256 string `yaml:"sha256"`
-	// AutoMTLS secures the connection to the plugin with a per-start TLS
-	// certificate. Defaults to true; use UseAutoMTLS to read it.
+	// AutoMTLS is kept so that configs which say `auto_mtls: true` still
+	// load: every plugin connection uses go-plugin's automatic mutual TLS
+	// (the Go SDK and the Python one, sdk/python, both speak it), and
+	// Validate refuses false.
 	AutoMTLS *bool `yaml:"auto_mtls"`
 	// Env is literal, non-secret environment for the plugin process.
 	Env map[string]string `yaml:"env"`
@@ -236,12 +238,6 @@ type PluginConfig struct {
 	// accounts ("slack:U024BE7LH"). Empty: nobody, the plugin cannot run
 	// commands. Policy still checks each command as that person.
 	RunAs []string `yaml:"run_as"`
-}
-
-// UseAutoMTLS reports whether the connection to the plugin uses automatic
-// mutual TLS: AutoMTLS, true when unset.
-func (p PluginConfig) UseAutoMTLS() bool {
-	return p.AutoMTLS == nil || *p.AutoMTLS
 }
 
 // Role is a named set of users and the permissions they hold.

@@ -92,7 +92,6 @@ func TestExampleConfigLoads(t *testing.T) {
 		{"ci-status plugin", c.Plugins[2].Name, "cistatus"},
 		{"ci-status apps file", c.Plugins[2].Settings["apps_file"], "apps.json"},
 		{"plugin path resolved beside the config", c.Plugins[0].Path, "/repo/bin/plugins/hello"},
-		{"plugin auto mTLS", c.Plugins[0].UseAutoMTLS(), true},
 		{"admin", c.Roles["admin"], Role{Users: []string{"console:alice"}, Permissions: []string{"*"}}},
 		{"deployer", c.Roles["deployer"], Role{Users: []string{"console:bob"}, Permissions: []string{"deploy", "deploy:*"}}},
 		{"policies", c.Policies, []Policy{{Command: "deploy", AllowedRooms: []string{"general", "deployment"}}}},
@@ -197,8 +196,6 @@ func TestDefaultsAreAppliedToAbsentKeys(t *testing.T) {
 		{"store path beside the config", c.Store.Path, "/etc/chima/chima.db"},
 		{"http disabled", c.HTTP, HTTPConfig{}},
 		{"plugin path resolved", c.Plugins[0].Path, "/etc/chima/bin/hello"},
-		{"auto mTLS on", c.Plugins[0].UseAutoMTLS(), true},
-		{"auto mTLS pointer set", c.Plugins[0].AutoMTLS != nil, true},
 		{"max restarts", c.Plugins[0].MaxRestarts, DefaultMaxRestarts},
 		{"restart window", c.Plugins[0].RestartWindow, DefaultRestartWindow},
 	}
@@ -217,7 +214,7 @@ func TestDefaultsDoNotOverrideExplicitValues(t *testing.T) {
 		want any
 	}{
 		{"max_restarts 0 means never restart", valid + "    max_restarts: 0\n", func(c *Config) any { return c.Plugins[0].MaxRestarts }, 0},
-		{"auto_mtls false is kept", valid + "    auto_mtls: false\n", func(c *Config) any { return c.Plugins[0].UseAutoMTLS() }, false},
+		{"auto_mtls true still loads", valid + "    auto_mtls: true\n", func(c *Config) any { return c.Plugins[0].Name }, "hello"},
 		{"null keys count as absent", strings.Replace(valid, "  name: chima\n", "  name: chima\n  command_timeout:\n", 1),
 			func(c *Config) any { return c.Bot.CommandTimeout }, DefaultCommandTimeout},
 		{"durations parse", strings.Replace(valid, "  name: chima\n", "  name: chima\n  command_timeout: 1m30s\n", 1),
@@ -383,6 +380,9 @@ func TestEachMistakeIsReportedOnce(t *testing.T) {
 			`chima.yaml:9: plugins[0].env.PLUGIN_MIN_PORT: PLUGIN_MIN_PORT is reserved for the plugin handshake`},
 		{"bad sha256", valid + "    sha256: abc\n",
 			`chima.yaml:9: plugins[0].sha256: must be 64 hex digits (the output of sha256sum)`},
+		{"auto_mtls off", valid + "    auto_mtls: false\n",
+			`chima.yaml:9: plugins[0].auto_mtls: false is no longer supported: every plugin connection uses go-plugin's automatic mutual TLS, ` +
+				`which the Go SDK and the Python one (sdk/python) speak; remove the key`},
 		{"wrong type", valid + "    args: -v\n",
 			`chima.yaml:9: plugins[0].args: expected a list, got "-v"`},
 		{"mapping where a string goes", strings.Replace(valid, "name: chima", "name: {first: chima}", 1),

@@ -117,10 +117,6 @@ func (c *Config) applyDefaults() {
 	for i := range c.Plugins {
 		p := &c.Plugins[i]
 		key := indexKey("plugins", i)
-		if p.AutoMTLS == nil {
-			t := true
-			p.AutoMTLS = &t
-		}
 		if !m.isSet(key + ".max_restarts") {
 			p.MaxRestarts = DefaultMaxRestarts
 		}

@@ -206,6 +206,10 @@ func (c *Config) validatePlugins(v *validator) {
 		if p.SHA256 != "" && !isHex64(p.SHA256) {
 			v.add(key+".sha256", "must be 64 hex digits (the output of sha256sum)")
 		}
+		if p.AutoMTLS != nil && !*p.AutoMTLS {
+			v.add(key+".auto_mtls", "false is no longer supported: every plugin connection uses go-plugin's automatic mutual TLS, "+
+				"which the Go SDK and the Python one (sdk/python) speak; remove the key")
+		}
 		if p.MaxRestarts < 0 {
 			v.add(key+".max_restarts", "must be 0 or more, got %d", p.MaxRestarts)
 		}

@@ -13,7 +13,7 @@
 //
 //	e, err := engine.New(ctx, engine.Options{
 //		Adapters:  []chat.Adapter{shell.New(shell.Options{})},
-//		Plugins:   []pluginhost.Spec{{Name: "hello", Path: "./hello", AutoMTLS: true}},
+//		Plugins:   []pluginhost.Spec{{Name: "hello", Path: "./hello"}},
 //		StorePath: "chima.db",
 //	})
 //	if err != nil { … }

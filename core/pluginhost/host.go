@@ -58,8 +58,7 @@ type Spec struct {
 	// Secrets are values to redact from the plugin's logs.
 	Secrets []string
 	// SHA256 pins the binary (hex); empty skips the check.
-	SHA256   string
-	AutoMTLS bool
+	SHA256 string
 	// Settings are the plugin's settings (never secrets): any JSON-shaped
 	// value, nested maps and lists included, as config.PluginConfig holds
 	// them. The plugin receives them as settings_json, and as a string map
@@ -849,7 +848,10 @@ func startProcess(h *Host, spec Spec) (*plugin.Client, plugin.ClientProtocol, *w
 		cmd := exec.Command(spec.Path, spec.Args...)
 		cmd.Env = slices.Clone(spec.Env)
 		detach(cmd)
-		cfg.Cmd, cfg.AutoMTLS, cfg.SkipHostEnv = cmd, spec.AutoMTLS, true
+		// Always AutoMTLS: a plugin's port on 127.0.0.1 is open to every
+		// local user, and mutual TLS with a certificate made for this start
+		// is what keeps them out. Every SDK (Go, Python, Node) speaks it.
+		cfg.Cmd, cfg.AutoMTLS, cfg.SkipHostEnv = cmd, true, true
 		if spec.SHA256 != "" {
 			sum, err := hex.DecodeString(spec.SHA256)
 			if err != nil {

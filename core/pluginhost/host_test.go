@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 }
 
 func spec(name string) Spec {
-	return Spec{Name: name, Path: bins["crashy"], AutoMTLS: true, Env: []string{"PATH=" + os.Getenv("PATH")}, MaxRestarts: 3, RestartWindow: time.Minute}
+	return Spec{Name: name, Path: bins["crashy"], Env: []string{"PATH=" + os.Getenv("PATH")}, MaxRestarts: 3, RestartWindow: time.Minute}
 }
 
 type logBuf struct {

@@ -21,7 +21,7 @@ func checkerSpec(t *testing.T, settings map[string]any) Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Spec{Name: "checker", Path: bin, AutoMTLS: true, Env: []string{"PATH=" + os.Getenv("PATH")}, Settings: settings}
+	return Spec{Name: "checker", Path: bin, Env: []string{"PATH=" + os.Getenv("PATH")}, Settings: settings}
 }
 
 func TestValidateReturnsThePluginsProblems(t *testing.T) {

@@ -42,7 +42,7 @@ func run(plugin, db string) error {
 		Name: "chima",
 		// The console reads lines from stdin and shows replies on stdout.
 		Adapters:  []chat.Adapter{shell.New(shell.Options{BotName: "chima"})},
-		Plugins:   []pluginhost.Spec{{Name: "hello", Path: plugin, AutoMTLS: true}},
+		Plugins:   []pluginhost.Spec{{Name: "hello", Path: plugin}},
 		StorePath: db,
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})

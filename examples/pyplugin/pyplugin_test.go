@@ -2,15 +2,25 @@ package pyplugin_test
 
 // These tests run plugin.py, the Python plugin, through go-plugin's real
 // client, configured as core/pluginhost configures it (handshake, versioned
-// plugin sets, gRPC only, clean environment, a Host service offered over the
-// broker), and talk to it through the generated Go client of the protocol.
+// plugin sets, gRPC only, AutoMTLS, clean environment, a Host service offered
+// over the broker), and talk to it through the generated Go client of the
+// protocol. The Host service is a fakeHost, so that the tests see each call
+// the plugin makes; cmd/chima's e2e_pyplugin_test.go runs it with the real one.
 
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +35,11 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -60,13 +73,13 @@ func requirePythonGRPC(t *testing.T) {
 	t.Helper()
 	requirePython(t)
 	grpcOnce.Do(func() {
-		out, err := exec.Command(python, "-c", "import grpc, google.protobuf").CombinedOutput()
+		out, err := exec.Command(python, "-c", "import grpc, google.protobuf, cryptography").CombinedOutput()
 		if err != nil {
 			grpcErr = fmt.Errorf("%v: %s", err, bytes.TrimSpace(out))
 		}
 	})
 	if grpcErr != nil {
-		sdktest.Missing(t, "%s cannot import grpc (install Debian's python3-grpcio and python3-protobuf): %v", python, grpcErr)
+		sdktest.Missing(t, "%s cannot import grpc (install Debian's python3-grpcio, python3-protobuf and python3-cryptography): %v", python, grpcErr)
 	}
 }
 
@@ -97,6 +110,105 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// fakeHost is an in-memory Host service: what the real host's does, as far
+// as plugin.py uses it, and a record of the calls, so that the tests see what
+// the plugin asked of the host through the broker.
+type fakeHost struct {
+	pluginv1.UnimplementedHostServer
+
+	mu     sync.Mutex
+	kv     map[string][]byte
+	locks  map[string]string // name -> owner
+	calls  []string          // method names, in order
+	posts  []*pluginv1.PostRequest
+	jobs   []*pluginv1.EnqueueRequest
+	lockNo []*pluginv1.LockRequest
+}
+
+func newFakeHost() *fakeHost {
+	return &fakeHost{kv: map[string][]byte{}, locks: map[string]string{}}
+}
+
+func (h *fakeHost) record(method string) func() {
+	h.mu.Lock()
+	h.calls = append(h.calls, method)
+	return h.mu.Unlock
+}
+
+func (h *fakeHost) Post(_ context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
+	defer h.record("Post")()
+	h.posts = append(h.posts, r)
+	ref := proto.Clone(r.GetTarget()).(*pluginv1.MessageRef)
+	ref.MessageId = fmt.Sprintf("posted-%d", len(h.posts))
+	return &pluginv1.PostResponse{Message: ref}, nil
+}
+
+func (h *fakeHost) Enqueue(_ context.Context, r *pluginv1.EnqueueRequest) (*pluginv1.EnqueueResponse, error) {
+	defer h.record("Enqueue")()
+	h.jobs = append(h.jobs, r)
+	return &pluginv1.EnqueueResponse{JobId: int64(len(h.jobs))}, nil
+}
+
+func (h *fakeHost) Lock(_ context.Context, r *pluginv1.LockRequest) (*pluginv1.LockResponse, error) {
+	defer h.record("Lock")()
+	h.lockNo = append(h.lockNo, r)
+	if owner, held := h.locks[r.GetName()]; held && owner != r.GetOwner() {
+		return &pluginv1.LockResponse{Holder: &pluginv1.LockInfo{Name: r.GetName(), Owner: owner, Reason: "held by " + owner}}, nil
+	}
+	h.locks[r.GetName()] = r.GetOwner()
+	return &pluginv1.LockResponse{Acquired: true, Holder: &pluginv1.LockInfo{Name: r.GetName(), Owner: r.GetOwner(), Reason: r.GetReason()}}, nil
+}
+
+func (h *fakeHost) Unlock(_ context.Context, r *pluginv1.UnlockRequest) (*pluginv1.UnlockResponse, error) {
+	defer h.record("Unlock")()
+	if owner, held := h.locks[r.GetName()]; !held || (owner != r.GetOwner() && !r.GetForce()) {
+		return &pluginv1.UnlockResponse{}, nil
+	}
+	delete(h.locks, r.GetName())
+	return &pluginv1.UnlockResponse{Released: true}, nil
+}
+
+func (h *fakeHost) KVGet(_ context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	defer h.record("KVGet")()
+	v, ok := h.kv[r.GetKey()]
+	return &pluginv1.KVGetResponse{Value: v, Found: ok}, nil
+}
+
+func (h *fakeHost) KVSet(_ context.Context, r *pluginv1.KVSetRequest) (*pluginv1.KVSetResponse, error) {
+	defer h.record("KVSet")()
+	h.kv[r.GetKey()] = slices.Clone(r.GetValue())
+	return &pluginv1.KVSetResponse{}, nil
+}
+
+func (h *fakeHost) KVIncrement(_ context.Context, r *pluginv1.KVIncrementRequest) (*pluginv1.KVIncrementResponse, error) {
+	defer h.record("KVIncrement")()
+	n, _ := strconv.ParseInt(string(h.kv[r.GetKey()]), 10, 64)
+	n += r.GetDelta()
+	h.kv[r.GetKey()] = []byte(strconv.FormatInt(n, 10))
+	return &pluginv1.KVIncrementResponse{Value: n}, nil
+}
+
+func (h *fakeHost) KVList(_ context.Context, r *pluginv1.KVListRequest) (*pluginv1.KVListResponse, error) {
+	defer h.record("KVList")()
+	var keys []string
+	for k := range h.kv {
+		if strings.HasPrefix(k, r.GetPrefix()) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return &pluginv1.KVListResponse{Keys: keys}, nil
+}
+
+// recorded returns the methods called so far and forgets them.
+func (h *fakeHost) recorded() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.calls
+	h.calls = nil
+	return c
+}
+
 // pyPlugin is one running plugin.py.
 type pyPlugin struct {
 	client *plugin.Client
@@ -104,11 +216,19 @@ type pyPlugin struct {
 	conn   *wire.Conn
 	pid    int
 	hostID uint32
+	host   *fakeHost
 	logs   *syncBuffer
 }
 
+// clientConfig is go-plugin's client as core/pluginhost configures it:
+// AutoMTLS on, gRPC only, a clean environment.
 func clientConfig(t *testing.T, logs *syncBuffer) *plugin.ClientConfig {
-	cmd := exec.Command(python, script(t))
+	return clientConfigFor(script(t), logs)
+}
+
+// clientConfigFor is clientConfig for the plugin script at path.
+func clientConfigFor(path string, logs *syncBuffer) *plugin.ClientConfig {
+	cmd := exec.Command(python, path)
 	// The host starts plugins with a clean environment: only what the config
 	// gives, and PATH.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "PYHELLO_LOG_LEVEL=debug"}
@@ -117,6 +237,7 @@ func clientConfig(t *testing.T, logs *syncBuffer) *plugin.ClientConfig {
 		VersionedPlugins: wire.PluginSets(&wire.GRPCPlugin{}),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
 		SkipHostEnv:      true,
 		GRPCDialOptions:  wire.DialOptions(),
 		Logger: hclog.New(&hclog.LoggerOptions{
@@ -126,14 +247,37 @@ func clientConfig(t *testing.T, logs *syncBuffer) *plugin.ClientConfig {
 }
 
 // start runs plugin.py through go-plugin, dispenses the Chima plugin and
-// offers it a Host service over the broker, as core/pluginhost does. Cleanup
-// kills it and checks that the Python process is gone.
+// offers it a Host service (a fakeHost) over the broker, as core/pluginhost
+// does. Cleanup kills it and checks that the Python process is gone.
 func start(t *testing.T) *pyPlugin {
+	return startScript(t, script(t))
+}
+
+// startScript is start for the plugin script at path.
+func startScript(t *testing.T, path string) *pyPlugin {
+	p := launchScript(t, path)
+	p.hostID = p.conn.Broker.NextId()
+	go p.conn.Broker.AcceptAndServe(p.hostID, func(opts []grpc.ServerOption) *grpc.Server {
+		s := grpc.NewServer(append(opts, wire.GRPCOptions()...)...)
+		pluginv1.RegisterHostServer(s, p.host)
+		return s
+	})
+	return p
+}
+
+// launch starts plugin.py and dispenses the Chima plugin, offering no Host
+// service yet.
+func launch(t *testing.T) *pyPlugin {
+	return launchScript(t, script(t))
+}
+
+// launchScript is launch for the plugin script at path.
+func launchScript(t *testing.T, path string) *pyPlugin {
 	t.Helper()
 	requirePythonGRPC(t)
 	logs := &syncBuffer{}
-	client := plugin.NewClient(clientConfig(t, logs))
-	p := &pyPlugin{client: client, logs: logs}
+	client := plugin.NewClient(clientConfigFor(path, logs))
+	p := &pyPlugin{client: client, logs: logs, host: newFakeHost()}
 	t.Cleanup(func() {
 		client.Kill()
 		if p.pid != 0 {
@@ -167,12 +311,6 @@ func start(t *testing.T) *pyPlugin {
 	if !ok {
 		t.Fatalf("dispensed %T, want *wire.Conn", raw)
 	}
-	p.hostID = p.conn.Broker.NextId()
-	go p.conn.Broker.AcceptAndServe(p.hostID, func(opts []grpc.ServerOption) *grpc.Server {
-		s := grpc.NewServer(append(opts, wire.GRPCOptions()...)...)
-		pluginv1.RegisterHostServer(s, pluginv1.UnimplementedHostServer{})
-		return s
-	})
 	return p
 }
 
@@ -321,7 +459,7 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 
 	t.Run("Describe", func(t *testing.T) {
 		man := p.describe(t)
-		if man.GetName() != "pyhello" || man.GetVersion() != "1.0.0" || man.GetDescription() == "" {
+		if man.GetName() != "pyhello" || man.GetVersion() != "1.1.0" || man.GetDescription() == "" {
 			t.Errorf("name, version, description = %q, %q, %q", man.GetName(), man.GetVersion(), man.GetDescription())
 		}
 		// The minor plugin.py was written against: minors only add, so an
@@ -336,10 +474,10 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 		for _, c := range man.GetCommands() {
 			cmds[c.GetName()] = c
 		}
-		if len(cmds) != 2 {
-			t.Fatalf("commands = %v, want pyhello and pycount", man.GetCommands())
+		if len(cmds) != 3 {
+			t.Fatalf("commands = %v, want pyhello, pycount and pynote", man.GetCommands())
 		}
-		hello, count := cmds["pyhello"], cmds["pycount"]
+		hello, count, note := cmds["pyhello"], cmds["pycount"], cmds["pynote"]
 		if hello.GetUsage() != "pyhello <name>" || hello.GetHelp() == "" || len(hello.GetArgs()) != 1 {
 			t.Fatalf("pyhello = %v", hello)
 		}
@@ -351,6 +489,13 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 		}
 		if a := count.GetArgs()[0]; a.GetName() != "n" || a.GetType() != pluginv1.ArgType_ARG_TYPE_INT || !a.GetRequired() || a.GetRest() {
 			t.Errorf("pycount arg = %v, want n: int, required", a)
+		}
+		if len(note.GetArgs()) != 3 || note.GetArgs()[0].GetType() != pluginv1.ArgType_ARG_TYPE_ENUM ||
+			!slices.Equal(note.GetArgs()[0].GetEnum(), []string{"set", "get", "report"}) || !note.GetArgs()[2].GetRest() {
+			t.Errorf("pynote args = %v, want action (set, get, report), key, text (rest)", note.GetArgs())
+		}
+		if !slices.Equal(man.GetJobKinds(), []string{"pynote.report"}) {
+			t.Errorf("job kinds = %v, want [pynote.report]", man.GetJobKinds())
 		}
 		// The plugin received the Host service's broker id and the
 		// connection info the host sent for it over go-plugin's broker.
@@ -415,7 +560,83 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 		}
 	})
 
-	t.Run("events and jobs are unsupported", func(t *testing.T) {
+	t.Run("pynote set then get goes through the Host's KV under a lock", func(t *testing.T) {
+		p.host.recorded()
+		events := p.handle(t, "pynote", map[string]string{"action": "set", "key": "freeze", "text": "until Friday 🐍"})
+		if d := done(t, events); d.GetOutcome() != "" || events[0].GetReply().GetOutput().GetText() != "noted freeze" {
+			t.Fatalf("pynote set: events = %v", events)
+		}
+		if got, want := p.host.recorded(), []string{"Lock", "KVGet", "KVSet", "Unlock"}; !slices.Equal(got, want) {
+			t.Errorf("host calls = %v, want %v", got, want)
+		}
+		p.host.mu.Lock()
+		stored, locks := string(p.host.kv["note/freeze"]), len(p.host.locks)
+		lock := p.host.lockNo[len(p.host.lockNo)-1]
+		p.host.mu.Unlock()
+		if stored != "until Friday 🐍" || locks != 0 {
+			t.Errorf("stored %q with %d locks left; want the text and the lock released", stored, locks)
+		}
+		if lock.GetName() != "pynote/freeze" || lock.GetTtlSeconds() <= 0 || lock.GetOwner() == "" {
+			t.Errorf("lock = %v, want pynote/freeze with an owner and a TTL", lock)
+		}
+		events = p.handle(t, "pynote", map[string]string{"action": "get", "key": "freeze"})
+		if got := events[0].GetReply().GetOutput().GetText(); got != "freeze: until Friday 🐍" {
+			t.Errorf("pynote get replied %q", got)
+		}
+		events = p.handle(t, "pynote", map[string]string{"action": "get", "key": "nothing"})
+		if d := done(t, events); d.GetOutcome() != "failure" || !strings.Contains(events[0].GetError().GetSummary(), "no note") {
+			t.Errorf("pynote get of a missing note: events = %v", events)
+		}
+	})
+
+	t.Run("pynote set refuses while someone else holds the note's lock", func(t *testing.T) {
+		p.host.mu.Lock()
+		p.host.locks["pynote/busy"] = "someone else"
+		p.host.mu.Unlock()
+		p.host.recorded()
+		events := p.handle(t, "pynote", map[string]string{"action": "set", "key": "busy", "text": "x"})
+		if d := done(t, events); d.GetOutcome() != "failure" || !strings.Contains(events[0].GetError().GetSummary(), "being written") {
+			t.Errorf("events = %v, want a user error saying the note is being written", events)
+		}
+		if got := p.host.recorded(); !slices.Equal(got, []string{"Lock"}) {
+			t.Errorf("host calls = %v, want only the Lock that failed", got)
+		}
+	})
+
+	t.Run("pynote report enqueues a job that posts the notes", func(t *testing.T) {
+		events := p.handle(t, "pynote", map[string]string{"action": "report"})
+		if d := done(t, events); d.GetOutcome() != "" || events[0].GetReply().GetOutput().GetText() != "report queued as job 1" {
+			t.Fatalf("pynote report: events = %v", events)
+		}
+		p.host.mu.Lock()
+		job := p.host.jobs[0]
+		p.host.mu.Unlock()
+		if job.GetKind() != "pynote.report" || job.GetNotify().GetRoom() != "general" || job.GetOriginRequestId() != "req-pynote" {
+			t.Fatalf("enqueued %v, want kind pynote.report notifying general for req-pynote", job)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), guard)
+		defer cancel()
+		stream, err := p.conn.Plugin.RunJob(ctx, &pluginv1.JobRequest{
+			RequestId: "job-1", JobId: 1, Kind: job.GetKind(), Payload: job.GetPayload(),
+			Attempt: 1, Notify: job.GetNotify(), OriginRequestId: job.GetOriginRequestId(),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := done(t, collect(t, stream))
+		if d.GetOutcome() != "success" || d.GetOutcomeCode() != pluginv1.Outcome_OUTCOME_SUCCESS {
+			t.Errorf("RunJob: Done = %v, want success (string and code)", d)
+		}
+		p.host.mu.Lock()
+		posts := slices.Clone(p.host.posts)
+		p.host.mu.Unlock()
+		if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "general" ||
+			posts[0].GetOutput().GetText() != "pyhello notes (1): freeze = until Friday 🐍" {
+			t.Errorf("posts = %v, want the one note, posted to general", posts)
+		}
+	})
+
+	t.Run("events and unknown jobs are refused", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), guard)
 		defer cancel()
 		evs, err := p.conn.Plugin.HandleEvent(ctx, &pluginv1.WebhookEvent{RequestId: "r1", Type: "generic:x"})
@@ -429,7 +650,7 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := done(t, collect(t, job)); d.GetOutcome() != "error" || !strings.Contains(d.GetDetail(), "no jobs") {
+		if d := done(t, collect(t, job)); d.GetOutcome() != "error" || !strings.Contains(d.GetDetail(), "no jobs of kind") {
 			t.Errorf("RunJob: Done = %v", d)
 		}
 	})
@@ -498,20 +719,95 @@ func TestShutdownStopsAStreamingCommand(t *testing.T) {
 	}
 }
 
-// TestAutoMTLSIsRefusedClearly: plugin.py does not do go-plugin's automatic
-// mTLS. When the host asks for it, the plugin says so and exits, rather than
-// leaving the host to fail a TLS handshake against a plain-text server.
-func TestAutoMTLSIsRefusedClearly(t *testing.T) {
+// TestWithoutAutoMTLSThePluginRefusesToServe: the plugin serves only over
+// go-plugin's mutual TLS. A host that does not ask for it gets no
+// handshake, and a log line that says why.
+func TestWithoutAutoMTLSThePluginRefusesToServe(t *testing.T) {
 	requirePythonGRPC(t)
 	logs := &syncBuffer{}
 	cfg := clientConfig(t, logs)
-	cfg.AutoMTLS = true
+	cfg.AutoMTLS = false
 	client := plugin.NewClient(cfg)
 	defer client.Kill()
 	if _, err := client.Client(); err == nil {
-		t.Fatal("plugin started with AutoMTLS; want it refused")
+		t.Fatal("plugin started without AutoMTLS; want it refused")
 	}
-	waitLog(t, logs, "[ERROR]", "auto_mtls: false")
+	waitLog(t, logs, "[ERROR]", "mutual TLS")
+}
+
+// TestThePluginsPortAnswersOnlyTheHostsCertificate: another local process
+// that finds the plugin's port can neither talk plain gRPC to it nor TLS
+// with a certificate of its own; the host's certificate gets through.
+func TestThePluginsPortAnswersOnlyTheHostsCertificate(t *testing.T) {
+	p := start(t)
+	addr := p.client.ReattachConfig().Addr.String()
+	other, err := tls.X509KeyPair(selfSigned(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name  string
+		creds credentials.TransportCredentials
+	}{
+		{"plain text", insecure.NewCredentials()},
+		{"TLS without a client certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true})},
+		{"TLS with another certificate", credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{other}})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(c.creds))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), guard)
+			defer cancel()
+			_, err = grpc_health_v1.NewHealthClient(conn).Check(ctx, &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName})
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("health check = %v, want Unavailable (refused at the handshake)", err)
+			}
+		})
+	}
+	if err := p.rpc.Ping(); err != nil {
+		t.Errorf("the host's own connection: %v", err)
+	}
+}
+
+// selfSigned returns a PEM certificate and key that nobody trusts.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// TestDescribeFailsWhenTheHostServiceIsUnreachable: a plugin that cannot
+// reach the Host service it was given must not start as if it could (its
+// KV, locks and jobs would all fail later): Describe fails, naming why.
+func TestDescribeFailsWhenTheHostServiceIsUnreachable(t *testing.T) {
+	p := launch(t) // the host announces no Host service on the broker
+	ctx, cancel := context.WithTimeout(context.Background(), 3*guard)
+	defer cancel()
+	_, err := p.conn.Plugin.Describe(ctx, &pluginv1.DescribeRequest{HostServiceId: 7, ProtocolMinor: wire.ProtocolMinor})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "connection info of broker id 7") {
+		t.Fatalf("Describe = %v, want Unavailable for want of the Host service's connection info", err)
+	}
+	waitLog(t, p.logs, "[ERROR]", "cannot reach the Host service")
 }
 
 // TestWrongCookieExplainsItself: run by hand, without the handshake cookie,
@@ -538,7 +834,7 @@ func TestWrongCookieExplainsItself(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing (no handshake)", stdout.String())
 			}
 			msg := stderr.String()
-			for _, want := range []string{"Chima plugin", "not meant to be run", wire.Handshake.MagicCookieKey, "auto_mtls: false"} {
+			for _, want := range []string{"Chima plugin", "not meant to be run", wire.Handshake.MagicCookieKey, "path: "} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("stderr lacks %q:\n%s", want, msg)
 				}

@@ -53,7 +53,7 @@ test: sdk-check
 # The SDK is its own module (sdk/go.mod): it must build and pass its tests
 # alone, at the minimum versions it asks for and with the oldest Go its go
 # line names, and an author's module that requires it must stay small.
-SDK_GO := go$(shell v=$$(sed -n "s/^go //p" sdk/go.mod); case $$v in *.*.*) echo $$v;; *) echo $$v.0;; esac)
+SDK_GO := go$(shell sed -n "s/^go //p" sdk/go.mod).0
 sdk-check:
 	cd sdk && GOWORK=off GOTOOLCHAIN=$(SDK_GO) $(GO) vet ./...
 	cd sdk && GOWORK=off GOTOOLCHAIN=$(SDK_GO) $(GO) test -count=1 ./...

@@ -1,6 +1,6 @@
 module github.com/chimaops/chima/sdk
 
-go 1.24
+go 1.26.0
 
 require (
 	github.com/hashicorp/go-hclog v1.6.3

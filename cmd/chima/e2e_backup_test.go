@@ -101,8 +101,8 @@ db:
   password_env: BACKUP_PASSWORD
 `, dir, dir, dir, dir))
 	_, stderr, code := chima(t, "config", "validate", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, "plugin backup: settings.targets.files: line 7: unknown key schedul") {
-		t.Fatalf("config validate: exit %d\n%s\nwant exit 1 naming targets.files and its line", code, stderr)
+	if code != 1 || !strings.Contains(stderr, `plugin backup: settings.targets.files.schedul: unknown key (did you mean "schedule"?)`) {
+		t.Fatalf("config validate: exit %d\n%s\nwant exit 1 naming the key path targets.files.schedul", code, stderr)
 	}
 	// The strict decoding stops at the first bad key; a good file shows the
 	// next problem.

@@ -79,8 +79,8 @@ func TestDecodeSettingsGoodDocuments(t *testing.T) {
 			name: "an older host's string map: scalars parsed, nested values as YAML",
 			strs: map[string]string{
 				"apps_file": "apps.json", "interval": "30s", "workers": "2", "verbose": "true",
-				"targets":       "demo-db:\n  kind: sqlite\n  retention: {keep_daily: 7}\n",
-				"subscriptions": `[{"repo": "acme/web", "room": "ci"}]`,
+				"targets":        "demo-db:\n  kind: sqlite\n  retention: {keep_daily: 7}\n",
+				"subscriptions":  `[{"repo": "acme/web", "room": "ci"}]`,
 				"chima_adapters": "console",
 			},
 			want: testSettings{

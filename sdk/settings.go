@@ -13,6 +13,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/chimaops/chima/sdk/suggest"
 )
 
 // Typed settings: Plugin.Settings points at a struct that the SDK fills
@@ -274,7 +276,7 @@ func (d *settingsDecoder) decodeStruct(m map[string]any, key string, v reflect.V
 				continue // the host's, which this plugin does not read
 			}
 			msg := "unknown key"
-			if s := closestName(k, fields.names); s != "" {
+			if s := suggest.Closest(k, fields.names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 			d.add(joinSettingsKey(key, k), "%s", msg)
@@ -497,40 +499,4 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// closestName returns the candidate within two edits of name, to suggest
-// for a typo; "" when none is that close.
-func closestName(name string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if dist := editDistance(name, c); dist < bestDist && dist < len(c) {
-			best, bestDist = c, dist
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return math.MaxInt32
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"github.com/chimaops/chima/sdk/suggest"
 )
 
 // The decoder walks the yaml.Node tree against the Config struct itself,
@@ -387,7 +389,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, key string, v reflect.Value) {
 			if e, ok := v.Addr().Interface().(unknownKeyExplainer); ok {
 				msg = e.explainUnknownKey(name)
 			}
-			if s := suggest(name, names); s != "" {
+			if s := suggest.Closest(name, names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 				// The typo is the one mistake: do not also report the key
 				// it was meant to be as missing.
@@ -476,46 +478,4 @@ func describe(n *yaml.Node) string {
 		return strconv.Quote(v)
 	}
 	return "nothing"
-}
-
-// suggest returns the candidate closest to name when it is close enough to
-// be a typo ("nmae" → "name").
-func suggest(name string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if d := editDistance(name, c); d < bestDist && d < len(c) {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the optimal string alignment distance: insertions,
-// deletions, substitutions and swaps of adjacent characters cost 1.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 30 // not a typo of a key name
-	}
-	// three rows suffice: i-2, i-1, i
-	prev2 := make([]int, len(b)+1)
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				cur[j] = min(cur[j], prev2[j-2]+1)
-			}
-		}
-		prev2, prev, cur = prev, cur, prev2
-	}
-	return prev[len(b)]
 }

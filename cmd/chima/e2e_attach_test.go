@@ -88,20 +88,7 @@ func startPastedConsole(t *testing.T, line, cfg string) *console {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", "exec env "+line+" --config '"+cfg+"'")
 	cmd.Env = append(os.Environ(), "PATH="+binDir+string(filepath.ListSeparator)+os.Getenv("PATH"))
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return &console{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	return startConsoleCmd(t, cmd)
 }
 
 func TestChimaRunAttachesToAPluginRunWithDebugAndStopsItWhenItQuits(t *testing.T) {

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"database/sql"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,48 +12,28 @@ import (
 	"time"
 )
 
-// replicaConsole runs bin/chima on cfg as replica id with its console on a
-// pipe, collects what the console shows, and waits for its /healthz.
-type replicaConsole struct {
-	mu    sync.Mutex
-	lines []string
+// consoleLines keeps what a replica's console shows, line by line, for
+// reading while the replica runs.
+type consoleLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func startReplicaConsole(t *testing.T, cfg, id, addr string) *replicaConsole {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "chima"), "run", "--config", cfg, "--replica", id)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = in.Close(); _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	rc := &replicaConsole{}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			rc.mu.Lock()
-			rc.lines = append(rc.lines, sc.Text())
-			rc.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	waitForHealthz(t, addr)
-	return rc
+func (c *consoleLines) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.Write(p)
 }
 
-func (rc *replicaConsole) shown() []string {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]string(nil), rc.lines...)
+// shown returns the whole lines shown so far.
+func (c *consoleLines) shown() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	text := c.buf.String()
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		return strings.Split(text[:i], "\n")
+	}
+	return nil
 }
 
 // Two replicas of the bot on one PostgreSQL each run the ci-status plugin;
@@ -70,7 +48,7 @@ func TestTwoReplicasOnPostgresPostOneCIMessagePerCommit(t *testing.T) {
 	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
 	t.Setenv("CHIMA_TEST_CI_TOKEN", "") // no GitHub API: the webhooks say it all
 
-	consoles := make([]*replicaConsole, 2)
+	consoles := make([]*consoleLines, 2)
 	hooks := make([]func(event, id string, body []byte), 2)
 	for i := range consoles {
 		addr := freeAddr(t)
@@ -90,7 +68,8 @@ roles:`, filepath.Join(binDir, "plugins/cistatus")), 1)
 		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		consoles[i] = startReplicaConsole(t, cfg, fmt.Sprintf("r%d", i+1), addr)
+		consoles[i] = &consoleLines{}
+		startReplicaShowing(t, cfg, fmt.Sprintf("r%d", i+1), addr, consoles[i])
 		hooks[i] = githubDeliverer(t, "http://"+addr+"/webhooks/github", secret)
 	}
 

@@ -45,12 +45,19 @@ func freeAddr(t *testing.T) string {
 // kept open, and waits for its /healthz.
 func startReplica(t *testing.T, cfg, id, addr string) *replica {
 	t.Helper()
+	return startReplicaShowing(t, cfg, id, addr, io.Discard)
+}
+
+// startReplicaShowing is startReplica with what the console shows written to
+// stdout.
+func startReplicaShowing(t *testing.T, cfg, id, addr string, stdout io.Writer) *replica {
+	t.Helper()
 	cmd := exec.Command(filepath.Join(binDir, "chima"), "run", "--config", cfg, "--replica", id)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stdout = io.Discard
+	cmd.Stdout = stdout
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

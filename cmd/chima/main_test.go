@@ -287,7 +287,13 @@ type console struct {
 
 func startConsole(t *testing.T, cfg string) *console {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "chima"), "run", "--config", cfg)
+	return startConsoleCmd(t, exec.Command(filepath.Join(binDir, "chima"), "run", "--config", cfg))
+}
+
+// startConsoleCmd starts cmd, a chima run, with its console on pipes, and
+// kills it when the test ends.
+func startConsoleCmd(t *testing.T, cmd *exec.Cmd) *console {
+	t.Helper()
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -57,8 +57,9 @@ func resticForE2E(t *testing.T) string {
 }
 
 // backupConfig writes a chima.yaml with the backup plugin and targets (a
-// YAML map), whose repository password is the secret BACKUP_PASSWORD, read
-// from CHIMA_E2E_BACKUP_PASSWORD.
+// YAML map, nested under settings as an operator writes it), whose
+// repository password is the secret BACKUP_PASSWORD, read from
+// CHIMA_E2E_BACKUP_PASSWORD.
 func backupConfig(t *testing.T, restic, plugin, cache, targets string) string {
 	t.Helper()
 	cfg := writeConfig(t, "")
@@ -73,7 +74,7 @@ func backupConfig(t *testing.T, restic, plugin, cache, targets string) string {
     settings:
       restic: %s
       cache_dir: %s
-      targets: |
+      targets:
 %s`, plugin, restic, cache, indented)
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "roles:", entry+"roles:", 1)), 0o644); err != nil {
 		t.Fatal(err)

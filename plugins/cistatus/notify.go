@@ -108,6 +108,47 @@ func kvPut(c *sdk.Context, key string, v any) error {
 	return c.KV().Set(key, raw)
 }
 
+// kvUpdate reads key's JSON value into a T (its zero value when absent),
+// lets change decide the new value, and writes it with a compare-and-swap,
+// deciding again from what is there when another replica of the bot wrote
+// it first. change returns whether there is anything to write; kvUpdate
+// returns the value last decided on and whether it was written.
+func kvUpdate[T any](c *sdk.Context, key string, change func(*T) bool) (T, bool, error) {
+	var v T
+	for range 5 {
+		raw, found, err := c.KV().Get(key)
+		if err != nil {
+			return v, false, err
+		}
+		v = *new(T)
+		if found {
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return v, false, fmt.Errorf("decode %s: %w", key, err)
+			}
+		}
+		if !change(&v) {
+			return v, false, nil
+		}
+		value, err := json.Marshal(v)
+		if err != nil {
+			return v, false, fmt.Errorf("encode %s: %w", key, err)
+		}
+		var swapped bool
+		if found {
+			swapped, _, err = c.KV().CompareAndSwap(key, raw, value)
+		} else {
+			swapped, _, err = c.KV().Create(key, value)
+		}
+		if err != nil {
+			return v, false, err
+		}
+		if swapped {
+			return v, true, nil
+		}
+	}
+	return v, false, fmt.Errorf("update %s: it kept changing under me", key)
+}
+
 // onEvent handles every GitHub event the plugin listens to.
 func (p *ci) onEvent(c *sdk.Context) error {
 	d, err := decodeEvent(c.Event.GetType(), c.Event.GetPayload())
@@ -165,38 +206,11 @@ func (p *ci) recordCommit(c *sdk.Context, d *delta) (*commitInfo, error) {
 	key := commitKey(d.Repo, d.SHA)
 	unlock := p.locks.lock(key)
 	defer unlock()
-	for range 5 {
-		raw, found, err := c.KV().Get(key)
-		if err != nil {
-			return nil, err
-		}
-		info := &commitInfo{}
-		if found {
-			if err := json.Unmarshal(raw, info); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", key, err)
-			}
-		}
-		if !updateCommit(info, d) {
-			return info, nil
-		}
-		value, err := json.Marshal(info)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", key, err)
-		}
-		var swapped bool
-		if found {
-			swapped, _, err = c.KV().CompareAndSwap(key, raw, value)
-		} else {
-			swapped, _, err = c.KV().Create(key, value)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if swapped {
-			return info, nil
-		}
+	info, _, err := kvUpdate(c, key, func(info *commitInfo) bool { return updateCommit(info, d) })
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("record what is known of %s: it kept changing under me", key)
+	return &info, nil
 }
 
 // updateCommit applies d to what is known of its commit, and reports
@@ -366,43 +380,16 @@ func (p *ci) transition(c *sdk.Context, s *subscription, t *tracked, cs []check,
 	key := lineKey(s.roomKey(), t.Repo, t)
 	unlock := p.locks.lock(key)
 	defer unlock()
-	for range 5 {
-		raw, found, err := c.KV().Get(key)
-		if err != nil {
-			return nil, err
-		}
-		var l lineage
-		if found {
-			if err := json.Unmarshal(raw, &l); err != nil {
-				return nil, fmt.Errorf("decode %s: %w", key, err)
-			}
-		}
-		word, next, changed := nextLineage(l, t.SHA, st)
-		if !changed {
-			return nil, nil
-		}
-		value, err := json.Marshal(next)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", key, err)
-		}
-		var swapped bool
-		if found {
-			swapped, _, err = c.KV().CompareAndSwap(key, raw, value)
-		} else {
-			swapped, _, err = c.KV().Create(key, value)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if !swapped {
-			continue // another replica wrote it first: decide again
-		}
-		if word == "" {
-			return nil, nil
-		}
-		return p.renderTransition(word, t, cs, st), nil
+	var word string
+	_, written, err := kvUpdate(c, key, func(l *lineage) bool {
+		var changed bool
+		word, *l, changed = nextLineage(*l, t.SHA, st)
+		return changed
+	})
+	if err != nil || !written || word == "" {
+		return nil, err // nothing new to record, so nothing to say
 	}
-	return nil, fmt.Errorf("record the state of %s: it kept changing under me", key)
+	return p.renderTransition(word, t, cs, st), nil
 }
 
 // nextLineage is l once sha ended as st, and the transition that is:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chimaops/chima/core/config"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/redact"
 )
@@ -57,6 +58,7 @@ protocol minor 4) is reported as not validated, which is not an error.`,
 			}
 			host := pluginhost.New(pluginhost.Options{Logger: log.With("component", "plugins"), Version: version})
 			report := validatePlugins(cmd.Context(), host, specs)
+			report.locate(c)
 			if report.write(os.Stderr) || adapterErr != nil {
 				return exitError{1}
 			}
@@ -96,6 +98,37 @@ func validatePlugins(ctx context.Context, host *pluginhost.Host, specs []pluginh
 	}
 	wg.Wait()
 	return report
+}
+
+// locate gives each problem in a plugin's own settings the file and line
+// of its key in chima.yaml (or of the nearest enclosing key there), as the
+// config's own problems have; a problem in a file the plugin read (an apps
+// file) already names its place.
+func (r validationReport) locate(c *config.Config) {
+	index := map[string]int{}
+	for i, p := range c.Plugins {
+		index[p.Name] = i
+	}
+	for k := range r {
+		i, ok := index[r[k].name]
+		if !ok {
+			continue
+		}
+		for j, p := range r[k].problems {
+			if p.File != "" {
+				continue
+			}
+			key := fmt.Sprintf("plugins[%d].settings", i)
+			if p.Key != "" {
+				key += "." + p.Key
+			}
+			at := c.Problem(key, "")
+			if at.File == "" {
+				continue
+			}
+			r[k].problems[j] = pluginhost.Problem{File: at.File, Line: at.Line, Key: strings.TrimSuffix("settings."+p.Key, "."), Message: p.Message}
+		}
+	}
 }
 
 // write prints every problem, and every plugin that could not be asked or

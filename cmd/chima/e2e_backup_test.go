@@ -102,8 +102,9 @@ db:
   password_env: BACKUP_PASSWORD
 `, dir, dir, dir, dir))
 	_, stderr, code := chima(t, "config", "validate", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, `plugin backup: settings.targets.files.schedul: unknown key (did you mean "schedule"?)`) {
-		t.Fatalf("config validate: exit %d\n%s\nwant exit 1 naming the key path targets.files.schedul", code, stderr)
+	want := fmt.Sprintf(`plugin backup: %s:%d: settings.targets.files.schedul: unknown key (did you mean "schedule"?)`, cfg, lineOf(t, cfg, "schedul:"))
+	if code != 1 || !strings.Contains(stderr, want) {
+		t.Fatalf("config validate: exit %d\n%s\nwant exit 1 and\n%s", code, stderr, want)
 	}
 	// The strict decoding stops at the first bad key; a good file shows the
 	// next problem.
@@ -113,7 +114,7 @@ db:
   password_env: BACKUP_PASSWORD
 `, dir))
 	_, stderr, code = chima(t, "config", "validate", "--config", cfg)
-	if code != 1 || !strings.Contains(stderr, `plugin backup: settings.targets.db.kind: "oracle" is not a kind`) {
+	if code != 1 || !strings.Contains(stderr, fmt.Sprintf(`plugin backup: %s:%d: settings.targets.db.kind: "oracle" is not a kind`, cfg, lineOf(t, cfg, "kind: oracle"))) {
 		t.Fatalf("config validate: exit %d\n%s", code, stderr)
 	}
 }
@@ -200,4 +201,20 @@ app-db:
 	if strings.Contains(seen.String(), secret) {
 		t.Fatalf("the repository password reached the console:\n%s", seen.String())
 	}
+}
+
+// lineOf is the 1-based line of the first line of file that contains s.
+func lineOf(t *testing.T, file, s string) int {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			return i + 1
+		}
+	}
+	t.Fatalf("%s has no line with %q", file, s)
+	return 0
 }

@@ -67,6 +67,9 @@ type templateData struct {
 	SDKPath string
 	// Exec is the absolute path of the plugin's executable.
 	Exec string
+	// Interpreter is the absolute path of what runs a script plugin (the
+	// Python of its first line), or empty.
+	Interpreter string
 }
 
 // language is how a plugin in one language is made.
@@ -80,9 +83,16 @@ type language struct {
 	// Exec is the plugin's executable relative to its directory; NAME
 	// stands for the plugin's name. It is made executable.
 	Exec string
-	// Build builds the plugin in its directory; nil when nothing is built.
-	Build func(ctx context.Context, o scaffoldOptions, dir string) error
-	// Test is how to run its tests, for the message at the end.
+	// Interpreter, when set, finds what runs the plugin before its files are
+	// written (templateData.Interpreter).
+	Interpreter func(ctx context.Context) (string, error)
+	// Build builds the plugin in its directory, or checks a script plugin
+	// (its tests pass, its entry starts); nil when there is nothing to do.
+	Build func(ctx context.Context, o scaffoldOptions, data *templateData, dir string) error
+	// Built says what Build did, for the message at the end ("built it").
+	Built string
+	// Test is how to run its tests, for the message at the end;
+	// INTERPRETER stands for templateData.Interpreter.
 	Test string
 }
 
@@ -128,63 +138,70 @@ func languageNames() []string { return slices.Sorted(maps.Keys(languages)) }
 
 // newPlugin writes, builds and announces one plugin.
 func newPlugin(ctx context.Context, o scaffoldOptions, w io.Writer) error {
-	exec, err := scaffold(ctx, o)
+	data, err := scaffold(ctx, o)
 	if err != nil {
 		return err
 	}
 	lang := languages[o.Lang]
 	fmt.Fprintf(w, "Made the %s plugin %s in %s", o.Lang, o.Name, o.Dir)
-	if lang.Build != nil {
-		fmt.Fprint(w, " and built it")
+	if lang.Built != "" {
+		fmt.Fprint(w, " and "+lang.Built)
 	}
 	fmt.Fprintf(w, ".\nIts tests: cd %s && %s\nAdd it to chima.yaml:\n\nplugins:\n  - name: %s\n    path: %s\n",
-		o.Dir, lang.Test, o.Name, yamlScalar(exec))
+		o.Dir, strings.ReplaceAll(lang.Test, "INTERPRETER", data.Interpreter), o.Name, yamlScalar(data.Exec))
 	return nil
 }
 
 // scaffold writes the plugin's files and library into o.Dir and builds it;
-// it returns the absolute path of the plugin's executable.
-func scaffold(ctx context.Context, o scaffoldOptions) (string, error) {
+// it returns what the templates saw, the plugin's executable included.
+func scaffold(ctx context.Context, o scaffoldOptions) (*templateData, error) {
 	if !pluginNameRe.MatchString(o.Name) {
-		return "", fmt.Errorf("plugin name %q: use lowercase letters, digits and dashes, starting with a letter and not ending with a dash, at most 40 characters (it becomes a directory, a binary and a chat command)", o.Name)
+		return nil, fmt.Errorf("plugin name %q: use lowercase letters, digits and dashes, starting with a letter and not ending with a dash, at most 40 characters (it becomes a directory, a binary and a chat command)", o.Name)
 	}
 	lang, ok := languages[o.Lang]
 	if !ok {
-		return "", fmt.Errorf("--lang %q: this chima makes plugins in %s", o.Lang, strings.Join(languageNames(), ", "))
+		return nil, fmt.Errorf("--lang %q: this chima makes plugins in %s", o.Lang, strings.Join(languageNames(), ", "))
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
-		return "", fmt.Errorf("--dir %s: %w", o.Dir, err)
+		return nil, fmt.Errorf("--dir %s: %w", o.Dir, err)
 	}
 	data := templateData{Name: o.Name, SDKModule: sdkModule, Exec: filepath.Join(dir, strings.ReplaceAll(lang.Exec, "NAME", o.Name))}
 	if o.SDK != "" {
 		if o.Lang != "go" {
-			return "", fmt.Errorf("--sdk is the Go SDK; a %s plugin carries its library with it", o.Lang)
+			return nil, fmt.Errorf("--sdk is the Go SDK; a %s plugin carries its library with it", o.Lang)
 		}
 		if data.SDKPath, err = checkSDKDir(o.SDK); err != nil {
-			return "", err
+			return nil, err
+		}
+	}
+	if lang.Interpreter != nil {
+		if data.Interpreter, err = lang.Interpreter(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if err := makeEmptyDir(dir); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := writeTree(lang.Templates, dir, &data); err != nil {
-		return "", err
+		return nil, err
 	}
 	if lang.Library != nil {
 		if err := writeTree(lang.Library, dir, nil); err != nil {
-			return "", err
+			return nil, err
 		}
+	}
+	// A script is its own entry, made executable before Build starts it; a
+	// binary comes out of Build executable.
+	if err := os.Chmod(data.Exec, 0o755); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("make %s executable: %w", data.Exec, err)
 	}
 	if lang.Build != nil {
-		if err := lang.Build(ctx, o, dir); err != nil {
-			return "", fmt.Errorf("the files are in %s, but building failed: %w", o.Dir, err)
+		if err := lang.Build(ctx, o, &data, dir); err != nil {
+			return nil, fmt.Errorf("the files are in %s, but building failed: %w", o.Dir, err)
 		}
 	}
-	if err := os.Chmod(data.Exec, 0o755); err != nil {
-		return "", fmt.Errorf("make %s executable: %w", data.Exec, err)
-	}
-	return data.Exec, nil
+	return &data, nil
 }
 
 // checkSDKDir returns the absolute path of dir, a checkout of the Go SDK.

@@ -59,10 +59,11 @@ func TestPluginNewRefusesNamesThatAreNotLowercaseLettersDigitsAndDashes(t *testi
 func TestPluginNewWritesTemplatesAndLibraryAndMakesTheExecutableRunnable(t *testing.T) {
 	withLanguage(t, "script", scriptLanguage)
 	dir := filepath.Join(t.TempDir(), "p")
-	exec, err := scaffold(context.Background(), scaffoldOptions{Name: "ping", Lang: "script", Dir: dir, Out: io.Discard})
+	data, err := scaffold(context.Background(), scaffoldOptions{Name: "ping", Lang: "script", Dir: dir, Out: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
+	exec := data.Exec
 	if exec != filepath.Join(dir, "plugin.sh") {
 		t.Fatalf("executable = %s", exec)
 	}

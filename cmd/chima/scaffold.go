@@ -109,15 +109,22 @@ func newPluginNewCmd() *cobra.Command {
 	o := scaffoldOptions{}
 	cmd := &cobra.Command{
 		Use:   "new NAME",
-		Short: "Make a new plugin with one command and a test, build it, and print its chima.yaml lines",
-		Long: `Make a new plugin NAME in DIR (default ./NAME): one command, NAME, that answers
-with what it was told, and a test of it; then build it and print the lines to
-add to chima.yaml. NAME is lowercase letters, digits and dashes, starting with
+		Short: "Make a new plugin (Go, Python or Node) with one command and a test, build it, and print its chima.yaml lines",
+		Long: `Make a new plugin NAME in DIR (default ./NAME): one command, NAME (in Go it
+answers with what it was told; in Python and Node it greets, counting the
+greetings in the plugin's state on the host), and a test of it; then build it
+(Go) or run its tests (Python, Node) and print the lines to add to chima.yaml. NAME is lowercase letters, digits and dashes, starting with
 a letter. DIR must not exist or be empty.
 
-A Go plugin's go.mod requires ` + sdkModule + `; --sdk DIR builds
-against a local checkout of the SDK instead (a replace directive), as inside
-the Chima repository: chima plugin new NAME --sdk ./sdk. Languages: ` + strings.Join(languageNames(), ", ") + `.`,
+--lang picks the language: ` + strings.Join(languageNames(), ", ") + `. A Go plugin's go.mod
+requires ` + sdkModule + `; --sdk DIR builds against a local checkout
+of the SDK instead (a replace directive), as inside the Chima repository:
+chima plugin new NAME --sdk ./sdk. A Python or Node plugin gets a copy of
+the library this chima carries (chima_plugin/, chima-plugin/), which speaks
+its protocol version: for Python, the first python3 (on PATH, then
+/usr/bin/python3) that can import grpc, google.protobuf and cryptography
+runs its tests and becomes its script's first line; for Node, npm install
+fetches its dependencies from the npm registry, then node --test runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name, o.Out = args[0], cmd.ErrOrStderr()
@@ -240,7 +247,8 @@ func makeEmptyDir(dir string) error {
 }
 
 // writeTree copies every file of src into dir. With data, NAME.tmpl files
-// are rendered into NAME, and Go sources are gofmt'ed.
+// are rendered into NAME, and Go sources are gofmt'ed. A file that starts
+// with #! is made executable.
 func writeTree(src fs.FS, dir string, data *templateData) error {
 	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -260,7 +268,12 @@ func writeTree(src fs.FS, dir string, data *templateData) error {
 			}
 			dst = name
 		}
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
+		// A script with a #! line is runnable as it is (./test_plugin.py).
+		mode := os.FileMode(0o644)
+		if bytes.HasPrefix(b, []byte("#!")) {
+			mode = 0o755
+		}
+		if err := os.WriteFile(dst, b, mode); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 		return nil

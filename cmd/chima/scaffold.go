@@ -113,8 +113,9 @@ func newPluginNewCmd() *cobra.Command {
 		Long: `Make a new plugin NAME in DIR (default ./NAME): one command, NAME (in Go it
 answers with what it was told; in Python and Node it greets, counting the
 greetings in the plugin's state on the host), and a test of it; then build it
-(Go) or run its tests (Python, Node) and print the lines to add to chima.yaml. NAME is lowercase letters, digits and dashes, starting with
-a letter. DIR must not exist or be empty.
+(Go) or run its tests (Python, Node) and print the lines to add to
+chima.yaml. NAME is lowercase letters, digits and dashes, starting with a
+letter. DIR must not exist or be empty.
 
 --lang picks the language: ` + strings.Join(languageNames(), ", ") + `. A Go plugin's go.mod
 requires ` + sdkModule + `; --sdk DIR builds against a local checkout

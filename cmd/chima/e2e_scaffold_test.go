@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,17 @@ func TestPluginNewMakesAPluginInEachLanguageThatPassesItsTestAndAnswersInTheCons
 			lines := printedPluginLines(t, out)
 			if want := "  - name: echo-back\n    path: " + filepath.Join(dir, c.exec) + "\n"; !strings.HasSuffix(lines, want) {
 				t.Fatalf("printed lines:\n%s\nwant them to end with:\n%s", lines, want)
+			}
+
+			// Checking the plugin left no bytecode caches beside it.
+			err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+				if err == nil && d.Name() == "__pycache__" {
+					t.Errorf("plugin new left %s", path)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 
 			// Its own test passes, run as the printed line says.

@@ -67,6 +67,9 @@ type templateData struct {
 	SDKPath string
 	// Exec is the absolute path of the plugin's executable.
 	Exec string
+	// Interpreter is the absolute path of what runs a script plugin (the
+	// Python of its first line), or empty.
+	Interpreter string
 }
 
 // language is how a plugin in one language is made.
@@ -80,9 +83,16 @@ type language struct {
 	// Exec is the plugin's executable relative to its directory; NAME
 	// stands for the plugin's name. It is made executable.
 	Exec string
-	// Build builds the plugin in its directory; nil when nothing is built.
-	Build func(ctx context.Context, o scaffoldOptions, dir string) error
-	// Test is how to run its tests, for the message at the end.
+	// Interpreter, when set, finds what runs the plugin before its files are
+	// written (templateData.Interpreter).
+	Interpreter func(ctx context.Context) (string, error)
+	// Build builds the plugin in its directory, or checks a script plugin
+	// (its tests pass, its entry starts); nil when there is nothing to do.
+	Build func(ctx context.Context, o scaffoldOptions, data *templateData, dir string) error
+	// Built says what Build did, for the message at the end ("built it").
+	Built string
+	// Test is how to run its tests, for the message at the end;
+	// INTERPRETER stands for templateData.Interpreter.
 	Test string
 }
 
@@ -99,15 +109,23 @@ func newPluginNewCmd() *cobra.Command {
 	o := scaffoldOptions{}
 	cmd := &cobra.Command{
 		Use:   "new NAME",
-		Short: "Make a new plugin with one command and a test, build it, and print its chima.yaml lines",
-		Long: `Make a new plugin NAME in DIR (default ./NAME): one command, NAME, that answers
-with what it was told, and a test of it; then build it and print the lines to
-add to chima.yaml. NAME is lowercase letters, digits and dashes, starting with
-a letter. DIR must not exist or be empty.
+		Short: "Make a new plugin (Go, Python or Node) with one command and a test, build it, and print its chima.yaml lines",
+		Long: `Make a new plugin NAME in DIR (default ./NAME): one command, NAME (in Go it
+answers with what it was told; in Python and Node it greets, counting the
+greetings in the plugin's state on the host), and a test of it; then build it
+(Go) or run its tests (Python, Node) and print the lines to add to
+chima.yaml. NAME is lowercase letters, digits and dashes, starting with a
+letter. DIR must not exist or be empty.
 
-A Go plugin's go.mod requires ` + sdkModule + `; --sdk DIR builds
-against a local checkout of the SDK instead (a replace directive), as inside
-the Chima repository: chima plugin new NAME --sdk ./sdk. Languages: ` + strings.Join(languageNames(), ", ") + `.`,
+--lang picks the language: ` + strings.Join(languageNames(), ", ") + `. A Go plugin's go.mod
+requires ` + sdkModule + `; --sdk DIR builds against a local checkout
+of the SDK instead (a replace directive), as inside the Chima repository:
+chima plugin new NAME --sdk ./sdk. A Python or Node plugin gets a copy of
+the library this chima carries (chima_plugin/, chima-plugin/), which speaks
+its protocol version: for Python, the first python3 (on PATH, then
+/usr/bin/python3) that can import grpc, google.protobuf and cryptography
+runs its tests and becomes its script's first line; for Node, npm install
+fetches its dependencies from the npm registry, then node --test runs.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Name, o.Out = args[0], cmd.ErrOrStderr()
@@ -128,63 +146,70 @@ func languageNames() []string { return slices.Sorted(maps.Keys(languages)) }
 
 // newPlugin writes, builds and announces one plugin.
 func newPlugin(ctx context.Context, o scaffoldOptions, w io.Writer) error {
-	exec, err := scaffold(ctx, o)
+	data, err := scaffold(ctx, o)
 	if err != nil {
 		return err
 	}
 	lang := languages[o.Lang]
 	fmt.Fprintf(w, "Made the %s plugin %s in %s", o.Lang, o.Name, o.Dir)
-	if lang.Build != nil {
-		fmt.Fprint(w, " and built it")
+	if lang.Built != "" {
+		fmt.Fprint(w, " and "+lang.Built)
 	}
 	fmt.Fprintf(w, ".\nIts tests: cd %s && %s\nAdd it to chima.yaml:\n\nplugins:\n  - name: %s\n    path: %s\n",
-		o.Dir, lang.Test, o.Name, yamlScalar(exec))
+		o.Dir, strings.ReplaceAll(lang.Test, "INTERPRETER", data.Interpreter), o.Name, yamlScalar(data.Exec))
 	return nil
 }
 
 // scaffold writes the plugin's files and library into o.Dir and builds it;
-// it returns the absolute path of the plugin's executable.
-func scaffold(ctx context.Context, o scaffoldOptions) (string, error) {
+// it returns what the templates saw, the plugin's executable included.
+func scaffold(ctx context.Context, o scaffoldOptions) (*templateData, error) {
 	if !pluginNameRe.MatchString(o.Name) {
-		return "", fmt.Errorf("plugin name %q: use lowercase letters, digits and dashes, starting with a letter and not ending with a dash, at most 40 characters (it becomes a directory, a binary and a chat command)", o.Name)
+		return nil, fmt.Errorf("plugin name %q: use lowercase letters, digits and dashes, starting with a letter and not ending with a dash, at most 40 characters (it becomes a directory, a binary and a chat command)", o.Name)
 	}
 	lang, ok := languages[o.Lang]
 	if !ok {
-		return "", fmt.Errorf("--lang %q: this chima makes plugins in %s", o.Lang, strings.Join(languageNames(), ", "))
+		return nil, fmt.Errorf("--lang %q: this chima makes plugins in %s", o.Lang, strings.Join(languageNames(), ", "))
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
-		return "", fmt.Errorf("--dir %s: %w", o.Dir, err)
+		return nil, fmt.Errorf("--dir %s: %w", o.Dir, err)
 	}
 	data := templateData{Name: o.Name, SDKModule: sdkModule, Exec: filepath.Join(dir, strings.ReplaceAll(lang.Exec, "NAME", o.Name))}
 	if o.SDK != "" {
 		if o.Lang != "go" {
-			return "", fmt.Errorf("--sdk is the Go SDK; a %s plugin carries its library with it", o.Lang)
+			return nil, fmt.Errorf("--sdk is the Go SDK; a %s plugin carries its library with it", o.Lang)
 		}
 		if data.SDKPath, err = checkSDKDir(o.SDK); err != nil {
-			return "", err
+			return nil, err
+		}
+	}
+	if lang.Interpreter != nil {
+		if data.Interpreter, err = lang.Interpreter(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if err := makeEmptyDir(dir); err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := writeTree(lang.Templates, dir, &data); err != nil {
-		return "", err
+		return nil, err
 	}
 	if lang.Library != nil {
 		if err := writeTree(lang.Library, dir, nil); err != nil {
-			return "", err
+			return nil, err
 		}
+	}
+	// A script is its own entry, made executable before Build starts it; a
+	// binary comes out of Build executable.
+	if err := os.Chmod(data.Exec, 0o755); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("make %s executable: %w", data.Exec, err)
 	}
 	if lang.Build != nil {
-		if err := lang.Build(ctx, o, dir); err != nil {
-			return "", fmt.Errorf("the files are in %s, but building failed: %w", o.Dir, err)
+		if err := lang.Build(ctx, o, &data, dir); err != nil {
+			return nil, fmt.Errorf("the files are in %s, but building failed: %w", o.Dir, err)
 		}
 	}
-	if err := os.Chmod(data.Exec, 0o755); err != nil {
-		return "", fmt.Errorf("make %s executable: %w", data.Exec, err)
-	}
-	return data.Exec, nil
+	return &data, nil
 }
 
 // checkSDKDir returns the absolute path of dir, a checkout of the Go SDK.
@@ -223,7 +248,8 @@ func makeEmptyDir(dir string) error {
 }
 
 // writeTree copies every file of src into dir. With data, NAME.tmpl files
-// are rendered into NAME, and Go sources are gofmt'ed.
+// are rendered into NAME, and Go sources are gofmt'ed. A file that starts
+// with #! is made executable.
 func writeTree(src fs.FS, dir string, data *templateData) error {
 	return fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -243,7 +269,12 @@ func writeTree(src fs.FS, dir string, data *templateData) error {
 			}
 			dst = name
 		}
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
+		// A script with a #! line is runnable as it is (./test_plugin.py).
+		mode := os.FileMode(0o644)
+		if bytes.HasPrefix(b, []byte("#!")) {
+			mode = 0o755
+		}
+		if err := os.WriteFile(dst, b, mode); err != nil {
 			return fmt.Errorf("write %s: %w", dst, err)
 		}
 		return nil

@@ -59,10 +59,11 @@ func TestPluginNewRefusesNamesThatAreNotLowercaseLettersDigitsAndDashes(t *testi
 func TestPluginNewWritesTemplatesAndLibraryAndMakesTheExecutableRunnable(t *testing.T) {
 	withLanguage(t, "script", scriptLanguage)
 	dir := filepath.Join(t.TempDir(), "p")
-	exec, err := scaffold(context.Background(), scaffoldOptions{Name: "ping", Lang: "script", Dir: dir, Out: io.Discard})
+	data, err := scaffold(context.Background(), scaffoldOptions{Name: "ping", Lang: "script", Dir: dir, Out: io.Discard})
 	if err != nil {
 		t.Fatal(err)
 	}
+	exec := data.Exec
 	if exec != filepath.Join(dir, "plugin.sh") {
 		t.Fatalf("executable = %s", exec)
 	}
@@ -126,6 +127,55 @@ func TestYAMLScalarQuotesPathsYAMLWouldMisread(t *testing.T) {
 	} {
 		if got := yamlScalar(in); got != want {
 			t.Errorf("yamlScalar(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// checkEntry accepts only a script that explains itself and exits 1, as a
+// plugin started without go-plugin's cookie does; anything else means the
+// bot could not start it either.
+func TestCheckEntryAcceptsOnlyAScriptThatStartsAsAPlugin(t *testing.T) {
+	for _, c := range []struct {
+		name, script, want string
+	}{
+		{"a plugin explaining itself", "#!/bin/sh\necho 'This is p, a Chima plugin. It is not meant to be run by hand' >&2\nexit 1\n", ""},
+		{"a script that fails to import its library", "#!/bin/sh\necho 'ModuleNotFoundError: No module named grpc' >&2\nexit 1\n", "No module named grpc"},
+		{"a script that exits 0", "#!/bin/sh\necho 'not meant to be run'\nexit 0\n", "does not start as a plugin"},
+		{"an interpreter that is not there", "#!/nonexistent/python3\n", "does not start as a plugin"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "plugin")
+			if err := os.WriteFile(path, []byte(c.script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			err := checkEntry(context.Background(), path)
+			if c.want == "" {
+				if err != nil {
+					t.Fatalf("checkEntry = %v, want it accepted", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("checkEntry = %v, want an error saying %q", err, c.want)
+			}
+		})
+	}
+}
+
+// With no Python that can import what chima_plugin needs, plugin new says
+// which it tried and what to install, before it writes anything.
+func TestFindPythonNamesWhatItTriedAndWhatToInstall(t *testing.T) {
+	noGRPC := filepath.Join(t.TempDir(), "python3")
+	if err := os.WriteFile(noGRPC, []byte("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'grpc'\" >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := pythonCandidates
+	pythonCandidates = []string{"no-such-python3", noGRPC}
+	t.Cleanup(func() { pythonCandidates = old })
+	_, err := findPython(context.Background())
+	for _, want := range []string{"no-such-python3: not found", noGRPC + ": exit status 1: ModuleNotFoundError: No module named 'grpc'", "apt-get install python3-grpcio"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("findPython = %v, want it to say %q", err, want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"text/template"
 
@@ -13,7 +14,8 @@ import (
 )
 
 // scaffold lays out what `chima plugin new NAME --lang python` makes: the
-// templates of cmd/chima/templates/python rendered for name, and the
+// templates of cmd/chima/templates/python rendered for name (the
+// interpreter of their first line is Debian's), and the
 // embedded chima_plugin library beside them. It returns the directory.
 func scaffold(t *testing.T, name string) string {
 	t.Helper()
@@ -28,10 +30,11 @@ func scaffold(t *testing.T, name string) string {
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		if err := tmpl.Execute(&out, struct{ Name string }{name}); err != nil {
+		data := struct{ Name, Exec, Interpreter string }{name, filepath.Join(dir, "plugin.py"), python}
+		if err := tmpl.Execute(&out, data); err != nil {
 			t.Fatalf("render %s: %v", path, err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(path)), out.Bytes(), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, strings.TrimSuffix(filepath.Base(path), ".tmpl")), out.Bytes(), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -816,6 +816,14 @@ class MemoryHost {
   async kvGet({ key }) { return this.kv.has(key) ? { found: true, value: this.kv.get(key) } : { found: false, value: Buffer.alloc(0) }; }
   async kvSet({ key, value }) { this.kv.set(key, Buffer.from(value)); return {}; }
   async kvDelete({ key }) { this.kv.delete(key); return {}; }
+  // kvIncrement keeps a decimal counter, as the host's KVIncrement does.
+  async kvIncrement({ key, delta = 0 }) {
+    const before = this.kv.has(key) ? this.kv.get(key).toString('utf8') : '0';
+    if (!/^-?[0-9]+$/.test(before)) throw new Error(`Host.KVIncrement: ${key} holds ${JSON.stringify(before)}, not a decimal counter`);
+    const value = Number(before) + Number(delta);
+    this.kv.set(key, Buffer.from(String(value)));
+    return { value };
+  }
   async kvList({ prefix = '' }) { return { keys: [...this.kv.keys()].filter((k) => k.startsWith(prefix)).sort() }; }
   async lock({ name, owner, reason = '' }) {
     const held = this.locksHeld.get(name);

@@ -36,10 +36,12 @@ func newPlugin(d *deployer) pluginSpec { return pluginSpec{d} }
 // job, the events it listens to and its log pages.
 func (p pluginSpec) spec() *sdk.Plugin {
 	d := p.d
+	d.settings = &settings{}
 	return &sdk.Plugin{
 		Name:        "deploy",
 		Version:     "1.0.0",
 		Description: "Deploys apps to their environments, with locks, queues and rollbacks.",
+		Settings:    d.settings,
 		Configure:   d.configure,
 		Validate:    d.validate,
 		Commands: []sdk.Command{

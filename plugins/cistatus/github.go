@@ -122,7 +122,7 @@ func (a ghAuth) configured() bool { return a.token != "" || a.appID != 0 }
 func newGitHubClient(auth ghAuth, api string) (*github.Client, error) {
 	var base http.RoundTripper = http.DefaultTransport
 	if auth.appID != 0 {
-		itr, err := ghinstallation.New(http.DefaultTransport, auth.appID, auth.installationID, auth.privateKey)
+		itr, err := ghinstallation.New(bufferRefusals{http.DefaultTransport}, auth.appID, auth.installationID, auth.privateKey)
 		if err != nil {
 			return nil, fmt.Errorf("the GitHub App's private key: %w", err)
 		}
@@ -458,6 +458,28 @@ func apiError(what string, err error) error {
 		return fmt.Errorf("GitHub answered %d for %s: %s", ge.Response.StatusCode, what, ge.Message)
 	}
 	return fmt.Errorf("could not reach GitHub for %s: %v", what, err)
+}
+
+// bufferRefusals reads the body of a refused token exchange into memory and
+// closes the connection's: ghinstallation hands a refusal back with its
+// body open, for its caller to read, and a caller that does not would
+// leak the connection.
+type bufferRefusals struct{ base http.RoundTripper }
+
+// RoundTrip sends req; a token exchange answered other than 2xx comes
+// back with its body read.
+func (b bufferRefusals) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := b.base.RoundTrip(req)
+	if err != nil || resp.StatusCode/100 == 2 || !strings.HasSuffix(req.URL.Path, "/access_tokens") {
+		return resp, err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read GitHub's refusal of the installation token: %w", err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
 }
 
 // installationError says why the GitHub App's installation token could not

@@ -37,10 +37,8 @@ var webhookEvents = []string{"status", "check_run", "check_suite", "workflow_run
 
 // ci is the plugin: its configuration and the GitHub client.
 type ci struct {
-	mu sync.RWMutex
-	// settings are what the SDK decoded from chima.yaml.
-	settings *settings
-	cfg      *config
+	mu  sync.RWMutex
+	cfg *config
 	// gh is nil without a GITHUB_TOKEN or a GitHub App.
 	gh  *github.Client
 	web string
@@ -57,7 +55,9 @@ func newPlugin(p *ci) pluginSpec { return pluginSpec{p} }
 // spec declares the plugin.
 func (s pluginSpec) spec() *sdk.Plugin {
 	p := s.p
-	p.settings = &settings{}
+	// The SDK decodes chima.yaml's settings into st before it calls
+	// Configure or Validate.
+	st := &settings{}
 	events := make([]sdk.EventHandler, 0, len(webhookEvents))
 	for _, e := range webhookEvents {
 		events = append(events, sdk.EventHandler{Type: "github:" + e, Run: p.onEvent})
@@ -66,9 +66,9 @@ func (s pluginSpec) spec() *sdk.Plugin {
 		Name:        "cistatus",
 		Version:     "1.0.0",
 		Description: "CI status of GitHub commits and pull requests: rollups, notifications, failure digests, reruns and auto-deploy on green.",
-		Settings:    p.settings,
-		Configure:   p.configure,
-		Validate:    func(map[string]string) error { _, err := checkSettings(p.settings, os.Getenv); return err },
+		Settings:    st,
+		Configure:   func(map[string]string) error { return p.configure(st) },
+		Validate:    func(map[string]string) error { _, err := checkSettings(st, os.Getenv); return err },
 		Commands: []sdk.Command{
 			{
 				Name:    "ci",
@@ -146,8 +146,8 @@ func (s pluginSpec) spec() *sdk.Plugin {
 }
 
 // configure checks the decoded settings and sets up the GitHub client.
-func (p *ci) configure(map[string]string) error {
-	cfg, err := checkSettings(p.settings, os.Getenv)
+func (p *ci) configure(st *settings) error {
+	cfg, err := checkSettings(st, os.Getenv)
 	if err != nil {
 		return err
 	}

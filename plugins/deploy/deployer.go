@@ -27,9 +27,7 @@ import (
 
 // deployer holds the plugin's configuration and state.
 type deployer struct {
-	mu sync.RWMutex
-	// settings are what the SDK decoded from chima.yaml.
-	settings *settings
+	mu       sync.RWMutex
 	apps     *apps.Set
 	cache    *workspace.Cache
 	instance string
@@ -142,15 +140,14 @@ func appsProblems(le *apps.LoadError) []sdk.Problem {
 }
 
 // validate is the plugin's Validate: checkSettings, keeping nothing.
-func (d *deployer) validate(map[string]string) error {
-	_, err := checkSettings(d.settings)
+func (d *deployer) validate(s *settings) error {
+	_, err := checkSettings(s)
 	return err
 }
 
 // configure loads the apps file and sets up the workspace and GitHub mode,
 // from the settings the SDK decoded.
-func (d *deployer) configure(map[string]string) error {
-	s := d.settings
+func (d *deployer) configure(s *settings) error {
 	resolve := s.resolve
 	set, err := checkSettings(s)
 	if err != nil {

@@ -123,5 +123,5 @@ func configured(d *deployer, s map[string]string) error {
 	if err := sdk.DecodeSettings("", s, spec.Settings); err != nil {
 		return err
 	}
-	return d.configure(s)
+	return spec.Configure(s)
 }

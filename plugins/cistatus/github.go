@@ -124,7 +124,7 @@ func newGitHubClient(auth ghAuth, api string) (*github.Client, error) {
 	if auth.appID != 0 {
 		itr, err := ghinstallation.New(bufferRefusals{http.DefaultTransport}, auth.appID, auth.installationID, auth.privateKey)
 		if err != nil {
-			return nil, fmt.Errorf("the GitHub App's private key: %w", err)
+			return nil, fmt.Errorf("the secret %s: %w", secretPrivateKey, err)
 		}
 		if api != "" {
 			itr.BaseURL = strings.TrimSuffix(api, "/")
@@ -143,11 +143,13 @@ func newGitHubClient(auth ghAuth, api string) (*github.Client, error) {
 	}
 	gh, err := gh.WithEnterpriseURLs(api, api)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("github_api_url: %w", err)
 	}
 	// Exactly the URL given: WithEnterpriseURLs would add /api/v3/.
-	gh.BaseURL, err = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
-	return gh, err
+	if gh.BaseURL, err = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/"); err != nil {
+		return nil, fmt.Errorf("github_api_url: %w", err)
+	}
+	return gh, nil
 }
 
 // webBase is the web address of the repositories served by the API api.

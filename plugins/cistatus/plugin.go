@@ -154,7 +154,7 @@ func (p *ci) configure(st *settings) error {
 	var gh *github.Client
 	if cfg.auth.configured() {
 		if gh, err = newGitHubClient(cfg.auth, cfg.apiURL); err != nil {
-			return fmt.Errorf("github_api_url: %w", err)
+			return err
 		}
 	}
 	p.mu.Lock()

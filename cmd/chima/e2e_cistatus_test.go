@@ -80,30 +80,47 @@ func ciGitHub(t *testing.T) *ghfake.Server {
 }
 
 // startCIBot runs the bot with the console, the GitHub webhook and the
-// ci-status plugin pointed at gh, whose room ci hears of Hello-World.
+// ci-status plugin pointed at gh with its token, whose room ci hears of
+// Hello-World.
 func startCIBot(t *testing.T, gh *ghfake.Server) (*console, func(event, id string, body []byte), func(*console) *console) {
 	t.Helper()
+	t.Setenv("CHIMA_TEST_CI_TOKEN", "gh-token")
+	c, deliver, kill9, _ := startCIBotAuth(t, gh, "{GITHUB_TOKEN: CHIMA_TEST_CI_TOKEN}", "")
+	return c, deliver, kill9
+}
+
+// ciBotConfig writes the chima.yaml of startCIBotAuth, and returns it and
+// the HTTP address.
+func ciBotConfig(t *testing.T, gh *ghfake.Server, secrets, settings string) (cfg, addr string) {
+	t.Helper()
 	plugin := ciStatusPlugin(t)
-	addr := freePort(t)
-	const secret = "ci e2e secret"
-	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr))
+	addr = freePort(t)
+	cfg = writeConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr))
 	b, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	entry := fmt.Sprintf(`  - name: cistatus
     path: %s
-    secrets: {GITHUB_TOKEN: CHIMA_TEST_CI_TOKEN}
+    secrets: %s
     settings:
       github_api_url: %s
-      subscriptions: |
+%s      subscriptions:
         - {repo: Codertocat/Hello-World, room: ci}
-roles:`, plugin, gh.URL())
+roles:`, plugin, secrets, gh.URL(), settings)
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "roles:", entry, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, addr
+}
+
+// startCIBotAuth is startCIBot with the plugin's secrets (a YAML map) and
+// more settings (lines indented six spaces); it returns the config too.
+func startCIBotAuth(t *testing.T, gh *ghfake.Server, secrets, settings string) (*console, func(event, id string, body []byte), func(*console) *console, string) {
+	t.Helper()
+	cfg, addr := ciBotConfig(t, gh, secrets, settings)
+	const secret = "ci e2e secret"
 	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
-	t.Setenv("CHIMA_TEST_CI_TOKEN", "gh-token")
 	c := startConsole(t, cfg)
 	waitForHealthz(t, addr)
 	send := githubDeliverer(t, "http://"+addr+"/webhooks/github", secret)
@@ -123,7 +140,7 @@ roles:`, plugin, gh.URL())
 		waitForHealthz(t, addr)
 		return c
 	}
-	return c, deliver, kill9
+	return c, deliver, kill9, cfg
 }
 
 func TestCIStatusTurnsSignedWebhooksIntoOneEditedMessageWithThreadRepliesOnTransitions(t *testing.T) {
@@ -256,4 +273,45 @@ func TestCIStatusRemembersACommitsStateAcrossAKill9OfTheBot(t *testing.T) {
 	c = kill9(c)
 	deliver("check_run", "ci-kill-2", success)
 	c.readLinesUntil(t, "Fixed: Codertocat/Hello-World #2 at ec26c3e")
+}
+
+// TestCIStatusAsAGitHubAppValidatesItsSettingsAndAnswersWithOneInstallationToken
+// runs the built bot with the ci-status plugin authenticated as a GitHub
+// App of the fake: chima config validate names the key a half-configured
+// app lacks, and then `ci`, twice, exchanges the app's JWT for one
+// installation token, which the fake checks on every call.
+func TestCIStatusAsAGitHubAppValidatesItsSettingsAndAnswersWithOneInstallationToken(t *testing.T) {
+	gh := ciGitHub(t)
+	key := gh.InstallApp(4242, 77)
+	t.Setenv("CHIMA_TEST_CI_APP_KEY", string(key))
+	t.Setenv("CHIMA_TEST_HOOK_SECRET", "ci e2e secret")
+	const secrets = "{GITHUB_APP_PRIVATE_KEY: CHIMA_TEST_CI_APP_KEY}"
+
+	half, _ := ciBotConfig(t, gh, secrets, "      github_app_id: 4242\n")
+	_, stderr, code := chima(t, "config", "validate", "--config", half)
+	if code != 1 || !strings.Contains(stderr, "plugin cistatus: settings.github_installation_id: is required for a GitHub App") {
+		t.Fatalf("config validate of an app without its installation: exit %d\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "PRIVATE KEY") {
+		t.Fatalf("config validate shows the private key:\n%s", stderr)
+	}
+
+	c, _, _, _ := startCIBotAuth(t, gh, secrets, "      github_app_id: 4242\n      github_installation_id: 77\n")
+	for i := range 2 {
+		c.say(t, "chima ci octo-org/octo-repo")
+		lines := c.readLinesUntil(t, "Still going:")
+		text := strings.Join(lines, "\n")
+		for _, want := range []string{"octo-org/octo-repo main @ aaaaaaa: failing", "✓ ci/jenkins: success in 2m00s (required)"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("ci #%d through the app lacks %q:\n%s", i+1, want, text)
+			}
+		}
+		if strings.Contains(text, "PRIVATE KEY") || strings.Contains(text, "ghs_") {
+			t.Errorf("the chat shows a credential:\n%s", text)
+		}
+	}
+	calls, _ := gh.Calls()
+	if n := gh.TokenExchanges(); n != 1 {
+		t.Errorf("%d installation tokens for %d calls; want one, kept:\n%s", n, len(calls), strings.Join(calls, "\n"))
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -142,47 +141,66 @@ func TestValidateNamesTheKeyOfEachBadSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := filepath.Join(dir, "good.json")
+	key := string(rsaKeyPEM(t))
+	app := map[string]string{"github_app_id": "4242", "github_installation_id": "77"}
+	noAuth := map[string]string{}
 	tests := []struct {
 		name     string
 		settings map[string]string
+		env      map[string]string // the secrets
 		want     []sdk.Problem
 	}{
-		{"valid YAML subscriptions", map[string]string{"apps_file": good, "subscriptions": helloSubs}, nil},
-		{"valid JSON auto_deploy", map[string]string{"apps_file": good, "auto_deploy": `[{"app": "project-x", "branch": "main", "environment": "staging"}]`, "auto_deploy_as": "alice"}, nil},
-		{"subscriptions that are neither JSON nor YAML", map[string]string{"subscriptions": "[{repo: x"},
-			[]sdk.Problem{{Key: "subscriptions", Message: "is neither JSON nor YAML of the expected shape: yaml: line 1: did not find expected ',' or '}'"}}},
-		{"a subscription without a room", map[string]string{"apps_file": good, "subscriptions": `[{"repo": "octo-org/octo-repo"}]`},
+		{"valid YAML subscriptions", map[string]string{"apps_file": good, "subscriptions": helloSubs}, noAuth, nil},
+		{"valid JSON auto_deploy", map[string]string{"apps_file": good, "auto_deploy": `[{"app": "project-x", "branch": "main", "environment": "staging"}]`, "auto_deploy_as": "alice"}, noAuth, nil},
+		{"subscriptions that are neither JSON nor YAML", map[string]string{"subscriptions": "[{repo: x"}, noAuth,
+			[]sdk.Problem{{Key: "subscriptions", Message: "want a list, got a string that is not YAML or JSON: line 1: did not find expected ',' or '}'"}}},
+		{"a subscription with a misspelt key", map[string]string{"subscriptions": `[{"repo": "o/r", "room": "x", "ignore_bot": true}]`}, noAuth,
+			[]sdk.Problem{{Key: "subscriptions[0].ignore_bot", Message: `unknown key (did you mean "ignore_bots"?)`}}},
+		{"a subscription without a room", map[string]string{"apps_file": good, "subscriptions": `[{"repo": "octo-org/octo-repo"}]`}, noAuth,
 			[]sdk.Problem{{Key: "subscriptions[0]", Message: "room is required"}}},
-		{"a subscription of an unknown repository", map[string]string{"subscriptions": `[{"repo": "nope", "room": "x"}]`},
+		{"a subscription of an unknown repository", map[string]string{"subscriptions": `[{"repo": "nope", "room": "x"}]`}, noAuth,
 			[]sdk.Problem{{Key: "subscriptions[0]", Message: `repo "nope" is neither owner/repo nor an app of the apps file`}}},
-		{"a bad only", map[string]string{"subscriptions": `[{"repo": "o/r", "room": "x", "only": "sometimes"}]`},
+		{"a bad only", map[string]string{"subscriptions": `[{"repo": "o/r", "room": "x", "only": "sometimes"}]`}, noAuth,
 			[]sdk.Problem{{Key: "subscriptions[0]", Message: `only "sometimes": want failures or transitions`}}},
-		{"auto_deploy of an unknown app, without auto_deploy_as", map[string]string{"auto_deploy": "- {app: nope, branch: main, environment: staging}"},
+		{"auto_deploy of an unknown app, without auto_deploy_as", map[string]string{"auto_deploy": "- {app: nope, branch: main, environment: staging}"}, noAuth,
 			[]sdk.Problem{{Key: "auto_deploy[0].app", Message: `"nope" is not an app of the apps file`}}},
-		{"the apps file's auto_deploy lacks an environment", map[string]string{"apps_file": filepath.Join(dir, "apps.json")},
+		{"the apps file's auto_deploy lacks an environment", map[string]string{"apps_file": filepath.Join(dir, "apps.json")}, noAuth,
 			[]sdk.Problem{{File: filepath.Join(dir, "apps.json"), Key: "x.auto_deploy", Message: "needs a branch and an environment"}}},
-		{"auto_deploy without a person to run as", map[string]string{"apps_file": good, "auto_deploy": `[{"app": "project-x", "branch": "main", "environment": "staging"}]`},
+		{"auto_deploy without a person to run as", map[string]string{"apps_file": good, "auto_deploy": `[{"app": "project-x", "branch": "main", "environment": "staging"}]`}, noAuth,
 			[]sdk.Problem{{Key: "auto_deploy_as", Message: "is required with auto_deploy: the person of chima.yaml's people the deploys run as (chima.yaml must let the plugin run as them)"}}},
-		{"a bad API URL and people", map[string]string{"github_api_url": "ghe.example", "people": "[1, 2]"},
-			[]sdk.Problem{{Key: "github_api_url", Message: `"ghe.example" is not an http(s) URL`}, {Key: "people", Message: "is neither JSON nor YAML of the expected shape: yaml: unmarshal errors:\n  line 1: cannot unmarshal !!seq into map[string]string"}}},
-		{"a missing apps file", map[string]string{"apps_file": filepath.Join(dir, "nope.json")},
+		{"people that are a list, and an unknown key", map[string]string{"people": "[1, 2]", "auto_deploy_ass": "alice"}, noAuth,
+			[]sdk.Problem{{Key: "auto_deploy_ass", Message: `unknown key (did you mean "auto_deploy_as"?)`}, {Key: "people", Message: "want a mapping, got a list"}}},
+		{"a bad API URL", map[string]string{"github_api_url": "ghe.example"}, noAuth,
+			[]sdk.Problem{{Key: "github_api_url", Message: `"ghe.example" is not an http(s) URL`}}},
+		{"a missing apps file", map[string]string{"apps_file": filepath.Join(dir, "nope.json")}, noAuth,
 			[]sdk.Problem{{Key: "apps_file", Message: "apps file: open " + filepath.Join(dir, "nope.json") + ": no such file or directory"}}},
+		{"a GitHub App", app, map[string]string{secretPrivateKey: key}, nil},
+		{"a GitHub App whose key's line breaks are written \\n", app, map[string]string{secretPrivateKey: strings.ReplaceAll(key, "\n", `\n`)}, nil},
+		{"a GitHub App and a token", app, map[string]string{secretPrivateKey: key, secretToken: "ghp_x"},
+			[]sdk.Problem{{Key: "github_app_id", Message: "a GitHub App and the secret GITHUB_TOKEN are both configured: authenticate with one, the app (github_app_id, github_installation_id and the secret GITHUB_APP_PRIVATE_KEY) or the token"}}},
+		{"an app id without its installation", map[string]string{"github_app_id": "4242"}, map[string]string{secretPrivateKey: key},
+			[]sdk.Problem{{Key: "github_installation_id", Message: "is required for a GitHub App: the id of its installation on the organisation or account (the number that ends the installation's settings URL)"}}},
+		{"an app without its private key", app, noAuth,
+			[]sdk.Problem{{Key: "github_app_id", Message: "the GitHub App needs its private key: give the plugin the secret GITHUB_APP_PRIVATE_KEY (plugins[].secrets: {GITHUB_APP_PRIVATE_KEY: CHIMA_GITHUB_APP_PRIVATE_KEY}), the PEM file GitHub generated for the app"}}},
+		{"a private key without an app", noAuth, map[string]string{secretPrivateKey: key},
+			[]sdk.Problem{
+				{Key: "github_app_id", Message: "is required for a GitHub App: the App ID of the app's settings page on GitHub"},
+				{Key: "github_installation_id", Message: "is required for a GitHub App: the id of its installation on the organisation or account (the number that ends the installation's settings URL)"},
+			}},
+		{"a private key that is not PEM", app, map[string]string{secretPrivateKey: "not-a-key-s3cr3t"},
+			[]sdk.Problem{{Key: "github_app_id", Message: "the secret GITHUB_APP_PRIVATE_KEY is not the app's RSA private key in PEM (-----BEGIN RSA PRIVATE KEY-----…): invalid key: Key must be a PEM encoded PKCS1 or PKCS8 key"}}},
+		{"an app id that is not a number", map[string]string{"github_app_id": "my-app", "github_installation_id": "77"}, map[string]string{secretPrivateKey: key},
+			[]sdk.Problem{{Key: "github_app_id", Message: `want an integer, got "my-app"`}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := newPlugin(&ci{}).spec().Validate(tt.settings)
-			var se *sdk.SettingsError
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("Validate = %v, want nil", err)
-				}
-				return
+			t.Setenv(secretToken, "")
+			t.Setenv(secretPrivateKey, "")
+			for k, v := range tt.env {
+				t.Setenv(k, v)
 			}
-			if !errors.As(err, &se) {
-				t.Fatalf("Validate = %v, want a *sdk.SettingsError", err)
-			}
-			if !reflect.DeepEqual(se.Problems, tt.want) {
-				t.Errorf("problems:\n  %+v\nwant:\n  %+v", se.Problems, tt.want)
+			if got := validate(t, tt.settings); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("problems:\n  %+v\nwant:\n  %+v", got, tt.want)
 			}
 		})
 	}

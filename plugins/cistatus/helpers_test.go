@@ -1,9 +1,15 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +17,7 @@ import (
 	"github.com/google/go-github/v57/github"
 
 	"github.com/chimaops/chima/plugins/cistatus/ghfake"
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -70,6 +77,49 @@ func newBed(t *testing.T, noToken bool, settings map[string]string) *bed {
 
 func newBedApps(t *testing.T, apps string, noToken bool, settings map[string]string) *bed {
 	t.Helper()
+	return startBed(t, apps, settings, func(*ghfake.Server) map[string]string {
+		t.Setenv(secretPrivateKey, "")
+		if noToken {
+			t.Setenv(secretToken, "")
+		} else {
+			t.Setenv(secretToken, "gh-token")
+		}
+		return nil
+	})
+}
+
+// The GitHub App of the tests and its installation.
+const (
+	testAppID          = 4242
+	testInstallationID = 77
+)
+
+// newAppBed starts the plugin authenticated as the test app's
+// installation, which the fake knows; key turns the private key the fake
+// generated into the one the plugin is given (nil: that one), and ids
+// changes the settings' app and installation ids.
+func newAppBed(t *testing.T, key func(real []byte) []byte, ids map[string]string) *bed {
+	t.Helper()
+	return startBed(t, appsJSON, nil, func(gh *ghfake.Server) map[string]string {
+		pem := gh.InstallApp(testAppID, testInstallationID)
+		if key != nil {
+			pem = key(pem)
+		}
+		t.Setenv(secretToken, "")
+		t.Setenv(secretPrivateKey, string(pem))
+		s := map[string]string{"github_app_id": strconv.Itoa(testAppID), "github_installation_id": strconv.Itoa(testInstallationID)}
+		for k, v := range ids {
+			s[k] = v
+		}
+		return s
+	})
+}
+
+// startBed starts the plugin with the apps file, a fake GitHub, the
+// settings, and what auth sets up (the secrets in the environment) and
+// adds to the settings.
+func startBed(t *testing.T, apps string, settings map[string]string, auth func(*ghfake.Server) map[string]string) *bed {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "apps.json"), []byte(apps), 0o644); err != nil {
 		t.Fatal(err)
@@ -82,10 +132,8 @@ func newBedApps(t *testing.T, apps string, noToken bool, settings map[string]str
 	for k, v := range settings {
 		s[k] = v
 	}
-	if noToken {
-		t.Setenv("GITHUB_TOKEN", "")
-	} else {
-		t.Setenv("GITHUB_TOKEN", "gh-token")
+	for k, v := range auth(gh) {
+		s[k] = v
 	}
 	p := &ci{now: func() time.Time { return time.Date(2020, 10, 5, 16, 40, 0, 0, time.UTC) }}
 	return &bed{t: t, h: sdktest.New(t, newPlugin(p).spec(), s), gh: gh}
@@ -139,4 +187,30 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return raw
+}
+
+// validate checks settings as `chima config validate` does, through the
+// SDK's server (which decodes them into the plugin's settings type first),
+// and returns the problems found.
+func validate(t *testing.T, settings map[string]string) []sdk.Problem {
+	t.Helper()
+	resp, err := sdk.NewServer(newPlugin(&ci{}).spec(), nil, nil).Validate(context.Background(), &pluginv1.ValidateRequest{Settings: settings})
+	if err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	var out []sdk.Problem
+	for _, p := range resp.GetProblems() {
+		out = append(out, sdk.Problem{File: p.GetFile(), Line: int(p.GetLine()), Key: p.GetKey(), Message: p.GetMessage()})
+	}
+	return out
+}
+
+// rsaKeyPEM is a new RSA private key in PEM, as GitHub gives an app.
+func rsaKeyPEM(t testing.TB) []byte {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ var webhookEvents = []string{"status", "check_run", "check_suite", "workflow_run
 type ci struct {
 	mu  sync.RWMutex
 	cfg *config
-	// gh is nil without a GITHUB_TOKEN.
+	// gh is nil without a GITHUB_TOKEN or a GitHub App.
 	gh  *github.Client
 	web string
 	// now is the clock, replaced in tests.
@@ -54,6 +55,9 @@ func newPlugin(p *ci) pluginSpec { return pluginSpec{p} }
 // spec declares the plugin.
 func (s pluginSpec) spec() *sdk.Plugin {
 	p := s.p
+	// The SDK decodes chima.yaml's settings into st before it calls
+	// Configure or Validate.
+	st := &settings{}
 	events := make([]sdk.EventHandler, 0, len(webhookEvents))
 	for _, e := range webhookEvents {
 		events = append(events, sdk.EventHandler{Type: "github:" + e, Run: p.onEvent})
@@ -62,8 +66,9 @@ func (s pluginSpec) spec() *sdk.Plugin {
 		Name:        "cistatus",
 		Version:     "1.0.0",
 		Description: "CI status of GitHub commits and pull requests: rollups, notifications, failure digests, reruns and auto-deploy on green.",
-		Configure:   p.configure,
-		Validate:    func(s map[string]string) error { _, err := checkSettings(s); return err },
+		Settings:    st,
+		Configure:   func(map[string]string) error { return p.configure(st) },
+		Validate:    func(map[string]string) error { _, err := checkSettings(st, os.Getenv); return err },
 		Commands: []sdk.Command{
 			{
 				Name:    "ci",
@@ -140,16 +145,16 @@ func (s pluginSpec) spec() *sdk.Plugin {
 	}
 }
 
-// configure reads the settings and sets up the GitHub client.
-func (p *ci) configure(s map[string]string) error {
-	cfg, err := checkSettings(s)
+// configure checks the decoded settings and sets up the GitHub client.
+func (p *ci) configure(st *settings) error {
+	cfg, err := checkSettings(st, os.Getenv)
 	if err != nil {
 		return err
 	}
 	var gh *github.Client
-	if cfg.token != "" {
-		if gh, err = newGitHubClient(cfg.token, cfg.apiURL); err != nil {
-			return fmt.Errorf("github_api_url: %w", err)
+	if cfg.auth.configured() {
+		if gh, err = newGitHubClient(cfg.auth, cfg.apiURL); err != nil {
+			return err
 		}
 	}
 	p.mu.Lock()
@@ -168,12 +173,14 @@ func (p *ci) state() (*config, *github.Client) {
 	return p.cfg, p.gh
 }
 
-// errNoGitHub is the answer to a command that needs the API without a token.
+// errNoGitHub is the answer to a command that needs the API without a token
+// or an app.
 func errNoGitHub() error {
 	return &sdk.UserError{
 		Summary: "GitHub is not configured for the CI plugin",
 		Detail: "give the cistatus plugin a token in chima.yaml (plugins[].secrets: {GITHUB_TOKEN: CHIMA_GITHUB_TOKEN}, " +
-			"and export CHIMA_GITHUB_TOKEN), set github_api_url for a GitHub Enterprise Server, and point GitHub's webhooks at /webhooks/github",
+			"and export CHIMA_GITHUB_TOKEN), or a GitHub App (settings github_app_id and github_installation_id, " +
+			"secrets: {GITHUB_APP_PRIVATE_KEY: CHIMA_GITHUB_APP_PRIVATE_KEY}), set github_api_url for a GitHub Enterprise Server, and point GitHub's webhooks at /webhooks/github",
 	}
 }
 

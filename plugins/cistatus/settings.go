@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	yaml "go.yaml.in/yaml/v3"
+	"github.com/golang-jwt/jwt/v4"
 
 	"github.com/chimaops/chima/sdk"
 )
@@ -43,11 +43,48 @@ type appEntry struct {
 	AutoDeploy   json.RawMessage `json:"auto_deploy"`
 }
 
+// settings are the plugin's settings (chima.yaml plugins[].settings), which
+// the SDK decodes strictly (Plugin.Settings): an unknown key or a value of
+// the wrong shape is a Problem naming its key path. A list or map is
+// written nested in YAML or, as before settings could nest, as a string of
+// YAML or JSON.
+type settings struct {
+	// AppsFile is the deploy plugin's apps file, relative to chima.yaml.
+	AppsFile string `settings:"apps_file"`
+	// APIURL is GitHub's REST API; GitHub's own when empty.
+	APIURL string `settings:"github_api_url"`
+	// AppID and InstallationID name the GitHub App installation the plugin
+	// acts as, with the secret GITHUB_APP_PRIVATE_KEY; without them the
+	// secret GITHUB_TOKEN authenticates.
+	AppID          int64 `settings:"github_app_id"`
+	InstallationID int64 `settings:"github_installation_id"`
+	// Subscriptions are the rooms that hear of CI, declared.
+	Subscriptions []subscription `settings:"subscriptions"`
+	// AutoDeploy lists branches deployed when green, besides the apps
+	// file's auto_deploy.
+	AutoDeploy []autoDeploy `settings:"auto_deploy"`
+	// AutoDeployAs is the person auto-deploys run as.
+	AutoDeployAs string `settings:"auto_deploy_as"`
+	// People maps a GitHub login to a chat name.
+	People map[string]string `settings:"people"`
+	// ConfigDir is chima.yaml's folder, which relative paths are against.
+	ConfigDir string `settings:"chima_config_dir"`
+	// DefaultAdapter is the adapter a bare room means.
+	DefaultAdapter string `settings:"chima_default_adapter"`
+}
+
+// The secrets the plugin reads from its environment (chima.yaml
+// plugins[].secrets).
+const (
+	secretToken      = "GITHUB_TOKEN"
+	secretPrivateKey = "GITHUB_APP_PRIVATE_KEY"
+)
+
 // config is the plugin's configuration, read from its settings.
 type config struct {
 	apps          map[string]*app
 	apiURL        string
-	token         string
+	auth          ghAuth
 	subscriptions []subscription
 	autoDeploy    []autoDeploy
 	deployAs      string
@@ -55,44 +92,25 @@ type config struct {
 	defaultAdptr  string
 }
 
-// resolver makes the paths of settings relative to chima.yaml's directory.
-func resolver(s map[string]string) func(string) string {
-	dir := s["chima_config_dir"]
-	return func(p string) string {
-		if p == "" || filepath.IsAbs(p) || dir == "" {
-			return p
-		}
-		return filepath.Join(dir, p)
+// resolve makes a path of the settings relative to chima.yaml's directory.
+func (s *settings) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || s.ConfigDir == "" {
+		return p
 	}
+	return filepath.Join(s.ConfigDir, p)
 }
 
-// decodeStructured reads a setting's value as JSON, or else YAML (a JSON
-// document is YAML too, but JSON's errors are clearer for JSON).
-func decodeStructured(value string, into any) error {
-	v := strings.TrimSpace(value)
-	if strings.HasPrefix(v, "{") || strings.HasPrefix(v, "[") {
-		if err := json.Unmarshal([]byte(v), into); err == nil {
-			return nil
-		}
-	}
-	if err := yaml.Unmarshal([]byte(v), into); err != nil {
-		return fmt.Errorf("is neither JSON nor YAML of the expected shape: %w", err)
-	}
-	return nil
-}
-
-// checkSettings reads the settings and the apps file without acting on
-// them, returning the configuration or a *sdk.SettingsError naming every
-// problem with its key.
-func checkSettings(s map[string]string) (*config, error) {
+// checkSettings checks the decoded settings, the secrets (read with env)
+// and the apps file without acting on them, returning the configuration or
+// a *sdk.SettingsError naming every problem with its key.
+func checkSettings(s *settings, env func(string) string) (*config, error) {
 	var problems []sdk.Problem
 	add := func(file, key, format string, args ...any) {
 		problems = append(problems, sdk.Problem{File: file, Key: key, Message: fmt.Sprintf(format, args...)})
 	}
-	cfg := &config{apps: map[string]*app{}, people: map[string]string{}, defaultAdptr: s["chima_default_adapter"]}
-	if f := s["apps_file"]; f != "" {
-		path := resolver(s)(f)
-		apps, err := loadApps(path)
+	cfg := &config{apps: map[string]*app{}, people: map[string]string{}, defaultAdptr: s.DefaultAdapter}
+	if s.AppsFile != "" {
+		apps, err := loadApps(s.resolve(s.AppsFile))
 		var fp fileProblems
 		switch {
 		case errors.As(err, &fp):
@@ -103,61 +121,98 @@ func checkSettings(s map[string]string) (*config, error) {
 			cfg.apps = apps
 		}
 	}
-	if v := s["github_api_url"]; v != "" {
+	if v := s.APIURL; v != "" {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("", "github_api_url", "%q is not an http(s) URL", v)
 		}
 		cfg.apiURL = v
 	}
-	if v := s["subscriptions"]; strings.TrimSpace(v) != "" {
-		var subs []subscription
-		if err := decodeStructured(v, &subs); err != nil {
-			add("", "subscriptions", "%v", err)
+	auth, authProblems := checkAuth(s, env)
+	problems = append(problems, authProblems...)
+	for i := range s.Subscriptions {
+		sub := s.Subscriptions[i]
+		if err := sub.normalise(cfg.apps, cfg.defaultAdptr); err != nil {
+			add("", fmt.Sprintf("subscriptions[%d]", i), "%v", err)
+			continue
 		}
-		for i := range subs {
-			sub := &subs[i]
-			if err := sub.normalise(cfg.apps, cfg.defaultAdptr); err != nil {
-				add("", fmt.Sprintf("subscriptions[%d]", i), "%v", err)
-				continue
-			}
-			sub.Declared = true
-			cfg.subscriptions = append(cfg.subscriptions, *sub)
-		}
+		sub.Declared = true
+		cfg.subscriptions = append(cfg.subscriptions, sub)
 	}
-	if v := s["auto_deploy"]; strings.TrimSpace(v) != "" {
-		var ads []autoDeploy
-		if err := decodeStructured(v, &ads); err != nil {
-			add("", "auto_deploy", "%v", err)
-		}
-		for i, ad := range ads {
-			switch {
-			case cfg.apps[ad.App] == nil:
-				add("", fmt.Sprintf("auto_deploy[%d].app", i), "%q is not an app of the apps file", ad.App)
-			case ad.Branch == "" || ad.Environment == "":
-				add("", fmt.Sprintf("auto_deploy[%d]", i), "needs a branch and an environment")
-			default:
-				cfg.autoDeploy = append(cfg.autoDeploy, ad)
-			}
+	for i, ad := range s.AutoDeploy {
+		switch {
+		case cfg.apps[ad.App] == nil:
+			add("", fmt.Sprintf("auto_deploy[%d].app", i), "%q is not an app of the apps file", ad.App)
+		case ad.Branch == "" || ad.Environment == "":
+			add("", fmt.Sprintf("auto_deploy[%d]", i), "needs a branch and an environment")
+		default:
+			cfg.autoDeploy = append(cfg.autoDeploy, ad)
 		}
 	}
 	for _, a := range cfg.apps {
 		cfg.autoDeploy = append(cfg.autoDeploy, a.AutoDeploy...)
 	}
 	sort.Slice(cfg.autoDeploy, func(i, j int) bool { return cfg.autoDeploy[i].App < cfg.autoDeploy[j].App })
-	cfg.deployAs = s["auto_deploy_as"]
+	cfg.deployAs = s.AutoDeployAs
 	if len(cfg.autoDeploy) > 0 && cfg.deployAs == "" {
 		add("", "auto_deploy_as", "is required with auto_deploy: the person of chima.yaml's people the deploys run as (chima.yaml must let the plugin run as them)")
 	}
-	if v := s["people"]; strings.TrimSpace(v) != "" {
-		if err := decodeStructured(v, &cfg.people); err != nil {
-			add("", "people", "%v", err)
-		}
+	for login, name := range s.People {
+		cfg.people[login] = name
 	}
 	if len(problems) > 0 {
 		return nil, &sdk.SettingsError{Problems: problems}
 	}
-	cfg.token = os.Getenv("GITHUB_TOKEN")
+	cfg.auth = auth
 	return cfg, nil
+}
+
+// checkAuth reads how the plugin authenticates to GitHub: with the secret
+// GITHUB_TOKEN, as a GitHub App's installation (github_app_id,
+// github_installation_id and the secret GITHUB_APP_PRIVATE_KEY), or not
+// at all. Both, or an app configured by half, is a problem naming what is
+// missing. The private key is never quoted back.
+func checkAuth(s *settings, env func(string) string) (ghAuth, []sdk.Problem) {
+	var problems []sdk.Problem
+	add := func(key, format string, args ...any) {
+		problems = append(problems, sdk.Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+	}
+	auth := ghAuth{token: env(secretToken), appID: s.AppID, installationID: s.InstallationID}
+	key := strings.TrimSpace(env(secretPrivateKey))
+	if !strings.Contains(key, "\n") {
+		// A PEM pasted into one line of an environment file, its line
+		// breaks written \n.
+		key = strings.ReplaceAll(key, `\n`, "\n")
+	}
+	app := s.AppID != 0 || s.InstallationID != 0 || key != ""
+	if !app {
+		return auth, nil
+	}
+	if auth.token != "" {
+		add("github_app_id", "a GitHub App and the secret %s are both configured: authenticate with one, the app (github_app_id, github_installation_id and the secret %s) or the token", secretToken, secretPrivateKey)
+	}
+	switch {
+	case s.AppID < 0:
+		add("github_app_id", "%d is not an app's id: the App ID of the app's settings page on GitHub", s.AppID)
+	case s.AppID == 0:
+		add("github_app_id", "is required for a GitHub App: the App ID of the app's settings page on GitHub")
+	}
+	switch {
+	case s.InstallationID < 0:
+		add("github_installation_id", "%d is not an installation's id", s.InstallationID)
+	case s.InstallationID == 0:
+		add("github_installation_id", "is required for a GitHub App: the id of its installation on the organisation or account (the number that ends the installation's settings URL)")
+	}
+	if key == "" {
+		add("github_app_id", "the GitHub App needs its private key: give the plugin the secret %s (plugins[].secrets: {%s: CHIMA_%s}), the PEM file GitHub generated for the app", secretPrivateKey, secretPrivateKey, secretPrivateKey)
+	} else if _, err := jwt.ParseRSAPrivateKeyFromPEM([]byte(key)); err != nil {
+		// The parser's error names no part of the key.
+		add("github_app_id", "the secret %s is not the app's RSA private key in PEM (-----BEGIN RSA PRIVATE KEY-----…): %v", secretPrivateKey, err)
+	}
+	if len(problems) > 0 {
+		return ghAuth{}, problems
+	}
+	auth.privateKey = []byte(key)
+	return auth, nil
 }
 
 // fileProblems are the problems of the apps file.

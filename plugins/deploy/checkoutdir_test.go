@@ -15,7 +15,7 @@ func TestDefaultCheckoutFoldersOfTwoInstallationsAreApart(t *testing.T) {
 	}
 	one, two := newFixture(t, ""), newFixture(t, "")
 	first := &deployer{}
-	if err := first.configure(defaultCheckouts(one.settings())); err != nil {
+	if err := configured(first, defaultCheckouts(one.settings())); err != nil {
 		t.Fatal(err)
 	}
 	dir := defaultCheckoutDir(processTags(one.workspace))
@@ -29,7 +29,7 @@ func TestDefaultCheckoutFoldersOfTwoInstallationsAreApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := &deployer{}
-	if err := second.configure(defaultCheckouts(two.settings())); err != nil {
+	if err := configured(second, defaultCheckouts(two.settings())); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(defaultCheckoutDir(processTags(two.workspace))) })

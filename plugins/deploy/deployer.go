@@ -51,21 +51,46 @@ type deployer struct {
 	pageWindow int64
 }
 
-// resolver makes the paths of settings relative to chima.yaml's directory.
-func resolver(s map[string]string) func(string) string {
-	dir := s["chima_config_dir"]
-	return func(p string) string {
-		if p == "" || filepath.IsAbs(p) || dir == "" {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
+// settings are the plugin's settings (chima.yaml plugins[].settings), which
+// the SDK decodes strictly (Plugin.Settings): an unknown key or a value of
+// the wrong type is a Problem naming its key.
+type settings struct {
+	// AppsFile is the apps file, relative to chima.yaml.
+	AppsFile string `settings:"apps_file,required"`
+	// WorkspaceDir is where repository mirrors live.
+	WorkspaceDir string `settings:"workspace_dir"`
+	// CheckoutDir is where each deployment's checkout is made.
+	CheckoutDir string `settings:"checkout_dir"`
+	// APIURL is GitHub's REST API; GitHub's own when empty.
+	APIURL string `settings:"github_api_url"`
+	// CloneURL is the clone URL template of GitHub repositories.
+	CloneURL string `settings:"github_clone_url"`
+	// Instance is this bot's name in deployment payloads.
+	Instance string `settings:"instance"`
+
+	// The host's: chima.yaml's folder, the adapters it runs (comma
+	// separated), the adapter a bare room means, whether the plugin runs
+	// only to be described, the bot's name and its base URL.
+	ConfigDir      string `settings:"chima_config_dir"`
+	Adapters       string `settings:"chima_adapters"`
+	DefaultAdapter string `settings:"chima_default_adapter"`
+	DescribeOnly   bool   `settings:"chima_describe_only"`
+	BotName        string `settings:"chima_bot_name"`
+	BaseURL        string `settings:"chima_base_url"`
 }
 
-// checkSettings reads the settings and the apps file without acting on
-// them, and returns the apps, or a *sdk.SettingsError naming every problem
-// with its file, line and key.
-func checkSettings(s map[string]string) (*apps.Set, error) {
+// resolve makes a path of the settings relative to chima.yaml's directory.
+func (s *settings) resolve(p string) string {
+	if p == "" || filepath.IsAbs(p) || s.ConfigDir == "" {
+		return p
+	}
+	return filepath.Join(s.ConfigDir, p)
+}
+
+// checkSettings checks the decoded settings and the apps file without
+// acting on them, and returns the apps, or a *sdk.SettingsError naming
+// every problem with its file, line and key.
+func checkSettings(s *settings) (*apps.Set, error) {
 	var problems []sdk.Problem
 	// appsErr adds an error about the apps file: its problems, or itself.
 	appsErr := func(err error) {
@@ -76,22 +101,16 @@ func checkSettings(s map[string]string) (*apps.Set, error) {
 			problems = append(problems, sdk.Problem{Key: "apps_file", Message: err.Error()})
 		}
 	}
-	var set *apps.Set
-	if s["apps_file"] == "" {
-		problems = append(problems, sdk.Problem{Key: "apps_file", Message: "is required: the path of the apps file"})
-	} else {
-		var err error
-		set, err = apps.Load(resolver(s)(s["apps_file"]))
-		appsErr(err)
-		if err == nil && s["chima_adapters"] != "" {
-			// A host that says which adapters it runs gets the notify
-			// rooms checked too: a room no message could reach is a
-			// mistake in the file, found by `chima config validate` and
-			// at start, not a warning in the log at the first deploy.
-			appsErr(set.CheckNotifyRooms(strings.Split(s["chima_adapters"], ","), s["chima_default_adapter"]))
-		}
+	set, err := apps.Load(s.resolve(s.AppsFile))
+	appsErr(err)
+	if err == nil && s.Adapters != "" {
+		// A host that says which adapters it runs gets the notify
+		// rooms checked too: a room no message could reach is a
+		// mistake in the file, found by `chima config validate` and
+		// at start, not a warning in the log at the first deploy.
+		appsErr(set.CheckNotifyRooms(strings.Split(s.Adapters, ","), s.DefaultAdapter))
 	}
-	if v := s["github_api_url"]; v != "" {
+	if v := s.APIURL; v != "" {
 		if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			problems = append(problems, sdk.Problem{Key: "github_api_url", Message: fmt.Sprintf("%q is not an http(s) URL", v)})
 		}
@@ -121,26 +140,27 @@ func appsProblems(le *apps.LoadError) []sdk.Problem {
 }
 
 // validate is the plugin's Validate: checkSettings, keeping nothing.
-func (d *deployer) validate(s map[string]string) error {
+func (d *deployer) validate(s *settings) error {
 	_, err := checkSettings(s)
 	return err
 }
 
-// configure loads the apps file and sets up the workspace and GitHub mode.
-func (d *deployer) configure(s map[string]string) error {
-	resolve := resolver(s)
+// configure loads the apps file and sets up the workspace and GitHub mode,
+// from the settings the SDK decoded.
+func (d *deployer) configure(s *settings) error {
+	resolve := s.resolve
 	set, err := checkSettings(s)
 	if err != nil {
 		return err
 	}
-	defaultAdapter := s["chima_default_adapter"]
-	ws := s["workspace_dir"]
+	defaultAdapter := s.DefaultAdapter
+	ws := s.WorkspaceDir
 	if ws == "" {
 		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))
 	}
 	tags := processTags(resolve(ws))
 	token := os.Getenv("GITHUB_TOKEN")
-	opts := workspace.Options{CheckoutDir: resolve(s["checkout_dir"])}
+	opts := workspace.Options{CheckoutDir: resolve(s.CheckoutDir)}
 	if opts.CheckoutDir == "" {
 		opts.CheckoutDir = defaultCheckoutDir(tags)
 	}
@@ -156,21 +176,21 @@ func (d *deployer) configure(s map[string]string) error {
 	// A plugin started only to be described (chima explain, chima plugins)
 	// sweeps nothing: the bot that may be running on this workspace owns
 	// those processes and checkouts, and its deploys would be killed.
-	if s["chima_describe_only"] != "true" {
+	if !s.DescribeOnly {
 		sweep(cache, tags)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.apps, d.cache, d.token, d.tags, d.defaultAdapter = set, cache, token, tags, defaultAdapter
-	d.instance = firstNonEmpty(s["instance"], s["chima_bot_name"], "chima")
-	d.baseURL = strings.TrimSuffix(s["chima_base_url"], "/")
-	d.cloneURL = firstNonEmpty(s["github_clone_url"], "https://github.com/{owner}/{name}.git")
+	d.instance = firstNonEmpty(s.Instance, s.BotName, "chima")
+	d.baseURL = strings.TrimSuffix(s.BaseURL, "/")
+	d.cloneURL = firstNonEmpty(s.CloneURL, "https://github.com/{owner}/{name}.git")
 	if d.now == nil {
 		d.now = time.Now
 	}
 	d.gh, d.ghByAPI = nil, nil
 	if token != "" {
-		if d.gh, err = newGitHubClient(token, s["github_api_url"]); err != nil {
+		if d.gh, err = newGitHubClient(token, s.APIURL); err != nil {
 			return fmt.Errorf("github_api_url: %w", err)
 		}
 		// Apps on a GitHub Enterprise Server of their own (github_api).

@@ -617,7 +617,7 @@ func TestGitHubDeploymentMadeOutsideChatIsAnnouncedInItsRoomOnTheDefaultAdapter(
 func TestNotifyRoomsThatNoAdapterCanReachStopThePluginFromStarting(t *testing.T) {
 	app := `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging"], "notify_rooms": ["deployment"]}}`
 	f := newFixture(t, app)
-	err := (&deployer{}).configure(f.settings("chima_adapters", "mattermost,slack", "chima_default_adapter", ""))
+	err := configured(&deployer{}, f.settings("chima_adapters", "mattermost,slack", "chima_default_adapter", ""))
 	if err == nil || !strings.Contains(err.Error(), `apps.json: demo.notify_rooms[0]: "deployment" names no chat adapter`) {
 		t.Fatalf("configure = %v", err)
 	}

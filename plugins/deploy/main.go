@@ -10,7 +10,8 @@
 // plugin's state as page-secret), so only the links Chima gives out
 // (deploy:status, failure reports, GitHub deployment statuses) open it.
 //
-// Settings (chima.yaml plugins[].settings):
+// Settings (chima.yaml plugins[].settings), decoded strictly by the SDK (an
+// unknown key or a value of the wrong type is a problem naming its key):
 //
 //	apps_file       the apps file (hubot-deploy's app.json shape); required
 //	workspace_dir   where repository mirrors live

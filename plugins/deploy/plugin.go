@@ -36,12 +36,16 @@ func newPlugin(d *deployer) pluginSpec { return pluginSpec{d} }
 // job, the events it listens to and its log pages.
 func (p pluginSpec) spec() *sdk.Plugin {
 	d := p.d
+	// The SDK decodes chima.yaml's settings into st before it calls
+	// Configure or Validate.
+	st := &settings{}
 	return &sdk.Plugin{
 		Name:        "deploy",
 		Version:     "1.0.0",
 		Description: "Deploys apps to their environments, with locks, queues and rollbacks.",
-		Configure:   d.configure,
-		Validate:    d.validate,
+		Settings:    st,
+		Configure:   func(map[string]string) error { return d.configure(st) },
+		Validate:    func(map[string]string) error { return d.validate(st) },
 		Commands: []sdk.Command{
 			{
 				Name:    "deploy",

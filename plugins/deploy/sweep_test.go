@@ -35,7 +35,7 @@ func TestOnlyAServingPluginSweepsTheProcessesOfEarlierDeploys(t *testing.T) {
 	t.Cleanup(func() { _ = deploy.Process.Kill(); _ = deploy.Wait() })
 
 	// chima explain or chima plugins: described only, nothing swept.
-	if err := (&deployer{}).configure(f.settings("chima_describe_only", "true")); err != nil {
+	if err := configured(&deployer{}, f.settings("chima_describe_only", "true")); err != nil {
 		t.Fatal(err)
 	}
 	if !alive(deploy.Process.Pid) {
@@ -43,7 +43,7 @@ func TestOnlyAServingPluginSweepsTheProcessesOfEarlierDeploys(t *testing.T) {
 	}
 	// The bot's plugin: what is left of earlier deploys ends before any
 	// deploy starts.
-	if err := (&deployer{}).configure(f.settings()); err != nil {
+	if err := configured(&deployer{}, f.settings()); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

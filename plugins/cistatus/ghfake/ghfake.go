@@ -3,15 +3,24 @@
 // and their statuses, check runs and annotations, Actions workflow runs,
 // jobs and logs, branch protection, pull requests, reruns and cancels. Its
 // answers carry ETags and honour If-None-Match with a 304, as GitHub does,
-// and it can answer as a used-up rate limit. Tests of the plugin and the
+// and it can answer as a used-up rate limit. It authenticates as GitHub
+// does: a personal token, or a GitHub App's installation token, which the
+// app gets from POST /app/installations/{id}/access_tokens with a JWT that
+// the fake verifies (RS256 under the app's public key, iss the app's id,
+// iat and exp sane) and which expires. Tests of the plugin and the
 // end-to-end tests of the bot use it.
 package ghfake
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -20,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/golang-jwt/jwt/v4"
 	"github.com/google/go-github/v57/github"
 )
 
@@ -62,11 +72,29 @@ type Server struct {
 	rateLimited bool
 	rateReset   time.Time
 	actions     []string
+
+	// apps are the GitHub Apps' public keys by app id; installations
+	// the app of each installation.
+	apps          map[int64]*rsa.PublicKey
+	installations map[int64]int64
+	// tokens are the installation tokens issued, with their expiry.
+	tokens    map[string]time.Time
+	tokenTTL  time.Duration
+	exchanges int
 }
 
+// DefaultTokenTTL is how long an installation token lasts, as on GitHub.
+const DefaultTokenTTL = time.Hour
+
 // New starts a fake GitHub; it is closed when the test ends (cleanup).
+// Every API request must carry token (as "Bearer" or "token"), or an
+// installation token of an app (InstallApp); with neither, any request
+// is let in.
 func New(cleanup func(func()), token string) *Server {
-	s := &Server{Token: token, repos: map[string]*Repo{}}
+	s := &Server{
+		Token: token, repos: map[string]*Repo{},
+		apps: map[int64]*rsa.PublicKey{}, installations: map[int64]int64{}, tokens: map[string]time.Time{}, tokenTTL: DefaultTokenTTL,
+	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	cleanup(s.Close)
 	return s
@@ -132,6 +160,127 @@ func (s *Server) RateLimit(reset time.Time) {
 	s.rateLimited, s.rateReset = !reset.IsZero(), reset
 }
 
+// InstallApp registers a GitHub App, appID, installed as installationID,
+// and returns its private key in PEM, as GitHub generates one on the app's
+// settings page; the fake keeps only the public key.
+func (s *Server) InstallApp(appID, installationID int64) []byte {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(fmt.Sprintf("ghfake: generate an app's key: %v", err))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps[appID] = &key.PublicKey
+	s.installations[installationID] = appID
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+}
+
+// SetTokenTTL sets how long the installation tokens issued from now on
+// last (DefaultTokenTTL at first).
+func (s *Server) SetTokenTTL(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenTTL = d
+}
+
+// TokenExchanges counts the installation tokens issued.
+func (s *Server) TokenExchanges() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exchanges
+}
+
+// ExpireTokens makes every installation token issued so far expire now,
+// as if their hour had passed.
+func (s *Server) ExpireTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for t := range s.tokens {
+		s.tokens[t] = time.Now().Add(-time.Second)
+	}
+}
+
+// authorized says whether an API request's Authorization header carries the
+// token or a live installation token. Called with s.mu held.
+func (s *Server) authorized(header string) bool {
+	if s.Token == "" && len(s.apps) == 0 {
+		return true
+	}
+	scheme, tok, _ := strings.Cut(header, " ")
+	if !strings.EqualFold(scheme, "token") && !strings.EqualFold(scheme, "bearer") || tok == "" {
+		return false
+	}
+	if s.Token != "" && tok == s.Token {
+		return true
+	}
+	exp, ok := s.tokens[tok]
+	return ok && time.Now().Before(exp)
+}
+
+// errNoApp is a JWT's iss that names no app of the fake.
+var errNoApp = errors.New("no such app")
+
+// jwtSkew is the drift of the app's clock GitHub tolerates in iat and exp.
+const jwtSkew = time.Minute
+
+// accessToken issues an installation token to the app that installationID
+// belongs to, for a JWT of that app: POST
+// /app/installations/{id}/access_tokens. Called with s.mu held.
+func (s *Server) accessToken(w http.ResponseWriter, r *http.Request, installationID string) {
+	const undecodable = "A JSON web token could not be decoded"
+	refuse := func(msg string) {
+		writeJSON(w, r, http.StatusUnauthorized, map[string]string{"message": msg, "documentation_url": "https://docs.github.com/rest"})
+	}
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		refuse(undecodable)
+		return
+	}
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
+		id, err := strconv.ParseInt(claims.Issuer, 10, 64)
+		if pub := s.apps[id]; err == nil && pub != nil {
+			return pub, nil
+		}
+		return nil, errNoApp
+	}, jwt.WithValidMethods([]string{jwt.SigningMethodRS256.Alg()}))
+	now := time.Now()
+	var ve *jwt.ValidationError
+	switch {
+	case errors.Is(err, errNoApp):
+		refuse("Integration not found")
+		return
+	case errors.As(err, &ve) && ve.Errors&jwt.ValidationErrorExpired != 0:
+		refuse("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires")
+		return
+	case err != nil:
+		refuse(undecodable)
+		return
+	case claims.IssuedAt == nil || claims.IssuedAt.After(now.Add(jwtSkew)):
+		refuse("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued")
+		return
+	case claims.ExpiresAt == nil:
+		refuse("'Expiration time' claim ('exp') must be a numeric value representing the future time at which the assertion expires")
+		return
+	case claims.ExpiresAt.Sub(now) > 10*time.Minute+jwtSkew:
+		refuse("'Expiration time' claim ('exp') is too far in the future")
+		return
+	}
+	appID, _ := strconv.ParseInt(claims.Issuer, 10, 64)
+	inst, err := strconv.ParseInt(installationID, 10, 64)
+	if err != nil || s.installations[inst] != appID {
+		notFound(w, r)
+		return
+	}
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	tok := "ghs_" + hex.EncodeToString(b)
+	exp := now.Add(s.tokenTTL).Truncate(time.Second)
+	s.tokens[tok] = exp
+	s.exchanges++
+	writeJSON(w, r, http.StatusCreated, &github.InstallationToken{Token: github.String(tok), ExpiresAt: &github.Timestamp{Time: exp}})
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/rawlogs/") {
 		s.rawLog(w, r)
@@ -141,8 +290,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, r.Method+" "+r.URL.Path)
-	if s.Token != "" && r.Header.Get("Authorization") != "Bearer "+s.Token {
-		writeJSON(w, r, http.StatusUnauthorized, map[string]string{"message": "Bad credentials"})
+	if parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/"); r.Method == http.MethodPost && len(parts) == 4 &&
+		parts[0] == "app" && parts[1] == "installations" && parts[3] == "access_tokens" {
+		s.accessToken(w, r, parts[2])
+		return
+	}
+	if !s.authorized(r.Header.Get("Authorization")) {
+		writeJSON(w, r, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
 		return
 	}
 	w.Header().Set("X-RateLimit-Limit", "5000")

@@ -72,7 +72,7 @@ func TestAnInstallationTokenNearItsExpiryIsRenewed(t *testing.T) {
 	}
 }
 
-func TestATokenGitHubExpiredIsAClearErrorAndTheNextOneWorks(t *testing.T) {
+func TestAnInstallationTokenGitHubRevokedEarlyIsAClearChatError(t *testing.T) {
 	b := newAppBed(t, nil, nil)
 	seedOctoRepo(b)
 	if res := b.h.Command("ci", sdktest.Args{"target": "project-x"}); len(res.Errors) > 0 {

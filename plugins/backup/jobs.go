@@ -83,7 +83,7 @@ func describe(t *Target, err error) string {
 	case errors.Is(err, ErrWrongPassword):
 		return fmt.Sprintf("wrong password for the repository of %s (%s): check %s", t.Name, repoName(t), passwordSource(t))
 	case errors.Is(err, ErrAccessDenied):
-		return fmt.Sprintf("the storage of the repository of %s (%s) refused its credentials, so nothing was read or written: check %s", t.Name, repoName(t), credentialSource(t))
+		return fmt.Sprintf("the storage of the repository of %s (%s) refused access with its credentials: check %s, and that the key may read and write there", t.Name, repoName(t), credentialSource(t))
 	case errors.Is(err, ErrLocked):
 		return fmt.Sprintf("the repository of %s is locked by another restic; if none runs, `restic unlock` removes a stale lock", t.Name)
 	}

@@ -134,3 +134,34 @@ func TestBackupToAnS3RepositoryFromTheREADMEOnTheConsole(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupConfigValidateRefusesRepositoryOptionsByTheirKey checks that
+// `chima config validate` runs the plugin's checks of repository_env and
+// repository_options: an option restic does not know, and one whose value
+// would reach a shell, are named by their key.
+func TestBackupConfigValidateRefusesRepositoryOptionsByTheirKey(t *testing.T) {
+	restic := resticForE2E(t)
+	plugin := backupPlugin(t)
+	t.Setenv("CHIMA_BACKUP_PASSWORD", "x")
+	t.Setenv("CHIMA_S3_ACCESS_KEY", "AKIACHIMAE2E00000002")
+	t.Setenv("CHIMA_S3_SECRET_KEY", "y-secret")
+	tests := []struct{ options, want string }{
+		{"[s3.bucket-lookup=path, s3.regoin=us-east-1]", "plugin backup: settings.targets.app-db.repository_options[1]: restic does not know the option s3.regoin (`restic options` lists them)"},
+		{`["s3.region=$(touch /tmp/x)"]`, "plugin backup: settings.targets.app-db.repository_options[0]: the value of s3.region must be one plain word"},
+	}
+	for _, tt := range tests {
+		cfg := s3Config(t, restic, plugin, "http://127.0.0.1:9")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(string(b), "[s3.bucket-lookup=path, s3.region=us-east-1]", tt.options, 1)
+		if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, code := chima(t, "config", "validate", "--config", cfg)
+		if code != 1 || !strings.Contains(stderr, tt.want) {
+			t.Errorf("config validate with options %s: exit %d\n%s\nwant exit 1 and %q", tt.options, code, stderr, tt.want)
+		}
+	}
+}

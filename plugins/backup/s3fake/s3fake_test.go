@@ -171,3 +171,20 @@ func TestCanonicalQuerySortsAndEncodesItsParameters(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSignatureCheckNeverPanicsAndTakesOnlyWhatItSigned feeds the check
+// arbitrary Authorization headers and chunked bodies: it must never panic,
+// and must never pass on a body other than the documented example's.
+func FuzzSignatureCheckNeverPanicsAndTakesOnlyWhatItSigned(f *testing.F) {
+	f.Add(examplePut(exampleChunkedBody()).Header.Get("Authorization"), exampleChunkedBody())
+	f.Add("AWS4-HMAC-SHA256 Credential=a/b/c/d/e, SignedHeaders=host, Signature=00", "0;chunk-signature=00\r\n\r\n")
+	f.Add("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=;;,Signature=", "ffffffff;chunk-signature=\r\n")
+	f.Fuzz(func(t *testing.T, auth, body string) {
+		r := examplePut(body)
+		r.Header.Set("Authorization", auth)
+		_, got, reached := serve(t, exampleKey, exampleSecret, r)
+		if reached && got != exampleChunkedBody() {
+			t.Fatalf("passed on a body that was not signed: %q", got)
+		}
+	})
+}

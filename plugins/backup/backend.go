@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -122,11 +123,23 @@ func (t *Target) optionArgs() []string {
 }
 
 // secrets are the values a run for t must never show: the repository's
-// password and its backend's credentials.
+// password, its backend's credentials, and the password of a repository
+// URL's authority (rest:https://user:pass@host/), which restic may quote.
 func (t *Target) secrets() []string {
 	out := []string{t.password()}
 	for _, secret := range t.RepositoryEnv {
 		out = append(out, os.Getenv(secret))
+	}
+	if _, rest, ok := strings.Cut(t.Repository, "://"); ok {
+		authority, _, _ := strings.Cut(rest, "/")
+		if i := strings.LastIndex(authority, "@"); i >= 0 {
+			if _, pass, ok := strings.Cut(authority[:i], ":"); ok && pass != "" {
+				out = append(out, pass)
+				if u, err := url.PathUnescape(pass); err == nil && u != pass {
+					out = append(out, u)
+				}
+			}
+		}
 	}
 	return out
 }

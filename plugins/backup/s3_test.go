@@ -350,4 +350,11 @@ func TestRepositoryShownInChatHasNoURLCredentials(t *testing.T) {
 			t.Errorf("repoName(%q) = %q; want %q", tt.repo, got, tt.want)
 		}
 	}
+	// restic quotes the repository in its messages: a URL's password is
+	// scrubbed from them, written as it is and decoded.
+	rest := &Target{Repository: "rest:https://user:p%40ss-word@backup.example:8000/prod/"}
+	msg := scrub("Fatal: unable to open rest:https://user:p%40ss-word@backup.example:8000/prod/ (p@ss-word)", rest.secrets()...)
+	if strings.Contains(msg, "p%40ss-word") || strings.Contains(msg, "p@ss-word") {
+		t.Fatalf("scrub left the URL's password in %q", msg)
+	}
 }

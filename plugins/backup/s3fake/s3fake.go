@@ -21,7 +21,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -47,8 +46,7 @@ type Server struct {
 
 	srv     *httptest.Server
 	backend *s3mem.Backend
-	mu      sync.Mutex
-	keys    map[string]string // access key id → secret access key
+	keys    map[string]string // access key id → secret access key; fixed by New
 
 	// rejected counts the requests refused for their authentication, by
 	// S3 error code.
@@ -58,18 +56,16 @@ type Server struct {
 }
 
 // New starts a server that knows one access key and its secret, on
-// 127.0.0.1. Close stops it.
+// 127.0.0.1 (httptest's loopback listener). Close stops it.
 func New(accessKey, secretKey string) (*Server, error) {
-	s := &Server{Region: DefaultRegion, backend: s3mem.New(), keys: map[string]string{accessKey: secretKey}, rejected: map[string]int{}}
-	faker := gofakes3.New(s.backend, gofakes3.WithAutoBucket(false))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("s3fake: listen on 127.0.0.1: %w", err)
+	if accessKey == "" || secretKey == "" {
+		return nil, fmt.Errorf("s3fake: an access key and its secret are required")
 	}
-	s.srv = httptest.NewUnstartedServer(s.verify(faker.Server()))
-	s.srv.Listener.Close()
-	s.srv.Listener = ln
-	s.srv.Start()
+	s := &Server{Region: DefaultRegion, backend: s3mem.New(), keys: map[string]string{accessKey: secretKey}, rejected: map[string]int{}}
+	// Buckets are made by CreateBucket or a client's PUT, never by a
+	// request to one that is missing; path-style addressing only.
+	faker := gofakes3.New(s.backend, gofakes3.WithAutoBucket(false), gofakes3.WithHostBucket(false))
+	s.srv = httptest.NewServer(s.verify(faker.Server()))
 	s.URL = s.srv.URL
 	return s, nil
 }
@@ -196,9 +192,7 @@ func (s *Server) verify(next http.Handler) http.Handler {
 			s.fail(w, r, &s3Error{Code: "AuthorizationHeaderMalformed", Message: "The authorization header is malformed; it is not AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…", status: http.StatusBadRequest})
 			return
 		}
-		s.mu.Lock()
 		secret, known := s.keys[a.accessKey]
-		s.mu.Unlock()
 		amzDate := r.Header.Get("X-Amz-Date")
 		switch {
 		case !known:

@@ -133,6 +133,22 @@ func TestBackupToAnS3RepositoryFromTheREADMEOnTheConsole(t *testing.T) {
 			t.Fatalf("a secret reached the console:\n%s", seen.String())
 		}
 	}
+	// Nor the store: the jobs, their records and the audit, in the
+	// database file and its write-ahead log.
+	for _, name := range []string{"chima.db", "chima.db-wal"} {
+		b, err := os.ReadFile(filepath.Join(filepath.Dir(cfg), name))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if len(b) == 0 && name == "chima.db" {
+			t.Fatalf("the store %s is empty", name)
+		}
+		for _, secret := range []string{secretKey, password} {
+			if strings.Contains(string(b), secret) {
+				t.Fatalf("a secret is in the store's %s", name)
+			}
+		}
+	}
 }
 
 // TestBackupConfigValidateRefusesRepositoryOptionsByTheirKey checks that

@@ -8,6 +8,10 @@
 // what minio-go and so restic send over plain HTTP), is checked too. Only
 // path-style addressing is served (http://127.0.0.1:port/bucket/key), so
 // clients need their path lookup (restic: -o s3.bucket-lookup=path).
+// What it does not serve it refuses, never takes unchecked: presigned
+// (query-string) requests get 403 AccessDenied, the trailer payload modes
+// 501 NotImplemented. A request's clock is checked by gofakes3 (15 minutes,
+// RequestTimeTooSkewed).
 //
 // The tests of the backup plugin and the end-to-end tests of the bot use
 // it; it is no part of the plugin.
@@ -34,7 +38,8 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 )
 
-// The region the server signs in unless New is told another.
+// DefaultRegion is the region a request's credential scope must name
+// (Server.Region).
 const DefaultRegion = "us-east-1"
 
 // Server is the fake S3.

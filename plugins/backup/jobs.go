@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,23 +75,56 @@ func human(n int64) string {
 func describe(t *Target, err error) string {
 	switch {
 	case errors.Is(err, ErrNoRepository):
-		return fmt.Sprintf("the repository of %s does not exist (%s): create it with `restic init`, or set `init: true` on the target", t.Name, repoName(t))
+		hint := ""
+		if backendOf(t.Repository) == "s3" {
+			hint = " (restic init also creates the bucket when it is missing)"
+		}
+		return fmt.Sprintf("the repository of %s does not exist (%s): create it with `restic init`, or set `init: true` on the target%s", t.Name, repoName(t), hint)
 	case errors.Is(err, ErrWrongPassword):
 		return fmt.Sprintf("wrong password for the repository of %s (%s): check %s", t.Name, repoName(t), passwordSource(t))
+	case errors.Is(err, ErrAccessDenied):
+		return fmt.Sprintf("the storage of the repository of %s (%s) refused access with its credentials: check %s, and that the key may read and write there", t.Name, repoName(t), credentialSource(t))
 	case errors.Is(err, ErrLocked):
 		return fmt.Sprintf("the repository of %s is locked by another restic; if none runs, `restic unlock` removes a stale lock", t.Name)
 	}
 	return err.Error()
 }
 
-// repoName shows a repository without anything that may be a credential.
+// repoName shows a repository without anything that may be a credential:
+// the user and password of a URL's authority (rest:https://user:pass@host/)
+// become "…".
 func repoName(t *Target) string {
 	repo := t.Repository
-	if i := strings.Index(repo, "@"); i >= 0 && strings.Contains(repo, "://") {
-		scheme, _, _ := strings.Cut(repo, "://")
-		repo = scheme + "://…" + repo[i:]
+	scheme, rest, ok := strings.Cut(repo, "://")
+	if !ok {
+		return repo
 	}
-	return repo
+	authority, path, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		authority = "…" + authority[i:]
+	}
+	if path != "" || strings.HasSuffix(rest, "/") {
+		return scheme + "://" + authority + "/" + path
+	}
+	return scheme + "://" + authority
+}
+
+// credentialSource names where t's backend credentials come from, for a
+// message about their refusal.
+func credentialSource(t *Target) string {
+	if len(t.RepositoryEnv) == 0 {
+		return "the backend's credentials: give them with repository_env (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3) naming the plugin's secrets"
+	}
+	names := make([]string, 0, len(t.RepositoryEnv))
+	for name := range t.RepositoryEnv {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("the secret %s (%s)", t.RepositoryEnv[name], name))
+	}
+	return strings.Join(parts, " and ")
 }
 
 func passwordSource(t *Target) string {

@@ -152,9 +152,11 @@ func check(s *settings, strict bool) (map[string]*Target, []sdk.Problem) {
 // validate is the plugin's Validate: it checks the settings, the files they
 // name and restic's version, and keeps nothing.
 func (b *backuper) validate(map[string]string) error {
-	_, problems := check(b.settings, true)
-	if _, _, err := resticBin(b.settings.Restic, b.settings.ConfigDir); err != nil {
+	targets, problems := check(b.settings, true)
+	if bin, _, err := resticBin(b.settings.Restic, b.settings.ConfigDir); err != nil {
 		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
+	} else {
+		problems = append(problems, checkOptionsKnown(targets, bin)...)
 	}
 	if len(problems) > 0 {
 		return &sdk.SettingsError{Problems: problems}
@@ -170,6 +172,8 @@ func (b *backuper) configure(map[string]string) error {
 	bin, version, err := resticBin(s.Restic, s.ConfigDir)
 	if err != nil {
 		problems = append(problems, sdk.Problem{Key: "restic", Message: err.Error()})
+	} else {
+		problems = append(problems, checkOptionsKnown(targets, bin)...)
 	}
 	if len(problems) > 0 {
 		return &sdk.SettingsError{Problems: problems}

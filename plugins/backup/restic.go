@@ -38,7 +38,16 @@ var (
 	ErrInterrupted = errors.New("restic was interrupted")
 	// ErrResticVersion says the restic found is too old.
 	ErrResticVersion = errors.New("restic is too old")
+	// ErrAccessDenied is exit code 1 with the backend refusing the
+	// credentials (an S3 server's 403 Access Denied or
+	// SignatureDoesNotMatch, …): restic has no exit code of its own for it.
+	ErrAccessDenied = errors.New("the repository's backend refused the credentials")
 )
+
+// deniedRE recognises what restic's backends say when they refuse the
+// credentials: S3's answers as minio-go renders them (a HEAD's 403 has no
+// body, so it is only "Access Denied."), Azure's and HTTP's.
+var deniedRE = regexp.MustCompile(`(?i)access denied|accessdenied|signature ?we calculated does not match|signaturedoesnotmatch|invalidaccesskeyid|access key id you provided does not exist|authenticationfailed|\b40[13] (unauthorized|forbidden)\b`)
 
 // ResticError is a failed restic run: its exit code, the sentinel that code
 // stands for, and what restic said (the password scrubbed from it).
@@ -133,7 +142,8 @@ type runOpts struct {
 	stdout io.Writer
 }
 
-// secretsOf are the strings never to show from a run for t.
+// password is t's repository password when it comes from the
+// environment (a password file's is never read by the plugin).
 func (t *Target) password() string {
 	if t.PasswordEnv != "" {
 		return os.Getenv(t.PasswordEnv)
@@ -141,13 +151,20 @@ func (t *Target) password() string {
 	return ""
 }
 
-// environ is restic's whole environment for t.
+// environ is restic's whole environment for t. A target with
+// repository_env gets its backend's credentials from there only: the
+// backend variables the plugin inherited (another target's AWS_* secret
+// declared under that name) are left out, so that one target never signs
+// with another's keys.
 func (r *restic) environ(t *Target, extra []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, "RESTIC_") {
 			continue // only what this target says
+		}
+		if len(t.RepositoryEnv) > 0 && backendEnv(name) {
+			continue
 		}
 		env = append(env, kv)
 	}
@@ -156,6 +173,14 @@ func (r *restic) environ(t *Target, extra []string) []string {
 		env = append(env, "RESTIC_PASSWORD="+os.Getenv(t.PasswordEnv))
 	} else {
 		env = append(env, "RESTIC_PASSWORD_FILE="+t.PasswordFile)
+	}
+	names := make([]string, 0, len(t.RepositoryEnv))
+	for name := range t.RepositoryEnv {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		env = append(env, name+"="+os.Getenv(t.RepositoryEnv[name]))
 	}
 	return append(env, extra...)
 }
@@ -185,6 +210,7 @@ func (r *restic) run(ctx context.Context, t *Target, o runOpts, args ...string) 
 		// its lock for a while: wait for it rather than fail.
 		flags = append(flags, "--retry-lock="+lockWait.String())
 	}
+	flags = append(flags, t.optionArgs()...)
 	cmd := r.command(ctx, t, o, append(flags, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limited{w: &stderr, n: 64 << 10}
@@ -224,7 +250,12 @@ func (r *restic) run(ctx context.Context, t *Target, o runOpts, args ...string) 
 	if code < 0 && ctx.Err() != nil {
 		code = 130
 	}
-	return nil, &ResticError{Op: args[0], Code: code, Kind: kindOfExit(code), Message: scrub(resticMessage(stderr.Bytes()), t.password())}
+	msg := scrub(resticMessage(stderr.Bytes()), t.secrets()...)
+	kind := kindOfExit(code)
+	if kind == ErrResticFailed && deniedRE.MatchString(msg) {
+		kind = ErrAccessDenied
+	}
+	return nil, &ResticError{Op: args[0], Code: code, Kind: kind, Message: msg}
 }
 
 // resticMessage is what restic said on stderr: the message of its
@@ -275,12 +306,14 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// scrub removes secret from s.
-func scrub(s, secret string) string {
-	if secret == "" {
-		return s
+// scrub removes the secrets from s.
+func scrub(s string, secrets ...string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
 	}
-	return strings.ReplaceAll(s, secret, "[redacted]")
+	return s
 }
 
 // limited keeps the first n bytes written to it and drops the rest.

@@ -41,6 +41,15 @@ type Target struct {
 	// Repository is the restic repository: a local path (relative to
 	// chima.yaml) or anything restic takes (sftp:, s3:, rest:, rclone:…).
 	Repository string `settings:"repository"`
+	// RepositoryEnv gives the repository's backend its credentials: restic's
+	// variable (AWS_ACCESS_KEY_ID, B2_ACCOUNT_KEY, …; see backendEnv) to the
+	// environment variable, a plugin secret, holding its value. Restic gets
+	// them in its environment, never on its command line.
+	RepositoryEnv map[string]string `settings:"repository_env"`
+	// RepositoryOptions are restic's extended options for the backend
+	// ("s3.region=us-east-1", "s3.bucket-lookup=path"), each passed as one
+	// --option flag: on restic's command line, so never a secret.
+	RepositoryOptions []string `settings:"repository_options"`
 	// PasswordFile is a file holding the repository's password.
 	PasswordFile string `settings:"password_file"`
 	// PasswordEnv names the environment variable (a plugin secret) holding
@@ -234,6 +243,7 @@ func checkTargets(decoded map[string]*Target, dir string, getenv func(string) st
 		} else if !remoteRepo(t.Repository) {
 			t.Repository = resolve(t.Repository)
 		}
+		checkRepository(key, t, getenv, add)
 		switch {
 		case t.PasswordFile != "" && t.PasswordEnv != "":
 			add(key+".password_file", "set password_file or password_env, not both")

@@ -69,7 +69,7 @@ func Example_job() {
 		Jobs: []sdk.JobHandler{{
 			Kind: "build",
 			Run: func(c *sdk.Context) error {
-				return c.Reply("built %s", c.Job.GetPayload())
+				return c.Reply("built %s", c.Job.Payload)
 			},
 		}},
 	})
@@ -125,7 +125,7 @@ func Example_lock() {
 					return err
 				}
 				if !ok {
-					return c.Reply("%s is locked by %s", c.Arg("env"), holder.GetOwner())
+					return c.Reply("%s is locked by %s", c.Arg("env"), holder.Owner)
 				}
 				return c.Reply("%s deploys %s", c.Arg("who"), c.Arg("env"))
 			},

@@ -110,22 +110,22 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 		_, perr := c.Post(room, &sdk.Output{Text: fmt.Sprintf("The auto-deploy of %s %s to %s could not run: %v", a.Name, short(t.SHA), ad.Environment, err), Status: "danger"})
 		return perr
 	}
-	_ = c.KV().Set(doneKey, []byte(res.Outcome+" "+res.RequestID))
-	if res.Outcome != "ok" && res.Outcome != "approval" {
+	_ = c.KV().Set(doneKey, []byte(res.Outcome.String()+" "+res.RequestID))
+	if res.Outcome != sdk.CommandOK && res.Outcome != sdk.CommandApproval {
 		_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("The auto-deploy of %s %s to %s was %s: %s", a.Name, short(t.SHA), ad.Environment, outcomeWord(res.Outcome), firstNonEmpty(res.Detail, "no detail")), Status: "danger"})
 		return err
 	}
 	return nil
 }
 
-func outcomeWord(o string) string {
+func outcomeWord(o sdk.CommandOutcome) string {
 	switch o {
-	case "denied":
+	case sdk.CommandDenied:
 		return "refused"
-	case "error":
+	case sdk.CommandError:
 		return "failed"
 	}
-	return o
+	return o.String()
 }
 
 func anyRequired(cs []check) bool {

@@ -329,7 +329,7 @@ func (p *ci) cmdCancel(c *sdk.Context) error      { return p.runCommand(c, cance
 
 // actRun handles a click on a run's button: its value is "owner/repo#id".
 func (p *ci) actRun(op runOp) func(c *sdk.Context) error {
-	return func(c *sdk.Context) error { return p.runCommand(c, op, c.Interaction.GetValue()) }
+	return func(c *sdk.Context) error { return p.runCommand(c, op, c.Interaction.Value) }
 }
 
 // parseRun reads "owner/repo#123", "app#123" or a run's URL
@@ -383,7 +383,7 @@ func (p *ci) runCommand(c *sdk.Context, op runOp, arg string) error {
 	}
 	who := ""
 	if u := c.User(); u != nil {
-		who = " for " + firstNonEmpty(u.GetPerson(), u.GetName(), u.GetId())
+		who = " for " + firstNonEmpty(u.Person, u.Name, u.ID)
 	}
 	return c.Reply("%s run %d of %s%s: %s/%s/actions/runs/%d", done, id, repo, who, p.web, repo, id)
 }

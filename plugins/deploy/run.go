@@ -18,9 +18,9 @@ import (
 // kept in the log and shown as progress, and the end reported to the room,
 // the thread, the app's notify rooms and GitHub.
 func (d *deployer) runDeploy(c *sdk.Context) (err error) {
-	id, err := strconv.ParseInt(string(c.Job.GetPayload()), 10, 64)
+	id, err := strconv.ParseInt(string(c.Job.Payload), 10, 64)
 	if err != nil {
-		return fmt.Errorf("deploy job %d: bad payload: %w", c.Job.GetJobId(), err)
+		return fmt.Errorf("deploy job %d: bad payload: %w", c.Job.JobID, err)
 	}
 	// Whatever stops the job early (a cancel, a host call failing), the
 	// deployment must not stay queued or running forever.
@@ -66,7 +66,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 		return d.finish(c, dep, StateFailure, fmt.Sprintf("%s in %s is %s", dep.App, dep.Env, who), "")
 	}
 	dep, err = d.records.update(c, id, func(x *Deployment) {
-		x.State, x.StartedAt, x.JobID = StateRunning, d.now(), c.Job.GetJobId()
+		x.State, x.StartedAt, x.JobID = StateRunning, d.now(), c.Job.JobID
 	})
 	if err != nil {
 		return err

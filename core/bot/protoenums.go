@@ -1,9 +1,9 @@
 package bot
 
 import (
+	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/wire"
-	"github.com/chimaops/chima/core/store"
 )
 
 // The host's one place for the protocol's fields that carry a fixed set of

@@ -1142,7 +1142,7 @@ func TestPagesServeThroughTheHost(t *testing.T) {
 	tests := []struct {
 		name       string
 		path       string
-		wantStatus int32
+		wantStatus int
 		wantBody   string
 		wantHeader map[string]string
 	}{
@@ -1156,11 +1156,11 @@ func TestPagesServeThroughTheHost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := h.HTTP(tt.path)
-			if resp.GetStatus() != tt.wantStatus || string(resp.GetBody()) != tt.wantBody {
-				t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.GetStatus(), resp.GetBody(), tt.wantStatus, tt.wantBody)
+			if resp.Status != tt.wantStatus || string(resp.Body) != tt.wantBody {
+				t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.Status, resp.Body, tt.wantStatus, tt.wantBody)
 			}
 			for k, v := range tt.wantHeader {
-				if got := resp.GetHeaders()[k]; got != v {
+				if got := resp.Headers[k]; got != v {
 					t.Errorf("header %s = %q, want %q", k, got, v)
 				}
 			}
@@ -1184,10 +1184,10 @@ func TestPagesWithOverlappingPrefixesUseTheLongestMatch(t *testing.T) {
 		{Prefix: "/deploys/live/", Handler: named("live")},
 		{Prefix: "/deploys/", Handler: named("all")},
 	}})
-	if got := string(h.HTTP("/deploys/live/7").GetBody()); got != "live" {
+	if got := string(h.HTTP("/deploys/live/7").Body); got != "live" {
 		t.Errorf("/deploys/live/7 served by %q, want the /deploys/live/ page", got)
 	}
-	if got := string(h.HTTP("/deploys/7").GetBody()); got != "all" {
+	if got := string(h.HTTP("/deploys/7").Body); got != "all" {
 		t.Errorf("/deploys/7 served by %q, want the /deploys/ page", got)
 	}
 }
@@ -1203,8 +1203,8 @@ func TestPanickingPageHandlerDoesNotCrashThePlugin(t *testing.T) {
 			})}},
 		})
 		resp := h.HTTP("/boom/1")
-		if resp.GetStatus() < 500 {
-			t.Errorf("a panicking page answered %d", resp.GetStatus())
+		if resp.Status < 500 {
+			t.Errorf("a panicking page answered %d", resp.Status)
 		}
 		if res := h.Command("ping", nil); res.Text() != "pong" {
 			t.Errorf("after a page panic, ping = %q", res.Text())

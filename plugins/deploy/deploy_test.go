@@ -241,12 +241,12 @@ func TestDeployRunsTheAppsScriptOnTheExactCommitAndReportsSuccess(t *testing.T) 
 	if log := h.Host.Log("deployments/1"); !strings.Contains(log, "deploying main ("+f.main+") to staging") {
 		t.Errorf("log = %q", log)
 	}
-	if page := h.HTTP(logLink(t, h, 1)); page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "done") ||
-		strings.Contains(string(page.GetBody()), "omitted") {
-		t.Errorf("log page = %d %q", page.GetStatus(), page.GetBody())
+	if page := h.HTTP(logLink(t, h, 1)); page.Status != 200 || !strings.Contains(string(page.Body), "done") ||
+		strings.Contains(string(page.Body), "omitted") {
+		t.Errorf("log page = %d %q", page.Status, page.Body)
 	}
-	if page := h.HTTP("/deployments/99/log"); page.GetStatus() != 404 {
-		t.Errorf("unknown deployment's log page = %d", page.GetStatus())
+	if page := h.HTTP("/deployments/99/log"); page.Status != 404 {
+		t.Errorf("unknown deployment's log page = %d", page.Status)
 	}
 }
 
@@ -437,7 +437,7 @@ func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {
 	tests := []struct {
 		name   string
 		path   string
-		status int32
+		status int
 	}{
 		{"the link deploy:status gives", link1, 200},
 		{"no token", "/deployments/1/log", 404},
@@ -450,11 +450,11 @@ func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			page := h.HTTP(tt.path)
-			if page.GetStatus() != tt.status {
-				t.Fatalf("GET %s = %d %q, want %d", tt.path, page.GetStatus(), page.GetBody(), tt.status)
+			if page.Status != tt.status {
+				t.Fatalf("GET %s = %d %q, want %d", tt.path, page.Status, page.Body, tt.status)
 			}
-			if tt.status == 200 && !strings.Contains(string(page.GetBody()), "deploying main ("+f.main+")") {
-				t.Fatalf("GET %s = %q, want deployment 1's log", tt.path, page.GetBody())
+			if tt.status == 200 && !strings.Contains(string(page.Body), "deploying main ("+f.main+")") {
+				t.Fatalf("GET %s = %q, want deployment 1's log", tt.path, page.Body)
 			}
 		})
 	}
@@ -490,10 +490,10 @@ func TestLogPageShowsTheEndOfALongLog(t *testing.T) {
 				link = strings.TrimPrefix(p.d.logURL(c, id), "http://chima.test")
 			})
 			page := p.HTTP(link)
-			body := string(page.GetBody())
+			body := string(page.Body)
 			head, _, _ := strings.Cut(body, "\n")
-			if page.GetStatus() != 200 || head != tt.wantHead {
-				t.Fatalf("GET %s = %d, first line %q; want 200, %q", link, page.GetStatus(), head, tt.wantHead)
+			if page.Status != 200 || head != tt.wantHead {
+				t.Fatalf("GET %s = %d, first line %q; want 200, %q", link, page.Status, head, tt.wantHead)
 			}
 			if strings.HasPrefix(tt.wantHead, "chima:") {
 				body = strings.TrimPrefix(body, head+"\n")

@@ -271,8 +271,8 @@ func TestGitHubModeCreatesTheDeploymentThenRunsItOnTheWebhook(t *testing.T) {
 	}
 	// The link GitHub shows opens the log.
 	page := h.HTTP(strings.TrimPrefix(st.GetLogURL(), "http://chima.test"))
-	if page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "deploying main ("+f.main+")") {
-		t.Fatalf("log page from the status = %d %q", page.GetStatus(), page.GetBody())
+	if page.Status != 200 || !strings.Contains(string(page.Body), "deploying main ("+f.main+")") {
+		t.Fatalf("log page from the status = %d %q", page.Status, page.Body)
 	}
 	// A redelivered webhook does not deploy twice.
 	h.Event("github:deployment", gh.deploymentEvent(t, 0))

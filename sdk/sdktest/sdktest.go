@@ -214,21 +214,32 @@ func (h *Harness) RunEnqueued() []Result {
 }
 
 // HTTP performs a GET of path on the plugin's pages.
-func (h *Harness) HTTP(path string) *pluginv1.HTTPResponse {
+func (h *Harness) HTTP(path string) *HTTPResponse {
 	h.t.Helper()
 	return h.HTTPWithHeaders(path, nil)
 }
 
 // HTTPWithHeaders performs a GET of path on the plugin's pages with request
 // headers, as the host passes them on (Accept, User-Agent).
-func (h *Harness) HTTPWithHeaders(path string, headers map[string]string) *pluginv1.HTTPResponse {
+func (h *Harness) HTTPWithHeaders(path string, headers map[string]string) *HTTPResponse {
 	h.t.Helper()
 	p, q, _ := strings.Cut(path, "?")
 	resp, err := h.conn.Plugin.HandleHTTP(h.ctx(), &pluginv1.HTTPRequest{Method: "GET", Path: p, Query: q, Headers: headers})
 	if err != nil {
 		h.t.Fatalf("http %s: %v", path, err)
+		return nil
 	}
-	return resp
+	return &HTTPResponse{Status: int(resp.GetStatus()), Headers: resp.GetHeaders(), Body: resp.GetBody()}
+}
+
+// HTTPResponse is a page's answer, as the host hands it on.
+type HTTPResponse struct {
+	// Status is the HTTP status code.
+	Status int
+	// Headers are the response's headers, one value each.
+	Headers map[string]string
+	// Body is the response's body.
+	Body []byte
 }
 
 func (h *Harness) requestID() string { return "req-" + itoa(h.seq) }

@@ -36,7 +36,9 @@ type Args map[string]string
 type Harness struct {
 	t        testing.TB
 	conn     *wire.Conn
-	Host     *FakeHost
+	Host *FakeHost
+	// Manifest is what the plugin declared, as the protocol carries it to
+	// the host.
 	Manifest *pluginv1.Manifest
 	// User is the sender of commands; change it to test permissions logic.
 	User *sdk.User

@@ -34,8 +34,8 @@ type Args map[string]string
 
 // Harness is one plugin running in-process.
 type Harness struct {
-	t        testing.TB
-	conn     *wire.Conn
+	t    testing.TB
+	conn *wire.Conn
 	Host *FakeHost
 	// Manifest is what the plugin declared, as the protocol carries it to
 	// the host.

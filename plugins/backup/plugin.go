@@ -352,7 +352,7 @@ func typeBack(target, snapshot, typed string) *sdk.Output {
 	if typed != "" {
 		text = fmt.Sprintf("Nothing was restored: %q is not %s. Restoring %s in place replaces its live data: type its name back to go ahead: `%s`", typed, target, target, command)
 	}
-	return &sdk.Output{Status: "warning", Text: text}
+	return &sdk.Output{Status: sdk.StatusWarning, Text: text}
 }
 
 // approvers names who approved.

@@ -306,9 +306,9 @@ func runButtons(repo string, checks []check) []*sdk.Button {
 		value := fmt.Sprintf("%s#%d", repo, ch.RunID)
 		switch {
 		case ch.State == stateFailure:
-			out = append(out, sdk.ActionButton("Rerun failed jobs of "+ch.Name, actionRerunFailed, value, "primary"))
+			out = append(out, sdk.ActionButton("Rerun failed jobs of "+ch.Name, actionRerunFailed, value, sdk.ButtonPrimary))
 		case pending(ch.State):
-			out = append(out, sdk.ActionButton("Cancel "+ch.Name, actionCancel, value, "danger"))
+			out = append(out, sdk.ActionButton("Cancel "+ch.Name, actionCancel, value, sdk.ButtonDanger))
 		}
 	}
 	return out

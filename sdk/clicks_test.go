@@ -25,9 +25,9 @@ func clicky() *sdk.Plugin {
 			}},
 			{Name: "who", Run: func(c *sdk.Context) error {
 				if cl := c.Click(); cl != nil {
-					return c.Reply("clicked by %s on %s", c.User().GetId(), cl.GetMessage().GetMessageId())
+					return c.Reply("clicked by %s on %s", c.User().ID, cl.Message.MessageID)
 				}
-				return c.Reply("typed by %s", c.User().GetId())
+				return c.Reply("typed by %s", c.User().ID)
 			}},
 			{Name: "post-undeclared", Run: func(c *sdk.Context) error {
 				_, err := c.Post(c.Source(), &sdk.Output{Text: "x", Buttons: []*sdk.Button{sdk.ActionButton("Nope", "nope", "", "")}})
@@ -37,7 +37,7 @@ func clicky() *sdk.Plugin {
 		Actions: []sdk.Action{
 			{Name: "stop", Help: "stops a job", Command: "offer", Run: func(c *sdk.Context) error {
 				cl := c.Click()
-				return c.Reply("stop %s by %s on %s in %s", c.ButtonValue(), c.User().GetId(), cl.GetMessage().GetMessageId(), c.Source().GetRoom())
+				return c.Reply("stop %s by %s on %s in %s", c.ButtonValue(), c.User().ID, cl.Message.MessageID, c.Source().Room)
 			}},
 			{Name: "refuse", Permission: "admin", Run: func(c *sdk.Context) error {
 				return sdk.Errorf("Job %s already finished.", c.ButtonValue())
@@ -62,16 +62,16 @@ func TestButtonConstructorsMakeTheTwoKindsOfButton(t *testing.T) {
 	tests := []struct {
 		name string
 		got  *sdk.Button
-		want *pluginv1.Button
+		want *sdk.Button
 	}{
-		{"an action button carries its action, value and style", sdk.ActionButton("Cancel", "cancel", "42", "danger"),
-			&pluginv1.Button{Label: "Cancel", Action: "cancel", Value: "42", Style: "danger"}},
+		{"an action button carries its action, value and style", sdk.ActionButton("Cancel", "cancel", "42", sdk.ButtonDanger),
+			&sdk.Button{Label: "Cancel", Action: "cancel", Value: "42", Style: sdk.ButtonDanger}},
 		{"a command button carries only its command", sdk.CommandButton("Status", "deploy:status 42"),
-			&pluginv1.Button{Label: "Status", Command: "deploy:status 42"}},
+			&sdk.Button{Label: "Status", Command: "deploy:status 42"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.got.String() != tt.want.String() {
+			if *tt.got != *tt.want {
 				t.Errorf("button = %v, want %v", tt.got, tt.want)
 			}
 		})
@@ -80,21 +80,21 @@ func TestButtonConstructorsMakeTheTwoKindsOfButton(t *testing.T) {
 
 func TestClickReachesTheActionWithValueUserAndMessage(t *testing.T) {
 	h := sdktest.New(t, clicky())
-	h.User = &pluginv1.User{Id: "bob", Name: "Bob"}
+	h.User = &sdk.User{ID: "bob", Name: "Bob"}
 	offer := h.Command("offer", nil)
-	res := h.Click(offer.Button("Stop"), &pluginv1.MessageRef{Adapter: "test", Room: "ops", MessageId: "b9"})
+	res := h.Click(offer.Button("Stop"), &sdk.MessageRef{Adapter: "test", Room: "ops", MessageID: "b9"})
 	if got, want := res.Text(), "stop job-7 by bob on b9 in ops"; got != want {
 		t.Errorf("click = %q, want %q", got, want)
 	}
-	if res.Done.GetOutcome() != "" {
-		t.Errorf("click ended %q, want a command's empty outcome", res.Done.GetOutcome())
+	if res.Done.Outcome != "" {
+		t.Errorf("click ended %q, want a command's empty outcome", res.Done.Outcome)
 	}
 }
 
 func TestActionUserErrorReachesTheClicker(t *testing.T) {
 	h := sdktest.New(t, clicky())
 	res := h.Click(sdk.ActionButton("Refuse", "refuse", "7", ""), nil)
-	if len(res.Errors) != 1 || res.Errors[0].GetSummary() != "Job 7 already finished." {
+	if len(res.Errors) != 1 || res.Errors[0].Summary != "Job 7 already finished." {
 		t.Errorf("errors = %v, want the action's user error", res.Errors)
 	}
 }
@@ -107,7 +107,7 @@ func TestClickMarkIsSetOnlyForClicks(t *testing.T) {
 	}{
 		{"a typed command has no click", func(h *sdktest.Harness) sdktest.Result { return h.Command("who", nil) }, "typed by tester"},
 		{"a command button's command has the click and its message", func(h *sdktest.Harness) sdktest.Result {
-			return h.ClickCommand("who", nil, &pluginv1.MessageRef{Room: "test", MessageId: "b3"})
+			return h.ClickCommand("who", nil, &sdk.MessageRef{Room: "test", MessageID: "b3"})
 		}, "clicked by tester on b3"},
 	}
 	for _, tt := range tests {
@@ -174,7 +174,7 @@ func TestInteractionRunsOverTheMultiplexStream(t *testing.T) {
 func TestFakeHostRefusesButtonsTheHostWouldRefuse(t *testing.T) {
 	h := sdktest.New(t, clicky())
 	res := h.Command("post-undeclared", nil)
-	if res.Done.GetOutcome() != "error" || !strings.Contains(res.Done.GetDetail(), `declares no action "nope"`) {
+	if res.Done.Outcome != "error" || !strings.Contains(res.Done.Detail, `declares no action "nope"`) {
 		t.Errorf("done = %v, want the post refused for an undeclared action", res.Done)
 	}
 	if n := len(h.Host.Posts()); n != 0 {

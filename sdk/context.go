@@ -13,37 +13,6 @@ import (
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
-// MessageRef identifies a chat message: where to reply, what to edit.
-type MessageRef = pluginv1.MessageRef
-
-// Output is a chat-neutral message; each chat service renders it its own way.
-type Output = pluginv1.Output
-
-// Field is a short labelled value of an Output.
-type Field = pluginv1.Field
-
-// Button offers something to click: a command (CommandButton) or one of the
-// plugin's actions (ActionButton).
-type Button = pluginv1.Button
-
-// Interaction is a click on one of the plugin's action buttons, handed to an
-// Action: which action, the button's value, who clicked and on which
-// message.
-type Interaction = pluginv1.InteractionRequest
-
-// ButtonClick says a request came from a click on a button, and on which
-// message.
-type ButtonClick = pluginv1.ButtonClick
-
-// User is the person who sent a command.
-type User = pluginv1.User
-
-// Event is a verified webhook event handed to an EventHandler.
-type Event = pluginv1.WebhookEvent
-
-// Job is the durable job handed to a JobHandler.
-type Job = pluginv1.JobRequest
-
 // Context is what a handler gets: the request, and the ways to answer it and
 // to use the host's services. It is a context.Context that ends when the
 // request is cancelled or times out.
@@ -51,7 +20,7 @@ type Context struct {
 	context.Context
 
 	// Command is the command that matched; nil for events and jobs.
-	Command *pluginv1.CommandRequest
+	Command *CommandRequest
 	// Event is the webhook event; nil for commands and jobs.
 	Event *Event
 	// Job is the job being run; nil for commands and events.
@@ -114,9 +83,9 @@ func (c *Context) Duration(name string) time.Duration {
 func (c *Context) User() *User {
 	switch {
 	case c.Command != nil:
-		return c.Command.GetUser()
+		return c.Command.User
 	case c.Interaction != nil:
-		return c.Interaction.GetUser()
+		return c.Interaction.User
 	}
 	return nil
 }
@@ -128,16 +97,21 @@ func (c *Context) User() *User {
 func (c *Context) Click() *ButtonClick {
 	switch {
 	case c.Command != nil:
-		return c.Command.GetButton()
+		return c.Command.Button
 	case c.Interaction != nil:
-		return &ButtonClick{Message: c.Interaction.GetMessage(), ClickedUnix: c.Interaction.GetClickedUnix()}
+		return &ButtonClick{Message: c.Interaction.Message, ClickedAt: c.Interaction.ClickedAt}
 	}
 	return nil
 }
 
 // ButtonValue returns the value of the clicked action button, or "" when
 // the request is not an Action's click.
-func (c *Context) ButtonValue() string { return c.Interaction.GetValue() }
+func (c *Context) ButtonValue() string {
+	if c.Interaction == nil {
+		return ""
+	}
+	return c.Interaction.Value
+}
 
 // Source is the message the request answers: the command's message, the
 // message whose button was clicked, or the job's notify target. Replies go
@@ -157,18 +131,18 @@ func (c *Context) Reply(format string, args ...any) error {
 
 // ReplyOutput answers with a rich output in the room the request came from.
 func (c *Context) ReplyOutput(o *Output) error {
-	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: o}}})
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: outputToProto(o)}}})
 }
 
 // ReplyInThread answers in the thread of the request, starting one if needed.
 func (c *Context) ReplyInThread(o *Output) error {
-	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: o, InThread: true}}})
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: outputToProto(o), InThread: true}}})
 }
 
 // Progress reports the state of long work. Calls with the same key update one
 // message where the chat service allows edits.
 func (c *Context) Progress(key string, o *Output) error {
-	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Progress{Progress: &pluginv1.Progress{Key: key, Output: o}}})
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Progress{Progress: &pluginv1.Progress{Key: key, Output: outputToProto(o)}}})
 }
 
 // Post sends a message to any room or thread and returns its reference.
@@ -177,11 +151,11 @@ func (c *Context) Post(to *MessageRef, o *Output) (*MessageRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := h.Post(c, &pluginv1.PostRequest{Target: to, Output: o, RequestId: c.requestID})
+	resp, err := h.Post(c, &pluginv1.PostRequest{Target: refToProto(to), Output: outputToProto(o), RequestId: c.requestID})
 	if err != nil {
-		return nil, fmt.Errorf("post to %s: %w", to.GetRoom(), err)
+		return nil, fmt.Errorf("post to %s: %w", roomOf(to), err)
 	}
-	return resp.GetMessage(), nil
+	return refFromProto(resp.GetMessage()), nil
 }
 
 // Update replaces the content of a message posted earlier.
@@ -190,8 +164,8 @@ func (c *Context) Update(ref *MessageRef, o *Output) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.Update(c, &pluginv1.UpdateRequest{Message: ref, Output: o}); err != nil {
-		return fmt.Errorf("update message %s: %w", ref.GetMessageId(), err)
+	if _, err := h.Update(c, &pluginv1.UpdateRequest{Message: refToProto(ref), Output: outputToProto(o)}); err != nil {
+		return fmt.Errorf("update message %s: %w", messageIDOf(ref), err)
 	}
 	return nil
 }
@@ -224,7 +198,7 @@ func (c *Context) Enqueue(kind string, payload []byte, o EnqueueOptions) (int64,
 		notify = c.Source()
 	}
 	resp, err := h.Enqueue(c, &pluginv1.EnqueueRequest{
-		Kind: kind, Payload: payload, QueueKey: o.QueueKey, Notify: notify,
+		Kind: kind, Payload: payload, QueueKey: o.QueueKey, Notify: refToProto(notify),
 		OriginRequestId: c.origin(), DelaySeconds: ceilSeconds(o.Delay), Title: o.Title,
 	})
 	if err != nil {
@@ -235,8 +209,8 @@ func (c *Context) Enqueue(kind string, payload []byte, o EnqueueOptions) (int64,
 
 // origin is the request that jobs enqueued now should be traced back to.
 func (c *Context) origin() string {
-	if c.Job != nil && c.Job.OriginRequestId != "" {
-		return c.Job.OriginRequestId
+	if c.Job != nil && c.Job.OriginRequestID != "" {
+		return c.Job.OriginRequestID
 	}
 	return c.requestID
 }
@@ -250,9 +224,6 @@ type LockOptions struct {
 	// JobID ties the lock to a job: it is released when the job ends.
 	JobID int64
 }
-
-// LockInfo describes a held lock.
-type LockInfo = pluginv1.LockInfo
 
 // Lock takes a named lock. When someone else holds it, acquired is false and
 // holder says who, why and since when.
@@ -268,7 +239,7 @@ func (c *Context) Lock(name string, o LockOptions) (acquired bool, holder *LockI
 	if err != nil {
 		return false, nil, fmt.Errorf("lock %s: %w", name, err)
 	}
-	return resp.GetAcquired(), resp.GetHolder(), nil
+	return resp.GetAcquired(), lockFromProto(resp.GetHolder()), nil
 }
 
 // Unlock releases a named lock held by owner, or by anyone when force is set.
@@ -281,7 +252,7 @@ func (c *Context) Unlock(name, owner string, force bool) (released bool, holder 
 	if err != nil {
 		return false, nil, fmt.Errorf("unlock %s: %w", name, err)
 	}
-	return resp.GetReleased(), resp.GetHolder(), nil
+	return resp.GetReleased(), lockFromProto(resp.GetHolder()), nil
 }
 
 // Locks lists the held locks whose names start with prefix.
@@ -294,7 +265,7 @@ func (c *Context) Locks(prefix string) ([]*LockInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list locks %s*: %w", prefix, err)
 	}
-	return resp.GetLocks(), nil
+	return locksFromProto(resp.GetLocks()), nil
 }
 
 // KV is the plugin's own small key-value state, kept by the host.
@@ -362,15 +333,27 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
+// roomOf and messageIDOf name a message in errors, nil included.
+func roomOf(r *MessageRef) string {
+	if r == nil {
+		return ""
+	}
+	return r.Room
+}
+
+func messageIDOf(r *MessageRef) string {
+	if r == nil {
+		return ""
+	}
+	return r.MessageID
+}
+
 func sprintf(format string, args ...any) string {
 	if len(args) == 0 {
 		return format
 	}
 	return fmt.Sprintf(format, args...)
 }
-
-// JobInfo describes one of the plugin's durable jobs.
-type JobInfo = pluginv1.JobInfo
 
 // CancelJob stops one of the plugin's jobs: a queued job is cancelled, a
 // running one has its context cancelled. cancelled is false for a job that
@@ -384,15 +367,19 @@ func (c *Context) CancelJob(id int64) (cancelled bool, job *JobInfo, err error) 
 	if err != nil {
 		return false, nil, fmt.Errorf("cancel job %d: %w", id, err)
 	}
-	return resp.GetCancelled(), resp.GetJob(), nil
+	return resp.GetCancelled(), jobInfoFromProto(resp.GetJob()), nil
 }
 
 // JobFilter selects jobs for Jobs; zero fields match everything.
 type JobFilter struct {
-	Kind     string
+	// Kind is the job kind; "" for any.
+	Kind string
+	// QueueKey is the queue key as given to Enqueue; "" for any.
 	QueueKey string
-	States   []string
-	Limit    int
+	// States are the states to list; empty for any.
+	States []JobState
+	// Limit is the most jobs listed; 0 for the host's default.
+	Limit int
 }
 
 // Jobs lists the plugin's jobs, newest first.
@@ -401,11 +388,12 @@ func (c *Context) Jobs(f JobFilter) ([]*JobInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := h.Jobs(c, &pluginv1.JobsRequest{Kind: f.Kind, QueueKey: f.QueueKey, States: f.States, Limit: int32(f.Limit)})
+	names, codes := jobStatesToProto(f.States)
+	resp, err := h.Jobs(c, &pluginv1.JobsRequest{Kind: f.Kind, QueueKey: f.QueueKey, States: names, StateCodes: codes, Limit: int32(f.Limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
-	return resp.GetJobs(), nil
+	return jobInfosFromProto(resp.GetJobs()), nil
 }
 
 // AppendLog appends data to the plugin's log called name, kept by the host
@@ -438,12 +426,12 @@ func (c *Context) ReadLog(name string, offset, limit int64) (data []byte, size i
 
 // InterruptedJob decodes the job of an EventJobInterrupted event.
 func (c *Context) InterruptedJob() (*Job, error) {
-	if c.Event == nil || c.Event.GetType() != EventJobInterrupted {
+	if c.Event == nil || c.Event.Type != EventJobInterrupted {
 		return nil, fmt.Errorf("not a %s event", EventJobInterrupted)
 	}
-	j := &Job{}
-	if err := proto.Unmarshal(c.Event.GetPayload(), j); err != nil {
+	j := &pluginv1.JobRequest{}
+	if err := proto.Unmarshal(c.Event.Payload, j); err != nil {
 		return nil, fmt.Errorf("decode interrupted job: %w", err)
 	}
-	return j, nil
+	return jobFromProto(j), nil
 }

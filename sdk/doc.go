@@ -23,4 +23,11 @@
 // progress, post elsewhere, enqueue durable jobs, take locks and keep
 // key-value state. Package sdktest runs a plugin through the real gRPC glue
 // in a test, without a bot.
+//
+// The types a handler reads and sends (Output, Button, MessageRef, User,
+// Job, Event, LockInfo, JobInfo, ...) are the SDK's own structs, converted
+// to and from the generated protocol (package pluginv1) in one place, so a
+// change of the protocol does not change a plugin's code. Fields with a
+// fixed set of values are string types with constants (Status, ButtonStyle,
+// JobState, Outcome, CommandOutcome).
 package sdk

@@ -50,6 +50,31 @@ func Example_typedArgs() {
 	// Output: web: 3 replicas for 30m0s
 }
 
+// A rich reply: the SDK's own Output, with a status and a button, whose
+// fixed values are Go constants. The test reads the reply back as the same
+// type.
+func Example_output() {
+	h := sdktest.Start(&sdk.Plugin{
+		Name:    "status",
+		Actions: []sdk.Action{{Name: "refresh", Run: func(c *sdk.Context) error { return nil }}},
+		Commands: []sdk.Command{{
+			Name: "status",
+			Run: func(c *sdk.Context) error {
+				return c.ReplyOutput(&sdk.Output{
+					Title:   "web is up",
+					Status:  sdk.StatusGood,
+					Fields:  []*sdk.Field{{Title: "Replicas", Value: "3", Short: true}},
+					Buttons: []*sdk.Button{sdk.ActionButton("Refresh", "refresh", "web", sdk.ButtonPrimary)},
+				})
+			},
+		}},
+	})
+	defer h.Close()
+	o := h.Command("status", nil).Replies[0]
+	fmt.Println(o.Title, o.Status, o.Fields[0].Value, o.Buttons[0].Label, o.Buttons[0].Style)
+	// Output: web is up good 3 Refresh primary
+}
+
 // A command that enqueues a durable job; the bot's workers run it later
 // (RunEnqueued plays them), and the job reports to the room it was given.
 func Example_job() {
@@ -69,7 +94,7 @@ func Example_job() {
 		Jobs: []sdk.JobHandler{{
 			Kind: "build",
 			Run: func(c *sdk.Context) error {
-				return c.Reply("built %s", c.Job.GetPayload())
+				return c.Reply("built %s", c.Job.Payload)
 			},
 		}},
 	})
@@ -125,7 +150,7 @@ func Example_lock() {
 					return err
 				}
 				if !ok {
-					return c.Reply("%s is locked by %s", c.Arg("env"), holder.GetOwner())
+					return c.Reply("%s is locked by %s", c.Arg("env"), holder.Owner)
 				}
 				return c.Reply("%s deploys %s", c.Arg("who"), c.Arg("env"))
 			},

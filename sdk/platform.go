@@ -38,10 +38,6 @@ type Schedule struct {
 	Help string
 }
 
-// Approval says who approved a command and when; Context.Approval returns it
-// when the command runs because it was approved.
-type Approval = pluginv1.Approval
-
 // ApprovalOptions say who must approve a command before it runs.
 type ApprovalOptions struct {
 	// Approvers are roles or people of chima.yaml who may approve. Empty:
@@ -92,11 +88,21 @@ func NeedConfirmation(reason string) error {
 // Approval returns who approved the command when it runs because its
 // approval (or its requester's confirmation) was granted; nil otherwise.
 // Only the host sets it.
-func (c *Context) Approval() *Approval { return c.Command.GetApproval() }
+func (c *Context) Approval() *Approval {
+	if c.Command == nil {
+		return nil
+	}
+	return c.Command.Approval
+}
 
 // TriggeredBy returns the plugin that ran the command through RunCommand, or
 // "chima" for a schedule; "" for a command a person typed or clicked.
-func (c *Context) TriggeredBy() string { return c.Command.GetTriggeredBy() }
+func (c *Context) TriggeredBy() string {
+	if c.Command == nil {
+		return ""
+	}
+	return c.Command.TriggeredBy
+}
 
 // RunOptions say as whom and where RunCommand runs a command.
 type RunOptions struct {
@@ -116,12 +122,13 @@ type RunResult struct {
 	// RequestID is the request the command ran under, as the audit names
 	// it.
 	RequestID string
-	// Outcome is the audit outcome: "ok", "denied", "error", "unknown" or
-	// "approval".
-	Outcome string
+	// Outcome is the audit outcome: CommandOK, CommandDenied,
+	// CommandError, CommandUnknown or CommandApproval.
+	Outcome CommandOutcome
 	// Detail says why a command did not run or failed.
 	Detail string
-	// ApprovalID is the approval request's id when Outcome is "approval".
+	// ApprovalID is the approval request's id when Outcome is
+	// CommandApproval.
 	ApprovalID int64
 }
 
@@ -137,15 +144,12 @@ func (c *Context) RunCommand(text string, o RunOptions) (RunResult, error) {
 		return RunResult{}, err
 	}
 	resp, err := h.RunCommand(c, &pluginv1.RunCommandRequest{
-		Text: text, As: o.As, Room: o.Room, RequestId: c.requestID, Reason: o.Reason,
+		Text: text, As: o.As, Room: refToProto(o.Room), RequestId: c.requestID, Reason: o.Reason,
 	})
 	if err != nil {
 		return RunResult{}, fmt.Errorf("run %q as %s: %w", text, o.As, err)
 	}
-	return RunResult{
-		RequestID: resp.GetRequestId(), Outcome: resp.GetOutcome(),
-		Detail: resp.GetDetail(), ApprovalID: resp.GetApprovalId(),
-	}, nil
+	return runResultFromProto(resp), nil
 }
 
 // approvalNeeded converts err to the ApprovalNeeded event when it asks for
@@ -155,10 +159,7 @@ func approvalNeeded(err error) (*pluginv1.ApprovalNeeded, bool) {
 	if !errors.As(err, &ae) {
 		return nil, false
 	}
-	return &pluginv1.ApprovalNeeded{
-		Approvers: ae.Options.Approvers, Count: uint32(max(ae.Options.Count, 0)),
-		TtlSeconds: ceilSeconds(ae.Options.TTL), Reason: ae.Options.Reason, Confirm: ae.Confirm,
-	}, true
+	return approvalNeededToProto(ae), true
 }
 
 // scheduleSpecs converts the plugin's schedules to the protocol's.
@@ -167,7 +168,7 @@ func (p *Plugin) scheduleSpecs() []*pluginv1.ScheduleSpec {
 	for _, s := range p.Schedules {
 		specs = append(specs, &pluginv1.ScheduleSpec{
 			Name: s.Name, Cron: s.Cron, JobKind: s.JobKind, Payload: s.Payload, Timezone: s.Timezone,
-			CatchUp: s.CatchUp, QueueKey: s.QueueKey, Notify: s.Notify, Title: s.Title, Help: s.Help,
+			CatchUp: s.CatchUp, QueueKey: s.QueueKey, Notify: refToProto(s.Notify), Title: s.Title, Help: s.Help,
 		})
 	}
 	return specs

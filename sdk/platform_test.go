@@ -2,13 +2,13 @@ package sdk_test
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chimaops/chima/sdk"
-	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 	"github.com/chimaops/chima/sdk/wire"
 )
@@ -23,7 +23,7 @@ func restorePlugin(ran *int) *sdk.Plugin {
 			Run: func(c *sdk.Context) error {
 				if a := c.Approval(); a != nil {
 					*ran++
-					return c.Reply("restoring %s, approved by %v", c.Arg("target"), a.GetApprovers())
+					return c.Reply("restoring %s, approved by %v", c.Arg("target"), a.Approvers)
 				}
 				if c.Arg("target") == "prod" {
 					return sdk.NeedApproval(sdk.ApprovalOptions{Approvers: []string{"release-managers"}, Count: 2, TTL: 90 * time.Second, Reason: "prod is protected"})
@@ -39,10 +39,11 @@ func TestACommandThatNeedsApprovalSaysSoAndRunsOnlyOnceApproved(t *testing.T) {
 	h := sdktest.New(t, restorePlugin(&ran))
 	tests := []struct {
 		name, target string
-		want         *pluginv1.ApprovalNeeded
+		want         *sdk.ApprovalRequiredError
 	}{
-		{"approval by others", "prod", &pluginv1.ApprovalNeeded{Approvers: []string{"release-managers"}, Count: 2, TtlSeconds: 90, Reason: "prod is protected"}},
-		{"the requester's confirmation", "scratch", &pluginv1.ApprovalNeeded{Reason: "this overwrites scratch", Confirm: true}},
+		{"approval by others", "prod", &sdk.ApprovalRequiredError{Options: sdk.ApprovalOptions{
+			Approvers: []string{"release-managers"}, Count: 2, TTL: 90 * time.Second, Reason: "prod is protected"}}},
+		{"the requester's confirmation", "scratch", &sdk.ApprovalRequiredError{Options: sdk.ApprovalOptions{Reason: "this overwrites scratch"}, Confirm: true}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,11 +52,10 @@ func TestACommandThatNeedsApprovalSaysSoAndRunsOnlyOnceApproved(t *testing.T) {
 			if got == nil {
 				t.Fatalf("no ApprovalNeeded; events: %v", res.Events)
 			}
-			if got.GetReason() != tt.want.GetReason() || got.GetConfirm() != tt.want.GetConfirm() || got.GetCount() != tt.want.GetCount() ||
-				got.GetTtlSeconds() != tt.want.GetTtlSeconds() || !slices.Equal(got.GetApprovers(), tt.want.GetApprovers()) {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ApprovalNeeded = %v, want %v", got, tt.want)
 			}
-			if len(res.Errors) != 0 || res.Done.GetOutcome() != "" {
+			if len(res.Errors) != 0 || res.Done.Outcome != "" {
 				t.Errorf("asking for approval is not a failure: errors %v, done %v", res.Errors, res.Done)
 			}
 			if ran != 0 {
@@ -63,7 +63,7 @@ func TestACommandThatNeedsApprovalSaysSoAndRunsOnlyOnceApproved(t *testing.T) {
 			}
 		})
 	}
-	res := h.ApprovedCommand("restore", sdktest.Args{"target": "prod"}, &pluginv1.Approval{Id: 3, Requester: "alice", Approvers: []string{"bob", "carol"}})
+	res := h.ApprovedCommand("restore", sdktest.Args{"target": "prod"}, &sdk.Approval{ID: 3, Requester: "alice", Approvers: []string{"bob", "carol"}})
 	if ran != 1 || res.ApprovalNeeded != nil {
 		t.Fatalf("approved command: ran %d times, asked again: %v", ran, res.ApprovalNeeded)
 	}
@@ -89,7 +89,7 @@ func TestRunCommandReachesTheHostWithTheRequestItRunsFor(t *testing.T) {
 		t.Fatalf("host saw %d RunCommand calls, want 1 (reply %q, done %v)", len(runs), res.Text(), res.Done)
 	}
 	r := runs[0]
-	if r.GetText() != "deploy demo/main to staging" || r.GetAs() != "alice" || r.GetRoom().GetRoom() != "ops" || r.GetReason() != "green build" || r.GetRequestId() == "" {
+	if r.Text != "deploy demo/main to staging" || r.As != "alice" || r.Room.Room != "ops" || r.Reason != "green build" || r.RequestID == "" {
 		t.Errorf("RunCommand request = %v", r)
 	}
 	if !strings.HasPrefix(res.Text(), "ok run-") {
@@ -98,14 +98,14 @@ func TestRunCommandReachesTheHostWithTheRequestItRunsFor(t *testing.T) {
 }
 
 func TestAnInterruptedJobReachesOnJobInterruptedOrTheOldEventHandler(t *testing.T) {
-	job := &pluginv1.JobRequest{JobId: 7, Kind: "deploy", Payload: []byte("p"), Notify: &pluginv1.MessageRef{Adapter: "shell", Room: "ops"}}
+	job := &sdk.Job{JobID: 7, Kind: "deploy", Payload: []byte("p"), Notify: &sdk.MessageRef{Adapter: "shell", Room: "ops"}}
 	tests := []struct {
 		name   string
 		plugin func(got *int64) *sdk.Plugin
 	}{
 		{"OnJobInterrupted", func(got *int64) *sdk.Plugin {
 			return &sdk.Plugin{Name: "j", OnJobInterrupted: func(c *sdk.Context) error {
-				*got = c.Job.GetJobId()
+				*got = c.Job.JobID
 				return nil
 			}}
 		}},
@@ -115,7 +115,7 @@ func TestAnInterruptedJobReachesOnJobInterruptedOrTheOldEventHandler(t *testing.
 				if err != nil {
 					return err
 				}
-				*got = j.GetJobId()
+				*got = j.JobID
 				return nil
 			}}}}
 		}},
@@ -128,7 +128,7 @@ func TestAnInterruptedJobReachesOnJobInterruptedOrTheOldEventHandler(t *testing.
 				t.Errorf("manifest capabilities %v lack %q", h.Manifest.GetCapabilities(), wire.CapabilityJobInterrupted)
 			}
 			res := h.JobInterrupted(job)
-			if got != 7 || res.Done.GetOutcome() == "error" {
+			if got != 7 || res.Done.Outcome == "error" {
 				t.Errorf("handler saw job %d, done %v", got, res.Done)
 			}
 		})

@@ -231,9 +231,9 @@ func CommandButton(label, command string) *Button {
 // ActionButton returns a button whose click is handed to the plugin's Action
 // called action, with value (at most MaxButtonValue bytes: an id, not a
 // payload; chat services keep it out of sight, but it is not secret). style
-// is "", "primary" or "danger". Chat services without buttons show just the
+// is ButtonDefault, ButtonPrimary or ButtonDanger. Chat services without buttons show just the
 // label: give the person a command to type as well where it matters.
-func ActionButton(label, action, value, style string) *Button {
+func ActionButton(label, action, value string, style ButtonStyle) *Button {
 	return &Button{Label: label, Action: action, Value: value, Style: style}
 }
 

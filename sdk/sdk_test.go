@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -122,8 +123,8 @@ func (pr *probe) do(t *testing.T, h *sdktest.Harness, body func(c *sdk.Context) 
 	pr.body = body
 	pr.mu.Unlock()
 	res := h.Command("probe", nil)
-	if got := res.Done.GetOutcome(); got != "" {
-		t.Fatalf("probe ended %q: %s", got, res.Done.GetDetail())
+	if got := res.Done.Outcome; got != "" {
+		t.Fatalf("probe ended %q: %s", got, res.Done.Detail)
 	}
 	return res
 }
@@ -165,13 +166,13 @@ func TestCommandEventsArriveInOrderAndEndWithDone(t *testing.T) {
 	if got, want := res.Text(), "building web\nbuilt\nlog attached"; got != want {
 		t.Errorf("Text() = %q, want %q", got, want)
 	}
-	if got := res.Replies[1]; got.GetTitle() != "Build" || got.GetStatus() != "good" {
+	if got := res.Replies[1]; got.Title != "Build" || got.Status != "good" {
 		t.Errorf("rich reply lost fields: %v", got)
 	}
-	if len(res.Progress) != 2 || res.Progress[0].GetKey() != "build" || res.Progress[1].GetOutput().GetText() != "100%" {
+	if len(res.Progress) != 2 || res.Progress[0].Key != "build" || res.Progress[1].Output.Text != "100%" {
 		t.Errorf("progress = %v", res.Progress)
 	}
-	if d := res.Done; d.GetOutcome() != "" || d.GetDetail() != "" {
+	if d := res.Done; d.Outcome != "" || d.Detail != "" {
 		t.Errorf("a command that succeeds ends with Done %v, want empty outcome and detail", d)
 	}
 	if len(res.Errors) != 0 {
@@ -208,9 +209,9 @@ func TestHandlerOutcomes(t *testing.T) {
 	tests := []struct {
 		name        string
 		run         func(c *sdk.Context) error
-		wantOutcome string
+		wantOutcome sdk.Outcome
 		wantDetail  []string // substrings of Done's detail
-		wantErrors  []*pluginv1.UserError
+		wantErrors  []*sdk.UserError
 	}{
 		{
 			name:        "success ends with an empty outcome",
@@ -222,7 +223,7 @@ func TestHandlerOutcomes(t *testing.T) {
 			run:         func(*sdk.Context) error { return sdk.Errorf("no app called %q", "wbe") },
 			wantOutcome: "failure",
 			wantDetail:  []string{`no app called "wbe"`},
-			wantErrors:  []*pluginv1.UserError{{Summary: `no app called "wbe"`}},
+			wantErrors:  []*sdk.UserError{{Summary: `no app called "wbe"`}},
 		},
 		{
 			name: "a UserError keeps its detail and argument",
@@ -231,14 +232,14 @@ func TestHandlerOutcomes(t *testing.T) {
 			},
 			wantOutcome: "failure",
 			wantDetail:  []string{"cannot deploy: prod is frozen"},
-			wantErrors:  []*pluginv1.UserError{{Summary: "cannot deploy", Detail: "prod is frozen", Argument: "env"}},
+			wantErrors:  []*sdk.UserError{{Summary: "cannot deploy", Detail: "prod is frozen", Argument: "env"}},
 		},
 		{
 			name:        "a wrapped user error is still a user error",
 			run:         func(*sdk.Context) error { return fmt.Errorf("deploy: %w", sdk.Errorf("frozen")) },
 			wantOutcome: "failure",
 			wantDetail:  []string{"frozen"},
-			wantErrors:  []*pluginv1.UserError{{Summary: "frozen"}},
+			wantErrors:  []*sdk.UserError{{Summary: "frozen"}},
 		},
 		{
 			name:        "a plain error is the plugin failing",
@@ -271,22 +272,22 @@ func TestHandlerOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			res := h.Command("case"+strconv.Itoa(i), nil)
 			requireDoneLast(t, res)
-			if got := res.Done.GetOutcome(); got != tt.wantOutcome {
-				t.Errorf("outcome = %q (%s), want %q", got, res.Done.GetDetail(), tt.wantOutcome)
+			if got := res.Done.Outcome; got != tt.wantOutcome {
+				t.Errorf("outcome = %q (%s), want %q", got, res.Done.Detail, tt.wantOutcome)
 			}
 			for _, s := range tt.wantDetail {
-				if !strings.Contains(res.Done.GetDetail(), s) {
-					t.Errorf("detail %q does not mention %q", res.Done.GetDetail(), s)
+				if !strings.Contains(res.Done.Detail, s) {
+					t.Errorf("detail %q does not mention %q", res.Done.Detail, s)
 				}
 			}
-			if len(tt.wantDetail) == 0 && res.Done.GetDetail() != "" {
-				t.Errorf("detail = %q, want none", res.Done.GetDetail())
+			if len(tt.wantDetail) == 0 && res.Done.Detail != "" {
+				t.Errorf("detail = %q, want none", res.Done.Detail)
 			}
 			if len(res.Errors) != len(tt.wantErrors) {
 				t.Fatalf("user errors = %v, want %v", res.Errors, tt.wantErrors)
 			}
 			for j := range tt.wantErrors {
-				if !proto.Equal(res.Errors[j], tt.wantErrors[j]) {
+				if *res.Errors[j] != *tt.wantErrors[j] {
 					t.Errorf("user error %d = %v, want %v", j, res.Errors[j], tt.wantErrors[j])
 				}
 			}
@@ -300,11 +301,11 @@ func TestPanickingHandlerDoesNotStopThePlugin(t *testing.T) {
 		{Name: "ping", Run: func(c *sdk.Context) error { return c.Reply("pong") }},
 	}})
 	for i := range 3 {
-		if res := h.Command("boom", nil); res.Done.GetOutcome() != "error" {
-			t.Fatalf("round %d: boom ended %q, want error", i, res.Done.GetOutcome())
+		if res := h.Command("boom", nil); res.Done.Outcome != "error" {
+			t.Fatalf("round %d: boom ended %q, want error", i, res.Done.Outcome)
 		}
 		res := h.Command("ping", nil)
-		if res.Text() != "pong" || res.Done.GetOutcome() != "" {
+		if res.Text() != "pong" || res.Done.Outcome != "" {
 			t.Fatalf("round %d: after a panic, ping = %q (%v)", i, res.Text(), res.Done)
 		}
 	}
@@ -316,11 +317,11 @@ func TestUnknownCommandEndsWithError(t *testing.T) {
 	}})
 	res := h.Command("unknown", nil)
 	requireDoneLast(t, res)
-	if res.Done.GetOutcome() != "error" {
-		t.Errorf("outcome = %q, want error", res.Done.GetOutcome())
+	if res.Done.Outcome != "error" {
+		t.Errorf("outcome = %q, want error", res.Done.Outcome)
 	}
-	if !strings.Contains(res.Done.GetDetail(), "no handler") {
-		t.Errorf("detail = %q, want it to say there is no handler", res.Done.GetDetail())
+	if !strings.Contains(res.Done.Detail, "no handler") {
+		t.Errorf("detail = %q, want it to say there is no handler", res.Done.Detail)
 	}
 	if len(res.Replies) != 0 || len(res.Errors) != 0 {
 		t.Errorf("unknown command said something: %v", describeAll(res.Events))
@@ -358,14 +359,14 @@ func TestTypedArgumentAccessors(t *testing.T) {
 
 func TestCommandContextCarriesRequestUserAndRoom(t *testing.T) {
 	pr, h := newProbe(t, nil)
-	h.User = &pluginv1.User{Id: "U42", Name: "Ada", Roles: []string{"deployer"}}
+	h.User = &sdk.User{ID: "U42", Name: "Ada", Roles: []string{"deployer"}}
 	h.Room = "ops"
 	var requestID, command, userID, room string
 	var roles []string
 	var hasEvent, hasJob bool
 	pr.do(t, h, func(c *sdk.Context) error {
-		requestID, command = c.RequestID(), c.Command.GetCommand()
-		userID, roles, room = c.User().GetId(), c.User().GetRoles(), c.Source().GetRoom()
+		requestID, command = c.RequestID(), c.Command.Command
+		userID, roles, room = c.User().ID, c.User().Roles, c.Source().Room
 		hasEvent, hasJob = c.Event != nil, c.Job != nil
 		return nil
 	})
@@ -679,12 +680,16 @@ func TestLockIsExclusiveBetweenOwners(t *testing.T) {
 			ok, holder, err = st.op(c)
 			return err
 		})
-		if ok != st.wantOK || holder.GetOwner() != st.wantHolder || holder.GetReason() != st.wantReason {
-			t.Errorf("%s: got ok=%v holder=%q reason=%q; want ok=%v holder=%q reason=%q",
-				st.name, ok, holder.GetOwner(), holder.GetReason(), st.wantOK, st.wantHolder, st.wantReason)
+		var owner, reason string
+		if holder != nil {
+			owner, reason = holder.Owner, holder.Reason
 		}
-		if holder != nil && holder.GetName() != name {
-			t.Errorf("%s: holder names lock %q", st.name, holder.GetName())
+		if ok != st.wantOK || owner != st.wantHolder || reason != st.wantReason {
+			t.Errorf("%s: got ok=%v holder=%q reason=%q; want ok=%v holder=%q reason=%q",
+				st.name, ok, owner, reason, st.wantOK, st.wantHolder, st.wantReason)
+		}
+		if holder != nil && holder.Name != name {
+			t.Errorf("%s: holder names lock %q", st.name, holder.Name)
 		}
 	}
 }
@@ -706,9 +711,9 @@ func TestLocksListsHeldLocksByPrefix(t *testing.T) {
 	})
 	var names []string
 	for _, l := range deploys {
-		names = append(names, l.GetName())
-		if l.GetJobId() != 7 || l.GetExpiresUnix() < time.Now().Unix()+590 {
-			t.Errorf("lock %s: job %d expires %d; want job 7 and a ten-minute TTL", l.GetName(), l.GetJobId(), l.GetExpiresUnix())
+		names = append(names, l.Name)
+		if l.JobID != 7 || l.ExpiresAt.Before(time.Now().Add(590*time.Second)) {
+			t.Errorf("lock %s: job %d expires %v; want job 7 and a ten-minute TTL", l.Name, l.JobID, l.ExpiresAt)
 		}
 	}
 	if !slices.Equal(names, []string{"deploy/api", "deploy/web"}) {
@@ -726,8 +731,8 @@ func TestLockWithSubSecondTTLStillExpires(t *testing.T) {
 		_, holder, err = c.Lock("brief", sdk.LockOptions{Owner: "ci", TTL: 500 * time.Millisecond})
 		return err
 	})
-	if holder.GetExpiresUnix() == 0 {
-		t.Errorf("a lock taken with TTL 500ms never expires (expires_unix = 0)")
+	if holder.ExpiresAt.IsZero() {
+		t.Errorf("a lock taken with TTL 500ms never expires (no ExpiresAt)")
 	}
 }
 
@@ -753,7 +758,7 @@ func TestEnqueuedJobRunsWithItsJobHandler(t *testing.T) {
 	type seen struct {
 		payload, kind, room string
 		jobID               int64
-		attempt             uint32
+		attempt             int
 		command             bool
 	}
 	var mu sync.Mutex
@@ -761,15 +766,15 @@ func TestEnqueuedJobRunsWithItsJobHandler(t *testing.T) {
 	h := newHarness(t, deployPlugin(func(c *sdk.Context) error {
 		mu.Lock()
 		runs = append(runs, seen{
-			payload: string(c.Job.GetPayload()), kind: c.Job.GetKind(), room: c.Source().GetRoom(),
-			jobID: c.Job.GetJobId(), attempt: c.Job.GetAttempt(), command: c.Command != nil,
+			payload: string(c.Job.Payload), kind: c.Job.Kind, room: c.Source().Room,
+			jobID: c.Job.JobID, attempt: c.Job.Attempt, command: c.Command != nil,
 		})
 		mu.Unlock()
-		return c.Reply("deployed %s", c.Job.GetPayload())
+		return c.Reply("deployed %s", c.Job.Payload)
 	}))
 
 	res := h.Command("deploy", sdktest.Args{"app": "web"})
-	if res.Done.GetOutcome() != "" {
+	if res.Done.Outcome != "" {
 		t.Fatalf("deploy ended %v", res.Done)
 	}
 	var id int64
@@ -783,19 +788,19 @@ func TestEnqueuedJobRunsWithItsJobHandler(t *testing.T) {
 		t.Fatalf("enqueued %d jobs, want 1", len(enq))
 	}
 	e := enq[0]
-	if e.GetKind() != "deploy" || string(e.GetPayload()) != `{"app":"web"}` || e.GetQueueKey() != "deploy/web" {
+	if e.Kind != "deploy" || string(e.Payload) != `{"app":"web"}` || e.QueueKey != "deploy/web" {
 		t.Errorf("enqueued %v", e)
 	}
-	if e.GetNotify().GetRoom() != "test" || e.GetOriginRequestId() != requestID || e.GetDelaySeconds() != 0 {
-		t.Errorf("job notifies %v from %q after %ds; want the command's room, request %q and no delay",
-			e.GetNotify(), e.GetOriginRequestId(), e.GetDelaySeconds(), requestID)
+	if e.Notify.Room != "test" || e.OriginRequestID != requestID || e.Delay != 0 {
+		t.Errorf("job notifies %v from %q after %v; want the command's room, request %q and no delay",
+			e.Notify, e.OriginRequestID, e.Delay, requestID)
 	}
 
 	results := h.RunEnqueued()
 	if len(results) != 1 {
 		t.Fatalf("RunEnqueued ran %d jobs, want 1", len(results))
 	}
-	if d := results[0].Done; d.GetOutcome() != "success" || d.GetDetail() != "" {
+	if d := results[0].Done; d.Outcome != "success" || d.Detail != "" {
 		t.Errorf("job Done = %v, want success", d)
 	}
 	if got := results[0].Text(); got != `deployed {"app":"web"}` {
@@ -815,21 +820,21 @@ func TestEnqueuedJobRunsWithItsJobHandler(t *testing.T) {
 
 func TestEnqueueOptions(t *testing.T) {
 	pr, h := newProbe(t, &sdk.Plugin{Name: "opts", Jobs: []sdk.JobHandler{{Kind: "later", Run: func(c *sdk.Context) error {
-		return c.Reply("in %s", c.Source().GetRoom())
+		return c.Reply("in %s", c.Source().Room)
 	}}}})
 	pr.do(t, h, func(c *sdk.Context) error {
 		_, err := c.Enqueue("later", []byte{0, 1, 0xfe, 0xff}, sdk.EnqueueOptions{
-			Notify: &sdk.MessageRef{Adapter: "test", Room: "ops", ThreadId: "t1"},
+			Notify: &sdk.MessageRef{Adapter: "test", Room: "ops", ThreadID: "t1"},
 			Delay:  90 * time.Second,
 		})
 		return err
 	})
 	e := h.Host.Enqueued()[0]
-	if e.GetNotify().GetRoom() != "ops" || e.GetNotify().GetThreadId() != "t1" || e.GetDelaySeconds() != 90 {
-		t.Errorf("enqueued with notify %v delay %ds; want ops/t1 and 90s", e.GetNotify(), e.GetDelaySeconds())
+	if e.Notify.Room != "ops" || e.Notify.ThreadID != "t1" || e.Delay != 90*time.Second {
+		t.Errorf("enqueued with notify %v delay %v; want ops/t1 and 90s", e.Notify, e.Delay)
 	}
-	if !slices.Equal(e.GetPayload(), []byte{0, 1, 0xfe, 0xff}) {
-		t.Errorf("binary payload = %v", e.GetPayload())
+	if !slices.Equal(e.Payload, []byte{0, 1, 0xfe, 0xff}) {
+		t.Errorf("binary payload = %v", e.Payload)
 	}
 	res := h.RunEnqueued()
 	if len(res) != 1 || res[0].Text() != "in ops" {
@@ -841,8 +846,8 @@ func TestJobOutcomes(t *testing.T) {
 	tests := []struct {
 		kind        string
 		run         func(c *sdk.Context) error
-		wantOutcome string
-		wantState   string
+		wantOutcome sdk.Outcome
+		wantState   sdk.JobState
 		wantDetail  string
 		wantErrors  int
 	}{
@@ -875,15 +880,15 @@ func TestJobOutcomes(t *testing.T) {
 		jobs, err = c.Jobs(sdk.JobFilter{})
 		return err
 	})
-	state := map[int64]string{}
+	state := map[int64]sdk.JobState{}
 	for _, j := range jobs {
-		state[j.GetId()] = j.GetState()
+		state[j.ID] = j.State
 	}
 	for i, tt := range tests {
 		t.Run(tt.kind, func(t *testing.T) {
 			res := results[i] // oldest first
 			requireDoneLast(t, res)
-			if res.Done.GetOutcome() != tt.wantOutcome || !strings.Contains(res.Done.GetDetail(), tt.wantDetail) {
+			if res.Done.Outcome != tt.wantOutcome || !strings.Contains(res.Done.Detail, tt.wantDetail) {
 				t.Errorf("Done = %v, want outcome %q detail %q", res.Done, tt.wantOutcome, tt.wantDetail)
 			}
 			if len(res.Errors) != tt.wantErrors {
@@ -908,10 +913,10 @@ func TestPanickingJobEndsAsError(t *testing.T) {
 	if len(res) != 1 {
 		t.Fatalf("ran %d jobs", len(res))
 	}
-	if !strings.Contains(res[0].Done.GetDetail(), "boom") {
-		t.Errorf("detail %q does not mention the panic", res[0].Done.GetDetail())
+	if !strings.Contains(res[0].Done.Detail, "boom") {
+		t.Errorf("detail %q does not mention the panic", res[0].Done.Detail)
 	}
-	if got := res[0].Done.GetOutcome(); got != "error" {
+	if got := res[0].Done.Outcome; got != "error" {
 		t.Errorf("a panicking job ended %q, want error (the plugin broke, as for a command)", got)
 	}
 }
@@ -949,14 +954,14 @@ func TestEnqueuedJobsRunWithTheirOwnRequestAndTheirOrigin(t *testing.T) {
 	if len(enq) != 2 {
 		t.Fatalf("enqueued %d jobs, want 2", len(enq))
 	}
-	if got := enq[1].GetOriginRequestId(); got != origin {
+	if got := enq[1].OriginRequestID; got != origin {
 		t.Errorf("a job enqueued by a job traces back to %q, want the original command %q", got, origin)
 	}
 }
 
 func TestCancelJobCancelsOnlyQueuedJobs(t *testing.T) {
 	pr, h := newProbe(t, &sdk.Plugin{Name: "cancel", Jobs: []sdk.JobHandler{{Kind: "work", Run: func(c *sdk.Context) error {
-		return c.Reply("ran %s", c.Job.GetPayload())
+		return c.Reply("ran %s", c.Job.Payload)
 	}}}})
 	var keep, drop int64
 	pr.do(t, h, func(c *sdk.Context) (err error) {
@@ -977,17 +982,17 @@ func TestCancelJobCancelsOnlyQueuedJobs(t *testing.T) {
 		return ok, job
 	}
 
-	if ok, job := cancel(drop); !ok || job.GetId() != drop || job.GetState() != "cancelled" {
+	if ok, job := cancel(drop); !ok || job.ID != drop || job.State != "cancelled" {
 		t.Errorf("cancel queued job = %v, %v; want cancelled", ok, job)
 	}
-	if ok, job := cancel(drop); ok || job.GetState() != "cancelled" {
+	if ok, job := cancel(drop); ok || job.State != "cancelled" {
 		t.Errorf("cancel it again = %v, %v; want not cancelled, still cancelled", ok, job)
 	}
 	results := h.RunEnqueued()
 	if len(results) != 1 || results[0].Text() != "ran keep" {
 		t.Fatalf("RunEnqueued = %d results (%v); want only the kept job", len(results), results)
 	}
-	if ok, job := cancel(keep); ok || job.GetState() != "succeeded" {
+	if ok, job := cancel(keep); ok || job.State != "succeeded" {
 		t.Errorf("cancel a finished job = %v, %v; want not cancelled, succeeded", ok, job)
 	}
 	if ok, job := cancel(9999); ok || job != nil {
@@ -1023,13 +1028,13 @@ func TestJobsListsNewestFirstFiltered(t *testing.T) {
 		want   []int64
 	}{
 		{"everything, newest first", sdk.JobFilter{}, []int64{clean, api, web}},
-		{"by state", sdk.JobFilter{States: []string{"failed"}}, []int64{clean}},
-		{"by several states", sdk.JobFilter{States: []string{"succeeded", "cancelled"}}, []int64{api, web}},
-		{"by a state no job is in", sdk.JobFilter{States: []string{"running"}}, nil},
+		{"by state", sdk.JobFilter{States: []sdk.JobState{sdk.JobFailed}}, []int64{clean}},
+		{"by several states", sdk.JobFilter{States: []sdk.JobState{sdk.JobSucceeded, sdk.JobCancelled}}, []int64{api, web}},
+		{"by a state no job is in", sdk.JobFilter{States: []sdk.JobState{sdk.JobRunning}}, nil},
 		{"by kind", sdk.JobFilter{Kind: "deploy"}, []int64{api, web}},
 		{"by queue key", sdk.JobFilter{QueueKey: "web"}, []int64{web}},
 		{"with a limit", sdk.JobFilter{Limit: 2}, []int64{clean, api}},
-		{"by kind and state", sdk.JobFilter{Kind: "deploy", States: []string{"succeeded"}}, []int64{web}},
+		{"by kind and state", sdk.JobFilter{Kind: "deploy", States: []sdk.JobState{sdk.JobSucceeded}}, []int64{web}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1040,7 +1045,7 @@ func TestJobsListsNewestFirstFiltered(t *testing.T) {
 			})
 			var got []int64
 			for _, j := range jobs {
-				got = append(got, j.GetId())
+				got = append(got, j.ID)
 			}
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("Jobs(%+v) = %v, want %v", tt.filter, got, tt.want)
@@ -1137,7 +1142,7 @@ func TestPagesServeThroughTheHost(t *testing.T) {
 	tests := []struct {
 		name       string
 		path       string
-		wantStatus int32
+		wantStatus int
 		wantBody   string
 		wantHeader map[string]string
 	}{
@@ -1151,11 +1156,11 @@ func TestPagesServeThroughTheHost(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp := h.HTTP(tt.path)
-			if resp.GetStatus() != tt.wantStatus || string(resp.GetBody()) != tt.wantBody {
-				t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.GetStatus(), resp.GetBody(), tt.wantStatus, tt.wantBody)
+			if resp.Status != tt.wantStatus || string(resp.Body) != tt.wantBody {
+				t.Errorf("GET %s = %d %q, want %d %q", tt.path, resp.Status, resp.Body, tt.wantStatus, tt.wantBody)
 			}
 			for k, v := range tt.wantHeader {
-				if got := resp.GetHeaders()[k]; got != v {
+				if got := resp.Headers[k]; got != v {
 					t.Errorf("header %s = %q, want %q", k, got, v)
 				}
 			}
@@ -1179,10 +1184,10 @@ func TestPagesWithOverlappingPrefixesUseTheLongestMatch(t *testing.T) {
 		{Prefix: "/deploys/live/", Handler: named("live")},
 		{Prefix: "/deploys/", Handler: named("all")},
 	}})
-	if got := string(h.HTTP("/deploys/live/7").GetBody()); got != "live" {
+	if got := string(h.HTTP("/deploys/live/7").Body); got != "live" {
 		t.Errorf("/deploys/live/7 served by %q, want the /deploys/live/ page", got)
 	}
-	if got := string(h.HTTP("/deploys/7").GetBody()); got != "all" {
+	if got := string(h.HTTP("/deploys/7").Body); got != "all" {
 		t.Errorf("/deploys/7 served by %q, want the /deploys/ page", got)
 	}
 }
@@ -1198,8 +1203,8 @@ func TestPanickingPageHandlerDoesNotCrashThePlugin(t *testing.T) {
 			})}},
 		})
 		resp := h.HTTP("/boom/1")
-		if resp.GetStatus() < 500 {
-			t.Errorf("a panicking page answered %d", resp.GetStatus())
+		if resp.Status < 500 {
+			t.Errorf("a panicking page answered %d", resp.Status)
 		}
 		if res := h.Command("ping", nil); res.Text() != "pong" {
 			t.Errorf("after a page panic, ping = %q", res.Text())
@@ -1220,11 +1225,15 @@ func firstLines(s string, n int) string {
 }
 
 func TestInterruptedJobDecodesTheEvent(t *testing.T) {
-	job := &sdk.Job{
+	// The event's payload is the job as the protocol carries it.
+	payload, err := proto.Marshal(&pluginv1.JobRequest{
 		JobId: 12, Kind: "deploy", Payload: []byte(`{"app":"web"}`), Attempt: 2,
-		Notify: &sdk.MessageRef{Adapter: "slack", Room: "C1"}, OriginRequestId: "req-9",
+		Notify: &pluginv1.MessageRef{Adapter: "slack", Room: "C1"}, OriginRequestId: "req-9",
+	})
+	job := &sdk.Job{
+		JobID: 12, Kind: "deploy", Payload: []byte(`{"app":"web"}`), Attempt: 2,
+		Notify: &sdk.MessageRef{Adapter: "slack", Room: "C1"}, OriginRequestID: "req-9",
 	}
-	payload, err := proto.Marshal(job)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1235,7 +1244,7 @@ func TestInterruptedJobDecodesTheEvent(t *testing.T) {
 	}{
 		{"an interrupted-job event", &sdk.Context{Event: &sdk.Event{Type: sdk.EventJobInterrupted, Payload: payload}}, ""},
 		{"another event type is refused", &sdk.Context{Event: &sdk.Event{Type: "github:deployment", Payload: payload}}, "not a " + sdk.EventJobInterrupted},
-		{"a command is refused", &sdk.Context{Command: &pluginv1.CommandRequest{Command: "deploy"}}, "not a " + sdk.EventJobInterrupted},
+		{"a command is refused", &sdk.Context{Command: &sdk.CommandRequest{Command: "deploy"}}, "not a " + sdk.EventJobInterrupted},
 		{"an undecodable payload is an error", &sdk.Context{Event: &sdk.Event{Type: sdk.EventJobInterrupted, Payload: []byte{0x0a, 0x05, 'a'}}}, "decode interrupted job"},
 	}
 	for _, tt := range tests {
@@ -1247,7 +1256,7 @@ func TestInterruptedJobDecodesTheEvent(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !proto.Equal(got, job) {
+			if err != nil || !reflect.DeepEqual(got, job) {
 				t.Errorf("InterruptedJob() = %v, %v; want %v", got, err, job)
 			}
 		})
@@ -1262,18 +1271,18 @@ func TestInterruptedJobEventReachesItsHandler(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			return c.Reply("job %d (%s) interrupted at attempt %d", j.GetJobId(), j.GetKind(), j.GetAttempt())
+			return c.Reply("job %d (%s) interrupted at attempt %d", j.JobID, j.Kind, j.Attempt)
 		},
 	}}})
-	payload, err := proto.Marshal(&sdk.Job{JobId: 3, Kind: "deploy", Attempt: 1})
+	payload, err := proto.Marshal(&pluginv1.JobRequest{JobId: 3, Kind: "deploy", Attempt: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := h.Event(sdk.EventJobInterrupted, payload)
-	if res.Text() != "job 3 (deploy) interrupted at attempt 1" || res.Done.GetOutcome() != "" {
+	if res.Text() != "job 3 (deploy) interrupted at attempt 1" || res.Done.Outcome != "" {
 		t.Errorf("handler said %q and ended %v", res.Text(), res.Done)
 	}
-	if res := h.Event("github:push", nil); res.Done.GetOutcome() != "error" {
+	if res := h.Event("github:push", nil); res.Done.Outcome != "error" {
 		t.Errorf("an event type without handler ended %v, want error", res.Done)
 	}
 }
@@ -1282,7 +1291,7 @@ type ctxKey struct{}
 
 func TestDetachedIsNotCancelledWithTheOriginal(t *testing.T) {
 	parent, cancel := context.WithTimeout(context.WithValue(context.Background(), ctxKey{}, "kept"), time.Hour)
-	c := &sdk.Context{Context: parent, Command: &pluginv1.CommandRequest{Command: "deploy"}}
+	c := &sdk.Context{Context: parent, Command: &sdk.CommandRequest{Command: "deploy"}}
 	d := c.Detached()
 	cancel()
 

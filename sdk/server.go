@@ -295,28 +295,33 @@ func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*plugin
 	var handler func(*Context) error
 	switch k := call.GetKind().(type) {
 	case *pluginv1.Call_Command:
-		c.Command, c.requestID, c.reply = k.Command, k.Command.GetRequestId(), k.Command.GetMessage()
+		c.Command = commandFromProto(k.Command)
+		c.requestID, c.reply = c.Command.RequestID, c.Command.Message
 		if cmd := s.commands[k.Command.GetCommand()]; cmd != nil {
 			handler = cmd.Run
 		}
 	case *pluginv1.Call_Event:
-		c.Event, c.requestID = k.Event, k.Event.GetRequestId()
+		c.Event = eventFromProto(k.Event)
+		c.requestID = c.Event.RequestID
 		if h := s.events[k.Event.GetType()]; h != nil {
 			handler = h.Run
 		}
 	case *pluginv1.Call_Job:
-		c.Job, c.requestID, c.reply = k.Job, k.Job.GetRequestId(), k.Job.GetNotify()
+		c.Job = jobFromProto(k.Job)
+		c.requestID, c.reply = c.Job.RequestID, c.Job.Notify
 		if h := s.jobs[k.Job.GetKind()]; h != nil {
 			handler = h.Run
 		}
 	case *pluginv1.Call_Interaction:
-		c.Interaction, c.requestID, c.reply = k.Interaction, k.Interaction.GetRequestId(), k.Interaction.GetMessage()
+		c.Interaction = interactionFromProto(k.Interaction)
+		c.requestID, c.reply = c.Interaction.RequestID, c.Interaction.Message
 		if a := s.actions[k.Interaction.GetAction()]; a != nil {
 			handler = a.Run
 		}
 	case *pluginv1.Call_JobInterrupted:
 		job := k.JobInterrupted.GetJob()
-		c.Job, c.requestID, c.reply = job, k.JobInterrupted.GetRequestId(), job.GetNotify()
+		c.Job = jobFromProto(job)
+		c.requestID, c.reply = k.JobInterrupted.GetRequestId(), refFromProto(job.GetNotify())
 		if s.p.OnJobInterrupted != nil {
 			handler = s.p.OnJobInterrupted
 		} else if h := s.events[EventJobInterrupted]; h != nil {
@@ -324,46 +329,44 @@ func (s *server) run(ctx context.Context, call *pluginv1.Call, send func(*plugin
 			// the job from the event's payload.
 			payload, err := proto.Marshal(job)
 			if err != nil {
-				return emitDone(emit, "error", fmt.Sprintf("encode interrupted job: %v", err))
+				return emitDone(emit, OutcomeError, fmt.Sprintf("encode interrupted job: %v", err))
 			}
-			c.Job, c.Event = nil, &Event{RequestId: c.requestID, Type: EventJobInterrupted, Payload: payload}
+			c.Job, c.Event = nil, &Event{RequestID: c.requestID, Type: EventJobInterrupted, Payload: payload}
 			handler = h.Run
 		}
 	}
 	if handler == nil {
 		err := fmt.Errorf("%s has no handler for this call", s.p.Name)
-		return emitDone(emit, "error", err.Error())
+		return emitDone(emit, OutcomeError, err.Error())
 	}
 	if err := safeRun(handler, c); err != nil {
 		if need, ok := approvalNeeded(err); ok && c.Command != nil {
 			if e := emit(&pluginv1.Event{Kind: &pluginv1.Event_ApprovalNeeded{ApprovalNeeded: need}}); e != nil {
 				return e
 			}
-			return emitDone(emit, "", "")
+			return emitDone(emit, OutcomeNone, "")
 		}
 		var ue *UserError
 		if errors.As(err, &ue) {
-			if e := emit(&pluginv1.Event{Kind: &pluginv1.Event_Error{Error: &pluginv1.UserError{
-				Summary: ue.Summary, Detail: ue.Detail, Argument: ue.Argument,
-			}}}); e != nil {
+			if e := emit(&pluginv1.Event{Kind: &pluginv1.Event_Error{Error: userErrorToProto(ue)}}); e != nil {
 				return e
 			}
-			return emitDone(emit, "failure", ue.Error())
+			return emitDone(emit, OutcomeFailure, ue.Error())
 		}
-		outcome := "failure"
+		outcome := OutcomeFailure
 		if c.Job == nil || errors.Is(err, errPanic) {
 			// A command failing with a Go error, or any call panicking:
 			// the plugin broke, and the host says so.
-			outcome = "error"
+			outcome = OutcomeError
 		}
 		if ctx.Err() != nil {
-			outcome = "cancelled"
+			outcome = OutcomeCancelled
 		}
 		return emitDone(emit, outcome, err.Error())
 	}
-	outcome := ""
+	outcome := OutcomeNone
 	if c.Job != nil {
-		outcome = "success"
+		outcome = OutcomeSuccess
 	}
 	return emitDone(emit, outcome, "")
 }
@@ -397,8 +400,8 @@ func safeRun(h func(*Context) error, c *Context) (err error) {
 	return h(c)
 }
 
-func emitDone(emit func(*pluginv1.Event) error, outcome, detail string) error {
-	return emit(&pluginv1.Event{Kind: &pluginv1.Event_Done{Done: &pluginv1.Done{Outcome: outcome, Detail: detail}}})
+func emitDone(emit func(*pluginv1.Event) error, outcome Outcome, detail string) error {
+	return emit(&pluginv1.Event{Kind: &pluginv1.Event_Done{Done: doneToProto(outcome, detail)}})
 }
 
 // hostClient is the plugin's connection to the host's Host service. It is

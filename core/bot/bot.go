@@ -677,7 +677,7 @@ func (b *Bot) callPlugin(ctx context.Context, plugin, command string, call *plug
 		out.event(ctx, ev)
 	})
 	switch {
-	case err == nil && done.GetOutcome() == "error":
+	case err == nil && doneOutcome(done) == "error":
 		out.send(ctx, chat.Output{Text: fmt.Sprintf("⚠ The %s plugin failed while handling %s: %s", plugin, what, done.GetDetail()), Status: "danger"}, false)
 		// The operator's side of it: chat alone is no place to find a
 		// plugin that keeps breaking.

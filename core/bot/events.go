@@ -27,7 +27,7 @@ func (b *Bot) DeliverEvent(ctx context.Context, plugin string, ev *pluginv1.Webh
 		case *pluginv1.Event_Error:
 			refusal = cmp.Or(k.Error.GetSummary(), "refused")
 		case *pluginv1.Event_Done:
-			if o := k.Done.GetOutcome(); o != "" && o != "success" && refusal == "" {
+			if o := doneOutcome(k.Done); o != "" && o != "success" && refusal == "" {
 				refusal = cmp.Or(k.Done.GetDetail(), o)
 			}
 		case *pluginv1.Event_Reply:

@@ -195,20 +195,6 @@ func (h *hostService) jobInfo(j store.Job) *pluginv1.JobInfo {
 	}
 }
 
-// jobStateCode is a job state as the protocol's enum (minor 8), which
-// hosts set beside the name.
-func jobStateCode(st store.JobState) pluginv1.JobState {
-	return pluginv1.JobState(pluginv1.JobState_value["JOB_STATE_"+strings.ToUpper(string(st))])
-}
-
-// jobStateName is the state name of a protocol enum, "" for none.
-func jobStateName(c pluginv1.JobState) string {
-	if c == pluginv1.JobState_JOB_STATE_UNSPECIFIED {
-		return ""
-	}
-	return strings.ToLower(strings.TrimPrefix(c.String(), "JOB_STATE_"))
-}
-
 // AppendLog appends to one of the plugin's logs.
 func (h *hostService) AppendLog(ctx context.Context, r *pluginv1.AppendLogRequest) (*pluginv1.AppendLogResponse, error) {
 	if r.GetName() == "" {
@@ -409,7 +395,7 @@ func (b *Bot) RunJob(ctx context.Context, j store.Job) (store.JobState, string) 
 		return store.JobError, b.o.Redactor.String(err.Error())
 	}
 	detail := b.o.Redactor.String(done.GetDetail()) // stored with the job
-	switch done.GetOutcome() {
+	switch doneOutcome(done) {
 	case "success", "":
 		return store.JobSucceeded, detail
 	case "cancelled":

@@ -13,6 +13,7 @@ import (
 	"github.com/chimaops/chima/core/router"
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/core/store/storetest"
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest/hostsuite"
 )
@@ -76,7 +77,7 @@ func suiteHost(t *testing.T, st *store.Store) hostsuite.Harness {
 	})
 	return hostsuite.Harness{
 		Host: hostsuite.Serve(t, b.HostService(plugin)),
-		Room: &pluginv1.MessageRef{Adapter: "mem", Room: "general"},
+		Room: &sdk.MessageRef{Adapter: "mem", Room: "general"},
 		Posted: func() []string {
 			var out []string
 			for _, s := range mem.Sent() {

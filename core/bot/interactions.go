@@ -137,7 +137,7 @@ func (b *Bot) streamedOutput(plugin string, o *pluginv1.Output) chat.Output {
 // are masked like every other text the bot sends: a click on a command
 // that held a configured secret then fails to parse rather than leak it.
 func (b *Bot) encodeButton(plugin string, pb *pluginv1.Button) (chat.Button, error) {
-	btn := chat.Button{Label: pb.GetLabel(), Command: pb.GetCommand(), Style: pb.GetStyle()}
+	btn := chat.Button{Label: pb.GetLabel(), Command: pb.GetCommand(), Style: buttonStyle(pb)}
 	red := b.o.Redactor
 	switch cmd, action := strings.TrimSpace(pb.GetCommand()), pb.GetAction(); {
 	case cmd != "" && action == "" && pb.GetValue() != "":

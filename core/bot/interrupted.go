@@ -210,7 +210,7 @@ func (b *Bot) tell(ctx context.Context, j store.Job, wait bool) tellResult {
 		return pluginDown
 	}
 	forget()
-	if failed || done.GetOutcome() == "error" {
+	if failed || doneOutcome(done) == "error" {
 		b.log.Warn("plugin could not record an interrupted job", "job", j.ID, "plugin", j.Plugin, "detail", done.GetDetail())
 		return notListening
 	}

@@ -310,13 +310,13 @@ func degradeButtons(out chat.Output) chat.Output {
 func outputFromProto(o *pluginv1.Output) chat.Output {
 	out := chat.Output{
 		Title: o.GetTitle(), Text: o.GetText(), Code: o.GetCode(),
-		Fallback: o.GetFallback(), Status: o.GetStatus(),
+		Fallback: o.GetFallback(), Status: outputStatus(o),
 	}
 	for _, f := range o.GetFields() {
 		out.Fields = append(out.Fields, chat.Field{Title: f.GetTitle(), Value: f.GetValue(), Short: f.GetShort()})
 	}
 	for _, btn := range o.GetButtons() {
-		out.Buttons = append(out.Buttons, chat.Button{Label: btn.GetLabel(), Command: btn.GetCommand(), Style: btn.GetStyle()})
+		out.Buttons = append(out.Buttons, chat.Button{Label: btn.GetLabel(), Command: btn.GetCommand(), Style: buttonStyle(btn)})
 	}
 	return out
 }

@@ -100,6 +100,7 @@ func (b *Bot) runForPlugin(ctx context.Context, plugin string, r *pluginv1.RunCo
 			resp.Detail += ": " + detail
 		}
 	}
+	setCommandOutcome(resp, resp.Outcome)
 	return resp, nil
 }
 

@@ -155,12 +155,12 @@ func TestDirectoryBackupIsListedVerifiedAndRestoredIntoScratchWithoutItsExcludes
 		t.Fatalf("backup job: %s", allText(jobs...))
 	}
 	final := jobs[0].Replies[len(jobs[0].Replies)-1]
-	if !regexp.MustCompile(`Backed up files: snapshot [0-9a-f]{8}, 11 B \(.* added\) in .*\. 2 files\.`).MatchString(final.GetText()) {
-		t.Errorf("final message %q; want snapshot id, size, data added, duration and files", final.GetText())
+	if !regexp.MustCompile(`Backed up files: snapshot [0-9a-f]{8}, 11 B \(.* added\) in .*\. 2 files\.`).MatchString(final.Text) {
+		t.Errorf("final message %q; want snapshot id, size, data added, duration and files", final.Text)
 	}
 
 	list := b.h.Command("backups", sdktest.Args{"target": "files"})
-	table := list.Replies[0].GetCode()
+	table := list.Replies[0].Code
 	if !strings.HasPrefix(table, "ID") || !strings.Contains(table, "Tester") || !strings.Contains(table, "not verified") {
 		t.Fatalf("backups:\n%s", table)
 	}
@@ -170,8 +170,8 @@ func TestDirectoryBackupIsListedVerifiedAndRestoredIntoScratchWithoutItsExcludes
 		t.Fatalf("verify: %s", allText(v))
 	}
 	list = b.h.Command("backups", sdktest.Args{"target": "files"})
-	if !regexp.MustCompile(`ok \d\d-\d\d \d\d:\d\d \(restore `).MatchString(list.Replies[0].GetCode()) {
-		t.Fatalf("backups after verify:\n%s", list.Replies[0].GetCode())
+	if !regexp.MustCompile(`ok \d\d-\d\d \d\d:\d\d \(restore `).MatchString(list.Replies[0].Code) {
+		t.Fatalf("backups after verify:\n%s", list.Replies[0].Code)
 	}
 
 	r := b.job("backup:restore", sdktest.Args{"target": "files"})
@@ -268,8 +268,8 @@ func TestSQLiteBackupRecordsRowCountsAndVerifyChecksThem(t *testing.T) {
 		t.Fatalf("verify of a mismatching record: %s", allText(v))
 	}
 	list := b.h.Command("backups", sdktest.Args{"target": "app-db"})
-	if !strings.Contains(list.Replies[0].GetCode(), "FAILED") {
-		t.Fatalf("backups after a failed verify:\n%s", list.Replies[0].GetCode())
+	if !strings.Contains(list.Replies[0].Code, "FAILED") {
+		t.Fatalf("backups after a failed verify:\n%s", list.Replies[0].Code)
 	}
 }
 
@@ -284,7 +284,7 @@ func TestInPlaceRestoreIsRefusedWithoutApprovalAndRunsWithItAfterASafetyBackup(t
 	sqliteExec(t, path, "DELETE FROM users WHERE id > 1") // the accident
 
 	res := b.h.Command("backup:restore", sdktest.Args{"target": "app-db", "inplace": "in place", "confirm": "app-db"})
-	if res.ApprovalNeeded == nil || !strings.Contains(res.ApprovalNeeded.GetReason(), "in place replaces its live data") {
+	if res.ApprovalNeeded == nil || !strings.Contains(res.ApprovalNeeded.Options.Reason, "in place replaces its live data") {
 		t.Fatalf("restore in place without approval: %s (approval %v)", allText(res), res.ApprovalNeeded)
 	}
 	if n := len(b.h.Host.Enqueued()); n != 1 {
@@ -336,7 +336,7 @@ func TestWrongPasswordIsAClearErrorAndThePasswordIsNowhere(t *testing.T) {
 		t.Fatalf("backups with a wrong password: %s", allText(list))
 	}
 	for _, p := range b.h.Host.Posts() {
-		all += p.GetOutput().GetText()
+		all += p.Output.Text
 	}
 	if strings.Contains(all, secret) {
 		t.Fatalf("the password is in the output:\n%s", all)
@@ -366,7 +366,7 @@ func TestTwoBackupsOfOneTargetQueueOnTheTargetsKey(t *testing.T) {
 	second := b.h.Command("backup", sdktest.Args{"target": "files"})
 	other := b.h.Command("backup", sdktest.Args{"target": "other"})
 	jobs := b.h.Host.Enqueued()
-	if len(jobs) != 3 || jobs[0].GetQueueKey() != jobs[1].GetQueueKey() || jobs[0].GetQueueKey() == jobs[2].GetQueueKey() {
+	if len(jobs) != 3 || jobs[0].QueueKey != jobs[1].QueueKey || jobs[0].QueueKey == jobs[2].QueueKey {
 		t.Fatalf("queue keys %v; want one per target", jobs)
 	}
 	if !strings.Contains(second.Text(), "behind job #") || strings.Contains(first.Text(), "behind") || strings.Contains(other.Text(), "behind") {
@@ -410,8 +410,8 @@ func TestTargetSchedulesBecomePluginSchedulesAndAScheduledBackupSaysWhichTookIt(
 		}
 	}
 	list := b.h.Command("backups", sdktest.Args{"target": "files"})
-	if !strings.Contains(list.Replies[0].GetCode(), "schedule backup-files") {
-		t.Fatalf("backups:\n%s", list.Replies[0].GetCode())
+	if !strings.Contains(list.Replies[0].Code, "schedule backup-files") {
+		t.Fatalf("backups:\n%s", list.Replies[0].Code)
 	}
 	if n := b.snapshotCount(filepath.Join(b.dir, "repo")); n != 2 {
 		t.Fatalf("%d snapshots after 3 backups with keep_last 2", n)

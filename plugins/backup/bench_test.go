@@ -110,7 +110,7 @@ func BenchmarkBackupOverhead(b *testing.B) {
 		start := time.Now()
 		h.Command("backup", sdktest.Args{"target": "pg"})
 		res := h.RunEnqueued()
-		if len(res) != 1 || res[0].Done.GetOutcome() != "success" {
+		if len(res) != 1 || res[0].Done.Outcome != "success" {
 			b.Fatalf("backup: %s", allText(res...))
 		}
 		return time.Since(start), childCPU() - before
@@ -138,12 +138,12 @@ func BenchmarkBackupOverhead(b *testing.B) {
 	b.StopTimer()
 	h.Command("backup:verify", sdktest.Args{"target": "pg"})
 	v := h.RunEnqueued()
-	if len(v) != 1 || v[0].Done.GetOutcome() != "success" {
+	if len(v) != 1 || v[0].Done.Outcome != "success" {
 		b.Fatalf("verify: %s", allText(v...))
 	}
-	for _, f := range v[0].Replies[len(v[0].Replies)-1].GetFields() {
-		if f.GetTitle() == "Restore time" {
-			restore = f.GetValue()
+	for _, f := range v[0].Replies[len(v[0].Replies)-1].Fields {
+		if f.Title == "Restore time" {
+			restore = f.Value
 		}
 	}
 	var ru syscall.Rusage

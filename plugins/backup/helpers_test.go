@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -113,25 +113,23 @@ func allText(results ...sdktest.Result) string {
 	var b strings.Builder
 	for _, r := range results {
 		for _, o := range r.Replies {
-			b.WriteString(o.GetTitle() + " " + o.GetText() + " " + o.GetCode() + "\n")
-			for _, f := range o.GetFields() {
-				b.WriteString(f.GetTitle() + ": " + f.GetValue() + "\n")
+			b.WriteString(o.Title + " " + o.Text + " " + o.Code + "\n")
+			for _, f := range o.Fields {
+				b.WriteString(f.Title + ": " + f.Value + "\n")
 			}
 		}
 		for _, p := range r.Progress {
-			b.WriteString(p.GetOutput().GetTitle() + " " + p.GetOutput().GetText() + "\n")
+			b.WriteString(p.Output.Title + " " + p.Output.Text + "\n")
 		}
 		for _, e := range r.Errors {
-			b.WriteString("error: " + e.GetSummary() + " " + e.GetDetail() + "\n")
+			b.WriteString("error: " + e.Summary + " " + e.Detail + "\n")
 		}
-		if r.Done != nil {
-			b.WriteString("done: " + r.Done.GetOutcome() + " " + r.Done.GetDetail() + "\n")
-		}
+		b.WriteString("done: " + r.Done.Outcome.String() + " " + r.Done.Detail + "\n")
 	}
 	return b.String()
 }
 
-func outcome(r sdktest.Result) string { return r.Done.GetOutcome() }
+func outcome(r sdktest.Result) sdk.Outcome { return r.Done.Outcome }
 
 var dbSeq atomic.Int64
 
@@ -171,8 +169,8 @@ func pgDatabase(t *testing.T, env map[string]string) (string, string) {
 }
 
 // approval is a granted approval by bob.
-func approval() *pluginv1.Approval {
-	return &pluginv1.Approval{Id: 7, Requester: "tester", Approvers: []string{"bob"}}
+func approval() *sdk.Approval {
+	return &sdk.Approval{ID: 7, Requester: "tester", Approvers: []string{"bob"}}
 }
 
 // setEnv sets an environment variable of the process for the test, as

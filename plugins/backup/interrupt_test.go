@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -68,15 +68,15 @@ func TestAJobInterruptedByAKilledResticEndsClearlyAndLeavesNoStaleLock(t *testin
 		t.Fatal("the killed restic left no lock: the test proves nothing")
 	}
 
-	res := b.h.JobInterrupted(&pluginv1.JobRequest{
-		JobId: 41, Kind: jobBackup, Payload: []byte(`{"target":"files","by":"Tester"}`),
-		Notify: &pluginv1.MessageRef{Adapter: "test", Room: "ops"},
+	res := b.h.JobInterrupted(&sdk.Job{
+		JobID: 41, Kind: jobBackup, Payload: []byte(`{"target":"files","by":"Tester"}`),
+		Notify: &sdk.MessageRef{Adapter: "test", Room: "ops"},
 	})
-	if res.Done.GetOutcome() == "error" {
+	if res.Done.Outcome == "error" {
 		t.Fatalf("interrupted: %s", allText(res))
 	}
 	posts := b.h.Host.Posts()
-	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "ops" || !strings.Contains(posts[0].GetOutput().GetText(), "The backup job of files (job #41) was interrupted") {
+	if len(posts) != 1 || posts[0].Target.Room != "ops" || !strings.Contains(posts[0].Output.Text, "The backup job of files (job #41) was interrupted") {
 		t.Fatalf("posts %v; want the room told the job of files was interrupted", posts)
 	}
 	if l := b.locks(repo); len(l) != 0 {

@@ -331,9 +331,9 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 		{Title: "Duration", Value: (time.Duration(rec.DurationMS) * time.Millisecond).String(), Short: true},
 	}
 	if rec.Suspicious != "" {
-		_ = c.ReplyOutput(&sdk.Output{Status: "warning", Text: fmt.Sprintf("⚠ The backup %s of %s is suspicious: %s. It is kept, and the retention policy neither counts it nor removes anything because of it; check %s.",
+		_ = c.ReplyOutput(&sdk.Output{Status: sdk.StatusWarning, Text: fmt.Sprintf("⚠ The backup %s of %s is suspicious: %s. It is kept, and the retention policy neither counts it nor removes anything because of it; check %s.",
 			short(rec.ID), t.Name, rec.Suspicious, t.Name)})
-		return c.ReplyOutput(&sdk.Output{Status: "warning", Text: text, Fields: fields})
+		return c.ReplyOutput(&sdk.Output{Status: sdk.StatusWarning, Text: text, Fields: fields})
 	}
 	if !t.Retention.empty() {
 		removed, ferr := b.forget(c, r, t)
@@ -343,7 +343,7 @@ func (b *backuper) runBackup(c *sdk.Context) error {
 			text += fmt.Sprintf(" Retention removed %s.", plural(removed, "old snapshot"))
 		}
 	}
-	return c.ReplyOutput(&sdk.Output{Status: "good", Text: text, Fields: fields})
+	return c.ReplyOutput(&sdk.Output{Status: sdk.StatusGood, Text: text, Fields: fields})
 }
 
 // forget applies t's retention policy and prunes; it returns how many
@@ -384,7 +384,7 @@ func (b *backuper) failed(c *sdk.Context, what string, t *Target, err error) err
 		}
 	}
 	bc := c.Detached()
-	_ = bc.ReplyOutput(&sdk.Output{Status: "danger", Text: fmt.Sprintf("✖ %s failed: %s", what, msg)})
+	_ = bc.ReplyOutput(&sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("✖ %s failed: %s", what, msg)})
 	return fmt.Errorf("%s: %s", strings.ToLower(what[:1])+what[1:], msg)
 }
 
@@ -529,10 +529,10 @@ func (b *backuper) runVerify(c *sdk.Context) error {
 	}
 	_ = c.Progress("verify", &sdk.Output{Title: "Verified " + t.Name + " " + short(snap.ID), Text: res.Detail})
 	if verr != nil {
-		_ = c.ReplyOutput(&sdk.Output{Status: "danger", Text: fmt.Sprintf("✖ Verification of %s %s failed: %s", t.Name, short(snap.ID), res.Detail)})
+		_ = c.ReplyOutput(&sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("✖ Verification of %s %s failed: %s", t.Name, short(snap.ID), res.Detail)})
 		return fmt.Errorf("verification of %s %s failed: %s", t.Name, short(snap.ID), res.Detail)
 	}
-	return c.ReplyOutput(&sdk.Output{Status: "good", Text: fmt.Sprintf("✔ Verified %s %s: restored in %s; %s.", t.Name, short(snap.ID), restore.Round(time.Millisecond), detail),
+	return c.ReplyOutput(&sdk.Output{Status: sdk.StatusGood, Text: fmt.Sprintf("✔ Verified %s %s: restored in %s; %s.", t.Name, short(snap.ID), restore.Round(time.Millisecond), detail),
 		Fields: []*sdk.Field{{Title: "Restore time", Value: restore.Round(time.Millisecond).String(), Short: true}}})
 }
 

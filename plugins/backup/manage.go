@@ -86,7 +86,7 @@ func (b *backuper) runForget(c *sdk.Context) error {
 	if err != nil {
 		return b.failed(c, "Retention of "+t.Name, t, err)
 	}
-	return c.ReplyOutput(&sdk.Output{Status: "good", Text: fmt.Sprintf("The retention policy of %s removed %s and pruned the repository.", t.Name, plural(removed, "backup"))})
+	return c.ReplyOutput(&sdk.Output{Status: sdk.StatusGood, Text: fmt.Sprintf("The retention policy of %s removed %s and pruned the repository.", t.Name, plural(removed, "backup"))})
 }
 
 // cmdStatus shows the health of every target: the last good backup, the
@@ -221,7 +221,7 @@ func (b *backuper) runFreshness(c *sdk.Context) error {
 		}
 		ref := roomRef(t.Room, adapter)
 		text := fmt.Sprintf("⚠ No verified backup of %s %s (alert_after %s). `backup:status` shows the targets; `backup:verify %s` checks the latest backup.", t.Name, since, t.AlertAfter, t.Name)
-		if _, err := c.Post(ref, &sdk.Output{Status: "warning", Text: text}); err != nil {
+		if _, err := c.Post(ref, &sdk.Output{Status: sdk.StatusWarning, Text: text}); err != nil {
 			return err
 		}
 		if err := c.KV().Set(key, []byte("v:"+mark)); err != nil {

@@ -35,7 +35,7 @@ func TestRetentionDryRunRemovesNothingAndConfirmApplesIt(t *testing.T) {
 		}
 	}
 	res := b.h.Command("backup:forget", sdktest.Args{"target": "files"})
-	if len(res.Replies) != 1 || !strings.Contains(res.Replies[0].GetTitle(), "would remove 2 of 3 backups") || !strings.Contains(res.Text(), "Nothing was removed") {
+	if len(res.Replies) != 1 || !strings.Contains(res.Replies[0].Title, "would remove 2 of 3 backups") || !strings.Contains(res.Text(), "Nothing was removed") {
 		t.Fatalf("dry run: %s", allText(res))
 	}
 	if n := b.snapshotCount(repo); n != 3 {
@@ -75,8 +75,8 @@ func TestAnomalyGuardMarksAShrunkenBackupSuspiciousAndRetentionNeverCountsIt(t *
 		t.Fatalf("%d snapshots after the suspicious backup; want the good one kept beside it", n)
 	}
 	list := b.h.Command("backups", sdktest.Args{"target": "files"})
-	if strings.Count(list.Replies[0].GetCode(), "suspicious") != 1 {
-		t.Fatalf("backups:\n%s", list.Replies[0].GetCode())
+	if strings.Count(list.Replies[0].Code, "suspicious") != 1 {
+		t.Fatalf("backups:\n%s", list.Replies[0].Code)
 	}
 	// A good backup again: retention now removes the old good one, never
 	// the suspicious one.
@@ -85,8 +85,8 @@ func TestAnomalyGuardMarksAShrunkenBackupSuspiciousAndRetentionNeverCountsIt(t *
 		t.Fatalf("third backup: %s", allText(j))
 	}
 	list = b.h.Command("backups", sdktest.Args{"target": "files"})
-	if n := b.snapshotCount(repo); n != 2 || strings.Count(list.Replies[0].GetCode(), "suspicious") != 1 {
-		t.Fatalf("%d snapshots; backups:\n%s\nwant the new good one and the suspicious one", n, list.Replies[0].GetCode())
+	if n := b.snapshotCount(repo); n != 2 || strings.Count(list.Replies[0].Code, "suspicious") != 1 {
+		t.Fatalf("%d snapshots; backups:\n%s\nwant the new good one and the suspicious one", n, list.Replies[0].Code)
 	}
 }
 
@@ -113,7 +113,7 @@ func TestStatusShowsLastBackupLastVerificationAndWhatIsOverdue(t *testing.T) {
 		t.Fatalf("verify: %s", allText(j))
 	}
 	st = b.h.Command("backup:status", nil)
-	table := st.Replies[0].GetCode()
+	table := st.Replies[0].Code
 	var files, docs string
 	for _, line := range strings.Split(table, "\n") {
 		switch {
@@ -151,7 +151,7 @@ func TestFreshnessAlertWarnsTheTargetsRoomOnceUntilAVerification(t *testing.T) {
 		}
 	}
 	posts := b.h.Host.Posts()
-	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "ops" || !strings.Contains(posts[0].GetOutput().GetText(), "No verified backup of files ever (alert_after 26h0m0s)") {
+	if len(posts) != 1 || posts[0].Target.Room != "ops" || !strings.Contains(posts[0].Output.Text, "No verified backup of files ever (alert_after 26h0m0s)") {
 		t.Fatalf("posts %v; want one warning in ops", posts)
 	}
 	b.job("backup", sdktest.Args{"target": "files"})

@@ -264,7 +264,7 @@ func who(c *sdk.Context) string {
 	if u == nil {
 		return ""
 	}
-	for _, s := range []string{u.GetName(), u.GetId()} {
+	for _, s := range []string{u.Name, u.ID} {
 		if s != "" {
 			return s
 		}
@@ -274,7 +274,7 @@ func who(c *sdk.Context) string {
 
 // enqueue queues a job for a target and says so, and behind what.
 func (b *backuper) enqueue(c *sdk.Context, kind, what string, p payload) error {
-	ahead, _ := c.Jobs(sdk.JobFilter{QueueKey: queueKey(p.Target), States: []string{"queued", "running"}})
+	ahead, _ := c.Jobs(sdk.JobFilter{QueueKey: queueKey(p.Target), States: []sdk.JobState{sdk.JobQueued, sdk.JobRunning}})
 	data, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -285,7 +285,7 @@ func (b *backuper) enqueue(c *sdk.Context, kind, what string, p payload) error {
 	}
 	msg := fmt.Sprintf("Queued the %s (job #%d).", what, id)
 	if len(ahead) > 0 {
-		msg = fmt.Sprintf("Queued the %s (job #%d), behind job #%d: one job of %s runs at a time.", what, id, ahead[0].GetId(), p.Target)
+		msg = fmt.Sprintf("Queued the %s (job #%d), behind job #%d: one job of %s runs at a time.", what, id, ahead[0].ID, p.Target)
 	}
 	return c.Reply("%s", msg)
 }
@@ -356,12 +356,12 @@ func typeBack(target, snapshot, typed string) *sdk.Output {
 	if typed != "" {
 		text = fmt.Sprintf("Nothing was restored: %q is not %s. Restoring %s in place replaces its live data: type its name back to go ahead: `%s`", typed, target, target, command)
 	}
-	return &sdk.Output{Status: "warning", Text: text}
+	return &sdk.Output{Status: sdk.StatusWarning, Text: text}
 }
 
 // approvers names who approved.
 func approvers(a *sdk.Approval) string {
-	names := a.GetApprovers()
+	names := a.Approvers
 	if len(names) == 0 {
 		return "an approver"
 	}
@@ -380,8 +380,8 @@ func firstNonEmpty(s ...string) string {
 // decode reads a job's payload.
 func decode(c *sdk.Context) (payload, error) {
 	var p payload
-	if err := json.Unmarshal(c.Job.GetPayload(), &p); err != nil {
-		return p, fmt.Errorf("%s job %d: bad payload: %w", c.Job.GetKind(), c.Job.GetJobId(), err)
+	if err := json.Unmarshal(c.Job.Payload, &p); err != nil {
+		return p, fmt.Errorf("%s job %d: bad payload: %w", c.Job.Kind, c.Job.JobID, err)
 	}
 	if p.Target == "" {
 		return p, errors.New("job payload names no target")

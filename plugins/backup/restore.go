@@ -47,7 +47,7 @@ func (b *backuper) runRestore(c *sdk.Context) error {
 		return b.failed(c, what, t, err)
 	}
 	text := fmt.Sprintf("Restored %s %s (taken %s) into %s in %s.", t.Name, short(snap.ID), snap.Time.UTC().Format("2006-01-02 15:04 UTC"), where, since(start))
-	return c.ReplyOutput(&sdk.Output{Status: "good", Text: text})
+	return c.ReplyOutput(&sdk.Output{Status: sdk.StatusGood, Text: text})
 }
 
 // restoreScratch restores into t's scratch place and says where that is.
@@ -147,7 +147,7 @@ func (b *backuper) restoreOver(c *sdk.Context, r *restic, t *Target, snap snapsh
 // repository.
 func (b *backuper) onInterrupted(c *sdk.Context) error {
 	var p payload
-	_ = jsonUnmarshal(c.Job.GetPayload(), &p)
+	_ = jsonUnmarshal(c.Job.Payload, &p)
 	t, r, err := b.target(p.Target)
 	if err != nil {
 		return nil // a target since removed from the settings
@@ -156,7 +156,7 @@ func (b *backuper) onInterrupted(c *sdk.Context) error {
 	if _, err := r.run(c, t, runOpts{}, "unlock"); err != nil {
 		note = " Removing stale repository locks failed: " + describe(t, err)
 	}
-	_, err = c.Post(c.Job.GetNotify(), &sdk.Output{Status: "danger", Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
-		c.Job.GetKind(), t.Name, c.Job.GetJobId(), note)})
+	_, err = c.Post(c.Job.Notify, &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
+		c.Job.Kind, t.Name, c.Job.JobID, note)})
 	return err
 }

@@ -89,7 +89,7 @@ func TestInPlaceRestoreWithoutTheTargetsNameTypedBackAnswersWithTheCommandToType
 
 	// Typed back, it asks for approval.
 	res := b.h.Command("backup:restore", sdktest.Args{"target": "app-db", "inplace": "in place", "confirm": "app-db"})
-	if res.ApprovalNeeded == nil || !strings.Contains(res.ApprovalNeeded.GetReason(), "in place replaces its live data") {
+	if res.ApprovalNeeded == nil || !strings.Contains(res.ApprovalNeeded.Options.Reason, "in place replaces its live data") {
 		t.Fatalf("typed back: %s (approval %v); want an approval asked", allText(res), res.ApprovalNeeded)
 	}
 }

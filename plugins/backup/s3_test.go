@@ -71,7 +71,7 @@ func (b *s3Bed) resticS3(prefix string, args ...string) (string, error) {
 func (b *s3Bed) everything(results ...sdktest.Result) string {
 	all := allText(results...)
 	for _, p := range b.h.Host.Posts() {
-		all += p.GetOutput().GetText() + "\n"
+		all += p.Output.Text + "\n"
 	}
 	return all
 }
@@ -116,7 +116,7 @@ func TestS3RepositoryTakesListsVerifiesAndRestoresABackupWithSignedRequests(t *t
 	}
 
 	list := b.h.Command("backups", sdktest.Args{"target": "files"})
-	if len(list.Replies) == 0 || !strings.Contains(list.Replies[0].GetCode(), "not verified") {
+	if len(list.Replies) == 0 || !strings.Contains(list.Replies[0].Code, "not verified") {
 		t.Fatalf("backups: %s", allText(list))
 	}
 	v := b.job("backup:verify", sdktest.Args{"target": "files"})

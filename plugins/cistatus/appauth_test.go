@@ -82,7 +82,7 @@ func TestAnInstallationTokenGitHubRevokedEarlyIsAClearChatError(t *testing.T) {
 	// installation suspended): the plugin hears a 401, not a panic.
 	b.gh.ExpireTokens()
 	res := b.h.Command("ci", sdktest.Args{"target": "project-x"})
-	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].GetSummary(), "GitHub answered 401") || !strings.Contains(res.Errors[0].GetSummary(), "Bad credentials") {
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Summary, "GitHub answered 401") || !strings.Contains(res.Errors[0].Summary, "Bad credentials") {
 		t.Fatalf("ci with a token GitHub expired said %v / %q", res.Errors, res.Text())
 	}
 }
@@ -109,7 +109,7 @@ func TestAWrongAppIsAClearChatErrorNamingWhatToCheck(t *testing.T) {
 			if len(res.Errors) != 1 {
 				t.Fatalf("ci said %v / %q, want one error", res.Errors, res.Text())
 			}
-			got := res.Errors[0].GetSummary() + " " + res.Errors[0].GetDetail()
+			got := res.Errors[0].Summary + " " + res.Errors[0].Detail
 			for _, w := range tt.want {
 				if !strings.Contains(got, w) {
 					t.Errorf("the error %q lacks %q", got, w)

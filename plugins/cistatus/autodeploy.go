@@ -84,7 +84,7 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 		if room == nil {
 			return nil
 		}
-		_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("Not auto-deploying %s %s to %s: %s.", a.Name, short(t.SHA), ad.Environment, why), Status: "warning"})
+		_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("Not auto-deploying %s %s to %s: %s.", a.Name, short(t.SHA), ad.Environment, why), Status: sdk.StatusWarning})
 		return err
 	}
 	if room == nil {
@@ -101,31 +101,31 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 	if who := firstNonEmpty(t.Pusher, t.Actor); who != "" {
 		reason += ", pushed by " + who
 	}
-	if _, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("Auto-deploying %s %s to %s: %s.", a.Name, short(t.SHA), ad.Environment, reason), Status: "info"}); err != nil {
+	if _, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("Auto-deploying %s %s to %s: %s.", a.Name, short(t.SHA), ad.Environment, reason), Status: sdk.StatusInfo}); err != nil {
 		return err
 	}
 	res, err := c.RunCommand(cmd, sdk.RunOptions{As: cfg.deployAs, Room: room, Reason: "auto-deploy: " + reason})
 	if err != nil {
 		_ = c.KV().Set(doneKey, []byte("failed: "+err.Error()))
-		_, perr := c.Post(room, &sdk.Output{Text: fmt.Sprintf("The auto-deploy of %s %s to %s could not run: %v", a.Name, short(t.SHA), ad.Environment, err), Status: "danger"})
+		_, perr := c.Post(room, &sdk.Output{Text: fmt.Sprintf("The auto-deploy of %s %s to %s could not run: %v", a.Name, short(t.SHA), ad.Environment, err), Status: sdk.StatusDanger})
 		return perr
 	}
-	_ = c.KV().Set(doneKey, []byte(res.Outcome+" "+res.RequestID))
-	if res.Outcome != "ok" && res.Outcome != "approval" {
-		_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("The auto-deploy of %s %s to %s was %s: %s", a.Name, short(t.SHA), ad.Environment, outcomeWord(res.Outcome), firstNonEmpty(res.Detail, "no detail")), Status: "danger"})
+	_ = c.KV().Set(doneKey, []byte(res.Outcome.String()+" "+res.RequestID))
+	if res.Outcome != sdk.CommandOK && res.Outcome != sdk.CommandApproval {
+		_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("The auto-deploy of %s %s to %s was %s: %s", a.Name, short(t.SHA), ad.Environment, outcomeWord(res.Outcome), firstNonEmpty(res.Detail, "no detail")), Status: sdk.StatusDanger})
 		return err
 	}
 	return nil
 }
 
-func outcomeWord(o string) string {
+func outcomeWord(o sdk.CommandOutcome) string {
 	switch o {
-	case "denied":
+	case sdk.CommandDenied:
 		return "refused"
-	case "error":
+	case sdk.CommandError:
 		return "failed"
 	}
-	return o
+	return o.String()
 }
 
 func anyRequired(cs []check) bool {

@@ -6,7 +6,8 @@ import (
 
 	"github.com/google/go-github/v57/github"
 
-	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // autoApps is the apps file with auto-deploy of project-x's master to
@@ -67,17 +68,17 @@ func TestAutoDeployFiresOnceWhenEveryRequiredCheckOfTheCommitIsGreen(t *testing.
 			}
 			if tt.runs > 0 {
 				r := runs[0]
-				if r.GetText() != "deploy project-x/"+sha('a')+" to staging" || r.GetAs() != "alice" || r.GetRoom().GetRoom() != "deployment" || r.GetRoom().GetAdapter() != "test" {
-					t.Errorf("ran %q as %q in %v", r.GetText(), r.GetAs(), r.GetRoom())
+				if r.Text != "deploy project-x/"+sha('a')+" to staging" || r.As != "alice" || r.Room.Room != "deployment" || r.Room.Adapter != "test" {
+					t.Errorf("ran %q as %q in %v", r.Text, r.As, r.Room)
 				}
-				if !strings.Contains(r.GetReason(), "every required check of aaaaaaa on master is green") {
-					t.Errorf("the audit's reason is %q", r.GetReason())
+				if !strings.Contains(r.Reason, "every required check of aaaaaaa on master is green") {
+					t.Errorf("the audit's reason is %q", r.Reason)
 				}
 			}
 			var said []string
 			for _, p := range b.posts() {
-				if p.GetTarget().GetRoom() == "deployment" {
-					said = append(said, p.GetOutput().GetText())
+				if p.Target.Room == "deployment" {
+					said = append(said, p.Output.Text)
 				}
 			}
 			if len(said) != 1 || !strings.Contains(said[0], tt.told) {
@@ -90,8 +91,8 @@ func TestAutoDeployFiresOnceWhenEveryRequiredCheckOfTheCommitIsGreen(t *testing.
 func TestAutoDeployRefusedByTheDeployCommandTellsTheRoomWhy(t *testing.T) {
 	b := newBedApps(t, autoApps, false, map[string]string{"auto_deploy_as": "alice"})
 	seedRequired(b, 'a', []string{"test"}, "success")
-	b.h.Host.RunResult = func(r *pluginv1.RunCommandRequest) *pluginv1.RunCommandResponse {
-		return &pluginv1.RunCommandResponse{RequestId: "r1", Outcome: "denied", Detail: "staging is locked by bob: testing the migration"}
+	b.h.Host.RunResult = func(sdktest.CommandRun) sdk.RunResult {
+		return sdk.RunResult{RequestID: "r1", Outcome: sdk.CommandDenied, Detail: "staging is locked by bob: testing the migration"}
 	}
 	b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
 	b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
@@ -99,7 +100,7 @@ func TestAutoDeployRefusedByTheDeployCommandTellsTheRoomWhy(t *testing.T) {
 		t.Fatalf("%d deploys asked, want 1: a refused deploy is not retried on every event", n)
 	}
 	posts := b.posts()
-	last := posts[len(posts)-1].GetOutput().GetText()
+	last := posts[len(posts)-1].Output.Text
 	if !strings.Contains(last, "The auto-deploy of project-x aaaaaaa to staging was refused: staging is locked by bob: testing the migration") {
 		t.Errorf("the room last heard %q", last)
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/chimaops/chima/sdk"
-	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -36,7 +35,7 @@ func TestSubscribeUnsubscribeAndListFromChat(t *testing.T) {
 		res := b.h.Command(s.cmd, s.args)
 		got := res.Text()
 		for _, e := range res.Errors {
-			got += e.GetSummary()
+			got += e.Summary
 		}
 		if !strings.Contains(got, s.want) {
 			t.Fatalf("step %d: %s %v said %q, want %q", i+1, s.cmd, s.args, got, s.want)
@@ -54,7 +53,7 @@ func TestASubscriptionMadeInChatHearsTheRepository(t *testing.T) {
 	b.h.Command("ci:subscribe", sdktest.Args{"target": "octo-org/octo-repo", "filters": "branches master"})
 	b.event("workflow_run", runEvent(t, 'a', "completed", "failure"))
 	posts := b.posts()
-	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "builds" || posts[0].GetTarget().GetAdapter() != "test" {
+	if len(posts) != 1 || posts[0].Target.Room != "builds" || posts[0].Target.Adapter != "test" {
 		t.Fatalf("posts %v, want one in test:builds", posts)
 	}
 }
@@ -79,7 +78,7 @@ func TestRerunRerunFailedAndCancelFromChat(t *testing.T) {
 			res := b.h.Command(tt.cmd, sdktest.Args{"run": tt.run})
 			got := res.Text()
 			for _, e := range res.Errors {
-				got += e.GetSummary()
+				got += e.Summary
 			}
 			if !strings.Contains(got, tt.want) {
 				t.Errorf("%s %s said %q, want %q", tt.cmd, tt.run, got, tt.want)
@@ -249,11 +248,11 @@ func TestTheRerunButtonOfAFailureMessageRerunsTheFailedJobs(t *testing.T) {
 	if len(posts) != 1 {
 		t.Fatalf("posts %v", posts)
 	}
-	btn := sdktest.ButtonOf(posts[0].GetOutput(), "Rerun failed jobs of test")
+	btn := sdktest.ButtonOf(posts[0].Output, "Rerun failed jobs of test")
 	if btn == nil {
-		t.Fatalf("no rerun button on:\n%s", shown(posts[0].GetOutput()))
+		t.Fatalf("no rerun button on:\n%s", shown(posts[0].Output))
 	}
-	res := b.h.Click(btn, &pluginv1.MessageRef{Adapter: "test", Room: "builds", MessageId: "p1"})
+	res := b.h.Click(btn, &sdk.MessageRef{Adapter: "test", Room: "builds", MessageID: "p1"})
 	if !strings.Contains(res.Text(), "Rerunning the failed jobs of run 1097 of octo-org/octo-repo") {
 		t.Errorf("the click said %q %v", res.Text(), res.Errors)
 	}

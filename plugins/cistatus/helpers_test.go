@@ -144,27 +144,27 @@ func startBed(t *testing.T, apps string, settings map[string]string, auth func(*
 func (b *bed) event(name string, body []byte) sdktest.Result {
 	b.t.Helper()
 	res := b.h.Event("github:"+name, body)
-	if res.Done.GetOutcome() != "success" && res.Done.GetOutcome() != "" {
-		b.t.Fatalf("event %s: %s %v", name, res.Done.GetOutcome(), res.Done.GetDetail())
+	if res.Done.Outcome != "success" && res.Done.Outcome != "" {
+		b.t.Fatalf("event %s: %s %v", name, res.Done.Outcome, res.Done.Detail)
 	}
 	return res
 }
 
 // posts are the plugin's posts, as their rooms and threads and texts.
-func (b *bed) posts() []*pluginv1.PostRequest { return b.h.Host.Posts() }
+func (b *bed) posts() []sdktest.Post { return b.h.Host.Posts() }
 
 // shown is everything a message shows, for assertions.
-func shown(o *pluginv1.Output) string {
+func shown(o *sdk.Output) string {
 	var parts []string
-	parts = append(parts, o.GetTitle(), o.GetText())
-	for _, f := range o.GetFields() {
-		parts = append(parts, f.GetTitle()+": "+f.GetValue())
+	parts = append(parts, o.Title, o.Text)
+	for _, f := range o.Fields {
+		parts = append(parts, f.Title+": "+f.Value)
 	}
-	if o.GetCode() != "" {
-		parts = append(parts, "```\n"+o.GetCode()+"\n```")
+	if o.Code != "" {
+		parts = append(parts, "```\n"+o.Code+"\n```")
 	}
-	for _, btn := range o.GetButtons() {
-		parts = append(parts, "["+btn.GetLabel()+"]")
+	for _, btn := range o.Buttons {
+		parts = append(parts, "["+btn.Label+"]")
 	}
 	return strings.Join(parts, "\n")
 }

@@ -8,8 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -72,7 +71,7 @@ func BenchmarkMemory1000Subscriptions10000Commits(b *testing.B) {
 		}
 		// The FakeHost's record of the posts is not the plugin's either.
 		for _, p := range host.Posts() {
-			kv += proto.Size(p)
+			kv += outputBytes(p.Output)
 		}
 		total := heapAfterGC()
 		b.ReportMetric(float64(total-base-uint64(kv)), "plugin-heap-B")
@@ -96,4 +95,17 @@ func heapAfterGC() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// outputBytes is the text an output holds, what the FakeHost's record of a
+// post costs beyond its fixed size.
+func outputBytes(o *sdk.Output) int {
+	n := len(o.Title) + len(o.Text) + len(o.Code) + len(o.Fallback)
+	for _, f := range o.Fields {
+		n += len(f.Title) + len(f.Value)
+	}
+	for _, b := range o.Buttons {
+		n += len(b.Label) + len(b.Command) + len(b.Action) + len(b.Value)
+	}
+	return n
 }

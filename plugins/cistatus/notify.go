@@ -25,7 +25,7 @@ type msgRef struct {
 }
 
 func (m *msgRef) ref() *sdk.MessageRef {
-	return &sdk.MessageRef{Adapter: m.Adapter, Room: m.Room, MessageId: m.ID, ThreadId: m.Thread}
+	return &sdk.MessageRef{Adapter: m.Adapter, Room: m.Room, MessageID: m.ID, ThreadID: m.Thread}
 }
 
 // tracked is what the plugin knows of one commit, or of one pull request's
@@ -151,7 +151,7 @@ func kvUpdate[T any](c *sdk.Context, key string, change func(*T) bool) (T, bool,
 
 // onEvent handles every GitHub event the plugin listens to.
 func (p *ci) onEvent(c *sdk.Context) error {
-	d, err := decodeEvent(c.Event.GetType(), c.Event.GetPayload())
+	d, err := decodeEvent(c.Event.Type, c.Event.Payload)
 	if err != nil || d == nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func (p *ci) notifyRoom(c *sdk.Context, s *subscription, t *tracked, cs []check,
 			if err != nil {
 				return false, err
 			}
-			msg = &msgRef{Adapter: ref.GetAdapter(), Room: ref.GetRoom(), ID: ref.GetMessageId(), Thread: ref.GetThreadId(), Hash: hash}
+			msg = &msgRef{Adapter: ref.Adapter, Room: ref.Room, ID: ref.MessageID, Thread: ref.ThreadID, Hash: hash}
 			if t.Messages == nil {
 				t.Messages = map[string]*msgRef{}
 			}
@@ -361,7 +361,7 @@ func (p *ci) notifyRoom(c *sdk.Context, s *subscription, t *tracked, cs []check,
 	}
 	to := s.target()
 	if msg != nil {
-		to = &sdk.MessageRef{Adapter: msg.Adapter, Room: msg.Room, ThreadId: firstNonEmpty(msg.Thread, msg.ID)}
+		to = &sdk.MessageRef{Adapter: msg.Adapter, Room: msg.Room, ThreadID: firstNonEmpty(msg.Thread, msg.ID)}
 	}
 	_, err = c.Post(to, reply)
 	return changed, err
@@ -516,9 +516,9 @@ func (p *ci) renderNotice(t *tracked, cs []check, st string) *sdk.Output {
 // outputHash is a digest of what a message shows.
 func outputHash(o *sdk.Output) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", o.GetTitle(), o.GetText(), o.GetCode(), o.GetStatus())
-	for _, b := range o.GetButtons() {
-		fmt.Fprintf(h, "\x00%s\x00%s\x00%s", b.GetLabel(), b.GetAction(), b.GetValue())
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s", o.Title, o.Text, o.Code, o.Status)
+	for _, b := range o.Buttons {
+		fmt.Fprintf(h, "\x00%s\x00%s\x00%s", b.Label, b.Action, b.Value)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }

@@ -56,10 +56,10 @@ func TestAFailedCheckRunPostsOneMessageWithItsDigestThenEditsItAndRepliesOnlyWhe
 
 	b.event("check_run", payload(t, "check_run.failure.json"))
 	posts := b.posts()
-	if len(posts) != 1 || posts[0].GetTarget().GetRoom() != "ci" {
+	if len(posts) != 1 || posts[0].Target.Room != "ci" {
 		t.Fatalf("a failed check run made %d posts (%v), want one in ci", len(posts), posts)
 	}
-	msg := shown(posts[0].GetOutput())
+	msg := shown(posts[0].Output)
 	for _, want := range []string{
 		"Codertocat/Hello-World #2 @ ec26c3e: failing",
 		"✗ Octocoders-linter: failure",
@@ -77,7 +77,7 @@ func TestAFailedCheckRunPostsOneMessageWithItsDigestThenEditsItAndRepliesOnlyWhe
 			t.Errorf("the failure message shows %q:\n%s", never, msg)
 		}
 	}
-	if lines := strings.Count(posts[0].GetOutput().GetCode(), "\n") + 1; lines > digestLogLines {
+	if lines := strings.Count(posts[0].Output.Code, "\n") + 1; lines > digestLogLines {
 		t.Errorf("the log tail has %d lines, more than %d", lines, digestLogLines)
 	}
 	if strings.Count(msg, "Process completed with exit code") != 1 {
@@ -93,10 +93,10 @@ func TestAFailedCheckRunPostsOneMessageWithItsDigestThenEditsItAndRepliesOnlyWhe
 	// Green now: the message is edited, and the thread hears it is fixed.
 	b.event("check_run", payload(t, "check_run.json"))
 	updates := b.h.Host.Updates()
-	if len(updates) != 1 || updates[0].GetMessage().GetMessageId() != "p1" && updates[0].GetMessage().GetMessageId() == "" {
+	if len(updates) != 1 || updates[0].Message.MessageID != "p1" && updates[0].Message.MessageID == "" {
 		t.Fatalf("the success made %d edits (%v), want one of the first message", len(updates), updates)
 	}
-	if got := shown(updates[0].GetOutput()); !strings.Contains(got, "Codertocat/Hello-World #2 @ ec26c3e: green") || strings.Contains(got, "Failed:") {
+	if got := shown(updates[0].Output); !strings.Contains(got, "Codertocat/Hello-World #2 @ ec26c3e: green") || strings.Contains(got, "Failed:") {
 		t.Errorf("the edited message shows:\n%s", got)
 	}
 	posts = b.posts()
@@ -104,10 +104,10 @@ func TestAFailedCheckRunPostsOneMessageWithItsDigestThenEditsItAndRepliesOnlyWhe
 		t.Fatalf("after the fix %d posts, want the message and one thread reply", len(posts))
 	}
 	reply := posts[1]
-	if reply.GetTarget().GetThreadId() == "" || reply.GetTarget().GetRoom() != "ci" {
-		t.Errorf("the transition was not posted in the message's thread: %v", reply.GetTarget())
+	if reply.Target.ThreadID == "" || reply.Target.Room != "ci" {
+		t.Errorf("the transition was not posted in the message's thread: %v", reply.Target)
 	}
-	if got := reply.GetOutput().GetText(); !strings.HasPrefix(got, "Fixed: Codertocat/Hello-World #2 at ec26c3e, pushed by Codertocat") {
+	if got := reply.Output.Text; !strings.HasPrefix(got, "Fixed: Codertocat/Hello-World #2 at ec26c3e, pushed by Codertocat") {
 		t.Errorf("the thread reply says %q", got)
 	}
 }
@@ -156,8 +156,8 @@ func TestThreadRepliesComeOnlyOnTransitionsWhateverTheEventsOrder(t *testing.T) 
 				b.event("workflow_run", runEvent(t, s.commit, "completed", s.conclusion))
 				var got []string
 				for _, p := range b.posts() {
-					if p.GetTarget().GetThreadId() != "" {
-						got = append(got, p.GetOutput().GetText())
+					if p.Target.ThreadID != "" {
+						got = append(got, p.Output.Text)
 					}
 				}
 				if s.reply == "" {
@@ -174,11 +174,11 @@ func TestThreadRepliesComeOnlyOnTransitionsWhateverTheEventsOrder(t *testing.T) 
 			// One message per commit, in the builds room.
 			top := map[string]bool{}
 			for _, p := range b.posts() {
-				if p.GetTarget().GetThreadId() == "" {
-					if p.GetTarget().GetRoom() != "builds" {
-						t.Errorf("posted to %s", p.GetTarget().GetRoom())
+				if p.Target.ThreadID == "" {
+					if p.Target.Room != "builds" {
+						t.Errorf("posted to %s", p.Target.Room)
 					}
-					top[p.GetOutput().GetTitle()] = true
+					top[p.Output.Title] = true
 				}
 			}
 			commits := map[byte]bool{}
@@ -210,7 +210,7 @@ func TestARunNamedByRunNameStillUpdatesItsMessage(t *testing.T) {
 	if len(updates) != 2 {
 		t.Fatalf("%d edits, want 2 (running, success)", len(updates))
 	}
-	last := shown(updates[len(updates)-1].GetOutput())
+	last := shown(updates[len(updates)-1].Output)
 	if !strings.Contains(last, "✓ test: success") || strings.Contains(last, "queued") || strings.Contains(last, "running") {
 		t.Errorf("the run's message ended as:\n%s", last)
 	}
@@ -237,12 +237,12 @@ func TestARunWhoseJobsWereAllSkippedIsNotAFailure(t *testing.T) {
 			b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
 			tt.events(t, b)
 			for _, p := range b.posts() {
-				if s := shown(p.GetOutput()); strings.Contains(s, "failing") || strings.Contains(s, "Broken") {
+				if s := shown(p.Output); strings.Contains(s, "failing") || strings.Contains(s, "Broken") {
 					t.Errorf("a skipped run is shown as a failure:\n%s", s)
 				}
 			}
 			for _, u := range b.h.Host.Updates() {
-				if s := shown(u.GetOutput()); strings.Contains(s, "failing") {
+				if s := shown(u.Output); strings.Contains(s, "failing") {
 					t.Errorf("a skipped run is shown as a failure:\n%s", s)
 				}
 			}
@@ -319,7 +319,7 @@ func TestOnlyTransitionsPostsTheBreakAloneInTheRoom(t *testing.T) {
 	b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
 	b.event("workflow_run", runEvent(t, 'b', "completed", "failure"))
 	posts := b.posts()
-	if len(posts) != 1 || posts[0].GetTarget().GetThreadId() != "" || !strings.HasPrefix(posts[0].GetOutput().GetText(), "Broken:") {
+	if len(posts) != 1 || posts[0].Target.ThreadID != "" || !strings.HasPrefix(posts[0].Output.Text, "Broken:") {
 		t.Fatalf("posts %v, want one top-level Broken", posts)
 	}
 }
@@ -343,10 +343,10 @@ func TestAForkPullRequestsSuiteIsMappedThroughItsPullRequestEvent(t *testing.T) 
 		ev.CheckSuite.HeadBranch = github.String("patch-1")
 	}))
 	posts := b.posts()
-	if len(posts) != 1 || !strings.Contains(posts[0].GetOutput().GetTitle(), "Codertocat/Hello-World #7 Fix typo @ fffffff: green") {
+	if len(posts) != 1 || !strings.Contains(posts[0].Output.Title, "Codertocat/Hello-World #7 Fix typo @ fffffff: green") {
 		t.Fatalf("posts %v, want the message of pull request #7", posts)
 	}
-	if got := posts[0].GetOutput().GetText(); !strings.Contains(got, "Pushed by forker") {
+	if got := posts[0].Output.Text; !strings.Contains(got, "Pushed by forker") {
 		t.Errorf("the message does not say who pushed: %s", got)
 	}
 }
@@ -374,7 +374,7 @@ func TestStatusAndSuitePayloadsPostTheirCommit(t *testing.T) {
 			b := newBed(t, true, map[string]string{"subscriptions": helloSubs})
 			b.event(tt.event, payload(t, tt.file))
 			posts := b.posts()
-			if len(posts) != 1 || !strings.Contains(posts[0].GetOutput().GetTitle(), tt.want) {
+			if len(posts) != 1 || !strings.Contains(posts[0].Output.Title, tt.want) {
 				t.Fatalf("posts %v, want one titled %q", posts, tt.want)
 			}
 		})
@@ -415,9 +415,9 @@ func TestAPullRequestsMessageFollowsItsNewHeadAndIgnoresTheOldOnesLateEvents(t *
 	}
 	updates := b.h.Host.Updates()
 	if len(updates) != before {
-		t.Fatalf("the old head's late event edited the message: %s", shown(updates[len(updates)-1].GetOutput()))
+		t.Fatalf("the old head's late event edited the message: %s", shown(updates[len(updates)-1].Output))
 	}
-	if got := updates[len(updates)-1].GetOutput().GetTitle(); !strings.Contains(got, "#2 Update README @ 2222222: green") {
+	if got := updates[len(updates)-1].Output.Title; !strings.Contains(got, "#2 Update README @ 2222222: green") {
 		t.Errorf("the PR's message ends as %q", got)
 	}
 }
@@ -431,11 +431,11 @@ func TestAStatusOfAPullRequestsCommitJoinsThePullRequestsMessage(t *testing.T) {
 		ev.Context = github.String("ci/travis")
 	}))
 	posts := b.posts()
-	if len(posts) != 2 || posts[1].GetTarget().GetThreadId() == "" || !strings.HasPrefix(posts[1].GetOutput().GetText(), "Broken: Codertocat/Hello-World #2") {
+	if len(posts) != 2 || posts[1].Target.ThreadID == "" || !strings.HasPrefix(posts[1].Output.Text, "Broken: Codertocat/Hello-World #2") {
 		t.Fatalf("posts %v, want the pull request's one message and a Broken reply in its thread", posts)
 	}
 	updates := b.h.Host.Updates()
-	if len(updates) != 1 || !strings.Contains(shown(updates[0].GetOutput()), "#2 @ ec26c3e: failing\n") || !strings.Contains(shown(updates[0].GetOutput()), "✗ ci/travis: failure") {
+	if len(updates) != 1 || !strings.Contains(shown(updates[0].Output), "#2 @ ec26c3e: failing\n") || !strings.Contains(shown(updates[0].Output), "✗ ci/travis: failure") {
 		t.Fatalf("updates %v, want the PR's message failing on ci/travis", updates)
 	}
 }
@@ -450,7 +450,7 @@ func TestTheCommitAuthorIsMentionedThroughThePeopleMap(t *testing.T) {
 	}))
 	b.event("workflow_run", runEvent(t, 'b', "completed", "failure"))
 	posts := b.posts()
-	reply := posts[len(posts)-1].GetOutput().GetText()
+	reply := posts[len(posts)-1].Output.Text
 	if !strings.HasPrefix(reply, "Broken: octo-org/octo-repo master at bbbbbbb, pushed by @alice, authored by matfax.") {
 		t.Errorf("the reply says %q", reply)
 	}

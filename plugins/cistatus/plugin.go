@@ -313,9 +313,9 @@ func runButtons(repo string, checks []check) []*sdk.Button {
 		value := fmt.Sprintf("%s#%d", repo, ch.RunID)
 		switch {
 		case ch.State == stateFailure:
-			out = append(out, sdk.ActionButton("Rerun failed jobs of "+ch.Name, actionRerunFailed, value, "primary"))
+			out = append(out, sdk.ActionButton("Rerun failed jobs of "+ch.Name, actionRerunFailed, value, sdk.ButtonPrimary))
 		case pending(ch.State):
-			out = append(out, sdk.ActionButton("Cancel "+ch.Name, actionCancel, value, "danger"))
+			out = append(out, sdk.ActionButton("Cancel "+ch.Name, actionCancel, value, sdk.ButtonDanger))
 		}
 	}
 	return out
@@ -336,7 +336,7 @@ func (p *ci) cmdCancel(c *sdk.Context) error      { return p.runCommand(c, cance
 
 // actRun handles a click on a run's button: its value is "owner/repo#id".
 func (p *ci) actRun(op runOp) func(c *sdk.Context) error {
-	return func(c *sdk.Context) error { return p.runCommand(c, op, c.Interaction.GetValue()) }
+	return func(c *sdk.Context) error { return p.runCommand(c, op, c.Interaction.Value) }
 }
 
 // parseRun reads "owner/repo#123", "app#123" or a run's URL
@@ -390,7 +390,7 @@ func (p *ci) runCommand(c *sdk.Context, op runOp, arg string) error {
 	}
 	who := ""
 	if u := c.User(); u != nil {
-		who = " for " + firstNonEmpty(u.GetPerson(), u.GetName(), u.GetId())
+		who = " for " + firstNonEmpty(u.Person, u.Name, u.ID)
 	}
 	return c.Reply("%s run %d of %s%s: %s/%s/actions/runs/%d", done, id, repo, who, p.web, repo, id)
 }

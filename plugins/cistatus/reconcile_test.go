@@ -26,14 +26,14 @@ func TestThePollReconcilesAMissedWebhook(t *testing.T) {
 			Steps: []*github.TaskStep{{Name: github.String("go test"), Number: github.Int64(2), Conclusion: github.String("failure")}}}}
 	})
 	res := b.h.Job(jobReconcile, nil)
-	if res.Done.GetOutcome() != "success" && res.Done.GetOutcome() != "" {
-		t.Fatalf("the poll ended %s: %s", res.Done.GetOutcome(), res.Done.GetDetail())
+	if res.Done.Outcome != "success" && res.Done.Outcome != "" {
+		t.Fatalf("the poll ended %s: %s", res.Done.Outcome, res.Done.Detail)
 	}
 	updates := b.h.Host.Updates()
 	if len(updates) == 0 {
 		t.Fatalf("the poll did not edit the message")
 	}
-	got := shown(updates[len(updates)-1].GetOutput())
+	got := shown(updates[len(updates)-1].Output)
 	for _, want := range []string{"octo-org/octo-repo master @ aaaaaaa: failing", "✗ test / unit: failure", "Failed: test / unit, at step “go test”"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("after the poll the message lacks %q:\n%s", want, got)

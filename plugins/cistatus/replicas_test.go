@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/go-github/v57/github"
 
-	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 	"github.com/chimaops/chima/sdk/wire"
 )
@@ -74,9 +73,9 @@ func TestTwoReplicasHandlingOneCommitAtOncePostOneMessageAndOneTransition(t *tes
 				}
 			}
 
-			var top, replies []*pluginv1.PostRequest
+			var top, replies []sdktest.Post
 			for _, p := range host.Posts()[before:] {
-				if p.GetTarget().GetThreadId() != "" {
+				if p.Target.ThreadID != "" {
 					replies = append(replies, p)
 				} else {
 					top = append(top, p)
@@ -87,21 +86,21 @@ func TestTwoReplicasHandlingOneCommitAtOncePostOneMessageAndOneTransition(t *tes
 			}
 			// The rest were edits of that message, and the last one shows
 			// every workflow: no replica's result was lost.
-			last := top[0].GetOutput()
+			last := top[0].Output
 			for _, u := range host.Updates() {
-				if strings.Contains(u.GetOutput().GetTitle(), "bbbbbbb") {
-					last = u.GetOutput()
+				if strings.Contains(u.Output.Title, "bbbbbbb") {
+					last = u.Output
 				}
 			}
 			for wf := 1; wf <= workflows; wf++ {
-				if !strings.Contains(last.GetText(), fmt.Sprintf("wf-%d", wf)) {
-					t.Errorf("the message about commit b lacks wf-%d:\n%s", wf, last.GetText())
+				if !strings.Contains(last.Text, fmt.Sprintf("wf-%d", wf)) {
+					t.Errorf("the message about commit b lacks wf-%d:\n%s", wf, last.Text)
 				}
 			}
 			switch {
 			case tt.reply == "" && len(replies) > 0:
 				t.Errorf("thread replies %v, want none", replies)
-			case tt.reply != "" && (len(replies) != 1 || !strings.HasPrefix(replies[0].GetOutput().GetText(), tt.reply)):
+			case tt.reply != "" && (len(replies) != 1 || !strings.HasPrefix(replies[0].Output.Text, tt.reply)):
 				t.Errorf("thread replies %v, want one starting %q", replies, tt.reply)
 			}
 		})

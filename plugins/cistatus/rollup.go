@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/chimaops/chima/sdk"
 )
 
 // Check kinds: which of GitHub's three CI systems a check comes from.
@@ -268,16 +270,16 @@ func icon(state string) string {
 }
 
 // outputStatus is the colour hint of a state.
-func outputStatus(state string) string {
+func outputStatus(state string) sdk.Status {
 	switch state {
 	case stateSuccess:
-		return "good"
+		return sdk.StatusGood
 	case stateFailure:
-		return "danger"
+		return sdk.StatusDanger
 	case stateRunning, stateQueued:
-		return "info"
+		return sdk.StatusInfo
 	}
-	return "warning"
+	return sdk.StatusWarning
 }
 
 // duration says how long a check ran, or has been running at now.

@@ -107,10 +107,10 @@ func TestCIAnswersForEveryKindOfTarget(t *testing.T) {
 			res := b.h.Command("ci", tt.args)
 			got := res.Text()
 			for _, e := range res.Errors {
-				got += "\n" + e.GetSummary() + ": " + e.GetDetail()
+				got += "\n" + e.Summary + ": " + e.Detail
 			}
 			if len(res.Replies) > 0 {
-				got += "\n" + res.Replies[0].GetTitle()
+				got += "\n" + res.Replies[0].Title
 			}
 			if !strings.Contains(got, tt.want) {
 				t.Errorf("ci %v said:\n%s\nwant %q", tt.args, got, tt.want)
@@ -155,7 +155,7 @@ func TestCIReportsARateLimitWithItsResetTime(t *testing.T) {
 	seedOctoRepo(b)
 	b.gh.RateLimit(time.Date(2030, 1, 2, 15, 4, 0, 0, time.UTC))
 	res := b.h.Command("ci", sdktest.Args{"target": "project-x"})
-	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].GetSummary(), "GitHub's rate limit is used up (5000 requests an hour) until 15:04 UTC") {
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Summary, "GitHub's rate limit is used up (5000 requests an hour) until 15:04 UTC") {
 		t.Fatalf("ci under a used-up rate limit said %v / %q", res.Errors, res.Text())
 	}
 }

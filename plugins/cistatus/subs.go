@@ -304,7 +304,7 @@ func (p *ci) cmdSubscribe(c *sdk.Context) error {
 		return sdk.Errorf("subscribe to a repository, and choose branches with: branches %s", ref)
 	}
 	src := c.Source()
-	s := subscription{Repo: repo, Adapter: src.GetAdapter(), Room: src.GetRoom()}
+	s := subscription{Repo: repo, Adapter: src.Adapter, Room: src.Room}
 	if err := parseFilters(&s, c.Arg("filters")); err != nil {
 		return err
 	}
@@ -329,7 +329,7 @@ func (p *ci) cmdUnsubscribe(c *sdk.Context) error {
 		return err
 	}
 	src := c.Source()
-	roomKey := src.GetAdapter() + ":" + src.GetRoom()
+	roomKey := src.Adapter + ":" + src.Room
 	removed, err := p.editSubscriptions(c, func(subs []subscription) ([]subscription, bool) {
 		for i := range subs {
 			if subs[i].roomKey() == roomKey && strings.EqualFold(subs[i].Repo, repo) {
@@ -358,7 +358,7 @@ func (p *ci) cmdSubscriptions(c *sdk.Context) error {
 		return err
 	}
 	src := c.Source()
-	roomKey := src.GetAdapter() + ":" + src.GetRoom()
+	roomKey := src.Adapter + ":" + src.Room
 	var lines []string
 	for _, s := range subs {
 		if s.roomKey() == roomKey {

@@ -7,21 +7,20 @@ import (
 	"testing"
 
 	"github.com/chimaops/chima/sdk"
-	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // postedButton returns the button labelled label of the first post whose
 // text contains text, and that post's output.
-func postedButton(t *testing.T, h *sdktest.Harness, text, label string) (*pluginv1.Button, *pluginv1.PostRequest) {
+func postedButton(t *testing.T, h *sdktest.Harness, text, label string) (*sdk.Button, sdktest.Post) {
 	t.Helper()
 	for _, p := range h.Host.Posts() {
-		if strings.Contains(p.GetOutput().GetText(), text) {
-			return sdktest.ButtonOf(p.GetOutput(), label), p
+		if strings.Contains(p.Output.Text, text) {
+			return sdktest.ButtonOf(p.Output, label), p
 		}
 	}
 	t.Fatalf("no post contains %q:\n%s", text, posted(h))
-	return nil, nil
+	return nil, sdktest.Post{}
 }
 
 func TestButtonsAreCheckedAsTheCommandsTheyStandFor(t *testing.T) {
@@ -62,13 +61,13 @@ func TestDeployingProgressOffersCancelUntilTheDeploymentEnds(t *testing.T) {
 	if len(res) != 1 || len(res[0].Progress) < 2 {
 		t.Fatalf("the deployment showed too little progress: %+v", res)
 	}
-	first, final := res[0].Progress[0].GetOutput(), res[0].Progress[len(res[0].Progress)-1].GetOutput()
+	first, final := res[0].Progress[0].Output, res[0].Progress[len(res[0].Progress)-1].Output
 	cancel := sdktest.ButtonOf(first, "Cancel")
-	if first.GetTitle() != "Deploying…" || cancel.GetAction() != actionCancel || cancel.GetValue() != "1" {
-		t.Fatalf("progress %q has buttons %v, want Cancel for #1", first.GetTitle(), first.GetButtons())
+	if first.Title != "Deploying…" || cancel.Action != actionCancel || cancel.Value != "1" {
+		t.Fatalf("progress %q has buttons %v, want Cancel for #1", first.Title, first.Buttons)
 	}
-	if len(final.GetButtons()) != 0 {
-		t.Errorf("the final progress still offers %v", final.GetButtons())
+	if len(final.Buttons) != 0 {
+		t.Errorf("the final progress still offers %v", final.Buttons)
 	}
 	// The button outlives the deployment: a late click says so.
 	if msg := userError(h.Click(cancel, nil)); msg != "Deployment #1 already ended: success." {
@@ -80,8 +79,8 @@ func TestCancelButtonStopsAQueuedDeployment(t *testing.T) {
 	f := newFixture(t, "")
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
-	h.User = &pluginv1.User{Id: "bob", Name: "Bob"}
-	res := h.Click(sdk.ActionButton("Cancel", actionCancel, "1", "danger"), &pluginv1.MessageRef{Adapter: "test", Room: "deployment", MessageId: "p7"})
+	h.User = &sdk.User{ID: "bob", Name: "Bob"}
+	res := h.Click(sdk.ActionButton("Cancel", actionCancel, "1", "danger"), &sdk.MessageRef{Adapter: "test", Room: "deployment", MessageID: "p7"})
 	if !strings.Contains(res.Text(), "Deployment #1 of demo/main to staging cancelled before it started") {
 		t.Fatalf("click = %q %v", res.Text(), res.Errors)
 	}
@@ -100,7 +99,7 @@ func TestDeployButtonsRefuseWhatTheirCommandsRefuse(t *testing.T) {
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	tests := []struct {
 		name   string
-		button *pluginv1.Button
+		button *sdk.Button
 		room   string
 		want   string
 	}{
@@ -111,7 +110,7 @@ func TestDeployButtonsRefuseWhatTheirCommandsRefuse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := h.Click(tt.button, &pluginv1.MessageRef{Adapter: "test", Room: tt.room, MessageId: "p1"})
+			res := h.Click(tt.button, &sdk.MessageRef{Adapter: "test", Room: tt.room, MessageID: "p1"})
 			if msg := userError(res); !strings.Contains(msg, tt.want) {
 				t.Errorf("click = %q (replies %q), want %q", msg, res.Text(), tt.want)
 			}
@@ -133,10 +132,10 @@ func TestSuccessOffersRollbackWhileItIsWhatRuns(t *testing.T) {
 	h.Command("deploy", deployArgs("demo", "feature-1", "staging"))
 	h.RunEnqueued()
 	rollback, post := postedButton(t, h, "Deployed demo/feature-1", "Rollback")
-	if rollback.GetAction() != actionRollback || rollback.GetValue() != "2" {
+	if rollback.Action != actionRollback || rollback.Value != "2" {
 		t.Fatalf("success of #2 offers %v, want Rollback of #2", rollback)
 	}
-	res := h.Click(rollback, &pluginv1.MessageRef{Adapter: "test", Room: "test", MessageId: "p9", ThreadId: post.GetTarget().GetThreadId()})
+	res := h.Click(rollback, &sdk.MessageRef{Adapter: "test", Room: "test", MessageID: "p9", ThreadID: post.Target.ThreadID})
 	if !strings.Contains(res.Text(), "back from feature-1@"+f.feature[:7]+" (#2) to main@"+f.main[:7]+" (#1)") {
 		t.Fatalf("click on Rollback = %q %v", res.Text(), res.Errors)
 	}

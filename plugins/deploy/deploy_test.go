@@ -153,7 +153,7 @@ func (p *probe) run(t *testing.T, fn func(c *sdk.Context)) {
 	p.mu.Lock()
 	p.fn = fn
 	p.mu.Unlock()
-	if res := p.Command("test:probe", nil); res.Done.GetOutcome() == "error" {
+	if res := p.Command("test:probe", nil); res.Done.Outcome == "error" {
 		t.Fatalf("probe: %v", res.Done)
 	}
 	<-p.done
@@ -176,11 +176,11 @@ func logLink(t *testing.T, h *sdktest.Harness, id int) string {
 	if len(res.Replies) != 1 {
 		t.Fatalf("deploy:status %d = %v %v", id, res.Replies, res.Errors)
 	}
-	for _, f := range res.Replies[0].GetFields() {
-		if f.GetTitle() == "Log" {
-			path, ok := strings.CutPrefix(f.GetValue(), "http://chima.test")
+	for _, f := range res.Replies[0].Fields {
+		if f.Title == "Log" {
+			path, ok := strings.CutPrefix(f.Value, "http://chima.test")
 			if !ok {
-				t.Fatalf("log link %q is not under the base URL", f.GetValue())
+				t.Fatalf("log link %q is not under the base URL", f.Value)
 			}
 			return path
 		}
@@ -199,10 +199,10 @@ func deployArgs(app, ref, env string) sdktest.Args {
 func posted(h *sdktest.Harness) string {
 	var parts []string
 	for _, p := range h.Host.Posts() {
-		o := p.GetOutput()
-		parts = append(parts, strings.TrimSpace(o.GetTitle()+" "+o.GetText()+" "+o.GetCode()))
-		for _, f := range o.GetFields() {
-			parts = append(parts, f.GetTitle()+": "+f.GetValue())
+		o := p.Output
+		parts = append(parts, strings.TrimSpace(o.Title+" "+o.Text+" "+o.Code))
+		for _, f := range o.Fields {
+			parts = append(parts, f.Title+": "+f.Value)
 		}
 	}
 	return strings.Join(parts, "\n")
@@ -212,7 +212,7 @@ func userError(res sdktest.Result) string {
 	if len(res.Errors) == 0 {
 		return ""
 	}
-	return res.Errors[0].GetSummary()
+	return res.Errors[0].Summary
 }
 
 func TestDeployRunsTheAppsScriptOnTheExactCommitAndReportsSuccess(t *testing.T) {
@@ -223,7 +223,7 @@ func TestDeployRunsTheAppsScriptOnTheExactCommitAndReportsSuccess(t *testing.T) 
 		t.Fatalf("reply = %q %v", res.Text(), res.Errors)
 	}
 	jobs := h.RunEnqueued()
-	if len(jobs) != 1 || jobs[0].Done.GetOutcome() != "success" {
+	if len(jobs) != 1 || jobs[0].Done.Outcome != "success" {
 		t.Fatalf("job = %+v", jobs)
 	}
 	mark := f.mark(t, 1)
@@ -241,12 +241,12 @@ func TestDeployRunsTheAppsScriptOnTheExactCommitAndReportsSuccess(t *testing.T) 
 	if log := h.Host.Log("deployments/1"); !strings.Contains(log, "deploying main ("+f.main+") to staging") {
 		t.Errorf("log = %q", log)
 	}
-	if page := h.HTTP(logLink(t, h, 1)); page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "done") ||
-		strings.Contains(string(page.GetBody()), "omitted") {
-		t.Errorf("log page = %d %q", page.GetStatus(), page.GetBody())
+	if page := h.HTTP(logLink(t, h, 1)); page.Status != 200 || !strings.Contains(string(page.Body), "done") ||
+		strings.Contains(string(page.Body), "omitted") {
+		t.Errorf("log page = %d %q", page.Status, page.Body)
 	}
-	if page := h.HTTP("/deployments/99/log"); page.GetStatus() != 404 {
-		t.Errorf("unknown deployment's log page = %d", page.GetStatus())
+	if page := h.HTTP("/deployments/99/log"); page.Status != 404 {
+		t.Errorf("unknown deployment's log page = %d", page.Status)
 	}
 }
 
@@ -288,11 +288,11 @@ func TestDeployRefusesBadRequestsWithAClearMessage(t *testing.T) {
 func TestLockedEnvironmentRefusesOthersAndSaysWhoWhyAndSince(t *testing.T) {
 	f := newFixture(t, "")
 	h := f.harness(t)
-	h.User = &pluginv1.User{Id: "alice"}
+	h.User = &sdk.User{ID: "alice"}
 	if res := h.Command("deploy:lock", sdktest.Args{"app": "demo", "env": "staging", "reason": "testing the migration"}); !strings.Contains(res.Text(), "Locked demo in staging") {
 		t.Fatalf("lock: %q %v", res.Text(), res.Errors)
 	}
-	h.User = &pluginv1.User{Id: "bob"}
+	h.User = &sdk.User{ID: "bob"}
 	res := h.Command("deploy", deployArgs("demo", "main", "staging"))
 	if msg := userError(res); !strings.Contains(msg, "locked by alice since") || !strings.Contains(msg, "testing the migration") {
 		t.Fatalf("bob's deploy: %q", msg)
@@ -301,10 +301,17 @@ func TestLockedEnvironmentRefusesOthersAndSaysWhoWhyAndSince(t *testing.T) {
 		t.Fatalf("bob's unlock: %q", msg)
 	}
 	where := h.Command("where", sdktest.Args{"app": "demo"})
-	if len(where.Replies) != 1 || !strings.Contains(fmt.Sprint(where.Replies[0].GetFields()), "locked by alice") {
-		t.Fatalf("where = %v", where.Replies)
+	if len(where.Replies) != 1 {
+		t.Fatalf("where replied %d times", len(where.Replies))
 	}
-	h.User = &pluginv1.User{Id: "alice"}
+	var fields []string
+	for _, f := range where.Replies[0].Fields {
+		fields = append(fields, f.Title+": "+f.Value)
+	}
+	if !strings.Contains(strings.Join(fields, "\n"), "locked by alice") {
+		t.Fatalf("where = %q", fields)
+	}
+	h.User = &sdk.User{ID: "alice"}
 	if res := h.Command("deploy", deployArgs("demo", "main", "staging")); userError(res) != "" {
 		t.Fatalf("the lock holder's own deploy was refused: %v", res.Errors)
 	}
@@ -326,14 +333,14 @@ func TestDeploysQueueBehindEachOtherAndRunInOrder(t *testing.T) {
 		t.Fatalf("third deploy = %q", third.Text())
 	}
 	list := h.Command("deploys", sdktest.Args{"app": "demo"})
-	if text := list.Replies[0].GetText(); !strings.Contains(text, "#2 deploy feature-1 to staging by Tester") || !strings.Contains(text, "queued") {
+	if text := list.Replies[0].Text; !strings.Contains(text, "#2 deploy feature-1 to staging by Tester") || !strings.Contains(text, "queued") {
 		t.Fatalf("deploys = %q", text)
 	}
 	h.RunEnqueued()
 	if !strings.Contains(f.mark(t, 2), "DEPLOY_SHA="+f.feature) || !strings.Contains(f.mark(t, 1), "DEPLOY_SHA="+f.main) {
 		t.Fatal("deployments ran the wrong commits")
 	}
-	text := h.Command("deploys", sdktest.Args{"app": "demo", "env": "staging"}).Replies[0].GetText()
+	text := h.Command("deploys", sdktest.Args{"app": "demo", "env": "staging"}).Replies[0].Text
 	if !strings.Contains(text, "#2 deploy feature-1@"+f.feature[:7]) || !strings.Contains(text, "success in") {
 		t.Fatalf("deploys after = %q", text)
 	}
@@ -344,8 +351,8 @@ func TestFailedDeployReportsTheLogTailAndLink(t *testing.T) {
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "broken", "staging"))
 	res := h.RunEnqueued()
-	if res[0].Done.GetOutcome() != "failure" {
-		t.Fatalf("outcome = %q", res[0].Done.GetOutcome())
+	if res[0].Done.Outcome != "failure" {
+		t.Fatalf("outcome = %q", res[0].Done.Outcome)
 	}
 	out := posted(h)
 	for _, want := range []string{"Deployment #1 of demo/broken", "failed after", "something broke", "Full log: http://chima.test/deployments/1/log?token="} {
@@ -354,7 +361,7 @@ func TestFailedDeployReportsTheLogTailAndLink(t *testing.T) {
 		}
 	}
 	status := h.Command("deploy:status", sdktest.Args{"id": "1"})
-	if o := status.Replies[0]; !strings.Contains(o.GetText(), "failure") || !strings.Contains(o.GetCode(), "something broke") {
+	if o := status.Replies[0]; !strings.Contains(o.Text, "failure") || !strings.Contains(o.Code, "something broke") {
 		t.Fatalf("status = %v", o)
 	}
 }
@@ -400,11 +407,11 @@ func TestInterruptedDeploymentIsMarkedErrored(t *testing.T) {
 	h := f.harness(t)
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	job := h.Host.Enqueued()[0]
-	res := h.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
-	if res.Done.GetOutcome() == "error" {
+	res := h.JobInterrupted(&sdk.Job{JobID: 1, Kind: "deploy", Payload: job.Payload})
+	if res.Done.Outcome == "error" {
 		t.Fatalf("event failed: %v", res.Done)
 	}
-	text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+	text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].Text
 	if !strings.Contains(text, "error") || !strings.Contains(text, "interrupted: Chima stopped while it ran") {
 		t.Fatalf("deploys = %q", text)
 	}
@@ -430,7 +437,7 @@ func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {
 	tests := []struct {
 		name   string
 		path   string
-		status int32
+		status int
 	}{
 		{"the link deploy:status gives", link1, 200},
 		{"no token", "/deployments/1/log", 404},
@@ -443,11 +450,11 @@ func TestLogPageOpensOnlyWithTheTokenOfItsLink(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			page := h.HTTP(tt.path)
-			if page.GetStatus() != tt.status {
-				t.Fatalf("GET %s = %d %q, want %d", tt.path, page.GetStatus(), page.GetBody(), tt.status)
+			if page.Status != tt.status {
+				t.Fatalf("GET %s = %d %q, want %d", tt.path, page.Status, page.Body, tt.status)
 			}
-			if tt.status == 200 && !strings.Contains(string(page.GetBody()), "deploying main ("+f.main+")") {
-				t.Fatalf("GET %s = %q, want deployment 1's log", tt.path, page.GetBody())
+			if tt.status == 200 && !strings.Contains(string(page.Body), "deploying main ("+f.main+")") {
+				t.Fatalf("GET %s = %q, want deployment 1's log", tt.path, page.Body)
 			}
 		})
 	}
@@ -483,10 +490,10 @@ func TestLogPageShowsTheEndOfALongLog(t *testing.T) {
 				link = strings.TrimPrefix(p.d.logURL(c, id), "http://chima.test")
 			})
 			page := p.HTTP(link)
-			body := string(page.GetBody())
+			body := string(page.Body)
 			head, _, _ := strings.Cut(body, "\n")
-			if page.GetStatus() != 200 || head != tt.wantHead {
-				t.Fatalf("GET %s = %d, first line %q; want 200, %q", link, page.GetStatus(), head, tt.wantHead)
+			if page.Status != 200 || head != tt.wantHead {
+				t.Fatalf("GET %s = %d, first line %q; want 200, %q", link, page.Status, head, tt.wantHead)
 			}
 			if strings.HasPrefix(tt.wantHead, "chima:") {
 				body = strings.TrimPrefix(body, head+"\n")
@@ -599,19 +606,19 @@ func TestProgressInTheThreadEndsWithTheLastLinesOfOutput(t *testing.T) {
 		t.Fatalf("the deployment showed no progress: %+v", res)
 	}
 	progress := res[0].Progress
-	final := progress[len(progress)-1].GetOutput()
+	final := progress[len(progress)-1].Output
 	// A tick shows the first step while the script sleeps; under load
 	// the first tick may come before the script printed anything.
 	shown := false
 	for _, p := range progress[:len(progress)-1] {
-		o := p.GetOutput()
-		shown = shown || o.GetTitle() == "Deploying…" && strings.Contains(o.GetCode(), "first step")
+		o := p.Output
+		shown = shown || o.Title == "Deploying…" && strings.Contains(o.Code, "first step")
 	}
 	if !shown {
 		t.Fatalf("no progress said Deploying… with the first step before the end: %+v", progress)
 	}
-	if final.GetTitle() != "Output" || !strings.Contains(final.GetCode(), "last step") {
-		t.Fatalf("the progress message ends as %q %q, want the title Output and the last line", final.GetTitle(), final.GetCode())
+	if final.Title != "Output" || !strings.Contains(final.Code, "last step") {
+		t.Fatalf("the progress message ends as %q %q, want the title Output and the last line", final.Title, final.Code)
 	}
 }
 
@@ -620,18 +627,18 @@ func TestADeployToAProtectedEnvironmentWaitsForApprovalAndThenRuns(t *testing.T)
 		"default_environment": "staging", "protected_environments": ["production"]}}`)
 	h := f.harness(t)
 	res := h.Command("deploy", deployArgs("demo", "main", "production"))
-	if need := res.ApprovalNeeded; need == nil || len(need.GetApprovers()) != 0 || need.GetReason() != "production is a protected environment of demo" {
+	if need := res.ApprovalNeeded; need == nil || len(need.Options.Approvers) != 0 || need.Options.Reason != "production is a protected environment of demo" {
 		t.Fatalf("deploy to production = %+v (errors %v); want approval asked of chima.yaml's approvers (none named)", need, res.Errors)
 	}
 	if len(h.Host.Enqueued()) != 0 {
 		t.Fatal("a deploy was queued before its approval")
 	}
-	approval := &pluginv1.Approval{Id: 7, Requester: "tester", Approvers: []string{"bob"}}
+	approval := &sdk.Approval{ID: 7, Requester: "tester", Approvers: []string{"bob"}}
 	res = h.ApprovedCommand("deploy", deployArgs("demo", "main", "production"), approval)
 	if !strings.Contains(res.Text(), "Deployment #1: demo/main to production queued (approved by bob, request 7).") || res.ApprovalNeeded != nil {
 		t.Fatalf("approved deploy = %q (asked again: %v); want it queued, naming the approval", res.Text(), res.ApprovalNeeded)
 	}
-	if jobs := h.RunEnqueued(); len(jobs) != 1 || jobs[0].Done.GetOutcome() != "success" {
+	if jobs := h.RunEnqueued(); len(jobs) != 1 || jobs[0].Done.Outcome != "success" {
 		t.Fatalf("job = %+v", jobs)
 	}
 	if !strings.Contains(f.mark(t, 1), "DEPLOY_ENV=production") {
@@ -653,8 +660,8 @@ func TestADeployToAProtectedEnvironmentWaitsForApprovalAndThenRuns(t *testing.T)
 func TestAPersonHoldsOneLockFromEveryChatTheySpeakFrom(t *testing.T) {
 	f := newFixture(t, "")
 	h := f.harness(t)
-	aliceOnSlack := &pluginv1.User{Id: "U024BE7LH", Name: "Alice", Person: "alice"}
-	aliceOnConsole := &pluginv1.User{Id: "alice", Name: "alice", Person: "alice"}
+	aliceOnSlack := &sdk.User{ID: "U024BE7LH", Name: "Alice", Person: "alice"}
+	aliceOnConsole := &sdk.User{ID: "alice", Name: "alice", Person: "alice"}
 	h.User = aliceOnSlack
 	if res := h.Command("deploy:lock", sdktest.Args{"app": "demo", "env": "staging", "reason": "migrating"}); !strings.Contains(res.Text(), "Locked demo in staging") {
 		t.Fatalf("lock: %q %v", res.Text(), res.Errors)
@@ -663,7 +670,7 @@ func TestAPersonHoldsOneLockFromEveryChatTheySpeakFrom(t *testing.T) {
 	if locks := resp.GetLocks(); len(locks) != 1 || locks[0].GetOwner() != "alice" {
 		t.Fatalf("locks = %v; want one held by the person alice", locks)
 	}
-	h.User = &pluginv1.User{Id: "bob"}
+	h.User = &sdk.User{ID: "bob"}
 	if msg := userError(h.Command("deploy", deployArgs("demo", "main", "staging"))); !strings.Contains(msg, "locked by alice since") {
 		t.Fatalf("bob's deploy: %q", msg)
 	}

@@ -381,32 +381,37 @@ func lockName(app, env string) string { return "env/" + app + "/" + env }
 // notifyTarget is the thread a command's deployment reports to: the
 // command's thread, or a new one under the command.
 func notifyTarget(src *sdk.MessageRef) Target {
-	thread := src.GetThreadId()
+	thread := src.ThreadID
 	if thread == "" {
-		thread = src.GetMessageId()
+		thread = src.MessageID
 	}
-	return Target{Adapter: src.GetAdapter(), Room: src.GetRoom(), Thread: thread}
+	return Target{Adapter: src.Adapter, Room: src.Room, Thread: thread}
 }
 
 func (t Target) ref() *sdk.MessageRef {
-	return &sdk.MessageRef{Adapter: t.Adapter, Room: t.Room, ThreadId: t.Thread}
+	return &sdk.MessageRef{Adapter: t.Adapter, Room: t.Room, ThreadID: t.Thread}
 }
 
 // lockOwner is who u's locks are held by: their person of chima.yaml's
 // people, the same on every chat service (alice on Slack and alice on the
 // console hold one lock), else their account id.
-func lockOwner(u *sdk.User) string { return firstNonEmpty(u.GetPerson(), u.GetId()) }
+func lockOwner(u *sdk.User) string {
+	if u == nil {
+		return ""
+	}
+	return firstNonEmpty(u.Person, u.ID)
+}
 
 // lockedBy explains who holds an environment's lock, or "" when it is free
 // or held by user.
 func lockedBy(l *sdk.LockInfo, user string, now time.Time) string {
-	if l == nil || l.GetOwner() == user {
+	if l == nil || l.Owner == user {
 		return ""
 	}
-	since := time.Unix(l.GetAcquiredUnix(), 0)
-	msg := fmt.Sprintf("locked by %s since %s (%s ago)", l.GetOwner(), since.UTC().Format("2006-01-02 15:04 MST"), now.Sub(since).Round(time.Second))
-	if l.GetReason() != "" {
-		msg += ": " + l.GetReason()
+	since := l.AcquiredAt
+	msg := fmt.Sprintf("locked by %s since %s (%s ago)", l.Owner, since.UTC().Format("2006-01-02 15:04 MST"), now.Sub(since).Round(time.Second))
+	if l.Reason != "" {
+		msg += ": " + l.Reason
 	}
 	return msg
 }
@@ -418,7 +423,7 @@ func envLock(c *sdk.Context, app, env string) (*sdk.LockInfo, error) {
 		return nil, err
 	}
 	for _, l := range locks {
-		if l.GetName() == lockName(app, env) {
+		if l.Name == lockName(app, env) {
 			return l, nil
 		}
 	}
@@ -432,7 +437,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 		return err
 	}
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
+	if err := a.CheckRoom(src.Adapter, src.Room, src.RoomName); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
 	env, err := a.ResolveEnv(c.Arg("env"))
@@ -475,7 +480,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	}
 	dep := &Deployment{
 		App: a.Name, Env: env, Ref: ref, Task: task, Hosts: c.Arg("hosts"), Force: c.Bool("force"),
-		User: user.GetId(), UserName: user.GetName(), Owner: user.GetPerson(), State: StateQueued,
+		User: user.ID, UserName: user.Name, Owner: user.Person, State: StateQueued,
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
 	approve(dep, c.Approval())
@@ -485,7 +490,7 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 // approve records on dep the approval its command ran with, if any.
 func approve(dep *Deployment, a *sdk.Approval) {
 	if a != nil {
-		dep.Approval, dep.ApprovedBy = a.GetId(), a.GetApprovers()
+		dep.Approval, dep.ApprovedBy = a.ID, a.Approvers
 	}
 }
 
@@ -636,7 +641,7 @@ func (d *deployer) enqueueQuiet(c *sdk.Context, dep *Deployment) error {
 // not be queued is recorded as an error.
 func (d *deployer) queue(c *sdk.Context, dep *Deployment) (_ string, err error) {
 	defer d.failUnstarted(c, dep, &err)
-	ahead, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []string{"queued", "running"}})
+	ahead, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []sdk.JobState{sdk.JobQueued, sdk.JobRunning}})
 	if err != nil {
 		return "", err
 	}
@@ -796,7 +801,7 @@ func (d *deployer) cmdUnlock(c *sdk.Context) error {
 	}
 	user := c.User()
 	force := false
-	for _, r := range user.GetRoles() {
+	for _, r := range user.Roles {
 		force = force || r == "admin"
 	}
 	released, holder, err := c.Unlock(lockName(a.Name, env), lockOwner(user), force)
@@ -804,7 +809,7 @@ func (d *deployer) cmdUnlock(c *sdk.Context) error {
 		return err
 	}
 	switch {
-	case released && holder.GetOwner() != lockOwner(user):
+	case released && holder != nil && holder.Owner != lockOwner(user):
 		return c.Reply("Unlocked %s in %s (it was %s).", a.Name, env, lockedBy(holder, "", d.now()))
 	case released:
 		return c.Reply("Unlocked %s in %s.", a.Name, env)
@@ -867,7 +872,7 @@ func (d *deployer) buttonDeployment(c *sdk.Context) (*Deployment, *apps.App, err
 		return nil, nil, err
 	}
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
+	if err := a.CheckRoom(src.Adapter, src.Room, src.RoomName); err != nil {
 		return nil, nil, sdk.Errorf("%s", err.Error())
 	}
 	return dep, a, nil
@@ -915,7 +920,7 @@ func (d *deployer) cancel(c *sdk.Context, dep *Deployment) error {
 	if dep.JobID == 0 {
 		// Created on GitHub, not queued here yet.
 		if _, err := d.records.update(c, dep.ID, func(x *Deployment) {
-			x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().GetId(), d.now()
+			x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().ID, d.now()
 		}); err != nil {
 			return err
 		}
@@ -926,10 +931,10 @@ func (d *deployer) cancel(c *sdk.Context, dep *Deployment) error {
 		return err
 	}
 	if !ok {
-		if st := job.GetState(); st != "" && st != "queued" && st != "running" {
+		if st := job.State; st != "" && st != sdk.JobQueued && st != sdk.JobRunning {
 			// The job ended, but the record never heard (this plugin died
 			// under it and has not been told yet): say how it ended.
-			detail := firstNonEmpty(job.GetDetail(), "its job ended "+st)
+			detail := firstNonEmpty(job.Detail, "its job ended "+st.String())
 			if err := d.report(c, dep, StateError, detail, ""); err != nil {
 				return err
 			}
@@ -939,10 +944,10 @@ func (d *deployer) cancel(c *sdk.Context, dep *Deployment) error {
 	}
 	// The job's own state says whether it had started: the record read
 	// above may be a moment old.
-	if job.GetState() == "cancelled" && job.GetStartedUnix() == 0 {
+	if job.State == sdk.JobCancelled && job.StartedAt.IsZero() {
 		if _, err := d.records.update(c, dep.ID, func(x *Deployment) {
 			if !x.Ended() && x.State == StateQueued {
-				x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().GetId()+" before it started", d.now()
+				x.State, x.Detail, x.FinishedAt = StateCancelled, "cancelled by "+c.User().ID+" before it started", d.now()
 			}
 		}); err != nil {
 			return err
@@ -988,7 +993,7 @@ func (d *deployer) rollbackTarget(c *sdk.Context, app, env string) (current, pre
 // rollback redeploys the previous successful commit of a's env.
 func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
 	src := c.Source()
-	if err := a.CheckRoom(src.GetAdapter(), src.GetRoom(), src.GetRoomName()); err != nil {
+	if err := a.CheckRoom(src.Adapter, src.Room, src.RoomName); err != nil {
 		return sdk.Errorf("%s", err.Error())
 	}
 	if err := envRefusal(a, env); err != nil {
@@ -1011,7 +1016,7 @@ func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
 	}
 	dep := &Deployment{
 		App: a.Name, Env: env, Ref: previous.SHA, Task: previous.Task, Hosts: previous.Hosts, Force: true,
-		User: user.GetId(), UserName: user.GetName(), Owner: user.GetPerson(), State: StateQueued, RollbackOf: current.ID,
+		User: user.ID, UserName: user.Name, Owner: user.Person, State: StateQueued, RollbackOf: current.ID,
 		Notify: notifyTarget(src), CreatedAt: d.now(),
 	}
 	// Asked once there is something to roll back to, which a refusal
@@ -1076,15 +1081,15 @@ func (d *deployer) onInterrupted(c *sdk.Context) error {
 	if j == nil {
 		return errors.New("no interrupted job in the call")
 	}
-	id, err := strconv.ParseInt(string(j.GetPayload()), 10, 64)
+	id, err := strconv.ParseInt(string(j.Payload), 10, 64)
 	if err != nil {
-		return fmt.Errorf("interrupted job %d has no deployment id: %w", j.GetJobId(), err)
+		return fmt.Errorf("interrupted job %d has no deployment id: %w", j.JobID, err)
 	}
 	dep, err := d.records.get(c, id)
 	if err != nil || dep.Ended() {
 		return err
 	}
-	reason := d.interruptedReason(c, dep, j.GetJobId())
+	reason := d.interruptedReason(c, dep, j.JobID)
 	tail, err := d.logTail(c, dep.ID, 20)
 	if err != nil {
 		c.Logger().Warn("read the log of an interrupted deployment", "deployment", dep.ID, "error", err)
@@ -1102,11 +1107,11 @@ func (d *deployer) onInterrupted(c *sdk.Context) error {
 // ("interrupted because the deploy plugin crashed"), or a general reason
 // when it cannot be found.
 func (d *deployer) interruptedReason(c *sdk.Context, dep *Deployment, jobID int64) string {
-	jobs, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []string{"interrupted"}, Limit: 50})
+	jobs, err := c.Jobs(sdk.JobFilter{Kind: jobDeploy, QueueKey: queueKey(dep), States: []sdk.JobState{sdk.JobInterrupted}, Limit: 50})
 	if err == nil {
 		for _, j := range jobs {
-			if j.GetId() == jobID && strings.HasPrefix(j.GetDetail(), "interrupted") {
-				return j.GetDetail()
+			if j.ID == jobID && strings.HasPrefix(j.Detail, "interrupted") {
+				return j.Detail
 			}
 		}
 	}

@@ -238,7 +238,7 @@ func failedContexts(ge *github.ErrorResponse) []string {
 // outside chat (GitHub's UI, another tool) that name no bot.
 func (d *deployer) onGitHubDeployment(c *sdk.Context) error {
 	var ev github.DeploymentEvent
-	if err := json.Unmarshal(c.Event.GetPayload(), &ev); err != nil {
+	if err := json.Unmarshal(c.Event.Payload, &ev); err != nil {
 		return fmt.Errorf("decode deployment event: %w", err)
 	}
 	gd := ev.GetDeployment()

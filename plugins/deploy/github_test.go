@@ -252,11 +252,11 @@ func TestGitHubModeCreatesTheDeploymentThenRunsItOnTheWebhook(t *testing.T) {
 		t.Fatalf("%d jobs queued before GitHub's webhook", n)
 	}
 	ev := h.Event("github:deployment", gh.deploymentEvent(t, 0))
-	if ev.Done.GetOutcome() == "error" {
+	if ev.Done.Outcome == "error" {
 		t.Fatalf("webhook: %v", ev.Done)
 	}
 	runs := h.RunEnqueued()
-	if len(runs) != 1 || runs[0].Done.GetOutcome() != "success" {
+	if len(runs) != 1 || runs[0].Done.Outcome != "success" {
 		t.Fatalf("job = %+v", runs)
 	}
 	if !strings.Contains(f.mark(t, 1), "DEPLOY_SHA="+f.main) {
@@ -271,8 +271,8 @@ func TestGitHubModeCreatesTheDeploymentThenRunsItOnTheWebhook(t *testing.T) {
 	}
 	// The link GitHub shows opens the log.
 	page := h.HTTP(strings.TrimPrefix(st.GetLogURL(), "http://chima.test"))
-	if page.GetStatus() != 200 || !strings.Contains(string(page.GetBody()), "deploying main ("+f.main+")") {
-		t.Fatalf("log page from the status = %d %q", page.GetStatus(), page.GetBody())
+	if page.Status != 200 || !strings.Contains(string(page.Body), "deploying main ("+f.main+")") {
+		t.Fatalf("log page from the status = %d %q", page.Status, page.Body)
 	}
 	// A redelivered webhook does not deploy twice.
 	h.Event("github:deployment", gh.deploymentEvent(t, 0))
@@ -375,17 +375,17 @@ func TestGitHubModeDeploysTheCommitGitHubApprovedNotTheBranchTip(t *testing.T) {
 			write(t, filepath.Join(f.repo, "README"), "v3\n", 0o644)
 			git(t, f.repo, "commit", "-q", "-am", "v3")
 			tip := git(t, f.repo, "rev-parse", "HEAD")
-			if res := h.Event("github:deployment", ev); res.Done.GetOutcome() == "error" {
+			if res := h.Event("github:deployment", ev); res.Done.Outcome == "error" {
 				t.Fatalf("webhook: %v", res.Done)
 			}
-			if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() != "success" {
+			if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.Outcome != "success" {
 				t.Fatalf("job = %+v", runs)
 			}
 			mark := f.mark(t, 1)
 			if !strings.Contains(mark, "DEPLOY_SHA="+f.main) || !strings.Contains(mark, "DEPLOY_REF=main") {
 				t.Fatalf("the script was not given GitHub's commit %s of main (the tip is %s):\n%s", f.main, tip, mark)
 			}
-			text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+			text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].Text
 			if !strings.Contains(text, "#1 deploy main@"+f.main[:7]+" to staging") || !strings.Contains(text, "success") {
 				t.Fatalf("deploys = %q, want main@%s deployed", text, f.main[:7])
 			}
@@ -416,12 +416,12 @@ func TestEnvironmentsChimaMustNotDeployToAreRefusedOnEveryPath(t *testing.T) {
 			if tt.chat {
 				res := h.Command("deploy", deployArgs("demo", "main", tt.env))
 				need := res.ApprovalNeeded
-				if need == nil || !slices.Equal(need.GetApprovers(), []string{"release-managers"}) || need.GetReason() != "production is a protected environment of demo" {
+				if need == nil || !slices.Equal(need.Options.Approvers, []string{"release-managers"}) || need.Options.Reason != "production is a protected environment of demo" {
 					t.Fatalf("deploy to a protected environment = %+v (errors %v); want it to ask release-managers for approval", need, res.Errors)
 				}
 			} else {
 				h.Event("github:deployment", externalDeploymentEvent(t, 777, "main", f.main, tt.env))
-				if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() == "success" {
+				if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.Outcome == "success" {
 					t.Fatalf("job = %+v, want it to fail", runs)
 				}
 				if _, err := os.Stat(filepath.Join(f.marks, "1")); err == nil {
@@ -430,7 +430,7 @@ func TestEnvironmentsChimaMustNotDeployToAreRefusedOnEveryPath(t *testing.T) {
 				if got := gh.states(777); got != "error" {
 					t.Fatalf("GitHub statuses = %q, want error", got)
 				}
-				text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+				text := h.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].Text
 				if !strings.Contains(text, ": error (") || !strings.Contains(text, tt.want) {
 					t.Fatalf("deploys = %q, want an error saying %q", text, tt.want)
 				}
@@ -511,7 +511,7 @@ func TestDeploymentsThatCannotStartAreRecordedAsErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("the deployment started")
 			}
-			text := p.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].GetText()
+			text := p.Command("deploys", sdktest.Args{"app": "demo"}).Replies[0].Text
 			if !strings.Contains(text, "#1 deploy main to staging by tester") || !strings.Contains(text, ": error (") || !strings.Contains(text, tt.want) {
 				t.Fatalf("deploys = %q, want #1 recorded as an error saying %q (the start failed with %v)", text, tt.want, err)
 			}
@@ -594,19 +594,19 @@ func TestGitHubDeploymentMadeOutsideChatIsAnnouncedInItsRoomOnTheDefaultAdapter(
 	app := `{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["staging"], "allowed_rooms": ["deployment"]}}`
 	f, gh := githubFake(t, app)
 	h := f.harness(t, append(f.githubSettings(gh), "chima_adapters", "shell", "chima_default_adapter", "shell")...)
-	if res := h.Event("github:deployment", externalDeploymentEvent(t, 556, "main", f.main, "staging")); res.Done.GetOutcome() != "" {
+	if res := h.Event("github:deployment", externalDeploymentEvent(t, 556, "main", f.main, "staging")); res.Done.Outcome != "" {
 		t.Fatalf("webhook: %v", res.Done)
 	}
-	if q := h.Host.Enqueued(); len(q) != 1 || q[0].GetNotify().GetAdapter() != "shell" || q[0].GetNotify().GetRoom() != "deployment" {
+	if q := h.Host.Enqueued(); len(q) != 1 || q[0].Notify.Adapter != "shell" || q[0].Notify.Room != "deployment" {
 		t.Fatalf("enqueued = %+v, want its notify room shell:deployment", q)
 	}
-	if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() != "success" {
+	if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.Outcome != "success" {
 		t.Fatalf("job = %+v", runs)
 	}
 	var heard []string
 	for _, p := range h.Host.Posts() {
-		if p.GetTarget().GetAdapter() == "shell" && p.GetTarget().GetRoom() == "deployment" {
-			heard = append(heard, p.GetOutput().GetText())
+		if p.Target.Adapter == "shell" && p.Target.Room == "deployment" {
+			heard = append(heard, p.Output.Text)
 		}
 	}
 	if len(heard) == 0 || !strings.Contains(strings.Join(heard, "\n"), "Deployed demo/main") {

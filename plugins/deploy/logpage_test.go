@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/chimaops/chima/sdk"
-	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/sdktest"
 )
 
 // A browser's Accept header, as Chromium sends it for a page.
@@ -74,25 +74,25 @@ func (lp *logPage) update(t *testing.T, f func(*Deployment)) {
 	})
 }
 
-func (lp *logPage) html(t *testing.T) (*pluginv1.HTTPResponse, string) {
+func (lp *logPage) html(t *testing.T) (*sdktest.HTTPResponse, string) {
 	t.Helper()
 	resp := lp.HTTPWithHeaders(lp.link, map[string]string{"Accept": browserAccept})
-	if resp.GetStatus() != 200 || !strings.HasPrefix(resp.GetHeaders()["Content-Type"], "text/html") {
-		t.Fatalf("GET %s as a browser = %d %v %q, want 200 HTML", lp.link, resp.GetStatus(), resp.GetHeaders(), resp.GetBody())
+	if resp.Status != 200 || !strings.HasPrefix(resp.Headers["Content-Type"], "text/html") {
+		t.Fatalf("GET %s as a browser = %d %v %q, want 200 HTML", lp.link, resp.Status, resp.Headers, resp.Body)
 	}
-	return resp, string(resp.GetBody())
+	return resp, string(resp.Body)
 }
 
 func (lp *logPage) poll(t *testing.T, since int64) logChunk {
 	t.Helper()
 	path := fmt.Sprintf("%s&since=%d", lp.link, since)
 	resp := lp.HTTPWithHeaders(path, map[string]string{"Accept": "application/json"})
-	if resp.GetStatus() != 200 || resp.GetHeaders()["Content-Type"] != "application/json" {
-		t.Fatalf("GET %s = %d %v %q, want 200 JSON", path, resp.GetStatus(), resp.GetHeaders(), resp.GetBody())
+	if resp.Status != 200 || resp.Headers["Content-Type"] != "application/json" {
+		t.Fatalf("GET %s = %d %v %q, want 200 JSON", path, resp.Status, resp.Headers, resp.Body)
 	}
 	var c logChunk
-	if err := json.Unmarshal(resp.GetBody(), &c); err != nil {
-		t.Fatalf("poll answer %q: %v", resp.GetBody(), err)
+	if err := json.Unmarshal(resp.Body, &c); err != nil {
+		t.Fatalf("poll answer %q: %v", resp.Body, err)
 	}
 	return c
 }
@@ -126,12 +126,12 @@ func TestLogPageGivesBrowsersHTMLAndEveryoneElseText(t *testing.T) {
 				headers["Accept"] = tt.accept
 			}
 			resp := lp.HTTPWithHeaders(lp.link+tt.query, headers)
-			body, typ := string(resp.GetBody()), resp.GetHeaders()["Content-Type"]
-			if resp.GetStatus() != 200 {
-				t.Fatalf("status %d %q", resp.GetStatus(), body)
+			body, typ := string(resp.Body), resp.Headers["Content-Type"]
+			if resp.Status != 200 {
+				t.Fatalf("status %d %q", resp.Status, body)
 			}
-			if resp.GetHeaders()["Vary"] != "Accept" {
-				t.Errorf("Vary = %q, want Accept: the answer depends on it", resp.GetHeaders()["Vary"])
+			if resp.Headers["Vary"] != "Accept" {
+				t.Errorf("Vary = %q, want Accept: the answer depends on it", resp.Headers["Vary"])
 			}
 			if tt.html {
 				if typ != "text/html; charset=utf-8" || !strings.HasPrefix(body, "<!DOCTYPE html>") || !strings.Contains(body, `<span class="t">step two</span>`) {
@@ -220,7 +220,7 @@ func TestLogPageShowsLogAndRecordAsTextNeverAsMarkup(t *testing.T) {
 func TestLogPageContentSecurityPolicyAllowsOnlyItsOwnScriptAndStyle(t *testing.T) {
 	lp := newLogPage(t, &deployer{}, runningDeployment(), "hello\n")
 	resp, body := lp.html(t)
-	csp := resp.GetHeaders()["Content-Security-Policy"]
+	csp := resp.Headers["Content-Security-Policy"]
 	for _, want := range []string{"default-src 'none'", "connect-src 'self'", "base-uri 'none'", "frame-ancestors 'none'"} {
 		if !strings.Contains(csp, want) {
 			t.Errorf("Content-Security-Policy %q lacks %s", csp, want)
@@ -237,8 +237,8 @@ func TestLogPageContentSecurityPolicyAllowsOnlyItsOwnScriptAndStyle(t *testing.T
 			t.Errorf("Content-Security-Policy %q does not allow the page's %s (%s)", csp, tag, want)
 		}
 	}
-	if resp.GetHeaders()["Referrer-Policy"] != "no-referrer" {
-		t.Errorf("Referrer-Policy = %q, want no-referrer: the URL holds the token", resp.GetHeaders()["Referrer-Policy"])
+	if resp.Headers["Referrer-Policy"] != "no-referrer" {
+		t.Errorf("Referrer-Policy = %q, want no-referrer: the URL holds the token", resp.Headers["Referrer-Policy"])
 	}
 }
 
@@ -277,15 +277,15 @@ func TestLogPageAndItsPollOpenOnlyWithTheToken(t *testing.T) {
 			t.Run(r.name+" with "+tok.name, func(t *testing.T) {
 				path := "/deployments/1/log?" + tok.query + r.suffix
 				resp := lp.HTTPWithHeaders(path, map[string]string{"Accept": r.accept})
-				if leaked := strings.Contains(string(resp.GetBody()), "secret output"); resp.GetStatus() != 404 || leaked {
-					t.Fatalf("GET %s = %d (the log in it: %v), want 404", path, resp.GetStatus(), leaked)
+				if leaked := strings.Contains(string(resp.Body), "secret output"); resp.Status != 404 || leaked {
+					t.Fatalf("GET %s = %d (the log in it: %v), want 404", path, resp.Status, leaked)
 				}
 			})
 		}
 		t.Run(r.name+" with its token", func(t *testing.T) {
 			resp := lp.HTTPWithHeaders(lp.link+r.suffix, map[string]string{"Accept": r.accept})
-			if resp.GetStatus() != 200 || resp.GetHeaders()["Content-Type"] != r.typ || !strings.Contains(string(resp.GetBody()), "secret output") {
-				t.Fatalf("GET %s = %d %v %q, want 200 %s with the log", lp.link+r.suffix, resp.GetStatus(), resp.GetHeaders(), resp.GetBody(), r.typ)
+			if resp.Status != 200 || resp.Headers["Content-Type"] != r.typ || !strings.Contains(string(resp.Body), "secret output") {
+				t.Fatalf("GET %s = %d %v %q, want 200 %s with the log", lp.link+r.suffix, resp.Status, resp.Headers, resp.Body, r.typ)
 			}
 		})
 	}

@@ -29,7 +29,7 @@ func TestDeployMigrateCarriesTaskDeployMigrateToGitHub(t *testing.T) {
 		t.Errorf("GitHub deployment task = %q, want deploy:migrate as hubot-deploy sends it", got)
 	}
 	h.Event("github:deployment", gh.deploymentEvent(t, 0))
-	if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.GetOutcome() != "success" {
+	if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.Outcome != "success" {
 		t.Fatalf("job = %+v", runs)
 	}
 	if mark := f.mark(t, 1); !strings.Contains(mark, "DEPLOY_TASK=deploy:migrate\n") {
@@ -92,7 +92,7 @@ func TestRollbackMessagesShowTheShortSHA(t *testing.T) {
 	var texts []string
 	texts = append(texts, res.Text())
 	for _, p := range h.Host.Posts()[before:] {
-		texts = append(texts, p.GetOutput().GetText())
+		texts = append(texts, p.Output.Text)
 	}
 	texts = append(texts, h.Command("deploys", sdktest.Args{"app": "demo"}).Text())
 	all := strings.Join(texts, "\n")

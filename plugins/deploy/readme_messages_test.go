@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/chimaops/chima/sdk"
-	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -48,10 +47,10 @@ func TestAnInterruptedDeploymentIsNotSaidToHaveFailed(t *testing.T) {
 	h.Command("deploy", deployArgs("demo", "main", "staging"))
 	job := h.Host.Enqueued()[0]
 	before := len(h.Host.Posts())
-	h.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
+	h.JobInterrupted(&sdk.Job{JobID: 1, Kind: "deploy", Payload: job.Payload})
 	var said []string
 	for _, p := range h.Host.Posts()[before:] {
-		said = append(said, p.GetOutput().GetText())
+		said = append(said, p.Output.Text)
 	}
 	all := strings.Join(said, "\n")
 	if want := "Deployment #1 of demo/main to staging was interrupted before it started (interrupted: Chima stopped while it ran)"; !strings.Contains(all, want) {
@@ -117,10 +116,10 @@ func TestADeploymentInterruptedByADeadBotEndsWhenItWasLastSeenAlive(t *testing.T
 			})
 			d.now = func() time.Time { return base.Add(23 * time.Second) } // the next bot, 9 s later
 			before := len(p.Host.Posts())
-			p.JobInterrupted(&pluginv1.JobRequest{JobId: 1, Kind: "deploy", Payload: job.GetPayload()})
+			p.JobInterrupted(&sdk.Job{JobID: 1, Kind: "deploy", Payload: job.Payload})
 			var said []string
 			for _, post := range p.Host.Posts()[before:] {
-				said = append(said, post.GetOutput().GetText())
+				said = append(said, post.Output.Text)
 			}
 			if all := strings.Join(said, "\n"); !strings.Contains(all, tc.want) {
 				t.Fatalf("rooms were told %q, want %q", all, tc.want)

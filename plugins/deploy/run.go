@@ -18,9 +18,9 @@ import (
 // kept in the log and shown as progress, and the end reported to the room,
 // the thread, the app's notify rooms and GitHub.
 func (d *deployer) runDeploy(c *sdk.Context) (err error) {
-	id, err := strconv.ParseInt(string(c.Job.GetPayload()), 10, 64)
+	id, err := strconv.ParseInt(string(c.Job.Payload), 10, 64)
 	if err != nil {
-		return fmt.Errorf("deploy job %d: bad payload: %w", c.Job.GetJobId(), err)
+		return fmt.Errorf("deploy job %d: bad payload: %w", c.Job.JobID, err)
 	}
 	// Whatever stops the job early (a cancel, a host call failing), the
 	// deployment must not stay queued or running forever.
@@ -66,7 +66,7 @@ func (d *deployer) runDeploy(c *sdk.Context) (err error) {
 		return d.finish(c, dep, StateFailure, fmt.Sprintf("%s in %s is %s", dep.App, dep.Env, who), "")
 	}
 	dep, err = d.records.update(c, id, func(x *Deployment) {
-		x.State, x.StartedAt, x.JobID = StateRunning, d.now(), c.Job.GetJobId()
+		x.State, x.StartedAt, x.JobID = StateRunning, d.now(), c.Job.JobID
 	})
 	if err != nil {
 		return err
@@ -177,17 +177,17 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 	what := dep.Summary()
 	switch state {
 	case StateSuccess:
-		out = &sdk.Output{Status: "good", Text: fmt.Sprintf("Deployed %s in %s (#%d).", what, dep.Duration(d.now()), dep.ID)}
+		out = &sdk.Output{Status: sdk.StatusGood, Text: fmt.Sprintf("Deployed %s in %s (#%d).", what, dep.Duration(d.now()), dep.ID)}
 		if a != nil && a.EnvURL(dep.Env) != "" {
 			out.Text += " " + a.EnvURL(dep.Env)
 		}
 		if d.canRollBack(bc, dep) {
-			rollback := sdk.ActionButton("Rollback", actionRollback, strconv.FormatInt(dep.ID, 10), "danger")
+			rollback := sdk.ActionButton("Rollback", actionRollback, strconv.FormatInt(dep.ID, 10), sdk.ButtonDanger)
 			rollback.Command = fmt.Sprintf("rollback %s in %s", dep.App, dep.Env) // to type where buttons cannot show
 			out.Buttons = []*sdk.Button{rollback}
 		}
 	case StateCancelled:
-		out = &sdk.Output{Status: "warning", Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
+		out = &sdk.Output{Status: sdk.StatusWarning, Text: fmt.Sprintf("Deployment #%d of %s was cancelled after %s.", dep.ID, what, dep.Duration(d.now()))}
 	default:
 		text := fmt.Sprintf("Deployment #%d of %s failed after %s: %s", dep.ID, what, dep.Duration(d.now()), firstLine(detail))
 		// An interrupted deployment did not fail: it was stopped from
@@ -205,7 +205,7 @@ func (d *deployer) reportEnded(c *sdk.Context, dep *Deployment, state, detail, t
 				text = fmt.Sprintf("Deployment #%d of %s was interrupted before it started (%s)", dep.ID, what, firstLine(detail))
 			}
 		}
-		out = &sdk.Output{Status: "danger", Text: text, Code: tail}
+		out = &sdk.Output{Status: sdk.StatusDanger, Text: text, Code: tail}
 		if u := d.logURL(bc, dep.ID); u != "" {
 			out.Fields = []*sdk.Field{{Title: "Full log", Value: u}}
 		}
@@ -366,7 +366,7 @@ func (l *logStream) progress(title string, always bool) bool {
 		// While it runs, the progress message offers to stop it; the
 		// final one, which replaces it where the chat service edits
 		// messages, no longer does.
-		cancel := sdk.ActionButton("Cancel", actionCancel, strconv.FormatInt(l.id, 10), "danger")
+		cancel := sdk.ActionButton("Cancel", actionCancel, strconv.FormatInt(l.id, 10), sdk.ButtonDanger)
 		cancel.Command = fmt.Sprintf("deploy:cancel %d", l.id) // to type where buttons cannot show
 		out.Buttons = []*sdk.Button{cancel}
 	}

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // FakeHost is an in-memory Host service: it records posts and enqueued jobs
@@ -30,8 +32,8 @@ type FakeHost struct {
 	nextID  int64
 	runs    []*pluginv1.RunCommandRequest
 	// RunResult, when set, answers RunCommand; by default every command
-	// runs with outcome "ok".
-	RunResult func(*pluginv1.RunCommandRequest) *pluginv1.RunCommandResponse
+	// runs with outcome sdk.CommandOK.
+	RunResult func(CommandRun) sdk.RunResult
 	// manifest is the plugin's, set once the harness has it: buttons must
 	// name its actions and jobs its kinds, as the host checks. Nil accepts
 	// every action and kind.
@@ -49,10 +51,14 @@ func NewFakeHost() *FakeHost {
 }
 
 // Runs returns the commands the plugin ran with RunCommand.
-func (f *FakeHost) Runs() []*pluginv1.RunCommandRequest {
+func (f *FakeHost) Runs() []CommandRun {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*pluginv1.RunCommandRequest(nil), f.runs...)
+	out := make([]CommandRun, 0, len(f.runs))
+	for _, r := range f.runs {
+		out = append(out, commandRunFromProto(r))
+	}
+	return out
 }
 
 // RunCommand records the command and answers it with RunResult.
@@ -69,9 +75,9 @@ func (f *FakeHost) RunCommand(_ context.Context, r *pluginv1.RunCommandRequest) 
 		return nil, status.Error(codes.InvalidArgument, "run command: name the room it runs in")
 	}
 	if answer != nil {
-		return answer(r), nil
+		return runResultToProto(answer(commandRunFromProto(r))), nil
 	}
-	return &pluginv1.RunCommandResponse{RequestId: "run-" + strconv.FormatInt(id, 10), Outcome: "ok"}, nil
+	return runResultToProto(sdk.RunResult{RequestID: "run-" + strconv.FormatInt(id, 10), Outcome: sdk.CommandOK}), nil
 }
 
 // KVCompareAndSwap writes a key only over the value expected, as the host
@@ -112,26 +118,34 @@ func (f *FakeHost) KVIncrement(_ context.Context, r *pluginv1.KVIncrementRequest
 }
 
 // Posts returns the messages the plugin posted with Post.
-func (f *FakeHost) Posts() []*pluginv1.PostRequest {
+func (f *FakeHost) Posts() []Post {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*pluginv1.PostRequest(nil), f.posts...)
+	out := make([]Post, 0, len(f.posts))
+	for _, p := range f.posts {
+		out = append(out, Post{Target: refFromProto(p.GetTarget()), Output: outputFromProto(p.GetOutput()), RequestID: p.GetRequestId()})
+	}
+	return out
 }
 
 // Updates returns the message updates the plugin made.
-func (f *FakeHost) Updates() []*pluginv1.UpdateRequest {
+func (f *FakeHost) Updates() []Update {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]*pluginv1.UpdateRequest(nil), f.updates...)
+	out := make([]Update, 0, len(f.updates))
+	for _, u := range f.updates {
+		out = append(out, Update{Message: refFromProto(u.GetMessage()), Output: outputFromProto(u.GetOutput())})
+	}
+	return out
 }
 
 // Enqueued returns every job enqueued so far.
-func (f *FakeHost) Enqueued() []*pluginv1.EnqueueRequest {
+func (f *FakeHost) Enqueued() []EnqueuedJob {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]*pluginv1.EnqueueRequest, 0, len(f.jobs))
+	out := make([]EnqueuedJob, 0, len(f.jobs))
 	for _, j := range f.jobs {
-		out = append(out, j.req)
+		out = append(out, enqueuedFromProto(j.info.GetId(), j.req))
 	}
 	return out
 }
@@ -193,7 +207,7 @@ func (f *FakeHost) id() int64 { f.nextID++; return f.nextID }
 func (f *FakeHost) Post(_ context.Context, r *pluginv1.PostRequest) (*pluginv1.PostResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.checkButtons(r.GetOutput()); err != nil {
+	if err := f.checkButtons(outputFromProto(r.GetOutput())); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "post to %s: %v", r.GetTarget().GetRoom(), err)
 	}
 	f.posts = append(f.posts, r)
@@ -208,7 +222,7 @@ func (f *FakeHost) Post(_ context.Context, r *pluginv1.PostRequest) (*pluginv1.P
 func (f *FakeHost) Update(_ context.Context, r *pluginv1.UpdateRequest) (*pluginv1.UpdateResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.checkButtons(r.GetOutput()); err != nil {
+	if err := f.checkButtons(outputFromProto(r.GetOutput())); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "update message: %v", err)
 	}
 	f.updates = append(f.updates, r)
@@ -217,7 +231,7 @@ func (f *FakeHost) Update(_ context.Context, r *pluginv1.UpdateRequest) (*plugin
 
 // checkButtons refuses the buttons the host would refuse. Called with f.mu
 // held.
-func (f *FakeHost) checkButtons(o *pluginv1.Output) error {
+func (f *FakeHost) checkButtons(o *sdk.Output) error {
 	declared := func(string) bool { return true }
 	if f.manifest != nil {
 		declared = func(action string) bool {
@@ -235,15 +249,10 @@ func checkKey(op, key string) error {
 	return nil
 }
 
-// jobStateCode is a job state's enum (protocol minor 8), set beside its
-// name as the host sets it.
-func jobStateCode(state string) pluginv1.JobState {
-	return pluginv1.JobState(pluginv1.JobState_value["JOB_STATE_"+strings.ToUpper(state)])
-}
-
 // setState moves a job to state. Called with f.mu held.
 func setState(j *pluginv1.JobInfo, state string) {
-	j.State, j.StateCode = state, jobStateCode(state)
+	// Both the name and the enum (protocol minor 8), as the host sets them.
+	j.State, j.StateCode = state, wire.JobStateCode(state)
 	switch state {
 	case "queued":
 	case "running":

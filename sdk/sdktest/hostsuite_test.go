@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest/hostsuite"
 )
@@ -20,14 +21,14 @@ func TestFakeHostKeepsTheHostSuiteContract(t *testing.T) {
 	}
 	hostsuite.Run(t, hostsuite.Harness{
 		Host: hostsuite.Serve(t, f),
-		Room: &pluginv1.MessageRef{Adapter: "test", Room: "general"},
+		Room: &sdk.MessageRef{Adapter: "test", Room: "general"},
 		Posted: func() []string {
 			var out []string
 			for _, p := range f.Posts() {
-				out = append(out, p.GetOutput().GetText())
+				out = append(out, p.Output.Text)
 			}
 			for _, u := range f.Updates() {
-				out = append(out, u.GetOutput().GetText())
+				out = append(out, u.Output.Text)
 			}
 			return out
 		},

@@ -34,12 +34,14 @@ type Args map[string]string
 
 // Harness is one plugin running in-process.
 type Harness struct {
-	t        testing.TB
-	conn     *wire.Conn
-	Host     *FakeHost
+	t    testing.TB
+	conn *wire.Conn
+	Host *FakeHost
+	// Manifest is what the plugin declared, as the protocol carries it to
+	// the host.
 	Manifest *pluginv1.Manifest
 	// User is the sender of commands; change it to test permissions logic.
-	User *pluginv1.User
+	User *sdk.User
 	// Room is where commands come from.
 	Room  string
 	seq   int
@@ -70,7 +72,7 @@ func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
 	})
 	h := &Harness{
 		t: t, conn: conn, Host: host,
-		User: &pluginv1.User{Id: "tester", Name: "Tester"}, Room: "test",
+		User: &sdk.User{ID: "tester", Name: "Tester"}, Room: "test",
 		// Stop the server before closing the client: Close asks go-plugin's
 		// controller to stop the server too, and both at once race.
 		close: func() { srv.Stop(); client.Close() },
@@ -95,25 +97,28 @@ func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
 
 // Result is everything a call said, in order.
 type Result struct {
+	// Events are the call's events as the protocol carried them, for
+	// tests of their order.
 	Events []*pluginv1.Event
 	// Replies are the outputs of Reply events.
-	Replies []*pluginv1.Output
-	// Progress are the outputs of Progress events.
-	Progress []*pluginv1.Progress
+	Replies []*sdk.Output
+	// Progress are the Progress events.
+	Progress []Progress
 	// Errors are the user-facing errors.
-	Errors []*pluginv1.UserError
-	// Done is the final event.
-	Done *pluginv1.Done
+	Errors []*sdk.UserError
+	// Done is how the call ended.
+	Done Done
 	// ApprovalNeeded is set when the command asked to be approved before
-	// it runs (sdk.NeedApproval or sdk.NeedConfirmation).
-	ApprovalNeeded *pluginv1.ApprovalNeeded
+	// it runs (sdk.NeedApproval or sdk.NeedConfirmation): who must
+	// approve, and whether the requester is to confirm.
+	ApprovalNeeded *sdk.ApprovalRequiredError
 }
 
 // Text joins the text of every reply with newlines.
 func (r Result) Text() string {
 	parts := make([]string, 0, len(r.Replies))
 	for _, o := range r.Replies {
-		parts = append(parts, o.GetText())
+		parts = append(parts, o.Text)
 	}
 	return strings.Join(parts, "\n")
 }
@@ -126,7 +131,7 @@ func (h *Harness) Command(command string, args Args) Result {
 		RequestId: h.requestID(),
 		Command:   command,
 		Args:      args,
-		User:      h.User,
+		User:      userToProto(h.User),
 		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
 	}
 	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
@@ -135,16 +140,16 @@ func (h *Harness) Command(command string, args Args) Result {
 
 // ApprovedCommand runs command with args as the host does once its approval
 // was granted: with CommandRequest.approval set to a.
-func (h *Harness) ApprovedCommand(command string, args Args, a *pluginv1.Approval) Result {
+func (h *Harness) ApprovedCommand(command string, args Args, a *sdk.Approval) Result {
 	h.t.Helper()
 	h.seq++
 	req := &pluginv1.CommandRequest{
 		RequestId: h.requestID(),
 		Command:   command,
 		Args:      args,
-		User:      h.User,
+		User:      userToProto(h.User),
 		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
-		Approval:  a,
+		Approval:  approvalToProto(a),
 	}
 	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
 	return h.collect(stream, err)
@@ -152,11 +157,11 @@ func (h *Harness) ApprovedCommand(command string, args Args, a *pluginv1.Approva
 
 // JobInterrupted tells the plugin that job was running when the host died,
 // as a host of protocol minor 7 does.
-func (h *Harness) JobInterrupted(job *pluginv1.JobRequest) Result {
+func (h *Harness) JobInterrupted(job *sdk.Job) Result {
 	h.t.Helper()
 	h.seq++
 	stream, err := h.conn.Plugin.JobInterrupted(h.ctx(), &pluginv1.JobInterruptedRequest{
-		RequestId: h.requestID(), Job: job, InterruptedUnix: time.Now().Unix(),
+		RequestId: h.requestID(), Job: jobToProto(job), InterruptedUnix: time.Now().Unix(),
 		Reason: "chima stopped while the job was running",
 	})
 	return h.collect(stream, err)
@@ -195,35 +200,48 @@ func (h *Harness) RunEnqueued() []Result {
 			Attempt: 1, Notify: j.GetNotify(), OriginRequestId: h.Host.origin(j.GetId()),
 		})
 		res := h.collect(stream, err)
-		state := "succeeded"
-		switch res.Done.GetOutcome() {
-		case "failure":
-			state = "failed"
-		case "error", "cancelled":
-			state = res.Done.GetOutcome()
+		state := sdk.JobSucceeded
+		switch res.Done.Outcome {
+		case sdk.OutcomeFailure:
+			state = sdk.JobFailed
+		case sdk.OutcomeError:
+			state = sdk.JobError
+		case sdk.OutcomeCancelled:
+			state = sdk.JobCancelled
 		}
-		h.Host.finish(j.GetId(), state)
+		h.Host.finish(j.GetId(), string(state))
 		out = append(out, res)
 	}
 	return out
 }
 
 // HTTP performs a GET of path on the plugin's pages.
-func (h *Harness) HTTP(path string) *pluginv1.HTTPResponse {
+func (h *Harness) HTTP(path string) *HTTPResponse {
 	h.t.Helper()
 	return h.HTTPWithHeaders(path, nil)
 }
 
 // HTTPWithHeaders performs a GET of path on the plugin's pages with request
 // headers, as the host passes them on (Accept, User-Agent).
-func (h *Harness) HTTPWithHeaders(path string, headers map[string]string) *pluginv1.HTTPResponse {
+func (h *Harness) HTTPWithHeaders(path string, headers map[string]string) *HTTPResponse {
 	h.t.Helper()
 	p, q, _ := strings.Cut(path, "?")
 	resp, err := h.conn.Plugin.HandleHTTP(h.ctx(), &pluginv1.HTTPRequest{Method: "GET", Path: p, Query: q, Headers: headers})
 	if err != nil {
 		h.t.Fatalf("http %s: %v", path, err)
+		return nil
 	}
-	return resp
+	return &HTTPResponse{Status: int(resp.GetStatus()), Headers: resp.GetHeaders(), Body: resp.GetBody()}
+}
+
+// HTTPResponse is a page's answer, as the host hands it on.
+type HTTPResponse struct {
+	// Status is the HTTP status code.
+	Status int
+	// Headers are the response's headers, one value each.
+	Headers map[string]string
+	// Body is the response's body.
+	Body []byte
 }
 
 func (h *Harness) requestID() string { return "req-" + itoa(h.seq) }
@@ -241,6 +259,7 @@ type eventStream interface {
 func (h *Harness) collect(stream eventStream, err error) Result {
 	h.t.Helper()
 	var r Result
+	done := false
 	if err != nil {
 		h.t.Fatalf("call plugin: %v", err)
 		return r
@@ -257,20 +276,23 @@ func (h *Harness) collect(stream eventStream, err error) Result {
 		r.Events = append(r.Events, ev)
 		switch k := ev.GetKind().(type) {
 		case *pluginv1.Event_Reply:
-			r.Replies = append(r.Replies, k.Reply.GetOutput())
-			h.checkStreamed(k.Reply.GetOutput())
+			o := outputFromProto(k.Reply.GetOutput())
+			r.Replies = append(r.Replies, o)
+			h.checkStreamed(o)
 		case *pluginv1.Event_Progress:
-			r.Progress = append(r.Progress, k.Progress)
-			h.checkStreamed(k.Progress.GetOutput())
+			o := outputFromProto(k.Progress.GetOutput())
+			r.Progress = append(r.Progress, Progress{Key: k.Progress.GetKey(), Output: o})
+			h.checkStreamed(o)
 		case *pluginv1.Event_Error:
-			r.Errors = append(r.Errors, k.Error)
+			r.Errors = append(r.Errors, userErrorFromProto(k.Error))
 		case *pluginv1.Event_Done:
-			r.Done = k.Done
+			r.Done.Outcome, r.Done.Detail = doneFromProto(k.Done)
+			done = true
 		case *pluginv1.Event_ApprovalNeeded:
-			r.ApprovalNeeded = k.ApprovalNeeded
+			r.ApprovalNeeded = approvalNeededFromProto(k.ApprovalNeeded)
 		}
 	}
-	if r.Done == nil {
+	if !done {
 		h.t.Fatalf("plugin ended the call without Done; events: %v", r.Events)
 	}
 	return r
@@ -278,7 +300,7 @@ func (h *Harness) collect(stream eventStream, err error) Result {
 
 // checkStreamed fails the test for a streamed button the host would leave
 // out: nobody would ever see it.
-func (h *Harness) checkStreamed(o *pluginv1.Output) {
+func (h *Harness) checkStreamed(o *sdk.Output) {
 	h.t.Helper()
 	if err := checkButtons(o, h.declares); err != nil {
 		h.t.Errorf("%v (the host leaves it out of the message)", err)

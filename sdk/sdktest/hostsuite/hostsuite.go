@@ -10,7 +10,7 @@
 //	func TestMyHostKeepsTheContract(t *testing.T) {
 //		srv := newMyHost(t) // a pluginv1.HostServer for plugin "suite"
 //		hostsuite.Run(t, hostsuite.Harness{
-//			Host: hostsuite.Serve(t, srv), Room: &pluginv1.MessageRef{Room: "general"},
+//			Host: hostsuite.Serve(t, srv), Room: &sdk.MessageRef{Room: "general"},
 //		})
 //	}
 package hostsuite
@@ -33,6 +33,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/internal/bridge"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
@@ -54,7 +56,7 @@ type Harness struct {
 	// Host is a client of the Host service, for the plugin.
 	Host pluginv1.HostClient
 	// Room is a room of the host's chat that Post reaches.
-	Room *pluginv1.MessageRef
+	Room *sdk.MessageRef
 	// Posted returns the texts of the messages posted and edited so far,
 	// oldest first.
 	Posted func() []string
@@ -88,7 +90,7 @@ func Serve(t testing.TB, srv pluginv1.HostServer) pluginv1.HostClient {
 
 // Run runs the whole suite against h.
 func Run(t *testing.T, h Harness) {
-	s := &suite{h: h}
+	s := &suite{h: h, room: refToProto(h.Room)}
 	t.Run("KV", s.kv)
 	t.Run("KVAtomic", s.kvAtomic)
 	t.Run("Locks", s.locks)
@@ -98,7 +100,13 @@ func Run(t *testing.T, h Harness) {
 	t.Run("InvalidArguments", s.invalid)
 }
 
-type suite struct{ h Harness }
+type suite struct {
+	h    Harness
+	room *pluginv1.MessageRef // h.Room as the protocol carries it
+}
+
+// refToProto is the SDK's conversion of a MessageRef, written once in sdk.
+var refToProto = bridge.Func[func(*sdk.MessageRef) *pluginv1.MessageRef]()
 
 // ctx is one call's context.
 func ctx(t *testing.T) context.Context {
@@ -477,7 +485,7 @@ func job(t *testing.T, host pluginv1.HostClient, queue string, id int64) *plugin
 func (s *suite) jobs(t *testing.T) {
 	s.steps(t, []step{
 		{"an enqueued job is listed with what it was given", func(t *testing.T, host pluginv1.HostClient, k string) {
-			notify := &pluginv1.MessageRef{Adapter: s.h.Room.GetAdapter(), Room: s.h.Room.GetRoom()}
+			notify := &pluginv1.MessageRef{Adapter: s.room.GetAdapter(), Room: s.room.GetRoom()}
 			id := try(host.Enqueue(ctx(t), &pluginv1.EnqueueRequest{
 				Kind: JobKind, Payload: []byte(`{"n":1}`), QueueKey: k, Notify: notify,
 				OriginRequestId: "req-1", DelaySeconds: 3600, Title: "build #1",
@@ -633,37 +641,37 @@ func (s *suite) posted(t *testing.T, text string) bool {
 func (s *suite) chat(t *testing.T) {
 	s.steps(t, []step{
 		{"a post returns a reference to the message, in its room", func(t *testing.T, host pluginv1.HostClient, k string) {
-			r := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.h.Room, Output: &pluginv1.Output{Text: k}})).must(t)
+			r := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.room, Output: &pluginv1.Output{Text: k}})).must(t)
 			m := r.GetMessage()
-			if m.GetMessageId() == "" || m.GetRoom() != s.h.Room.GetRoom() {
-				t.Fatalf("post returned %v; want a message id in room %s", m, s.h.Room.GetRoom())
+			if m.GetMessageId() == "" || m.GetRoom() != s.room.GetRoom() {
+				t.Fatalf("post returned %v; want a message id in room %s", m, s.room.GetRoom())
 			}
-			if s.h.Room.GetAdapter() != "" && m.GetAdapter() != s.h.Room.GetAdapter() {
-				t.Errorf("post returned adapter %q; want %q", m.GetAdapter(), s.h.Room.GetAdapter())
+			if s.room.GetAdapter() != "" && m.GetAdapter() != s.room.GetAdapter() {
+				t.Errorf("post returned adapter %q; want %q", m.GetAdapter(), s.room.GetAdapter())
 			}
 			if !s.posted(t, k) {
 				t.Fatalf("posted %q not among %q", k, s.h.Posted())
 			}
-			r2 := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.h.Room, Output: &pluginv1.Output{Text: k + "2"}})).must(t)
+			r2 := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.room, Output: &pluginv1.Output{Text: k + "2"}})).must(t)
 			if r2.GetMessage().GetMessageId() == m.GetMessageId() {
 				t.Fatalf("two posts share message id %s", m.GetMessageId())
 			}
 		}},
 		{"a post in a thread stays in it", func(t *testing.T, host pluginv1.HostClient, k string) {
-			root := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.h.Room, Output: &pluginv1.Output{Text: k}})).must(t).GetMessage()
-			target := &pluginv1.MessageRef{Adapter: s.h.Room.GetAdapter(), Room: s.h.Room.GetRoom(), ThreadId: root.GetMessageId()}
+			root := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.room, Output: &pluginv1.Output{Text: k}})).must(t).GetMessage()
+			target := &pluginv1.MessageRef{Adapter: s.room.GetAdapter(), Room: s.room.GetRoom(), ThreadId: root.GetMessageId()}
 			r := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: target, Output: &pluginv1.Output{Text: k + " reply"}})).must(t)
 			if r.GetMessage().GetThreadId() != root.GetMessageId() {
 				t.Fatalf("reply in thread returned %v; want thread %s", r.GetMessage(), root.GetMessageId())
 			}
 		}},
 		{"an update of a posted message shows the new text", func(t *testing.T, host pluginv1.HostClient, k string) {
-			ref := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.h.Room, Output: &pluginv1.Output{Text: k}})).must(t).GetMessage()
+			ref := try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.room, Output: &pluginv1.Output{Text: k}})).must(t).GetMessage()
 			try(host.Update(ctx(t), &pluginv1.UpdateRequest{Message: ref, Output: &pluginv1.Output{Text: k + " done"}})).must(t)
 			eventually(t, "the edit to show", func() bool { return s.posted(t, k+" done") })
 		}},
 		{"buttons of declared actions and commands are posted", func(t *testing.T, host pluginv1.HostClient, k string) {
-			try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.h.Room, Output: &pluginv1.Output{Text: k, Buttons: []*pluginv1.Button{
+			try(host.Post(ctx(t), &pluginv1.PostRequest{Target: s.room, Output: &pluginv1.Output{Text: k, Buttons: []*pluginv1.Button{
 				{Label: "Approve", Action: Action, Value: "42"}, {Label: "Status", Command: "status"},
 			}}})).must(t)
 		}},
@@ -673,7 +681,7 @@ func (s *suite) chat(t *testing.T) {
 // invalid: every request the host refuses, with the code it refuses it with.
 func (s *suite) invalid(t *testing.T) {
 	host := s.h.Host
-	room := s.h.Room
+	room := s.room
 	badButton := &pluginv1.Output{Text: "x", Buttons: []*pluginv1.Button{{Label: "Nope", Action: "undeclared"}}}
 	cases := []struct {
 		name string

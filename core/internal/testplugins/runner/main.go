@@ -15,14 +15,14 @@ func plugin() *sdk.Plugin {
 		Name:    "runner",
 		Version: "0.0.1",
 		Jobs: []sdk.JobHandler{{Kind: "tick", Run: func(c *sdk.Context) error {
-			return c.Reply("tick job ran: %s", c.Job.GetPayload())
+			return c.Reply("tick job ran: %s", c.Job.Payload)
 		}}},
 		Commands: []sdk.Command{
 			{Name: "runas", Usage: "runas <who> <command>",
 				Args: []sdk.Arg{{Name: "who", Required: true}, {Name: "command", Required: true, Rest: true}},
 				Run: func(c *sdk.Context) error {
 					res, err := c.RunCommand(c.Arg("command"), sdk.RunOptions{
-						As: c.Arg("who"), Room: c.Source(), Reason: "asked by " + c.User().GetId(),
+						As: c.Arg("who"), Room: c.Source(), Reason: "asked by " + c.User().ID,
 					})
 					if err != nil {
 						return c.Reply("runas failed: %v", err)
@@ -42,7 +42,7 @@ func plugin() *sdk.Plugin {
 				}},
 			{Name: "whoami", Usage: "whoami", Run: func(c *sdk.Context) error {
 				u := c.User()
-				return c.Reply("whoami id=%s person=%s triggered_by=%s", u.GetId(), u.GetPerson(), c.TriggeredBy())
+				return c.Reply("whoami id=%s person=%s triggered_by=%s", u.ID, u.Person, c.TriggeredBy())
 			}},
 		},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -162,8 +163,8 @@ func TestBackupConfigValidateRefusesRepositoryOptionsByTheirKey(t *testing.T) {
 	t.Setenv("CHIMA_S3_ACCESS_KEY", "AKIACHIMAE2E00000002")
 	t.Setenv("CHIMA_S3_SECRET_KEY", "y-secret")
 	tests := []struct{ options, want string }{
-		{"[s3.bucket-lookup=path, s3.regoin=us-east-1]", "plugin backup: settings.targets.app-db.repository_options[1]: restic does not know the option s3.regoin (`restic options` lists them)"},
-		{`["s3.region=$(touch /tmp/x)"]`, "plugin backup: settings.targets.app-db.repository_options[0]: the value of s3.region must be one plain word"},
+		{"[s3.bucket-lookup=path, s3.regoin=us-east-1]", "settings.targets.app-db.repository_options[1]: restic does not know the option s3.regoin (`restic options` lists them)"},
+		{`["s3.region=$(touch /tmp/x)"]`, "settings.targets.app-db.repository_options[0]: the value of s3.region must be one plain word"},
 	}
 	for _, tt := range tests {
 		cfg := s3Config(t, restic, plugin, "http://127.0.0.1:9")
@@ -176,8 +177,9 @@ func TestBackupConfigValidateRefusesRepositoryOptionsByTheirKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, stderr, code := chima(t, "config", "validate", "--config", cfg)
-		if code != 1 || !strings.Contains(stderr, tt.want) {
-			t.Errorf("config validate with options %s: exit %d\n%s\nwant exit 1 and %q", tt.options, code, stderr, tt.want)
+		want := fmt.Sprintf("plugin backup: %s:%d: %s", cfg, lineOf(t, cfg, "repository_options:"), tt.want)
+		if code != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("config validate with options %s: exit %d\n%s\nwant exit 1 and %q", tt.options, code, stderr, want)
 		}
 	}
 }

@@ -289,7 +289,8 @@ func TestCIStatusAsAGitHubAppValidatesItsSettingsAndAnswersWithOneInstallationTo
 
 	half, _ := ciBotConfig(t, gh, secrets, "      github_app_id: 4242\n")
 	_, stderr, code := chima(t, "config", "validate", "--config", half)
-	if code != 1 || !strings.Contains(stderr, "plugin cistatus: settings.github_installation_id: is required for a GitHub App") {
+	// A missing key is placed at the settings it belongs in.
+	if want := fmt.Sprintf("plugin cistatus: %s:%d: settings.github_installation_id: is required for a GitHub App", half, lineOf(t, half, "settings:")); code != 1 || !strings.Contains(stderr, want) {
 		t.Fatalf("config validate of an app without its installation: exit %d\n%s", code, stderr)
 	}
 	if strings.Contains(stderr, "PRIVATE KEY") {

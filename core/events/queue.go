@@ -79,7 +79,10 @@ type Options struct {
 	// Retry says how often and how far apart a failing handing is tried
 	// again; zero fields take store.DefaultRetry's.
 	Retry store.Retry
-	// Workers is how many handings run at once; default 4.
+	// Workers is how many handings run at once; default 16. A handing
+	// mostly waits (on the plugin, on its calls to the host), so a burst
+	// of webhooks, a CI run's jobs reporting at once say, is handed on at
+	// once rather than queued behind a few slow ones.
 	Workers int
 	// Timeout bounds one attempt; default 30s.
 	Timeout time.Duration
@@ -110,7 +113,7 @@ func New(o Options) *Queue {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 16
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
@@ -185,8 +188,20 @@ func (q *Queue) Run(ctx context.Context) {
 	defer wg.Wait()
 	slots := make(chan struct{}, q.o.Workers)
 	lease := q.o.Timeout + 30*time.Second
+	var counted time.Time
 	for {
-		q.countPending(ctx)
+		// The gauge is counted at most every countEvery, not at each of
+		// the loop's wakes (two an event): a count is a query, and the
+		// loop wakes again in time for the next one (below).
+		stale := false
+		if q.o.Pending != nil {
+			if time.Since(counted) >= countEvery {
+				q.countPending(ctx)
+				counted = time.Now()
+			} else {
+				stale = true
+			}
+		}
 		ready := q.o.Ready()
 		busy := false
 	claim:
@@ -213,6 +228,9 @@ func (q *Queue) Run(ctx context.Context) {
 			}()
 		}
 		wait := q.o.Poll
+		if stale {
+			wait = min(wait, max(countEvery-time.Since(counted), time.Millisecond))
+		}
 		if !busy {
 			if next, ok, err := q.o.Store.NextEventDue(ctx, ready); err == nil && ok {
 				wait = min(wait, max(time.Until(next), time.Millisecond))
@@ -229,6 +247,9 @@ func (q *Queue) Run(ctx context.Context) {
 		t.Stop()
 	}
 }
+
+// countEvery is how often, at most, countPending counts.
+const countEvery = time.Second
 
 // countPending sets the gauge of handings not ended.
 func (q *Queue) countPending(ctx context.Context) {

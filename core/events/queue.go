@@ -190,17 +190,14 @@ func (q *Queue) Run(ctx context.Context) {
 	lease := q.o.Timeout + 30*time.Second
 	var counted time.Time
 	for {
-		// The gauge is counted at most every countEvery, not at each of
-		// the loop's wakes (two an event): a count is a query, and the
-		// loop wakes again in time for the next one (below).
-		stale := false
-		if q.o.Pending != nil {
-			if time.Since(counted) >= countEvery {
-				q.countPending(ctx)
-				counted = time.Now()
-			} else {
-				stale = true
-			}
+		// While handings run, the gauge is counted at most every
+		// countEvery, not at each of the loop's wakes (two a delivery): a
+		// count is a query. With none running it is counted at once, so it
+		// is exact as soon as a burst is handled: the last handing to end
+		// wakes the loop.
+		if len(slots) == 0 || time.Since(counted) >= countEvery {
+			q.countPending(ctx)
+			counted = time.Now()
 		}
 		ready := q.o.Ready()
 		busy := false
@@ -228,9 +225,6 @@ func (q *Queue) Run(ctx context.Context) {
 			}()
 		}
 		wait := q.o.Poll
-		if stale {
-			wait = min(wait, max(countEvery-time.Since(counted), time.Millisecond))
-		}
 		if !busy {
 			if next, ok, err := q.o.Store.NextEventDue(ctx, ready); err == nil && ok {
 				wait = min(wait, max(time.Until(next), time.Millisecond))

@@ -136,8 +136,8 @@ func TestThePendingGaugeFallsToZeroOnceABurstIsHandled(t *testing.T) {
 	st := openStore(t)
 	p := &plugin{answers: []string{"ok"}, called: make(chan struct{}, 1)}
 	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pending"})
-	// Poll is long: only the count the queue owes after its last wake
-	// can bring the gauge down in time.
+	// Poll is long: only the count when the last handing ended can bring
+	// the gauge down in time.
 	q := events.New(events.Options{Store: st, Deliver: p, Pending: pending, Poll: time.Hour,
 		Subscribers: func(string) []string { return []string{"p"} }, Ready: func() []string { return []string{"p"} }})
 	stop := run(q)

@@ -238,8 +238,21 @@ func (s *Store) ClaimEventDelivery(ctx context.Context, now time.Time, lease tim
 	for _, p := range plugins {
 		args = append(args, p)
 	}
+	// A look first, outside a transaction: the dispatcher asks again after
+	// each claim until nothing is due, so most calls find nothing, and
+	// need not take the write lock (SQLite's BEGIN IMMEDIATE) to say so.
+	// What is due is then claimed in the transaction, looked for again.
+	var due int
+	err := s.queryRow(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM event_deliveries e
+		WHERE `+eventDue+` AND e.plugin IN (`+placeholders(len(plugins))+`) LIMIT 1) d`), args...).Scan(&due)
+	if err != nil {
+		return nil, fmt.Errorf("claim event delivery: %w", err)
+	}
+	if due == 0 {
+		return nil, nil
+	}
 	var out *EventDelivery
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		out = nil
 		var k EventKey
 		err := s.txQueryRow(ctx, tx, s.q(`SELECT e.source, e.delivery_id, e.plugin FROM event_deliveries e

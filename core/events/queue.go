@@ -79,7 +79,10 @@ type Options struct {
 	// Retry says how often and how far apart a failing handing is tried
 	// again; zero fields take store.DefaultRetry's.
 	Retry store.Retry
-	// Workers is how many handings run at once; default 4.
+	// Workers is how many handings run at once; default 16. A handing
+	// mostly waits (on the plugin, on its calls to the host), so a burst
+	// of webhooks, a CI run's jobs reporting at once say, is handed on at
+	// once rather than queued behind a few slow ones.
 	Workers int
 	// Timeout bounds one attempt; default 30s.
 	Timeout time.Duration
@@ -110,7 +113,7 @@ func New(o Options) *Queue {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 16
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
@@ -185,8 +188,17 @@ func (q *Queue) Run(ctx context.Context) {
 	defer wg.Wait()
 	slots := make(chan struct{}, q.o.Workers)
 	lease := q.o.Timeout + 30*time.Second
+	var counted time.Time
 	for {
-		q.countPending(ctx)
+		// While handings run, the gauge is counted at most every
+		// countEvery, not at each of the loop's wakes (two a delivery): a
+		// count is a query. With none running it is counted at once, so it
+		// is exact as soon as a burst is handled: the last handing to end
+		// wakes the loop.
+		if len(slots) == 0 || time.Since(counted) >= countEvery {
+			q.countPending(ctx)
+			counted = time.Now()
+		}
 		ready := q.o.Ready()
 		busy := false
 	claim:
@@ -229,6 +241,9 @@ func (q *Queue) Run(ctx context.Context) {
 		t.Stop()
 	}
 }
+
+// countEvery is how often, at most, countPending counts.
+const countEvery = time.Second
 
 // countPending sets the gauge of handings not ended.
 func (q *Queue) countPending(ctx context.Context) {

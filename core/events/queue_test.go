@@ -3,10 +3,14 @@ package events_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/chimaops/chima/core/events"
 	"github.com/chimaops/chima/core/store"
@@ -126,4 +130,36 @@ func TestWakeHandsAWaitingDeliveryAtOnceNotAfterItsBackoff(t *testing.T) {
 	}
 	q.Wake("p")
 	waitState(t, st, store.EventHandled, 2)
+}
+
+func TestThePendingGaugeFallsToZeroOnceABurstIsHandled(t *testing.T) {
+	st := openStore(t)
+	p := &plugin{answers: []string{"ok"}, called: make(chan struct{}, 1)}
+	pending := prometheus.NewGauge(prometheus.GaugeOpts{Name: "pending"})
+	// Poll is long: only the count when the last handing ended can bring
+	// the gauge down in time.
+	q := events.New(events.Options{Store: st, Deliver: p, Pending: pending, Poll: time.Hour,
+		Subscribers: func(string) []string { return []string{"p"} }, Ready: func() []string { return []string{"p"} }})
+	stop := run(q)
+	defer stop()
+	for i := range 20 {
+		d := store.Delivery{Source: "github", ID: fmt.Sprintf("d%d", i), Event: "push", Payload: []byte(`{}`)}
+		if _, err := q.Receive(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		open, err := st.OpenEventDeliveries(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(open) == 0 && testutil.ToFloat64(pending) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("open handings %v, gauge %v; want none and 0", open, testutil.ToFloat64(pending))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

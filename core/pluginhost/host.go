@@ -758,6 +758,10 @@ type instance struct {
 	dead      atomic.Bool
 }
 
+// hostStreamWorkers is how many goroutines serve one plugin's Host calls
+// from call to call; calls beyond them get a goroutine of their own.
+const hostStreamWorkers = 16
+
 func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 	begin := time.Now()
 	client, rpc, conn, err := startProcess(h, spec)
@@ -777,6 +781,12 @@ func launch(ctx context.Context, h *Host, spec Spec) (*instance, error) {
 		hostID = conn.Broker.NextId()
 		svc := h.opts.HostService(spec.Name)
 		go conn.Broker.AcceptAndServe(hostID, func(opts []grpc.ServerOption) *grpc.Server {
+			// Stream workers: each Host call runs on a goroutine kept
+			// from call to call, whose stack has already grown to what a
+			// store call needs, instead of a new goroutine that grows
+			// its stack again, a copy at each doubling (a twentieth of
+			// the bot's CPU on the webhook-to-chat path).
+			opts = append(opts, grpc.NumStreamWorkers(hostStreamWorkers))
 			s := grpc.NewServer(append(opts, wire.GRPCOptions()...)...)
 			pluginv1.RegisterHostServer(s, svc)
 			return s

@@ -126,7 +126,7 @@ func (s *Store) CreateApprovalRequest(ctx context.Context, r ApprovalRequest) (i
 		return 0, fmt.Errorf("create approval request: encode approvers: %w", err)
 	}
 	var id int64
-	err = s.db.QueryRowContext(ctx, s.q(`INSERT INTO approval_requests
+	err = s.queryRow(ctx, s.q(`INSERT INTO approval_requests
 		(plugin, command, args, text, requester, requester_adapter, requester_user, requester_name,
 		 adapter, room, room_name, thread_id, message_id, direct, approvers, count, reason, confirm,
 		 request_id, created_at, expires_at, state, updated_at)
@@ -144,7 +144,7 @@ func (s *Store) CreateApprovalRequest(ctx context.Context, r ApprovalRequest) (i
 
 // ApprovalRequestByID returns the request with its votes, or ErrNotFound.
 func (s *Store) ApprovalRequestByID(ctx context.Context, id int64) (ApprovalRequest, error) {
-	r, err := scanApproval(s.db.QueryRowContext(ctx, s.q(`SELECT `+approvalColumns+` FROM approval_requests WHERE id = ?`), id))
+	r, err := scanApproval(s.queryRow(ctx, s.q(`SELECT `+approvalColumns+` FROM approval_requests WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return ApprovalRequest{}, fmt.Errorf("approval request %d: %w", id, ErrNotFound)
 	}
@@ -171,7 +171,7 @@ func (s *Store) ApprovalRequests(ctx context.Context, state string, limit int) (
 	}
 	q += ` ORDER BY id LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.query(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list approval requests: %w", err)
 	}
@@ -204,13 +204,13 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 		// row (on SQLite the transaction holds the write lock already),
 		// so that two approvals at once both count, and the one that
 		// reaches the count sees the other.
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE approval_requests SET updated_at = updated_at WHERE id = ?`), id); err != nil {
+		if _, err := s.txExec(ctx, tx, s.q(`UPDATE approval_requests SET updated_at = updated_at WHERE id = ?`), id); err != nil {
 			return err
 		}
 		var state string
 		var count int
 		var expires int64
-		err := tx.QueryRowContext(ctx, s.q(`SELECT state, count, expires_at FROM approval_requests WHERE id = ?`), id).
+		err := s.txQueryRow(ctx, tx, s.q(`SELECT state, count, expires_at FROM approval_requests WHERE id = ?`), id).
 			Scan(&state, &count, &expires)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
@@ -224,7 +224,7 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 		if v.At.UnixMilli() >= expires {
 			return &ApprovalClosedError{ID: id, State: ApprovalExpired}
 		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO approval_votes (request, voter, adapter, user_id, user_name, approve, reason, at)
+		res, err := s.txExec(ctx, tx, s.q(`INSERT INTO approval_votes (request, voter, adapter, user_id, user_name, approve, reason, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request, voter) DO NOTHING`),
 			id, v.Voter, v.Adapter, v.UserID, v.UserName, boolInt(v.Approve), v.Reason, v.At.UnixMilli())
 		if err != nil {
@@ -240,7 +240,7 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 			next = ApprovalDenied
 		} else {
 			var approvals int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM approval_votes WHERE request = ? AND approve = 1`), id).Scan(&approvals); err != nil {
+			if err := s.txQueryRow(ctx, tx, s.q(`SELECT COUNT(*) FROM approval_votes WHERE request = ? AND approve = 1`), id).Scan(&approvals); err != nil {
 				return err
 			}
 			if approvals >= count {
@@ -248,7 +248,7 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 			}
 		}
 		if next != "" {
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE approval_requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
+			if _, err := s.txExec(ctx, tx, s.q(`UPDATE approval_requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
 				next, v.At.UnixMilli(), id, ApprovalPending); err != nil {
 				return err
 			}
@@ -266,7 +266,7 @@ func (s *Store) VoteApproval(ctx context.Context, id int64, v ApprovalVote) (App
 // so that two approvals at once, two processes or a restart never run it
 // twice.
 func (s *Store) ClaimApprovedRun(ctx context.Context, id int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE approval_requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
+	res, err := s.exec(ctx, s.q(`UPDATE approval_requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
 		ApprovalDone, s.now().UnixMilli(), id, ApprovalApproved)
 	if err != nil {
 		return false, fmt.Errorf("claim the run of approval request %d: %w", id, err)
@@ -283,7 +283,7 @@ func (s *Store) ClaimApprovedRun(ctx context.Context, id int64) (bool, error) {
 // votes, State set to expired). A request another caller expired or voted
 // on meanwhile is left out.
 func (s *Store) ExpireApprovalRequests(ctx context.Context, now time.Time) ([]ApprovalRequest, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+approvalColumns+` FROM approval_requests
+	rows, err := s.query(ctx, s.q(`SELECT `+approvalColumns+` FROM approval_requests
 		WHERE state = ? AND expires_at <= ? ORDER BY id`), ApprovalPending, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("expire approval requests: %w", err)
@@ -294,7 +294,7 @@ func (s *Store) ExpireApprovalRequests(ctx context.Context, now time.Time) ([]Ap
 	}
 	var out []ApprovalRequest
 	for _, r := range due {
-		res, err := s.db.ExecContext(ctx, s.q(`UPDATE approval_requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
+		res, err := s.exec(ctx, s.q(`UPDATE approval_requests SET state = ?, updated_at = ? WHERE id = ? AND state = ?`),
 			ApprovalExpired, now.UnixMilli(), r.ID, ApprovalPending)
 		if err != nil {
 			return out, fmt.Errorf("expire approval request %d: %w", r.ID, err)

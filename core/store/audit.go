@@ -69,7 +69,7 @@ func (s *Store) auditArgs(args []any, e AuditEntry) []any {
 // entry's id.
 func (s *Store) RecordAudit(ctx context.Context, e AuditEntry) (int64, error) {
 	var id int64
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO audit_log (`+auditColumns+`) VALUES `+auditRow+` RETURNING id`),
+	err := s.queryRow(ctx, s.q(`INSERT INTO audit_log (`+auditColumns+`) VALUES `+auditRow+` RETURNING id`),
 		s.auditArgs(nil, e)...,
 	).Scan(&id)
 	if err != nil {

@@ -76,7 +76,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outcomes []AuditOutcome) err
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		for _, o := range outcomes {
-			res, err := tx.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ?, duration_ns = ? WHERE id = ?`),
+			res, err := s.txExec(ctx, tx, s.q(`UPDATE audit_log SET outcome = ?, detail = ?, duration_ns = ? WHERE id = ?`),
 				o.Outcome, o.Detail, int64(o.Duration), o.ID)
 			if err != nil {
 				return err
@@ -106,7 +106,7 @@ func (s *Store) InterruptRunningAudits(ctx context.Context, detail string) (int6
 		where += ` AND replica = ?`
 		args = append(args, s.replicaID())
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE `+where), args...)
+	res, err := s.exec(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE `+where), args...)
 	if err != nil {
 		return 0, fmt.Errorf("interrupt running audit entries: %w", err)
 	}
@@ -194,7 +194,7 @@ func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 	}
 	q += " ORDER BY at DESC, id DESC LIMIT ?"
 	args = append(args, f.Limit)
-	rows, err := s.db.QueryContext(ctx, s.q(q), args...)
+	rows, err := s.query(ctx, s.q(q), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}

@@ -52,7 +52,7 @@ type Delivery struct {
 
 // GetDelivery returns one recorded delivery.
 func (s *Store) GetDelivery(ctx context.Context, source, id string) (Delivery, error) {
-	d, err := s.scanDelivery(s.db.QueryRowContext(ctx, s.q(`SELECT `+deliveryColumns+`
+	d, err := s.scanDelivery(s.queryRow(ctx, s.q(`SELECT `+deliveryColumns+`
 		FROM webhook_deliveries WHERE source = ? AND delivery_id = ?`), source, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, fmt.Errorf("delivery %s/%s: %w", source, id, ErrNotFound)

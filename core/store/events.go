@@ -134,7 +134,7 @@ func (s *Store) ReceiveDelivery(ctx context.Context, d Delivery, plugins []strin
 		if len(plugins) == 0 {
 			state, payload = DeliveryHandled, nil // nobody to keep it for
 		}
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO webhook_deliveries
+		res, err := s.txExec(ctx, tx, s.q(`INSERT INTO webhook_deliveries
 			(source, delivery_id, received_at, event, payload, headers, state, handled_by, attempts, last_error, claimed_until, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, '', 1, '', 0, ?) ON CONFLICT (source, delivery_id) DO NOTHING`),
 			d.Source, d.ID, now, d.Event, payload, string(headers), state, now)
@@ -150,7 +150,7 @@ func (s *Store) ReceiveDelivery(ctx context.Context, d Delivery, plugins []strin
 			rc.New, queue = true, plugins
 		} else {
 			var rows int
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM event_deliveries
+			if err := s.txQueryRow(ctx, tx, s.q(`SELECT COUNT(*) FROM event_deliveries
 				WHERE source = ? AND delivery_id = ?`), d.Source, d.ID).Scan(&rows); err != nil {
 				return err
 			}
@@ -158,7 +158,7 @@ func (s *Store) ReceiveDelivery(ctx context.Context, d Delivery, plugins []strin
 				// Recorded before version 7, or when nobody subscribed.
 				var old DeliveryState
 				var handledBy string
-				if err := tx.QueryRowContext(ctx, s.q(`SELECT state, handled_by FROM webhook_deliveries
+				if err := s.txQueryRow(ctx, tx, s.q(`SELECT state, handled_by FROM webhook_deliveries
 					WHERE source = ? AND delivery_id = ?`), d.Source, d.ID).Scan(&old, &handledBy); err != nil {
 					return err
 				}
@@ -171,7 +171,7 @@ func (s *Store) ReceiveDelivery(ctx context.Context, d Delivery, plugins []strin
 					}
 				}
 			} else {
-				rearmed, err := tx.QueryContext(ctx, s.q(`UPDATE event_deliveries
+				rearmed, err := s.txQuery(ctx, tx, s.q(`UPDATE event_deliveries
 					SET state = ?, attempts = 0, last_error = '', next_at = ?, claimed_until = 0, updated_at = ?, finished_at = 0
 					WHERE source = ? AND delivery_id = ? AND state = ?
 					RETURNING plugin`), EventPending, now, now, d.Source, d.ID, EventFailed)
@@ -188,12 +188,12 @@ func (s *Store) ReceiveDelivery(ctx context.Context, d Delivery, plugins []strin
 				slices.Sort(again)
 				rc.Queued = again
 			}
-			if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_deliveries SET attempts = attempts + 1, updated_at = ?
+			if _, err := s.txExec(ctx, tx, s.q(`UPDATE webhook_deliveries SET attempts = attempts + 1, updated_at = ?
 				WHERE source = ? AND delivery_id = ?`), now, d.Source, d.ID); err != nil {
 				return err
 			}
 			if len(queue) > 0 || len(rc.Queued) > 0 {
-				if _, err := tx.ExecContext(ctx, s.q(`UPDATE webhook_deliveries
+				if _, err := s.txExec(ctx, tx, s.q(`UPDATE webhook_deliveries
 					SET state = ?, event = ?, payload = ?, headers = ?, last_error = ''
 					WHERE source = ? AND delivery_id = ?`),
 					DeliveryReceived, d.Event, d.Payload, string(headers), d.Source, d.ID); err != nil {
@@ -202,7 +202,7 @@ func (s *Store) ReceiveDelivery(ctx context.Context, d Delivery, plugins []strin
 			}
 		}
 		for _, p := range queue {
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO event_deliveries
+			if _, err := s.txExec(ctx, tx, s.q(`INSERT INTO event_deliveries
 				(source, delivery_id, plugin, state, attempts, last_error, next_at, claimed_until, created_at, updated_at, finished_at)
 				VALUES (?, ?, ?, ?, 0, '', ?, 0, ?, ?, 0)`),
 				d.Source, d.ID, p, EventPending, now, now, now); err != nil {
@@ -238,11 +238,24 @@ func (s *Store) ClaimEventDelivery(ctx context.Context, now time.Time, lease tim
 	for _, p := range plugins {
 		args = append(args, p)
 	}
+	// A look first, outside a transaction: the dispatcher asks again after
+	// each claim until nothing is due, so most calls find nothing, and
+	// need not take the write lock (SQLite's BEGIN IMMEDIATE) to say so.
+	// What is due is then claimed in the transaction, looked for again.
+	var due int
+	err := s.queryRow(ctx, s.q(`SELECT COUNT(*) FROM (SELECT 1 FROM event_deliveries e
+		WHERE `+eventDue+` AND e.plugin IN (`+placeholders(len(plugins))+`) LIMIT 1) d`), args...).Scan(&due)
+	if err != nil {
+		return nil, fmt.Errorf("claim event delivery: %w", err)
+	}
+	if due == 0 {
+		return nil, nil
+	}
 	var out *EventDelivery
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		out = nil
 		var k EventKey
-		err := tx.QueryRowContext(ctx, s.q(`SELECT e.source, e.delivery_id, e.plugin FROM event_deliveries e
+		err := s.txQueryRow(ctx, tx, s.q(`SELECT e.source, e.delivery_id, e.plugin FROM event_deliveries e
 			WHERE `+eventDue+` AND e.plugin IN (`+placeholders(len(plugins))+`)
 			ORDER BY e.next_at, e.created_at LIMIT 1`+s.d.skipLockedOf("e")), args...).Scan(&k.Source, &k.DeliveryID, &k.Plugin)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -251,14 +264,14 @@ func (s *Store) ClaimEventDelivery(ctx context.Context, now time.Time, lease tim
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE event_deliveries
+		if _, err := s.txExec(ctx, tx, s.q(`UPDATE event_deliveries
 			SET state = ?, attempts = attempts + 1, claimed_until = ?, updated_at = ?
 			WHERE source = ? AND delivery_id = ? AND plugin = ?`),
 			EventRunning, now.Add(lease).UnixMilli(), now.UnixMilli(), k.Source, k.DeliveryID, k.Plugin); err != nil {
 			return err
 		}
 		var headers string
-		e, err := scanEvent(tx.QueryRowContext(ctx, s.q(`SELECT `+eventColumns+`, w.payload, w.headers
+		e, err := scanEvent(s.txQueryRow(ctx, tx, s.q(`SELECT `+eventColumns+`, w.payload, w.headers
 			FROM event_deliveries e JOIN webhook_deliveries w ON w.source = e.source AND w.delivery_id = e.delivery_id
 			WHERE e.source = ? AND e.delivery_id = ? AND e.plugin = ?`), k.Source, k.DeliveryID, k.Plugin), &headers)
 		if err != nil {
@@ -290,7 +303,7 @@ func (s *Store) FinishEventDelivery(ctx context.Context, k EventKey, failure str
 		now := s.now()
 		var attempts int
 		var state EventState
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT attempts, state FROM event_deliveries
+		if err := s.txQueryRow(ctx, tx, s.q(`SELECT attempts, state FROM event_deliveries
 			WHERE source = ? AND delivery_id = ? AND plugin = ?`+s.d.forUpdate()), k.Source, k.DeliveryID, k.Plugin).Scan(&attempts, &state); err != nil {
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrNotFound
@@ -308,7 +321,7 @@ func (s *Store) FinishEventDelivery(ctx context.Context, k EventKey, failure str
 		default:
 			newState, finished, next = EventPending, 0, now.Add(retry.Delay(attempts))
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE event_deliveries
+		if _, err := s.txExec(ctx, tx, s.q(`UPDATE event_deliveries
 			SET state = ?, last_error = ?, next_at = ?, claimed_until = 0, updated_at = ?, finished_at = ?
 			WHERE source = ? AND delivery_id = ? AND plugin = ?`),
 			newState, failure, next.UnixMilli(), now.UnixMilli(), finished, k.Source, k.DeliveryID, k.Plugin); err != nil {
@@ -318,7 +331,7 @@ func (s *Store) FinishEventDelivery(ctx context.Context, k EventKey, failure str
 			return err
 		}
 		var err error
-		out, err = scanEvent(tx.QueryRowContext(ctx, s.q(`SELECT `+eventColumns+`
+		out, err = scanEvent(s.txQueryRow(ctx, tx, s.q(`SELECT `+eventColumns+`
 			FROM event_deliveries e JOIN webhook_deliveries w ON w.source = e.source AND w.delivery_id = e.delivery_id
 			WHERE e.source = ? AND e.delivery_id = ? AND e.plugin = ?`), k.Source, k.DeliveryID, k.Plugin), nil)
 		return err
@@ -332,7 +345,7 @@ func (s *Store) FinishEventDelivery(ctx context.Context, k EventKey, failure str
 // settleDeliveryTx marks a delivery handled or failed once no plugin's
 // handing of it is open.
 func (s *Store) settleDeliveryTx(ctx context.Context, tx *sql.Tx, source, id string, now time.Time) error {
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT plugin, state, last_error FROM event_deliveries
+	rows, err := s.txQuery(ctx, tx, s.q(`SELECT plugin, state, last_error FROM event_deliveries
 		WHERE source = ? AND delivery_id = ? ORDER BY plugin`), source, id)
 	if err != nil {
 		return err
@@ -366,7 +379,7 @@ func (s *Store) settleDeliveryTx(ctx context.Context, tx *sql.Tx, source, id str
 		state = DeliveryFailed
 		query = strings.Replace(query, ", payload = NULL", "", 1)
 	}
-	_, err = tx.ExecContext(ctx, s.q(query), state, strings.Join(handled, ","), strings.Join(failures, "; "), now.UnixMilli(), source, id)
+	_, err = s.txExec(ctx, tx, s.q(query), state, strings.Join(handled, ","), strings.Join(failures, "; "), now.UnixMilli(), source, id)
 	return err
 }
 
@@ -375,7 +388,7 @@ func (s *Store) settleDeliveryTx(ctx context.Context, tx *sql.Tx, source, id str
 // restarted) gets what it missed at once.
 func (s *Store) WakeEventDeliveries(ctx context.Context, plugin string) (int, error) {
 	now := s.now().UnixMilli()
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE event_deliveries SET next_at = ?
+	res, err := s.exec(ctx, s.q(`UPDATE event_deliveries SET next_at = ?
 		WHERE plugin = ? AND state = ? AND next_at > ?`), now, plugin, EventPending, now)
 	if err != nil {
 		return 0, fmt.Errorf("wake event deliveries of %s: %w", plugin, err)
@@ -391,7 +404,7 @@ func (s *Store) WakeEventDeliveries(ctx context.Context, plugin string) (int, er
 // to lapse (ClaimEventDelivery takes them once their claim ran out).
 func (s *Store) ResetRunningEventDeliveries(ctx context.Context) (int, error) {
 	now := s.now().UnixMilli()
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE event_deliveries
+	res, err := s.exec(ctx, s.q(`UPDATE event_deliveries
 		SET state = ?, next_at = ?, claimed_until = 0, updated_at = ?, last_error = 'the bot stopped during the attempt'
 		WHERE state = ?`), EventPending, now, now, EventRunning)
 	if err != nil {
@@ -418,7 +431,7 @@ func (s *Store) FailEventDeliveriesExcept(ctx context.Context, plugins []string,
 	}
 	var n int
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(query+` RETURNING source, delivery_id`), args...)
+		rows, err := s.txQuery(ctx, tx, s.q(query+` RETURNING source, delivery_id`), args...)
 		if err != nil {
 			return err
 		}
@@ -454,7 +467,7 @@ func (s *Store) NextEventDue(ctx context.Context, plugins []string) (time.Time, 
 		args = append(args, p)
 	}
 	var next sql.NullInt64
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT MIN(next_at) FROM event_deliveries
+	if err := s.queryRow(ctx, s.q(`SELECT MIN(next_at) FROM event_deliveries
 		WHERE state = ? AND plugin IN (`+placeholders(len(plugins))+`)`), args...).Scan(&next); err != nil {
 		return time.Time{}, false, fmt.Errorf("next event due: %w", err)
 	}
@@ -464,7 +477,7 @@ func (s *Store) NextEventDue(ctx context.Context, plugins []string) (time.Time, 
 // OpenEventDeliveries counts the handings not ended yet (pending or
 // running), by plugin.
 func (s *Store) OpenEventDeliveries(ctx context.Context) (map[string]int, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT plugin, COUNT(*) FROM event_deliveries
+	rows, err := s.query(ctx, s.q(`SELECT plugin, COUNT(*) FROM event_deliveries
 		WHERE state IN (?, ?) GROUP BY plugin`), EventPending, EventRunning)
 	if err != nil {
 		return nil, fmt.Errorf("count open event deliveries: %w", err)
@@ -523,7 +536,7 @@ func (s *Store) ListEventDeliveries(ctx context.Context, f EventFilter) ([]Event
 	}
 	query += ` ORDER BY e.created_at DESC, e.source, e.delivery_id, e.plugin LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.query(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list event deliveries: %w", err)
 	}

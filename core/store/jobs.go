@@ -120,7 +120,7 @@ func (s *Store) EnqueueJob(ctx context.Context, j Job) (int64, error) {
 		j.RunAfter = j.CreatedAt
 	}
 	var id int64
-	err := s.db.QueryRowContext(ctx, s.q(`INSERT INTO jobs
+	err := s.queryRow(ctx, s.q(`INSERT INTO jobs
 		(plugin, kind, payload, queue_key,
 		 notify_adapter, notify_room, notify_message_id, notify_thread_id,
 		 origin_request_id, state, attempt, created_at, run_after, title)
@@ -227,7 +227,7 @@ func (s *Store) claimOnce(ctx context.Context, queries []claimQuery, worker stri
 		var id int64
 		found := false
 		for _, q := range queries {
-			err := tx.QueryRowContext(ctx, s.q(q.query), q.args...).Scan(&id)
+			err := s.txQueryRow(ctx, tx, s.q(q.query), q.args...).Scan(&id)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -240,7 +240,7 @@ func (s *Store) claimOnce(ctx context.Context, queries []claimQuery, worker stri
 		if !found {
 			return nil
 		}
-		j, err := scanJob(tx.QueryRowContext(ctx, s.q(`UPDATE jobs
+		j, err := scanJob(s.txQueryRow(ctx, tx, s.q(`UPDATE jobs
 			SET state = 'running', worker = ?, started_at = ?, attempt = attempt + 1,
 				replica = ?, lease_until = ?, cancel_requested = 0
 			WHERE id = ? AND state = 'queued'
@@ -269,7 +269,7 @@ func (s *Store) FinishJob(ctx context.Context, id int64, state JobState, detail 
 		return fmt.Errorf("finish job %d: %q is not a terminal state", id, state)
 	}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`UPDATE jobs SET state = ?, detail = ?, finished_at = ?
+		res, err := s.txExec(ctx, tx, s.q(`UPDATE jobs SET state = ?, detail = ?, finished_at = ?
 			WHERE id = ? AND state IN `+openStates),
 			string(state), detail, s.now().UnixMilli(), id)
 		if err != nil {
@@ -281,7 +281,7 @@ func (s *Store) FinishJob(ctx context.Context, id int64, state JobState, detail 
 		}
 		if n == 0 {
 			var cur string
-			err := tx.QueryRowContext(ctx, s.q(`SELECT state FROM jobs WHERE id = ?`), id).Scan(&cur)
+			err := s.txQueryRow(ctx, tx, s.q(`SELECT state FROM jobs WHERE id = ?`), id).Scan(&cur)
 			if errors.Is(err, sql.ErrNoRows) {
 				return ErrNotFound
 			}
@@ -301,7 +301,7 @@ func (s *Store) FinishJob(ctx context.Context, id int64, state JobState, detail 
 
 // GetJob returns job id, or an error wrapping ErrNotFound.
 func (s *Store) GetJob(ctx context.Context, id int64) (Job, error) {
-	j, err := scanJob(s.db.QueryRowContext(ctx, s.q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
+	j, err := scanJob(s.queryRow(ctx, s.q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, fmt.Errorf("get job %d: %w", id, ErrNotFound)
 	}
@@ -319,7 +319,7 @@ func (s *Store) GetJob(ctx context.Context, id int64) (Job, error) {
 func (s *Store) CancelQueuedJob(ctx context.Context, id int64) (job Job, cancelled bool, err error) {
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		job, err = scanJob(tx.QueryRowContext(ctx, s.q(`UPDATE jobs SET state = ?, finished_at = ?
+		job, err = scanJob(s.txQueryRow(ctx, tx, s.q(`UPDATE jobs SET state = ?, finished_at = ?
 			WHERE id = ? AND state = 'queued'
 			RETURNING `+jobColumns), string(JobCancelled), s.now().UnixMilli(), id))
 		if err == nil {
@@ -330,7 +330,7 @@ func (s *Store) CancelQueuedJob(ctx context.Context, id int64) (job Job, cancell
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		job, err = scanJob(tx.QueryRowContext(ctx, s.q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
+		job, err = scanJob(s.txQueryRow(ctx, tx, s.q(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -424,7 +424,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	query += ` LIMIT ?`
 	args = append(args, limit)
 
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.query(ctx, s.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -439,7 +439,7 @@ func (s *Store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 // not finished yet (queued or running); "" counts every open job.
 func (s *Store) OpenJobs(ctx context.Context, originRequestID string) (int, error) {
 	var n int
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM jobs
+	err := s.queryRow(ctx, s.q(`SELECT COUNT(*) FROM jobs
 		WHERE (? = '' OR origin_request_id = ?) AND state IN `+openStates), originRequestID, originRequestID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count open jobs of %s: %w", originRequestID, err)

@@ -15,7 +15,7 @@ func (s *Store) KVGet(ctx context.Context, ns, key string) ([]byte, bool, error)
 		return nil, false, fmt.Errorf("kv get: %w", err)
 	}
 	var v []byte
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`), ns, key).Scan(&v)
+	err := s.queryRow(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`), ns, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -36,7 +36,7 @@ func (s *Store) KVSet(ctx context.Context, ns, key string, value []byte) error {
 	if value == nil {
 		value = []byte{} // the column is NOT NULL; nil and empty are the same value
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
+	_, err := s.exec(ctx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
 		ns, key, value, s.now().UnixMilli())
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Store) KVDelete(ctx context.Context, ns, key string) error {
 	if err := checkKV(ns, key); err != nil {
 		return fmt.Errorf("kv delete: %w", err)
 	}
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM kv WHERE ns = ? AND key = ?`), ns, key); err != nil {
+	if _, err := s.exec(ctx, s.q(`DELETE FROM kv WHERE ns = ? AND key = ?`), ns, key); err != nil {
 		return fmt.Errorf("kv delete %s/%s: %w", ns, key, err)
 	}
 	return nil
@@ -70,7 +70,7 @@ func (s *Store) KVList(ctx context.Context, ns, prefix string) ([]string, error)
 		query += " AND " + cond
 		args = append(args, cargs...)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query+` ORDER BY key`), args...)
+	rows, err := s.query(ctx, s.q(query+` ORDER BY key`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("kv list %s: %w", ns, err)
 	}

@@ -26,7 +26,7 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		var cur []byte
-		err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`+s.d.forUpdate()), ns, key).Scan(&cur)
+		err := s.txQueryRow(ctx, tx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`+s.d.forUpdate()), ns, key).Scan(&cur)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			if !oldAbsent {
@@ -34,7 +34,7 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 			}
 			// Two creators race on the primary key: the loser inserts
 			// nothing and reads the winner's value.
-			res, err := tx.ExecContext(ctx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
+			res, err := s.txExec(ctx, tx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
 				ON CONFLICT (ns, key) DO NOTHING`), ns, key, value, s.now().UnixMilli())
 			if err != nil {
 				return err
@@ -43,7 +43,7 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 				swapped, current, found = true, value, true
 				return nil
 			}
-			if err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`), ns, key).Scan(&cur); err != nil {
+			if err := s.txQueryRow(ctx, tx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`), ns, key).Scan(&cur); err != nil {
 				return err
 			}
 			current, found = nonNilBytes(cur), true
@@ -55,7 +55,7 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 		if oldAbsent || !bytes.Equal(cur, old) {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`UPDATE kv SET value = ?, updated_at = ? WHERE ns = ? AND key = ?`),
+		if _, err := s.txExec(ctx, tx, s.q(`UPDATE kv SET value = ?, updated_at = ? WHERE ns = ? AND key = ?`),
 			value, s.now().UnixMilli(), ns, key); err != nil {
 			return err
 		}
@@ -80,12 +80,12 @@ func (s *Store) KVIncrement(ctx context.Context, ns, key string, delta int64) (i
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		// Create the row first so that FOR UPDATE has a row to lock when
 		// two replicas start a counter at once.
-		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
+		if _, err := s.txExec(ctx, tx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (ns, key) DO NOTHING`), ns, key, []byte("0"), s.now().UnixMilli()); err != nil {
 			return err
 		}
 		var cur []byte
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`+s.d.forUpdate()), ns, key).Scan(&cur); err != nil {
+		if err := s.txQueryRow(ctx, tx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`+s.d.forUpdate()), ns, key).Scan(&cur); err != nil {
 			return err
 		}
 		v, err := strconv.ParseInt(string(bytes.TrimSpace(cur)), 10, 64)
@@ -93,7 +93,7 @@ func (s *Store) KVIncrement(ctx context.Context, ns, key string, delta int64) (i
 			return fmt.Errorf("the value %.20q is %w", cur, ErrNotCounter)
 		}
 		n = v + delta
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE kv SET value = ?, updated_at = ? WHERE ns = ? AND key = ?`),
+		_, err = s.txExec(ctx, tx, s.q(`UPDATE kv SET value = ?, updated_at = ? WHERE ns = ? AND key = ?`),
 			[]byte(strconv.FormatInt(n, 10)), s.now().UnixMilli(), ns, key)
 		return err
 	})

@@ -63,7 +63,7 @@ func (s *Store) AcquireLock(ctx context.Context, l Lock) (holder Lock, acquired 
 		// An upsert whose DO UPDATE only fires for the same owner or an
 		// expired holder: atomic on SQLite and PostgreSQL alike. No row
 		// comes back when someone else holds the lock.
-		row := tx.QueryRowContext(ctx, s.q(`INSERT INTO locks (`+lockColumns+`)
+		row := s.txQueryRow(ctx, tx, s.q(`INSERT INTO locks (`+lockColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET
 				owner = excluded.owner,
@@ -85,7 +85,7 @@ func (s *Store) AcquireLock(ctx context.Context, l Lock) (holder Lock, acquired 
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		holder, err = scanLock(tx.QueryRowContext(ctx, s.q(`SELECT `+lockColumns+` FROM locks WHERE name = ?`), l.Name))
+		holder, err = scanLock(s.txQueryRow(ctx, tx, s.q(`SELECT `+lockColumns+` FROM locks WHERE name = ?`), l.Name))
 		return err
 	})
 	if err != nil {
@@ -98,7 +98,7 @@ func (s *Store) AcquireLock(ctx context.Context, l Lock) (holder Lock, acquired 
 // when there is none: what AcquireLock is about to take over (the audit
 // records a lock that lapsed when someone else takes it).
 func (s *Store) LockRow(ctx context.Context, name string) (Lock, bool, error) {
-	l, err := scanLock(s.db.QueryRowContext(ctx, s.q(`SELECT `+lockColumns+` FROM locks WHERE name = ?`), name))
+	l, err := scanLock(s.queryRow(ctx, s.q(`SELECT `+lockColumns+` FROM locks WHERE name = ?`), name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Lock{}, false, nil
 	}
@@ -123,7 +123,7 @@ func (s *Store) ReleaseLock(ctx context.Context, name, owner string, force bool)
 	now := s.now()
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		holder, err = scanLock(tx.QueryRowContext(ctx,
+		holder, err = scanLock(s.txQueryRow(ctx, tx,
 			s.q(`SELECT `+lockColumns+` FROM locks WHERE name = ?`+s.d.forUpdate()), name))
 		if errors.Is(err, sql.ErrNoRows) {
 			holder = Lock{}
@@ -135,13 +135,13 @@ func (s *Store) ReleaseLock(ctx context.Context, name, owner string, force bool)
 		if holder.expired(now) {
 			// Lapsed: nobody holds it. Drop the stale row while here.
 			holder = Lock{}
-			_, err = tx.ExecContext(ctx, s.q(`DELETE FROM locks WHERE name = ?`), name)
+			_, err = s.txExec(ctx, tx, s.q(`DELETE FROM locks WHERE name = ?`), name)
 			return err
 		}
 		if holder.Owner != owner && !force {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM locks WHERE name = ?`), name); err != nil {
+		if _, err := s.txExec(ctx, tx, s.q(`DELETE FROM locks WHERE name = ?`), name); err != nil {
 			return err
 		}
 		released = true
@@ -162,7 +162,7 @@ func (s *Store) Locks(ctx context.Context, prefix string) ([]Lock, error) {
 		query += " AND " + cond
 		args = append(args, cargs...)
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(query+` ORDER BY name`), args...)
+	rows, err := s.query(ctx, s.q(query+` ORDER BY name`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list locks: %w", err)
 	}
@@ -197,7 +197,7 @@ func (s *Store) ReleaseJobLocks(ctx context.Context, jobID int64) ([]Lock, error
 // releaseJobLocksTx deletes the locks tied to jobID inside tx and returns them
 // sorted by name.
 func (s *Store) releaseJobLocksTx(ctx context.Context, tx *sql.Tx, jobID int64) ([]Lock, error) {
-	rows, err := tx.QueryContext(ctx, s.q(`DELETE FROM locks WHERE job_id = ? RETURNING `+lockColumns), jobID)
+	rows, err := s.txQuery(ctx, tx, s.q(`DELETE FROM locks WHERE job_id = ? RETURNING `+lockColumns), jobID)
 	if err != nil {
 		return nil, err
 	}

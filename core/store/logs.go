@@ -18,14 +18,14 @@ func (s *Store) AppendLog(ctx context.Context, ns, name string, data []byte) (in
 	}
 	var size int64
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(off + length(data)), 0)
+		if err := s.txQueryRow(ctx, tx, s.q(`SELECT COALESCE(MAX(off + length(data)), 0)
 			FROM plugin_logs WHERE ns = ? AND name = ?`), ns, name).Scan(&size); err != nil {
 			return err
 		}
 		now := s.now().UnixMilli()
 		for len(data) > 0 {
 			n := min(len(data), maxLogChunk)
-			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO plugin_logs (ns, name, off, data, created_at)
+			if _, err := s.txExec(ctx, tx, s.q(`INSERT INTO plugin_logs (ns, name, off, data, created_at)
 				VALUES (?, ?, ?, ?, ?)`), ns, name, size, data[:n], now); err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ func (s *Store) AppendLog(ctx context.Context, ns, name string, data []byte) (in
 // offset, the log's total size, and whether it exists.
 func (s *Store) ReadLog(ctx context.Context, ns, name string, offset, limit int64) (data []byte, size int64, found bool, err error) {
 	offset = max(offset, 0)
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT off, data FROM plugin_logs
+	rows, err := s.query(ctx, s.q(`SELECT off, data FROM plugin_logs
 		WHERE ns = ? AND name = ? AND off + length(data) > ? ORDER BY off`), ns, name, offset)
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("read log %s/%s: %w", ns, name, err)
@@ -71,7 +71,7 @@ func (s *Store) ReadLog(ctx context.Context, ns, name string, offset, limit int6
 		return nil, 0, false, fmt.Errorf("read log %s/%s: %w", ns, name, err)
 	}
 	rows.Close()
-	err = s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*), COALESCE(MAX(off + length(data)), 0)
+	err = s.queryRow(ctx, s.q(`SELECT COUNT(*), COALESCE(MAX(off + length(data)), 0)
 		FROM plugin_logs WHERE ns = ? AND name = ?`), ns, name).Scan(new(int64), &size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, 0, false, nil

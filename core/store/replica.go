@@ -67,7 +67,7 @@ func (s *Store) Now() time.Time { return s.now() }
 // how many it holds. A replica that stops renewing (it died, or lost the
 // database) loses its jobs to InterruptExpiredJobs on another replica.
 func (s *Store) RenewLeases(ctx context.Context) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE jobs SET lease_until = ?
+	res, err := s.exec(ctx, s.q(`UPDATE jobs SET lease_until = ?
 		WHERE state = 'running' AND replica = ?`), s.now().Add(s.lease()).UnixMilli(), s.replicaID())
 	if err != nil {
 		return 0, fmt.Errorf("renew leases: %w", err)
@@ -82,7 +82,7 @@ func (s *Store) RenewLeases(ctx context.Context) (int64, error) {
 // LeasesHeld counts the running jobs whose lease this replica holds.
 func (s *Store) LeasesHeld(ctx context.Context) (int64, error) {
 	var n int64
-	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM jobs WHERE state = 'running' AND replica = ?`), s.replicaID()).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, s.q(`SELECT COUNT(*) FROM jobs WHERE state = 'running' AND replica = ?`), s.replicaID()).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count job leases: %w", err)
 	}
 	return n, nil
@@ -104,7 +104,7 @@ func (s *Store) InterruptExpiredJobs(ctx context.Context) ([]Job, error) {
 // sees the request within a second, see CancelRequests). It reports whether
 // the job is running.
 func (s *Store) RequestJobCancel(ctx context.Context, id int64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'`), id)
+	res, err := s.exec(ctx, s.q(`UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state = 'running'`), id)
 	if err != nil {
 		return false, fmt.Errorf("request cancel of job %d: %w", id, err)
 	}
@@ -118,7 +118,7 @@ func (s *Store) RequestJobCancel(ctx context.Context, id int64) (bool, error) {
 // CancelRequests returns the ids of this replica's running jobs that some
 // replica asked to cancel.
 func (s *Store) CancelRequests(ctx context.Context) ([]int64, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id FROM jobs
+	rows, err := s.query(ctx, s.q(`SELECT id FROM jobs
 		WHERE state = 'running' AND replica = ? AND cancel_requested = 1 ORDER BY id`), s.replicaID())
 	if err != nil {
 		return nil, fmt.Errorf("list cancel requests: %w", err)
@@ -138,7 +138,7 @@ func (s *Store) ClaimInbound(ctx context.Context, adapter, messageID string) (bo
 	if adapter == "" || messageID == "" {
 		return true, nil // nothing to tell it apart by: take it
 	}
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO inbound_messages (adapter, message_id, replica, received_at)
+	res, err := s.exec(ctx, s.q(`INSERT INTO inbound_messages (adapter, message_id, replica, received_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT (adapter, message_id) DO NOTHING`),
 		adapter, messageID, s.replicaID(), s.now().UnixMilli())
 	if err != nil {
@@ -154,7 +154,7 @@ func (s *Store) ClaimInbound(ctx context.Context, adapter, messageID string) (bo
 // PruneInbound forgets inbound messages recorded before cutoff; a service
 // redelivers nothing that old.
 func (s *Store) PruneInbound(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`DELETE FROM inbound_messages WHERE received_at < ?`), cutoff.UnixMilli())
+	res, err := s.exec(ctx, s.q(`DELETE FROM inbound_messages WHERE received_at < ?`), cutoff.UnixMilli())
 	if err != nil {
 		return 0, fmt.Errorf("prune inbound messages: %w", err)
 	}
@@ -166,7 +166,7 @@ func (s *Store) PruneInbound(ctx context.Context, cutoff time.Time) (int64, erro
 func (s *Store) interruptJobs(ctx context.Context, where, detail string, args ...any) ([]Job, error) {
 	var jobs []Job
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.q(`UPDATE jobs SET state = ?, detail = ?, finished_at = ?
+		rows, err := s.txQuery(ctx, tx, s.q(`UPDATE jobs SET state = ?, detail = ?, finished_at = ?
 			WHERE `+where+`
 			RETURNING `+jobColumns), append([]any{string(JobInterrupted), detail, s.now().UnixMilli()}, args...)...)
 		if err != nil {

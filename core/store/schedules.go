@@ -27,7 +27,7 @@ type ScheduleRun struct {
 // before (by another scheduler on this store, or before a restart), and must
 // not run again.
 func (s *Store) ClaimScheduleSlot(ctx context.Context, schedule string, slot time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, s.q(`INSERT INTO schedule_runs (schedule, slot, started_at)
+	res, err := s.exec(ctx, s.q(`INSERT INTO schedule_runs (schedule, slot, started_at)
 		VALUES (?, ?, ?) ON CONFLICT (schedule, slot) DO NOTHING`),
 		schedule, slot.UnixMilli(), s.now().UnixMilli())
 	if err != nil {
@@ -44,7 +44,7 @@ func (s *Store) ClaimScheduleSlot(ctx context.Context, schedule string, slot tim
 // slot whose outcome is known already keeps it: a plugin schedule's job may
 // end (ScheduledJobEnded) before the scheduler records it as enqueued.
 func (s *Store) FinishScheduleSlot(ctx context.Context, schedule string, slot time.Time, outcome, requestID string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
+	_, err := s.exec(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
 		WHERE schedule = ? AND slot = ? AND outcome = ''`),
 		s.now().UnixMilli(), outcome, requestID, schedule, slot.UnixMilli())
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *Store) FinishScheduleSlot(ctx context.Context, schedule string, slot ti
 // ScheduledJobEnded records how the job a plugin schedule's slot enqueued
 // ended ("job succeeded"), replacing "enqueued".
 func (s *Store) ScheduledJobEnded(ctx context.Context, schedule string, slot time.Time, outcome, requestID string) error {
-	_, err := s.db.ExecContext(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
+	_, err := s.exec(ctx, s.q(`UPDATE schedule_runs SET finished_at = ?, outcome = ?, request_id = ?
 		WHERE schedule = ? AND slot = ?`),
 		s.now().UnixMilli(), outcome, requestID, schedule, slot.UnixMilli())
 	if err != nil {
@@ -70,7 +70,7 @@ func (s *Store) ScheduledJobEnded(ctx context.Context, schedule string, slot tim
 func (s *Store) LastScheduleRun(ctx context.Context, schedule string) (ScheduleRun, bool, error) {
 	var slot, started, finished int64
 	r := ScheduleRun{Schedule: schedule}
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT slot, started_at, finished_at, outcome, request_id
+	err := s.queryRow(ctx, s.q(`SELECT slot, started_at, finished_at, outcome, request_id
 		FROM schedule_runs WHERE schedule = ? ORDER BY slot DESC LIMIT 1`), schedule).
 		Scan(&slot, &started, &finished, &r.Outcome, &r.RequestID)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -93,7 +93,7 @@ func (s *Store) ScheduleRuns(ctx context.Context, schedule string, limit int) ([
 	if limit <= 0 {
 		limit = defaultLimit
 	}
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT slot, started_at, finished_at, outcome, request_id
+	rows, err := s.query(ctx, s.q(`SELECT slot, started_at, finished_at, outcome, request_id
 		FROM schedule_runs WHERE schedule = ? ORDER BY slot DESC LIMIT ?`), schedule, limit)
 	if err != nil {
 		return nil, fmt.Errorf("runs of schedule %s: %w", schedule, err)

@@ -54,6 +54,14 @@ type Store struct {
 	decisionInsert *sql.Stmt
 	// outcomeUpdate is the prepared UPDATE of a decision's outcome.
 	outcomeUpdate *sql.Stmt
+
+	// stmts are the prepared statements of SQLite's queries, by query
+	// text; missed are the queries first run inside a transaction, to
+	// prepare once it ended; closed is set by Close (see stmts.go).
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
+	missed map[string]bool
+	closed bool
 }
 
 // sqliteParams are appended to the file path to form the SQLite DSN:
@@ -181,6 +189,7 @@ func (s *Store) Close() error {
 	}
 	s.decisionInsert, s.outcomeUpdate = nil, nil
 	s.auditMu.Unlock()
+	s.closeStmts()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -202,14 +211,14 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	err = fn(tx)
+	if err != nil {
 		_ = tx.Rollback()
-		return err
+	} else if err = tx.Commit(); err != nil {
+		err = fmt.Errorf("commit: %w", err)
 	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
+	s.prepareMissed(ctx)
+	return err
 }
 
 // scanner is the common part of *sql.Row and *sql.Rows.

@@ -94,12 +94,12 @@ func decodeEvent(typ string, payload []byte) (*delta, error) {
 			Started: cs.GetCreatedAt().Time, Ended: endedAt(cs.GetStatus(), cs.GetUpdatedAt().Time)}}
 		return d, nil
 	case "workflow_run":
-		var ev github.WorkflowRunEvent
+		var ev leanWorkflowRunEvent
 		if err := unmarshal(&ev); err != nil {
 			return nil, err
 		}
-		run := ev.GetWorkflowRun()
-		d := &delta{Repo: ev.GetRepo().GetFullName(), SHA: run.GetHeadSHA(), Branch: run.GetHeadBranch(), Event: run.GetEvent(),
+		run := ev.run()
+		d := &delta{Repo: ev.Repo.FullName, SHA: run.GetHeadSHA(), Branch: run.GetHeadBranch(), Event: run.GetEvent(),
 			Actor: firstNonEmpty(run.GetTriggeringActor().GetLogin(), run.GetActor().GetLogin(), ev.GetSender().GetLogin()),
 			Bot:   isBot(run.GetActor()) || isBot(run.GetTriggeringActor())}
 		for _, pr := range run.PullRequests {
@@ -157,4 +157,41 @@ func decodeEvent(typ string, payload []byte) (*delta, error) {
 // App's account).
 func isBot(u *github.User) bool {
 	return u != nil && (u.GetType() == "Bot" || strings.HasSuffix(u.GetLogin(), "[bot]"))
+}
+
+// skipped is a part of a payload that the plugin never reads: decoding
+// into it walks the JSON without building anything.
+type skipped struct{}
+
+// repoName is the one field of a payload's repository that the plugin reads.
+type repoName struct {
+	FullName string `json:"full_name"`
+}
+
+// leanWorkflowRunEvent is a workflow_run event without its three copies of
+// the repository (the event's, the run's and its head's), two thirds of
+// the payload that decoding into go-github's types would build field by
+// field for every event. Its fields shadow the embedded ones of the same
+// JSON names; read the repository and the run from them, not from the
+// embedded event's getters.
+type leanWorkflowRunEvent struct {
+	github.WorkflowRunEvent
+	Repo         repoName         `json:"repository"`
+	Organization skipped          `json:"organization"`
+	WorkflowRun  *leanWorkflowRun `json:"workflow_run"`
+}
+
+// leanWorkflowRun is a workflow run without its repositories.
+type leanWorkflowRun struct {
+	github.WorkflowRun
+	Repository     skipped `json:"repository"`
+	HeadRepository skipped `json:"head_repository"`
+}
+
+// run is the event's workflow run; nil when it has none.
+func (ev *leanWorkflowRunEvent) run() *github.WorkflowRun {
+	if ev.WorkflowRun == nil {
+		return nil
+	}
+	return &ev.WorkflowRun.WorkflowRun
 }

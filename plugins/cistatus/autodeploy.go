@@ -42,6 +42,10 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 		return nil // not decided yet
 	}
 	var missing, red []string
+	room := appRoom(a, cfg.defaultAdptr)
+	// Which checks are required only branch protection says: unknown, no
+	// check can stand for them, and nothing is deployed.
+	unknown := "GitHub is not configured (no token or GitHub App), so branch protection cannot be read"
 	if api {
 		// The exact commit's checks, with what branch protection requires.
 		_, gh := p.state()
@@ -49,8 +53,20 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 		if err != nil {
 			return fmt.Errorf("read the checks of %s before auto-deploying: %w", short(t.SHA), err)
 		}
-		checks = r.Checks
+		checks, unknown = r.Checks, ""
+		if !r.RequiredKnown {
+			unknown = "branch protection could not be read"
+			if r.RequiredErr != nil {
+				unknown = r.RequiredErr.Error()
+			}
+		}
 	}
+	if unknown != "" {
+		return p.refuseAutoDeploy(c, doneKey, room, a, ad, t, fmt.Sprintf("the required checks of %s are unknown: %s", t.Branch, unknown))
+	}
+	// A branch that requires no check (unprotected, or protected without
+	// required status checks) auto-deploys only when every check of the
+	// commit passed.
 	required := anyRequired(checks)
 	for _, ch := range checks {
 		if required && !ch.Required {
@@ -65,7 +81,6 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 			red = append(red, ch.label()+" ("+ch.State+")")
 		}
 	}
-	room := appRoom(a, cfg.defaultAdptr)
 	if len(red) > 0 || len(missing) > 0 {
 		why := ""
 		if len(red) > 0 {
@@ -77,15 +92,7 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 			}
 			why += "required but not reported: " + strings.Join(missing, ", ")
 		}
-		// Told once, by one replica of the bot.
-		if created, _, err := c.KV().Create(doneKey+"/refused", []byte(why)); err != nil || !created {
-			return err
-		}
-		if room == nil {
-			return nil
-		}
-		_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("Not auto-deploying %s %s to %s: %s.", a.Name, short(t.SHA), ad.Environment, why), Status: sdk.StatusWarning})
-		return err
+		return p.refuseAutoDeploy(c, doneKey, room, a, ad, t, why)
 	}
 	if room == nil {
 		c.Logger().Warn("auto-deploy of an app without a room skipped", "app", a.Name)
@@ -116,6 +123,20 @@ func (p *ci) autoDeployOne(c *sdk.Context, cfg *config, api bool, a *app, ad aut
 		return err
 	}
 	return nil
+}
+
+// refuseAutoDeploy tells room, once for the commit and environment (by
+// one replica of the bot), why t is not auto-deployed. The commit is not
+// marked done: a later event that finds it deployable still deploys it.
+func (p *ci) refuseAutoDeploy(c *sdk.Context, doneKey string, room *sdk.MessageRef, a *app, ad autoDeploy, t *tracked, why string) error {
+	if created, _, err := c.KV().Create(doneKey+"/refused", []byte(why)); err != nil || !created {
+		return err
+	}
+	if room == nil {
+		return nil
+	}
+	_, err := c.Post(room, &sdk.Output{Text: fmt.Sprintf("Not auto-deploying %s %s to %s: %s.", a.Name, short(t.SHA), ad.Environment, why), Status: sdk.StatusWarning})
+	return err
 }
 
 func outcomeWord(o sdk.CommandOutcome) string {

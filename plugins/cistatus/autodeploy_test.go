@@ -44,6 +44,7 @@ func TestAutoDeployFiresOnceWhenEveryRequiredCheckOfTheCommitIsGreen(t *testing.
 		{"red: refused", []string{"test"}, []string{"failure"}, 0, "Not auto-deploying project-x aaaaaaa to staging: not green: test / test (failure)."},
 		{"a required check never reported: refused", []string{"test", "security-scan"}, []string{"success"}, 0, "required but not reported: security-scan"},
 		{"no branch protection: every check must pass", nil, []string{"success"}, 1, "Auto-deploying"},
+		{"no branch protection, a check red: refused", nil, []string{"failure"}, 0, "Not auto-deploying project-x aaaaaaa to staging: not green:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,5 +121,50 @@ func TestAutoDeployIsOffUnlessConfiguredAndNeverForPullRequests(t *testing.T) {
 	}))
 	if n := len(b.h.Host.Runs()); n != 0 {
 		t.Fatalf("a pull request's green run was deployed %d times", n)
+	}
+}
+
+func TestAutoDeployRefusesWhenTheRequiredChecksAreUnknown(t *testing.T) {
+	tests := []struct {
+		name    string
+		noToken bool
+		refusal int  // how GitHub answers reading master's protection
+		bare    bool // master is protected but requires no status checks
+		runs    int
+		told    string
+	}{
+		{"a token without admin rights (404 Not Found): refused", false, 404, false, 0,
+			"Not auto-deploying project-x aaaaaaa to staging: the required checks of master are unknown: GitHub answered 404 (Not Found) to reading the protection of master: the token needs admin rights"},
+		{"an app without the Administration permission (403): refused", false, 403, false, 0,
+			"Not auto-deploying project-x aaaaaaa to staging: the required checks of master are unknown: GitHub answered 403 (Resource not accessible by integration)"},
+		{"GitHub not configured: refused", true, 0, false, 0,
+			"Not auto-deploying project-x aaaaaaa to staging: the required checks of master are unknown: GitHub is not configured"},
+		{"protected without required status checks: every check must pass", false, 0, true, 1, "Auto-deploying project-x aaaaaaa to staging"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBedApps(t, autoApps, tt.noToken, map[string]string{"auto_deploy_as": "alice"})
+			seedRequired(b, 'a', nil, "success")
+			r := b.gh.Repo("octo-org/octo-repo")
+			b.gh.Lock(func() {
+				delete(r.Required, "master")
+				r.ProtectionRefusal = tt.refusal
+				r.ProtectedWithoutChecks["master"] = tt.bare
+			})
+			b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
+			b.event("workflow_run", runEvent(t, 'a', "completed", "success"))
+			if runs := b.h.Host.Runs(); len(runs) != tt.runs {
+				t.Fatalf("%d deploys run, want %d: %v", len(runs), tt.runs, runs)
+			}
+			var said []string
+			for _, p := range b.posts() {
+				if p.Target.Room == "deployment" {
+					said = append(said, p.Output.Text)
+				}
+			}
+			if len(said) != 1 || !strings.Contains(said[0], tt.told) {
+				t.Errorf("the room heard %q, want once %q", said, tt.told)
+			}
+		})
 	}
 }

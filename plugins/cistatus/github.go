@@ -174,9 +174,10 @@ type rollupResult struct {
 	PRTitle           string
 	Checks            []check
 	// Required are the checks branch protection requires; RequiredKnown
-	// is false when they could not be read.
+	// is false when they could not be read, and RequiredErr then says why.
 	Required      []string
 	RequiredKnown bool
+	RequiredErr   error
 	// LastGreen is the newest green commit of Branch when SHA is not green.
 	LastGreen string
 	// Calls counts the API requests made.
@@ -291,8 +292,10 @@ func fetchRollupOf(ctx context.Context, gh *github.Client, repo, ref string, pr 
 					r.Required = append(r.Required, c.Context)
 				}
 			}
-		case errors.Is(err, github.ErrBranchNotProtected) || (resp != nil && resp.StatusCode == http.StatusNotFound):
-			r.RequiredKnown = true // not protected: nothing is required
+		case errors.Is(err, github.ErrBranchNotProtected) || requiredChecksNotEnabled(err):
+			r.RequiredKnown = true // not protected, or protected without required checks: nothing is required
+		default:
+			r.RequiredErr = protectionError(protected, resp, err)
 		}
 	}
 	markRequired(checks, r.Required)
@@ -302,6 +305,30 @@ func fetchRollupOf(ctx context.Context, gh *github.Client, repo, ref string, pr 
 		r.Calls++
 	}
 	return r, nil
+}
+
+// requiredChecksNotEnabled says whether err is GitHub's answer for a
+// protected branch that requires no status checks: a 404 whose message is
+// "Required status checks not enabled" (go-github maps only "Branch not
+// protected" to ErrBranchNotProtected).
+func requiredChecksNotEnabled(err error) bool {
+	var ge *github.ErrorResponse
+	return errors.As(err, &ge) && ge.Response != nil && ge.Response.StatusCode == http.StatusNotFound && ge.Message == "Required status checks not enabled"
+}
+
+// protectionError says why branch's required checks could not be read.
+// Any other 404 than the two above is not "unprotected": GitHub answers a
+// plain "Not Found" to a token without admin rights on the repository, and
+// a 403 to an app or fine-grained token without the Administration (read)
+// permission, or on a plan without protected branches.
+func protectionError(branch string, resp *github.Response, err error) error {
+	var ge *github.ErrorResponse
+	// A rate limit is a RateLimitError, not an ErrorResponse: apiError
+	// tells its reset time.
+	if errors.As(err, &ge) && resp != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusForbidden) {
+		return fmt.Errorf("GitHub answered %d (%s) to reading the protection of %s: the token needs admin rights on the repository (Administration: read, for a GitHub App or a fine-grained token)", resp.StatusCode, ge.Message, branch)
+	}
+	return apiError("the protection of "+branch, err)
 }
 
 // markRequired marks the checks branch protection requires, and adds those

@@ -273,7 +273,11 @@ func (p *ci) renderRollup(r *rollupResult) *sdk.Output {
 		lines = append(lines, fmt.Sprintf("No green commit of %s among its recent runs.", r.Branch))
 	}
 	if !r.RequiredKnown && (r.Branch != "" || r.PR > 0) {
-		lines = append(lines, "Branch protection could not be read: the required checks are unknown.")
+		why := "Branch protection could not be read"
+		if r.RequiredErr != nil {
+			why = r.RequiredErr.Error()
+		}
+		lines = append(lines, why+": the required checks are unknown.")
 	}
 	o.Text = strings.Join(lines, "\n")
 	o.Fields = []*sdk.Field{

@@ -50,8 +50,18 @@ type Repo struct {
 	Jobs map[int64][]*github.WorkflowJob
 	// Required are the required status checks of a protected branch; a
 	// branch absent here is not protected.
-	Required    map[string]*github.RequiredStatusChecks
-	Annotations map[int64][]*github.CheckRunAnnotation
+	Required map[string]*github.RequiredStatusChecks
+	// ProtectedWithoutChecks are protected branches that require no status
+	// checks: GitHub answers their required checks 404 "Required status
+	// checks not enabled".
+	ProtectedWithoutChecks map[string]bool
+	// ProtectionRefusal, when 403 or 404, is how GitHub answers a token
+	// that may not read branch protection (it needs admin rights on the
+	// repository): 404 "Not Found" to a classic token without them, 403
+	// "Resource not accessible by integration" to a GitHub App (or a
+	// fine-grained token) without the Administration permission.
+	ProtectionRefusal int
+	Annotations       map[int64][]*github.CheckRunAnnotation
 	// Logs of a job.
 	Logs map[int64]string
 }
@@ -111,7 +121,8 @@ func (s *Server) Repo(full string) *Repo {
 			DefaultBranch: "main", Branches: map[string]string{}, Pulls: map[int]*github.PullRequest{},
 			Statuses: map[string][]*github.RepoStatus{}, CheckRuns: map[string][]*github.CheckRun{},
 			Jobs: map[int64][]*github.WorkflowJob{}, Required: map[string]*github.RequiredStatusChecks{},
-			Annotations: map[int64][]*github.CheckRunAnnotation{}, Logs: map[int64]string{},
+			ProtectedWithoutChecks: map[string]bool{},
+			Annotations:            map[int64][]*github.CheckRunAnnotation{}, Logs: map[int64]string{},
 		}
 		s.repos[strings.ToLower(full)] = r
 	}
@@ -425,9 +436,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusFound)
 	case r.Method == http.MethodGet && len(rest) >= 4 && rest[0] == "branches" && rest[len(rest)-2] == "protection" && rest[len(rest)-1] == "required_status_checks":
 		branch := strings.Join(rest[1:len(rest)-2], "/")
+		const docs = "https://docs.github.com/rest/branches/branch-protection#get-status-checks-protection"
 		req := repo.Required[branch]
-		if req == nil {
-			writeJSON(w, r, http.StatusNotFound, map[string]string{"message": "Branch not protected"})
+		switch {
+		case repo.ProtectionRefusal == http.StatusNotFound:
+			notFound(w, r)
+			return
+		case repo.ProtectionRefusal == http.StatusForbidden:
+			writeJSON(w, r, http.StatusForbidden, map[string]string{"message": "Resource not accessible by integration", "documentation_url": docs})
+			return
+		case req == nil && repo.ProtectedWithoutChecks[branch]:
+			writeJSON(w, r, http.StatusNotFound, map[string]string{"message": "Required status checks not enabled", "documentation_url": docs})
+			return
+		case req == nil:
+			writeJSON(w, r, http.StatusNotFound, map[string]string{"message": "Branch not protected", "documentation_url": docs})
 			return
 		}
 		writeJSON(w, r, http.StatusOK, req)

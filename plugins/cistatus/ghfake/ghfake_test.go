@@ -4,7 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -135,5 +137,54 @@ func TestAnInstallationTokenOpensTheAPIUntilItExpires(t *testing.T) {
 	s.ExpireTokens()
 	if code, _ := do(t, s, http.MethodGet, "/repos/o/r", "token "+it.GetToken()); code != http.StatusUnauthorized {
 		t.Errorf("an expired installation token was let in: %d", code)
+	}
+}
+
+func TestBranchProtectionIsAnsweredAsGitHubAnswersEachCase(t *testing.T) {
+	tests := []struct {
+		name        string
+		set         func(*Repo)
+		code        int
+		message     string
+		unprotected bool // go-github's ErrBranchNotProtected
+	}{
+		{"protected, with required checks", func(r *Repo) { r.Required["main"] = &github.RequiredStatusChecks{Contexts: []string{"build"}} }, 200, "", false},
+		{"not protected", func(*Repo) {}, 404, "Branch not protected", true},
+		{"protected without required checks", func(r *Repo) { r.ProtectedWithoutChecks["main"] = true }, 404, "Required status checks not enabled", false},
+		{"a token without admin rights", func(r *Repo) {
+			r.Required["main"] = &github.RequiredStatusChecks{Contexts: []string{"build"}}
+			r.ProtectionRefusal = 404
+		}, 404, "Not Found", false},
+		{"an app without the Administration permission", func(r *Repo) { r.ProtectionRefusal = 403 }, 403, "Resource not accessible by integration", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(t.Cleanup, "tok")
+			r := s.Repo("o/r")
+			s.Lock(func() { tt.set(r) })
+			gh := github.NewClient(nil).WithAuthToken("tok")
+			base, err := url.Parse(s.URL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			gh.BaseURL = base
+			req, resp, err := gh.Repositories.GetRequiredStatusChecks(t.Context(), "o", "r", "main")
+			if resp == nil || resp.StatusCode != tt.code {
+				t.Fatalf("answered %v, %v; want %d", resp, err, tt.code)
+			}
+			if tt.code == 200 {
+				if err != nil || len(req.Contexts) != 1 {
+					t.Fatalf("required checks %v, %v", req, err)
+				}
+				return
+			}
+			var ge *github.ErrorResponse
+			if got := errors.Is(err, github.ErrBranchNotProtected); got != tt.unprotected {
+				t.Errorf("ErrBranchNotProtected is %v, want %v: %v", got, tt.unprotected, err)
+			}
+			if !tt.unprotected && (!errors.As(err, &ge) || ge.Message != tt.message) {
+				t.Errorf("error %v, want the message %q", err, tt.message)
+			}
+		})
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-github/v57/github"
+
 	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
@@ -111,6 +113,59 @@ func TestTheButtonsOfARollupActOnItsRuns(t *testing.T) {
 	}
 	if acts := b.gh.Actions(); !reflect.DeepEqual(acts, []string{"cancel 900"}) {
 		t.Errorf("GitHub was asked %v", acts)
+	}
+}
+
+func TestARunThatCompletedWithoutFailingHasARerunButton(t *testing.T) {
+	tests := []struct {
+		name, conclusion string
+		button           string // "" for none
+	}{
+		{"success", "success", "Rerun test"},
+		{"cancelled", "cancelled", "Rerun test"},
+		{"failure: its failed jobs instead", "failure", "Rerun failed jobs of test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t, false, nil)
+			seedOctoRepo(b)
+			r := b.gh.Repo("octo-org/octo-repo")
+			b.gh.Lock(func() {
+				r.Runs[0].Status, r.Runs[0].Conclusion = github.String("completed"), github.String(tt.conclusion)
+				for _, j := range r.Jobs[900] {
+					j.Status, j.Conclusion = github.String("completed"), github.String(tt.conclusion)
+				}
+			})
+			res := b.h.Command("ci", sdktest.Args{"target": "project-x"})
+			btn := res.Button(tt.button)
+			if btn == nil {
+				t.Fatalf("no %q button on %s", tt.button, shown(res.Replies[0]))
+			}
+			if other := res.Button("Rerun test"); tt.conclusion == "failure" && other != nil {
+				t.Errorf("a failed run offers both Rerun and Rerun failed jobs")
+			}
+			click := b.h.Click(btn, nil)
+			verb, call, command := "Rerunning every job of run 900", "rerun 900", "ci:rerun"
+			if tt.conclusion == "failure" {
+				verb, call, command = "failed jobs of run 900", "rerun-failed-jobs 900", "ci:rerun-failed"
+			}
+			// The host checks and audits a click as the command its
+			// action stands for.
+			for _, a := range b.h.Manifest.GetActions() {
+				if a.GetName() == btn.Action && a.GetCommand() != command {
+					t.Errorf("the button's action %q stands for %q, want %q", btn.Action, a.GetCommand(), command)
+				}
+			}
+			if btn.Value != "octo-org/octo-repo#900" {
+				t.Errorf("the button's value is %q, want the run octo-org/octo-repo#900", btn.Value)
+			}
+			if !strings.Contains(click.Text(), verb) || !strings.Contains(click.Text(), "octo-org/octo-repo") {
+				t.Errorf("the click said %q %v", click.Text(), click.Errors)
+			}
+			if acts := b.gh.Actions(); !reflect.DeepEqual(acts, []string{call}) {
+				t.Errorf("GitHub was asked %v, want %q", acts, call)
+			}
+		})
 	}
 }
 

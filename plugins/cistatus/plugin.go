@@ -306,7 +306,8 @@ func stateWord(st string) string {
 	return "no CI"
 }
 
-// runButtons offers to rerun failed workflow runs and cancel running ones,
+// runButtons offers to rerun the failed jobs of failed workflow runs, cancel
+// running ones and rerun those that completed without failing,
 // three at most.
 func runButtons(repo string, checks []check) []*sdk.Button {
 	var out []*sdk.Button
@@ -320,6 +321,10 @@ func runButtons(repo string, checks []check) []*sdk.Button {
 			out = append(out, sdk.ActionButton("Rerun failed jobs of "+ch.Name, actionRerunFailed, value, sdk.ButtonPrimary))
 		case pending(ch.State):
 			out = append(out, sdk.ActionButton("Cancel "+ch.Name, actionCancel, value, sdk.ButtonDanger))
+		case ch.State == stateSuccess || ch.State == stateCancelled || ch.State == stateNeutral:
+			// Completed without failing: all its jobs again (a flaky
+			// deploy step, a cancelled run wanted after all).
+			out = append(out, sdk.ActionButton("Rerun "+ch.Name, actionRerun, value, sdk.ButtonDefault))
 		}
 	}
 	return out

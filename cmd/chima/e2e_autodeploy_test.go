@@ -73,9 +73,17 @@ func deliveryHandled(t *testing.T, cfg, id string) {
 	}
 }
 
-func TestCIStatusAutoDeploysAGreenMainCommitOnceAsAliceAndSaysWhyNotWhenRed(t *testing.T) {
+func TestCIStatusAutoDeploysAGreenMainCommitOnceAsAliceAndSaysWhyNotWhenRedOrLocked(t *testing.T) {
 	repo, marks, sha := gitRepo(t)
-	other := gitIn(t, repo, t.TempDir())("rev-parse", "v2")
+	git := gitIn(t, repo, t.TempDir())
+	other := git("rev-parse", "v2")
+	// Two more commits of main's history, v3 then v4, for the lock.
+	git("checkout", "-q", "-b", "v4", "v2")
+	git("commit", "-q", "--allow-empty", "-m", "v3")
+	locked := git("rev-parse", "HEAD")
+	git("commit", "-q", "--allow-empty", "-m", "v4")
+	unlocked := git("rev-parse", "HEAD")
+	git("checkout", "-q", "main")
 	const ghRepo = "octo-org/demo"
 
 	// GitHub: main's head is the repository's main, and branch protection
@@ -111,7 +119,9 @@ func TestCIStatusAutoDeploysAGreenMainCommitOnceAsAliceAndSaysWhyNotWhenRed(t *t
       github_api_url: %s
       apps_file: %s
       auto_deploy_as: alice
-roles:`, ciStatusPlugin(t), gh.URL(), appsFile)
+roles:
+  qa: {users: ["shell:bob"], permissions: ["deploy:lock"]}`, ciStatusPlugin(t), gh.URL(), appsFile)
+	// bob, of QA, may lock an environment (and not deploy).
 	if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "roles:", entry, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +171,44 @@ roles:`, ciStatusPlugin(t), gh.URL(), appsFile)
 		}
 	}
 
-	// The audit: exactly one deploy, run by cistatus as alice.
+	// 4. bob locks staging through the deploy plugin; main's next commit
+	// goes green: the deploy is refused by the lock, and the room hears
+	// the lock's reason.
+	c.say(t, "/user bob")
+	c.say(t, "chima deploy:lock demo in staging testing the migration")
+	c.expect(t, "Locked demo in staging")
+	c.say(t, "/user alice")
+	greenOn := func(sha string, id int64) {
+		gh.Lock(func() {
+			fake.Branches["main"] = sha
+			fake.CheckRuns[sha] = []*github.CheckRun{{ID: github.Int64(id), Name: github.String("build"), Status: github.String("completed"),
+				Conclusion: github.String("success"), App: &github.App{Slug: github.String("github-actions")}}}
+		})
+	}
+	greenOn(locked, 3)
+	deliver("check_run", "autodeploy-locked-1", checkRunDelivery(t, ghRepo, "main", locked, "build", "success"))
+	lines = c.readLinesUntil(t, "The auto-deploy of demo "+locked[:7]+" to staging was")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "[general]") || !strings.Contains(last, "locked by") || !strings.Contains(last, "testing the migration") {
+		t.Errorf("the room was not told the lock's reason: %s", last)
+	}
+	deliveryHandled(t, cfg, "autodeploy-locked-1")
+	for _, l := range lines {
+		if strings.Contains(l, "Deployment #") || strings.Contains(l, "Deployed demo/") {
+			t.Errorf("a deploy ran through bob's lock: %s", l)
+		}
+	}
+
+	// 5. bob unlocks; the next green commit of main deploys.
+	c.say(t, "/user bob")
+	c.say(t, "chima deploy:unlock demo in staging")
+	c.expect(t, "Unlocked demo in staging")
+	c.say(t, "/user alice")
+	greenOn(unlocked, 4)
+	deliver("check_run", "autodeploy-unlocked-1", checkRunDelivery(t, ghRepo, "main", unlocked, "build", "success"))
+	c.readLinesUntil(t, "Deployed demo/"+unlocked[:7])
+
+	// The audit: one deploy of each green commit but the locked one, run
+	// by cistatus as alice; the locked one refused.
 	c.in.Close()
 	_ = c.cmd.Wait()
 	out, stderr, code := chima(t, "audit", "--config", cfg, "--json")
@@ -178,16 +225,25 @@ roles:`, ciStatusPlugin(t), gh.URL(), appsFile)
 			deploys = append(deploys, e)
 		}
 	}
-	if len(deploys) != 1 {
-		t.Fatalf("%d deploy entries in the audit, want 1:\n%s", len(deploys), out)
+	if len(deploys) != 3 {
+		t.Fatalf("%d deploy entries in the audit, want 3:\n%s", len(deploys), out)
 	}
-	d := deploys[0]
-	if d.TriggeredBy != "cistatus" || d.Person != "alice" || d.Outcome != "ok" || !strings.Contains(d.Text, "demo/"+sha+" to staging") {
-		t.Errorf("the deploy's audit entry: triggered_by %q, person %q, outcome %q, text %q; want cistatus, alice, ok, demo/%s to staging",
-			d.TriggeredBy, d.Person, d.Outcome, d.Text, sha)
+	outcomes := map[string]string{}
+	for _, d := range deploys {
+		if d.TriggeredBy != "cistatus" || d.Person != "alice" {
+			t.Errorf("the deploy's audit entry: triggered_by %q, person %q; want cistatus, alice", d.TriggeredBy, d.Person)
+		}
+		for _, c := range []string{sha, locked, unlocked} {
+			if strings.Contains(d.Text, "demo/"+c+" to staging") {
+				outcomes[c] = d.Outcome
+			}
+		}
 	}
-	if entries, _ := os.ReadDir(marks); len(entries) != 1 {
-		t.Errorf("the deploy script ran %d times, want 1", len(entries))
+	if outcomes[sha] != "ok" || outcomes[unlocked] != "ok" || outcomes[locked] == "ok" || outcomes[locked] == "" {
+		t.Errorf("the deploys' outcomes: first %q, under the lock %q, after it %q; want ok, not ok, ok", outcomes[sha], outcomes[locked], outcomes[unlocked])
+	}
+	if entries, _ := os.ReadDir(marks); len(entries) != 2 {
+		t.Errorf("the deploy script ran %d times, want 2", len(entries))
 	}
 }
 

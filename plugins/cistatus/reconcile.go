@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,6 +20,9 @@ const (
 	reconcilePerRun = 20
 	// reconcileFor is how long a commit is polled before it is given up.
 	reconcileFor = 24 * time.Hour
+	// reconcileCursor keeps the last open commit a poll took, in the
+	// plugin's KV so that every replica of the bot goes on from it.
+	reconcileCursor = "reconcile/cursor"
 )
 
 // openCommit is a commit whose checks have not all ended.
@@ -60,10 +64,19 @@ func (p *ci) runReconcile(c *sdk.Context) error {
 	if err != nil {
 		return err
 	}
-	for i, key := range keys {
-		if i == reconcilePerRun {
-			break
+	cursor, _, err := c.KV().Get(reconcileCursor)
+	if err != nil {
+		return err
+	}
+	batch := nextBatch(keys, string(cursor), reconcilePerRun)
+	if len(batch) > 0 && len(keys) > reconcilePerRun {
+		// Moved on first: a poll that fails half-way must not take the
+		// same commits again next time, starving the others.
+		if err := c.KV().Set(reconcileCursor, []byte(batch[len(batch)-1])); err != nil {
+			return err
 		}
+	}
+	for _, key := range batch {
 		var o openCommit
 		raw, ok, err := c.KV().Get(key)
 		if err != nil {
@@ -95,4 +108,23 @@ func (p *ci) runReconcile(c *sdk.Context) error {
 		}
 	}
 	return nil
+}
+
+// nextBatch is the n keys (sorted) after cursor, wrapping around to the
+// first: successive polls of more open commits than one takes poll each
+// in turn. A cursor no longer among keys (its commit ended) still marks
+// the place.
+func nextBatch(keys []string, cursor string, n int) []string {
+	if len(keys) <= n {
+		return keys
+	}
+	start := sort.SearchStrings(keys, cursor)
+	if start < len(keys) && keys[start] == cursor {
+		start++
+	}
+	out := make([]string, 0, n)
+	for i := range n {
+		out = append(out, keys[(start+i)%len(keys)])
+	}
+	return out
 }

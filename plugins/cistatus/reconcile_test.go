@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
 func TestThePollReconcilesAMissedWebhook(t *testing.T) {
@@ -41,5 +45,79 @@ func TestThePollReconcilesAMissedWebhook(t *testing.T) {
 	}
 	if _, open := b.h.Host.KVValue("open/octo-org/octo-repo@" + sha('a')); open {
 		t.Errorf("an ended commit is still polled")
+	}
+}
+
+func TestEveryOpenCommitIsPolledInTurnWhenThereAreMoreThanOnePollTakes(t *testing.T) {
+	const open = 45 // more than two polls' worth
+	b := newBed(t, false, map[string]string{"subscriptions": helloSubs})
+	for n := range open {
+		b.event("workflow_run", runEventN(t, n, "in_progress", 1))
+	}
+	if res, err := b.h.Host.KVList(context.Background(), &pluginv1.KVListRequest{Prefix: "open/"}); err != nil || len(res.GetKeys()) != open {
+		t.Fatalf("%d open commits (%v), want %d", len(res.GetKeys()), err, open)
+	}
+	// polled runs one poll and returns the commits it read the statuses of.
+	polled := func() map[string]bool {
+		t.Helper()
+		b.gh.ResetCalls()
+		if res := b.h.Job(jobReconcile, nil); res.Done.Outcome != "success" && res.Done.Outcome != "" {
+			t.Fatalf("the poll ended %s: %s", res.Done.Outcome, res.Done.Detail)
+		}
+		calls, _ := b.gh.Calls()
+		got := map[string]bool{}
+		for _, c := range calls {
+			if sha, ok := strings.CutSuffix(strings.TrimPrefix(c, "GET /repos/octo-org/octo-repo/commits/"), "/status"); ok && len(sha) == 40 {
+				got[sha] = true
+			}
+		}
+		return got
+	}
+	seen := map[string]int{}
+	for run := 1; run <= 3; run++ {
+		got := polled()
+		if len(got) != reconcilePerRun {
+			t.Fatalf("poll %d read %d commits, want %d", run, len(got), reconcilePerRun)
+		}
+		for sha := range got {
+			seen[sha]++
+		}
+		// Until each has had its turn, none is polled twice.
+		if taken := run * reconcilePerRun; taken <= open {
+			for sha, n := range seen {
+				if n > 1 {
+					t.Fatalf("after %d polls %s was polled %d times while others waited", run, short(sha), n)
+				}
+			}
+		}
+	}
+	for n := range open {
+		if sha := fmt.Sprintf("%040x", n); seen[sha] == 0 {
+			t.Errorf("the open commit %s was never polled in 3 polls", short(sha))
+		}
+	}
+}
+
+func TestNextBatchGoesOnAfterTheCursorAndWrapsAround(t *testing.T) {
+	keys := []string{"a", "b", "c", "d", "e"}
+	tests := []struct {
+		name, cursor string
+		want         string
+	}{
+		{"no cursor yet: from the first", "", "a,b"},
+		{"after the cursor", "b", "c,d"},
+		{"wraps around", "d", "e,a"},
+		{"the cursor's commit ended: from the next", "bb", "c,d"},
+		{"past the last: from the first", "z", "a,b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.Join(nextBatch(keys, tt.cursor, 2), ","); got != tt.want {
+				t.Errorf("nextBatch after %q = %s, want %s", tt.cursor, got, tt.want)
+			}
+		})
+	}
+	if got := strings.Join(nextBatch(keys[:2], "a", 2), ","); got != "a,b" {
+		t.Errorf("fewer keys than a batch: %s, want all", got)
 	}
 }

@@ -159,3 +159,31 @@ func TestCIReportsARateLimitWithItsResetTime(t *testing.T) {
 		t.Fatalf("ci under a used-up rate limit said %v / %q", res.Errors, res.Text())
 	}
 }
+
+func TestTheRollupSaysWhyTheRequiredChecksAreUnknown(t *testing.T) {
+	tests := []struct {
+		name    string
+		refusal int
+		want    string // "" for no word on protection
+	}{
+		{"a token without admin rights", 404, "GitHub answered 404 (Not Found) to reading the protection of main: the token needs admin rights on the repository"},
+		{"an app without the Administration permission", 403, "GitHub answered 403 (Resource not accessible by integration) to reading the protection of main"},
+		{"protection read", 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBed(t, false, nil)
+			seedOctoRepo(b)
+			r := b.gh.Repo("octo-org/octo-repo")
+			b.gh.Lock(func() { r.ProtectionRefusal = tt.refusal })
+			res := b.h.Command("ci", sdktest.Args{"target": "project-x"})
+			got := shown(res.Replies[0])
+			if unknown := strings.Contains(got, "the required checks are unknown"); unknown != (tt.want != "") || !strings.Contains(got, tt.want) {
+				t.Errorf("the rollup says:\n%s\nwant %q", got, tt.want)
+			}
+			if tt.want != "" && strings.Contains(got, "(required)") {
+				t.Errorf("a check is marked required though protection could not be read:\n%s", got)
+			}
+		})
+	}
+}

@@ -11,7 +11,8 @@ import (
 // to, once every required check of that exact commit is green: once per
 // (commit, environment), whatever the events' order or repetition. The
 // room is told when it deploys, and once why it did not when a check is
-// red or a required one is missing.
+// red, a required one is missing, or which are required is unknown
+// (branch protection unreadable, or GitHub not configured).
 func (p *ci) autoDeploy(c *sdk.Context, t *tracked) error {
 	cfg, gh := p.state()
 	a := cfg.appForRepo(t.Repo)

@@ -312,6 +312,13 @@ func TestLockedEnvironmentRefusesOthersAndSaysWhoWhyAndSince(t *testing.T) {
 		t.Fatalf("where = %q", fields)
 	}
 	h.User = &sdk.User{ID: "alice"}
+	// Automation running as alice (an auto-deploy, a schedule) does not
+	// hold her lock: the lock is there to keep the robots off too.
+	for _, by := range []string{"cistatus", "chima"} {
+		if msg := userError(h.TriggeredCommand(by, "deploy", deployArgs("demo", "main", "staging"))); !strings.Contains(msg, "locked by alice since") {
+			t.Fatalf("a deploy %s ran as alice passed her lock: %q", by, msg)
+		}
+	}
 	if res := h.Command("deploy", deployArgs("demo", "main", "staging")); userError(res) != "" {
 		t.Fatalf("the lock holder's own deploy was refused: %v", res.Errors)
 	}

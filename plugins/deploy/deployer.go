@@ -402,6 +402,17 @@ func lockOwner(u *sdk.User) string {
 	return firstNonEmpty(u.Person, u.ID)
 }
 
+// commandLockOwner is whose locks the command in c may pass: its user's,
+// unless automation ran it on their behalf. A lock says "a person is
+// working here"; an auto-deploy or a schedule running as that person must
+// not go through it, or the lock would hold off everyone but the robots.
+func commandLockOwner(c *sdk.Context) string {
+	if c.TriggeredBy() != "" {
+		return ""
+	}
+	return lockOwner(c.User())
+}
+
 // lockedBy explains who holds an environment's lock, or "" when it is free
 // or held by user.
 func lockedBy(l *sdk.LockInfo, user string, now time.Time) string {
@@ -475,13 +486,13 @@ func (d *deployer) cmdDeploy(c *sdk.Context) error {
 	if err != nil {
 		return err
 	}
-	if who := lockedBy(l, lockOwner(user), d.now()); who != "" {
+	if who := lockedBy(l, commandLockOwner(c), d.now()); who != "" {
 		return sdk.Errorf("%s in %s is %s. Ask them, or wait for deploy:unlock.", a.Name, env, who)
 	}
 	dep := &Deployment{
 		App: a.Name, Env: env, Ref: ref, Task: task, Hosts: c.Arg("hosts"), Force: c.Bool("force"),
 		User: user.ID, UserName: user.Name, Owner: user.Person, State: StateQueued,
-		Notify: notifyTarget(src), CreatedAt: d.now(),
+		Notify: notifyTarget(src), CreatedAt: d.now(), TriggeredBy: c.TriggeredBy(),
 	}
 	approve(dep, c.Approval())
 	return d.start(c, a, dep)
@@ -1011,13 +1022,13 @@ func (d *deployer) rollback(c *sdk.Context, a *apps.App, env string) error {
 	if err != nil {
 		return err
 	}
-	if who := lockedBy(l, lockOwner(user), d.now()); who != "" {
+	if who := lockedBy(l, commandLockOwner(c), d.now()); who != "" {
 		return sdk.Errorf("%s in %s is %s.", a.Name, env, who)
 	}
 	dep := &Deployment{
 		App: a.Name, Env: env, Ref: previous.SHA, Task: previous.Task, Hosts: previous.Hosts, Force: true,
 		User: user.ID, UserName: user.Name, Owner: user.Person, State: StateQueued, RollbackOf: current.ID,
-		Notify: notifyTarget(src), CreatedAt: d.now(),
+		Notify: notifyTarget(src), CreatedAt: d.now(), TriggeredBy: c.TriggeredBy(),
 	}
 	// Asked once there is something to roll back to, which a refusal
 	// says without anyone's approval.

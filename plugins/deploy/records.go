@@ -52,6 +52,10 @@ type Deployment struct {
 	Detail     string `json:"detail,omitempty"`
 	JobID      int64  `json:"job_id,omitempty"`
 	RollbackOf int64  `json:"rollback_of,omitempty"`
+	// TriggeredBy is the plugin that ran the deploy command for someone
+	// (cistatus's auto-deploy), or "chima" for a schedule; "" when a person
+	// typed it.
+	TriggeredBy string `json:"triggered_by,omitempty"`
 	// Approval is the approval request that approved the deployment (to a
 	// protected environment), 0 for none; ApprovedBy who approved it.
 	Approval   int64    `json:"approval,omitempty"`
@@ -324,7 +328,12 @@ func (r *records) list(c *sdk.Context, app, env string, limit int) ([]*Deploymen
 
 // lockOwner is the owner of the locks the deployment may pass: its
 // person's, else its user's.
-func (d *Deployment) lockOwner() string { return firstNonEmpty(d.Owner, d.User) }
+func (d *Deployment) lockOwner() string {
+	if d.TriggeredBy != "" {
+		return "" // see commandLockOwner
+	}
+	return firstNonEmpty(d.Owner, d.User)
+}
 
 // Person is who asked for the deployment as chat shows them: their name
 // where the chat service gave one (Slack and Mattermost report ids such as

@@ -155,6 +155,24 @@ func (h *Harness) ApprovedCommand(command string, args Args, a *sdk.Approval) Re
 	return h.collect(stream, err)
 }
 
+// TriggeredCommand runs command with args as the host does when plugin by
+// ran it through Context.RunCommand on the harness's User's behalf ("chima"
+// for a schedule): Context.TriggeredBy says by.
+func (h *Harness) TriggeredCommand(by, command string, args Args) Result {
+	h.t.Helper()
+	h.seq++
+	req := &pluginv1.CommandRequest{
+		RequestId:   h.requestID(),
+		Command:     command,
+		Args:        args,
+		User:        userToProto(h.User),
+		Message:     &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
+		TriggeredBy: by,
+	}
+	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
+	return h.collect(stream, err)
+}
+
 // JobInterrupted tells the plugin that job was running when the host died,
 // as a host of protocol minor 7 does.
 func (h *Harness) JobInterrupted(job *sdk.Job) Result {

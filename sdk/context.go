@@ -217,7 +217,10 @@ func (c *Context) origin() string {
 
 // LockOptions describe a lock to take.
 type LockOptions struct {
-	Owner  string
+	// Owner says who holds the lock ("request 42", a job, a person); only
+	// the same owner releases it without force.
+	Owner string
+	// Reason says why it is held, for whoever finds it taken.
 	Reason string
 	// TTL makes the lock expire; zero holds it until released.
 	TTL time.Duration

@@ -173,8 +173,14 @@ const (
 
 // Arg declares one typed argument of a command.
 type Arg struct {
-	Name     string
-	Type     ArgType
+	// Name is how the handler reads it (Context.Arg) and how help and a
+	// pattern's named groups refer to it.
+	Name string
+	// Type is what the host checks the value against before the handler
+	// runs: String (the default), Int, Bool, Enum or Duration.
+	Type ArgType
+	// Required arguments must be given for the command to run (the usage
+	// shows them as <name>, optional ones as [name]).
 	Required bool
 	// Default is used when the argument is absent.
 	Default string
@@ -184,6 +190,7 @@ type Arg struct {
 	Secret bool
 	// Rest makes the last positional argument take the rest of the line.
 	Rest bool
+	// Help says what the argument is, in the command's help.
 	Help string
 	// Pattern is an optional RE2 pattern the value must match in full.
 	Pattern string
@@ -239,21 +246,33 @@ func ActionButton(label, action, value string, style ButtonStyle) *Button {
 
 // EventHandler handles one webhook event type such as "github:deployment".
 type EventHandler struct {
+	// Type is the event type: "source:kind" ("github:deployment"),
+	// "source:*" for every kind of a source ("generic:*"), or
+	// EventJobInterrupted.
 	Type string
-	Run  func(c *Context) error
+	// Run handles one event; Context.Event carries its payload.
+	Run func(c *Context) error
 }
 
 // JobHandler runs one kind of durable job. Returning nil ends the job as
 // succeeded; an error ends it as failed with the error as detail.
 type JobHandler struct {
+	// Kind names the jobs it runs, as Context.Enqueue names them
+	// ("deploy.run"); unique within the plugin.
 	Kind string
-	Run  func(c *Context) error
+	// Run runs one attempt of a job; Context.Job says which.
+	Run func(c *Context) error
 }
 
 // Page serves GET requests under Prefix ("/deployments/") with an ordinary
 // http.Handler. The host forwards the request; the response is buffered.
 type Page struct {
-	Prefix  string
+	// Prefix is the start of the paths the page serves: it gets every GET
+	// whose path begins with it, unless another page's longer prefix
+	// matches too. It begins with "/".
+	Prefix string
+	// Handler serves the requests; what it writes is buffered and sent as
+	// the response.
 	Handler http.Handler
 }
 
@@ -273,11 +292,17 @@ var ErrShutdown = wire.ErrShutdown
 // UserError is a failure meant for the person in chat: bad input, a refused
 // action. It is shown as it is; other errors are shown as the plugin failing.
 type UserError struct {
-	Summary  string
-	Detail   string
+	// Summary is the one line the person reads: what went wrong.
+	Summary string
+	// Detail says more (why, what to do), shown below the summary.
+	Detail string
+	// Argument names the command argument at fault, if one is. It travels
+	// with the error to the host (and to sdktest's Result.Errors); the
+	// host does not show it yet, so say it in Summary too.
 	Argument string
 }
 
+// Error returns the summary, and the detail after a colon when there is one.
 func (e *UserError) Error() string {
 	if e.Detail == "" {
 		return e.Summary

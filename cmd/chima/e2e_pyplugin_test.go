@@ -36,6 +36,13 @@ func pyPluginScript(t *testing.T) string {
 // nothing about TLS: AutoMTLS is how every plugin is connected.
 func pyConfig(t *testing.T) string {
 	t.Helper()
+	return pyConfigWith(t, "")
+}
+
+// pyConfigWith is pyConfig with settings, YAML lines indented for
+// plugins[0], after its env.
+func pyConfigWith(t *testing.T, settings string) string {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`bot:
   name: chima
@@ -47,9 +54,9 @@ plugins:
   - name: pyhello
     path: %s
     env: {PYHELLO_LOG_LEVEL: debug}
-roles:
+%sroles:
   admin: {users: ["shell:alice"], permissions: ["*"]}
-`, filepath.Join(dir, "chima.db"), pyPluginScript(t))
+`, filepath.Join(dir, "chima.db"), pyPluginScript(t), settings)
 	path := filepath.Join(dir, "chima.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -125,5 +132,48 @@ func TestPythonPluginOnTheRealBotUsesTheHostServiceOverMutualTLS(t *testing.T) {
 	b.stop(t)
 	if alive(second) {
 		t.Errorf("plugin process %d outlived the bot", second)
+	}
+}
+
+// TestConfigValidateAsksThePythonPluginAboutItsSettings runs `chima config
+// validate` on the Python example: the plugin's on_validate answers the
+// host's Validate call, so good settings are said to be valid and a bad
+// one is named by its key and line in chima.yaml; no Python traceback
+// reaches the output (before the library served Validate, grpcio logged
+// one for the unimplemented method).
+func TestConfigValidateAsksThePythonPluginAboutItsSettings(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings string
+		code     int
+		stdout   string
+		stderr   string
+	}{
+		{"no settings are valid", "", 0, "(settings valid: pyhello)", ""},
+		{"a greeting is valid", "    settings: {greeting: Howdy}\n", 0, "(settings valid: pyhello)", ""},
+		{"a misspelt key is named with its line", "    settings:\n      gretting: Howdy\n", 1, "",
+			":12: settings.gretting: unknown setting (known: greeting)\n"},
+		{"an empty greeting is named with its line", "    settings:\n      greeting: \"\"\n", 1, "",
+			":12: settings.greeting: must be one line of 1 to 40 characters, not ''\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := pyConfigWith(t, tt.settings)
+			out, stderr, code := chima(t, "config", "validate", "--config", cfg)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stdout:\n%s\nstderr:\n%s", code, tt.code, out, stderr)
+			}
+			if !strings.Contains(out, tt.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tt.stdout, out)
+			}
+			if tt.stderr != "" && !strings.Contains(stderr, "plugin pyhello: "+cfg+tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", "plugin pyhello: "+cfg+tt.stderr, stderr)
+			}
+			for _, bad := range []string{"Traceback", "NotImplementedError", "not validated"} {
+				if strings.Contains(out+stderr, bad) {
+					t.Errorf("output says %q:\nstdout:\n%s\nstderr:\n%s", bad, out, stderr)
+				}
+			}
+		})
 	}
 }

@@ -16,15 +16,15 @@ import (
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
-// printedPluginLines returns the chima.yaml lines `chima plugin new`
-// printed: from "plugins:" to the end.
+// printedPluginLines returns the chima.yaml entry `chima plugin new`
+// printed, to go under plugins: (a blank line before and after it).
 func printedPluginLines(t *testing.T, out string) string {
 	t.Helper()
-	i := strings.Index(out, "\nplugins:\n")
-	if i < 0 {
-		t.Fatalf("plugin new printed no chima.yaml lines:\n%s", out)
+	m := regexp.MustCompile(`(?m)under plugins: in your chima\.yaml.*\n\n((?:  .*\n)+)\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("plugin new printed no chima.yaml entry:\n%s", out)
 	}
-	return out[i+1:]
+	return m[1]
 }
 
 // scaffoldGuard bounds one `chima plugin new`, which may download the
@@ -67,8 +67,11 @@ func TestPluginNewMakesAPluginInEachLanguageThatPassesItsTestAndAnswersInTheCons
 			dir := filepath.Join(t.TempDir(), "echo-back")
 			out := pluginNew(t, append([]string{"echo-back", "--lang", c.lang, "--dir", dir}, c.args...)...)
 			lines := printedPluginLines(t, out)
-			if want := "  - name: echo-back\n    path: " + filepath.Join(dir, c.exec) + "\n"; !strings.HasSuffix(lines, want) {
-				t.Fatalf("printed lines:\n%s\nwant them to end with:\n%s", lines, want)
+			if want := "  - name: echo-back\n    path: " + filepath.Join(dir, c.exec) + "\n"; lines != want {
+				t.Fatalf("printed entry:\n%s\nwant:\n%s", lines, want)
+			}
+			if !strings.Contains(out, "type in its console: chima echo-back hello\n") {
+				t.Errorf("plugin new does not say what to type in the console:\n%s", out)
 			}
 
 			// Checking the plugin left no bytecode caches beside it.
@@ -94,10 +97,10 @@ func TestPluginNewMakesAPluginInEachLanguageThatPassesItsTestAndAnswersInTheCons
 				t.Fatalf("%s in the new plugin: %v\n%s", testLine[2], err, b)
 			}
 
-			// The printed lines, pasted into a chima.yaml with a console.
+			// The printed entry, pasted under plugins: of a chima.yaml with a console.
 			cfgDir := t.TempDir()
 			cfg := filepath.Join(cfgDir, "chima.yaml")
-			yaml := fmt.Sprintf("bot:\n  name: chima\nadapters:\n  - {name: shell, type: shell, room: general, user: alice}\nstore:\n  path: %s\n%s",
+			yaml := fmt.Sprintf("bot:\n  name: chima\nadapters:\n  - {name: shell, type: shell, room: general, user: alice}\nstore:\n  path: %s\nplugins:\n%s",
 				filepath.Join(cfgDir, "chima.db"), lines)
 			if err := os.WriteFile(cfg, []byte(yaml), 0o644); err != nil {
 				t.Fatal(err)

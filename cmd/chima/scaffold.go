@@ -109,16 +109,16 @@ func newPluginNewCmd() *cobra.Command {
 	o := scaffoldOptions{}
 	cmd := &cobra.Command{
 		Use:   "new NAME",
-		Short: "Make a new plugin (Go, Python or Node) with one command and a test, build it, and print its chima.yaml lines",
+		Short: "Make a new plugin (Go, Python or Node) with one command and a test, build it, and print its chima.yaml entry",
 		Long: `Make a new plugin NAME in DIR (default ./NAME): one command, NAME (in Go it
 answers with what it was told; in Python and Node it greets, counting the
 greetings in the plugin's state on the host), and a test of it; then build it
-(Go) or run its tests (Python, Node) and print the lines to add to
-chima.yaml. NAME is lowercase letters, digits and dashes, starting with a
+(Go) or run its tests (Python, Node) and print the entry to add under
+plugins: in chima.yaml. NAME is lowercase letters, digits and dashes, starting with a
 letter. DIR must not exist or be empty.
 
 --lang picks the language: ` + strings.Join(languageNames(), ", ") + `. A Go plugin's go.mod
-requires ` + sdkModule + `; --sdk DIR builds against a local checkout
+requires ` + sdkModule + ` from the Go module proxy; --sdk DIR (needed offline) builds against a local checkout
 of the SDK instead (a replace directive), as inside the Chima repository:
 chima plugin new NAME --sdk ./sdk. A Python or Node plugin gets a copy of
 the library this chima carries (chima_plugin/, chima-plugin/), which speaks
@@ -155,8 +155,13 @@ func newPlugin(ctx context.Context, o scaffoldOptions, w io.Writer) error {
 	if lang.Built != "" {
 		fmt.Fprint(w, " and "+lang.Built)
 	}
-	fmt.Fprintf(w, ".\nIts tests: cd %s && %s\nAdd it to chima.yaml:\n\nplugins:\n  - name: %s\n    path: %s\n",
-		o.Dir, strings.ReplaceAll(lang.Test, "INTERPRETER", data.Interpreter), o.Name, yamlScalar(data.Exec))
+	// The entry alone, without the plugins: key: it is pasted into a config
+	// that has one already (examples/config/chima.yaml does).
+	fmt.Fprintf(w, ".\nIts tests: cd %s && %s\n"+
+		"To use it, add this entry under plugins: in your chima.yaml (for example examples/config/chima.yaml):\n\n"+
+		"  - name: %s\n    path: %s\n\n"+
+		"then start the bot with that config (chima run --config chima.yaml) and type in its console: chima %s hello\n",
+		o.Dir, strings.ReplaceAll(lang.Test, "INTERPRETER", data.Interpreter), o.Name, yamlScalar(data.Exec), o.Name)
 	return nil
 }
 

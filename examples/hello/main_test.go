@@ -18,8 +18,8 @@ func TestHelloGreetsByName(t *testing.T) {
 
 func TestHelloDeclaresItsCommand(t *testing.T) {
 	h := sdktest.New(t, plugin())
-	cmds := h.Manifest.GetCommands()
-	if len(cmds) != 1 || cmds[0].GetName() != "hello" || !cmds[0].GetArgs()[0].GetRequired() {
-		t.Fatalf("manifest commands = %v", cmds)
+	cmds := h.Commands()
+	if len(cmds) != 1 || cmds[0].Name != "hello" || len(cmds[0].Args) != 1 || !cmds[0].Args[0].Required {
+		t.Fatalf("declared commands = %+v, want hello with a required argument", cmds)
 	}
 }

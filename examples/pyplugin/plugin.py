@@ -10,6 +10,9 @@ Commands:
   pynote report          enqueues a durable job (kind pynote.report) that lists
                          the notes and posts them to the room with Host.Post
 
+Settings (plugins[].settings in chima.yaml), checked by `chima config validate`:
+  greeting               the word pyhello greets with (default "Hello")
+
 Needs Debian's python3-grpcio, python3-protobuf and python3-cryptography;
 run with /usr/bin/python3. Chima starts it; run by hand it explains itself.
 """
@@ -36,17 +39,43 @@ PYCOUNT_MAX = 100
 PYCOUNT_STEP_SECONDS = 0.1
 NOTE_PREFIX = "note/"
 REPORT_KIND = "pynote.report"
+GREETING_MAX = 40
+SETTINGS = ("greeting",)
 
 plugin = chima.Plugin("pyhello", "1.1.0",
                       "Says hello from a Python process, and keeps notes through the Host service.")
 log = logging.getLogger("pyhello")
+greeting = "Hello"
+
+
+@plugin.on_validate
+def check_settings(settings):
+    """The problems with settings, each naming its key: `chima config
+    validate` prints them, and configure refuses a start on the first. The
+    host adds settings of its own, chima_*, to every plugin's."""
+    problems = [chima.Problem("unknown setting (known: %s)" % ", ".join(SETTINGS), key=k)
+                for k in sorted(settings) if k not in SETTINGS and not k.startswith("chima_")]
+    g = settings.get("greeting")
+    if g is not None and not (g.strip() and len(g) <= GREETING_MAX and "\n" not in g):
+        problems.append(chima.Problem("must be one line of 1 to %d characters, not %r"
+                                      % (GREETING_MAX, g), key="greeting"))
+    return problems
+
+
+@plugin.on_configure
+def configure(settings):
+    global greeting
+    problems = check_settings(settings)
+    if problems:
+        raise ValueError("settings.%s: %s" % (problems[0].key, problems[0].message))
+    greeting = settings.get("greeting", "Hello")
 
 
 @plugin.command("pyhello", usage="pyhello <name>", help="Greets someone by name, from Python.",
                 args=[Arg("name", required=True, rest=True, help="who to greet")],
                 examples=["pyhello world"])
 def pyhello(call):
-    call.reply("Hello from Python, %s!" % call.arg("name"))
+    call.reply("%s from Python, %s!" % (greeting, call.arg("name")))
 
 
 @plugin.command("pycount", usage="pycount <n>", help="Counts to n, streaming progress as it goes.",

@@ -320,7 +320,8 @@ func (p *pyPlugin) describe(t *testing.T) *pluginv1.Manifest {
 	defer cancel()
 	man, err := p.conn.Plugin.Describe(ctx, &pluginv1.DescribeRequest{
 		HostServiceId: p.hostID,
-		Settings:      map[string]string{"greeting": "hi"},
+		// pyhello greets with its greeting setting (see "pyhello replies").
+		Settings:      map[string]string{"greeting": "Howdy"},
 		HostVersion:   "test",
 		ProtocolMinor: wire.ProtocolMinor,
 	})
@@ -457,6 +458,36 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 		}
 	})
 
+	t.Run("Validate", func(t *testing.T) {
+		tests := []struct {
+			name     string
+			settings map[string]string
+			want     []string // "key: message"
+		}{
+			{"no settings", nil, nil},
+			{"a greeting and the host's own keys", map[string]string{"greeting": "Howdy", "chima_bot_name": "chima"}, nil},
+			{"a misspelt key", map[string]string{"gretting": "Howdy"}, []string{"gretting: unknown setting (known: greeting)"}},
+			{"an empty greeting", map[string]string{"greeting": " "}, []string{"greeting: must be one line of 1 to 40 characters, not ' '"}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), guard)
+				defer cancel()
+				res, err := p.conn.Plugin.Validate(ctx, &pluginv1.ValidateRequest{Settings: tt.settings, HostVersion: "test", ProtocolMinor: wire.ProtocolMinor})
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				var got []string
+				for _, pr := range res.GetProblems() {
+					got = append(got, pr.GetKey()+": "+pr.GetMessage())
+				}
+				if !slices.Equal(got, tt.want) {
+					t.Errorf("problems = %q, want %q", got, tt.want)
+				}
+			})
+		}
+	})
+
 	t.Run("Describe", func(t *testing.T) {
 		man := p.describe(t)
 		if man.GetName() != "pyhello" || man.GetVersion() != "1.1.0" || man.GetDescription() == "" {
@@ -504,6 +535,7 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 	})
 
 	t.Run("pyhello replies", func(t *testing.T) {
+		// With the greeting setting that describe gave it.
 		for _, name := range []string{"world", "Ada Lovelace", "Zoë 🐍"} {
 			events := p.handle(t, "pyhello", map[string]string{"name": name})
 			if d := done(t, events); d.GetOutcome() != "" || d.GetDetail() != "" {
@@ -512,7 +544,7 @@ func TestPythonPluginServesTheProtocol(t *testing.T) {
 			if len(events) != 2 {
 				t.Fatalf("pyhello %q: events = %v, want a reply and Done", name, events)
 			}
-			if got, want := events[0].GetReply().GetOutput().GetText(), "Hello from Python, "+name+"!"; got != want {
+			if got, want := events[0].GetReply().GetOutput().GetText(), "Howdy from Python, "+name+"!"; got != want {
 				t.Errorf("pyhello %q replied %q, want %q", name, got, want)
 			}
 		}

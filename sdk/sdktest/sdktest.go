@@ -36,9 +36,12 @@ type Args map[string]string
 type Harness struct {
 	t    testing.TB
 	conn *wire.Conn
+	// Host is the in-memory Host service the plugin talks to: what it
+	// posted, enqueued, locked and stored, for the test to read and set.
 	Host *FakeHost
 	// Manifest is what the plugin declared, as the protocol carries it to
-	// the host.
+	// the host. It is the protocol's generated message, and changes as the
+	// protocol does; a test of the plugin's commands reads Commands.
 	Manifest *pluginv1.Manifest
 	// User is the sender of commands; change it to test permissions logic.
 	User *sdk.User
@@ -98,7 +101,9 @@ func New(t testing.TB, p *sdk.Plugin, settings ...map[string]string) *Harness {
 // Result is everything a call said, in order.
 type Result struct {
 	// Events are the call's events as the protocol carried them, for
-	// tests of their order.
+	// tests of their order. They are the protocol's generated messages,
+	// and change as the protocol does; Replies, Progress, Errors and Done
+	// are the same events in the SDK's own types.
 	Events []*pluginv1.Event
 	// Replies are the outputs of Reply events.
 	Replies []*sdk.Output

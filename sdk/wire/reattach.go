@@ -23,16 +23,22 @@ const EnvDebug = "CHIMA_PLUGIN_DEBUG"
 // --attach` reads: {"protocol":"grpc","protocol_version":1,"pid":123,
 // "addr":{"network":"unix","string":"/tmp/plugin123"}}.
 type Reattach struct {
-	Protocol        string       `json:"protocol"`
-	ProtocolVersion int          `json:"protocol_version"`
-	Pid             int          `json:"pid"`
-	Addr            ReattachAddr `json:"addr"`
+	// Protocol is go-plugin's protocol, "grpc" (the only one Chima speaks).
+	Protocol string `json:"protocol"`
+	// ProtocolVersion is the plugin protocol's major version, ProtocolVersion.
+	ProtocolVersion int `json:"protocol_version"`
+	// Pid is the plugin process's id.
+	Pid int `json:"pid"`
+	// Addr is where the plugin listens.
+	Addr ReattachAddr `json:"addr"`
 }
 
 // ReattachAddr is the plugin's listening address.
 type ReattachAddr struct {
+	// Network is "unix" (a socket) or "tcp".
 	Network string `json:"network"`
-	String  string `json:"string"`
+	// String is the socket's path, or host:port for tcp.
+	String string `json:"string"`
 }
 
 // NewReattach returns the printable form of the config go-plugin hands a

@@ -91,7 +91,10 @@ var Handshake = plugin.HandshakeConfig{
 // Conn is what the host gets after dispensing a plugin: the Plugin client and
 // the broker on which it serves the Host service back to the plugin.
 type Conn struct {
+	// Plugin is the client of the plugin's chima.plugin.v1.Plugin service.
 	Plugin pluginv1.PluginClient
+	// Broker is go-plugin's broker of the connection, on which the host
+	// serves the Host service back to the plugin.
 	Broker *plugin.GRPCBroker
 }
 

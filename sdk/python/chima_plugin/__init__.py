@@ -10,6 +10,11 @@
     def hello(call):
         call.reply("Hello, %s!" % call.arg("name"))
 
+    @plugin.on_validate  # what `chima config validate` runs
+    def check(settings):
+        return [chima.Problem("unknown setting", key=k)
+                for k in settings if not k.startswith("chima_")]
+
     if __name__ == "__main__":
         sys.exit(chima.serve(plugin))
 
@@ -22,10 +27,11 @@ python3-protobuf and python3-cryptography.
 
 from .host import Host, HostError, HostUnavailable
 from .pb import plugin_pb2 as pb
-from .plugin import PROTOCOL_MINOR, Arg, Call, Cancelled, CommandCall, JobCall, Plugin, UserError
+from .plugin import (PROTOCOL_MINOR, Arg, Call, Cancelled, CommandCall, JobCall, Plugin, Problem,
+                     UserError)
 from .server import kv, serve
 
 __all__ = [
     "Arg", "Call", "Cancelled", "CommandCall", "Host", "HostError", "HostUnavailable",
-    "JobCall", "PROTOCOL_MINOR", "Plugin", "UserError", "kv", "pb", "serve",
+    "JobCall", "PROTOCOL_MINOR", "Plugin", "Problem", "UserError", "kv", "pb", "serve",
 ]

@@ -39,6 +39,50 @@ class UserError(Exception):
         self.summary, self.detail, self.argument = summary, detail, argument
 
 
+class Problem:
+    """One thing wrong with the plugin's settings, as a validate handler
+    reports it: message says what is wrong (without repeating the key); key
+    is the settings key at fault ("" for the settings as a whole); file and
+    line name a file the settings point to, when the problem is in it."""
+
+    def __init__(self, message, key="", file="", line=0):
+        self.message, self.key, self.file, self.line = message, key, file, line
+
+    def __repr__(self):
+        return "Problem(%r, key=%r, file=%r, line=%r)" % (self.message, self.key, self.file, self.line)
+
+
+def settings_problem(p):
+    """The protocol's SettingsProblem for p: a Problem, a dict of its
+    fields, or a string (a message about the settings as a whole)."""
+    if isinstance(p, str):
+        return pb.SettingsProblem(message=p)
+    if isinstance(p, dict):
+        p = Problem(**p)
+    if not isinstance(p, Problem):
+        raise TypeError("a settings problem is a Problem, a dict or a str, not %s" % type(p).__name__)
+    return pb.SettingsProblem(message=str(p.message), key=p.key, file=p.file, line=int(p.line))
+
+
+def validate_settings(plugin, settings):
+    """The SettingsProblems plugin's validate handler finds in settings (a
+    dict of strings), [] when they are valid, or None when the plugin does
+    not validate them: as the Go and Node libraries answer, a plugin with
+    neither handler reads no settings, so any are valid, and one with only
+    on_configure checks them only when it starts. A ValueError is one
+    problem with its message; any other exception is a bug in the handler,
+    logged and reported as one problem."""
+    if plugin.validate is None:
+        return None if plugin.configure is not None else []
+    try:
+        return [settings_problem(p) for p in plugin.validate(dict(settings)) or []]
+    except ValueError as e:
+        return [pb.SettingsProblem(message=str(e))]
+    except Exception as e:
+        log.error("validate failed", exc_info=e)
+        return [pb.SettingsProblem(message="validate failed: %s: %s" % (type(e).__name__, e))]
+
+
 class Cancelled(Exception):
     """The call was cancelled by the host, or the plugin is stopping."""
 
@@ -74,6 +118,7 @@ class Plugin:
         self.commands = {}  # name -> (CommandSpec, handler)
         self.jobs = {}  # kind -> handler
         self.configure = None
+        self.validate = None
         self.settings = {}
         self.host = _host.Host(None)
 
@@ -104,6 +149,20 @@ class Plugin:
         settings (a dict of strings) at Describe; raising ValueError refuses
         the start with that message."""
         self.configure = handler
+        return handler
+
+    def on_validate(self, handler):
+        """Decorator: handler(settings) checks the plugin's settings (the
+        dict on_configure gets) without acting on them, for `chima config
+        validate`. It returns the problems it found, each a Problem (with
+        the key at fault), a dict of Problem's fields or a string, and
+        nothing or [] when the settings are valid; raising ValueError
+        reports its message as one problem.
+
+        Without it, a plugin with on_configure is reported as "not
+        validated" (it checks its settings only when it starts), and a
+        plugin with neither reads no settings, so any are valid."""
+        self.validate = handler
         return handler
 
     def manifest(self):

@@ -44,7 +44,8 @@ from .pb.goplugin import grpc_controller_pb2_grpc as controller_grpc
 from .pb.goplugin import grpc_stdio_pb2_grpc as stdio_grpc
 from .pb.health import health_pb2 as health_pb
 from .pb.health import health_pb2_grpc as health_grpc
-from .plugin import PROTOCOL_MINOR, CommandCall, JobCall, command_done, done_event, job_done
+from .plugin import (PROTOCOL_MINOR, CommandCall, JobCall, command_done, done_event, job_done,
+                     validate_settings)
 
 # The handshake, as in sdk/wire/wire.go.
 MAGIC_COOKIE_KEY = "CHIMA_PLUGIN_MAGIC_COOKIE"
@@ -149,6 +150,15 @@ class Servicer(pb_grpc.PluginServicer):
                 context.abort(grpc.StatusCode.UNKNOWN, str(e))
         self.plugin.settings = settings
         return self.plugin.manifest()
+
+    def Validate(self, request, context):
+        """Checks settings with the plugin's validate handler, without
+        configuring anything (see validate_settings)."""
+        problems = validate_settings(self.plugin, dict(request.settings))
+        if problems is None:
+            context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                          "%s does not validate its settings" % self.plugin.name)
+        return pb.ValidateResponse(problems=problems)
 
     def Handle(self, request, context):
         entry = self.plugin.commands.get(request.command)

@@ -15,7 +15,7 @@ it said.
 import threading
 
 from .pb import plugin_pb2 as pb
-from .plugin import CommandCall, JobCall, command_done, job_done
+from .plugin import CommandCall, JobCall, command_done, job_done, validate_settings
 
 
 class FakeHost:
@@ -148,3 +148,13 @@ def run_job(plugin, kind, payload=b"", host=None, notify=None, settings=None, jo
         notify=notify or pb.MessageRef(adapter="test", room="general"))
     call = JobCall(request, _Context(), threading.Event(), host or FakeHost(), settings or {})
     return Result(list(call.run(handler, job_done)))
+
+
+def validate(plugin, settings):
+    """What `chima config validate` hears from plugin about settings (a
+    dict of strings): a list of (key, message) pairs, [] when they are
+    valid, or None when the plugin does not validate its settings."""
+    problems = validate_settings(plugin, settings)
+    if problems is None:
+        return None
+    return [(p.key, p.message) for p in problems]

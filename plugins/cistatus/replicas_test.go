@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/google/go-github/v57/github"
 
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 	"github.com/chimaops/chima/sdk/wire"
 )
@@ -112,4 +114,63 @@ type pluginConn struct{ conn *wire.Conn }
 
 func (p *pluginConn) deliver(body []byte) error {
 	return deliverTo(p.conn, "github:workflow_run", body)
+}
+
+// readCountingHost is the fake host, counting the reads of commits' records.
+type readCountingHost struct {
+	*sdktest.FakeHost
+	mu    sync.Mutex
+	reads int
+}
+
+func (h *readCountingHost) KVGet(ctx context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	if strings.HasPrefix(r.GetKey(), "track/") {
+		h.mu.Lock()
+		h.reads++
+		h.mu.Unlock()
+	}
+	return h.FakeHost.KVGet(ctx, r)
+}
+
+func TestACommitsRecordIsReadAgainOnlyWhenAnotherReplicaHeldItsLeaseSince(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	settings := map[string]string{"subscriptions": `[{"repo": "octo-org/octo-repo", "room": "builds"}]`, "chima_default_adapter": "test"}
+	tests := []struct {
+		name string
+		// by is the replica that gets each event of the commit, in turn.
+		by    []int
+		reads int
+	}{
+		{"one replica: read once, at its first event", []int{0, 0, 0, 0}, 1},
+		{"replicas taking turns: read at every event", []int{0, 1, 0, 1}, 4},
+		{"another replica in between: read after it", []int{0, 0, 1, 0}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := &readCountingHost{FakeHost: sdktest.NewFakeHost()}
+			replicas := []*pluginConn{{pluginOn(t, host, settings)}, {pluginOn(t, host, settings)}}
+			for wf, r := range tt.by {
+				if err := replicas[r].deliver(workflowEvent(t, sha('c'), wf, "success")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if host.reads != tt.reads {
+				t.Errorf("the commit's record was read %d times, want %d", host.reads, tt.reads)
+			}
+			// Whoever handled each event, the message shows them all: no
+			// replica worked from a record another had changed.
+			if len(host.Posts()) != 1 {
+				t.Fatalf("%d messages, want 1: %v", len(host.Posts()), host.Posts())
+			}
+			last := host.Posts()[0].Output
+			for _, u := range host.Updates() {
+				last = u.Output
+			}
+			for wf := range tt.by {
+				if !strings.Contains(last.Text, fmt.Sprintf("wf-%d", wf)) {
+					t.Errorf("the message lacks wf-%d:\n%s", wf, last.Text)
+				}
+			}
+		})
+	}
 }

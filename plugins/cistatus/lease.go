@@ -98,7 +98,10 @@ func (p *ci) hold(c *sdk.Context, key string) (*lease, error) {
 	for {
 		swapped, cur, err := c.KV().CompareAndSwap(k, old, mine)
 		if err == nil && !swapped && len(cur) == 0 {
-			// Never leased: create it (another replica may win that too).
+			// Never leased (or the lease was deleted, and the record may
+			// have been with it): create it (another replica may win
+			// that too).
+			record = nil
 			swapped, cur, err = c.KV().Create(k, mine)
 		}
 		if err != nil {

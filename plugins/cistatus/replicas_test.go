@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -140,16 +141,32 @@ func TestACommitsRecordIsReadAgainOnlyWhenAnotherReplicaHeldItsLeaseSince(t *tes
 		// by is the replica that gets each event of the commit, in turn.
 		by    []int
 		reads int
+		// cleared is the event before which the commit's lease and record
+		// are deleted (as by an operator), -1 for none.
+		cleared int
+		// shows are the events the last message shows.
+		shows []int
 	}{
-		{"one replica: read once, at its first event", []int{0, 0, 0, 0}, 1},
-		{"replicas taking turns: read at every event", []int{0, 1, 0, 1}, 4},
-		{"another replica in between: read after it", []int{0, 0, 1, 0}, 3},
+		{"one replica: read once, at its first event", []int{0, 0, 0, 0}, 1, -1, []int{0, 1, 2, 3}},
+		{"replicas taking turns: read at every event", []int{0, 1, 0, 1}, 4, -1, []int{0, 1, 2, 3}},
+		{"another replica in between: read after it", []int{0, 0, 1, 0}, 3, -1, []int{0, 1, 2, 3}},
+		{"lease and record deleted: read again, nothing of before", []int{0, 0, 0}, 2, 2, []int{2}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			host := &readCountingHost{FakeHost: sdktest.NewFakeHost()}
 			replicas := []*pluginConn{{pluginOn(t, host, settings)}, {pluginOn(t, host, settings)}}
 			for wf, r := range tt.by {
+				if wf == tt.cleared {
+					for _, k := range []string{"lease/octo-org/octo-repo@" + sha('c'), "track/octo-org/octo-repo@" + sha('c')} {
+						if _, ok := host.KVValue(k); !ok {
+							t.Fatalf("no key %s to delete", k)
+						}
+						if _, err := host.KVDelete(context.Background(), &pluginv1.KVDeleteRequest{Key: k}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
 				if err := replicas[r].deliver(workflowEvent(t, sha('c'), wf, "success")); err != nil {
 					t.Fatal(err)
 				}
@@ -157,18 +174,27 @@ func TestACommitsRecordIsReadAgainOnlyWhenAnotherReplicaHeldItsLeaseSince(t *tes
 			if host.reads != tt.reads {
 				t.Errorf("the commit's record was read %d times, want %d", host.reads, tt.reads)
 			}
-			// Whoever handled each event, the message shows them all: no
-			// replica worked from a record another had changed.
-			if len(host.Posts()) != 1 {
-				t.Fatalf("%d messages, want 1: %v", len(host.Posts()), host.Posts())
+			// The last message shows what its record holds: every event,
+			// whoever handled it, and nothing from a deleted record.
+			// A deleted record took its message's reference with it: the
+			// next event posts a new message, which only it has edited.
+			posts, want := host.Posts(), 1
+			if tt.cleared >= 0 {
+				want = 2
 			}
-			last := host.Posts()[0].Output
-			for _, u := range host.Updates() {
-				last = u.Output
+			if len(posts) != want {
+				t.Fatalf("%d messages, want %d: %v", len(posts), want, posts)
+			}
+			last := posts[len(posts)-1].Output
+			if tt.cleared < 0 {
+				for _, u := range host.Updates() {
+					last = u.Output
+				}
 			}
 			for wf := range tt.by {
-				if !strings.Contains(last.Text, fmt.Sprintf("wf-%d", wf)) {
-					t.Errorf("the message lacks wf-%d:\n%s", wf, last.Text)
+				want := slices.Contains(tt.shows, wf)
+				if got := strings.Contains(last.Text, fmt.Sprintf("wf-%d", wf)); got != want {
+					t.Errorf("the message shows wf-%d: %v, want %v:\n%s", wf, got, want, last.Text)
 				}
 			}
 		})

@@ -65,6 +65,40 @@ func BenchmarkKVSetGet(b *testing.B) {
 	}
 }
 
+// BenchmarkKVLeaseTakeGiveBack is a lease's life as the ci-status plugin
+// leads it for each delivery: taken over the free value and given back,
+// two compare-and-swaps that find what they expect, on SQLite and on
+// PostgreSQL.
+func BenchmarkKVLeaseTakeGiveBack(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			var s *Store
+			var err error
+			if engine == "postgres" {
+				s, err = Open(context.Background(), "postgres", storetest.PostgresSchema(b, "bench"))
+			} else {
+				s, err = Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "chima.db"))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			ctx := context.Background()
+			free, held := []byte(`{"freed":"a"}`), []byte(`{"owner":"b","until":1}`)
+			if err := s.KVSet(ctx, "bench", "lease/x", free); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				for _, swap := range [][2][]byte{{free, held}, {held, free}} {
+					if ok, _, _, err := s.KVCompareAndSwap(ctx, "bench", "lease/x", swap[0], false, swap[1]); err != nil || !ok {
+						b.Fatal(ok, err)
+					}
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkClaimInbound is the cost of inbound de-duplication per chat
 // message: one insert-if-absent of its delivery key, on SQLite and on
 // PostgreSQL (the engine replicas share, where it runs).

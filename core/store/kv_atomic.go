@@ -24,6 +24,16 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 	if value == nil {
 		value = []byte{}
 	}
+	// The usual case first, in one statement without a transaction: the
+	// key holds old (a lease given back, a record as read), or is absent
+	// for a create. One UPDATE or INSERT is atomic on its own; when it
+	// writes nothing, the transaction below reads what is there and
+	// decides, as if this had not been tried.
+	if ok, err := s.kvSwapOnce(ctx, ns, key, old, oldAbsent, value); err != nil {
+		return false, nil, false, fmt.Errorf("kv compare-and-swap %s/%s: %w", ns, key, err)
+	} else if ok {
+		return true, value, true, nil
+	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		var cur []byte
 		err := s.txQueryRow(ctx, tx, s.q(`SELECT value FROM kv WHERE ns = ? AND key = ?`+s.d.forUpdate()), ns, key).Scan(&cur)
@@ -66,6 +76,28 @@ func (s *Store) KVCompareAndSwap(ctx context.Context, ns, key string, old []byte
 		return false, nil, false, fmt.Errorf("kv compare-and-swap %s/%s: %w", ns, key, err)
 	}
 	return swapped, current, found, nil
+}
+
+// kvSwapOnce is KVCompareAndSwap's attempt in one statement; it reports
+// whether it wrote. old's NULL (a nil slice) matches no value.
+func (s *Store) kvSwapOnce(ctx context.Context, ns, key string, old []byte, oldAbsent bool, value []byte) (bool, error) {
+	var res sql.Result
+	var err error
+	if oldAbsent {
+		res, err = s.exec(ctx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (ns, key) DO NOTHING`), ns, key, value, s.now().UnixMilli())
+	} else {
+		if old == nil {
+			return false, nil
+		}
+		res, err = s.exec(ctx, s.q(`UPDATE kv SET value = ?, updated_at = ? WHERE ns = ? AND key = ? AND value = ?`),
+			value, s.now().UnixMilli(), ns, key, old)
+	}
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // KVIncrement adds delta to the decimal counter at key in namespace ns (an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -23,6 +24,9 @@ func TestKVCompareAndSwapWritesOnlyOverTheValueRead(t *testing.T) {
 		{"create again loses to the existing value", "", true, "other", false, "v1"},
 		{"swap over the value read", "v1", false, "v2", true, "v2"},
 		{"swap over a stale value is refused", "v1", false, "v3", false, "v2"},
+		{"swap to the empty value", "v2", false, "", true, ""},
+		{"swap over the empty value", "", false, "v4", true, "v4"},
+		{"create over an existing value read is refused", "v4", true, "v5", false, "v4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +41,49 @@ func TestKVCompareAndSwapWritesOnlyOverTheValueRead(t *testing.T) {
 	}
 	if swapped, _, found, err := s.KVCompareAndSwap(ctx, "deploy", "missing", []byte("x"), false, []byte("y")); err != nil || swapped || found {
 		t.Errorf("swap over a missing key: swapped %v found %v err %v, want neither", swapped, found, err)
+	}
+}
+
+func TestKVCompareAndSwapLosesNoUpdateAcrossStores(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "chima.db")
+	stores := []*Store{openAt(t, path), openAt(t, path)} // two replicas on one database
+	ctx := context.Background()
+	const each = 20
+	var wg sync.WaitGroup
+	for _, s := range stores {
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// A counter kept the way plugins keep shared state: read,
+				// change, compare-and-swap, again when another wrote first.
+				for range each {
+					for {
+						cur, found, err := s.KVGet(ctx, "deploy", "count")
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						n := 0
+						if found {
+							n, _ = strconv.Atoi(string(cur))
+						}
+						swapped, _, _, err := s.KVCompareAndSwap(ctx, "deploy", "count", cur, !found, []byte(strconv.Itoa(n+1)))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if swapped {
+							break
+						}
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if v, _, err := stores[1].KVGet(ctx, "deploy", "count"); err != nil || string(v) != strconv.Itoa(4*each) {
+		t.Fatalf("the counter is %q (%v), want %d: an update was lost", v, err, 4*each)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 // like sdktest.New, with host as its Host: several instances may share one
 // host, as replicas of the bot share one store, and several events may be
 // in flight at once.
-func pluginOn(tb testing.TB, host *sdktest.FakeHost, settings map[string]string) *wire.Conn {
+func pluginOn(tb testing.TB, host pluginv1.HostServer, settings map[string]string) *wire.Conn {
 	tb.Helper()
 	client, srv := plugin.TestPluginGRPCConn(tb, false, map[string]plugin.Plugin{
 		wire.PluginName: &wire.GRPCPlugin{Impl: func(br *plugin.GRPCBroker) pluginv1.PluginServer {

@@ -99,14 +99,15 @@ func decodeEvent(typ string, payload []byte) (*delta, error) {
 			return nil, err
 		}
 		run := ev.run()
+		actor, triggering := ev.WorkflowRun.actors()
 		d := &delta{Repo: ev.Repo.FullName, SHA: run.GetHeadSHA(), Branch: run.GetHeadBranch(), Event: run.GetEvent(),
-			Actor: firstNonEmpty(run.GetTriggeringActor().GetLogin(), run.GetActor().GetLogin(), ev.GetSender().GetLogin()),
-			Bot:   isBot(run.GetActor()) || isBot(run.GetTriggeringActor())}
+			Actor: firstNonEmpty(triggering.GetLogin(), actor.GetLogin(), ev.Sender.user().GetLogin()),
+			Bot:   isBot(actor) || isBot(triggering)}
 		for _, pr := range run.PullRequests {
 			d.PRs = append(d.PRs, pr.GetNumber())
 		}
 		d.Author = run.GetHeadCommit().GetAuthor().GetName()
-		d.Checks = []check{fromWorkflowRun(run, ev.GetWorkflow().GetName())}
+		d.Checks = []check{fromWorkflowRun(run, ev.Workflow.Name)}
 		return d, nil
 	case "workflow_job":
 		var ev github.WorkflowJobEvent
@@ -168,24 +169,51 @@ type repoName struct {
 	FullName string `json:"full_name"`
 }
 
+// account is the part of a payload's user that the plugin reads: who, and
+// whether a bot.
+type account struct {
+	Login string `json:"login"`
+	Type  string `json:"type"`
+}
+
+// user is the account as go-github's type; nil when the payload had none.
+func (a *account) user() *github.User {
+	if a == nil {
+		return nil
+	}
+	return &github.User{Login: &a.Login, Type: &a.Type}
+}
+
 // leanWorkflowRunEvent is a workflow_run event without its three copies of
 // the repository (the event's, the run's and its head's), two thirds of
 // the payload that decoding into go-github's types would build field by
-// field for every event. Its fields shadow the embedded ones of the same
-// JSON names; read the repository and the run from them, not from the
-// embedded event's getters.
+// field for every event, and with only the login and type of its users
+// (the sender, the run's actor and triggering actor, a tenth more) and
+// only the name of its workflow. Its fields shadow the embedded ones of
+// the same JSON names; read them, not the embedded event's getters.
 type leanWorkflowRunEvent struct {
 	github.WorkflowRunEvent
 	Repo         repoName         `json:"repository"`
 	Organization skipped          `json:"organization"`
+	Sender       *account         `json:"sender"`
+	Workflow     workflowRef      `json:"workflow"`
 	WorkflowRun  *leanWorkflowRun `json:"workflow_run"`
 }
 
-// leanWorkflowRun is a workflow run without its repositories.
+// workflowRef is the one field of a payload's workflow that the plugin
+// reads.
+type workflowRef struct {
+	Name string `json:"name"`
+}
+
+// leanWorkflowRun is a workflow run without its repositories, and with
+// only the login and type of its users.
 type leanWorkflowRun struct {
 	github.WorkflowRun
-	Repository     skipped `json:"repository"`
-	HeadRepository skipped `json:"head_repository"`
+	Repository      skipped  `json:"repository"`
+	HeadRepository  skipped  `json:"head_repository"`
+	Actor           *account `json:"actor"`
+	TriggeringActor *account `json:"triggering_actor"`
 }
 
 // run is the event's workflow run; nil when it has none.
@@ -194,4 +222,13 @@ func (ev *leanWorkflowRunEvent) run() *github.WorkflowRun {
 		return nil
 	}
 	return &ev.WorkflowRun.WorkflowRun
+}
+
+// actors are who the run is of and who started it; nil for one the
+// payload does not name (or for no run).
+func (r *leanWorkflowRun) actors() (actor, triggering *github.User) {
+	if r == nil {
+		return nil, nil
+	}
+	return r.Actor.user(), r.TriggeringActor.user()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,26 +56,52 @@ var leaseSeq atomic.Int64
 // leaseKey is the KV key of the lease of a record's key.
 func leaseKey(key string) string { return "lease/" + strings.TrimPrefix(key, "track/") }
 
-// hold takes key's lease, in this process and across replicas, and
-// returns its release.
-func (p *ci) hold(c *sdk.Context, key string) (func(), error) {
+// lease is a commit's lease, held.
+type lease struct {
+	p   *ci
+	c   *sdk.Context
+	key string // the record's key
+	// mine is the lease's value while held, free its value once given
+	// back: it names this holding, so that whoever takes it next over
+	// exactly that value knows nobody held it in between.
+	mine, free []byte
+	// record is the record's value as this process last wrote it, when
+	// nobody else held the lease since; nil when it must be read.
+	record []byte
+	unlock func()
+}
+
+// hold takes key's lease, in this process and across replicas.
+func (p *ci) hold(c *sdk.Context, key string) (*lease, error) {
 	unlock := p.locks.lock(key)
 	k := leaseKey(key)
-	mine, err := json.Marshal(leaseValue{
-		Owner: fmt.Sprintf("%s-%d", processID, leaseSeq.Add(1)),
-		Until: time.Now().Add(leaseFor).UnixMilli(),
-	})
+	owner := fmt.Sprintf("%s-%d", processID, leaseSeq.Add(1))
+	mine, err := json.Marshal(leaseValue{Owner: owner, Until: time.Now().Add(leaseFor).UnixMilli()})
 	if err != nil {
 		unlock()
 		return nil, fmt.Errorf("encode the lease of %s: %w", key, err)
 	}
+	// A lease given back names who gave it back; an older replica's says
+	// nothing ({}). Both are free: their Until is 0.
+	free, err := json.Marshal(freeLease{Freed: owner})
+	if err != nil {
+		unlock()
+		return nil, fmt.Errorf("encode the lease of %s: %w", key, err)
+	}
+	l := &lease{p: p, c: c, key: key, mine: mine, free: free, unlock: unlock}
 	deadline := time.Now().Add(leaseWait)
 	wait := time.Millisecond
-	old := leaseFree
+	old, record := p.records.get(key)
+	if old == nil {
+		old = leaseFree
+	}
 	for {
 		swapped, cur, err := c.KV().CompareAndSwap(k, old, mine)
 		if err == nil && !swapped && len(cur) == 0 {
-			// Never leased: create it (another replica may win that too).
+			// Never leased (or the lease was deleted, and the record may
+			// have been with it): create it (another replica may win
+			// that too).
+			record = nil
 			swapped, cur, err = c.KV().Create(k, mine)
 		}
 		if err != nil {
@@ -84,6 +111,9 @@ func (p *ci) hold(c *sdk.Context, key string) (func(), error) {
 		if swapped {
 			break
 		}
+		// Someone else held it since this process gave it back: what
+		// this process remembers of the record may be old.
+		record = nil
 		var held leaseValue
 		if json.Unmarshal(cur, &held) != nil || held.Until < time.Now().UnixMilli() {
 			old = cur // free, or its holder died: take it over what is there
@@ -102,12 +132,70 @@ func (p *ci) hold(c *sdk.Context, key string) (func(), error) {
 		}
 		wait = min(2*wait, leasePollMax)
 	}
-	return func() {
-		// Over this lease only: one that lapsed and was taken over is
-		// the new holder's.
-		if _, _, err := c.KV().CompareAndSwap(k, mine, leaseFree); err != nil {
-			c.Logger().Warn("give back a commit's lease", "key", key, "error", err)
-		}
-		unlock()
-	}, nil
+	l.record = record
+	return l, nil
+}
+
+// release gives the lease back. saved is the record as written under it,
+// nil when it was not written (or the write failed): the next holding in
+// this process then skips reading the record when nobody else held the
+// lease in between.
+func (l *lease) release(saved []byte) {
+	// Over this lease only: one that lapsed and was taken over is the new
+	// holder's.
+	swapped, _, err := l.c.KV().CompareAndSwap(leaseKey(l.key), l.mine, l.free)
+	switch {
+	case err != nil:
+		l.c.Logger().Warn("give back a commit's lease", "key", l.key, "error", err)
+		l.p.records.forget(l.key)
+	case !swapped || saved == nil:
+		l.p.records.forget(l.key)
+	default:
+		l.p.records.put(l.key, l.free, saved)
+	}
+	l.unlock()
+}
+
+// freeLease is a lease given back: who gave it back.
+type freeLease struct {
+	Freed string `json:"freed"`
+}
+
+// recordCache remembers, for the commits this process handled last, the
+// value it gave their lease back with and the record it wrote under it.
+// Taking the lease over exactly that value (one compare-and-swap, as
+// before) proves that no replica held it since, so the record is still
+// that one and need not be read again: every write of a record is made
+// under its lease.
+type recordCache struct {
+	mu sync.Mutex
+	m  map[string]cachedRecord
+}
+
+type cachedRecord struct{ free, record []byte }
+
+// recordCacheMax bounds the remembered records; past it the cache starts
+// again empty, and the records are read as before.
+const recordCacheMax = 4096
+
+func (rc *recordCache) get(key string) (free, record []byte) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	e := rc.m[key]
+	return e.free, e.record
+}
+
+func (rc *recordCache) put(key string, free, record []byte) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.m == nil || len(rc.m) >= recordCacheMax {
+		rc.m = make(map[string]cachedRecord)
+	}
+	rc.m[key] = cachedRecord{free, record}
+}
+
+func (rc *recordCache) forget(key string) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	delete(rc.m, key)
 }

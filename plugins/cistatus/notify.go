@@ -175,12 +175,14 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	if len(d.PRs) > 0 {
 		pr = d.PRs[0]
 	}
-	release, err := p.hold(c, trackKey(d.Repo, d.SHA, pr))
+	key := trackKey(d.Repo, d.SHA, pr)
+	l, err := p.hold(c, key)
 	if err != nil {
 		return err
 	}
-	defer release()
-	t, stale, err := p.applyDelta(c, d, info, pr)
+	var saved []byte
+	defer func() { l.release(saved) }()
+	t, stale, err := p.applyDelta(c, d, info, pr, l.record)
 	if err != nil || stale {
 		return err
 	}
@@ -190,9 +192,14 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	if err := p.markOpen(c, t); err != nil {
 		return err
 	}
-	if err := kvPut(c, trackKey(t.Repo, t.SHA, t.PR), t); err != nil {
+	raw, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if err := c.KV().Set(key, raw); err != nil {
 		return err
 	}
+	saved = raw
 	if nerr != nil {
 		return nerr
 	}
@@ -242,11 +249,18 @@ func updateCommit(info *commitInfo, d *delta) bool {
 
 // applyDelta merges d into its commit's (or pull request's) record. stale
 // is set for a late event of a pull request's earlier head.
-func (p *ci) applyDelta(c *sdk.Context, d *delta, info *commitInfo, pr int) (*tracked, bool, error) {
+func (p *ci) applyDelta(c *sdk.Context, d *delta, info *commitInfo, pr int, known []byte) (*tracked, bool, error) {
 	key := trackKey(d.Repo, d.SHA, pr)
 	t := &tracked{}
-	found, err := kvJSON(c, key, t)
-	if err != nil {
+	var found bool
+	var err error
+	if known != nil {
+		// Written last by this process, under the lease it holds again.
+		if err := json.Unmarshal(known, t); err != nil {
+			return nil, false, fmt.Errorf("decode %s: %w", key, err)
+		}
+		found = true
+	} else if found, err = kvJSON(c, key, t); err != nil {
 		return nil, false, err
 	}
 	if !found {

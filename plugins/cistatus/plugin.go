@@ -46,6 +46,9 @@ type ci struct {
 	now       func() time.Time
 	locks     keyedMutex
 	subsCache subsCache
+	// records spares reading a commit's record under its lease when this
+	// process wrote it last (lease.go).
+	records recordCache
 }
 
 type pluginSpec struct{ p *ci }

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-github/v57/github"
 
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 	"github.com/chimaops/chima/sdk/wire"
 )
@@ -112,4 +115,88 @@ type pluginConn struct{ conn *wire.Conn }
 
 func (p *pluginConn) deliver(body []byte) error {
 	return deliverTo(p.conn, "github:workflow_run", body)
+}
+
+// readCountingHost is the fake host, counting the reads of commits' records.
+type readCountingHost struct {
+	*sdktest.FakeHost
+	mu    sync.Mutex
+	reads int
+}
+
+func (h *readCountingHost) KVGet(ctx context.Context, r *pluginv1.KVGetRequest) (*pluginv1.KVGetResponse, error) {
+	if strings.HasPrefix(r.GetKey(), "track/") {
+		h.mu.Lock()
+		h.reads++
+		h.mu.Unlock()
+	}
+	return h.FakeHost.KVGet(ctx, r)
+}
+
+func TestACommitsRecordIsReadAgainOnlyWhenAnotherReplicaHeldItsLeaseSince(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	settings := map[string]string{"subscriptions": `[{"repo": "octo-org/octo-repo", "room": "builds"}]`, "chima_default_adapter": "test"}
+	tests := []struct {
+		name string
+		// by is the replica that gets each event of the commit, in turn.
+		by    []int
+		reads int
+		// cleared is the event before which the commit's lease and record
+		// are deleted (as by an operator), -1 for none.
+		cleared int
+		// shows are the events the last message shows.
+		shows []int
+	}{
+		{"one replica: read once, at its first event", []int{0, 0, 0, 0}, 1, -1, []int{0, 1, 2, 3}},
+		{"replicas taking turns: read at every event", []int{0, 1, 0, 1}, 4, -1, []int{0, 1, 2, 3}},
+		{"another replica in between: read after it", []int{0, 0, 1, 0}, 3, -1, []int{0, 1, 2, 3}},
+		{"lease and record deleted: read again, nothing of before", []int{0, 0, 0}, 2, 2, []int{2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := &readCountingHost{FakeHost: sdktest.NewFakeHost()}
+			replicas := []*pluginConn{{pluginOn(t, host, settings)}, {pluginOn(t, host, settings)}}
+			for wf, r := range tt.by {
+				if wf == tt.cleared {
+					for _, k := range []string{"lease/octo-org/octo-repo@" + sha('c'), "track/octo-org/octo-repo@" + sha('c')} {
+						if _, ok := host.KVValue(k); !ok {
+							t.Fatalf("no key %s to delete", k)
+						}
+						if _, err := host.KVDelete(context.Background(), &pluginv1.KVDeleteRequest{Key: k}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := replicas[r].deliver(workflowEvent(t, sha('c'), wf, "success")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if host.reads != tt.reads {
+				t.Errorf("the commit's record was read %d times, want %d", host.reads, tt.reads)
+			}
+			// The last message shows what its record holds: every event,
+			// whoever handled it, and nothing from a deleted record.
+			// A deleted record took its message's reference with it: the
+			// next event posts a new message, which only it has edited.
+			posts, want := host.Posts(), 1
+			if tt.cleared >= 0 {
+				want = 2
+			}
+			if len(posts) != want {
+				t.Fatalf("%d messages, want %d: %v", len(posts), want, posts)
+			}
+			last := posts[len(posts)-1].Output
+			if tt.cleared < 0 {
+				for _, u := range host.Updates() {
+					last = u.Output
+				}
+			}
+			for wf := range tt.by {
+				want := slices.Contains(tt.shows, wf)
+				if got := strings.Contains(last.Text, fmt.Sprintf("wf-%d", wf)); got != want {
+					t.Errorf("the message shows wf-%d: %v, want %v:\n%s", wf, got, want, last.Text)
+				}
+			}
+		})
+	}
 }

@@ -156,7 +156,7 @@ func (b *backuper) onInterrupted(c *sdk.Context) error {
 	if _, err := r.run(c, t, runOpts{}, "unlock"); err != nil {
 		note = " Removing stale repository locks failed: " + describe(t, err)
 	}
-	_, err = c.Post(c.Job.Notify, &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
+	_, err = c.Post(c.Job.Notify, &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima or its backup plugin stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
 		c.Job.Kind, t.Name, c.Job.JobID, note)})
 	return err
 }

@@ -384,7 +384,14 @@ func (b *backuper) failed(c *sdk.Context, what string, t *Target, err error) err
 		}
 	}
 	bc := c.Detached()
-	_ = bc.ReplyOutput(&sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("✖ %s failed: %s", what, msg)})
+	out := &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("✖ %s failed: %s", what, msg)}
+	if c.Err() != nil && c.Job != nil && c.Job.Notify != nil {
+		// The host stopped listening to the cancelled call: a reply
+		// streamed now is lost, a post reaches the job's room.
+		_, _ = bc.Post(c.Job.Notify, out)
+	} else {
+		_ = bc.ReplyOutput(out)
+	}
 	return fmt.Errorf("%s: %s", strings.ToLower(what[:1])+what[1:], msg)
 }
 

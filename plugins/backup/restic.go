@@ -129,6 +129,9 @@ func resticBin(setting, dir string) (path, version string, err error) {
 type restic struct {
 	bin      string
 	cacheDir string
+	// lockWait is how long restic waits for a repository's lock;
+	// the package's lockWait when zero.
+	lockWait time.Duration
 }
 
 // runOpts tune one restic run.
@@ -208,7 +211,11 @@ func (r *restic) run(ctx context.Context, t *Target, o runOpts, args ...string) 
 	if !slices.Contains(args, "--no-lock") {
 		// Another target's backup or prune in the same repository holds
 		// its lock for a while: wait for it rather than fail.
-		flags = append(flags, "--retry-lock="+lockWait.String())
+		wait := r.lockWait
+		if wait <= 0 {
+			wait = lockWait
+		}
+		flags = append(flags, "--retry-lock="+wait.String())
 	}
 	flags = append(flags, t.optionArgs()...)
 	cmd := r.command(ctx, t, o, append(flags, args...)...)

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -159,5 +162,110 @@ func TestFreshnessAlertWarnsTheTargetsRoomOnceUntilAVerification(t *testing.T) {
 	b.h.Job(jobFreshness, nil)
 	if n := len(b.h.Host.Posts()); n != 1 {
 		t.Fatalf("%d posts after a verification; want no new warning", n)
+	}
+}
+
+func TestAnomalyGuardMarksABackupWithNoTablesSuspicious(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, sqliteTargets)
+	path := filepath.Join(b.dir, "app.db")
+	sqliteExec(t, path, "CREATE TABLE users (id INTEGER PRIMARY KEY)", "INSERT INTO users VALUES (1), (2)")
+	if j := b.job("backup", sdktest.Args{"target": "app-db"}); outcome(j) != "success" || strings.Contains(j.Text(), "suspicious") {
+		t.Fatalf("backup with a table: %s", allText(j))
+	}
+	// The table is gone; the file is as big as before (SQLite keeps its
+	// pages), so only the count of tables tells.
+	sqliteExec(t, path, "DROP TABLE users")
+	j := b.job("backup", sdktest.Args{"target": "app-db"})
+	if !strings.Contains(j.Text(), "is suspicious: it has no tables") {
+		t.Fatalf("backup with no tables: %s", allText(j))
+	}
+	list := b.h.Command("backups", sdktest.Args{"target": "app-db"})
+	if code := list.Replies[0].Code; strings.Count(code, "suspicious") != 1 {
+		t.Fatalf("backups:\n%s\nwant the table-less backup, and only it, marked suspicious", code)
+	}
+}
+
+func TestVerifyRunsTheRollingCheckOnTheNextTenthEachTime(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, dirTargets)
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "alpha"})
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	// The cursor starts at the last tenth: it goes 10, then back to 1.
+	if _, err := b.h.Host.KVSet(context.Background(), &pluginv1.KVSetRequest{Key: "check/files", Value: []byte("9")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"10", "1", "2"} {
+		v := b.job("backup:verify", sdktest.Args{"target": "files"})
+		if outcome(v) != "success" || !strings.Contains(v.Text(), "repository check ok") {
+			t.Fatalf("verify: %s", allText(v))
+		}
+		if got, _ := b.h.Host.KVValue("check/files"); string(got) != want {
+			t.Fatalf("check cursor %q after a verification; want %s", got, want)
+		}
+	}
+	// A repository whose data does not read back fails the verification
+	// and leaves the cursor where it was.
+	packs, err := filepath.Glob(filepath.Join(b.dir, "repo", "data", "*", "*"))
+	if err != nil || len(packs) == 0 {
+		t.Fatalf("packs %v, %v", packs, err)
+	}
+	for _, p := range packs {
+		if err := os.WriteFile(p, []byte("not a pack"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.RemoveAll(filepath.Join(b.dir, "cache")); err != nil {
+		t.Fatal(err)
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "files"})
+	if outcome(v) == "success" {
+		t.Fatalf("verify of a corrupted repository: %s", allText(v))
+	}
+	if got, _ := b.h.Host.KVValue("check/files"); string(got) != "2" {
+		t.Fatalf("check cursor %q after a failed check; want it left at 2", got)
+	}
+}
+
+func TestFreshnessAlertWarnsOnceAVerificationIsOlderThanAlertAfter(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, retainedTargets+"  room: ops\n")
+	writeFiles(t, filepath.Join(b.dir, "data"), map[string]string{"a": "a"})
+	if j := b.job("backup", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	if j := b.job("backup:verify", sdktest.Args{"target": "files"}); outcome(j) != "success" {
+		t.Fatalf("verify: %s", allText(j))
+	}
+	tests := []struct {
+		name  string
+		after time.Duration
+		posts int
+		want  string
+	}{
+		{"a fresh verification", 0, 0, ""},
+		{"25 h later, within alert_after", 25 * time.Hour, 0, ""},
+		{"26 h and a minute later", 26*time.Hour + time.Minute, 1, "No verified backup of files for 26h1m0s (alert_after 26h0m0s)"},
+		{"later still: warned once for this verification", 30 * time.Hour, 1, ""},
+	}
+	verified := time.Now()
+	for _, tt := range tests {
+		b.bk.now = func() time.Time { return verified.Add(tt.after) }
+		if res := b.h.Job(jobFreshness, nil); outcome(res) != "success" {
+			t.Fatalf("%s: freshness: %s", tt.name, allText(res))
+		}
+		posts := b.h.Host.Posts()
+		if len(posts) != tt.posts {
+			t.Fatalf("%s: posts %v; want %d", tt.name, posts, tt.posts)
+		}
+		if tt.want != "" && (posts[len(posts)-1].Target.Room != "ops" || !strings.Contains(posts[len(posts)-1].Output.Text, tt.want)) {
+			t.Fatalf("%s: posted %v; want %q in ops", tt.name, posts[len(posts)-1], tt.want)
+		}
+		st := b.h.Command("backup:status", nil)
+		if stale := strings.Contains(st.Text(), "no verified backup of files for"); stale != (tt.after > 26*time.Hour) {
+			t.Fatalf("%s: status %q; want it to warn only past alert_after", tt.name, st.Text())
+		}
 	}
 }

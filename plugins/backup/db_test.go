@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -329,5 +330,38 @@ func TestProgressTextEstimatesWhatResticCannotKnow(t *testing.T) {
 				t.Fatalf("progressText = %q; want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPostgresVerifyFailsWhenTheRestoredRowsAreNotThoseCountedAtBackupTime
+// backs up through a pg_dump that leaves out the rows of users (as a dump
+// run with the wrong options does): the counts recorded at backup time
+// say 250, the restored table has none, and the verification fails and is
+// recorded as failed.
+func TestPostgresVerifyFailsWhenTheRestoredRowsAreNotThoseCountedAtBackupTime(t *testing.T) {
+	b, _ := pgBed(t)
+	real, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(b.dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nexec " + real + " --exclude-table-data=users \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	if j := b.job("backup", sdktest.Args{"target": "pg"}); outcome(j) != "success" || !strings.Contains(j.Text(), "2 tables, 290 rows") {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "pg"})
+	if outcome(v) != "failure" || !strings.Contains(v.Text(), "table public.users has 0 rows, 250 at backup time") {
+		t.Fatalf("verify of a dump without the rows of users: %s", allText(v))
+	}
+	list := b.h.Command("backups", sdktest.Args{"target": "pg"})
+	if code := list.Replies[0].Code; !strings.Contains(code, "FAILED") {
+		t.Fatalf("backups:\n%s\nwant the backup's verification recorded as failed", code)
 	}
 }

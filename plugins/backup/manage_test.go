@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +270,82 @@ func TestFreshnessAlertWarnsOnceAVerificationIsOlderThanAlertAfter(t *testing.T)
 		if stale := strings.Contains(st.Text(), "no verified backup of files for"); stale != (tt.after > 26*time.Hour) {
 			t.Fatalf("%s: status %q; want it to warn only past alert_after", tt.name, st.Text())
 		}
+	}
+}
+
+// TestGrandfatherFatherSonRetentionDryRunShowsWhatConfirmRemoves keeps the
+// newest backup of each of 2 days and of each of 3 ISO weeks: the dry run
+// lists exactly the others and removes nothing; confirm removes them.
+func TestGrandfatherFatherSonRetentionDryRunShowsWhatConfirmRemoves(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, `files:
+  kind: directory
+  path: %[1]s/data
+  repository: %[1]s/repo
+  password_file: %[1]s/password
+  scratch: %[1]s/scratch
+  retention: {keep_daily: 2, keep_weekly: 3}
+`)
+	data := filepath.Join(b.dir, "data")
+	writeFiles(t, data, map[string]string{"a": "a"})
+	repo := filepath.Join(b.dir, "repo")
+	if out, err := b.restic(repo, "init"); err != nil {
+		t.Fatalf("init: %v %s", err, out)
+	}
+	// 2026-11-30 is a Monday (ISO week 49); the 29th, 28th are week 48,
+	// the 22nd 47, the 15th 46, the 8th 45.
+	kept := []string{"2026-11-30 10:00:00", "2026-11-29 10:00:00", "2026-11-22 10:00:00"}
+	removed := []string{
+		"2026-11-30 09:00:00", // an older one of a kept day
+		"2026-11-28 10:00:00", // a third day: past keep_daily, and not its week's newest
+		"2026-11-15 10:00:00", // a fourth week: past keep_weekly
+		"2026-11-08 10:00:00",
+	}
+	for _, when := range append(append([]string{}, removed...), kept...) {
+		cmd := exec.Command(b.env["CHIMA_RESTIC"], "--no-cache", "backup", "--tag", "chima,target:files", "--time", when, data)
+		cmd.Env = append(os.Environ(), "TZ=UTC", "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD_FILE="+filepath.Join(b.dir, "password"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("backup at %s: %v %s", when, err, out)
+		}
+	}
+	res := b.h.Command("backup:forget", sdktest.Args{"target": "files"})
+	if len(res.Replies) != 1 || !strings.Contains(res.Replies[0].Title, "(--keep-daily=2 --keep-weekly=3) would remove 4 of 7 backups") {
+		t.Fatalf("dry run: %s", allText(res))
+	}
+	table := res.Replies[0].Code
+	for _, when := range removed {
+		if !strings.Contains(table, when) {
+			t.Errorf("the dry run does not list %s, which the policy removes:\n%s", when, table)
+		}
+	}
+	for _, when := range kept {
+		if strings.Contains(table, when) {
+			t.Errorf("the dry run lists %s, which the policy keeps:\n%s", when, table)
+		}
+	}
+	if n := b.snapshotCount(repo); n != 7 {
+		t.Fatalf("%d snapshots after the dry run; want all 7", n)
+	}
+	j := b.job("backup:forget", sdktest.Args{"target": "files", "confirm": "confirm"})
+	if outcome(j) != "success" || !strings.Contains(j.Text(), "removed 4 backups") {
+		t.Fatalf("confirm: %s", allText(j))
+	}
+	out, err := b.restic(repo, "snapshots")
+	if err != nil {
+		t.Fatalf("snapshots: %v %s", err, out)
+	}
+	var snaps []snapshot
+	if err := json.Unmarshal([]byte(out), &snaps); err != nil {
+		t.Fatalf("snapshots: %v: %s", err, out)
+	}
+	var left []string
+	for _, s := range snaps {
+		left = append(left, s.Time.UTC().Format("2006-01-02 15:04:05"))
+	}
+	slices.Sort(left)
+	want := slices.Clone(kept)
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Fatalf("snapshots left %v; want %v", left, want)
 	}
 }

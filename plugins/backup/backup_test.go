@@ -83,17 +83,29 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	})
 }
 
-func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
+func TestResticOlderThan018IsRefusedWithAClearMessage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	old := filepath.Join(dir, "restic")
-	if err := os.WriteFile(old, []byte("#!/bin/sh\necho 'restic 0.14.0 compiled with go1.19 on linux/amd64'\n"), 0o755); err != nil {
-		t.Fatal(err)
+	fake := func(version string) string {
+		path := filepath.Join(dir, "restic-"+version)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\necho 'restic "+version+" compiled with go1.22 on linux/amd64'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	_, _, err := resticBin(old, "")
-	if !errors.Is(err, ErrResticVersion) || !strings.Contains(err.Error(), "restic 0.14.0") || !strings.Contains(err.Error(), "0.17 or newer") {
-		t.Fatalf("resticBin(0.14) = %v; want ErrResticVersion naming 0.14.0 and 0.17", err)
+	for _, tt := range []struct {
+		version string
+		ok      bool
+	}{{"0.14.0", false}, {"0.17.3", false}, {"0.18.0", true}, {"0.18.1", true}, {"1.0.0", true}} {
+		_, got, err := resticBin(fake(tt.version), "")
+		switch {
+		case tt.ok && (err != nil || got != tt.version):
+			t.Errorf("resticBin(%s) = %q, %v; want it accepted", tt.version, got, err)
+		case !tt.ok && (!errors.Is(err, ErrResticVersion) || !strings.Contains(err.Error(), "restic "+tt.version) || !strings.Contains(err.Error(), "0.18 or newer")):
+			t.Errorf("resticBin(%s) = %v; want ErrResticVersion naming %s and 0.18", tt.version, err, tt.version)
+		}
 	}
+	old := fake("0.17.3")
 	resp, err := sdk.NewServer((&backuper{}).spec(), nil, nil).Validate(context.Background(), &pluginv1.ValidateRequest{Settings: map[string]string{
 		"restic": old, "targets": `x: {kind: directory, path: ` + dir + `, repository: r, password_file: ` + old + `, scratch: /tmp/s}`}})
 	if err == nil && len(resp.GetProblems()) > 0 {
@@ -103,8 +115,8 @@ func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
 		}
 		err = errors.New(strings.Join(ps, "\n"))
 	}
-	if err == nil || !strings.Contains(err.Error(), "restic: ") || !strings.Contains(err.Error(), "0.17 or newer") {
-		t.Fatalf("validate with restic 0.14 = %v; want a problem keyed restic", err)
+	if err == nil || !strings.Contains(err.Error(), "restic: ") || !strings.Contains(err.Error(), "0.18 or newer") {
+		t.Fatalf("validate with restic 0.17 = %v; want a problem keyed restic", err)
 	}
 }
 

@@ -15,7 +15,7 @@
 //	           verify_schedule, scratch, scratch_dsn_env, room, alert_after;
 //	           the older form, that map as a YAML or JSON string
 //	           (targets: |), is read the same
-//	restic     the restic binary (default: restic on $PATH); 0.17 or newer
+//	restic     the restic binary (default: restic on $PATH); 0.18 or newer
 //	cache_dir  restic's cache (default: a folder in the temporary directory)
 //
 // Secrets (chima.yaml plugins[].secrets): the DSNs and repository passwords

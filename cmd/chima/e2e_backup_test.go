@@ -223,12 +223,13 @@ func lineOf(t *testing.T, file, s string) int {
 }
 
 // pidsOf lists the processes under pid (its children, theirs, …) whose
-// command line contains s.
+// program (the first word of its command line) ends with s.
 func pidsOf(t *testing.T, pid int, s string) []int {
 	t.Helper()
 	var out []int
 	for _, child := range childPIDs(t, pid) {
-		if argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child)); strings.Contains(string(argv), s) {
+		argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+		if prog, _, _ := strings.Cut(string(argv), "\x00"); strings.HasSuffix(prog, s) {
 			out = append(out, child)
 		}
 		out = append(out, pidsOf(t, child, s)...)

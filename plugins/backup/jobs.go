@@ -194,7 +194,10 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 	case p.By != "":
 		tags = append(tags, "by:"+tagSafe(p.By))
 	}
-	args := append([]string{"backup", "--tag", strings.Join(tags, ",")}, plan.args...)
+	args, err := guardDump(append([]string{"backup", "--tag", strings.Join(tags, ",")}, plan.args...))
+	if err != nil {
+		return nil, err
+	}
 	// A dump's size is unknown to restic until it ends: the previous
 	// backup's gives the estimate its progress shows.
 	var expected int64

@@ -69,6 +69,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == countRowsArg {
 		os.Exit(countRowsMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == dumpGuardArg {
+		os.Exit(dumpGuardMain(os.Args[2:]))
+	}
 	sdk.Serve((&backuper{}).spec())
 }
 

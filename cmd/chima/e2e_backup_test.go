@@ -361,8 +361,9 @@ func TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns
 		t.Fatal(err)
 	}
 	// The restarted plugin tells the job's room.
-	if line := c.expect(t, "The backup job of pg (job #1) was interrupted"); !strings.Contains(line, "no snapshot was recorded") {
-		t.Fatalf("the room was told %q; want it to say no snapshot was recorded", line)
+	told := c.expect(t, "The backup job of pg (job #1) was interrupted")
+	if !strings.Contains(told, "no snapshot was recorded") {
+		t.Fatalf("the room was told %q; want it to say no snapshot was recorded", told)
 	}
 	waitEnded(t, "restic", restics...)
 	waitEnded(t, "the dump", dumpPID)
@@ -377,7 +378,11 @@ func TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns
 		return strings.TrimSpace(string(out))
 	}
 	if out := resticOut("list", "locks", "--no-lock"); out != "" {
-		t.Fatalf("locks %q left in the repository", out)
+		var locks []string
+		for _, id := range strings.Fields(out) {
+			locks = append(locks, resticOut("cat", "lock", id, "--no-lock"))
+		}
+		t.Fatalf("locks left in the repository (restic pids %v, the room told %q):\n%s", restics, told, strings.Join(locks, "\n"))
 	}
 	if out := resticOut("snapshots", "--json", "--no-lock"); strings.Count(out, `"short_id"`) != 0 {
 		t.Fatalf("the interrupted backup stored a snapshot: %s", out)

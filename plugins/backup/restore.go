@@ -175,7 +175,8 @@ const orphanWait = 30 * time.Second
 // cleans up, or dies writing to the dead plugin's stderr); until it has
 // ended its lock is not stale, and restic unlock keeps it. So while a lock
 // is held by a restic of this host that is not this plugin's child, it
-// waits for that process to end, bounded, and unlocks again.
+// waits for that process to end, bounded, and unlocks again (also when the
+// holder ended between the unlock and the look).
 func clearStaleLocks(ctx context.Context, r *restic, t *Target) error {
 	deadline := time.Now().Add(orphanWait)
 	for {
@@ -198,7 +199,7 @@ func clearStaleLocks(ctx context.Context, r *restic, t *Target) error {
 }
 
 // orphanHolders lists the pids of the processes of this host, not this
-// plugin's children, that hold a lock on t's repository.
+// plugin's children, that hold a lock on t's repository, ended or not.
 func orphanHolders(ctx context.Context, r *restic, t *Target) []int {
 	host, err := os.Hostname()
 	if err != nil {
@@ -218,10 +219,13 @@ func orphanHolders(ctx context.Context, r *restic, t *Target) []int {
 			Hostname string `json:"hostname"`
 			PID      int    `json:"pid"`
 		}
-		if json.Unmarshal(b, &l) != nil || l.Hostname != host || l.PID <= 0 || syscall.Kill(l.PID, 0) != nil {
+		if json.Unmarshal(b, &l) != nil || l.Hostname != host || l.PID <= 0 {
 			continue
 		}
-		if parentOf(l.PID) == os.Getpid() {
+		// A holder that has ended since the unlock left a stale lock,
+		// which the next unlock removes; a live one not of this plugin
+		// is the killed plugin's restic, still ending.
+		if syscall.Kill(l.PID, 0) == nil && parentOf(l.PID) == os.Getpid() {
 			continue // this plugin's own restic, at work
 		}
 		pids = append(pids, l.PID)

@@ -7,9 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	_ "modernc.org/sqlite"
 
@@ -217,4 +220,180 @@ func lineOf(t *testing.T, file, s string) int {
 	}
 	t.Fatalf("%s has no line with %q", file, s)
 	return 0
+}
+
+// pidsOf lists the processes under pid (its children, theirs, …) whose
+// program (the first word of its command line) ends with s.
+func pidsOf(t *testing.T, pid int, s string) []int {
+	t.Helper()
+	var out []int
+	for _, child := range childPIDs(t, pid) {
+		argv, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", child))
+		if prog, _, _ := strings.Cut(string(argv), "\x00"); strings.HasSuffix(prog, s) {
+			out = append(out, child)
+		}
+		out = append(out, pidsOf(t, child, s)...)
+	}
+	return out
+}
+
+// waitEnded fails unless every process of pids has ended (a failure guard
+// of 30s applies; it asserts no duration).
+func waitEnded(t *testing.T, what string, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, pid := range pids {
+		for alive(pid) {
+			if time.Now().After(deadline) {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				t.Fatalf("%s %d still runs: %s", what, pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns
+// runs the built bot with a PostgreSQL target whose pg_dump streams
+// slowly, kills the backup plugin with SIGKILL in the middle of a backup,
+// and checks that the restarted plugin tells the room, that restic and the
+// dump are gone with no lock left in the repository, and that the next
+// backup of the target runs.
+func TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns(t *testing.T) {
+	restic := resticForE2E(t)
+	plugin := backupPlugin(t)
+	pgURL := ""
+	if f, err := os.ReadFile(os.Getenv("CHIMA_SERVICES_ENV")); err == nil {
+		for _, l := range strings.Split(string(f), "\n") {
+			if v, ok := strings.CutPrefix(l, "CHIMA_TEST_POSTGRES_URL="); ok {
+				pgURL = v
+			}
+		}
+	}
+	if pgURL == "" {
+		sdktest.Missing(t, "the services env names no CHIMA_TEST_POSTGRES_URL")
+	}
+	realDump, err := exec.LookPath("pg_dump")
+	if err != nil {
+		sdktest.Missing(t, "pg_dump: %v", err)
+	}
+	dir := t.TempDir()
+	name := fmt.Sprintf("chima_e2e_kill_%d", os.Getpid())
+	psqlRun := func(db, stmt string) {
+		t.Helper()
+		u := strings.Replace(pgURL, "/postgres?", "/"+db+"?", 1)
+		if out, err := exec.Command("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", u, "-c", stmt).CombinedOutput(); err != nil {
+			t.Fatalf("psql %s: %v: %s", stmt, err, out)
+		}
+	}
+	psqlRun("postgres", `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`)
+	psqlRun("postgres", `CREATE DATABASE "`+name+`"`)
+	t.Cleanup(func() { psqlRun("postgres", `DROP DATABASE IF EXISTS "`+name+`" WITH (FORCE)`) })
+	psqlRun(name, "CREATE TABLE users (id int); INSERT INTO users SELECT generate_series(1, 50)")
+
+	// A pg_dump first on PATH: while the file slow is there it writes the
+	// start of a dump and then nothing (its pid in dump.pid), else it is
+	// the real one.
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	slow, pidFile := filepath.Join(dir, "slow"), filepath.Join(dir, "dump.pid")
+	script := fmt.Sprintf("#!/bin/sh\nif [ -e %s ]; then echo $$ > %s; printf 'PGDMP streaming'; exec sleep 120; fi\nexec %s \"$@\"\n", slow, pidFile, realDump)
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(slow, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	t.Setenv("CHIMA_E2E_BACKUP_PASSWORD", "e2e-kill-password")
+	t.Setenv("CHIMA_E2E_BACKUP_DSN", strings.Replace(pgURL, "/postgres?", "/"+name+"?", 1))
+	repo := filepath.Join(dir, "repo")
+	cfg := backupConfig(t, restic, plugin, filepath.Join(dir, "cache"), fmt.Sprintf(`pg:
+  kind: postgres
+  dsn_env: BACKUP_DSN
+  repository: %s
+  password_env: BACKUP_PASSWORD
+  init: true
+  scratch: %s_scratch
+`, repo, name))
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(b), "secrets: {BACKUP_PASSWORD: CHIMA_E2E_BACKUP_PASSWORD}", "secrets: {BACKUP_PASSWORD: CHIMA_E2E_BACKUP_PASSWORD, BACKUP_DSN: CHIMA_E2E_BACKUP_DSN}", 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := chima(t, "config", "validate", "--config", cfg); code != 0 {
+		t.Fatalf("config validate: exit %d\n%s%s", code, out, stderr)
+	}
+
+	c := startConsole(t, cfg)
+	c.say(t, "chima backup pg")
+	c.expect(t, "Queued the backup of pg")
+	// The dump streams: restic holds the repository's lock.
+	deadline := time.Now().Add(30 * time.Second)
+	var dumpPID int
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil {
+			dumpPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		locks, _ := os.ReadDir(filepath.Join(repo, "locks"))
+		if dumpPID > 0 && len(locks) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the backup never got to its dump (dump pid %d, %d locks)", dumpPID, len(locks))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	plugins := pidsOf(t, c.cmd.Process.Pid, "plugins/backup")
+	if len(plugins) != 1 {
+		t.Fatalf("backup plugin processes %v; want one", plugins)
+	}
+	restics := pidsOf(t, plugins[0], restic)
+	if len(restics) == 0 {
+		t.Fatal("no restic runs under the backup plugin")
+	}
+	if err := syscall.Kill(plugins[0], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted plugin tells the job's room.
+	told := c.expect(t, "The backup job of pg (job #1) was interrupted")
+	if !strings.Contains(told, "no snapshot was recorded") {
+		t.Fatalf("the room was told %q; want it to say no snapshot was recorded", told)
+	}
+	waitEnded(t, "restic", restics...)
+	waitEnded(t, "the dump", dumpPID)
+	resticOut := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(restic, append([]string{"--no-cache"}, args...)...)
+		cmd.Env = append(os.Environ(), "RESTIC_REPOSITORY="+repo, "RESTIC_PASSWORD=e2e-kill-password")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("restic %s: %v: %s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if out := resticOut("list", "locks", "--no-lock"); out != "" {
+		var locks []string
+		for _, id := range strings.Fields(out) {
+			locks = append(locks, resticOut("cat", "lock", id, "--no-lock"))
+		}
+		t.Fatalf("locks left in the repository (restic pids %v, the room told %q):\n%s", restics, told, strings.Join(locks, "\n"))
+	}
+	if out := resticOut("snapshots", "--json", "--no-lock"); strings.Count(out, `"short_id"`) != 0 {
+		t.Fatalf("the interrupted backup stored a snapshot: %s", out)
+	}
+
+	if err := os.Remove(slow); err != nil {
+		t.Fatal(err)
+	}
+	c.say(t, "chima backup pg")
+	c.expect(t, "Backed up pg: snapshot")
+	if out := resticOut("snapshots", "--json", "--no-lock"); strings.Count(out, `"short_id"`) != 1 {
+		t.Fatalf("snapshots after the next backup: %s; want its one", out)
+	}
 }

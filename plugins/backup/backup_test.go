@@ -83,17 +83,29 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	})
 }
 
-func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
+func TestResticOlderThan018IsRefusedWithAClearMessage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	old := filepath.Join(dir, "restic")
-	if err := os.WriteFile(old, []byte("#!/bin/sh\necho 'restic 0.14.0 compiled with go1.19 on linux/amd64'\n"), 0o755); err != nil {
-		t.Fatal(err)
+	fake := func(version string) string {
+		path := filepath.Join(dir, "restic-"+version)
+		if err := os.WriteFile(path, []byte("#!/bin/sh\necho 'restic "+version+" compiled with go1.22 on linux/amd64'\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return path
 	}
-	_, _, err := resticBin(old, "")
-	if !errors.Is(err, ErrResticVersion) || !strings.Contains(err.Error(), "restic 0.14.0") || !strings.Contains(err.Error(), "0.17 or newer") {
-		t.Fatalf("resticBin(0.14) = %v; want ErrResticVersion naming 0.14.0 and 0.17", err)
+	for _, tt := range []struct {
+		version string
+		ok      bool
+	}{{"0.14.0", false}, {"0.17.3", false}, {"0.18.0", true}, {"0.18.1", true}, {"1.0.0", true}} {
+		_, got, err := resticBin(fake(tt.version), "")
+		switch {
+		case tt.ok && (err != nil || got != tt.version):
+			t.Errorf("resticBin(%s) = %q, %v; want it accepted", tt.version, got, err)
+		case !tt.ok && (!errors.Is(err, ErrResticVersion) || !strings.Contains(err.Error(), "restic "+tt.version) || !strings.Contains(err.Error(), "0.18 or newer")):
+			t.Errorf("resticBin(%s) = %v; want ErrResticVersion naming %s and 0.18", tt.version, err, tt.version)
+		}
 	}
+	old := fake("0.17.3")
 	resp, err := sdk.NewServer((&backuper{}).spec(), nil, nil).Validate(context.Background(), &pluginv1.ValidateRequest{Settings: map[string]string{
 		"restic": old, "targets": `x: {kind: directory, path: ` + dir + `, repository: r, password_file: ` + old + `, scratch: /tmp/s}`}})
 	if err == nil && len(resp.GetProblems()) > 0 {
@@ -103,18 +115,89 @@ func TestResticOlderThan017IsRefusedWithAClearMessage(t *testing.T) {
 		}
 		err = errors.New(strings.Join(ps, "\n"))
 	}
-	if err == nil || !strings.Contains(err.Error(), "restic: ") || !strings.Contains(err.Error(), "0.17 or newer") {
-		t.Fatalf("validate with restic 0.14 = %v; want a problem keyed restic", err)
+	if err == nil || !strings.Contains(err.Error(), "restic: ") || !strings.Contains(err.Error(), "0.18 or newer") {
+		t.Fatalf("validate with restic 0.17 = %v; want a problem keyed restic", err)
 	}
 }
 
-func TestResticExitCodesMapToTypedErrors(t *testing.T) {
+func TestResticsRealExitCodesBecomeTypedErrors(t *testing.T) {
 	t.Parallel()
-	for code, want := range map[int]error{1: ErrResticFailed, 3: ErrIncomplete, 10: ErrNoRepository, 11: ErrLocked, 12: ErrWrongPassword, 130: ErrInterrupted} {
-		var err error = &ResticError{Op: "backup", Code: code, Kind: kindOfExit(code)}
-		if !errors.Is(err, want) {
-			t.Errorf("exit %d: %v is not %v", code, err, want)
+	env := services(t)
+	dir := t.TempDir()
+	for name, body := range map[string]string{"password": "right", "wrong": "wrong"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
 		}
+	}
+	repo := filepath.Join(dir, "repo")
+	good := &Target{Name: "t", Repository: repo, PasswordFile: filepath.Join(dir, "password")}
+	r := &restic{bin: env["CHIMA_RESTIC"], cacheDir: filepath.Join(dir, "cache"), lockWait: time.Second}
+	if _, err := r.run(context.Background(), good, runOpts{}, "init"); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	// holdLock runs a backup whose dump never ends, holding its lock on
+	// repo until the test ends.
+	holdLock := func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_, _ = r.run(ctx, good, runOpts{onStdout: func([]byte) {}}, "backup", "--stdin-from-command", "--stdin-filename", "x", "--", "sleep", "120")
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if locks, _ := os.ReadDir(filepath.Join(repo, "locks")); len(locks) > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("restic took no lock")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	tests := []struct {
+		name   string
+		target *Target
+		setup  func(t *testing.T) context.Context
+		args   []string
+		code   int
+		want   error
+	}{
+		{"a fatal error is 1", good, nil, []string{"cat", "blob", strings.Repeat("ab", 32)}, 1, ErrResticFailed},
+		{"a missing repository is 10", &Target{Name: "t", Repository: filepath.Join(dir, "nope"), PasswordFile: good.PasswordFile}, nil, []string{"snapshots"}, 10, ErrNoRepository},
+		{"a repository locked by another restic is 11", good, func(t *testing.T) context.Context {
+			holdLock(t)
+			return context.Background()
+		}, []string{"prune"}, 11, ErrLocked},
+		{"a wrong password is 12", &Target{Name: "t", Repository: repo, PasswordFile: filepath.Join(dir, "wrong")}, nil, []string{"snapshots"}, 12, ErrWrongPassword},
+		{"a cancelled run is 130", good, func(t *testing.T) context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				// Cancelled once the backup holds its lock: restic is
+				// running by then, not starting.
+				defer cancel()
+				for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if locks, _ := os.ReadDir(filepath.Join(repo, "locks")); len(locks) > 0 {
+						return
+					}
+				}
+			}()
+			return ctx
+		}, []string{"backup", "--stdin-from-command", "--stdin-filename", "y", "--", "sleep", "120"}, 130, ErrInterrupted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.setup != nil {
+				ctx = tt.setup(t)
+			}
+			_, err := r.run(ctx, tt.target, runOpts{onStdout: func([]byte) {}}, tt.args...)
+			var re *ResticError
+			if !errors.As(err, &re) || re.Code != tt.code || !errors.Is(err, tt.want) {
+				t.Fatalf("restic %s = %v; want exit %d, %v", tt.args[0], err, tt.code, tt.want)
+			}
+		})
 	}
 }
 

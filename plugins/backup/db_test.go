@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -259,5 +260,108 @@ func TestMariaDBRowCountsAreTheDumpsOwnWhileRowsAreBeingWritten(t *testing.T) {
 	v := b.job("backup:verify", sdktest.Args{"target": "db"})
 	if outcome(v) != "success" || !strings.Contains(v.Text(), "row counts match") {
 		t.Fatalf("verify of a backup taken while rows were written: %s", allText(v))
+	}
+}
+
+// TestDatabaseBackupProgressEstimatesPercentAndETAFromThePreviousBackup
+// backs up a database twice through a dump restic has no total for; the
+// second backup's progress, one message edited, gives the bytes read, a
+// percent and an ETA estimated from the first's size.
+func TestDatabaseBackupProgressEstimatesPercentAndETAFromThePreviousBackup(t *testing.T) {
+	b, _ := pgBed(t)
+	// A pg_dump that writes 12 MiB, pausing after 6 when the file pause
+	// is there: restic reports bytes as it cuts chunks (about 1 MiB).
+	bin := filepath.Join(b.dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pause := filepath.Join(b.dir, "pause")
+	script := "#!/bin/sh\nhead -c 6291456 /dev/urandom\nif [ -e " + pause + " ]; then sleep 4; fi\nhead -c 6291456 /dev/urandom\n"
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	if j := b.job("backup", sdktest.Args{"target": "pg"}); outcome(j) != "success" {
+		t.Fatalf("first backup: %s", allText(j))
+	}
+	if err := os.WriteFile(pause, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	j := b.job("backup", sdktest.Args{"target": "pg"})
+	if outcome(j) != "success" {
+		t.Fatalf("second backup: %s", allText(j))
+	}
+	var estimated string
+	for _, p := range j.Progress {
+		if p.Key != "backup" {
+			t.Errorf("progress %q under key %q; want every edit of the one backup message", p.Output.Text, p.Key)
+		}
+		if strings.Contains(p.Output.Text, "of ≈12.0 MiB") && strings.Contains(p.Output.Text, "%") && strings.Contains(p.Output.Text, "ETA ≈") {
+			estimated = p.Output.Text
+		}
+	}
+	if estimated == "" {
+		t.Fatalf("no progress gave bytes of ≈12.0 MiB, a percent and an ETA:\n%s", allText(j))
+	}
+	t.Logf("progress: %s", estimated)
+}
+
+func TestProgressTextEstimatesWhatResticCannotKnow(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		s        backupStatus
+		expected int64
+		elapsed  time.Duration
+		want     string
+	}{
+		{"restic's own total, percent and ETA", backupStatus{TotalBytes: 4 << 20, BytesDone: 1 << 20, PercentDone: 0.25, SecondsRemaining: 9, TotalFiles: 3, FilesDone: 1},
+			0, 0, "1.0 MiB of 4.0 MiB, 1 of 3 files, 25%, ETA 9s"},
+		{"a dump estimated from the previous backup", backupStatus{BytesDone: 1 << 20}, 4 << 20, 2 * time.Second,
+			"1.0 MiB of ≈4.0 MiB (the previous backup's size), ≈25%, ETA ≈6s"},
+		{"a dump grown past the previous backup", backupStatus{BytesDone: 5 << 20}, 4 << 20, 2 * time.Second,
+			"5.0 MiB of ≈4.0 MiB (the previous backup's size), ≈99%"},
+		{"a first dump, with nothing to estimate from", backupStatus{BytesDone: 1 << 20}, 0, 2 * time.Second, "1.0 MiB read"},
+		{"nothing read yet", backupStatus{}, 4 << 20, time.Second, "0 B read"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.s.progressText(tt.expected, tt.elapsed); got != tt.want {
+				t.Fatalf("progressText = %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestPostgresVerifyFailsWhenTheRestoredRowsAreNotThoseCountedAtBackupTime
+// backs up through a pg_dump that leaves out the rows of users (as a dump
+// run with the wrong options does): the counts recorded at backup time
+// say 250, the restored table has none, and the verification fails and is
+// recorded as failed.
+func TestPostgresVerifyFailsWhenTheRestoredRowsAreNotThoseCountedAtBackupTime(t *testing.T) {
+	b, _ := pgBed(t)
+	real, err := exec.LookPath("pg_dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(b.dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nexec " + real + " --exclude-table-data=users \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	if j := b.job("backup", sdktest.Args{"target": "pg"}); outcome(j) != "success" || !strings.Contains(j.Text(), "2 tables, 290 rows") {
+		t.Fatalf("backup: %s", allText(j))
+	}
+	v := b.job("backup:verify", sdktest.Args{"target": "pg"})
+	if outcome(v) != "failure" || !strings.Contains(v.Text(), "table public.users has 0 rows, 250 at backup time") {
+		t.Fatalf("verify of a dump without the rows of users: %s", allText(v))
+	}
+	list := b.h.Command("backups", sdktest.Args{"target": "pg"})
+	if code := list.Replies[0].Code; !strings.Contains(code, "FAILED") {
+		t.Fatalf("backups:\n%s\nwant the backup's verification recorded as failed", code)
 	}
 }

@@ -45,6 +45,7 @@ func services(t *testing.T) map[string]string {
 // bed is one test's plugin with its folder, repository and password.
 type bed struct {
 	t   *testing.T
+	bk  *backuper
 	h   *sdktest.Harness
 	dir string
 	env map[string]string
@@ -67,7 +68,7 @@ func newBed(t *testing.T, targets string) *bed {
 	}
 	b := &backuper{}
 	h := sdktest.New(t, b.spec(), settings)
-	return &bed{t: t, h: h, dir: dir, env: env}
+	return &bed{t: t, bk: b, h: h, dir: dir, env: env}
 }
 
 // run runs a command and then every job it enqueued.

@@ -5,12 +5,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -119,5 +121,85 @@ func TestCancellingABackupStopsResticAndItsDumpAndStoresNothing(t *testing.T) {
 	}
 	if l := b.locks(repo); len(l) != 0 {
 		t.Fatalf("a cancelled restic left locks %v", l)
+	}
+}
+
+// TestCancellingTheBackupJobTellsTheRoomAndStopsResticAndTheDump cancels a
+// running backup job as the host does (its call cancelled, through the
+// harness's CancelJob) while its dump streams: the room is told it was
+// cancelled, no snapshot is stored, no lock is left and the dump's process
+// has ended.
+func TestCancellingTheBackupJobTellsTheRoomAndStopsResticAndTheDump(t *testing.T) {
+	b, _ := pgBed(t)
+	// A pg_dump that starts a dump and then streams nothing: first on
+	// PATH, its pid in dump.pid.
+	bin := filepath.Join(b.dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(b.dir, "dump.pid")
+	script := "#!/bin/sh\necho $$ > " + pidFile + "\nprintf 'PGDMP streaming'\nexec sleep 120\n"
+	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	repo := filepath.Join(b.dir, "repo")
+
+	if res := b.h.Command("backup", sdktest.Args{"target": "pg"}); len(res.Errors) > 0 {
+		t.Fatalf("backup: %v", res.Errors)
+	}
+	jobs := b.h.Host.Enqueued()
+	if len(jobs) != 1 {
+		t.Fatalf("enqueued %v; want the backup job", jobs)
+	}
+	dumpPID := make(chan int, 1)
+	go func() {
+		defer close(dumpPID)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			pb, _ := os.ReadFile(pidFile)
+			locks, _ := os.ReadDir(filepath.Join(repo, "locks"))
+			if pid, _ := strconv.Atoi(strings.TrimSpace(string(pb))); pid > 0 && len(locks) > 0 {
+				dumpPID <- pid
+				_, _ = b.h.Host.CancelJob(context.Background(), &pluginv1.CancelJobRequest{JobId: jobs[0].ID})
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	res := b.h.RunEnqueued()
+	pid, ok := <-dumpPID
+	if !ok {
+		t.Fatalf("the backup never got to its dump: %s", allText(res...))
+	}
+	if len(res) != 1 || outcome(res[0]) != sdk.OutcomeCancelled {
+		t.Fatalf("results %s; want the job cancelled", allText(res...))
+	}
+	// The plugin ends the job after its call was cancelled: wait for what
+	// it tells the room.
+	deadline := time.Now().Add(40 * time.Second)
+	var told string
+	for told == "" && time.Now().Before(deadline) {
+		for _, p := range b.h.Host.Posts() {
+			if strings.Contains(p.Output.Text, "Backup of pg failed") {
+				told = p.Output.Text
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(told, "Backup of pg failed: cancelled") {
+		t.Fatalf("the room was told %q (posts %v); want the backup of pg cancelled", told, b.h.Host.Posts())
+	}
+	if n := b.snapshotCount(repo); n != 0 {
+		t.Fatalf("%d snapshots after a cancelled backup; want none", n)
+	}
+	if l := b.locks(repo); len(l) != 0 {
+		t.Fatalf("a cancelled backup left locks %v", l)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dump's process %d still runs after the cancel", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

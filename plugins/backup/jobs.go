@@ -37,21 +37,40 @@ type backupStatus struct {
 	TotalDuration       float64 `json:"total_duration"`
 }
 
-// progressText renders a status line for people.
-func (s backupStatus) progressText() string {
+// progressText renders a status line for people. A dump restic reads from
+// a command has no total: expected, the size of the target's previous
+// backup, and elapsed, the time since restic started, then give an
+// estimated percent and ETA, marked "≈" (0 for no estimate).
+func (s backupStatus) progressText(expected int64, elapsed time.Duration) string {
 	var parts []string
-	if s.TotalBytes > 0 {
+	estimated := s.TotalBytes == 0 && s.PercentDone == 0 && expected > 0 && s.BytesDone > 0
+	switch {
+	case s.TotalBytes > 0:
 		parts = append(parts, fmt.Sprintf("%s of %s", human(s.BytesDone), human(s.TotalBytes)))
-	} else {
+	case estimated:
+		parts = append(parts, fmt.Sprintf("%s of ≈%s (the previous backup's size)", human(s.BytesDone), human(expected)))
+	default:
 		parts = append(parts, human(s.BytesDone)+" read")
 	}
 	if s.TotalFiles > 1 {
 		parts = append(parts, fmt.Sprintf("%d of %d files", s.FilesDone, s.TotalFiles))
 	}
-	if s.PercentDone > 0 {
+	const maxETA = 30 * 24 * time.Hour
+	switch {
+	case s.PercentDone > 0:
 		parts = append(parts, fmt.Sprintf("%.0f%%", s.PercentDone*100))
-		if s.SecondsRemaining > 0 && s.SecondsRemaining < 30*24*3600 {
-			parts = append(parts, "ETA "+(time.Duration(s.SecondsRemaining)*time.Second).String())
+		if eta := time.Duration(s.SecondsRemaining) * time.Second; eta > 0 && eta < maxETA {
+			parts = append(parts, "ETA "+eta.String())
+		}
+	case estimated:
+		// The dump may outgrow the last one: never 100% before it ends.
+		frac := min(float64(s.BytesDone)/float64(expected), 0.99)
+		parts = append(parts, fmt.Sprintf("≈%.0f%%", frac*100))
+		if left := expected - s.BytesDone; left > 0 && elapsed > 0 {
+			eta := time.Duration(float64(elapsed) * float64(left) / float64(s.BytesDone)).Round(time.Second)
+			if eta > 0 && eta < maxETA {
+				parts = append(parts, "ETA ≈"+eta.String())
+			}
 		}
 	}
 	return strings.Join(parts, ", ")
@@ -175,9 +194,19 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 	case p.By != "":
 		tags = append(tags, "by:"+tagSafe(p.By))
 	}
-	args := append([]string{"backup", "--tag", strings.Join(tags, ",")}, plan.args...)
+	args, err := guardDump(append([]string{"backup", "--tag", strings.Join(tags, ",")}, plan.args...))
+	if err != nil {
+		return nil, err
+	}
+	// A dump's size is unknown to restic until it ends: the previous
+	// backup's gives the estimate its progress shows.
+	var expected int64
+	if prev, err := getLast(c, t.Name); err == nil && prev.Backup != nil {
+		expected = prev.Backup.Size
+	}
 	var summary backupStatus
 	var last time.Time
+	began := time.Now()
 	onStdout := func(line []byte) {
 		var s backupStatus
 		if json.Unmarshal(line, &s) != nil {
@@ -191,7 +220,7 @@ func (b *backuper) takeBackup(c *sdk.Context, r *restic, t *Target, p payload) (
 				return
 			}
 			last = time.Now()
-			_ = c.Progress("backup", &sdk.Output{Title: "Backing up " + t.Name + "…", Text: s.progressText()})
+			_ = c.Progress("backup", &sdk.Output{Title: "Backing up " + t.Name + "…", Text: s.progressText(expected, time.Since(began))})
 		}
 	}
 	type counted struct {
@@ -384,7 +413,14 @@ func (b *backuper) failed(c *sdk.Context, what string, t *Target, err error) err
 		}
 	}
 	bc := c.Detached()
-	_ = bc.ReplyOutput(&sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("✖ %s failed: %s", what, msg)})
+	out := &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("✖ %s failed: %s", what, msg)}
+	if c.Err() != nil && c.Job != nil && c.Job.Notify != nil {
+		// The host stopped listening to the cancelled call: a reply
+		// streamed now is lost, a post reaches the job's room.
+		_, _ = bc.Post(c.Job.Notify, out)
+	} else {
+		_ = bc.ReplyOutput(out)
+	}
 	return fmt.Errorf("%s: %s", strings.ToLower(what[:1])+what[1:], msg)
 }
 

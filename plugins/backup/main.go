@@ -15,7 +15,7 @@
 //	           verify_schedule, scratch, scratch_dsn_env, room, alert_after;
 //	           the older form, that map as a YAML or JSON string
 //	           (targets: |), is read the same
-//	restic     the restic binary (default: restic on $PATH); 0.17 or newer
+//	restic     the restic binary (default: restic on $PATH); 0.18 or newer
 //	cache_dir  restic's cache (default: a folder in the temporary directory)
 //
 // Secrets (chima.yaml plugins[].secrets): the DSNs and repository passwords
@@ -68,6 +68,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == countRowsArg {
 		os.Exit(countRowsMain(os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == dumpGuardArg {
+		os.Exit(dumpGuardMain(os.Args[2:]))
 	}
 	sdk.Serve((&backuper{}).spec())
 }

@@ -100,7 +100,7 @@ func (b *backuper) cmdStatus(c *sdk.Context) error {
 	targets := b.targets
 	b.mu.RUnlock()
 	sort.Strings(names)
-	now := time.Now()
+	now := b.clock()
 	var rows [][]string
 	var warnings []string
 	for _, n := range names {
@@ -201,7 +201,7 @@ func (b *backuper) runFreshness(c *sdk.Context) error {
 	adapter := b.defaultAdapter
 	b.mu.RUnlock()
 	sort.Slice(targets, func(i, j int) bool { return targets[i].Name < targets[j].Name })
-	now := time.Now()
+	now := b.clock()
 	for _, t := range targets {
 		if t.Room == "" || t.AlertAfter <= 0 {
 			continue

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/chimaops/chima/sdk"
 )
@@ -39,6 +40,17 @@ type backuper struct {
 	version  string
 	// defaultAdapter is the adapter a bare room means.
 	defaultAdapter string
+	// now is the clock backup:status and the freshness check read;
+	// time.Now when nil (tests move it a day on).
+	now func() time.Time
+}
+
+// clock is the time now by b's clock.
+func (b *backuper) clock() time.Time {
+	if b.now != nil {
+		return b.now()
+	}
+	return time.Now()
 }
 
 // payload is what the plugin's jobs carry.

@@ -86,9 +86,10 @@ func kindOfExit(code int) error {
 	return ErrResticFailed
 }
 
-// minRestic is the oldest restic the plugin works with: 0.17 brought
-// --stdin-from-command and the exit codes 10 to 12.
-var minRestic = [2]int{0, 17}
+// minRestic is the oldest restic the plugin accepts: 0.18, the series it
+// is built and tested against (issue #11). 0.17 brought what it needs most,
+// --stdin-from-command and the exit codes 10 to 12, but no test runs it.
+var minRestic = [2]int{0, 18}
 
 var resticVersionRE = regexp.MustCompile(`^restic (\d+)\.(\d+)\.(\d+)`)
 
@@ -98,7 +99,7 @@ func resticBin(setting, dir string) (path, version string, err error) {
 	path = setting
 	if path == "" {
 		if path, err = exec.LookPath("restic"); err != nil {
-			return "", "", fmt.Errorf("restic is not on $PATH and no `restic` setting names it: install restic 0.17 or newer (go install github.com/restic/restic/cmd/restic@v0.18.1)")
+			return "", "", fmt.Errorf("restic is not on $PATH and no `restic` setting names it: install restic 0.18 or newer (go install github.com/restic/restic/cmd/restic@v0.18.1)")
 		}
 	} else if !filepath.IsAbs(path) && strings.Contains(path, "/") && dir != "" {
 		path = filepath.Join(dir, path)
@@ -117,7 +118,7 @@ func resticBin(setting, dir string) (path, version string, err error) {
 	minor, _ := strconv.Atoi(m[2])
 	version = m[1] + "." + m[2] + "." + m[3]
 	if major < minRestic[0] || major == minRestic[0] && minor < minRestic[1] {
-		return "", "", fmt.Errorf("%w: %s is restic %s; the backup plugin needs %d.%d or newer (for --stdin-from-command and its exit codes): go install github.com/restic/restic/cmd/restic@v0.18.1",
+		return "", "", fmt.Errorf("%w: %s is restic %s; the backup plugin needs %d.%d or newer (the restic it is tested with): go install github.com/restic/restic/cmd/restic@v0.18.1",
 			ErrResticVersion, path, version, minRestic[0], minRestic[1])
 	}
 	return path, version, nil
@@ -129,6 +130,9 @@ func resticBin(setting, dir string) (path, version string, err error) {
 type restic struct {
 	bin      string
 	cacheDir string
+	// lockWait is how long restic waits for a repository's lock;
+	// the package's lockWait when zero.
+	lockWait time.Duration
 }
 
 // runOpts tune one restic run.
@@ -208,7 +212,11 @@ func (r *restic) run(ctx context.Context, t *Target, o runOpts, args ...string) 
 	if !slices.Contains(args, "--no-lock") {
 		// Another target's backup or prune in the same repository holds
 		// its lock for a while: wait for it rather than fail.
-		flags = append(flags, "--retry-lock="+lockWait.String())
+		wait := r.lockWait
+		if wait <= 0 {
+			wait = lockWait
+		}
+		flags = append(flags, "--retry-lock="+wait.String())
 	}
 	flags = append(flags, t.optionArgs()...)
 	cmd := r.command(ctx, t, o, append(flags, args...)...)

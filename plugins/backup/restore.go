@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/chimaops/chima/sdk"
@@ -153,10 +158,97 @@ func (b *backuper) onInterrupted(c *sdk.Context) error {
 		return nil // a target since removed from the settings
 	}
 	note := ""
-	if _, err := r.run(c, t, runOpts{}, "unlock"); err != nil {
+	if err := clearStaleLocks(c, r, t); err != nil {
 		note = " Removing stale repository locks failed: " + describe(t, err)
 	}
-	_, err = c.Post(c.Job.Notify, &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
+	_, err = c.Post(c.Job.Notify, &sdk.Output{Status: sdk.StatusDanger, Text: fmt.Sprintf("⚠ The %s job of %s (job #%d) was interrupted: Chima or its backup plugin stopped while it ran; no snapshot was recorded for it.%s Ask again to retry.",
 		c.Job.Kind, t.Name, c.Job.JobID, note)})
 	return err
+}
+
+// orphanWait bounds how long clearStaleLocks waits for the restic of a
+// killed plugin to end.
+const orphanWait = 30 * time.Second
+
+// clearStaleLocks removes the locks a killed restic left in t's repository.
+// The restic of a plugin that was killed gets SIGINT and then ends (it
+// cleans up, or dies writing to the dead plugin's stderr); until it has
+// ended its lock is not stale, and restic unlock keeps it. So while a lock
+// is held by a restic of this host that is not this plugin's child, it
+// waits for that process to end, bounded, and unlocks again (also when the
+// holder ended between the unlock and the look).
+func clearStaleLocks(ctx context.Context, r *restic, t *Target) error {
+	deadline := time.Now().Add(orphanWait)
+	for {
+		if _, err := r.run(ctx, t, runOpts{}, "unlock"); err != nil {
+			return err
+		}
+		pids := orphanHolders(ctx, r, t)
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return nil
+		}
+		for _, pid := range pids {
+			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) && ctx.Err() == nil {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// orphanHolders lists the pids of the processes of this host, not this
+// plugin's children, that hold a lock on t's repository, ended or not.
+func orphanHolders(ctx context.Context, r *restic, t *Target) []int {
+	host, err := os.Hostname()
+	if err != nil {
+		return nil
+	}
+	out, err := r.run(ctx, t, runOpts{}, "list", "locks", "--no-lock")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, id := range strings.Fields(string(out)) {
+		b, err := r.run(ctx, t, runOpts{}, "cat", "lock", id, "--no-lock")
+		if err != nil {
+			continue // removed meanwhile
+		}
+		var l struct {
+			Hostname string `json:"hostname"`
+			PID      int    `json:"pid"`
+		}
+		if json.Unmarshal(b, &l) != nil || l.Hostname != host || l.PID <= 0 {
+			continue
+		}
+		// A holder that has ended since the unlock left a stale lock,
+		// which the next unlock removes; a live one not of this plugin
+		// is the killed plugin's restic, still ending.
+		if syscall.Kill(l.PID, 0) == nil && parentOf(l.PID) == os.Getpid() {
+			continue // this plugin's own restic, at work
+		}
+		pids = append(pids, l.PID)
+	}
+	return pids
+}
+
+// parentOf is the parent pid of pid, from /proc; 0 when unknown.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: the fields
+	// after its closing parenthesis are state, then ppid.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }

@@ -43,6 +43,8 @@ type FakeHost struct {
 type fakeJob struct {
 	info *pluginv1.JobInfo
 	req  *pluginv1.EnqueueRequest
+	// stop cancels the RunJob call of a running job (Harness.RunEnqueued).
+	stop context.CancelFunc
 }
 
 // NewFakeHost returns an empty FakeHost.
@@ -164,11 +166,31 @@ func (f *FakeHost) takeQueued() []*pluginv1.JobInfo {
 	return out
 }
 
+// starting notes that job id runs with its call cancelled by stop; it
+// says false when the job was cancelled meanwhile (it must not run).
+func (f *FakeHost) starting(id int64, stop context.CancelFunc) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.info.Id == id {
+			if j.info.State == "cancelled" {
+				return false
+			}
+			j.stop = stop
+		}
+	}
+	return true
+}
+
 func (f *FakeHost) finish(id int64, state string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, j := range f.jobs {
 		if j.info.Id == id {
+			j.stop = nil
+			if j.info.State == "cancelled" {
+				continue // cancelled by CancelJob: it stays so, as on the host
+			}
 			setState(j.info, state)
 		}
 	}
@@ -281,7 +303,10 @@ func (f *FakeHost) Enqueue(_ context.Context, r *pluginv1.EnqueueRequest) (*plug
 }
 
 // CancelJob cancels a queued or running job: it ends cancelled, as the
-// host's does once its RunJob call returns.
+// host's does once its RunJob call returns. A job that Harness.RunEnqueued
+// is running has its RunJob call cancelled, as the host cancels it: the
+// plugin's handler sees its context end, and what it streams after that is
+// lost (only what it posts with Context.Detached reaches the room).
 func (f *FakeHost) CancelJob(_ context.Context, r *pluginv1.CancelJobRequest) (*pluginv1.CancelJobResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -290,6 +315,9 @@ func (f *FakeHost) CancelJob(_ context.Context, r *pluginv1.CancelJobRequest) (*
 			ok := j.info.State == "queued" || j.info.State == "running"
 			if ok {
 				setState(j.info, "cancelled")
+				if j.stop != nil {
+					j.stop()
+				}
 			}
 			return &pluginv1.CancelJobResponse{Cancelled: ok, Job: j.info}, nil
 		}

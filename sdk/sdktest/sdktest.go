@@ -212,17 +212,26 @@ func (h *Harness) Job(kind string, payload []byte) Result {
 }
 
 // RunEnqueued runs every queued job the plugin has enqueued so far, oldest
-// first, as the host's workers would, and returns their results.
+// first, as the host's workers would, and returns their results. A job
+// cancelled with FakeHost.CancelJob while it runs (from another goroutine)
+// ends as the host ends it: its call is cancelled, and its result is what
+// arrived before, with Done's outcome cancelled.
 func (h *Harness) RunEnqueued() []Result {
 	h.t.Helper()
 	var out []Result
 	for _, j := range h.Host.takeQueued() {
 		h.seq++
-		stream, err := h.conn.Plugin.RunJob(h.ctx(), &pluginv1.JobRequest{
+		ctx, stop := context.WithCancel(h.ctx())
+		if !h.Host.starting(j.GetId(), stop) {
+			stop()
+			continue
+		}
+		stream, err := h.conn.Plugin.RunJob(ctx, &pluginv1.JobRequest{
 			RequestId: h.requestID(), JobId: j.GetId(), Kind: j.GetKind(), Payload: j.GetPayload(),
 			Attempt: 1, Notify: j.GetNotify(), OriginRequestId: h.Host.origin(j.GetId()),
 		})
-		res := h.collect(stream, err)
+		res := h.collectUntil(stream, err, ctx)
+		stop()
 		state := sdk.JobSucceeded
 		switch res.Done.Outcome {
 		case sdk.OutcomeFailure:
@@ -281,6 +290,13 @@ type eventStream interface {
 
 func (h *Harness) collect(stream eventStream, err error) Result {
 	h.t.Helper()
+	return h.collectUntil(stream, err, nil)
+}
+
+// collectUntil collects a call's events; a call whose context cancelled
+// ends, when that cancel cut it short, as the host ends a cancelled job.
+func (h *Harness) collectUntil(stream eventStream, err error, cancelled context.Context) Result {
+	h.t.Helper()
 	var r Result
 	done := false
 	if err != nil {
@@ -291,6 +307,10 @@ func (h *Harness) collect(stream eventStream, err error) Result {
 		ev, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			break
+		}
+		if err != nil && cancelled != nil && cancelled.Err() != nil && !done {
+			r.Done.Outcome, r.Done.Detail = sdk.OutcomeCancelled, "cancelled"
+			return r
 		}
 		if err != nil {
 			h.t.Fatalf("receive from plugin: %v", err)

@@ -131,33 +131,14 @@ func (r Result) Text() string {
 // Command runs command with args as the harness's User in its Room.
 func (h *Harness) Command(command string, args Args) Result {
 	h.t.Helper()
-	h.seq++
-	req := &pluginv1.CommandRequest{
-		RequestId: h.requestID(),
-		Command:   command,
-		Args:      args,
-		User:      userToProto(h.User),
-		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
-	}
-	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
-	return h.collect(stream, err)
+	return h.handle(command, args, func(*pluginv1.CommandRequest) {})
 }
 
 // ApprovedCommand runs command with args as the host does once its approval
 // was granted: with CommandRequest.approval set to a.
 func (h *Harness) ApprovedCommand(command string, args Args, a *sdk.Approval) Result {
 	h.t.Helper()
-	h.seq++
-	req := &pluginv1.CommandRequest{
-		RequestId: h.requestID(),
-		Command:   command,
-		Args:      args,
-		User:      userToProto(h.User),
-		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
-		Approval:  approvalToProto(a),
-	}
-	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
-	return h.collect(stream, err)
+	return h.handle(command, args, func(req *pluginv1.CommandRequest) { req.Approval = approvalToProto(a) })
 }
 
 // TriggeredCommand runs command with args as the host does when plugin by
@@ -165,15 +146,22 @@ func (h *Harness) ApprovedCommand(command string, args Args, a *sdk.Approval) Re
 // for a schedule): Context.TriggeredBy says by.
 func (h *Harness) TriggeredCommand(by, command string, args Args) Result {
 	h.t.Helper()
+	return h.handle(command, args, func(req *pluginv1.CommandRequest) { req.TriggeredBy = by })
+}
+
+// handle sends the plugin command with args from the harness's User in its
+// Room, as set leaves the request, and collects what it answers.
+func (h *Harness) handle(command string, args Args, set func(*pluginv1.CommandRequest)) Result {
+	h.t.Helper()
 	h.seq++
 	req := &pluginv1.CommandRequest{
-		RequestId:   h.requestID(),
-		Command:     command,
-		Args:        args,
-		User:        userToProto(h.User),
-		Message:     &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
-		TriggeredBy: by,
+		RequestId: h.requestID(),
+		Command:   command,
+		Args:      args,
+		User:      userToProto(h.User),
+		Message:   &pluginv1.MessageRef{Adapter: "test", Room: h.Room, MessageId: h.requestID()},
 	}
+	set(req)
 	stream, err := h.conn.Plugin.Handle(h.ctx(), req)
 	return h.collect(stream, err)
 }

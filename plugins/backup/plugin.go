@@ -25,7 +25,7 @@ const (
 	permissionRestore = "backup:restore"
 
 	nameRE         = `[a-z0-9][-_.a-z0-9]*`
-	restorePattern = `backup:restore\s+(?P<target>` + nameRE + `)(?:\s+(?P<snapshot>[0-9a-f]{4,64}|latest))?` +
+	restorePattern = `(?:backup:)?restore\s+(?P<target>` + nameRE + `)(?:\s+(?P<snapshot>[0-9a-f]{4,64}|latest))?` +
 		`(?:\s+(?:to\s+(?P<to>` + nameRE + `)|(?P<inplace>in\s+place)(?:\s+confirm\s+(?P<confirm>` + nameRE + `))?))?`
 )
 
@@ -100,7 +100,7 @@ func (b *backuper) spec() *sdk.Plugin {
 				Run: b.cmdVerify,
 			},
 			{
-				Name: "backup:restore", Usage: "backup:restore <target> [<snapshot>] [to <target> | in place confirm <target>]",
+				Name: "backup:restore", Aliases: []string{"restore"}, Usage: "backup:restore <target> [<snapshot>] [to <target> | in place confirm <target>]",
 				Help:    "Restores a backup into the target's scratch place. Over a target's own data (`in place`, or `to` a target) only once another person approves, and after a safety backup of what is there; `in place` also wants the target's name typed back after `confirm`.",
 				Pattern: restorePattern,
 				Args: []sdk.Arg{

@@ -81,7 +81,8 @@ func TestAnInPlaceRestoreWantsTheNameTypedBackThenAnApprovalOnTheConsole(t *test
 	c.expect(t, "Backed up app-db: snapshot")
 	sqliteRun(t, dbPath, "DELETE FROM users WHERE id > 1") // the accident
 
-	c.say(t, "chima restore app-db in place")                                                                                                                            // the alias the issue names
+	// restore is the alias issue #11 names; the answer gives the full name.
+	c.say(t, "chima restore app-db in place")
 	c.expect(t, "Nothing was restored. Restoring app-db in place replaces its live data: type its name back to go ahead: backup:restore app-db in place confirm app-db") // the console drops the backticks
 	c.say(t, "chima backup:restore app-db in place confirm app-db")
 	c.expect(t, "Approval needed (request 1)")

@@ -97,9 +97,21 @@ func BenchmarkPluginStart(b *testing.B) {
 			b.Fatal(err)
 		}
 		spec := pluginhost.Spec{Name: filepath.Base(name), Path: path, Env: []string{"PATH=" + os.Getenv("PATH")}}
-		if spec.Name == "deploy" {
+		switch spec.Name {
+		case "deploy":
 			apps, _ := filepath.Abs("../../examples/config/apps.json")
 			spec.Settings = map[string]any{"apps_file": apps, "workspace_dir": b.TempDir()}
+		case "backup":
+			// It checks restic's version at start, as under make run.
+			dir := b.TempDir()
+			password := filepath.Join(dir, "password")
+			if err := os.WriteFile(password, []byte("bench"), 0o600); err != nil {
+				b.Fatal(err)
+			}
+			spec.Settings = map[string]any{"restic": benchRestic(b), "targets": map[string]any{"files": map[string]any{
+				"kind": "directory", "path": b.TempDir(), "repository": filepath.Join(dir, "repo"),
+				"password_file": password, "scratch": filepath.Join(dir, "scratch"),
+			}}}
 		}
 		specs = append(specs, spec)
 	}
@@ -114,6 +126,30 @@ func BenchmarkPluginStart(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(len(specs)), "plugins")
+}
+
+// benchRestic is the restic .ci/services.sh built (CHIMA_SERVICES_ENV), else
+// the one make run links, else restic on $PATH.
+func benchRestic(b *testing.B) string {
+	if env := os.Getenv("CHIMA_SERVICES_ENV"); env != "" {
+		if data, err := os.ReadFile(env); err == nil {
+			for _, line := range strings.Split(string(data), "\n") {
+				if v, ok := strings.CutPrefix(line, "CHIMA_RESTIC="); ok {
+					return v
+				}
+			}
+		}
+	}
+	if p, err := filepath.Abs("../../bin/restic"); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	p, err := exec.LookPath("restic")
+	if err != nil {
+		b.Skip("no restic for the backup plugin: run bash .ci/services.sh up or make run once")
+	}
+	return p
 }
 
 // shippedPlugins lists the plugin packages the example config runs.

@@ -28,18 +28,7 @@ func TestDeployButtonsEndToEnd(t *testing.T) {
 	apps := fmt.Sprintf(`{"demo": {"provider": "shell", "repository": %q, "environments": ["staging"], "allowed_rooms": ["deployment"]}}`, repo)
 	// alice is admin (writeConfig); bob holds nothing.
 	cfg, _, _ := deployConfig(t, "", apps, nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, appOptions{withBot: true, logLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The adapter is named like the config's, so roles and rooms apply.
-	mem := chattest.NewMemory("shell")
-	mem.SetButtons(true)
-	a.bot.AddAdapter(mem)
-	done := make(chan error, 1)
-	go func() { done <- a.bot.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; a.close() })
+	a, mem := runWithButtons(t, cfg)
 
 	say := func(user, text string) {
 		mem.Inject(chat.Message{Ref: chat.MessageRef{Room: "deployment"}, User: chat.User{ID: user, Name: user}, Text: text})
@@ -158,17 +147,7 @@ func TestCIStatusRerunButtonEndToEnd(t *testing.T) {
 	t.Setenv("CHIMA_TEST_HOOK_SECRET", "buttons e2e secret")
 	// alice is admin (writeConfig); bob holds nothing.
 	cfg, _ := ciBotConfig(t, gh, "{GITHUB_TOKEN: CHIMA_TEST_CI_TOKEN}", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, appOptions{withBot: true, logLevel: "error"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := chattest.NewMemory("shell")
-	mem.SetButtons(true)
-	a.bot.AddAdapter(mem)
-	done := make(chan error, 1)
-	go func() { done <- a.bot.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; a.close() })
+	a, mem := runWithButtons(t, cfg)
 
 	waitFor := func(want string) chattest.Sent {
 		t.Helper()
@@ -222,7 +201,7 @@ func TestCIStatusRerunButtonEndToEnd(t *testing.T) {
 	deniedFor := ""
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		entries, err := a.store.Audit(ctx, 50)
+		entries, err := a.store.Audit(context.Background(), 50)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,4 +225,24 @@ func TestCIStatusRerunButtonEndToEnd(t *testing.T) {
 	if !strings.Contains(deniedFor, "ci:rerun") {
 		t.Errorf("bob's refusal is audited with %q, want the ci:rerun permission named", deniedFor)
 	}
+}
+
+// runWithButtons runs the app of cfg, which it returns, with an in-memory chat that shows
+// buttons, until the test ends. The adapter is named like the config's
+// console ("shell"), so its roles and rooms apply.
+func runWithButtons(t *testing.T, cfg string) (*app, *chattest.Memory) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := newApp(ctx, cfg, appOptions{withBot: true, logLevel: "error"})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	mem := chattest.NewMemory("shell")
+	mem.SetButtons(true)
+	a.bot.AddAdapter(mem)
+	done := make(chan error, 1)
+	go func() { done <- a.bot.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; a.close() })
+	return a, mem
 }

@@ -53,15 +53,7 @@ func TestTargetsSettingsRejectMistakesNamingTheKeyAndTarget(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, problems := checkStrings(map[string]string{"targets": tt.targets, "chima_config_dir": dir}, true)
-			re := regexp.MustCompile(tt.want)
-			var got []string
-			for _, p := range problems {
-				got = append(got, p.String())
-				if re.MatchString(p.String()) {
-					return
-				}
-			}
-			t.Fatalf("problems %q; want one matching %s", got, tt.want)
+			wantProblem(t, problems, tt.want)
 		})
 	}
 	t.Run("a good target in YAML or JSON", func(t *testing.T) {
@@ -506,6 +498,20 @@ func TestTargetSchedulesBecomePluginSchedulesAndAScheduledBackupSaysWhichTookIt(
 
 // checkStrings checks settings as an older host sends them (every value a
 // string, targets YAML or JSON), decoded by the SDK as the plugin's are.
+// wantProblem fails the test unless one of problems matches the regexp want.
+func wantProblem(t *testing.T, problems []sdk.Problem, want string) {
+	t.Helper()
+	re := regexp.MustCompile(want)
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.String())
+		if re.MatchString(p.String()) {
+			return
+		}
+	}
+	t.Fatalf("problems %q; want one matching %s", got, want)
+}
+
 func checkStrings(strs map[string]string, strict bool) (map[string]*Target, []sdk.Problem) {
 	var s settings
 	if err := sdk.DecodeSettings("", strs, &s); err != nil {

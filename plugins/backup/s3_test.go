@@ -270,15 +270,7 @@ func TestRepositoryEnvAndOptionsRejectWhatCouldLeakOrInject(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, problems := checkStrings(map[string]string{"targets": target(tt.extra), "chima_config_dir": dir}, true)
-			re := regexp.MustCompile(tt.want)
-			var got []string
-			for _, p := range problems {
-				got = append(got, p.String())
-				if re.MatchString(p.String()) {
-					return
-				}
-			}
-			t.Fatalf("problems %q; want one matching %s", got, tt.want)
+			wantProblem(t, problems, tt.want)
 		})
 	}
 	t.Run("good credentials and options", func(t *testing.T) {

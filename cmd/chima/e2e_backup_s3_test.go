@@ -114,7 +114,10 @@ func TestBackupToAnS3RepositoryFromTheREADMEOnTheConsole(t *testing.T) {
 
 	t.Run("a wrong secret key", func(t *testing.T) {
 		t.Setenv("CHIMA_S3_SECRET_KEY", wrong)
-		before, _ := s3.Objects("backups", "")
+		before, err := s3.Objects("backups", "")
+		if err != nil {
+			t.Fatal(err)
+		}
 		refused := s3.Rejected("SignatureDoesNotMatch")
 		c := startConsole(t, s3Config(t, restic, plugin, s3.URL))
 		c.say(t, "chima backup app-db")
@@ -125,7 +128,7 @@ func TestBackupToAnS3RepositoryFromTheREADMEOnTheConsole(t *testing.T) {
 		if s3.Rejected("SignatureDoesNotMatch") == refused {
 			t.Fatal("the fake S3 refused no signature: the backup never reached it")
 		}
-		if after, _ := s3.Objects("backups", ""); len(after) != len(before) {
+		if after, err := s3.Objects("backups", ""); err != nil || len(after) != len(before) {
 			t.Fatalf("the bucket had %d objects, and %d after the refused backup", len(before), len(after))
 		}
 	})

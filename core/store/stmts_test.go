@@ -30,9 +30,11 @@ func TestStatementCache(t *testing.T) {
 			return err
 		}},
 		{"a compare-and-swap, first seen inside a transaction", func(s *Store) error {
-			swapped, cur, _, err := s.KVCompareAndSwap(ctx, "ns", "k", []byte("v1"), false, []byte("v1"))
-			if err == nil && (!swapped || string(cur) != "v1") {
-				t.Errorf("KVCompareAndSwap = %v, %q; want swapped, v1", swapped, cur)
+			// A stale old value misses the one-statement fast path and
+			// falls through to the transaction.
+			swapped, cur, _, err := s.KVCompareAndSwap(ctx, "ns", "k", []byte("v0"), false, []byte("v2"))
+			if err == nil && (swapped || string(cur) != "v1") {
+				t.Errorf("KVCompareAndSwap = %v, %q; want not swapped, v1", swapped, cur)
 			}
 			return err
 		}},

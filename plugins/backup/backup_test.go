@@ -496,8 +496,6 @@ func TestTargetSchedulesBecomePluginSchedulesAndAScheduledBackupSaysWhichTookIt(
 	}
 }
 
-// checkStrings checks settings as an older host sends them (every value a
-// string, targets YAML or JSON), decoded by the SDK as the plugin's are.
 // wantProblem fails the test unless one of problems matches the regexp want.
 func wantProblem(t *testing.T, problems []sdk.Problem, want string) {
 	t.Helper()
@@ -512,6 +510,8 @@ func wantProblem(t *testing.T, problems []sdk.Problem, want string) {
 	t.Fatalf("problems %q; want one matching %s", got, want)
 }
 
+// checkStrings checks settings as an older host sends them (every value a
+// string, targets YAML or JSON), decoded by the SDK as the plugin's are.
 func checkStrings(strs map[string]string, strict bool) (map[string]*Target, []sdk.Problem) {
 	var s settings
 	if err := sdk.DecodeSettings("", strs, &s); err != nil {

@@ -164,7 +164,10 @@ func TestS3WrongSecretIsAClearErrorAndTakesNoSnapshot(t *testing.T) {
 	if out, err := b.resticS3("chima/files", "init"); err != nil {
 		t.Fatalf("restic init: %v: %s", err, out)
 	}
-	before, _ := b.s3.Objects("backups", "")
+	before, err := b.s3.Objects("backups", "")
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	job := b.job("backup", sdktest.Args{"target": "files"})
 	all := allText(job)
@@ -178,7 +181,7 @@ func TestS3WrongSecretIsAClearErrorAndTakesNoSnapshot(t *testing.T) {
 	if out, err := b.resticS3("chima/files", "snapshots"); err != nil || strings.Count(out, `"short_id"`) != 0 {
 		t.Fatalf("snapshots after the refused backup: %v: %s; want none", err, out)
 	}
-	if after, _ := b.s3.Objects("backups", ""); len(after) != len(before) {
+	if after, err := b.s3.Objects("backups", ""); err != nil || len(after) != len(before) {
 		t.Fatalf("the bucket had %d objects and has %d after a refused backup", len(before), len(after))
 	}
 	list := b.h.Command("backups", sdktest.Args{"target": "files"})

@@ -106,7 +106,7 @@ func (s *Store) InterruptRunningAudits(ctx context.Context, detail string) (int6
 		where += ` AND replica = ?`
 		args = append(args, s.replicaID())
 	}
-	res, err := s.exec(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE `+where), args...)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE audit_log SET outcome = ?, detail = ? WHERE `+where), args...) // once, at start
 	if err != nil {
 		return 0, fmt.Errorf("interrupt running audit entries: %w", err)
 	}
@@ -194,7 +194,7 @@ func (s *Store) AuditWhere(ctx context.Context, f AuditFilter) ([]AuditEntry, er
 	}
 	q += " ORDER BY at DESC, id DESC LIMIT ?"
 	args = append(args, f.Limit)
-	rows, err := s.query(ctx, s.q(q), args...)
+	rows, err := s.db.QueryContext(ctx, s.q(q), args...) // one text per filter: not for the statement cache
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}

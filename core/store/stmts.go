@@ -6,9 +6,9 @@ import (
 )
 
 // stmtCacheMax bounds the statements the Store keeps prepared. The store's
-// queries are a fixed set (a few vary with the length of an IN list or the
-// filters of a listing), so the bound is only a guard: past it, a query
-// runs unprepared as before.
+// queries are a fixed set (a few vary with the length of an IN list; the
+// listings, whose text varies with their filters, call s.db directly), so
+// the bound is only a guard: past it, a query runs unprepared as before.
 const stmtCacheMax = 256
 
 // Every statement of the store's hot paths (the durable event queue, KV,

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/pluginv1"
@@ -691,5 +692,26 @@ func TestAPersonHoldsOneLockFromEveryChatTheySpeakFrom(t *testing.T) {
 	}
 	if res := h.Command("deploy:unlock", sdktest.Args{"app": "demo", "env": "staging"}); !strings.Contains(res.Text(), "Unlocked demo in staging.") {
 		t.Fatalf("unlock from her other account: %q %v", res.Text(), res.Errors)
+	}
+}
+
+func TestLockedByPassesOnlyTheLocksOwnNamedHolder(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, owner, user string
+		passes            bool
+	}{
+		{"the holder", "alice", "alice", true},
+		{"someone else", "alice", "bob", false},
+		{"automation (no user)", "alice", "", false},
+		{"automation on a lock with no owner", "", "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := lockedBy(&sdk.LockInfo{Owner: tt.owner, AcquiredAt: now}, tt.user, now)
+			if (got == "") != tt.passes {
+				t.Fatalf("lockedBy(owner %q, user %q) = %q; want passes=%v", tt.owner, tt.user, got, tt.passes)
+			}
+		})
 	}
 }

@@ -414,9 +414,10 @@ func commandLockOwner(c *sdk.Context) string {
 }
 
 // lockedBy explains who holds an environment's lock, or "" when it is free
-// or held by user.
+// or held by user. No user ("") passes no lock, even one whose owner is
+// empty: that is how automation asks.
 func lockedBy(l *sdk.LockInfo, user string, now time.Time) string {
-	if l == nil || l.Owner == user {
+	if l == nil || (user != "" && l.Owner == user) {
 		return ""
 	}
 	since := l.AcquiredAt

@@ -3,11 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,12 +79,7 @@ var (
 // checkRepository checks repository_env and repository_options of t; add
 // reports a problem at a key under prefix (targets.<name>).
 func checkRepository(prefix string, t *Target, getenv func(string) string, add func(key, format string, args ...any)) {
-	names := make([]string, 0, len(t.RepositoryEnv))
-	for name := range t.RepositoryEnv {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(t.RepositoryEnv)) {
 		key := prefix + ".repository_env." + name
 		secret := t.RepositoryEnv[name]
 		switch {
@@ -168,12 +164,7 @@ func resticOptions(bin string) (map[string]bool, error) {
 func checkOptionsKnown(targets map[string]*Target, bin string) []sdk.Problem {
 	var problems []sdk.Problem
 	var known map[string]bool
-	names := make([]string, 0, len(targets))
-	for name := range targets {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
 		for i, opt := range targets[name].RepositoryOptions {
 			key, _, _ := strings.Cut(opt, "=")
 			if known == nil {

@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"slices"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // dumpGuardArg is the first argument that makes the plugin's binary the
@@ -30,8 +32,8 @@ func dumpGuardMain(argv []string) int {
 	}
 	runtime.LockOSThread()
 	parent := os.Getppid()
-	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); errno != 0 {
-		fmt.Fprintln(os.Stderr, "dump guard: set the parent-death signal:", errno)
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		fmt.Fprintln(os.Stderr, "dump guard: set the parent-death signal:", err)
 		return 1
 	}
 	if os.Getppid() != parent {

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -134,13 +135,8 @@ func credentialSource(t *Target) string {
 	if len(t.RepositoryEnv) == 0 {
 		return "the backend's credentials: give them with repository_env (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3) naming the plugin's secrets"
 	}
-	names := make([]string, 0, len(t.RepositoryEnv))
-	for name := range t.RepositoryEnv {
-		names = append(names, name)
-	}
-	sort.Strings(names)
 	var parts []string
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(t.RepositoryEnv)) {
 		parts = append(parts, fmt.Sprintf("the secret %s (%s)", t.RepositoryEnv[name], name))
 	}
 	return strings.Join(parts, " and ")

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -178,12 +179,7 @@ func (r *restic) environ(t *Target, extra []string) []string {
 	} else {
 		env = append(env, "RESTIC_PASSWORD_FILE="+t.PasswordFile)
 	}
-	names := make([]string, 0, len(t.RepositoryEnv))
-	for name := range t.RepositoryEnv {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(t.RepositoryEnv)) {
 		env = append(env, name+"="+os.Getenv(t.RepositoryEnv[name]))
 	}
 	return append(env, extra...)

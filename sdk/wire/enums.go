@@ -14,81 +14,107 @@ import (
 // written down once: a sender sets both, a receiver prefers the enum and
 // falls back to the string (an older peer sends only the string).
 
-// enumCode is the enum value named prefix+upper(name), or 0 (UNSPECIFIED,
-// or DEFAULT) when the enum has none.
-func enumCode(values map[string]int32, prefix, name string) int32 {
-	if name == "" {
-		return 0
-	}
-	return values[prefix+strings.ToUpper(name)]
+// enum maps one protocol enum's values to their strings and back, both
+// tables built once, so that converting a reply on the dispatch path costs
+// two map lookups and no allocation.
+type enum[E ~int32] struct {
+	code map[string]E // "good" → STATUS_GOOD; 0 (UNSPECIFIED or DEFAULT) is left out
+	name map[E]string // the reverse
 }
 
-// enumName is the string of code when code is a known value other than 0,
+// newEnum builds the tables of the enum whose generated name table is
+// names and whose values are named prefix+upper(string).
+func newEnum[E ~int32](names map[int32]string, prefix string) enum[E] {
+	e := enum[E]{code: map[string]E{}, name: map[E]string{}}
+	for v, n := range names {
+		if v == 0 {
+			continue
+		}
+		s := strings.ToLower(strings.TrimPrefix(n, prefix))
+		e.code[s], e.name[E(v)] = E(v), s
+	}
+	return e
+}
+
+// codeOf is the value of the string s, in any case, or 0 when the enum has
+// none.
+func (e enum[E]) codeOf(s string) E {
+	if c, ok := e.code[s]; ok || s == "" {
+		return c
+	}
+	return e.code[strings.ToLower(s)]
+}
+
+// nameOf is the string of code when code is a known value other than 0,
 // else legacy: what an older peer, or a newer one whose value this build
 // does not know, sent beside it.
-func enumName(names map[int32]string, prefix string, code int32, legacy string) string {
-	if code == 0 {
-		return legacy
+func (e enum[E]) nameOf(code E, legacy string) string {
+	if n, ok := e.name[code]; ok {
+		return n
 	}
-	n, ok := names[code]
-	if !ok {
-		return legacy
-	}
-	return strings.ToLower(strings.TrimPrefix(n, prefix))
+	return legacy
 }
+
+var (
+	statuses        = newEnum[pluginv1.Status](pluginv1.Status_name, "STATUS_")
+	buttonStyles    = newEnum[pluginv1.ButtonStyle](pluginv1.ButtonStyle_name, "BUTTON_STYLE_")
+	outcomes        = newEnum[pluginv1.Outcome](pluginv1.Outcome_name, "OUTCOME_")
+	jobStates       = newEnum[pluginv1.JobState](pluginv1.JobState_name, "JOB_STATE_")
+	commandOutcomes = newEnum[pluginv1.CommandOutcome](pluginv1.CommandOutcome_name, "COMMAND_OUTCOME_")
+)
 
 // StatusCode is an Output's status hint ("good") as the enum.
 func StatusCode(s string) pluginv1.Status {
-	return pluginv1.Status(enumCode(pluginv1.Status_value, "STATUS_", s))
+	return statuses.codeOf(s)
 }
 
 // StatusName is the status hint of an Output that carries code and the
 // string legacy: code's when code is set and known, else legacy.
 func StatusName(code pluginv1.Status, legacy string) string {
-	return enumName(pluginv1.Status_name, "STATUS_", int32(code), legacy)
+	return statuses.nameOf(code, legacy)
 }
 
 // ButtonStyleCode is a button's style ("primary") as the enum.
 func ButtonStyleCode(s string) pluginv1.ButtonStyle {
-	return pluginv1.ButtonStyle(enumCode(pluginv1.ButtonStyle_value, "BUTTON_STYLE_", s))
+	return buttonStyles.codeOf(s)
 }
 
 // ButtonStyleName is the style of a button that carries code and legacy,
 // preferring code.
 func ButtonStyleName(code pluginv1.ButtonStyle, legacy string) string {
-	return enumName(pluginv1.ButtonStyle_name, "BUTTON_STYLE_", int32(code), legacy)
+	return buttonStyles.nameOf(code, legacy)
 }
 
 // OutcomeCode is a call's outcome ("success") as the enum.
 func OutcomeCode(s string) pluginv1.Outcome {
-	return pluginv1.Outcome(enumCode(pluginv1.Outcome_value, "OUTCOME_", s))
+	return outcomes.codeOf(s)
 }
 
 // OutcomeName is the outcome of a Done that carries code and legacy,
 // preferring code.
 func OutcomeName(code pluginv1.Outcome, legacy string) string {
-	return enumName(pluginv1.Outcome_name, "OUTCOME_", int32(code), legacy)
+	return outcomes.nameOf(code, legacy)
 }
 
 // JobStateCode is a job's state ("queued") as the enum.
 func JobStateCode(s string) pluginv1.JobState {
-	return pluginv1.JobState(enumCode(pluginv1.JobState_value, "JOB_STATE_", s))
+	return jobStates.codeOf(s)
 }
 
 // JobStateName is the state of a job that carries code and legacy,
 // preferring code.
 func JobStateName(code pluginv1.JobState, legacy string) string {
-	return enumName(pluginv1.JobState_name, "JOB_STATE_", int32(code), legacy)
+	return jobStates.nameOf(code, legacy)
 }
 
 // CommandOutcomeCode is the audit outcome of a command run through
 // RunCommand ("ok") as the enum.
 func CommandOutcomeCode(s string) pluginv1.CommandOutcome {
-	return pluginv1.CommandOutcome(enumCode(pluginv1.CommandOutcome_value, "COMMAND_OUTCOME_", s))
+	return commandOutcomes.codeOf(s)
 }
 
 // CommandOutcomeName is the outcome of a RunCommandResponse that carries
 // code and legacy, preferring code.
 func CommandOutcomeName(code pluginv1.CommandOutcome, legacy string) string {
-	return enumName(pluginv1.CommandOutcome_name, "COMMAND_OUTCOME_", int32(code), legacy)
+	return commandOutcomes.nameOf(code, legacy)
 }

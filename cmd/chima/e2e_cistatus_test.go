@@ -297,7 +297,7 @@ func TestCIStatusAsAGitHubAppValidatesItsSettingsAndAnswersWithOneInstallationTo
 		t.Fatalf("config validate shows the private key:\n%s", stderr)
 	}
 
-	c, _, _, _ := startCIBotAuth(t, gh, secrets, "      github_app_id: 4242\n      github_installation_id: 77\n")
+	c, _, kill9, _ := startCIBotAuth(t, gh, secrets, "      github_app_id: 4242\n      github_installation_id: 77\n")
 	for i := range 2 {
 		c.say(t, "chima ci octo-org/octo-repo")
 		lines := c.readLinesUntil(t, "Still going:")
@@ -314,5 +314,16 @@ func TestCIStatusAsAGitHubAppValidatesItsSettingsAndAnswersWithOneInstallationTo
 	calls, _ := gh.Calls()
 	if n := gh.TokenExchanges(); n != 1 {
 		t.Errorf("%d installation tokens for %d calls; want one, kept:\n%s", n, len(calls), strings.Join(calls, "\n"))
+	}
+
+	// A kill -9 loses the token with the plugin's memory (it is never
+	// stored): the restarted bot signs in again and answers as before.
+	c = kill9(c)
+	c.say(t, "chima ci octo-org/octo-repo")
+	if text := strings.Join(c.readLinesUntil(t, "Still going:"), "\n"); !strings.Contains(text, "octo-org/octo-repo main @ aaaaaaa: failing") {
+		t.Errorf("ci after a kill -9 of the bot:\n%s", text)
+	}
+	if n := gh.TokenExchanges(); n != 2 {
+		t.Errorf("%d installation tokens after the restart; want a second one", n)
 	}
 }

@@ -106,7 +106,13 @@ func TestPluginNewMakesAPluginInEachLanguageThatPassesItsTestAndAnswersInTheCons
 				t.Fatal(err)
 			}
 			con := startConsole(t, cfg)
-			for _, want := range c.replies {
+			for i, want := range c.replies {
+				// The second answer comes after the plugin sat idle past
+				// go-plugin's 5 s broker timeout; the Python and Node ones
+				// count in the Host's KV, so it still reaches the Host.
+				if i > 0 && c.lang != "go" && !testing.Short() {
+					idle(t)
+				}
 				con.say(t, c.say)
 				con.expect(t, want)
 			}

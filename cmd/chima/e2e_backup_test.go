@@ -255,11 +255,21 @@ func waitEnded(t *testing.T, what string, pids ...int) {
 
 // TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns
 // runs the built bot with a PostgreSQL target whose pg_dump streams
-// slowly, kills the backup plugin with SIGKILL in the middle of a backup,
-// and checks that the restarted plugin tells the room, that restic and the
+// slowly, kills the backup plugin (or the whole bot, then starts it again)
+// with SIGKILL in the middle of a backup, and checks that the restarted
+// plugin tells the room, that restic and the
 // dump are gone with no lock left in the repository, and that the next
 // backup of the target runs.
 func TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns(t *testing.T) {
+	t.Run("the plugin", func(t *testing.T) { backupKilledMidBackup(t, false) })
+	// The bot killed takes its plugin, restic and the dump with it; the
+	// restarted bot marks the job interrupted and the plugin clears up.
+	t.Run("the bot", func(t *testing.T) { backupKilledMidBackup(t, true) })
+}
+
+// backupKilledMidBackup kills the backup plugin, or with killBot the whole
+// bot (restarting it on the same config), while restic holds the lock.
+func backupKilledMidBackup(t *testing.T, killBot bool) {
 	restic := resticForE2E(t)
 	plugin := backupPlugin(t)
 	pgURL := ""
@@ -357,7 +367,11 @@ func TestBackupPluginKilledMidBackupTellsTheRoomLeavesNoLockAndTheNextBackupRuns
 	if len(restics) == 0 {
 		t.Fatal("no restic runs under the backup plugin")
 	}
-	if err := syscall.Kill(plugins[0], syscall.SIGKILL); err != nil {
+	if killBot {
+		_ = c.cmd.Process.Kill()
+		_ = c.cmd.Wait()
+		c = startConsole(t, cfg)
+	} else if err := syscall.Kill(plugins[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	// The restarted plugin tells the job's room.

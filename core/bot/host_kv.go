@@ -9,6 +9,7 @@ import (
 
 	"github.com/chimaops/chima/core/store"
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // checkKey refuses an empty key as the plugin's mistake, before the store
@@ -49,4 +50,36 @@ func (h *hostService) KVIncrement(ctx context.Context, r *pluginv1.KVIncrementRe
 		return nil, status.Errorf(codes.Internal, "kv increment: %v", err)
 	}
 	return &pluginv1.KVIncrementResponse{Value: n}, nil
+}
+
+// KVTransaction writes several keys of the plugin's state at once, only if
+// the keys it checks hold what the plugin expects, atomically across
+// replicas. Values are masked as KVSet masks them, and so are the checked
+// ones: the plugin read the masked values.
+func (h *hostService) KVTransaction(ctx context.Context, r *pluginv1.KVTransactionRequest) (*pluginv1.KVTransactionResponse, error) {
+	if n := len(r.GetChecks()) + len(r.GetWrites()); n > wire.MaxKVTransactionOps {
+		return nil, status.Errorf(codes.InvalidArgument, "kv transaction: %d checks and writes, more than the %d one transaction may hold", n, wire.MaxKVTransactionOps)
+	}
+	checks := make([]store.KVCheck, len(r.GetChecks()))
+	for i, c := range r.GetChecks() {
+		if err := checkKey("kv transaction: check", c.GetKey()); err != nil {
+			return nil, err
+		}
+		checks[i] = store.KVCheck{Key: c.GetKey(), Value: h.b.o.Redactor.Text(c.GetValue())}
+	}
+	writes := make([]store.KVWrite, len(r.GetWrites()))
+	for i, w := range r.GetWrites() {
+		if err := checkKey("kv transaction: write", w.GetKey()); err != nil {
+			return nil, err
+		}
+		writes[i] = store.KVWrite{Key: w.GetKey(), Delete: w.GetDelete()}
+		if !w.GetDelete() {
+			writes[i].Value = h.b.o.Redactor.Text(w.GetValue())
+		}
+	}
+	committed, conflict, err := h.b.o.Store.KVTransaction(ctx, h.plugin, checks, writes)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "kv transaction: %v", err)
+	}
+	return &pluginv1.KVTransactionResponse{Committed: committed, FailedKey: conflict.Key, Current: conflict.Current, Found: conflict.Found}, nil
 }

@@ -136,24 +136,61 @@ func (p *ci) hold(c *sdk.Context, key string) (*lease, error) {
 	return l, nil
 }
 
-// release gives the lease back. saved is the record as written under it,
-// nil when it was not written (or the write failed): the next holding in
-// this process then skips reading the record when nobody else held the
-// lease in between.
-func (l *lease) release(saved []byte) {
+// save writes the record under the lease and gives the lease back, with
+// the other writes txn holds, in one transaction of the host's KV that
+// commits only while this holding still owns the lease: one call and one
+// commit of the bot's store for all of it, and never a record written by
+// a holder whose lease lapsed and was taken over (that one's handling
+// then fails, and its event is handed again, to be applied over the new
+// holder's record).
+func (l *lease) save(txn *sdk.Txn, record []byte) error {
+	k := leaseKey(l.key)
+	res, err := txn.IfEquals(k, l.mine).Set(l.key, record).Set(k, l.free).Commit()
+	if err != nil {
+		l.done(nil)
+		return fmt.Errorf("save %s: %w", l.key, err)
+	}
+	if !res.Committed {
+		l.done(nil)
+		return fmt.Errorf("save %s: its lease lapsed and another replica of the bot took it over: nothing was saved, the event is handed again", l.key)
+	}
+	l.done(record)
+	return nil
+}
+
+// release gives the lease back without writing the record (it was not
+// changed, or its handling failed before saving); a lease saved already is
+// left alone.
+func (l *lease) release() {
+	if l.unlock == nil {
+		return
+	}
 	// Over this lease only: one that lapsed and was taken over is the new
 	// holder's.
 	swapped, _, err := l.c.KV().CompareAndSwap(leaseKey(l.key), l.mine, l.free)
-	switch {
-	case err != nil:
+	if err != nil {
 		l.c.Logger().Warn("give back a commit's lease", "key", l.key, "error", err)
+	}
+	if err != nil || !swapped {
+		l.done(nil)
+		return
+	}
+	// Nobody else held it: the record this holding started from, when it
+	// was known, is still the record.
+	l.done(l.record)
+}
+
+// done ends the holding in this process. saved is the record as it stands
+// under the lease given back, nil when not known (the next holding in this
+// process then reads it).
+func (l *lease) done(saved []byte) {
+	if saved == nil {
 		l.p.records.forget(l.key)
-	case !swapped || saved == nil:
-		l.p.records.forget(l.key)
-	default:
+	} else {
 		l.p.records.put(l.key, l.free, saved)
 	}
 	l.unlock()
+	l.unlock = nil
 }
 
 // freeLease is a lease given back: who gave it back.

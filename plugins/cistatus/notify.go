@@ -180,8 +180,7 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	if err != nil {
 		return err
 	}
-	var saved []byte
-	defer func() { l.release(saved) }()
+	defer l.release() // when not saved below
 	t, stale, err := p.applyDelta(c, d, info, pr, l.record)
 	if err != nil || stale {
 		return err
@@ -189,17 +188,17 @@ func (p *ci) handleDelta(c *sdk.Context, d *delta) error {
 	// The record is saved even when telling a room failed: the event is
 	// then redelivered, and what was posted is not posted twice.
 	nerr := p.notify(c, t)
-	if err := p.markOpen(c, t); err != nil {
+	txn := c.KV().Txn()
+	if err := p.markOpen(txn, t); err != nil {
 		return err
 	}
 	raw, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
 	}
-	if err := c.KV().Set(key, raw); err != nil {
+	if err := l.save(txn, raw); err != nil {
 		return err
 	}
-	saved = raw
 	if nerr != nil {
 		return nerr
 	}

@@ -38,19 +38,26 @@ func openKey(t *tracked) string {
 	return "open/" + strings.TrimPrefix(trackKey(t.Repo, t.SHA, t.PR), "track/")
 }
 
-// markOpen keeps t in the open commits while a check of it runs.
-func (p *ci) markOpen(c *sdk.Context, t *tracked) error {
+// markOpen keeps t in the open commits while a check of it runs: it adds
+// the write of its open key to txn, which saves the record.
+func (p *ci) markOpen(txn *sdk.Txn, t *tracked) error {
 	key := openKey(t)
 	running := overall(visible(t.Checks)) == stateRunning
 	switch {
 	case running == t.Open:
-		return nil // as it was: no KV call
+		return nil // as it was: nothing to write
 	case running:
+		raw, err := json.Marshal(openCommit{Repo: t.Repo, SHA: t.SHA, Branch: t.Branch, PR: t.PR, Since: p.now()})
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", key, err)
+		}
 		t.Open = true
-		return kvPut(c, key, openCommit{Repo: t.Repo, SHA: t.SHA, Branch: t.Branch, PR: t.PR, Since: p.now()})
+		txn.Set(key, raw)
+		return nil
 	}
 	t.Open = false
-	return c.KV().Delete(key)
+	txn.Delete(key)
+	return nil
 }
 
 // runReconcile polls the open commits' CI and applies what changed, as if

@@ -200,3 +200,48 @@ func TestACommitsRecordIsReadAgainOnlyWhenAnotherReplicaHeldItsLeaseSince(t *tes
 		})
 	}
 }
+
+// lapsingHost is the fake host where, once, another replica takes a
+// commit's lease over (as after a lapse) just before this replica saves.
+type lapsingHost struct {
+	*sdktest.FakeHost
+	once sync.Once
+}
+
+func (h *lapsingHost) KVTransaction(ctx context.Context, r *pluginv1.KVTransactionRequest) (*pluginv1.KVTransactionResponse, error) {
+	h.once.Do(func() {
+		for _, c := range r.GetChecks() {
+			if strings.HasPrefix(c.GetKey(), "lease/") {
+				_, _ = h.FakeHost.KVSet(ctx, &pluginv1.KVSetRequest{Key: c.GetKey(), Value: []byte(`{"owner":"other","until":1}`)})
+			}
+		}
+	})
+	return h.FakeHost.KVTransaction(ctx, r)
+}
+
+func TestAReplicaWhoseLeaseWasTakenOverSavesNothingAndItsEventIsAppliedAgain(t *testing.T) {
+	t.Setenv("GITHUB_TOKEN", "")
+	settings := map[string]string{"subscriptions": `[{"repo": "octo-org/octo-repo", "room": "builds"}]`, "chima_default_adapter": "test"}
+	host := &lapsingHost{FakeHost: sdktest.NewFakeHost()}
+	p := &pluginConn{pluginOn(t, host, settings)}
+	record := "track/octo-org/octo-repo@" + sha('c')
+	err := p.deliver(workflowEvent(t, sha('c'), 0, "success"))
+	if err == nil || !strings.Contains(err.Error(), "another replica") {
+		t.Fatalf("the handling over a lease taken over = %v, want it to fail saying another replica took it", err)
+	}
+	if _, ok := host.KVValue(record); ok {
+		t.Fatal("the record was written by a holder that had lost its lease")
+	}
+	// The event is handed again (durable delivery): the lease the other
+	// replica left has lapsed, so it is taken over and the event applied.
+	if err := p.deliver(workflowEvent(t, sha('c'), 0, "success")); err != nil {
+		t.Fatalf("the event handed again: %v", err)
+	}
+	raw, ok := host.KVValue(record)
+	if !ok || !strings.Contains(string(raw), "wf-0") {
+		t.Fatalf("the record after the event was handed again = %s, want it to hold wf-0", raw)
+	}
+	if lease, _ := host.KVValue("lease/octo-org/octo-repo@" + sha('c')); !strings.Contains(string(lease), "freed") {
+		t.Errorf("the lease after saving = %s, want it given back", lease)
+	}
+}

@@ -5054,6 +5054,246 @@ func (x *KVIncrementResponse) GetValue() int64 {
 	return 0
 }
 
+// KVTransactionRequest applies writes, in order, only if every check holds
+// (since minor 9). The host bounds how many of each a request may hold.
+type KVTransactionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Checks        []*KVCheck             `protobuf:"bytes,1,rep,name=checks,proto3" json:"checks,omitempty"`
+	Writes        []*KVWrite             `protobuf:"bytes,2,rep,name=writes,proto3" json:"writes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVTransactionRequest) Reset() {
+	*x = KVTransactionRequest{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVTransactionRequest) ProtoMessage() {}
+
+func (x *KVTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVTransactionRequest.ProtoReflect.Descriptor instead.
+func (*KVTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *KVTransactionRequest) GetChecks() []*KVCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *KVTransactionRequest) GetWrites() []*KVWrite {
+	if x != nil {
+		return x.Writes
+	}
+	return nil
+}
+
+// KVCheck expects key to hold exactly value (an existing key: an absent
+// one fails the check).
+type KVCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVCheck) Reset() {
+	*x = KVCheck{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVCheck) ProtoMessage() {}
+
+func (x *KVCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVCheck.ProtoReflect.Descriptor instead.
+func (*KVCheck) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *KVCheck) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KVCheck) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+// KVWrite sets key to value, or deletes it.
+type KVWrite struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Delete        bool                   `protobuf:"varint,3,opt,name=delete,proto3" json:"delete,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVWrite) Reset() {
+	*x = KVWrite{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVWrite) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVWrite) ProtoMessage() {}
+
+func (x *KVWrite) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVWrite.ProtoReflect.Descriptor instead.
+func (*KVWrite) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *KVWrite) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *KVWrite) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *KVWrite) GetDelete() bool {
+	if x != nil {
+		return x.Delete
+	}
+	return false
+}
+
+type KVTransactionResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Whether the checks held and the writes were made.
+	Committed bool `protobuf:"varint,1,opt,name=committed,proto3" json:"committed,omitempty"`
+	// When not committed: the first check that failed, and what its key
+	// holds now (found is unset when the key is absent).
+	FailedKey     string `protobuf:"bytes,2,opt,name=failed_key,json=failedKey,proto3" json:"failed_key,omitempty"`
+	Current       []byte `protobuf:"bytes,3,opt,name=current,proto3" json:"current,omitempty"`
+	Found         bool   `protobuf:"varint,4,opt,name=found,proto3" json:"found,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KVTransactionResponse) Reset() {
+	*x = KVTransactionResponse{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KVTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KVTransactionResponse) ProtoMessage() {}
+
+func (x *KVTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KVTransactionResponse.ProtoReflect.Descriptor instead.
+func (*KVTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *KVTransactionResponse) GetCommitted() bool {
+	if x != nil {
+		return x.Committed
+	}
+	return false
+}
+
+func (x *KVTransactionResponse) GetFailedKey() string {
+	if x != nil {
+		return x.FailedKey
+	}
+	return ""
+}
+
+func (x *KVTransactionResponse) GetCurrent() []byte {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+func (x *KVTransactionResponse) GetFound() bool {
+	if x != nil {
+		return x.Found
+	}
+	return false
+}
+
 // RunCommandRequest runs a chat command on a plugin's behalf (since minor 7).
 type RunCommandRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -5077,7 +5317,7 @@ type RunCommandRequest struct {
 
 func (x *RunCommandRequest) Reset() {
 	*x = RunCommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5089,7 +5329,7 @@ func (x *RunCommandRequest) String() string {
 func (*RunCommandRequest) ProtoMessage() {}
 
 func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5102,7 +5342,7 @@ func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandRequest.ProtoReflect.Descriptor instead.
 func (*RunCommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{66}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RunCommandRequest) GetText() string {
@@ -5159,7 +5399,7 @@ type RunCommandResponse struct {
 
 func (x *RunCommandResponse) Reset() {
 	*x = RunCommandResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5171,7 +5411,7 @@ func (x *RunCommandResponse) String() string {
 func (*RunCommandResponse) ProtoMessage() {}
 
 func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5184,7 +5424,7 @@ func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandResponse.ProtoReflect.Descriptor instead.
 func (*RunCommandResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{67}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RunCommandResponse) GetRequestId() string {
@@ -5583,7 +5823,23 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05delta\x18\x02 \x01(\x03R\x05delta\"+\n" +
 	"\x13KVIncrementResponse\x12\x14\n" +
-	"\x05value\x18\x01 \x01(\x03R\x05value\"\x9f\x01\n" +
+	"\x05value\x18\x01 \x01(\x03R\x05value\"z\n" +
+	"\x14KVTransactionRequest\x120\n" +
+	"\x06checks\x18\x01 \x03(\v2\x18.chima.plugin.v1.KVCheckR\x06checks\x120\n" +
+	"\x06writes\x18\x02 \x03(\v2\x18.chima.plugin.v1.KVWriteR\x06writes\"1\n" +
+	"\aKVCheck\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"I\n" +
+	"\aKVWrite\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x16\n" +
+	"\x06delete\x18\x03 \x01(\bR\x06delete\"\x84\x01\n" +
+	"\x15KVTransactionResponse\x12\x1c\n" +
+	"\tcommitted\x18\x01 \x01(\bR\tcommitted\x12\x1d\n" +
+	"\n" +
+	"failed_key\x18\x02 \x01(\tR\tfailedKey\x12\x18\n" +
+	"\acurrent\x18\x03 \x01(\fR\acurrent\x12\x14\n" +
+	"\x05found\x18\x04 \x01(\bR\x05found\"\x9f\x01\n" +
 	"\x11RunCommandRequest\x12\x12\n" +
 	"\x04text\x18\x01 \x01(\tR\x04text\x12\x0e\n" +
 	"\x02as\x18\x02 \x01(\tR\x02as\x12/\n" +
@@ -5647,8 +5903,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"HandleHTTP\x12\x1c.chima.plugin.v1.HTTPRequest\x1a\x1d.chima.plugin.v1.HTTPResponse\x12B\n" +
 	"\tMultiplex\x12\x15.chima.plugin.v1.Call\x1a\x1a.chima.plugin.v1.CallEvent(\x010\x01\x12O\n" +
 	"\bValidate\x12 .chima.plugin.v1.ValidateRequest\x1a!.chima.plugin.v1.ValidateResponse\x12R\n" +
-	"\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x012\xbd\n" +
-	"\n" +
+	"\x0eJobInterrupted\x12&.chima.plugin.v1.JobInterruptedRequest\x1a\x16.chima.plugin.v1.Event0\x012\x9d\v\n" +
 	"\x04Host\x12C\n" +
 	"\x04Post\x12\x1c.chima.plugin.v1.PostRequest\x1a\x1d.chima.plugin.v1.PostResponse\x12I\n" +
 	"\x06Update\x12\x1e.chima.plugin.v1.UpdateRequest\x1a\x1f.chima.plugin.v1.UpdateResponse\x12L\n" +
@@ -5665,7 +5920,8 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bKVDelete\x12 .chima.plugin.v1.KVDeleteRequest\x1a!.chima.plugin.v1.KVDeleteResponse\x12I\n" +
 	"\x06KVList\x12\x1e.chima.plugin.v1.KVListRequest\x1a\x1f.chima.plugin.v1.KVListResponse\x12g\n" +
 	"\x10KVCompareAndSwap\x12(.chima.plugin.v1.KVCompareAndSwapRequest\x1a).chima.plugin.v1.KVCompareAndSwapResponse\x12X\n" +
-	"\vKVIncrement\x12#.chima.plugin.v1.KVIncrementRequest\x1a$.chima.plugin.v1.KVIncrementResponse\x12U\n" +
+	"\vKVIncrement\x12#.chima.plugin.v1.KVIncrementRequest\x1a$.chima.plugin.v1.KVIncrementResponse\x12^\n" +
+	"\rKVTransaction\x12%.chima.plugin.v1.KVTransactionRequest\x1a&.chima.plugin.v1.KVTransactionResponse\x12U\n" +
 	"\n" +
 	"RunCommand\x12\".chima.plugin.v1.RunCommandRequest\x1a#.chima.plugin.v1.RunCommandResponseB1Z/github.com/chimaops/chima/sdk/pluginv1;pluginv1b\x06proto3"
 
@@ -5682,7 +5938,7 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
 	(ArgType)(0),                     // 0: chima.plugin.v1.ArgType
 	(Status)(0),                      // 1: chima.plugin.v1.Status
@@ -5756,18 +6012,22 @@ var file_chima_plugin_v1_plugin_proto_goTypes = []any{
 	(*KVCompareAndSwapResponse)(nil), // 69: chima.plugin.v1.KVCompareAndSwapResponse
 	(*KVIncrementRequest)(nil),       // 70: chima.plugin.v1.KVIncrementRequest
 	(*KVIncrementResponse)(nil),      // 71: chima.plugin.v1.KVIncrementResponse
-	(*RunCommandRequest)(nil),        // 72: chima.plugin.v1.RunCommandRequest
-	(*RunCommandResponse)(nil),       // 73: chima.plugin.v1.RunCommandResponse
-	nil,                              // 74: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                              // 75: chima.plugin.v1.ValidateRequest.SettingsEntry
-	nil,                              // 76: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                              // 77: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                              // 78: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                              // 79: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(*KVTransactionRequest)(nil),     // 72: chima.plugin.v1.KVTransactionRequest
+	(*KVCheck)(nil),                  // 73: chima.plugin.v1.KVCheck
+	(*KVWrite)(nil),                  // 74: chima.plugin.v1.KVWrite
+	(*KVTransactionResponse)(nil),    // 75: chima.plugin.v1.KVTransactionResponse
+	(*RunCommandRequest)(nil),        // 76: chima.plugin.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),       // 77: chima.plugin.v1.RunCommandResponse
+	nil,                              // 78: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                              // 79: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                              // 80: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                              // 81: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                              // 82: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                              // 83: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	74, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	75, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	78, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	79, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
 	9,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
 	13, // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
 	12, // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
@@ -5780,14 +6040,14 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	1,  // 11: chima.plugin.v1.Output.status_code:type_name -> chima.plugin.v1.Status
 	2,  // 12: chima.plugin.v1.Button.style_code:type_name -> chima.plugin.v1.ButtonStyle
 	15, // 13: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
-	76, // 14: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	80, // 14: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
 	16, // 15: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
 	15, // 16: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
 	20, // 17: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
 	22, // 18: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
 	16, // 19: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
 	15, // 20: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
-	77, // 21: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	81, // 21: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
 	26, // 22: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
 	15, // 23: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
 	29, // 24: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
@@ -5818,68 +6078,72 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	51, // 49: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
 	15, // 50: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
 	4,  // 51: chima.plugin.v1.JobInfo.state_code:type_name -> chima.plugin.v1.JobState
-	78, // 52: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	79, // 53: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	82, // 52: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	83, // 53: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
 	44, // 54: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	15, // 55: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
-	5,  // 56: chima.plugin.v1.RunCommandResponse.outcome_code:type_name -> chima.plugin.v1.CommandOutcome
-	6,  // 57: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	21, // 58: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	24, // 59: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	26, // 60: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	23, // 61: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
-	56, // 62: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
-	33, // 63: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	7,  // 64: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
-	25, // 65: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
-	36, // 66: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	38, // 67: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	40, // 68: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	42, // 69: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	45, // 70: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	58, // 71: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	47, // 72: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
-	49, // 73: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
-	52, // 74: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
-	54, // 75: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
-	60, // 76: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	62, // 77: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	64, // 78: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	66, // 79: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	68, // 80: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
-	70, // 81: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
-	72, // 82: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
-	10, // 83: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	27, // 84: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	27, // 85: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	27, // 86: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	27, // 87: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
-	57, // 88: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	35, // 89: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	8,  // 90: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
-	27, // 91: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
-	37, // 92: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	39, // 93: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	41, // 94: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	43, // 95: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	46, // 96: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	59, // 97: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	48, // 98: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	50, // 99: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	53, // 100: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	55, // 101: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	61, // 102: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	63, // 103: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	65, // 104: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	67, // 105: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	69, // 106: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
-	71, // 107: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
-	73, // 108: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
-	83, // [83:109] is the sub-list for method output_type
-	57, // [57:83] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	73, // 55: chima.plugin.v1.KVTransactionRequest.checks:type_name -> chima.plugin.v1.KVCheck
+	74, // 56: chima.plugin.v1.KVTransactionRequest.writes:type_name -> chima.plugin.v1.KVWrite
+	15, // 57: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
+	5,  // 58: chima.plugin.v1.RunCommandResponse.outcome_code:type_name -> chima.plugin.v1.CommandOutcome
+	6,  // 59: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	21, // 60: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	24, // 61: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	26, // 62: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	23, // 63: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
+	56, // 64: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	33, // 65: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	7,  // 66: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
+	25, // 67: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
+	36, // 68: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	38, // 69: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	40, // 70: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	42, // 71: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	45, // 72: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	58, // 73: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	47, // 74: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	49, // 75: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	52, // 76: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	54, // 77: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	60, // 78: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	62, // 79: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	64, // 80: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	66, // 81: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	68, // 82: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
+	70, // 83: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
+	72, // 84: chima.plugin.v1.Host.KVTransaction:input_type -> chima.plugin.v1.KVTransactionRequest
+	76, // 85: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
+	10, // 86: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	27, // 87: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	27, // 88: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	27, // 89: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	27, // 90: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
+	57, // 91: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	35, // 92: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	8,  // 93: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	27, // 94: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
+	37, // 95: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	39, // 96: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	41, // 97: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	43, // 98: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	46, // 99: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	59, // 100: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	48, // 101: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	50, // 102: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	53, // 103: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	55, // 104: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	61, // 105: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	63, // 106: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	65, // 107: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	67, // 108: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	69, // 109: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
+	71, // 110: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
+	75, // 111: chima.plugin.v1.Host.KVTransaction:output_type -> chima.plugin.v1.KVTransactionResponse
+	77, // 112: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
+	86, // [86:113] is the sub-list for method output_type
+	59, // [59:86] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -5908,7 +6172,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   74,
+			NumMessages:   78,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

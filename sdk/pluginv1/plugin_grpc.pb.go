@@ -520,6 +520,7 @@ const (
 	Host_KVList_FullMethodName           = "/chima.plugin.v1.Host/KVList"
 	Host_KVCompareAndSwap_FullMethodName = "/chima.plugin.v1.Host/KVCompareAndSwap"
 	Host_KVIncrement_FullMethodName      = "/chima.plugin.v1.Host/KVIncrement"
+	Host_KVTransaction_FullMethodName    = "/chima.plugin.v1.Host/KVTransaction"
 	Host_RunCommand_FullMethodName       = "/chima.plugin.v1.Host/RunCommand"
 )
 
@@ -565,6 +566,11 @@ type HostClient interface {
 	// KVIncrement adds to a counter key atomically and returns the new value
 	// (since minor 7): ids that replicas hand out never collide.
 	KVIncrement(ctx context.Context, in *KVIncrementRequest, opts ...grpc.CallOption) (*KVIncrementResponse, error)
+	// KVTransaction writes and deletes several keys at once, only if every
+	// key it checks still holds the value the plugin expects: all or
+	// nothing, atomic across replicas (since minor 9). One call, one commit
+	// of the store, where a plugin would otherwise make several.
+	KVTransaction(ctx context.Context, in *KVTransactionRequest, opts ...grpc.CallOption) (*KVTransactionResponse, error)
 	// RunCommand runs a chat command as a person, in a room, as if they had
 	// typed it there: through the router, the policy (and its approvals) and
 	// the audit, which records the plugin that triggered it. It lets one
@@ -742,6 +748,16 @@ func (c *hostClient) KVIncrement(ctx context.Context, in *KVIncrementRequest, op
 	return out, nil
 }
 
+func (c *hostClient) KVTransaction(ctx context.Context, in *KVTransactionRequest, opts ...grpc.CallOption) (*KVTransactionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KVTransactionResponse)
+	err := c.cc.Invoke(ctx, Host_KVTransaction_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *hostClient) RunCommand(ctx context.Context, in *RunCommandRequest, opts ...grpc.CallOption) (*RunCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RunCommandResponse)
@@ -794,6 +810,11 @@ type HostServer interface {
 	// KVIncrement adds to a counter key atomically and returns the new value
 	// (since minor 7): ids that replicas hand out never collide.
 	KVIncrement(context.Context, *KVIncrementRequest) (*KVIncrementResponse, error)
+	// KVTransaction writes and deletes several keys at once, only if every
+	// key it checks still holds the value the plugin expects: all or
+	// nothing, atomic across replicas (since minor 9). One call, one commit
+	// of the store, where a plugin would otherwise make several.
+	KVTransaction(context.Context, *KVTransactionRequest) (*KVTransactionResponse, error)
 	// RunCommand runs a chat command as a person, in a room, as if they had
 	// typed it there: through the router, the policy (and its approvals) and
 	// the audit, which records the plugin that triggered it. It lets one
@@ -858,6 +879,9 @@ func (UnimplementedHostServer) KVCompareAndSwap(context.Context, *KVCompareAndSw
 }
 func (UnimplementedHostServer) KVIncrement(context.Context, *KVIncrementRequest) (*KVIncrementResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method KVIncrement not implemented")
+}
+func (UnimplementedHostServer) KVTransaction(context.Context, *KVTransactionRequest) (*KVTransactionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method KVTransaction not implemented")
 }
 func (UnimplementedHostServer) RunCommand(context.Context, *RunCommandRequest) (*RunCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RunCommand not implemented")
@@ -1171,6 +1195,24 @@ func _Host_KVIncrement_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_KVTransaction_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(KVTransactionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).KVTransaction(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_KVTransaction_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).KVTransaction(ctx, req.(*KVTransactionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Host_RunCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RunCommandRequest)
 	if err := dec(in); err != nil {
@@ -1259,6 +1301,10 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KVIncrement",
 			Handler:    _Host_KVIncrement_Handler,
+		},
+		{
+			MethodName: "KVTransaction",
+			Handler:    _Host_KVTransaction_Handler,
 		},
 		{
 			MethodName: "RunCommand",

@@ -99,6 +99,39 @@ func (f *FakeHost) KVCompareAndSwap(_ context.Context, r *pluginv1.KVCompareAndS
 	return &pluginv1.KVCompareAndSwapResponse{Current: cur, Found: found}, nil
 }
 
+// KVTransaction makes the writes only if every check holds, as the host
+// does: all or nothing, under the fake's one lock.
+func (f *FakeHost) KVTransaction(_ context.Context, r *pluginv1.KVTransactionRequest) (*pluginv1.KVTransactionResponse, error) {
+	if n := len(r.GetChecks()) + len(r.GetWrites()); n > wire.MaxKVTransactionOps {
+		return nil, status.Errorf(codes.InvalidArgument, "kv transaction: %d checks and writes, more than the %d one transaction may hold", n, wire.MaxKVTransactionOps)
+	}
+	for _, c := range r.GetChecks() {
+		if err := checkKey("kv transaction: check", c.GetKey()); err != nil {
+			return nil, err
+		}
+	}
+	for _, w := range r.GetWrites() {
+		if err := checkKey("kv transaction: write", w.GetKey()); err != nil {
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range r.GetChecks() {
+		if cur, found := f.kv[c.GetKey()]; !found || string(cur) != string(c.GetValue()) {
+			return &pluginv1.KVTransactionResponse{FailedKey: c.GetKey(), Current: cur, Found: found}, nil
+		}
+	}
+	for _, w := range r.GetWrites() {
+		if w.GetDelete() {
+			delete(f.kv, w.GetKey())
+		} else {
+			f.kv[w.GetKey()] = append([]byte{}, w.GetValue()...)
+		}
+	}
+	return &pluginv1.KVTransactionResponse{Committed: true}, nil
+}
+
 // KVIncrement adds to a decimal counter, as the host does.
 func (f *FakeHost) KVIncrement(_ context.Context, r *pluginv1.KVIncrementRequest) (*pluginv1.KVIncrementResponse, error) {
 	if err := checkKey("kv increment", r.GetKey()); err != nil {

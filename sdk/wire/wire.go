@@ -46,7 +46,9 @@ const ProtocolVersion = 1
 //     JobsRequest.state_codes, RunCommandResponse.outcome_code; senders set
 //     both) and the settings as one JSON document (settings_json), nested
 //     values included, for typed settings.
-const ProtocolMinor = 8
+//   - 9: Host.KVTransaction (checked writes of several keys in one call).
+//     A plugin that calls it on an older host gets Unimplemented.
+const ProtocolMinor = 9
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"
@@ -138,3 +140,9 @@ func DialOptions() []grpc.DialOption {
 		grpc.MaxCallSendMsgSize(MaxMessageBytes),
 	)}
 }
+
+// MaxKVTransactionOps is how many checks and writes one Host.KVTransaction
+// may hold in all: a transaction holds the store's write lock (SQLite) or
+// its rows' locks (PostgreSQL) while it runs, which other plugins and
+// replicas wait for. The host refuses more with InvalidArgument.
+const MaxKVTransactionOps = 64

@@ -36,6 +36,7 @@ import (
 	"github.com/chimaops/chima/sdk"
 	"github.com/chimaops/chima/sdk/internal/bridge"
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // The job kinds and action the plugin behind a Harness must declare in its
@@ -342,7 +343,102 @@ func (s *suite) kvAtomic(t *testing.T) {
 				t.Errorf("total = %s; want %d", v, workers*each)
 			}
 		}},
+		{"a transaction whose checks hold makes every write, in order", func(t *testing.T, host pluginv1.HostClient, k string) {
+			set(t, host, k+"/lease", "mine")
+			set(t, host, k+"/open", "yes")
+			r := txn(t, host, &pluginv1.KVTransactionRequest{
+				Checks: []*pluginv1.KVCheck{{Key: k + "/lease", Value: []byte("mine")}},
+				Writes: []*pluginv1.KVWrite{{Key: k + "/record", Value: []byte("r1")}, {Key: k + "/open", Delete: true},
+					{Key: k + "/lease", Value: []byte("x")}, {Key: k + "/lease", Value: []byte("free")}},
+			})
+			if !r.GetCommitted() || r.GetFailedKey() != "" {
+				t.Fatalf("transaction = %v; want committed", r)
+			}
+			for key, want := range map[string]string{k + "/record": "r1", k + "/lease": "free"} {
+				if v, ok := get(t, host, key); !ok || v != want {
+					t.Errorf("%s = %q (found %v); want %q", key, v, ok, want)
+				}
+			}
+			if _, ok := get(t, host, k+"/open"); ok {
+				t.Error("the deleted key is still there")
+			}
+		}},
+		{"a transaction whose check fails writes nothing and names the key and its value", func(t *testing.T, host pluginv1.HostClient, k string) {
+			set(t, host, k+"/a", "1")
+			set(t, host, k+"/lease", "theirs")
+			r := txn(t, host, &pluginv1.KVTransactionRequest{
+				Checks: []*pluginv1.KVCheck{{Key: k + "/a", Value: []byte("1")}, {Key: k + "/lease", Value: []byte("mine")}},
+				Writes: []*pluginv1.KVWrite{{Key: k + "/a", Value: []byte("2")}, {Key: k + "/b", Value: []byte("2")}},
+			})
+			if r.GetCommitted() || r.GetFailedKey() != k+"/lease" || !r.GetFound() || string(r.GetCurrent()) != "theirs" {
+				t.Fatalf("transaction = %v; want not committed, failed on %s holding theirs", r, k+"/lease")
+			}
+			r = txn(t, host, &pluginv1.KVTransactionRequest{
+				Checks: []*pluginv1.KVCheck{{Key: k + "/missing", Value: []byte("")}},
+				Writes: []*pluginv1.KVWrite{{Key: k + "/a", Value: []byte("3")}},
+			})
+			if r.GetCommitted() || r.GetFailedKey() != k+"/missing" || r.GetFound() {
+				t.Fatalf("transaction over a missing key = %v; want not committed, not found", r)
+			}
+			if v, _ := get(t, host, k+"/a"); v != "1" {
+				t.Errorf("a refused transaction wrote %q", v)
+			}
+			if _, ok := get(t, host, k+"/b"); ok {
+				t.Error("a refused transaction created a key")
+			}
+		}},
+		{"concurrent transactions over one key lose no update", func(t *testing.T, host pluginv1.HostClient, k string) {
+			const workers, each = 4, 10
+			set(t, host, k, "0")
+			var wg sync.WaitGroup
+			errs := make(chan error, workers)
+			for range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range each {
+						for {
+							cur, err := host.KVGet(context.Background(), &pluginv1.KVGetRequest{Key: k})
+							if err != nil {
+								errs <- err
+								return
+							}
+							n, _ := strconv.Atoi(string(cur.GetValue()))
+							next := []byte(strconv.Itoa(n + 1))
+							r, err := host.KVTransaction(context.Background(), &pluginv1.KVTransactionRequest{
+								Checks: []*pluginv1.KVCheck{{Key: k, Value: cur.GetValue()}},
+								Writes: []*pluginv1.KVWrite{{Key: k, Value: next}, {Key: k + "/n/" + string(next), Value: next}},
+							})
+							if err != nil {
+								errs <- err
+								return
+							}
+							if r.GetCommitted() {
+								break
+							}
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatalf("concurrent transaction: %v", err)
+			}
+			if v, _ := get(t, host, k); v != strconv.Itoa(workers*each) {
+				t.Errorf("total = %s; want %d", v, workers*each)
+			}
+			keys := try(host.KVList(ctx(t), &pluginv1.KVListRequest{Prefix: k + "/n/"})).must(t).GetKeys()
+			if len(keys) != workers*each {
+				t.Errorf("%d numbered keys; want %d: two transactions passed one check", len(keys), workers*each)
+			}
+		}},
 	})
+}
+
+func txn(t *testing.T, host pluginv1.HostClient, r *pluginv1.KVTransactionRequest) *pluginv1.KVTransactionResponse {
+	t.Helper()
+	return try(host.KVTransaction(ctx(t), r)).must(t)
 }
 
 func lock(t *testing.T, host pluginv1.HostClient, r *pluginv1.LockRequest) *pluginv1.LockResponse {
@@ -700,6 +796,22 @@ func (s *suite) invalid(t *testing.T) {
 		}, codes.InvalidArgument},
 		{"increment of an empty key", func(c context.Context) error {
 			_, err := host.KVIncrement(c, &pluginv1.KVIncrementRequest{Delta: 1})
+			return err
+		}, codes.InvalidArgument},
+		{"transaction writing an empty key", func(c context.Context) error {
+			_, err := host.KVTransaction(c, &pluginv1.KVTransactionRequest{Writes: []*pluginv1.KVWrite{{Value: []byte("x")}}})
+			return err
+		}, codes.InvalidArgument},
+		{"transaction checking an empty key", func(c context.Context) error {
+			_, err := host.KVTransaction(c, &pluginv1.KVTransactionRequest{Checks: []*pluginv1.KVCheck{{Value: []byte("x")}}})
+			return err
+		}, codes.InvalidArgument},
+		{"transaction of more checks and writes than one may hold", func(c context.Context) error {
+			r := &pluginv1.KVTransactionRequest{}
+			for i := range wire.MaxKVTransactionOps + 1 {
+				r.Writes = append(r.Writes, &pluginv1.KVWrite{Key: "k" + strconv.Itoa(i)})
+			}
+			_, err := host.KVTransaction(c, r)
 			return err
 		}, codes.InvalidArgument},
 		{"lock without a name", func(c context.Context) error {

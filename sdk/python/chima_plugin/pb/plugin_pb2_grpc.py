@@ -291,6 +291,11 @@ class HostStub(object):
         request_serializer=chima__plugin_dot_pb_dot_plugin__pb2.KVIncrementRequest.SerializeToString,
         response_deserializer=chima__plugin_dot_pb_dot_plugin__pb2.KVIncrementResponse.FromString,
         )
+    self.KVTransaction = channel.unary_unary(
+        '/chima.plugin.v1.Host/KVTransaction',
+        request_serializer=chima__plugin_dot_pb_dot_plugin__pb2.KVTransactionRequest.SerializeToString,
+        response_deserializer=chima__plugin_dot_pb_dot_plugin__pb2.KVTransactionResponse.FromString,
+        )
     self.RunCommand = channel.unary_unary(
         '/chima.plugin.v1.Host/RunCommand',
         request_serializer=chima__plugin_dot_pb_dot_plugin__pb2.RunCommandRequest.SerializeToString,
@@ -418,6 +423,16 @@ class HostServicer(object):
     context.set_details('Method not implemented!')
     raise NotImplementedError('Method not implemented!')
 
+  def KVTransaction(self, request, context):
+    """KVTransaction writes and deletes several keys at once, only if every
+    key it checks still holds the value the plugin expects: all or
+    nothing, atomic across replicas (since minor 9). One call, one commit
+    of the store, where a plugin would otherwise make several.
+    """
+    context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+    context.set_details('Method not implemented!')
+    raise NotImplementedError('Method not implemented!')
+
   def RunCommand(self, request, context):
     """RunCommand runs a chat command as a person, in a room, as if they had
     typed it there: through the router, the policy (and its approvals) and
@@ -512,6 +527,11 @@ def add_HostServicer_to_server(servicer, server):
           servicer.KVIncrement,
           request_deserializer=chima__plugin_dot_pb_dot_plugin__pb2.KVIncrementRequest.FromString,
           response_serializer=chima__plugin_dot_pb_dot_plugin__pb2.KVIncrementResponse.SerializeToString,
+      ),
+      'KVTransaction': grpc.unary_unary_rpc_method_handler(
+          servicer.KVTransaction,
+          request_deserializer=chima__plugin_dot_pb_dot_plugin__pb2.KVTransactionRequest.FromString,
+          response_serializer=chima__plugin_dot_pb_dot_plugin__pb2.KVTransactionResponse.SerializeToString,
       ),
       'RunCommand': grpc.unary_unary_rpc_method_handler(
           servicer.RunCommand,

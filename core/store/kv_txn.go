@@ -72,6 +72,34 @@ func (s *Store) KVTransaction(ctx context.Context, ns string, checks []KVCheck, 
 	for _, k := range keys {
 		args = append(args, k)
 	}
+	// Writes in order come to the last write of each key: one DELETE of
+	// the keys deleted last and one multi-row upsert of those set last,
+	// two statements however many writes (a round trip each on
+	// PostgreSQL), with the same outcome as the writes one by one.
+	last := make(map[string]KVWrite, len(writes))
+	for _, w := range writes {
+		last[w.Key] = w
+	}
+	var deletes, sets []string
+	for _, k := range keys {
+		if w, ok := last[k]; ok && w.Delete {
+			deletes = append(deletes, k)
+		} else if ok {
+			sets = append(sets, k)
+		}
+	}
+	deleteQuery := `DELETE FROM kv WHERE ns = ? AND key IN (?` + strings.Repeat(", ?", max(len(deletes)-1, 0)) + `)`
+	deleteArgs := []any{ns}
+	for _, k := range deletes {
+		deleteArgs = append(deleteArgs, k)
+	}
+	now := s.now().UnixMilli()
+	upsertQuery := `INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)` + strings.Repeat(", (?, ?, ?, ?)", max(len(sets)-1, 0)) +
+		` ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`
+	var upsertArgs []any
+	for _, k := range sets {
+		upsertArgs = append(upsertArgs, ns, k, nonNilBytes(last[k].Value), now)
+	}
 	err = s.withTx(ctx, func(tx *sql.Tx) error {
 		committed, conflict = false, KVConflict{}
 		rows, err := s.txQuery(ctx, tx, s.q(query), args...)
@@ -98,17 +126,13 @@ func (s *Store) KVTransaction(ctx context.Context, ns string, checks []KVCheck, 
 				return nil
 			}
 		}
-		now := s.now().UnixMilli()
-		for _, w := range writes {
-			var err error
-			if w.Delete {
-				_, err = s.txExec(ctx, tx, s.q(`DELETE FROM kv WHERE ns = ? AND key = ?`), ns, w.Key)
-			} else {
-				_, err = s.txExec(ctx, tx, s.q(`INSERT INTO kv (ns, key, value, updated_at) VALUES (?, ?, ?, ?)
-					ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`),
-					ns, w.Key, nonNilBytes(w.Value), now)
+		if len(deletes) > 0 {
+			if _, err := s.txExec(ctx, tx, s.q(deleteQuery), deleteArgs...); err != nil {
+				return err
 			}
-			if err != nil {
+		}
+		if len(sets) > 0 {
+			if _, err := s.txExec(ctx, tx, s.q(upsertQuery), upsertArgs...); err != nil {
 				return err
 			}
 		}

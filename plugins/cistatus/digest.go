@@ -127,7 +127,7 @@ func (p *ci) jobDigest(ctx context.Context, gh *github.Client, cfg *config, repo
 	}
 	dg.Annotations = annotations(ctx, gh, repo, j.GetID())
 	if lines, err := jobLog(ctx, gh, repo, j.GetID()); err == nil {
-		dg.Log = redact(tailOfFailure(lines), cfg.auth.token)
+		dg.Log = redact(tailOfFailure(lines), cfg.auth.Token)
 	}
 	return dg
 }

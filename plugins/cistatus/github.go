@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,8 +14,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/plugins/internal/ghclient"
 )
 
 // etagCache is an http.RoundTripper that makes GETs conditional: it keeps
@@ -102,54 +102,19 @@ func (e *etagCache) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// ghAuth is how the plugin authenticates to GitHub: a token, or a GitHub
-// App's installation, whose tokens ghinstallation makes from a JWT signed
-// with the app's private key, caches, and renews a minute before they
-// expire.
-type ghAuth struct {
-	token                 string
-	appID, installationID int64
-	privateKey            []byte
-}
-
-// configured says whether the plugin can call the API at all.
-func (a ghAuth) configured() bool { return a.token != "" || a.appID != 0 }
-
 // newGitHubClient is a client of the REST API at api (GitHub's own when
-// ""), authenticated by auth, whose GETs go through an ETag cache. An app's
-// installation tokens are exchanged at the same API (ghinstallation's
-// BaseURL), so a GitHub Enterprise Server, and a fake, issue them too.
-func newGitHubClient(auth ghAuth, api string) (*github.Client, error) {
-	var base http.RoundTripper = http.DefaultTransport
-	if auth.appID != 0 {
-		itr, err := ghinstallation.New(bufferRefusals{http.DefaultTransport}, auth.appID, auth.installationID, auth.privateKey)
-		if err != nil {
-			return nil, fmt.Errorf("the secret %s: %w", secretPrivateKey, err)
-		}
-		if api != "" {
-			itr.BaseURL = strings.TrimSuffix(api, "/")
-		}
-		base = itr
-	}
-	// The cache is above the app's transport, so that a renewed
-	// installation token keeps the cached answers.
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: newETagCache(base, 2048)}
-	gh := github.NewClient(hc)
-	if auth.appID == 0 {
-		gh = gh.WithAuthToken(auth.token)
-	}
-	if api == "" {
-		return gh, nil
-	}
-	gh, err := gh.WithEnterpriseURLs(api, api)
+// ""), authenticated by auth (ghclient: a token, or a GitHub App's
+// installation whose tokens are exchanged at api), whose GETs go through an
+// ETag cache. The cache is above the app's transport, so that a renewed
+// installation token keeps the cached answers.
+func newGitHubClient(auth ghclient.Auth, api string) (*github.Client, error) {
+	c, err := ghclient.New(auth, api, ghclient.Options{
+		Wrap: func(base http.RoundTripper) http.RoundTripper { return newETagCache(base, 2048) },
+	})
 	if err != nil {
-		return nil, fmt.Errorf("github_api_url: %w", err)
+		return nil, err
 	}
-	// Exactly the URL given: WithEnterpriseURLs would add /api/v3/.
-	if gh.BaseURL, err = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/"); err != nil {
-		return nil, fmt.Errorf("github_api_url: %w", err)
-	}
-	return gh, nil
+	return c.Client, nil
 }
 
 // webBase is the web address of the repositories served by the API api.
@@ -464,10 +429,10 @@ func apiError(what string, err error) error {
 	var rl *github.RateLimitError
 	var abuse *github.AbuseRateLimitError
 	var ge *github.ErrorResponse
-	var install *ghinstallation.HTTPError
+	if ie := ghclient.InstallationError(what, err); ie != nil {
+		return ie
+	}
 	switch {
-	case errors.As(err, &install):
-		return installationError(what, install)
 	case errors.As(err, &rl):
 		return fmt.Errorf("GitHub's rate limit is used up (%d requests an hour) until %s UTC; %s can be asked again then",
 			rl.Rate.Limit, rl.Rate.Reset.UTC().Format("15:04"), what)
@@ -487,52 +452,4 @@ func apiError(what string, err error) error {
 		return fmt.Errorf("GitHub answered %d for %s: %s", ge.Response.StatusCode, what, ge.Message)
 	}
 	return fmt.Errorf("could not reach GitHub for %s: %v", what, err)
-}
-
-// bufferRefusals reads the body of a refused token exchange into memory and
-// closes the connection's: ghinstallation hands a refusal back with its
-// body open, for its caller to read, and a caller that does not would
-// leak the connection.
-type bufferRefusals struct{ base http.RoundTripper }
-
-// RoundTrip sends req; a token exchange answered other than 2xx comes
-// back with its body read.
-func (b bufferRefusals) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := b.base.RoundTrip(req)
-	if err != nil || resp.StatusCode/100 == 2 || !strings.HasSuffix(req.URL.Path, "/access_tokens") {
-		return resp, err
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("read GitHub's refusal of the installation token: %w", err)
-	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
-}
-
-// installationError says why the GitHub App's installation token could not
-// be had for what: GitHub refused the app's JWT (another app's key, a
-// wrong app id) or knows no such installation, or could not be reached.
-func installationError(what string, e *ghinstallation.HTTPError) error {
-	if e.Response == nil {
-		return fmt.Errorf("could not reach GitHub for the GitHub App's installation token, needed for %s: %v", what, e.RootCause)
-	}
-	// ghinstallation leaves the answer's body to its caller.
-	msg := e.Response.Status
-	if e.Response.Body != nil {
-		var body struct {
-			Message string `json:"message"`
-		}
-		raw, _ := io.ReadAll(io.LimitReader(e.Response.Body, 4096))
-		e.Response.Body.Close()
-		if json.Unmarshal(raw, &body) == nil && body.Message != "" {
-			msg = fmt.Sprintf("%d %s", e.Response.StatusCode, body.Message)
-		}
-	}
-	hint := "check github_app_id and that the secret GITHUB_APP_PRIVATE_KEY is a private key of that app"
-	if e.Response.StatusCode == http.StatusNotFound {
-		hint = "check github_installation_id: the app is not installed there"
-	}
-	return fmt.Errorf("GitHub gave the GitHub App no installation token for %s (%s): %s", what, msg, hint)
 }

@@ -155,7 +155,7 @@ func (p *ci) configure(st *settings) error {
 		return err
 	}
 	var gh *github.Client
-	if cfg.auth.configured() {
+	if cfg.auth.Configured() {
 		if gh, err = newGitHubClient(cfg.auth, cfg.apiURL); err != nil {
 			return err
 		}

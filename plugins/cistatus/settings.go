@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
-	"github.com/golang-jwt/jwt/v4"
-
+	"github.com/chimaops/chima/plugins/internal/configpath"
+	"github.com/chimaops/chima/plugins/internal/ghclient"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -76,28 +75,20 @@ type settings struct {
 // The secrets the plugin reads from its environment (chima.yaml
 // plugins[].secrets).
 const (
-	secretToken      = "GITHUB_TOKEN"
-	secretPrivateKey = "GITHUB_APP_PRIVATE_KEY"
+	secretToken      = ghclient.SecretToken
+	secretPrivateKey = ghclient.SecretPrivateKey
 )
 
 // config is the plugin's configuration, read from its settings.
 type config struct {
 	apps          map[string]*app
 	apiURL        string
-	auth          ghAuth
+	auth          ghclient.Auth
 	subscriptions []subscription
 	autoDeploy    []autoDeploy
 	deployAs      string
 	people        map[string]string
 	defaultAdptr  string
-}
-
-// resolve makes a path of the settings relative to chima.yaml's directory.
-func (s *settings) resolve(p string) string {
-	if p == "" || filepath.IsAbs(p) || s.ConfigDir == "" {
-		return p
-	}
-	return filepath.Join(s.ConfigDir, p)
 }
 
 // checkSettings checks the decoded settings, the secrets (read with env)
@@ -110,7 +101,7 @@ func checkSettings(s *settings, env func(string) string) (*config, error) {
 	}
 	cfg := &config{apps: map[string]*app{}, people: map[string]string{}, defaultAdptr: s.DefaultAdapter}
 	if s.AppsFile != "" {
-		apps, err := loadApps(s.resolve(s.AppsFile))
+		apps, err := loadApps(configpath.Resolve(s.ConfigDir, s.AppsFile))
 		var fp fileProblems
 		switch {
 		case errors.As(err, &fp):
@@ -127,7 +118,7 @@ func checkSettings(s *settings, env func(string) string) (*config, error) {
 		}
 		cfg.apiURL = v
 	}
-	auth, authProblems := checkAuth(s, env)
+	auth, authProblems := ghclient.ReadAuth(s.AppID, s.InstallationID, env)
 	problems = append(problems, authProblems...)
 	for i := range s.Subscriptions {
 		sub := s.Subscriptions[i]
@@ -164,55 +155,6 @@ func checkSettings(s *settings, env func(string) string) (*config, error) {
 	}
 	cfg.auth = auth
 	return cfg, nil
-}
-
-// checkAuth reads how the plugin authenticates to GitHub: with the secret
-// GITHUB_TOKEN, as a GitHub App's installation (github_app_id,
-// github_installation_id and the secret GITHUB_APP_PRIVATE_KEY), or not
-// at all. Both, or an app configured by half, is a problem naming what is
-// missing. The private key is never quoted back.
-func checkAuth(s *settings, env func(string) string) (ghAuth, []sdk.Problem) {
-	var problems []sdk.Problem
-	add := func(key, format string, args ...any) {
-		problems = append(problems, sdk.Problem{Key: key, Message: fmt.Sprintf(format, args...)})
-	}
-	auth := ghAuth{token: env(secretToken), appID: s.AppID, installationID: s.InstallationID}
-	key := strings.TrimSpace(env(secretPrivateKey))
-	if !strings.Contains(key, "\n") {
-		// A PEM pasted into one line of an environment file, its line
-		// breaks written \n.
-		key = strings.ReplaceAll(key, `\n`, "\n")
-	}
-	app := s.AppID != 0 || s.InstallationID != 0 || key != ""
-	if !app {
-		return auth, nil
-	}
-	if auth.token != "" {
-		add("github_app_id", "a GitHub App and the secret %s are both configured: authenticate with one, the app (github_app_id, github_installation_id and the secret %s) or the token", secretToken, secretPrivateKey)
-	}
-	switch {
-	case s.AppID < 0:
-		add("github_app_id", "%d is not an app's id: the App ID of the app's settings page on GitHub", s.AppID)
-	case s.AppID == 0:
-		add("github_app_id", "is required for a GitHub App: the App ID of the app's settings page on GitHub")
-	}
-	switch {
-	case s.InstallationID < 0:
-		add("github_installation_id", "%d is not an installation's id", s.InstallationID)
-	case s.InstallationID == 0:
-		add("github_installation_id", "is required for a GitHub App: the id of its installation on the organisation or account (the number that ends the installation's settings URL)")
-	}
-	if key == "" {
-		add("github_app_id", "the GitHub App needs its private key: give the plugin the secret %s (plugins[].secrets: {%s: CHIMA_%s}), the PEM file GitHub generated for the app", secretPrivateKey, secretPrivateKey, secretPrivateKey)
-	} else if _, err := jwt.ParseRSAPrivateKeyFromPEM([]byte(key)); err != nil {
-		// The parser's error names no part of the key.
-		add("github_app_id", "the secret %s is not the app's RSA private key in PEM (-----BEGIN RSA PRIVATE KEY-----…): %v", secretPrivateKey, err)
-	}
-	if len(problems) > 0 {
-		return ghAuth{}, problems
-	}
-	auth.privateKey = []byte(key)
-	return auth, nil
 }
 
 // fileProblems are the problems of the apps file.

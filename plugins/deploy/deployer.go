@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"github.com/chimaops/chima/plugins/deploy/internal/provider"
 	"github.com/chimaops/chima/plugins/deploy/internal/validate"
 	"github.com/chimaops/chima/plugins/deploy/internal/workspace"
+	"github.com/chimaops/chima/plugins/internal/configpath"
+	"github.com/chimaops/chima/plugins/internal/ghclient"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -34,12 +35,12 @@ type deployer struct {
 	baseURL  string
 	// defaultAdapter is the chat adapter a bare notify room means.
 	defaultAdapter string
-	// gh is set in GitHub mode (a GITHUB_TOKEN is configured).
-	gh *github.Client
+	// gh is set in GitHub mode (a GITHUB_TOKEN or a GitHub App is
+	// configured).
+	gh *ghclient.Client
 	// ghByAPI are the clients of apps' own github_api URLs.
-	ghByAPI  map[string]*github.Client
+	ghByAPI  map[string]*ghclient.Client
 	cloneURL string // template with {owner} and {name}
-	token    string
 	records  records
 	// tags is the prefix of this installation's process tags (see
 	// processTags).
@@ -67,6 +68,11 @@ type settings struct {
 	CloneURL string `settings:"github_clone_url"`
 	// Instance is this bot's name in deployment payloads.
 	Instance string `settings:"instance"`
+	// AppID and InstallationID name the GitHub App installation the plugin
+	// acts as, with the secret GITHUB_APP_PRIVATE_KEY, instead of the
+	// secret GITHUB_TOKEN.
+	AppID          int64 `settings:"github_app_id"`
+	InstallationID int64 `settings:"github_installation_id"`
 
 	// The host's: chima.yaml's folder, the adapters it runs (comma
 	// separated), the adapter a bare room means, whether the plugin runs
@@ -80,17 +86,13 @@ type settings struct {
 }
 
 // resolve makes a path of the settings relative to chima.yaml's directory.
-func (s *settings) resolve(p string) string {
-	if p == "" || filepath.IsAbs(p) || s.ConfigDir == "" {
-		return p
-	}
-	return filepath.Join(s.ConfigDir, p)
-}
+func (s *settings) resolve(p string) string { return configpath.Resolve(s.ConfigDir, p) }
 
-// checkSettings checks the decoded settings and the apps file without
-// acting on them, and returns the apps, or a *sdk.SettingsError naming
-// every problem with its file, line and key.
-func checkSettings(s *settings) (*apps.Set, error) {
+// checkSettings checks the decoded settings, the secrets (read with env)
+// and the apps file without acting on them, and returns the apps and how
+// to sign in to GitHub, or a *sdk.SettingsError naming every problem with
+// its file, line and key.
+func checkSettings(s *settings, env func(string) string) (*apps.Set, ghclient.Auth, error) {
 	var problems []sdk.Problem
 	// appsErr adds an error about the apps file: its problems, or itself.
 	appsErr := func(err error) {
@@ -115,10 +117,12 @@ func checkSettings(s *settings) (*apps.Set, error) {
 			problems = append(problems, sdk.Problem{Key: "github_api_url", Message: fmt.Sprintf("%q is not an http(s) URL", v)})
 		}
 	}
+	auth, authProblems := ghclient.ReadAuth(s.AppID, s.InstallationID, env)
+	problems = append(problems, authProblems...)
 	if len(problems) > 0 {
-		return nil, &sdk.SettingsError{Problems: problems}
+		return nil, ghclient.Auth{}, &sdk.SettingsError{Problems: problems}
 	}
-	return set, nil
+	return set, auth, nil
 }
 
 // appsProblems turns the apps file's problems into the SDK's, keyed by
@@ -141,7 +145,7 @@ func appsProblems(le *apps.LoadError) []sdk.Problem {
 
 // validate is the plugin's Validate: checkSettings, keeping nothing.
 func (d *deployer) validate(s *settings) error {
-	_, err := checkSettings(s)
+	_, _, err := checkSettings(s, os.Getenv)
 	return err
 }
 
@@ -149,7 +153,7 @@ func (d *deployer) validate(s *settings) error {
 // from the settings the SDK decoded.
 func (d *deployer) configure(s *settings) error {
 	resolve := s.resolve
-	set, err := checkSettings(s)
+	set, auth, err := checkSettings(s, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -159,15 +163,20 @@ func (d *deployer) configure(s *settings) error {
 		ws = filepath.Join(os.TempDir(), "chima-deploy-"+strconv.Itoa(os.Getuid()))
 	}
 	tags := processTags(resolve(ws))
-	token := os.Getenv("GITHUB_TOKEN")
 	opts := workspace.Options{CheckoutDir: resolve(s.CheckoutDir)}
 	if opts.CheckoutDir == "" {
 		opts.CheckoutDir = defaultCheckoutDir(tags)
 	}
-	if token != "" {
+	switch {
+	case auth.App():
+		// Private repositories: git authenticates with the installation's
+		// token of the moment (it lasts an hour), asked for each clone or
+		// fetch.
+		opts.Credentials = d.gitCredentials
+	case auth.Token != "":
 		// Private repositories: git authenticates with the token through an
 		// extra header, never a URL with the token in it.
-		opts.Env = githubGitAuth(token, githubHosts(set)...)
+		opts.Env = githubGitAuth(auth.Token, githubHosts(set)...)
 	}
 	cache, err := workspace.New(resolve(ws), opts)
 	if err != nil {
@@ -181,7 +190,7 @@ func (d *deployer) configure(s *settings) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.apps, d.cache, d.token, d.tags, d.defaultAdapter = set, cache, token, tags, defaultAdapter
+	d.apps, d.cache, d.tags, d.defaultAdapter = set, cache, tags, defaultAdapter
 	d.instance = firstNonEmpty(s.Instance, s.BotName, "chima")
 	d.baseURL = strings.TrimSuffix(s.BaseURL, "/")
 	d.cloneURL = firstNonEmpty(s.CloneURL, "https://github.com/{owner}/{name}.git")
@@ -189,9 +198,9 @@ func (d *deployer) configure(s *settings) error {
 		d.now = time.Now
 	}
 	d.gh, d.ghByAPI = nil, nil
-	if token != "" {
-		if d.gh, err = newGitHubClient(token, s.APIURL); err != nil {
-			return fmt.Errorf("github_api_url: %w", err)
+	if auth.Configured() {
+		if d.gh, err = ghclient.New(auth, s.APIURL, ghclient.Options{}); err != nil {
+			return err
 		}
 		// Apps on a GitHub Enterprise Server of their own (github_api).
 		for _, name := range set.Names() {
@@ -199,12 +208,14 @@ func (d *deployer) configure(s *settings) error {
 			if a.GitHubAPI == "" || d.ghByAPI[a.GitHubAPI] != nil {
 				continue
 			}
-			gh, err := newGitHubClient(token, a.GitHubAPI)
+			// An app's installation tokens are exchanged at that
+			// server's API too.
+			gh, err := ghclient.New(auth, a.GitHubAPI, ghclient.Options{})
 			if err != nil {
 				return fmt.Errorf("%s: github_api: %w", name, err)
 			}
 			if d.ghByAPI == nil {
-				d.ghByAPI = map[string]*github.Client{}
+				d.ghByAPI = map[string]*ghclient.Client{}
 			}
 			d.ghByAPI[a.GitHubAPI] = gh
 		}
@@ -212,30 +223,51 @@ func (d *deployer) configure(s *settings) error {
 	return nil
 }
 
-// newGitHubClient is a client of the REST API at api (GitHub's own when
-// ""), authenticated with token. It has an http.Client of its own:
-// WithAuthToken changes the one it is given.
-func newGitHubClient(token, api string) (*github.Client, error) {
-	gh := github.NewClient(&http.Client{Timeout: 30 * time.Second}).WithAuthToken(token)
-	if api == "" {
-		return gh, nil
+// github is the client a's deployments are made with: that of its
+// github_api, else the plugin's; nil when there is no GitHub token or app.
+func (d *deployer) github(a *apps.App) *github.Client {
+	c := d.gh
+	if a.GitHubAPI != "" {
+		c = d.ghByAPI[a.GitHubAPI]
 	}
-	gh, err := gh.WithEnterpriseURLs(api, api)
-	if err != nil {
-		return nil, err
+	if c == nil {
+		return nil
 	}
-	// Exactly the URL given: WithEnterpriseURLs would add /api/v3/.
-	gh.BaseURL, err = gh.BaseURL.Parse(strings.TrimSuffix(api, "/") + "/")
-	return gh, err
+	return c.Client
 }
 
-// github is the client a's deployments are made with: that of its
-// github_api, else the plugin's; nil when there is no GitHub token.
-func (d *deployer) github(a *apps.App) *github.Client {
-	if a.GitHubAPI != "" {
-		return d.ghByAPI[a.GitHubAPI]
+// gitCredentials is the workspace's Options.Credentials in GitHub App mode:
+// for an https repository of github.com, or of the host of github_api_url
+// or of an app's github_api, the installation token of that API's client,
+// as an extra header; nothing for any other repository.
+func (d *deployer) gitCredentials(ctx context.Context, repoURL string) ([]string, error) {
+	u, err := url.Parse(repoURL)
+	if err != nil || u.Scheme != "https" {
+		return nil, nil
 	}
-	return d.gh
+	d.mu.RLock()
+	gh, byAPI := d.gh, d.ghByAPI
+	d.mu.RUnlock()
+	c := (*ghclient.Client)(nil)
+	for api, ac := range byAPI {
+		if au, err := url.Parse(api); err == nil && webHost(au) == u.Host {
+			c = ac
+		}
+	}
+	if c == nil && gh != nil && (u.Host == "github.com" || u.Host == webHost(gh.BaseURL)) {
+		c = gh
+	}
+	if c == nil {
+		return nil, nil
+	}
+	token, err := c.Token(ctx)
+	if err != nil {
+		if ie := ghclient.InstallationError("cloning "+u.Host+u.Path, err); ie != nil {
+			return nil, ie
+		}
+		return nil, err
+	}
+	return gitAuthHeader(token, u.Host), nil
 }
 
 // sweep ends the processes of deploys a dead plugin left behind (its

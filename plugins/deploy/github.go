@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-github/v57/github"
 
 	"github.com/chimaops/chima/plugins/deploy/internal/apps"
+	"github.com/chimaops/chima/plugins/internal/ghclient"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -49,6 +50,13 @@ func githubGitAuth(token string, hosts ...string) []string {
 			"GIT_CONFIG_VALUE_"+n+"=AUTHORIZATION: basic "+basic)
 	}
 	return env
+}
+
+// gitAuthHeader is githubGitAuth for one host alone, the one whose token
+// it is.
+func gitAuthHeader(token, host string) []string {
+	basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
+	return []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.https://" + host + "/.extraheader", "GIT_CONFIG_VALUE_0=AUTHORIZATION: basic " + basic}
 }
 
 // githubHosts are the hosts of the apps' own github_api URLs, sorted, once
@@ -121,6 +129,9 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 		return "", sdk.Errorf("GitHub auto-merged %s's default branch into %s first (%s). Run the deploy again to deploy the merged result.",
 			owner+"/"+name, dep.Ref, mergeMessage(accepted))
 	}
+	if ie := ghclient.InstallationError("the deployment of "+owner+"/"+name, err); ie != nil {
+		return "", sdk.Errorf("%v.", ie)
+	}
 	if err != nil {
 		return "", sdk.Errorf("%s", githubError(owner+"/"+name, dep, resp, err))
 	}
@@ -139,6 +150,9 @@ func (d *deployer) createOnGitHub(c *sdk.Context, a *apps.App, dep *Deployment) 
 
 // githubLookupError says why a GitHub API read failed, for chat.
 func githubLookupError(resp *github.Response, err error) string {
+	if ie := ghclient.InstallationError("reading the repository", err); ie != nil {
+		return ie.Error() + "."
+	}
 	var ge *github.ErrorResponse
 	msg := err.Error()
 	if errors.As(err, &ge) {
@@ -353,6 +367,9 @@ func (d *deployer) githubStatus(c *sdk.Context, dep *Deployment, state string) e
 		req.EnvironmentURL = github.String(u)
 	}
 	if _, _, err := gh.Repositories.CreateDeploymentStatus(c, owner, name, dep.GitHubID, req); err != nil {
+		if ie := ghclient.InstallationError(fmt.Sprintf("the %s status of GitHub deployment %d", ghState, dep.GitHubID), err); ie != nil {
+			return ie
+		}
 		return fmt.Errorf("post %s status of GitHub deployment %d: %w", ghState, dep.GitHubID, err)
 	}
 	return nil

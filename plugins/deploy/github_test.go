@@ -1,7 +1,13 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,14 +15,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v4"
 	"github.com/google/go-github/v57/github"
 
 	"github.com/chimaops/chima/sdk"
+	"github.com/chimaops/chima/sdk/pluginv1"
 	"github.com/chimaops/chima/sdk/sdktest"
 )
 
@@ -40,6 +49,13 @@ type fakeGitHub struct {
 	repoGets   int
 	// onCreate, when set, runs as a deployment request arrives.
 	onCreate func(r *http.Request)
+	// appKey, appID and installationID are the GitHub App the fake issues
+	// installation tokens to (installApp); installTokens are those
+	// issued, and auths the Authorization of every other call.
+	appKey                *rsa.PublicKey
+	appID, installationID int64
+	installTokens         []string
+	auths                 []string
 }
 
 func newFakeGitHub(t *testing.T, shas map[string]string) *fakeGitHub {
@@ -48,18 +64,74 @@ func newFakeGitHub(t *testing.T, shas map[string]string) *fakeGitHub {
 	mux.HandleFunc("GET /repos/{owner}/{repo}", g.getRepository)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments", g.createDeployment)
 	mux.HandleFunc("POST /repos/{owner}/{repo}/deployments/{id}/statuses", g.createStatus)
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", g.accessToken)
 	g.srv = httptest.NewServer(mux)
 	t.Cleanup(g.srv.Close)
 	return g
 }
 
 func (g *fakeGitHub) auth(w http.ResponseWriter, r *http.Request) bool {
-	if r.Header.Get("Authorization") != "Bearer test-token" {
+	got := r.Header.Get("Authorization")
+	g.mu.Lock()
+	g.auths = append(g.auths, r.Method+" "+r.URL.Path+" "+got)
+	ok := got == "Bearer test-token"
+	for _, tok := range g.installTokens {
+		ok = ok || got == "token "+tok
+	}
+	g.mu.Unlock()
+	if !ok {
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprint(w, `{"message":"Bad credentials","documentation_url":"https://docs.github.com/rest"}`)
 		return false
 	}
 	return true
+}
+
+// installApp registers a GitHub App, appID, installed as installationID,
+// and returns its new private key in PEM; the fake keeps the public key.
+func (g *fakeGitHub) installApp(appID, installationID int64) []byte {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.mu.Lock()
+	g.appKey, g.appID, g.installationID = &key.PublicKey, appID, installationID
+	g.mu.Unlock()
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+}
+
+// accessToken issues an installation token for a JWT the app signed (RS256
+// under its key, iss its id), as GitHub does: POST
+// /app/installations/{id}/access_tokens.
+func (g *fakeGitHub) accessToken(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	refuse := func(status int, msg string) {
+		w.WriteHeader(status)
+		fmt.Fprintf(w, `{"message":%q,"documentation_url":"https://docs.github.com/rest"}`, msg)
+	}
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), claims, func(*jwt.Token) (any, error) {
+		if g.appKey == nil || claims.Issuer != strconv.FormatInt(g.appID, 10) {
+			return nil, errors.New("no such app")
+		}
+		return g.appKey, nil
+	}, jwt.WithValidMethods([]string{"RS256"}))
+	switch {
+	case err != nil && (g.appKey == nil || claims.Issuer != strconv.FormatInt(g.appID, 10)):
+		refuse(http.StatusUnauthorized, "Integration not found")
+		return
+	case err != nil:
+		refuse(http.StatusUnauthorized, "A JSON web token could not be decoded")
+		return
+	case r.PathValue("id") != strconv.FormatInt(g.installationID, 10):
+		refuse(http.StatusNotFound, "Not Found")
+		return
+	}
+	tok := fmt.Sprintf("ghs_installation%d", len(g.installTokens)+1)
+	g.installTokens = append(g.installTokens, tok)
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(github.InstallationToken{Token: github.String(tok), ExpiresAt: &github.Timestamp{Time: time.Now().Add(time.Hour)}})
 }
 
 func (g *fakeGitHub) getRepository(w http.ResponseWriter, r *http.Request) {
@@ -620,5 +692,92 @@ func TestNotifyRoomsThatNoAdapterCanReachStopThePluginFromStarting(t *testing.T)
 	err := configured(&deployer{}, f.settings("chima_adapters", "mattermost,slack", "chima_default_adapter", ""))
 	if err == nil || !strings.Contains(err.Error(), `apps.json: demo.notify_rooms[0]: "deployment" names no chat adapter`) {
 		t.Fatalf("configure = %v", err)
+	}
+}
+
+// appFixture is githubFixture signed in as a GitHub App's installation
+// instead of a token; key turns the fake's key into the one the plugin is
+// given (nil: that one).
+func appFixture(t *testing.T, key func(real []byte) []byte) (*fixture, *fakeGitHub, *sdktest.Harness) {
+	f, gh := githubFake(t, githubApp)
+	pemKey := gh.installApp(4242, 77)
+	if key != nil {
+		pemKey = key(pemKey)
+	}
+	t.Setenv("GITHUB_TOKEN", "")
+	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(pemKey))
+	return f, gh, f.harness(t, append(f.githubSettings(gh), "github_app_id", "4242", "github_installation_id", "77")...)
+}
+
+func TestGitHubAppModeDeploysWithTheInstallationsToken(t *testing.T) {
+	f, gh, h := appFixture(t, nil)
+	res := h.Command("deploy", deployArgs("demo", "main", "staging"))
+	if !strings.Contains(res.Text(), "created GitHub deployment 1001 of demo/main to staging") {
+		t.Fatalf("reply = %q %v", res.Text(), res.Errors)
+	}
+	h.Event("github:deployment", gh.deploymentEvent(t, 0))
+	if runs := h.RunEnqueued(); len(runs) != 1 || runs[0].Done.Outcome != "success" {
+		t.Fatalf("job = %+v", runs)
+	}
+	if !strings.Contains(f.mark(t, 1), "DEPLOY_SHA="+f.main) {
+		t.Fatal("the job did not deploy GitHub's commit")
+	}
+	if got := gh.states(1001); got != "in_progress,success" {
+		t.Fatalf("statuses = %s", got)
+	}
+	gh.mu.Lock()
+	defer gh.mu.Unlock()
+	if len(gh.installTokens) != 1 {
+		t.Errorf("%d installation tokens issued; one is kept for the whole deploy", len(gh.installTokens))
+	}
+	want := []string{
+		"POST /repos/oursky/demo/deployments token ghs_installation1",
+		"POST /repos/oursky/demo/deployments/1001/statuses token ghs_installation1",
+		"POST /repos/oursky/demo/deployments/1001/statuses token ghs_installation1",
+	}
+	if !slices.Equal(gh.auths, want) {
+		t.Errorf("calls and their Authorization:\n%s\nwant\n%s", strings.Join(gh.auths, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestAWrongGitHubAppIsAClearChatErrorAndDeploysNothing(t *testing.T) {
+	other := func([]byte) []byte {
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	}
+	_, gh, h := appFixture(t, other)
+	res := h.Command("deploy", deployArgs("demo", "main", "staging"))
+	msg := userError(res)
+	want := "GitHub gave the GitHub App no installation token for the deployment of oursky/demo (401 A JSON web token could not be decoded): check github_app_id and that the secret GITHUB_APP_PRIVATE_KEY is a private key of that app."
+	if msg != want {
+		t.Fatalf("message = %q, want %q", msg, want)
+	}
+	if strings.Contains(res.Text()+msg, "PRIVATE KEY-----") {
+		t.Errorf("the key is quoted: %q", msg)
+	}
+	gh.mu.Lock()
+	defer gh.mu.Unlock()
+	if len(gh.created) != 0 || len(gh.auths) != 0 || len(h.Host.Enqueued()) != 0 {
+		t.Errorf("deployed anyway: %d deployments, calls %q, %d jobs", len(gh.created), gh.auths, len(h.Host.Enqueued()))
+	}
+}
+
+func TestATokenAndAGitHubAppAtOnceIsASettingsProblem(t *testing.T) {
+	f, gh := githubFake(t, githubApp)
+	t.Setenv("GITHUB_APP_PRIVATE_KEY", string(gh.installApp(4242, 77)))
+	resp, err := sdk.NewServer(newPlugin(&deployer{}).spec(), nil, nil).Validate(context.Background(), &pluginv1.ValidateRequest{
+		Settings: f.settings(append(f.githubSettings(gh), "github_app_id", "4242", "github_installation_id", "77")...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range resp.GetProblems() {
+		got = append(got, p.GetKey()+": "+p.GetMessage())
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], "github_app_id: a GitHub App and the secret GITHUB_TOKEN are both configured") {
+		t.Fatalf("problems = %q", got)
 	}
 }

@@ -1,6 +1,6 @@
 // Command deploy is Chima's deploy plugin: `chima deploy project-x/main to
-// edge` creates a deployment (on GitHub when a token is configured, in the
-// store otherwise), runs it as a durable job with the app's provider (a
+// edge` creates a deployment (on GitHub when a token or a GitHub App is
+// configured, in the store otherwise), runs it as a durable job with the app's provider (a
 // shell script, Fabric, Capistrano, Ansible or Heroku) in a clean checkout of
 // the exact commit, streams progress into the thread and reports the end to
 // the room. Its grammar is hubot-deploy's.
@@ -21,6 +21,9 @@
 //	github_clone_url  clone URL template for GitHub repositories
 //	                (default https://github.com/{owner}/{name}.git)
 //	instance        this bot's name in deployment payloads (default: the bot's)
+//	github_app_id, github_installation_id
+//	                sign in as this GitHub App's installation, with the
+//	                secret GITHUB_APP_PRIVATE_KEY, instead of a token
 //
 // `chima config validate` checks these settings and the apps file (the
 // plugin implements Validate), naming the file, line and key of each
@@ -36,8 +39,14 @@
 // plugins starts only to describe it (setting chima_describe_only) sweeps
 // nothing: a bot of the same config may be deploying beside it.
 //
-// Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN turns on GitHub mode;
-// a Heroku app's token variable (HEROKU_API_KEY by default).
+// Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN, or
+// GITHUB_APP_PRIVATE_KEY (the PEM GitHub generated for the app) with
+// github_app_id and github_installation_id, turns on GitHub mode; both at
+// once is a settings problem. An app's installation tokens are exchanged at
+// github_api_url's (or an app's github_api's) /app/installations/<id>/
+// access_tokens, kept until a minute before they expire (ghinstallation),
+// and also authenticate git's clones and fetches of the app's https
+// repositories. A Heroku app's token variable (HEROKU_API_KEY by default).
 package main
 
 import (

@@ -45,6 +45,8 @@
 // minimal environment: PATH, HOME set to <dir>/home, LC_ALL=C,
 // GIT_TERMINAL_PROMPT=0, GIT_CONFIG_NOSYSTEM=1, GIT_CONFIG_GLOBAL=/dev/null,
 // GIT_ALLOW_PROTOCOL=file:git:http:https:ssh and a non-interactive ssh, plus
-// Options.Env. Refs are checked with validate.Ref before git sees them. Git
-// errors include git's stderr, with credentials in URLs redacted.
+// Options.Env, and for the commands that reach a remote what
+// Options.Credentials gives then. Refs are checked with validate.Ref before
+// git sees them. Git errors include git's stderr, with credentials in URLs
+// redacted.
 package workspace

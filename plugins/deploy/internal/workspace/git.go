@@ -55,10 +55,29 @@ var gitConfig = []string{
 
 // git runs git in dir and returns its stdout.
 func (c *Cache) git(ctx context.Context, dir string, args ...string) (string, error) {
+	return c.gitEnv(ctx, c.env, dir, args...)
+}
+
+// remote runs a git command that reaches r's remote, with the credentials
+// Options.Credentials gives for it.
+func (c *Cache) remote(ctx context.Context, r *repo, dir string, args ...string) (string, error) {
+	if c.creds == nil {
+		return c.git(ctx, dir, args...)
+	}
+	extra, err := c.creds(ctx, r.url)
+	if err != nil {
+		return "", fmt.Errorf("credentials for %s: %w", r.name, err)
+	}
+	env := append(append(make([]string, 0, len(c.env)+len(extra)), c.env...), extra...)
+	return c.gitEnv(ctx, env, dir, args...)
+}
+
+// gitEnv runs git in dir with the environment env and returns its stdout.
+func (c *Cache) gitEnv(ctx context.Context, env []string, dir string, args ...string) (string, error) {
 	argv := append(append([]string{}, gitConfig...), args...)
 	cmd := exec.CommandContext(ctx, c.gitBin, argv...)
 	cmd.Dir = dir
-	cmd.Env = c.env
+	cmd.Env = env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &limitedBuffer{buf: &stderr, max: maxStderr}

@@ -26,6 +26,13 @@ type Options struct {
 	// ssh URLs, or GIT_CONFIG_COUNT/GIT_CONFIG_KEY_0/GIT_CONFIG_VALUE_0 for
 	// an http.extraHeader.
 	Env []string
+	// Credentials, when set, is asked before each git command that reaches
+	// a repository's remote (clone, fetch, ls-remote), with the repository
+	// as the Cache clones it, for environment to add to that command's
+	// alone: credentials that expire, such as a GitHub App installation's
+	// token in an http.extraHeader, which Env would keep past their end.
+	// Its error stops the command. Local commands never ask.
+	Credentials func(ctx context.Context, repoURL string) ([]string, error)
 	// CheckoutDir is where checkouts are made; <dir>/checkouts when empty.
 	CheckoutDir string
 	// MaxPacks is the number of pack files after which a fetch repacks the
@@ -42,6 +49,7 @@ type Cache struct {
 	home      string
 	gitBin    string
 	env       []string
+	creds     func(ctx context.Context, repoURL string) ([]string, error)
 	maxPacks  int
 
 	mu     sync.Mutex
@@ -79,6 +87,7 @@ func New(dir string, opts Options) (*Cache, error) {
 		checkouts: opts.CheckoutDir,
 		home:      filepath.Join(dir, "home"),
 		gitBin:    opts.Git,
+		creds:     opts.Credentials,
 		maxPacks:  opts.MaxPacks,
 		repos:     map[string]*repo{},
 		active:    map[string]bool{},
@@ -249,7 +258,7 @@ func (c *Cache) fetchLocked(ctx context.Context, r *repo) error {
 			return err
 		}
 	} else {
-		if _, err := c.git(ctx, r.dir, "fetch", "--prune", "--quiet", "origin"); err != nil {
+		if _, err := c.remote(ctx, r, r.dir, "fetch", "--prune", "--quiet", "origin"); err != nil {
 			return fmt.Errorf("workspace: fetching %s: %w", r.name, err)
 		}
 		if err := c.maybeRepack(ctx, r); err != nil {
@@ -269,7 +278,7 @@ func (c *Cache) clone(ctx context.Context, r *repo) error {
 	}
 	defer os.RemoveAll(tmp)
 	dst := filepath.Join(tmp, "mirror.git")
-	if _, err := c.git(ctx, c.dir, "clone", "--mirror", "--no-local", "--quiet", "--", r.url, dst); err != nil {
+	if _, err := c.remote(ctx, r, c.dir, "clone", "--mirror", "--no-local", "--quiet", "--", r.url, dst); err != nil {
 		return fmt.Errorf("workspace: cloning %s: %w", r.name, err)
 	}
 	if err := os.Rename(dst, r.dir); err != nil {
@@ -370,7 +379,7 @@ func (c *Cache) DefaultBranch(ctx context.Context, repoURL string) (string, erro
 		return "", err
 	}
 	// Ask the remote (network, outside the lock), then record the answer.
-	if out, err := c.git(ctx, r.dir, "ls-remote", "--symref", "origin", "HEAD"); err == nil {
+	if out, err := c.remote(ctx, r, r.dir, "ls-remote", "--symref", "origin", "HEAD"); err == nil {
 		for _, line := range strings.Split(out, "\n") {
 			target, ok := strings.CutPrefix(line, "ref: ")
 			if !ok {

@@ -764,3 +764,49 @@ func TestCancelledCheckoutLeavesTheMirrorUsable(t *testing.T) {
 		t.Fatalf("worktree entries left: %v", wt)
 	}
 }
+
+func TestCredentialsAreAskedForEachCommandThatReachesTheRemote(t *testing.T) {
+	src := newRepo(t, map[string]string{"README": "one\n"})
+	// The remote answers only through the rewrite the credentials give,
+	// as a private repository answers only with a token.
+	const remote = "file:///nonexistent/upstream.git"
+	var mu sync.Mutex
+	var asked []string
+	var refuse error
+	c, err := New(filepath.Join(t.TempDir(), "cache"), Options{Credentials: func(_ context.Context, repoURL string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, repoURL)
+		if refuse != nil {
+			return nil, refuse
+		}
+		return []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=url.file://" + src + ".insteadOf", "GIT_CONFIG_VALUE_0=" + remote}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Fetch(ctx, remote); err != nil {
+		t.Fatalf("clone with the credentials: %v", err)
+	}
+	commit(t, src, map[string]string{"README": "two\n"}, "two")
+	if err := c.Fetch(ctx, remote); err != nil {
+		t.Fatalf("fetch with the credentials: %v", err)
+	}
+	if sha, err := c.Resolve(ctx, remote, "main"); err != nil || sha != run(t, src, "rev-parse", "HEAD") {
+		t.Fatalf("Resolve after the fetch = %q, %v", sha, err)
+	}
+	run(t, src, "branch", "trunk")
+	run(t, src, "symbolic-ref", "HEAD", "refs/heads/trunk")
+	if got, err := c.DefaultBranch(ctx, remote); err != nil || got != "trunk" {
+		t.Fatalf("DefaultBranch = %q, %v; want the remote's, trunk", got, err)
+	}
+	if len(asked) != 3 || asked[0] != remote {
+		t.Errorf("credentials asked %d times (%q); want once each for the clone, the fetch and ls-remote, not for local commands", len(asked), asked)
+	}
+
+	refuse = errors.New("no token today")
+	err = c.Fetch(ctx, remote)
+	if err == nil || !strings.Contains(err.Error(), "credentials for "+remote+": no token today") {
+		t.Fatalf("Fetch with refused credentials = %v", err)
+	}
+}

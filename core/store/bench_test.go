@@ -73,17 +73,7 @@ func BenchmarkKVSetGet(b *testing.B) {
 func BenchmarkKVLeaseTakeGiveBack(b *testing.B) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		b.Run(engine, func(b *testing.B) {
-			var s *Store
-			var err error
-			if engine == "postgres" {
-				s, err = Open(context.Background(), "postgres", storetest.PostgresSchema(b, "bench"))
-			} else {
-				s, err = Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "chima.db"))
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := benchStore(b, engine)
 			ctx := context.Background()
 			free, held := []byte(`{"freed":"a"}`), []byte(`{"owner":"b","until":1}`)
 			if err := s.KVSet(ctx, "bench", "lease/x", free); err != nil {
@@ -108,17 +98,7 @@ func BenchmarkKVSaveAndGiveBack(b *testing.B) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		for _, how := range []string{"transaction", "three calls"} {
 			b.Run(engine+"/"+how, func(b *testing.B) {
-				var s *Store
-				var err error
-				if engine == "postgres" {
-					s, err = Open(context.Background(), "postgres", storetest.PostgresSchema(b, "bench"))
-				} else {
-					s, err = Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "chima.db"))
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
+				s := benchStore(b, engine)
 				ctx := context.Background()
 				held, free := []byte(`{"owner":"b","until":1}`), []byte(`{"freed":"a"}`)
 				record := bytes.Repeat([]byte("r"), 2048)
@@ -155,17 +135,7 @@ func BenchmarkKVSaveAndGiveBack(b *testing.B) {
 func BenchmarkClaimInbound(b *testing.B) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		b.Run(engine, func(b *testing.B) {
-			var s *Store
-			var err error
-			if engine == "postgres" {
-				s, err = Open(context.Background(), "postgres", storetest.PostgresSchema(b, "bench"))
-			} else {
-				s, err = Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "chima.db"))
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			s := benchStore(b, engine)
 			ctx := context.Background()
 			b.ResetTimer()
 			for i := range b.N {
@@ -204,4 +174,22 @@ func BenchmarkEventDeliveryLife(b *testing.B) {
 			}
 		}
 	}
+}
+
+// benchStore opens a fresh store on engine ("sqlite" or "postgres"),
+// closed when the benchmark ends.
+func benchStore(b *testing.B, engine string) *Store {
+	b.Helper()
+	var s *Store
+	var err error
+	if engine == "postgres" {
+		s, err = Open(context.Background(), "postgres", storetest.PostgresSchema(b, "bench"))
+	} else {
+		s, err = Open(context.Background(), "sqlite", filepath.Join(b.TempDir(), "chima.db"))
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
 }

@@ -54,7 +54,8 @@ func TestHelpNamesTheAdaptersAndPluginsThatShipAndNoOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range shipped {
-			if d.IsDir() && !strings.Contains(out, d.Name()) {
+			// internal holds packages the plugins share, not a plugin.
+			if d.IsDir() && d.Name() != "internal" && !strings.Contains(out, d.Name()) {
 				t.Errorf("help does not mention %s/%s, which ships:\n%s", dir, d.Name(), out)
 			}
 		}

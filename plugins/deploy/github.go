@@ -38,11 +38,16 @@ type payload struct {
 
 // githubGitAuth is the git environment that authenticates https requests to
 // github.com, and to the other hosts given (GitHub Enterprise Servers), with
-// token, as an extra header (the token never appears in a URL, a command
-// line or a log).
+// token.
 func githubGitAuth(token string, hosts ...string) []string {
+	return gitAuthHeader(token, append([]string{"github.com"}, hosts...)...)
+}
+
+// gitAuthHeader is the git environment that authenticates https requests to
+// exactly the hosts given with token, as an extra header (the token never
+// appears in a URL, a command line or a log).
+func gitAuthHeader(token string, hosts ...string) []string {
 	basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
-	hosts = append([]string{"github.com"}, hosts...)
 	env := []string{"GIT_CONFIG_COUNT=" + strconv.Itoa(len(hosts))}
 	for i, h := range hosts {
 		n := strconv.Itoa(i)
@@ -50,13 +55,6 @@ func githubGitAuth(token string, hosts ...string) []string {
 			"GIT_CONFIG_VALUE_"+n+"=AUTHORIZATION: basic "+basic)
 	}
 	return env
-}
-
-// gitAuthHeader is githubGitAuth for one host alone, the one whose token
-// it is.
-func gitAuthHeader(token, host string) []string {
-	basic := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + token))
-	return []string{"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=http.https://" + host + "/.extraheader", "GIT_CONFIG_VALUE_0=AUTHORIZATION: basic " + basic}
 }
 
 // githubHosts are the hosts of the apps' own github_api URLs, sorted, once

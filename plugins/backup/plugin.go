@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chimaops/chima/plugins/internal/configpath"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -193,8 +194,8 @@ func (b *backuper) configure(map[string]string) error {
 	cache := s.CacheDir
 	if cache == "" {
 		cache = filepath.Join(os.TempDir(), "chima-restic-cache-"+strconv.Itoa(os.Getuid()))
-	} else if !filepath.IsAbs(cache) && s.ConfigDir != "" {
-		cache = filepath.Join(s.ConfigDir, cache)
+	} else {
+		cache = configpath.Resolve(s.ConfigDir, cache)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/robfig/cron/v3"
 
+	"github.com/chimaops/chima/plugins/internal/configpath"
 	"github.com/chimaops/chima/sdk"
 )
 
@@ -145,12 +145,7 @@ func checkTargets(decoded map[string]*Target, dir string, getenv func(string) st
 		add("targets", "is required: a map of target name to {kind, path or dsn_env, repository, …}")
 		return nil, problems
 	}
-	resolve := func(p string) string {
-		if p == "" || filepath.IsAbs(p) || dir == "" {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
+	resolve := func(p string) string { return configpath.Resolve(dir, p) }
 	targets := map[string]*Target{}
 	names := make([]string, 0, len(decoded))
 	for name := range decoded {

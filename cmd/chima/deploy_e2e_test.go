@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +22,8 @@ import (
 	"time"
 
 	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/plugins/cistatus/ghfake"
 )
 
 // gitRepo makes a real repository with a deploy script that records its
@@ -98,22 +102,42 @@ type githubAPI struct {
 	secret  string
 	hookURL string
 
+	// authorized says whether a request's Authorization header may create
+	// deployments: the token gh-token unless a test says otherwise.
+	authorized func(header string) bool
+	// apps, when set, issues the installation tokens of GitHub Apps
+	// (POST /app/installations/{id}/access_tokens is handed to it).
+	apps *httptest.Server
+
 	mu       sync.Mutex
 	statuses []string
 	logURL   string
+	made     int64 // deployments created: their ids are 4242, 4243, …
 }
 
 func newGitHubAPI(t *testing.T, sha, secret string) *githubAPI {
-	g := &githubAPI{t: t, sha: sha, secret: secret}
+	g := &githubAPI{t: t, sha: sha, secret: secret, authorized: func(h string) bool { return h == "Bearer gh-token" }}
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /app/installations/{id}/access_tokens", func(w http.ResponseWriter, r *http.Request) {
+		if g.apps == nil {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		target, _ := url.Parse(g.apps.URL)
+		httputil.NewSingleHostReverseProxy(target).ServeHTTP(w, r)
+	})
 	mux.HandleFunc("POST /repos/oursky/demo/deployments", func(w http.ResponseWriter, r *http.Request) {
 		var req github.DeploymentRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Header.Get("Authorization") != "Bearer gh-token" {
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || !g.authorized(r.Header.Get("Authorization")) {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
 		payload, _ := json.Marshal(req.Payload)
-		dep := &github.Deployment{ID: github.Int64(4242), SHA: github.String(g.sha), Ref: req.Ref, Task: req.Task,
+		g.mu.Lock()
+		id := 4242 + g.made
+		g.made++
+		g.mu.Unlock()
+		dep := &github.Deployment{ID: github.Int64(id), SHA: github.String(g.sha), Ref: req.Ref, Task: req.Task,
 			Environment: req.Environment, Payload: payload, Creator: &github.User{Login: github.String("chima")}}
 		w.WriteHeader(http.StatusCreated)
 		_ = json.NewEncoder(w).Encode(dep)
@@ -123,7 +147,11 @@ func newGitHubAPI(t *testing.T, sha, secret string) *githubAPI {
 	mux.HandleFunc("GET /repos/oursky/demo", func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(github.Repository{FullName: github.String("oursky/demo"), DefaultBranch: github.String("main")})
 	})
-	mux.HandleFunc("POST /repos/oursky/demo/deployments/4242/statuses", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /repos/oursky/demo/deployments/{id}/statuses", func(w http.ResponseWriter, r *http.Request) {
+		if !g.authorized(r.Header.Get("Authorization")) {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
 		var req github.DeploymentStatusRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		g.mu.Lock()
@@ -151,7 +179,7 @@ func (g *githubAPI) deliver(dep *github.Deployment) {
 	ev.Deployment = dep
 	ev.Repo.FullName = github.String("oursky/demo")
 	body, _ := json.Marshal(ev)
-	req, err := signedDelivery(g.hookURL, g.secret, "deployment", "d3b07384-d9a0-4c9b-8f5e-4242", body)
+	req, err := signedDelivery(g.hookURL, g.secret, "deployment", fmt.Sprintf("d3b07384-d9a0-4c9b-8f5e-%d", dep.GetID()), body)
 	if err != nil {
 		g.t.Error(err)
 		return
@@ -252,6 +280,69 @@ roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("forged webhook answered %d", resp.StatusCode)
+	}
+}
+
+func TestGitHubModeAsAGitHubAppSignsInAgainAfterIdleAndAKill9(t *testing.T) {
+	repo, _, sha := gitRepo(t)
+	const secret = "hook secret"
+	gh := newGitHubAPI(t, sha, secret)
+	// ghfake issues the installation tokens, checking the app's JWT
+	// against its public key; the deployments accept only those tokens.
+	apps := ghfake.New(t.Cleanup, "")
+	key := apps.InstallApp(4242, 77)
+	gh.apps = apps.Server
+	gh.authorized = func(h string) bool { return strings.HasPrefix(h, "token ghs_") }
+	addr := freePort(t)
+	gh.hookURL = "http://" + addr + "/webhooks/github"
+	dir := t.TempDir()
+	appsFile := filepath.Join(dir, "apps.json")
+	if err := os.WriteFile(appsFile, []byte(`{"demo": {"provider": "shell", "repository": "oursky/demo", "environments": ["edge"]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf("http:\n  addr: %s\nwebhooks:\n  github: {secret_env: CHIMA_TEST_HOOK_SECRET}\n", addr))
+	b, _ := os.ReadFile(cfg)
+	text := strings.Replace(string(b), "roles:", fmt.Sprintf(`  - name: deploy
+    path: %s
+    secrets: {GITHUB_APP_PRIVATE_KEY: CHIMA_TEST_APP_KEY}
+    settings:
+      apps_file: %s
+      workspace_dir: %s
+      checkout_dir: %s
+      github_api_url: %s/
+      github_clone_url: %s
+      github_app_id: 4242
+      github_installation_id: 77
+roles:`, filepath.Join(binDir, "plugins/deploy"), appsFile, filepath.Join(dir, "ws"), filepath.Join(dir, "checkouts"), gh.srv.URL, repo), 1)
+	if err := os.WriteFile(cfg, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
+	t.Setenv("CHIMA_TEST_APP_KEY", string(key))
+
+	deploy := func(c *console, id int) {
+		t.Helper()
+		c.say(t, "chima deploy demo to edge")
+		c.expect(t, fmt.Sprintf("created GitHub deployment %d of demo/main to edge", id))
+		c.expect(t, "Deployed demo/main ("+sha[:7]+") to edge in")
+	}
+	c := startConsole(t, cfg)
+	deploy(c, 4242)
+	// Past go-plugin's 5 s broker timeout: the idle plugin still signs in
+	// with the token it has.
+	time.Sleep(6 * time.Second)
+	deploy(c, 4243)
+	if n := apps.TokenExchanges(); n != 1 {
+		t.Errorf("%d installation tokens for two deploys; want one, kept", n)
+	}
+	// A kill -9 loses the token with the plugin's memory (it is never
+	// stored): the restarted bot signs in again and deploys as before.
+	_ = c.cmd.Process.Kill()
+	_ = c.cmd.Wait()
+	c = startConsole(t, cfg)
+	deploy(c, 4244)
+	if n := apps.TokenExchanges(); n != 2 {
+		t.Errorf("%d installation tokens after the restart; want a second one", n)
 	}
 }
 

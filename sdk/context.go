@@ -131,18 +131,27 @@ func (c *Context) Reply(format string, args ...any) error {
 
 // ReplyOutput answers with a rich output in the room the request came from.
 func (c *Context) ReplyOutput(o *Output) error {
-	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: outputToProto(o)}}})
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: c.output(o)}}})
 }
 
 // ReplyInThread answers in the thread of the request, starting one if needed.
 func (c *Context) ReplyInThread(o *Output) error {
-	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: outputToProto(o), InThread: true}}})
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Reply{Reply: &pluginv1.Reply{Output: c.output(o), InThread: true}}})
 }
 
 // Progress reports the state of long work. Calls with the same key update one
 // message where the chat service allows edits.
 func (c *Context) Progress(key string, o *Output) error {
-	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Progress{Progress: &pluginv1.Progress{Key: key, Output: outputToProto(o)}}})
+	return c.emit(&pluginv1.Event{Kind: &pluginv1.Event_Progress{Progress: &pluginv1.Progress{Key: key, Output: c.output(o)}}})
+}
+
+// output is o as the host takes it: with its mentions declared, or written
+// as plain names for a host too old to replace them.
+func (c *Context) output(o *Output) *pluginv1.Output {
+	if c.host != nil && c.host.minor.Load() < mentionsMinor {
+		o = withPlainMentions(o)
+	}
+	return outputToProto(o)
 }
 
 // Post sends a message to any room or thread and returns its reference.
@@ -151,7 +160,7 @@ func (c *Context) Post(to *MessageRef, o *Output) (*MessageRef, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := h.Post(c, &pluginv1.PostRequest{Target: refToProto(to), Output: outputToProto(o), RequestId: c.requestID})
+	resp, err := h.Post(c, &pluginv1.PostRequest{Target: refToProto(to), Output: c.output(o), RequestId: c.requestID})
 	if err != nil {
 		return nil, fmt.Errorf("post to %s: %w", roomOf(to), err)
 	}
@@ -164,7 +173,7 @@ func (c *Context) Update(ref *MessageRef, o *Output) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.Update(c, &pluginv1.UpdateRequest{Message: refToProto(ref), Output: outputToProto(o)}); err != nil {
+	if _, err := h.Update(c, &pluginv1.UpdateRequest{Message: refToProto(ref), Output: c.output(o)}); err != nil {
 		return fmt.Errorf("update message %s: %w", messageIDOf(ref), err)
 	}
 	return nil

@@ -13,7 +13,9 @@ import (
 // type a plugin author sees. Each function maps nil to nil. Fields with an
 // enum since protocol minor 8 are sent twice, as the enum and as the string
 // an older host reads; they are read from the enum when it is set and
-// known, else from the string (wire's enum functions).
+// known, else from the string (wire's enum functions). Mentions (since minor
+// 10) travel as the placeholders in the text plus their declaration
+// (mention.go).
 
 // unixTime is a protocol time in Unix seconds; 0 is the zero time.
 func unixTime(s int64) time.Time {
@@ -77,6 +79,7 @@ func outputToProto(o *Output) *pluginv1.Output {
 			p.Buttons = append(p.Buttons, buttonToProto(b))
 		}
 	}
+	p.Mentions = mentionsToProto(o)
 	return p
 }
 
@@ -94,6 +97,7 @@ func outputFromProto(p *pluginv1.Output) *Output {
 	for _, b := range p.GetButtons() {
 		o.Buttons = append(o.Buttons, buttonFromProto(b))
 	}
+	mentionsFromProto(o, p)
 	return o
 }
 

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -82,6 +83,7 @@ func (s *server) Describe(_ context.Context, req *pluginv1.DescribeRequest) (*pl
 	if err := s.host.connect(req.GetHostServiceId()); err != nil {
 		return nil, fmt.Errorf("%s: %w", s.p.Name, err)
 	}
+	s.host.minor.Store(req.GetProtocolMinor())
 	s.mu.Lock()
 	s.settings = req.GetSettings()
 	s.mu.Unlock()
@@ -409,6 +411,9 @@ func emitDone(emit func(*pluginv1.Event) error, outcome Outcome, detail string) 
 // info; the gRPC connection then redials the same socket by itself.
 type hostClient struct {
 	broker *plugin.GRPCBroker
+
+	// minor is the protocol minor the host said it speaks in Describe.
+	minor atomic.Uint32
 
 	mu     sync.Mutex
 	id     uint32

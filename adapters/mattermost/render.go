@@ -31,7 +31,11 @@ const (
 // render turns out into a post (without channel or root): the text as
 // Mattermost Markdown in the message, code as a fenced block after it, and
 // title, fields, status colour and buttons as one message attachment.
+//
+// The people out mentions are written as @username (MentionText) before it
+// is rendered: Mattermost Markdown takes them as they are.
 func (a *Adapter) render(out chat.Output) *model.Post {
+	out = out.ReplaceMentions(a.MentionText)
 	var msg strings.Builder
 	msg.WriteString(Markdown(out.Text))
 	if out.Code != "" {
@@ -75,6 +79,16 @@ func (a *Adapter) render(out chat.Output) *model.Post {
 		post.AddProp("attachments", []*model.SlackAttachment{att})
 	}
 	return post
+}
+
+// MentionText is Mattermost's mention of a user, which pings them:
+// @username (chat.Mentioner). Without the username (the directory did not
+// answer) there is none: a user id does not ping.
+func (a *Adapter) MentionText(u chat.User) string {
+	if u.Name == "" {
+		return ""
+	}
+	return "@" + u.Name
 }
 
 // action renders a button as an integration action whose context carries

@@ -61,7 +61,56 @@ func (r rendered) editOptions() []slackgo.MsgOption {
 // blocks: a header, text sections of at most 3,000 characters, field
 // sections of at most 10 fields, the code in ``` sections and an actions
 // block of buttons.
+//
+// The people o mentions are written as Slack's <@U…> after the rest is
+// rendered and escaped (mentionText).
 func render(o chat.Output) rendered {
+	r := renderOutput(o)
+	if len(o.Mentions) > 0 {
+		r.mention(o.MentionReplacer(mentionText))
+	}
+	return r
+}
+
+// MentionText is Slack's mention of a member, which pings them: <@U024BE7LH>
+// (chat.Mentioner).
+func (a *Adapter) MentionText(u chat.User) string { return mentionText(u) }
+
+func mentionText(u chat.User) string {
+	if u.ID == "" {
+		return ""
+	}
+	return "<@" + u.ID + ">"
+}
+
+// mention replaces the mentions' tokens in r's text and its blocks' mrkdwn
+// with replace's mentions.
+func (r *rendered) mention(replace func(string) string) {
+	r.Text = replace(r.Text)
+	text := func(t *slackgo.TextBlockObject) {
+		if t != nil && t.Type == slackgo.MarkdownType {
+			t.Text = replace(t.Text)
+		}
+	}
+	for _, b := range r.Blocks {
+		switch b := b.(type) {
+		case *slackgo.SectionBlock:
+			text(b.Text)
+			for _, f := range b.Fields {
+				text(f)
+			}
+		case *slackgo.ContextBlock:
+			for _, e := range b.ContextElements.Elements {
+				if t, ok := e.(*slackgo.TextBlockObject); ok {
+					text(t)
+				}
+			}
+		}
+	}
+}
+
+// renderOutput is render before the mentions are written.
+func renderOutput(o chat.Output) rendered {
 	emoji := statusEmoji[o.Status]
 	if o.Title == "" && len(o.Fields) == 0 && o.Code == "" && len(o.Buttons) == 0 {
 		var text string

@@ -1,6 +1,7 @@
 package slack_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -143,7 +144,7 @@ func TestDirectoryResolvesNamesAndIDs(t *testing.T) {
 func TestCapabilities(t *testing.T) {
 	f := newFakeSlack(t, true)
 	a := newAdapter(t, f, nil)
-	want := chat.Capabilities{Threads: true, ThreadReplies: true, Edits: true, Buttons: true, Directory: true, Direct: true, Ephemeral: true, Routes: true, MaxText: 40000}
+	want := chat.Capabilities{Threads: true, ThreadReplies: true, Edits: true, Buttons: true, Directory: true, Direct: true, Ephemeral: true, Routes: true, Mentions: true, MaxText: 40000}
 	if got := chat.CapabilitiesOf(a); got != want {
 		t.Errorf("capabilities %+v, want %+v", got, want)
 	}
@@ -163,5 +164,50 @@ func TestCapabilities(t *testing.T) {
 	}
 	if r := socketOnly.Routes(); len(r) != 0 {
 		t.Errorf("without a signing secret the adapter serves %d routes, want none (nothing could verify them)", len(r))
+	}
+}
+
+// A mention resolved by the core reaches Slack as <@U…>, which pings the
+// member, in the text, the fields and the notification fallback; the text
+// around it is still escaped, and a token-looking word the output does not
+// declare stays as written.
+func TestMentionsReachSlackAsMemberMentionsUnescaped(t *testing.T) {
+	f := newFakeSlack(t, true)
+	a := newAdapter(t, f, nil)
+	general := f.channel("general")
+	const token = "chimamention0123456789abx1x"
+	mentions := []chat.Mention{{Person: "alice", Placeholder: token, User: chat.User{ID: "U024BE7LH", Name: "alice"}}}
+	tests := []struct {
+		name      string
+		out       chat.Output
+		wantText  string
+		wantShown string
+	}{
+		{"plain text", chat.Output{Text: "Broken by " + token + " <script>", Mentions: mentions},
+			"Broken by <@U024BE7LH> &lt;script&gt;", ""},
+		{"blocks", chat.Output{Title: "CI", Text: "pushed by " + token, Fields: []chat.Field{{Title: "By", Value: token, Short: true}}, Mentions: mentions},
+			"", `\u003c@U024BE7LH\u003e`}, // as JSON writes <@U024BE7LH>
+		{"an undeclared token", chat.Output{Text: "chimamention0123456789abx2x"}, "chimamention0123456789abx2x", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := a.Send(t.Context(), chat.MessageRef{Room: general.ID}, tt.out); err != nil {
+				t.Fatal(err)
+			}
+			p := waitFor(t, f.posts, "post")
+			if tt.wantText != "" && p.Text != tt.wantText {
+				t.Errorf("Slack got text %q, want %q", p.Text, tt.wantText)
+			}
+			raw, err := json.Marshal(p.Blocks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(p.Text+string(raw), "chimamention0123456789abx1x") || strings.Contains(string(raw), "&lt;@") {
+				t.Errorf("Slack got a token or an escaped mention: text %q, blocks %s", p.Text, raw)
+			}
+			if tt.wantShown != "" && strings.Count(string(raw), tt.wantShown) != 2 {
+				t.Errorf("blocks %s, want the mention in the text section and the field", raw)
+			}
+		})
 	}
 }

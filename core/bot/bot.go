@@ -15,6 +15,7 @@ import (
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/events"
 	"github.com/chimaops/chima/core/jobs"
+	"github.com/chimaops/chima/core/mention"
 	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/core/pluginhost"
 	"github.com/chimaops/chima/core/policy"
@@ -116,6 +117,7 @@ type Bot struct {
 	jobs     *jobs.Runner
 	events   *events.Queue // nil without a store
 	out      *outbox.Outbox
+	mentions *mention.Resolver
 	inflight sync.WaitGroup
 
 	reqPrefix string
@@ -183,6 +185,7 @@ func New(o Options) *Bot {
 		b.AddAdapter(a)
 	}
 	b.out = newOutbox(o)
+	b.mentions = newMentions(o)
 	b.audit = newAuditWriter(o.Store, o.Logger, o.Redactor, o.Metrics.AuditWriteFailures)
 	var js jobs.Store = o.Store
 	if o.Store != nil {

@@ -355,7 +355,7 @@ func (b *Bot) answerStale(ctx context.Context, in chat.Interaction, out *replier
 func (b *Bot) tellClicker(ctx context.Context, in chat.Interaction, out *replier, o chat.Output) {
 	if b.caps[in.Ref.Adapter].Ephemeral && in.User.ID != "" {
 		if e, ok := b.adapters[in.Ref.Adapter].(chat.EphemeralSender); ok {
-			err := e.SendEphemeral(ctx, out.to, in.User.ID, b.redactOutput(o))
+			err := e.SendEphemeral(ctx, out.to, in.User.ID, b.prepare(ctx, in.Ref.Adapter, b.caps[in.Ref.Adapter], o))
 			if err == nil {
 				return
 			}

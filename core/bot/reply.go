@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/chimaops/chima/core/chat"
+	"github.com/chimaops/chima/core/mention"
 	"github.com/chimaops/chima/core/outbox"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
@@ -193,7 +194,7 @@ func (b *Bot) deliver(ctx context.Context, a chat.Adapter, caps chat.Capabilitie
 		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
 		return chat.MessageRef{}, chat.ErrUnknownRoom
 	}
-	to, out = b.shape(caps, to, out)
+	to, out = b.shape(ctx, caps, to, out)
 	return b.out.Send(ctx, a, to, out)
 }
 
@@ -204,39 +205,42 @@ func (b *Bot) queue(ctx context.Context, a chat.Adapter, caps chat.Capabilities,
 		b.log.Error("reply to unknown adapter", "adapter", to.Adapter, "room", to.Room)
 		return nil, chat.ErrUnknownRoom
 	}
-	to, out = b.shape(caps, to, out)
+	to, out = b.shape(ctx, caps, to, out)
 	return b.out.Queue(ctx, a, to, out)
 }
 
-// shape degrades to and out to what an adapter of caps can show, and masks
-// secrets.
-func (b *Bot) shape(caps chat.Capabilities, to chat.MessageRef, out chat.Output) (chat.MessageRef, chat.Output) {
+// shape degrades to and out to what an adapter of caps can show (see
+// prepare).
+func (b *Bot) shape(ctx context.Context, caps chat.Capabilities, to chat.MessageRef, out chat.Output) (chat.MessageRef, chat.Output) {
 	if !caps.Threads {
 		to.ThreadID = ""
 	}
+	return to, b.prepare(ctx, to.Adapter, caps, out)
+}
+
+// prepare makes out what adapter, of caps, is handed: its mentions
+// resolved for adapter, secrets masked, buttons as text where it shows
+// none. Every message the bot sends or edits passes here: replies, plugin
+// posts, job endings, answers to clicks.
+func (b *Bot) prepare(ctx context.Context, adapter string, caps chat.Capabilities, out chat.Output) chat.Output {
+	out = b.mentions.Resolve(ctx, adapter, caps.Mentions, b.rooms.users(adapter), out)
 	out = b.redactOutput(out)
 	if !caps.Buttons && len(out.Buttons) > 0 {
 		out = degradeButtons(out)
 	}
-	return to, out
+	return out
 }
 
 // updateQueued queues an edit of the message t, posted or not yet.
 func (b *Bot) updateQueued(ctx context.Context, a chat.Adapter, t *outbox.Ticket, out chat.Output) error {
-	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
-		out = degradeButtons(out)
-	}
-	return b.out.UpdateQueued(ctx, t, b.redactOutput(out))
+	return b.out.UpdateQueued(ctx, t, b.prepare(ctx, a.Name(), b.caps[a.Name()], out))
 }
 
 // update queues an edit of the message ref: it returns once the outbox has
 // it, which coalesces the edits of one message within the adapter's edit
 // interval (progress streams as fast as a plugin likes).
 func (b *Bot) update(ctx context.Context, a chat.Adapter, ref chat.MessageRef, out chat.Output) error {
-	if !b.caps[a.Name()].Buttons && len(out.Buttons) > 0 {
-		out = degradeButtons(out)
-	}
-	return b.out.Update(ctx, a, ref, b.redactOutput(out))
+	return b.out.Update(ctx, a, ref, b.prepare(ctx, a.Name(), b.caps[a.Name()], out))
 }
 
 // outboxDrain bounds how long a stopping bot waits for the outbox to
@@ -264,8 +268,17 @@ func (b *Bot) closeOutbox() {
 	}
 }
 
-// redactOutput masks every configured secret value in out. Every message
-// the bot sends or edits passes here: replies, plugin posts, job endings.
+// newMentions returns the resolver of the people messages mention, over
+// the people of o's policy.
+func newMentions(o Options) *mention.Resolver {
+	var accounts mention.Accounts
+	if o.Policy != nil {
+		accounts = o.Policy
+	}
+	return mention.New(accounts, o.Logger.With("component", "mentions"))
+}
+
+// redactOutput masks every configured secret value in out (see prepare).
 func (b *Bot) redactOutput(out chat.Output) chat.Output {
 	r := b.o.Redactor
 	if r == nil {
@@ -317,6 +330,11 @@ func outputFromProto(o *pluginv1.Output) chat.Output {
 	}
 	for _, btn := range o.GetButtons() {
 		out.Buttons = append(out.Buttons, chat.Button{Label: btn.GetLabel(), Command: btn.GetCommand(), Style: buttonStyle(btn)})
+	}
+	for _, m := range o.GetMentions() {
+		if m.GetPlaceholder() != "" && m.GetPerson() != "" {
+			out.Mentions = append(out.Mentions, chat.Mention{Person: m.GetPerson(), Placeholder: m.GetPlaceholder()})
+		}
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/chimaops/chima/core/chat"
 	"github.com/chimaops/chima/core/directory"
+	"github.com/chimaops/chima/core/mention"
 	"github.com/chimaops/chima/sdk/pluginv1"
 )
 
@@ -32,6 +33,15 @@ func (d *roomDirectory) add(a chat.Adapter) {
 		*d = roomDirectory{}
 	}
 	(*d)[a.Name()] = directory.New(dir, directory.Options{})
+}
+
+// users returns the cached directory of adapter for mentions, or nil when
+// it has none.
+func (d roomDirectory) users(adapter string) mention.Users {
+	if c := d[adapter]; c != nil {
+		return c
+	}
+	return nil
 }
 
 // roomName returns the name of ref's room when its adapter has a directory

@@ -87,6 +87,81 @@ type Output struct {
 	Fallback string `json:"fallback,omitempty"`
 	// Status hints colour or emoji: "", "good", "warning", "danger", "info".
 	Status string `json:"status,omitempty"`
+	// Mentions are the people the message pings (see Mention).
+	Mentions []Mention `json:"mentions,omitempty"`
+}
+
+// Mention is a person an Output pings. Placeholder is the text that stands
+// for them in Text, Fields' values and Fallback.
+//
+// A plugin's Output names the Person (a person of config people:) and a
+// placeholder of its own. Before the Output reaches an adapter the core
+// resolves each mention for that adapter. Where the adapter is a Mentioner
+// and the person has an account on it, the placeholder becomes a token of
+// letters and digits, which markup and escaping leave as it is, and User is
+// the account; the adapter writes its MentionText of User in the token's
+// stead (ReplaceMentions, MentionReplacer). Elsewhere the core writes the
+// person's name in the placeholder's stead and drops the mention, so an
+// adapter only ever sees resolved ones.
+type Mention struct {
+	Person      string `json:"person"`
+	Placeholder string `json:"placeholder"`
+	User        User   `json:"user,omitzero"`
+}
+
+// Mentioner is an optional capability: the service pings a user named in a
+// message by the text MentionText returns (Slack "<@U024BE7LH>", Mattermost
+// "@alice"), or "" when it cannot ping u (a Mattermost user whose username
+// is not known). u is the account of the person on this service, with its
+// Name when the service's directory answered.
+type Mentioner interface {
+	MentionText(u User) string
+}
+
+// MentionReplacer returns the function that writes, in text rendered from
+// o, the mention of each of o's people in their token's stead: text(User),
+// or the person's name where text returns "". For adapters that escape what
+// they render (Slack): the token passes escaping unchanged, the mention must
+// not be escaped. It returns its argument unchanged when o mentions nobody.
+func (o Output) MentionReplacer(text func(User) string) func(string) string {
+	if len(o.Mentions) == 0 {
+		return func(s string) string { return s }
+	}
+	pairs := make([]string, 0, 2*len(o.Mentions))
+	for _, m := range o.Mentions {
+		if m.Placeholder == "" {
+			continue
+		}
+		t := text(m.User)
+		if t == "" {
+			t = m.Person
+		}
+		pairs = append(pairs, m.Placeholder, t)
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
+}
+
+// ReplaceMentions returns o with the mention of each of its people written
+// in their token's stead in Text, Fields' values and Fallback (see
+// MentionReplacer), and no Mentions: for adapters that render text as it
+// was written (Mattermost). o is left as it was.
+func (o Output) ReplaceMentions(text func(User) string) Output {
+	if len(o.Mentions) == 0 {
+		return o
+	}
+	replace := o.MentionReplacer(text)
+	o.Text, o.Fallback = replace(o.Text), replace(o.Fallback)
+	if len(o.Fields) > 0 {
+		fields := make([]Field, len(o.Fields))
+		for i, f := range o.Fields {
+			f.Value = replace(f.Value)
+			fields[i] = f
+		}
+		o.Fields = fields
+	}
+	o.Mentions = nil
+	return o
 }
 
 // Field is a short labelled value of an Output.
@@ -276,6 +351,9 @@ type Capabilities struct {
 	Direct        bool `json:"direct"`
 	Ephemeral     bool `json:"ephemeral"`
 	Routes        bool `json:"routes"`
+	// Mentions is set when the adapter pings people named in a message
+	// (Mentioner).
+	Mentions bool `json:"mentions,omitempty"`
 	// MaxText is the longest message text, in characters (runes), the
 	// service takes; 0 is no limit. The core's outbox splits or truncates
 	// longer ones.
@@ -301,6 +379,7 @@ func CapabilitiesOf(a Adapter) Capabilities {
 	_, c.Direct = a.(DirectMessenger)
 	_, c.Ephemeral = a.(EphemeralSender)
 	_, c.Routes = a.(RouteProvider)
+	_, c.Mentions = a.(Mentioner)
 	if l, ok := a.(Limiter); ok {
 		c.MaxText = l.MaxTextLen()
 	}

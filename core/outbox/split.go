@@ -82,7 +82,7 @@ func shellAndBody(out chat.Output, max int) (shell chat.Output, body string, bud
 	if out.Code != "" {
 		body = joinLines(body, fence+"\n"+strings.TrimRight(out.Code, "\n")+"\n"+fence)
 	}
-	shell = chat.Output{Title: out.Title, Fields: out.Fields, Buttons: out.Buttons, Status: out.Status}
+	shell = chat.Output{Title: out.Title, Fields: out.Fields, Buttons: out.Buttons, Status: out.Status, Mentions: out.Mentions}
 	budget = room(max, shell)
 	if budget < minBudget && (shell.Title != "" || len(shell.Fields) > 0) {
 		head := chat.Output{Title: shell.Title, Fields: shell.Fields}
@@ -124,7 +124,7 @@ func joinLines(a, b string) string {
 // it) is cut at line boundaries where it can be, never inside a rune, and a
 // code block cut in two is closed at the end of one part and reopened at the
 // start of the next. The first part carries the title, the last the fields
-// and buttons; every part keeps the status.
+// and buttons; every part keeps the status and the mentions.
 func split(out chat.Output, max int) []chat.Output {
 	if fits(out, max) {
 		return []chat.Output{out}
@@ -133,7 +133,9 @@ func split(out chat.Output, max int) []chat.Output {
 	texts := splitText(body, budget)
 	parts := make([]chat.Output, len(texts))
 	for i, t := range texts {
-		p := chat.Output{Text: t, Status: shell.Status}
+		// Every part keeps the mentions: the adapter replaces those whose
+		// tokens it finds in the part.
+		p := chat.Output{Text: t, Status: shell.Status, Mentions: shell.Mentions}
 		if i == 0 {
 			p.Title = shell.Title
 		}

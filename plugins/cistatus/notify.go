@@ -454,12 +454,29 @@ func (t *tracked) where() string {
 	return t.Branch
 }
 
-// mention names a GitHub account for chat: the people setting's name of
-// its login, or the login.
-func (p *ci) mention(login string) string {
+// person is the chat person (chima.yaml's people) the people setting maps
+// a GitHub login to, or "" when it maps none.
+func (p *ci) person(login string) string {
 	cfg, _ := p.state()
-	if name := cfg.people[login]; name != "" {
-		return "@" + strings.TrimPrefix(name, "@")
+	return strings.TrimPrefix(cfg.people[login], "@")
+}
+
+// mention names a GitHub account in a thread reply: a mention of the
+// person the people setting maps its login to, which pings them where they
+// have an account on the chat service, or the login.
+func (p *ci) mention(login string) string {
+	if name := p.person(login); name != "" {
+		return sdk.MentionPerson(name)
+	}
+	return login
+}
+
+// name names a GitHub account in the room's message, which is edited as
+// runs progress: the person, without a ping (edits would not notify, and
+// the thread reply on a transition does), or the login.
+func (p *ci) name(login string) string {
+	if name := p.person(login); name != "" {
+		return name
 	}
 	return login
 }
@@ -496,7 +513,7 @@ func (p *ci) renderNotice(t *tracked, cs []check, st string) *sdk.Output {
 	}
 	var lines []string
 	if who := firstNonEmpty(t.Pusher, t.Actor); who != "" {
-		lines = append(lines, "Pushed by "+p.mention(who)+" · "+summary(cs))
+		lines = append(lines, "Pushed by "+p.name(who)+" · "+summary(cs))
 	} else {
 		lines = append(lines, summary(cs))
 	}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-github/v57/github"
+
+	"github.com/chimaops/chima/sdk"
 )
 
 // helloSubs subscribes room "ci" to Hello-World and room "builds" to
@@ -450,9 +453,18 @@ func TestTheCommitAuthorIsMentionedThroughThePeopleMap(t *testing.T) {
 	}))
 	b.event("workflow_run", runEvent(t, 'b', "completed", "failure"))
 	posts := b.posts()
-	reply := posts[len(posts)-1].Output.Text
-	if !strings.HasPrefix(reply, "Broken: octo-org/octo-repo master at bbbbbbb, pushed by @alice, authored by matfax.") {
-		t.Errorf("the reply says %q", reply)
+	reply := posts[len(posts)-1].Output
+	if want := "Broken: octo-org/octo-repo master at bbbbbbb, pushed by " + sdk.MentionPerson("alice") + ", authored by matfax."; !strings.HasPrefix(reply.Text, want) {
+		t.Errorf("the reply says %q, want it to start %q", reply.Text, want)
+	}
+	if got := reply.Mentions(); !slices.Equal(got, []string{"alice"}) {
+		t.Errorf("the reply mentions %q, want [alice], pinged", got)
+	}
+	// The room's message, edited as runs go, names the pusher without a
+	// ping: the thread reply is the one that notifies.
+	notice := posts[len(posts)-2].Output
+	if !strings.Contains(shown(notice), "Pushed by alice ·") || len(notice.Mentions()) > 0 {
+		t.Errorf("the room's message is %q with mentions %q, want the pusher named without a ping", shown(notice), notice.Mentions())
 	}
 }
 

@@ -1407,7 +1407,18 @@ type Output struct {
 	// older peers, and receivers prefer status_code when it is not UNSPECIFIED.
 	Status string `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
 	// The hint as an enum (since minor 8).
-	StatusCode    Status `protobuf:"varint,8,opt,name=status_code,json=statusCode,proto3,enum=chima.plugin.v1.Status" json:"status_code,omitempty"`
+	StatusCode Status `protobuf:"varint,8,opt,name=status_code,json=statusCode,proto3,enum=chima.plugin.v1.Status" json:"status_code,omitempty"`
+	// The people the message mentions, to be pinged (since minor 10). The
+	// host replaces each mention's placeholder, wherever it appears in text,
+	// the fields' values and fallback, with that person's mention on the chat
+	// service the message goes to (Slack's <@U…>, Mattermost's @username,
+	// "@alice" elsewhere), or with their plain name where they have no
+	// account there or are no person of chima.yaml's people. Only declared
+	// placeholders are replaced: text from outside that looks like one stays
+	// as written. Older hosts ignore mentions and show placeholders as they
+	// are, so a plugin writes plain names to a host of minor 9 or less (the
+	// Go SDK does this itself).
+	Mentions      []*Mention `protobuf:"bytes,9,rep,name=mentions,proto3" json:"mentions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1498,6 +1509,70 @@ func (x *Output) GetStatusCode() Status {
 	return Status_STATUS_UNSPECIFIED
 }
 
+func (x *Output) GetMentions() []*Mention {
+	if x != nil {
+		return x.Mentions
+	}
+	return nil
+}
+
+// Mention is one person an Output mentions (since minor 10).
+type Mention struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A person of chima.yaml's people ("alice").
+	Person string `protobuf:"bytes,1,opt,name=person,proto3" json:"person,omitempty"`
+	// The exact text that stands for the mention, chosen by the plugin so
+	// that no text from outside contains it (the Go SDK's holds a random
+	// value of the process). Not empty.
+	Placeholder   string `protobuf:"bytes,2,opt,name=placeholder,proto3" json:"placeholder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Mention) Reset() {
+	*x = Mention{}
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Mention) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Mention) ProtoMessage() {}
+
+func (x *Mention) ProtoReflect() protoreflect.Message {
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Mention.ProtoReflect.Descriptor instead.
+func (*Mention) Descriptor() ([]byte, []int) {
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *Mention) GetPerson() string {
+	if x != nil {
+		return x.Person
+	}
+	return ""
+}
+
+func (x *Mention) GetPlaceholder() string {
+	if x != nil {
+		return x.Placeholder
+	}
+	return ""
+}
+
 // Field is a short labelled value.
 type Field struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1510,7 +1585,7 @@ type Field struct {
 
 func (x *Field) Reset() {
 	*x = Field{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1597,7 @@ func (x *Field) String() string {
 func (*Field) ProtoMessage() {}
 
 func (x *Field) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[12]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1610,7 @@ func (x *Field) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Field.ProtoReflect.Descriptor instead.
 func (*Field) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{12}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Field) GetTitle() string {
@@ -1589,7 +1664,7 @@ type Button struct {
 
 func (x *Button) Reset() {
 	*x = Button{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1601,7 +1676,7 @@ func (x *Button) String() string {
 func (*Button) ProtoMessage() {}
 
 func (x *Button) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[13]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1614,7 +1689,7 @@ func (x *Button) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Button.ProtoReflect.Descriptor instead.
 func (*Button) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{13}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Button) GetLabel() string {
@@ -1674,7 +1749,7 @@ type ButtonClick struct {
 
 func (x *ButtonClick) Reset() {
 	*x = ButtonClick{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1761,7 @@ func (x *ButtonClick) String() string {
 func (*ButtonClick) ProtoMessage() {}
 
 func (x *ButtonClick) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[14]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1774,7 @@ func (x *ButtonClick) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ButtonClick.ProtoReflect.Descriptor instead.
 func (*ButtonClick) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{14}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ButtonClick) GetMessage() *MessageRef {
@@ -1751,7 +1826,7 @@ type CommandRequest struct {
 
 func (x *CommandRequest) Reset() {
 	*x = CommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1763,7 +1838,7 @@ func (x *CommandRequest) String() string {
 func (*CommandRequest) ProtoMessage() {}
 
 func (x *CommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[15]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1776,7 +1851,7 @@ func (x *CommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRequest.ProtoReflect.Descriptor instead.
 func (*CommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{15}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CommandRequest) GetRequestId() string {
@@ -1871,7 +1946,7 @@ type Approval struct {
 
 func (x *Approval) Reset() {
 	*x = Approval{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +1958,7 @@ func (x *Approval) String() string {
 func (*Approval) ProtoMessage() {}
 
 func (x *Approval) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[16]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +1971,7 @@ func (x *Approval) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Approval.ProtoReflect.Descriptor instead.
 func (*Approval) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{16}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Approval) GetId() int64 {
@@ -1967,7 +2042,7 @@ type InteractionRequest struct {
 
 func (x *InteractionRequest) Reset() {
 	*x = InteractionRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2054,7 @@ func (x *InteractionRequest) String() string {
 func (*InteractionRequest) ProtoMessage() {}
 
 func (x *InteractionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[17]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2067,7 @@ func (x *InteractionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InteractionRequest.ProtoReflect.Descriptor instead.
 func (*InteractionRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{17}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InteractionRequest) GetRequestId() string {
@@ -2064,7 +2139,7 @@ type WebhookEvent struct {
 
 func (x *WebhookEvent) Reset() {
 	*x = WebhookEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2151,7 @@ func (x *WebhookEvent) String() string {
 func (*WebhookEvent) ProtoMessage() {}
 
 func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[18]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2164,7 @@ func (x *WebhookEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WebhookEvent.ProtoReflect.Descriptor instead.
 func (*WebhookEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{18}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WebhookEvent) GetRequestId() string {
@@ -2151,7 +2226,7 @@ type JobInterruptedRequest struct {
 
 func (x *JobInterruptedRequest) Reset() {
 	*x = JobInterruptedRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2238,7 @@ func (x *JobInterruptedRequest) String() string {
 func (*JobInterruptedRequest) ProtoMessage() {}
 
 func (x *JobInterruptedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[19]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2251,7 @@ func (x *JobInterruptedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInterruptedRequest.ProtoReflect.Descriptor instead.
 func (*JobInterruptedRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{19}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *JobInterruptedRequest) GetRequestId() string {
@@ -2225,7 +2300,7 @@ type JobRequest struct {
 
 func (x *JobRequest) Reset() {
 	*x = JobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2312,7 @@ func (x *JobRequest) String() string {
 func (*JobRequest) ProtoMessage() {}
 
 func (x *JobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[20]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2325,7 @@ func (x *JobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobRequest.ProtoReflect.Descriptor instead.
 func (*JobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{20}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobRequest) GetRequestId() string {
@@ -2319,7 +2394,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2406,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[21]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2419,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{21}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Event) GetKind() isEvent_Kind {
@@ -2460,7 +2535,7 @@ type ApprovalNeeded struct {
 
 func (x *ApprovalNeeded) Reset() {
 	*x = ApprovalNeeded{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2547,7 @@ func (x *ApprovalNeeded) String() string {
 func (*ApprovalNeeded) ProtoMessage() {}
 
 func (x *ApprovalNeeded) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[22]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +2560,7 @@ func (x *ApprovalNeeded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApprovalNeeded.ProtoReflect.Descriptor instead.
 func (*ApprovalNeeded) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{22}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApprovalNeeded) GetApprovers() []string {
@@ -2535,7 +2610,7 @@ type Reply struct {
 
 func (x *Reply) Reset() {
 	*x = Reply{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2547,7 +2622,7 @@ func (x *Reply) String() string {
 func (*Reply) ProtoMessage() {}
 
 func (x *Reply) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[23]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2560,7 +2635,7 @@ func (x *Reply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Reply.ProtoReflect.Descriptor instead.
 func (*Reply) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{23}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Reply) GetOutput() *Output {
@@ -2589,7 +2664,7 @@ type Progress struct {
 
 func (x *Progress) Reset() {
 	*x = Progress{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2676,7 @@ func (x *Progress) String() string {
 func (*Progress) ProtoMessage() {}
 
 func (x *Progress) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[24]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2689,7 @@ func (x *Progress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Progress.ProtoReflect.Descriptor instead.
 func (*Progress) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{24}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Progress) GetKey() string {
@@ -2644,7 +2719,7 @@ type UserError struct {
 
 func (x *UserError) Reset() {
 	*x = UserError{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2656,7 +2731,7 @@ func (x *UserError) String() string {
 func (*UserError) ProtoMessage() {}
 
 func (x *UserError) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[25]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2669,7 +2744,7 @@ func (x *UserError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserError.ProtoReflect.Descriptor instead.
 func (*UserError) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{25}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UserError) GetSummary() string {
@@ -2709,7 +2784,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2721,7 +2796,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[26]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2734,7 +2809,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{26}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Done) GetOutcome() string {
@@ -2777,7 +2852,7 @@ type Call struct {
 
 func (x *Call) Reset() {
 	*x = Call{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +2864,7 @@ func (x *Call) String() string {
 func (*Call) ProtoMessage() {}
 
 func (x *Call) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[27]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +2877,7 @@ func (x *Call) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Call.ProtoReflect.Descriptor instead.
 func (*Call) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{27}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Call) GetId() uint64 {
@@ -2928,7 +3003,7 @@ type CancelCall struct {
 
 func (x *CancelCall) Reset() {
 	*x = CancelCall{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3015,7 @@ func (x *CancelCall) String() string {
 func (*CancelCall) ProtoMessage() {}
 
 func (x *CancelCall) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[28]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3028,7 @@ func (x *CancelCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelCall.ProtoReflect.Descriptor instead.
 func (*CancelCall) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{28}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CancelCall) GetReason() string {
@@ -2975,7 +3050,7 @@ type CallEvent struct {
 
 func (x *CallEvent) Reset() {
 	*x = CallEvent{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2987,7 +3062,7 @@ func (x *CallEvent) String() string {
 func (*CallEvent) ProtoMessage() {}
 
 func (x *CallEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[29]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3000,7 +3075,7 @@ func (x *CallEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CallEvent.ProtoReflect.Descriptor instead.
 func (*CallEvent) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{29}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CallEvent) GetId() uint64 {
@@ -3030,7 +3105,7 @@ type PostRequest struct {
 
 func (x *PostRequest) Reset() {
 	*x = PostRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3117,7 @@ func (x *PostRequest) String() string {
 func (*PostRequest) ProtoMessage() {}
 
 func (x *PostRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[30]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3130,7 @@ func (x *PostRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostRequest.ProtoReflect.Descriptor instead.
 func (*PostRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{30}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PostRequest) GetTarget() *MessageRef {
@@ -3088,7 +3163,7 @@ type PostResponse struct {
 
 func (x *PostResponse) Reset() {
 	*x = PostResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3100,7 +3175,7 @@ func (x *PostResponse) String() string {
 func (*PostResponse) ProtoMessage() {}
 
 func (x *PostResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[31]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3113,7 +3188,7 @@ func (x *PostResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PostResponse.ProtoReflect.Descriptor instead.
 func (*PostResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{31}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *PostResponse) GetMessage() *MessageRef {
@@ -3133,7 +3208,7 @@ type UpdateRequest struct {
 
 func (x *UpdateRequest) Reset() {
 	*x = UpdateRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3220,7 @@ func (x *UpdateRequest) String() string {
 func (*UpdateRequest) ProtoMessage() {}
 
 func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[32]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3233,7 @@ func (x *UpdateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateRequest.ProtoReflect.Descriptor instead.
 func (*UpdateRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{32}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdateRequest) GetMessage() *MessageRef {
@@ -3183,7 +3258,7 @@ type UpdateResponse struct {
 
 func (x *UpdateResponse) Reset() {
 	*x = UpdateResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3195,7 +3270,7 @@ func (x *UpdateResponse) String() string {
 func (*UpdateResponse) ProtoMessage() {}
 
 func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[33]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3208,7 +3283,7 @@ func (x *UpdateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateResponse.ProtoReflect.Descriptor instead.
 func (*UpdateResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{33}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
 }
 
 type EnqueueRequest struct {
@@ -3233,7 +3308,7 @@ type EnqueueRequest struct {
 
 func (x *EnqueueRequest) Reset() {
 	*x = EnqueueRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3245,7 +3320,7 @@ func (x *EnqueueRequest) String() string {
 func (*EnqueueRequest) ProtoMessage() {}
 
 func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[34]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3258,7 +3333,7 @@ func (x *EnqueueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueRequest.ProtoReflect.Descriptor instead.
 func (*EnqueueRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{34}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *EnqueueRequest) GetKind() string {
@@ -3319,7 +3394,7 @@ type EnqueueResponse struct {
 
 func (x *EnqueueResponse) Reset() {
 	*x = EnqueueResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3406,7 @@ func (x *EnqueueResponse) String() string {
 func (*EnqueueResponse) ProtoMessage() {}
 
 func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[35]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3419,7 @@ func (x *EnqueueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnqueueResponse.ProtoReflect.Descriptor instead.
 func (*EnqueueResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{35}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *EnqueueResponse) GetJobId() int64 {
@@ -3369,7 +3444,7 @@ type LockRequest struct {
 
 func (x *LockRequest) Reset() {
 	*x = LockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3381,7 +3456,7 @@ func (x *LockRequest) String() string {
 func (*LockRequest) ProtoMessage() {}
 
 func (x *LockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[36]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3394,7 +3469,7 @@ func (x *LockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRequest.ProtoReflect.Descriptor instead.
 func (*LockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{36}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LockRequest) GetName() string {
@@ -3443,7 +3518,7 @@ type LockResponse struct {
 
 func (x *LockResponse) Reset() {
 	*x = LockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3530,7 @@ func (x *LockResponse) String() string {
 func (*LockResponse) ProtoMessage() {}
 
 func (x *LockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[37]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3543,7 @@ func (x *LockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockResponse.ProtoReflect.Descriptor instead.
 func (*LockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{37}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LockResponse) GetAcquired() bool {
@@ -3499,7 +3574,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3511,7 +3586,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[38]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3599,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{38}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LockInfo) GetName() string {
@@ -3581,7 +3656,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3593,7 +3668,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[39]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3606,7 +3681,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{39}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UnlockRequest) GetName() string {
@@ -3640,7 +3715,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3652,7 +3727,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[40]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3665,7 +3740,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{40}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UnlockResponse) GetReleased() bool {
@@ -3691,7 +3766,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3703,7 +3778,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[41]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3716,7 +3791,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{41}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CancelJobRequest) GetJobId() int64 {
@@ -3737,7 +3812,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3749,7 +3824,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[42]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3762,7 +3837,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{42}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *CancelJobResponse) GetCancelled() bool {
@@ -3796,7 +3871,7 @@ type JobsRequest struct {
 
 func (x *JobsRequest) Reset() {
 	*x = JobsRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3808,7 +3883,7 @@ func (x *JobsRequest) String() string {
 func (*JobsRequest) ProtoMessage() {}
 
 func (x *JobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[43]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3821,7 +3896,7 @@ func (x *JobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsRequest.ProtoReflect.Descriptor instead.
 func (*JobsRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{43}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *JobsRequest) GetKind() string {
@@ -3868,7 +3943,7 @@ type JobsResponse struct {
 
 func (x *JobsResponse) Reset() {
 	*x = JobsResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3880,7 +3955,7 @@ func (x *JobsResponse) String() string {
 func (*JobsResponse) ProtoMessage() {}
 
 func (x *JobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[44]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3893,7 +3968,7 @@ func (x *JobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobsResponse.ProtoReflect.Descriptor instead.
 func (*JobsResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{44}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *JobsResponse) GetJobs() []*JobInfo {
@@ -3924,7 +3999,7 @@ type JobInfo struct {
 
 func (x *JobInfo) Reset() {
 	*x = JobInfo{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3936,7 +4011,7 @@ func (x *JobInfo) String() string {
 func (*JobInfo) ProtoMessage() {}
 
 func (x *JobInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[45]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3949,7 +4024,7 @@ func (x *JobInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobInfo.ProtoReflect.Descriptor instead.
 func (*JobInfo) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{45}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *JobInfo) GetId() int64 {
@@ -4046,7 +4121,7 @@ type AppendLogRequest struct {
 
 func (x *AppendLogRequest) Reset() {
 	*x = AppendLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4058,7 +4133,7 @@ func (x *AppendLogRequest) String() string {
 func (*AppendLogRequest) ProtoMessage() {}
 
 func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[46]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4071,7 +4146,7 @@ func (x *AppendLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogRequest.ProtoReflect.Descriptor instead.
 func (*AppendLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{46}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AppendLogRequest) GetName() string {
@@ -4097,7 +4172,7 @@ type AppendLogResponse struct {
 
 func (x *AppendLogResponse) Reset() {
 	*x = AppendLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4109,7 +4184,7 @@ func (x *AppendLogResponse) String() string {
 func (*AppendLogResponse) ProtoMessage() {}
 
 func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[47]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4122,7 +4197,7 @@ func (x *AppendLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendLogResponse.ProtoReflect.Descriptor instead.
 func (*AppendLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{47}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AppendLogResponse) GetSize() int64 {
@@ -4143,7 +4218,7 @@ type ReadLogRequest struct {
 
 func (x *ReadLogRequest) Reset() {
 	*x = ReadLogRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4155,7 +4230,7 @@ func (x *ReadLogRequest) String() string {
 func (*ReadLogRequest) ProtoMessage() {}
 
 func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[48]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4168,7 +4243,7 @@ func (x *ReadLogRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogRequest.ProtoReflect.Descriptor instead.
 func (*ReadLogRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{48}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ReadLogRequest) GetName() string {
@@ -4203,7 +4278,7 @@ type ReadLogResponse struct {
 
 func (x *ReadLogResponse) Reset() {
 	*x = ReadLogResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4215,7 +4290,7 @@ func (x *ReadLogResponse) String() string {
 func (*ReadLogResponse) ProtoMessage() {}
 
 func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[49]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4228,7 +4303,7 @@ func (x *ReadLogResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadLogResponse.ProtoReflect.Descriptor instead.
 func (*ReadLogResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{49}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ReadLogResponse) GetData() []byte {
@@ -4265,7 +4340,7 @@ type HTTPRequest struct {
 
 func (x *HTTPRequest) Reset() {
 	*x = HTTPRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4277,7 +4352,7 @@ func (x *HTTPRequest) String() string {
 func (*HTTPRequest) ProtoMessage() {}
 
 func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[50]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4290,7 +4365,7 @@ func (x *HTTPRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRequest.ProtoReflect.Descriptor instead.
 func (*HTTPRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{50}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *HTTPRequest) GetMethod() string {
@@ -4332,7 +4407,7 @@ type HTTPResponse struct {
 
 func (x *HTTPResponse) Reset() {
 	*x = HTTPResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4344,7 +4419,7 @@ func (x *HTTPResponse) String() string {
 func (*HTTPResponse) ProtoMessage() {}
 
 func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[51]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4357,7 +4432,7 @@ func (x *HTTPResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPResponse.ProtoReflect.Descriptor instead.
 func (*HTTPResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{51}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *HTTPResponse) GetStatus() int32 {
@@ -4390,7 +4465,7 @@ type LocksRequest struct {
 
 func (x *LocksRequest) Reset() {
 	*x = LocksRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4402,7 +4477,7 @@ func (x *LocksRequest) String() string {
 func (*LocksRequest) ProtoMessage() {}
 
 func (x *LocksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[52]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4415,7 +4490,7 @@ func (x *LocksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksRequest.ProtoReflect.Descriptor instead.
 func (*LocksRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{52}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *LocksRequest) GetPrefix() string {
@@ -4434,7 +4509,7 @@ type LocksResponse struct {
 
 func (x *LocksResponse) Reset() {
 	*x = LocksResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4446,7 +4521,7 @@ func (x *LocksResponse) String() string {
 func (*LocksResponse) ProtoMessage() {}
 
 func (x *LocksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[53]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4459,7 +4534,7 @@ func (x *LocksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocksResponse.ProtoReflect.Descriptor instead.
 func (*LocksResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{53}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *LocksResponse) GetLocks() []*LockInfo {
@@ -4478,7 +4553,7 @@ type KVGetRequest struct {
 
 func (x *KVGetRequest) Reset() {
 	*x = KVGetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4490,7 +4565,7 @@ func (x *KVGetRequest) String() string {
 func (*KVGetRequest) ProtoMessage() {}
 
 func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[54]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4503,7 +4578,7 @@ func (x *KVGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetRequest.ProtoReflect.Descriptor instead.
 func (*KVGetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{54}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *KVGetRequest) GetKey() string {
@@ -4523,7 +4598,7 @@ type KVGetResponse struct {
 
 func (x *KVGetResponse) Reset() {
 	*x = KVGetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4535,7 +4610,7 @@ func (x *KVGetResponse) String() string {
 func (*KVGetResponse) ProtoMessage() {}
 
 func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[55]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4548,7 +4623,7 @@ func (x *KVGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVGetResponse.ProtoReflect.Descriptor instead.
 func (*KVGetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{55}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *KVGetResponse) GetValue() []byte {
@@ -4575,7 +4650,7 @@ type KVSetRequest struct {
 
 func (x *KVSetRequest) Reset() {
 	*x = KVSetRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4587,7 +4662,7 @@ func (x *KVSetRequest) String() string {
 func (*KVSetRequest) ProtoMessage() {}
 
 func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[56]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4600,7 +4675,7 @@ func (x *KVSetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetRequest.ProtoReflect.Descriptor instead.
 func (*KVSetRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{56}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *KVSetRequest) GetKey() string {
@@ -4625,7 +4700,7 @@ type KVSetResponse struct {
 
 func (x *KVSetResponse) Reset() {
 	*x = KVSetResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4637,7 +4712,7 @@ func (x *KVSetResponse) String() string {
 func (*KVSetResponse) ProtoMessage() {}
 
 func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[57]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4650,7 +4725,7 @@ func (x *KVSetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVSetResponse.ProtoReflect.Descriptor instead.
 func (*KVSetResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{57}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{58}
 }
 
 type KVDeleteRequest struct {
@@ -4662,7 +4737,7 @@ type KVDeleteRequest struct {
 
 func (x *KVDeleteRequest) Reset() {
 	*x = KVDeleteRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[58]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4674,7 +4749,7 @@ func (x *KVDeleteRequest) String() string {
 func (*KVDeleteRequest) ProtoMessage() {}
 
 func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[58]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4687,7 +4762,7 @@ func (x *KVDeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteRequest.ProtoReflect.Descriptor instead.
 func (*KVDeleteRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{58}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *KVDeleteRequest) GetKey() string {
@@ -4705,7 +4780,7 @@ type KVDeleteResponse struct {
 
 func (x *KVDeleteResponse) Reset() {
 	*x = KVDeleteResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[59]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4717,7 +4792,7 @@ func (x *KVDeleteResponse) String() string {
 func (*KVDeleteResponse) ProtoMessage() {}
 
 func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[59]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4730,7 +4805,7 @@ func (x *KVDeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVDeleteResponse.ProtoReflect.Descriptor instead.
 func (*KVDeleteResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{59}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{60}
 }
 
 type KVListRequest struct {
@@ -4742,7 +4817,7 @@ type KVListRequest struct {
 
 func (x *KVListRequest) Reset() {
 	*x = KVListRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[60]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4754,7 +4829,7 @@ func (x *KVListRequest) String() string {
 func (*KVListRequest) ProtoMessage() {}
 
 func (x *KVListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[60]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4767,7 +4842,7 @@ func (x *KVListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListRequest.ProtoReflect.Descriptor instead.
 func (*KVListRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{60}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *KVListRequest) GetPrefix() string {
@@ -4786,7 +4861,7 @@ type KVListResponse struct {
 
 func (x *KVListResponse) Reset() {
 	*x = KVListResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[61]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4798,7 +4873,7 @@ func (x *KVListResponse) String() string {
 func (*KVListResponse) ProtoMessage() {}
 
 func (x *KVListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[61]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4811,7 +4886,7 @@ func (x *KVListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVListResponse.ProtoReflect.Descriptor instead.
 func (*KVListResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{61}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *KVListResponse) GetKeys() []string {
@@ -4837,7 +4912,7 @@ type KVCompareAndSwapRequest struct {
 
 func (x *KVCompareAndSwapRequest) Reset() {
 	*x = KVCompareAndSwapRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4849,7 +4924,7 @@ func (x *KVCompareAndSwapRequest) String() string {
 func (*KVCompareAndSwapRequest) ProtoMessage() {}
 
 func (x *KVCompareAndSwapRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[62]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4862,7 +4937,7 @@ func (x *KVCompareAndSwapRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVCompareAndSwapRequest.ProtoReflect.Descriptor instead.
 func (*KVCompareAndSwapRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{62}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *KVCompareAndSwapRequest) GetKey() string {
@@ -4907,7 +4982,7 @@ type KVCompareAndSwapResponse struct {
 
 func (x *KVCompareAndSwapResponse) Reset() {
 	*x = KVCompareAndSwapResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4919,7 +4994,7 @@ func (x *KVCompareAndSwapResponse) String() string {
 func (*KVCompareAndSwapResponse) ProtoMessage() {}
 
 func (x *KVCompareAndSwapResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[63]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4932,7 +5007,7 @@ func (x *KVCompareAndSwapResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVCompareAndSwapResponse.ProtoReflect.Descriptor instead.
 func (*KVCompareAndSwapResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{63}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *KVCompareAndSwapResponse) GetSwapped() bool {
@@ -4968,7 +5043,7 @@ type KVIncrementRequest struct {
 
 func (x *KVIncrementRequest) Reset() {
 	*x = KVIncrementRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[64]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4980,7 +5055,7 @@ func (x *KVIncrementRequest) String() string {
 func (*KVIncrementRequest) ProtoMessage() {}
 
 func (x *KVIncrementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[64]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4993,7 +5068,7 @@ func (x *KVIncrementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVIncrementRequest.ProtoReflect.Descriptor instead.
 func (*KVIncrementRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{64}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *KVIncrementRequest) GetKey() string {
@@ -5019,7 +5094,7 @@ type KVIncrementResponse struct {
 
 func (x *KVIncrementResponse) Reset() {
 	*x = KVIncrementResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[65]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5031,7 +5106,7 @@ func (x *KVIncrementResponse) String() string {
 func (*KVIncrementResponse) ProtoMessage() {}
 
 func (x *KVIncrementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[65]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5044,7 +5119,7 @@ func (x *KVIncrementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVIncrementResponse.ProtoReflect.Descriptor instead.
 func (*KVIncrementResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{65}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *KVIncrementResponse) GetValue() int64 {
@@ -5066,7 +5141,7 @@ type KVTransactionRequest struct {
 
 func (x *KVTransactionRequest) Reset() {
 	*x = KVTransactionRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5078,7 +5153,7 @@ func (x *KVTransactionRequest) String() string {
 func (*KVTransactionRequest) ProtoMessage() {}
 
 func (x *KVTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[66]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5091,7 +5166,7 @@ func (x *KVTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVTransactionRequest.ProtoReflect.Descriptor instead.
 func (*KVTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{66}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *KVTransactionRequest) GetChecks() []*KVCheck {
@@ -5120,7 +5195,7 @@ type KVCheck struct {
 
 func (x *KVCheck) Reset() {
 	*x = KVCheck{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5132,7 +5207,7 @@ func (x *KVCheck) String() string {
 func (*KVCheck) ProtoMessage() {}
 
 func (x *KVCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[67]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5145,7 +5220,7 @@ func (x *KVCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVCheck.ProtoReflect.Descriptor instead.
 func (*KVCheck) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{67}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *KVCheck) GetKey() string {
@@ -5174,7 +5249,7 @@ type KVWrite struct {
 
 func (x *KVWrite) Reset() {
 	*x = KVWrite{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[68]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5186,7 +5261,7 @@ func (x *KVWrite) String() string {
 func (*KVWrite) ProtoMessage() {}
 
 func (x *KVWrite) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[68]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5199,7 +5274,7 @@ func (x *KVWrite) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVWrite.ProtoReflect.Descriptor instead.
 func (*KVWrite) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{68}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *KVWrite) GetKey() string {
@@ -5238,7 +5313,7 @@ type KVTransactionResponse struct {
 
 func (x *KVTransactionResponse) Reset() {
 	*x = KVTransactionResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[69]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5250,7 +5325,7 @@ func (x *KVTransactionResponse) String() string {
 func (*KVTransactionResponse) ProtoMessage() {}
 
 func (x *KVTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[69]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5263,7 +5338,7 @@ func (x *KVTransactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KVTransactionResponse.ProtoReflect.Descriptor instead.
 func (*KVTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{69}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *KVTransactionResponse) GetCommitted() bool {
@@ -5317,7 +5392,7 @@ type RunCommandRequest struct {
 
 func (x *RunCommandRequest) Reset() {
 	*x = RunCommandRequest{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[70]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5329,7 +5404,7 @@ func (x *RunCommandRequest) String() string {
 func (*RunCommandRequest) ProtoMessage() {}
 
 func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[70]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5342,7 +5417,7 @@ func (x *RunCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandRequest.ProtoReflect.Descriptor instead.
 func (*RunCommandRequest) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{70}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RunCommandRequest) GetText() string {
@@ -5399,7 +5474,7 @@ type RunCommandResponse struct {
 
 func (x *RunCommandResponse) Reset() {
 	*x = RunCommandResponse{}
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[71]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5411,7 +5486,7 @@ func (x *RunCommandResponse) String() string {
 func (*RunCommandResponse) ProtoMessage() {}
 
 func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[71]
+	mi := &file_chima_plugin_v1_plugin_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5424,7 +5499,7 @@ func (x *RunCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunCommandResponse.ProtoReflect.Descriptor instead.
 func (*RunCommandResponse) Descriptor() ([]byte, []int) {
-	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{71}
+	return file_chima_plugin_v1_plugin_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RunCommandResponse) GetRequestId() string {
@@ -5558,7 +5633,7 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x03 \x03(\tR\x05roles\x12\x16\n" +
-	"\x06person\x18\x04 \x01(\tR\x06person\"\x97\x02\n" +
+	"\x06person\x18\x04 \x01(\tR\x06person\"\xcd\x02\n" +
 	"\x06Output\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12.\n" +
@@ -5568,7 +5643,11 @@ const file_chima_plugin_v1_plugin_proto_rawDesc = "" +
 	"\bfallback\x18\x06 \x01(\tR\bfallback\x12\x16\n" +
 	"\x06status\x18\a \x01(\tR\x06status\x128\n" +
 	"\vstatus_code\x18\b \x01(\x0e2\x17.chima.plugin.v1.StatusR\n" +
-	"statusCode\"I\n" +
+	"statusCode\x124\n" +
+	"\bmentions\x18\t \x03(\v2\x18.chima.plugin.v1.MentionR\bmentions\"C\n" +
+	"\aMention\x12\x16\n" +
+	"\x06person\x18\x01 \x01(\tR\x06person\x12 \n" +
+	"\vplaceholder\x18\x02 \x01(\tR\vplaceholder\"I\n" +
 	"\x05Field\x12\x14\n" +
 	"\x05title\x18\x01 \x01(\tR\x05title\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x14\n" +
@@ -5938,7 +6017,7 @@ func file_chima_plugin_v1_plugin_proto_rawDescGZIP() []byte {
 }
 
 var file_chima_plugin_v1_plugin_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 78)
+var file_chima_plugin_v1_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 79)
 var file_chima_plugin_v1_plugin_proto_goTypes = []any{
 	(ArgType)(0),                     // 0: chima.plugin.v1.ArgType
 	(Status)(0),                      // 1: chima.plugin.v1.Status
@@ -5958,76 +6037,77 @@ var file_chima_plugin_v1_plugin_proto_goTypes = []any{
 	(*MessageRef)(nil),               // 15: chima.plugin.v1.MessageRef
 	(*User)(nil),                     // 16: chima.plugin.v1.User
 	(*Output)(nil),                   // 17: chima.plugin.v1.Output
-	(*Field)(nil),                    // 18: chima.plugin.v1.Field
-	(*Button)(nil),                   // 19: chima.plugin.v1.Button
-	(*ButtonClick)(nil),              // 20: chima.plugin.v1.ButtonClick
-	(*CommandRequest)(nil),           // 21: chima.plugin.v1.CommandRequest
-	(*Approval)(nil),                 // 22: chima.plugin.v1.Approval
-	(*InteractionRequest)(nil),       // 23: chima.plugin.v1.InteractionRequest
-	(*WebhookEvent)(nil),             // 24: chima.plugin.v1.WebhookEvent
-	(*JobInterruptedRequest)(nil),    // 25: chima.plugin.v1.JobInterruptedRequest
-	(*JobRequest)(nil),               // 26: chima.plugin.v1.JobRequest
-	(*Event)(nil),                    // 27: chima.plugin.v1.Event
-	(*ApprovalNeeded)(nil),           // 28: chima.plugin.v1.ApprovalNeeded
-	(*Reply)(nil),                    // 29: chima.plugin.v1.Reply
-	(*Progress)(nil),                 // 30: chima.plugin.v1.Progress
-	(*UserError)(nil),                // 31: chima.plugin.v1.UserError
-	(*Done)(nil),                     // 32: chima.plugin.v1.Done
-	(*Call)(nil),                     // 33: chima.plugin.v1.Call
-	(*CancelCall)(nil),               // 34: chima.plugin.v1.CancelCall
-	(*CallEvent)(nil),                // 35: chima.plugin.v1.CallEvent
-	(*PostRequest)(nil),              // 36: chima.plugin.v1.PostRequest
-	(*PostResponse)(nil),             // 37: chima.plugin.v1.PostResponse
-	(*UpdateRequest)(nil),            // 38: chima.plugin.v1.UpdateRequest
-	(*UpdateResponse)(nil),           // 39: chima.plugin.v1.UpdateResponse
-	(*EnqueueRequest)(nil),           // 40: chima.plugin.v1.EnqueueRequest
-	(*EnqueueResponse)(nil),          // 41: chima.plugin.v1.EnqueueResponse
-	(*LockRequest)(nil),              // 42: chima.plugin.v1.LockRequest
-	(*LockResponse)(nil),             // 43: chima.plugin.v1.LockResponse
-	(*LockInfo)(nil),                 // 44: chima.plugin.v1.LockInfo
-	(*UnlockRequest)(nil),            // 45: chima.plugin.v1.UnlockRequest
-	(*UnlockResponse)(nil),           // 46: chima.plugin.v1.UnlockResponse
-	(*CancelJobRequest)(nil),         // 47: chima.plugin.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),        // 48: chima.plugin.v1.CancelJobResponse
-	(*JobsRequest)(nil),              // 49: chima.plugin.v1.JobsRequest
-	(*JobsResponse)(nil),             // 50: chima.plugin.v1.JobsResponse
-	(*JobInfo)(nil),                  // 51: chima.plugin.v1.JobInfo
-	(*AppendLogRequest)(nil),         // 52: chima.plugin.v1.AppendLogRequest
-	(*AppendLogResponse)(nil),        // 53: chima.plugin.v1.AppendLogResponse
-	(*ReadLogRequest)(nil),           // 54: chima.plugin.v1.ReadLogRequest
-	(*ReadLogResponse)(nil),          // 55: chima.plugin.v1.ReadLogResponse
-	(*HTTPRequest)(nil),              // 56: chima.plugin.v1.HTTPRequest
-	(*HTTPResponse)(nil),             // 57: chima.plugin.v1.HTTPResponse
-	(*LocksRequest)(nil),             // 58: chima.plugin.v1.LocksRequest
-	(*LocksResponse)(nil),            // 59: chima.plugin.v1.LocksResponse
-	(*KVGetRequest)(nil),             // 60: chima.plugin.v1.KVGetRequest
-	(*KVGetResponse)(nil),            // 61: chima.plugin.v1.KVGetResponse
-	(*KVSetRequest)(nil),             // 62: chima.plugin.v1.KVSetRequest
-	(*KVSetResponse)(nil),            // 63: chima.plugin.v1.KVSetResponse
-	(*KVDeleteRequest)(nil),          // 64: chima.plugin.v1.KVDeleteRequest
-	(*KVDeleteResponse)(nil),         // 65: chima.plugin.v1.KVDeleteResponse
-	(*KVListRequest)(nil),            // 66: chima.plugin.v1.KVListRequest
-	(*KVListResponse)(nil),           // 67: chima.plugin.v1.KVListResponse
-	(*KVCompareAndSwapRequest)(nil),  // 68: chima.plugin.v1.KVCompareAndSwapRequest
-	(*KVCompareAndSwapResponse)(nil), // 69: chima.plugin.v1.KVCompareAndSwapResponse
-	(*KVIncrementRequest)(nil),       // 70: chima.plugin.v1.KVIncrementRequest
-	(*KVIncrementResponse)(nil),      // 71: chima.plugin.v1.KVIncrementResponse
-	(*KVTransactionRequest)(nil),     // 72: chima.plugin.v1.KVTransactionRequest
-	(*KVCheck)(nil),                  // 73: chima.plugin.v1.KVCheck
-	(*KVWrite)(nil),                  // 74: chima.plugin.v1.KVWrite
-	(*KVTransactionResponse)(nil),    // 75: chima.plugin.v1.KVTransactionResponse
-	(*RunCommandRequest)(nil),        // 76: chima.plugin.v1.RunCommandRequest
-	(*RunCommandResponse)(nil),       // 77: chima.plugin.v1.RunCommandResponse
-	nil,                              // 78: chima.plugin.v1.DescribeRequest.SettingsEntry
-	nil,                              // 79: chima.plugin.v1.ValidateRequest.SettingsEntry
-	nil,                              // 80: chima.plugin.v1.CommandRequest.ArgsEntry
-	nil,                              // 81: chima.plugin.v1.WebhookEvent.HeadersEntry
-	nil,                              // 82: chima.plugin.v1.HTTPRequest.HeadersEntry
-	nil,                              // 83: chima.plugin.v1.HTTPResponse.HeadersEntry
+	(*Mention)(nil),                  // 18: chima.plugin.v1.Mention
+	(*Field)(nil),                    // 19: chima.plugin.v1.Field
+	(*Button)(nil),                   // 20: chima.plugin.v1.Button
+	(*ButtonClick)(nil),              // 21: chima.plugin.v1.ButtonClick
+	(*CommandRequest)(nil),           // 22: chima.plugin.v1.CommandRequest
+	(*Approval)(nil),                 // 23: chima.plugin.v1.Approval
+	(*InteractionRequest)(nil),       // 24: chima.plugin.v1.InteractionRequest
+	(*WebhookEvent)(nil),             // 25: chima.plugin.v1.WebhookEvent
+	(*JobInterruptedRequest)(nil),    // 26: chima.plugin.v1.JobInterruptedRequest
+	(*JobRequest)(nil),               // 27: chima.plugin.v1.JobRequest
+	(*Event)(nil),                    // 28: chima.plugin.v1.Event
+	(*ApprovalNeeded)(nil),           // 29: chima.plugin.v1.ApprovalNeeded
+	(*Reply)(nil),                    // 30: chima.plugin.v1.Reply
+	(*Progress)(nil),                 // 31: chima.plugin.v1.Progress
+	(*UserError)(nil),                // 32: chima.plugin.v1.UserError
+	(*Done)(nil),                     // 33: chima.plugin.v1.Done
+	(*Call)(nil),                     // 34: chima.plugin.v1.Call
+	(*CancelCall)(nil),               // 35: chima.plugin.v1.CancelCall
+	(*CallEvent)(nil),                // 36: chima.plugin.v1.CallEvent
+	(*PostRequest)(nil),              // 37: chima.plugin.v1.PostRequest
+	(*PostResponse)(nil),             // 38: chima.plugin.v1.PostResponse
+	(*UpdateRequest)(nil),            // 39: chima.plugin.v1.UpdateRequest
+	(*UpdateResponse)(nil),           // 40: chima.plugin.v1.UpdateResponse
+	(*EnqueueRequest)(nil),           // 41: chima.plugin.v1.EnqueueRequest
+	(*EnqueueResponse)(nil),          // 42: chima.plugin.v1.EnqueueResponse
+	(*LockRequest)(nil),              // 43: chima.plugin.v1.LockRequest
+	(*LockResponse)(nil),             // 44: chima.plugin.v1.LockResponse
+	(*LockInfo)(nil),                 // 45: chima.plugin.v1.LockInfo
+	(*UnlockRequest)(nil),            // 46: chima.plugin.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 47: chima.plugin.v1.UnlockResponse
+	(*CancelJobRequest)(nil),         // 48: chima.plugin.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),        // 49: chima.plugin.v1.CancelJobResponse
+	(*JobsRequest)(nil),              // 50: chima.plugin.v1.JobsRequest
+	(*JobsResponse)(nil),             // 51: chima.plugin.v1.JobsResponse
+	(*JobInfo)(nil),                  // 52: chima.plugin.v1.JobInfo
+	(*AppendLogRequest)(nil),         // 53: chima.plugin.v1.AppendLogRequest
+	(*AppendLogResponse)(nil),        // 54: chima.plugin.v1.AppendLogResponse
+	(*ReadLogRequest)(nil),           // 55: chima.plugin.v1.ReadLogRequest
+	(*ReadLogResponse)(nil),          // 56: chima.plugin.v1.ReadLogResponse
+	(*HTTPRequest)(nil),              // 57: chima.plugin.v1.HTTPRequest
+	(*HTTPResponse)(nil),             // 58: chima.plugin.v1.HTTPResponse
+	(*LocksRequest)(nil),             // 59: chima.plugin.v1.LocksRequest
+	(*LocksResponse)(nil),            // 60: chima.plugin.v1.LocksResponse
+	(*KVGetRequest)(nil),             // 61: chima.plugin.v1.KVGetRequest
+	(*KVGetResponse)(nil),            // 62: chima.plugin.v1.KVGetResponse
+	(*KVSetRequest)(nil),             // 63: chima.plugin.v1.KVSetRequest
+	(*KVSetResponse)(nil),            // 64: chima.plugin.v1.KVSetResponse
+	(*KVDeleteRequest)(nil),          // 65: chima.plugin.v1.KVDeleteRequest
+	(*KVDeleteResponse)(nil),         // 66: chima.plugin.v1.KVDeleteResponse
+	(*KVListRequest)(nil),            // 67: chima.plugin.v1.KVListRequest
+	(*KVListResponse)(nil),           // 68: chima.plugin.v1.KVListResponse
+	(*KVCompareAndSwapRequest)(nil),  // 69: chima.plugin.v1.KVCompareAndSwapRequest
+	(*KVCompareAndSwapResponse)(nil), // 70: chima.plugin.v1.KVCompareAndSwapResponse
+	(*KVIncrementRequest)(nil),       // 71: chima.plugin.v1.KVIncrementRequest
+	(*KVIncrementResponse)(nil),      // 72: chima.plugin.v1.KVIncrementResponse
+	(*KVTransactionRequest)(nil),     // 73: chima.plugin.v1.KVTransactionRequest
+	(*KVCheck)(nil),                  // 74: chima.plugin.v1.KVCheck
+	(*KVWrite)(nil),                  // 75: chima.plugin.v1.KVWrite
+	(*KVTransactionResponse)(nil),    // 76: chima.plugin.v1.KVTransactionResponse
+	(*RunCommandRequest)(nil),        // 77: chima.plugin.v1.RunCommandRequest
+	(*RunCommandResponse)(nil),       // 78: chima.plugin.v1.RunCommandResponse
+	nil,                              // 79: chima.plugin.v1.DescribeRequest.SettingsEntry
+	nil,                              // 80: chima.plugin.v1.ValidateRequest.SettingsEntry
+	nil,                              // 81: chima.plugin.v1.CommandRequest.ArgsEntry
+	nil,                              // 82: chima.plugin.v1.WebhookEvent.HeadersEntry
+	nil,                              // 83: chima.plugin.v1.HTTPRequest.HeadersEntry
+	nil,                              // 84: chima.plugin.v1.HTTPResponse.HeadersEntry
 }
 var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
-	78, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
-	79, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
+	79, // 0: chima.plugin.v1.DescribeRequest.settings:type_name -> chima.plugin.v1.DescribeRequest.SettingsEntry
+	80, // 1: chima.plugin.v1.ValidateRequest.settings:type_name -> chima.plugin.v1.ValidateRequest.SettingsEntry
 	9,  // 2: chima.plugin.v1.ValidateResponse.problems:type_name -> chima.plugin.v1.SettingsProblem
 	13, // 3: chima.plugin.v1.Manifest.commands:type_name -> chima.plugin.v1.CommandSpec
 	12, // 4: chima.plugin.v1.Manifest.actions:type_name -> chima.plugin.v1.ActionSpec
@@ -6035,115 +6115,116 @@ var file_chima_plugin_v1_plugin_proto_depIdxs = []int32{
 	15, // 6: chima.plugin.v1.ScheduleSpec.notify:type_name -> chima.plugin.v1.MessageRef
 	14, // 7: chima.plugin.v1.CommandSpec.args:type_name -> chima.plugin.v1.ArgSpec
 	0,  // 8: chima.plugin.v1.ArgSpec.type:type_name -> chima.plugin.v1.ArgType
-	18, // 9: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
-	19, // 10: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
+	19, // 9: chima.plugin.v1.Output.fields:type_name -> chima.plugin.v1.Field
+	20, // 10: chima.plugin.v1.Output.buttons:type_name -> chima.plugin.v1.Button
 	1,  // 11: chima.plugin.v1.Output.status_code:type_name -> chima.plugin.v1.Status
-	2,  // 12: chima.plugin.v1.Button.style_code:type_name -> chima.plugin.v1.ButtonStyle
-	15, // 13: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
-	80, // 14: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
-	16, // 15: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
-	15, // 16: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
-	20, // 17: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
-	22, // 18: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
-	16, // 19: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
-	15, // 20: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
-	81, // 21: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
-	26, // 22: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
-	15, // 23: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	29, // 24: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
-	30, // 25: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
-	31, // 26: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
-	32, // 27: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
-	28, // 28: chima.plugin.v1.Event.approval_needed:type_name -> chima.plugin.v1.ApprovalNeeded
-	17, // 29: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
-	17, // 30: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
-	3,  // 31: chima.plugin.v1.Done.outcome_code:type_name -> chima.plugin.v1.Outcome
-	21, // 32: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
-	24, // 33: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
-	26, // 34: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
-	34, // 35: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
-	23, // 36: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
-	25, // 37: chima.plugin.v1.Call.job_interrupted:type_name -> chima.plugin.v1.JobInterruptedRequest
-	27, // 38: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
-	15, // 39: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
-	17, // 40: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
-	15, // 41: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
-	15, // 42: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
-	17, // 43: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
-	15, // 44: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
-	44, // 45: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	44, // 46: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
-	51, // 47: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
-	4,  // 48: chima.plugin.v1.JobsRequest.state_codes:type_name -> chima.plugin.v1.JobState
-	51, // 49: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
-	15, // 50: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
-	4,  // 51: chima.plugin.v1.JobInfo.state_code:type_name -> chima.plugin.v1.JobState
-	82, // 52: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
-	83, // 53: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
-	44, // 54: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
-	73, // 55: chima.plugin.v1.KVTransactionRequest.checks:type_name -> chima.plugin.v1.KVCheck
-	74, // 56: chima.plugin.v1.KVTransactionRequest.writes:type_name -> chima.plugin.v1.KVWrite
-	15, // 57: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
-	5,  // 58: chima.plugin.v1.RunCommandResponse.outcome_code:type_name -> chima.plugin.v1.CommandOutcome
-	6,  // 59: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
-	21, // 60: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
-	24, // 61: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
-	26, // 62: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
-	23, // 63: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
-	56, // 64: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
-	33, // 65: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
-	7,  // 66: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
-	25, // 67: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
-	36, // 68: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
-	38, // 69: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
-	40, // 70: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
-	42, // 71: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
-	45, // 72: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
-	58, // 73: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
-	47, // 74: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
-	49, // 75: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
-	52, // 76: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
-	54, // 77: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
-	60, // 78: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
-	62, // 79: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
-	64, // 80: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
-	66, // 81: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
-	68, // 82: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
-	70, // 83: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
-	72, // 84: chima.plugin.v1.Host.KVTransaction:input_type -> chima.plugin.v1.KVTransactionRequest
-	76, // 85: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
-	10, // 86: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
-	27, // 87: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
-	27, // 88: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
-	27, // 89: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
-	27, // 90: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
-	57, // 91: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
-	35, // 92: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
-	8,  // 93: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
-	27, // 94: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
-	37, // 95: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
-	39, // 96: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
-	41, // 97: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
-	43, // 98: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
-	46, // 99: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
-	59, // 100: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
-	48, // 101: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
-	50, // 102: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
-	53, // 103: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
-	55, // 104: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
-	61, // 105: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
-	63, // 106: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
-	65, // 107: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
-	67, // 108: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
-	69, // 109: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
-	71, // 110: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
-	75, // 111: chima.plugin.v1.Host.KVTransaction:output_type -> chima.plugin.v1.KVTransactionResponse
-	77, // 112: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
-	86, // [86:113] is the sub-list for method output_type
-	59, // [59:86] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	18, // 12: chima.plugin.v1.Output.mentions:type_name -> chima.plugin.v1.Mention
+	2,  // 13: chima.plugin.v1.Button.style_code:type_name -> chima.plugin.v1.ButtonStyle
+	15, // 14: chima.plugin.v1.ButtonClick.message:type_name -> chima.plugin.v1.MessageRef
+	81, // 15: chima.plugin.v1.CommandRequest.args:type_name -> chima.plugin.v1.CommandRequest.ArgsEntry
+	16, // 16: chima.plugin.v1.CommandRequest.user:type_name -> chima.plugin.v1.User
+	15, // 17: chima.plugin.v1.CommandRequest.message:type_name -> chima.plugin.v1.MessageRef
+	21, // 18: chima.plugin.v1.CommandRequest.button:type_name -> chima.plugin.v1.ButtonClick
+	23, // 19: chima.plugin.v1.CommandRequest.approval:type_name -> chima.plugin.v1.Approval
+	16, // 20: chima.plugin.v1.InteractionRequest.user:type_name -> chima.plugin.v1.User
+	15, // 21: chima.plugin.v1.InteractionRequest.message:type_name -> chima.plugin.v1.MessageRef
+	82, // 22: chima.plugin.v1.WebhookEvent.headers:type_name -> chima.plugin.v1.WebhookEvent.HeadersEntry
+	27, // 23: chima.plugin.v1.JobInterruptedRequest.job:type_name -> chima.plugin.v1.JobRequest
+	15, // 24: chima.plugin.v1.JobRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	30, // 25: chima.plugin.v1.Event.reply:type_name -> chima.plugin.v1.Reply
+	31, // 26: chima.plugin.v1.Event.progress:type_name -> chima.plugin.v1.Progress
+	32, // 27: chima.plugin.v1.Event.error:type_name -> chima.plugin.v1.UserError
+	33, // 28: chima.plugin.v1.Event.done:type_name -> chima.plugin.v1.Done
+	29, // 29: chima.plugin.v1.Event.approval_needed:type_name -> chima.plugin.v1.ApprovalNeeded
+	17, // 30: chima.plugin.v1.Reply.output:type_name -> chima.plugin.v1.Output
+	17, // 31: chima.plugin.v1.Progress.output:type_name -> chima.plugin.v1.Output
+	3,  // 32: chima.plugin.v1.Done.outcome_code:type_name -> chima.plugin.v1.Outcome
+	22, // 33: chima.plugin.v1.Call.command:type_name -> chima.plugin.v1.CommandRequest
+	25, // 34: chima.plugin.v1.Call.event:type_name -> chima.plugin.v1.WebhookEvent
+	27, // 35: chima.plugin.v1.Call.job:type_name -> chima.plugin.v1.JobRequest
+	35, // 36: chima.plugin.v1.Call.cancel:type_name -> chima.plugin.v1.CancelCall
+	24, // 37: chima.plugin.v1.Call.interaction:type_name -> chima.plugin.v1.InteractionRequest
+	26, // 38: chima.plugin.v1.Call.job_interrupted:type_name -> chima.plugin.v1.JobInterruptedRequest
+	28, // 39: chima.plugin.v1.CallEvent.event:type_name -> chima.plugin.v1.Event
+	15, // 40: chima.plugin.v1.PostRequest.target:type_name -> chima.plugin.v1.MessageRef
+	17, // 41: chima.plugin.v1.PostRequest.output:type_name -> chima.plugin.v1.Output
+	15, // 42: chima.plugin.v1.PostResponse.message:type_name -> chima.plugin.v1.MessageRef
+	15, // 43: chima.plugin.v1.UpdateRequest.message:type_name -> chima.plugin.v1.MessageRef
+	17, // 44: chima.plugin.v1.UpdateRequest.output:type_name -> chima.plugin.v1.Output
+	15, // 45: chima.plugin.v1.EnqueueRequest.notify:type_name -> chima.plugin.v1.MessageRef
+	45, // 46: chima.plugin.v1.LockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	45, // 47: chima.plugin.v1.UnlockResponse.holder:type_name -> chima.plugin.v1.LockInfo
+	52, // 48: chima.plugin.v1.CancelJobResponse.job:type_name -> chima.plugin.v1.JobInfo
+	4,  // 49: chima.plugin.v1.JobsRequest.state_codes:type_name -> chima.plugin.v1.JobState
+	52, // 50: chima.plugin.v1.JobsResponse.jobs:type_name -> chima.plugin.v1.JobInfo
+	15, // 51: chima.plugin.v1.JobInfo.notify:type_name -> chima.plugin.v1.MessageRef
+	4,  // 52: chima.plugin.v1.JobInfo.state_code:type_name -> chima.plugin.v1.JobState
+	83, // 53: chima.plugin.v1.HTTPRequest.headers:type_name -> chima.plugin.v1.HTTPRequest.HeadersEntry
+	84, // 54: chima.plugin.v1.HTTPResponse.headers:type_name -> chima.plugin.v1.HTTPResponse.HeadersEntry
+	45, // 55: chima.plugin.v1.LocksResponse.locks:type_name -> chima.plugin.v1.LockInfo
+	74, // 56: chima.plugin.v1.KVTransactionRequest.checks:type_name -> chima.plugin.v1.KVCheck
+	75, // 57: chima.plugin.v1.KVTransactionRequest.writes:type_name -> chima.plugin.v1.KVWrite
+	15, // 58: chima.plugin.v1.RunCommandRequest.room:type_name -> chima.plugin.v1.MessageRef
+	5,  // 59: chima.plugin.v1.RunCommandResponse.outcome_code:type_name -> chima.plugin.v1.CommandOutcome
+	6,  // 60: chima.plugin.v1.Plugin.Describe:input_type -> chima.plugin.v1.DescribeRequest
+	22, // 61: chima.plugin.v1.Plugin.Handle:input_type -> chima.plugin.v1.CommandRequest
+	25, // 62: chima.plugin.v1.Plugin.HandleEvent:input_type -> chima.plugin.v1.WebhookEvent
+	27, // 63: chima.plugin.v1.Plugin.RunJob:input_type -> chima.plugin.v1.JobRequest
+	24, // 64: chima.plugin.v1.Plugin.HandleInteraction:input_type -> chima.plugin.v1.InteractionRequest
+	57, // 65: chima.plugin.v1.Plugin.HandleHTTP:input_type -> chima.plugin.v1.HTTPRequest
+	34, // 66: chima.plugin.v1.Plugin.Multiplex:input_type -> chima.plugin.v1.Call
+	7,  // 67: chima.plugin.v1.Plugin.Validate:input_type -> chima.plugin.v1.ValidateRequest
+	26, // 68: chima.plugin.v1.Plugin.JobInterrupted:input_type -> chima.plugin.v1.JobInterruptedRequest
+	37, // 69: chima.plugin.v1.Host.Post:input_type -> chima.plugin.v1.PostRequest
+	39, // 70: chima.plugin.v1.Host.Update:input_type -> chima.plugin.v1.UpdateRequest
+	41, // 71: chima.plugin.v1.Host.Enqueue:input_type -> chima.plugin.v1.EnqueueRequest
+	43, // 72: chima.plugin.v1.Host.Lock:input_type -> chima.plugin.v1.LockRequest
+	46, // 73: chima.plugin.v1.Host.Unlock:input_type -> chima.plugin.v1.UnlockRequest
+	59, // 74: chima.plugin.v1.Host.Locks:input_type -> chima.plugin.v1.LocksRequest
+	48, // 75: chima.plugin.v1.Host.CancelJob:input_type -> chima.plugin.v1.CancelJobRequest
+	50, // 76: chima.plugin.v1.Host.Jobs:input_type -> chima.plugin.v1.JobsRequest
+	53, // 77: chima.plugin.v1.Host.AppendLog:input_type -> chima.plugin.v1.AppendLogRequest
+	55, // 78: chima.plugin.v1.Host.ReadLog:input_type -> chima.plugin.v1.ReadLogRequest
+	61, // 79: chima.plugin.v1.Host.KVGet:input_type -> chima.plugin.v1.KVGetRequest
+	63, // 80: chima.plugin.v1.Host.KVSet:input_type -> chima.plugin.v1.KVSetRequest
+	65, // 81: chima.plugin.v1.Host.KVDelete:input_type -> chima.plugin.v1.KVDeleteRequest
+	67, // 82: chima.plugin.v1.Host.KVList:input_type -> chima.plugin.v1.KVListRequest
+	69, // 83: chima.plugin.v1.Host.KVCompareAndSwap:input_type -> chima.plugin.v1.KVCompareAndSwapRequest
+	71, // 84: chima.plugin.v1.Host.KVIncrement:input_type -> chima.plugin.v1.KVIncrementRequest
+	73, // 85: chima.plugin.v1.Host.KVTransaction:input_type -> chima.plugin.v1.KVTransactionRequest
+	77, // 86: chima.plugin.v1.Host.RunCommand:input_type -> chima.plugin.v1.RunCommandRequest
+	10, // 87: chima.plugin.v1.Plugin.Describe:output_type -> chima.plugin.v1.Manifest
+	28, // 88: chima.plugin.v1.Plugin.Handle:output_type -> chima.plugin.v1.Event
+	28, // 89: chima.plugin.v1.Plugin.HandleEvent:output_type -> chima.plugin.v1.Event
+	28, // 90: chima.plugin.v1.Plugin.RunJob:output_type -> chima.plugin.v1.Event
+	28, // 91: chima.plugin.v1.Plugin.HandleInteraction:output_type -> chima.plugin.v1.Event
+	58, // 92: chima.plugin.v1.Plugin.HandleHTTP:output_type -> chima.plugin.v1.HTTPResponse
+	36, // 93: chima.plugin.v1.Plugin.Multiplex:output_type -> chima.plugin.v1.CallEvent
+	8,  // 94: chima.plugin.v1.Plugin.Validate:output_type -> chima.plugin.v1.ValidateResponse
+	28, // 95: chima.plugin.v1.Plugin.JobInterrupted:output_type -> chima.plugin.v1.Event
+	38, // 96: chima.plugin.v1.Host.Post:output_type -> chima.plugin.v1.PostResponse
+	40, // 97: chima.plugin.v1.Host.Update:output_type -> chima.plugin.v1.UpdateResponse
+	42, // 98: chima.plugin.v1.Host.Enqueue:output_type -> chima.plugin.v1.EnqueueResponse
+	44, // 99: chima.plugin.v1.Host.Lock:output_type -> chima.plugin.v1.LockResponse
+	47, // 100: chima.plugin.v1.Host.Unlock:output_type -> chima.plugin.v1.UnlockResponse
+	60, // 101: chima.plugin.v1.Host.Locks:output_type -> chima.plugin.v1.LocksResponse
+	49, // 102: chima.plugin.v1.Host.CancelJob:output_type -> chima.plugin.v1.CancelJobResponse
+	51, // 103: chima.plugin.v1.Host.Jobs:output_type -> chima.plugin.v1.JobsResponse
+	54, // 104: chima.plugin.v1.Host.AppendLog:output_type -> chima.plugin.v1.AppendLogResponse
+	56, // 105: chima.plugin.v1.Host.ReadLog:output_type -> chima.plugin.v1.ReadLogResponse
+	62, // 106: chima.plugin.v1.Host.KVGet:output_type -> chima.plugin.v1.KVGetResponse
+	64, // 107: chima.plugin.v1.Host.KVSet:output_type -> chima.plugin.v1.KVSetResponse
+	66, // 108: chima.plugin.v1.Host.KVDelete:output_type -> chima.plugin.v1.KVDeleteResponse
+	68, // 109: chima.plugin.v1.Host.KVList:output_type -> chima.plugin.v1.KVListResponse
+	70, // 110: chima.plugin.v1.Host.KVCompareAndSwap:output_type -> chima.plugin.v1.KVCompareAndSwapResponse
+	72, // 111: chima.plugin.v1.Host.KVIncrement:output_type -> chima.plugin.v1.KVIncrementResponse
+	76, // 112: chima.plugin.v1.Host.KVTransaction:output_type -> chima.plugin.v1.KVTransactionResponse
+	78, // 113: chima.plugin.v1.Host.RunCommand:output_type -> chima.plugin.v1.RunCommandResponse
+	87, // [87:114] is the sub-list for method output_type
+	60, // [60:87] is the sub-list for method input_type
+	60, // [60:60] is the sub-list for extension type_name
+	60, // [60:60] is the sub-list for extension extendee
+	0,  // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_chima_plugin_v1_plugin_proto_init() }
@@ -6151,14 +6232,14 @@ func file_chima_plugin_v1_plugin_proto_init() {
 	if File_chima_plugin_v1_plugin_proto != nil {
 		return
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[21].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[22].OneofWrappers = []any{
 		(*Event_Reply)(nil),
 		(*Event_Progress)(nil),
 		(*Event_Error)(nil),
 		(*Event_Done)(nil),
 		(*Event_ApprovalNeeded)(nil),
 	}
-	file_chima_plugin_v1_plugin_proto_msgTypes[27].OneofWrappers = []any{
+	file_chima_plugin_v1_plugin_proto_msgTypes[28].OneofWrappers = []any{
 		(*Call_Command)(nil),
 		(*Call_Event)(nil),
 		(*Call_Job)(nil),
@@ -6172,7 +6253,7 @@ func file_chima_plugin_v1_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_chima_plugin_v1_plugin_proto_rawDesc), len(file_chima_plugin_v1_plugin_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   78,
+			NumMessages:   79,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

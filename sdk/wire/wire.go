@@ -48,7 +48,11 @@ const ProtocolVersion = 1
 //     values included, for typed settings.
 //   - 9: Host.KVTransaction (checked writes of several keys in one call).
 //     A plugin that calls it on an older host gets Unimplemented.
-const ProtocolMinor = 9
+//   - 10: Output.mentions: people a message pings, each through a
+//     placeholder the host replaces with the chat service's own mention
+//     of the person. Older hosts ignore mentions; the SDK writes plain
+//     names to them instead of placeholders.
+const ProtocolMinor = 10
 
 // PluginName is the key of the Chima service in go-plugin's plugin set.
 const PluginName = "chima"

@@ -167,3 +167,28 @@ func TestSplit(t *testing.T) {
 		})
 	}
 }
+
+// Each part of a split keeps the mentions, and no token is cut in two, so
+// the adapter pings the person in whichever part their token landed in.
+func TestSplitKeepsTheMentionsInEveryPart(t *testing.T) {
+	const token = "chimamention0123456789abx1x"
+	mentions := []chat.Mention{{Person: "alice", Placeholder: token, User: chat.User{ID: "U1"}}}
+	out := chat.Output{Text: numbered(40, "line %d by "+token), Mentions: mentions}
+	parts := split(out, 200)
+	if len(parts) < 2 {
+		t.Fatalf("%d parts, want several", len(parts))
+	}
+	tokens := 0
+	for i, p := range parts {
+		if len(p.Mentions) != 1 || p.Mentions[0] != mentions[0] {
+			t.Errorf("part %d has mentions %+v, want %+v", i, p.Mentions, mentions)
+		}
+		tokens += strings.Count(p.Text, token)
+	}
+	if tokens != 40 {
+		t.Errorf("the parts hold %d whole tokens, want 40", tokens)
+	}
+	if got := truncate(out, 200); len(got.Mentions) != 1 {
+		t.Errorf("a truncated output has mentions %+v, want them kept", got.Mentions)
+	}
+}

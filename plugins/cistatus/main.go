@@ -20,8 +20,8 @@
 //	subscriptions   a list of subscriptions (see subscription)
 //	auto_deploy     a list of {app, branch, environment}
 //	auto_deploy_as  the person auto-deploys run as (RunCommand's As)
-//	people          a map of GitHub login to chat name, for mentions of a
-//	                commit's author
+//	people          a map of GitHub login to a person of chima.yaml's
+//	                people:, whom transition replies ping (sdk.MentionPerson)
 //
 // Secrets (chima.yaml plugins[].secrets): GITHUB_TOKEN, or
 // GITHUB_APP_PRIVATE_KEY (the PEM GitHub generated for the app) with

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/chimaops/chima/sdk/pluginv1"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // A mention is written in an Output as a placeholder that names the person
@@ -47,7 +48,7 @@ const mentionsMinor = 10
 // A name that cannot be a person's (people's names are lower-case letters,
 // digits, '.', '-' and '_', starting with a letter) is returned as it is.
 func MentionPerson(person string) string {
-	if !isPersonName(person) {
+	if !wire.IsPersonName(person) {
 		return person
 	}
 	return "⟦@" + person + "·" + mentionNonce + "⟧"
@@ -99,7 +100,7 @@ func mentionsToProto(o *Output) []*pluginv1.Mention {
 func mentionsFromProto(o *Output, p *pluginv1.Output) {
 	var pairs []string
 	for _, m := range p.GetMentions() {
-		if m.GetPlaceholder() != "" && isPersonName(m.GetPerson()) {
+		if m.GetPlaceholder() != "" && wire.IsPersonName(m.GetPerson()) {
 			pairs = append(pairs, m.GetPlaceholder(), MentionPerson(m.GetPerson()))
 		}
 	}
@@ -127,19 +128,4 @@ func withPlainMentions(o *Output) *Output {
 	}
 	c.eachText(func(s *string) { *s = mentionRE.ReplaceAllString(*s, "@$1") })
 	return &c
-}
-
-// isPersonName reports whether s may name a person of chima.yaml's people,
-// by the rule the host's config checks.
-func isPersonName(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
-			return false
-		}
-	}
-	return true
 }

@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/chimaops/chima/core/schedule"
+	"github.com/chimaops/chima/sdk/wire"
 )
 
 // Validate checks the Config as a whole: required keys, names, forms,
@@ -267,7 +268,7 @@ func (c *Config) validatePeople(v *validator) {
 	owner := map[string]string{} // "adapter:userid" → key of the entry that has it
 	for _, person := range sortedKeys(c.People) {
 		key := joinKey("people", person)
-		if !isPersonName(person) {
+		if !wire.IsPersonName(person) {
 			v.add(key, "person name %q: start with a lowercase letter, then use lowercase letters, digits, '.', '-' and '_' only", person)
 		}
 		for i, u := range c.People[person] {
@@ -454,20 +455,6 @@ func isName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		b := s[i]
 		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// isPersonName reports whether s is a person's name: [a-z][a-z0-9._-]*.
-func isPersonName(s string) bool {
-	if s == "" || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		b := s[i]
-		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
 			return false
 		}
 	}

@@ -150,3 +150,20 @@ func DialOptions() []grpc.DialOption {
 // its rows' locks (PostgreSQL) while it runs, which other plugins and
 // replicas wait for. The host refuses more with InvalidArgument.
 const MaxKVTransactionOps = 64
+
+// IsPersonName reports whether s may name a person of chima.yaml's people:
+// a lower-case letter, then lower-case letters, digits, '.', '-' and '_'.
+// The bot's config checks people's names by it, and the SDK's mentions
+// take only such names.
+func IsPersonName(s string) bool {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		b := s[i]
+		if !(b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '.' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
+}

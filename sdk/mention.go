@@ -62,6 +62,11 @@ func (o *Output) Mentions() []string {
 	}
 	var people []string
 	o.eachText(func(s *string) {
+		// Every reply a plugin sends passes here: most hold no mention,
+		// and a search for the nonce is far cheaper than the expression.
+		if !strings.Contains(*s, mentionNonce) {
+			return
+		}
 		for _, m := range mentionRE.FindAllStringSubmatch(*s, -1) {
 			if !slices.Contains(people, m[1]) {
 				people = append(people, m[1])

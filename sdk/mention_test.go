@@ -135,3 +135,23 @@ func TestRepliesToAnOlderHostWriteMentionsAsPlainNames(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkOutputToProto is the conversion every reply, progress and post
+// of a plugin goes through: most hold no mention.
+func BenchmarkOutputToProto(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		out  *Output
+	}{
+		{"no mention", &Output{Title: "octo-org/octo-repo main @ aaaaaaa: failing", Text: strings.Repeat("✗ test / build: failure in 2m05s\n", 8),
+			Fields: []*Field{{Title: "Commit", Value: "aaaaaaa"}}}},
+		{"a mention", &Output{Text: "Broken: octo-org/octo-repo main at aaaaaaa, pushed by " + MentionPerson("alice") + "."}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = outputToProto(tc.out)
+			}
+		})
+	}
+}

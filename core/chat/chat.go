@@ -150,17 +150,36 @@ func (o Output) ReplaceMentions(text func(User) string) Output {
 	if len(o.Mentions) == 0 {
 		return o
 	}
-	replace := o.MentionReplacer(text)
-	o.Text, o.Fallback = replace(o.Text), replace(o.Fallback)
+	o = o.Rewrite(o.MentionReplacer(text), nil)
+	o.Mentions = nil
+	return o
+}
+
+// Rewrite returns o with text applied to what a chat service may read
+// markup and mentions in (Text, Fields' values, Fallback) and, unless it is
+// nil, name applied to what it shows as it is (Title, Fields' titles, Code,
+// Buttons' labels). Fields and Buttons are copied, so o's stay as they were.
+func (o Output) Rewrite(text, name func(string) string) Output {
+	if name == nil {
+		name = func(s string) string { return s }
+	}
+	o.Title, o.Text, o.Code, o.Fallback = name(o.Title), text(o.Text), name(o.Code), text(o.Fallback)
 	if len(o.Fields) > 0 {
 		fields := make([]Field, len(o.Fields))
 		for i, f := range o.Fields {
-			f.Value = replace(f.Value)
+			f.Title, f.Value = name(f.Title), text(f.Value)
 			fields[i] = f
 		}
 		o.Fields = fields
 	}
-	o.Mentions = nil
+	if len(o.Buttons) > 0 {
+		buttons := make([]Button, len(o.Buttons))
+		for i, b := range o.Buttons {
+			b.Label = name(b.Label)
+			buttons[i] = b
+		}
+		o.Buttons = buttons
+	}
 	return o
 }
 

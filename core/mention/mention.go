@@ -74,36 +74,20 @@ func (r *Resolver) Resolve(ctx context.Context, adapter string, pings bool, user
 			continue
 		}
 		plain = append(plain, m.Placeholder, m.Person)
-		u, ok := r.account(ctx, adapter, users, m.Person)
-		switch {
-		case ok && pings:
-			token := r.token()
-			inText = append(inText, m.Placeholder, token)
-			resolved = append(resolved, chat.Mention{Person: m.Person, Placeholder: token, User: u})
-		case pings:
-			inText = append(inText, m.Placeholder, m.Person)
-		default:
+		if !pings {
 			inText = append(inText, m.Placeholder, "@"+m.Person)
+			continue
 		}
-	}
-	text, name := strings.NewReplacer(inText...), strings.NewReplacer(plain...)
-	out.Title, out.Text, out.Code, out.Fallback = name.Replace(out.Title), text.Replace(out.Text), name.Replace(out.Code), text.Replace(out.Fallback)
-	if len(out.Fields) > 0 {
-		fields := make([]chat.Field, len(out.Fields))
-		for i, f := range out.Fields {
-			f.Title, f.Value = name.Replace(f.Title), text.Replace(f.Value)
-			fields[i] = f
+		u, ok := r.account(ctx, adapter, users, m.Person)
+		if !ok {
+			inText = append(inText, m.Placeholder, m.Person)
+			continue
 		}
-		out.Fields = fields
+		token := r.token()
+		inText = append(inText, m.Placeholder, token)
+		resolved = append(resolved, chat.Mention{Person: m.Person, Placeholder: token, User: u})
 	}
-	if len(out.Buttons) > 0 {
-		buttons := make([]chat.Button, len(out.Buttons))
-		for i, b := range out.Buttons {
-			b.Label = name.Replace(b.Label)
-			buttons[i] = b
-		}
-		out.Buttons = buttons
-	}
+	out = out.Rewrite(strings.NewReplacer(inText...).Replace, strings.NewReplacer(plain...).Replace)
 	out.Mentions = resolved
 	return out
 }

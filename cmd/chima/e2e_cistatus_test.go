@@ -119,19 +119,9 @@ roles:`, plugin, secrets, gh.URL(), settings)
 func startCIBotAuth(t *testing.T, gh *ghfake.Server, secrets, settings string) (*console, func(event, id string, body []byte), func(*console) *console, string) {
 	t.Helper()
 	cfg, addr := ciBotConfig(t, gh, secrets, settings)
-	const secret = "ci e2e secret"
-	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
+	deliver := ciDeliverer(t, cfg, addr)
 	c := startConsole(t, cfg)
 	waitForHealthz(t, addr)
-	send := githubDeliverer(t, "http://"+addr+"/webhooks/github", secret)
-	deliver := func(event, id string, body []byte) {
-		t.Helper()
-		send(event, id, body)
-		// Deliveries are answered before plugins take them, and the
-		// queue hands them in no promised order: wait for this one, as
-		// GitHub's would arrive one after the other.
-		deliveryHandled(t, cfg, id)
-	}
 	// kill9 kills the bot with -9 and starts it again on the same store.
 	kill9 := func(c *console) *console {
 		_ = c.cmd.Process.Kill()
@@ -141,6 +131,23 @@ func startCIBotAuth(t *testing.T, gh *ghfake.Server, secrets, settings string) (
 		return c
 	}
 	return c, deliver, kill9, cfg
+}
+
+// ciDeliverer sets the GitHub webhook secret of ciBotConfig's bot and
+// returns what delivers a signed event to it and waits until it is handled.
+func ciDeliverer(t *testing.T, cfg, addr string) func(event, id string, body []byte) {
+	t.Helper()
+	const secret = "ci e2e secret"
+	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
+	send := githubDeliverer(t, "http://"+addr+"/webhooks/github", secret)
+	return func(event, id string, body []byte) {
+		t.Helper()
+		send(event, id, body)
+		// Deliveries are answered before plugins take them, and the
+		// queue hands them in no promised order: wait for this one, as
+		// GitHub's would arrive one after the other.
+		deliveryHandled(t, cfg, id)
+	}
 }
 
 func TestCIStatusTurnsSignedWebhooksIntoOneEditedMessageWithThreadRepliesOnTransitions(t *testing.T) {

@@ -57,18 +57,11 @@ func TestCIStatusPingsThePusherOnEachChatServiceAcrossIdleAndAKill9(t *testing.T
 		t.Fatal(err)
 	}
 
-	const secret = "ci mentions secret"
-	t.Setenv("CHIMA_TEST_HOOK_SECRET", secret)
+	deliver := ciDeliverer(t, cfg, addr)
 	start := func() *console {
 		c := startConsole(t, cfg)
 		waitForHealthz(t, addr)
 		return c
-	}
-	send := githubDeliverer(t, "http://"+addr+"/webhooks/github", secret)
-	deliver := func(event, id string, body []byte) {
-		t.Helper()
-		send(event, id, body)
-		deliveryHandled(t, cfg, id)
 	}
 	failure, err := os.ReadFile("../../core/webhook/testdata/github/check_run.failure.json")
 	if err != nil {
